@@ -1,0 +1,144 @@
+"""Causal, vectorised building blocks: trailing robust statistics, score normalisation, refit schedules.
+
+Every function here is causal: the value at index ``t`` uses inputs at indices ``<= t`` only (most use
+``< t`` so that a point never explains itself away).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+IQR_TO_SIGMA = 1.349
+EPS = 1e-12
+
+
+def as_2d(values: np.ndarray) -> np.ndarray:
+    """Return ``values`` as a float ``(n, k)`` array (a 1-D series becomes one column)."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 1:
+        return arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"values must be 1-D or 2-D, got {arr.ndim}-D")
+    return arr
+
+
+def target(values: np.ndarray) -> np.ndarray:
+    """Column 0 (the target series) as a 1-D float array."""
+    return as_2d(values)[:, 0]
+
+
+def trailing_center_scale(
+    x: np.ndarray, window: int, min_periods: int, *, include_current: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trailing median and robust sigma (IQR / 1.349, floored by a fraction of the std) of ``x``.
+
+    By default the statistics at ``t`` use ``x[t - window : t]`` (the current point excluded).
+    """
+    s = pd.Series(x)
+    if not include_current:
+        s = s.shift(1)
+    r = s.rolling(window, min_periods=min_periods)
+    med = r.median().to_numpy()
+    iqr = (r.quantile(0.75) - r.quantile(0.25)).to_numpy() / IQR_TO_SIGMA
+    std = r.std().to_numpy()
+    floor = np.maximum(0.25 * np.nan_to_num(std), 1e-6 * (1.0 + np.abs(np.nan_to_num(med))))
+    scale = np.fmax(iqr, floor)
+    return med, scale
+
+
+def adaptive_threshold(
+    z: np.ndarray, history: int, min_periods: int, quantile: float, k_min: float, margin: float
+) -> np.ndarray:
+    """Per-point threshold: ``max(k_min, margin * q)`` where ``q`` is the ``quantile`` of past ``|z|``.
+
+    Normalising a detector's raw statistic by its own history makes one threshold fit series with very
+    different tails (a heavy-tailed series raises its own bar). NaN while the history is too short.
+    """
+    past = pd.Series(np.abs(z)).shift(1).rolling(history, min_periods=min_periods).quantile(quantile)
+    return np.fmax(k_min, margin * past.to_numpy())
+
+
+def normalised_score(z: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """``|z| / threshold`` with NaN (warm-up) mapped to 0: the vmanomaly convention, > 1 is anomalous."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.abs(z) / threshold
+    return np.nan_to_num(out, nan=0.0, posinf=1e6)
+
+
+def refit_schedule(n: int, first: int, every: int) -> Iterator[tuple[int, int]]:
+    """Yield ``(start, end)`` segments scored with a model fitted on data before ``start``.
+
+    Refit points are ``first, first + every, ...`` independently of ``n``, so a prefix of a series gets
+    exactly the same fits (and scores) as the full series.
+    """
+    start = max(first, 1)
+    while start < n:
+        end = min(start + every, n)
+        yield start, end
+        start = end
+
+
+def median_step_seconds(timestamps: np.ndarray | None) -> float | None:
+    """Median sampling interval in seconds, or None when timestamps are absent or irregular."""
+    if timestamps is None or len(timestamps) < 3:
+        return None
+    ts = np.asarray(timestamps).astype("datetime64[ns]").astype(np.int64)
+    diffs = np.diff(ts)
+    diffs = diffs[diffs > 0]
+    if diffs.size == 0:
+        return None
+    return float(np.median(diffs)) / 1e9
+
+
+def candidate_periods(step_seconds: float | None) -> list[int]:
+    """Seasonal periods (in points) worth testing: one day and one week at the sampling interval."""
+    if step_seconds is None or step_seconds <= 0:
+        return []
+    out = []
+    for seconds in (86_400.0, 7 * 86_400.0):
+        p = round(seconds / step_seconds)
+        if 4 <= p <= 5_000:
+            out.append(int(p))
+    return out
+
+
+def seasonal_strength(x: np.ndarray, period: int) -> float:
+    """Autocorrelation at lag ``period`` of ``x`` after removing a trailing-median trend (0 if too short)."""
+    x = x[np.isfinite(x)]
+    if x.size < 3 * period:
+        return 0.0
+    trend = pd.Series(x).rolling(period, min_periods=1).median().to_numpy()
+    d = x - trend
+    d = d - d.mean()
+    a, b = d[period:], d[:-period]
+    denom = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+    return float(np.dot(a, b) / denom) if denom > EPS else 0.0
+
+
+def choose_period(x: np.ndarray, timestamps: np.ndarray | None, min_strength: float = 0.3) -> int | None:
+    """Pick the strongest daily/weekly season in ``x`` (None when no season is clear)."""
+    best, best_strength = None, min_strength
+    for p in candidate_periods(median_step_seconds(timestamps)):
+        strength = seasonal_strength(x, p)
+        if strength > best_strength:
+            best, best_strength = p, strength
+    return best
+
+
+def run_onsets(flags: np.ndarray, refractory: int) -> np.ndarray:
+    """Keep only the first flag of each event; an event lasts until ``refractory`` points pass unflagged.
+
+    A collective anomaly is then reported once instead of at each of its points. Causal.
+    """
+    flags = np.asarray(flags, dtype=bool)
+    if refractory <= 0 or not flags.any():
+        return flags.copy()
+    idx = np.flatnonzero(flags)
+    gaps = np.diff(idx, prepend=-(refractory + 2))
+    keep = idx[gaps > refractory]
+    out = np.zeros_like(flags)
+    out[keep] = True
+    return out

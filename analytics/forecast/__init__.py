@@ -1,0 +1,47 @@
+"""Forecasting library: validated statsforecast ensembles with calibrated intervals.
+
+Usage::
+
+    from analytics.forecast import EnsembleForecaster, breach_series
+
+    fc = EnsembleForecaster(level=95)                 # frequency inferred, models chosen per series
+    out = fc.forecast(df, h=168)                      # unique_id, ds, yhat, yhat_lower, yhat_upper, model
+    alerts = breach_series(actual_df, out)            # 1 where the actual leaves the interval
+    p = fc.results_["a"].exceedance_probability(900.0, start=t0, end=t1)
+
+Command line: ``hub forecast --input FILE.csv --horizon 7d --level 95 --output OUT.csv``
+(:mod:`analytics.forecast.cli`). See docs/forecast.md.
+"""
+
+from analytics.forecast.calibration import Calibration, breach_series
+from analytics.forecast.ensemble import EnsembleConfig, EnsembleForecaster, SeriesForecast, forecast_array
+from analytics.forecast.frequency import (
+    ForecastInputError,
+    Frequency,
+    infer_frequency,
+    parse_horizon,
+    regularize,
+    season_lengths,
+)
+from analytics.forecast.profile import SeriesProfile, clean_outliers, profile_series
+from analytics.forecast.selection import fallback_model, select_models
+
+__all__ = [
+    "Calibration",
+    "EnsembleConfig",
+    "EnsembleForecaster",
+    "ForecastInputError",
+    "Frequency",
+    "SeriesForecast",
+    "SeriesProfile",
+    "breach_series",
+    "clean_outliers",
+    "fallback_model",
+    "forecast_array",
+    "infer_frequency",
+    "parse_horizon",
+    "profile_series",
+    "regularize",
+    "season_lengths",
+    "select_models",
+]

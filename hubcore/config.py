@@ -1,0 +1,252 @@
+"""The hub's configuration: one Collector-style YAML file, every key optional, flags on top.
+
+    receivers:
+      otlp:
+        protocols:
+          grpc: {endpoint: 127.0.0.1:4317}
+          http: {endpoint: 127.0.0.1:4318}
+      native: {max_batch_events: 1000}
+    processors:
+      native_events: {max_age: 604800, exchange_rates: {EUR: 1.08}}
+    exporters:
+      embedded: {data_dir: ${env:HUB_DATA_DIR:-./data}, retention_days: 30}
+    service:
+      api: {host: 127.0.0.1, port: 8080}
+      pipelines:
+        events: {receivers: [native], processors: [native_events], exporters: [embedded]}
+        otlp: {receivers: [otlp], exporters: [embedded]}
+
+``${env:VAR}`` and ``${env:VAR:-default}`` are substituted before parsing. Errors name the YAML key:
+
+    >>> try:
+    ...     load_config_text("service: {api: {port: 'x'}}")
+    ... except ConfigError as e:
+    ...     print(e)
+    service.api.port: Expected `int`, got `str`
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import yaml
+
+from hubcore.errors import ConfigError
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+
+#: USD per unit; override with ``processors.native_events.exchange_rates``.
+DEFAULT_EXCHANGE_RATES = {
+    "USD": 1.0,
+    "EUR": 1.08,
+    "GBP": 1.27,
+    "JPY": 0.0067,
+    "CAD": 0.73,
+    "AUD": 0.66,
+    "CHF": 1.13,
+    "INR": 0.012,
+    "CNY": 0.14,
+}
+
+
+class NativeEventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Bounds, units and de-duplication for native events.
+
+    * ``max_age`` / ``max_future`` (seconds): timestamps outside ``[now - max_age, now + max_future]``
+      are rejected (after the per-source ``clock_skew`` correction, seconds added to the source's clock).
+    * ``exchange_rates``: USD per unit of each accepted currency.
+    * ``dedup_window`` (seconds): the same ``event_id`` again within it is dropped and counted.
+    * ``default_tenant``: used when neither the credential/header nor ``tags.tenant_id`` names one.
+    """
+
+    max_age: PositiveFloat = 7 * 86_400.0
+    max_future: PositiveFloat = 3_600.0
+    clock_skew: dict[str, float] = {}
+    exchange_rates: dict[str, PositiveFloat] = msgspec.field(default_factory=lambda: dict(DEFAULT_EXCHANGE_RATES))
+    dedup_window: PositiveFloat = 300.0
+    dedup_max_ids: Annotated[int, msgspec.Meta(gt=0)] = 2_000_000
+    default_tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] = "default"
+    max_batch_events: Annotated[int, msgspec.Meta(gt=0, le=100_000)] = 1000
+
+
+_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+class Endpoint(_Base):
+    endpoint: str = ""
+    enabled: bool = True
+    max_message_bytes: Annotated[int, msgspec.Meta(gt=0)] = 16 << 20
+
+    def host_port(self, key: str) -> tuple[str, int]:
+        host, sep, port = self.endpoint.rpartition(":")
+        if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
+            raise ConfigError(key, f"endpoint must be host:port, got {self.endpoint!r}")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class OtlpProtocols(_Base):
+    grpc: Endpoint = msgspec.field(default_factory=lambda: Endpoint("127.0.0.1:4317"))
+    http: Endpoint = msgspec.field(default_factory=lambda: Endpoint("127.0.0.1:4318"))
+
+
+class OtlpReceiverConfig(_Base):
+    protocols: OtlpProtocols = msgspec.field(default_factory=OtlpProtocols)
+
+
+class NativeReceiverConfig(_Base):
+    """REST ``POST /api/v1/events``, WebSocket ``/ws/events`` and the gRPC ``StreamEvents`` stream."""
+
+    max_batch_events: Annotated[int, msgspec.Meta(gt=0, le=100_000)] = 1000
+    max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 8 << 20
+    websocket: bool = True
+    grpc_stream: bool = True
+
+
+class ReceiversConfig(_Base):
+    otlp: OtlpReceiverConfig = msgspec.field(default_factory=OtlpReceiverConfig)
+    native: NativeReceiverConfig = msgspec.field(default_factory=NativeReceiverConfig)
+
+
+class ProcessorsConfig(_Base):
+    native_events: NativeEventsConfig = msgspec.field(default_factory=NativeEventsConfig)
+
+
+class EmbeddedExporterConfig(_Base):
+    """The embedded DuckDB store (the default)."""
+
+    data_dir: str = "./data"
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    wal_fsync: bool = True
+    max_pending_rows: Annotated[int, msgspec.Meta(gt=0)] = 2_000_000
+    flush_rows: Annotated[int, msgspec.Meta(gt=0)] = 50_000
+    flush_interval: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.25
+    memory_limit: str | None = None
+
+
+class ExportersConfig(_Base):
+    embedded: EmbeddedExporterConfig = msgspec.field(default_factory=EmbeddedExporterConfig)
+
+
+class ApiConfig(_Base):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 8 << 20
+
+
+class TelemetryConfig(_Base):
+    log_level: str = "info"
+    metrics_public: bool = True
+
+
+class PipelineConfig(_Base):
+    receivers: list[str]
+    exporters: list[str]
+    processors: list[str] = []
+
+
+def _default_pipelines() -> dict[str, PipelineConfig]:
+    return {
+        "events": PipelineConfig(receivers=["native"], processors=["native_events"], exporters=["embedded"]),
+        "otlp": PipelineConfig(receivers=["otlp"], exporters=["embedded"]),
+    }
+
+
+class ServiceConfig(_Base):
+    api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+    telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
+    pipelines: dict[str, PipelineConfig] = msgspec.field(default_factory=_default_pipelines)
+
+
+class HubConfig(_Base):
+    receivers: ReceiversConfig = msgspec.field(default_factory=ReceiversConfig)
+    processors: ProcessorsConfig = msgspec.field(default_factory=ProcessorsConfig)
+    exporters: ExportersConfig = msgspec.field(default_factory=ExportersConfig)
+    service: ServiceConfig = msgspec.field(default_factory=ServiceConfig)
+
+    def validate(self) -> HubConfig:
+        """Cross-checks that need the whole file (pipelines naming undefined components...)."""
+        defined = {
+            "receivers": set(ReceiversConfig.__struct_fields__),
+            "processors": set(ProcessorsConfig.__struct_fields__),
+            "exporters": set(ExportersConfig.__struct_fields__),
+        }
+        for name, pipe in self.service.pipelines.items():
+            for section in ("receivers", "processors", "exporters"):
+                for ref in getattr(pipe, section):
+                    if ref not in defined[section]:
+                        raise ConfigError(
+                            f"service.pipelines.{name}.{section}",
+                            f"references {ref!r}, which is not a known {section[:-1]} "
+                            f"(known: {sorted(defined[section])})",
+                        )
+            if not pipe.receivers or not pipe.exporters:
+                raise ConfigError(f"service.pipelines.{name}", "needs at least one receiver and one exporter")
+        self.receivers.otlp.protocols.grpc.host_port("receivers.otlp.protocols.grpc.endpoint")
+        self.receivers.otlp.protocols.http.host_port("receivers.otlp.protocols.http.endpoint")
+        return self
+
+
+def substitute_env(text: str, env: dict[str, str] | None = None) -> str:
+    """Replace ``${env:VAR}`` / ``${env:VAR:-default}``; an unset variable without default is an error."""
+    env = dict(os.environ) if env is None else env
+
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError("", f"environment variable {name} is not set (write ${{env:{name}:-default}})")
+
+    return _ENV.sub(repl, text)
+
+
+def load_config_text(text: str, env: dict[str, str] | None = None) -> HubConfig:
+    try:
+        data = yaml.safe_load(substitute_env(text, env)) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("", "the top level must be a mapping (receivers:, processors:, exporters:, service:)")
+    return config_from_dict(data)
+
+
+def config_from_dict(data: dict[str, Any]) -> HubConfig:
+    try:
+        cfg = msgspec.convert(data, HubConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _as_config_error(exc) from None
+    return cfg.validate()
+
+
+def load_config(path: str | Path | None) -> HubConfig:
+    """Load ``path`` (or the defaults when None)."""
+    if path is None:
+        return HubConfig().validate()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("", f"config file {str(p)!r} does not exist")
+    return load_config_text(p.read_text())
+
+
+def _as_config_error(exc: msgspec.ValidationError) -> ConfigError:
+    msg = str(exc)
+    m = re.search(r" - at `\$(.*)`$", msg)
+    if not m:
+        return ConfigError("", msg)
+    path = m.group(1)
+    key = re.sub(r"\[(\d+)\]", r".\1", re.sub(r"\['([^']*)'\]", r".\1", path)).lstrip(".")
+    text = msg[: m.start()]
+    unknown = re.match(r"Object contains unknown field `([^`]*)`", text)
+    if unknown:
+        return ConfigError(f"{key}.{unknown.group(1)}".lstrip("."), "unknown key")
+    return ConfigError(key, text)

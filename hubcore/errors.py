@@ -1,0 +1,45 @@
+"""Errors, classified once where they happen (the Collector's ``consumererror``).
+
+* :class:`PermanentError` — bad input; never retried; 4xx / INVALID_ARGUMENT; dead-lettered.
+* :class:`RetryableError` — the hub or a backend is busy or down; 429/503 / UNAVAILABLE, with a hint.
+
+    >>> try:
+    ...     raise QueueFullError("ingest queue is full", retry_after=2.0)
+    ... except RetryableError as e:
+    ...     e.retry_after
+    2.0
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base class of every error the hub raises on purpose."""
+
+
+class PermanentError(HubError):
+    """Retrying cannot help: the input is wrong."""
+
+    def __init__(self, message: str, *, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RetryableError(HubError):
+    """Retrying later can help. ``retry_after`` is a hint in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QueueFullError(RetryableError):
+    """The hub's bounded ingest queue is full (back-pressure)."""
+
+
+class ConfigError(HubError):
+    """The configuration is invalid; the message names the YAML key (``receivers.otlp.grpc.port``)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key

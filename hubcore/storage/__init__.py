@@ -1,0 +1,1 @@
+"""Storage: the write-ahead log and the embedded DuckDB store."""

@@ -1,0 +1,319 @@
+"""The embedded default store: DuckDB behind a write-ahead log and a background writer.
+
+``append`` makes a batch durable (WAL, fsync) and returns; a writer thread moves batches into DuckDB in
+large transactions (the Collector's persistent queue + batch processor). Each transaction records the
+last WAL sequence it applied, so a restart replays exactly what is missing: nothing acknowledged is lost
+and nothing is applied twice.
+
+    >>> import tempfile
+    >>> store = EmbeddedStore(tempfile.mkdtemp(), wal_fsync=False)
+    >>> store.start()
+    >>> _ = store.append("logs", {"tenant_id": ["t1"], "ts": [0], "body": ["hello"]})
+    >>> store.flush(5.0)
+    True
+    >>> store.read("SELECT body FROM logs").fetchall()
+    [('hello',)]
+    >>> store.shutdown()
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from hubcore.errors import QueueFullError
+from hubcore.mapping import EVENTS_TO_POINTS_SQL, EVENTS_TO_SPANS_SQL
+from hubcore.storage.tables import TABLES
+from hubcore.storage.wal import WriteAheadLog
+
+log = logging.getLogger(__name__)
+
+#: Called after each commit with (kind, tenant ids, min ts µs, max ts µs) — e.g. to invalidate caches.
+AppliedListener = Callable[[str, frozenset[str], int, int], None]
+
+
+@dataclass
+class StoreStats:
+    appended_batches: int = 0
+    applied_batches: int = 0
+    pending_rows: int = 0
+    applied_rows: int = 0
+    last_flush_seconds: float = 0.0
+    retention_deleted_rows: int = 0
+
+
+class EmbeddedStore:
+    """One data directory: ``hub.duckdb`` and ``wal/``. One process owns it."""
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        wal_fsync: bool = True,
+        max_pending_rows: int = 2_000_000,
+        flush_rows: int = 50_000,
+        flush_interval: float = 0.25,
+        retention_days: int = 30,
+        retention_check_interval: float = 3600.0,
+        memory_limit: str | None = None,
+    ) -> None:
+        if retention_days <= 0:
+            raise ValueError("retention_days must be positive")
+        if max_pending_rows <= 0 or flush_rows <= 0:
+            raise ValueError("max_pending_rows and flush_rows must be positive")
+        self.data_dir = Path(data_dir)
+        self.wal_fsync = wal_fsync
+        self.max_pending_rows = max_pending_rows
+        self.flush_rows = flush_rows
+        self.flush_interval = flush_interval
+        self.retention_days = retention_days
+        self.retention_check_interval = retention_check_interval
+        self.memory_limit = memory_limit
+        self.stats = StoreStats()
+        self._listeners: list[AppliedListener] = []
+        self._queue: queue.Queue[tuple[int, str, dict[str, list[Any]]] | None] = queue.Queue()
+        self._append_lock = threading.Lock()
+        self._applied_cv = threading.Condition()
+        self._applied_seq = 0
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._wal: WriteAheadLog | None = None
+        self._started = False
+        self._last_retention = 0.0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._started:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = {"memory_limit": self.memory_limit} if self.memory_limit else {}
+        self._con = duckdb.connect(str(self.data_dir / "hub.duckdb"), config=config)
+        for table in TABLES.values():
+            self._con.execute(table.create_sql())
+        self._con.execute("CREATE TABLE IF NOT EXISTS hub_wal_state (id INTEGER PRIMARY KEY, applied_seq BIGINT)")
+        row = self._con.execute("SELECT applied_seq FROM hub_wal_state WHERE id = 1").fetchone()
+        self._applied_seq = int(row[0]) if row else 0
+        self._wal = WriteAheadLog(self.data_dir / "wal", fsync=self.wal_fsync)
+        replayed = 0
+        for seq, body in self._wal.replay(after=self._applied_seq):
+            self._queue.put((seq, body["kind"], body["cols"]))
+            self.stats.pending_rows += _rows(body["cols"])
+            replayed += 1
+        if replayed:
+            log.info("replaying write-ahead log", extra={"batches": replayed, "after_seq": self._applied_seq})
+        self._writer = threading.Thread(target=self._run_writer, name="hub-store-writer", daemon=True)
+        self._started = True
+        self._writer.start()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Flush what is queued (bounded by ``timeout``), stop the writer, close files. Idempotent."""
+        if not self._started:
+            return
+        self.flush(timeout)
+        self._stop.set()
+        self._queue.put(None)
+        if self._writer is not None:
+            self._writer.join(timeout)
+        if self._wal is not None:
+            self._wal.close()
+        if self._con is not None:
+            try:
+                self._con.execute("CHECKPOINT")
+            except duckdb.Error:  # pragma: no cover - best effort
+                log.exception("checkpoint failed at shutdown")
+            self._con.close()
+        self._started = False
+
+    # -- writes -----------------------------------------------------------------------------------
+    def append(self, kind: str, columns: dict[str, list[Any]]) -> int:
+        """Durably append a batch of rows for table ``kind``; returns its WAL sequence number.
+
+        Raises :class:`QueueFullError` when more than ``max_pending_rows`` are waiting for the writer.
+        """
+        if kind not in TABLES:
+            raise ValueError(f"unknown table {kind!r}")
+        n = _rows(columns)
+        if n == 0:
+            return self._applied_seq
+        if not self._started or self._wal is None:
+            raise RuntimeError("store is not started")
+        if self.stats.pending_rows + n > self.max_pending_rows:
+            raise QueueFullError(
+                f"ingest queue is full ({self.stats.pending_rows} rows waiting to be stored)",
+                retry_after=max(1.0, self.flush_interval * 4),
+            )
+        with self._append_lock:
+            seq = self._wal.append({"kind": kind, "cols": columns})
+            self.stats.pending_rows += n
+            self.stats.appended_batches += 1
+            self._queue.put((seq, kind, columns))
+        return seq
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything appended so far is in DuckDB. Returns False on timeout."""
+        if not self._started or self._wal is None:
+            return True
+        target = self._wal.last_seq
+        deadline = time.monotonic() + timeout
+        with self._applied_cv:
+            while self._applied_seq < target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._applied_cv.wait(left)
+        return True
+
+    def add_listener(self, listener: AppliedListener) -> None:
+        self._listeners.append(listener)
+
+    # -- reads ------------------------------------------------------------------------------------
+    def read(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Run a read query on a fresh cursor (thread-safe). Always pass user values as ``params``."""
+        return self.cursor().execute(sql, params or [])
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise RuntimeError("store is not started")
+        return self._con.cursor()
+
+    @property
+    def applied_seq(self) -> int:
+        return self._applied_seq
+
+    @property
+    def ready(self) -> bool:
+        return self._started and self._writer is not None and self._writer.is_alive()
+
+    def wal_bytes(self) -> int:
+        return self._wal.size_bytes() if self._wal is not None else 0
+
+    # -- retention --------------------------------------------------------------------------------
+    def enforce_retention(self, now_us: int | None = None, retention_days: int | None = None) -> int:
+        """Delete rows older than the retention period from every table; returns rows deleted.
+
+        Rows arrive roughly in time order, so whole DuckDB row groups go at once (zone maps on ``ts``).
+        """
+        now_us = now_us if now_us is not None else int(time.time() * 1e6)
+        days = retention_days or self.retention_days
+        cutoff = now_us - days * 86_400_000_000
+        cur = self.cursor()
+        deleted = 0
+        for table in TABLES.values():
+            res = cur.execute(
+                f"DELETE FROM {table.name} WHERE {table.time_column} < make_timestamp(?)", [cutoff]
+            ).fetchone()
+            deleted += int(res[0]) if res else 0
+        self.stats.retention_deleted_rows += deleted
+        return deleted
+
+    # -- writer -----------------------------------------------------------------------------------
+    def _run_writer(self) -> None:
+        assert self._con is not None
+        con = self._con.cursor()
+        while True:
+            first = self._queue.get()
+            if first is None:
+                if self._queue.empty():
+                    return
+                continue
+            batch = [first]
+            rows = _rows(first[2])
+            deadline = time.monotonic() + self.flush_interval
+            while rows < self.flush_rows:
+                left = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=max(left, 0.0)) if left > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+                rows += _rows(item[2])
+            try:
+                self._apply(con, batch)
+            except Exception:  # keep the writer alive; the WAL still holds the batch
+                log.exception("store writer failed to apply a batch; will retry")
+                for item in batch:
+                    self._queue.put(item)
+                time.sleep(1.0)
+                continue
+            self._maybe_enforce_retention()
+
+    def _apply(self, con: duckdb.DuckDBPyConnection, batch: list[tuple[int, str, dict[str, list[Any]]]]) -> None:
+        started = time.perf_counter()
+        by_kind: dict[str, dict[str, list[Any]]] = {}
+        for _seq, kind, cols in batch:
+            merged = by_kind.setdefault(kind, {})
+            n_before = _rows(merged)
+            n_new = _rows(cols)
+            for name in set(merged) | set(cols):
+                dst = merged.setdefault(name, [None] * n_before)
+                src = cols.get(name)
+                dst.extend(src if src is not None else [None] * n_new)
+        max_seq = max(seq for seq, _, _ in batch)
+        touched: list[tuple[str, frozenset[str], int, int]] = []
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for kind, cols in by_kind.items():
+                table = TABLES[kind]
+                arrow_batch = table.to_arrow(cols)  # noqa: F841 - referenced by name in SQL below
+                con.register("batch", arrow_batch)
+                con.execute(f"INSERT INTO {table.name} SELECT * FROM batch")
+                if kind == "events":
+                    con.execute(f"INSERT INTO metric_points {EVENTS_TO_POINTS_SQL}")
+                    con.execute(f"INSERT INTO spans {EVENTS_TO_SPANS_SQL}")
+                con.unregister("batch")
+                ts_col = cols.get(table.time_column) or [0]
+                ts_vals = [t for t in ts_col if t is not None] or [0]
+                tenants = frozenset(t for t in cols.get("tenant_id", []) if t is not None)
+                touched.append((kind, tenants, min(ts_vals), max(ts_vals)))
+            con.execute(
+                "INSERT OR REPLACE INTO hub_wal_state VALUES (1, ?)", [max_seq]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        n = sum(_rows(c) for _, _, c in batch)
+        self.stats.pending_rows -= n
+        self.stats.applied_rows += n
+        self.stats.applied_batches += len(batch)
+        self.stats.last_flush_seconds = time.perf_counter() - started
+        with self._applied_cv:
+            self._applied_seq = max_seq
+            self._applied_cv.notify_all()
+        if self._wal is not None:
+            self._wal.truncate_through(max_seq)
+        for listener in self._listeners:
+            for kind, tenants, lo, hi in touched:
+                try:
+                    listener(kind, tenants, lo, hi)
+                except Exception:  # pragma: no cover - a listener must not break the writer
+                    log.exception("store listener failed")
+
+    def _maybe_enforce_retention(self) -> None:
+        now = time.monotonic()
+        if now - self._last_retention >= self.retention_check_interval:
+            self._last_retention = now
+            try:
+                deleted = self.enforce_retention()
+                if deleted:
+                    log.info("retention removed old rows", extra={"rows": deleted})
+            except Exception:  # pragma: no cover
+                log.exception("retention failed")
+
+
+def _rows(columns: dict[str, list[Any]]) -> int:
+    for values in columns.values():
+        return len(values)
+    return 0

@@ -1,0 +1,1 @@
+"""Processors: validate → normalise → enrich → dedup → map to OTel signals."""
