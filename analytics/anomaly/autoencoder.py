@@ -69,9 +69,12 @@ class AutoencoderDetector:
         torch.manual_seed(self.seed)
         nn = torch.nn
         model = nn.Sequential(
-            nn.Linear(self.length, self.hidden), nn.ReLU(),
-            nn.Linear(self.hidden, self.code), nn.ReLU(),
-            nn.Linear(self.code, self.hidden), nn.ReLU(),
+            nn.Linear(self.length, self.hidden),
+            nn.ReLU(),
+            nn.Linear(self.hidden, self.code),
+            nn.ReLU(),
+            nn.Linear(self.code, self.hidden),
+            nn.ReLU(),
             nn.Linear(self.hidden, self.length),
         )
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -114,7 +117,9 @@ class AutoencoderDetector:
             train = (train - centre) / spread
             model = self._fit(torch, train)
             with torch.no_grad():
-                err_train = ((model(torch.as_tensor(train, dtype=torch.float32)).numpy() - train) ** 2).mean(1)
+                err_train = ((model(torch.as_tensor(train, dtype=torch.float32)).numpy() - train) ** 2).mean(
+                    1
+                )
                 seg = (wins[start:end] - centre) / spread
                 ok = valid[start:end]
                 rec = model(torch.as_tensor(np.nan_to_num(seg), dtype=torch.float32)).numpy()

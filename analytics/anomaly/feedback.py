@@ -78,7 +78,9 @@ class FeedbackState:
             cal.weight = max(MIN_WEIGHT, cal.weight * WEIGHT_DECAY)
             cal.threshold = _raised(cal.threshold, detector_scores.get(name, 1.0))
             cal.false_positives += 1
-        self.history.append(FalsePositive(str(timestamp), detector, dict(detector_scores), float(ensemble_score)))
+        self.history.append(
+            FalsePositive(str(timestamp), detector, dict(detector_scores), float(ensemble_score))
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

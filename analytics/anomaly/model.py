@@ -10,7 +10,7 @@ Usage::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -28,7 +28,7 @@ class Severity(enum.StrEnum):
 
     @classmethod
     def from_score(cls, anomaly_score: float) -> Severity:
-        """Map an anomaly score to a severity: [1, 1.5) low, [1.5, 2.5) medium, [2.5, 4) high, >= 4 critical."""
+        """Map a score to a severity: [1, 1.5) low, [1.5, 2.5) medium, [2.5, 4) high, >= 4 critical."""
         if not np.isfinite(anomaly_score) or anomaly_score < 1.0:
             return cls.NONE
         if anomaly_score < 1.5:
@@ -113,12 +113,3 @@ class Detector(Protocol):
     def score(self, values: np.ndarray, timestamps: np.ndarray | None = None) -> DetectorOutput:
         """Score every point causally."""
         ...
-
-
-@dataclass
-class DetectorThreshold:
-    """Mutable per-detector calibration learned from feedback (see :mod:`.feedback`)."""
-
-    scale: float = 1.0
-    weight: float = 1.0
-    false_positives: int = field(default=0)

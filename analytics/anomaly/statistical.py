@@ -114,7 +114,9 @@ class RobustDeviationDetector:
             z, med, scale = self._z(smooth)
             statistics.append(z)
             if w == 1:
-                thr = adaptive_threshold(z, self.history, self.min_periods, self.quantile, self.k, self.margin)
+                thr = adaptive_threshold(
+                    z, self.history, self.min_periods, self.quantile, self.k, self.margin
+                )
                 yhat, lower, upper = med, med - thr * scale, med + thr * scale
         if self.trend_window > 1:
             slope = pd.Series(x).diff(self.trend_window).to_numpy()

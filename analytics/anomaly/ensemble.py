@@ -1,0 +1,281 @@
+"""The ensemble: runs the detectors, combines their scores by weighted voting, explains each anomaly.
+
+Usage::
+
+    import pandas as pd
+    from analytics.anomaly import AnomalyDetector
+
+    df = pd.read_csv("series.csv", parse_dates=["timestamp"])      # columns: timestamp, value
+    detector = AnomalyDetector()
+    scored = detector.score(df)                                      # one row per input row
+    alerts = scored[scored.is_anomaly]
+    detector.mark_false_positive(alerts.timestamp.iloc[0])           # learn from feedback
+    state_json = detector.feedback.to_json()                         # persist; AnomalyDetector(feedback=...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ._rolling import run_onsets
+from .autoencoder import AutoencoderDetector
+from .feedback import FeedbackState
+from .iforest import IsolationForestDetector
+from .model import AnomalyScore, Detector, DetectorOutput, Severity, severities
+from .statistical import RobustDeviationDetector, SeasonalResidualDetector
+
+#: Relative weights measured on the NAB benchmark (per-detector F1, see docs/anomaly.md).
+DEFAULT_WEIGHTS: dict[str, float] = {"robust": 1.0, "seasonal": 1.0, "iforest": 1.0, "autoencoder": 1.0}
+
+OUTPUT_COLUMNS = [
+    "timestamp",
+    "value",
+    "anomaly_score",
+    "is_anomaly",
+    "severity",
+    "confidence",
+    "detected_by",
+    "yhat",
+    "yhat_lower",
+    "yhat_upper",
+    "explanation",
+]
+
+
+def default_detectors() -> list[Detector]:
+    """The default detectors: robust multi-scale, seasonal residual, Isolation Forest, autoencoder."""
+    return [
+        RobustDeviationDetector(),
+        SeasonalResidualDetector(),
+        IsolationForestDetector(),
+        AutoencoderDetector(),
+    ]
+
+
+def weights_from_accuracy(f1_by_detector: Mapping[str, float], floor: float = 0.05) -> dict[str, float]:
+    """Turn measured accuracies (e.g. F1 per detector on labelled data) into weights summing to 1."""
+    raw = {name: max(floor, float(f1)) for name, f1 in f1_by_detector.items()}
+    total = sum(raw.values())
+    return {name: w / total for name, w in raw.items()}
+
+
+@dataclass(frozen=True)
+class SeriesFrame:
+    """The input once normalised: timestamps (or None), target values, all value columns."""
+
+    timestamps: np.ndarray | None
+    target: np.ndarray
+    values: np.ndarray
+
+
+class AnomalyDetector:
+    """Ensemble anomaly detector with weighted voting and feedback.
+
+    Each detector's score is divided by its learned threshold; the ensemble score is the weighted mean
+    of those (each capped at ``cap``), raised to the strongest single score divided by ``strong`` when
+    one detector is very sure, and divided by the ensemble threshold. A point is anomalous when that
+    score exceeds 1 and detectors holding at least ``quorum`` of the weight voted (score > 1) — or when
+    one is ``strong``. ``is_anomaly`` marks the first point of each event (events end after
+    ``refractory`` quiet points), so a collective anomaly raises one alert.
+    """
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector] | None = None,
+        *,
+        weights: Mapping[str, float] | None = None,
+        quorum: float = 0.5,
+        strong: float = 2.0,
+        cap: float = 4.0,
+        refractory: int = 300,
+        feedback: FeedbackState | None = None,
+        timestamp_col: str = "timestamp",
+        value_col: str = "value",
+    ) -> None:
+        if not 0 < quorum <= 1:
+            raise ValueError(f"quorum must be in (0, 1], got {quorum!r}")
+        if strong < 1:
+            raise ValueError(f"strong must be >= 1, got {strong!r}")
+        if refractory < 0:
+            raise ValueError(f"refractory must be >= 0, got {refractory!r}")
+        chosen = list(detectors) if detectors is not None else default_detectors()
+        names = [d.name for d in chosen]
+        if len(set(names)) != len(names):
+            raise ValueError(f"detector names must be unique, got {names}")
+        self.detectors: list[Detector] = [d for d in chosen if d.available]
+        self.skipped: list[str] = [d.name for d in chosen if not d.available]
+        base = dict(DEFAULT_WEIGHTS)
+        base.update(weights or {})
+        self.weights = {d.name: float(base.get(d.name, 1.0)) for d in self.detectors}
+        self.quorum, self.strong, self.cap, self.refractory = quorum, strong, cap, refractory
+        self.feedback = feedback if feedback is not None else FeedbackState()
+        self.timestamp_col, self.value_col = timestamp_col, value_col
+        self._last: pd.DataFrame | None = None
+        self._last_scores: dict[str, np.ndarray] = {}
+
+    # -- input -------------------------------------------------------------------------------------
+    def _frame(self, data: pd.DataFrame | pd.Series | np.ndarray) -> SeriesFrame:
+        ts: np.ndarray | None = None
+        if isinstance(data, pd.Series):
+            if isinstance(data.index, pd.DatetimeIndex):
+                ts = data.index.to_numpy()
+            values = data.to_numpy(dtype=float)[:, None]
+        elif isinstance(data, pd.DataFrame):
+            cols = [c for c in data.columns if c != self.timestamp_col]
+            if self.value_col in cols:
+                cols.remove(self.value_col)
+                cols.insert(0, self.value_col)
+            if not cols:
+                raise ValueError("the DataFrame has no value column")
+            if self.timestamp_col in data.columns:
+                ts = pd.to_datetime(data[self.timestamp_col]).to_numpy()
+            elif isinstance(data.index, pd.DatetimeIndex):
+                ts = data.index.to_numpy()
+            values = data[cols].to_numpy(dtype=float)
+        else:
+            arr = np.asarray(data, dtype=float)
+            values = arr[:, None] if arr.ndim == 1 else arr
+        target = values[:, 0].copy()
+        filled = pd.DataFrame(values).ffill().bfill().fillna(0.0).to_numpy()
+        return SeriesFrame(ts, target, filled)
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def detector_scores(self, data: pd.DataFrame | pd.Series | np.ndarray) -> dict[str, DetectorOutput]:
+        """Raw causal outputs of each available detector (before feedback thresholds)."""
+        frame = self._frame(data)
+        return {d.name: d.score(frame.values, frame.timestamps) for d in self.detectors}
+
+    def score(self, data: pd.DataFrame | pd.Series | np.ndarray) -> pd.DataFrame:
+        """Score every point; returns the columns in :data:`OUTPUT_COLUMNS` (one row per input row).
+
+        ``data`` is a DataFrame with ``timestamp`` and ``value`` columns (extra numeric columns are
+        related series, used by multivariate detectors), a Series (DatetimeIndex optional) or an array.
+        """
+        frame = self._frame(data)
+        n = frame.target.size
+        outputs = {d.name: d.score(frame.values, frame.timestamps) for d in self.detectors}
+        names = list(outputs)
+        scores = {nm: outputs[nm].anomaly_score / self.feedback.calibration(nm).threshold for nm in names}
+        w = np.array([self.weights[nm] * self.feedback.calibration(nm).weight for nm in names])
+        mat = np.vstack([scores[nm] for nm in names]) if names else np.zeros((0, n))
+        total = max(float(w.sum()), 1e-12)
+        votes = (w[:, None] * (mat > 1.0)).sum(axis=0) / total
+        mean = (w[:, None] * np.minimum(mat, self.cap)).sum(axis=0) / total
+        strongest = mat.max(axis=0) if names else np.zeros(n)
+        combined = np.where(
+            votes >= self.quorum, np.maximum(mean, np.minimum(votes / self.quorum, 1.0)), mean
+        )
+        combined = np.maximum(combined, strongest / self.strong) / self.feedback.ensemble_threshold
+        anomalous = combined > 1.0
+        is_anomaly = self.alerts(anomalous)
+
+        yhat, lower, upper = _expected(outputs, n)
+        confidence = np.where(
+            anomalous, np.clip(0.5 * votes + 0.5 * np.clip((combined - 1) / 2, 0, 1), 0, 1), 0.0
+        )
+        detected_by: list[list[str]] = [[] for _ in range(n)]
+        for i in np.flatnonzero(anomalous):
+            detected_by[i] = [nm for nm in names if scores[nm][i] > 1.0] or [names[int(np.argmax(mat[:, i]))]]
+        sev = severities(combined)
+        ts = frame.timestamps if frame.timestamps is not None else np.arange(n)
+        explanation = np.full(n, "", dtype=object)
+        for i in np.flatnonzero(anomalous):
+            explanation[i] = explain(
+                frame.target[i], lower[i], upper[i], str(sev[i]), combined[i], detected_by[i]
+            )
+        out = pd.DataFrame(
+            {
+                "timestamp": ts,
+                "value": frame.target,
+                "anomaly_score": combined,
+                "is_anomaly": is_anomaly,
+                "severity": sev,
+                "confidence": confidence,
+                "detected_by": detected_by,
+                "yhat": yhat,
+                "yhat_lower": lower,
+                "yhat_upper": upper,
+                "explanation": explanation,
+            }
+        )
+        self._last, self._last_scores = out, scores
+        return out
+
+    def anomalies(self, data: pd.DataFrame | pd.Series | np.ndarray) -> list[AnomalyScore]:
+        """The alerts (``is_anomaly`` rows) of :meth:`score` as :class:`AnomalyScore` objects."""
+        scored = self.score(data)
+        rows = scored[scored["is_anomaly"]]
+        return [
+            AnomalyScore(
+                timestamp=pd.Timestamp(r.timestamp)
+                if not isinstance(r.timestamp, int | np.integer)
+                else pd.Timestamp(int(r.timestamp), unit="s"),
+                value=float(r.value),
+                anomaly_score=float(r.anomaly_score),
+                severity=Severity(r.severity),
+                confidence=float(r.confidence),
+                detected_by=tuple(r.detected_by),
+                expected_range=(float(r.yhat_lower), float(r.yhat_upper)),
+                explanation=str(r.explanation),
+            )
+            for r in rows.itertuples(index=False)
+        ]
+
+    @property
+    def last_detector_scores(self) -> dict[str, np.ndarray]:
+        """Per-detector scores (feedback thresholds applied) from the last :meth:`score` call."""
+        return dict(self._last_scores)
+
+    def alerts(self, anomalous: np.ndarray) -> np.ndarray:
+        """Reduce per-point anomalous flags to alerts: the first point of each event (see ``refractory``)."""
+        return run_onsets(anomalous, self.refractory)
+
+    # -- feedback ----------------------------------------------------------------------------------
+    def mark_false_positive(self, timestamp: object, detector: str | None = None) -> None:
+        """Mark the point at ``timestamp`` (from the last :meth:`score` call) as a false positive.
+
+        With ``detector`` only that detector is penalised; otherwise every detector that voted and the
+        ensemble threshold are. The learned state is in :attr:`feedback` (JSON via ``to_json``).
+        """
+        if self._last is None:
+            raise RuntimeError("call score() before mark_false_positive()")
+        if detector is not None and detector not in self.weights:
+            raise ValueError(f"unknown detector {detector!r}; known: {sorted(self.weights)}")
+        ts = self._last["timestamp"]
+        key = pd.Timestamp(timestamp) if np.issubdtype(ts.dtype, np.datetime64) else timestamp
+        hits = np.flatnonzero((ts == key).to_numpy())
+        if hits.size == 0:
+            raise KeyError(f"timestamp {timestamp!r} is not in the last scored series")
+        i = int(hits[0])
+        shown = {nm: float(s[i]) for nm, s in self._last_scores.items()}
+        self.feedback.record_false_positive(
+            str(timestamp), shown, float(self._last["anomaly_score"].iat[i]), detector
+        )
+
+
+def _expected(outputs: Mapping[str, DetectorOutput], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected value and band: per point, the first detector (in order) that provides one."""
+    yhat, lower, upper = (np.full(n, np.nan) for _ in range(3))
+    for name in ("seasonal", "robust", *outputs):
+        if name not in outputs:
+            continue
+        o = outputs[name]
+        fill = ~np.isfinite(yhat) & np.isfinite(o.yhat)
+        yhat[fill], lower[fill], upper[fill] = o.yhat[fill], o.yhat_lower[fill], o.yhat_upper[fill]
+    return yhat, lower, upper
+
+
+def explain(value: float, lower: float, upper: float, severity: str, score: float, by: Sequence[str]) -> str:
+    """One human line about an anomaly."""
+    who = ", ".join(by)
+    if np.isfinite(upper) and value > upper:
+        where = f"{value:.4g} is above the expected range [{lower:.4g}, {upper:.4g}]"
+    elif np.isfinite(lower) and value < lower:
+        where = f"{value:.4g} is below the expected range [{lower:.4g}, {upper:.4g}]"
+    else:
+        where = f"the recent pattern around {value:.4g} is unusual"
+    return f"{severity} anomaly (score {score:.2f}): {where}; flagged by {who}"

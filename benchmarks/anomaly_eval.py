@@ -1,0 +1,120 @@
+"""Evaluate the anomaly ensemble on NAB (realKnownCause, artificialWithAnomaly, artificialNoAnomaly).
+
+Scoring: a labelled window counts as found when at least one flagged point (``is_anomaly``) falls
+inside it (counted once); flagged points outside every window are grouped into runs of consecutive
+flags, each run one false positive; flags in the first 15 % of each file (NAB's probationary period)
+are ignored; counts are summed over files. The baseline (rolling z-score, k=6, every point above the
+threshold flagged) is measured in the same run. The last line printed is one JSON object.
+
+Usage::
+
+    .venv/bin/python benchmarks/anomaly_eval.py            # all files
+    .venv/bin/python benchmarks/anomaly_eval.py --quick    # a subset for CI (< 60 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analytics.anomaly import AnomalyDetector, RollingZScoreDetector
+
+DEFAULT_ROOT = Path("/work/shared/data/nab")
+CATEGORIES = ("realKnownCause", "artificialWithAnomaly", "artificialNoAnomaly")
+QUICK = (
+    "realKnownCause/ec2_request_latency_system_failure.csv",
+    "realKnownCause/rogue_agent_key_hold.csv",
+    "realKnownCause/ambient_temperature_system_failure.csv",
+    "artificialWithAnomaly/art_daily_jumpsup.csv",
+    "artificialWithAnomaly/art_daily_flatmiddle.csv",
+    "artificialNoAnomaly/art_noisy.csv",
+)
+PROBATION = 0.15
+
+
+def count(ts: np.ndarray, flags: np.ndarray, windows: Iterable[tuple[str, str]]) -> tuple[int, int, int]:
+    """(found windows, false-positive runs, missed windows) for one file."""
+    flags = np.asarray(flags, dtype=bool).copy()
+    flags[: int(PROBATION * flags.size)] = False
+    inside = np.zeros(flags.size, dtype=bool)
+    tp = fn = 0
+    for start, end in windows:
+        mask = (ts >= np.datetime64(pd.Timestamp(start))) & (ts <= np.datetime64(pd.Timestamp(end)))
+        inside |= mask
+        if (flags & mask).any():
+            tp += 1
+        else:
+            fn += 1
+    outside = flags & ~inside
+    fp = int(outside[0]) + int(np.sum(outside[1:] & ~outside[:-1])) if outside.size else 0
+    return tp, fp, fn
+
+
+def prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 3), "recall": round(r, 3), "f1": round(f, 3), "tp": tp, "fp": fp, "fn": fn}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="NAB folder (data/, labels/)")
+    ap.add_argument("--quick", action="store_true", help="a subset of files (CI)")
+    ap.add_argument("--verbose", action="store_true", help="per-file counts on stderr")
+    args = ap.parse_args(argv)
+    windows = json.loads((args.root / "labels" / "combined_windows.json").read_text())
+    keys = [f"{c}/{p.name}" for c in CATEGORIES for p in sorted((args.root / "data" / c).glob("*.csv"))]
+    if args.quick:
+        keys = [k for k in keys if k in QUICK]
+    groups = ("realKnownCause", "artificialWithAnomaly", "overall")
+    totals = {m: {g: [0, 0, 0] for g in groups} for m in ("ensemble", "baseline")}
+    per_detector: dict[str, list[int]] = {}
+    points, seconds = 0, 0.0
+    baseline = RollingZScoreDetector(k=6.0)
+    for key in keys:
+        df = pd.read_csv(args.root / "data" / key, parse_dates=["timestamp"])
+        ts = df["timestamp"].to_numpy()
+        detector = AnomalyDetector()
+        started = time.perf_counter()
+        scored = detector.score(df)
+        seconds += time.perf_counter() - started
+        points += len(df)
+        wins = windows.get(key, [])
+        results = {
+            "ensemble": count(ts, scored["is_anomaly"].to_numpy(), wins),
+            "baseline": count(ts, baseline.score(df["value"].to_numpy(float)).anomaly_score > 1.0, wins),
+        }
+        for name, s in detector.last_detector_scores.items():
+            c = count(ts, detector.alerts(s > 1.0), wins)
+            per_detector[name] = [a + b for a, b in zip(per_detector.get(name, [0, 0, 0]), c, strict=True)]
+        for method, c in results.items():
+            for g in groups:
+                if g == "overall" or key.startswith(g + "/"):
+                    totals[method][g] = [a + b for a, b in zip(totals[method][g], c, strict=True)]
+        if args.verbose:
+            print(f"{key}: ensemble {results['ensemble']} baseline {results['baseline']}", file=sys.stderr)
+    report = {
+        "mode": "quick" if args.quick else "full",
+        "files": len(keys),
+        "points": points,
+        "ensemble": {g: prf(*totals["ensemble"][g]) for g in groups},
+        "baseline_zscore_k6": {g: prf(*totals["baseline"][g]) for g in groups},
+        "per_detector_overall": {n: prf(*c) for n, c in per_detector.items()},
+        "throughput_points_per_s": round(points / max(seconds, 1e-9), 1),
+    }
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
