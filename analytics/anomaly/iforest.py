@@ -16,25 +16,41 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._rolling import adaptive_threshold, as_2d, normalised_score, refit_schedule, trailing_center_scale
+from ._rolling import (
+    adaptive_threshold,
+    as_2d,
+    candidate_periods,
+    median_step_seconds,
+    normalised_score,
+    refit_schedule,
+    trailing_center_scale,
+)
 from .model import DetectorOutput
+from .statistical import seasonal_forecast
 
 
-def window_features(values: np.ndarray, short: int = 6, long: int = 500) -> np.ndarray:
-    """Causal per-point features of every column: robust level z, first difference z, short-mean z, and
-    short-window volatility relative to the long-window scale. Shape ``(n, 4 * k)``; NaN during warm-up."""
+def window_features(
+    values: np.ndarray, period: int | None = None, short: int = 6, long: int = 500
+) -> np.ndarray:
+    """Causal per-point features of every column: robust level z, short-mean z,
+    short-window volatility relative to the long-window scale, and (with a ``period``) the z of the
+    residual from a seasonal forecast. Shape ``(n, 3 * k)`` or ``(n, 4 * k)``; NaN during warm-up."""
     arr = as_2d(values)
     cols = []
     for j in range(arr.shape[1]):
         x = arr[:, j]
         med, scale = trailing_center_scale(x, long, max(10, long // 10))
+        if period is not None:
+            resid = x - seasonal_forecast(x, period, 3)
+            r_med, r_scale = trailing_center_scale(resid, long, max(10, long // 10))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cols.append((resid - r_med) / r_scale)
         s = pd.Series(x)
         short_mean = s.rolling(short, min_periods=1).mean().to_numpy()
         short_std = s.rolling(short, min_periods=2).std().to_numpy()
         with np.errstate(invalid="ignore", divide="ignore"):
             cols += [
                 (x - med) / scale,
-                s.diff().to_numpy() / scale,
                 (short_mean - med) / scale,
                 np.log1p(np.nan_to_num(short_std) / scale),
             ]
@@ -47,8 +63,10 @@ class IsolationForestDetector:
 
     The raw isolation score is centred on its median over the training window and divided by the
     spread up to its ``train_quantile``; that statistic then gets the same self-normalising threshold
-    as the statistical detectors. A 2-D input adds the features of the related series, so a joint
-    anomaly (each series unremarkable alone) can stand out.
+    as the statistical detectors. Points beyond the training range, which the forest cannot rank, get
+    their distance outside it added (see :func:`_beyond_range`). A 2-D input adds the features of the related series, so a joint
+    anomaly (each series unremarkable alone) can stand out. With timestamps, the residual from a
+    daily seasonal forecast is one more feature, so contextual anomalies are visible too.
     """
 
     n_estimators: int = 60
@@ -57,7 +75,7 @@ class IsolationForestDetector:
     fit_every: int = 1000
     fit_window: int = 3000
     train_quantile: float = 0.99
-    k: float = 1.5
+    k: float = 2.5
     margin: float = 1.0
     quantile: float = 0.995
     history: int = 3000
@@ -75,7 +93,8 @@ class IsolationForestDetector:
     def score(self, values: np.ndarray, timestamps: np.ndarray | None = None) -> DetectorOutput:
         from sklearn.ensemble import IsolationForest
 
-        feats = window_features(values)
+        periods = candidate_periods(median_step_seconds(timestamps))
+        feats = window_features(values, periods[0] if periods else None)
         n = feats.shape[0]
         stat = np.full(n, np.nan)
         valid = np.isfinite(feats).all(axis=1)
@@ -96,9 +115,22 @@ class IsolationForestDetector:
             ok = valid[start:end]
             if ok.any():
                 out = np.full(end - start, np.nan)
-                out[ok] = (-model.score_samples(seg[ok]) - centre) / spread
+                out[ok] = (-model.score_samples(seg[ok]) - centre) / spread + _beyond_range(train, seg[ok])
                 stat[start:end] = out
         stat = np.fmax(stat, 0.0)
         thr = adaptive_threshold(stat, self.history, 50, self.quantile, self.k, self.margin)
         nan = np.full(n, np.nan)
         return DetectorOutput(normalised_score(stat, thr), nan, nan.copy(), nan.copy())
+
+
+def _beyond_range(train: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """How far ``rows`` fall outside the training hull, in training IQRs (summed over features).
+
+    Isolation Forest splits inside the training range, so every point beyond it gets the same score as
+    the most extreme training point; this term restores the ordering out there.
+    """
+    lo, hi = train.min(axis=0), train.max(axis=0)
+    iqr = np.subtract(*np.quantile(train, [0.75, 0.25], axis=0))
+    iqr = np.maximum(iqr, 1e-9 + 1e-6 * (hi - lo))
+    excess = np.maximum(rows - hi, 0.0) + np.maximum(lo - rows, 0.0)
+    return (excess / iqr).sum(axis=1)

@@ -1,0 +1,69 @@
+"""``hub detect``: bad inputs exit 2 with a clear message on stderr; a good file gets the new columns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.anomaly.cli import main
+
+
+def write_series(path, n: int = 600) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    values = 5 + rng.normal(0, 0.3, n)
+    values[500] += 6
+    df = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=n, freq="5min"), "value": values})
+    df.to_csv(path, index=False)
+    return df
+
+
+def test_good_path_writes_columns(tmp_path):
+    src, dst = tmp_path / "in.csv", tmp_path / "out" / "scored.csv"
+    df = write_series(src)
+    assert main(["--input", str(src), "--output", str(dst)]) == 0
+    out = pd.read_csv(dst)
+    assert list(out.columns) == ["timestamp", "value", "anomaly_score", "is_anomaly", "severity", "detected_by"]
+    assert len(out) == len(df)
+    assert out.is_anomaly.iloc[500]
+    assert out.severity.iloc[500] != "none"
+    assert out.detected_by.iloc[500]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "not found"),
+        ("", "empty"),
+        ("timestamp,value\n", "no rows"),
+        ("time,value\n2024-01-01,1\n", "missing column(s) timestamp"),
+        ("timestamp,amount\n2024-01-01,1\n", "missing column(s) value"),
+        ("timestamp,value\n2024-01-01 00:00,1\n2024-01-01 00:05,abc\n", "non-numeric value 'abc' at data row 2"),
+        ("timestamp,value\n2024-01-01 00:00,1\nnot a date,2\n", "unparseable timestamp"),
+    ],
+)
+def test_bad_inputs_exit_2(tmp_path, capsys, content, message):
+    src = tmp_path / "in.csv"
+    if content is not None:
+        src.write_text(content)
+    code = main(["--input", str(src), "--output", str(tmp_path / "out.csv")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert err.startswith("hub detect: error:")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_missing_arguments_exit_2(capsys):
+    assert main([]) == 2
+    assert "--input" in capsys.readouterr().err
+
+
+def test_progress_on_stderr_for_long_files(tmp_path, capsys, monkeypatch):
+    import analytics.anomaly.cli as cli
+
+    monkeypatch.setattr(cli, "PROGRESS_MIN_ROWS", 100)
+    src = tmp_path / "in.csv"
+    write_series(src)
+    assert main(["--input", str(src), "--output", str(tmp_path / "o.csv")]) == 0
+    assert "points/s" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""The ensemble: output columns, voting, skipping unavailable detectors, feedback, JSON state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.anomaly import (
+    OUTPUT_COLUMNS,
+    AnomalyDetector,
+    AnomalyScore,
+    DetectorOutput,
+    FeedbackState,
+    IsolationForestDetector,
+    RobustDeviationDetector,
+    SeasonalResidualDetector,
+    Severity,
+    weights_from_accuracy,
+)
+
+N = 1200
+
+
+def frame(spikes: tuple[int, ...] = (1000,), size: float = 6.0, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = np.arange(N)
+    x = 10 + 3 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, N)
+    for s in spikes:
+        x[s] += size
+    return pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=N, freq="h"), "value": x})
+
+
+def fast_ensemble(**kwargs) -> AnomalyDetector:
+    return AnomalyDetector([RobustDeviationDetector(), SeasonalResidualDetector()], **kwargs)
+
+
+@dataclass
+class Unavailable:
+    name: str = "needs_gpu"
+
+    @property
+    def available(self) -> bool:
+        return False
+
+    def score(self, values: np.ndarray, timestamps: np.ndarray | None = None) -> DetectorOutput:
+        raise AssertionError("must not be called")
+
+
+def test_score_columns_and_spike():
+    scored = fast_ensemble().score(frame())
+    assert list(scored.columns) == OUTPUT_COLUMNS
+    assert len(scored) == N
+    row = scored.iloc[1000]
+    assert row.is_anomaly and row.anomaly_score > 1
+    assert row.severity in {s.value for s in Severity} - {"none"}
+    assert set(row.detected_by) <= {"robust", "seasonal"} and row.detected_by
+    assert 0 < row.confidence <= 1
+    assert row.yhat_lower < row.yhat < row.yhat_upper < row.value
+    assert "above the expected range" in row.explanation
+    assert scored.is_anomaly.sum() <= 3
+
+
+def test_anomalies_returns_frozen_records():
+    found = fast_ensemble().anomalies(frame())
+    assert found and all(isinstance(a, AnomalyScore) for a in found)
+    first = next(a for a in found if a.timestamp == pd.Timestamp("2024-01-01") + pd.Timedelta(hours=1000))
+    assert first.expected_range[0] < first.expected_range[1]
+    assert first.to_dict()["severity"] == first.severity.value
+    with pytest.raises(AttributeError):
+        first.value = 0.0  # type: ignore[misc]
+
+
+def test_unavailable_detector_is_skipped():
+    det = AnomalyDetector([RobustDeviationDetector(), Unavailable()])
+    assert det.skipped == ["needs_gpu"]
+    assert det.score(frame())["is_anomaly"].iloc[1000]
+
+
+def test_ensemble_is_causal():
+    df = frame()
+    full = fast_ensemble().score(df)
+    prefix = fast_ensemble().score(df.iloc[:1050])
+    np.testing.assert_allclose(full.anomaly_score[:1050], prefix.anomaly_score)
+    assert (full.is_anomaly[:1050].to_numpy() == prefix.is_anomaly.to_numpy()).all()
+
+
+def test_series_and_array_inputs():
+    df = frame()
+    series = pd.Series(df.value.to_numpy(), index=pd.DatetimeIndex(df.timestamp))
+    assert fast_ensemble().score(series).anomaly_score.iloc[1000] > 1
+    assert fast_ensemble().score(df.value.to_numpy()).anomaly_score.iloc[1000] > 1
+
+
+def test_multivariate_dataframe():
+    df = frame()
+    df["related"] = df.value * 2 + 1
+    scored = AnomalyDetector([IsolationForestDetector(), RobustDeviationDetector()]).score(df)
+    assert scored.value.equals(df.value)
+    assert scored.anomaly_score.iloc[1000] > 1
+
+
+def test_feedback_lowers_repeated_false_positives():
+    df = frame(spikes=tuple(range(400, N, 100)), size=5.0)
+    det = fast_ensemble(refractory=0)
+    before = int(det.score(df).is_anomaly.sum())
+    assert before >= 3
+    first = det.score(df).query("is_anomaly").timestamp.iloc[0]
+    det.mark_false_positive(first)
+    after = int(det.score(df).is_anomaly.sum())
+    assert after < before
+    assert det.feedback.history[0].timestamp == str(first)
+
+
+def test_feedback_by_detector_and_json_roundtrip():
+    det = fast_ensemble()
+    scored = det.score(frame())
+    ts = scored.timestamp.iloc[1000]
+    det.mark_false_positive(ts, detector="robust")
+    cal = det.feedback.calibration("robust")
+    assert cal.weight < 1 and cal.threshold > 1 and cal.false_positives == 1
+    restored = FeedbackState.from_json(det.feedback.to_json())
+    assert restored == det.feedback
+    again = fast_ensemble(feedback=restored)
+    assert again.feedback.calibration("robust").threshold == cal.threshold
+    with pytest.raises(ValueError, match="unknown detector"):
+        det.mark_false_positive(ts, detector="nope")
+    with pytest.raises(KeyError):
+        det.mark_false_positive(pd.Timestamp("1999-01-01"))
+
+
+def test_mark_false_positive_needs_a_score_first():
+    with pytest.raises(RuntimeError):
+        fast_ensemble().mark_false_positive(pd.Timestamp("2024-01-01"))
+
+
+def test_arguments_checked():
+    with pytest.raises(ValueError, match="quorum"):
+        AnomalyDetector(quorum=0)
+    with pytest.raises(ValueError, match="unique"):
+        AnomalyDetector([RobustDeviationDetector(), RobustDeviationDetector()])
+
+
+def test_weights_from_accuracy():
+    w = weights_from_accuracy({"a": 0.6, "b": 0.2, "c": 0.0})
+    assert pytest.approx(sum(w.values())) == 1
+    assert w["a"] > w["b"] > w["c"] > 0
