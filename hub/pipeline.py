@@ -40,8 +40,17 @@ log = logging.getLogger(__name__)
 def reason_class(reason: str) -> str:
     """A low-cardinality label for a rejection reason (the text before the first colon)."""
     head = reason.split(":", 1)[0]
-    for prefix in ("invalid payload", "invalid event", "malformed", "unsupported schema_version", "unknown source_module",
-                   "timestamp", "payload.value", "payload.amount", "unknown currency"):
+    for prefix in (
+        "invalid payload",
+        "invalid event",
+        "malformed",
+        "unsupported schema_version",
+        "unknown source_module",
+        "timestamp",
+        "payload.value",
+        "payload.amount",
+        "unknown currency",
+    ):
         if head.startswith(prefix):
             return prefix.replace(" ", "_").replace(".", "_")
     return "other"

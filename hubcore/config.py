@@ -93,9 +93,17 @@ class Endpoint(_Base):
         return host.strip("[]") or "127.0.0.1", int(port)
 
 
+class GrpcEndpoint(Endpoint):
+    endpoint: str = "127.0.0.1:4317"
+
+
+class HttpEndpoint(Endpoint):
+    endpoint: str = "127.0.0.1:4318"
+
+
 class OtlpProtocols(_Base):
-    grpc: Endpoint = msgspec.field(default_factory=lambda: Endpoint("127.0.0.1:4317"))
-    http: Endpoint = msgspec.field(default_factory=lambda: Endpoint("127.0.0.1:4318"))
+    grpc: GrpcEndpoint = msgspec.field(default_factory=GrpcEndpoint)
+    http: HttpEndpoint = msgspec.field(default_factory=HttpEndpoint)
 
 
 class OtlpReceiverConfig(_Base):
@@ -244,7 +252,7 @@ def _as_config_error(exc: msgspec.ValidationError) -> ConfigError:
     if not m:
         return ConfigError("", msg)
     path = m.group(1)
-    key = re.sub(r"\[(\d+)\]", r".\1", re.sub(r"\['([^']*)'\]", r".\1", path)).lstrip(".")
+    key = re.sub(r"\[(\d+)\]", r".\1", re.sub(r"\['([^']*)'\]", r".\1", path)).replace("[...]", "").lstrip(".")
     text = msg[: m.start()]
     unknown = re.match(r"Object contains unknown field `([^`]*)`", text)
     if unknown:

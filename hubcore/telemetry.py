@@ -29,26 +29,39 @@ class HubMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.ingest_events = Counter(
-            "hub_ingest_events", "Events or data points accepted, by receiver and tenant", ["receiver", "tenant_id"], registry=r
+            "hub_ingest_events",
+            "Events or data points accepted, by receiver and tenant",
+            ["receiver", "tenant_id"],
+            registry=r,
         )
         self.ingest_rejected = Counter(
             "hub_ingest_rejected", "Items refused, by receiver and reason class", ["receiver", "reason"], registry=r
         )
         self.ingest_duplicates = Counter(
-            "hub_ingest_duplicates", "Native events dropped as duplicates (same event_id within the window)",
-            ["receiver"], registry=r,
+            "hub_ingest_duplicates",
+            "Native events dropped as duplicates (same event_id within the window)",
+            ["receiver"],
+            registry=r,
         )
         self.ingest_throttled = Counter(
-            "hub_ingest_throttled", "Batches refused because a queue was full (429/503/RESOURCE_EXHAUSTED)",
-            ["receiver"], registry=r,
+            "hub_ingest_throttled",
+            "Batches refused because a queue was full (429/503/RESOURCE_EXHAUSTED)",
+            ["receiver"],
+            registry=r,
         )
         self.ingest_batch_seconds = Histogram(
-            "hub_ingest_batch_duration_seconds", "Time to accept one batch durably", ["receiver"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "hub_ingest_batch_duration_seconds",
+            "Time to accept one batch durably",
+            ["receiver"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.request_seconds = Histogram(
-            "hub_request_duration_seconds", "HTTP request latency by route and status class",
-            ["route", "method", "status"], buckets=_LATENCY_BUCKETS, registry=r,
+            "hub_request_duration_seconds",
+            "HTTP request latency by route and status class",
+            ["route", "method", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.queue_depth = Gauge("hub_queue_depth", "Items waiting in a hub queue", ["queue"], registry=r)
         self.dlq_entries = Gauge("hub_dlq_entries", "Entries in the dead-letter queue", registry=r)

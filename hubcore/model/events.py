@@ -162,9 +162,7 @@ class PolicyPayload(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: Str4k = ""
 
 
-Payload = (
-    TelemetryPayload | SecurityPayload | CostPayload | GovernancePayload | MetadataPayload | PolicyPayload
-)
+Payload = TelemetryPayload | SecurityPayload | CostPayload | GovernancePayload | MetadataPayload | PolicyPayload
 
 PAYLOAD_TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "telemetry": TelemetryPayload,

@@ -1,8 +1,8 @@
 """JSON Schema of the native event, generated from the model (served at ``GET /api/v1/schemas``).
 
-    >>> s = event_json_schema("1.0.0")
-    >>> s["properties"]["event_type"]["enum"][0]
-    'telemetry'
+>>> s = event_json_schema("1.0.0")
+>>> s["properties"]["event_type"]["enum"][0]
+'telemetry'
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def event_json_schema(version: str = CURRENT_SCHEMA_VERSION) -> dict[str, Any]:
     if version not in PUBLISHED_VERSIONS:
         raise KeyError(version)
     payload_types = list(PAYLOAD_TYPES.values())
-    (envelope, *payloads), components = msgspec.json.schema_components(
+    (_envelope, *payloads), components = msgspec.json.schema_components(
         [AnalyticsEvent, *payload_types], ref_template="#/$defs/{name}"
     )
     env = dict(components[AnalyticsEvent.__name__])

@@ -266,7 +266,7 @@ class EmbeddedStore:
         try:
             for kind, cols in by_kind.items():
                 table = TABLES[kind]
-                arrow_batch = table.to_arrow(cols)  # noqa: F841 - referenced by name in SQL below
+                arrow_batch = table.to_arrow(cols)
                 con.register("batch", arrow_batch)
                 con.execute(f"INSERT INTO {table.name} SELECT * FROM batch")
                 if kind == "events":
@@ -277,9 +277,7 @@ class EmbeddedStore:
                 ts_vals = [t for t in ts_col if t is not None] or [0]
                 tenants = frozenset(t for t in cols.get("tenant_id", []) if t is not None)
                 touched.append((kind, tenants, min(ts_vals), max(ts_vals)))
-            con.execute(
-                "INSERT OR REPLACE INTO hub_wal_state VALUES (1, ?)", [max_seq]
-            )
+            con.execute("INSERT OR REPLACE INTO hub_wal_state VALUES (1, ?)", [max_seq])
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")

@@ -45,9 +45,10 @@ class WriteAheadLog:
         self._last_seq = 0
         self._segments: list[tuple[int, Path]] = []  # (first seq in segment, path)
         self._recover()
-        self._fh = self._open_segment(self._last_seq + 1) if not self._segments else open(
-            self._segments[-1][1], "ab"
-        )
+        if self._segments:
+            self._fh = open(self._segments[-1][1], "ab")  # noqa: SIM115 - held open for appends
+        else:
+            self._fh = self._open_segment(self._last_seq + 1)
         self._size = self._fh.tell()
 
     # -- public -----------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class WriteAheadLog:
     def _open_segment(self, first_seq: int) -> Any:
         path = self.directory / f"{first_seq:020d}{_SEGMENT_SUFFIX}"
         self._segments.append((first_seq, path))
-        fh = open(path, "ab")
+        fh = open(path, "ab")  # noqa: SIM115 - held open for appends
         _fsync_dir(self.directory)
         return fh
 

@@ -1,8 +1,8 @@
 """Drop an ``event_id`` seen again within a time window (per tenant), with bounded memory.
 
-    >>> d = Deduplicator(window_seconds=300, max_ids=10)
-    >>> d.seen_or_add("t", "a", now=0.0), d.seen_or_add("t", "a", now=10.0), d.seen_or_add("t", "a", now=400.0)
-    (False, True, False)
+>>> d = Deduplicator(window_seconds=300, max_ids=10)
+>>> d.seen_or_add("t", "a", now=0.0), d.seen_or_add("t", "a", now=10.0), d.seen_or_add("t", "a", now=400.0)
+(False, True, False)
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Deduplicator:
     def _evict(self, now: float) -> None:
         seen = self._seen
         while seen:
-            key, first = next(iter(seen.items()))
+            _key, first = next(iter(seen.items()))
             if now - first >= self.window or len(seen) > self.max_ids:
                 seen.popitem(last=False)
             else:

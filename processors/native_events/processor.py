@@ -6,6 +6,7 @@ and appends to column lists. No per-event objects survive the call.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ EVENT_COLUMNS = (
     "payload", "enrichment",
 )  # fmt: skip
 
+log = logging.getLogger(__name__)
 _envelope_decoder = msgspec.json.Decoder(AnalyticsEvent)
 _payload_decoders = {k: msgspec.json.Decoder(v) for k, v in PAYLOAD_TYPES.items()}
 _encode = msgspec.json.encode
@@ -114,6 +116,8 @@ class NativeEventsProcessor:
                     raise _Reject(f"invalid event: {exc}") from None
                 except msgspec.DecodeError as exc:
                     raise _Reject(f"malformed JSON: {exc}") from None
+                except UnicodeDecodeError:
+                    raise _Reject("malformed JSON: a string is not valid UTF-8") from None
                 event_id = ev.event_id
                 tenant = tenant_id or ev.tags.get("tenant_id") or cfg.default_tenant
                 row = self._normalise(ev, tenant, lo, hi)
@@ -122,6 +126,10 @@ class NativeEventsProcessor:
                     continue
             except _Reject as rej:
                 result.rejected.append(Rejection(index, event_id, str(rej)))
+                continue
+            except Exception as exc:  # a bug must not lose the event: dead-letter it for replay
+                log.exception("unexpected error processing an event", extra={"event_id": event_id})
+                result.rejected.append(Rejection(index, event_id, f"internal error: {type(exc).__name__}: {exc}"))
                 continue
             result.accepted_keys.append((tenant, ev.event_id))
             if ev.event_type == "metadata":
@@ -166,9 +174,13 @@ class NativeEventsProcessor:
         try:
             payload = _payload_decoders[ev.event_type].decode(ev.payload)
         except msgspec.ValidationError as exc:
-            raise _Reject(f"invalid payload for event_type {ev.event_type!r}: {exc}".replace("`$", "`$.payload")) from None
+            raise _Reject(
+                f"invalid payload for event_type {ev.event_type!r}: {exc}".replace("`$", "`$.payload")
+            ) from None
         except msgspec.DecodeError as exc:
             raise _Reject(f"malformed payload JSON: {exc}") from None
+        except UnicodeDecodeError:
+            raise _Reject("malformed payload JSON: a string is not valid UTF-8") from None
         tags = ev.tags
         row: dict[str, Any] = {
             "tenant_id": tenant,
@@ -183,6 +195,10 @@ class NativeEventsProcessor:
             "team": tags.get("team"),
             "project": tags.get("project"),
             "user_id": tags.get("user_id"),
+            "name": None,
+            "value": None,
+            "unit": None,
+            "status": None,
             "input_tokens": None,
             "output_tokens": None,
             "model": None,
@@ -193,9 +209,7 @@ class NativeEventsProcessor:
             "enrichment": None,
         }
         new_payload = _NORMALISERS[ev.event_type](self, payload, row)
-        row["payload"] = (
-            _encode(new_payload).decode() if new_payload is not None else bytes(ev.payload).decode()
-        )
+        row["payload"] = _encode(new_payload).decode() if new_payload is not None else bytes(ev.payload).decode()
         asset_id = row["asset_id"]
         if asset_id and ev.event_type != "metadata":
             meta = self.registry.lookup(tenant, asset_id)
@@ -248,9 +262,7 @@ class NativeEventsProcessor:
         currency = p.currency.upper()
         rate = self.config.exchange_rates.get(currency)
         if rate is None:
-            raise _Reject(
-                f"unknown currency {p.currency!r}: configure processors.native_events.exchange_rates"
-            )
+            raise _Reject(f"unknown currency {p.currency!r}: configure processors.native_events.exchange_rates")
         usd = p.amount * rate
         row["name"] = p.cost_type
         row["value"] = usd

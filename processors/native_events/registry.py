@@ -1,9 +1,9 @@
 """What llm-registry told us about assets, joined onto later events by ``asset_id``.
 
-    >>> r = AssetRegistry()
-    >>> r.update("t", "m-1", {"name": "gpt-4o", "version": "2024-08", "asset_type": "model"})
-    >>> r.lookup("t", "m-1")["name"]
-    'gpt-4o'
+>>> r = AssetRegistry()
+>>> r.update("t", "m-1", {"name": "gpt-4o", "version": "2024-08", "asset_type": "model"})
+>>> r.lookup("t", "m-1")["name"]
+'gpt-4o'
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Unit normalisation: durations to milliseconds, sizes to bytes, rates to per-second.
 
-    >>> to_canonical(2.5, "s")
-    (2500.0, 'ms')
-    >>> to_canonical(3, "KiB")
-    (3072.0, 'By')
-    >>> to_canonical(120, "1/min")
-    (2.0, '1/s')
-    >>> to_canonical(7, "{token}")
-    (7.0, '{token}')
+>>> to_canonical(2.5, "s")
+(2500.0, 'ms')
+>>> to_canonical(3, "KiB")
+(3072.0, 'By')
+>>> to_canonical(120, "1/min")
+(2.0, '1/s')
+>>> to_canonical(7, "{token}")
+(7.0, '{token}')
 """
 
 from __future__ import annotations

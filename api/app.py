@@ -1,0 +1,28 @@
+"""Assemble the FastAPI application from routers (no business logic here).
+
+>>> from fastapi.testclient import TestClient  # doctest: +SKIP
+>>> app = create_app(state)                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.middleware import RequestMetricsMiddleware
+from api.routers import dlq, events, health, schemas, ws
+from api.state import ApiState
+
+
+def create_app(state: ApiState) -> FastAPI:
+    app = FastAPI(
+        title="LLM Analytics Hub",
+        version="0.1.0",
+        description="Ingestion, events, schemas and the dead-letter queue of the LLM Analytics Hub.",
+    )
+    app.state.hub = state
+    install_error_handlers(app)
+    for router in (health.router, events.router, schemas.router, dlq.router, ws.router):
+        app.include_router(router)
+    app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics)
+    return app

@@ -1,0 +1,50 @@
+"""One error shape for every endpoint: ``{"error": {"code", "message", ...}}``.
+
+>>> error_response(400, "bad_json", "not JSON").status_code
+400
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from hubcore.errors import PermanentError, RetryableError
+
+
+def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(msgspec.json.encode(body), status_code=status_code, media_type="application/json", headers=headers)
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
+    headers = None
+    if "retry_after" in extra:
+        headers = {"Retry-After": str(max(1, round(extra["retry_after"])))}
+    return json_response({"error": {"code": code, "message": message, **extra}}, status, headers)
+
+
+def install_error_handlers(app: Any) -> None:
+    @app.exception_handler(PermanentError)
+    async def _permanent(_: Request, exc: PermanentError) -> Response:
+        return error_response(400, exc.reason, str(exc))
+
+    @app.exception_handler(RetryableError)
+    async def _retryable(_: Request, exc: RetryableError) -> Response:
+        return error_response(503, "unavailable", str(exc), retry_after=exc.retry_after)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        details = [
+            {"loc": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()
+        ]
+        return error_response(422, "validation_error", "request parameters are invalid", details=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))

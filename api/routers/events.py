@@ -1,0 +1,145 @@
+"""``POST /api/v1/events`` (ingest a batch) and ``GET /api/v1/events`` (list, newest first)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.deps import get_state, header_tenant, read_tenant
+from api.errors import error_response, json_response
+from api.routers.ingest_body import BodyError, split_events
+from api.state import ApiState
+from hubcore.errors import PermanentError, QueueFullError
+from hubcore.query.events import FILTERABLE, EventListQuery, rows_to_events
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+RECEIVER = "rest"
+
+
+async def read_body_limited(request: Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes before reading it all (413)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyError(413, "body_too_large", f"the body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyError(413, "body_too_large", f"the body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    summary="Ingest 1-1000 native events",
+    responses={
+        202: {
+            "description": "at least one event accepted: {accepted, rejected: [{index, event_id, reason}], duplicates}"
+        },
+        400: {"description": "bad JSON"},
+        413: {"description": "body or batch too large"},
+        415: {"description": "not application/json"},
+        422: {"description": "no event accepted; see rejected"},
+        503: {"description": "queue full; retry after Retry-After seconds"},
+    },
+)
+async def ingest_events(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() not in ("application/json", "application/x-ndjson", ""):
+        state.pipeline.reject_request(RECEIVER, "unsupported_media_type")
+        return error_response(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype!r}")
+    native = state.config.receivers.native
+    try:
+        tenant = header_tenant(request)
+        body = await read_body_limited(request, native.max_body_bytes)
+        events = split_events(body, max_events=native.max_batch_events)
+    except BodyError as exc:
+        state.pipeline.reject_request(RECEIVER, exc.reason)
+        return error_response(exc.status, exc.reason, str(exc))
+    try:
+        outcome = await run_in_threadpool(state.pipeline.consume_events, events, tenant_id=tenant, receiver=RECEIVER)
+    except QueueFullError as exc:
+        return error_response(503, "queue_full", str(exc), retry_after=exc.retry_after)
+    body_out = {"accepted": outcome.accepted, "rejected": outcome.rejected, "duplicates": outcome.duplicates}
+    if outcome.status == "accepted":
+        return json_response(body_out, 202)
+    return json_response(
+        {**body_out, "error": {"code": "all_rejected", "message": "no event in the batch was accepted; see rejected"}},
+        422,
+    )
+
+
+def _parse_time(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        if value.lstrip("-").replace(".", "", 1).isdigit():
+            return int(float(value) * 1e6)  # epoch seconds
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise PermanentError(f"{name} must be ISO-8601 or epoch seconds, got {value!r}", reason="bad_time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1e6)
+
+
+@router.get("/events", summary="List stored events, newest first, with filters and cursor pagination")
+async def list_events(
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    source_module: str | None = None,
+    event_type: str | None = None,
+    severity: str | None = None,
+    environment: str | None = None,
+    correlation_id: str | None = None,
+    model: str | None = None,
+    team: str | None = None,
+    tenant: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Response:
+    """Also accepts ``tags.<key>=value`` and ``payload.<path>=value`` query parameters."""
+    named = {
+        "source_module": source_module, "event_type": event_type, "severity": severity,
+        "environment": environment, "correlation_id": correlation_id, "model": model, "team": team,
+    }  # fmt: skip
+    filters = {k: v for k, v in named.items() if v is not None}
+    tag_filters: dict[str, str] = {}
+    payload_filters: dict[str, str] = {}
+    known = set(named) | {"tenant", "start", "end", "limit", "cursor"}
+    for key, value in request.query_params.items():
+        if key.startswith("tags."):
+            tag_filters[key[5:]] = value
+        elif key.startswith("payload."):
+            payload_filters[key[8:]] = value
+        elif key in FILTERABLE:
+            filters[key] = value
+        elif key not in known:
+            raise PermanentError(
+                f"unknown query parameter {key!r}; use {', '.join(FILTERABLE)}, tags.<key>, payload.<path>, "
+                "tenant, start, end, limit, cursor",
+                reason="unknown_parameter",
+            )
+    q = EventListQuery(
+        tenant_id=read_tenant(request, state, tenant),
+        filters=filters,
+        tag_filters=tag_filters,
+        payload_filters=payload_filters,
+        start_us=_parse_time(start, "start"),
+        end_us=_parse_time(end, "end"),
+        limit=limit,
+        cursor=cursor,
+    )
+    sql, params = q.to_sql()
+    rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
+    events, next_cursor = rows_to_events(rows, limit)
+    return json_response({"events": events, "next_cursor": next_cursor})

@@ -1,0 +1,39 @@
+"""``/healthz`` (the process is up), ``/readyz`` (it can take traffic) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import Response
+
+from api.deps import get_state
+from api.errors import json_response
+from api.state import ApiState
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz", summary="Readiness: the store writer runs and the ingest queue has room")
+async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    store = state.store
+    checks = {
+        "store_writer": store.ready,
+        "queue_has_room": store.stats.pending_rows < store.max_pending_rows,
+    }
+    for name, check in state.readiness_checks.items():
+        checks[name] = bool(check())
+    ok = all(checks.values())
+    return json_response({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
+
+
+@router.get("/metrics", summary="The hub's own Prometheus metrics", include_in_schema=True)
+async def metrics(state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    state.metrics.dlq_entries.set(state.dlq.count())
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

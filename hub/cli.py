@@ -1,0 +1,120 @@
+"""The ``hub`` command.
+
+hub run [--config FILE] [--data-dir DIR] [--host H] [--api-port P] [--otlp-grpc-port P] [--otlp-http-port P]
+hub simulate --api URL [--otlp URL] --rate N --duration S
+hub detect --input FILE.csv --output OUT.csv
+hub forecast --input FILE.csv --horizon H --level 95 --output OUT.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Callable
+
+import msgspec
+
+from hubcore.config import ConfigError, HubConfig, load_config
+from hubcore.telemetry import configure_logging
+
+#: Subcommands implemented elsewhere: name -> (module, help). Each module has ``main(argv) -> int``.
+DELEGATED: dict[str, tuple[str, str]] = {
+    "simulate": ("hub.simulate.cli", "send realistic traffic from all six modules to a hub"),
+    "detect": ("analytics.anomaly.cli", "score a timestamp,value CSV for anomalies"),
+    "forecast": ("analytics.forecast.cli", "forecast a ds,y CSV with 95% intervals"),
+}
+
+
+def _run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="run the hub (embedded DuckDB store by default)")
+    p.add_argument("--config", help="Collector-style YAML config file (every key optional)")
+    p.add_argument("--data-dir", help="data directory of the embedded store (default ./data)")
+    p.add_argument("--host", help="address to bind every receiver and the API to (default 127.0.0.1)")
+    p.add_argument("--api-port", type=int, help="REST API, WebSocket, /metrics, /healthz (default 8080)")
+    p.add_argument("--otlp-grpc-port", type=int, help="OTLP gRPC + native event stream (default 4317)")
+    p.add_argument("--otlp-http-port", type=int, help="OTLP HTTP (default 4318)")
+    p.add_argument("--retention-days", type=int, help="keep data this many days (default 30)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    p.add_argument("--no-fsync", action="store_true", help="do not fsync the write-ahead log (faster, less safe)")
+    return p
+
+
+def apply_flags(cfg: HubConfig, args: argparse.Namespace) -> HubConfig:
+    """Flags win over the file. Returns a new, validated config."""
+    data = msgspec.to_builtins(cfg)
+    recv = data.setdefault("receivers", {})
+    protocols = recv.setdefault("otlp", {}).setdefault("protocols", {})
+    grpc_ep = protocols.setdefault("grpc", {}).get("endpoint") or "127.0.0.1:4317"
+    http_ep = protocols.setdefault("http", {}).get("endpoint") or "127.0.0.1:4318"
+    service = data.setdefault("service", {})
+    api = service.setdefault("api", {})
+    emb = data.setdefault("exporters", {}).setdefault("embedded", {})
+
+    def split(ep: str) -> tuple[str, str]:
+        host, _, port = ep.rpartition(":")
+        return host, port
+
+    if args.host:
+        api["host"] = args.host
+        grpc_ep = f"{args.host}:{split(grpc_ep)[1]}"
+        http_ep = f"{args.host}:{split(http_ep)[1]}"
+    if args.otlp_grpc_port is not None:
+        grpc_ep = f"{split(grpc_ep)[0]}:{args.otlp_grpc_port}"
+    if args.otlp_http_port is not None:
+        http_ep = f"{split(http_ep)[0]}:{args.otlp_http_port}"
+    protocols["grpc"]["endpoint"] = grpc_ep
+    protocols["http"]["endpoint"] = http_ep
+    if args.api_port is not None:
+        api["port"] = args.api_port
+    if args.data_dir:
+        emb["data_dir"] = args.data_dir
+    if args.retention_days is not None:
+        emb["retention_days"] = args.retention_days
+    if args.no_fsync:
+        emb["wal_fsync"] = False
+    if args.log_level:
+        service.setdefault("telemetry", {})["log_level"] = args.log_level
+    from hubcore.config import config_from_dict
+
+    return config_from_dict(data)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        cfg = apply_flags(load_config(args.config), args)
+    except ConfigError as exc:
+        print(f"hub run: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(cfg.service.telemetry.log_level)
+    from hub.service import HubService
+
+    try:
+        asyncio.run(HubService(cfg).run())
+    except (OSError, RuntimeError) as exc:
+        print(f"hub run: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        module, _ = DELEGATED[argv[0]]
+        entry: Callable[[list[str]], int] = importlib.import_module(module).main
+        return int(entry(argv[1:]))
+    parser = argparse.ArgumentParser(prog="hub", description="LLM Analytics Hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
+    for name, (_module, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""The hub service: one lifespan wires the store, the pipeline, the API and the receivers.
+
+Started in order, torn down in reverse (Arize Phoenix's exit-stack style). SIGTERM/SIGINT stop the
+servers first (no new input), then the store flushes what it holds and closes.
+
+    >>> from hubcore.config import HubConfig
+    >>> svc = HubService(HubConfig())   # doctest: +SKIP
+    >>> asyncio.run(svc.run())          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+import grpc
+import msgspec
+import uvicorn
+
+from api.app import create_app
+from api.state import ApiState
+from hub.pipeline import IngestPipeline
+from hubcore.config import HubConfig
+from hubcore.dlq import DeadLetterQueue
+from hubcore.storage.embedded import EmbeddedStore
+from hubcore.telemetry import HubMetrics
+
+log = logging.getLogger("hub")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HubService:
+    def __init__(self, config: HubConfig, *, install_signal_handlers: bool = True) -> None:
+        self.config = config
+        self.install_signal_handlers = install_signal_handlers
+        emb = config.exporters.embedded
+        self.metrics = HubMetrics()
+        self.store = EmbeddedStore(
+            emb.data_dir,
+            wal_fsync=emb.wal_fsync,
+            max_pending_rows=emb.max_pending_rows,
+            flush_rows=emb.flush_rows,
+            flush_interval=emb.flush_interval,
+            retention_days=emb.retention_days,
+            memory_limit=emb.memory_limit,
+        )
+        self.dlq = DeadLetterQueue(emb.data_dir, fsync=emb.wal_fsync)
+        self.pipeline = IngestPipeline(config.processors.native_events, self.store, self.dlq, self.metrics)
+        self.api_state = ApiState(config, self.store, self.pipeline, self.dlq, self.metrics)
+        self.app = create_app(self.api_state)
+        self._servers: list[_Server] = []
+        self._grpc: grpc.aio.Server | None = None
+        self._stop = asyncio.Event()
+        self._started = False
+        self.bound: dict[str, int] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._started:
+            return
+        started = time.perf_counter()
+        await asyncio.to_thread(self.store.start)
+        await asyncio.to_thread(self.store.flush, 300.0)
+        await asyncio.to_thread(self._rebuild_state)
+        self.metrics.bind_queue("store_pending_rows", lambda: float(self.store.stats.pending_rows))
+        self.metrics.bind_queue("wal_bytes", lambda: float(self.store.wal_bytes()))
+        self.metrics.bind_queue("dedup_ids", lambda: float(len(self.pipeline.processor.dedup)))
+        api = self.config.service.api
+        await self._start_http("api", self.app, api.host, api.port)
+        await self._start_grpc()
+        await self._start_otlp_http()
+        self._started = True
+        log.info(
+            "hub started",
+            extra={
+                "ports": self.bound,
+                "data_dir": str(self.store.data_dir),
+                "startup_seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM/SIGINT (or :meth:`request_stop`), then shut down cleanly."""
+        loop = asyncio.get_running_loop()
+        if self.install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+
+    def request_stop(self) -> None:
+        log.info("stop requested")
+        self._stop.set()
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop receivers (no new input), then flush and close the store. Idempotent; safe unstarted."""
+        for server in self._servers:
+            server.should_exit = True
+        if self._grpc is not None:
+            await self._grpc.stop(grace=min(5.0, timeout))
+            self._grpc = None
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.shutdown_task, timeout)  # type: ignore[attr-defined]
+        self._servers.clear()
+        await asyncio.to_thread(self.store.shutdown, timeout)
+        if self._started:
+            log.info("hub stopped", extra={"applied_rows": self.store.stats.applied_rows})
+        self._started = False
+
+    # -- pieces -----------------------------------------------------------------------------------
+    async def _start_http(self, name: str, app: Any, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ws_ping_interval=20.0,
+            ws_ping_timeout=20.0,
+            timeout_graceful_shutdown=5,
+        )
+        server = _Server(config)
+        task = asyncio.create_task(server.serve(), name=f"uvicorn-{name}")
+        server.shutdown_task = task  # type: ignore[attr-defined]
+        while not server.started:
+            if task.done():
+                exc = task.exception()
+                raise RuntimeError(f"{name} server could not start on {host}:{port}: {exc!r}")
+            await asyncio.sleep(0.01)
+        self._servers.append(server)
+        sockets = [s for srv in server.servers for s in srv.sockets]
+        self.bound[name] = sockets[0].getsockname()[1] if sockets else port
+
+    async def _start_grpc(self) -> None:
+        grpc_cfg = self.config.receivers.otlp.protocols.grpc
+        if not grpc_cfg.enabled:
+            return
+        host, port = grpc_cfg.host_port("receivers.otlp.protocols.grpc.endpoint")
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", grpc_cfg.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        for name, register in _grpc_registrations(self).items():
+            register(server)
+            log.debug("registered gRPC service", extra={"service": name})
+        bound = server.add_insecure_port(f"{host}:{port}")
+        if bound == 0:
+            raise RuntimeError(f"OTLP gRPC receiver could not bind {host}:{port}")
+        await server.start()
+        self._grpc = server
+        self.bound["otlp_grpc"] = bound
+
+    async def _start_otlp_http(self) -> None:
+        http_cfg = self.config.receivers.otlp.protocols.http
+        if not http_cfg.enabled:
+            return
+        from receivers.otlp.http_app import create_otlp_http_app
+
+        app = create_otlp_http_app(
+            self.pipeline, default_tenant=self.api_state.default_tenant, max_body_bytes=http_cfg.max_message_bytes
+        )
+        host, port = http_cfg.host_port("receivers.otlp.protocols.http.endpoint")
+        await self._start_http("otlp_http", app, host, port)
+
+    def _rebuild_state(self) -> None:
+        """Registry metadata and recent event ids come back from the store after a restart."""
+        proc = self.pipeline.processor
+        rows = self.store.read(
+            "SELECT tenant_id, asset_id, status, payload FROM events WHERE event_type = 'metadata' ORDER BY ts"
+        ).fetchall()
+        for tenant, asset_id, status, payload in rows:
+            p = msgspec.json.decode(payload)
+            meta = None if status == "deleted" else {
+                **p.get("attributes", {}), "asset_type": p.get("asset_type"), "name": p.get("name"),
+                "version": p.get("version", ""), "provider": p.get("provider"), "owner": p.get("owner"),
+            }  # fmt: skip
+            proc.registry.update(tenant, asset_id, meta)
+        window = self.config.processors.native_events.dedup_window
+        recent = self.store.read(
+            "SELECT tenant_id, event_id, epoch(received_at) FROM events "
+            "WHERE received_at >= now()::TIMESTAMP - to_microseconds(?) ORDER BY received_at",
+            [int(window * 1e6)],
+        ).fetchall()
+        for tenant, event_id, received in recent:
+            proc.dedup.seen_or_add(tenant, event_id, float(received))
+
+
+def _grpc_registrations(svc: HubService) -> dict[str, Callable[[grpc.aio.Server], None]]:
+    """The gRPC services on the OTLP gRPC port: OTLP metrics/logs/traces and the native event stream."""
+    from receivers.native_grpc.service import add_event_stream_servicer
+    from receivers.otlp.grpc_service import add_otlp_servicers
+
+    tenant = svc.api_state.default_tenant
+    native = svc.config.receivers.native
+    regs: dict[str, Callable[[grpc.aio.Server], None]] = {
+        "otlp": lambda s: add_otlp_servicers(s, svc.pipeline, default_tenant=tenant),
+    }
+    if native.grpc_stream:
+        regs["events"] = lambda s: add_event_stream_servicer(s, svc.pipeline, max_batch_events=native.max_batch_events)
+    return regs

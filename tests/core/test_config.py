@@ -1,0 +1,75 @@
+"""Configuration: defaults need no file; errors name the YAML key; ${env:VAR} substitution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hubcore.config import ConfigError, HubConfig, load_config, load_config_text
+
+GOOD = """
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "0.0.0.0:14317"}
+      http: {enabled: false}
+processors:
+  native_events: {max_age: 86400, exchange_rates: {USD: 1, EUR: 1.1}}
+exporters:
+  embedded: {data_dir: "${env:HUB_TEST_DIR:-/tmp/x}", retention_days: 90}
+service:
+  api: {port: 9999}
+"""
+
+
+def test_defaults_need_no_file() -> None:
+    cfg = load_config(None)
+    assert cfg.service.api.port == 8080
+    assert cfg.receivers.otlp.protocols.grpc.endpoint == "127.0.0.1:4317"
+    assert cfg.receivers.otlp.protocols.http.endpoint == "127.0.0.1:4318"
+    assert cfg.exporters.embedded.retention_days == 30
+
+
+def test_a_full_file_with_env_substitution() -> None:
+    cfg = load_config_text(GOOD, env={"HUB_TEST_DIR": "/data/hub"})
+    assert cfg.exporters.embedded.data_dir == "/data/hub"
+    assert cfg.receivers.otlp.protocols.grpc.endpoint == "0.0.0.0:14317"
+    assert cfg.receivers.otlp.protocols.http.enabled is False
+    assert cfg.receivers.otlp.protocols.http.endpoint == "127.0.0.1:4318"
+    assert cfg.processors.native_events.exchange_rates["EUR"] == 1.1
+    assert load_config_text(GOOD, env={}).exporters.embedded.data_dir == "/tmp/x"
+
+
+BAD = [
+    ("service: {api: {port: 'x'}}", "service.api.port"),
+    ("service: {api: {port: 70000}}", "service.api.port"),
+    ("receivers: {kafka: {}}", "receivers.kafka"),
+    ("exporters: {embedded: {retention_days: 0}}", "exporters.embedded.retention_days"),
+    ("processors: {native_events: {exchange_rates: {EUR: -1}}}", "processors.native_events.exchange_rates"),
+    ("receivers: {otlp: {protocols: {grpc: {endpoint: 'nohost'}}}}", "receivers.otlp.protocols.grpc.endpoint"),
+    ("service: {pipelines: {p: {receivers: [x], exporters: [embedded]}}}", "service.pipelines.p.receivers"),
+    ("service: {pipelines: {p: {receivers: [otlp], exporters: [loki]}}}", "service.pipelines.p.exporters"),
+    ("service: {pipelines: {p: {receivers: [otlp], exporters: []}}}", "service.pipelines.p"),
+    ("exporters: {embedded: {data_dir: '${env:HUB_UNSET_VAR}'}}", ""),
+    ("- a list", ""),
+    ("receivers: [unclosed", ""),
+]
+
+
+@pytest.mark.parametrize(("text", "key"), BAD)
+def test_errors_name_the_yaml_key(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, env={})
+    assert info.value.key == key
+    if key:
+        assert str(info.value).startswith(key + ":")
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_config_struct_round_trips() -> None:
+    assert isinstance(HubConfig().validate(), HubConfig)

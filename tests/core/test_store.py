@@ -1,0 +1,116 @@
+"""The embedded store: durable appends, the OTel mapping of native events, retention, restart."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from hubcore.config import NativeEventsConfig
+from hubcore.errors import QueueFullError
+from hubcore.storage.embedded import EmbeddedStore
+from processors.native_events import NativeEventsProcessor
+from tests.helpers.events import EVENT_TYPES, make_event
+
+
+def events_columns(events: list[dict[str, object]], tenant: str = "t1") -> dict[str, list[object]]:
+    proc = NativeEventsProcessor(NativeEventsConfig())
+    res = proc.process([json.dumps(e).encode() for e in events], tenant_id=tenant)
+    assert not res.rejected, res.rejected
+    return res.columns
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)
+    s.start()
+    yield s
+    s.shutdown()
+
+
+def test_events_map_onto_metric_points_and_spans(store: EmbeddedStore) -> None:
+    events = [make_event(t, correlation_id="req-1") for t in EVENT_TYPES]
+    events.append(make_event("governance", payload={"action": "audit", "compliant": True}))
+    store.append("events", events_columns(events))
+    assert store.flush(10)
+    names = dict(store.read("SELECT name, count(*) FROM metric_points GROUP BY name").fetchall())
+    assert names == {
+        "gen_ai.client.operation.duration": 1,
+        "gen_ai.client.token.usage": 2,  # input and output tokens of the telemetry event
+        "llm.cost.usd": 1,
+        "llm.security.threats": 1,
+        "llm.governance.violations": 1,  # the audit event is not a violation
+        "llm.policy.evaluations": 1,
+        "llm.registry.asset.info": 1,
+    }
+    tok = store.read(
+        "SELECT token_type, value FROM metric_points WHERE name = 'gen_ai.client.token.usage' ORDER BY 1"
+    ).fetchall()
+    assert tok == [("input", 120.0), ("output", 40.0)]
+    cost = store.read("SELECT value, kind, temporality, monotonic, model FROM metric_points WHERE name='llm.cost.usd'")
+    assert cost.fetchall() == [(0.0123, "sum", "delta", True, "gpt-4o")]
+    sec = store.read("SELECT attributes FROM metric_points WHERE name = 'llm.security.threats'").fetchone()
+    assert json.loads(sec[0]) == {"threat_type": "prompt_injection", "threat_level": "high", "action": "blocked"}
+    spans = store.read("SELECT DISTINCT trace_id FROM spans").fetchall()
+    assert len(spans) == 1  # every event of the correlation id is a span of one trace
+    assert store.read("SELECT count(*) FROM spans").fetchone()[0] == len(events) - 1  # the audit has no id
+    dur = store.read("SELECT duration_ms FROM spans WHERE name LIKE 'telemetry%'").fetchone()
+    assert dur == (850.0,)
+
+
+def test_queue_full_is_a_retryable_error(tmp_path: Path) -> None:
+    s = EmbeddedStore(tmp_path, wal_fsync=False, max_pending_rows=3)
+    s.start()
+    try:
+        with pytest.raises(QueueFullError) as info:
+            s.append("events", events_columns([make_event("cost") for _ in range(4)]))
+        assert info.value.retry_after >= 1
+        assert s.read("SELECT count(*) FROM events").fetchone() == (0,)
+    finally:
+        s.shutdown()
+
+
+def test_retention_drops_old_rows(store: EmbeddedStore) -> None:
+    cols = events_columns([make_event("cost"), make_event("cost")])
+    old = int((time.time() - 40 * 86400) * 1e6)
+    cols["ts"][0] = old
+    store.append("events", cols)
+    store.flush(10)
+    deleted = store.enforce_retention(retention_days=30)
+    assert deleted >= 2  # the old event and the metric point derived from it
+    assert store.read("SELECT count(*) FROM events").fetchone() == (1,)
+
+
+def test_restart_replays_what_was_not_applied(tmp_path: Path) -> None:
+    s = EmbeddedStore(tmp_path, wal_fsync=True, flush_interval=30)
+    s.start()
+    s._stop.set()  # simulate a crash: the writer never applies what follows
+    s._queue.put(None)
+    assert s._writer is not None
+    s._writer.join(5)
+    s.append("events", events_columns([make_event("cost") for _ in range(3)]))
+    s._wal.close()  # type: ignore[union-attr]
+    s._con.close()  # type: ignore[union-attr]
+    again = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)
+    again.start()
+    try:
+        assert again.flush(10)
+        assert again.read("SELECT count(*) FROM events").fetchone() == (3,)
+    finally:
+        again.shutdown()
+    third = EmbeddedStore(tmp_path, wal_fsync=False)
+    third.start()
+    try:  # applied once, never twice
+        assert third.read("SELECT count(*) FROM events").fetchone() == (3,)
+    finally:
+        third.shutdown()
+
+
+def test_shutdown_is_idempotent_and_safe_without_start(tmp_path: Path) -> None:
+    s = EmbeddedStore(tmp_path)
+    s.shutdown()
+    s.start()
+    s.shutdown()
+    s.shutdown()
