@@ -1,0 +1,1 @@
+"""Receivers: decode, authenticate, tenant, back-pressure (OTLP gRPC/HTTP, native events)."""

@@ -1,0 +1,112 @@
+"""What the gRPC and HTTP transports share: the three signals, tenancy, and one export function.
+
+Both transports stay thin: they decode the body (or let :func:`decode_protobuf` do it), resolve the
+tenant with :func:`resolve_tenant`, and call :func:`export` in a worker thread.
+
+    >>> from hubcore.contracts import SignalsConsumer
+    >>> class Sink:
+    ...     def consume_rows(self, kind, columns, *, receiver):
+    ...         print(kind, len(columns["tenant_id"]), receiver)
+    >>> sig = SIGNALS["traces"]
+    >>> resp = export(Sink(), sig, decode_protobuf(sig, b""), "t1", resource_tenant=True, receiver="otlp_http")
+    >>> resp.HasField("partial_success")
+    False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from hubcore.contracts import SignalKind, SignalsConsumer
+from hubcore.errors import PermanentError
+from receivers.otlp.translate import Rows, logs_to_rows, metrics_to_rows, traces_to_rows
+
+#: Header (HTTP) / metadata key (gRPC) naming the tenant, as Loki, Mimir and Tempo use it.
+TENANT_HEADER = "x-scope-orgid"
+MAX_TENANT_LENGTH = 128
+
+#: Called when a whole request (or part of one) is refused: ``on_reject(receiver, reason)``.
+RejectHook = Callable[[str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One OTLP signal: its messages, its table, its translator and its gRPC service name."""
+
+    name: str  # metrics | logs | traces (the /v1/<name> path)
+    kind: SignalKind
+    request: type[Message]
+    response: type[Message]
+    rejected_field: str  # rejected_data_points | rejected_log_records | rejected_spans
+    translate: Callable[..., Rows]
+    grpc_service: str
+
+
+SIGNALS: dict[str, Signal] = {
+    "metrics": Signal(
+        "metrics", "metric_points", metrics_service_pb2.ExportMetricsServiceRequest,
+        metrics_service_pb2.ExportMetricsServiceResponse, "rejected_data_points", metrics_to_rows,
+        "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    ),
+    "logs": Signal(
+        "logs", "logs", logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse,
+        "rejected_log_records", logs_to_rows, "opentelemetry.proto.collector.logs.v1.LogsService",
+    ),
+    "traces": Signal(
+        "traces", "spans", trace_service_pb2.ExportTraceServiceRequest,
+        trace_service_pb2.ExportTraceServiceResponse, "rejected_spans", traces_to_rows,
+        "opentelemetry.proto.collector.trace.v1.TraceService",
+    ),
+}  # fmt: skip
+
+
+def resolve_tenant(header: str | None, default_tenant: str) -> tuple[str, bool]:
+    """``(tenant, resource_tenant)``: the header's tenant when sent, else the default and let the
+    resources' ``tenant_id``/``tenant.id`` attributes override it.
+
+    Raises :class:`PermanentError` for an empty, over-long or non-printable header value.
+    """
+    if header is None:
+        return default_tenant, True
+    tenant = header.strip()
+    if not tenant or len(tenant) > MAX_TENANT_LENGTH or not tenant.isprintable():
+        raise PermanentError(
+            f"{TENANT_HEADER} must be 1 to {MAX_TENANT_LENGTH} printable characters", reason="invalid_tenant"
+        )
+    return tenant, False
+
+
+def decode_protobuf(signal: Signal, data: bytes) -> Any:
+    """Parse a binary Export*ServiceRequest; :class:`PermanentError` when it is not one."""
+    try:
+        return signal.request.FromString(data)
+    except (DecodeError, ValueError, TypeError, RuntimeError) as exc:
+        raise PermanentError(
+            f"request body is not a valid {signal.request.__name__}: {exc}", reason="malformed"
+        ) from None
+
+
+def export(
+    consumer: SignalsConsumer, signal: Signal, request: Any, tenant_id: str, *, resource_tenant: bool, receiver: str
+) -> Any:
+    """Translate ``request``, hand the rows to ``consumer`` and build the Export*ServiceResponse.
+
+    Blocking (the consumer may fsync): call it from a worker thread. The consumer's
+    :class:`~hubcore.errors.QueueFullError` / :class:`~hubcore.errors.PermanentError` propagate.
+    """
+    columns, rejected, message = signal.translate(request, tenant_id, resource_tenant=resource_tenant)
+    if columns["tenant_id"]:
+        consumer.consume_rows(signal.kind, columns, receiver=receiver)
+    response = signal.response()
+    if rejected or message:
+        partial = response.partial_success  # type: ignore[attr-defined]
+        setattr(partial, signal.rejected_field, rejected)
+        partial.error_message = message or ""
+    return response
