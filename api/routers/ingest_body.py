@@ -33,6 +33,10 @@ def split_events(body: bytes, *, max_events: int) -> list[msgspec.Raw]:
     if not body.strip():
         raise BodyError(400, "empty_body", "the body is empty: send a JSON array of 1 to 1000 events")
     try:
+        body.decode("utf-8")  # RFC 8259: JSON text is UTF-8; raw event slices are not re-checked later
+    except UnicodeDecodeError as exc:
+        raise BodyError(400, "bad_json", f"the body is not valid UTF-8 (byte {exc.start})") from None
+    try:
         decoded = _decoder.decode(body)
     except msgspec.ValidationError:
         raise BodyError(

@@ -1,6 +1,6 @@
 """Valid native events of each type for tests, with overrides.
 
-    ev = make_event("cost", payload={"amount": 2.0})
+ev = make_event("cost", payload={"amount": 2.0})
 """
 
 from __future__ import annotations
@@ -27,8 +27,14 @@ _PAYLOADS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "security": (
         "llm-sentinel",
-        {"threat_type": "prompt_injection", "threat_level": "high", "confidence": 0.93, "action_taken": "blocked",
-         "source_ip": "10.1.2.3", "user_id": "u-7"},
+        {
+            "threat_type": "prompt_injection",
+            "threat_level": "high",
+            "confidence": 0.93,
+            "action_taken": "blocked",
+            "source_ip": "10.1.2.3",
+            "user_id": "u-7",
+        },
     ),  # fmt: skip
     "cost": ("llm-costops", {"cost_type": "token", "amount": 0.0123, "currency": "USD", "model": "gpt-4o"}),
     "governance": (
@@ -37,8 +43,14 @@ _PAYLOADS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "metadata": (
         "llm-registry",
-        {"asset_id": "asset-gpt4o", "asset_type": "model", "name": "gpt-4o", "version": "2024-08-06",
-         "provider": "openai", "owner": "platform"},
+        {
+            "asset_id": "asset-gpt4o",
+            "asset_type": "model",
+            "name": "gpt-4o",
+            "version": "2024-08-06",
+            "provider": "openai",
+            "owner": "platform",
+        },
     ),  # fmt: skip
     "policy": ("llm-policy-engine", {"policy_id": "rate-limit", "result": "pass", "evaluation_time": 1.5}),
 }

@@ -1,0 +1,194 @@
+"""POST/GET /api/v1/events, schemas, DLQ, health and metrics against a running hub."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jsonschema
+import pytest
+
+from tests.helpers.events import EVENT_TYPES, make_event, one_of_each
+from tests.helpers.hub import RunningHub, running_hub
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
+    with running_hub(tmp_path_factory.mktemp("hub"), grpc=False, otlp_http=False) as h:
+        yield h
+
+
+@pytest.fixture
+def client(hub: RunningHub) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=hub.api, timeout=30) as c:
+        yield c
+
+
+def post(client: httpx.Client, body: object, **kw: object) -> httpx.Response:
+    return client.post("/api/v1/events", json=body, **kw)  # type: ignore[arg-type]
+
+
+def test_a_batch_of_every_type_is_accepted_and_listed(client: httpx.Client, hub: RunningHub) -> None:
+    events = one_of_each(tags={"team": "alpha", "tenant_id": "ignored-by-header"})
+    r = post(client, events, headers={"X-Scope-OrgID": "tenant-a"})
+    assert r.status_code == 202, r.text
+    assert r.json() == {"accepted": 6, "rejected": [], "duplicates": 0}
+    hub.flush()
+    listed = client.get("/api/v1/events", params={"tags.team": "alpha"}, headers={"X-Scope-OrgID": "tenant-a"})
+    assert listed.status_code == 200
+    body = listed.json()
+    assert {e["event_type"] for e in body["events"]} == set(EVENT_TYPES)
+    assert body["next_cursor"] is None
+    assert all(e["tenant_id"] == "tenant-a" for e in body["events"])
+    # other tenants see nothing of it
+    other = client.get("/api/v1/events", params={"tags.team": "alpha"}, headers={"X-Scope-OrgID": "tenant-b"})
+    assert other.json()["events"] == []
+
+
+def test_wrapped_form_and_partial_rejection(client: httpx.Client) -> None:
+    good = make_event("cost")
+    bad = make_event("cost", payload={"amount": -5})
+    r = post(client, {"events": [good, bad]})
+    assert r.status_code == 202
+    body = r.json()
+    assert body["accepted"] == 1
+    assert body["rejected"] == [
+        {"index": 1, "event_id": bad["event_id"], "reason": "payload.amount must be a positive number (got -5.0)"}
+    ]
+
+
+def test_all_rejected_is_422_with_reasons(client: httpx.Client) -> None:
+    r = post(client, [make_event("cost", schema_version="3.1.0")])
+    assert r.status_code == 422
+    assert "unsupported schema_version '3.1.0'" in r.json()["rejected"][0]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "code"),
+    [
+        (b"[{", {"content-type": "application/json"}, 400, "bad_json"),
+        (b"", {"content-type": "application/json"}, 400, "empty_body"),
+        (b"[]", {"content-type": "application/json"}, 422, "empty_batch"),
+        (b'"just a string"', {"content-type": "application/json"}, 422, "bad_shape"),
+        (b'{"events": 5}', {"content-type": "application/json"}, 422, "bad_shape"),
+        (b'["\xff"]', {"content-type": "application/json"}, 400, "bad_json"),
+        (b"a=b", {"content-type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+    ],
+)
+def test_bad_bodies_get_a_clear_4xx(
+    client: httpx.Client, content: bytes, headers: dict[str, str], status: int, code: str
+) -> None:
+    r = client.post("/api/v1/events", content=content, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
+    assert client.get("/healthz").status_code == 200
+
+
+def test_too_many_events_and_too_large_bodies(client: httpx.Client) -> None:
+    r = post(client, [make_event("cost") for _ in range(1001)])
+    assert r.status_code == 413 and r.json()["error"]["code"] == "batch_too_large"
+    huge = b"[" + b" " * (9 << 20) + b"]"
+    r = client.post("/api/v1/events", content=huge, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+
+def test_bad_tenant_header_is_400(client: httpx.Client) -> None:
+    r = post(client, [make_event("cost")], headers={"X-Scope-OrgID": "bad tenant/../"})
+    assert r.status_code == 400
+
+
+def test_duplicates_are_acknowledged_not_stored_twice(client: httpx.Client, hub: RunningHub) -> None:
+    ev = make_event("cost", tags={"team": "dup-team"})
+    assert post(client, [ev]).json()["accepted"] == 1
+    again = post(client, [ev])
+    assert again.status_code == 202 and again.json() == {"accepted": 0, "rejected": [], "duplicates": 1}
+    assert hub.sql("SELECT count(*) FROM events WHERE event_id = ?", [ev["event_id"]]) == [(1,)]
+
+
+def test_listing_filters_and_cursor_pagination(client: httpx.Client, hub: RunningHub) -> None:
+    events = [make_event("telemetry", tags={"team": "pager"}, correlation_id=f"c{i % 2}") for i in range(7)]
+    assert post(client, events).status_code == 202
+    hub.flush()
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"tags.team": "pager", "limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/v1/events", params=params).json()
+        seen += [e["event_id"] for e in page["events"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(e["event_id"] for e in events) and len(seen) == 7
+    only_c1 = client.get("/api/v1/events", params={"tags.team": "pager", "correlation_id": "c1"}).json()
+    assert len(only_c1["events"]) == 3
+    by_payload = client.get("/api/v1/events", params={"tags.team": "pager", "payload.model": "gpt-4o"}).json()
+    assert len(by_payload["events"]) == 7
+    times = [e["timestamp"] for e in by_payload["events"]]
+    assert times == sorted(times, reverse=True)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 5000}, {"cursor": "garbage!!"}, {"start": "noon"}, {"bogus": "1"},
+     {"payload.a;drop table events": "x"}, {"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}],
+)  # fmt: skip
+def test_bad_listing_parameters_are_4xx(client: httpx.Client, params: dict[str, object]) -> None:
+    r = client.get("/api/v1/events", params=params)
+    assert r.status_code in (400, 422), r.text
+    assert "error" in r.json()
+
+
+def test_schemas_are_served_and_validate_events(client: httpx.Client) -> None:
+    idx = client.get("/api/v1/schemas").json()
+    assert idx["current"] == "1.0.0"
+    schema = client.get("/api/v1/schemas/1.0.0").json()
+    for ev in one_of_each():
+        jsonschema.validate(ev, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"event_id": "x"}, schema)
+    assert client.get("/api/v1/schemas/9.9.9").status_code == 404
+
+
+def test_dead_letters_are_listed_and_replayed(tmp_path: Path) -> None:
+    bad = make_event("cost", payload={"currency": "XYZ"})
+    with running_hub(tmp_path, grpc=False, otlp_http=False) as h1:
+        r = httpx.post(f"{h1.api}/api/v1/events", json=[bad], headers={"X-Scope-OrgID": "t9"})
+        assert r.status_code == 422
+        dlq = httpx.get(f"{h1.api}/api/v1/dlq", headers={"X-Scope-OrgID": "t9"}).json()
+        assert dlq["total"] == 1 and "unknown currency" in dlq["entries"][0]["reason"]
+        assert json.loads(dlq["entries"][0]["raw"])["event_id"] == bad["event_id"]
+        assert httpx.get(f"{h1.api}/api/v1/dlq", headers={"X-Scope-OrgID": "other"}).json()["total"] == 0
+    # the operator adds the currency and replays
+    from tests.helpers.hub import hub_config
+
+    cfg = hub_config(tmp_path, grpc=False, otlp_http=False,
+                     processors__native_events__exchange_rates={"USD": 1.0, "XYZ": 2.0})  # fmt: skip
+    with running_hub(tmp_path, cfg) as h2:
+        out = httpx.post(f"{h2.api}/api/v1/dlq/replay", headers={"X-Scope-OrgID": "t9"}).json()
+        assert out == {"replayed": 1, "accepted": 1, "still_rejected": 0}
+        assert h2.sql("SELECT value FROM events WHERE event_id = ?", [bad["event_id"]]) == [(0.0246,)]
+        assert httpx.get(f"{h2.api}/api/v1/dlq", headers={"X-Scope-OrgID": "t9"}).json()["total"] == 0
+
+
+def test_health_readiness_and_metrics(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    text = client.get("/metrics").text
+    for name in ("hub_ingest_events_total", "hub_ingest_rejected_total", "hub_queue_depth",
+                 "hub_request_duration_seconds_bucket", "hub_ingest_batch_duration_seconds"):  # fmt: skip
+        assert name in text, name
+
+
+def test_queue_full_is_503_with_retry_after(tmp_path: Path) -> None:
+    with running_hub(tmp_path, grpc=False, otlp_http=False, exporters__embedded__max_pending_rows=2) as h:
+        r = httpx.post(f"{h.api}/api/v1/events", json=[make_event("cost") for _ in range(3)])
+        assert r.status_code == 503
+        assert int(r.headers["retry-after"]) >= 1
+        ev = r.json()
+        assert ev["error"]["code"] == "queue_full"
+        # nothing was half-accepted: the same events can be sent again in smaller batches
+        r2 = httpx.post(f"{h.api}/api/v1/events", json=[make_event("cost")])
+        assert r2.status_code == 202
