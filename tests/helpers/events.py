@@ -35,7 +35,7 @@ _PAYLOADS: dict[str, tuple[str, dict[str, Any]]] = {
             "source_ip": "10.1.2.3",
             "user_id": "u-7",
         },
-    ),  # fmt: skip
+    ),
     "cost": ("llm-costops", {"cost_type": "token", "amount": 0.0123, "currency": "USD", "model": "gpt-4o"}),
     "governance": (
         "llm-governance",
@@ -51,7 +51,7 @@ _PAYLOADS: dict[str, tuple[str, dict[str, Any]]] = {
             "provider": "openai",
             "owner": "platform",
         },
-    ),  # fmt: skip
+    ),
     "policy": ("llm-policy-engine", {"policy_id": "rate-limit", "result": "pass", "evaluation_time": 1.5}),
 }
 
