@@ -171,17 +171,23 @@ class EventIngestionServicer:
         window = FlowWindow(self.max_in_flight)
         await context.send_initial_metadata(((CREDITS_METADATA_KEY, str(window.credits)),))
         # Read ahead at most max_in_flight batches: beyond that, HTTP/2 flow control holds the client.
-        pending: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=self.max_in_flight)
-        failure: list[BaseException] = []
+        slots = asyncio.Semaphore(self.max_in_flight)
+        pending: asyncio.Queue[Frame | None] = asyncio.Queue()
 
         async def read() -> None:
+            requests = aiter(request_iterator)
             try:
-                async for frame in request_iterator:
-                    await pending.put(frame)
-            except Exception as exc:  # the client went away or the transport failed
-                failure.append(exc)
+                while True:
+                    await slots.acquire()
+                    try:
+                        frame = await anext(requests)
+                    except StopAsyncIteration:
+                        break
+                    pending.put_nowait(frame)
+            except Exception:  # the client went away or the transport failed: answer what was read
+                log.debug("native gRPC stream: reading requests failed", exc_info=True)
             finally:
-                await pending.put(None)
+                pending.put_nowait(None)
 
         reader = asyncio.create_task(read())
         try:
@@ -189,8 +195,7 @@ class EventIngestionServicer:
                 ack = await self._answer(frame, tenant)
                 ack.credits = window.update(ack.status)
                 yield ack
-            if failure and not isinstance(failure[0], asyncio.CancelledError):
-                log.debug("native gRPC stream ended by an error", exc_info=failure[0])
+                slots.release()
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
