@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+from opentelemetry import trace
 
 from hubcore.config import NativeEventsConfig
 from hubcore.contracts import IngestOutcome, SignalKind
@@ -67,6 +68,7 @@ class IngestPipeline:
         metrics: HubMetrics,
         *,
         processor: NativeEventsProcessor | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -74,9 +76,21 @@ class IngestPipeline:
         self.metrics = metrics
         self.processor = processor or NativeEventsProcessor(config)
         self._lock = threading.Lock()
+        self.tracer = tracer or trace.NoOpTracer()
 
     # -- native events ----------------------------------------------------------------------------
     def consume_events(
+        self, raw_events: Sequence[bytes | msgspec.Raw], *, tenant_id: str | None, receiver: str
+    ) -> IngestOutcome:
+        with self.tracer.start_as_current_span("ingest native events") as span:
+            outcome = self._consume_events(raw_events, tenant_id=tenant_id, receiver=receiver)
+            span.set_attribute("hub.receiver", receiver)
+            span.set_attribute("hub.events", len(raw_events))
+            span.set_attribute("hub.accepted", outcome.accepted)
+            span.set_attribute("hub.rejected", len(outcome.rejected))
+            return outcome
+
+    def _consume_events(
         self, raw_events: Sequence[bytes | msgspec.Raw], *, tenant_id: str | None, receiver: str
     ) -> IngestOutcome:
         started = time.perf_counter()

@@ -25,6 +25,7 @@ import uvicorn
 from api.app import create_app
 from api.state import ApiState
 from hub.pipeline import IngestPipeline
+from hub.selftrace import configure_tracing, tracer
 from hubcore.config import HubConfig
 from hubcore.dlq import DeadLetterQueue
 from hubcore.storage.embedded import EmbeddedStore
@@ -57,7 +58,10 @@ class HubService:
             memory_limit=emb.memory_limit,
         )
         self.dlq = DeadLetterQueue(emb.data_dir, fsync=emb.wal_fsync)
-        self.pipeline = IngestPipeline(config.processors.native_events, self.store, self.dlq, self.metrics)
+        self.tracer_provider = configure_tracing(self.store)
+        self.pipeline = IngestPipeline(
+            config.processors.native_events, self.store, self.dlq, self.metrics, tracer=tracer(self.tracer_provider)
+        )
         self.api_state = ApiState(config, self.store, self.pipeline, self.dlq, self.metrics)
         self.app = create_app(self.api_state)
         self._servers: list[_Server] = []
@@ -118,6 +122,7 @@ class HubService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.shutdown_task, timeout)  # type: ignore[attr-defined]
         self._servers.clear()
+        await asyncio.to_thread(self.tracer_provider.shutdown)
         await asyncio.to_thread(self.store.shutdown, timeout)
         if self._started:
             log.info("hub stopped", extra={"applied_rows": self.store.stats.applied_rows})
