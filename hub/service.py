@@ -24,11 +24,11 @@ import uvicorn
 
 from api.app import create_app
 from api.state import ApiState
+from exporters.embedded import create_exporter
 from hub.pipeline import IngestPipeline
 from hub.selftrace import configure_tracing, tracer
 from hubcore.config import HubConfig
 from hubcore.dlq import DeadLetterQueue
-from hubcore.storage.embedded import EmbeddedStore
 from hubcore.telemetry import HubMetrics
 
 log = logging.getLogger("hub")
@@ -48,15 +48,7 @@ class HubService:
         self.install_signal_handlers = install_signal_handlers
         emb = config.exporters.embedded
         self.metrics = HubMetrics()
-        self.store = EmbeddedStore(
-            emb.data_dir,
-            wal_fsync=emb.wal_fsync,
-            max_pending_rows=emb.max_pending_rows,
-            flush_rows=emb.flush_rows,
-            flush_interval=emb.flush_interval,
-            retention_days=emb.retention_days,
-            memory_limit=emb.memory_limit,
-        )
+        self.store = create_exporter(emb)
         self.dlq = DeadLetterQueue(emb.data_dir, fsync=emb.wal_fsync)
         self.tracer_provider = configure_tracing(self.store)
         self.pipeline = IngestPipeline(
