@@ -253,7 +253,8 @@ class EventIngestionServicer:
                 batch_id=batch_id,
                 status=Ack.RETRY,
                 retry_after_seconds=1.0,
-                message="internal error while storing the batch (nothing stored): send it again later",
+                message="internal error while storing the batch: send it again later "
+                "(events already stored come back as duplicates)",
             )
         return outcome_to_ack(batch_id, outcome)
 

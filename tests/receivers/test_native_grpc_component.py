@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from hubcore.contracts import IngestOutcome
-from hubcore.errors import ConfigError
+from hubcore.errors import ConfigError, PermanentError
 from receivers.native_grpc import (
     NativeGrpcConfig,
     config_from_mapping,
@@ -252,3 +252,32 @@ def test_ensure_compiled_builds_missing_or_stale_modules_only(tmp_path: Path) ->
     assert ensure_compiled(proto_root=protos, **kwargs) is True  # stale: recompiled
     with pytest.raises(ImportError, match="make proto"):
         ensure_compiled(gen_dir=tmp_path / "nothing", proto_root=tmp_path / "absent", package="z._gen")
+
+
+class Failing:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def consume_events(self, raw_events: Sequence[Any], *, tenant_id: str | None, receiver: str) -> IngestOutcome:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "text"),
+    [
+        (PermanentError("tenant is suspended", reason="tenant_suspended"), Ack.REJECTED, "tenant is suspended"),
+        (RuntimeError("disk on fire"), Ack.RETRY, "internal error"),
+    ],
+)
+async def test_consumer_errors_become_acks_not_broken_streams(error: Exception, status: int, text: str) -> None:
+    receiver = create_events_receiver(NativeGrpcConfig(endpoint="127.0.0.1:0"), Failing(error))
+    await receiver.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{receiver.port}") as channel:
+            stub = events_pb2_grpc.EventIngestionServiceStub(channel)
+            batches = [events_pb2.EventBatch(batch_id=f"b{i}", events_json=[b"{}"]) for i in range(2)]
+            acks = [ack async for ack in stub.StreamEvents(iter(batches))]
+        assert [(a.batch_id, a.status) for a in acks] == [("b0", status), ("b1", status)]
+        assert text in acks[0].message
+    finally:
+        await receiver.shutdown()
