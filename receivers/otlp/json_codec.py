@@ -3,7 +3,8 @@
 OTLP/JSON differs from protobuf's canonical JSON mapping in one way that matters: ``traceId``,
 ``spanId`` and ``parentSpanId`` (in spans, links, log records and exemplars) are hex, not base64.
 Everything else is the canonical mapping, which :mod:`google.protobuf.json_format` handles: lowerCamelCase
-or original field names, int64 as string or number, enums as integers (or names), unknown fields ignored.
+or original field names, int64 as string or number, enums as integers (or names), unknown fields and
+unknown enum names ignored (forward compatibility), wrong JSON types refused.
 
     >>> from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     >>> body = b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c",'
@@ -63,7 +64,7 @@ def decode_json(message_type: type[M], body: bytes) -> M:
     """Parse an OTLP/JSON request body; :class:`PermanentError` (reason ``malformed``) when invalid."""
     try:
         obj = _decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 is a UnicodeDecodeError
         raise PermanentError(f"request body is not valid JSON: {exc}", reason="malformed") from None
     if type(obj) is not dict:
         raise PermanentError("request body must be a JSON object", reason="malformed")
