@@ -1,0 +1,364 @@
+"""``hub simulate``: drive the hub with realistic traffic from the platform's six modules.
+
+    hub simulate --api http://127.0.0.1:8080 --otlp http://127.0.0.1:4318 --rate 1000 --duration 60
+    hub simulate --dry-run --output events.jsonl --count 10000 --seed 1
+    hub simulate --api URL --rate 500 --duration 600 --scenario latency_spike:model=gpt-4o --truth t.json
+
+Exit codes: 0 done, 1 the API could not be reached (or refused the credentials), 2 bad arguments,
+130 interrupted (Ctrl-C; the summary is still printed). The summary is one JSON line on stdout;
+progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import contextlib
+import math
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import msgspec
+import numpy as np
+
+from hub.simulate.generator import Event, GeneratorState, generate_timed
+from hub.simulate.scenarios import SCENARIOS, Scenario, ScenarioError, make_scenario
+from hub.simulate.senders import FileSink, OtlpSender, RestSender, SendError
+from hub.simulate.traces import load_or_fallback
+
+MAX_BATCH = 1000
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return v
+
+
+def _start_time(text: str) -> float:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time (e.g. 2026-01-01T00:00:00Z)") from None
+    if dt.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a time zone (e.g. a trailing Z)")
+    return dt.timestamp()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hub simulate",
+        description="Send realistic native events (and optionally OTLP) from the six LLM platform modules.",
+        epilog="Scenarios: " + "; ".join(f"{k}: {v.description}" for k, v in sorted(SCENARIOS.items())),
+    )
+    dest = p.add_argument_group("destination")
+    dest.add_argument("--api", metavar="URL", help="hub API base URL (events go to POST {api}/api/v1/events)")
+    dest.add_argument("--otlp", metavar="URL", help="OTLP/HTTP base URL, e.g. http://127.0.0.1:4318 (optional)")
+    dest.add_argument("--tenant", metavar="T", help="tenant id: X-Scope-OrgID header (and tags.tenant_id)")
+    dest.add_argument("--token", metavar="TOKEN", default=os.environ.get("HUB_API_TOKEN"),
+                      help="bearer token for the API (default $HUB_API_TOKEN)")  # fmt: skip
+    dest.add_argument("--dry-run", action="store_true", help="write events to --output instead of sending")
+    dest.add_argument("--output", metavar="FILE.jsonl", help="JSON Lines file for --dry-run")
+    load = p.add_argument_group("load")
+    load.add_argument("--rate", type=_positive_float, default=100.0, metavar="N",
+                      help="native events per second overall (default 100)")  # fmt: skip
+    load.add_argument("--duration", type=_positive_float, metavar="S", help="seconds to run")
+    load.add_argument("--count", type=_positive_int, metavar="N", help="send exactly N events")
+    load.add_argument("--batch", type=_positive_int, default=500, metavar="N",
+                      help=f"events per request, at most {MAX_BATCH} (default 500)")  # fmt: skip
+    load.add_argument("--unpaced", action="store_true",
+                      help="send as fast as possible (benchmarks); timestamps are the wall clock")  # fmt: skip
+    load.add_argument("--flush-interval", type=_positive_float, default=0.5, metavar="S",
+                      help="send a partial batch after this long (default 0.5)")  # fmt: skip
+    load.add_argument("--max-retries", type=int, default=5, metavar="N",
+                      help="retries of a batch on connection errors / 5xx (default 5)")  # fmt: skip
+    real = p.add_argument_group("realism")
+    real.add_argument("--seed", type=int, help="random seed (same seed → same events)")
+    real.add_argument("--scenario", default="none", metavar="NAME[:k=v,...]",
+                      help=f"incident to inject: {', '.join(sorted(SCENARIOS))} (default none)")  # fmt: skip
+    real.add_argument("--truth", metavar="FILE.json", help="write the scenario's ground truth here")
+    real.add_argument("--traces-dir", metavar="DIR",
+                      help="LLM traces (default $HUB_TRACES_DIR or <repo>/../shared/data/llm_traces)")  # fmt: skip
+    real.add_argument("--start-time", type=_start_time, metavar="ISO",
+                      help="timestamp of the first event (default now)")  # fmt: skip
+    otlp = p.add_argument_group("OTLP")
+    otlp.add_argument("--span-sample", type=_fraction, default=0.01, metavar="F",
+                      help="fraction of requests also sent as spans (default 0.01)")  # fmt: skip
+    otlp.add_argument("--otlp-interval", type=_positive_float, default=5.0, metavar="S",
+                      help="metric export interval (default 5)")  # fmt: skip
+    out = p.add_argument_group("output")
+    out.add_argument("--progress-interval", type=_positive_float, default=5.0, metavar="S",
+                     help="seconds between progress lines when stderr is not a terminal (default 5)")  # fmt: skip
+    out.add_argument("--quiet", action="store_true", help="no progress display")
+    out.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
+    return p
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.list_scenarios:
+        return
+    if args.duration is None and args.count is None:
+        raise _UsageError("give --duration S or --count N")
+    if args.batch > MAX_BATCH:
+        raise _UsageError(f"--batch must be at most {MAX_BATCH}")
+    if args.max_retries < 0:
+        raise _UsageError("--max-retries must be >= 0")
+    if args.dry_run:
+        if not args.output:
+            raise _UsageError("--dry-run needs --output FILE.jsonl")
+    elif not args.api:
+        raise _UsageError("give --api URL (or --dry-run --output FILE.jsonl)")
+    for name in ("api", "otlp"):
+        url = getattr(args, name)
+        if url and not url.startswith(("http://", "https://")):
+            raise _UsageError(f"--{name} must be an http:// or https:// URL, got {url!r}")
+
+
+class Progress:
+    """A single updating line on a terminal, periodic lines otherwise."""
+
+    def __init__(self, stream: IO[str], *, quiet: bool, interval: float) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        try:
+            self.tty = stream.isatty()
+        except (AttributeError, ValueError):
+            self.tty = False
+        self.interval = 0.25 if self.tty else interval
+        self.last = time.monotonic()
+        self.wrote_tty = False
+
+    def line(self, s: dict[str, Any]) -> str:
+        return (
+            f"hub simulate: {s['elapsed_s']:7.1f}s  sent {s['sent']:,}  accepted {s['accepted']:,}  "
+            f"rejected {s['rejected']:,}  throttled {s['throttled']:,}  errors {s['errors']:,}  "
+            f"rate {s['achieved_rate']:,.0f}/s (target {s['target_rate']:,.0f}/s)"
+        )
+
+    def update(self, s: dict[str, Any], *, force: bool = False) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        if self.tty:
+            self.stream.write("\r\x1b[K" + self.line(s))
+            self.wrote_tty = True
+        else:
+            self.stream.write(self.line(s) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.wrote_tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(f"hub simulate: {msg}\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        _validate(args)
+    except SystemExit as exc:  # argparse: --help (0) or a bad argument (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    except _UsageError as exc:
+        parser.print_usage(sys.stderr)
+        _err(f"error: {exc}")
+        return 2
+    if args.list_scenarios:
+        for name, cls in sorted(SCENARIOS.items()):
+            params = ", ".join(f"{k}: {v}" for k, v in cls.params_doc.items())
+            sys.stdout.write(f"{name}\t{cls.description}" + (f" ({params}; start, length)" if params else "") + "\n")
+        return 0
+    horizon = args.duration if args.duration is not None else args.count / args.rate
+    try:
+        scenario = make_scenario(args.scenario, horizon)
+    except ScenarioError as exc:
+        parser.print_usage(sys.stderr)
+        _err(f"error: --scenario: {exc}")
+        return 2
+    return _run(args, scenario)
+
+
+def _run(args: argparse.Namespace, scenario: Scenario) -> int:
+    traces, warning = load_or_fallback(args.traces_dir)
+    if warning:
+        _err(f"warning: {warning}")
+    paced = not args.dry_run and not args.unpaced
+    clock: Literal["schedule", "wall"] = "wall" if (args.unpaced and not args.dry_run) else "schedule"
+    t0 = args.start_time if args.start_time is not None else time.time()
+    state = GeneratorState.create(traces, rate=args.rate, t0=t0, tenant=args.tenant, clock=clock,
+                                  scenario=scenario)  # fmt: skip
+    rng = np.random.default_rng(args.seed)
+
+    sink: FileSink | RestSender
+    try:
+        sink = FileSink(args.output) if args.dry_run else RestSender(
+            args.api, tenant=args.tenant, token=args.token, max_retries=args.max_retries)  # fmt: skip
+    except OSError as exc:
+        _err(f"error: cannot write {args.output}: {exc}")
+        return 1
+    otlp: OtlpSender | None = None
+    if args.otlp and not args.dry_run:
+        otlp = OtlpSender(args.otlp, tenant=args.tenant, span_sample=args.span_sample,
+                          export_interval_s=args.otlp_interval, seed=args.seed)  # fmt: skip
+    elif args.otlp:
+        _err("note: --dry-run: OTLP is not sent")
+
+    progress = Progress(sys.stderr, quiet=args.quiet, interval=args.progress_interval)
+    by_type: dict[str, int] = {}
+    start = time.monotonic()
+    generated = 0
+
+    def snapshot() -> dict[str, Any]:
+        elapsed = max(time.monotonic() - start, 1e-9)
+        st = sink.stats
+        return {
+            "elapsed_s": round(elapsed, 3), "target_rate": args.rate,
+            "achieved_rate": round(st.sent / elapsed, 1), "generated": generated, **st.as_dict(),
+        }  # fmt: skip
+
+    def flush(buf: list[Event]) -> None:
+        if not buf:
+            return
+        for ev in buf:
+            t = ev["event_type"]
+            by_type[t] = by_type.get(t, 0) + 1
+        sink.send(buf)
+        if otlp is not None:
+            otlp.record(buf)
+
+    status, code, error = "ok", 0, None
+    batch = args.batch
+    limit = args.count if args.count is not None else math.inf
+    duration = args.duration if args.duration is not None else math.inf
+    gen_e: list[Event] = []
+    gen_t: list[float] = []
+    gi = 0
+    buf: list[Event] = []
+    buf_since = 0.0
+    try:
+        while True:
+            if gi >= len(gen_e):
+                want = int(min(batch, limit - generated))
+                if want <= 0:
+                    break
+                gen_e, gen_t = generate_timed(want, rng, state)
+                generated += want
+                gi = 0
+            now = time.monotonic() - start
+            if clock == "schedule":
+                if gen_t[gi] >= duration:
+                    break
+            elif now >= duration:
+                break
+            room = batch - len(buf)
+            hi = min(len(gen_e), gi + room)
+            if paced:
+                hi = bisect.bisect_right(gen_t, now, gi, hi)
+                if hi == gi:  # nothing due yet
+                    if buf and now - buf_since >= args.flush_interval:
+                        flush(buf)
+                        buf = []
+                    progress.update(snapshot())
+                    wait = gen_t[gi] - now
+                    if buf:
+                        wait = min(wait, buf_since + args.flush_interval - now)
+                    time.sleep(min(max(wait, 0.0005), 0.1))
+                    continue
+            if clock == "schedule" and duration < math.inf:
+                hi = bisect.bisect_left(gen_t, duration, gi, hi)
+                if hi == gi:
+                    break
+            if not buf:
+                buf_since = now
+            buf.extend(gen_e[gi:hi])
+            gi = hi
+            if len(buf) >= batch:
+                flush(buf)
+                buf = []
+            progress.update(snapshot())
+        flush(buf)
+        buf = []
+    except KeyboardInterrupt:
+        status, code = "interrupted", 130
+    except SendError as exc:
+        status, code, error = "failed", 1, str(exc)
+    finally:
+        if isinstance(sink, FileSink):
+            sink.close()
+    summary = snapshot()
+    progress.update(summary, force=True)
+    progress.close()
+    if error:
+        _err(f"error: {error}")
+    otlp_stats: dict[str, Any] | None = None
+    if otlp is not None:
+        with contextlib.suppress(KeyboardInterrupt):
+            otlp.shutdown()
+        otlp_stats = {"endpoint": args.otlp, **otlp.stats()}
+    if isinstance(sink, RestSender):
+        sink.close()
+    summary.update({
+        "status": status, "exit_code": code, "mode": "dry-run" if args.dry_run else "rest",
+        "destination": args.output if args.dry_run else sink.url if isinstance(sink, RestSender) else None,
+        "paced": paced, "tenant": args.tenant, "seed": args.seed, "scenario": scenario.name,
+        "events_by_type": dict(sorted(by_type.items())), "requests_simulated": state.requests,
+        "simulated_s": round(state.sim_time, 3),
+        "traces": traces.describe(), "otlp": otlp_stats, "error": error,
+    })  # fmt: skip
+    if args.truth:
+        truth = scenario.truth()
+        truth.update({"seed": args.seed, "t0": t0, "tenant": args.tenant})
+        try:
+            Path(args.truth).write_bytes(msgspec.json.format(msgspec.json.encode(truth)) + b"\n")
+            summary["truth"] = args.truth
+        except OSError as exc:
+            _err(f"error: cannot write --truth {args.truth}: {exc}")
+            code = code or 1
+            summary["exit_code"] = code
+    sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""``hub simulate`` end to end: dry-run files, a stub API with throttling, failures, OTLP, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from hub.simulate.cli import main
+from hub.simulate.senders import parse_retry_after
+from processors.native_events import NativeEventsConfig, NativeEventsProcessor
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class StubHub:
+    """A tiny HTTP server: answers POSTs from a script of (status, headers) and records every request."""
+
+    def __init__(self, script: list[tuple[int, dict[str, str]]] | None = None) -> None:
+        self.script = list(script or [])
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                stub.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                status, headers = stub.script.pop(0) if stub.script else (202, {})
+                if self.path == "/api/v1/events" and status == 202:
+                    n = len(msgspec.json.decode(body))
+                    out = json.dumps({"accepted": n, "rejected": [], "duplicates": 0}).encode()
+                elif self.path.startswith("/v1/"):
+                    status, out = 200, b""
+                else:
+                    out = json.dumps({"error": {"code": "busy"}}).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events_posts(self) -> list[tuple[str, dict[str, str], bytes]]:
+        return [r for r in self.requests if r[0] == "/api/v1/events"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub() -> Iterator[StubHub]:
+    s = StubHub()
+    yield s
+    s.close()
+
+
+def summary(capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], str]:
+    out, err = capsys.readouterr()
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1, out
+    return json.loads(lines[0]), err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_dry_run_writes_valid_events(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "events.jsonl"
+    code = main(["--dry-run", "--output", str(out), "--count", "3000", "--rate", "500", "--seed", "1",
+                 "--tenant", "acme", "--quiet"])  # fmt: skip
+    assert code == 0
+    s, _ = summary(capsys)
+    assert s["status"] == "ok" and s["sent"] == s["accepted"] == 3000 and s["mode"] == "dry-run"
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 3000
+    res = NativeEventsProcessor(NativeEventsConfig()).process(lines)
+    assert res.rejected == [] and res.accepted == 3000
+    assert sum(s["events_by_type"].values()) == 3000
+    assert 4.0 < s["simulated_s"] < 8.0  # 3000 events at 500/s
+
+
+def test_dry_run_duration_and_determinism(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--dry-run", "--duration", "4", "--rate", "300", "--seed", "9", "--start-time", "2026-01-01T00:00:00Z",
+            "--quiet"]  # fmt: skip
+    assert main([*args, "--output", str(tmp_path / "a.jsonl")]) == 0
+    a, _ = summary(capsys)
+    assert main([*args, "--output", str(tmp_path / "b.jsonl")]) == 0
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert 600 < a["sent"] < 1800  # ~1200 with bursty arrivals
+    first = json.loads((tmp_path / "a.jsonl").read_bytes().splitlines()[0])
+    assert first["timestamp"] == "2026-01-01T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--dry-run", "--output", "x.jsonl", "--rate", "-5", "--duration", "1"],
+        ["--dry-run", "--output", "x.jsonl", "--rate", "10", "--duration", "0"],
+        ["--dry-run", "--output", "x.jsonl", "--count", "0"],
+        ["--dry-run", "--output", "x.jsonl", "--rate", "10"],
+        ["--rate", "10", "--duration", "1"],
+        ["--api", "http://x", "--duration", "1", "--batch", "5000"],
+        ["--dry-run", "--duration", "1"],
+        ["--dry-run", "--output", "x.jsonl", "--duration", "1", "--scenario", "meteor_strike"],
+        ["--api", "ftp://x", "--duration", "1"],
+        ["--bogus"],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    _, err = capsys.readouterr()
+    assert "error" in err
+
+
+def test_help_and_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "hub simulate" in capsys.readouterr().out
+    assert main(["--list-scenarios"]) == 0
+    assert "latency_spike" in capsys.readouterr().out
+
+
+def test_throttling_is_retried_with_the_same_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    stub = StubHub([(202, {}), (429, {"Retry-After": "1"}), (202, {})])
+    try:
+        t = time.monotonic()
+        code = main(["--api", stub.url, "--count", "1000", "--batch", "500", "--rate", "5000", "--tenant", "acme",
+                     "--seed", "2", "--progress-interval", "0.2"])  # fmt: skip
+        elapsed = time.monotonic() - t
+    finally:
+        stub.close()
+    assert code == 0
+    s, err = summary(capsys)
+    posts = stub.events_posts()
+    assert len(posts) == 3
+    assert posts[1][2] == posts[2][2]  # the throttled batch was resent as is
+    assert posts[0][2] != posts[1][2]
+    for _, headers, body in posts:
+        assert headers["content-type"] == "application/json"
+        assert headers["x-scope-orgid"] == "acme"
+        assert len(msgspec.json.decode(body)) == 500
+    assert s["sent"] == s["accepted"] == 1000 and s["rejected"] == 0
+    assert s["throttled"] == 1 and s["retries"] == 1 and s["status_counts"] == {"202": 2, "429": 1}
+    assert elapsed >= 1.0  # honoured Retry-After
+    assert "throttled 1" in err  # progress on stderr
+
+
+def test_rejections_reported_by_the_api_are_counted(capsys: pytest.CaptureFixture[str]) -> None:
+    stub = StubHub([(422, {})])
+    try:
+        code = main(["--api", stub.url, "--count", "200", "--batch", "100", "--rate", "5000", "--quiet"])
+    finally:
+        stub.close()
+    assert code == 0
+    s, _ = summary(capsys)
+    assert s["sent"] == 200 and s["accepted"] == 100 and s["rejected"] == 100
+
+
+def test_connection_refused_exits_1_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code = main(["--api", url, "--count", "100", "--rate", "1000", "--max-retries", "2", "--quiet"])
+    assert code == 1
+    s, err = summary(capsys)
+    assert "cannot reach the hub API" in err and url in err
+    assert s["status"] == "failed" and s["exit_code"] == 1 and s["errors"] == 3
+
+
+def test_paced_sending_hits_the_rate(stub: StubHub, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--api", stub.url, "--rate", "400", "--duration", "2", "--seed", "4", "--quiet"])
+    assert code == 0
+    s, _ = summary(capsys)
+    assert 1.8 < s["elapsed_s"] < 3.5
+    assert 150 < s["achieved_rate"] < 700  # bursty arrivals around 400/s
+    assert len(stub.events_posts()) >= 3  # partial batches flushed every 0.5 s
+    # timestamps follow the wall clock
+    ts = [json.loads(p[2])[-1]["timestamp"] for p in stub.events_posts()]
+    assert ts == sorted(ts)
+
+
+def test_otlp_metrics_traces_and_logs(stub: StubHub, capsys: pytest.CaptureFixture[str]) -> None:
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    code = main(["--api", stub.url, "--otlp", stub.url, "--count", "2000", "--rate", "20000", "--span-sample",
+                 "1", "--quiet", "--tenant", "acme"])  # fmt: skip
+    assert code == 0
+    s, _ = summary(capsys)
+    assert s["otlp"]["requests"] > 500 and s["otlp"]["spans"] == s["otlp"]["requests"]
+    paths = {r[0] for r in stub.requests}
+    assert {"/v1/metrics", "/v1/traces"} <= paths
+    names: set[str] = set()
+    attrs: set[str] = set()
+    for path, headers, body in stub.requests:
+        if path == "/v1/metrics":
+            assert headers["x-scope-orgid"] == "acme"
+            req = ExportMetricsServiceRequest.FromString(body)
+            for rm in req.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        names.add(f"{m.name}|{m.unit}")
+                        for dp in m.histogram.data_points:
+                            attrs.update(kv.key for kv in dp.attributes)
+        elif path == "/v1/traces":
+            spans = [sp for rs in ExportTraceServiceRequest.FromString(body).resource_spans
+                     for ss in rs.scope_spans for sp in ss.spans]  # fmt: skip
+            assert spans and spans[0].name.startswith("chat ")
+    assert {"gen_ai.client.operation.duration|s", "gen_ai.client.token.usage|{token}"} <= names
+    assert {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.token.type"} <= attrs
+
+
+def test_ctrl_c_prints_the_summary(stub: StubHub) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.simulate", "--api", stub.url, "--rate", "200", "--duration", "60", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not stub.events_posts() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stub.events_posts(), "the simulator never sent anything"
+        proc.send_signal(signal.SIGINT)
+        out, _err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    s = json.loads(out.decode().strip().splitlines()[-1])
+    assert s["status"] == "interrupted" and s["sent"] > 0
+
+
+def test_retry_after_parsing() -> None:
+    assert parse_retry_after("3", 1.0) == 3.0
+    assert parse_retry_after(None, 1.5) == 1.5
+    assert parse_retry_after("garbage", 2.0) == 2.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1.0) == 0.0
