@@ -244,6 +244,13 @@ def exponential_to_explicit(ep: ExponentialHistogramDataPoint) -> tuple[list[flo
     never moved between buckets. Raises OverflowError/ValueError for indexes out of float range or
     bounds that are not increasing (a zero threshold above the first positive bound).
     """
+    try:
+        return _exponential_to_explicit(ep)
+    except OverflowError:
+        raise OverflowError("exponential histogram bucket index out of float range") from None
+
+
+def _exponential_to_explicit(ep: ExponentialHistogramDataPoint) -> tuple[list[float], list[int]]:
     exp = 2.0**-ep.scale
     bounds: list[float] = []
     counts: list[int] = []
