@@ -152,7 +152,11 @@ class HubService:
         host, port = grpc_cfg.host_port("receivers.otlp.protocols.grpc.endpoint")
         server = grpc.aio.server(
             options=[
-                ("grpc.max_receive_message_length", grpc_cfg.max_message_bytes),
+                # twice the native batch limit, so an oversized batch gets a clear REJECTED ack
+                (
+                    "grpc.max_receive_message_length",
+                    max(grpc_cfg.max_message_bytes, 2 * self.config.receivers.native.max_body_bytes),
+                ),
                 ("grpc.so_reuseport", 0),
             ]
         )

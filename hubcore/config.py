@@ -117,6 +117,7 @@ class NativeReceiverConfig(_Base):
     max_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 8 << 20
     websocket: bool = True
     grpc_stream: bool = True
+    grpc_max_in_flight: Annotated[int, msgspec.Meta(gt=0, le=1024)] = 8
 
 
 class ReceiversConfig(_Base):
