@@ -51,10 +51,12 @@ class EnsembleConfig:
     """Tunables of the ensemble; one set of defaults serves every series."""
 
     level: float = 95.0
-    n_windows: int = 2
+    n_windows: int = 3
     weight_power: float = 1.0
     cutoff: float = 1.5
     outliers: bool = True
+    outlier_k: float = 6.0
+    level_shifts: bool = True
     mode: Mode = "full"
     max_train: int | None = 2016
     inflation: float = 1.0
@@ -168,9 +170,9 @@ def forecast_array(
         raise ValueError(f"model aliases must be unique, got {aliases}")
     y_fit = y
     if config.outliers and profile.seasons:
-        y_fit, _ = clean_outliers(y, min(profile.seasons))
+        y_fit, _ = clean_outliers(y, max(profile.seasons), config.outlier_k)
     min_train = max(MIN_LENGTH, 2 * max(_longest_season(m) for m in [*chosen, fallback]) + 1)
-    if profile.level_shift_at is not None and len(y) - profile.level_shift_at >= min_train + h:
+    if config.level_shifts and profile.level_shift_at is not None and len(y) - profile.level_shift_at >= min_train + h:
         y, y_fit = y[profile.level_shift_at :], y_fit[profile.level_shift_at :]
     n = len(y)
     windows, h_val = _fold_plan(n, h, min_train, config.n_windows)

@@ -123,6 +123,9 @@ def clean_outliers(y: np.ndarray, season: int, k: float = 5.0) -> tuple[np.ndarr
     if scale <= 0:
         return y.copy(), 0
     mask = np.abs(remainder - np.median(remainder)) > k * scale
+    edge = max(3, season | 1) // 2 + 1  # the centred trend is one-sided there: never replace the ends
+    mask[:edge] = False
+    mask[-edge:] = False
     cleaned = y.copy()
     cleaned[mask] = (trend + seasonal)[mask]
     return cleaned, int(mask.sum())

@@ -12,10 +12,12 @@ Rules (``profile`` from :func:`analytics.forecast.profile.profile_series`):
 - constant series: naive only.
 - intermittent (more than 30 % zeros): Croston (optimised), ADIDA, IMAPA, plus seasonal naive for each
   strong season.
-- seasonal (strength >= 0.3 for at least one season covered twice): MSTL over every strong season
-  (daily and weekly for hourly data), AutoTheta and AutoETS on the shortest strong season, seasonal naive
-  for each strong season; AutoARIMA only when ``length * season <= ARIMA_COST_LIMIT`` (its cost grows
-  with both).
+- several strong seasons (strength >= 0.3, covered twice; hourly data: daily and weekly): MSTL over
+  all of them, MSTL over the shortest, seasonal naive per season and a two-cycle seasonal window
+  average on the longest (AutoETS/AutoTheta model one season only; on M4 hourly adding them cost 3x
+  and lost accuracy).
+- one strong season (daily data: weekly): MSTL, AutoTheta, AutoETS, seasonal naive, and AutoARIMA only
+  when ``length * season <= ARIMA_COST_LIMIT`` (its cost grows with both).
 - otherwise: AutoETS, AutoTheta, naive and (short series only) AutoARIMA.
 - ``mode="fast"``: seasonal naive per season and a seasonal window average on the longest season,
   plus AutoTheta: about 20x cheaper, for thousands of series.
@@ -65,6 +67,13 @@ def fallback_model(profile: SeriesProfile) -> Any:
     return Naive(alias="fallback_naive")
 
 
+def _window_average(profile: SeriesProfile, season: int) -> list[Any]:
+    """Seasonal window average over the last two cycles, when the series has them."""
+    if profile.length < 3 * season:
+        return []
+    return [SeasonalWindowAverage(season_length=season, window_size=2, alias="swa")]
+
+
 def select_models(profile: SeriesProfile, mode: Mode = "full") -> list[Any]:
     """Choose configured models for a series with the given characteristics (see module docstring)."""
     if profile.constant or profile.length < 4:
@@ -81,18 +90,24 @@ def select_models(profile: SeriesProfile, mode: Mode = "full") -> list[Any]:
     if mode == "fast":
         models = list(snaives)
         if strong:
-            longest = max(strong)
-            window = min(4, profile.length // longest)
-            if window >= 2:
-                models.append(SeasonalWindowAverage(season_length=longest, window_size=window, alias="swa"))
+            models += _window_average(profile, max(strong))
             models.append(AutoTheta(season_length=min(strong), alias="theta"))
         else:
             models += [AutoTheta(alias="theta"), Naive(alias="naive")]
         return models
+    if len(strong) > 1:
+        # several strong seasons (hourly: daily and weekly): MSTL supersedes the one-season ETS/Theta,
+        # which scored worse and cost 3x more on M4 hourly (docs/forecast.md)
+        return [
+            MSTL(season_length=strong, alias="mstl"),
+            MSTL(season_length=strong[0], alias=f"mstl{strong[0]}"),
+            *snaives,
+            *_window_average(profile, max(strong)),
+        ]
     if strong:
-        main = min(strong)
+        main = strong[0]
         models = [
-            MSTL(season_length=strong if len(strong) > 1 else main, alias="mstl"),
+            MSTL(season_length=main, alias="mstl"),
             AutoTheta(season_length=main, alias="theta"),
             AutoETS(season_length=main, alias="ets"),
             *snaives,
