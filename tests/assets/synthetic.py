@@ -214,3 +214,14 @@ def contract_series(end_ms: int, minutes: int = 180) -> list[str]:
 def iter_chunks(lines: list[str], size: int = 500) -> Iterator[bytes]:
     for i in range(0, len(lines), size):
         yield ("\n".join(lines[i : i + size]) + "\n").encode()
+
+
+def load_into(vm_url: str, end_ms: int, minutes: int = 180) -> None:
+    """Import :func:`contract_series` into the VictoriaMetrics at ``vm_url`` (call its flush after)."""
+    import urllib.request
+
+    for chunk in iter_chunks(contract_series(end_ms, minutes)):
+        req = urllib.request.Request(f"{vm_url}/api/v1/import", data=chunk, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            if resp.status not in (200, 204):
+                raise RuntimeError(f"import failed: HTTP {resp.status}")

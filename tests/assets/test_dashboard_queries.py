@@ -25,7 +25,7 @@ from tests.assets.dashboard_queries import (
     queries,
     substitute,
 )
-from tests.assets.synthetic import contract_series, iter_chunks
+from tests.assets.synthetic import load_into
 from tests.helpers.procs import VMHandle, run_victoriametrics
 
 pytestmark = pytest.mark.real_backend
@@ -66,10 +66,7 @@ def _has_data(answer: dict[str, Any]) -> bool:
 def loaded_vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VMHandle, int]]:
     end_ms = (int(time.time()) // 60) * 60 * 1000 - 60_000
     with run_victoriametrics(tmp_path_factory.mktemp("vm")) as vm:
-        for chunk in iter_chunks(contract_series(end_ms, MINUTES)):
-            req = urllib.request.Request(f"{vm.url}/api/v1/import", data=chunk, method="POST")
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                assert resp.status in (200, 204)
+        load_into(vm.url, end_ms, MINUTES)
         vm.flush()
         yield vm, end_ms // 1000
 
