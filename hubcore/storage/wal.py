@@ -42,6 +42,8 @@ class WriteAheadLog:
         self.fsync = fsync
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._synced_seq = 0
         self._last_seq = 0
         self._segments: list[tuple[int, Path]] = []  # (first seq in segment, path)
         self._recover()
@@ -62,16 +64,34 @@ class WriteAheadLog:
         with self._lock:
             seq = self._last_seq + 1
             if self._size >= self.segment_bytes:
+                if self.fsync:  # the old segment is complete and durable before rotating
+                    self._sync_file(self._fh)
                 self._fh.close()
                 self._fh = self._open_segment(seq)
                 self._size = 0
             self._fh.write(_HEADER.pack(seq, len(data), zlib.crc32(data)) + data)
             self._fh.flush()
-            if self.fsync:
-                os.fsync(self._fh.fileno())
             self._size += _HEADER.size + len(data)
             self._last_seq = seq
-            return seq
+            fh = self._fh
+        if self.fsync:
+            self._sync_through(seq, fh)
+        return seq
+
+    def _sync_through(self, seq: int, fh: Any) -> None:
+        """Group commit: one fsync covers every record written before it started."""
+        with self._sync_lock:
+            if self._synced_seq >= seq:
+                return
+            with self._lock:
+                target = self._last_seq
+            self._sync_file(fh)
+            self._synced_seq = target
+
+    @staticmethod
+    def _sync_file(fh: Any) -> None:
+        if not fh.closed:
+            os.fsync(fh.fileno())
 
     def replay(self, *, after: int) -> Iterator[tuple[int, Any]]:
         """Yield ``(seq, body)`` for every record with ``seq > after``, in order."""
