@@ -76,6 +76,7 @@ _TEMPORALITY = {0: "", 1: "delta", 2: "cumulative"}
 _SPAN_KIND = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
 _NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
+_I64_MAX = 2**63 - 1  # counts are uint64 in OTLP, BIGINT in the store: larger ones would poison a batch
 _isfinite = math.isfinite
 
 
@@ -156,6 +157,8 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                             reason = "histogram sum is not finite"
                         elif any(not _isfinite(b) for b in bounds):
                             reason = "explicit_bounds must be finite"
+                        elif hp.count > _I64_MAX or (counts and max(counts) > _I64_MAX):
+                            reason = "count above 2**63-1"
                         if reason is not None:
                             rej.add(f"metric {name!r}: {reason}")
                             continue
@@ -186,6 +189,9 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                         except (OverflowError, ValueError) as exc:
                             rej.add(f"metric {name!r}: {exc}")
                             continue
+                        if ep.count > _I64_MAX or max(counts) > _I64_MAX:
+                            rej.add(f"metric {name!r}: count above 2**63-1")
+                            continue
                         a = attributes_dict(ep.attributes)
                         st = ep.start_time_unix_nano
                         append((
@@ -206,6 +212,9 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                             continue
                         if not _isfinite(s):
                             rej.add(f"metric {name!r}: summary sum is not finite")
+                            continue
+                        if qp.count > _I64_MAX:
+                            rej.add(f"metric {name!r}: count above 2**63-1")
                             continue
                         a = attributes_dict(qp.attributes)
                         idx = indexed(a, defaults)

@@ -226,3 +226,16 @@ def test_attribute_values_of_every_type() -> None:
         "s": "x", "i": 3, "d": 0.5, "b": False, "empty": "", "bytes": "aGk=", "arr": ["a", 2], "map": {"k": "v"},
         "unset": None, "nan": None,
     }  # fmt: skip
+
+
+def test_counts_beyond_int64_are_rejected_not_stored() -> None:
+    big = 2**64 - 1
+    req, sm = metrics_req()
+    h = sm.metrics.add(name="h")
+    h.histogram.data_points.add(time_unix_nano=T, count=big)
+    h.histogram.data_points.add(time_unix_nano=T, count=1, explicit_bounds=[1.0], bucket_counts=[big, 0])
+    e = sm.metrics.add(name="e")
+    e.exponential_histogram.data_points.add(time_unix_nano=T, count=1, zero_count=big)
+    sm.metrics.add(name="s").summary.data_points.add(time_unix_nano=T, count=big, sum=1.0)
+    cols, rejected, msg = metrics_to_rows(req, "t")
+    assert rejected == 4 and cols["name"] == [] and msg is not None and "2**63-1" in msg
