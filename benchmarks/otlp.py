@@ -155,19 +155,30 @@ def client_main(target: str, data: bytes, seconds: float, concurrency: int, out:
     out.put({"ok": ok, "throttled": throttled, "failed": failed})
 
 
+class NullConsumer:
+    """Counts rows and drops them: the receiver alone (gRPC + decode + translate)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def consume_rows(self, kind: Any, columns: dict[str, list[Any]], *, receiver: str) -> None:
+        self.rows += len(columns["tenant_id"])
+
+
 def end_to_end(
-    data: bytes, points: int, seconds: float, concurrency: int, fsync: bool, data_dir: Path
+    data: bytes, points: int, seconds: float, concurrency: int, fsync: bool, data_dir: Path, *, null: bool = False
 ) -> dict[str, Any]:
     store = EmbeddedStore(data_dir, wal_fsync=fsync)
     store.start()
     pipeline = IngestPipeline(NativeEventsConfig(), store, DeadLetterQueue(data_dir, fsync=False), HubMetrics())
+    consumer: Any = NullConsumer() if null else pipeline
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
     async def start() -> tuple[grpc.aio.Server, int]:
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 << 20)])
-        add_otlp_servicers(server, pipeline, default_tenant="bench")
+        add_otlp_servicers(server, consumer, default_tenant="bench")
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         return server, port
@@ -184,7 +195,7 @@ def end_to_end(
     flushed = store.flush(300.0)
     done = time.perf_counter()
     row = store.read("SELECT count(*) FROM metric_points").fetchone()
-    stored = int(row[0]) if row else 0
+    stored = consumer.rows if null else (int(row[0]) if row else 0)
     asyncio.run_coroutine_threadsafe(server.stop(None), loop).result(30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
@@ -209,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=1000, help="data points per request (default 1000)")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
     parser.add_argument("--fsync", action="store_true", help="fsync the WAL on every batch (production default)")
+    parser.add_argument("--receiver-only", action="store_true", help="also measure with a consumer that drops rows")
     args = parser.parse_args(argv)
     seconds = 3.0 if args.quick else args.seconds
     ref_seconds = 1.0 if args.quick else 2.0
@@ -220,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key:>26}: {value:>12,.0f}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="otlp-bench-") as tmp:
         e2e = end_to_end(data, points, seconds, args.concurrency, args.fsync, Path(tmp))
+        if args.receiver_only:
+            alone = end_to_end(data, points, seconds, args.concurrency, False, Path(tmp) / "null", null=True)
+            refs["receiver_only_points_per_s"] = alone["stored_points_per_s"]
     print(f"{'stored_points_per_s':>26}: {e2e['stored_points_per_s']:>12,.0f}  "
           f"(accepted {e2e['accepted_points_per_s']:,.0f}/s, throttled {e2e['throttled']}, "
           f"failed {e2e['failed']})", file=sys.stderr)  # fmt: skip

@@ -155,7 +155,7 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                             reason = "bucket_counts must have one more entry than explicit_bounds"
                         elif s is not None and not _isfinite(s):
                             reason = "histogram sum is not finite"
-                        elif any(not _isfinite(b) for b in bounds):
+                        elif not _isfinite(sum(bounds)) and not all(map(_isfinite, bounds)):
                             reason = "explicit_bounds must be finite"
                         elif hp.count > _I64_MAX or (counts and max(counts) > _I64_MAX):
                             reason = "count above 2**63-1"

@@ -83,12 +83,16 @@ def test_histogram_and_its_rejections() -> None:
     h.histogram.data_points.add(time_unix_nano=T, count=1, sum=math.nan, explicit_bounds=[1.0], bucket_counts=[1, 0])
     h.histogram.data_points.add(time_unix_nano=T, count=1, explicit_bounds=[1.0], bucket_counts=[1])
     h.histogram.data_points.add(count=1)
+    h.histogram.data_points.add(time_unix_nano=T, count=1, explicit_bounds=[1.0, math.inf], bucket_counts=[0, 1, 0])
+    h.histogram.data_points.add(time_unix_nano=T, count=1, explicit_bounds=[1e308, 1.5e308], bucket_counts=[0, 1, 0])
     cols, rejected, msg = metrics_to_rows(req, "t")
-    assert rejected == 3 and msg is not None
+    assert rejected == 4 and msg is not None
     assert "histogram sum is not finite" in msg and "one more entry" in msg and "without a timestamp" in msg
-    assert cols["bounds"] == [[0.5, 1.0], None] and cols["bucket_counts"] == [[1, 2, 0], None]
-    assert cols["count"] == [3, 0] and cols["sum"] == [1.5, None] and cols["min"] == [0.1, None]
-    assert cols["value"] == [None, None] and cols["temporality"] == ["cumulative"] * 2
+    assert "explicit_bounds must be finite" in msg
+    assert cols["bounds"] == [[0.5, 1.0], None, [1e308, 1.5e308]]  # huge but finite bounds are fine
+    assert cols["bucket_counts"] == [[1, 2, 0], None, [0, 1, 0]]
+    assert cols["count"] == [3, 0, 1] and cols["sum"] == [1.5, None, None] and cols["min"] == [0.1, None, None]
+    assert cols["value"] == [None] * 3 and cols["temporality"] == ["cumulative"] * 3
 
 
 @pytest.mark.parametrize(
