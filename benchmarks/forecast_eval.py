@@ -28,7 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analytics.forecast.ensemble import EnsembleConfig, forecast_array  # noqa: E402
+from analytics.forecast.ensemble import EnsembleConfig, forecast_array
 
 DATA = Path(os.environ.get("FORECAST_DATA", "/work/shared/data/forecast"))
 HOLDOUT = 168
@@ -46,7 +46,7 @@ def load_series(limit: int | None = None) -> list[tuple[str, np.ndarray]]:
     taxi = pd.read_csv(DATA / "nyc_taxi_hourly.csv")
     series.append(("nyc_taxi", taxi["y"].to_numpy(float)))
     if limit is not None:
-        series = series[: limit - 1] + [series[-1]]
+        series = [*series[:limit - 1], series[-1]]
     return series
 
 

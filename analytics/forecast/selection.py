@@ -44,8 +44,8 @@ from analytics.forecast.profile import SeriesProfile
 
 __all__ = ["ARIMA_COST_LIMIT", "SEASONAL_THRESHOLD", "fallback_model", "model_alias", "select_models"]
 
-#: AutoARIMA is only tried when ``length * season_length`` is at most this (about 2 s per fit).
-ARIMA_COST_LIMIT = 6_000
+#: AutoARIMA is only tried when ``length * season_length`` is at most this (about 1 to 2 s per fit).
+ARIMA_COST_LIMIT = 3_000
 #: Seasonal strength above which a season is modelled.
 SEASONAL_THRESHOLD = 0.3
 #: Share of zeros above which a series is treated as intermittent.

@@ -1,0 +1,141 @@
+"""``hub forecast``: forecast one CSV series with the ensemble and write the forecast as CSV.
+
+Usage::
+
+    hub forecast --input spend.csv --horizon 7d --level 95 --output forecast.csv
+
+    from analytics.forecast.cli import main
+    main(["--input", "spend.csv", "--horizon", "168", "--output", "out.csv"])   # returns 0
+
+Input: a CSV with columns ``ds`` (timestamps) and ``y`` (numbers) at a regular frequency, which is
+inferred; a few missing timestamps (up to 10 %) are re-inserted and linearly interpolated, duplicate
+timestamps averaged, and both reported. Horizon: a number of steps, or a duration (``7d``, ``168h``,
+``2w``). Output columns: ``ds,yhat,yhat_lower,yhat_upper,model``. Progress goes to stderr; bad input
+(missing file or columns, non-numeric values, irregular frequency, a series too short, a bad horizon
+or level) is reported on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from analytics.forecast.ensemble import MIN_LENGTH, EnsembleForecaster
+from analytics.forecast.frequency import ForecastInputError, infer_frequency, parse_horizon, regularize
+
+__all__ = ["build_parser", "main"]
+
+PROG = "hub forecast"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Forecast a regular time series with a validated statsforecast ensemble."
+    )
+    parser.add_argument("--input", required=True, help="CSV file with columns ds,y")
+    parser.add_argument("--horizon", required=True, help="steps (e.g. 48) or a duration (7d, 168h, 2w)")
+    parser.add_argument("--level", default="95", help="prediction interval level in percent (default 95)")
+    parser.add_argument("--output", required=True, help="CSV file to write ds,yhat,yhat_lower,yhat_upper,model")
+    parser.add_argument("--time-col", default="ds", help="timestamp column (default ds)")
+    parser.add_argument("--target-col", default="y", help="value column (default y)")
+    return parser
+
+
+def _progress(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _level(text: str) -> float:
+    try:
+        level = float(text)
+    except ValueError:
+        raise ForecastInputError(f"level {text!r} is not a number; give a percentage such as 95") from None
+    if not 0 < level < 100:
+        raise ForecastInputError(f"level must be a percentage between 0 and 100 (exclusive), got {text}")
+    return level
+
+
+def _read(path: Path, time_col: str, target_col: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise ForecastInputError(f"input file not found: {path}")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ForecastInputError(f"cannot read {path} as CSV: {exc}") from None
+    missing = [c for c in (time_col, target_col) if c not in df.columns]
+    if missing:
+        raise ForecastInputError(
+            f"missing column(s) {', '.join(missing)} in {path}; found {', '.join(map(str, df.columns))}"
+        )
+    df = df[[time_col, target_col]]
+    values = pd.to_numeric(df[target_col], errors="coerce")
+    bad = values.isna() & df[target_col].notna()
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise ForecastInputError(
+            f"column {target_col} must be numeric: row {row + 1} holds {df[target_col].iloc[row]!r}"
+        )
+    try:
+        stamps = pd.to_datetime(df[time_col], format="mixed")
+    except (ValueError, TypeError) as exc:
+        raise ForecastInputError(f"column {time_col} must hold timestamps: {exc}") from None
+    if stamps.isna().any():
+        raise ForecastInputError(f"column {time_col} has empty timestamps")
+    out = pd.DataFrame({time_col: stamps, target_col: values}).dropna(subset=[target_col])
+    if len(out) < MIN_LENGTH:
+        raise ForecastInputError(
+            f"series too short: {len(out)} observations, at least {MIN_LENGTH} are needed"
+        )
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    """Execute a parsed command line; raises :class:`ForecastInputError` on bad input."""
+    started = time.perf_counter()
+    level = _level(args.level)
+    df = _read(Path(args.input), args.time_col, args.target_col)
+    freq = infer_frequency(df[args.time_col])
+    regular, report = regularize(df, freq, time_col=args.time_col, target_col=args.target_col)
+    _progress(f"read {len(df)} rows from {args.input}; frequency {freq.alias}; {report.describe()}")
+    h = parse_horizon(args.horizon, freq)
+    if h > len(regular):
+        raise ForecastInputError(
+            f"horizon of {h} steps is longer than the history ({len(regular)} steps); shorten it"
+        )
+    _progress(f"forecasting {h} steps at level {level:g}%")
+    forecaster = EnsembleForecaster(freq=freq.alias, level=level)
+    out = forecaster.forecast(regular, h=h, time_col=args.time_col, target_col=args.target_col)
+    result = next(iter(forecaster.results_.values()))
+    if result.failures:
+        failed = "; ".join(f"{k} ({v})" for k, v in result.failures.items())
+        _progress(f"models that failed and were left out: {failed}")
+    _progress(f"model {result.label}")
+    columns = [args.time_col, "yhat", "yhat_lower", "yhat_upper", "model"]
+    try:
+        out[columns].to_csv(args.output, index=False)
+    except OSError as exc:
+        raise ForecastInputError(f"cannot write {args.output}: {exc}") from None
+    _progress(f"wrote {len(out)} rows to {args.output} in {time.perf_counter() - started:.1f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``hub forecast``; returns 0 on success, 2 on bad input (message on stderr)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage and the error
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    try:
+        run(args)
+    except ForecastInputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""``hub forecast`` command line: the good path and every bad input (exit 2, clear message)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.forecast.cli import main
+
+
+def _write(path: Path, n: int = 24 * 10, freq: str = "h", drop: tuple[int, ...] = ()) -> Path:
+    t = np.arange(n)
+    y = 100 + 20 * np.sin(2 * np.pi * t / 24) + np.random.default_rng(0).normal(0, 2, n)
+    df = pd.DataFrame({"ds": pd.date_range("2024-03-01", periods=n, freq=freq), "y": y.round(3)})
+    df.drop(index=list(drop)).to_csv(path, index=False)
+    return path
+
+
+def test_good_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _write(tmp_path / "in.csv", drop=(30, 31))
+    out = tmp_path / "out.csv"
+    assert main(["--input", str(src), "--horizon", "1d", "--level", "90", "--output", str(out)]) == 0
+    result = pd.read_csv(out)
+    assert list(result.columns) == ["ds", "yhat", "yhat_lower", "yhat_upper", "model"]
+    assert len(result) == 24 and result["ds"].iloc[0] == "2024-03-11 00:00:00"
+    assert (result["yhat_lower"] <= result["yhat_upper"]).all()
+    err = capsys.readouterr().err
+    assert "2 missing timestamp(s)" in err and "frequency h" in err and "wrote 24 rows" in err
+
+
+def test_daily_steps_horizon(tmp_path: Path) -> None:
+    src = _write(tmp_path / "in.csv", n=90, freq="D")
+    out = tmp_path / "out.csv"
+    assert main(["--input", str(src), "--horizon", "14", "--output", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 14
+
+
+def _bad(tmp_path: Path, content: str | None) -> Path:
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        path.write_text(content)
+    return path
+
+
+def _hourly_text(n: int, value: str | None = None) -> str:
+    rows = [f"2024-01-01 00:00:00,{value or 1}"]
+    rows += [f"{pd.Timestamp('2024-01-01') + pd.Timedelta(hours=i)},{i}" for i in range(1, n)]
+    return "ds,y\n" + "\n".join(rows) + "\n"
+
+
+def _irregular_text() -> str:
+    minutes = np.cumsum(np.random.default_rng(1).integers(1, 120, 60))
+    stamps = pd.Timestamp("2024-01-01") + pd.to_timedelta(minutes, unit="min")
+    return "ds,y\n" + "\n".join(f"{s},{i}" for i, s in enumerate(stamps)) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (None, [], "input file not found"),
+        ("ds,value\n2024-01-01,1\n", [], "missing column(s) y"),
+        ("", [], "cannot read"),
+        (_hourly_text(50, "abc"), [], "must be numeric: row 1 holds 'abc'"),
+        (_irregular_text(), [], "irregular"),
+        (_hourly_text(10), [], "series too short"),
+        (_hourly_text(100), ["--horizon", "0"], "horizon"),
+        (_hourly_text(100), ["--horizon", "soon"], "horizon"),
+        (_hourly_text(100), ["--horizon", "90m"], "whole number"),
+        (_hourly_text(100), ["--horizon", "500"], "longer than the history"),
+        (_hourly_text(100), ["--level", "150"], "level must be a percentage"),
+        (_hourly_text(100), ["--level", "high"], "not a number"),
+        ("ds,y\nnot-a-date,1\n" + _hourly_text(40)[5:], [], "timestamps"),
+    ],
+)
+def test_bad_input_exits_2_with_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, args: list[str], message: str
+) -> None:
+    src = _bad(tmp_path, content)
+    argv = ["--input", str(src), "--output", str(tmp_path / "out.csv"), "--horizon", "24", *args]
+    # later options win in argparse, so the case's own --horizon/--level override the default
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("hub forecast")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_missing_required_option_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--input", "x.csv"]) == 2
+    assert "required" in capsys.readouterr().err
