@@ -19,6 +19,7 @@ class Deduplicator:
         self.window = window_seconds
         self.max_ids = max_ids
         self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._last_evict = float("-inf")
 
     def seen_or_add(self, tenant: str, event_id: str, now: float) -> bool:
         """True if (tenant, event_id) was seen within the window; otherwise remember it."""
@@ -29,7 +30,9 @@ class Deduplicator:
         if first is not None:
             del self._seen[key]
         self._seen[key] = now
-        self._evict(now)
+        if len(self._seen) > self.max_ids or now - self._last_evict >= 1.0:
+            self._last_evict = now
+            self._evict(now)
         return False
 
     def forget(self, tenant: str, event_id: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 
 log = logging.getLogger(__name__)
+_row_values = operator.itemgetter(*EVENT_COLUMNS)
 _envelope_decoder = msgspec.json.Decoder(AnalyticsEvent)
 _payload_decoders = {k: msgspec.json.Decoder(v) for k, v in PAYLOAD_TYPES.items()}
 _encode = msgspec.json.encode
@@ -104,8 +106,8 @@ class NativeEventsProcessor:
         cfg = self.config
         lo = now_us - int(cfg.max_age * 1e6)
         hi = now_us + int(cfg.max_future * 1e6)
-        cols: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
-        result = ProcessResult(cols)
+        result = ProcessResult({c: [] for c in EVENT_COLUMNS})
+        rows: list[tuple[Any, ...]] = []
         now_s = now_us / 1e6
         for index, raw in enumerate(raw_events):
             event_id: str | None = None
@@ -136,8 +138,9 @@ class NativeEventsProcessor:
                 meta = row.pop("_meta")
                 result.metadata_updates.append((tenant, row["asset_id"], meta))
             row["received_at"] = now_us
-            for name in EVENT_COLUMNS:
-                cols[name].append(row[name])
+            rows.append(_row_values(row))
+        if rows:
+            result.columns = dict(zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
         for tenant, asset_id, meta in result.metadata_updates:
             self.registry.update(tenant, asset_id, meta)
         return result
