@@ -27,10 +27,11 @@ import numpy as np
 
 from hub.simulate.generator import Event, GeneratorState, generate_timed
 from hub.simulate.scenarios import SCENARIOS, Scenario, ScenarioError, make_scenario
-from hub.simulate.senders import FileSink, OtlpSender, RestSender, SendError
+from hub.simulate.senders import ConcurrentSender, FileSink, OtlpSender, RestSender, SendError
 from hub.simulate.traces import load_or_fallback
 
 MAX_BATCH = 1000
+OTLP_AUTO_REQUESTS_PER_S = 2000
 
 
 class _UsageError(Exception):
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"events per request, at most {MAX_BATCH} (default 500)")  # fmt: skip
     load.add_argument("--unpaced", action="store_true",
                       help="send as fast as possible (benchmarks); timestamps are the wall clock")  # fmt: skip
+    load.add_argument("--concurrency", type=_positive_int, default=1, metavar="N",
+                      help="batches in flight at once (default 1; 2-4 for benchmarks)")  # fmt: skip
     load.add_argument("--flush-interval", type=_positive_float, default=0.5, metavar="S",
                       help="send a partial batch after this long (default 0.5)")  # fmt: skip
     load.add_argument("--max-retries", type=int, default=5, metavar="N",
@@ -116,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     otlp = p.add_argument_group("OTLP")
     otlp.add_argument("--span-sample", type=_fraction, default=0.01, metavar="F",
                       help="fraction of requests also sent as spans (default 0.01)")  # fmt: skip
+    otlp.add_argument("--otlp-sample", default="auto", metavar="F|auto",
+                      help="fraction of requests recorded as OTLP metrics (default auto: all up to "
+                           f"{OTLP_AUTO_REQUESTS_PER_S:,} requests/s, then a sample)")  # fmt: skip
     otlp.add_argument("--otlp-interval", type=_positive_float, default=5.0, metavar="S",
                       help="metric export interval (default 5)")  # fmt: skip
     out = p.add_argument_group("output")
@@ -140,6 +146,11 @@ def _validate(args: argparse.Namespace) -> None:
             raise _UsageError("--dry-run needs --output FILE.jsonl")
     elif not args.api:
         raise _UsageError("give --api URL (or --dry-run --output FILE.jsonl)")
+    if args.otlp_sample != "auto":
+        try:
+            args.otlp_sample = _fraction(args.otlp_sample)
+        except argparse.ArgumentTypeError as exc:
+            raise _UsageError(f"--otlp-sample: {exc}") from None
     for name in ("api", "otlp"):
         url = getattr(args, name)
         if url and not url.startswith(("http://", "https://")):
@@ -165,6 +176,7 @@ class Progress:
             f"hub simulate: {s['elapsed_s']:7.1f}s  sent {s['sent']:,}  accepted {s['accepted']:,}  "
             f"rejected {s['rejected']:,}  throttled {s['throttled']:,}  errors {s['errors']:,}  "
             f"rate {s['achieved_rate']:,.0f}/s (target {s['target_rate']:,.0f}/s)"
+            + (f"  behind {s['lag_s']:.1f}s" if s.get("lag_s", 0.0) > 1.0 else "")
         )
 
     def update(self, s: dict[str, Any], *, force: bool = False) -> None:
@@ -229,16 +241,23 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
                                   scenario=scenario)  # fmt: skip
     rng = np.random.default_rng(args.seed)
 
-    sink: FileSink | RestSender
+    sink: FileSink | RestSender | ConcurrentSender
     try:
-        sink = FileSink(args.output) if args.dry_run else RestSender(
-            args.api, tenant=args.tenant, token=args.token, max_retries=args.max_retries)  # fmt: skip
+        if args.dry_run:
+            sink = FileSink(args.output)
+        else:
+            sink = RestSender(args.api, tenant=args.tenant, token=args.token, max_retries=args.max_retries)
+            if args.concurrency > 1:
+                sink = ConcurrentSender(sink, args.concurrency)
     except OSError as exc:
         _err(f"error: cannot write {args.output}: {exc}")
         return 1
     otlp: OtlpSender | None = None
     if args.otlp and not args.dry_run:
-        otlp = OtlpSender(args.otlp, tenant=args.tenant, span_sample=args.span_sample,
+        sample = args.otlp_sample
+        if sample == "auto":
+            sample = min(1.0, OTLP_AUTO_REQUESTS_PER_S / state.request_rate)
+        otlp = OtlpSender(args.otlp, tenant=args.tenant, span_sample=args.span_sample, sample=sample,
                           export_interval_s=args.otlp_interval, seed=args.seed)  # fmt: skip
     elif args.otlp:
         _err("note: --dry-run: OTLP is not sent")
@@ -251,10 +270,13 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     def snapshot() -> dict[str, Any]:
         elapsed = max(time.monotonic() - start, 1e-9)
         st = sink.stats
-        return {
+        snap = {
             "elapsed_s": round(elapsed, 3), "target_rate": args.rate,
             "achieved_rate": round(st.sent / elapsed, 1), "generated": generated, **st.as_dict(),
         }  # fmt: skip
+        if paced:  # how far behind the schedule the sender is (> 1 s: the destination cannot keep up)
+            snap["lag_s"] = round(max(0.0, elapsed - last_t) if generated else 0.0, 3)
+        return snap
 
     def flush(buf: list[Event]) -> None:
         if not buf:
@@ -275,6 +297,7 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     gi = 0
     buf: list[Event] = []
     buf_since = 0.0
+    last_t = 0.0
     try:
         while True:
             if gi >= len(gen_e):
@@ -285,13 +308,14 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
                 generated += want
                 gi = 0
             now = time.monotonic() - start
-            if clock == "schedule":
-                if gen_t[gi] >= duration:
-                    break
-            elif now >= duration:
+            if clock == "schedule" and gen_t[gi] >= duration:
                 break
             room = batch - len(buf)
             hi = min(len(gen_e), gi + room)
+            if not args.dry_run and now >= duration:  # wall-clock end, even when behind schedule
+                if paced:
+                    buf.extend(gen_e[gi : bisect.bisect_left(gen_t, min(now, duration), gi, hi)])
+                break
             if paced:
                 hi = bisect.bisect_right(gen_t, now, gi, hi)
                 if hi == gi:  # nothing due yet
@@ -311,6 +335,7 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
             if not buf:
                 buf_since = now
             buf.extend(gen_e[gi:hi])
+            last_t = gen_t[hi - 1]
             gi = hi
             if len(buf) >= batch:
                 flush(buf)
@@ -318,6 +343,8 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
             progress.update(snapshot())
         flush(buf)
         buf = []
+        if isinstance(sink, ConcurrentSender):
+            sink.drain()
     except KeyboardInterrupt:
         status, code = "interrupted", 130
     except SendError as exc:
@@ -335,11 +362,11 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             otlp.shutdown()
         otlp_stats = {"endpoint": args.otlp, **otlp.stats()}
-    if isinstance(sink, RestSender):
+    if not isinstance(sink, FileSink):
         sink.close()
     summary.update({
         "status": status, "exit_code": code, "mode": "dry-run" if args.dry_run else "rest",
-        "destination": args.output if args.dry_run else sink.url if isinstance(sink, RestSender) else None,
+        "destination": args.output if isinstance(sink, FileSink) else sink.url,
         "paced": paced, "tenant": args.tenant, "seed": args.seed, "scenario": scenario.name,
         "events_by_type": dict(sorted(by_type.items())), "requests_simulated": state.requests,
         "simulated_s": round(state.sim_time, 3),

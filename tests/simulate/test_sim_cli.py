@@ -28,8 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 class StubHub:
     """A tiny HTTP server: answers POSTs from a script of (status, headers) and records every request."""
 
-    def __init__(self, script: list[tuple[int, dict[str, str]]] | None = None) -> None:
+    def __init__(self, script: list[tuple[int, dict[str, str]]] | None = None, delay: float = 0.0) -> None:
         self.script = list(script or [])
+        self.delay = delay
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         stub = self
 
@@ -37,6 +38,7 @@ class StubHub:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 stub.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                time.sleep(stub.delay)
                 status, headers = stub.script.pop(0) if stub.script else (202, {})
                 if self.path == "/api/v1/events" and status == 202:
                     n = len(msgspec.json.decode(body))
@@ -205,7 +207,7 @@ def test_otlp_metrics_traces_and_logs(stub: StubHub, capsys: pytest.CaptureFixtu
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     code = main(["--api", stub.url, "--otlp", stub.url, "--count", "2000", "--rate", "20000", "--span-sample",
-                 "1", "--quiet", "--tenant", "acme"])  # fmt: skip
+                 "1", "--otlp-sample", "1", "--quiet", "--tenant", "acme"])  # fmt: skip
     assert code == 0
     s, _ = summary(capsys)
     assert s["otlp"]["requests"] > 500 and s["otlp"]["spans"] == s["otlp"]["requests"]
@@ -257,3 +259,25 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after(None, 1.5) == 1.5
     assert parse_retry_after("garbage", 2.0) == 2.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1.0) == 0.0
+
+
+def test_concurrent_batches(stub: StubHub, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--api", stub.url, "--count", "5000", "--batch", "250", "--unpaced", "--concurrency", "3",
+                 "--quiet"])  # fmt: skip
+    assert code == 0
+    s, _ = summary(capsys)
+    assert s["sent"] == s["accepted"] == 5000 and s["batches"] == 20 and s["status_counts"] == {"202": 20}
+    ids = [e["event_id"] for p in stub.events_posts() for e in msgspec.json.decode(p[2])]
+    assert len(ids) == len(set(ids)) == 5000
+
+
+def test_a_slow_destination_ends_on_time_and_reports_the_lag(capsys: pytest.CaptureFixture[str]) -> None:
+    stub = StubHub(delay=0.4)
+    try:
+        code = main(["--api", stub.url, "--rate", "20000", "--duration", "1.5", "--batch", "1000", "--quiet"])
+    finally:
+        stub.close()
+    assert code == 0
+    s, _ = summary(capsys)
+    assert s["elapsed_s"] < 3.5
+    assert 0 < s["sent"] < 15_000 and s["lag_s"] > 0.3
