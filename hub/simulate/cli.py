@@ -27,7 +27,7 @@ import numpy as np
 
 from hub.simulate.generator import Event, GeneratorState, generate_timed
 from hub.simulate.scenarios import SCENARIOS, Scenario, ScenarioError, make_scenario
-from hub.simulate.senders import ConcurrentSender, FileSink, OtlpSender, RestSender, SendError
+from hub.simulate.senders import ConcurrentSender, FileSink, GrpcSender, OtlpSender, RestSender, SendError
 from hub.simulate.traces import load_or_fallback
 
 MAX_BATCH = 1000
@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dest = p.add_argument_group("destination")
     dest.add_argument("--api", metavar="URL", help="hub API base URL (events go to POST {api}/api/v1/events)")
+    dest.add_argument("--grpc", metavar="HOST:PORT",
+                      help="send native events to the hub's gRPC receiver instead of --api")  # fmt: skip
     dest.add_argument("--otlp", metavar="URL", help="OTLP/HTTP base URL, e.g. http://127.0.0.1:4318 (optional)")
     dest.add_argument("--tenant", metavar="T", help="tenant id: X-Scope-OrgID header (and tags.tenant_id)")
     dest.add_argument("--token", metavar="TOKEN", default=os.environ.get("HUB_API_TOKEN"),
@@ -144,8 +146,10 @@ def _validate(args: argparse.Namespace) -> None:
     if args.dry_run:
         if not args.output:
             raise _UsageError("--dry-run needs --output FILE.jsonl")
-    elif not args.api:
-        raise _UsageError("give --api URL (or --dry-run --output FILE.jsonl)")
+    elif not args.api and not args.grpc:
+        raise _UsageError("give --api URL (or --grpc HOST:PORT, or --dry-run --output FILE.jsonl)")
+    if args.api and args.grpc:
+        raise _UsageError("give --api or --grpc, not both")
     if args.otlp_sample != "auto":
         try:
             args.otlp_sample = _fraction(args.otlp_sample)
@@ -241,12 +245,15 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
                                   scenario=scenario)  # fmt: skip
     rng = np.random.default_rng(args.seed)
 
-    sink: FileSink | RestSender | ConcurrentSender
+    sink: FileSink | RestSender | GrpcSender | ConcurrentSender
     try:
         if args.dry_run:
             sink = FileSink(args.output)
         else:
-            sink = RestSender(args.api, tenant=args.tenant, token=args.token, max_retries=args.max_retries)
+            if args.grpc:
+                sink = GrpcSender(args.grpc, tenant=args.tenant, token=args.token, max_retries=args.max_retries)
+            else:
+                sink = RestSender(args.api, tenant=args.tenant, token=args.token, max_retries=args.max_retries)
             if args.concurrency > 1:
                 sink = ConcurrentSender(sink, args.concurrency)
     except OSError as exc:
@@ -365,7 +372,7 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     if not isinstance(sink, FileSink):
         sink.close()
     summary.update({
-        "status": status, "exit_code": code, "mode": "dry-run" if args.dry_run else "rest",
+        "status": status, "exit_code": code, "mode": "dry-run" if args.dry_run else "grpc" if args.grpc else "rest",
         "destination": args.output if isinstance(sink, FileSink) else sink.url,
         "paced": paced, "tenant": args.tenant, "seed": args.seed, "scenario": scenario.name,
         "events_by_type": dict(sorted(by_type.items())), "requests_simulated": state.requests,

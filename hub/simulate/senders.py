@@ -1,8 +1,10 @@
-"""Where simulated events go: the hub's REST ingest API, a JSON Lines file, and OTLP/HTTP.
+"""Where simulated events go: the hub's REST ingest API (or its native gRPC receiver), a JSON Lines
+file, and OTLP/HTTP.
 
 * :class:`RestSender` — ``POST {api}/api/v1/events`` with a JSON array; 429/503 are retried after
   ``Retry-After`` (the same batch is resent), other 5xx and connection errors with jittered exponential
   backoff; when the API cannot be reached at all a :class:`SendError` is raised (exit code 1).
+* :class:`GrpcSender` — ``--grpc HOST:PORT``: ``EventIngestionService.SendEvents``, same retry rules.
 * :class:`FileSink` — ``--dry-run --output FILE.jsonl``.
 * :class:`OtlpSender` — the OpenTelemetry SDK's OTLP/HTTP exporters: GenAI metrics for every request,
   spans for a sample, log records for errors and security findings.
@@ -229,10 +231,115 @@ class RestSender:
         self.client.close()
 
 
+class GrpcSender:
+    """Batches through the hub's native gRPC receiver (``EventIngestionService.SendEvents``).
+
+    ``RETRY`` acks and ``RESOURCE_EXHAUSTED`` are resent after their hint (counted as throttled);
+    ``UNAVAILABLE`` is retried with backoff, then raises :class:`SendError`.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        tenant: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        max_throttle_retries: int = 60,
+        backoff_base: float = 0.25,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        from receivers.native_grpc.client import EventStreamClient
+
+        metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.client = EventStreamClient(target, tenant_id=tenant, timeout=timeout, max_retries=0, metadata=metadata)
+        self.url = f"grpc://{target}"
+        self.max_retries = max_retries
+        self.max_throttle_retries = max_throttle_retries
+        self.backoff_base = backoff_base
+        self.sleep = sleep
+        self.stats = SendStats()
+        self._lock = threading.Lock()
+
+    def send(self, events: Sequence[Event]) -> None:
+        import grpc
+
+        from receivers.native_grpc.protos import events_pb2
+
+        request = self.client.batch([msgspec.json.encode(e) for e in events])
+        size = request.ByteSize()
+        st, lock, n = self.stats, self._lock, len(events)
+        failures = throttles = 0
+        while True:
+            try:
+                ack = self.client._send(request, timeout=self.client.timeout, metadata=self.client._metadata)
+            except grpc.RpcError as exc:
+                code = exc.code() if hasattr(exc, "code") else None
+                name = code.name if code is not None else "UNKNOWN"
+                with lock:
+                    st.status_counts[name] = st.status_counts.get(name, 0) + 1
+                    st.last_error = f"gRPC {name}: {exc.details() if hasattr(exc, 'details') else exc}"
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED and throttles < self.max_throttle_retries:
+                    with lock:
+                        st.throttled += 1
+                        st.retries += 1
+                    self.sleep(min(10.0, self.backoff_base * 2**throttles))
+                    throttles += 1
+                    continue
+                with lock:
+                    st.errors += 1
+                if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                    raise SendError(f"the hub's gRPC receiver refused the credentials ({name})") from exc
+                if failures >= self.max_retries:
+                    if code == grpc.StatusCode.UNAVAILABLE:
+                        raise SendError(
+                            f"cannot reach the hub's gRPC receiver at {self.url} after {failures + 1} attempts "
+                            f"({st.last_error}); is `hub run` up and --grpc right?"
+                        ) from exc
+                    with lock:
+                        st.failed_events += n
+                    return
+                self.sleep(min(10.0, self.backoff_base * 2**failures))
+                failures += 1
+                with lock:
+                    st.retries += 1
+                continue
+            status = events_pb2.Ack.Status.Name(ack.status)
+            with lock:
+                st.status_counts[status] = st.status_counts.get(status, 0) + 1
+            if ack.status == events_pb2.Ack.RETRY:
+                with lock:
+                    st.throttled += 1
+                    if throttles >= self.max_throttle_retries:
+                        st.failed_events += n
+                        st.last_error = f"gRPC RETRY: still busy after {throttles} resends; batch dropped"
+                        return
+                    st.retries += 1
+                self.sleep(min(60.0, max(0.0, ack.retry_after_seconds)))
+                throttles += 1
+                continue
+            with lock:
+                st.batches += 1
+                st.sent += n
+                st.bytes_sent += size
+                st.accepted += ack.accepted
+                st.duplicates += ack.duplicates
+                st.rejected += len(ack.rejected) if ack.rejected else (n - ack.accepted - ack.duplicates)
+                if ack.rejected:
+                    st.last_error = f"rejected: {ack.rejected[0].reason[:200]}"
+                elif ack.message and ack.status == events_pb2.Ack.REJECTED:
+                    st.last_error = f"rejected: {ack.message[:200]}"
+            return
+
+    def close(self) -> None:
+        self.client.close()
+
+
 class ConcurrentSender:
     """Up to ``concurrency`` batches in flight (threads), so generation overlaps the server's work."""
 
-    def __init__(self, inner: RestSender, concurrency: int) -> None:
+    def __init__(self, inner: RestSender | GrpcSender, concurrency: int) -> None:
         self.inner = inner
         self.stats = inner.stats
         self.url = inner.url

@@ -281,3 +281,11 @@ def test_a_slow_destination_ends_on_time_and_reports_the_lag(capsys: pytest.Capt
     s, _ = summary(capsys)
     assert s["elapsed_s"] < 3.5
     assert 0 < s["sent"] < 15_000 and s["lag_s"] > 0.3
+
+
+def test_grpc_unreachable_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("receivers.native_grpc.client")
+    target = f"127.0.0.1:{free_port()}"
+    assert main(["--grpc", target, "--count", "10", "--max-retries", "1", "--quiet"]) == 1
+    s, err = summary(capsys)
+    assert "cannot reach the hub's gRPC receiver" in err and s["mode"] == "grpc"

@@ -28,3 +28,16 @@ def test_everything_sent_is_stored(tmp_path: Path, capsys: pytest.CaptureFixture
         assert ids
         found = hub.sql("SELECT count(*) FROM events WHERE event_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
         assert found[0][0] == len(ids)
+
+
+def test_grpc_receiver(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("receivers.native_grpc.client")
+    with hub_helpers.running_hub(tmp_path / "hub", grpc=True, otlp_http=False) as hub:
+        target = hub.grpc_target  # the native EventIngestionService shares the OTLP gRPC server
+        code = main(["--grpc", target, "--count", "3000", "--batch", "1000", "--rate", "1000", "--unpaced",
+                     "--tenant", "acme", "--quiet", "--concurrency", "2"])  # fmt: skip
+        out = capsys.readouterr().out
+        assert code == 0, out
+        s = json.loads(out.strip().splitlines()[-1])
+        assert s["mode"] == "grpc" and s["accepted"] == 3000 and s["status_counts"] == {"OK": 3}
+        assert hub.sql("SELECT count(*) FROM events WHERE tenant_id = 'acme'")[0][0] == 3000
