@@ -93,6 +93,20 @@ class Calibration:
         width = self.quantile(level) * self.scale(len(yhat))
         return yhat - width, yhat + width
 
+    def sample_paths(self, yhat: np.ndarray, n_paths: int = 4000, seed: int = 0) -> np.ndarray:
+        """Draw ``(n_paths, len(yhat))`` future paths ``yhat + s(t) * Z_t`` (AR(1) Gaussian copula)."""
+        yhat = np.asarray(yhat, dtype=float)
+        rng = np.random.default_rng(seed)
+        innov = rng.standard_normal((n_paths, len(yhat)))
+        paths = np.empty_like(innov)
+        if len(yhat):
+            paths[:, 0] = innov[:, 0]
+        coef = math.sqrt(1.0 - self.rho**2)
+        for t in range(1, len(yhat)):
+            paths[:, t] = self.rho * paths[:, t - 1] + coef * innov[:, t]
+        z = np.quantile(self.z, norm.cdf(paths)) * self.inflation
+        return yhat + self.scale(len(yhat)) * z
+
     def exceedance_probability(
         self,
         yhat: np.ndarray,
@@ -107,17 +121,7 @@ class Calibration:
         stop = len(yhat) if stop is None else min(stop, len(yhat))
         if stop <= start:
             raise ValueError("exceedance window is empty: stop must be greater than start")
-        rng = np.random.default_rng(seed)
-        width = stop - start
-        innov = rng.standard_normal((n_paths, width))
-        paths = np.empty_like(innov)
-        paths[:, 0] = innov[:, 0]
-        coef = math.sqrt(1.0 - self.rho**2)
-        for t in range(1, width):
-            paths[:, t] = self.rho * paths[:, t - 1] + coef * innov[:, t]
-        u = norm.cdf(paths)
-        z = np.quantile(self.z, u) * self.inflation
-        values = yhat[start:stop] + self.scale(stop)[start:stop] * z
+        values = self.sample_paths(yhat[:stop], n_paths, seed)[:, start:stop]
         return float(np.mean(np.any(values > threshold, axis=1)))
 
     def step_exceedance(self, yhat: np.ndarray, threshold: float) -> np.ndarray:

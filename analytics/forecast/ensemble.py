@@ -101,6 +101,10 @@ class SeriesForecast:
             }
         )
 
+    def sample_paths(self, n_paths: int = 2000, seed: int = 0) -> np.ndarray:
+        """``(n_paths, h)`` draws from the calibrated predictive distribution (see :mod:`.calibration`)."""
+        return self.calibration.sample_paths(self.yhat, n_paths, seed)
+
     def exceedance_probability(
         self, threshold: float, start: Any = None, end: Any = None, n_paths: int = 4000
     ) -> float:
