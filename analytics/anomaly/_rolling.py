@@ -49,16 +49,59 @@ def trailing_center_scale(
     return med, scale
 
 
+def scaled_z(series: np.ndarray, width: int, window: int, min_periods: int) -> np.ndarray:
+    """Robust z-score of the trailing ``width``-point mean of ``series``.
+
+    The reference (median and IQR-sigma) covers the ``max(window, 10 * width)`` points before the
+    averaging window, so an anomaly never sits in its own reference. ``width=1`` is a plain robust z.
+    """
+    s = pd.Series(series)
+    smooth = s if width <= 1 else s.rolling(width, min_periods=width).mean()
+    span = max(window, 10 * width)
+    med, scale = trailing_center_scale(smooth.to_numpy(), span, max(min_periods, span // 5))
+    if width > 1:
+        med = pd.Series(med).shift(width - 1).to_numpy()
+        scale = pd.Series(scale).shift(width - 1).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (smooth.to_numpy() - med) / scale
+
+
+def log_volatility(x: np.ndarray, width: int) -> np.ndarray:
+    """Log of the trailing ``width``-point standard deviation (floored so flat stretches stay finite)."""
+    r = pd.Series(x).rolling(width, min_periods=width)
+    sd = r.std().to_numpy()
+    floor = 1e-9 * (1.0 + np.abs(r.mean().to_numpy()))
+    return np.log(np.fmax(sd, 0.0) + floor)
+
+
+def points_for(seconds: float, step_seconds: float | None, default: int, minimum: int = 2) -> int:
+    """How many points cover ``seconds`` at the sampling interval (``default`` without timestamps)."""
+    if step_seconds is None or step_seconds <= 0:
+        return max(minimum, default)
+    return max(minimum, round(seconds / step_seconds))
+
+
 def adaptive_threshold(
-    z: np.ndarray, history: int, min_periods: int, quantile: float, k_min: float, margin: float
+    z: np.ndarray,
+    history: int,
+    min_periods: int,
+    quantile: float,
+    k_min: float,
+    margin: float,
+    short_history_boost: float = 0.0,
 ) -> np.ndarray:
     """Per-point threshold: ``max(k_min, margin * q)`` where ``q`` is the ``quantile`` of past ``|z|``.
 
     Normalising a detector's raw statistic by its own history makes one threshold fit series with very
     different tails (a heavy-tailed series raises its own bar). NaN while the history is too short.
     """
-    past = pd.Series(np.abs(z)).shift(1).rolling(history, min_periods=min_periods).quantile(quantile)
-    return np.fmax(k_min, margin * past.to_numpy())
+    r = pd.Series(np.abs(z)).shift(1).rolling(history, min_periods=min_periods)
+    past = r.quantile(quantile).to_numpy()
+    if short_history_boost > 0:
+        # A high quantile of a short history is an unreliable bar: demand more until the history grows.
+        count = np.fmax(r.count().to_numpy(), 1.0)
+        past = past * (1.0 + short_history_boost * np.sqrt(1000.0 / count))
+    return np.fmax(k_min, margin * past)
 
 
 def normalised_score(z: np.ndarray, threshold: np.ndarray) -> np.ndarray:
@@ -118,10 +161,31 @@ def seasonal_strength(x: np.ndarray, period: int) -> float:
     return float(np.dot(a, b) / denom) if denom > EPS else 0.0
 
 
+def acf_periods(x: np.ndarray, max_lag: int = 1000, top: int = 3) -> list[int]:
+    """Lags of the highest local maxima of the autocorrelation of ``x`` (FFT, for series without time)."""
+    x = x[np.isfinite(x)]
+    max_lag = min(max_lag, x.size // 3)
+    if max_lag < 8:
+        return []
+    d = x - x.mean()
+    f = np.fft.rfft(d, 2 * x.size)
+    acf = np.fft.irfft(f * np.conj(f))[: max_lag + 1]
+    if acf[0] <= EPS:
+        return []
+    acf = acf / acf[0]
+    lags = np.arange(4, max_lag)
+    peaks = lags[(acf[lags] > acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]
+    return [int(p) for p in peaks[np.argsort(-acf[peaks])][:top]]
+
+
 def choose_period(x: np.ndarray, timestamps: np.ndarray | None, min_strength: float = 0.3) -> int | None:
-    """Pick the strongest daily/weekly season in ``x`` (None when no season is clear)."""
+    """Pick the strongest daily/weekly season in ``x`` (None when no season is clear).
+
+    Without timestamps the candidates are the autocorrelation peaks of ``x``.
+    """
     best, best_strength = None, min_strength
-    for p in candidate_periods(median_step_seconds(timestamps)):
+    step = median_step_seconds(timestamps)
+    for p in candidate_periods(step) if step is not None else acf_periods(x):
         strength = seasonal_strength(x, p)
         if strength > best_strength:
             best, best_strength = p, strength

@@ -58,6 +58,7 @@ class AutoencoderDetector:
     margin: float = 1.0
     quantile: float = 0.995
     history: int = 3000
+    short_history_boost: float = 0.25
     seed: int = 0
     name: str = "autoencoder"
 
@@ -126,6 +127,8 @@ class AutoencoderDetector:
             err = ((rec - seg) ** 2).mean(1)
             ref = max(float(np.quantile(err_train, self.train_quantile)), 1e-9)
             stat[start:end] = np.where(ok, np.sqrt(err / ref), np.nan)
-        thr = adaptive_threshold(stat, self.history, 50, self.quantile, self.k, self.margin)
+        thr = adaptive_threshold(
+            stat, self.history, 50, self.quantile, self.k, self.margin, self.short_history_boost
+        )
         nan = np.full(n, np.nan)
         return DetectorOutput(normalised_score(stat, thr), nan, nan.copy(), nan.copy())

@@ -29,7 +29,7 @@ from .model import AnomalyScore, Detector, DetectorOutput, Severity, severities
 from .statistical import RobustDeviationDetector, SeasonalResidualDetector
 
 #: Relative weights measured on the NAB benchmark (per-detector F1, see docs/anomaly.md).
-DEFAULT_WEIGHTS: dict[str, float] = {"robust": 1.0, "seasonal": 1.0, "iforest": 1.0, "autoencoder": 1.0}
+DEFAULT_WEIGHTS: dict[str, float] = {"robust": 0.5, "seasonal": 0.542, "iforest": 0.483, "autoencoder": 0.364}
 
 OUTPUT_COLUMNS = [
     "timestamp",
@@ -75,12 +75,15 @@ class SeriesFrame:
 class AnomalyDetector:
     """Ensemble anomaly detector with weighted voting and feedback.
 
-    Each detector's score is divided by its learned threshold; the ensemble score is the weighted mean
-    of those (each capped at ``cap``), raised to the strongest single score divided by ``strong`` when
-    one detector is very sure, and divided by the ensemble threshold. A point is anomalous when that
-    score exceeds 1 and detectors holding at least ``quorum`` of the weight voted (score > 1) — or when
-    one is ``strong``. ``is_anomaly`` marks the first point of each event (events end after
-    ``refractory`` quiet points), so a collective anomaly raises one alert.
+    Each detector's score is divided by its learned threshold (feedback). Voting rule: a detector
+    votes when its score exceeded 1 within the last ``vote_window`` points; its vote weighs its
+    weight (by default its F1 measured on NAB, times what feedback taught). When the detectors voting
+    hold at least ``quorum`` of the total weight and one of them exceeds 1 now, the ensemble score is
+    the highest current score. The ``solo_detectors`` (the most precise ones on NAB) may also flag
+    alone, at ``solo_score`` times their threshold. The result is divided by the ensemble threshold
+    learned from feedback; above 1 is anomalous. ``is_anomaly`` marks the first point of
+    each event (an event ends after ``refractory`` points without an anomalous one), so a collective
+    anomaly raises one alert, and ``anomaly_score`` still shows every anomalous point.
     """
 
     def __init__(
@@ -88,9 +91,10 @@ class AnomalyDetector:
         detectors: Sequence[Detector] | None = None,
         *,
         weights: Mapping[str, float] | None = None,
-        quorum: float = 0.5,
-        strong: float = 2.0,
-        cap: float = 4.0,
+        quorum: float = 0.4,
+        vote_window: int = 6,
+        solo_detectors: Sequence[str] = ("robust", "seasonal"),
+        solo_score: float = 2.0,
         refractory: int = 300,
         feedback: FeedbackState | None = None,
         timestamp_col: str = "timestamp",
@@ -98,8 +102,10 @@ class AnomalyDetector:
     ) -> None:
         if not 0 < quorum <= 1:
             raise ValueError(f"quorum must be in (0, 1], got {quorum!r}")
-        if strong < 1:
-            raise ValueError(f"strong must be >= 1, got {strong!r}")
+        if vote_window < 1:
+            raise ValueError(f"vote_window must be >= 1, got {vote_window!r}")
+        if solo_score < 1:
+            raise ValueError(f"solo_score must be >= 1, got {solo_score!r}")
         if refractory < 0:
             raise ValueError(f"refractory must be >= 0, got {refractory!r}")
         chosen = list(detectors) if detectors is not None else default_detectors()
@@ -111,7 +117,8 @@ class AnomalyDetector:
         base = dict(DEFAULT_WEIGHTS)
         base.update(weights or {})
         self.weights = {d.name: float(base.get(d.name, 1.0)) for d in self.detectors}
-        self.quorum, self.strong, self.cap, self.refractory = quorum, strong, cap, refractory
+        self.quorum, self.vote_window, self.refractory = quorum, vote_window, refractory
+        self.solo_detectors, self.solo_score = tuple(solo_detectors), solo_score
         self.feedback = feedback if feedback is not None else FeedbackState()
         self.timestamp_col, self.value_col = timestamp_col, value_col
         self._last: pd.DataFrame | None = None
@@ -163,13 +170,14 @@ class AnomalyDetector:
         w = np.array([self.weights[nm] * self.feedback.calibration(nm).weight for nm in names])
         mat = np.vstack([scores[nm] for nm in names]) if names else np.zeros((0, n))
         total = max(float(w.sum()), 1e-12)
-        votes = (w[:, None] * (mat > 1.0)).sum(axis=0) / total
-        mean = (w[:, None] * np.minimum(mat, self.cap)).sum(axis=0) / total
-        strongest = mat.max(axis=0) if names else np.zeros(n)
-        combined = np.where(
-            votes >= self.quorum, np.maximum(mean, np.minimum(votes / self.quorum, 1.0)), mean
-        )
-        combined = np.maximum(combined, strongest / self.strong) / self.feedback.ensemble_threshold
+        now = mat.max(axis=0) if names else np.zeros(n)
+        # A vote lasts ``vote_window`` points, so detectors that react a few points apart still agree.
+        recent = _trailing_max(mat, self.vote_window)
+        votes = (w[:, None] * (recent > 1.0)).sum(axis=0) / total
+        quorum_score = np.where((votes >= self.quorum - 1e-12) & (now > 1.0), now, 0.0)
+        solo = [i for i, nm in enumerate(names) if nm in self.solo_detectors]
+        solo_score = mat[solo].max(axis=0) / self.solo_score if solo else np.zeros(n)
+        combined = np.maximum(quorum_score, solo_score) / self.feedback.ensemble_threshold
         anomalous = combined > 1.0
         is_anomaly = self.alerts(anomalous)
 
@@ -255,6 +263,13 @@ class AnomalyDetector:
         self.feedback.record_false_positive(
             str(timestamp), shown, float(self._last["anomaly_score"].iat[i]), detector
         )
+
+
+def _trailing_max(mat: np.ndarray, width: int) -> np.ndarray:
+    """Row-wise causal maximum over the last ``width`` columns."""
+    if width <= 1 or mat.size == 0:
+        return mat
+    return pd.DataFrame(mat.T).rolling(width, min_periods=1).max().to_numpy().T
 
 
 def _expected(outputs: Mapping[str, DetectorOutput], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -79,6 +79,7 @@ class IsolationForestDetector:
     margin: float = 1.0
     quantile: float = 0.995
     history: int = 3000
+    short_history_boost: float = 0.25
     random_state: int = 0
     name: str = "iforest"
 
@@ -118,7 +119,9 @@ class IsolationForestDetector:
                 out[ok] = (-model.score_samples(seg[ok]) - centre) / spread + _beyond_range(train, seg[ok])
                 stat[start:end] = out
         stat = np.fmax(stat, 0.0)
-        thr = adaptive_threshold(stat, self.history, 50, self.quantile, self.k, self.margin)
+        thr = adaptive_threshold(
+            stat, self.history, 50, self.quantile, self.k, self.margin, self.short_history_boost
+        )
         nan = np.full(n, np.nan)
         return DetectorOutput(normalised_score(stat, thr), nan, nan.copy(), nan.copy())
 

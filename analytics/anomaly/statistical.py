@@ -21,8 +21,12 @@ import pandas as pd
 from ._rolling import (
     adaptive_threshold,
     choose_period,
+    log_volatility,
+    median_step_seconds,
     normalised_score,
+    points_for,
     refit_schedule,
+    scaled_z,
     target,
     trailing_center_scale,
 )
@@ -68,63 +72,66 @@ class RollingZScoreDetector:
 
 @dataclass
 class RobustDeviationDetector:
-    """MAD/IQR detector at several time scales, with a self-normalising threshold.
+    """MAD/IQR detector of point, level and volatility anomalies, with a self-normalising threshold.
 
-    For each scale ``w`` the series is smoothed by a trailing mean over ``w`` points (``w = 1`` finds
-    spikes, larger ``w`` finds level shifts and collective anomalies), and the smoothed value is compared
-    with the trailing median and IQR-sigma of the previous ``window`` points. The resulting robust
-    z-score is divided by ``max(k, margin * q)``, ``q`` being a high quantile of its own past values,
-    so that series with heavy tails raise their own bar. A trend term does the same with the slope over
-    ``trend_window`` points. The score is the maximum over scales.
+    Statistics (each a robust z-score against the trailing median and IQR-sigma):
+
+    * the value itself (spikes and dips);
+    * the trailing mean over ``trend_seconds`` (drifts, trends and level shifts too small to see
+      point by point), compared with the points before that span — only when ``trend_seconds > 0``;
+    * the log of the standard deviation over ``volatility_seconds`` (a series that becomes erratic,
+      or goes flat), compared with the points before that span.
+
+    Each z-score is divided by ``max(k, margin * q)``, ``q`` being its ``quantile`` over the previous
+    ``history`` points, so a heavy-tailed series raises its own bar and only deviations beyond what it
+    has already shown score above 1. Without timestamps, spans in points are used (``*_points``).
     """
 
     window: int = 1000
     min_periods: int = 150
-    scales: tuple[int, ...] = (1, 6)
-    trend_window: int = 24
     k: float = 4.0
-    margin: float = 1.1
-    quantile: float = 0.995
-    history: int = 3000
+    margin: float = 1.2
+    quantile: float = 0.999
+    history: int = 10_000
+    short_history_boost: float = 0.25
+    volatility_seconds: float = 86_400.0
+    volatility_points: int = 288
+    trend_seconds: float = 21_600.0
+    trend_points: int = 72
     name: str = "robust"
 
     def __post_init__(self) -> None:
         _check_positive("window", self.window)
         _check_positive("k", self.k)
-        if not self.scales or min(self.scales) < 1:
-            raise ValueError("scales must be a non-empty tuple of positive integers")
+        _check_positive("history", self.history)
 
     @property
     def available(self) -> bool:
         return True
 
-    def _z(self, series: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        med, scale = trailing_center_scale(series, self.window, self.min_periods)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = (series - med) / scale
-        return z, med, scale
+    def _threshold(self, z: np.ndarray) -> np.ndarray:
+        return adaptive_threshold(
+            z, self.history, self.min_periods, self.quantile, self.k, self.margin, self.short_history_boost
+        )
 
     def score(self, values: np.ndarray, timestamps: np.ndarray | None = None) -> DetectorOutput:
         x = target(values)
-        best = np.zeros_like(x)
-        yhat = lower = upper = np.full_like(x, np.nan)
-        statistics: list[np.ndarray] = []
-        for w in self.scales:
-            smooth = x if w == 1 else pd.Series(x).rolling(w, min_periods=w).mean().to_numpy()
-            z, med, scale = self._z(smooth)
-            statistics.append(z)
-            if w == 1:
-                thr = adaptive_threshold(
-                    z, self.history, self.min_periods, self.quantile, self.k, self.margin
-                )
-                yhat, lower, upper = med, med - thr * scale, med + thr * scale
-        if self.trend_window > 1:
-            slope = pd.Series(x).diff(self.trend_window).to_numpy()
-            statistics.append(self._z(slope)[0])
-        for z in statistics:
-            thr = adaptive_threshold(z, self.history, self.min_periods, self.quantile, self.k, self.margin)
-            best = np.maximum(best, normalised_score(z, thr))
-        return DetectorOutput(best, yhat, lower, upper)
+        step = median_step_seconds(timestamps)
+        med, scale = trailing_center_scale(x, self.window, self.min_periods)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level_z = (x - med) / scale
+        thr = self._threshold(level_z)
+        best = normalised_score(level_z, thr)
+        extra: list[np.ndarray] = []
+        if self.volatility_seconds > 0:
+            width = points_for(self.volatility_seconds, step, self.volatility_points, minimum=4)
+            extra.append(scaled_z(log_volatility(x, width), 1, max(self.window, 10 * width), self.min_periods))
+        if self.trend_seconds > 0:
+            width = points_for(self.trend_seconds, step, self.trend_points)
+            extra.append(scaled_z(x, width, self.window, self.min_periods))
+        for z in extra:
+            best = np.maximum(best, normalised_score(z, self._threshold(z)))
+        return DetectorOutput(best, med, med - thr * scale, med + thr * scale)
 
 
 def seasonal_forecast(x: np.ndarray, period: int, cycles: int) -> np.ndarray:
@@ -157,8 +164,9 @@ class SeasonalResidualDetector:
 
     Every ``fit_every`` points (from ``warmup`` on) the detector re-chooses the season (a day or a week
     at the sampling interval, by autocorrelation on the trailing ``fit_window`` points; none if weak),
-    then scores the next segment with the residual of :func:`seasonal_forecast`, normalised like
-    :class:`RobustDeviationDetector`. Contextual anomalies (a normal value at the wrong time of day)
+    then scores the next segment with the residual of :func:`seasonal_forecast`: its robust z-score
+    averaged over ``smooth`` points (point and contextual anomalies) and over ``collective_seconds``
+    (collective anomalies: a day that runs low), each normalised like :class:`RobustDeviationDetector`. Contextual anomalies (a normal value at the wrong time of day)
     show up here and nowhere else. Without timestamps or a clear season the forecast is the level only.
     """
 
@@ -169,10 +177,13 @@ class SeasonalResidualDetector:
     window: int = 1000
     min_periods: int = 150
     smooth: int = 3
+    collective_seconds: float = 3_600.0
+    collective_points: int = 12
     k: float = 4.0
-    margin: float = 1.1
-    quantile: float = 0.995
-    history: int = 3000
+    margin: float = 1.2
+    quantile: float = 0.999
+    history: int = 10_000
+    short_history_boost: float = 0.25
     name: str = "seasonal"
 
     def __post_init__(self) -> None:
@@ -182,6 +193,11 @@ class SeasonalResidualDetector:
     @property
     def available(self) -> bool:
         return True
+
+    def _threshold(self, z: np.ndarray) -> np.ndarray:
+        return adaptive_threshold(
+            z, self.history, self.min_periods, self.quantile, self.k, self.margin, self.short_history_boost
+        )
 
     def periods(self, values: np.ndarray, timestamps: np.ndarray | None) -> list[tuple[int, int, int | None]]:
         """The refit schedule: ``(start, end, period)`` for each scored segment."""
@@ -205,19 +221,15 @@ class SeasonalResidualDetector:
                     cache[period] = seasonal_forecast(x, period, self.cycles)
             yhat[start:end] = cache[period][start:end]
         resid = x - yhat
-        if self.smooth > 1:
-            resid_s = pd.Series(resid).rolling(self.smooth, min_periods=1).mean().to_numpy()
-        else:
-            resid_s = resid
+        center, scale = trailing_center_scale(resid, self.window, self.min_periods)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            point_z = (resid - center) / scale
+        thr = self._threshold(point_z)
+        width = points_for(self.collective_seconds, median_step_seconds(timestamps), self.collective_points)
         scores = np.zeros_like(x)
-        thr1 = np.full_like(x, np.nan)
-        scale1 = np.full_like(x, np.nan)
-        for i, r in enumerate((resid, resid_s)):
-            center, scale = trailing_center_scale(r, self.window, self.min_periods)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                z = (r - center) / scale
-            thr = adaptive_threshold(z, self.history, self.min_periods, self.quantile, self.k, self.margin)
-            scores = np.maximum(scores, normalised_score(z, thr))
-            if i == 0:
-                thr1, scale1 = thr, scale
-        return DetectorOutput(scores, yhat, yhat - thr1 * scale1, yhat + thr1 * scale1)
+        for z in (
+            scaled_z(resid, self.smooth, self.window, self.min_periods),
+            scaled_z(resid, width, self.window, self.min_periods),
+        ):
+            scores = np.maximum(scores, normalised_score(z, self._threshold(z)))
+        return DetectorOutput(scores, yhat, yhat - thr * scale, yhat + thr * scale)
