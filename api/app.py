@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RequestMetricsMiddleware
-from api.routers import dlq, events, health, schemas, ws
+from api.routers import dlq, events, health, query, schemas, ws
 from api.state import ApiState
 
 
@@ -22,7 +22,7 @@ def create_app(state: ApiState) -> FastAPI:
     )
     app.state.hub = state
     install_error_handlers(app)
-    for router in (health.router, events.router, schemas.router, dlq.router, ws.router):
+    for router in (health.router, events.router, schemas.router, dlq.router, ws.router, query.router):
         app.include_router(router)
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics)
     return app

@@ -1,0 +1,184 @@
+"""The unified query API: ``POST /api/v1/query``, exports and the metric catalogue.
+
+* ``POST /api/v1/query`` — body per docs/query.md → ``{"data": [...], "metadata": {...}}``
+* ``POST /api/v1/query/export?format=csv|jsonl|parquet`` — every row of a query, streamed
+* ``GET /api/v1/events/export?format=...&model=gpt-4o&tags.team=search&start=...`` — raw events, streamed
+* ``GET /api/v1/metrics/catalog`` — names, labels, payload fields and tag keys of the caller's tenant
+
+The tenant is the caller's (``X-Scope-OrgID``, else ``tenant``); ``"tenant": "*"`` needs
+:func:`may_query_all_tenants`, which no caller passes yet (403).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from api.deps import get_state, read_tenant
+from api.errors import error_response, json_response
+from api.state import ApiState
+from hubcore.query.cache import QueryCache
+from hubcore.query.catalog import build_catalog
+from hubcore.query.executor import EmbeddedBackend, QueryExecutor, QueryMetrics, QueryTimeout
+from hubcore.query.export import FORMATS, encode_batches, events_export_sql, pick_format
+from hubcore.query.model import ALL_TENANTS, Filter, QueryError, parse_field, parse_query
+
+router = APIRouter(prefix="/api/v1", tags=["query"])
+MAX_BODY = 256 * 1024
+REDIS_URL_ENV = "HUB_QUERY_REDIS_URL"
+_engine_lock = threading.Lock()
+
+
+def may_query_all_tenants(request: Request) -> bool:
+    """Whether the caller is a platform admin allowed ``"tenant": "*"``. No auth layer grants it yet."""
+    return False
+
+
+def get_executor(request: Request) -> QueryExecutor:
+    """One executor per app, built on first use; its cache listens to the store's commits."""
+    app_state = request.app.state
+    executor: QueryExecutor | None = getattr(app_state, "query_executor", None)
+    if executor is None:
+        with _engine_lock:
+            executor = getattr(app_state, "query_executor", None)
+            if executor is None:
+                state: ApiState = get_state(request)
+                cache = QueryCache(redis_url=os.environ.get(REDIS_URL_ENV) or None)
+                state.store.add_listener(cache.on_commit)
+                executor = QueryExecutor(
+                    EmbeddedBackend(state.store), cache, metrics=QueryMetrics(state.metrics.registry)
+                )
+                app_state.query_executor = executor
+    return executor
+
+
+def _query_error(exc: QueryError) -> Response:
+    return error_response(exc.status, exc.reason, str(exc), field=exc.field)
+
+
+async def _json_body(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise QueryError("", f"the body exceeds {MAX_BODY} bytes", status=413, reason="body_too_large")
+    try:
+        return msgspec.json.decode(body or b"{}")
+    except msgspec.DecodeError as exc:
+        raise QueryError("", f"the body is not valid JSON: {exc}", status=400, reason="bad_json") from None
+
+
+def _tenant(request: Request, state: ApiState, body: Any) -> str | None:
+    requested = body.get("tenant") if isinstance(body, dict) else None
+    if requested == ALL_TENANTS:
+        return ALL_TENANTS if may_query_all_tenants(request) else None
+    return read_tenant(request, state, requested if isinstance(requested, str) else None)
+
+
+def _forbidden() -> Response:
+    return error_response(403, "forbidden", 'tenant "*" (all tenants) is for platform admins only')
+
+
+def _timeout_s(body: dict[str, Any]) -> float | None:
+    raw = body.get("timeout_ms")
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= 60_000:
+        raise QueryError("timeout_ms", "must be an integer between 1 and 60000")
+    return raw / 1000
+
+
+@router.post("/query", summary="Unified query: time range, filters, metric, aggregation, sort, paging")
+async def query(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    try:
+        body = await _json_body(request)
+        tenant = _tenant(request, state, body)
+        if tenant is None:
+            return _forbidden()
+        q = parse_query(body, tenant=tenant, now_us=time.time_ns() // 1000)
+        timeout_s = _timeout_s(body)
+        executor = get_executor(request)
+        answer = await run_in_threadpool(executor.execute, q, timeout_s=timeout_s)
+    except QueryError as exc:
+        return _query_error(exc)
+    except QueryTimeout as exc:
+        return error_response(504, "query_timeout", str(exc), timeout_s=exc.timeout_s)
+    return json_response(answer)
+
+
+def _streaming(columns: list[str], batches: Any, fmt: str, name: str) -> StreamingResponse:
+    return StreamingResponse(
+        encode_batches(columns, batches, fmt),
+        media_type=FORMATS[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
+    )
+
+
+@router.post("/query/export", summary="Stream every row of a unified query as CSV, JSON lines or Parquet")
+async def export_query(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    try:
+        fmt = pick_format(request.query_params.get("format"), request.headers.get("accept"))
+        body = await _json_body(request)
+        tenant = _tenant(request, state, body)
+        if tenant is None:
+            return _forbidden()
+        q = parse_query(body, tenant=tenant, now_us=time.time_ns() // 1000, max_limit=10**9, paged=False)
+        executor = get_executor(request)
+        stream = await run_in_threadpool(executor.stream, q)
+    except QueryError as exc:
+        return _query_error(exc)
+    return _streaming(stream.columns, stream.batches, fmt, "query")
+
+
+_EXPORT_PARAMS = {"format", "start", "end", "last", "limit", "tenant"}
+
+
+@router.get("/events/export", summary="Stream a tenant's raw events (oldest first) as CSV, JSON lines or Parquet")
+async def export_events(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    """Filters: ``<field>=value`` for event fields, ``tags.<key>=``, ``payload.<path>=`` (equality)."""
+    params = request.query_params
+    try:
+        fmt = pick_format(params.get("format"), request.headers.get("accept"))
+        tenant = read_tenant(request, state, params.get("tenant"))
+        now_us = time.time_ns() // 1000
+        time_range: dict[str, Any] = {"last": params.get("last", "24h")}
+        if params.get("start"):
+            time_range = {"start": params["start"], "end": params.get("end")}
+        filters: list[Filter] = []
+        for key, value in params.multi_items():
+            if key in _EXPORT_PARAMS:
+                continue
+            fld = parse_field(key, key)
+            filters.append(Filter(fld, "eq", float(value) if fld.numeric else value))
+        limit = params.get("limit")
+        if limit is not None and (not limit.isdigit() or int(limit) < 1):
+            raise QueryError("limit", "must be a positive integer")
+        q = parse_query({"time_range": time_range}, tenant=tenant, now_us=now_us)
+        sql, sql_params, columns = events_export_sql(
+            tenant, filters, q.time_range.start_us, q.time_range.end_us, int(limit) if limit else None
+        )
+        backend = EmbeddedBackend(state.store)
+        stream = await run_in_threadpool(backend.stream_sql, sql, sql_params, columns)
+    except QueryError as exc:
+        return _query_error(exc)
+    except ValueError:
+        return error_response(422, "invalid_query", "a numeric field was compared with a non-number")
+    return _streaming(stream.columns, stream.batches, fmt, "events")
+
+
+@router.get("/metrics/catalog", summary="Metric names, labels, payload fields and tag keys of the caller's tenant")
+async def catalog(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], last: str = "30d", tenant: str | None = None
+) -> Response:
+    try:
+        q = parse_query({"time_range": {"last": last}}, tenant="-", now_us=time.time_ns() // 1000)
+        who = read_tenant(request, state, tenant)
+        result = await run_in_threadpool(build_catalog, state.store, who, since_us=q.time_range.start_us)
+    except QueryError as exc:
+        return _query_error(exc)
+    return json_response(result)

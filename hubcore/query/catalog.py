@@ -1,0 +1,95 @@
+"""What a tenant can query: metric names, label and attribute keys, payload fields and tag keys.
+
+For query builders (``GET /api/v1/metrics/catalog``). Every statement is scoped to one tenant and a
+time window, so a tenant never learns another tenant's names.
+
+    >>> import tempfile
+    >>> from hubcore.storage.embedded import EmbeddedStore
+    >>> store = EmbeddedStore(tempfile.mkdtemp(), wal_fsync=False); store.start()
+    >>> sorted(build_catalog(store, "t1", since_us=0))[:3]
+    ['attribute_keys', 'composites', 'event_fields']
+    >>> store.shutdown()
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from hubcore.query.composite import COMPOSITES
+from hubcore.query.model import BUCKETS, FUNCTIONS, NUMERIC_COLUMNS, OPERATORS, STRING_COLUMNS
+from hubcore.storage.embedded import EmbeddedStore
+
+_METRIC_LABELS = ("service_name", "model", "provider", "operation", "token_type", "error_type", "team", "project",
+                  "environment")  # fmt: skip
+MAX_NAMES = 1000
+SAMPLE_ROWS = 20_000
+
+
+def build_catalog(store: EmbeddedStore, tenant: str, *, since_us: int) -> dict[str, Any]:
+    """The tenant's catalogue over rows newer than ``since_us`` (µs since the epoch)."""
+    cur = store.cursor()
+    try:
+        where = "tenant_id = ? AND ts >= make_timestamp(?)"
+        params = [tenant, since_us]
+        events = cur.execute(
+            f"SELECT event_type, name, any_value(unit), count(*) FROM events WHERE {where} AND name IS NOT NULL "
+            f"GROUP BY 1, 2 ORDER BY 1, 4 DESC LIMIT {MAX_NAMES}",
+            params,
+        ).fetchall()
+        by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for etype, name, unit, n in events:
+            by_type[etype].append({"name": name, "unit": unit, "count": n})
+        points = cur.execute(
+            f"SELECT name, any_value(kind), any_value(unit), count(*) FROM metric_points WHERE {where} "
+            f"GROUP BY 1 ORDER BY 1 LIMIT {MAX_NAMES}",
+            params,
+        ).fetchall()
+        label_sql = " UNION ALL ".join(
+            f"SELECT '{c}' AS k FROM (SELECT 1 FROM metric_points WHERE {where} AND {c} IS NOT NULL LIMIT 1)"
+            for c in _METRIC_LABELS
+        )
+        labels = [r[0] for r in cur.execute(label_sql, params * len(_METRIC_LABELS)).fetchall()]
+        attr_keys = cur.execute(
+            f"SELECT DISTINCT unnest(json_keys(attributes)) AS k FROM metric_points WHERE {where} "
+            f"AND attributes IS NOT NULL ORDER BY 1 LIMIT {MAX_NAMES}",
+            params,
+        ).fetchall()
+        # keys are read from a bounded sample of the tenant's rows (any SAMPLE_ROWS of them)
+        sample = f"(SELECT event_type, tags, payload FROM events WHERE {where} LIMIT {SAMPLE_ROWS})"
+        tag_keys = cur.execute(
+            f"SELECT DISTINCT unnest(json_keys(tags)) FROM {sample} WHERE tags IS NOT NULL ORDER BY 1 LIMIT {MAX_NAMES}",
+            params,
+        ).fetchall()
+        payload = cur.execute(
+            f"""
+            WITH s AS MATERIALIZED {sample},
+            top AS (SELECT DISTINCT event_type, unnest(json_keys(payload)) AS k FROM s WHERE payload IS NOT NULL),
+            nested AS (
+                SELECT DISTINCT t.event_type, t.k || '.' || unnest(json_keys(json_extract(s.payload, '$.' || t.k))) AS k
+                FROM s JOIN top t ON s.event_type = t.event_type
+                WHERE json_type(json_extract(s.payload, '$.' || t.k)) = 'OBJECT'
+            )
+            SELECT event_type, k FROM top UNION SELECT event_type, k FROM nested ORDER BY 1, 2 LIMIT {MAX_NAMES}
+            """,
+            params,
+        ).fetchall()
+    finally:
+        cur.close()
+    payload_fields: dict[str, list[str]] = defaultdict(list)
+    for etype, key in payload:
+        payload_fields[etype].append(f"payload.{key}")
+    return {
+        "tenant": tenant,
+        "events": {k: v for k, v in sorted(by_type.items())},
+        "metric_points": [{"name": n, "kind": k, "unit": u, "count": c} for n, k, u, c in points],
+        "metric_labels": labels,
+        "attribute_keys": [r[0] for r in attr_keys],
+        "tag_keys": [f"tags.{r[0]}" for r in tag_keys],
+        "payload_fields": dict(payload_fields),
+        "event_fields": {"string": list(STRING_COLUMNS), "numeric": list(NUMERIC_COLUMNS)},
+        "operators": list(OPERATORS),
+        "functions": list(FUNCTIONS),
+        "time_buckets": list(BUCKETS),
+        "composites": [{"name": c.name, "unit": c.unit, "description": c.description} for c in COMPOSITES.values()],
+    }

@@ -1,0 +1,230 @@
+"""Run unified queries on a backend: timeouts, the result cache, metadata, metrics and streaming.
+
+    >>> import tempfile
+    >>> from hubcore.storage.embedded import EmbeddedStore
+    >>> from hubcore.query.model import parse_query
+    >>> store = EmbeddedStore(tempfile.mkdtemp(), wal_fsync=False); store.start()
+    >>> ex = QueryExecutor(EmbeddedBackend(store), QueryCache())
+    >>> q = parse_query({"time_range": {"last": "1h"}}, tenant="t1", now_us=10**15)
+    >>> answer = ex.execute(q)
+    >>> answer["data"], answer["metadata"]["backend"], answer["metadata"]["cached"]
+    ([{'count': 0}], 'embedded', False)
+    >>> ex.execute(q)["metadata"]["cached"]
+    True
+    >>> store.shutdown()
+
+A backend is anything with ``name``, ``run(query, timeout_s)`` and ``stream(query, batch_rows)``
+(:class:`QueryBackend`); the stack backends (VictoriaMetrics/Loki readers) plug in the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from hubcore.errors import HubError
+from hubcore.query.cache import QueryCache
+from hubcore.query.compile_duckdb import compile_query
+from hubcore.query.model import Query, QueryError, encode_cursor
+from hubcore.storage.embedded import EmbeddedStore
+
+DEFAULT_TIMEOUT_S = 10.0
+MAX_TIMEOUT_S = 60.0
+
+
+class QueryTimeout(HubError):
+    """The query ran past its time limit and was interrupted (HTTP 504)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"the query was stopped after {timeout_s:g} s (its time limit); narrow the time range, "
+            "use a larger time_bucket or fewer group_by fields, or raise timeout_ms"
+        )
+        self.timeout_s = timeout_s
+
+
+@dataclass(slots=True)
+class BackendResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    compiled_query: Any
+
+
+@dataclass(slots=True)
+class RowStream:
+    """Output column names and an iterator of Arrow record batches with exactly those columns."""
+
+    columns: list[str]
+    batches: Iterator[pa.RecordBatch]
+    compiled_query: Any = None
+
+
+class QueryBackend(Protocol):
+    name: str
+
+    def run(self, query: Query, *, timeout_s: float) -> BackendResult:
+        """All rows of one page (``limit + 1`` so the caller can tell whether more exist)."""
+        ...
+
+    def stream(self, query: Query, *, batch_rows: int = 65_536) -> RowStream:
+        """Every row (``limit``, if set, caps the total), in batches, without holding them all."""
+        ...
+
+
+class EmbeddedBackend:
+    """The DuckDB store. Timeouts ``interrupt()`` the query's own cursor from a timer thread."""
+
+    name = "embedded"
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self.store = store
+
+    def run(self, query: Query, *, timeout_s: float) -> BackendResult:
+        compiled = compile_query(query)
+        rows = self.run_sql(compiled.sql, compiled.params, timeout_s=timeout_s)
+        return BackendResult(compiled.columns, rows, {"sql": compiled.sql, "params": compiled.params})
+
+    def run_sql(self, sql: str, params: list[Any], *, timeout_s: float) -> list[tuple[Any, ...]]:
+        cur = self.store.cursor()
+        timer = threading.Timer(timeout_s, cur.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            return cur.execute(sql, params).fetchall()
+        except duckdb.InterruptException:
+            raise QueryTimeout(timeout_s) from None
+        except duckdb.InvalidInputException as exc:
+            raise QueryError("filters", f"the store refused the query: {_first_line(exc)}") from None
+        finally:
+            timer.cancel()
+            cur.close()
+
+    def stream(self, query: Query, *, batch_rows: int = 65_536) -> RowStream:
+        compiled = compile_query(query, page=False)
+        return self.stream_sql(compiled.sql, compiled.params, compiled.columns, batch_rows=batch_rows)
+
+    def stream_sql(self, sql: str, params: list[Any], columns: list[str], *, batch_rows: int = 65_536) -> RowStream:
+        """Start the query now (errors surface here), then yield batches renamed to ``columns``."""
+        cur = self.store.cursor()
+        try:
+            reader = cur.sql(sql, params=params).to_arrow_reader(batch_rows)
+        except duckdb.InvalidInputException as exc:
+            cur.close()
+            raise QueryError("filters", f"the store refused the query: {_first_line(exc)}") from None
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                for batch in reader:
+                    yield pa.RecordBatch.from_arrays(batch.columns, names=columns)
+            finally:
+                cur.close()
+
+        return RowStream(columns, batches(), {"sql": sql, "params": params})
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:300]
+
+
+class QueryMetrics:
+    """Prometheus series of the query layer, on the hub's registry (hit rate = hits / (hits + misses))."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry or CollectorRegistry()
+        self.cache = Counter("hub_query_cache_requests", "Query cache look-ups by result", ["result"], registry=r)
+        self.duration = Histogram(
+            "hub_query_duration_seconds",
+            "Unified query latency by backend and cache result",
+            ["backend", "cached"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.timeouts = Counter("hub_query_timeouts", "Queries stopped at their time limit", registry=r)
+
+
+@dataclass
+class QueryExecutor:
+    """``execute(query)`` → ``{"data": [...], "metadata": {...}}``; ``stream(query)`` for exports."""
+
+    backend: QueryBackend
+    cache: QueryCache | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    metrics: QueryMetrics = field(default_factory=QueryMetrics)
+
+    def execute(self, query: Query, *, timeout_s: float | None = None) -> dict[str, Any]:
+        started = time.perf_counter()
+        key = f"{self.backend.name}:{query.fingerprint()}"
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            self.metrics.cache.labels("hit" if hit is not None else "miss").inc()
+            if hit is not None:
+                elapsed = time.perf_counter() - started
+                self.metrics.duration.labels(self.backend.name, "true").observe(elapsed)
+                hit_meta = {**hit["metadata"], "cached": True, "execution_time_ms": round(elapsed * 1000, 3)}
+                return {"data": hit["data"], "metadata": hit_meta}
+        generation = self.cache.generation(query.tenant) if self.cache is not None else None
+        limit_s = min(timeout_s or self.timeout_s, MAX_TIMEOUT_S)
+        try:
+            result = self.backend.run(query, timeout_s=limit_s)
+        except QueryTimeout:
+            self.metrics.timeouts.inc()
+            raise
+        rows = result.rows
+        has_more = query.limit is not None and len(rows) > query.limit
+        if has_more:
+            rows = rows[: query.limit]
+        data = [_row_dict(result.columns, r) for r in rows]
+        elapsed = time.perf_counter() - started
+        tr = query.time_range
+        meta: dict[str, Any] = {
+            "execution_time_ms": round(elapsed * 1000, 3),
+            "row_count": len(data),
+            "cached": False,
+            "backend": self.backend.name,
+            "compiled_query": result.compiled_query,
+            "columns": result.columns,
+            "time_range": {"start": _iso_us(tr.start_us), "end": _iso_us(tr.end_us), "last": tr.last},
+            "tenant": query.tenant,
+            "offset": query.offset,
+            "has_more": has_more,
+            "next_cursor": encode_cursor(query, query.offset + len(data)) if has_more else None,
+        }
+        self.metrics.duration.labels(self.backend.name, "false").observe(elapsed)
+        if self.cache is not None:
+            self.cache.put(
+                key,
+                {"data": data, "metadata": meta},
+                tenant=query.tenant,
+                start_us=tr.start_us,
+                end_us=tr.end_us,
+                relative=tr.last is not None,
+                generation=generation,
+            )
+        return {"data": data, "metadata": meta}
+
+    def stream(self, query: Query, *, batch_rows: int = 65_536) -> RowStream:
+        return self.backend.stream(query, batch_rows=batch_rows)
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat() + "Z"
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def _iso_us(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def _row_dict(columns: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
+    return {c: _iso(v) for c, v in zip(columns, row, strict=True)}

@@ -1,0 +1,397 @@
+"""The unified query: a small typed IR, parsed and validated from the API's JSON body.
+
+Every backend (DuckDB SQL, PromQL, LogQL) compiles a :class:`Query`; nothing downstream sees raw JSON.
+
+    >>> q = parse_query({"time_range": {"last": "24h"},
+    ...                  "metric": {"event_type": "telemetry", "name": "gen_ai.client.operation.duration"},
+    ...                  "filters": [{"field": "tags.team", "operator": "eq", "value": "search"}],
+    ...                  "aggregation": {"time_bucket": "1h", "functions": ["p95"], "group_by": ["model"]}},
+    ...                 tenant="t1", now_us=86_400_000_000 * 400)
+    >>> q.output_columns
+    ['bucket', 'model', 'p95']
+    >>> q.filters[0].field.label
+    'tags.team'
+
+Errors are :class:`QueryError` (HTTP 422 by default) naming the offending field (``filters[0].operator``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import msgspec
+
+from hubcore.errors import PermanentError
+from hubcore.query.composite import COMPOSITES
+
+ALL_TENANTS: Final = "*"
+STRING_COLUMNS: Final = (
+    "source_module", "event_type", "severity", "environment", "correlation_id", "event_id", "schema_version",
+    "name", "unit", "status", "model", "provider", "asset_id", "team", "project", "user_id",
+)  # fmt: skip
+NUMERIC_COLUMNS: Final = ("value", "input_tokens", "output_tokens", "total_tokens")
+OPERATORS: Final = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "regex")
+STRING_OPERATORS: Final = ("eq", "ne", "in", "not_in", "contains", "regex")
+NUMERIC_OPERATORS: Final = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte")
+FUNCTIONS: Final = ("sum", "avg", "count", "min", "max", "p50", "p95", "p99", "stddev")
+BUCKETS: Final[dict[str, int]] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "1d": 86400}
+MAX_BUCKETS: Final = 10_000
+MAX_LIMIT: Final = 10_000
+DEFAULT_LIMIT: Final = 1000
+MAX_RANGE_DAYS: Final = 400
+MAX_IN_VALUES: Final = 1000
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*){0,4}$")
+_LAST = re.compile(r"^(\d{1,6})(m|h|d|w)$")
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class QueryError(PermanentError):
+    """An invalid query; ``field`` is the JSON path of the culprit, ``status`` the HTTP status."""
+
+    def __init__(self, field: str, message: str, *, status: int = 422, reason: str = "invalid_query") -> None:
+        super().__init__(f"{field}: {message}" if field else message, reason=reason)
+        self.field = field
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """An event column (allow-listed), a tag key (``tags.team``) or a payload path (``payload.a.b``)."""
+
+    kind: Literal["column", "tag", "payload"]
+    name: str
+
+    @property
+    def label(self) -> str:
+        return {"column": "", "tag": "tags.", "payload": "payload."}[self.kind] + self.name
+
+    @property
+    def json_path(self) -> str:
+        return "$." + ".".join(f'"{p}"' if "-" in p else p for p in self.name.split("."))
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind == "column" and self.name in NUMERIC_COLUMNS
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    field: FieldRef
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """What to aggregate: ``field`` of events [of ``event_type``] [named ``name``], or a composite."""
+
+    event_type: str | None = None
+    name: str | None = None
+    field: FieldRef | None = None  # None: rows are counted (count) / value column (others)
+    composite: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    start_us: int
+    end_us: int
+    last: str | None = None  # "24h" when relative (resolved against now into start/end)
+
+    @property
+    def seconds(self) -> float:
+        return (self.end_us - self.start_us) / 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregation:
+    time_bucket: str | None = None
+    functions: tuple[str, ...] = ("count",)
+    group_by: tuple[FieldRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    column: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    tenant: str
+    time_range: TimeRange
+    metric: Metric = field(default_factory=Metric)
+    filters: tuple[Filter, ...] = ()
+    aggregation: Aggregation = field(default_factory=Aggregation)
+    sort: tuple[SortKey, ...] = ()
+    limit: int | None = DEFAULT_LIMIT
+    offset: int = 0
+
+    @property
+    def value_columns(self) -> list[str]:
+        if self.metric.composite:
+            return [self.metric.composite]
+        return list(self.aggregation.functions)
+
+    @property
+    def output_columns(self) -> list[str]:
+        head = ["bucket"] if self.aggregation.time_bucket else []
+        return head + [g.label for g in self.aggregation.group_by] + self.value_columns
+
+    def fingerprint(self, *, with_page: bool = True) -> str:
+        """A stable hash of the normalised query (relative ranges by their ``last``, not resolved times)."""
+        tr = self.time_range
+        data: dict[str, Any] = {
+            "tenant": self.tenant,
+            "range": tr.last or [tr.start_us, tr.end_us],
+            "metric": [self.metric.event_type, self.metric.name, self.metric.field and self.metric.field.label,
+                       self.metric.composite],
+            "filters": sorted([f.field.label, f.op, repr(f.value)] for f in self.filters),
+            "agg": [self.aggregation.time_bucket, list(self.aggregation.functions),
+                    [g.label for g in self.aggregation.group_by]],
+            "sort": [[s.column, s.descending] for s in self.sort],
+        }  # fmt: skip
+        if with_page:
+            data["page"] = [self.limit, self.offset]
+        return hashlib.sha256(msgspec.json.encode(data)).hexdigest()[:32]
+
+
+def encode_cursor(query: Query, offset: int) -> str:
+    raw = msgspec.json.encode({"o": offset, "q": query.fingerprint(with_page=False)[:12]})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: Any) -> tuple[int, str]:
+    try:
+        data = msgspec.json.decode(base64.urlsafe_b64decode(str(cursor) + "=" * (-len(str(cursor)) % 4)))
+        return int(data["o"]), str(data["q"])
+    except Exception:
+        raise QueryError("cursor", "not a cursor from this API; pass metadata.next_cursor unchanged") from None
+
+
+# -- parsing ----------------------------------------------------------------------------------------
+
+
+def parse_field(raw: Any, where: str, *, allow_numeric: bool = True) -> FieldRef:
+    if not isinstance(raw, str) or not raw:
+        raise QueryError(where, "must be a field name such as 'model', 'tags.team' or 'payload.metric_name'")
+    for prefix, kind in (("tags.", "tag"), ("payload.", "payload")):
+        if raw.startswith(prefix):
+            path = raw[len(prefix) :]
+            if not _PATH.match(path):
+                raise QueryError(where, f"bad field path {raw!r}: letters, digits, '_' or '-', up to 5 dotted parts")
+            return FieldRef(kind, path)  # type: ignore[arg-type]
+    if raw in STRING_COLUMNS or (allow_numeric and raw in NUMERIC_COLUMNS):
+        return FieldRef("column", raw)
+    known = ", ".join(STRING_COLUMNS + (NUMERIC_COLUMNS if allow_numeric else ()))
+    raise QueryError(where, f"unknown field {raw!r}; known fields: {known}, tags.<key>, payload.<path>")
+
+
+def _parse_filter(raw: Any, i: int) -> Filter:
+    where = f"filters[{i}]"
+    if not isinstance(raw, dict):
+        raise QueryError(where, "must be an object {field, operator, value}")
+    fld = parse_field(raw.get("field"), f"{where}.field")
+    op = raw.get("operator", raw.get("op", "eq"))
+    if op not in OPERATORS:
+        raise QueryError(f"{where}.operator", f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}")
+    allowed = NUMERIC_OPERATORS if fld.numeric else (OPERATORS if fld.kind != "column" else STRING_OPERATORS)
+    if op not in allowed:
+        kind = "numeric" if fld.numeric else "string"
+        raise QueryError(
+            f"{where}.operator",
+            f"operator {op!r} is not valid for {kind} field {fld.label!r}; use {', '.join(allowed)}",
+        )
+    value = raw.get("value")
+    vwhere = f"{where}.value"
+    if op in ("in", "not_in"):
+        if not isinstance(value, list) or not value or len(value) > MAX_IN_VALUES:
+            raise QueryError(vwhere, f"operator {op!r} needs a list of 1-{MAX_IN_VALUES} values")
+        for v in value:
+            _check_scalar(v, fld, vwhere)
+        value = tuple(value)
+    elif op in ("gt", "gte", "lt", "lte"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise QueryError(vwhere, f"operator {op!r} needs a number")
+    elif op in ("contains", "regex"):
+        if not isinstance(value, str) or not value or len(value) > 1000:
+            raise QueryError(vwhere, f"operator {op!r} needs a non-empty string of at most 1000 characters")
+        if op == "regex":
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise QueryError(vwhere, f"bad regex {value!r}: {exc}") from None
+    else:
+        _check_scalar(value, fld, vwhere)
+    return Filter(fld, op, value)
+
+
+def _check_scalar(value: Any, fld: FieldRef, where: str) -> None:
+    if fld.numeric:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise QueryError(where, f"field {fld.label!r} is numeric; got {value!r}")
+    elif not isinstance(value, str | int | float) or isinstance(value, bool) or len(str(value)) > 1000:
+        raise QueryError(where, "must be a string or number (at most 1000 characters)")
+
+
+def _parse_metric(raw: Any) -> Metric:
+    if raw is None:
+        return Metric()
+    if isinstance(raw, str):
+        raw = {"composite": raw} if raw in COMPOSITES else {"name": raw}
+    if not isinstance(raw, dict):
+        raise QueryError("metric", "must be an object {event_type, name, field} or a composite metric name")
+    unknown = set(raw) - {"event_type", "name", "field", "composite"}
+    if unknown:
+        raise QueryError("metric", f"unknown key(s) {sorted(unknown)}; use event_type, name, field or composite")
+    composite = raw.get("composite")
+    if composite is not None:
+        if composite not in COMPOSITES:
+            raise QueryError("metric.composite", f"unknown composite {composite!r}; known: {', '.join(COMPOSITES)}")
+        if len(raw) > 1:
+            raise QueryError("metric", "a composite metric takes no event_type, name or field")
+        return Metric(composite=composite)
+    event_type, name = raw.get("event_type"), raw.get("name")
+    for key, val in (("event_type", event_type), ("name", name)):
+        if val is not None and (not isinstance(val, str) or not val or len(val) > 256):
+            raise QueryError(f"metric.{key}", "must be a non-empty string")
+    if name in COMPOSITES and event_type is None and raw.get("field") is None:
+        return Metric(composite=name)
+    fld = None
+    if raw.get("field") is not None:
+        fld = parse_field(raw["field"], "metric.field")
+        if fld.kind == "column" and not fld.numeric:
+            raise QueryError("metric.field", f"field {fld.label!r} is not numeric; use {', '.join(NUMERIC_COLUMNS)} "
+                             "or payload.<path>")  # fmt: skip
+        if fld.kind == "tag":
+            raise QueryError("metric.field", "tags are strings and cannot be aggregated; use a payload path")
+    return Metric(event_type=event_type, name=name, field=fld)
+
+
+def _parse_time(value: Any, where: str) -> int:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value * 1e6)
+    if not isinstance(value, str):
+        raise QueryError(where, "must be an ISO-8601 time such as 2026-01-01T00:00:00Z")
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise QueryError(where, f"not an ISO-8601 time: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1_000_000)
+
+
+def _parse_range(raw: Any, now_us: int) -> TimeRange:
+    if raw is None:
+        raw = {"last": "24h"}
+    if not isinstance(raw, dict):
+        raise QueryError("time_range", 'must be {"start", "end"} or {"last": "24h"}')
+    if "last" in raw:
+        m = _LAST.match(str(raw["last"]))
+        if not m:
+            raise QueryError("time_range.last", f"must look like 15m, 24h, 7d or 2w; got {raw['last']!r}")
+        span = int(m.group(1)) * _UNIT_S[m.group(2)] * 1_000_000
+        tr = TimeRange(now_us - span, now_us, str(raw["last"]))
+    else:
+        if "start" not in raw:
+            raise QueryError("time_range.start", 'is required (or use {"last": "24h"})')
+        start = _parse_time(raw["start"], "time_range.start")
+        end = _parse_time(raw["end"], "time_range.end") if raw.get("end") is not None else now_us
+        tr = TimeRange(start, end)
+    if tr.end_us <= tr.start_us:
+        raise QueryError("time_range", "end must be after start")
+    if tr.seconds > MAX_RANGE_DAYS * 86400:
+        raise QueryError("time_range", f"spans more than {MAX_RANGE_DAYS} days")
+    return tr
+
+
+def _parse_aggregation(raw: Any, metric: Metric, tr: TimeRange) -> Aggregation:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise QueryError("aggregation", "must be an object {time_bucket, functions, group_by}")
+    bucket = raw.get("time_bucket")
+    if bucket is not None:
+        if bucket not in BUCKETS:
+            raise QueryError("aggregation.time_bucket", f"unknown bucket {bucket!r}; use {', '.join(BUCKETS)} or null")
+        n = tr.seconds / BUCKETS[bucket]
+        if n > MAX_BUCKETS:
+            bigger = next((b for b, s in BUCKETS.items() if tr.seconds / s <= MAX_BUCKETS), "1d")
+            raise QueryError(
+                "aggregation.time_bucket",
+                f"bucket {bucket!r} is too small for the range: {int(n)} buckets > {MAX_BUCKETS}; use {bigger!r} or larger",
+            )
+    funcs = raw.get("functions")
+    if metric.composite:
+        if funcs not in (None, [], [metric.composite]):
+            raise QueryError("aggregation.functions", f"composite metric {metric.composite!r} is already an aggregate; "
+                             "omit functions")  # fmt: skip
+        funcs = []
+    elif funcs is None:
+        funcs = ["count"]
+    if not isinstance(funcs, list) or (not metric.composite and not funcs):
+        raise QueryError("aggregation.functions", f"must be a non-empty list of {', '.join(FUNCTIONS)}")
+    for i, fn in enumerate(funcs):
+        if fn not in FUNCTIONS:
+            raise QueryError(f"aggregation.functions[{i}]", f"unknown function {fn!r}; use {', '.join(FUNCTIONS)}")
+    if len(set(funcs)) != len(funcs):
+        raise QueryError("aggregation.functions", "lists a function twice")
+    groups = raw.get("group_by") or []
+    if not isinstance(groups, list) or len(groups) > 8:
+        raise QueryError("aggregation.group_by", "must be a list of at most 8 fields")
+    refs = tuple(parse_field(g, f"aggregation.group_by[{i}]", allow_numeric=False) for i, g in enumerate(groups))
+    if len({r.label for r in refs}) != len(refs):
+        raise QueryError("aggregation.group_by", "lists a field twice")
+    unknown = set(raw) - {"time_bucket", "functions", "group_by"}
+    if unknown:
+        raise QueryError("aggregation", f"unknown key(s) {sorted(unknown)}")
+    return Aggregation(bucket, tuple(funcs), refs)
+
+
+def parse_query(body: Any, *, tenant: str, now_us: int, max_limit: int = MAX_LIMIT, paged: bool = True) -> Query:
+    """Validate the API body into a :class:`Query` for ``tenant`` (``"*"``: all tenants; the API decides)."""
+    if not isinstance(body, dict):
+        raise QueryError("", "the body must be a JSON object", status=400, reason="bad_body")
+    known = {"time_range", "filters", "metric", "aggregation", "sort", "limit", "offset", "cursor", "tenant",
+             "timeout_ms"}  # fmt: skip
+    unknown = set(body) - known
+    if unknown:
+        raise QueryError(sorted(unknown)[0], f"unknown key; the body takes {', '.join(sorted(known))}")
+    tr = _parse_range(body.get("time_range"), now_us)
+    raw_filters = body.get("filters") or []
+    if not isinstance(raw_filters, list) or len(raw_filters) > 50:
+        raise QueryError("filters", "must be a list of at most 50 filters")
+    filters = tuple(_parse_filter(f, i) for i, f in enumerate(raw_filters))
+    metric = _parse_metric(body.get("metric"))
+    agg = _parse_aggregation(body.get("aggregation"), metric, tr)
+    q = Query(tenant, tr, metric, filters, agg)
+    cols = q.output_columns
+    sort: list[SortKey] = []
+    raw_sort = body.get("sort") or []
+    if not isinstance(raw_sort, list):
+        raise QueryError("sort", "must be a list of {field, order}")
+    for i, s in enumerate(raw_sort):
+        if not isinstance(s, dict) or s.get("field") not in cols:
+            got = s.get("field") if isinstance(s, dict) else s
+            raise QueryError(f"sort[{i}].field", f"{got!r} is not an output column; sortable: {', '.join(cols)}")
+        order = str(s.get("order", "asc")).lower()
+        if order not in ("asc", "desc"):
+            raise QueryError(f"sort[{i}].order", "must be 'asc' or 'desc'")
+        sort.append(SortKey(s["field"], order == "desc"))
+    limit = body.get("limit", DEFAULT_LIMIT if paged else None)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit):
+        raise QueryError("limit", f"must be an integer between 1 and {max_limit}")
+    offset = body.get("offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 1_000_000:
+        raise QueryError("offset", "must be an integer between 0 and 1000000")
+    q = replace(q, sort=tuple(sort), limit=limit, offset=offset)
+    if body.get("cursor") is not None:
+        cur_offset, fp = _decode_cursor(body["cursor"])
+        if fp != q.fingerprint(with_page=False)[:12]:
+            raise QueryError("cursor", "belongs to a different query; send the same query with its next_cursor")
+        q = replace(q, offset=cur_offset)
+    return q
