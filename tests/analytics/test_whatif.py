@@ -1,0 +1,94 @@
+"""What-if scenarios: transforms, M/M/c latency and baseline vs scenario forecasts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.whatif import (
+    AddInstances,
+    Fleet,
+    MoveTraffic,
+    PriceChange,
+    ScaleTraffic,
+    Scenario,
+    mmc_latency,
+    what_if,
+)
+
+
+def _usage(n: int = 24 * 14) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    t = np.arange(n)
+    ds = pd.date_range("2024-01-01", periods=n, freq="h")
+    frames = []
+    for model, level in (("big", 1000.0), ("small", 400.0)):
+        requests = level * (1 + 0.5 * np.sin(2 * np.pi * t / 24)) + rng.normal(0, level * 0.03, n)
+        frames.append(pd.DataFrame({"ds": ds, "model": model, "requests": requests}))
+    return pd.concat(frames, ignore_index=True)
+
+
+PRICES = {"big": 0.01, "small": 0.002}
+
+
+def _metric(table: pd.DataFrame, model: str, metric: str) -> pd.DataFrame:
+    return table[(table["model"] == model) & (table["metric"] == metric)].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def doubled() -> pd.DataFrame:
+    return what_if(_usage(), PRICES, Scenario([ScaleTraffic(2.0)]), h=24)
+
+
+def test_traffic_times_two_doubles_cost(doubled: pd.DataFrame) -> None:
+    total = _metric(doubled, "*", "cost")
+    assert len(total) == 24
+    np.testing.assert_allclose(total["scenario"], 2 * total["baseline"])
+    np.testing.assert_allclose(total["diff"], total["baseline"])
+    np.testing.assert_allclose(total["scenario_upper"], 2 * total["baseline_upper"])
+    assert (total["diff_lower"] <= total["diff"]).all() and (total["diff"] <= total["diff_upper"]).all()
+
+
+def test_price_change_on_one_model() -> None:
+    table = what_if(_usage(), PRICES, Scenario([PriceChange(-50.0, model="big")]), h=12)
+    big, small = _metric(table, "big", "cost"), _metric(table, "small", "cost")
+    np.testing.assert_allclose(big["scenario"], 0.5 * big["baseline"])
+    np.testing.assert_allclose(small["scenario"], small["baseline"])
+
+
+def test_moving_traffic_uses_both_prices() -> None:
+    table = what_if(_usage(), PRICES, Scenario([MoveTraffic("big", "small", share=0.5)]), h=12)
+    big_req = _metric(table, "big", "requests")["baseline"].to_numpy()
+    total = _metric(table, "*", "cost")
+    expected = -0.5 * big_req * (PRICES["big"] - PRICES["small"])
+    np.testing.assert_allclose(total["diff"], expected, rtol=1e-9)
+
+
+def test_more_instances_lower_latency_and_raise_capacity() -> None:
+    fleet = {"big": Fleet(instances=1, service_rate=0.5)}  # ~0.28 req/s on average: busy but stable
+    table = what_if(_usage(), PRICES, Scenario([AddInstances("big", 2)]), h=12, fleet=fleet)
+    latency = _metric(table, "big", "latency_s")
+    capacity = _metric(table, "big", "capacity_rps")
+    assert (latency["scenario"] <= latency["baseline"]).all() and (latency["diff"] <= 0).all()
+    np.testing.assert_allclose(capacity["scenario"], 1.5)
+    np.testing.assert_allclose(capacity["baseline"], 0.5)
+
+
+def test_mmc_latency_matches_mm1_formula() -> None:
+    latency, rho = mmc_latency(np.array([0.5, 0.9, 1.2]), service_rate=1.0, instances=1)
+    # M/M/1: W = 1 / (mu - lambda)
+    np.testing.assert_allclose(latency[:2], [2.0, 10.0])
+    assert np.isinf(latency[2]) and rho[2] == pytest.approx(1.2)
+    # M/M/2 with a = 1: P_wait = 1/3, W = 1 + (1/3) / (2 - 1)
+    latency2, _ = mmc_latency(np.array([1.0]), service_rate=1.0, instances=2)
+    assert latency2[0] == pytest.approx(4.0 / 3.0)
+
+
+def test_bad_scenarios_are_rejected() -> None:
+    with pytest.raises(ValueError, match="share"):
+        MoveTraffic("a", "b", share=1.5)
+    with pytest.raises(KeyError, match="no price"):
+        what_if(_usage(), {"big": 0.01}, Scenario([]), h=6)
+    with pytest.raises(ValueError, match="instances"):
+        Fleet(instances=0, service_rate=1.0)
