@@ -1,0 +1,165 @@
+"""A bounded on-disk FIFO of batches with acknowledgement: what ``put`` returned from survives a crash.
+
+Built on the hub's write-ahead log (``[seq][len][crc][msgpack]`` records in segment files). The consumer
+reads batches in order and acknowledges through a sequence number once the backend accepted them; the
+acknowledgement (with an optional opaque *state* blob, e.g. an exporter's running counter totals as of
+that point) is written atomically to ``ack``. A restart re-delivers everything after the last
+acknowledgement: at-least-once, never lost.
+
+    >>> import tempfile
+    >>> q = DiskQueue(tempfile.mkdtemp(), fsync=False)
+    >>> q.put({"kind": "logs"})
+    1
+    >>> [(seq, body["kind"]) for seq, body in q.peek(10)]
+    [(1, 'logs')]
+    >>> q.ack(1, state=b"totals")
+    >>> q.depth, q.state
+    (0, b'totals')
+    >>> q.close()
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hubcore.errors import QueueFullError
+from hubcore.storage.wal import WriteAheadLog
+
+_ACK_FILE = "ack"
+_encoder = msgspec.msgpack.Encoder()
+
+
+class _Ack(msgspec.Struct):
+    seq: int
+    state: bytes | None = None
+
+
+class DiskQueue:
+    """Thread-safe: many producers (``put``), one consumer (``peek``/``ack``)."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        max_bytes: int = 256 << 20,
+        max_batches: int = 100_000,
+        fsync: bool = True,
+        segment_bytes: int = 8 << 20,
+    ) -> None:
+        if max_bytes <= 0 or max_batches <= 0:
+            raise ValueError("max_bytes and max_batches must be positive")
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.max_batches = max_batches
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        ack = self._read_ack()
+        self._acked = ack.seq
+        self._state = ack.state
+        self._wal = WriteAheadLog(self.directory / "segments", fsync=fsync, segment_bytes=segment_bytes)
+        self._pending: deque[tuple[int, Any, int]] = deque()  # (seq, body, encoded size)
+        self._bytes = 0
+        for seq, body in self._wal.replay(after=self._acked):
+            size = len(_encoder.encode(body))
+            self._pending.append((seq, body, size))
+            self._bytes += size
+
+    # -- producer ---------------------------------------------------------------------------------
+    def put(self, body: Any) -> int:
+        """Append ``body`` durably; raise :class:`QueueFullError` when the queue is at its bound."""
+        size = len(_encoder.encode(body))
+        with self._lock:
+            if self._pending and (len(self._pending) >= self.max_batches or self._bytes + size > self.max_bytes):
+                raise QueueFullError(
+                    f"exporter queue {self.directory} is full ({len(self._pending)} batches, {self._bytes} bytes)",
+                    retry_after=1.0,
+                )
+            seq = self._wal.append(body)
+            self._pending.append((seq, body, size))
+            self._bytes += size
+            self._not_empty.notify_all()
+            return seq
+
+    # -- consumer ---------------------------------------------------------------------------------
+    def peek(self, max_batches: int, *, max_bytes: int | None = None) -> list[tuple[int, Any]]:
+        """The oldest unacknowledged batches (at least one when any), without removing them."""
+        out: list[tuple[int, Any]] = []
+        total = 0
+        with self._lock:
+            for seq, body, size in self._pending:
+                if out and (len(out) >= max_batches or (max_bytes is not None and total + size > max_bytes)):
+                    break
+                out.append((seq, body))
+                total += size
+        return out
+
+    def wait(self, timeout: float) -> bool:
+        """Block until something is queued (True) or ``timeout`` passes."""
+        with self._not_empty:
+            if self._pending:
+                return True
+            self._not_empty.wait(timeout)
+            return bool(self._pending)
+
+    def ack(self, seq: int, *, state: bytes | None = None) -> None:
+        """Everything through ``seq`` was accepted downstream; persist that (and ``state``), trim."""
+        with self._lock:
+            while self._pending and self._pending[0][0] <= seq:
+                _s, _b, size = self._pending.popleft()
+                self._bytes -= size
+            self._acked = max(self._acked, seq)
+            self._state = state
+            self._write_ack(_Ack(self._acked, state))
+        self._wal.truncate_through(seq)
+
+    # -- inspection -------------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        """Batches waiting (``hub_queue_depth``)."""
+        with self._lock:
+            return len(self._pending)
+
+    @property
+    def pending_bytes(self) -> int:
+        with self._lock:
+            return self._bytes
+
+    @property
+    def acked_seq(self) -> int:
+        return self._acked
+
+    @property
+    def state(self) -> bytes | None:
+        """The state blob stored with the last acknowledgement (None at first)."""
+        return self._state
+
+    def close(self) -> None:
+        self._wal.close()
+
+    # -- internals --------------------------------------------------------------------------------
+    def _read_ack(self) -> _Ack:
+        path = self.directory / _ACK_FILE
+        if not path.is_file():
+            return _Ack(0)
+        try:
+            return msgspec.msgpack.decode(path.read_bytes(), type=_Ack)
+        except msgspec.DecodeError as exc:  # written by rename, so this is someone else's file
+            raise RuntimeError(f"{path} is corrupt: {exc}") from None
+
+    def _write_ack(self, ack: _Ack) -> None:
+        path = self.directory / _ACK_FILE
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(msgspec.msgpack.encode(ack))
+            fh.flush()
+            if self.fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)

@@ -1,0 +1,294 @@
+"""metric_points rows (OTLP-shaped, or mapped from native events) → Prometheus series and samples.
+
+* gauge → a gauge sample; cumulative sums → counters (``_total`` when monotonic) as they are;
+  cumulative histograms → ``_bucket{le}`` (cumulative), ``_sum``, ``_count``; summaries → ``_sum``/``_count``.
+* delta sums and delta histograms are accumulated into cumulative series per label set;
+* ``observation`` rows (one event's measurement) are aggregated into histograms with fixed bucket
+  boundaries per metric (GenAI semantic-convention buckets), ms converted to seconds;
+* accumulated series get one sample per flush at ``max(previous sample + 1 ms, min(newest row, now))``,
+  so they never go back in time (which Prometheus would read as a counter reset).
+
+The running totals are the converter's *state*: :meth:`PointsConverter.snapshot` /
+:meth:`PointsConverter.restore` (msgpack), persisted with the queue's acknowledgement.
+
+    >>> c = PointsConverter()
+    >>> out = c.convert({"tenant_id": ["t"], "ts": [2_000_000], "name": ["llm.cost.usd"], "kind": ["sum"],
+    ...                  "temporality": ["delta"], "monotonic": [True], "value": [0.5], "unit": ["USD"],
+    ...                  "service_name": ["llm-costops"], "attributes": ['{"cost_type": "token"}']})
+    >>> [(dict(k)["__name__"], v) for k, v in out.items()]
+    [('llm_cost_usd_total', [(2000, 0.5)])]
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from exporters.prom_naming import label_name, metric_name
+
+SeriesKey = tuple[tuple[str, str], ...]  # sorted labels, __name__ included
+Samples = list[tuple[int, float]]  # (ms, value)
+
+#: GenAI semantic conventions, recommended explicit bucket boundaries.
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # Prometheus' defaults
+
+#: Attributes that become labels (bounded cardinality); the rest stay out of the series.
+DEFAULT_LABEL_ATTRIBUTES = (
+    "cost_type", "threat_type", "threat_level", "action", "policy_id", "result", "violation_type",
+    "regulation", "asset_id", "asset_type", "name", "version",
+)  # fmt: skip
+
+#: metric_points column → label
+INDEXED_LABELS = (
+    ("tenant_id", "tenant_id"),
+    ("service_name", "job"),
+    ("environment", "environment"),
+    ("model", "gen_ai_request_model"),
+    ("provider", "gen_ai_provider_name"),
+    ("operation", "gen_ai_operation_name"),
+    ("token_type", "gen_ai_token_type"),
+    ("error_type", "error_type"),
+    ("team", "team"),
+    ("project", "project"),
+)
+
+_TIME_TO_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
+
+
+def _fmt_le(bound: float) -> str:
+    """Bucket bounds as Prometheus clients print them (``1.0``→``1``, ``0.01``→``0.01``)."""
+    if math.isinf(bound):
+        return "+Inf"
+    return repr(float(bound)).removesuffix(".0") if float(bound).is_integer() else repr(float(bound))
+
+
+@dataclass(slots=True)
+class _Hist:
+    bounds: tuple[float, ...]
+    counts: list[int]  # per bucket (not cumulative), len(bounds) + 1
+    sum: float = 0.0
+    count: int = 0
+
+
+@dataclass
+class _State:
+    totals: dict[SeriesKey, float] = field(default_factory=dict)
+    hists: dict[SeriesKey, _Hist] = field(default_factory=dict)
+    last_ms: dict[SeriesKey, int] = field(default_factory=dict)
+
+
+class PointsConverter:
+    """Stateful (delta → cumulative); used from one thread."""
+
+    def __init__(
+        self,
+        *,
+        buckets: Mapping[str, Sequence[float]] | None = None,
+        label_attributes: Iterable[str] = DEFAULT_LABEL_ATTRIBUTES,
+        external_labels: Mapping[str, str] | None = None,
+        clock: Any = time.time,
+    ) -> None:
+        self.buckets = {k: tuple(sorted(float(b) for b in v)) for k, v in (buckets or {}).items()}
+        self.label_attributes = tuple(label_attributes)
+        self.external_labels = tuple(sorted((label_name(k), v) for k, v in (external_labels or {}).items()))
+        self.clock = clock
+        self.state = _State()
+        self._attr_cache: dict[str | None, tuple[tuple[str, str], ...]] = {}
+        self._key_cache: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
+        self._touched: dict[SeriesKey, int] = {}
+
+    # -- state ------------------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        s = self.state
+        return msgspec.msgpack.encode(
+            {
+                "totals": [[list(map(list, k)), v] for k, v in s.totals.items()],
+                "hists": [[list(map(list, k)), list(h.bounds), h.counts, h.sum, h.count] for k, h in s.hists.items()],
+                "last_ms": [[list(map(list, k)), v] for k, v in s.last_ms.items()],
+            }
+        )
+
+    def restore(self, blob: bytes) -> None:
+        data = msgspec.msgpack.decode(blob)
+        key = lambda raw: tuple((a, b) for a, b in raw)  # noqa: E731
+        self.state = _State(
+            totals={key(k): float(v) for k, v in data.get("totals", [])},
+            hists={key(k): _Hist(tuple(b), list(c), float(s), int(n)) for k, b, c, s, n in data.get("hists", [])},
+            last_ms={key(k): int(v) for k, v in data.get("last_ms", [])},
+        )
+
+    # -- conversion -------------------------------------------------------------------------------
+    def convert(self, cols: Mapping[str, Sequence[Any]]) -> dict[SeriesKey, Samples]:
+        """Series → samples for one flush (several batches may be converted into the same dict)."""
+        out: dict[SeriesKey, Samples] = {}
+        self.begin()
+        self.convert_into(cols, out)
+        self.finish(out)
+        return out
+
+    def convert_into(self, cols: Mapping[str, Sequence[Any]], out: dict[SeriesKey, Samples]) -> None:
+        n = len(cols.get("name") or ())
+        if not n:
+            return
+        none = [None] * n
+        col = lambda c: cols.get(c) or none  # noqa: E731
+        touched = self._touched
+        for row in zip(
+            col("ts"), col("name"), col("kind"), col("temporality"), col("monotonic"), col("value"), col("count"),
+            col("sum"), col("bounds"), col("bucket_counts"), col("unit"), col("attributes"),
+            *(col(c) for c, _ in INDEXED_LABELS), strict=True,
+        ):  # fmt: skip
+            ts_us, name, kind, temporality, monotonic, value, count, total, bounds, bucket_counts, unit, attrs = row[
+                :12
+            ]
+            if not name or ts_us is None:
+                continue
+            ms = int(ts_us) // 1000
+            unit = unit or ""
+            kind = kind or "gauge"
+            if kind == "observation":
+                if value is None or not math.isfinite(value):
+                    continue
+                factor = _TIME_TO_SECONDS.get(unit)
+                if factor is not None:
+                    value, unit = value * factor, "s"
+                base = metric_name(name, unit, "histogram")
+                key = self._key(base, row[12:], attrs)
+                h = self.state.hists.get(key)
+                if h is None:
+                    b = self._bounds_for(name, unit)
+                    h = self.state.hists[key] = _Hist(b, [0] * (len(b) + 1))
+                h.counts[bisect.bisect_left(h.bounds, value)] += 1
+                h.sum += value
+                h.count += 1
+                touched[key] = max(touched.get(key, 0), ms)
+            elif kind == "histogram":
+                if not bounds or bucket_counts is None:
+                    continue
+                base = metric_name(name, unit, "histogram")
+                key = self._key(base, row[12:], attrs)
+                if temporality == "delta":
+                    h = self.state.hists.get(key)
+                    if h is None or h.bounds != tuple(bounds):
+                        h = self.state.hists[key] = _Hist(tuple(bounds), [0] * (len(bounds) + 1))
+                    for i, c in enumerate(bucket_counts[: len(h.counts)]):
+                        h.counts[i] += int(c)
+                    h.sum += float(total or 0.0)
+                    h.count += int(count or 0)
+                    touched[key] = max(touched.get(key, 0), ms)
+                else:
+                    self._emit_hist(
+                        out, key, _Hist(tuple(bounds), list(bucket_counts), float(total or 0.0), int(count or 0)), ms
+                    )
+            elif kind == "summary":
+                base = metric_name(name, unit, "summary")
+                key = self._key(base, row[12:], attrs)
+                out.setdefault(_with_name(key, base + "_sum"), []).append((ms, float(total or 0.0)))
+                out.setdefault(_with_name(key, base + "_count"), []).append((ms, float(count or 0)))
+            else:  # gauge / sum
+                if value is None:
+                    continue
+                prom = metric_name(name, unit, kind, monotonic=bool(monotonic))
+                key = self._key(prom, row[12:], attrs)
+                if kind == "sum" and temporality == "delta":
+                    self.state.totals[key] = self.state.totals.get(key, 0.0) + float(value)
+                    touched[key] = max(touched.get(key, 0), ms)
+                else:
+                    out.setdefault(key, []).append((ms, float(value)))
+
+    def begin(self) -> None:
+        """Start a flush (accumulated series touched since are emitted by :meth:`finish`)."""
+        self._touched = {}
+
+    def finish(self, out: dict[SeriesKey, Samples]) -> None:
+        """Emit one sample per accumulated series touched in this flush."""
+        now_ms = int(self.clock() * 1000)
+        for key, newest in self._touched.items():
+            last = self.state.last_ms.get(key)
+            ms = min(newest, now_ms)
+            if last is not None and ms <= last:
+                ms = last + 1
+            self.state.last_ms[key] = ms
+            h = self.state.hists.get(key)
+            if h is not None:
+                self._emit_hist(out, key, h, ms)
+            else:
+                out.setdefault(key, []).append((ms, self.state.totals.get(key, 0.0)))
+        self._touched = {}
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _bounds_for(self, name: str, unit: str) -> tuple[float, ...]:
+        configured = self.buckets.get(name)
+        if configured:
+            return configured
+        if unit == "s":
+            return DURATION_BUCKETS
+        if "token" in name or unit in ("{token}", "token", "{tokens}"):
+            return tuple(float(b) for b in TOKEN_BUCKETS)
+        return DEFAULT_BUCKETS
+
+    def _emit_hist(self, out: dict[SeriesKey, Samples], key: SeriesKey, h: _Hist, ms: int) -> None:
+        base = dict(key)["__name__"]
+        cumulative = 0
+        for bound, c in zip((*h.bounds, math.inf), h.counts, strict=False):
+            cumulative += int(c)
+            out.setdefault(_with_name(key, base + "_bucket", ("le", _fmt_le(bound))), []).append(
+                (ms, float(cumulative))
+            )
+        out.setdefault(_with_name(key, base + "_sum"), []).append((ms, float(h.sum)))
+        out.setdefault(_with_name(key, base + "_count"), []).append((ms, float(h.count)))
+
+    def _attr_labels(self, attrs: str | None) -> tuple[tuple[str, str], ...]:
+        cached = self._attr_cache.get(attrs)
+        if cached is not None:
+            return cached
+        pairs: list[tuple[str, str]] = []
+        if attrs:
+            try:
+                data = json.loads(attrs)
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                for k in self.label_attributes:
+                    v = data.get(k)
+                    if v is not None and v != "":
+                        pairs.append((label_name(k), v if isinstance(v, str) else json.dumps(v)))
+        result = tuple(pairs)
+        if len(self._attr_cache) > 100_000:
+            self._attr_cache.clear()
+        self._attr_cache[attrs] = result
+        return result
+
+    def _key(self, prom_name: str, indexed: Sequence[Any], attrs: str | None) -> SeriesKey:
+        ck = (prom_name, attrs, *indexed)
+        cached = self._key_cache.get(ck)
+        if cached is not None:
+            return cached
+        labels = dict(self.external_labels)
+        labels.update(self._attr_labels(attrs))
+        for (_col, label), v in zip(INDEXED_LABELS, indexed, strict=True):
+            if v is not None and v != "":
+                labels[label] = str(v)
+        labels["__name__"] = prom_name
+        key = tuple(sorted(labels.items()))
+        if len(self._key_cache) > 200_000:
+            self._key_cache.clear()
+        self._key_cache[ck] = key
+        return key
+
+
+def _with_name(key: SeriesKey, name: str, extra: tuple[str, str] | None = None) -> SeriesKey:
+    labels = dict(key)
+    labels["__name__"] = name
+    if extra:
+        labels[extra[0]] = extra[1]
+    return tuple(sorted(labels.items()))

@@ -1,0 +1,71 @@
+"""Prometheus remote write 1.0 bodies, encoded by hand (see ``proto/remote.proto``) and snappy-compressed.
+
+A series' labels are encoded once and cached by the caller; samples are appended per request.
+
+    >>> from exporters.victoriametrics.protos import remote_pb2
+    >>> body = encode_write_request([encode_series(encode_labels([("__name__", "up"), ("job", "a")]), [(1000, 1.0)])])
+    >>> req = remote_pb2.WriteRequest.FromString(body)
+    >>> [(l.name, l.value) for l in req.timeseries[0].labels], req.timeseries[0].samples[0].timestamp
+    ([('__name__', 'up'), ('job', 'a')], 1000)
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+
+import cramjam
+
+HEADERS = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+    "User-Agent": "llm-analytics-hub",
+}
+
+_double = struct.Struct("<d").pack
+_MASK64 = (1 << 64) - 1
+
+
+def varint(n: int) -> bytes:
+    """Protobuf base-128 varint (negative int64 as its 64-bit two's complement)."""
+    n &= _MASK64
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _len_delimited(tag: int, data: bytes) -> bytes:
+    return bytes((tag,)) + varint(len(data)) + data
+
+
+def encode_labels(labels: Iterable[tuple[str, str]]) -> bytes:
+    """The ``labels`` field (1) of a TimeSeries; ``labels`` must be sorted by name (``__name__`` first)."""
+    out = bytearray()
+    for name, value in labels:
+        n, v = name.encode(), value.encode()
+        inner = b"\x0a" + varint(len(n)) + n + b"\x12" + varint(len(v)) + v
+        out += b"\x0a" + varint(len(inner)) + inner
+    return bytes(out)
+
+
+def encode_series(label_bytes: bytes, samples: Sequence[tuple[int, float]]) -> bytes:
+    """One ``timeseries`` entry (field 1 of WriteRequest), ready to concatenate. Samples: (ms, value)."""
+    body = bytearray(label_bytes)
+    for ts, value in samples:
+        inner = b"\x09" + _double(value) + b"\x10" + varint(ts)
+        body += b"\x12" + varint(len(inner)) + inner
+    return _len_delimited(0x0A, bytes(body))
+
+
+def encode_write_request(series: Sequence[bytes]) -> bytes:
+    """The uncompressed WriteRequest."""
+    return b"".join(series)
+
+
+def compress(body: bytes) -> bytes:
+    """Snappy *block* format (not framed), as remote write requires."""
+    return bytes(cramjam.snappy.compress_raw(body))
