@@ -33,6 +33,10 @@ from hubcore.telemetry import HubMetrics
 
 log = logging.getLogger("hub")
 
+#: Requests in flight per server (gRPC RPCs, OTLP/HTTP requests): bounds memory held by large bodies
+#: before back-pressure at the store applies. Past it: RESOURCE_EXHAUSTED / 503.
+MAX_CONCURRENT_REQUESTS = 64
+
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the service owns SIGTERM/SIGINT."""
@@ -121,11 +125,14 @@ class HubService:
         self._started = False
 
     # -- pieces -----------------------------------------------------------------------------------
-    async def _start_http(self, name: str, app: Any, host: str, port: int) -> None:
+    async def _start_http(
+        self, name: str, app: Any, host: str, port: int, *, limit_concurrency: int | None = None
+    ) -> None:
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
+            limit_concurrency=limit_concurrency,
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -151,6 +158,7 @@ class HubService:
             return
         host, port = grpc_cfg.host_port("receivers.otlp.protocols.grpc.endpoint")
         server = grpc.aio.server(
+            maximum_concurrent_rpcs=MAX_CONCURRENT_REQUESTS,
             options=[
                 # twice the native batch limit, so an oversized batch gets a clear REJECTED ack
                 (
@@ -158,7 +166,7 @@ class HubService:
                     max(grpc_cfg.max_message_bytes, 2 * self.config.receivers.native.max_body_bytes),
                 ),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         for name, register in _grpc_registrations(self).items():
             register(server)
@@ -177,10 +185,13 @@ class HubService:
         from receivers.otlp.http_app import create_otlp_http_app
 
         app = create_otlp_http_app(
-            self.pipeline, default_tenant=self.api_state.default_tenant, max_body_bytes=http_cfg.max_message_bytes
+            self.pipeline,
+            default_tenant=self.api_state.default_tenant,
+            max_body_bytes=http_cfg.max_message_bytes,
+            on_reject=self.pipeline.reject_request,
         )
         host, port = http_cfg.host_port("receivers.otlp.protocols.http.endpoint")
-        await self._start_http("otlp_http", app, host, port)
+        await self._start_http("otlp_http", app, host, port, limit_concurrency=MAX_CONCURRENT_REQUESTS)
 
     def _rebuild_state(self) -> None:
         """Registry metadata and recent event ids come back from the store after a restart."""
@@ -213,7 +224,9 @@ def _grpc_registrations(svc: HubService) -> dict[str, Callable[[grpc.aio.Server]
     tenant = svc.api_state.default_tenant
     native = svc.config.receivers.native
     regs: dict[str, Callable[[grpc.aio.Server], None]] = {
-        "otlp": lambda s: add_otlp_servicers(s, svc.pipeline, default_tenant=tenant),
+        "otlp": lambda s: add_otlp_servicers(
+            s, svc.pipeline, default_tenant=tenant, on_reject=svc.pipeline.reject_request
+        ),
     }
     if native.grpc_stream:
         regs["events"] = lambda s: add_event_stream_servicer(s, svc.pipeline, max_batch_events=native.max_batch_events)

@@ -136,8 +136,8 @@ class EmbeddedExporterConfig(_Base):
     retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
     wal_fsync: bool = True
     max_pending_rows: Annotated[int, msgspec.Meta(gt=0)] = 2_000_000
-    flush_rows: Annotated[int, msgspec.Meta(gt=0)] = 50_000
-    flush_interval: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.25
+    flush_rows: Annotated[int, msgspec.Meta(gt=0)] = 100_000
+    flush_interval: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
     memory_limit: str | None = None
 
 

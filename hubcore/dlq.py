@@ -12,6 +12,7 @@ that were accepted. The file is bounded (``max_bytes``): past it, the oldest hal
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
+Entry = dict[str, Any]
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
@@ -39,7 +42,7 @@ class DeadLetterQueue:
     def put(self, *, tenant_id: str, receiver: str, reason: str, raw: bytes | str, index: int | None = None) -> None:
         self.put_many([(tenant_id, receiver, reason, raw, index)])
 
-    def put_many(self, entries: list[tuple[str, str, str, bytes | str, int | None]]) -> None:
+    def put_many(self, entries: builtins.list[tuple[str, str, str, bytes | str, int | None]]) -> None:
         if not entries:
             return
         now = time.time()
@@ -71,7 +74,7 @@ class DeadLetterQueue:
 
     def list(
         self, *, tenant_id: str | None, limit: int = 100, offset: int = 0, reason_contains: str | None = None
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[builtins.list[Entry], int]:
         """Newest first. Returns (entries, total matching). ``tenant_id=None`` lists every tenant."""
         entries = [e for e in self._read() if tenant_id is None or e.get("tenant_id") == tenant_id]
         if reason_contains:
@@ -81,10 +84,10 @@ class DeadLetterQueue:
 
     def replay(
         self,
-        handler: Callable[[list[dict[str, Any]]], list[bool]],
+        handler: Callable[[builtins.list[Entry]], builtins.list[bool]],
         *,
         tenant_id: str | None,
-        ids: list[str] | None = None,
+        ids: builtins.list[str] | None = None,
     ) -> tuple[int, int]:
         """Hand matching entries to ``handler`` (returns accepted flags); drop the accepted ones.
 
@@ -109,7 +112,7 @@ class DeadLetterQueue:
     def count(self) -> int:
         return len(self._read())
 
-    def _read(self) -> list[dict[str, Any]]:
+    def _read(self) -> builtins.list[Entry]:
         if not self.path.exists():
             return []
         out = []
@@ -124,7 +127,7 @@ class DeadLetterQueue:
                     continue
         return out
 
-    def _rewrite(self, entries: list[dict[str, Any]]) -> None:
+    def _rewrite(self, entries: builtins.list[Entry]) -> None:
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
             for e in entries:

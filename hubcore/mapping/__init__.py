@@ -1,7 +1,9 @@
 """The OTel mapping of native events (DESIGN.md, "Mapping onto OpenTelemetry").
 
-The mapping is written once, as SQL over a batch of ``events`` rows, so that the embedded store runs it
-vectorised inside DuckDB and the stack exporters run the very same statements on an in-memory DuckDB.
+The mapping is written once, as SQL over a relation named ``batch`` with the columns of ``events``.
+The embedded store defines views with it (``event_metric_points``, ``event_spans``: computed at query
+time from the stored events, so ingest writes each event once) and the stack exporters run the very
+same statements on an in-memory DuckDB over each batch they send.
 
     >>> "llm.cost.usd" in EVENTS_TO_POINTS_SQL
     True
@@ -22,3 +24,12 @@ EVENT_METRIC_NAMES = {
     "policy": "llm.policy.evaluations",
     "metadata": "llm.registry.asset.info",
 }
+
+
+def mapping_view_sql(view: str, mapping_sql: str, source: str = "events") -> str:
+    """``CREATE OR REPLACE VIEW view AS`` the mapping over the table ``source``.
+
+    >>> mapping_view_sql("v", "SELECT * FROM batch").splitlines()[0]
+    'CREATE OR REPLACE VIEW v AS WITH batch AS (SELECT * FROM events)'
+    """
+    return f"CREATE OR REPLACE VIEW {view} AS WITH batch AS (SELECT * FROM {source})\n{mapping_sql}"

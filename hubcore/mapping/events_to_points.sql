@@ -61,12 +61,16 @@ WHERE event_type <> 'governance' OR status = 'violation'
 UNION ALL
 SELECT
     tenant_id, ts, CAST(NULL AS TIMESTAMP), 'gen_ai.client.token.usage', 'observation', '', false,
-    CAST(t.tokens AS DOUBLE), NULL, NULL, NULL, NULL, NULL, NULL, '{token}', source_module, model, provider,
-    json_extract_string(payload, '$.operation'), t.token_type, NULL, team, project, environment,
+    CAST(input_tokens AS DOUBLE), NULL, NULL, NULL, NULL, NULL, NULL, '{token}', source_module, model, provider,
+    json_extract_string(payload, '$.operation'), 'input', NULL, team, project, environment,
     CAST(coalesce(json_extract(payload, '$.dimensions'), '{}') AS VARCHAR), NULL, 'event'
-FROM batch,
-     (SELECT 'input' AS token_type UNION ALL SELECT 'output') AS tt,
-     LATERAL (SELECT tt.token_type AS token_type,
-                     CASE tt.token_type WHEN 'input' THEN batch.input_tokens ELSE batch.output_tokens END AS tokens) AS t
-WHERE event_type = 'telemetry' AND t.tokens IS NOT NULL
-  AND name <> 'gen_ai.client.token.usage'
+FROM batch
+WHERE event_type = 'telemetry' AND input_tokens IS NOT NULL AND name <> 'gen_ai.client.token.usage'
+UNION ALL
+SELECT
+    tenant_id, ts, CAST(NULL AS TIMESTAMP), 'gen_ai.client.token.usage', 'observation', '', false,
+    CAST(output_tokens AS DOUBLE), NULL, NULL, NULL, NULL, NULL, NULL, '{token}', source_module, model, provider,
+    json_extract_string(payload, '$.operation'), 'output', NULL, team, project, environment,
+    CAST(coalesce(json_extract(payload, '$.dimensions'), '{}') AS VARCHAR), NULL, 'event'
+FROM batch
+WHERE event_type = 'telemetry' AND output_tokens IS NOT NULL AND name <> 'gen_ai.client.token.usage'

@@ -30,11 +30,21 @@ from typing import Any
 import duckdb
 
 from hubcore.errors import QueueFullError
-from hubcore.mapping import EVENTS_TO_POINTS_SQL, EVENTS_TO_SPANS_SQL
+from hubcore.mapping import EVENTS_TO_POINTS_SQL, EVENTS_TO_SPANS_SQL, mapping_view_sql
 from hubcore.storage.tables import TABLES
 from hubcore.storage.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
+
+#: Native events are stored once; their OTel metric points and spans are views over ``events``
+#: (the mapping of :mod:`hubcore.mapping`), and ``all_*`` views join them with the OTLP tables.
+VIEWS = (
+    mapping_view_sql("event_metric_points", EVENTS_TO_POINTS_SQL),
+    mapping_view_sql("event_spans", EVENTS_TO_SPANS_SQL),
+    "CREATE OR REPLACE VIEW all_metric_points AS "
+    "SELECT * FROM metric_points UNION ALL BY NAME SELECT * FROM event_metric_points",
+    "CREATE OR REPLACE VIEW all_spans AS SELECT * FROM spans UNION ALL BY NAME SELECT * FROM event_spans",
+)
 
 #: Called after each commit with (kind, tenant ids, min ts µs, max ts µs) — e.g. to invalidate caches.
 AppliedListener = Callable[[str, frozenset[str], int, int], None]
@@ -95,10 +105,14 @@ class EmbeddedStore:
         if self._started:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        config = {"memory_limit": self.memory_limit} if self.memory_limit else {}
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {"memory_limit": self.memory_limit} if self.memory_limit else {}
+        )
         self._con = duckdb.connect(str(self.data_dir / "hub.duckdb"), config=config)
         for table in TABLES.values():
             self._con.execute(table.create_sql())
+        for statement in VIEWS:
+            self._con.execute(statement)
         self._con.execute("CREATE TABLE IF NOT EXISTS hub_wal_state (id INTEGER PRIMARY KEY, applied_seq BIGINT)")
         row = self._con.execute("SELECT applied_seq FROM hub_wal_state WHERE id = 1").fetchone()
         self._applied_seq = int(row[0]) if row else 0
@@ -151,11 +165,12 @@ class EmbeddedStore:
                 f"ingest queue is full ({self.stats.pending_rows} rows waiting to be stored)",
                 retry_after=max(1.0, self.flush_interval * 4),
             )
-        with self._append_lock:
-            seq = self._wal.append({"kind": kind, "cols": columns})
+        with self._append_lock:  # queue order == WAL order; the fsync happens outside the lock
+            seq = self._wal.write({"kind": kind, "cols": columns})
             self.stats.pending_rows += n
             self.stats.appended_batches += 1
             self._queue.put((seq, kind, columns))
+        self._wal.sync(seq)  # group commit with concurrent appends; only then is the batch acknowledged
         return seq
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -269,9 +284,6 @@ class EmbeddedStore:
                 arrow_batch = table.to_arrow(cols)
                 con.register("batch", arrow_batch)
                 con.execute(f"INSERT INTO {table.name} SELECT * FROM batch")
-                if kind == "events":
-                    con.execute(f"INSERT INTO metric_points {EVENTS_TO_POINTS_SQL}")
-                    con.execute(f"INSERT INTO spans {EVENTS_TO_SPANS_SQL}")
                 con.unregister("batch")
                 ts_col = cols.get(table.time_column) or [0]
                 ts_vals = [t for t in ts_col if t is not None] or [0]

@@ -59,7 +59,18 @@ class WriteAheadLog:
         return self._last_seq
 
     def append(self, body: Any) -> int:
-        """Write one record durably and return its sequence number."""
+        """Write one record durably (fsync when enabled) and return its sequence number."""
+        seq = self.write(body)
+        self.sync(seq)
+        return seq
+
+    def sync(self, seq: int) -> None:
+        """Make every record up to ``seq`` durable (no-op without fsync). Safe to call concurrently."""
+        if self.fsync:
+            self._sync_through(seq, self._fh)
+
+    def write(self, body: Any) -> int:
+        """Write one record (not yet fsynced: call :meth:`sync`) and return its sequence number."""
         data = _encoder.encode(body)
         with self._lock:
             seq = self._last_seq + 1
@@ -73,18 +84,19 @@ class WriteAheadLog:
             self._fh.flush()
             self._size += _HEADER.size + len(data)
             self._last_seq = seq
-            fh = self._fh
-        if self.fsync:
-            self._sync_through(seq, fh)
         return seq
 
     def _sync_through(self, seq: int, fh: Any) -> None:
-        """Group commit: one fsync covers every record written before it started."""
+        """Group commit: one fsync covers every record written before it started.
+
+        A record in an already rotated (closed) segment was fsynced at rotation.
+        """
         with self._sync_lock:
             if self._synced_seq >= seq:
                 return
             with self._lock:
                 target = self._last_seq
+                fh = self._fh
             self._sync_file(fh)
             self._synced_seq = target
 

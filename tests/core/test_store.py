@@ -35,7 +35,7 @@ def test_events_map_onto_metric_points_and_spans(store: EmbeddedStore) -> None:
     events.append(make_event("governance", payload={"action": "audit", "compliant": True}))
     store.append("events", events_columns(events))
     assert store.flush(10)
-    names = dict(store.read("SELECT name, count(*) FROM metric_points GROUP BY name").fetchall())
+    names = dict(store.read("SELECT name, count(*) FROM all_metric_points GROUP BY name").fetchall())
     assert names == {
         "gen_ai.client.operation.duration": 1,
         "gen_ai.client.token.usage": 2,  # input and output tokens of the telemetry event
@@ -46,17 +46,17 @@ def test_events_map_onto_metric_points_and_spans(store: EmbeddedStore) -> None:
         "llm.registry.asset.info": 1,
     }
     tok = store.read(
-        "SELECT token_type, value FROM metric_points WHERE name = 'gen_ai.client.token.usage' ORDER BY 1"
+        "SELECT token_type, value FROM all_metric_points WHERE name = 'gen_ai.client.token.usage' ORDER BY 1"
     ).fetchall()
     assert tok == [("input", 120.0), ("output", 40.0)]
-    cost = store.read("SELECT value, kind, temporality, monotonic, model FROM metric_points WHERE name='llm.cost.usd'")
+    cost = store.read("SELECT value, kind, temporality, monotonic, model FROM all_metric_points WHERE name='llm.cost.usd'")
     assert cost.fetchall() == [(0.0123, "sum", "delta", True, "gpt-4o")]
-    sec = store.read("SELECT attributes FROM metric_points WHERE name = 'llm.security.threats'").fetchone()
+    sec = store.read("SELECT attributes FROM all_metric_points WHERE name = 'llm.security.threats'").fetchone()
     assert json.loads(sec[0]) == {"threat_type": "prompt_injection", "threat_level": "high", "action": "blocked"}
-    spans = store.read("SELECT DISTINCT trace_id FROM spans").fetchall()
+    spans = store.read("SELECT DISTINCT trace_id FROM all_spans").fetchall()
     assert len(spans) == 1  # every event of the correlation id is a span of one trace
-    assert store.read("SELECT count(*) FROM spans").fetchone()[0] == len(events) - 1  # the audit has no id
-    dur = store.read("SELECT duration_ms FROM spans WHERE name LIKE 'telemetry%'").fetchone()
+    assert store.read("SELECT count(*) FROM all_spans").fetchone()[0] == len(events) - 1  # the audit has no id
+    dur = store.read("SELECT duration_ms FROM all_spans WHERE name LIKE 'telemetry%'").fetchone()
     assert dur == (850.0,)
 
 
@@ -79,7 +79,7 @@ def test_retention_drops_old_rows(store: EmbeddedStore) -> None:
     store.append("events", cols)
     store.flush(10)
     deleted = store.enforce_retention(retention_days=30)
-    assert deleted >= 2  # the old event and the metric point derived from it
+    assert deleted == 1  # the old event (its metric points and spans are views over events)
     assert store.read("SELECT count(*) FROM events").fetchone() == (1,)
 
 

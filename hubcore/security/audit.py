@@ -1,0 +1,215 @@
+"""An append-only, hash-chained audit log: ``<data_dir>/audit/audit.jsonl``.
+
+Each line is one JSON record: ``seq``, ``ts`` (UTC ISO-8601), ``subject``, ``key_id``, ``tenant_id``,
+``action``, ``resource``, ``outcome`` (``allowed``/``denied``/``error``...), ``reason``, ``source_ip``,
+``user_agent``, ``prev_hash`` and ``hash`` = sha256 of the canonical JSON (sorted keys, no spaces) of the
+record without ``hash`` (so it covers ``prev_hash``). The first record's ``prev_hash`` is 64 zeros.
+A sidecar ``audit.jsonl.head`` holds the last ``seq`` and ``hash``, so a cut tail is detected too.
+Appends are fsync'd (file, then sidecar) and serialised by a lock; one process (the hub) writes.
+
+    >>> import tempfile, pathlib
+    >>> log = AuditLog(tempfile.mkdtemp())
+    >>> _ = log.append(subject="alice", tenant_id="acme", action="keys:manage", resource="key/abc",
+    ...                outcome="allowed")
+    >>> verify(log.path)
+    VerifyResult(ok=True, records=1, first_bad_line=None, reason='intact')
+
+What this proves: no record was edited, removed, inserted or reordered since it was written, and the
+tail was not cut, *unless* the attacker rewrote the whole chain and the sidecar. To anchor against that,
+ship records (or just the head hash) off the machine as they are written: :func:`iter_records`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+GENESIS = "0" * 64
+FIELDS = ("subject", "key_id", "tenant_id", "action", "resource", "outcome", "reason", "source_ip", "user_agent")
+
+
+class VerifyResult(NamedTuple):
+    ok: bool
+    records: int
+    first_bad_line: int | None
+    reason: str
+
+
+def canonical(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """sha256 over the canonical JSON of ``record`` without its ``hash`` (``prev_hash`` included)."""
+    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+def head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
+class AuditLog:
+    """Append-only writer. ``directory`` defaults to ``<data_dir>/audit``."""
+
+    def __init__(self, data_dir: str | Path, *, fsync: bool = True, directory: str | Path | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else Path(data_dir) / "audit"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "audit.jsonl"
+        self.head = head_path(self.path)
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self._seq, self._last_hash = _tail_state(self.path)
+
+    def append(self, *, subject: str, tenant_id: str | None, action: str, resource: str = "",
+               outcome: str = "allowed", reason: str = "", key_id: str | None = None,
+               source_ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Write one record durably; returns it (with ``seq`` and ``hash``)."""
+        values = {"subject": subject, "key_id": key_id, "tenant_id": tenant_id, "action": action,
+                  "resource": resource, "outcome": outcome, "reason": reason, "source_ip": source_ip,
+                  "user_agent": (user_agent or "")[:512] or None}  # fmt: skip
+        with self._lock:
+            record: dict[str, Any] = {"seq": self._seq + 1, "ts": _now(), **values, "prev_hash": self._last_hash}
+            record["hash"] = record_hash(record)
+            line = canonical(record) + b"\n"
+            with open(self.path, "ab") as fh:
+                fh.write(line)
+                fh.flush()
+                if self.fsync:
+                    os.fsync(fh.fileno())
+            self._seq, self._last_hash = record["seq"], record["hash"]
+            _write_head(self.head, self._seq, self._last_hash, fsync=self.fsync)
+        return record
+
+    @property
+    def count(self) -> int:
+        return self._seq
+
+
+def verify(path: str | Path) -> VerifyResult:
+    """Check the whole chain and the sidecar. ``first_bad_line`` is 1-based."""
+    path = Path(path)
+    prev, n = GENESIS, 0
+    if path.exists():
+        with open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    return VerifyResult(False, n, lineno, "not a JSON record (torn or edited line)")
+                if not isinstance(rec, dict) or "hash" not in rec:
+                    return VerifyResult(False, n, lineno, "not an audit record")
+                if rec.get("prev_hash") != prev:
+                    return VerifyResult(False, n, lineno, "prev_hash does not match the previous record's hash "
+                                        "(a record was deleted, inserted or reordered before this line)")  # fmt: skip
+                if record_hash(rec) != rec["hash"]:
+                    return VerifyResult(False, n, lineno, "hash does not match the record (the record was edited)")
+                if rec.get("seq") != lineno:
+                    return VerifyResult(False, n, lineno, f"seq is {rec.get('seq')!r}, expected {lineno}")
+                prev, n = rec["hash"], lineno
+    head = _read_head(head_path(path))
+    if head is None:
+        if n:
+            return VerifyResult(False, n, None, "the head sidecar is missing")
+        return VerifyResult(True, 0, None, "intact")
+    head_seq, head_hash = head
+    if n < head_seq:
+        return VerifyResult(False, n, n + 1, f"the log ends at record {n} but {head_seq} were written "
+                            "(the tail was truncated)")  # fmt: skip
+    if head_seq and _hash_at(path, head_seq) != head_hash:
+        return VerifyResult(False, n, head_seq, "record does not match the hash in the head sidecar")
+    return VerifyResult(True, n, None, "intact")
+
+
+def iter_records(path: str | Path, *, tenant_id: str | None = None, after_seq: int = 0) -> Iterator[dict[str, Any]]:
+    """Records in order (for export, e.g. to Loki), optionally one tenant's, after ``after_seq``."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        for raw in fh:
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if rec.get("seq", 0) > after_seq and (tenant_id is None or rec.get("tenant_id") == tenant_id):
+                yield rec
+
+
+def tail(path: str | Path, *, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` records (newest first), optionally one tenant's."""
+    return list(reversed(deque(iter_records(path, tenant_id=tenant_id), maxlen=limit)))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _tail_state(path: Path) -> tuple[int, str]:
+    """(seq, hash) of the last record, reading only the end of the file."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0, GENESIS
+    _cut_torn_tail(path)
+    if path.stat().st_size == 0:
+        return 0, GENESIS
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        chunk = 4096
+        while True:
+            start = max(0, size - chunk)
+            fh.seek(start)
+            lines = fh.read(size - start).rstrip(b"\n").split(b"\n")
+            if len(lines) > 1 or start == 0:
+                rec = json.loads(lines[-1])
+                return int(rec["seq"]), str(rec["hash"])
+            chunk *= 2
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """A crash mid-append leaves a last line without its newline (never acknowledged): cut it off."""
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        pos = size
+        while pos > 0:
+            start = max(0, pos - 4096)
+            fh.seek(start)
+            block = fh.read(pos - start)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                fh.truncate(start + nl + 1)
+                return
+            pos = start
+        fh.truncate(0)
+
+
+def _hash_at(path: Path, seq: int) -> str | None:
+    for rec in iter_records(path, after_seq=seq - 1):
+        return str(rec.get("hash")) if rec.get("seq") == seq else None
+    return None
+
+
+def _write_head(head: Path, seq: int, last_hash: str, *, fsync: bool) -> None:
+    tmp = head.with_suffix(".tmp")
+    with open(tmp, "w") as fh:
+        json.dump({"seq": seq, "hash": last_hash}, fh)
+        fh.flush()
+        if fsync:
+            os.fsync(fh.fileno())
+    os.replace(tmp, head)
+
+
+def _read_head(head: Path) -> tuple[int, str] | None:
+    try:
+        data = json.loads(head.read_text())
+        return int(data["seq"]), str(data["hash"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
