@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_hub_process(hp)
     con = duckdb.connect(str(tmp / "data" / "hub.duckdb"), read_only=True)
     stored = con.execute("SELECT count(*) FROM events").fetchone()[0]
-    points = con.execute("SELECT count(*) FROM metric_points").fetchone()[0]
+    points = con.execute("SELECT count(*) FROM all_metric_points").fetchone()[0]
     con.close()
     size = sum(f.stat().st_size for f in (tmp / "data").rglob("*") if f.is_file())
     shutil.rmtree(tmp, ignore_errors=True)
