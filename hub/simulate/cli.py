@@ -316,6 +316,10 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
                 gi = 0
             now = time.monotonic() - start
             if clock == "schedule" and gen_t[gi] >= duration:
+                if paced and now < duration:  # a quiet spell at the end: the run still lasts --duration
+                    flush(buf)
+                    buf = []
+                    time.sleep(duration - now)
                 break
             room = batch - len(buf)
             hi = min(len(gen_e), gi + room)

@@ -40,7 +40,11 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = "1.0.0"
 DURATION_METRIC = "gen_ai.client.operation.duration"
-GAP_BLOCK = 2048  # gaps are normalised to mean 1 per block, so any block keeps the long-run rate
+# Gaps are read in contiguous blocks from a random place in the trace (bursts stay bursts), each block
+# rescaled to mean 1 so that every GAP_WINDOW_S seconds or so carry the requested rate.
+GAP_WINDOW_S = 2.0
+MIN_GAP_BLOCK = 16
+MAX_GAP_BLOCK = 4096
 GAP_CLIP = 20.0  # cap single silences at 20 mean gaps (the Azure code trace has hour-long pauses)
 MAX_LATENCY_MS = 300_000.0
 MAX_CHUNK_SECONDS = 0.5  # one chunk of requests spans at most this much simulated time
@@ -148,16 +152,11 @@ class _Tables:
         )
 
 
-def _block_normalised(gaps: np.ndarray) -> np.ndarray:
+def _clipped_gaps(gaps: np.ndarray) -> np.ndarray:
     g = np.clip(np.asarray(gaps, dtype=np.float64), 0.0, GAP_CLIP)
-    if len(g) < 2 or g.sum() <= 0:
-        return np.ones(GAP_BLOCK)
-    out = g.copy()
-    for s in range(0, len(out), GAP_BLOCK):
-        blk = out[s : s + GAP_BLOCK]
-        mean = blk.mean()
-        blk[:] = blk / mean if mean > 0 else 1.0
-    return out
+    if len(g) < MIN_GAP_BLOCK or g.sum() <= 0:
+        return np.ones(MAX_GAP_BLOCK)
+    return g
 
 
 @dataclass
@@ -184,9 +183,9 @@ class GeneratorState:
     team_mult: np.ndarray = field(default_factory=lambda: np.ones(len(C.TEAMS)))
     model_revision: list[int] = field(default_factory=lambda: [0] * len(C.MODELS))
     tables: _Tables | None = None
-    _gaps: np.ndarray = field(default_factory=lambda: np.ones(GAP_BLOCK))
-    _gap_pos: int = 0
-    _gap_end: int = 0
+    _gaps: np.ndarray = field(default_factory=lambda: np.ones(MAX_GAP_BLOCK))
+    _block: np.ndarray = field(default_factory=lambda: np.ones(0))
+    _block_pos: int = 0
     _pending_events: list[Event] = field(default_factory=list)
     _pending_times: list[float] = field(default_factory=list)
 
@@ -205,7 +204,7 @@ class GeneratorState:
             raise ValueError(f"rate must be a positive number of events per second, got {rate!r}")
         st = cls(traces, rate, time.time() if t0 is None else t0, tenant, clock, scenario)
         st.tables = _Tables.build(traces)
-        st._gaps = _block_normalised(traces.gaps)
+        st._gaps = _clipped_gaps(traces.gaps)
         if st.scenario is not None:
             st.scenario.setup(st)
         return st
@@ -216,18 +215,21 @@ class GeneratorState:
         return self.rate / EXPECTED_EVENTS_PER_REQUEST
 
     def next_gaps(self, m: int, rng: np.random.Generator) -> np.ndarray:
-        """``m`` gaps (mean 1) read in order from a randomly chosen block of the trace gaps."""
+        """``m`` gaps (mean 1 per block of about GAP_WINDOW_S seconds), in trace order within a block."""
+        block = int(min(MAX_GAP_BLOCK, max(MIN_GAP_BLOCK, self.request_rate * GAP_WINDOW_S)))
+        block = min(block, len(self._gaps))
         out = np.empty(m)
         got = 0
-        n = len(self._gaps)
         while got < m:
-            if self._gap_pos >= self._gap_end:
-                nblocks = max(1, n // GAP_BLOCK)
-                start = int(rng.integers(nblocks)) * GAP_BLOCK
-                self._gap_pos, self._gap_end = start, min(n, start + GAP_BLOCK)
-            take = min(m - got, self._gap_end - self._gap_pos)
-            out[got : got + take] = self._gaps[self._gap_pos : self._gap_pos + take]
-            self._gap_pos += take
+            if self._block_pos >= len(self._block):
+                start = int(rng.integers(0, len(self._gaps) - block + 1))
+                blk = self._gaps[start : start + block]
+                mean = blk.mean()
+                self._block = blk / mean if mean > 0 else np.ones(block)
+                self._block_pos = 0
+            take = min(m - got, len(self._block) - self._block_pos)
+            out[got : got + take] = self._block[self._block_pos : self._block_pos + take]
+            self._block_pos += take
             got += take
         return out
 

@@ -64,7 +64,7 @@ def test_latency_spike_multiplies_one_models_latency_in_the_window() -> None:
 
 
 def test_cost_spike_multiplies_one_teams_traffic() -> None:
-    scenario, events, times = run("cost_spike:team=marketing,start=10,length=10,factor=10")
+    scenario, events, times = run("cost_spike:team=marketing,start=10,length=10,factor=10", n=25_000)
 
     def share(lo: float, hi: float) -> float:
         costs = [e for e, t in zip(events, times, strict=True) if e["event_type"] == "cost" and lo <= t < hi]
