@@ -47,11 +47,17 @@ def make_template(batch: int) -> tuple[bytes, int]:
     return body, body.count(b"@@ID@@")
 
 
+_RUN = uuid.uuid4().hex[:12].encode()
+_counter = [0]
+
+
 def fresh_body(template_parts: list[bytes]) -> bytes:
-    ids = [uuid.uuid4().hex.encode() for _ in range(len(template_parts) - 1)]
+    """The template with unique event ids (run prefix + counter: cheap, so the client stays light)."""
+    start = _counter[0]
+    _counter[0] += len(template_parts) - 1
     out = [template_parts[0]]
     for i, part in enumerate(template_parts[1:]):
-        out.append(ids[i])
+        out.append(b"%s-%09d" % (_RUN, start + i))
         out.append(part)
     return b"".join(out)
 
