@@ -1,8 +1,8 @@
 """JSON Schema of the native event, generated from the model (served at ``GET /api/v1/schemas``).
 
 >>> s = event_json_schema("1.0.0")
->>> s["properties"]["event_type"]["enum"][0]
-'telemetry'
+>>> s["title"], sorted(s["properties"]["event_type"]["enum"])[0]
+('AnalyticsEvent 1.0.0', 'cost')
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def event_json_schema(version: str = CURRENT_SCHEMA_VERSION) -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"urn:llm-analytics-hub:event:{version}",
-        "title": f"AnalyticsEvent {version}",
         **env,
+        "title": f"AnalyticsEvent {version}",
         "$defs": defs,
     }

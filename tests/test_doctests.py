@@ -1,0 +1,37 @@
+"""The usage examples in docstrings run (so they stay true)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "hubcore.config",
+    "hubcore.contracts",
+    "hubcore.dlq",
+    "hubcore.errors",
+    "hubcore.mapping",
+    "hubcore.model.events",
+    "hubcore.model.schema",
+    "hubcore.query.events",
+    "hubcore.storage.embedded",
+    "hubcore.storage.tables",
+    "hubcore.storage.wal",
+    "hubcore.telemetry",
+    "processors.native_events",
+    "processors.native_events.dedup",
+    "processors.native_events.registry",
+    "processors.native_events.units",
+    "api.errors",
+    "api.routers.ingest_body",
+    "hub.pipeline",
+    "exporters.embedded",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
