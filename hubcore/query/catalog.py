@@ -30,6 +30,7 @@ def build_catalog(store: EmbeddedStore, tenant: str, *, since_us: int) -> dict[s
     """The tenant's catalogue over rows newer than ``since_us`` (µs since the epoch)."""
     cur = store.cursor()
     try:
+        points_src = _points_source(cur)
         where = "tenant_id = ? AND ts >= make_timestamp(?)"
         params = [tenant, since_us]
         events = cur.execute(
@@ -41,18 +42,18 @@ def build_catalog(store: EmbeddedStore, tenant: str, *, since_us: int) -> dict[s
         for etype, name, unit, n in events:
             by_type[etype].append({"name": name, "unit": unit, "count": n})
         points = cur.execute(
-            f"SELECT name, any_value(kind), any_value(unit), count(*) FROM metric_points WHERE {where} "
+            f"SELECT name, any_value(kind), any_value(unit), count(*) FROM {points_src} WHERE {where} "
             f"GROUP BY 1 ORDER BY 1 LIMIT {MAX_NAMES}",
             params,
         ).fetchall()
         label_sql = " UNION ALL ".join(
-            f"SELECT '{c}' AS k FROM (SELECT 1 FROM metric_points WHERE {where} AND {c} IS NOT NULL LIMIT 1)"
+            f"SELECT '{c}' AS k FROM (SELECT 1 FROM {points_src} WHERE {where} AND {c} IS NOT NULL LIMIT 1)"
             for c in _METRIC_LABELS
         )
         labels = [r[0] for r in cur.execute(label_sql, params * len(_METRIC_LABELS)).fetchall()]
         attr_keys = cur.execute(
-            f"SELECT DISTINCT unnest(json_keys(attributes)) AS k FROM metric_points WHERE {where} "
-            f"AND attributes IS NOT NULL ORDER BY 1 LIMIT {MAX_NAMES}",
+            f"SELECT DISTINCT unnest(json_keys(attributes)) AS k FROM (SELECT attributes FROM {points_src} "
+            f"WHERE {where} AND attributes IS NOT NULL LIMIT {SAMPLE_ROWS}) ORDER BY 1 LIMIT {MAX_NAMES}",
             params,
         ).fetchall()
         # keys are read from a bounded sample of the tenant's rows (any SAMPLE_ROWS of them)
@@ -93,3 +94,9 @@ def build_catalog(store: EmbeddedStore, tenant: str, *, since_us: int) -> dict[s
         "time_buckets": list(BUCKETS),
         "composites": [{"name": c.name, "unit": c.unit, "description": c.description} for c in COMPOSITES.values()],
     }
+
+
+def _points_source(cur: Any) -> str:
+    """``all_metric_points`` (OTLP points + the view of event-derived points) where the store has it."""
+    found = cur.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'all_metric_points'").fetchone()
+    return "all_metric_points" if found and found[0] else "metric_points"
