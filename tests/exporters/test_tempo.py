@@ -1,0 +1,83 @@
+"""The Tempo exporter at the wire level: the endpoint decodes the OTLP protobuf it was sent."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from exporters.tempo import TempoExporter, TempoExporterConfig
+from hubcore.config import NativeEventsConfig
+from processors.native_events import NativeEventsProcessor
+from tests.exporters._server import RecordingServer
+from tests.exporters._util import FAST_RETRY, queue_in
+from tests.helpers.events import make_event
+
+
+def test_spans_and_event_traces_reach_tempo(tmp_path: Path) -> None:
+    now_us = int(time.time() * 1e6)
+    spans = {
+        "tenant_id": ["t1", "t1", "t2"],
+        "start_ts": [now_us, now_us + 10, now_us + 20],
+        "end_ts": [now_us + 1500, now_us + 900, now_us + 30],
+        "trace_id": ["11" * 16, "11" * 16, "22" * 16],
+        "span_id": ["a1" * 8, "a2" * 8, "b1" * 8],
+        "parent_span_id": [None, "a1" * 8, None],
+        "name": ["chat gpt-4o", "retrieve", "embed"],
+        "kind": ["CLIENT", "INTERNAL", "SERVER"],
+        "status_code": ["ERROR", "UNSET", "OK"],
+        "status_message": ["timeout", None, None],
+        "service_name": ["chat-api", "chat-api", "rag"],
+        "model": ["gpt-4o", None, None],
+        "attributes": ['{"gen_ai.usage.input_tokens": 12, "retry": true}', None, None],
+        "resource": ['{"service.name": "chat-api", "deployment.environment.name": "prod"}', None, None],
+        "events": ['[{"name": "exception", "ts": %d, "attributes": {"exception.type": "Timeout"}}]' % (now_us + 1400),
+                   None, None],
+    }  # fmt: skip
+    events = [make_event("telemetry", correlation_id="chain-1"), make_event("security", correlation_id="chain-1")]
+    cols = (
+        NativeEventsProcessor(NativeEventsConfig())
+        .process([msgspec.json.encode(e) for e in events], tenant_id="t1")
+        .columns
+    )
+    with RecordingServer(fail=[(502, {}), (429, {"Retry-After": "0"})]) as srv:
+        ex = TempoExporter(
+            TempoExporterConfig(
+                endpoint=srv.url,
+                flush_interval=0.05,
+                sending_queue=queue_in(tmp_path / "q"),
+                retry_on_failure=FAST_RETRY,
+            )  # fmt: skip
+        )
+        ex.start()
+        ex.export("spans", spans)
+        ex.export("events", cols)
+        assert ex.flush(10)
+        ex.shutdown(5)
+    assert len(srv.requests) == len(srv.accepted) + 2
+    got: dict[str, list[tuple[str, object]]] = {}
+    for req in srv.accepted:
+        assert req.path == "/v1/traces" and req.headers["content-type"] == "application/x-protobuf"
+        msg = ExportTraceServiceRequest.FromString(req.body)
+        for rs in msg.resource_spans:
+            res = {a.key: a.value.string_value for a in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                assert ss.scope.name == "llm-analytics-hub"
+                for sp in ss.spans:
+                    got.setdefault(req.headers["x-scope-orgid"], []).append((res["service.name"], sp))
+    assert sorted(s.name for _svc, s in got["t2"]) == ["embed"]
+    t1 = {s.name: (svc, s) for svc, s in got["t1"]}
+    svc, chat = t1["chat gpt-4o"]
+    assert svc == "chat-api" and chat.trace_id == bytes.fromhex("11" * 16) and chat.kind == 3
+    assert (chat.start_time_unix_nano, chat.end_time_unix_nano) == (now_us * 1000, (now_us + 1500) * 1000)
+    assert chat.status.code == 2 and chat.status.message == "timeout"
+    attrs = {a.key: a.value for a in chat.attributes}
+    assert attrs["gen_ai.usage.input_tokens"].int_value == 12 and attrs["retry"].bool_value
+    assert attrs["gen_ai.request.model"].string_value == "gpt-4o"
+    assert chat.events[0].name == "exception" and chat.events[0].time_unix_nano == (now_us + 1400) * 1000
+    assert t1["retrieve"][1].parent_span_id == bytes.fromhex("a1" * 8)
+    chain = [s for _svc, s in got["t1"] if s.name.startswith(("telemetry", "security"))]
+    assert len(chain) == 2 and chain[0].trace_id == chain[1].trace_id  # one trace per correlation id
+    assert {svc for svc, s in got["t1"] if s in chain} == {"llm-observatory", "llm-sentinel"}
