@@ -63,7 +63,7 @@ def event_entries(cols: dict[str, list[Any]]) -> list[tuple[str, Entry]]:
                 ("event_type", etype),
                 ("severity", severity),
                 ("environment", env),
-            )  # fmt: skip
+            )
             if v
         )
         line: dict[str, Any] = {"event_id": event_id, "timestamp": _iso(ts), "schema_version": version}
@@ -136,7 +136,7 @@ def log_entries(cols: dict[str, list[Any]]) -> list[tuple[str, Entry]]:
                 ("service_name", service),
                 ("severity", _severity(sev_text, sev_num)),
                 ("environment", _environment(res)),
-            )  # fmt: skip
+            )
             if v
         )
         line: dict[str, Any] = {"body": body}

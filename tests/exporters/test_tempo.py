@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def test_spans_and_event_traces_reach_tempo(tmp_path: Path) -> None:
         "model": ["gpt-4o", None, None],
         "attributes": ['{"gen_ai.usage.input_tokens": 12, "retry": true}', None, None],
         "resource": ['{"service.name": "chat-api", "deployment.environment.name": "prod"}', None, None],
-        "events": ['[{"name": "exception", "ts": %d, "attributes": {"exception.type": "Timeout"}}]' % (now_us + 1400),
+        "events": [json.dumps([{"name": "exception", "ts": now_us + 1400, "attributes": {"exception.type": "Timeout"}}]),
                    None, None],
     }  # fmt: skip
     events = [make_event("telemetry", correlation_id="chain-1"), make_event("security", correlation_id="chain-1")]
@@ -49,7 +50,7 @@ def test_spans_and_event_traces_reach_tempo(tmp_path: Path) -> None:
                 flush_interval=0.05,
                 sending_queue=queue_in(tmp_path / "q"),
                 retry_on_failure=FAST_RETRY,
-            )  # fmt: skip
+            )
         )
         ex.start()
         ex.export("spans", spans)

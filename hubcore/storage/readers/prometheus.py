@@ -92,6 +92,7 @@ class PromReader:
 
 def _frame(data: dict[str, Any], query: str) -> pd.DataFrame:
     rtype, result = data.get("resultType"), data.get("result")
+    result_any: Any = result
     rows: list[dict[str, Any]] = []
     try:
         if rtype == "matrix":
@@ -104,7 +105,7 @@ def _frame(data: dict[str, Any], query: str) -> pd.DataFrame:
                 t, v = series["value"]
                 rows.append({"timestamp": float(t), "value": float(v), **series.get("metric", {})})
         elif rtype in ("scalar", "string"):
-            t, v = result
+            t, v = result_any
             rows.append({"timestamp": float(t), "value": float(v) if rtype == "scalar" else v})
         else:
             raise ResponseParseError(f"unknown resultType {rtype!r}", query=query)
