@@ -29,7 +29,7 @@ from .model import AnomalyScore, Detector, DetectorOutput, Severity, severities
 from .statistical import RobustDeviationDetector, SeasonalResidualDetector
 
 #: Relative weights measured on the NAB benchmark (per-detector F1, see docs/anomaly.md).
-DEFAULT_WEIGHTS: dict[str, float] = {"robust": 0.5, "seasonal": 0.542, "iforest": 0.483, "autoencoder": 0.364}
+DEFAULT_WEIGHTS: dict[str, float] = {"robust": 0.578, "seasonal": 0.473, "iforest": 0.5, "autoencoder": 0.364}
 
 OUTPUT_COLUMNS = [
     "timestamp",
@@ -79,9 +79,9 @@ class AnomalyDetector:
     votes when its score exceeded 1 within the last ``vote_window`` points; its vote weighs its
     weight (by default its F1 measured on NAB, times what feedback taught). When the detectors voting
     hold at least ``quorum`` of the total weight and one of them exceeds 1 now, the ensemble score is
-    the highest current score. The ``solo_detectors`` (the most precise ones on NAB) may also flag
-    alone, at ``solo_score`` times their threshold. The result is divided by the ensemble threshold
-    learned from feedback; above 1 is anomalous. ``is_anomaly`` marks the first point of
+    the highest current score (with the default weights, the robust detector alone or any two others
+    make the quorum). The result is divided by the ensemble threshold learned from feedback; above 1
+    is anomalous. ``is_anomaly`` marks the first point of
     each event (an event ends after ``refractory`` points without an anomalous one), so a collective
     anomaly raises one alert, and ``anomaly_score`` still shows every anomalous point.
     """
@@ -91,10 +91,8 @@ class AnomalyDetector:
         detectors: Sequence[Detector] | None = None,
         *,
         weights: Mapping[str, float] | None = None,
-        quorum: float = 0.4,
+        quorum: float = 0.3,
         vote_window: int = 6,
-        solo_detectors: Sequence[str] = ("robust", "seasonal"),
-        solo_score: float = 2.0,
         refractory: int = 300,
         feedback: FeedbackState | None = None,
         timestamp_col: str = "timestamp",
@@ -104,8 +102,6 @@ class AnomalyDetector:
             raise ValueError(f"quorum must be in (0, 1], got {quorum!r}")
         if vote_window < 1:
             raise ValueError(f"vote_window must be >= 1, got {vote_window!r}")
-        if solo_score < 1:
-            raise ValueError(f"solo_score must be >= 1, got {solo_score!r}")
         if refractory < 0:
             raise ValueError(f"refractory must be >= 0, got {refractory!r}")
         chosen = list(detectors) if detectors is not None else default_detectors()
@@ -118,7 +114,6 @@ class AnomalyDetector:
         base.update(weights or {})
         self.weights = {d.name: float(base.get(d.name, 1.0)) for d in self.detectors}
         self.quorum, self.vote_window, self.refractory = quorum, vote_window, refractory
-        self.solo_detectors, self.solo_score = tuple(solo_detectors), solo_score
         self.feedback = feedback if feedback is not None else FeedbackState()
         self.timestamp_col, self.value_col = timestamp_col, value_col
         self._last: pd.DataFrame | None = None
@@ -174,10 +169,9 @@ class AnomalyDetector:
         # A vote lasts ``vote_window`` points, so detectors that react a few points apart still agree.
         recent = _trailing_max(mat, self.vote_window)
         votes = (w[:, None] * (recent > 1.0)).sum(axis=0) / total
-        quorum_score = np.where((votes >= self.quorum - 1e-12) & (now > 1.0), now, 0.0)
-        solo = [i for i, nm in enumerate(names) if nm in self.solo_detectors]
-        solo_score = mat[solo].max(axis=0) / self.solo_score if solo else np.zeros(n)
-        combined = np.maximum(quorum_score, solo_score) / self.feedback.ensemble_threshold
+        # Below the quorum the strongest score is shown, capped just under 1 (not anomalous).
+        combined = np.where(votes >= self.quorum - 1e-12, now, np.minimum(now, 0.999))
+        combined = combined / self.feedback.ensemble_threshold
         anomalous = combined > 1.0
         is_anomaly = self.alerts(anomalous)
 

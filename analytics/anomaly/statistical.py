@@ -20,6 +20,7 @@ import pandas as pd
 
 from ._rolling import (
     adaptive_threshold,
+    candidate_periods,
     choose_period,
     log_volatility,
     median_step_seconds,
@@ -162,7 +163,7 @@ def seasonal_forecast(x: np.ndarray, period: int, cycles: int) -> np.ndarray:
 class SeasonalResidualDetector:
     """Residuals of a causal seasonal decomposition, scored robustly.
 
-    Every ``fit_every`` points (from ``warmup`` on) the detector re-chooses the season (a day or a week
+    Every ``fit_every`` points (from ``warmup`` on, or three days in when that is later) the detector re-chooses the season (a day or a week
     at the sampling interval, by autocorrelation on the trailing ``fit_window`` points; none if weak),
     then scores the next segment with the residual of :func:`seasonal_forecast`: its robust z-score
     averaged over ``smooth`` points (point and contextual anomalies) and over ``collective_seconds``
@@ -203,7 +204,10 @@ class SeasonalResidualDetector:
         """The refit schedule: ``(start, end, period)`` for each scored segment."""
         x = target(values)
         out = []
-        for start, end in refit_schedule(x.size, self.warmup, self.fit_every):
+        # Decide on a season only once three days are in (a day is the shortest candidate season).
+        days = candidate_periods(median_step_seconds(timestamps))
+        warmup = max(self.warmup, 3 * days[0]) if days and 3 * days[0] <= self.fit_window else self.warmup
+        for start, end in refit_schedule(x.size, warmup, self.fit_every):
             lo = max(0, start - self.fit_window)
             ts = None if timestamps is None else np.asarray(timestamps)[lo:start]
             out.append((start, end, choose_period(x[lo:start], ts)))
