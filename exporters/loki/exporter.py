@@ -48,10 +48,26 @@ def event_entries(cols: dict[str, list[Any]]) -> list[tuple[str, Entry]]:
     """(tenant, entry) per native event row."""
     out: list[tuple[str, Entry]] = []
     rows = zip(
-        *_cols(cols, ("tenant_id", "ts", "received_at", "event_id", "source_module", "event_type", "severity",
-                      "environment", "correlation_id", "schema_version", "tags", "payload", "enrichment")),
+        *_cols(
+            cols,
+            (
+                "tenant_id",
+                "ts",
+                "received_at",
+                "event_id",
+                "source_module",
+                "event_type",
+                "severity",
+                "environment",
+                "correlation_id",
+                "schema_version",
+                "tags",
+                "payload",
+                "enrichment",
+            ),
+        ),
         strict=True,
-    )  # fmt: skip
+    )
     for tenant, ts, received, event_id, source, etype, severity, env, corr, version, tags, payload, enrichment in rows:
         if ts is None:
             continue
@@ -107,10 +123,26 @@ def log_entries(cols: dict[str, list[Any]]) -> list[tuple[str, Entry]]:
     """(tenant, entry) per OTLP log row; the line is JSON (body, ids, attributes, resource)."""
     out: list[tuple[str, Entry]] = []
     rows = zip(
-        *_cols(cols, ("tenant_id", "ts", "observed_ts", "service_name", "severity_number", "severity_text", "body",
-                      "event_name", "trace_id", "span_id", "scope_name", "attributes", "resource")),
+        *_cols(
+            cols,
+            (
+                "tenant_id",
+                "ts",
+                "observed_ts",
+                "service_name",
+                "severity_number",
+                "severity_text",
+                "body",
+                "event_name",
+                "trace_id",
+                "span_id",
+                "scope_name",
+                "attributes",
+                "resource",
+            ),
+        ),
         strict=True,
-    )  # fmt: skip
+    )
     for (
         tenant,
         ts,

@@ -80,16 +80,23 @@ class QueuedExporter:
                 raise RuntimeError(f"{self.name} exporter was shut down; create a new one")
             q = self.queue_config
             self._queue = DiskQueue(
-                self.directory, max_bytes=q.max_bytes, max_batches=q.max_batches, fsync=q.fsync,
+                self.directory,
+                max_bytes=q.max_bytes,
+                max_batches=q.max_batches,
+                fsync=q.fsync,
                 segment_bytes=q.segment_bytes,
-            )  # fmt: skip
+            )
             if self._queue.state is not None:
                 self.restore_state(self._queue.state)
             self._client = httpx.Client(timeout=self.timeout)
             self._delivery = HttpDelivery(
-                self._client, self.retry_config, self.dead_letter, self._stop, exporter=self.name,
+                self._client,
+                self.retry_config,
+                self.dead_letter,
+                self._stop,
+                exporter=self.name,
                 max_body_bytes=self.max_body_bytes,
-            )  # fmt: skip
+            )
             self._thread = threading.Thread(target=self._run, name=f"hub-export-{self.name}", daemon=True)
             self._started = True
             self._thread.start()

@@ -43,9 +43,19 @@ DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 #: Attributes that become labels (bounded cardinality); the rest stay out of the series.
 DEFAULT_LABEL_ATTRIBUTES = (
-    "cost_type", "threat_type", "threat_level", "action", "policy_id", "result", "violation_type",
-    "regulation", "asset_id", "asset_type", "name", "version",
-)  # fmt: skip
+    "cost_type",
+    "threat_type",
+    "threat_level",
+    "action",
+    "policy_id",
+    "result",
+    "violation_type",
+    "regulation",
+    "asset_id",
+    "asset_type",
+    "name",
+    "version",
+)
 
 #: metric_points column → label
 INDEXED_LABELS = (

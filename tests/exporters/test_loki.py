@@ -60,9 +60,12 @@ def test_events_and_logs_reach_loki_as_sent(tmp_path: Path, encoding: str) -> No
     fail = [(429, {"Retry-After": "0"}), (503, {})]
     with RecordingServer(fail=fail) as srv:
         cfg = LokiExporterConfig(
-            endpoint=srv.url, encoding=encoding, flush_interval=0.05,  # type: ignore[arg-type]
-            sending_queue=queue_in(tmp_path / "q"), retry_on_failure=FAST_RETRY,
-        )  # fmt: skip
+            endpoint=srv.url,
+            encoding=encoding,
+            flush_interval=0.05,  # type: ignore[arg-type]
+            sending_queue=queue_in(tmp_path / "q"),
+            retry_on_failure=FAST_RETRY,
+        )
         ex = LokiExporter(cfg)
         ex.start()
         late = make_event("security", timestamp=now_iso(-30), payload={"source_ip": "10.9.9.9"})
@@ -73,11 +76,20 @@ def test_events_and_logs_reach_loki_as_sent(tmp_path: Path, encoding: str) -> No
         ex.export("events", t2)
         ex.export(
             "logs",
-            {"tenant_id": ["t1"], "ts": [t1["ts"][0]], "observed_ts": [None], "service_name": ["chat-api"],
-             "severity_number": [17], "severity_text": [None], "body": ["boom"], "trace_id": ["ab" * 16],
-             "span_id": ["cd" * 8], "attributes": ['{"http.route": "/x"}'],
-             "resource": ['{"service.name": "chat-api", "deployment.environment.name": "staging"}']},
-        )  # fmt: skip
+            {
+                "tenant_id": ["t1"],
+                "ts": [t1["ts"][0]],
+                "observed_ts": [None],
+                "service_name": ["chat-api"],
+                "severity_number": [17],
+                "severity_text": [None],
+                "body": ["boom"],
+                "trace_id": ["ab" * 16],
+                "span_id": ["cd" * 8],
+                "attributes": ['{"http.route": "/x"}'],
+                "resource": ['{"service.name": "chat-api", "deployment.environment.name": "staging"}'],
+            },
+        )
         assert ex.flush(10)
         ex.shutdown(5)
     assert len(srv.requests) == len(srv.accepted) + 2  # the 429 and the 503 were retried

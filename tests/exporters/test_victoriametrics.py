@@ -91,8 +91,12 @@ def test_native_events_become_contract_series(tmp_path: Path) -> None:
         info = reader.query("llm_registry_asset_info")
         row = info.iloc[0]
         assert (row["asset_id"], row["asset_type"], row["name"], row["version"], row["value"]) == (
-            "asset-gpt4o", "model", "gpt-4o", "2024-08-06", 1.0,
-        )  # fmt: skip
+            "asset-gpt4o",
+            "model",
+            "gpt-4o",
+            "2024-08-06",
+            1.0,
+        )
         # bounded cardinality: payload dimensions (endpoint) and ids are not labels
         names = set(reader.query('{__name__=~"gen_ai.*"}').columns)
         assert "endpoint" not in names and "event_id" not in names
