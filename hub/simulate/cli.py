@@ -373,6 +373,9 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             otlp.shutdown()
         otlp_stats = {"endpoint": args.otlp, **otlp.stats()}
+        failed = sum(otlp.export_failures.values())
+        if failed:
+            _err(f"warning: {failed} OTLP export(s) to {args.otlp} failed: {otlp.export_failures}")
     if not isinstance(sink, FileSink):
         sink.close()
     summary.update({

@@ -381,7 +381,7 @@ class OtlpSender:
         span_sample: float = 0.01,
         sample: float = 1.0,
         export_interval_s: float = 5.0,
-        timeout_s: float = 5.0,
+        timeout_s: float = 3.0,
         seed: int | None = None,
     ) -> None:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -396,6 +396,9 @@ class OtlpSender:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         base = base_url.rstrip("/")
+        self.endpoint = base
+        self.exports: dict[str, int] = {"metrics": 0, "traces": 0, "logs": 0}
+        self.export_failures: dict[str, int] = {"metrics": 0, "traces": 0, "logs": 0}
         headers = {"X-Scope-OrgID": tenant} if tenant else None
         attrs: dict[str, str] = {"service.name": "llm-observatory", "service.namespace": "llm-platform",
                                  "deployment.environment.name": "production"}  # fmt: skip
@@ -403,7 +406,9 @@ class OtlpSender:
             attrs["tenant_id"] = tenant
         resource = Resource.create(attrs)
         self.reader = PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=f"{base}/v1/metrics", headers=headers, timeout=timeout_s),
+            self._counting(OTLPMetricExporter, "metrics")(
+                endpoint=f"{base}/v1/metrics", headers=headers, timeout=timeout_s
+            ),
             export_interval_millis=export_interval_s * 1000,
         )
         self.meter_provider = MeterProvider(resource=resource, metric_readers=[self.reader])
@@ -420,12 +425,18 @@ class OtlpSender:
         )  # fmt: skip
         self.tracer_provider = TracerProvider(resource=resource)
         self.tracer_provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces", headers=headers, timeout=timeout_s))
+            BatchSpanProcessor(
+                self._counting(OTLPSpanExporter, "traces")(
+                    endpoint=f"{base}/v1/traces", headers=headers, timeout=timeout_s
+                )
+            )
         )
         self.tracer = self.tracer_provider.get_tracer("hub.simulate", "1.0.0")
         self.logger_provider = LoggerProvider(resource=resource)
         self.logger_provider.add_log_record_processor(
-            BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{base}/v1/logs", headers=headers, timeout=timeout_s))
+            BatchLogRecordProcessor(
+                self._counting(OTLPLogExporter, "logs")(endpoint=f"{base}/v1/logs", headers=headers, timeout=timeout_s)
+            )
         )
         self.otel_logger = self.logger_provider.get_logger("hub.simulate", "1.0.0")
         self.span_sample = span_sample
@@ -438,6 +449,20 @@ class OtlpSender:
         self.logs = 0
         # The SDK exporters log every failed export at ERROR; keep the progress line readable.
         logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+
+    def _counting(self, exporter_cls: type[Any], signal: str) -> type[Any]:
+        """The exporter class, counting its exports and failed exports (the SDK only logs them)."""
+        sender = self
+
+        class Counting(exporter_cls):  # type: ignore[misc,valid-type]
+            def export(self, *args: Any, **kwargs: Any) -> Any:
+                result = super().export(*args, **kwargs)
+                sender.exports[signal] += 1
+                if getattr(result, "name", "SUCCESS") != "SUCCESS":
+                    sender.export_failures[signal] += 1
+                return result
+
+        return Counting
 
     def _attrs(self, model: str, provider: str, operation: str, error: str | None) -> tuple[dict[str, str], ...]:
         key = (model, provider, operation, error)
@@ -511,7 +536,8 @@ class OtlpSender:
 
     def stats(self) -> dict[str, Any]:
         return {"sample": self.sample, "requests": self.requests, "skipped": self.skipped, "spans": self.spans,
-                "logs": self.logs}  # fmt: skip
+                "logs": self.logs, "exports": dict(self.exports),
+                "export_failures": dict(self.export_failures)}  # fmt: skip
 
     def shutdown(self) -> None:
         """Flush and stop the providers (each flush bounded by the exporters' timeout)."""

@@ -211,6 +211,8 @@ def test_otlp_metrics_traces_and_logs(stub: StubHub, capsys: pytest.CaptureFixtu
     assert code == 0
     s, _ = summary(capsys)
     assert s["otlp"]["requests"] > 500 and s["otlp"]["spans"] == s["otlp"]["requests"]
+    assert s["otlp"]["export_failures"] == {"metrics": 0, "traces": 0, "logs": 0}
+    assert s["otlp"]["exports"]["metrics"] >= 1 and s["otlp"]["exports"]["traces"] >= 1
     paths = {r[0] for r in stub.requests}
     assert {"/v1/metrics", "/v1/traces"} <= paths
     names: set[str] = set()
