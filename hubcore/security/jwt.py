@@ -133,7 +133,7 @@ class JwtVerifier:
             if stale:
                 self._refresh(now)
             key = self._pick(kid)
-            since = now - (self._fetched_at or now)
+            since = now - (self._fetched_at if self._fetched_at is not None else now)
             if key is None and not stale and since >= self.config.jwks_min_refresh_seconds:
                 self._refresh(now)
                 key = self._pick(kid)
