@@ -1,0 +1,112 @@
+"""Exports: query rows and raw events as CSV, JSON lines and Parquet, streamed in chunks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from tests.helpers.hub import RunningHub
+from tests.query.conftest import DUR
+
+ACME = {"X-Scope-OrgID": "acme"}
+BODY = {
+    "time_range": {"last": "3h"},
+    "metric": {"event_type": "telemetry", "name": DUR},
+    "aggregation": {"functions": ["count", "p50"], "group_by": ["model"]},
+}
+EXPECTED = [{"model": "claude", "count": 2, "p50": 1500.0}, {"model": "gpt-4o", "count": 4, "p50": 250.0}]
+
+
+def test_query_export_csv(client: httpx.Client) -> None:
+    r = client.post("/api/v1/query/export?format=csv", json=BODY, headers=ACME)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert 'filename="query.csv"' in r.headers["content-disposition"]
+    got = list(csv.DictReader(io.StringIO(r.text)))
+    assert [(g["model"], int(g["count"]), float(g["p50"])) for g in got] == [tuple(e.values()) for e in EXPECTED]
+
+
+def test_query_export_jsonl_by_accept_header(client: httpx.Client) -> None:
+    r = client.post("/api/v1/query/export", json=BODY, headers={**ACME, "Accept": "application/x-ndjson"})
+    assert r.headers["content-type"] == "application/x-ndjson"
+    assert [json.loads(line) for line in r.text.splitlines()] == EXPECTED
+
+
+def test_query_export_parquet_with_buckets(client: httpx.Client) -> None:
+    body = {**BODY, "aggregation": {"time_bucket": "1h", "functions": ["count"]}}
+    r = client.post("/api/v1/query/export?format=parquet", json=body, headers=ACME)
+    table = pq.read_table(io.BytesIO(r.content))
+    assert table.column_names == ["bucket", "count"]
+    assert sum(table.column("count").to_pylist()) == 6
+    assert str(table.schema.field("bucket").type).startswith("timestamp")
+
+
+def test_query_export_has_no_page_limit_unless_asked(client: httpx.Client) -> None:
+    body = {**BODY, "aggregation": {"functions": ["count"], "group_by": ["event_id"]}, "metric": None}
+    r = client.post("/api/v1/query/export?format=jsonl", json=body, headers=ACME)
+    assert len(r.text.splitlines()) == 11
+    limited = client.post("/api/v1/query/export?format=jsonl", json={**body, "limit": 3}, headers=ACME)
+    assert len(limited.text.splitlines()) == 3
+
+
+def test_empty_exports_are_well_formed(client: httpx.Client) -> None:
+    for fmt in ("csv", "jsonl", "parquet"):
+        r = client.post(f"/api/v1/query/export?format={fmt}", json=BODY, headers={"X-Scope-OrgID": "empty"})
+        assert r.status_code == 200
+        if fmt == "csv":
+            assert r.text.strip() == '"model","count","p50"'
+        elif fmt == "jsonl":
+            assert r.text == ""
+        else:
+            assert pq.read_table(io.BytesIO(r.content)).num_rows == 0
+
+
+def test_events_export_with_filters(client: httpx.Client) -> None:
+    r = client.get("/api/v1/events/export", params={"format": "jsonl", "model": "claude", "last": "3h"}, headers=ACME)
+    events = [json.loads(line) for line in r.text.splitlines()]
+    assert {e["model"] for e in events} == {"claude"} and len(events) == 3  # 2 durations + 1 cost
+    assert events == sorted(events, key=lambda e: e["timestamp"]) and events[0]["timestamp"].endswith("Z")
+    tags = client.get("/api/v1/events/export", params={"format": "csv", "tags.team": "ads", "last": "3h"}, headers=ACME)
+    assert len(list(csv.DictReader(io.StringIO(tags.text)))) == 3
+    payload = client.get(
+        "/api/v1/events/export",
+        params={"format": "parquet", "payload.threat_type": "prompt_injection", "last": "3h"},
+        headers=ACME,
+    )
+    assert pq.read_table(io.BytesIO(payload.content)).column("event_type").to_pylist() == ["security"] * 2
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [({"format": "xml"}, "unknown export format 'xml'"), ({"colour": "red"}, "unknown field 'colour'")],
+)
+def test_export_errors(client: httpx.Client, params: dict[str, str], fragment: str) -> None:
+    r = client.get("/api/v1/events/export", params=params, headers=ACME)
+    assert r.status_code == 422 and fragment in r.json()["error"]["message"]
+
+
+def test_large_event_export_streams_in_chunks(client: httpx.Client, hub: RunningHub) -> None:
+    n = 300_000
+    hub.service.store.cursor().execute(
+        "INSERT INTO events (tenant_id, ts, event_id, event_type, name, value, model, tags, payload) "
+        "SELECT 'bulk', now()::TIMESTAMP - INTERVAL 10 MINUTE + i * INTERVAL 1 MICROSECOND, 'e' || i, 'telemetry', "
+        "'x', i, 'm' || (i % 7), '{}', '{\"i\": ' || i || '}' FROM range(?) t(i)",
+        [n],
+    )
+    for fmt in ("csv", "parquet"):
+        chunks = 0
+        buf = io.BytesIO()
+        with client.stream("GET", "/api/v1/events/export", params={"format": fmt, "last": "1h"},
+                           headers={"X-Scope-OrgID": "bulk"}) as r:  # fmt: skip
+            for chunk in r.iter_raw():
+                chunks += 1
+                buf.write(chunk)
+        assert chunks > 2, "the export should arrive in several chunks"
+        if fmt == "csv":
+            assert buf.getvalue().count(b"\n") == n + 1
+        else:
+            assert pq.read_table(io.BytesIO(buf.getvalue())).num_rows == n
