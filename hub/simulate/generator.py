@@ -283,6 +283,11 @@ def _envelope(
     return ev
 
 
+def _model_attributes(m: C.ModelSpec) -> dict[str, str]:
+    return {"family": m.family, "context_window": str(m.context_window),
+            "price_input_per_1k_usd": repr(m.price_in), "price_output_per_1k_usd": repr(m.price_out)}  # fmt: skip
+
+
 def registry_events(state: GeneratorState, rng: np.random.Generator) -> list[Event]:
     """llm-registry announcements of every model, each project's system prompt and two datasets."""
     payloads: list[dict[str, Any]] = []
@@ -290,10 +295,7 @@ def registry_events(state: GeneratorState, rng: np.random.Generator) -> list[Eve
         payloads.append({
             "asset_id": m.asset_id, "asset_type": "model", "name": m.name, "action": "registered",
             "version": m.version, "provider": m.provider, "owner": "platform-team",
-            "attributes": {
-                "family": m.family, "context_window": str(m.context_window),
-                "price_input_per_1k_usd": repr(m.price_in), "price_output_per_1k_usd": repr(m.price_out),
-            },
+            "attributes": _model_attributes(m),
         })  # fmt: skip
     for p in C.PROJECTS:
         payloads.append({
@@ -480,8 +482,7 @@ def _chunk(m: int, rng: np.random.Generator, state: GeneratorState) -> tuple[lis
             add_ev(_envelope(ids[ev_i], ts_i, "llm-registry", "metadata", {
                 "asset_id": aid, "asset_type": "model", "name": mname, "action": "updated",
                 "version": f"{spec.version}-r{rev}", "provider": prov, "owner": "platform-team",
-                "attributes": {"family": spec.family, "context_window": str(spec.context_window),
-                               "deployment_revision": str(rev)},
+                "attributes": {**_model_attributes(spec), "deployment_revision": str(rev)},
             }, tags={"tenant_id": tenant} if tenant else None))  # fmt: skip
             add_t(t)
             ev_i += 1
