@@ -1,0 +1,16 @@
+"""The docstring examples of hub.simulate run."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    "name", ["hub.simulate.traces", "hub.simulate.catalog", "hub.simulate.generator", "hub.simulate.scenarios"]
+)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
