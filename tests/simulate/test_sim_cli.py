@@ -281,7 +281,7 @@ def test_a_slow_destination_ends_on_time_and_reports_the_lag(capsys: pytest.Capt
         stub.close()
     assert code == 0
     s, _ = summary(capsys)
-    assert s["elapsed_s"] < 2.5
+    assert s["elapsed_s"] < 4.0  # 1 s + the batch in flight + the final flush
     assert 0 < s["sent"] < 10_000 and s["lag_s"] > 0.2
 
 
