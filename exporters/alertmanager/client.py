@@ -141,7 +141,8 @@ class AlertmanagerExporter:
         n = len(columns.get("labels") or [])
         none: list[Any] = [None] * n
         now_us = _now().timestamp() * 1e6
-        fire, resolve = [], []
+        fire: list[Alert] = []
+        resolve: list[Alert] = []
         for labels, ann, starts, ends, url in zip(
             columns["labels"], columns.get("annotations") or none, columns.get("starts_at") or none,
             columns.get("ends_at") or none, columns.get("generator_url") or none, strict=True,
