@@ -42,8 +42,7 @@ def _strided(frame: pd.DataFrame | pd.Series, window: int, min_periods: int, str
     out = r.quantile(float(how[1:])) if how.startswith("q") else getattr(r, how)()
     if stride <= 1:
         return out.to_numpy()
-    full = out.reindex(range(len(frame)))
-    return full.ffill().to_numpy()
+    return np.repeat(out.to_numpy(), stride)[: len(frame)]
 
 
 def trailing_center_scale(
