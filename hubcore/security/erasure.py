@@ -8,12 +8,14 @@
 What ``erase_user`` matches, always within ``tenant_id``. A "user key" is any of :data:`USER_KEYS`
 (``user_id``, ``user.id``, ``enduser.id`` — the OTel semantic convention — and ``user``):
 
-* ``events``: the ``user_id`` column, a user key in ``tags``, in ``payload`` or in ``payload.dimensions``;
-* ``spans``: the spans of those events (same ``event_id``), and spans with a user key in
-  ``attributes`` or ``resource``;
-* ``metric_points``: points with a user key in ``attributes`` or ``resource`` (a telemetry event's
-  dimensions become its points' attributes). Points derived from cost/security/governance/policy events
-  carry no user identity (model, team, project...) and are kept: they are aggregates once the event is gone;
+* ``events``: the ``user_id`` column, a user key in ``tags``, in ``payload`` or in ``payload.dimensions``.
+  The OTel points and spans derived from events are views over ``events`` (``event_metric_points``,
+  ``event_spans``), so they go with the events;
+* ``spans`` (OTLP): a user key in ``attributes`` or ``resource`` (and any span whose ``event_id`` is one
+  of the erased events, for stores that materialised them);
+* ``metric_points`` (OTLP): a user key in ``attributes`` or ``resource``. Points derived from
+  cost/security/governance/policy events carry no user identity (model, team, project...) once the
+  event is gone;
 * ``logs``: a user key in ``attributes``, ``resource`` or a JSON ``body``;
 * the dead-letter queue: entries of the tenant whose raw JSON has a user key equal to the user anywhere
   in it (or, when the raw text is not JSON, that contains the quoted user id).

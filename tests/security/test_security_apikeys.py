@@ -27,7 +27,13 @@ def test_lifecycle_create_verify_revoke(tmp_path: Path) -> None:
     assert created.key.startswith(f"lah_{key_id}_") and parse_key(created.key) is not None
     p = store.verify(created.key)
     assert p is not None
-    assert (p.subject, p.tenant_id, p.team, p.auth_method, p.key_id) == (f"apikey:{key_id}", "acme", "ml", "api_key", key_id)
+    assert (p.subject, p.tenant_id, p.team, p.auth_method, p.key_id) == (
+        f"apikey:{key_id}",
+        "acme",
+        "ml",
+        "api_key",
+        key_id,
+    )
     assert "budgets:write" in p.permissions and not p.cross_tenant
     assert store.verify(created.key[:-1] + ("0" if created.key[-1] != "0" else "1")) is None  # wrong secret
     assert store.verify("lah_nope") is None and store.verify("Bearer x") is None
@@ -63,7 +69,9 @@ def test_expiry(tmp_path: Path) -> None:
         store.create(tenant_id="acme", role="ingest", expires_in=0)
 
 
-def test_cache_respects_revocation_by_another_process_within_ttl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_respects_revocation_by_another_process_within_ttl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import hubcore.security.apikeys as mod
 
     mono = [100.0]
@@ -116,7 +124,9 @@ def test_keys_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         (["--role", "ingest", "--expires-in", "soon"], "bad duration"),
     ],
 )
-def test_keys_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+def test_keys_cli_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
     assert keys_main(["create", "--data-dir", str(tmp_path), "--tenant", "acme", *args]) == 2
     assert message in capsys.readouterr().err
 
@@ -125,8 +135,13 @@ def test_keys_cli_missing_data_dir_and_custom_roles(tmp_path: Path, capsys: pyte
     assert keys_main(["list", "--data-dir", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
     cfg = tmp_path / "hub.yaml"
-    cfg.write_text("service:\n  auth:\n    roles:\n      finops: {extends: analytics_viewer, permissions: [budgets:write]}\n")
-    assert keys_main(["create", "--data-dir", str(tmp_path), "--config", str(cfg), "--tenant", "a", "--role", "finops"]) == 0
+    cfg.write_text(
+        "service:\n  auth:\n    roles:\n      finops: {extends: analytics_viewer, permissions: [budgets:write]}\n"
+    )
+    assert (
+        keys_main(["create", "--data-dir", str(tmp_path), "--config", str(cfg), "--tenant", "a", "--role", "finops"])
+        == 0
+    )
     key = capsys.readouterr().out.strip().splitlines()[-1]
     from hubcore.security.config import AuthConfig, CustomRoleConfig
     from hubcore.security.rbac import RoleRegistry

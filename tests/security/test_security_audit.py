@@ -32,7 +32,9 @@ def test_append_and_verify(tmp_path: Path) -> None:
     assert [r["seq"] for r in recs] == [1, 2, 3, 4, 5]
     assert recs[0]["prev_hash"] == "0" * 64 and recs[1]["prev_hash"] == recs[0]["hash"]
     assert all(record_hash(r) == r["hash"] for r in recs)
-    assert {"subject", "key_id", "tenant_id", "action", "resource", "outcome", "source_ip", "user_agent", "ts"} <= set(recs[0])
+    assert {"subject", "key_id", "tenant_id", "action", "resource", "outcome", "source_ip", "user_agent", "ts"} <= set(
+        recs[0]
+    )
     assert [r["seq"] for r in iter_records(log.path, tenant_id="acme")] == [2, 4]
     # reopening continues the chain
     AuditLog(tmp_path, fsync=False).append(subject="x", tenant_id="acme", action="keys:manage")
@@ -82,7 +84,9 @@ def _insert(ls: list[str]) -> list[str]:
         (lambda ls: [*ls[:4], ls[4][:40]], 5, "JSON"),  # torn last line
     ],
 )
-def test_tampering_is_detected(tmp_path: Path, tamper, line: int, reason: str, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_tampering_is_detected(
+    tmp_path: Path, tamper, line: int, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
     log = write(tmp_path)
     log.path.write_text("".join(tamper(lines(log))))
     result = verify(log.path)

@@ -63,7 +63,9 @@ def test_api_key_jwt_and_mtls(auth: tuple[Authenticator, str]) -> None:
         (None, "stranger", "unknown_client_cert"),
     ],
 )
-def test_rejections_and_challenge(auth: tuple[Authenticator, str], header: str | None, cert: str | None, code: str) -> None:
+def test_rejections_and_challenge(
+    auth: tuple[Authenticator, str], header: str | None, cert: str | None, code: str
+) -> None:
     a, _ = auth
     with pytest.raises(AuthError) as ei:
         a.authenticate(header, client_cert_subject=cert)
@@ -151,7 +153,9 @@ def test_validate_methods(tmp_path: Path) -> None:
     assert ei.value.key == "service.tls.cert_file"
     (tmp_path / "c").write_text("x")
     with pytest.raises(ConfigError) as ei:
-        TlsConfig(enabled=True, cert_file=str(tmp_path / "c"), key_file=str(tmp_path / "c"), client_auth="require").validate()
+        TlsConfig(
+            enabled=True, cert_file=str(tmp_path / "c"), key_file=str(tmp_path / "c"), client_auth="require"
+        ).validate()
     assert ei.value.key == "service.tls.ca_file"
     with pytest.raises(ConfigError) as ei:
         QuotasConfig(events_burst=0.5).validate()

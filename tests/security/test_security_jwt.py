@@ -172,8 +172,10 @@ def test_jwks_unreachable_is_retryable() -> None:
         (JwtConfig(issuer=ISS, audience=AUD, algorithms=["none"]), "service.auth.jwt.algorithms"),
         (JwtConfig(issuer=ISS, audience=AUD, jwks_file="/nonexistent/jwks.json"), "service.auth.jwt.jwks_file"),
         (JwtConfig(issuer=ISS, audience=AUD, jwks_url="ftp://x"), "service.auth.jwt.jwks_url"),
-        (JwtConfig(issuer=ISS, audience=AUD, jwks_url="https://x", hs256_secret="short"),
-         "service.auth.jwt.hs256_secret"),
+        (
+            JwtConfig(issuer=ISS, audience=AUD, jwks_url="https://x", hs256_secret="short"),
+            "service.auth.jwt.hs256_secret",
+        ),
     ],
 )
 def test_config_validation(cfg: JwtConfig, key: str) -> None:
