@@ -76,7 +76,8 @@ def test_cost_spike_multiplies_one_teams_traffic() -> None:
     assert per_s_during > 1.5 * 1000.0  # the team's extra traffic comes on top
     truth = scenario.truth()
     assert truth["affected_events"] == len(truth["event_ids"]) > 0
-    assert all(e["payload"]["team"] == "marketing" for e in events if e["event_id"] in set(truth["event_ids"]))
+    ids = set(truth["event_ids"])
+    assert all(e["payload"]["team"] == "marketing" for e in events if e["event_id"] in ids)
 
 
 def test_injection_burst_adds_findings_from_one_ip() -> None:
