@@ -131,7 +131,7 @@ def synthetic(n: int, length: int = 24 * 60, seed: int = 0) -> list[tuple[str, n
 
 def run_scale(n: int, n_jobs: int) -> dict[str, Any]:
     series = [(uid, y[:-HOLDOUT]) for uid, y in synthetic(n)]
-    config = EnsembleConfig(mode="fast", n_windows=1)
+    config = EnsembleConfig.bulk()
     start = time.perf_counter()
     chunks = [series[i :: n_jobs * 4] for i in range(n_jobs * 4)]
     with ProcessPoolExecutor(n_jobs) as pool:
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["full", "fast"], default="full")
     args = parser.parse_args(argv)
     limit = 6 if args.quick else args.limit
-    config = EnsembleConfig(mode=args.mode)
+    config = EnsembleConfig.bulk() if args.mode == "fast" else EnsembleConfig()
     summary = run_eval(load_series(limit), config, args.n_jobs)
     if args.scale:
         summary.update(run_scale(args.scale, args.n_jobs))

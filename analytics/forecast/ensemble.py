@@ -61,6 +61,12 @@ class EnsembleConfig:
     max_train: int | None = 2016
     inflation: float = 1.0
 
+    @classmethod
+    def bulk(cls, level: float = 95.0) -> EnsembleConfig:
+        """The fast path for thousands of series: cheap models, one validation window, 6 weeks of history
+        at hourly steps (1,008 points)."""
+        return cls(level=level, mode="fast", n_windows=1, max_train=1008)
+
     def __post_init__(self) -> None:
         if not 0 < self.level < 100:
             raise ValueError(f"level must be between 0 and 100 (exclusive), got {self.level}")

@@ -19,8 +19,9 @@ Rules (``profile`` from :func:`analytics.forecast.profile.profile_series`):
 - one strong season (daily data: weekly): MSTL, AutoTheta, AutoETS, seasonal naive, and AutoARIMA only
   when ``length * season <= ARIMA_COST_LIMIT`` (its cost grows with both).
 - otherwise: AutoETS, AutoTheta, naive and (short series only) AutoARIMA.
-- ``mode="fast"``: seasonal naive per season and a seasonal window average on the longest season,
-  plus AutoTheta: about 20x cheaper, for thousands of series.
+- ``mode="fast"`` (bulk): seasonal naive per season, the two-cycle seasonal window average and MSTL on
+  the shortest season with an exponential-smoothing trend (no season: SES and naive); about 10x
+  cheaper, for thousands of series (see :meth:`analytics.forecast.EnsembleConfig.bulk`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from statsforecast.models import (
     Naive,
     SeasonalNaive,
     SeasonalWindowAverage,
+    SimpleExponentialSmoothingOptimized,
 )
 
 from analytics.forecast.profile import SeriesProfile
@@ -91,9 +93,10 @@ def select_models(profile: SeriesProfile, mode: Mode = "full") -> list[Any]:
         models = list(snaives)
         if strong:
             models += _window_average(profile, max(strong))
-            models.append(AutoTheta(season_length=min(strong), alias="theta"))
+            trend = SimpleExponentialSmoothingOptimized(alias="ses")
+            models.append(MSTL(season_length=min(strong), trend_forecaster=trend, alias="mstl_ses"))
         else:
-            models += [AutoTheta(alias="theta"), Naive(alias="naive")]
+            models += [SimpleExponentialSmoothingOptimized(alias="ses"), Naive(alias="naive")]
         return models
     if len(strong) > 1:
         # several strong seasons (hourly: daily and weekly): MSTL supersedes the one-season ETS/Theta,
