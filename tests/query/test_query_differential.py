@@ -77,7 +77,7 @@ def _remote_write(url: str, cols: dict[str, list[Any]], zero_ms: int, now_s: flo
 
 def _by_model(df: Any) -> dict[str, float]:
     if "gen_ai_request_model" not in df.columns:
-        return {"": float(v) for v in df["value"]}
+        return {"": float(df["value"].iloc[0])} if len(df) else {}
     return {str(m): float(v) for m, v in zip(df["gen_ai_request_model"], df["value"], strict=True)}
 
 
