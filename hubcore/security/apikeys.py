@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 import threading
@@ -38,6 +39,7 @@ from hubcore.security.principal import Principal
 from hubcore.security.rbac import RoleRegistry
 
 KEY_PREFIX = "lah_"
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
   key_id TEXT PRIMARY KEY,
@@ -139,8 +141,8 @@ class ApiKeyStore:
         """A new key for ``tenant_id`` with ``role``; ``expires_in`` seconds from now (None: never)."""
         if not self.registry.is_known(role):
             raise ValueError(f"unknown role {role!r} (known: {', '.join(sorted(self.registry.roles))})")
-        if not tenant_id:
-            raise ValueError("tenant_id must not be empty")
+        if not _TENANT.match(tenant_id):
+            raise ValueError(f"bad tenant {tenant_id!r}: 1-128 letters, digits, '_', '.', '-' (as X-Scope-OrgID)")
         if expires_in is not None and expires_in <= 0:
             raise ValueError("expires_in must be positive")
         key_id = secrets.token_hex(8)

@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from hubcore.security.principal import Principal
+
 GENESIS = "0" * 64
 FIELDS = ("subject", "key_id", "tenant_id", "action", "resource", "outcome", "reason", "source_ip", "user_agent")
 
@@ -86,6 +88,13 @@ class AuditLog:
             self._seq, self._last_hash = record["seq"], record["hash"]
             _write_head(self.head, self._seq, self._last_hash, fsync=self.fsync)
         return record
+
+    def record(self, principal: Principal, action: str, resource: str = "", *, outcome: str = "allowed",
+               reason: str = "", source_ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """:meth:`append` for an authenticated principal (subject, key id and tenant from it)."""
+        return self.append(subject=principal.subject, key_id=principal.key_id, tenant_id=principal.tenant_id,
+                           action=action, resource=resource, outcome=outcome, reason=reason,
+                           source_ip=source_ip, user_agent=user_agent)  # fmt: skip
 
     @property
     def count(self) -> int:

@@ -20,7 +20,8 @@ What ``erase_user`` matches, always within ``tenant_id``. A "user key" is any of
 * the dead-letter queue: entries of the tenant whose raw JSON has a user key equal to the user anywhere
   in it (or, when the raw text is not JSON, that contains the quoted user id).
 
-Not covered here: write-ahead-log segments still on disk (they hold batches already applied and are
+Rows that arrive *during* the erasure are not covered: stop the tenant's or user's traffic first (revoke
+their keys). Not covered here: write-ahead-log segments still on disk (they hold batches already applied and are
 deleted as the log rolls over), DuckDB blocks freed by the delete (reused; ``CHECKPOINT`` is run), backups.
 """
 
@@ -33,6 +34,7 @@ from typing import Any
 import msgspec
 
 from hubcore.dlq import DeadLetterQueue
+from hubcore.errors import RetryableError
 from hubcore.storage.embedded import EmbeddedStore
 from hubcore.storage.tables import TABLES
 
@@ -93,7 +95,8 @@ def erase_tenant(store: EmbeddedStore, tenant_id: str, *, dlq: DeadLetterQueue |
 
 
 def _delete(store: EmbeddedStore, predicates: dict[str, str], params: dict[str, Any]) -> dict[str, int]:
-    store.flush(60.0)  # what is acknowledged but still in the WAL queue must be in the tables first
+    if not store.flush(60.0):  # what is acknowledged but still queued must be in the tables first
+        raise RetryableError("the store did not catch up with its write-ahead log in 60 s; retry the erasure")
     cur = store.cursor()
     counts: dict[str, int] = {}
     cur.execute("BEGIN TRANSACTION")

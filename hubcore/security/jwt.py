@@ -70,6 +70,7 @@ class JwtVerifier:
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str | None, pyjwt.PyJWK] = {}
+        self._key_algs: dict[str | None, str | None] = {}  # the JWK's own "alg", when it names one
         self._fetched_at: float | None = None
         self.fetches = 0
         allowed = {a for a in config.algorithms if not a.startswith("HS")}
@@ -93,7 +94,7 @@ class JwtVerifier:
             key = (self.config.hs256_secret or "").encode()
         else:
             jwk = self._key_for(header.get("kid"))
-            jwk_alg = getattr(jwk, "_jwk_data", {}).get("alg")
+            jwk_alg = self._key_algs.get(jwk.key_id)
             if jwk_alg is not None and jwk_alg != alg:
                 raise AuthError("disallowed_algorithm", f"the token says {alg} but its key is for {jwk_alg}")
             key = jwk.key
@@ -158,6 +159,7 @@ class JwtVerifier:
             return
         self.fetches += 1
         self._keys = {k.key_id: k for k in keyset.keys}
+        self._key_algs = {k.get("kid"): k.get("alg") for k in data.get("keys", []) if isinstance(k, dict)}
         self._fetched_at = now
 
     def _load_jwks(self) -> dict[str, Any]:

@@ -67,6 +67,9 @@ def test_expiry(tmp_path: Path) -> None:
         store.create(tenant_id="acme", role="root")
     with pytest.raises(ValueError, match="positive"):
         store.create(tenant_id="acme", role="ingest", expires_in=0)
+    for bad in ("", "a b", "-x", "x" * 129):
+        with pytest.raises(ValueError, match="bad tenant"):
+            store.create(tenant_id=bad, role="ingest")
 
 
 def test_cache_respects_revocation_by_another_process_within_ttl(

@@ -36,8 +36,19 @@ def test_append_and_verify(tmp_path: Path) -> None:
         recs[0]
     )
     assert [r["seq"] for r in iter_records(log.path, tenant_id="acme")] == [2, 4]
-    # reopening continues the chain
-    AuditLog(tmp_path, fsync=False).append(subject="x", tenant_id="acme", action="keys:manage")
+    # reopening continues the chain; record() takes who from a principal
+    from hubcore.security.principal import Principal
+
+    rec = AuditLog(tmp_path, fsync=False).record(
+        Principal("apikey:k9", "acme", key_id="k9"), "keys:manage", "key/k1", outcome="denied", source_ip="::1"
+    )
+    assert (rec["seq"], rec["subject"], rec["key_id"], rec["tenant_id"], rec["outcome"]) == (
+        6,
+        "apikey:k9",
+        "k9",
+        "acme",
+        "denied",
+    )
     assert verify(log.path).ok and verify(log.path).records == 6
 
 
