@@ -13,6 +13,8 @@ import pandas as pd
 
 IQR_TO_SIGMA = 1.349
 EPS = 1e-12
+#: Scores are capped here: beyond it "how anomalous" carries no information (a step in a flat line).
+MAX_SCORE = 1000.0
 
 
 def as_2d(values: np.ndarray) -> np.ndarray:
@@ -121,10 +123,11 @@ def adaptive_threshold(
 
 
 def normalised_score(z: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """``|z| / threshold`` with NaN (warm-up) mapped to 0: the vmanomaly convention, > 1 is anomalous."""
+    """``|z| / threshold`` with NaN (warm-up) mapped to 0, capped at :data:`MAX_SCORE`: the vmanomaly
+    convention, > 1 is anomalous."""
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.abs(z) / threshold
-    return np.nan_to_num(out, nan=0.0, posinf=1e6)
+    return np.clip(np.nan_to_num(out, nan=0.0, posinf=MAX_SCORE), 0.0, MAX_SCORE)
 
 
 def refit_schedule(n: int, first: int, every: int) -> Iterator[tuple[int, int]]:

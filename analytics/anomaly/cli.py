@@ -4,7 +4,7 @@ Usage::
 
     hub detect --input series.csv --output scored.csv
 
-Output: the input rows plus ``anomaly_score`` (> 1 anomalous), ``is_anomaly`` (first point of each
+Rows are scored in timestamp order and written back in the input's order. Output: the input rows plus ``anomaly_score`` (> 1 anomalous), ``is_anomaly`` (first point of each
 anomalous event), ``severity`` and ``detected_by`` (detector names joined by ``|``). Bad input exits
 with status 2 and a one-line message on stderr.
 """
@@ -91,13 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     if progress:
         print(f"hub detect: scoring {len(df)} points from {args.input} ...", file=sys.stderr)
-    detector = AnomalyDetector()
-    scored = detector.score(pd.DataFrame({"timestamp": df["_ts"], "value": df["value"]}))
+    # Detectors need time order; rows are written back in the input's order.
+    order = np.argsort(df["_ts"].to_numpy(), kind="stable")
+    series = pd.DataFrame({"timestamp": df["_ts"].to_numpy()[order], "value": df["value"].to_numpy()[order]})
+    scored = AnomalyDetector().score(series)
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
     out = df.drop(columns="_ts")
-    out["anomaly_score"] = scored["anomaly_score"].round(6).to_numpy()
-    out["is_anomaly"] = scored["is_anomaly"].to_numpy()
-    out["severity"] = scored["severity"].to_numpy()
-    out["detected_by"] = ["|".join(names) for names in scored["detected_by"]]
+    out["anomaly_score"] = scored["anomaly_score"].round(6).to_numpy()[back]
+    out["is_anomaly"] = scored["is_anomaly"].to_numpy()[back]
+    out["severity"] = scored["severity"].to_numpy()[back]
+    out["detected_by"] = ["|".join(scored["detected_by"].iat[i]) for i in back]
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         out.to_csv(args.output, index=False)

@@ -67,3 +67,15 @@ def test_progress_on_stderr_for_long_files(tmp_path, capsys, monkeypatch):
     write_series(src)
     assert main(["--input", str(src), "--output", str(tmp_path / "o.csv")]) == 0
     assert "points/s" in capsys.readouterr().err
+
+
+def test_unsorted_rows_keep_their_order(tmp_path):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    df = write_series(src)
+    shuffled = df.sample(frac=1.0, random_state=1)
+    shuffled.to_csv(src, index=False)
+    assert main(["--input", str(src), "--output", str(dst)]) == 0
+    out = pd.read_csv(dst)
+    np.testing.assert_allclose(out.value.to_numpy(), shuffled.value.to_numpy())
+    spike = out.index[out.timestamp == str(df.timestamp.iloc[500])][0]
+    assert out.is_anomaly.iloc[spike]
