@@ -158,3 +158,13 @@ def test_series_forecast_exceedance_by_timestamps() -> None:
     p_all = result.exceedance_probability(peak, start=out["ds"].iloc[0], end=out["ds"].iloc[-1])
     p_none = result.exceedance_probability(peak + 1e6)
     assert 0.3 < p_all <= 1.0 and p_none == 0.0
+
+
+def test_bulk_config_with_worker_processes() -> None:
+    from analytics.forecast import EnsembleConfig
+
+    df = pd.concat([_seasonal(24 * 15, seed=i, uid=f"s{i}") for i in range(4)])
+    fc = EnsembleForecaster(config=EnsembleConfig.bulk(), n_jobs=2)
+    out = fc.forecast(df, h=24)
+    assert sorted(fc.results_) == ["s0", "s1", "s2", "s3"] and len(out) == 96
+    assert out[["yhat", "yhat_lower", "yhat_upper"]].notna().all().all()
