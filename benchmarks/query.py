@@ -11,7 +11,7 @@ model, 2 % errors, 10 tenants with one large one), then runs a mix of dashboard 
 query shape, the load rate and the bytes per stored event. The last line of output is one JSON object.
 
 ``--layout``: ``tenant_time`` sorts each loaded chunk by (tenant_id, ts) — what the writer could do per
-batch — and ``time`` keeps arrival (time) order only.
+batch — ``tenant_type_time`` by (tenant_id, event_type, name, ts), and ``time`` keeps arrival order only.
 """
 
 from __future__ import annotations
@@ -148,6 +148,9 @@ def load(store: EmbeddedStore, n: int, *, chunk: int, layout: str, seed: int = 7
         table = make_chunk(rng, size, t0, t1, done)
         if layout == "tenant_time":
             table = table.sort_by([("tenant_id", "ascending"), ("ts", "ascending")])
+        elif layout == "tenant_type_time":
+            keys = ("tenant_id", "event_type", "name", "ts")
+            table = table.sort_by([(k, "ascending") for k in keys])
         cur.register("chunk", table)
         cur.execute("INSERT INTO events SELECT * FROM chunk")
         cur.unregister("chunk")
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="200k events, 20 repeats (CI)")
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--chunk", type=int, default=500_000)
-    ap.add_argument("--layout", choices=["tenant_time", "time"], default="tenant_time")
+    ap.add_argument("--layout", choices=["tenant_time", "tenant_type_time", "time"], default="tenant_time")
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
     args = ap.parse_args(argv)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.query.conftest import DUR, acme_events, query, rows
+from tests.query.dataset import DUR, acme_events, query, rows
 
 TELEMETRY = {"event_type": "telemetry", "name": DUR}
 

@@ -10,7 +10,7 @@ import pytest
 from hubcore.query.cache import QueryCache
 from tests.helpers.events import make_event
 from tests.helpers.hub import RunningHub
-from tests.query.conftest import at, query
+from tests.query.dataset import at, query
 
 
 class FakeClock:

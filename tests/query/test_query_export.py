@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers.hub import RunningHub
-from tests.query.conftest import DUR
+from tests.query.dataset import DUR
 
 ACME = {"X-Scope-OrgID": "acme"}
 BODY = {

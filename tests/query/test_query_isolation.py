@@ -15,7 +15,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from tests.query.conftest import DUR, query, rows
+from tests.query.dataset import DUR, query, rows
 
 T = {"event_type": "telemetry", "name": DUR}
 SECRETS = ("9999", "77.0", "secret-team", "globex_only")

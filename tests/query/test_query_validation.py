@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.helpers.hub import RunningHub
-from tests.query.conftest import DUR, acme_events, query
+from tests.query.dataset import DUR, acme_events, query
 
 T = {"event_type": "telemetry", "name": DUR}
 
