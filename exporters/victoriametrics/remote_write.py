@@ -52,13 +52,23 @@ def encode_labels(labels: Iterable[tuple[str, str]]) -> bytes:
     return bytes(out)
 
 
+#: ``Sample`` field tag + length + value tag, by the length of the timestamp's varint (1..10 bytes)
+_SAMPLE_HEAD = [bytes((0x12, 10 + n, 0x09)) for n in range(11)]
+_ts_varints: dict[int, bytes] = {}  # timestamps repeat across the series of a flush
+
+
 def encode_series(label_bytes: bytes, samples: Sequence[tuple[int, float]]) -> bytes:
     """One ``timeseries`` entry (field 1 of WriteRequest), ready to concatenate. Samples: (ms, value)."""
-    body = bytearray(label_bytes)
+    parts = [label_bytes]
+    cache = _ts_varints
+    if len(cache) > 200_000:
+        cache.clear()
     for ts, value in samples:
-        inner = b"\x09" + _double(value) + b"\x10" + varint(ts)
-        body += b"\x12" + varint(len(inner)) + inner
-    return _len_delimited(0x0A, bytes(body))
+        vts = cache.get(ts)
+        if vts is None:
+            vts = cache[ts] = varint(ts)
+        parts.append(_SAMPLE_HEAD[len(vts)] + _double(value) + b"\x10" + vts)
+    return _len_delimited(0x0A, b"".join(parts))
 
 
 def encode_write_request(series: Sequence[bytes]) -> bytes:
