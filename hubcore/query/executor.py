@@ -80,7 +80,7 @@ class QueryBackend(Protocol):
 
 
 class EmbeddedBackend:
-    """The DuckDB store. Timeouts ``interrupt()`` the query's own cursor from a timer thread."""
+    """The DuckDB store. Timeouts ``interrupt()`` the query's own cursor from a watchdog thread."""
 
     name = "embedded"
 
@@ -94,9 +94,17 @@ class EmbeddedBackend:
 
     def run_sql(self, sql: str, params: list[Any], *, timeout_s: float) -> list[tuple[Any, ...]]:
         cur = self.store.cursor()
-        timer = threading.Timer(timeout_s, cur.interrupt)
-        timer.daemon = True
-        timer.start()
+        done = threading.Event()
+
+        def watchdog() -> None:
+            # DuckDB forgets an interrupt that arrives before the query starts: keep interrupting until done
+            if done.wait(timeout_s):
+                return
+            while not done.is_set():
+                cur.interrupt()
+                done.wait(0.01)
+
+        threading.Thread(target=watchdog, name="hub-query-watchdog", daemon=True).start()
         try:
             return cur.execute(sql, params).fetchall()
         except duckdb.InterruptException:
@@ -104,7 +112,7 @@ class EmbeddedBackend:
         except duckdb.InvalidInputException as exc:
             raise QueryError("filters", f"the store refused the query: {_first_line(exc)}") from None
         finally:
-            timer.cancel()
+            done.set()
             cur.close()
 
     def stream(self, query: Query, *, batch_rows: int = 65_536) -> RowStream:
