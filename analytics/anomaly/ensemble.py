@@ -81,9 +81,9 @@ class AnomalyDetector:
     hold at least ``quorum`` of the total weight and one of them exceeds 1 now, the ensemble score is
     the highest current score (with the default weights, the robust detector alone or any two others
     make the quorum). The result is divided by the ensemble threshold learned from feedback; above 1
-    is anomalous. ``is_anomaly`` marks the first point of
-    each event (an event ends after ``refractory`` points without an anomalous one), so a collective
-    anomaly raises one alert, and ``anomaly_score`` still shows every anomalous point.
+    is anomalous. ``is_anomaly`` marks the first point of each event (an event ends after
+    ``refractory`` points without an anomalous one), so a collective anomaly raises one alert, and
+    ``anomaly_score`` still shows every anomalous point.
     """
 
     def __init__(
@@ -127,7 +127,10 @@ class AnomalyDetector:
                 ts = data.index.to_numpy()
             values = data.to_numpy(dtype=float)[:, None]
         elif isinstance(data, pd.DataFrame):
-            cols = [c for c in data.columns if c != self.timestamp_col]
+            cols = [
+                c for c in data.columns
+                if c != self.timestamp_col and (c == self.value_col or pd.api.types.is_numeric_dtype(data[c]))
+            ]
             if self.value_col in cols:
                 cols.remove(self.value_col)
                 cols.insert(0, self.value_col)
@@ -142,6 +145,7 @@ class AnomalyDetector:
             arr = np.asarray(data, dtype=float)
             values = arr[:, None] if arr.ndim == 1 else arr
         target = values[:, 0].copy()
+        # Gaps take the last value seen (causal); only a leading gap, before any data, takes the first.
         filled = pd.DataFrame(values).ffill().bfill().fillna(0.0).to_numpy()
         return SeriesFrame(ts, target, filled)
 

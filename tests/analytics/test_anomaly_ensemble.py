@@ -149,3 +149,10 @@ def test_weights_from_accuracy():
     w = weights_from_accuracy({"a": 0.6, "b": 0.2, "c": 0.0})
     assert pytest.approx(sum(w.values())) == 1
     assert w["a"] > w["b"] > w["c"] > 0
+
+
+def test_non_numeric_columns_are_ignored():
+    df = frame()
+    df["service"] = "checkout"
+    scored = fast_ensemble().score(df)
+    assert scored.anomaly_score.iloc[1000] > 1
