@@ -10,14 +10,17 @@ model, 2 % errors, 10 tenants with one large one), then runs a mix of dashboard 
 :class:`~hubcore.query.executor.QueryExecutor`, uncached and cached, and prints p50/p95/p99 latency per
 query shape, the load rate and the bytes per stored event. The last line of output is one JSON object.
 
-``--layout``: ``tenant_time`` sorts each loaded chunk by (tenant_id, ts) — what the writer could do per
-batch — ``tenant_type_time`` by (tenant_id, event_type, name, ts), and ``time`` keeps arrival order only.
+``--layout``: ``tenant_type_time`` (default) sorts each loaded chunk by (tenant_id, event_type, name, ts) —
+what the store's writer could do per batch, or a compaction per day — ``tenant_time`` by (tenant_id, ts),
+and ``time`` keeps arrival order only (today's store). ``--chunk`` is the rows per insert (the writer's
+batch: ``flush_rows``, 50,000 by default).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="200k events, 20 repeats (CI)")
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--chunk", type=int, default=500_000)
-    ap.add_argument("--layout", choices=["tenant_time", "tenant_type_time", "time"], default="tenant_time")
+    ap.add_argument("--layout", choices=["tenant_time", "tenant_type_time", "time"], default="tenant_type_time")
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
     args = ap.parse_args(argv)
@@ -211,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         results = time_queries(store, repeat, "bench")
     finally:
         store.shutdown()
+        if args.data_dir is None:
+            shutil.rmtree(data_dir, ignore_errors=True)
     for shape, r in results.items():
         u, c = r["uncached_ms"], r["cached_ms"]
         print(f"{shape:32s} rows={r['rows']:<5d} uncached p50/p95/p99 = {u['p50']:.1f}/{u['p95']:.1f}/{u['p99']:.1f} ms"
