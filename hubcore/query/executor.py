@@ -14,16 +14,18 @@
     >>> store.shutdown()
 
 A backend is anything with ``name``, ``run(query, timeout_s)`` and ``stream(query, batch_rows)``
-(:class:`QueryBackend`); the stack backends (VictoriaMetrics/Loki readers) plug in the same way.
+(:class:`QueryBackend`): :class:`EmbeddedBackend` (DuckDB) and :class:`PromBackend` (VictoriaMetrics or
+Prometheus through ``hubcore.storage.readers.PromReader``).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import duckdb
@@ -33,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from hubcore.errors import HubError
 from hubcore.query.cache import QueryCache
 from hubcore.query.compile_duckdb import compile_query
+from hubcore.query.compile_promql import compile_promql
 from hubcore.query.model import Query, QueryError, encode_cursor
 from hubcore.storage.embedded import EmbeddedStore
 
@@ -136,6 +139,57 @@ class EmbeddedBackend:
                 cur.close()
 
         return RowStream(columns, batches(), {"sql": sql, "params": params})
+
+
+class PromBackend:
+    """VictoriaMetrics/Prometheus through a ``PromReader`` (``query``/``query_range``): the stack backend.
+
+    Compiles with :func:`~hubcore.query.compile_promql.compile_promql` (422 for what the metric contract
+    cannot express), one request per output column, merged into rows keyed by bucket and group labels.
+    A sample at ``t`` of a range query covers ``(t - step, t]``: its row's ``bucket`` is ``t - step``.
+    Sorting and paging happen here; the reader's own timeout bounds each request.
+    """
+
+    name = "victoriametrics"
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+
+    def run(self, query: Query, *, timeout_s: float) -> BackendResult:
+        plan = compile_promql(query)
+        step = plan.step_s
+        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for column, expr in plan.queries.items():
+            if step:
+                first = (int(plan.start_s) // step + 1) * step
+                frame = self.reader.query_range(expr, first, plan.end_s, step)
+            else:
+                frame = self.reader.query(expr, time=plan.end_s)
+            for rec in frame.to_dict("records"):
+                bucket = (
+                    rec["timestamp"].to_pydatetime().replace(tzinfo=None) - timedelta(seconds=step) if step else None
+                )
+                key = (bucket, *(rec.get(label) for label in plan.group_labels))
+                value = float(rec["value"])
+                merged.setdefault(key, {})[column] = None if math.isnan(value) else value
+        columns = query.output_columns
+        rows = [
+            (*((k[0],) if step else ()), *k[1:], *(v.get(c) for c in query.value_columns)) for k, v in merged.items()
+        ]
+        rows.sort(key=lambda r: [(x is None, x) for x in r])
+        for s in reversed(query.sort):
+            rows.sort(key=_column_key(columns.index(s.column)), reverse=s.descending)
+        end = None if query.limit is None else query.offset + query.limit + 1
+        return BackendResult(columns, rows[query.offset : end], {"promql": plan.queries, "step_s": step})
+
+    def stream(self, query: Query, *, batch_rows: int = 65_536) -> RowStream:
+        result = self.run(query, timeout_s=MAX_TIMEOUT_S)
+        table = pa.Table.from_pylist([dict(zip(result.columns, r, strict=True)) for r in result.rows])
+        return RowStream(result.columns, iter(table.to_batches(batch_rows)), result.compiled_query)
+
+
+def _column_key(i: int) -> Any:
+    return lambda row: (row[i] is None, row[i])
 
 
 def _first_line(exc: Exception) -> str:

@@ -20,7 +20,7 @@ import pytest
 
 from hubcore.query.cache import QueryCache
 from hubcore.query.compile_promql import compile_promql
-from hubcore.query.executor import EmbeddedBackend, QueryExecutor
+from hubcore.query.executor import EmbeddedBackend, PromBackend, QueryExecutor
 from hubcore.query.model import parse_query
 from hubcore.storage.embedded import EmbeddedStore
 from tests.helpers.procs import require_binary, run_victoriametrics
@@ -40,7 +40,7 @@ def _events(t0_s: int) -> dict[str, list[Any]]:
         model = MODELS[(i // 4) % 2]
         is_cost = i % 4 == 3
         cols["tenant_id"].append("diff")
-        cols["ts"].append((t0_s + 1) * 1_000_000 + i * 100_000)
+        cols["ts"].append(t0_s * 1_000_000 + i * 600_000 + 1)  # 4 minutes from t0
         cols["event_id"].append(f"e{i}")
         cols["source_module"].append("llm-costops" if is_cost else "llm-observatory")
         cols["event_type"].append("cost" if is_cost else "telemetry")
@@ -60,13 +60,21 @@ def _events(t0_s: int) -> dict[str, list[Any]]:
 
 
 def _remote_write(url: str, cols: dict[str, list[Any]], zero_ms: int, now_s: float) -> None:
+    """Convert minute by minute (one cumulative sample per series per minute, as the exporter flushes)."""
     from exporters.victoriametrics.convert import PointsConverter
     from exporters.victoriametrics.exporter import events_to_points
     from exporters.victoriametrics.remote_write import compress, encode_labels, encode_series
 
-    points = events_to_points(duckdb.connect(), cols)
-    series = PointsConverter(clock=lambda: now_s).convert(points)
-    body = b"".join(encode_series(encode_labels(k), [(zero_ms, 0.0), *sorted(s)]) for k, s in series.items())
+    con = duckdb.connect()
+    converter = PointsConverter(clock=lambda: now_s)
+    series: dict[Any, list[tuple[int, float]]] = {}
+    minutes = sorted({ts // 60_000_000 for ts in cols["ts"]})
+    for minute in minutes:
+        idx = [i for i, ts in enumerate(cols["ts"]) if ts // 60_000_000 == minute]
+        chunk = {k: [v[i] for i in idx] for k, v in cols.items()}
+        for key, samples in converter.convert(events_to_points(con, chunk)).items():
+            series.setdefault(key, [(zero_ms, 0.0)]).extend(samples)
+    body = b"".join(encode_series(encode_labels(k), sorted(s)) for k, s in series.items())
     r = httpx.post(
         f"{url}/api/v1/write",
         content=compress(body),
@@ -97,7 +105,7 @@ def test_embedded_and_victoriametrics_agree(tmp_path: Path) -> None:
         with run_victoriametrics(tmp_path / "vm") as vm, PromReader(vm.url) as reader:
             _remote_write(vm.url, cols, (t0 - 60) * 1000, now_s)
             vm.flush()
-            time_range = {"start": t0 - 120, "end": t0 + 120}
+            time_range = {"start": t0 - 120, "end": t0 + 300}
             checks: list[tuple[dict[str, Any], str, float]] = [
                 ({"metric": {"event_type": "telemetry", "name": DUR}, "aggregation": {"functions": ["count"]}}, "count", 0),
                 ({"metric": {"event_type": "telemetry", "name": DUR}, "aggregation": {"functions": ["sum"]}}, "sum", 1e-6),
@@ -129,5 +137,18 @@ def test_embedded_and_victoriametrics_agree(tmp_path: Path) -> None:
             for model in MODELS:
                 i = next(i for i, b in enumerate(bounds_ms) if exact[model] <= b)
                 assert bounds_ms[max(i - 2, 0)] <= estimate[model] <= bounds_ms[i], (model, exact, estimate)
+            # the same IR through the executor on both backends, bucketed per minute
+            prom = QueryExecutor(PromBackend(reader))
+            body = {"time_range": time_range, "metric": {"event_type": "telemetry", "name": DUR},
+                    "aggregation": {"time_bucket": "1m", "functions": ["count", "sum"], "group_by": ["model"]},
+                    "sort": [{"field": "model", "order": "desc"}]}  # fmt: skip
+            q = parse_query(body, tenant="diff", now_us=int(now_s * 1e6))
+            left, right = executor.execute(q), prom.execute(q)
+            assert right["metadata"]["backend"] == "victoriametrics" and "promql" in right["metadata"]["compiled_query"]
+            got = [(r["bucket"], r["model"], r["count"], r["sum"]) for r in right["data"] if r["count"]]
+            want = [(r["bucket"], r["model"], r["count"], r["sum"]) for r in left["data"]]
+            assert len(want) == 8  # 4 minutes x 2 models
+            assert [g[:3] for g in got] == [w[:3] for w in want]
+            assert [g[3] for g in got] == pytest.approx([w[3] for w in want], rel=1e-6)
     finally:
         store.shutdown()
