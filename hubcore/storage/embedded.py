@@ -91,6 +91,7 @@ class EmbeddedStore:
         self._listeners: list[AppliedListener] = []
         self._queue: queue.Queue[tuple[int, str, dict[str, list[Any]]] | None] = queue.Queue()
         self._append_lock = threading.Lock()
+        self._maintenance_lock = threading.Lock()
         self._applied_cv = threading.Condition()
         self._applied_seq = 0
         self._stop = threading.Event()
@@ -98,7 +99,8 @@ class EmbeddedStore:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._wal: WriteAheadLog | None = None
         self._started = False
-        self._last_retention = 0.0
+        # the first pass runs about a minute after start, then every retention_check_interval
+        self._last_retention = time.monotonic() - max(0.0, self.retention_check_interval - 60.0)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -220,13 +222,14 @@ class EmbeddedStore:
         now_us = now_us if now_us is not None else int(time.time() * 1e6)
         days = retention_days or self.retention_days
         cutoff = now_us - days * 86_400_000_000
-        cur = self.cursor()
         deleted = 0
-        for table in TABLES.values():
-            res = cur.execute(
-                f"DELETE FROM {table.name} WHERE {table.time_column} < make_timestamp(?)", [cutoff]
-            ).fetchone()
-            deleted += int(res[0]) if res else 0
+        with self._maintenance_lock:  # one deleter at a time (DuckDB refuses concurrent deletes of a row)
+            cur = self.cursor()
+            for table in TABLES.values():
+                res = cur.execute(
+                    f"DELETE FROM {table.name} WHERE {table.time_column} < make_timestamp(?)", [cutoff]
+                ).fetchone()
+                deleted += int(res[0]) if res else 0
         self.stats.retention_deleted_rows += deleted
         return deleted
 
