@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass
@@ -26,8 +27,8 @@ class RecordingServer:
     #: responses for the first requests, in order: (status, headers); then ``status`` for the rest
     fail: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     status: int = 204
-    #: optional per-request decision: return (status, headers) or None for the default
-    decide: Callable[[Request], tuple[int, dict[str, str]] | None] | None = None
+    #: optional per-request decision: (status, headers) or (status, headers, body), or None for the default
+    decide: Callable[[Request], tuple[Any, ...] | None] | None = None
     requests: list[Request] = field(default_factory=list)  # every request, failed ones included
     accepted: list[Request] = field(default_factory=list)  # those answered 2xx
 
@@ -45,8 +46,16 @@ class RecordingServer:
                         answer = owner.fail.pop(0) if owner.fail else (owner.status, {})
                     if 200 <= answer[0] < 300:
                         owner.accepted.append(req)
-                status, headers = answer
-                body = b"" if status == 204 else b'{"status":"ok"}' if status < 300 else b"nope"
+                status, headers = answer[0], answer[1]
+                body = (
+                    answer[2]
+                    if len(answer) > 2
+                    else b""
+                    if status == 204
+                    else b'{"status":"ok"}'
+                    if status < 300
+                    else b"nope"
+                )
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
