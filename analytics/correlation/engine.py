@@ -1,0 +1,258 @@
+"""The correlation engine: a bounded streaming window per tenant, and on-demand analysis with SQL.
+
+Streaming (call from the pipeline after each accepted batch; ``flush`` on a timer, e.g. every second)::
+
+    engine = CorrelationEngine(store, registry=metrics.registry)
+    engine.start()
+    engine.ingest(result.columns)          # the events table's column dict of an accepted batch
+    new = engine.flush()                   # analyse windows with new data; store + export new correlations
+
+On demand::
+
+    result = engine.analyze("tenant-a", start_us, end_us)   # reads events with parameterised SQL
+    result.correlations, result.incidents
+
+Memory is bounded: at most ``max_events_per_window`` rows per tenant (oldest evicted first), at most
+``max_events_per_key`` per correlation id, events older than ``window_s`` behind the newest evicted,
+and at most ``max_tenants`` tenants (least recently active evicted).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from prometheus_client import CollectorRegistry
+
+from analytics.correlation.detect import detect_all
+from analytics.correlation.detect_graphs import Edges
+from analytics.correlation.frame import (
+    COLUMNS,
+    COST_KEYS,
+    LATENCY_KEYS,
+    SELECT_SQL,
+    Baselines,
+    build_frame,
+    cost_mask,
+    group_log_stats,
+    latency_mask,
+    mark_outliers,
+    rows_from_sql,
+)
+from analytics.correlation.model import AnomalyRecord, Correlation, EngineConfig, Incident
+from analytics.correlation.persist import CorrelationRepository, StoreLike
+from analytics.correlation.rca import group_incidents, rank_hypotheses
+
+MAX_ANALYZE_ROWS = 500_000
+_CID = COLUMNS.index("correlation_id")
+_TS = COLUMNS.index("ts")
+
+
+@dataclass
+class AnalysisResult:
+    correlations: list[Correlation]
+    incidents: list[Incident]
+    hypotheses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    new: list[Correlation] = field(default_factory=list)
+    events: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Window:
+    rows: deque[tuple[Any, ...]] = field(default_factory=deque)
+    per_key: Counter[str] = field(default_factory=Counter)
+    baselines: dict[str, Baselines] = field(default_factory=lambda: {"latency_baselines": {}, "cost_baselines": {}})
+    max_ts: int = 0
+    dirty: bool = False
+    dropped: int = 0
+
+
+class CorrelationEngine:
+    """Thread-safe: ``ingest`` and ``flush`` may be called from different threads."""
+
+    def __init__(self, store: StoreLike | None = None, config: EngineConfig | None = None, *,
+                 registry: CollectorRegistry | None = None, export: bool = True) -> None:  # fmt: skip
+        self.config = config or EngineConfig()
+        self.store = store
+        self.repo = CorrelationRepository(store, registry, export) if store is not None else None
+        self._windows: OrderedDict[str, _Window] = OrderedDict()
+        self._lock = threading.Lock()
+        self._started = False
+        self._recent: OrderedDict[str, Correlation] = OrderedDict()
+        self.max_recent = 20_000
+        self.default_tenant = "default"
+
+    def start(self) -> None:
+        """Create the ``correlations`` and ``incidents`` tables if missing (idempotent)."""
+        if self.repo is not None and not self._started:
+            self.repo.create_tables()
+        self._started = True
+
+    # -- streaming ----------------------------------------------------------------------------------
+    def ingest(self, columns: dict[str, list[Any]]) -> int:
+        """Add a batch of ``events`` rows (column lists) to the tenants' windows; returns rows kept."""
+        n = len(columns.get("event_id", ()))
+        if n == 0:
+            return 0
+        cfg = self.config
+        cols = [columns.get(c) or [None] * n for c in COLUMNS]
+        tenants = columns.get("tenant_id") or [self.default_tenant] * n
+        kept = 0
+        with self._lock:
+            for tenant, row in zip(tenants, zip(*cols, strict=True), strict=True):
+                win = self._window(tenant or self.default_tenant)
+                key = row[_CID]
+                if key is not None:
+                    if win.per_key[key] >= cfg.max_events_per_key:
+                        win.dropped += 1
+                        continue
+                    win.per_key[key] += 1
+                win.rows.append(row)
+                ts = int(row[_TS] or 0)
+                if ts > win.max_ts:
+                    win.max_ts = ts
+                win.dirty = True
+                kept += 1
+            for win in self._windows.values():
+                self._evict(win)
+        return kept
+
+    def _window(self, tenant: str) -> _Window:
+        win = self._windows.get(tenant)
+        if win is None:
+            win = self._windows[tenant] = _Window()
+            while len(self._windows) > self.config.max_tenants:
+                self._windows.popitem(last=False)
+        else:
+            self._windows.move_to_end(tenant)
+        return win
+
+    def _evict(self, win: _Window) -> None:
+        horizon = win.max_ts - int(self.config.window_s * 1e6)
+        rows, per_key = win.rows, win.per_key
+        while rows and (len(rows) > self.config.max_events_per_window or int(rows[0][_TS] or 0) < horizon):
+            old = rows.popleft()
+            key = old[_CID]
+            if key is not None:
+                per_key[key] -= 1
+                if per_key[key] <= 0:
+                    del per_key[key]
+
+    def window_sizes(self) -> dict[str, tuple[int, int]]:
+        """tenant → (rows, distinct keys) currently held (for tests and metrics)."""
+        with self._lock:
+            return {t: (len(w.rows), len(w.per_key)) for t, w in self._windows.items()}
+
+    def flush(self, now_us: int | None = None) -> list[Correlation]:
+        """Analyse each tenant's window that received data since the last flush; returns new correlations.
+
+        ``now_us`` (default: wall clock) closes windows by time too: rows older than ``window_s`` go.
+        """
+        return [c for r in self.flush_results(now_us) for c in r.new]
+
+    def flush_results(self, now_us: int | None = None) -> list[AnalysisResult]:
+        """Like :meth:`flush`, returning each analysed window's full result (correlations, incidents, RCA)."""
+        now_us = now_us if now_us is not None else int(time.time() * 1e6)
+        todo: list[tuple[str, list[tuple[Any, ...]]]] = []
+        with self._lock:
+            for tenant, win in self._windows.items():
+                win.max_ts = max(win.max_ts, min(now_us, win.max_ts + int(self.config.window_s * 1e6)))
+                self._evict(win)
+                if win.dirty and win.rows:
+                    todo.append((tenant, list(win.rows)))
+                    win.dirty = False
+        results = []
+        for tenant, rows in todo:
+            columns = {c: list(v) for c, v in zip(COLUMNS, zip(*rows, strict=True), strict=True)}
+            df = build_frame(columns)
+            win = self._windows.get(tenant)
+            if win is not None:
+                self._learn_baselines(df, win.baselines)
+                mark_outliers(df, win.baselines["latency_baselines"], win.baselines["cost_baselines"])
+            results.append(self._run(df, tenant))
+        return results
+
+    def _learn_baselines(self, df: pd.DataFrame, baselines: dict[str, Baselines], cap: int = 5_000) -> None:
+        """Exponentially smoothed per-series (median, MAD) of log latency / cost; a window whose median
+        moved by more than 3 MADs (an incident) does not update its series."""
+        for name, mask, keys in (("latency_baselines", latency_mask(df), LATENCY_KEYS),
+                                 ("cost_baselines", cost_mask(df), COST_KEYS)):  # fmt: skip
+            base = baselines[name]
+            for key, (med, mad) in group_log_stats(df, mask, keys).items():
+                old = base.get(key)
+                if old is None:
+                    if len(base) < cap:
+                        base[key] = (med, mad)
+                elif abs(med - old[0]) <= 3 * max(old[1], 0.05):
+                    base[key] = (0.8 * old[0] + 0.2 * med, 0.8 * old[1] + 0.2 * mad)
+
+    # -- on demand ----------------------------------------------------------------------------------
+    def analyze(self, tenant: str, start_us: int, end_us: int, *, anomalies: Sequence[AnomalyRecord] | None = None,
+                store_results: bool = True) -> AnalysisResult:  # fmt: skip
+        """Correlate the stored events of ``tenant`` in ``[start_us, end_us)``."""
+        if end_us <= start_us:
+            raise ValueError("end must be after start")
+        if self.store is None:
+            raise RuntimeError("analyze needs a store")
+        rows = self.store.read(SELECT_SQL, [tenant, start_us, end_us, MAX_ANALYZE_ROWS]).fetchall()
+        df = build_frame(rows_from_sql(rows))
+        return self._run(df, tenant, anomalies=anomalies, deps=self.trace_dependencies(tenant, start_us, end_us),
+                         store_results=store_results)  # fmt: skip
+
+    def analyze_frame(self, df: pd.DataFrame, tenant: str, *, anomalies: Sequence[AnomalyRecord] | None = None,
+                      store_results: bool = False) -> AnalysisResult:  # fmt: skip
+        """Correlate an already-built frame (see :func:`build_frame`), e.g. in evaluations."""
+        return self._run(df, tenant, anomalies=anomalies, store_results=store_results)
+
+    def trace_dependencies(self, tenant: str, start_us: int, end_us: int) -> Edges:
+        """child service → parent service edges (failures propagate that way) from the spans table."""
+        if self.store is None:
+            return {}
+        rows = self.store.read(
+            "SELECT c.service_name, p.service_name, count(*) FROM spans c JOIN spans p ON c.tenant_id = p.tenant_id "
+            "AND c.trace_id = p.trace_id AND c.parent_span_id = p.span_id WHERE c.tenant_id = ? "
+            "AND c.start_ts >= make_timestamp(?) AND c.start_ts < make_timestamp(?) "
+            "AND c.service_name <> p.service_name GROUP BY 1, 2", [tenant, start_us, end_us]).fetchall()  # fmt: skip
+        return {(str(a), str(b)): float(n) for a, b, n in rows}
+
+    def _merge(self, c: Correlation) -> Correlation:
+        """A correlation seen again (a later window) keeps what earlier windows saw: windows slide, so
+        its first events may have been evicted since."""
+        with self._lock:
+            old = self._recent.pop(c.id, None)
+            if old is not None:
+                ids = list(dict.fromkeys([*old.event_ids, *c.event_ids]))
+                c.event_ids = ids
+                c.modules = sorted(set(old.modules) | set(c.modules))
+                c.start_us, c.end_us = min(old.start_us, c.start_us), max(old.end_us, c.end_us)
+                c.confidence = max(old.confidence, c.confidence)
+                if old.start_us <= c.start_us and old.root_event_id:
+                    c.root_event_id = old.root_event_id
+                if c.root_event_id in ids:
+                    ids.remove(c.root_event_id)
+                    ids.insert(0, c.root_event_id)
+            self._recent[c.id] = c
+            while len(self._recent) > self.max_recent:
+                self._recent.popitem(last=False)
+        return c
+
+    def _run(self, df: pd.DataFrame, tenant: str, *, anomalies: Sequence[AnomalyRecord] | None = None,
+             deps: Edges | None = None, store_results: bool = True) -> AnalysisResult:  # fmt: skip
+        t = time.perf_counter()
+        corrs = [self._merge(c) for c in detect_all(df, tenant, self.config, deps, anomalies)]
+        incidents = group_incidents(corrs)
+        by_id = {c.id: c for c in corrs}
+        hyps = {}
+        learned = dict(deps or {})
+        for inc in incidents:
+            hyps[inc.id] = rank_hypotheses(inc, [by_id[c] for c in inc.correlation_ids], df, learned)
+        new: list[Correlation] = []
+        if store_results and self.repo is not None:
+            new = self.repo.save(corrs, incidents, hyps, df)
+        return AnalysisResult(corrs, incidents, hyps, new, len(df), time.perf_counter() - t)

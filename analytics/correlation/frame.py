@@ -1,0 +1,201 @@
+"""Event rows → one pandas frame with the derived fields every detector uses.
+
+Input is the ``events`` table's columns (the dicts the pipeline writes, or rows read back with SQL).
+Derived columns: ``slow`` / ``cost_outlier`` (see :func:`mark_outliers`), ``component`` (``tags.service`` or the source module), ``error_type``, ``source_ip``,
+``api_key_id`` (from the payload, parsed only where needed), ``abnormal`` and ``signal``
+(a short label such as ``telemetry:error:timeout`` or ``policy:fail:pol-rate-limit``).
+
+    >>> df = build_frame({"event_id": ["a"], "ts": [1_000_000], "source_module": ["llm-observatory"],
+    ...                   "event_type": ["telemetry"], "status": ["error"], "name": ["x"],
+    ...                   "payload": ['{"error_type": "timeout"}']})
+    >>> df.loc[0, "signal"], bool(df.loc[0, "abnormal"])
+    ('telemetry:error:timeout', True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+COLUMNS: Final = (
+    "event_id", "ts", "source_module", "event_type", "severity", "correlation_id", "name", "value", "unit",
+    "status", "model", "provider", "asset_id", "team", "project", "user_id", "input_tokens", "output_tokens",
+    "tags", "payload",
+)  # fmt: skip
+SELECT_SQL: Final = (
+    "SELECT event_id, epoch_us(ts) AS ts, source_module, event_type, severity, correlation_id, name, value, unit, "
+    "status, model, provider, asset_id, team, project, user_id, input_tokens, output_tokens, tags, payload "
+    "FROM events WHERE tenant_id = ? AND ts >= make_timestamp(?) AND ts < make_timestamp(?) ORDER BY ts LIMIT ?"
+)
+#: Dimensions two events may share (for grouping anomalies and joining cost to operations).
+DIMENSIONS: Final = ("model", "project", "team", "user_id", "asset_id", "component")
+_SEV_RANK: Final = {"debug": 0, "info": 1, "warning": 2, "error": 3, "critical": 4}
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _obj(text: Any) -> dict[str, Any]:
+    if not text or not isinstance(text, str):
+        return {}
+    try:
+        return _decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+
+
+def build_frame(columns: dict[str, Sequence[Any]]) -> pd.DataFrame:
+    """A frame with :data:`COLUMNS` plus the derived ones; missing input columns become nulls."""
+    n = len(columns.get("event_id", ()))
+    data = {c: list(columns[c]) if c in columns else [None] * n for c in COLUMNS}
+    df = pd.DataFrame(data)
+    if n == 0:
+        for extra in ("component", "error_type", "source_ip", "api_key_id", "signal"):
+            df[extra] = pd.Series(dtype=object)
+        df["abnormal"] = pd.Series(dtype=bool)
+        df["sev_rank"] = pd.Series(dtype=np.int64)
+        df["slow"] = pd.Series(dtype=bool)
+        df["cost_outlier"] = pd.Series(dtype=bool)
+        return df
+    df["ts"] = pd.to_numeric(df["ts"], errors="coerce").fillna(0).astype(np.int64)
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    for col in ("source_module", "event_type", "severity", "name", "status", "unit"):
+        df[col] = df[col].fillna("").astype(str)
+    df["sev_rank"] = df["severity"].map(_SEV_RANK).fillna(1).astype(np.int64)
+    et = df["event_type"]
+    st = df["status"]
+    abnormal = (
+        ((et == "telemetry") & ((st == "error") | (df["sev_rank"] >= 2)))
+        | (et == "security")
+        | ((et == "governance") & (st == "violation"))
+        | ((et == "policy") & st.isin(("fail", "warn")))
+        | ((et == "metadata") & st.isin(("updated", "deprecated", "deleted")))
+        | (df["sev_rank"] >= 3)
+    )
+    df["abnormal"] = abnormal.to_numpy()
+    # tags.service names a component inside a module (api-gateway, vector-db ...); parse tags only if used
+    tags = df["tags"].fillna("")
+    has_service = tags.str.contains('"service"', regex=False)
+    component = df["source_module"].copy()
+    if has_service.any():
+        component[has_service] = [_obj(t).get("service") or m for t, m in
+                                  zip(tags[has_service], df["source_module"][has_service], strict=True)]  # fmt: skip
+    df["component"] = component
+    need = abnormal | (et == "security")
+    err: list[Any] = [None] * n
+    ip: list[Any] = [None] * n
+    key: list[Any] = [None] * n
+    for i in np.flatnonzero(need.to_numpy()):
+        p = _obj(df.at[i, "payload"])
+        err[i] = p.get("error_type")
+        ip[i] = p.get("source_ip")
+        key[i] = p.get("api_key_id")
+    df["error_type"] = err
+    df["source_ip"] = ip
+    df["api_key_id"] = key
+    df["signal"] = _signals(df)
+    mark_outliers(df)
+    return df
+
+
+def _signals(df: pd.DataFrame) -> list[str]:
+    out: list[str] = []
+    for et, st, name, err, comp in zip(df["event_type"], df["status"], df["name"], df["error_type"],
+                                       df["component"], strict=True):  # fmt: skip
+        if et == "telemetry":
+            detail = err or name
+            out.append(f"telemetry:{st or 'ok'}:{detail}" if st == "error" else f"telemetry:{comp}:{name}")
+        elif et == "security":
+            out.append(f"security:{name}")
+        elif et in ("policy", "governance"):
+            out.append(f"{et}:{st}:{name}")
+        elif et == "metadata":
+            out.append(f"metadata:{st}")
+        else:
+            out.append(f"{et}:{name}")
+    return out
+
+
+def latency_mask(df: pd.DataFrame) -> np.ndarray:
+    """Telemetry rows whose value is a duration in milliseconds."""
+    return ((df["event_type"] == "telemetry") & (df["unit"] == "ms") & df["value"].notna()).to_numpy()
+
+
+Baselines = dict[tuple[str, ...], tuple[float, float]]
+
+
+def group_log_stats(df: pd.DataFrame, mask: np.ndarray, keys: list[str]) -> Baselines:
+    """(median, MAD) of log(value) per ``keys`` group with at least 8 values."""
+    if not mask.any():
+        return {}
+    sub = df.loc[mask, [*keys, "value"]].copy()
+    for k in keys:
+        sub[k] = sub[k].fillna("")
+    sub["lv"] = np.log(np.maximum(sub["value"].to_numpy(dtype=float), 1e-9))
+    out: Baselines = {}
+    for key, lv in sub.groupby(keys)["lv"]:
+        if len(lv) >= 8:
+            med = float(lv.median())
+            out[tuple(str(k) for k in (key if isinstance(key, tuple) else (key,)))] = (
+                med, float((lv - med).abs().median()) * 1.4826)
+    return out
+
+
+def robust_outliers(
+    df: pd.DataFrame, mask: np.ndarray, keys: list[str], z: float = 4.0, baselines: Baselines | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Rows of ``mask`` whose value is a high outlier within its ``keys`` group, in log space.
+
+    Robust z of log(value) above ``z`` and at least 3x the median. The median / MAD come from
+    ``baselines`` (learned over earlier windows, so a long incident does not hide itself) or else from
+    the window (robust while the incident is a minority of the group); groups need 8 values.
+    """
+    out = np.zeros(len(df), dtype=bool)
+    if not mask.any():
+        return out
+    stats = group_log_stats(df, mask, keys)
+    if baselines:
+        stats.update({k: v for k, v in baselines.items() if k in stats or len(k) == len(keys)})
+    if not stats:
+        return out
+    sub = df.loc[mask, keys].fillna("")
+    gkeys = list(zip(*(sub[k].astype(str) for k in keys), strict=True))
+    med = np.array([stats.get(k, (np.inf, 1.0))[0] for k in gkeys])
+    mad = np.array([stats.get(k, (np.inf, 1.0))[1] for k in gkeys])
+    lv = np.log(np.maximum(df.loc[mask, "value"].to_numpy(dtype=float), 1e-9))
+    with np.errstate(invalid="ignore"):
+        flag = ((lv - med) / np.maximum(mad, 0.05) > z) & (lv - med > np.log(3.0))
+    out[np.flatnonzero(mask)] = np.nan_to_num(flag, nan=0).astype(bool)
+    return out
+
+
+LATENCY_KEYS: Final = ["component", "name", "model"]
+COST_KEYS: Final = ["model", "name"]
+
+
+def cost_mask(df: pd.DataFrame) -> np.ndarray:
+    return ((df["event_type"] == "cost") & df["value"].notna()).to_numpy()
+
+
+def slow_outliers(df: pd.DataFrame, z: float = 4.0, baselines: Baselines | None = None) -> np.ndarray:
+    """Latency outliers per (component, metric, model)."""
+    return robust_outliers(df, latency_mask(df), LATENCY_KEYS, z, baselines)
+
+
+def cost_outliers(df: pd.DataFrame, z: float = 4.0, baselines: Baselines | None = None) -> np.ndarray:
+    """Cost outliers per (model, cost type)."""
+    return robust_outliers(df, cost_mask(df), COST_KEYS, z, baselines)
+
+
+def mark_outliers(df: pd.DataFrame, latency: Baselines | None = None, cost: Baselines | None = None) -> None:
+    """(Re)compute the ``slow`` and ``cost_outlier`` columns, with learned baselines if given."""
+    df["slow"] = slow_outliers(df, baselines=latency) if len(df) else np.zeros(0, dtype=bool)
+    df["cost_outlier"] = cost_outliers(df, baselines=cost) if len(df) else np.zeros(0, dtype=bool)
+
+
+def rows_from_sql(rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    if not rows:
+        return {c: [] for c in COLUMNS}
+    return {c: list(v) for c, v in zip(COLUMNS, zip(*rows, strict=True), strict=True)}

@@ -1,0 +1,214 @@
+"""Storage of correlations and incidents in the embedded DuckDB, and their export as OTel signals.
+
+Tables ``correlations`` and ``incidents`` (tenant-scoped, created idempotently) live next to the hub's
+own tables. Each *new* correlation is also exported: one log record (``event_name = "hub.correlation"``)
+in ``logs``, one trace in ``spans`` (a root span plus one child per correlated event, all sharing a
+trace id) and ``hub_correlations_total{type}``.
+
+    >>> import tempfile
+    >>> from hubcore.storage.embedded import EmbeddedStore
+    >>> store = EmbeddedStore(tempfile.mkdtemp(), wal_fsync=False); store.start()
+    >>> repo = CorrelationRepository(store); repo.create_tables()
+    >>> repo.list_correlations("t1", None, None, None)
+    []
+    >>> store.shutdown()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Protocol
+
+import msgspec
+import pandas as pd
+from prometheus_client import CollectorRegistry, Counter
+
+from analytics.correlation.model import Correlation, Incident
+from analytics.correlation.timeutil import iso
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS correlations (
+  tenant_id VARCHAR, id VARCHAR, type VARCHAR, start_ts TIMESTAMP, end_ts TIMESTAMP, confidence DOUBLE,
+  modules VARCHAR, event_ids VARCHAR, root_event_id VARCHAR, explanation VARCHAR, impact VARCHAR,
+  dimensions VARCHAR, incident_id VARCHAR, updated_at TIMESTAMP, PRIMARY KEY (tenant_id, id))""",
+    """CREATE TABLE IF NOT EXISTS incidents (
+  tenant_id VARCHAR, id VARCHAR, start_ts TIMESTAMP, end_ts TIMESTAMP, confidence DOUBLE, title VARCHAR,
+  types VARCHAR, correlation_ids VARCHAR, event_ids VARCHAR, impact VARCHAR, hypotheses VARCHAR,
+  updated_at TIMESTAMP, PRIMARY KEY (tenant_id, id))""",
+)
+_enc = msgspec.json.encode
+_dec = msgspec.json.decode
+_COLS = "id, type, epoch_us(start_ts), epoch_us(end_ts), confidence, modules, event_ids, root_event_id, " \
+        "explanation, impact, dimensions, incident_id"  # fmt: skip
+
+
+class StoreLike(Protocol):
+    def cursor(self) -> Any: ...
+    def read(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> Any: ...
+    def append(self, kind: str, columns: dict[str, list[Any]]) -> int: ...
+
+
+def _counter(registry: CollectorRegistry | None) -> Counter | None:
+    if registry is None:
+        return None
+    try:
+        return Counter("hub_correlations", "Correlations found, by correlation type", ["type"], registry=registry)
+    except ValueError:  # already registered by another engine on this registry
+        existing = getattr(registry, "_names_to_collectors", {}).get("hub_correlations_total")
+        return existing if isinstance(existing, Counter) else None
+
+
+class CorrelationRepository:
+    """Reads and writes the two tables; all queries are parameterised and tenant-scoped."""
+
+    def __init__(self, store: StoreLike, registry: CollectorRegistry | None = None, export: bool = True) -> None:
+        self.store = store
+        self.export = export
+        self.counter = _counter(registry)
+
+    def create_tables(self) -> None:
+        cur = self.store.cursor()
+        for ddl in DDL:
+            cur.execute(ddl)
+
+    # -- writes -------------------------------------------------------------------------------------
+    def save(self, correlations: list[Correlation], incidents: list[Incident],
+             hypotheses: dict[str, list[dict[str, Any]]], frame: pd.DataFrame | None = None) -> list[Correlation]:  # fmt: skip
+        """Upsert; returns the correlations that were new (and exports those)."""
+        if not correlations and not incidents:
+            return []
+        cur = self.store.cursor()
+        new: list[Correlation] = []
+        now = int(time.time() * 1e6)
+        inc_of = {cid: inc.id for inc in incidents for cid in inc.correlation_ids}
+        by_tenant: dict[str, list[Correlation]] = {}
+        for c in correlations:
+            by_tenant.setdefault(c.tenant_id, []).append(c)
+        for tenant, items in by_tenant.items():
+            ids = [c.id for c in items]
+            known = {r[0] for r in cur.execute(
+                "SELECT id FROM correlations WHERE tenant_id = ? AND list_contains(?, id)", [tenant, ids]).fetchall()}  # fmt: skip
+            new.extend(c for c in items if c.id not in known)
+        rows = [(c.tenant_id, c.id, c.type, c.start_us, c.end_us, c.confidence, _enc(c.modules).decode(),
+                 _enc(c.event_ids).decode(), c.root_event_id, c.explanation, _enc(c.impact).decode(),
+                 _enc(c.dimensions).decode(), inc_of.get(c.id), now) for c in correlations]  # fmt: skip
+        inc_rows = [(i.tenant_id, i.id, i.start_us, i.end_us, i.confidence, i.title, _enc(i.types).decode(),
+                     _enc(i.correlation_ids).decode(), _enc(i.event_ids).decode(), _enc(i.impact).decode(),
+                     _enc(hypotheses.get(i.id, [])).decode(), now) for i in incidents]  # fmt: skip
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            if rows:
+                cur.executemany(
+                    "INSERT OR REPLACE INTO correlations VALUES (?, ?, ?, make_timestamp(?), make_timestamp(?), ?, ?, ?, "
+                    "?, ?, ?, ?, ?, make_timestamp(?))", rows)  # fmt: skip
+            if inc_rows:
+                cur.executemany(
+                    "INSERT OR REPLACE INTO incidents VALUES (?, ?, make_timestamp(?), make_timestamp(?), ?, ?, ?, ?, ?, "
+                    "?, ?, make_timestamp(?))", inc_rows)  # fmt: skip
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+        if self.export and new:
+            self._export(new, frame)
+        return new
+
+    def _export(self, new: list[Correlation], frame: pd.DataFrame | None) -> None:
+        if self.counter is not None:
+            for c in new:
+                self.counter.labels(type=c.type).inc()
+        logs: dict[str, list[Any]] = {k: [] for k in ("tenant_id", "ts", "observed_ts", "service_name", "severity_number",
+                                                    "severity_text", "body", "event_name", "trace_id", "span_id",
+                                                    "scope_name", "attributes")}  # fmt: skip
+        spans: dict[str, list[Any]] = {k: [] for k in ("tenant_id", "start_ts", "end_ts", "trace_id", "span_id",
+                                                     "parent_span_id", "name", "kind", "duration_ms", "status_code",
+                                                     "service_name", "event_id", "attributes", "source")}  # fmt: skip
+        now = int(time.time() * 1e6)
+        info = frame.set_index("event_id")[["ts", "source_module"]] if frame is not None and len(frame) else None
+        for c in new:
+            trace = hashlib.md5(f"{c.tenant_id}/correlation/{c.id}".encode()).hexdigest()
+            root_span = trace[:16]
+            attrs = {"correlation.id": c.id, "correlation.type": c.type, "correlation.confidence": c.confidence,
+                     "correlation.modules": c.modules, "correlation.event_ids": c.event_ids[:100],
+                     "correlation.root_event_id": c.root_event_id, "impact": c.impact}  # fmt: skip
+            for k, v in (("tenant_id", c.tenant_id), ("ts", c.end_us), ("observed_ts", now),
+                         ("service_name", "hub-correlation"), ("severity_number", 13), ("severity_text", "WARN"),
+                         ("body", c.explanation), ("event_name", "hub.correlation"), ("trace_id", trace),
+                         ("span_id", root_span), ("scope_name", "analytics.correlation"),
+                         ("attributes", _enc(attrs).decode())):  # fmt: skip
+                logs[k].append(v)
+            rows = [(root_span, None, f"correlation {c.type}", c.start_us, c.end_us, "hub-correlation", None)]
+            for e in c.event_ids[:50]:
+                ts, mod = (int(info.at[e, "ts"]), str(info.at[e, "source_module"])) if info is not None and e in info.index \
+                    else (c.start_us, "unknown")  # fmt: skip
+                rows.append(
+                    (
+                        hashlib.md5(f"{c.id}/{e}".encode()).hexdigest()[:16],
+                        root_span,
+                        "correlated event",
+                        ts,
+                        ts,
+                        mod,
+                        e,
+                    )
+                )
+            for span_id, parent, name, start, end, service, event_id in rows:
+                for k, v in (("tenant_id", c.tenant_id), ("start_ts", start), ("end_ts", end), ("trace_id", trace),
+                             ("span_id", span_id), ("parent_span_id", parent), ("name", name), ("kind", "INTERNAL"),
+                             ("duration_ms", (end - start) / 1000.0), ("status_code", "UNSET"),
+                             ("service_name", service), ("event_id", event_id),
+                             ("attributes", _enc({"correlation.id": c.id, "correlation.type": c.type}).decode()),
+                             ("source", "correlation")):  # fmt: skip
+                    spans[k].append(v)
+        self.store.append("logs", logs)
+        self.store.append("spans", spans)
+
+    # -- reads --------------------------------------------------------------------------------------
+    def list_correlations(self, tenant: str, start_us: int | None, end_us: int | None, ctype: str | None,
+                          limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
+        sql = f"SELECT {_COLS} FROM correlations WHERE tenant_id = ?"
+        params: list[Any] = [tenant]
+        if start_us is not None:
+            sql += " AND end_ts >= make_timestamp(?)"
+            params.append(start_us)
+        if end_us is not None:
+            sql += " AND start_ts < make_timestamp(?)"
+            params.append(end_us)
+        if ctype is not None:
+            sql += " AND type = ?"
+            params.append(ctype)
+        sql += " ORDER BY start_ts DESC, id LIMIT ?"
+        params.append(limit)
+        return [_corr_row(tenant, r) for r in self.store.read(sql, params).fetchall()]
+
+    def list_incidents(self, tenant: str, start_us: int | None = None, end_us: int | None = None,
+                       limit: int = 500) -> list[dict[str, Any]]:  # fmt: skip
+        sql = ("SELECT id, epoch_us(start_ts), epoch_us(end_ts), confidence, title, types, correlation_ids, event_ids, "
+               "impact FROM incidents WHERE tenant_id = ?")  # fmt: skip
+        params: list[Any] = [tenant]
+        if start_us is not None:
+            sql += " AND end_ts >= make_timestamp(?)"
+            params.append(start_us)
+        if end_us is not None:
+            sql += " AND start_ts < make_timestamp(?)"
+            params.append(end_us)
+        sql += " ORDER BY start_ts DESC, id LIMIT ?"
+        params.append(limit)
+        out = []
+        for r in self.store.read(sql, params).fetchall():
+            out.append({"id": r[0], "tenant_id": tenant, "start": iso(r[1]), "end": iso(r[2]), "confidence": r[3],
+                        "title": r[4], "types": _dec(r[5]), "correlation_ids": _dec(r[6]),
+                        "event_count": len(_dec(r[7])), "impact": _dec(r[8])})  # fmt: skip
+        return out
+
+    def hypotheses(self, tenant: str, incident_id: str) -> list[dict[str, Any]] | None:
+        row = self.store.read("SELECT hypotheses FROM incidents WHERE tenant_id = ? AND id = ?",
+                              [tenant, incident_id]).fetchone()  # fmt: skip
+        return None if row is None else list(_dec(row[0]))
+
+
+def _corr_row(tenant: str, r: tuple[Any, ...]) -> dict[str, Any]:
+    return {"id": r[0], "type": r[1], "tenant_id": tenant, "start": iso(r[2]), "end": iso(r[3]), "confidence": r[4],
+            "modules": _dec(r[5]), "event_ids": _dec(r[6]), "root_event_id": r[7], "explanation": r[8],
+            "impact": _dec(r[9]), "dimensions": _dec(r[10]), "incident_id": r[11]}  # fmt: skip
