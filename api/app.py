@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RequestMetricsMiddleware
-from api.routers import dlq, events, health, query, schemas, ws
+from api.routers import admin, dlq, events, health, keys, query, schemas, ws
+from api.security import guard
 from api.state import ApiState
 
 
@@ -19,10 +20,12 @@ def create_app(state: ApiState) -> FastAPI:
         title="LLM Analytics Hub",
         version="0.1.0",
         description="Ingestion, events, schemas and the dead-letter queue of the LLM Analytics Hub.",
+        dependencies=[Depends(guard)],
     )
     app.state.hub = state
     install_error_handlers(app)
-    for router in (health.router, events.router, schemas.router, dlq.router, ws.router, query.router):
+    for router in (health.router, events.router, schemas.router, dlq.router, ws.router, query.router, keys.router,
+                   admin.router):  # fmt: skip
         app.include_router(router)
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics)
     return app

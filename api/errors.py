@@ -29,6 +29,25 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Respon
 
 
 def install_error_handlers(app: Any) -> None:
+    from api.security import RateLimited
+    from hubcore.security.principal import AuthError
+    from hubcore.security.rbac import ForbiddenError
+
+    @app.exception_handler(AuthError)
+    async def _auth(request: Request, exc: AuthError) -> Response:
+        realm = request.app.state.hub.config.service.auth.realm
+        resp = error_response(401, exc.code, str(exc))
+        resp.headers["WWW-Authenticate"] = exc.www_authenticate(realm)
+        return resp
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(_: Request, exc: ForbiddenError) -> Response:
+        return error_response(403, "forbidden", exc.reason)
+
+    @app.exception_handler(RateLimited)
+    async def _limited(_: Request, exc: RateLimited) -> Response:
+        return error_response(429, "rate_limited", str(exc), retry_after=exc.retry_after)
+
     @app.exception_handler(PermanentError)
     async def _permanent(_: Request, exc: PermanentError) -> Response:
         return error_response(400, exc.reason, str(exc))

@@ -8,6 +8,11 @@ from typing import Any, Protocol
 from hubcore.config import HubConfig
 from hubcore.contracts import EventsConsumer
 from hubcore.dlq import DeadLetterQueue
+from hubcore.security.apikeys import ApiKeyStore
+from hubcore.security.audit import AuditLog
+from hubcore.security.authenticator import Authenticator
+from hubcore.security.config import AuthConfig
+from hubcore.security.quotas import Quotas
 from hubcore.storage.embedded import EmbeddedStore
 from hubcore.telemetry import HubMetrics
 
@@ -21,12 +26,30 @@ class IngestPipelineLike(EventsConsumer, DlqReplayer, Protocol):
 
 
 @dataclass
+class SecurityContext:
+    """The security blocks the API and receivers share (``hubcore.security``)."""
+
+    authenticator: Authenticator
+    enabled: bool = False
+    quotas: Quotas | None = None
+    audit: AuditLog | None = None
+    key_store: ApiKeyStore | None = None
+    log_reads: bool = False
+
+    @classmethod
+    def open(cls, default_tenant: str) -> SecurityContext:
+        """Auth off, nothing audited: for tests and tools that build an app by hand."""
+        return cls(Authenticator(AuthConfig(), None, None, default_tenant=default_tenant))
+
+
+@dataclass
 class ApiState:
     config: HubConfig
     store: EmbeddedStore
     pipeline: IngestPipelineLike
     dlq: DeadLetterQueue
     metrics: HubMetrics
+    security: SecurityContext = field(default_factory=lambda: SecurityContext.open("default"))
     readiness_checks: dict[str, Any] = field(default_factory=dict)
 
     @property

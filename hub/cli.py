@@ -24,6 +24,9 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "simulate": ("hub.simulate.cli", "send realistic traffic from all six modules to a hub"),
     "detect": ("analytics.anomaly.cli", "score a timestamp,value CSV for anomalies"),
     "forecast": ("analytics.forecast.cli", "forecast a ds,y CSV with 95% intervals"),
+    "keys": ("hub.keys_cli", "create, list and revoke API keys (hub keys create --tenant T --role R)"),
+    "audit": ("hub.audit_cli", "verify or list the hash-chained audit log"),
+    "eval": ("hub.eval_cli", "evaluate correlation and root-cause analysis on injected incidents"),
 }
 
 
@@ -38,6 +41,10 @@ def _run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # 
     p.add_argument("--retention-days", type=int, help="keep data this many days (default 30)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     p.add_argument("--no-fsync", action="store_true", help="do not fsync the write-ahead log (faster, less safe)")
+    p.add_argument("--auth", choices=["on", "off"], help="require API keys / JWTs (default off; on for non-loopback)")
+    p.add_argument("--tls-cert", help="server certificate (PEM): TLS on every listener")
+    p.add_argument("--tls-key", help="server private key (PEM)")
+    p.add_argument("--tls-client-ca", help="CA (PEM) that client certificates must chain to: mTLS")
     return p
 
 
@@ -76,6 +83,13 @@ def apply_flags(cfg: HubConfig, args: argparse.Namespace) -> HubConfig:
         emb["wal_fsync"] = False
     if args.log_level:
         service.setdefault("telemetry", {})["log_level"] = args.log_level
+    if args.auth:
+        service.setdefault("auth", {})["enabled"] = args.auth == "on"
+    if args.tls_cert or args.tls_key:
+        tls = service.setdefault("tls", {})
+        tls.update({"enabled": True, "cert_file": args.tls_cert or "", "key_file": args.tls_key or ""})
+        if args.tls_client_ca:
+            tls.update({"ca_file": args.tls_client_ca, "client_auth": "require"})
     from hubcore.config import config_from_dict
 
     return config_from_dict(data)
@@ -92,6 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(HubService(cfg).run())
+    except ConfigError as exc:
+        print(f"hub run: refusing to start: {exc}", file=sys.stderr)
+        return 2
     except (OSError, RuntimeError) as exc:
         print(f"hub run: {exc}", file=sys.stderr)
         return 1

@@ -4,6 +4,15 @@ Started in order, torn down in reverse (Arize Phoenix's exit-stack style). SIGTE
 servers first (no new input), then the store flushes what it holds and closes.
 
     >>> from hubcore.config import HubConfig
+from hubcore.errors import ConfigError
+from hubcore.security.apikeys import ApiKeyStore
+from hubcore.security.audit import AuditLog
+from hubcore.security.authenticator import Authenticator, check_bind_safety, open_warning
+from hubcore.security.jwt import JwtVerifier
+from hubcore.security.quotas import Quotas
+from hubcore.security.rbac import RoleRegistry
+from hubcore.security.tls import grpc_server_credentials, uvicorn_ssl_kwargs
+from receivers.auth import GrpcAuthInterceptor, HttpAuthMiddleware, ReceiverGuard, grpc_receiver_name
     >>> svc = HubService(HubConfig())   # doctest: +SKIP
     >>> asyncio.run(svc.run())          # doctest: +SKIP
 """
@@ -23,13 +32,22 @@ import msgspec
 import uvicorn
 
 from api.app import create_app
-from api.state import ApiState
+from api.state import ApiState, SecurityContext
 from exporters.embedded import create_exporter
 from hub.pipeline import IngestPipeline
 from hub.selftrace import configure_tracing, tracer
 from hubcore.config import HubConfig
 from hubcore.dlq import DeadLetterQueue
+from hubcore.errors import ConfigError
+from hubcore.security.apikeys import ApiKeyStore
+from hubcore.security.audit import AuditLog
+from hubcore.security.authenticator import Authenticator, check_bind_safety, open_warning
+from hubcore.security.jwt import JwtVerifier
+from hubcore.security.quotas import Quotas
+from hubcore.security.rbac import RoleRegistry
+from hubcore.security.tls import grpc_server_credentials, uvicorn_ssl_kwargs
 from hubcore.telemetry import HubMetrics
+from receivers.auth import GrpcAuthInterceptor, HttpAuthMiddleware, ReceiverGuard, grpc_receiver_name
 
 log = logging.getLogger("hub")
 
@@ -58,7 +76,8 @@ class HubService:
         self.pipeline = IngestPipeline(
             config.processors.native_events, self.store, self.dlq, self.metrics, tracer=tracer(self.tracer_provider)
         )
-        self.api_state = ApiState(config, self.store, self.pipeline, self.dlq, self.metrics)
+        self.security = build_security(config, self.metrics)
+        self.api_state = ApiState(config, self.store, self.pipeline, self.dlq, self.metrics, security=self.security)
         self.app = create_app(self.api_state)
         self._servers: list[_Server] = []
         self._grpc: grpc.aio.Server | None = None
@@ -71,6 +90,14 @@ class HubService:
         if self._started:
             return
         started = time.perf_counter()
+        auth_on = self.config.service.auth.enabled
+        for key, host in self.config.bind_hosts().items():
+            refusal = check_bind_safety(host, auth_on)
+            if refusal is not None:
+                raise ConfigError(key, refusal)
+        warning = open_warning(self.config.service.api.host, auth_on)
+        if warning:
+            log.warning(warning)
         await asyncio.to_thread(self.store.start)
         await asyncio.to_thread(self.store.flush, 300.0)
         await asyncio.to_thread(self._rebuild_state)
@@ -133,6 +160,7 @@ class HubService:
             host=host,
             port=port,
             limit_concurrency=limit_concurrency,
+            **uvicorn_ssl_kwargs(self.config.service.tls),
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -157,7 +185,9 @@ class HubService:
         if not grpc_cfg.enabled:
             return
         host, port = grpc_cfg.host_port("receivers.otlp.protocols.grpc.endpoint")
+        guard = ReceiverGuard(self.security.authenticator, self.security.quotas, self.security.audit)
         server = grpc.aio.server(
+            interceptors=[GrpcAuthInterceptor(guard, grpc_receiver_name)],
             maximum_concurrent_rpcs=MAX_CONCURRENT_REQUESTS,
             options=[
                 # twice the native batch limit, so an oversized batch gets a clear REJECTED ack
@@ -171,7 +201,11 @@ class HubService:
         for name, register in _grpc_registrations(self).items():
             register(server)
             log.debug("registered gRPC service", extra={"service": name})
-        bound = server.add_insecure_port(f"{host}:{port}")
+        tls = self.config.service.tls
+        if tls.enabled:
+            bound = server.add_secure_port(f"{host}:{port}", grpc_server_credentials(tls))
+        else:
+            bound = server.add_insecure_port(f"{host}:{port}")
         if bound == 0:
             raise RuntimeError(f"OTLP gRPC receiver could not bind {host}:{port}")
         await server.start()
@@ -191,7 +225,9 @@ class HubService:
             on_reject=self.pipeline.reject_request,
         )
         host, port = http_cfg.host_port("receivers.otlp.protocols.http.endpoint")
-        await self._start_http("otlp_http", app, host, port, limit_concurrency=MAX_CONCURRENT_REQUESTS)
+        guard = ReceiverGuard(self.security.authenticator, self.security.quotas, self.security.audit)
+        guarded = HttpAuthMiddleware(app, guard)
+        await self._start_http("otlp_http", guarded, host, port, limit_concurrency=MAX_CONCURRENT_REQUESTS)
 
     def _rebuild_state(self) -> None:
         """Registry metadata and recent event ids come back from the store after a restart."""
@@ -214,6 +250,27 @@ class HubService:
         ).fetchall()
         for tenant, event_id, received in recent:
             proc.dedup.seen_or_add(tenant, event_id, float(received))
+
+
+def build_security(config: HubConfig, metrics: HubMetrics) -> SecurityContext:
+    """Key store, JWT verifier, authenticator, quotas and audit log from ``service.*``."""
+    sec = config.service
+    data_dir = config.exporters.embedded.data_dir
+    default_tenant = config.processors.native_events.default_tenant
+    registry = RoleRegistry.from_config(sec.auth.roles)
+    key_store = ApiKeyStore(data_dir, registry=registry, cache_seconds=sec.auth.key_cache_seconds)
+    verifier = JwtVerifier(sec.auth.jwt, registry=registry) if sec.auth.jwt is not None else None
+    authenticator = Authenticator(sec.auth, key_store, verifier, default_tenant=default_tenant, registry=registry)
+    quotas = Quotas(sec.quotas, registry=metrics.registry) if sec.quotas.enabled else None
+    audit = AuditLog(data_dir, fsync=sec.audit.fsync, directory=sec.audit.directory) if sec.audit.enabled else None
+    return SecurityContext(
+        authenticator=authenticator,
+        enabled=sec.auth.enabled,
+        quotas=quotas,
+        audit=audit,
+        key_store=key_store,
+        log_reads=sec.audit.log_reads,
+    )
 
 
 def _grpc_registrations(svc: HubService) -> dict[str, Callable[[grpc.aio.Server], None]]:

@@ -36,6 +36,7 @@ import msgspec
 import yaml
 
 from hubcore.errors import ConfigError
+from hubcore.security.config import AuditConfig, AuthConfig, QuotasConfig, TlsConfig
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -173,6 +174,10 @@ class ServiceConfig(_Base):
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     pipelines: dict[str, PipelineConfig] = msgspec.field(default_factory=_default_pipelines)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
+    quotas: QuotasConfig = msgspec.field(default_factory=QuotasConfig)
+    audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
 
 
 class HubConfig(_Base):
@@ -201,7 +206,20 @@ class HubConfig(_Base):
                 raise ConfigError(f"service.pipelines.{name}", "needs at least one receiver and one exporter")
         self.receivers.otlp.protocols.grpc.host_port("receivers.otlp.protocols.grpc.endpoint")
         self.receivers.otlp.protocols.http.host_port("receivers.otlp.protocols.http.endpoint")
+        self.service.auth.validate()
+        self.service.tls.validate()
+        self.service.quotas.validate()
+        self.service.audit.validate()
         return self
+
+    def bind_hosts(self) -> dict[str, str]:
+        """Every address a listener binds to, by YAML key."""
+        hosts = {"service.api.host": self.service.api.host}
+        for name in ("grpc", "http"):
+            ep: Endpoint = getattr(self.receivers.otlp.protocols, name)
+            if ep.enabled:
+                hosts[f"receivers.otlp.protocols.{name}.endpoint"] = ep.host_port(name)[0]
+        return hosts
 
 
 def substitute_env(text: str, env: dict[str, str] | None = None) -> str:

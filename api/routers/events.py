@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import get_state, header_tenant, read_tenant
+from api.deps import get_state, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.routers.ingest_body import BodyError, split_events
 from api.state import ApiState
@@ -57,12 +57,18 @@ async def ingest_events(request: Request, state: Annotated[ApiState, Depends(get
         return error_response(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype!r}")
     native = state.config.receivers.native
     try:
-        tenant = header_tenant(request)
+        tenant = write_tenant(request)
         body = await read_body_limited(request, native.max_body_bytes)
         events = split_events(body, max_events=native.max_batch_events)
     except BodyError as exc:
         state.pipeline.reject_request(RECEIVER, exc.reason)
         return error_response(exc.status, exc.reason, str(exc))
+    quotas = state.security.quotas
+    if quotas is not None:
+        retry = quotas.check_events(tenant or state.default_tenant, len(events))
+        if retry is not None:
+            state.pipeline.reject_request(RECEIVER, "rate_limited")
+            return error_response(429, "rate_limited", "the tenant's event rate limit is reached", retry_after=retry)
     try:
         outcome = await run_in_threadpool(state.pipeline.consume_events, events, tenant_id=tenant, receiver=RECEIVER)
     except QueueFullError as exc:

@@ -10,12 +10,14 @@ Client → server (text frames): a JSON array of events, ``{"events": [...], "ba
 from __future__ import annotations
 
 import msgspec
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, WebSocketException
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import write_tenant
 from api.routers.ingest_body import BodyError, split_events
 from api.state import ApiState
 from hubcore.errors import PermanentError, QueueFullError
+from hubcore.security.rbac import ForbiddenError
 
 router = APIRouter(tags=["events"])
 RECEIVER = "websocket"
@@ -33,7 +35,11 @@ _control = msgspec.json.Decoder(_Control)
 async def events_socket(ws: WebSocket) -> None:
     state: ApiState = ws.app.state.hub
     native = state.config.receivers.native
-    tenant = ws.headers.get("x-scope-orgid") or ws.query_params.get("tenant")
+    try:
+        tenant = write_tenant(ws, ws.query_params.get("tenant"))
+    except (PermanentError, ForbiddenError) as exc:
+        raise WebSocketException(code=1008, reason=str(exc)[:120]) from None
+    quotas = state.security.quotas
     await ws.accept()
     send = ws.send_text  # JSON in text frames
     try:
@@ -72,6 +78,11 @@ async def events_socket(ws: WebSocket) -> None:
                 state.pipeline.reject_request(RECEIVER, exc.reason)
                 await send(_dump({"type": "error", "batch_id": batch_id, "code": exc.reason, "message": str(exc)}))
                 continue
+            if quotas is not None:
+                retry = quotas.check_events(tenant or state.default_tenant, len(events))
+                if retry is not None:
+                    await send(_dump({"type": "retry", "batch_id": batch_id, "retry_after": retry}))
+                    continue
             try:
                 outcome = await run_in_threadpool(
                     state.pipeline.consume_events, events, tenant_id=tenant, receiver=RECEIVER

@@ -29,6 +29,7 @@ import grpc
 
 from hubcore.contracts import EventsConsumer, IngestOutcome
 from hubcore.errors import PermanentError, RetryableError
+from hubcore.security.context import authenticated, current_principal
 from receivers.native_grpc.protos import events_pb2
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,13 @@ class EventIngestionServicer:
                 f"batch of {len(events)} events is over max_batch_events={self.max_batch_events}: split it",
             )
         tenant = metadata_tenant or frame.tenant_id or None
+        principal = current_principal()
+        if authenticated(principal) and principal is not None:
+            if tenant is not None and tenant != principal.tenant_id and not principal.cross_tenant:
+                return self._refuse(
+                    batch_id, "forbidden_tenant", f"the credential may not write to tenant {tenant!r}"
+                )
+            tenant = tenant or principal.tenant_id
         if tenant is not None and len(tenant) > MAX_TENANT_LENGTH:
             return self._refuse(batch_id, "invalid_tenant", f"tenant_id longer than {MAX_TENANT_LENGTH} characters")
         try:

@@ -26,6 +26,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from hubcore.contracts import SignalKind, SignalsConsumer
 from hubcore.errors import PermanentError
+from hubcore.security.context import tenant_for_write
 from receivers.otlp.translate import Rows, logs_to_rows, metrics_to_rows, traces_to_rows
 
 #: Header (HTTP) / metadata key (gRPC) naming the tenant, as Loki, Mimir and Tempo use it.
@@ -74,7 +75,8 @@ def resolve_tenant(header: str | None, default_tenant: str) -> tuple[str, bool]:
     Raises :class:`PermanentError` for an empty, over-long or non-printable header value.
     """
     if header is None:
-        return default_tenant, True
+        # With a credential, the credential's tenant (resource attributes cannot change it).
+        return tenant_for_write(None, default_tenant=default_tenant)
     tenant = header.strip()
     if not tenant or len(tenant) > MAX_TENANT_LENGTH or not tenant.isprintable():
         raise PermanentError(

@@ -1,0 +1,50 @@
+"""Data rights and the audit trail: erasure of a tenant's or a user's data, and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.deps import get_state, read_tenant
+from api.errors import json_response
+from api.state import ApiState
+from hubcore.security.audit import tail
+from hubcore.security.erasure import erase_tenant, erase_user
+
+router = APIRouter(prefix="/api/v1", tags=["data rights and audit"])
+
+
+@router.delete("/tenants/{tenant_id}/data", summary="Erase every stored row of a tenant (GDPR erasure)")
+async def erase_tenant_data(
+    request: Request, tenant_id: str, state: Annotated[ApiState, Depends(get_state)]
+) -> Response:
+    tenant = read_tenant(request, state, tenant_id)
+    counts = await run_in_threadpool(erase_tenant, state.store, tenant, dlq=state.dlq)
+    return json_response({"tenant_id": tenant, "deleted": counts})
+
+
+@router.delete("/tenants/{tenant_id}/users/{user_id}/data", summary="Erase a user's rows in a tenant")
+async def erase_user_data(
+    request: Request, tenant_id: str, user_id: str, state: Annotated[ApiState, Depends(get_state)]
+) -> Response:
+    tenant = read_tenant(request, state, tenant_id)
+    counts = await run_in_threadpool(erase_user, state.store, tenant, user_id, dlq=state.dlq)
+    return json_response({"tenant_id": tenant, "user_id": user_id, "deleted": counts})
+
+
+@router.get("/audit", summary="The newest audit records of the tenant")
+async def audit_records(
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    tenant: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    tenant_id = read_tenant(request, state, tenant)
+    audit = state.security.audit
+    if audit is None:
+        return json_response({"records": [], "enabled": False})
+    records = await run_in_threadpool(tail, audit.path, tenant_id=tenant_id, limit=limit)
+    return json_response({"records": records, "enabled": True})

@@ -1,0 +1,78 @@
+"""API keys for key managers: ``POST/GET /api/v1/keys``, ``DELETE /api/v1/keys/{key_id}``.
+
+A tenant admin manages its own tenant's keys; a platform admin may name another tenant.
+The secret is returned once, at creation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated
+
+import msgspec
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.deps import ensure_tenant_access, get_state, principal_of, read_tenant
+from api.errors import error_response, json_response
+from api.state import ApiState
+from hubcore.security.rbac import ForbiddenError
+
+router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
+
+
+class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
+    role: str
+    tenant_id: str | None = None
+    team: str | None = None
+    description: str = ""
+    expires_in_seconds: float | None = None
+
+
+@router.post("", status_code=201, summary="Create an API key (the secret is shown once)")
+async def create_key(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    store = state.security.key_store
+    if store is None:
+        return error_response(404, "not_found", "API keys are disabled (service.auth.api_keys: false)")
+    try:
+        req = msgspec.json.decode(await request.body(), type=CreateKey)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return error_response(422, "validation_error", f"body: {exc}")
+    tenant = read_tenant(request, state, req.tenant_id)
+    caller = principal_of(request)
+    if caller is not None and req.role == "platform_admin" and "platform_admin" not in caller.roles:
+        raise ForbiddenError("denied: only a platform_admin may create platform_admin keys")
+    if req.expires_in_seconds is not None and req.expires_in_seconds <= 0:
+        return error_response(422, "validation_error", "expires_in_seconds must be positive")
+    try:
+        created = await run_in_threadpool(
+            store.create, tenant_id=tenant, role=req.role, team=req.team, description=req.description,
+            expires_in=req.expires_in_seconds,
+        )  # fmt: skip
+    except ValueError as exc:
+        return error_response(422, "validation_error", str(exc))
+    return json_response({"key": created.key, **dataclasses.asdict(created.info)}, 201)
+
+
+@router.get("", summary="List the tenant's API keys (never their secrets)")
+async def list_keys(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
+) -> Response:
+    store = state.security.key_store
+    if store is None:
+        return json_response({"keys": []})
+    tenant_id = read_tenant(request, state, tenant)
+    keys = await run_in_threadpool(store.list, tenant_id=tenant_id)
+    return json_response({"keys": [dataclasses.asdict(k) for k in keys]})
+
+
+@router.delete("/{key_id}", summary="Revoke an API key")
+async def revoke_key(request: Request, key_id: str, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    store = state.security.key_store
+    info = await run_in_threadpool(store.get, key_id) if store is not None else None
+    if store is None or info is None:
+        return error_response(404, "not_found", f"no API key {key_id!r}")
+    ensure_tenant_access(request, info.tenant_id)  # 403 unless the caller may act on the key's tenant
+    revoked = await run_in_threadpool(store.revoke, key_id)
+    return json_response({"key_id": key_id, "revoked": revoked})

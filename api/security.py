@@ -1,0 +1,115 @@
+"""Every API route goes through here: authenticate, rate-limit, decide, audit.
+
+One table, :data:`ROUTE_PERMISSIONS`, maps each route (method, path template) to the permission and
+the resource type it needs; :func:`hubcore.security.rbac.decide` makes the decision. A route missing
+from the table is refused (fail closed) and ``tests/security_api`` checks that every route is listed.
+
+The caller's principal lands in ``request.state.principal``; :func:`api.deps.read_tenant` and
+:func:`api.deps.write_tenant` scope reads and writes with it.
+"""
+
+# No ``from __future__ import annotations``: FastAPI resolves these signatures at runtime.
+
+from typing import Annotated
+
+from fastapi import Depends, WebSocketException
+from starlette.requests import HTTPConnection
+
+from api.deps import get_state_conn, header_tenant
+from api.state import ApiState
+from hubcore.errors import HubError
+from hubcore.security.principal import AuthError, Principal
+from hubcore.security.rbac import ForbiddenError, Resource, decide
+
+#: Routes that need no credential (probes; the docs and the OpenAPI schema describe no data).
+PUBLIC = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+#: (method, route path) -> (permission, resource type). WS = a WebSocket route.
+ROUTE_PERMISSIONS: dict[tuple[str, str], tuple[str, str]] = {
+    ("GET", "/metrics"): ("metrics:read", "metrics"),
+    ("POST", "/api/v1/events"): ("events:write", "events"),
+    ("GET", "/api/v1/events"): ("events:read", "events"),
+    ("WS", "/ws/events"): ("events:write", "events"),
+    ("GET", "/api/v1/schemas"): ("schemas:read", "schemas"),
+    ("GET", "/api/v1/schemas/{version}"): ("schemas:read", "schemas"),
+    ("GET", "/api/v1/dlq"): ("dlq:read", "dlq"),
+    ("POST", "/api/v1/dlq/replay"): ("dlq:replay", "dlq"),
+    ("POST", "/api/v1/query"): ("query:run", "query"),
+    ("POST", "/api/v1/query/export"): ("query:export", "query"),
+    ("GET", "/api/v1/events/export"): ("query:export", "events"),
+    ("GET", "/api/v1/metrics/catalog"): ("analytics:read", "catalog"),
+    ("POST", "/api/v1/keys"): ("keys:manage", "keys"),
+    ("GET", "/api/v1/keys"): ("keys:manage", "keys"),
+    ("DELETE", "/api/v1/keys/{key_id}"): ("keys:manage", "keys"),
+    ("GET", "/api/v1/audit"): ("audit:read", "audit"),
+    ("DELETE", "/api/v1/tenants/{tenant_id}/data"): ("data:erase", "tenant"),
+    ("DELETE", "/api/v1/tenants/{tenant_id}/users/{user_id}/data"): ("data:erase", "tenant"),
+    ("GET", "/api/v1/correlations"): ("correlations:read", "correlations"),
+    ("POST", "/api/v1/correlations/analyze"): ("rca:run", "correlations"),
+    ("GET", "/api/v1/incidents"): ("incidents:read", "incidents"),
+    ("GET", "/api/v1/incidents/{incident_id}"): ("incidents:read", "incidents"),
+    ("GET", "/api/v1/incidents/{incident_id}/rca"): ("incidents:read", "incidents"),
+    ("GET", "/api/v1/dependencies"): ("correlations:read", "dependencies"),
+    ("GET", "/api/v1/policy/compliance/report"): ("analytics:read", "compliance"),
+    ("GET", "/api/v1/security/threat-intel"): ("analytics:read", "threat_intel"),
+}
+
+
+class RateLimited(HubError):
+    def __init__(self, retry_after: float, message: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def route_key(conn: HTTPConnection) -> tuple[str, str]:
+    route = conn.scope.get("route")
+    path = getattr(route, "path", conn.url.path)
+    method = "WS" if conn.scope["type"] == "websocket" else conn.scope.get("method", "GET")
+    return method, path
+
+
+def requested_tenant(conn: HTTPConnection) -> str | None:
+    """The tenant a request asks for: the path's ``tenant_id``, ``X-Scope-OrgID`` or ``?tenant=``."""
+    return conn.path_params.get("tenant_id") or header_tenant(conn) or conn.query_params.get("tenant") or None
+
+
+def guard(conn: HTTPConnection, state: Annotated[ApiState, Depends(get_state_conn)]) -> Principal:
+    """The app-wide dependency. Raises AuthError (401), RateLimited (429), ForbiddenError (403)."""
+    try:
+        return _guard(conn, state)
+    except (AuthError, ForbiddenError, RateLimited) as exc:
+        if conn.scope["type"] == "websocket":
+            raise WebSocketException(code=1008, reason=str(exc)[:120]) from None
+        raise
+
+
+def _guard(conn: HTTPConnection, state: ApiState) -> Principal:
+    method, path = route_key(conn)
+    sec = state.security
+    if path in PUBLIC or (path == "/metrics" and state.config.service.telemetry.metrics_public):
+        conn.state.principal = sec.authenticator.authenticate(None) if not sec.enabled else None
+        return conn.state.principal
+    principal = sec.authenticator.authenticate(conn.headers.get("authorization"))
+    conn.state.principal = principal
+    if sec.quotas is not None:
+        retry = sec.quotas.check_request(principal)
+        if retry is not None:
+            raise RateLimited(retry, f"API call rate limit reached for {principal.subject}; retry later")
+    needed = ROUTE_PERMISSIONS.get((method, path))
+    if needed is None:
+        raise ForbiddenError(f"denied: route {method} {path} has no permission mapping (fail closed)")
+    action, rtype = needed
+    asked = requested_tenant(conn)
+    tenant = asked or principal.tenant_id
+    resource = Resource(rtype, tenant, team=conn.query_params.get("team"))
+    decision = decide(principal, action, resource, cross_tenant=tenant != principal.tenant_id)
+    audit = sec.audit
+    if audit is not None and (not decision.allowed or not action.endswith(":read") or sec.log_reads):
+        audit.record(
+            principal, action, f"{rtype}/{tenant}{'' if method in ('GET', 'WS') else ' ' + method + ' ' + path}",
+            outcome="allowed" if decision.allowed else "denied", reason=decision.reason,
+            source_ip=conn.client.host if conn.client else None, user_agent=conn.headers.get("user-agent"),
+        )  # fmt: skip
+    if not decision.allowed:
+        raise ForbiddenError(decision.reason)
+    return principal
