@@ -74,9 +74,13 @@ class LokiReader:
         if step:
             params["step"] = step
         body = request_json(
-            self._client, self.url + "/loki/api/v1/query_range", params,
-            retries=self.retries, backoff=self.backoff, query=logql,
-        )  # fmt: skip
+            self._client,
+            self.url + "/loki/api/v1/query_range",
+            params,
+            retries=self.retries,
+            backoff=self.backoff,
+            query=logql,
+        )
         if not isinstance(body, dict) or body.get("status") != "success":
             raise QueryError(f"query failed: {body!r:.300}", query=logql)
         data = body.get("data") or {}
