@@ -86,6 +86,10 @@ class CorrelationEngine:
         self._started = False
         self._recent: OrderedDict[str, Correlation] = OrderedDict()
         self.max_recent = 20_000
+        self._by_event: dict[tuple[str, str, str], str] = {}
+        self._by_dims: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
+        self._rows: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()  # correlated events' rows
+        self.max_rows = 50_000
         self.default_tenant = "default"
 
     def start(self) -> None:
@@ -173,16 +177,17 @@ class CorrelationEngine:
             df = build_frame(columns)
             win = self._windows.get(tenant)
             if win is not None:
-                self._learn_baselines(df, win.baselines)
                 mark_outliers(df, win.baselines["latency_baselines"], win.baselines["cost_baselines"])
+                self._learn_baselines(df, win.baselines)
             results.append(self._run(df, tenant))
         return results
 
     def _learn_baselines(self, df: pd.DataFrame, baselines: dict[str, Baselines], cap: int = 5_000) -> None:
-        """Exponentially smoothed per-series (median, MAD) of log latency / cost; a window whose median
-        moved by more than 3 MADs (an incident) does not update its series."""
-        for name, mask, keys in (("latency_baselines", latency_mask(df), LATENCY_KEYS),
-                                 ("cost_baselines", cost_mask(df), COST_KEYS)):  # fmt: skip
+        """Exponentially smoothed per-series (median, MAD) of log latency / cost, learned from the values
+        that are not outliers; a window whose median moved by more than 3 MADs does not update its series."""
+        slow, costly = df["slow"].to_numpy(dtype=bool), df["cost_outlier"].to_numpy(dtype=bool)
+        for name, mask, keys in (("latency_baselines", latency_mask(df) & ~slow, LATENCY_KEYS),
+                                 ("cost_baselines", cost_mask(df) & ~costly, COST_KEYS)):  # fmt: skip
             base = baselines[name]
             for key, (med, mad) in group_log_stats(df, mask, keys).items():
                 old = base.get(key)
@@ -222,13 +227,27 @@ class CorrelationEngine:
         return {(str(a), str(b)): float(n) for a, b, n in rows}
 
     def _merge(self, c: Correlation) -> Correlation:
-        """A correlation seen again (a later window) keeps what earlier windows saw: windows slide, so
-        its first events may have been evicted since."""
+        """A correlation seen again in a later window continues the earlier one (same id), keeping what
+        earlier windows saw: windows slide, so its first events may have been evicted since. "Again"
+        means the same id, or the same type sharing an event, or the same type and dimensions adjacent
+        in time."""
         with self._lock:
-            old = self._recent.pop(c.id, None)
+            prev_id = c.id if c.id in self._recent else None
+            if prev_id is None:
+                for e in c.event_ids:
+                    prev_id = self._by_event.get((c.tenant_id, c.type, e))
+                    if prev_id in self._recent:
+                        break
+                    prev_id = None
+            if prev_id is None:
+                dim_key = (c.tenant_id, c.type, tuple(sorted(c.dimensions.items())))
+                cand = self._by_dims.get(dim_key)
+                if cand in self._recent and c.start_us <= self._recent[cand].end_us + 30_000_000:
+                    prev_id = cand
+            old = self._recent.pop(prev_id, None) if prev_id is not None else None
             if old is not None:
+                c.id = old.id
                 ids = list(dict.fromkeys([*old.event_ids, *c.event_ids]))
-                c.event_ids = ids
                 c.modules = sorted(set(old.modules) | set(c.modules))
                 c.start_us, c.end_us = min(old.start_us, c.start_us), max(old.end_us, c.end_us)
                 c.confidence = max(old.confidence, c.confidence)
@@ -237,10 +256,38 @@ class CorrelationEngine:
                 if c.root_event_id in ids:
                     ids.remove(c.root_event_id)
                     ids.insert(0, c.root_event_id)
+                c.event_ids = ids
             self._recent[c.id] = c
+            self._by_dims[(c.tenant_id, c.type, tuple(sorted(c.dimensions.items())))] = c.id
+            for e in c.event_ids:
+                self._by_event[(c.tenant_id, c.type, e)] = c.id
             while len(self._recent) > self.max_recent:
                 self._recent.popitem(last=False)
+            while len(self._by_event) > 10 * self.max_recent:
+                self._by_event.pop(next(iter(self._by_event)))
+            while len(self._by_dims) > self.max_recent:
+                self._by_dims.pop(next(iter(self._by_dims)))
         return c
+
+    def _with_remembered(self, df: pd.DataFrame, tenant: str, corrs: list[Correlation]) -> pd.DataFrame:
+        """``df`` plus the remembered rows of correlated events already evicted from the window (so RCA
+        still sees an incident's first events); remembers the rows of this window's correlated events."""
+        wanted = {e for c in corrs for e in c.event_ids}
+        if not wanted:
+            return df
+        present = df["event_id"].isin(wanted).to_numpy()
+        with self._lock:
+            for rec in df[present].to_dict("records"):
+                key = (tenant, str(rec["event_id"]))
+                self._rows[key] = rec
+                self._rows.move_to_end(key)
+            while len(self._rows) > self.max_rows:
+                self._rows.popitem(last=False)
+            missing = wanted - set(df["event_id"][present])
+            extra = [self._rows[(tenant, e)] for e in missing if (tenant, e) in self._rows]
+        if not extra:
+            return df
+        return pd.concat([pd.DataFrame(extra), df], ignore_index=True)
 
     def _run(self, df: pd.DataFrame, tenant: str, *, anomalies: Sequence[AnomalyRecord] | None = None,
              deps: Edges | None = None, store_results: bool = True) -> AnalysisResult:  # fmt: skip
@@ -248,10 +295,11 @@ class CorrelationEngine:
         corrs = [self._merge(c) for c in detect_all(df, tenant, self.config, deps, anomalies)]
         incidents = group_incidents(corrs)
         by_id = {c.id: c for c in corrs}
+        rca_frame = self._with_remembered(df, tenant, corrs)
         hyps = {}
         learned = dict(deps or {})
         for inc in incidents:
-            hyps[inc.id] = rank_hypotheses(inc, [by_id[c] for c in inc.correlation_ids], df, learned)
+            hyps[inc.id] = rank_hypotheses(inc, [by_id[c] for c in inc.correlation_ids], rca_frame, learned)
         new: list[Correlation] = []
         if store_results and self.repo is not None:
             new = self.repo.save(corrs, incidents, hyps, df)
