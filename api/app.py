@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RequestMetricsMiddleware
-from api.routers import admin, dlq, events, health, keys, query, schemas, ws
+from api.routers import admin, correlations, dlq, events, health, keys, query, schemas, ws
 from api.security import guard
 from api.state import ApiState
 
@@ -27,5 +27,6 @@ def create_app(state: ApiState) -> FastAPI:
     for router in (health.router, events.router, schemas.router, dlq.router, ws.router, query.router, keys.router,
                    admin.router):  # fmt: skip
         app.include_router(router)
+    app.include_router(correlations.router)
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics)
     return app

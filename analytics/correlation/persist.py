@@ -182,11 +182,18 @@ class CorrelationRepository:
         params.append(limit)
         return [_corr_row(tenant, r) for r in self.store.read(sql, params).fetchall()]
 
+    def get_incident(self, tenant: str, incident_id: str) -> dict[str, Any] | None:
+        rows = self.list_incidents(tenant, incident_id=incident_id)
+        return rows[0] if rows else None
+
     def list_incidents(self, tenant: str, start_us: int | None = None, end_us: int | None = None,
-                       limit: int = 500) -> list[dict[str, Any]]:  # fmt: skip
+                       limit: int = 500, incident_id: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
         sql = ("SELECT id, epoch_us(start_ts), epoch_us(end_ts), confidence, title, types, correlation_ids, event_ids, "
                "impact FROM incidents WHERE tenant_id = ?")  # fmt: skip
         params: list[Any] = [tenant]
+        if incident_id is not None:
+            sql += " AND id = ?"
+            params.append(incident_id)
         if start_us is not None:
             sql += " AND end_ts >= make_timestamp(?)"
             params.append(start_us)

@@ -1,0 +1,168 @@
+"""Correlations, incidents, RCA, dependencies, compliance report and threat intelligence (tenant-scoped).
+
+The engine comes from ``app.state.correlation_engine`` (set by the service that also feeds it from the
+pipeline); if none is set, one is created on first use over the same store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from analytics.correlation import (
+    CORRELATION_TYPES,
+    CorrelationEngine,
+    compliance_report,
+    dependency_graph,
+    threat_intel,
+)
+from analytics.correlation.timeutil import BadTimeError, parse_time
+from api.deps import get_state, read_tenant
+from api.errors import error_response, json_response
+from api.state import ApiState
+from hubcore.errors import PermanentError
+
+router = APIRouter(prefix="/api/v1", tags=["correlations"])
+_lock = threading.Lock()
+MAX_ANALYZE_S = 7 * 86_400
+DAY_US = 86_400_000_000
+
+
+def get_engine(request: Request, state: ApiState) -> CorrelationEngine:
+    engine: CorrelationEngine | None = getattr(request.app.state, "correlation_engine", None)
+    if engine is None:
+        with _lock:
+            engine = getattr(request.app.state, "correlation_engine", None)
+            if engine is None:
+                engine = CorrelationEngine(state.store, registry=state.metrics.registry)
+                engine.start()
+                request.app.state.correlation_engine = engine
+    return engine
+
+
+def _range(start: str | None, end: str | None, default_s: float) -> tuple[int, int]:
+    try:
+        end_us = parse_time(end, "end")
+        start_us = parse_time(start, "start")
+    except BadTimeError as exc:
+        raise PermanentError(str(exc), reason="bad_time") from None
+    end_us = end_us if end_us is not None else int(time.time() * 1e6) + 1
+    start_us = start_us if start_us is not None else end_us - int(default_s * 1e6)
+    if end_us <= start_us:
+        raise PermanentError("end must be after start", reason="bad_time")
+    return start_us, end_us
+
+
+@router.get("/correlations", summary="Stored correlations overlapping [start, end), optionally of one type")
+async def list_correlations(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
+    end: str | None = None, type: str | None = None, tenant: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> Response:  # fmt: skip
+    if type is not None and type not in CORRELATION_TYPES:
+        return error_response(400, "bad_type", f"type must be one of {list(CORRELATION_TYPES)}, got {type!r}")
+    t = read_tenant(request, state, tenant)
+    start_us, end_us = _range(start, end, 365 * 86_400)
+    engine = get_engine(request, state)
+    assert engine.repo is not None
+    repo = engine.repo
+    rows = await run_in_threadpool(repo.list_correlations, t, start_us, end_us, type, limit)
+    return json_response({"correlations": rows})
+
+
+@router.post("/correlations/analyze", summary="Correlate the stored events of [start, end) now and store results")
+async def analyze(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
+    end: str | None = None, tenant: str | None = None,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    start_us, end_us = _range(start, end, 3600)
+    if end_us - start_us > MAX_ANALYZE_S * 1_000_000:
+        return error_response(400, "range_too_large", f"analyze at most {MAX_ANALYZE_S} s at a time")
+    engine = get_engine(request, state)
+
+    def run() -> dict[str, Any]:
+        state.store.flush(5.0)
+        res = engine.analyze(t, start_us, end_us)
+        return {"correlations": [c.to_dict() for c in res.correlations],
+                "incidents": [i.to_dict() for i in res.incidents], "events": res.events,
+                "seconds": round(res.seconds, 4)}  # fmt: skip
+
+    return json_response(await run_in_threadpool(run))
+
+
+@router.get("/incidents", summary="Incidents (groups of correlations), newest first")
+async def list_incidents(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
+    end: str | None = None, tenant: str | None = None, limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    start_us, end_us = _range(start, end, 365 * 86_400)
+    repo = get_engine(request, state).repo
+    assert repo is not None
+    rows = await run_in_threadpool(repo.list_incidents, t, start_us, end_us, limit)
+    return json_response({"incidents": rows})
+
+
+@router.get("/incidents/{incident_id}", summary="One incident")
+async def get_incident(
+    incident_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    repo = get_engine(request, state).repo
+    assert repo is not None
+    row = await run_in_threadpool(repo.get_incident, t, incident_id)
+    if row is None:
+        return error_response(404, "not_found", f"no incident {incident_id!r} for this tenant")
+    return json_response(row)
+
+
+@router.get("/incidents/{incident_id}/rca", summary="Root-cause hypotheses for one incident, best first")
+async def incident_rca(
+    incident_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    repo = get_engine(request, state).repo
+    assert repo is not None
+    hyps = await run_in_threadpool(repo.hypotheses, t, incident_id)
+    if hyps is None:
+        return error_response(404, "not_found", f"no incident {incident_id!r} for this tenant")
+    return json_response({"incident_id": incident_id, "hypotheses": hyps})
+
+
+@router.get("/dependencies", summary="Service dependency graph learned from traces and correlation ids")
+async def dependencies(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
+    end: str | None = None, tenant: str | None = None,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    start_us, end_us = _range(start, end, 86_400)
+    return json_response(await run_in_threadpool(dependency_graph, state.store, t, start_us, end_us))
+
+
+@router.get("/policy/compliance/report", summary="Hourly compliance per policy (evaluations, pass/fail/warn, rate)")
+async def policy_compliance_report(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
+    end: str | None = None, tenant: str | None = None,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    start_us, end_us = _range(start, end, 86_400)
+    return json_response(await run_in_threadpool(compliance_report, state.store, t, start_us, end_us))
+
+
+@router.get("/security/threat-intel", summary="Indicators seen in security findings, across modules")
+async def security_threat_intel(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
+    end: str | None = None, tenant: str | None = None, min_count: Annotated[int, Query(ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    start_us, end_us = _range(start, end, 86_400)
+    body = await run_in_threadpool(
+        lambda: threat_intel(state.store, t, start_us, end_us, min_count=min_count, limit=limit))  # fmt: skip
+    return json_response(body)
