@@ -127,7 +127,7 @@ Baselines = dict[tuple[str, ...], tuple[float, float]]
 
 
 def group_log_stats(df: pd.DataFrame, mask: np.ndarray, keys: list[str]) -> Baselines:
-    """(median, MAD) of log(value) per ``keys`` group with at least 8 values."""
+    """(median, lower-half MAD) of log(value) per ``keys`` group with at least 8 values."""
     if not mask.any():
         return {}
     sub = df.loc[mask, [*keys, "value"]].copy()
@@ -137,9 +137,12 @@ def group_log_stats(df: pd.DataFrame, mask: np.ndarray, keys: list[str]) -> Base
     out: Baselines = {}
     for key, lv in sub.groupby(keys)["lv"]:
         if len(lv) >= 8:
-            med = float(lv.median())
+            v = lv.to_numpy()
+            med = float(np.median(v))
+            # scale from the lower half only: an incident inflates the upper tail, not the lower one
+            lower = med - v[v <= med]
             out[tuple(str(k) for k in (key if isinstance(key, tuple) else (key,)))] = (
-                med, float((lv - med).abs().median()) * 1.4826)
+                med, float(np.median(lower)) * 1.4826)
     return out
 
 
