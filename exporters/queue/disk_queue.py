@@ -1,6 +1,8 @@
 """A bounded on-disk FIFO of batches with acknowledgement: what ``put`` returned from survives a crash.
 
-Built on the hub's write-ahead log (``[seq][len][crc][msgpack]`` records in segment files). The consumer
+Built on the hub's write-ahead log (``[seq][len][crc][msgpack]`` records in segment files; each record
+holds the batch's own msgpack encoding, so only sizes are kept in memory and ``peek`` reads the bodies
+back from disk: memory stays small however full the queue is). The consumer
 reads batches in order and acknowledges through a sequence number once the backend accepted them; the
 acknowledgement (with an optional opaque *state* blob, e.g. an exporter's running counter totals as of
 that point) is written atomically to ``ack``. A restart re-delivers everything after the last
@@ -33,6 +35,7 @@ from hubcore.storage.wal import WriteAheadLog
 
 _ACK_FILE = "ack"
 _encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
 
 
 class _Ack(msgspec.Struct):
@@ -65,40 +68,51 @@ class DiskQueue:
         self._acked = ack.seq
         self._state = ack.state
         self._wal = WriteAheadLog(self.directory / "segments", fsync=fsync, segment_bytes=segment_bytes)
-        self._pending: deque[tuple[int, Any, int]] = deque()  # (seq, body, encoded size)
+        self._pending: deque[tuple[int, int]] = deque()  # (seq, encoded size); bodies stay on disk
         self._bytes = 0
-        for seq, body in self._wal.replay(after=self._acked):
-            size = len(_encoder.encode(body))
-            self._pending.append((seq, body, size))
+        for seq, raw in self._wal.replay(after=self._acked):
+            size = len(raw) if isinstance(raw, bytes) else len(_encoder.encode(raw))
+            self._pending.append((seq, size))
             self._bytes += size
 
     # -- producer ---------------------------------------------------------------------------------
     def put(self, body: Any) -> int:
         """Append ``body`` durably; raise :class:`QueueFullError` when the queue is at its bound."""
-        size = len(_encoder.encode(body))
+        raw = _encoder.encode(body)
+        size = len(raw)
         with self._lock:
             if self._pending and (len(self._pending) >= self.max_batches or self._bytes + size > self.max_bytes):
                 raise QueueFullError(
                     f"exporter queue {self.directory} is full ({len(self._pending)} batches, {self._bytes} bytes)",
                     retry_after=1.0,
                 )
-            seq = self._wal.append(body)
-            self._pending.append((seq, body, size))
+            seq = self._wal.append(raw)
+            self._pending.append((seq, size))
             self._bytes += size
             self._not_empty.notify_all()
             return seq
 
     # -- consumer ---------------------------------------------------------------------------------
     def peek(self, max_batches: int, *, max_bytes: int | None = None) -> list[tuple[int, Any]]:
-        """The oldest unacknowledged batches (at least one when any), without removing them."""
-        out: list[tuple[int, Any]] = []
-        total = 0
+        """The oldest unacknowledged batches (at least one when any), without removing them.
+
+        Consumer side only (one thread): reads the bodies back from the segment files.
+        """
         with self._lock:
-            for seq, body, size in self._pending:
-                if out and (len(out) >= max_batches or (max_bytes is not None and total + size > max_bytes)):
+            count, total = 0, 0
+            for _seq, size in self._pending:
+                if count and (count >= max_batches or (max_bytes is not None and total + size > max_bytes)):
                     break
-                out.append((seq, body))
+                count += 1
                 total += size
+            after = self._acked
+        out: list[tuple[int, Any]] = []
+        if not count:
+            return out
+        for seq, raw in self._wal.replay(after=after):
+            out.append((seq, _decoder.decode(raw) if isinstance(raw, bytes) else raw))
+            if len(out) >= count:
+                break
         return out
 
     def wait(self, timeout: float) -> bool:
@@ -113,7 +127,7 @@ class DiskQueue:
         """Everything through ``seq`` was accepted downstream; persist that (and ``state``), trim."""
         with self._lock:
             while self._pending and self._pending[0][0] <= seq:
-                _s, _b, size = self._pending.popleft()
+                _s, size = self._pending.popleft()
                 self._bytes -= size
             self._acked = max(self._acked, seq)
             self._state = state

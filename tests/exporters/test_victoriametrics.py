@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,7 +183,7 @@ class _VMProcess:
             self._stack = None
 
 
-@pytest.mark.parametrize("outage_s", [2.0])
+@pytest.mark.parametrize("outage_s", [float(os.environ.get("HUB_TEST_OUTAGE_S", "2"))])
 def test_outage_loses_nothing_and_resends_change_nothing(tmp_path: Path, outage_s: float) -> None:
     vm = _VMProcess(tmp_path)
     handle = vm.start()
