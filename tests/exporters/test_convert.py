@@ -1,0 +1,87 @@
+"""PointsConverter without a server: accumulation, state round trip, timestamps that never go back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporters.victoriametrics.convert import PointsConverter
+
+
+def rows(**cols: list[Any]) -> dict[str, list[Any]]:
+    n = len(next(iter(cols.values())))
+    base: dict[str, list[Any]] = {"tenant_id": ["t"] * n, "service_name": ["svc"] * n}
+    return {**base, **cols}
+
+
+def by_name(out: dict[Any, list[tuple[int, float]]]) -> dict[str, list[tuple[int, float]]]:
+    res: dict[str, list[tuple[int, float]]] = {}
+    for key, samples in out.items():
+        labels = dict(key)
+        name = labels["__name__"] + (f"{{le={labels['le']}}}" if "le" in labels else "")
+        res[name] = samples
+    return res
+
+
+def test_delta_histograms_accumulate_and_state_survives_a_restart() -> None:
+    delta = rows(
+        ts=[1_000_000, 2_000_000], name=["rpc.duration"] * 2, kind=["histogram"] * 2, temporality=["delta"] * 2,
+        bounds=[[0.1, 1.0]] * 2, bucket_counts=[[1, 2, 0], [0, 1, 3]], count=[3, 4], sum=[1.5, 9.0], unit=["s"] * 2,
+    )  # fmt: skip
+    c = PointsConverter(clock=lambda: 10.0)
+    first = by_name(c.convert(delta))
+    assert first["rpc_duration_seconds_count"] == [(2000, 7.0)]
+    assert first["rpc_duration_seconds_bucket{le=0.1}"] == [(2000, 1.0)]
+    assert first["rpc_duration_seconds_bucket{le=1}"] == [(2000, 4.0)]
+    assert first["rpc_duration_seconds_bucket{le=+Inf}"] == [(2000, 7.0)]
+    restarted = PointsConverter(clock=lambda: 10.0)
+    restarted.restore(c.snapshot())
+    again = by_name(restarted.convert(delta))  # same timestamps again: the sample moves 1 ms forward
+    assert again["rpc_duration_seconds_count"] == [(2001, 14.0)] and again["rpc_duration_seconds_sum"] == [(2001, 21.0)]
+
+
+def test_accumulated_series_never_go_back_in_time_nor_into_the_future() -> None:
+    c = PointsConverter(clock=lambda: 5.0)  # "now" is 5 s after the epoch
+    cost = dict(name=["llm.cost.usd"], kind=["sum"], temporality=["delta"], monotonic=[True], unit=["USD"])
+    assert by_name(c.convert(rows(ts=[3_000_000], value=[1.0], **cost))) == {"llm_cost_usd_total": [(3000, 1.0)]}
+    late = by_name(c.convert(rows(ts=[1_000_000], value=[2.0], **cost)))  # an older event arrives late
+    assert late == {"llm_cost_usd_total": [(3001, 3.0)]}
+    future = by_name(c.convert(rows(ts=[60_000_000], value=[1.0], **cost)))  # clamped to now
+    assert future == {"llm_cost_usd_total": [(5000, 4.0)]}
+
+
+def test_observations_use_semantic_convention_buckets_and_configured_ones() -> None:
+    c = PointsConverter(buckets={"queue.wait": [1, 10]})
+    out = by_name(
+        c.convert(
+            rows(
+                ts=[1_000_000] * 4, kind=["observation"] * 4,
+                name=["gen_ai.client.operation.duration", "gen_ai.client.token.usage", "queue.wait", "queue.wait"],
+                unit=["ms", "{token}", "", ""], value=[250.0, 3000.0, 5.0, 50.0],
+            )
+        )
+    )  # fmt: skip
+    dur = [k for k in out if k.startswith("gen_ai_client_operation_duration_seconds_bucket")]
+    assert len(dur) == 15 and out["gen_ai_client_operation_duration_seconds_sum"] == [(1000, 0.25)]
+    assert out["gen_ai_client_operation_duration_seconds_bucket{le=0.32}"] == [(1000, 1.0)]
+    assert out["gen_ai_client_operation_duration_seconds_bucket{le=0.16}"] == [(1000, 0.0)]
+    assert out["gen_ai_client_token_usage_bucket{le=4096}"] == [(1000, 1.0)]
+    assert out["gen_ai_client_token_usage_bucket{le=1024}"] == [(1000, 0.0)]
+    assert {k for k in out if k.startswith("queue_wait_bucket")} == {
+        "queue_wait_bucket{le=1}", "queue_wait_bucket{le=10}", "queue_wait_bucket{le=+Inf}",
+    }  # fmt: skip
+    assert out["queue_wait_bucket{le=10}"] == [(1000, 1.0)] and out["queue_wait_count"] == [(1000, 2.0)]
+
+
+def test_labels_are_bounded_and_external_labels_added() -> None:
+    c = PointsConverter(external_labels={"cluster": "eu-1"}, label_attributes=["cost_type"])
+    out = c.convert(
+        rows(
+            ts=[1_000_000], name=["g"], kind=["gauge"], value=[1.0], unit=[""], model=["m"],
+            attributes=['{"cost_type": "api", "user.id": "u-1", "gen_ai.request.model": "x"}'],
+        )
+    )  # fmt: skip
+    (key,) = out
+    assert dict(key) == {
+        "__name__": "g", "cluster": "eu-1", "cost_type": "api", "gen_ai_request_model": "m", "job": "svc",
+        "tenant_id": "t",
+    }  # fmt: skip
