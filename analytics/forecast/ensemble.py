@@ -17,7 +17,7 @@ Per series:
    level shift only the data since the shift is used when enough of it remains;
 2. models are chosen from the data's characteristics unless given (:mod:`.selection`);
 3. rolling-origin validation: ``n_windows`` consecutive folds, each fitted on the data before it and
-   scored on the next ``h_val`` (= ``h`` where the history allows) original, uncleaned values;
+   scored on the next ``h_val`` (= ``max(h, 24)`` where the history allows) original values;
 4. weights ``w_m = MAE_m^-p / sum_k MAE_k^-p`` over the models with ``MAE_m <= cutoff * MAE_best``
    (``p = weight_power``); a model that raises gets weight 0, and when every model fails the
    ``fallback_model`` (seasonal naive) is used;
@@ -44,6 +44,8 @@ __all__ = ["EnsembleConfig", "EnsembleForecaster", "SeriesForecast", "forecast_a
 
 #: Fewest observations any series may have.
 MIN_LENGTH = 16
+#: Shortest validation window (steps), so short horizons still get enough residuals to calibrate.
+MIN_VALIDATION = 24
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,9 @@ def _longest_season(model: Any) -> int:
 
 def _fold_plan(n: int, h: int, min_train: int, n_windows: int) -> tuple[int, int]:
     """Return ``(windows, h_val)``: as many windows of as long a horizon as the history allows."""
+    target = max(h, MIN_VALIDATION)
     for windows in range(n_windows, 0, -1):
-        h_val = min(h, (n - min_train) // windows)
+        h_val = min(target, (n - min_train) // windows)
         if h_val >= max(1, min(h, 24) // 2):
             return windows, h_val
     return 0, 0

@@ -15,7 +15,8 @@ Formulas (all robust, O(n)):
 - seasonal strength for a season ``s`` (Hyndman's F_s on a cheap decomposition): trend ``T`` = centred
   rolling median of width ``s``; seasonal ``S`` = per-phase median of ``y - T``; remainder
   ``R = y - T - S``; ``F_s = max(0, 1 - var(R) / var(S + R))``.
-- outliers: ``|R| > k * 1.4826 * MAD(R)`` (Hampel rule, k = 5 by default) are replaced by ``T + S``.
+- outliers: ``|R| > k * 1.4826 * MAD(R)`` (Hampel rule, k = 5 by default) are replaced by ``T + S``
+  (near the ends, where the centred trend is one-sided, only isolated ones beyond 3k).
 - level shift: the remainder-free level ``T`` is compared across adjacent windows of width
   ``max(s, 24)``; a jump larger than ``4 * 1.4826 * MAD(diff(y))``-scaled noise and larger than
   20 % of the level is a shift; the latest one is reported.
@@ -122,10 +123,15 @@ def clean_outliers(y: np.ndarray, season: int, k: float = 5.0) -> tuple[np.ndarr
     scale = _mad(remainder)
     if scale <= 0:
         return y.copy(), 0
-    mask = np.abs(remainder - np.median(remainder)) > k * scale
-    edge = max(3, season | 1) // 2 + 1  # the centred trend is one-sided there: never replace the ends
-    mask[:edge] = False
-    mask[-edge:] = False
+    big = np.abs(remainder - np.median(remainder)) > k * scale
+    mask = big.copy()
+    # near the ends the centred trend is one-sided and lags a trend, which makes runs of large
+    # remainders there: replace only isolated, extreme values (spikes) in those stretches
+    edge = max(3, season | 1) // 2 + 1
+    extreme = np.abs(remainder - np.median(remainder)) > 3 * k * scale
+    isolated = extreme & ~np.r_[False, big[:-1]] & ~np.r_[big[1:], False]
+    mask[:edge] = isolated[:edge]
+    mask[-edge:] = isolated[-edge:]
     cleaned = y.copy()
     cleaned[mask] = (trend + seasonal)[mask]
     return cleaned, int(mask.sum())
