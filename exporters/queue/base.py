@@ -143,6 +143,12 @@ class QueuedExporter:
             time.sleep(0.02)
         return self._queue is None or self._queue.depth == 0
 
+    def has_room(self, nbytes: int = 0) -> bool:
+        """A hint for fan-out: check every exporter before exporting a batch to any of them, so that a
+        ``QueueFullError`` from one rarely leaves the batch in another (which a client's retry would
+        duplicate there)."""
+        return self._queue is not None and self._queue.has_room(nbytes)
+
     @property
     def queue_depth(self) -> int:
         """Batches waiting (for ``hub_queue_depth{queue="<name>"}``)."""

@@ -135,6 +135,13 @@ class DiskQueue:
         self._wal.truncate_through(seq)
 
     # -- inspection -------------------------------------------------------------------------------
+    def has_room(self, nbytes: int = 0) -> bool:
+        """Would a ``put`` of about ``nbytes`` fit now (a hint: producers race)?"""
+        with self._lock:
+            return not self._pending or (
+                len(self._pending) < self.max_batches and self._bytes + nbytes <= self.max_bytes
+            )
+
     @property
     def depth(self) -> int:
         """Batches waiting (``hub_queue_depth``)."""

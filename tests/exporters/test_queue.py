@@ -150,6 +150,7 @@ def test_disk_queue_bounds_acks_and_state_survive_reopen(tmp_path: Path) -> None
         q.put({"i": i})
     with pytest.raises(QueueFullError):
         q.put({"i": 3})
+    assert not q.has_room()
     assert [b["i"] for _s, b in q.peek(2)] == [0, 1]
     q.ack(2, state=b"s2")
     q.put({"i": 3})
