@@ -134,7 +134,9 @@ def anomalous_events(
         for r in records:
             if r.event_id or r.anomaly_score <= 1:
                 continue
-            near = (np.abs(df["ts"].to_numpy() - r.ts_us) <= 1_000_000) & (df["source_module"] == r.source_module).to_numpy()
+            near = (np.abs(df["ts"].to_numpy() - r.ts_us) <= 1_000_000) & (
+                df["source_module"] == r.source_module
+            ).to_numpy()
             if r.name:
                 near &= (df["name"] == r.name).to_numpy()
             mask |= near
@@ -158,9 +160,13 @@ def anomalous_events(
                 continue
             counts = np.bincount(grp["b"].to_numpy(), minlength=n_blocks)
             rate = max(float(np.median(counts)), 0.3)
-            hot = {int(b) for b in np.flatnonzero(counts >= 4) if poisson_surprise(int(counts[b]), rate) * n_blocks < alpha}
+            hot = {
+                int(b) for b in np.flatnonzero(counts >= 4) if poisson_surprise(int(counts[b]), rate) * n_blocks < alpha
+            }
             if hot:  # the burst's shoulders: neighbouring blocks still above the usual rate
-                hot |= {b + d for b in hot for d in (-1, 1) if 0 <= b + d < n_blocks and counts[b + d] >= max(2, 2 * rate)}
+                hot |= {
+                    b + d for b in hot for d in (-1, 1) if 0 <= b + d < n_blocks and counts[b + d] >= max(2, 2 * rate)
+                }
                 mask[grp["i"].to_numpy()[np.isin(grp["b"].to_numpy(), list(hot))]] = True
     return mask
 

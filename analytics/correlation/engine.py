@@ -166,7 +166,7 @@ class CorrelationEngine:
         todo: list[tuple[str, list[tuple[Any, ...]]]] = []
         with self._lock:
             for tenant, win in self._windows.items():
-                win.max_ts = max(win.max_ts, min(now_us, win.max_ts + int(self.config.window_s * 1e6)))
+                win.max_ts = max(win.max_ts, now_us)
                 self._evict(win)
                 if win.dirty and win.rows:
                     todo.append((tenant, list(win.rows)))
@@ -175,10 +175,10 @@ class CorrelationEngine:
         for tenant, rows in todo:
             columns = {c: list(v) for c, v in zip(COLUMNS, zip(*rows, strict=True), strict=True)}
             df = build_frame(columns)
-            win = self._windows.get(tenant)
-            if win is not None:
-                mark_outliers(df, win.baselines["latency_baselines"], win.baselines["cost_baselines"])
-                self._learn_baselines(df, win.baselines)
+            current = self._windows.get(tenant)
+            if current is not None:
+                mark_outliers(df, current.baselines["latency_baselines"], current.baselines["cost_baselines"])
+                self._learn_baselines(df, current.baselines)
             results.append(self._run(df, tenant))
         return results
 
@@ -242,7 +242,7 @@ class CorrelationEngine:
             if prev_id is None:
                 dim_key = (c.tenant_id, c.type, tuple(sorted(c.dimensions.items())))
                 cand = self._by_dims.get(dim_key)
-                if cand in self._recent and c.start_us <= self._recent[cand].end_us + 30_000_000:
+                if cand is not None and cand in self._recent and c.start_us <= self._recent[cand].end_us + 30_000_000:
                     prev_id = cand
             old = self._recent.pop(prev_id, None) if prev_id is not None else None
             if old is not None:

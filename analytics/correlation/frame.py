@@ -14,7 +14,7 @@ Derived columns: ``slow`` / ``cost_outlier`` (see :func:`mark_outliers`), ``comp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -46,7 +46,7 @@ def _obj(text: Any) -> dict[str, Any]:
         return {}
 
 
-def build_frame(columns: dict[str, Sequence[Any]]) -> pd.DataFrame:
+def build_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     """A frame with :data:`COLUMNS` plus the derived ones; missing input columns become nulls."""
     n = len(columns.get("event_id", ()))
     data = {c: list(columns[c]) if c in columns else [None] * n for c in COLUMNS}
@@ -142,7 +142,9 @@ def group_log_stats(df: pd.DataFrame, mask: np.ndarray, keys: list[str]) -> Base
             # scale from the lower half only: an incident inflates the upper tail, not the lower one
             lower = med - v[v <= med]
             out[tuple(str(k) for k in (key if isinstance(key, tuple) else (key,)))] = (
-                med, float(np.median(lower)) * 1.4826)
+                med,
+                float(np.median(lower)) * 1.4826,
+            )
     return out
 
 

@@ -138,7 +138,9 @@ class CorrelationRepository:
                          ("span_id", root_span), ("scope_name", "analytics.correlation"),
                          ("attributes", _enc(attrs).decode())):  # fmt: skip
                 logs[k].append(v)
-            rows = [(root_span, None, f"correlation {c.type}", c.start_us, c.end_us, "hub-correlation", None)]
+            rows: list[tuple[Any, ...]] = [
+                (root_span, None, f"correlation {c.type}", c.start_us, c.end_us, "hub-correlation", None)
+            ]
             for e in c.event_ids[:50]:
                 ts, mod = (int(info.at[e, "ts"]), str(info.at[e, "source_module"])) if info is not None and e in info.index \
                     else (c.start_us, "unknown")  # fmt: skip
@@ -154,12 +156,14 @@ class CorrelationRepository:
                     )
                 )
             for span_id, parent, name, start, end, service, event_id in rows:
-                for k, v in (("tenant_id", c.tenant_id), ("start_ts", start), ("end_ts", end), ("trace_id", trace),
-                             ("span_id", span_id), ("parent_span_id", parent), ("name", name), ("kind", "INTERNAL"),
-                             ("duration_ms", (end - start) / 1000.0), ("status_code", "UNSET"),
-                             ("service_name", service), ("event_id", event_id),
-                             ("attributes", _enc({"correlation.id": c.id, "correlation.type": c.type}).decode()),
-                             ("source", "correlation")):  # fmt: skip
+                items: tuple[tuple[str, Any], ...] = (
+                    ("tenant_id", c.tenant_id), ("start_ts", start), ("end_ts", end), ("trace_id", trace),
+                    ("span_id", span_id), ("parent_span_id", parent), ("name", name), ("kind", "INTERNAL"),
+                    ("duration_ms", (end - start) / 1000.0), ("status_code", "UNSET"), ("service_name", service),
+                    ("event_id", event_id), ("source", "correlation"),
+                    ("attributes", _enc({"correlation.id": c.id, "correlation.type": c.type}).decode()),
+                )  # fmt: skip
+                for k, v in items:
                     spans[k].append(v)
         self.store.append("logs", logs)
         self.store.append("spans", spans)

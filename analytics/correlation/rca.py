@@ -69,9 +69,9 @@ def group_incidents(correlations: list[Correlation]) -> list[Incident]:
         for k, v in c.dimensions.items():
             if k in _MERGE_DIMS:
                 by_dim[(k, v)].append(i)
-    for members in by_dim.values():
-        for a in members:
-            for b in members:
+    for idx in by_dim.values():
+        for a in idx:
+            for b in idx:
                 ca, cb = correlations[a], correlations[b]
                 if a < b and ca.start_us <= cb.end_us + 30_000_000 and cb.start_us <= ca.end_us + 30_000_000:
                     parent[find(a)] = find(b)

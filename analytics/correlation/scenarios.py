@@ -181,7 +181,9 @@ def retry_storm(rng: np.random.Generator, t: float, dims: Dims) -> Injected:
         corr, tt = b.uid(), t + float(s)
         ids.append(b.telemetry(tt, _u(rng, 100, 900), corr=corr, error="server_error", service="chat-api"))
         tt += _u(rng, 0.2, 1.0)
-        ids.append(b.telemetry(tt, 1, corr=corr, metric="http.client.retry.count", severity="warning", service="chat-api"))
+        ids.append(
+            b.telemetry(tt, 1, corr=corr, metric="http.client.retry.count", severity="warning", service="chat-api")
+        )
         tt += _u(rng, 1, 5)
         ids.append(b.telemetry(tt, 30_000, corr=corr, error="timeout", service="chat-api"))
         tt += _u(rng, 0.1, 1)
@@ -271,7 +273,9 @@ def service_traffic(
         llm_t = s + db / 1000 + 0.01
         timeout = slow and since > 6 and rng.random() < 0.6
         llm = 30_000.0 if timeout else _u(rng, 400, 1200)
-        e2 = b.telemetry(llm_t + llm / 1000, llm, corr=corr, service="llm-gateway", error="timeout" if timeout else None)
+        e2 = b.telemetry(
+            llm_t + llm / 1000, llm, corr=corr, service="llm-gateway", error="timeout" if timeout else None
+        )
         api = db + llm + _u(rng, 5, 20)
         e3 = b.telemetry(s + api / 1000 + 0.02, api, corr=corr, metric="http.server.request.duration",
                          service="api-gateway", error="gateway_timeout" if timeout else None)  # fmt: skip

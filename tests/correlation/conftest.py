@@ -37,5 +37,7 @@ def noise_columns(noise_events: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return process(noise_events)
 
 
-def with_incident(noise: list[dict[str, Any]], inj: Injected, extra: list[dict[str, Any]] | None = None) -> dict[str, list[Any]]:
+def with_incident(
+    noise: list[dict[str, Any]], inj: Injected, extra: list[dict[str, Any]] | None = None
+) -> dict[str, list[Any]]:
     return process([*noise, *inj.events, *(extra or [])])
