@@ -10,6 +10,7 @@ Usage::
 
     .venv/bin/python benchmarks/anomaly_eval.py            # all files
     .venv/bin/python benchmarks/anomaly_eval.py --quick    # a subset for CI (< 60 s)
+    .venv/bin/python benchmarks/anomaly_eval.py --per-file # + one line per file (tp, fp, fn)
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="NAB folder (data/, labels/)")
     ap.add_argument("--quick", action="store_true", help="a subset of files (CI)")
     ap.add_argument("--verbose", action="store_true", help="per-file counts on stderr")
+    ap.add_argument(
+        "--per-file",
+        action="store_true",
+        help="print tp/fp/fn per file (ensemble, baseline, each detector) and add them to the JSON",
+    )
     args = ap.parse_args(argv)
     windows = json.loads((args.root / "labels" / "combined_windows.json").read_text())
     keys = [f"{c}/{p.name}" for c in CATEGORIES for p in sorted((args.root / "data" / c).glob("*.csv"))]
@@ -79,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     groups = ("realKnownCause", "artificialWithAnomaly", "overall")
     totals = {m: {g: [0, 0, 0] for g in groups} for m in ("ensemble", "baseline")}
     per_detector: dict[str, list[int]] = {}
+    per_file: dict[str, dict[str, list[int]]] = {}
     points, seconds = 0, 0.0
     baseline = RollingZScoreDetector(k=6.0)
     for key in keys:
@@ -95,15 +102,21 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": count(ts, baseline.score(df["value"].to_numpy(float)).anomaly_score > 1.0, wins),
         }
         for name, s in detector.last_detector_scores.items():
-            c = count(ts, detector.alerts(s > 1.0), wins)
+            c = count(ts, detector.alerts(s > 1.0, s), wins)
+            results[name] = c
             per_detector[name] = [a + b for a, b in zip(per_detector.get(name, [0, 0, 0]), c, strict=True)]
-        for method, c in results.items():
+        per_file[key] = {m: list(c) for m, c in results.items()}
+        for method in ("ensemble", "baseline"):
+            c = results[method]
             for g in groups:
                 if g == "overall" or key.startswith(g + "/"):
                     totals[method][g] = [a + b for a, b in zip(totals[method][g], c, strict=True)]
         if args.verbose:
             print(f"{key}: ensemble {results['ensemble']} baseline {results['baseline']}", file=sys.stderr)
-    report = {
+        if args.per_file:
+            cells = "  ".join(f"{m} {'/'.join(map(str, c))}" for m, c in results.items())
+            print(f"{key:60s} (tp/fp/fn)  {cells}")
+    report: dict[str, object] = {
         "mode": "quick" if args.quick else "full",
         "files": len(keys),
         "points": points,
@@ -112,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         "per_detector_overall": {n: prf(*c) for n, c in per_detector.items()},
         "throughput_points_per_s": round(points / max(seconds, 1e-9), 1),
     }
+    if args.per_file:
+        report["per_file"] = per_file
     print(json.dumps(report))
     return 0
 

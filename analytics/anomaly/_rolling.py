@@ -226,3 +226,44 @@ def run_onsets(flags: np.ndarray, refractory: int) -> np.ndarray:
     out = np.zeros_like(flags)
     out[keep] = True
     return out
+
+
+def points_per_day(step_seconds: float | None, default: int = 288) -> int:
+    """Points in one day at the sampling interval (``default`` without timestamps), at least 4."""
+    if step_seconds is None or step_seconds <= 0:
+        return default
+    return max(4, round(86_400.0 / step_seconds))
+
+
+def persistent(flags: np.ndarray, scores: np.ndarray, persist: int, extreme: float) -> np.ndarray:
+    """Debounce: a flag stands when the last ``persist`` points were all flagged, or its score is at
+    least ``extreme`` (one isolated, marginal exceedance is noise; a strong one is not). Causal."""
+    flags = np.asarray(flags, dtype=bool)
+    if persist <= 1:
+        return flags.copy()
+    run = pd.Series(flags.astype(float)).rolling(persist, min_periods=1).sum().to_numpy()
+    return flags & ((run >= persist) | (np.nan_to_num(np.asarray(scores, dtype=float)) >= extreme))
+
+
+def recovering(x: np.ndarray, day: int, band: float = 0.05, stride: int = STRIDE) -> np.ndarray:
+    """True where the series is moving back into its long-run normal range after an excursion.
+
+    The long-run range is the ``[band, 1 - band]`` quantile range of the ``max(500, 3 days)`` points
+    that end a quarter of a day before ``t`` (so a recent excursion is not part of it); the recent
+    baseline is the median of the quarter day before ``t``. A point is recovering when that baseline
+    lies outside the range, the point lies inside it, and the point is closer to the long-run median
+    than the baseline is: the *end* of an anomaly, which trailing detectors see as a jump, is not a
+    new anomaly. Causal.
+    """
+    gap = max(1, day // 4)
+    span = max(500, 3 * day)
+    past = pd.Series(x).shift(gap)
+    lo = _strided(past, span, span // 4, stride, f"q{band}")
+    hi = _strided(past, span, span // 4, stride, f"q{1.0 - band}")
+    mid = _strided(past, span, span // 4, stride, "median")
+    recent = pd.Series(x).shift(1).rolling(gap, min_periods=1).median().to_numpy()
+    with np.errstate(invalid="ignore"):
+        inside = (x >= lo) & (x <= hi)
+        away = (recent < lo) | (recent > hi)
+        closer = np.abs(x - mid) < np.abs(recent - mid)
+    return inside & away & closer

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._rolling import run_onsets
+from ._rolling import median_step_seconds, persistent, points_per_day, recovering, run_onsets
 from .autoencoder import AutoencoderDetector
 from .feedback import FeedbackState
 from .iforest import IsolationForestDetector
@@ -82,8 +82,12 @@ class AnomalyDetector:
     the highest current score (with the default weights, the robust detector alone or any two others
     make the quorum). The result is divided by the ensemble threshold learned from feedback; above 1
     is anomalous. ``is_anomaly`` marks the first point of each event (an event ends after
-    ``refractory`` points without an anomalous one), so a collective anomaly raises one alert, and
-    ``anomaly_score`` still shows every anomalous point.
+    ``refractory`` points without an alert-worthy one; ``None``: one day of points at the sampling
+    interval, 300 without timestamps), so a collective anomaly raises one alert, and
+    ``anomaly_score`` still shows every anomalous point. An anomalous point is alert-worthy when it is
+    the ``persist``-th anomalous point in a row or scores at least ``extreme`` (debounce), when the
+    series is not merely moving back into its long-run range after an excursion (``recovery``), and
+    once ``warmup`` points are in (``None``: one day of points, at least 100).
     """
 
     def __init__(
@@ -93,7 +97,11 @@ class AnomalyDetector:
         weights: Mapping[str, float] | None = None,
         quorum: float = 0.3,
         vote_window: int = 6,
-        refractory: int = 300,
+        refractory: int | None = None,
+        persist: int = 3,
+        extreme: float = 1.5,
+        recovery: bool = True,
+        warmup: int | None = None,
         feedback: FeedbackState | None = None,
         timestamp_col: str = "timestamp",
         value_col: str = "value",
@@ -102,8 +110,12 @@ class AnomalyDetector:
             raise ValueError(f"quorum must be in (0, 1], got {quorum!r}")
         if vote_window < 1:
             raise ValueError(f"vote_window must be >= 1, got {vote_window!r}")
-        if refractory < 0:
+        if refractory is not None and refractory < 0:
             raise ValueError(f"refractory must be >= 0, got {refractory!r}")
+        if persist < 1:
+            raise ValueError(f"persist must be >= 1, got {persist!r}")
+        if warmup is not None and warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {warmup!r}")
         chosen = list(detectors) if detectors is not None else default_detectors()
         names = [d.name for d in chosen]
         if len(set(names)) != len(names):
@@ -114,6 +126,8 @@ class AnomalyDetector:
         base.update(weights or {})
         self.weights = {d.name: float(base.get(d.name, 1.0)) for d in self.detectors}
         self.quorum, self.vote_window, self.refractory = quorum, vote_window, refractory
+        self.persist, self.extreme, self.recovery, self.warmup = persist, extreme, recovery, warmup
+        self._day = 300  # points per day of the last scored series (300 before any)
         self.feedback = feedback if feedback is not None else FeedbackState()
         self.timestamp_col, self.value_col = timestamp_col, value_col
         self._last: pd.DataFrame | None = None
@@ -177,7 +191,11 @@ class AnomalyDetector:
         combined = np.where(votes >= self.quorum - 1e-12, now, np.minimum(now, 0.999))
         combined = combined / self.feedback.ensemble_threshold
         anomalous = combined > 1.0
-        is_anomaly = self.alerts(anomalous)
+        self._day = points_per_day(median_step_seconds(frame.timestamps), default=300)
+        worthy = anomalous & ~recovering(frame.target, self._day) if self.recovery else anomalous
+        is_anomaly = self.alerts(worthy, combined)
+        # No alerts during warm-up; an event already under way when it ends is not announced late.
+        is_anomaly[: self.warmup if self.warmup is not None else max(100, self._day)] = False
 
         yhat, lower, upper = _expected(outputs, n)
         confidence = np.where(
@@ -236,9 +254,16 @@ class AnomalyDetector:
         """Per-detector scores (feedback thresholds applied) from the last :meth:`score` call."""
         return dict(self._last_scores)
 
-    def alerts(self, anomalous: np.ndarray) -> np.ndarray:
-        """Reduce per-point anomalous flags to alerts: the first point of each event (see ``refractory``)."""
-        return run_onsets(anomalous, self.refractory)
+    def alerts(self, anomalous: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+        """Reduce per-point anomalous flags to alerts: the first point of each event (see ``refractory``).
+
+        With ``scores`` the flags are debounced first (see ``persist`` and ``extreme``). The default
+        refractory period is one day of points of the last scored series.
+        """
+        flags = np.asarray(anomalous, dtype=bool)
+        if scores is not None:
+            flags = persistent(flags, scores, self.persist, self.extreme)
+        return run_onsets(flags, self.refractory if self.refractory is not None else self._day)
 
     # -- feedback ----------------------------------------------------------------------------------
     def mark_false_positive(self, timestamp: object, detector: str | None = None) -> None:

@@ -20,11 +20,12 @@ from analytics.anomaly import (
     Severity,
     weights_from_accuracy,
 )
+from analytics.anomaly._rolling import recovering
 
 N = 1200
 
 
-def frame(spikes: tuple[int, ...] = (1000,), size: float = 6.0, seed: int = 0) -> pd.DataFrame:
+def frame(spikes: tuple[int, ...] = (1000,), size: float = 8.0, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     t = np.arange(N)
     x = 10 + 3 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, N)
@@ -156,3 +157,29 @@ def test_non_numeric_columns_are_ignored():
     df["service"] = "checkout"
     scored = fast_ensemble().score(df)
     assert scored.anomaly_score.iloc[1000] > 1
+
+
+def test_alerts_debounce_and_recovery():
+    """A marginal exceedance alerts only once it persists; a strong one at once; one alert per day."""
+    det = fast_ensemble()
+    det.score(frame())  # hourly: one day = 24 points
+    flags = np.zeros(100, dtype=bool)
+    scores = np.zeros(100)
+    flags[10], scores[10] = True, 1.2  # isolated, marginal: no alert
+    flags[30:34], scores[30:34] = True, 1.2  # persists: alert on its third point
+    flags[80], scores[80] = True, 3.0  # strong: alert at once
+    assert np.flatnonzero(det.alerts(flags, scores)).tolist() == [32, 80]
+    assert np.flatnonzero(det.alerts(flags)).tolist() == [10, 80]  # no scores: no debounce
+
+
+def test_return_to_normal_is_recognised():
+    """The jump back into the usual range after a level drop is a recovery, not a new anomaly."""
+    rng = np.random.default_rng(5)
+    x = 10 + rng.normal(0, 0.3, N)
+    x[700:720] -= 5.0  # most of a day
+    rec = recovering(x, 24)
+    assert rec[720:722].all()  # back in range, recent baseline still low
+    assert not rec[:720].any() and not rec[740:].any()
+    df = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=N, freq="h"), "value": x})
+    alerts = np.flatnonzero(fast_ensemble().score(df).is_anomaly.to_numpy())
+    assert any(700 <= a < 710 for a in alerts) and not any(720 <= a < 740 for a in alerts)
