@@ -1,4 +1,4 @@
-"""The executor on its own: timeouts interrupt DuckDB, whatever the timing; metadata and paging."""
+"""The executor on its own: timeouts interrupt DuckDB whatever the timing; paging; the PromQL backend."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from hubcore.query.executor import EmbeddedBackend, QueryExecutor, QueryTimeout
+from hubcore.query.executor import EmbeddedBackend, PromBackend, QueryExecutor, QueryTimeout
 from hubcore.query.model import parse_query
 from hubcore.storage.embedded import EmbeddedStore
 
@@ -47,3 +48,44 @@ def test_executor_counts_timeouts(store: EmbeddedStore) -> None:
     assert ex.metrics.timeouts._value.get() == 1
     answer = ex.execute(q, timeout_s=30)
     assert answer["metadata"]["row_count"] == 1000 and answer["metadata"]["has_more"] is True
+
+
+class FakePromReader:
+    """Answers like ``PromReader``: one frame per query (timestamp, value, labels)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def query_range(self, expr: str, start: float, end: float, step: int) -> pd.DataFrame:
+        self.calls.append((expr, (start, end, step)))
+        ts = pd.to_datetime([start, start, start + step], unit="s", utc=True)
+        value = [2.0, 3.0, 5.0] if "_count" in expr else [200.0, 300.0, float("nan")]
+        return pd.DataFrame({"timestamp": ts, "value": value, "gen_ai_request_model": ["a", "b", "a"]})
+
+    def query(self, expr: str, time: float) -> pd.DataFrame:
+        self.calls.append((expr, time))
+        return pd.DataFrame(
+            {"timestamp": pd.to_datetime([time], unit="s", utc=True), "value": [7.0], "gen_ai_request_model": ["a"]}
+        )
+
+
+def test_prom_backend_merges_columns_into_rows_and_pages() -> None:
+    reader = FakePromReader()
+    ex = QueryExecutor(PromBackend(reader))
+    body = {
+        "time_range": {"start": 3600, "end": 3600 + 3 * 3600},
+        "metric": {"event_type": "telemetry", "name": "gen_ai.client.operation.duration"},
+        "aggregation": {"time_bucket": "1h", "functions": ["count", "sum"], "group_by": ["model"]},
+        "sort": [{"field": "count", "order": "desc"}],
+        "limit": 2,
+    }
+    answer = ex.execute(parse_query(body, tenant="t", now_us=0))
+    assert answer["metadata"]["backend"] == "victoriametrics" and answer["metadata"]["has_more"] is True
+    assert answer["data"] == [
+        {"bucket": "1970-01-01T02:00:00Z", "model": "a", "count": 5.0, "sum": None},
+        {"bucket": "1970-01-01T01:00:00Z", "model": "b", "count": 3.0, "sum": 300.0},
+    ]
+    assert reader.calls[0][1] == (7200, 14400.0, 3600)  # first sample one step after the aligned start
+    instant = ex.execute(parse_query({**body, "aggregation": {"functions": ["count"], "group_by": ["model"]},
+                                      "sort": []}, tenant="t", now_us=0))  # fmt: skip
+    assert instant["data"] == [{"model": "a", "count": 7.0}]
