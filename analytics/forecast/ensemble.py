@@ -29,14 +29,20 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analytics.forecast.calibration import Calibration
-from analytics.forecast.frequency import ForecastInputError, Frequency, infer_frequency, season_lengths
+from analytics.forecast.frequency import (
+    ForecastInputError,
+    Frequency,
+    infer_frequency,
+    regularize,
+    season_lengths,
+)
 from analytics.forecast.profile import clean_outliers, profile_series
 from analytics.forecast.selection import Mode, fallback_model, model_alias, select_models
 
@@ -257,6 +263,7 @@ class EnsembleForecaster:
     """Forecast many series with a validated, weighted ensemble and calibrated intervals.
 
     ``models``: configured statsforecast models with unique aliases, or ``None`` to choose per series;
+    ``level``: interval level in percent (default: ``config.level``, 95);
     ``freq``: pandas alias (``"h"``, ``"D"``) or ``None`` to infer it from the timestamps;
     ``n_jobs``: worker processes over series (1 = in process).
     """
@@ -265,12 +272,12 @@ class EnsembleForecaster:
         self,
         models: Sequence[Any] | None = None,
         freq: str | None = None,
-        level: float = 95.0,
+        level: float | None = None,
         n_jobs: int = 1,
         config: EnsembleConfig | None = None,
     ) -> None:
         base = config or EnsembleConfig()
-        self.config = base if level == base.level else EnsembleConfig(**{**base.__dict__, "level": level})
+        self.config = base if level is None else replace(base, level=level)
         self.models = list(models) if models else None
         if self.models:
             aliases = [model_alias(m) for m in self.models]
@@ -294,14 +301,22 @@ class EnsembleForecaster:
         time_col: str = "ds",
         target_col: str = "y",
     ) -> pd.DataFrame:
-        """Forecast ``h`` steps past each series' end; returns one row per series and step."""
+        """Forecast ``h`` steps past each series' end; returns one row per series and step.
+
+        Each series is put on the regular grid first (missing stamps or values interpolated,
+        duplicates averaged; see :func:`analytics.forecast.frequency.regularize`).
+        """
         if h < 1:
             raise ValueError(f"h must be at least 1, got {h}")
+        if df.empty:
+            raise ForecastInputError("no data to forecast")
         frame = df if id_col in df.columns else df.assign(**{id_col: "series"})
         frame = frame.sort_values([id_col, time_col])
         groups = [(uid, g) for uid, g in frame.groupby(id_col, sort=False)]
         freq = self._frequency(groups[0][1][time_col])
         seasons = season_lengths(freq)
+        # a few missing stamps or values per series are re-inserted and interpolated
+        groups = [(uid, regularize(g, freq, time_col=time_col, target_col=target_col)[0]) for uid, g in groups]
         items = [(uid, g[target_col].to_numpy(dtype=float)) for uid, g in groups]
         if self.n_jobs == 1 or len(items) < 2 * self.n_jobs:
             results = _run_chunk(items, h, seasons, self.config, self.models)

@@ -168,3 +168,16 @@ def test_bulk_config_with_worker_processes() -> None:
     out = fc.forecast(df, h=24)
     assert sorted(fc.results_) == ["s0", "s1", "s2", "s3"] and len(out) == 96
     assert out[["yhat", "yhat_lower", "yhat_upper"]].notna().all().all()
+
+
+def test_gaps_are_filled_and_config_level_is_kept() -> None:
+    from analytics.forecast import EnsembleConfig
+
+    df = _seasonal().drop(index=[100, 101, 250])
+    fc = EnsembleForecaster(models=FAST, config=EnsembleConfig(level=80.0))
+    assert fc.config.level == 80.0
+    out = fc.forecast(df, h=24)
+    assert out["ds"].iloc[0] == pd.Timestamp("2024-01-22 00:00")
+    narrow = (out["yhat_upper"] - out["yhat_lower"]).mean()
+    wide = EnsembleForecaster(models=FAST, level=99).forecast(df, h=24)
+    assert (wide["yhat_upper"] - wide["yhat_lower"]).mean() > narrow
