@@ -57,6 +57,7 @@ class LogPlan:
     start_s: float
     end_s: float
     step_s: int | None
+    group_labels: tuple[str, ...] = ()
 
 
 def label_of(ref: FieldRef, event_type: str | None, where: str) -> str:
@@ -139,7 +140,7 @@ def compile_logql(query: Query) -> LogPlan:
         texts = {name: _part(query, p, groups, window) for name, p in comp.parts.items()}
         texts["seconds"] = str(step or int(tr.seconds))
         queries[comp.name] = f"{comp.numerator.format(**texts)} / {comp.denominator.format(**texts)}"
-        return LogPlan(queries, tr.start_us / 1e6, tr.end_us / 1e6, step)
+        return LogPlan(queries, tr.start_us / 1e6, tr.end_us / 1e6, step, groups)
     groups = tuple(label_of(g, m.event_type, f"aggregation.group_by[{i}]") for i, g in enumerate(agg.group_by))
     pipe = _pipeline(query, m.event_type)
     for fn in agg.functions:
@@ -160,4 +161,4 @@ def compile_logql(query: Query) -> LogPlan:
             queries[fn] = f"quantile_over_time({_QUANTILES[fn]}, {body}) {_by(groups)}"
         else:
             queries[fn] = f"{_OVER_TIME[fn]}({body}) {_by(groups)}"
-    return LogPlan(queries, tr.start_us / 1e6, tr.end_us / 1e6, step)
+    return LogPlan(queries, tr.start_us / 1e6, tr.end_us / 1e6, step, groups)

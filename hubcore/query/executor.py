@@ -14,8 +14,8 @@
     >>> store.shutdown()
 
 A backend is anything with ``name``, ``run(query, timeout_s)`` and ``stream(query, batch_rows)``
-(:class:`QueryBackend`): :class:`EmbeddedBackend` (DuckDB) and :class:`PromBackend` (VictoriaMetrics or
-Prometheus through ``hubcore.storage.readers.PromReader``).
+(:class:`QueryBackend`): :class:`EmbeddedBackend` (DuckDB), :class:`PromBackend` (VictoriaMetrics or
+Prometheus through ``hubcore.storage.readers.PromReader``) and :class:`LokiBackend` (``LokiReader``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from hubcore.errors import HubError
 from hubcore.query.cache import QueryCache
 from hubcore.query.compile_duckdb import compile_query
+from hubcore.query.compile_logql import compile_logql
 from hubcore.query.compile_promql import compile_promql
 from hubcore.query.model import Query, QueryError, encode_cursor
 from hubcore.storage.embedded import EmbeddedStore
@@ -141,36 +142,31 @@ class EmbeddedBackend:
         return RowStream(columns, batches(), {"sql": sql, "params": params})
 
 
-class PromBackend:
-    """VictoriaMetrics/Prometheus through a ``PromReader`` (``query``/``query_range``): the stack backend.
+class _SeriesBackend:
+    """Shared by the stack backends: one request per output column, merged into rows keyed by bucket and
+    group labels. A sample at ``t`` of a range query covers ``(t - step, t]``: its row's ``bucket`` is
+    ``t - step``. Sorting and paging happen here; the reader's own timeout bounds each request."""
 
-    Compiles with :func:`~hubcore.query.compile_promql.compile_promql` (422 for what the metric contract
-    cannot express), one request per output column, merged into rows keyed by bucket and group labels.
-    A sample at ``t`` of a range query covers ``(t - step, t]``: its row's ``bucket`` is ``t - step``.
-    Sorting and paging happen here; the reader's own timeout bounds each request.
-    """
-
-    name = "victoriametrics"
+    name = "series"
+    language = ""
 
     def __init__(self, reader: Any) -> None:
         self.reader = reader
 
+    def _plan(self, query: Query) -> Any:
+        raise NotImplementedError
+
+    def _fetch(self, expr: str, plan: Any) -> list[tuple[datetime, float, dict[str, Any]]]:
+        raise NotImplementedError
+
     def run(self, query: Query, *, timeout_s: float) -> BackendResult:
-        plan = compile_promql(query)
+        plan = self._plan(query)
         step = plan.step_s
         merged: dict[tuple[Any, ...], dict[str, Any]] = {}
         for column, expr in plan.queries.items():
-            if step:
-                first = (int(plan.start_s) // step + 1) * step
-                frame = self.reader.query_range(expr, first, plan.end_s, step)
-            else:
-                frame = self.reader.query(expr, time=plan.end_s)
-            for rec in frame.to_dict("records"):
-                bucket = (
-                    rec["timestamp"].to_pydatetime().replace(tzinfo=None) - timedelta(seconds=step) if step else None
-                )
-                key = (bucket, *(rec.get(label) for label in plan.group_labels))
-                value = float(rec["value"])
+            for ts, value, labels in self._fetch(expr, plan):
+                bucket = ts.replace(tzinfo=None) - timedelta(seconds=step) if step else None
+                key = (bucket, *(labels.get(label) for label in plan.group_labels))
                 merged.setdefault(key, {})[column] = None if math.isnan(value) else value
         columns = query.output_columns
         rows = [
@@ -180,12 +176,51 @@ class PromBackend:
         for s in reversed(query.sort):
             rows.sort(key=_column_key(columns.index(s.column)), reverse=s.descending)
         end = None if query.limit is None else query.offset + query.limit + 1
-        return BackendResult(columns, rows[query.offset : end], {"promql": plan.queries, "step_s": step})
+        return BackendResult(columns, rows[query.offset : end], {self.language: plan.queries, "step_s": step})
 
     def stream(self, query: Query, *, batch_rows: int = 65_536) -> RowStream:
         result = self.run(query, timeout_s=MAX_TIMEOUT_S)
         table = pa.Table.from_pylist([dict(zip(result.columns, r, strict=True)) for r in result.rows])
         return RowStream(result.columns, iter(table.to_batches(batch_rows)), result.compiled_query)
+
+
+class PromBackend(_SeriesBackend):
+    """VictoriaMetrics/Prometheus through a ``PromReader`` (``query``/``query_range``); compiles with
+    :func:`~hubcore.query.compile_promql.compile_promql` (422 for what the metric contract cannot express)."""
+
+    name = "victoriametrics"
+    language = "promql"
+
+    def _plan(self, query: Query) -> Any:
+        return compile_promql(query)
+
+    def _fetch(self, expr: str, plan: Any) -> list[tuple[datetime, float, dict[str, Any]]]:
+        if plan.step_s:
+            first = (int(plan.start_s) // plan.step_s + 1) * plan.step_s
+            frame = self.reader.query_range(expr, first, plan.end_s, plan.step_s)
+        else:
+            frame = self.reader.query(expr, time=plan.end_s)
+        return [(r["timestamp"].to_pydatetime(), float(r["value"]), r) for r in frame.to_dict("records")]
+
+
+class LokiBackend(_SeriesBackend):
+    """Loki through a ``LokiReader`` (metric queries of ``query_range``); compiles with
+    :func:`~hubcore.query.compile_logql.compile_logql` — raw-event counts and unwrapped payload values."""
+
+    name = "loki"
+    language = "logql"
+
+    def _plan(self, query: Query) -> Any:
+        return compile_logql(query)
+
+    def _fetch(self, expr: str, plan: Any) -> list[tuple[datetime, float, dict[str, Any]]]:
+        if plan.step_s:
+            first = (int(plan.start_s) // plan.step_s + 1) * plan.step_s
+            frame = self.reader.query_range(expr, first, plan.end_s, direction="forward", step=f"{plan.step_s}s")
+        else:
+            window = f"{max(1, int(plan.end_s - plan.start_s))}s"
+            frame = self.reader.query_range(expr, plan.end_s, plan.end_s, direction="forward", step=window)
+        return [(r["timestamp"].to_pydatetime(), float(r["value"]), r["labels"]) for r in frame.to_dict("records")]
 
 
 def _column_key(i: int) -> Any:

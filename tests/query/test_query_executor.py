@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hubcore.query.executor import EmbeddedBackend, PromBackend, QueryExecutor, QueryTimeout
+from hubcore.query.executor import EmbeddedBackend, LokiBackend, PromBackend, QueryExecutor, QueryTimeout
 from hubcore.query.model import parse_query
 from hubcore.storage.embedded import EmbeddedStore
 
@@ -89,3 +89,48 @@ def test_prom_backend_merges_columns_into_rows_and_pages() -> None:
     instant = ex.execute(parse_query({**body, "aggregation": {"functions": ["count"], "group_by": ["model"]},
                                       "sort": []}, tenant="t", now_us=0))  # fmt: skip
     assert instant["data"] == [{"model": "a", "count": 7.0}]
+
+
+class FakeLokiReader:
+    """Answers like ``LokiReader.query_range`` for metric queries: timestamp, value, labels (dict)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float, float, str | None]] = []
+
+    def query_range(
+        self,
+        expr: str,
+        start: float,
+        end: float,
+        limit: int = 1000,
+        direction: str = "backward",
+        step: str | None = None,
+    ) -> pd.DataFrame:
+        self.calls.append((expr, start, end, step))
+        return pd.DataFrame(
+            {
+                "timestamp": pd.to_datetime([end], unit="s", utc=True),
+                "value": [4.0],
+                "labels": [{"payload_source_ip": "10.0.0.1", "tenant_id": "t"}],
+            }
+        )
+
+
+def test_loki_backend_runs_logql_for_raw_event_counts() -> None:
+    reader = FakeLokiReader()
+    ex = QueryExecutor(LokiBackend(reader))
+    body = {
+        "time_range": {"start": 0, "end": 300},
+        "metric": {"event_type": "security"},
+        "filters": [{"field": "payload.threat_type", "operator": "eq", "value": "prompt_injection"}],
+        "aggregation": {"functions": ["count"], "group_by": ["payload.source_ip"]},
+    }
+    answer = ex.execute(parse_query(body, tenant="t", now_us=0))
+    assert answer["data"] == [{"payload.source_ip": "10.0.0.1", "count": 4.0}]
+    assert answer["metadata"]["backend"] == "loki"
+    expr, start, end, step = reader.calls[0]
+    assert expr == (
+        'sum by (payload_source_ip) (count_over_time({tenant_id="t", event_type="security"} | json '
+        '| payload_threat_type="prompt_injection" [5m]))'
+    )
+    assert (start, end, step) == (300.0, 300.0, "300s")
