@@ -46,6 +46,15 @@ VIEWS = (
     "CREATE OR REPLACE VIEW all_spans AS SELECT * FROM spans UNION ALL BY NAME SELECT * FROM event_spans",
 )
 
+#: Each batch is written clustered by what queries filter on, so DuckDB's zone maps skip row groups
+#: (a 3x faster dashboard query on 10 M events, benchmarks/query.py).
+_ORDER = {
+    "events": " ORDER BY tenant_id, event_type, name, ts",
+    "metric_points": " ORDER BY tenant_id, name, ts",
+    "logs": " ORDER BY tenant_id, service_name, ts",
+    "spans": " ORDER BY tenant_id, service_name, start_ts",
+}
+
 #: Called after each commit with (kind, tenant ids, min ts µs, max ts µs) — e.g. to invalidate caches.
 AppliedListener = Callable[[str, frozenset[str], int, int], None]
 
@@ -286,7 +295,7 @@ class EmbeddedStore:
                 table = TABLES[kind]
                 arrow_batch = table.to_arrow(cols)
                 con.register("batch", arrow_batch)
-                con.execute(f"INSERT INTO {table.name} SELECT * FROM batch")
+                con.execute(f"INSERT INTO {table.name} SELECT * FROM batch{_ORDER.get(kind, '')}")
                 con.unregister("batch")
                 ts_col = cols.get(table.time_column) or [0]
                 ts_vals = [t for t in ts_col if t is not None] or [0]
