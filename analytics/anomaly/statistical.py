@@ -166,8 +166,9 @@ class SeasonalResidualDetector:
     Every ``fit_every`` points (from ``warmup`` on, or three days in when that is later) the detector re-chooses the season (a day or a week
     at the sampling interval, by autocorrelation on the trailing ``fit_window`` points; none if weak),
     then scores the next segment with the residual of :func:`seasonal_forecast`: its robust z-score
-    averaged over ``smooth`` points (point and contextual anomalies) and over ``collective_seconds``
-    (collective anomalies: a day that runs low), each normalised like :class:`RobustDeviationDetector`. Contextual anomalies (a normal value at the wrong time of day)
+    averaged over ``smooth`` points (point and contextual anomalies), over ``collective_seconds``
+    and over ``long_seconds`` (collective anomalies: an hour, or a quarter of a day, that runs low;
+    ``long_seconds=0`` drops that scale), each normalised like :class:`RobustDeviationDetector`. Contextual anomalies (a normal value at the wrong time of day)
     show up here and nowhere else. Without timestamps or a clear season the forecast is the level only.
     """
 
@@ -180,6 +181,8 @@ class SeasonalResidualDetector:
     smooth: int = 3
     collective_seconds: float = 3_600.0
     collective_points: int = 12
+    long_seconds: float = 21_600.0
+    long_points: int = 72
     k: float = 4.0
     margin: float = 1.2
     quantile: float = 0.999
@@ -229,11 +232,12 @@ class SeasonalResidualDetector:
         with np.errstate(invalid="ignore", divide="ignore"):
             point_z = (resid - center) / scale
         thr = self._threshold(point_z)
-        width = points_for(self.collective_seconds, median_step_seconds(timestamps), self.collective_points)
+        step = median_step_seconds(timestamps)
+        widths = [self.smooth, points_for(self.collective_seconds, step, self.collective_points)]
+        if self.long_seconds > 0:
+            widths.append(points_for(self.long_seconds, step, self.long_points))
         scores = np.zeros_like(x)
-        for z in (
-            scaled_z(resid, self.smooth, self.window, self.min_periods),
-            scaled_z(resid, width, self.window, self.min_periods),
-        ):
+        for width in widths:
+            z = scaled_z(resid, width, self.window, self.min_periods)
             scores = np.maximum(scores, normalised_score(z, self._threshold(z)))
         return DetectorOutput(scores, yhat, yhat - thr * scale, yhat + thr * scale)
