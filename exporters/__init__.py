@@ -1,2 +1,7 @@
-"""Exporters: where the hub's signals go. ``embedded`` (DuckDB, the default) is here now; the stack
-exporters (VictoriaMetrics remote write, Loki push, Tempo OTLP, Alertmanager) come with issue 3."""
+"""Exporters: where the hub's signals go.
+
+* ``embedded`` — the DuckDB store (the default).
+* ``victoriametrics`` (Prometheus remote write), ``loki`` (push API), ``tempo`` (OTLP/HTTP) and
+  ``alertmanager`` (``/api/v2/alerts``) — stack mode, each behind a bounded on-disk queue
+  (``queue/``) with retries, splitting and a dead-letter file.
+"""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from hub.components import stack_exporter_configs
 from hubcore.config import ConfigError, HubConfig, load_config
 from hubcore.telemetry import configure_logging
 
@@ -41,6 +42,11 @@ def _run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # 
     p.add_argument("--retention-days", type=int, help="keep data this many days (default 30)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     p.add_argument("--no-fsync", action="store_true", help="do not fsync the write-ahead log (faster, less safe)")
+    p.add_argument("--victoriametrics-url", help="also write metrics to VictoriaMetrics (Prometheus remote write)")
+    p.add_argument("--loki-url", help="also write raw events and OTLP logs to Loki")
+    p.add_argument("--tempo-url", help="also write traces to Tempo (OTLP/HTTP)")
+    p.add_argument("--alertmanager-url", help="send the hub's analytic alerts to Alertmanager")
+    p.add_argument("--stack-only", action="store_true", help="keep no raw data locally: export only")
     p.add_argument("--auth", choices=["on", "off"], help="require API keys / JWTs (default off; on for non-loopback)")
     p.add_argument("--tls-cert", help="server certificate (PEM): TLS on every listener")
     p.add_argument("--tls-key", help="server private key (PEM)")
@@ -90,9 +96,26 @@ def apply_flags(cfg: HubConfig, args: argparse.Namespace) -> HubConfig:
         tls.update({"enabled": True, "cert_file": args.tls_cert or "", "key_file": args.tls_key or ""})
         if args.tls_client_ca:
             tls.update({"ca_file": args.tls_client_ca, "client_auth": "require"})
+    exporters = data["exporters"]
+    pipelines = service.setdefault("pipelines", msgspec.to_builtins(HubConfig().service.pipelines))
+    for name, url in (("victoriametrics", args.victoriametrics_url), ("loki", args.loki_url),
+                      ("tempo", args.tempo_url), ("alertmanager", args.alertmanager_url)):  # fmt: skip
+        if not url:
+            continue
+        exporters[name] = {**(exporters.get(name) or {}), "endpoint": url}
+        if name != "alertmanager":
+            for pipe in pipelines.values():
+                if name not in pipe["exporters"]:
+                    pipe["exporters"].append(name)
+    if args.stack_only:
+        for pipe in pipelines.values():
+            if len(pipe["exporters"]) > 1 and "embedded" in pipe["exporters"]:
+                pipe["exporters"].remove("embedded")
     from hubcore.config import config_from_dict
 
-    return config_from_dict(data)
+    cfg = config_from_dict(data)
+    stack_exporter_configs(cfg)  # validate the stack exporters' sections now (errors name the key)
+    return cfg
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -69,6 +69,8 @@ class IngestPipeline:
         *,
         processor: NativeEventsProcessor | None = None,
         tracer: trace.Tracer | None = None,
+        exporters: dict[str, list[tuple[str, Any]]] | None = None,
+        store_sources: frozenset[str] = frozenset({"events", "otlp"}),
     ) -> None:
         self.config = config
         self.store = store
@@ -77,6 +79,11 @@ class IngestPipeline:
         self.processor = processor or NativeEventsProcessor(config)
         self._lock = threading.Lock()
         self.tracer = tracer or trace.NoOpTracer()
+        #: stack exporters per input ("events": native events, "otlp": OTLP rows), from service.pipelines
+        self.exporters = exporters or {}
+        #: inputs whose rows are kept in the embedded store (both, unless a pipeline leaves it out)
+        self.store_sources = store_sources
+        self._deliver_lock = threading.Lock()
 
     # -- native events ----------------------------------------------------------------------------
     def consume_events(
@@ -98,7 +105,7 @@ class IngestPipeline:
             result = self.processor.process(raw_events, tenant_id=tenant_id)
         if result.accepted:
             try:
-                self.store.append("events", result.columns)
+                self._deliver("events", "events", result.columns)
             except QueueFullError:
                 with self._lock:
                     self.processor.rollback(result)
@@ -130,7 +137,7 @@ class IngestPipeline:
     def consume_rows(self, kind: SignalKind, columns: dict[str, list[Any]], *, receiver: str) -> None:
         started = time.perf_counter()
         try:
-            self.store.append(kind, columns)
+            self._deliver("otlp", kind, columns)
         except QueueFullError:
             self.metrics.ingest_throttled.labels(receiver=receiver).inc()
             raise
@@ -138,6 +145,29 @@ class IngestPipeline:
         for t in set(tenants):
             self.metrics.ingest_events.labels(receiver=receiver, tenant_id=t).inc(tenants.count(t))
         self.metrics.ingest_batch_seconds.labels(receiver=receiver).observe(time.perf_counter() - started)
+
+    def _deliver(self, source: str, kind: str, columns: dict[str, list[Any]]) -> None:
+        """Durably hand rows to the embedded store and to every stack exporter of ``source``'s pipeline.
+
+        All queues are checked for room first, under a lock, so a batch goes everywhere or nowhere
+        (raises :class:`QueueFullError` before anything was written).
+        """
+        targets = [(n, ex) for n, ex in self.exporters.get(source, ()) if kind in getattr(ex, "kinds", ())]
+        keep = source in self.store_sources
+        if not targets:
+            if keep:
+                self.store.append(kind, columns)
+            return
+        with self._deliver_lock:
+            for name, ex in targets:
+                if not ex.has_room():
+                    raise QueueFullError(
+                        f"the {name} export queue is full (the backend is slow or down)", retry_after=5.0
+                    )
+            if keep:
+                self.store.append(kind, columns)
+            for _name, ex in targets:
+                ex.export(kind, columns)
 
     def reject_request(self, receiver: str, reason: str) -> None:
         """Count a whole request refused before processing (bad JSON, too large, wrong type...)."""
@@ -154,7 +184,7 @@ class IngestPipeline:
                 with self._lock:
                     res = self.processor.process([raw], tenant_id=e.get("tenant_id"))
                 if res.accepted:
-                    self.store.append("events", res.columns)
+                    self._deliver("events", "events", res.columns)
                 flags.append(bool(res.accepted or res.duplicates))
             return flags
 

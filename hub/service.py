@@ -34,6 +34,7 @@ import uvicorn
 from api.app import create_app
 from api.state import ApiState, SecurityContext
 from exporters.embedded import create_exporter
+from hub.components import build_stack_exporters, pipeline_exporters
 from hub.pipeline import IngestPipeline
 from hub.selftrace import configure_tracing, tracer
 from hubcore.config import HubConfig
@@ -73,8 +74,17 @@ class HubService:
         self.store = create_exporter(emb)
         self.dlq = DeadLetterQueue(emb.data_dir, fsync=emb.wal_fsync)
         self.tracer_provider = configure_tracing(self.store)
+        self.stack_exporters = build_stack_exporters(config)
+        routes = pipeline_exporters(config)
+        by_name = dict(self.stack_exporters)
         self.pipeline = IngestPipeline(
-            config.processors.native_events, self.store, self.dlq, self.metrics, tracer=tracer(self.tracer_provider)
+            config.processors.native_events,
+            self.store,
+            self.dlq,
+            self.metrics,
+            tracer=tracer(self.tracer_provider),
+            exporters={src: [(n, by_name[n]) for n in sorted(names) if n in by_name] for src, names in routes.items()},
+            store_sources=frozenset(src for src, names in routes.items() if "embedded" in names),
         )
         self.security = build_security(config, self.metrics)
         self.api_state = ApiState(config, self.store, self.pipeline, self.dlq, self.metrics, security=self.security)
@@ -101,6 +111,11 @@ class HubService:
         await asyncio.to_thread(self.store.start)
         await asyncio.to_thread(self.store.flush, 300.0)
         await asyncio.to_thread(self._rebuild_state)
+        for name, exporter in self.stack_exporters:
+            await asyncio.to_thread(exporter.start)
+            if hasattr(exporter, "queue_depth"):
+                self.metrics.bind_queue(f"export_{name}", _depth_reader(exporter))
+            log.info("exporter started", extra={"exporter": name})
         self.metrics.bind_queue("store_pending_rows", lambda: float(self.store.stats.pending_rows))
         self.metrics.bind_queue("wal_bytes", lambda: float(self.store.wal_bytes()))
         self.metrics.bind_queue("dedup_ids", lambda: float(len(self.pipeline.processor.dedup)))
@@ -146,6 +161,8 @@ class HubService:
                 await asyncio.wait_for(server.shutdown_task, timeout)  # type: ignore[attr-defined]
         self._servers.clear()
         await asyncio.to_thread(self.tracer_provider.shutdown)
+        for _name, exporter in reversed(self.stack_exporters):
+            await asyncio.to_thread(exporter.shutdown, timeout)
         await asyncio.to_thread(self.store.shutdown, timeout)
         if self._started:
             log.info("hub stopped", extra={"applied_rows": self.store.stats.applied_rows})
@@ -250,6 +267,10 @@ class HubService:
         ).fetchall()
         for tenant, event_id, received in recent:
             proc.dedup.seen_or_add(tenant, event_id, float(received))
+
+
+def _depth_reader(exporter: Any) -> Callable[[], float]:
+    return lambda: float(exporter.queue_depth)
 
 
 def build_security(config: HubConfig, metrics: HubMetrics) -> SecurityContext:

@@ -136,15 +136,17 @@ def _run_process(
 
 @contextlib.contextmanager
 def run_victoriametrics(
-    tmp_path: Path, *extra_flags: str, timeout_s: float = DEFAULT_START_TIMEOUT_S
+    tmp_path: Path, *extra_flags: str, timeout_s: float = DEFAULT_START_TIMEOUT_S, port: int | None = None
 ) -> Iterator[VMHandle]:
     """Run ``victoria-metrics`` on a free loopback port with data under ``tmp_path``.
+
+    Pass the ``port`` of an earlier run with the same ``tmp_path`` to restart it on its data (outages).
 
     Flags suit tests: samples of any age are accepted (``-retentionPeriod=100y``), fresh samples
     are visible at once (``-search.latencyOffset=0s``) and the response cache is off.
     """
     binary = require_binary("victoria-metrics")
-    port = free_port()
+    port = port or free_port()
     data_dir = tmp_path / f"vm-data-{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"

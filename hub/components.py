@@ -1,0 +1,87 @@
+"""Which exporters run, built from the config by their factories (the Collector's component registry).
+
+The core config keeps the stack exporters' sections as raw mappings; here each is converted into its
+own config model (errors name the YAML key) and handed to its factory.
+
+    >>> from hubcore.config import HubConfig
+    >>> [n for n, _ in stack_exporter_configs(HubConfig())]
+    []
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hubcore.config import STACK_EXPORTERS, HubConfig
+from hubcore.errors import ConfigError
+
+
+def _factories() -> dict[str, tuple[type[Any], Callable[..., Any]]]:
+    from exporters.alertmanager import factory as am
+    from exporters.alertmanager.config import AlertmanagerExporterConfig
+    from exporters.loki import factory as loki
+    from exporters.loki.config import LokiExporterConfig
+    from exporters.tempo import factory as tempo
+    from exporters.tempo.config import TempoExporterConfig
+    from exporters.victoriametrics import factory as vm
+    from exporters.victoriametrics.config import VictoriaMetricsExporterConfig
+
+    return {
+        "victoriametrics": (VictoriaMetricsExporterConfig, vm.create_exporter),
+        "loki": (LokiExporterConfig, loki.create_exporter),
+        "tempo": (TempoExporterConfig, tempo.create_exporter),
+        "alertmanager": (AlertmanagerExporterConfig, am.create_exporter),
+    }
+
+
+def stack_exporter_configs(cfg: HubConfig) -> list[tuple[str, Any]]:
+    """``[(name, typed config)]`` for every configured stack exporter, validated."""
+    out: list[tuple[str, Any]] = []
+    factories = _factories() if any(getattr(cfg.exporters, n) is not None for n in STACK_EXPORTERS) else {}
+    for name in STACK_EXPORTERS:
+        raw = getattr(cfg.exporters, name)
+        if raw is None:
+            continue
+        config_type, _ = factories[name]
+        try:
+            typed = msgspec.convert(raw, config_type, strict=False)
+        except msgspec.ValidationError as exc:
+            m = re.search(r" - at `\$(.*)`$", str(exc))
+            sub = (m.group(1).replace("['", ".").replace("']", "").replace("[...]", "") if m else "").lstrip(".")
+            key = f"exporters.{name}" + (f".{sub}" if sub else "")
+            text = str(exc)[: m.start()] if m else str(exc)
+            unknown = re.match(r"Object contains unknown field `([^`]*)`", text)
+            if unknown:
+                raise ConfigError(f"{key}.{unknown.group(1)}", "unknown key") from None
+            raise ConfigError(key, text) from None
+        out.append((name, typed.validate(f"exporters.{name}")))
+    return out
+
+
+def build_stack_exporters(cfg: HubConfig) -> list[tuple[str, Any]]:
+    """The configured stack exporters, not started. Queues live under ``<data_dir>/queue/<name>``."""
+    factories = _factories() if cfg.exporters.configured() != ["embedded"] else {}
+    built: list[tuple[str, Any]] = []
+    for name, typed in stack_exporter_configs(cfg):
+        _, create = factories[name]
+        if name == "alertmanager":
+            built.append((name, create(typed)))
+        else:
+            directory = str(Path(cfg.exporters.embedded.data_dir) / "queue" / name)
+            built.append((name, create(typed, default_directory=directory)))
+    return built
+
+
+def pipeline_exporters(cfg: HubConfig) -> dict[str, set[str]]:
+    """Exporter names per input: ``{"events": {...}, "otlp": {...}}`` from ``service.pipelines``."""
+    out: dict[str, set[str]] = {"events": set(), "otlp": set()}
+    for pipe in cfg.service.pipelines.values():
+        for receiver in pipe.receivers:
+            key = "events" if receiver == "native" else "otlp"
+            out[key].update(pipe.exporters)
+    return out

@@ -1,0 +1,141 @@
+"""Stack mode through the whole hub: events and OTLP reach a real VictoriaMetrics (and Loki/Tempo at
+the wire level), with embedded + stack together or stack only."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hubcore.storage.readers import PromReader
+from tests.helpers.events import make_event
+from tests.helpers.hub import running_hub
+from tests.helpers.procs import run_victoriametrics
+
+
+class _Capture(BaseHTTPRequestHandler):
+    received: list[tuple[str, dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        type(self).received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def capture() -> Iterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]]:
+    handler = type("Capture", (_Capture,), {"received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler.received
+    server.shutdown()
+
+
+def _pipelines(*exporters: str) -> dict[str, Any]:
+    return {
+        "events": {"receivers": ["native"], "processors": ["native_events"], "exporters": list(exporters)},
+        "otlp": {"receivers": ["otlp"], "exporters": list(exporters)},
+    }
+
+
+def _wait(predicate: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_events_reach_victoriametrics_and_loki(tmp_path: Path, capture: tuple[str, list[Any]]) -> None:
+    loki_url, loki_received = capture
+    with run_victoriametrics(tmp_path / "vm") as vm, running_hub(
+        tmp_path / "hub", grpc=False, otlp_http=False,
+        exporters__victoriametrics={"endpoint": vm.url, "flush_interval": 0.2},
+        exporters__loki={"endpoint": loki_url, "encoding": "json"},
+        service__pipelines=_pipelines("embedded", "victoriametrics", "loki"),
+    ) as hub:  # fmt: skip
+        costs = [0.25, 0.5, 1.25]
+        events = [make_event("cost", payload={"amount": c}) for c in costs]
+        events += [make_event("telemetry", payload={"value": v, "unit": "ms"}) for v in (120.0, 900.0, 4000.0)]
+        r = httpx.post(f"{hub.api}/api/v1/events", json=events, headers={"X-Scope-OrgID": "stack-t"})
+        assert r.status_code == 202 and r.json()["accepted"] == 6
+        reader = PromReader(vm.url)
+
+        def cost_total() -> float:
+            vm.flush()
+            df = reader.query('sum(llm_cost_usd_total{tenant_id="stack-t"})')
+            return float(df["value"].iloc[0]) if len(df) else 0.0
+
+        assert _wait(lambda: abs(cost_total() - sum(costs)) < 1e-9) or cost_total() == pytest.approx(sum(costs))
+        count = reader.query('sum(gen_ai_client_operation_duration_seconds_count{tenant_id="stack-t"})')
+        assert float(count["value"].iloc[0]) == 3
+        le1 = reader.query('sum(gen_ai_client_operation_duration_seconds_bucket{tenant_id="stack-t", le="1.28"})')
+        assert float(le1["value"].iloc[0]) == 2  # 120 ms and 900 ms
+        assert hub.sql("SELECT count(*) FROM events WHERE tenant_id = 'stack-t'") == [(6,)]
+        pushes = _wait(lambda: [r for r in loki_received if r[0] == "/loki/api/v1/push"])
+        assert pushes, "nothing pushed to Loki"
+        path, headers, body = pushes[0]
+        assert headers["x-scope-orgid"] == "stack-t"
+        streams = json.loads(body)["streams"]
+        labels = {k for s in streams for k in s["stream"]}
+        assert {"tenant_id", "source_module", "event_type", "severity", "environment"} <= labels
+        assert all(len(v[0]) == 19 for s in streams for v in s["values"])  # nanosecond timestamps
+
+
+def test_stack_only_keeps_no_raw_events(tmp_path: Path) -> None:
+    with run_victoriametrics(tmp_path / "vm") as vm, running_hub(
+        tmp_path / "hub", grpc=False, otlp_http=False,
+        exporters__victoriametrics={"endpoint": vm.url, "flush_interval": 0.2},
+        service__pipelines=_pipelines("victoriametrics"),
+    ) as hub:  # fmt: skip
+        r = httpx.post(f"{hub.api}/api/v1/events", json=[make_event("security")], headers={"X-Scope-OrgID": "only"})
+        assert r.status_code == 202
+        reader = PromReader(vm.url)
+
+        def threats() -> float:
+            vm.flush()
+            df = reader.query('sum(llm_security_threats_total{tenant_id="only"})')
+            return float(df["value"].iloc[0]) if len(df) else 0.0
+
+        assert _wait(lambda: threats() == 1.0)
+        assert hub.sql("SELECT count(*) FROM events") == [(0,)]
+
+
+def test_a_backend_outage_loses_nothing(tmp_path: Path) -> None:
+    """VictoriaMetrics is down while events arrive; they are queued on disk and arrive after it is back."""
+    vm_dir = tmp_path / "vm"
+    with run_victoriametrics(vm_dir) as vm:
+        url = vm.url
+    # VictoriaMetrics is stopped now: the hub acknowledges, queues, retries
+    with running_hub(
+        tmp_path / "hub", grpc=False, otlp_http=False,
+        exporters__victoriametrics={"endpoint": url, "flush_interval": 0.2,
+                                    "retry_on_failure": {"initial_interval": 0.2, "max_interval": 1.0}},
+        service__pipelines=_pipelines("embedded", "victoriametrics"),
+    ) as hub:  # fmt: skip
+        events = [make_event("cost", payload={"amount": 1.0}) for _ in range(20)]
+        assert httpx.post(f"{hub.api}/api/v1/events", json=events, headers={"X-Scope-OrgID": "out"}).status_code == 202
+        time.sleep(1.0)
+        port = int(url.rsplit(":", 1)[1])
+        with run_victoriametrics(vm_dir, port=port) as vm2:
+            reader = PromReader(vm2.url)
+
+            def total() -> float:
+                vm2.flush()
+                df = reader.query('sum(llm_cost_usd_total{tenant_id="out"})')
+                return float(df["value"].iloc[0]) if len(df) else 0.0
+
+            assert _wait(lambda: total() == 20.0, timeout=45), total()
