@@ -87,7 +87,7 @@ def test_events_reach_victoriametrics_and_loki(tmp_path: Path, capture: tuple[st
         assert hub.sql("SELECT count(*) FROM events WHERE tenant_id = 'stack-t'") == [(6,)]
         pushes = _wait(lambda: [r for r in loki_received if r[0] == "/loki/api/v1/push"])
         assert pushes, "nothing pushed to Loki"
-        path, headers, body = pushes[0]
+        _path, headers, body = pushes[0]
         assert headers["x-scope-orgid"] == "stack-t"
         streams = json.loads(body)["streams"]
         labels = {k for s in streams for k in s["stream"]}
