@@ -139,3 +139,37 @@ def test_a_backend_outage_loses_nothing(tmp_path: Path) -> None:
                 return float(df["value"].iloc[0]) if len(df) else 0.0
 
             assert _wait(lambda: total() == 20.0, timeout=45), total()
+
+
+def test_kill_9_mid_export_then_restart_drains_the_queue(tmp_path: Path) -> None:
+    import signal
+
+    from tests.helpers.hub import start_hub_process, stop_hub_process
+
+    vm_dir = tmp_path / "vm"
+    with run_victoriametrics(vm_dir) as vm:
+        url = vm.url
+    port = int(url.rsplit(":", 1)[1])
+    data = tmp_path / "data"
+    hp = start_hub_process(data, "--victoriametrics-url", url, "--log-level", "warning")
+    try:  # VictoriaMetrics is down: acknowledged events wait in the on-disk export queue
+        for _ in range(5):
+            batch = [make_event("cost", payload={"amount": 2.0}) for _ in range(10)]
+            r = httpx.post(f"{hp.api}/api/v1/events", json=batch, headers={"X-Scope-OrgID": "k9"})
+            assert r.status_code == 202
+    finally:
+        hp.proc.send_signal(signal.SIGKILL)
+        hp.proc.wait(10)
+    with run_victoriametrics(vm_dir, port=port) as vm2:
+        hp2 = start_hub_process(data, "--victoriametrics-url", url, "--log-level", "warning")
+        try:
+            reader = PromReader(vm2.url)
+
+            def total() -> float:
+                vm2.flush()
+                df = reader.query('sum(llm_cost_usd_total{tenant_id="k9"})')
+                return float(df["value"].iloc[0]) if len(df) else 0.0
+
+            assert _wait(lambda: total() == 100.0, timeout=60), total()
+        finally:
+            stop_hub_process(hp2)
