@@ -103,6 +103,11 @@ def export(
     Blocking (the consumer may fsync): call it from a worker thread. The consumer's
     :class:`~hubcore.errors.QueueFullError` / :class:`~hubcore.errors.PermanentError` propagate.
     """
+    if signal.kind == "logs":
+        native = take_native_events(request)
+        if native and hasattr(consumer, "consume_events"):
+            # native JSON events that came through the Collector (its kafka receiver): the native pipeline
+            consumer.consume_events(native, tenant_id=None if resource_tenant else tenant_id, receiver="kafka")
     columns, rejected, message = signal.translate(request, tenant_id, resource_tenant=resource_tenant)
     if columns["tenant_id"]:
         consumer.consume_rows(signal.kind, columns, receiver=receiver)
@@ -112,3 +117,35 @@ def export(
         setattr(partial, signal.rejected_field, rejected)
         partial.error_message = message or ""
     return response
+
+
+NATIVE_EVENT_ATTRIBUTE = "hub.native_event"
+
+
+def take_native_events(request: Any) -> list[bytes]:
+    """Remove the log records marked ``hub.native_event = true`` from an ExportLogsServiceRequest and
+    return their bodies (one native JSON event each): what ``otel-collector-config/collector-in-front.yaml``
+    forwards from the platform's Kafka topics. Other records stay in the request."""
+    found: list[bytes] = []
+    for rl in request.resource_logs:
+        for sl in rl.scope_logs:
+            keep = []
+            for rec in sl.log_records:
+                marked = any(
+                    kv.key == NATIVE_EVENT_ATTRIBUTE and (kv.value.bool_value or kv.value.string_value == "true")
+                    for kv in rec.attributes
+                )
+                if not marked:
+                    keep.append(rec)
+                    continue
+                body = rec.body
+                if body.HasField("string_value"):
+                    found.append(body.string_value.encode())
+                elif body.HasField("bytes_value"):
+                    found.append(bytes(body.bytes_value))
+                else:
+                    keep.append(rec)  # not a JSON payload: store it as the log record it is
+            if len(keep) != len(sl.log_records):
+                del sl.log_records[:]
+                sl.log_records.extend(keep)
+    return found
