@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from api.errors import install_error_handlers
+from api.console import router as console_router
+from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.middleware import RequestMetricsMiddleware
-from api.routers import admin, correlations, dlq, events, health, keys, query, schemas, ws
+from api.routers import admin, alerts, correlations, dlq, events, health, keys, query, schemas, ws
 from api.security import guard
 from api.state import ApiState
 
@@ -21,6 +22,7 @@ def create_app(state: ApiState) -> FastAPI:
         version="0.1.0",
         description="Ingestion, events, schemas and the dead-letter queue of the LLM Analytics Hub.",
         dependencies=[Depends(guard)],
+        responses=ERROR_RESPONSES,
     )
     app.state.hub = state
     install_error_handlers(app)
@@ -28,5 +30,7 @@ def create_app(state: ApiState) -> FastAPI:
                    admin.router):  # fmt: skip
         app.include_router(router)
     app.include_router(correlations.router)
+    app.include_router(alerts.router)
+    app.include_router(console_router)
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics)
     return app

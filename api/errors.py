@@ -11,10 +11,41 @@ from typing import Any
 import msgspec
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from hubcore.errors import PermanentError, RetryableError
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"code", "message", ...}}`` (some add fields, e.g. ``rejected``)."""
+
+    error: ErrorDetail
+    model_config = ConfigDict(extra="allow")
+
+
+_ERR = {"model": ErrorBody}
+#: Documented on every operation (the OpenAPI schema says what the guard and handlers may answer).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {**_ERR, "description": "bad request (malformed JSON, bad parameter, bad tenant)"},
+    401: {**_ERR, "description": "missing or invalid credentials (auth on)"},
+    403: {**_ERR, "description": "the credential lacks the permission or the tenant"},
+    404: {**_ERR, "description": "no such resource"},
+    405: {**_ERR, "description": "method not allowed"},
+    413: {**_ERR, "description": "body or batch too large"},
+    415: {**_ERR, "description": "unsupported content type"},
+    422: {**_ERR, "description": "validation error"},
+    429: {**_ERR, "description": "rate limited; see Retry-After"},
+    503: {**_ERR, "description": "queue full or a dependency unavailable; see Retry-After"},
+    504: {**_ERR, "description": "query timeout"},
+}
 
 
 def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from api.deps import get_state
 from api.errors import json_response
@@ -33,7 +33,12 @@ async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> Response:
     return json_response({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
 
 
-@router.get("/metrics", summary="The hub's own Prometheus metrics", include_in_schema=True)
+@router.get(
+    "/metrics",
+    summary="The hub's own Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"}},
+)
 async def metrics(state: Annotated[ApiState, Depends(get_state)]) -> Response:
     state.metrics.dlq_entries.set(state.dlq.count())
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -119,7 +119,19 @@ def _streaming(columns: list[str], batches: Any, fmt: str, name: str) -> Streami
     )
 
 
-@router.post("/query/export", summary="Stream every row of a unified query as CSV, JSON lines or Parquet")
+_EXPORT_CONTENT = {
+    200: {
+        "description": "the rows, streamed",
+        "content": {"text/csv": {}, "application/x-ndjson": {}, "application/vnd.apache.parquet": {}},
+    }
+}
+
+
+@router.post(
+    "/query/export",
+    summary="Stream every row of a unified query as CSV, JSON lines or Parquet",
+    responses=_EXPORT_CONTENT,  # type: ignore[arg-type]
+)
 async def export_query(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     try:
         fmt = pick_format(request.query_params.get("format"), request.headers.get("accept"))
@@ -138,7 +150,11 @@ async def export_query(request: Request, state: Annotated[ApiState, Depends(get_
 _EXPORT_PARAMS = {"format", "start", "end", "last", "limit", "tenant"}
 
 
-@router.get("/events/export", summary="Stream a tenant's raw events (oldest first) as CSV, JSON lines or Parquet")
+@router.get(
+    "/events/export",
+    summary="Stream a tenant's raw events (oldest first) as CSV, JSON lines or Parquet",
+    responses=_EXPORT_CONTENT,  # type: ignore[arg-type]
+)
 async def export_events(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     """Filters: ``<field>=value`` for event fields, ``tags.<key>=``, ``payload.<path>=`` (equality)."""
     params = request.query_params
