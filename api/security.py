@@ -52,6 +52,14 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/api/v1/dependencies"): ("correlations:read", "dependencies"),
     ("GET", "/api/v1/policy/compliance/report"): ("analytics:read", "compliance"),
     ("GET", "/api/v1/security/threat-intel"): ("analytics:read", "threat_intel"),
+    ("GET", "/api/v1/alerts"): ("alerts:read", "alerts"),
+    ("GET", "/api/v1/alerts/{alert_id}"): ("alerts:read", "alerts"),
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ("alerts:ack", "alerts"),
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): ("alerts:ack", "alerts"),
+    ("GET", "/api/v1/alerts/rules"): ("alerts:read", "alert_rules"),
+    ("POST", "/api/v1/alerts/rules"): ("alerts:manage", "alert_rules"),
+    ("DELETE", "/api/v1/alerts/rules/{rule_id}"): ("alerts:manage", "alert_rules"),
+    ("POST", "/api/v1/alerts/alertmanager"): ("alerts:manage", "alerts"),
 }
 
 

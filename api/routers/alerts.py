@@ -1,0 +1,188 @@
+"""Alerts: list, acknowledge, resolve; alert rules; the Alertmanager webhook receiver (tenant-scoped).
+
+    GET    /api/v1/alerts?state=firing&severity=critical      -> {"alerts": [...]}
+    GET    /api/v1/alerts/{alert_id}                          -> {"alert": {...}}
+    POST   /api/v1/alerts/{alert_id}/acknowledge  {"by", "comment"} -> {"alert": {...}}
+    POST   /api/v1/alerts/{alert_id}/resolve      {"by"}      -> {"alert": {...}}
+    GET    /api/v1/alerts/rules                               -> {"rules": [...]}
+    POST   /api/v1/alerts/rules                   rule JSON   -> 201 {"rule": {...}} | 422
+    DELETE /api/v1/alerts/rules/{rule_id}                     -> 204
+    POST   /api/v1/alerts/alertmanager            webhook v4  -> {"received", "created", ...}
+
+The service comes from ``app.state.alerting`` (set by the hub service); if none is set, one is created
+on first use over the same store (rules evaluated in the background, no Alertmanager client).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.deps import get_state, principal_of, read_tenant, write_tenant
+from api.errors import error_response, json_response
+from api.state import ApiState
+from hubcore.security.context import authenticated
+from processors.alerting import AlertConflict, AlertingConfig, AlertingService, AlertNotFound, RuleError
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+_lock = threading.Lock()
+MAX_BODY = 1 << 20
+
+
+def get_service(request: Request, state: ApiState) -> AlertingService:
+    svc: AlertingService | None = getattr(request.app.state, "alerting", None)
+    if svc is None:
+        with _lock:
+            svc = getattr(request.app.state, "alerting", None)
+            if svc is None:
+                svc = AlertingService(AlertingConfig(), state.store, state.metrics.registry,
+                                      default_tenant=state.default_tenant)  # fmt: skip
+                svc.start()
+                request.app.state.alerting = svc
+    return svc
+
+
+def _tenant_for_write(request: Request, state: ApiState, tenant: str | None) -> str:
+    return write_tenant(request, tenant) or state.default_tenant
+
+
+async def _json(request: Request, *, optional: bool) -> tuple[Any, Response | None]:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return None, error_response(413, "too_large", f"body over {MAX_BODY} bytes")
+    if not body.strip():
+        if optional:
+            return {}, None
+        return None, error_response(422, "invalid_rule", "a JSON body is required")
+    try:
+        return json.loads(body), None
+    except ValueError as exc:
+        return None, error_response(422, "bad_json", f"body is not JSON: {exc}")
+
+
+def _invalid(exc: RuleError, code: str = "invalid_rule") -> Response:
+    return error_response(422, code, str(exc), field=exc.field)
+
+
+@router.get("", summary="Alerts of the tenant, newest first (filter by state and severity)")
+async def list_alerts(
+    request: Request, state: Annotated[ApiState, Depends(get_state)],
+    alert_state: Annotated[str | None, Query(alias="state")] = None, severity: str | None = None,
+    tenant: str | None = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    svc = get_service(request, state)
+    try:
+        alerts = await run_in_threadpool(svc.list_alerts, t, state=alert_state, severity=severity, limit=limit)
+    except ValueError as exc:
+        return error_response(422, "bad_state", str(exc))
+    return json_response({"alerts": alerts})
+
+
+@router.get("/rules", summary="Alert rules that apply to the tenant (built-in, configured, its own) and health")
+async def list_rules(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
+) -> Response:
+    t = read_tenant(request, state, tenant)
+    svc = get_service(request, state)
+    return json_response({"rules": await run_in_threadpool(svc.rules, t)})
+
+
+@router.post("/rules", summary="Create a rule for the tenant (422 names the invalid key)", status_code=201)
+async def create_rule(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
+) -> Response:
+    t = _tenant_for_write(request, state, tenant)
+    data, err = await _json(request, optional=False)
+    if err is not None:
+        return err
+    p = principal_of(request)
+    try:
+        rule = await run_in_threadpool(get_service(request, state).create_rule, t, data, p.subject if p else None)
+    except RuleError as exc:
+        return _invalid(exc)
+    return json_response({"rule": rule}, 201)
+
+
+@router.delete("/rules/{rule_id}", summary="Delete one of the tenant's rules (its open alerts resolve)")
+async def delete_rule(
+    rule_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
+) -> Response:
+    t = _tenant_for_write(request, state, tenant)
+    try:
+        await run_in_threadpool(get_service(request, state).delete_rule, t, rule_id)
+    except AlertNotFound as exc:
+        return error_response(404, "not_found", str(exc))
+    except AlertConflict as exc:
+        return error_response(409, "builtin_rule", str(exc))
+    return Response(status_code=204)
+
+
+@router.post("/alertmanager", summary="Alertmanager webhook receiver (payload version 4)")
+async def alertmanager_webhook(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    body = await request.body()
+    if len(body) > 16 * MAX_BODY:
+        return error_response(413, "too_large", "webhook body too large")
+    p = principal_of(request)
+
+    def allowed(tenant: str) -> bool:
+        return not authenticated(p) or p is None or p.cross_tenant or tenant == p.tenant_id
+
+    try:
+        counts = await run_in_threadpool(get_service(request, state).receive_webhook, body, allowed)
+    except RuleError as exc:
+        return _invalid(exc, "invalid_webhook")
+    return json_response(counts)
+
+
+@router.get("/{alert_id}", summary="One alert")
+async def get_alert(
+    alert_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
+) -> Response:
+    t = read_tenant(request, state, tenant)
+    try:
+        alert = await run_in_threadpool(get_service(request, state).get_alert, t, alert_id)
+    except AlertNotFound as exc:
+        return error_response(404, "not_found", str(exc))
+    return json_response({"alert": alert})
+
+
+async def _transition(request: Request, state: ApiState, alert_id: str, tenant: str | None, ack: bool) -> Response:
+    t = _tenant_for_write(request, state, tenant)
+    data, err = await _json(request, optional=True)
+    if err is not None:
+        return err
+    if not isinstance(data, dict) or any(not isinstance(data.get(k), str | None) for k in ("by", "comment")):
+        return error_response(422, "bad_body", 'body must be {"by": string?, "comment": string?}')
+    p = principal_of(request)
+    by = data.get("by") or (p.subject if authenticated(p) and p is not None else None)
+    svc = get_service(request, state)
+    try:
+        if ack:
+            alert = await run_in_threadpool(svc.acknowledge, t, alert_id, by, data.get("comment"))
+        else:
+            alert = await run_in_threadpool(svc.resolve, t, alert_id, by)
+    except AlertNotFound as exc:
+        return error_response(404, "not_found", str(exc))
+    except AlertConflict as exc:
+        return error_response(409, "conflict", str(exc))
+    return json_response({"alert": alert})
+
+
+@router.post("/{alert_id}/acknowledge", summary="firing → acknowledged (stops escalation)")
+async def acknowledge(
+    alert_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
+) -> Response:
+    return await _transition(request, state, alert_id, tenant, ack=True)
+
+
+@router.post("/{alert_id}/resolve", summary="Resolve an alert now (Alertmanager gets endsAt)")
+async def resolve(
+    alert_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
+) -> Response:
+    return await _transition(request, state, alert_id, tenant, ack=False)

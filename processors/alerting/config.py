@@ -1,0 +1,82 @@
+"""Configuration of the hub's own alerting: ``processors.alerting``.
+
+processors:
+  alerting:
+    interval: 30s              # evaluate every rule this often
+    repeat_suppress: 10m       # the same rule + labels does not open a new alert this long after a resolve
+    escalate_after: 30m        # unacknowledged this long: severity up one level, label escalated="true"
+    external_url: http://hub.example:8080   # generatorURL of the alerts sent to Alertmanager
+    builtin_rules: true        # the default rules (error rate, p95 latency, prompt-injection burst)
+    alertmanager: {endpoint: http://alertmanager:9093, resend_interval: 60}
+    rules:                     # extra rules, every tenant (or one: tenant_id)
+      - name: GPT4oSlow
+        condition: {type: threshold, metric: gen_ai.client.operation.duration, filters: {model: gpt-4o},
+                    aggregation: p95, window: 5m, op: ">", value: 2000}
+        for: 5m
+        severity: warning
+        labels: {team: search}
+
+>>> AlertingConfig(interval="1m").validate().interval_s
+60.0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from exporters.alertmanager.config import AlertmanagerExporterConfig
+from hubcore.errors import ConfigError
+from processors.alerting.rules import RuleError, parse_duration, parse_rule
+
+
+class AlertingConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Keys (durations are seconds or strings such as ``30s``, ``5m``, ``2h``, ``1d``):
+
+    * ``enabled``: evaluate rules at all (the API and the Alertmanager webhook work either way).
+    * ``interval``: how often every rule is evaluated.
+    * ``repeat_suppress``: duplicate suppression after a resolve (same rule, same labels).
+    * ``escalate_after``: an alert still ``firing`` (not acknowledged) this long is escalated; ``0`` = never.
+    * ``external_url``: the hub's URL as Alertmanager users reach it (``generatorURL``).
+    * ``builtin_rules``: evaluate :data:`processors.alerting.rules.BUILTIN_RULES`.
+    * ``rules``: extra rules in the API's JSON shape (see ``docs/alerting.md``).
+    * ``alertmanager``: where to send the hub's alerts (``exporters.alertmanager`` keys); none: not sent.
+    """
+
+    enabled: bool = True
+    interval: str | float = 30.0
+    repeat_suppress: str | float = 600.0
+    escalate_after: str | float = 1800.0
+    external_url: str = "http://127.0.0.1:8080"
+    builtin_rules: bool = True
+    rules: list[dict[str, Any]] = []
+    alertmanager: AlertmanagerExporterConfig | None = None
+
+    def validate(self, key: str = "processors.alerting") -> AlertingConfig:
+        """Check durations and rules; errors name the YAML key."""
+        for name in ("interval", "repeat_suppress", "escalate_after"):
+            try:
+                parse_duration(getattr(self, name), name, allow_zero=name != "interval")
+            except RuleError as exc:
+                raise ConfigError(f"{key}.{exc.field}", exc.message) from None
+        for i, data in enumerate(self.rules):
+            try:
+                parse_rule(data, tenant_id=data.get("tenant_id"), rule_id=f"config-{i}")
+            except RuleError as exc:
+                raise ConfigError(f"{key}.rules.{i}.{exc.field}".rstrip("."), exc.message) from None
+        if self.alertmanager is not None:
+            self.alertmanager.validate(f"{key}.alertmanager")
+        return self
+
+    @property
+    def interval_s(self) -> float:
+        return parse_duration(self.interval, "interval")
+
+    @property
+    def repeat_suppress_s(self) -> float:
+        return parse_duration(self.repeat_suppress, "repeat_suppress", allow_zero=True)
+
+    @property
+    def escalate_after_s(self) -> float:
+        return parse_duration(self.escalate_after, "escalate_after", allow_zero=True)

@@ -1,0 +1,379 @@
+"""The hub's own alerting: evaluate rules every ``interval``, keep the alert lifecycle, send to Alertmanager.
+
+    svc = AlertingService(AlertingConfig(interval="30s"), store, metrics.registry, alertmanager_client)
+    svc.start()                      # creates the tables, starts the evaluation thread (and the client)
+    svc.list_alerts("acme", state="firing")
+    svc.acknowledge("acme", alert_id, by="alice", comment="looking")
+    svc.shutdown()                   # idempotent; safe without start
+
+Lifecycle of a rule's alert (per tenant, rule and label set — the *fingerprint*):
+
+* the condition holds → *pending* (in memory); held for ``for`` → an alert is stored ``firing`` and sent;
+* ``acknowledge`` → ``acknowledged``; ``resolve`` (API) or the condition clearing (auto) → ``resolved``
+  with ``ends_at``; Alertmanager gets ``endsAt``;
+* duplicate suppression: no new alert for a fingerprint while one is open, nor within ``repeat_suppress``
+  after it was resolved (counted in the resolved alert's ``suppressed``);
+* escalation: still ``firing`` (not acknowledged) ``escalate_after`` after it started → severity one level
+  up and label ``escalated="true"`` (Alertmanager: the old label set is resolved, the new one fires).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from exporters.alertmanager.client import Alert
+from processors.alerting.config import AlertingConfig
+from processors.alerting.evaluator import Evaluator, Instance, StoreLike
+from processors.alerting.repository import STATES, AlertRepository, iso, to_api
+from processors.alerting.rules import SEVERITIES, Rule, builtin_rules, parse_rule
+from processors.alerting.webhook import decode_payload, ingest
+
+log = logging.getLogger(__name__)
+SOURCE = "rule"
+_TEMPLATE = re.compile(r"\{\{\s*\$(value|labels\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}")
+
+
+class AlertmanagerLike(Protocol):
+    """What the service needs from :class:`exporters.alertmanager.AlertmanagerExporter`."""
+
+    def start(self) -> None: ...
+    def shutdown(self, timeout: float = 30.0) -> None: ...
+    def fire(self, alerts: Iterable[Alert]) -> None: ...
+    def resolve(self, labels: Iterable[Mapping[str, str] | Alert]) -> None: ...
+
+
+class AlertNotFound(LookupError):
+    """No such alert (or rule) for this tenant (→ 404)."""
+
+
+class AlertConflict(ValueError):
+    """The transition is not allowed in the current state (→ 409)."""
+
+
+def fingerprint(rule_id: str, tenant_id: str, labels: Mapping[str, str]) -> str:
+    """Identity of a rule's alert: the rule, the tenant and the labels minus severity/escalation."""
+    ident = {k: v for k, v in labels.items() if k not in ("severity", "escalated")}
+    return hashlib.sha256(json.dumps([rule_id, tenant_id, ident], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def render(template: str, labels: Mapping[str, str], value: float | None) -> str:
+    """``{{ $value }}`` and ``{{ $labels.name }}`` (Prometheus' notation) in annotations."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) == "value":
+            return "" if value is None else f"{value:.4g}"
+        return labels.get(m.group(2), "")
+
+    return _TEMPLATE.sub(sub, template)
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        def make(kind: type[Any], name: str, doc: str, labels: list[str]) -> Any:
+            try:
+                return kind(name, doc, labels, registry=registry)
+            except ValueError:  # already registered on this registry (a second service): keep it private
+                return kind(name, doc, labels, registry=None)
+
+        self.evaluations = make(Counter, "hub_alerting_evaluations", "Rule evaluations by health", ["health"])
+        self.transitions = make(Counter, "hub_alerting_transitions", "Alert lifecycle transitions", ["to"])
+        self.open = make(Gauge, "hub_alerting_open_alerts", "Open hub alerts (firing or acknowledged)", ["state"])
+
+
+class AlertingService:
+    """Rules → alerts in the embedded store (table ``alerts``), with an optional Alertmanager client.
+
+    ``clock`` (seconds) decides "now" for evaluations and transitions; tests pass a fake one.
+    The service owns the client: :meth:`start` starts it and :meth:`shutdown` shuts it down.
+    """
+
+    def __init__(
+        self,
+        config: AlertingConfig,
+        store: StoreLike,
+        metrics_registry: CollectorRegistry | None = None,
+        alertmanager_client: AlertmanagerLike | None = None,
+        *,
+        default_tenant: str = "default",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config.validate()
+        self.repo = AlertRepository(store)
+        self.evaluator = Evaluator(store)
+        self.alertmanager = alertmanager_client
+        self.default_tenant = default_tenant
+        self.clock = clock
+        self.metrics = _Metrics(metrics_registry)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending: dict[tuple[str, str, str], float] = {}
+        self._health: dict[str, dict[str, Any]] = {}
+        self._rules: list[Rule] = []
+        self._schema = False
+        self._started = False
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Create the tables, load the rules, start the client and (if enabled) the evaluation thread."""
+        with self._lock:
+            if self._started or self._closed:
+                return
+            self._ensure_ready()
+            if self.alertmanager is not None:
+                self.alertmanager.start()
+            if self.config.enabled:
+                self._thread = threading.Thread(target=self._run, name="hub-alerting", daemon=True)
+                self._thread.start()
+            self._started = True
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop evaluating and shut the client down. Idempotent; safe without start."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.alertmanager is not None and self._started:
+            self.alertmanager.shutdown(timeout)
+
+    def _ensure_ready(self) -> None:
+        if not self._schema:
+            self.repo.ensure_schema()
+            self._schema = True
+            self._load_rules()
+
+    def _run(self) -> None:
+        interval = self.config.interval_s
+        while not self._stop.is_set():
+            try:
+                self.evaluate_once()
+            except Exception:  # keep evaluating; the store may be shutting down
+                log.exception("alert rule evaluation failed")
+            if self._stop.wait(interval):
+                return
+
+    # -- rules ------------------------------------------------------------------------------------
+    def _load_rules(self) -> None:
+        rules = builtin_rules() if self.config.builtin_rules else []
+        for i, data in enumerate(self.config.rules):
+            rules.append(parse_rule(data, tenant_id=data.get("tenant_id"), rule_id=f"config-{i}", builtin=True))
+        for rule_id, tenant, spec in self.repo.custom_rules():
+            try:
+                rules.append(parse_rule(spec, tenant_id=tenant, rule_id=rule_id))
+            except ValueError as exc:
+                log.warning(
+                    "skipping a stored alert rule that no longer validates", extra={"rule": rule_id, "error": str(exc)}
+                )
+        self._rules = rules
+
+    def rules(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Rules that apply to ``tenant_id`` (built-in, configured and its own), with their health."""
+        with self._lock:
+            self._ensure_ready()
+            return [
+                {**r.to_dict(), "health": self._health.get(r.id, {"health": "unknown"})}
+                for r in self._rules
+                if r.tenant_id is None or r.tenant_id == tenant_id or tenant_id == "*"
+            ]
+
+    def create_rule(self, tenant_id: str, data: Any, by: str | None = None) -> dict[str, Any]:
+        """Validate (raises :class:`~processors.alerting.rules.RuleError`) and store a tenant's rule."""
+        rule = parse_rule(data, tenant_id=tenant_id, rule_id="r-" + uuid.uuid4().hex[:16])
+        with self._lock:
+            self._ensure_ready()
+            self.repo.insert_rule(rule.id, tenant_id, rule.spec, self.clock(), by)
+            self._rules.append(rule)
+        return {**rule.to_dict(), "health": {"health": "unknown"}}
+
+    def delete_rule(self, tenant_id: str, rule_id: str) -> None:
+        """Delete a tenant's rule and resolve its open alerts. Built-in/config rules: :class:`AlertConflict`."""
+        with self._lock:
+            self._ensure_ready()
+            known = next((r for r in self._rules if r.id == rule_id), None)
+            if known is not None and known.builtin and known.tenant_id in (None, tenant_id):
+                raise AlertConflict(f"rule {rule_id!r} is built in or configured; disable it in processors.alerting")
+            if not self.repo.delete_rule(tenant_id, rule_id):
+                raise AlertNotFound(f"no alert rule {rule_id!r} for tenant {tenant_id!r}")
+            self._rules = [r for r in self._rules if r.id != rule_id]
+            now = self.clock()
+            for alert in self.repo.open_alerts(SOURCE):
+                if alert["rule_id"] == rule_id and alert["tenant_id"] == tenant_id:
+                    self._resolve(alert, now, "rule deleted")
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def evaluate_once(self, now: float | None = None) -> dict[str, int]:
+        """Evaluate every rule at ``now`` (default: the clock), apply transitions, send to Alertmanager."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            self._ensure_ready()
+            open_by_rule: dict[str, list[dict[str, Any]]] = {}
+            for alert in self.repo.open_alerts(SOURCE):
+                open_by_rule.setdefault(alert["rule_id"], []).append(alert)
+            for rule in list(self._rules):
+                try:
+                    instances, health = self.evaluator.evaluate(rule.condition, rule.tenant_id, now)
+                except Exception as exc:  # a broken rule must not stop the others
+                    log.warning("alert rule failed", extra={"rule": rule.id, "error": str(exc)})
+                    self._health[rule.id] = {"health": "error", "last_error": str(exc), "last_evaluation": iso(now)}
+                    self.metrics.evaluations.labels(health="error").inc()
+                    continue
+                self.metrics.evaluations.labels(health=health).inc()
+                self._health[rule.id] = {"health": health, "last_error": None, "last_evaluation": iso(now),
+                                         "matching": len(instances)}  # fmt: skip
+                self._apply(rule, instances, open_by_rule.get(rule.id, []), now)
+            self._escalate(now)
+            open_alerts = self.repo.open_alerts(SOURCE)
+            self._send(open_alerts)
+            for state in ("firing", "acknowledged"):
+                self.metrics.open.labels(state=state).set(sum(1 for a in open_alerts if a["state"] == state))
+            return {"rules": len(self._rules), "open": len(open_alerts), "pending": len(self._pending)}
+
+    def _labels(self, rule: Rule, inst: Instance) -> dict[str, str]:
+        labels = {"team": "llm-platform", **rule.labels, **{k: v for k, v in inst.labels.items() if v}}
+        labels.update(alertname=rule.name, severity=rule.severity, tenant_id=inst.tenant_id)
+        return labels
+
+    def _apply(self, rule: Rule, instances: list[Instance], open_alerts: list[dict[str, Any]], now: float) -> None:
+        active: set[tuple[str, str]] = set()
+        for inst in instances:
+            labels = self._labels(rule, inst)
+            fp = fingerprint(rule.id, inst.tenant_id, labels)
+            active.add((inst.tenant_id, fp))
+            since = self._pending.setdefault((rule.id, inst.tenant_id, fp), now)
+            if now - since >= rule.for_s:
+                self._fire(rule, inst, labels, fp, now)
+        for key in [k for k in self._pending if k[0] == rule.id and (k[1], k[2]) not in active]:
+            del self._pending[key]
+        for alert in open_alerts:
+            if (alert["tenant_id"], alert["fingerprint"]) not in active:
+                self._resolve(alert, now, "auto")
+
+    def _fire(self, rule: Rule, inst: Instance, labels: dict[str, str], fp: str, now: float) -> None:
+        open_ = self.repo.find_open(inst.tenant_id, SOURCE, fp)
+        if open_ is not None:
+            self.repo.update(open_["id"], value=inst.value, updated_at=now)
+            return
+        last = self.repo.last_resolved(inst.tenant_id, SOURCE, fp)
+        suppress = self.config.repeat_suppress_s
+        if last is not None and suppress > 0 and now - (last["ends_at"] or 0) < suppress:
+            self.repo.update(last["id"], suppressed=int(last["suppressed"] or 0) + 1)
+            self.metrics.transitions.labels(to="suppressed").inc()
+            return
+        annotations = {k: render(v, labels, inst.value) for k, v in rule.annotations.items()}
+        self.repo.insert({
+            "id": uuid.uuid4().hex, "tenant_id": inst.tenant_id, "source": SOURCE, "rule_id": rule.id,
+            "alertname": rule.name, "fingerprint": fp, "state": "firing", "severity": rule.severity,
+            "labels": labels, "annotations": annotations, "value": inst.value, "starts_at": now, "updated_at": now,
+            "escalated": False, "suppressed": 0,
+            "generator_url": f"{self.config.external_url.rstrip('/')}/api/v1/alerts/rules/{rule.id}",
+        })  # fmt: skip
+        self.metrics.transitions.labels(to="firing").inc()
+        log.info("alert firing", extra={"alertname": rule.name, "tenant_id": inst.tenant_id, "value": inst.value})
+
+    def _resolve(self, alert: dict[str, Any], now: float, by: str) -> None:
+        self.repo.update(alert["id"], state="resolved", ends_at=now, updated_at=now, resolved_by=by)
+        self.metrics.transitions.labels(to="resolved").inc()
+        if self.alertmanager is not None and alert["source"] == SOURCE:
+            self.alertmanager.resolve([self._am_alert(alert, ends=now)])
+
+    def _escalate(self, now: float) -> None:
+        after = self.config.escalate_after_s
+        if after <= 0:
+            return
+        for alert in self.repo.open_alerts(SOURCE):
+            if alert["state"] != "firing" or alert["escalated"] or now - alert["starts_at"] < after:
+                continue
+            level = SEVERITIES.index(alert["severity"]) if alert["severity"] in SEVERITIES else 1
+            severity = SEVERITIES[min(level + 1, len(SEVERITIES) - 1)]
+            labels = {**alert["labels"], "severity": severity, "escalated": "true"}
+            self.repo.update(alert["id"], severity=severity, labels=labels, escalated=True, escalated_at=now,
+                             updated_at=now)  # fmt: skip
+            self.metrics.transitions.labels(to="escalated").inc()
+            if self.alertmanager is not None:  # a new label set: the old one ends, the escalated one fires
+                self.alertmanager.resolve([self._am_alert(alert, ends=now)])
+                self.alertmanager.fire([self._am_alert({**alert, "labels": labels})])
+
+    def _am_alert(self, alert: dict[str, Any], ends: float | None = None) -> Alert:
+        from datetime import UTC, datetime
+
+        return Alert(
+            labels=dict(alert["labels"]),
+            annotations={**alert["annotations"], "hub_alert_id": alert["id"]},
+            startsAt=datetime.fromtimestamp(alert["starts_at"], UTC),
+            endsAt=datetime.fromtimestamp(ends, UTC) if ends is not None else None,
+            generatorURL=alert["generator_url"] or "",
+        )
+
+    def _send(self, open_alerts: list[dict[str, Any]]) -> None:
+        """Every open alert is (re)asserted; the client posts new ones at once and re-posts periodically."""
+        if self.alertmanager is not None and open_alerts:
+            self.alertmanager.fire([self._am_alert(a) for a in open_alerts])
+
+    # -- the API's operations ---------------------------------------------------------------------
+    def list_alerts(
+        self, tenant_id: str, *, state: str | None = None, severity: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        if state is not None and state not in STATES:
+            raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+        with self._lock:
+            self._ensure_ready()
+            return [to_api(a) for a in self.repo.list_alerts(tenant_id, state=state, severity=severity, limit=limit)]
+
+    def get_alert(self, tenant_id: str, alert_id: str) -> dict[str, Any]:
+        with self._lock:
+            self._ensure_ready()
+            alert = self.repo.get(tenant_id, alert_id)
+        if alert is None:
+            raise AlertNotFound(f"no alert {alert_id!r} for tenant {tenant_id!r}")
+        return to_api(alert)
+
+    def acknowledge(
+        self, tenant_id: str, alert_id: str, by: str | None = None, comment: str | None = None
+    ) -> dict[str, Any]:
+        """firing → acknowledged (idempotent); a resolved alert: :class:`AlertConflict`."""
+        with self._lock:
+            self._ensure_ready()
+            alert = self.repo.get(tenant_id, alert_id)
+            if alert is None:
+                raise AlertNotFound(f"no alert {alert_id!r} for tenant {tenant_id!r}")
+            if alert["state"] == "resolved":
+                raise AlertConflict(f"alert {alert_id} is already resolved")
+            if alert["state"] == "firing":
+                now = self.clock()
+                self.repo.update(alert_id, state="acknowledged", acknowledged_at=now, acknowledged_by=by,
+                                 ack_comment=comment, updated_at=now)  # fmt: skip
+                self.metrics.transitions.labels(to="acknowledged").inc()
+            return to_api(self.repo.get(tenant_id, alert_id) or alert)
+
+    def resolve(self, tenant_id: str, alert_id: str, by: str | None = None) -> dict[str, Any]:
+        """firing/acknowledged → resolved now (idempotent for a resolved alert)."""
+        with self._lock:
+            self._ensure_ready()
+            alert = self.repo.get(tenant_id, alert_id)
+            if alert is None:
+                raise AlertNotFound(f"no alert {alert_id!r} for tenant {tenant_id!r}")
+            if alert["state"] != "resolved":
+                self._resolve(alert, self.clock(), by or "api")
+            return to_api(self.repo.get(tenant_id, alert_id) or alert)
+
+    def receive_webhook(self, body: bytes, allowed: Callable[[str], bool] | None = None) -> dict[str, int]:
+        """An Alertmanager webhook body (version 4) → hub alerts. Raises RuleError (→ 422) when malformed."""
+        payload = decode_payload(body)
+        with self._lock:
+            self._ensure_ready()
+            return ingest(self.repo, payload, default_tenant=self.default_tenant,
+                          allowed=allowed or (lambda _t: True), now=self.clock())  # fmt: skip
