@@ -46,6 +46,8 @@ def split_events(body: bytes, *, max_events: int) -> list[msgspec.Raw]:
         raise BodyError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
     except UnicodeDecodeError:
         raise BodyError(400, "bad_json", "the body is not valid UTF-8") from None
+    except RecursionError:
+        raise BodyError(400, "too_deep", "the JSON is nested too deeply") from None
     events = decoded.events if isinstance(decoded, _Wrapped) else decoded
     if not events:
         raise BodyError(422, "empty_batch", "the batch holds no events: send 1 to 1000")

@@ -120,6 +120,8 @@ class NativeEventsProcessor:
                     raise _Reject(f"malformed JSON: {exc}") from None
                 except UnicodeDecodeError:
                     raise _Reject("malformed JSON: a string is not valid UTF-8") from None
+                except RecursionError:
+                    raise _Reject("malformed JSON: nested too deeply") from None
                 event_id = ev.event_id
                 tenant = tenant_id or ev.tags.get("tenant_id") or cfg.default_tenant
                 row = self._normalise(ev, tenant, lo, hi)
@@ -184,6 +186,8 @@ class NativeEventsProcessor:
             raise _Reject(f"malformed payload JSON: {exc}") from None
         except UnicodeDecodeError:
             raise _Reject("malformed payload JSON: a string is not valid UTF-8") from None
+        except RecursionError:
+            raise _Reject("malformed payload JSON: nested too deeply") from None
         tags = ev.tags
         row: dict[str, Any] = {
             "tenant_id": tenant,

@@ -156,7 +156,7 @@ def decode_json(message_type: type[M], body: bytes) -> M:
     """
     try:
         obj = _decoder.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 is a UnicodeDecodeError
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # bad UTF-8, too deep
         raise PermanentError(f"request body is not valid JSON: {exc}", reason="malformed") from None
     if type(obj) is not dict:
         raise PermanentError("request body must be a JSON object", reason="malformed")

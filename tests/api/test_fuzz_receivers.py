@@ -98,3 +98,18 @@ def test_grpc_random_frames(hub: RunningHub, body: bytes, method: str) -> None:
 def test_still_serving_after_fuzzing(hub: RunningHub) -> None:
     assert httpx.get(f"{hub.api}/healthz").status_code == 200
     assert httpx.post(f"{hub.api}/api/v1/events", json=[make_event("cost")]).status_code == 202
+
+
+def test_deeply_nested_json_is_a_clear_4xx(hub: RunningHub) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    whole = httpx.post(f"{hub.api}/api/v1/events", content=f'[{{"a": {deep}}}]'.encode(),
+                       headers={"content-type": "application/json"})  # fmt: skip
+    assert whole.status_code in (400, 422), whole.text
+    ev = json.dumps(make_event("cost")).replace('"amount": ', f'"extra": {deep}, "amount": ')
+    inside = httpx.post(f"{hub.api}/api/v1/events", content=f"[{ev}]".encode(),
+                        headers={"content-type": "application/json"})  # fmt: skip
+    assert inside.status_code in (400, 422), inside.text
+    otlp = httpx.post(f"{hub.otlp_http}/v1/metrics", content=f'{{"resourceMetrics": {deep}}}'.encode(),
+                      headers={"content-type": "application/json"})  # fmt: skip
+    assert otlp.status_code == 400, otlp.text
+    assert httpx.get(f"{hub.api}/healthz").status_code == 200
