@@ -135,6 +135,7 @@ class EmbeddedExporterConfig(_Base):
 
     data_dir: str = "./data"
     retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    tenant_retention_days: dict[str, Annotated[int, msgspec.Meta(ge=1, le=3650)]] = {}
     wal_fsync: bool = True
     max_pending_rows: Annotated[int, msgspec.Meta(gt=0)] = 2_000_000
     flush_rows: Annotated[int, msgspec.Meta(gt=0)] = 100_000

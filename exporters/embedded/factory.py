@@ -21,5 +21,6 @@ def create_exporter(config: EmbeddedExporterConfig) -> EmbeddedStore:
         flush_rows=config.flush_rows,
         flush_interval=config.flush_interval,
         retention_days=config.retention_days,
+        tenant_retention_days=config.tenant_retention_days,
         memory_limit=config.memory_limit,
     )

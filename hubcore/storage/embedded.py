@@ -83,6 +83,7 @@ class EmbeddedStore:
         retention_days: int = 30,
         retention_check_interval: float = 3600.0,
         memory_limit: str | None = None,
+        tenant_retention_days: dict[str, int] | None = None,
     ) -> None:
         if retention_days <= 0:
             raise ValueError("retention_days must be positive")
@@ -94,6 +95,8 @@ class EmbeddedStore:
         self.flush_rows = flush_rows
         self.flush_interval = flush_interval
         self.retention_days = retention_days
+        #: tenant -> days, overriding ``retention_days`` for that tenant
+        self.tenant_retention_days = dict(tenant_retention_days or {})
         self.retention_check_interval = retention_check_interval
         self.memory_limit = memory_limit
         self.stats = StoreStats()
@@ -231,14 +234,27 @@ class EmbeddedStore:
         now_us = now_us if now_us is not None else int(time.time() * 1e6)
         days = retention_days or self.retention_days
         cutoff = now_us - days * 86_400_000_000
+        overrides = self.tenant_retention_days
         deleted = 0
         with self._maintenance_lock:  # one deleter at a time (DuckDB refuses concurrent deletes of a row)
             cur = self.cursor()
             for table in TABLES.values():
+                col = table.time_column
+                others = ""
+                params: list[Any] = [cutoff]
+                if overrides:
+                    others = f" AND tenant_id NOT IN ({', '.join('?' * len(overrides))})"
+                    params += list(overrides)
                 res = cur.execute(
-                    f"DELETE FROM {table.name} WHERE {table.time_column} < make_timestamp(?)", [cutoff]
+                    f"DELETE FROM {table.name} WHERE {col} < make_timestamp(?){others}", params
                 ).fetchone()
                 deleted += int(res[0]) if res else 0
+                for tenant, tdays in overrides.items():  # per-tenant retention
+                    res = cur.execute(
+                        f"DELETE FROM {table.name} WHERE tenant_id = ? AND {col} < make_timestamp(?)",
+                        [tenant, now_us - tdays * 86_400_000_000],
+                    ).fetchone()
+                    deleted += int(res[0]) if res else 0
         self.stats.retention_deleted_rows += deleted
         return deleted
 

@@ -49,7 +49,9 @@ def test_events_map_onto_metric_points_and_spans(store: EmbeddedStore) -> None:
         "SELECT token_type, value FROM all_metric_points WHERE name = 'gen_ai.client.token.usage' ORDER BY 1"
     ).fetchall()
     assert tok == [("input", 120.0), ("output", 40.0)]
-    cost = store.read("SELECT value, kind, temporality, monotonic, model FROM all_metric_points WHERE name='llm.cost.usd'")
+    cost = store.read(
+        "SELECT value, kind, temporality, monotonic, model FROM all_metric_points WHERE name='llm.cost.usd'"
+    )
     assert cost.fetchall() == [(0.0123, "sum", "delta", True, "gpt-4o")]
     sec = store.read("SELECT attributes FROM all_metric_points WHERE name = 'llm.security.threats'").fetchone()
     assert json.loads(sec[0]) == {"threat_type": "prompt_injection", "threat_level": "high", "action": "blocked"}
@@ -114,3 +116,19 @@ def test_shutdown_is_idempotent_and_safe_without_start(tmp_path: Path) -> None:
     s.start()
     s.shutdown()
     s.shutdown()
+
+
+def test_retention_per_tenant(tmp_path: Path) -> None:
+    s = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02, tenant_retention_days={"short": 7})
+    s.start()
+    try:
+        ten_days_ago = int((time.time() - 10 * 86400) * 1e6)
+        for tenant in ("short", "long"):
+            cols = events_columns([make_event("cost")], tenant=tenant)
+            cols["ts"][0] = ten_days_ago
+            s.append("events", cols)
+        s.flush(10)
+        assert s.enforce_retention(retention_days=30) == 1  # only the tenant with 7 days loses its row
+        assert s.read("SELECT tenant_id FROM events").fetchall() == [("long",)]
+    finally:
+        s.shutdown()
