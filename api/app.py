@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from api.console import router as console_router
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.middleware import RequestMetricsMiddleware
-from api.routers import admin, alerts, correlations, dlq, events, health, keys, query, schemas, ws
+from api.routers import admin, alerts, analytics, correlations, dlq, events, health, keys, query, schemas, ws
 from api.security import guard
 from api.state import ApiState
 
@@ -31,6 +31,7 @@ def create_app(state: ApiState) -> FastAPI:
         app.include_router(router)
     app.include_router(correlations.router)
     app.include_router(alerts.router)
+    app.include_router(analytics.router)
     app.include_router(console_router)
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics)
     return app

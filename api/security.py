@@ -22,7 +22,15 @@ from hubcore.security.principal import AuthError, Principal
 from hubcore.security.rbac import ForbiddenError, Resource, decide
 
 #: Routes that need no credential (probes; the docs and the OpenAPI schema describe no data).
-PUBLIC = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+PUBLIC = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}) | frozenset(
+    {
+        # The web console's page shells and static files (api/console): like /docs they hold no data; their
+        # JavaScript calls /api/v1/* with the user's own credential. api.console.PUBLIC_PATHS is the same set.
+        "/", "/console", "/console/performance", "/console/cost", "/console/security", "/console/governance",
+        "/console/anomalies", "/console/correlations", "/console/alerts", "/console/events",
+        "/console/static/{path:path}",
+    }
+)  # fmt: skip
 
 #: (method, route path) -> (permission, resource type). WS = a WebSocket route.
 ROUTE_PERMISSIONS: dict[tuple[str, str], tuple[str, str]] = {
@@ -60,6 +68,17 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/alerts/rules"): ("alerts:manage", "alert_rules"),
     ("DELETE", "/api/v1/alerts/rules/{rule_id}"): ("alerts:manage", "alert_rules"),
     ("POST", "/api/v1/alerts/alertmanager"): ("alerts:manage", "alerts"),
+    ("GET", "/console/stream"): ("dashboards:read", "dashboards"),
+    ("GET", "/api/v1/anomalies"): ("anomalies:read", "anomalies"),
+    ("POST", "/api/v1/anomalies/{anomaly_id}/feedback"): ("anomalies:feedback", "anomalies"),
+    ("GET", "/api/v1/forecast"): ("forecasts:read", "forecasts"),
+    ("POST", "/api/v1/whatif"): ("whatif:run", "whatif"),
+    ("GET", "/api/v1/budgets"): ("budgets:read", "budgets"),
+    ("POST", "/api/v1/budgets"): ("budgets:write", "budgets"),
+    ("GET", "/api/v1/budgets/{budget_id}"): ("budgets:read", "budgets"),
+    ("PUT", "/api/v1/budgets/{budget_id}"): ("budgets:write", "budgets"),
+    ("DELETE", "/api/v1/budgets/{budget_id}"): ("budgets:write", "budgets"),
+    ("GET", "/api/v1/analytics/series"): ("analytics:read", "derived_series"),
 }
 
 

@@ -1,0 +1,160 @@
+"""Routes of the web console: the pages, their static files and the live summary stream.
+
+* ``GET /`` and ``GET /console/<page>`` — HTML shells (Jinja2, autoescaped); no data inside, so they
+  are public like ``/docs``. The data comes from the public API, called by the pages' JavaScript with
+  the user's credentials.
+* ``GET /console/static/{path}`` — CSS, JavaScript and the vendored ECharts (public, no data).
+* ``GET /console/stream`` — Server-Sent Events: ``event: summary`` with fresh headline numbers every
+  ``interval`` seconds (default 5) for the caller's tenant; needs ``dashboards:read``.
+
+Every response carries a strict Content-Security-Policy (scripts only from this origin, no inline
+script), ``X-Content-Type-Options: nosniff`` and ``X-Frame-Options: DENY``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, NamedTuple
+
+import msgspec
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from api.console.summary import compute_summary
+from api.deps import get_state, read_tenant
+from api.errors import error_response
+from api.routers.query import get_executor
+from api.state import ApiState
+from hubcore.query.model import QueryError
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class Page(NamedTuple):
+    path: str
+    title: str
+    nav: str
+
+
+#: name -> page. The order is the navigation's.
+PAGES: dict[str, Page] = {
+    "summary": Page("/", "Executive summary", "Summary"),
+    "performance": Page("/console/performance", "Performance", "Performance"),
+    "cost": Page("/console/cost", "Cost", "Cost"),
+    "security": Page("/console/security", "Security", "Security"),
+    "governance": Page("/console/governance", "Governance", "Governance"),
+    "anomalies": Page("/console/anomalies", "Anomalies", "Anomalies"),
+    "correlations": Page("/console/correlations", "Correlations and incidents", "Incidents"),
+    "alerts": Page("/console/alerts", "Alerts", "Alerts"),
+    "events": Page("/console/events", "Raw events", "Events"),
+}
+STATIC_ROUTE = "/console/static/{path:path}"
+STREAM_ROUTE = "/console/stream"
+#: Route paths that need no credential (they hold no data). api/security.py lists the same paths.
+PUBLIC_PATHS = frozenset({*(p.path for p in PAGES.values()), "/console", STATIC_ROUTE})
+
+router = APIRouter(include_in_schema=False)
+_LAST = re.compile(r"^[1-9][0-9]{0,2}[mhdw]$")
+_FILTER_FIELDS = ("environment", "model", "team")
+
+
+def _page_response(request: Request, name: str) -> Response:
+    page = PAGES[name]
+    resp = templates.TemplateResponse(
+        request, f"{name}.html", {"page": name, "title": page.title, "pages": PAGES, "active": name}
+    )
+    resp.headers.update(SECURITY_HEADERS)
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+def _add_page(name: str, path: str) -> None:
+    async def page(request: Request) -> Response:
+        return _page_response(request, name)
+
+    page.__name__ = f"console_{name}"
+    router.add_api_route(path, page, methods=["GET"], response_class=Response, name=f"console_{name}")
+
+
+for _name, _page in PAGES.items():
+    _add_page(_name, _page.path)
+_add_page("summary", "/console")
+
+
+@router.get(STATIC_ROUTE, name="console_static")
+async def static_file(path: str) -> Response:
+    """A file under ``api/console/static`` (no directory listing, no escape from the folder)."""
+    target = (STATIC / path).resolve()
+    if not target.is_relative_to(STATIC) or not target.is_file():
+        return error_response(404, "not_found", f"no console asset {path!r}")
+    media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    if target.suffix == ".js":
+        media = "text/javascript"
+    cache = "public, max-age=86400, immutable" if "vendor/" in path else "no-cache"
+    headers = {**SECURITY_HEADERS, "Cache-Control": cache}
+    return FileResponse(target, media_type=media, headers=headers)
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
+
+
+@router.get(STREAM_ROUTE, name="console_stream")
+async def stream(
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    last: str = "24h",
+    interval: Annotated[float, Query(ge=1, le=60)] = 5.0,
+    count: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    tenant: str | None = None,
+    environment: str | None = None,
+    model: str | None = None,
+    team: str | None = None,
+) -> Response:
+    """Server-Sent Events: ``summary`` every ``interval`` s (``count`` > 0 stops after that many)."""
+    if not _LAST.match(last):
+        return error_response(400, "bad_last", f"last must look like 15m, 24h, 7d or 2w, got {last!r}")
+    t = read_tenant(request, state, tenant)
+    given = {"environment": environment, "model": model, "team": team}
+    filters = [{"field": k, "operator": "eq", "value": v} for k, v in given.items() if v]
+    executor = get_executor(request)
+
+    async def events() -> AsyncIterator[bytes]:
+        sent = 0
+        yield b"retry: 5000\n\n"
+        while True:
+            try:
+                summary = await run_in_threadpool(compute_summary, executor, t, last, filters)
+                yield _sse("summary", summary)
+            except QueryError as exc:
+                yield _sse("error", {"message": str(exc)})
+            sent += 1
+            if count and sent >= count:
+                return
+            for _ in range(int(interval * 10)):
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(0.1)
+
+    headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)

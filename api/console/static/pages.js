@@ -1,0 +1,678 @@
+/* LLM Analytics Hub console: one loader per page (Hub.pages[name]), run by console.js.
+ * Loaders only call the public API through Hub.query / Hub.api and render with Hub.chart / Hub.table.
+ */
+(function () {
+  'use strict';
+  const Hub = window.Hub;
+  const F = Hub.fmt;
+  const P = Hub.pages;
+  const sum = (a) => a.reduce((x, y) => x + (y || 0), 0);
+  const el = (tag, text, cls) => { const e = document.createElement(tag); if (text != null) e.textContent = text; if (cls) e.className = cls; return e; };
+  const link = (text, href) => { const a = el('a', text); a.href = href; return a; };
+  const byKey = (rows, key, val) => Object.fromEntries(rows.map((r) => [String(r[key] ?? '(none)'), r[val]]));
+  const count = (filters, extra) => Object.assign({ filters, aggregation: { functions: ['count'] } }, extra || {});
+
+  // ================= executive summary =================
+  async function summaryOf(opts) {
+    const [req, cost, cpr, thr, comp] = await Promise.all([
+      Hub.query({ metric: Hub.DURATION, aggregation: { functions: ['count', 'p95'] } }, opts),
+      Hub.query({ metric: { event_type: 'cost' }, aggregation: { functions: ['sum'] } }, opts),
+      Hub.query({ metric: 'cost_per_request' }, opts),
+      Hub.query(count(Hub.ofType('security')), opts),
+      Hub.query(count(Hub.ofType('governance'), { aggregation: { functions: ['count'], group_by: ['payload.compliant'] } }), opts),
+    ]);
+    const c = byKey(comp, 'payload.compliant', 'count');
+    const total = sum(Object.values(c));
+    return {
+      requests: (req[0] || {}).count || 0, p95_ms: (req[0] || {}).p95, cost_usd: (cost[0] || {}).sum || 0,
+      cost_per_request: (cpr[0] || {}).cost_per_request, threats: (thr[0] || {}).count || 0,
+      compliance_rate: total ? (c.true || 0) / total : null,
+    };
+  }
+  const KPI_FMT = { requests: F.int, p95_ms: F.ms, cost_usd: F.usd, cost_per_request: F.usd, threats: F.int, compliance_rate: F.pct };
+  const KPI_GOOD_UP = { requests: true, compliance_rate: true };
+  let prevSummary = null;
+  function setKpis(cur, prev) {
+    for (const [k, fmt] of Object.entries(KPI_FMT)) {
+      const v = document.getElementById('kpi-' + k);
+      if (!v) continue;
+      v.textContent = fmt(cur[k]);
+      const d = document.getElementById('kpi-' + k + '-delta');
+      d.className = 'kpi-delta' + (KPI_GOOD_UP[k] ? ' good' : '');
+      d.textContent = '';
+      if (prev && prev[k] != null && cur[k] != null) {
+        const change = k === 'compliance_rate' ? (cur[k] - prev[k]) * 100 : prev[k] ? ((cur[k] - prev[k]) / prev[k]) * 100 : null;
+        if (change == null) { d.textContent = 'previous: ' + fmt(prev[k]); continue; }
+        d.classList.add(change > 0 ? 'up' : change < 0 ? 'down' : 'flat');
+        d.textContent = `${change > 0 ? '▲' : change < 0 ? '▼' : '='} ${Math.abs(change).toFixed(1)}${k === 'compliance_rate' ? ' pt' : ' %'} vs previous (${fmt(prev[k])})`;
+      }
+    }
+  }
+  P.summary = async function (opts) {
+    const refresh = opts && opts.refresh;
+    await Promise.all([
+      Hub.panel('kpis', 'summary figures', async () => {
+        const [cur, prev] = await Promise.all([summaryOf(), Hub.state.compare ? summaryOf({ prev: true }) : null]);
+        prevSummary = prev;
+        setKpis(cur, prev);
+      }),
+      Hub.panel('c-requests', 'request series', requestsChart),
+      refresh ? null : Hub.panel('t-top-usage', 'top models', topModels),
+    ]);
+    if (!refresh && Hub.state.range !== 'custom') {
+      const s = Hub.state;
+      Hub.live('/console/stream', { last: s.range, tenant: s.tenant, environment: s.environment, model: s.model, team: s.team }, {
+        summary: (data) => setKpis(data, prevSummary),
+      });
+    }
+  };
+  async function requestsChart() {
+    const w = Hub.window();
+    const q = { metric: Hub.DURATION, aggregation: { functions: ['count', 'p95'], time_bucket: w.bucket } };
+    const [rows, prev] = await Promise.all([Hub.query(q), Hub.state.compare ? Hub.query(q, { prev: true }) : []]);
+    const series = [
+      { name: 'requests', type: 'bar', data: Hub.toSeries(rows, 'count')[''] || [], barMaxWidth: 18 },
+      { name: 'p95 latency (ms)', type: 'line', yAxisIndex: 1, data: Hub.toSeries(rows, 'p95')[''] || [], showSymbol: false },
+    ];
+    if (Hub.state.compare) series.push(Hub.prevLine('requests, previous period', Hub.toSeries(prev, 'count', null, w.span)[''] || []));
+    Hub.chart('c-requests', {
+      xAxis: Hub.timeAxis(), yAxis: [{ type: 'value', name: 'requests' }, { type: 'value', name: 'ms', splitLine: { show: false } }], series,
+    }, (p) => Hub.drill(Object.assign({ event_type: 'telemetry' }, Hub.bucketWindow(p.value[0]))));
+  }
+  async function topModels() {
+    const ranges = ['24h', '7d', '30d'];
+    const usage = await Promise.all(ranges.map((r) => Hub.query({ time_range: { last: r }, metric: Hub.DURATION, aggregation: { functions: ['count'], group_by: ['model'] } })));
+    const cost = await Promise.all(ranges.map((r) => Hub.query({ time_range: { last: r }, metric: { event_type: 'cost' }, aggregation: { functions: ['sum'], group_by: ['model'] } })));
+    const table = (id, data, key, fmt) => {
+      const maps = data.map((rows) => byKey(rows, 'model', key));
+      const models = Object.keys(Object.assign({}, ...maps)).sort((a, b) => (maps[2][b] || 0) - (maps[2][a] || 0) || (maps[0][b] || 0) - (maps[0][a] || 0)).slice(0, 10);
+      const rows = models.map((m) => ({ model: m, r24h: maps[0][m], r7d: maps[1][m], r30d: maps[2][m] }));
+      Hub.table(id, [
+        { key: 'model', label: 'Model' },
+        { key: 'r24h', label: 'Last 24 h', num: true, fmt }, { key: 'r7d', label: 'Last 7 d', num: true, fmt }, { key: 'r30d', label: 'Last 30 d', num: true, fmt },
+      ], rows, { onRow: (r) => { location.href = '/console/performance?' + Hub.carried({ model: r.model }).toString(); } });
+    };
+    table('t-top-usage', usage, 'count', (v) => (v == null ? '0' : F.int(v)));
+    table('t-top-cost', cost, 'sum', (v) => F.usd(v || 0));
+  }
+
+  // ================= performance =================
+  P.performance = async function () {
+    const w = Hub.window();
+    const drillTel = (extra) => (p) => Hub.drill(Object.assign({ event_type: 'telemetry', name: Hub.DURATION.name }, extra || {}, Array.isArray(p.value) ? Hub.bucketWindow(p.value[0]) : {}));
+    await Promise.all([
+      Hub.panel('c-latency', 'latency series', async () => {
+        const q = { metric: Hub.DURATION, aggregation: { functions: ['p50', 'p95', 'p99'], time_bucket: w.bucket } };
+        const [rows, prev] = await Promise.all([Hub.query(q), Hub.state.compare ? Hub.query(q, { prev: true }) : []]);
+        const series = ['p50', 'p95', 'p99'].map((f) => ({ name: f, type: 'line', data: Hub.toSeries(rows, f)[''] || [], showSymbol: rows.length < 60 }));
+        if (Hub.state.compare) series.push(Hub.prevLine('p95, previous period', Hub.toSeries(prev, 'p95', null, w.span)[''] || []));
+        Hub.chart('c-latency', { xAxis: Hub.timeAxis(), yAxis: { type: 'value', name: 'ms' }, series }, drillTel());
+      }),
+      Hub.panel('c-histogram', 'latency histogram', async () => {
+        const edges = [0, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000, null];
+        const counts = await Promise.all(edges.slice(0, -1).map((lo, i) => {
+          const f = [{ field: 'value', operator: 'gte', value: lo }];
+          if (edges[i + 1] != null) f.push({ field: 'value', operator: 'lt', value: edges[i + 1] });
+          return Hub.query({ metric: Hub.DURATION, filters: f, aggregation: { functions: ['count'] } }).then((r) => (r[0] || {}).count || 0);
+        }));
+        const labels = edges.slice(0, -1).map((lo, i) => (edges[i + 1] == null ? `≥ ${F.ms(lo)}` : `${F.ms(lo)}–${F.ms(edges[i + 1])}`));
+        Hub.chart('c-histogram', {
+          legend: { show: false }, xAxis: { type: 'category', data: labels, axisLabel: { rotate: 30 } }, yAxis: { type: 'value', name: 'requests' },
+          series: [{ name: 'requests', type: 'bar', data: counts }],
+        }, drillTel());
+      }),
+      Hub.panel('c-throughput', 'throughput', async () => {
+        const [rows, err] = await Promise.all([
+          Hub.query({ metric: Hub.DURATION, aggregation: { functions: ['count'], time_bucket: w.bucket } }),
+          Hub.query({ metric: 'error_rate', aggregation: { time_bucket: w.bucket } }),
+        ]);
+        const perMin = 60000 / Hub.bucketMs[w.bucket];
+        Hub.chart('c-throughput', {
+          xAxis: Hub.timeAxis(), yAxis: [{ type: 'value', name: 'req/min' }, { type: 'value', name: 'error %', splitLine: { show: false } }],
+          series: [
+            { name: 'requests / min', type: 'line', data: rows.map((r) => [Date.parse(r.bucket), +(r.count * perMin).toFixed(3)]), showSymbol: false, areaStyle: { opacity: 0.15 } },
+            { name: 'error rate %', type: 'line', yAxisIndex: 1, data: err.map((r) => [Date.parse(r.bucket), r.error_rate == null ? null : +(r.error_rate * 100).toFixed(2)]), showSymbol: false },
+          ],
+        }, drillTel());
+      }),
+      Hub.panel('c-heatmap', 'error heatmap', async () => {
+        const rows = await Hub.query({ filters: Hub.ofType('telemetry').concat([{ field: 'status', operator: 'eq', value: 'error' }]), aggregation: { functions: ['count'], time_bucket: '1h', group_by: ['model'] } });
+        const models = Array.from(new Set(rows.map((r) => String(r.model ?? '(none)')))).sort();
+        const cells = {};
+        for (const r of rows) {
+          const k = `${new Date(r.bucket).getUTCHours()}|${String(r.model ?? '(none)')}`;
+          cells[k] = (cells[k] || 0) + r.count;
+        }
+        const data = Object.entries(cells).map(([k, v]) => { const [h, m] = k.split('|'); return [Number(h), models.indexOf(m), v]; });
+        const max = Math.max(1, ...data.map((d) => d[2]));
+        Hub.chart('c-heatmap', {
+          tooltip: { position: 'top' }, legend: { show: false }, grid: { left: 8, right: 16, top: 10, bottom: 50, containLabel: true },
+          xAxis: { type: 'category', data: Array.from({ length: 24 }, (_, h) => String(h).padStart(2, '0')), name: 'hour', splitArea: { show: true } },
+          yAxis: { type: 'category', data: models, splitArea: { show: true } },
+          visualMap: { min: 0, max, calculable: true, orient: 'horizontal', left: 'center', bottom: 0, itemHeight: 80, inRange: { color: ['#fff5f0', '#fb6a4a', '#a50f15'] } },
+          series: [{ name: 'errors', type: 'heatmap', data, label: { show: models.length * 24 < 200 && data.length < 120 } }],
+        }, (p) => Hub.drill({ event_type: 'telemetry', status: 'error', model: models[p.value[1]] }));
+        Hub.explain('c-heatmap', data.length ? '' : 'No errors in this window.');
+      }),
+      Hub.panel('t-models', 'latency by model', async () => {
+        const [rows, errs] = await Promise.all([
+          Hub.query({ metric: Hub.DURATION, aggregation: { functions: ['count', 'p50', 'p95', 'p99'], group_by: ['model'] }, sort: [{ field: 'count', order: 'desc' }] }),
+          Hub.query({ metric: 'error_rate', aggregation: { group_by: ['model'] } }),
+        ]);
+        const er = byKey(errs, 'model', 'error_rate');
+        Hub.table('t-models', [
+          { key: 'model', label: 'Model' }, { key: 'count', label: 'Requests', num: true, fmt: F.int },
+          { key: 'p50', label: 'p50', num: true, fmt: F.ms }, { key: 'p95', label: 'p95', num: true, fmt: F.ms }, { key: 'p99', label: 'p99', num: true, fmt: F.ms },
+          { key: 'model', label: 'Error rate', num: true, fmt: (m) => F.pct(er[String(m ?? '(none)')]) },
+        ], rows, { onRow: (r) => Hub.drill({ event_type: 'telemetry', model: r.model }) });
+      }),
+    ]);
+  };
+
+  // ================= cost =================
+  function linearProjection(points, days) {
+    const n = points.length;
+    const xs = points.map((p) => p[0] / 864e5);
+    const ys = points.map((p) => p[1]);
+    const mx = sum(xs) / n;
+    const my = sum(ys) / n;
+    let sxy = 0;
+    let sxx = 0;
+    for (let i = 0; i < n; i++) { sxy += (xs[i] - mx) * (ys[i] - my); sxx += (xs[i] - mx) ** 2; }
+    const b = sxx && n >= 14 ? sxy / sxx : 0; // a trend only from two weeks of days; else the mean level
+    const a = my - b * mx;
+    const resid = ys.map((y, i) => y - (a + b * xs[i]));
+    const sd = Math.sqrt(sum(resid.map((r) => r * r)) / Math.max(1, n - 2)) || my * 0.2;
+    const last = points[n - 1][0];
+    const out = [];
+    for (let h = 1; h <= days; h++) {
+      const t = last + h * 864e5;
+      const y = Math.max(0, a + b * (t / 864e5));
+      const half = 1.96 * sd * Math.sqrt(1 + h / n);
+      out.push({ t, yhat: y, lower: Math.max(0, y - half), upper: y + half });
+    }
+    return out;
+  }
+  function pick(o, names) { for (const n of names) if (o && o[n] != null) return o[n]; return undefined; }
+  /** Points of a forecast answer, whatever its exact shape: [{t, yhat, lower, upper}] or null. */
+  function forecastPoints(ans) {
+    let arr = Array.isArray(ans) ? ans : pick(ans, ['forecast', 'points', 'data', 'values', 'series', 'predictions']);
+    if (arr && !Array.isArray(arr) && typeof arr === 'object') arr = pick(arr, ['points', 'data', 'values']);
+    if (Array.isArray(arr) && arr.length && Array.isArray(arr[0].points)) arr = arr[0].points;
+    if (!Array.isArray(arr) || !arr.length) return null;
+    const pts = arr.map((p) => ({
+      t: Date.parse(pick(p, ['timestamp', 'ts', 'time', 'ds', 'bucket', 't'])),
+      yhat: Number(pick(p, ['yhat', 'value', 'forecast', 'mean'])),
+      lower: Number(pick(p, ['yhat_lower', 'lower', 'lo'])), upper: Number(pick(p, ['yhat_upper', 'upper', 'hi'])),
+    })).filter((p) => !isNaN(p.t) && !isNaN(p.yhat));
+    return pts.length ? pts : null;
+  }
+  async function apiForecast(history) {
+    const get = await Hub.findPath('get', /^\/api\/v1\/(forecasts?)(\/cost)?$/);
+    const post = get ? null : await Hub.findPath('post', /^\/api\/v1\/forecasts?(\/cost|\/run)?$/);
+    if (!get && !post) return null;
+    const w = Hub.window();
+    const q = { metric: 'cost', series: 'cost', horizon: '30d', horizon_days: 30, time_bucket: '1d', start: Hub.iso(new Date(history[0][0])), end: Hub.iso(w.end) };
+    if (Hub.state.tenant) q.tenant = Hub.state.tenant;
+    try {
+      const ans = get ? await Hub.api(get, { params: q }) : await Hub.api(post, { body: Object.assign({ query: { metric: { event_type: 'cost' }, aggregation: { functions: ['sum'], time_bucket: '1d' }, filters: Hub.filters() } }, q) });
+      return forecastPoints(ans);
+    } catch (e) {
+      if (e instanceof Hub.ApiError && e.status >= 400 && e.status < 500) return null;
+      throw e;
+    }
+  }
+  P.cost = async function () {
+    const w = Hub.window();
+    const spendOf = (field) => Hub.query({ metric: { event_type: 'cost' }, aggregation: { functions: ['sum'], group_by: [field] }, sort: [{ field: 'sum', order: 'desc' }], limit: 15 });
+    const bars = (id, field, drillKey) => Hub.panel(id, 'cost breakdown', async () => {
+      const rows = (await spendOf(field)).reverse();
+      Hub.chart(id, {
+        legend: { show: false }, tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' } },
+        xAxis: { type: 'value', name: 'USD' }, yAxis: { type: 'category', data: rows.map((r) => String(r[field] ?? '(none)')) },
+        series: [{ name: 'spend (USD)', type: 'bar', data: rows.map((r) => +r.sum.toFixed(4)) }],
+      }, (p) => Hub.drill({ event_type: 'cost', [drillKey]: p.name }));
+    });
+    await Promise.all([
+      Hub.panel('c-spend', 'spend series', async () => {
+        const start = new Date(Math.min(w.start.getTime(), w.end.getTime() - 30 * 864e5));
+        const rows = await Hub.query({ metric: { event_type: 'cost' }, aggregation: { functions: ['sum'], time_bucket: '1d' } }, { start, end: w.end });
+        const hist = rows.map((r) => [Date.parse(r.bucket), +r.sum.toFixed(4)]);
+        const series = [{ name: 'daily spend', type: 'bar', data: hist, barMaxWidth: 16 }];
+        let fc = null;
+        let note = '';
+        if (hist.length) fc = await apiForecast(hist);
+        if (fc) note = 'Forecast from the hub\'s forecast API.';
+        else if (hist.length >= 2) {
+          const full = hist.length > 3 ? hist.slice(1, -1) : hist; // the first and the current day are partial
+          fc = linearProjection(full, 30);
+          note = 'Forecast API not available yet: the console projects daily spend (mean level, linear trend from 14 days of history; 95 % band).';
+        } else note = 'Not enough history for a forecast (need two days of spend).';
+        if (fc) {
+          series.push(
+            { name: 'band lower', type: 'line', stack: 'band', data: fc.map((p) => [p.t, +p.lower.toFixed(4)]), lineStyle: { opacity: 0 }, symbol: 'none', tooltip: { show: false } },
+            { name: 'forecast band', type: 'line', stack: 'band', data: fc.map((p) => [p.t, +(p.upper - p.lower).toFixed(4)]), lineStyle: { opacity: 0 }, symbol: 'none', itemStyle: { color: 'rgba(47,111,237,0.35)' }, areaStyle: { color: 'rgba(47,111,237,0.18)' } },
+            { name: 'forecast', type: 'line', data: fc.map((p) => [p.t, +p.yhat.toFixed(4)]), symbol: 'none', itemStyle: { color: '#2f6fed' }, lineStyle: { type: 'dashed' } },
+          );
+          const total = sum(fc.map((p) => p.yhat));
+          note += ` Next 30 days: ${F.usd(total)} expected (${F.usd(sum(fc.map((p) => p.lower)))} – ${F.usd(sum(fc.map((p) => p.upper)))}).`;
+        }
+        Hub.chart('c-spend', { legend: { data: ['daily spend', 'forecast', 'forecast band'] }, xAxis: { type: 'time' }, yAxis: { type: 'value', name: 'USD' }, series },
+          (p) => { if (p.seriesName === 'daily spend') Hub.drill({ event_type: 'cost', start: new Date(p.value[0]), end: new Date(p.value[0] + 864e5) }); });
+        Hub.explain('c-spend', note);
+      }),
+      bars('c-by-model', 'model', 'model'),
+      bars('c-by-project', 'project', 'project'),
+      bars('c-by-team', 'team', 'team'),
+      Hub.panel('c-budget', 'budgets', async () => {
+        const path = await Hub.findPath('get', /^\/api\/v1\/budgets$/);
+        if (path === null) { Hub.unavailable('c-budget', 'budgets', 'no GET /api/v1/budgets'); return; }
+        const ans = await Hub.api(path || '/api/v1/budgets', { params: Hub.state.tenant ? { tenant: Hub.state.tenant } : {} });
+        const list = Array.isArray(ans) ? ans : pick(ans, ['budgets', 'items', 'data']) || [];
+        const rows = list.map((b) => ({
+          name: String(pick(b, ['name', 'id', 'team', 'project', 'budget_id']) ?? '?'),
+          budget: Number(pick(b, ['amount', 'limit', 'budget', 'amount_usd', 'limit_usd']) ?? 0),
+          actual: Number(pick(b, ['spent', 'actual', 'spend', 'current_spend', 'spent_usd', 'used']) ?? 0),
+        }));
+        if (!rows.length) { Hub.explain('c-budget', 'No budgets are defined.'); }
+        Hub.chart('c-budget', {
+          tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' } }, xAxis: { type: 'value', name: 'USD' }, yAxis: { type: 'category', data: rows.map((r) => r.name) },
+          series: [{ name: 'budget', type: 'bar', data: rows.map((r) => r.budget) }, { name: 'actual', type: 'bar', data: rows.map((r) => r.actual) }],
+        });
+      }),
+      Hub.panel('t-cost', 'cost table', async () => {
+        const rows = await Hub.query({ metric: { event_type: 'cost' }, aggregation: { functions: ['sum', 'count'], group_by: ['team', 'project'] }, sort: [{ field: 'sum', order: 'desc' }], limit: 200 });
+        Hub.table('t-cost', [
+          { key: 'team', label: 'Team' }, { key: 'project', label: 'Project' }, { key: 'sum', label: 'Spend (USD)', num: true, fmt: (v) => (v == null ? '' : v.toFixed(4)) },
+          { key: 'count', label: 'Cost events', num: true, fmt: F.int },
+        ], rows, { onRow: (r) => Hub.drill({ event_type: 'cost', team: r.team, project: r.project }) });
+      }),
+    ]);
+  };
+
+  // ================= security =================
+  P.security = async function () {
+    const w = Hub.window();
+    const sec = Hub.ofType('security');
+    const pie = (id, field, drillKey) => Hub.panel(id, 'security breakdown', async () => {
+      const rows = await Hub.query({ filters: sec, aggregation: { functions: ['count'], group_by: [field] }, sort: [{ field: 'count', order: 'desc' }] });
+      Hub.chart(id, {
+        tooltip: { trigger: 'item' }, legend: { type: 'scroll', bottom: 0, top: 'auto' },
+        series: [{ name: field.replace('payload.', ''), type: 'pie', radius: ['35%', '65%'], data: rows.map((r) => ({ name: String(r[field] ?? '(none)'), value: r.count })) }],
+      }, (p) => Hub.drill({ event_type: 'security', [drillKey]: p.name }));
+    });
+    await Promise.all([
+      Hub.panel('c-threats', 'threat series', async () => {
+        const rows = await Hub.query({ filters: sec, aggregation: { functions: ['count'], time_bucket: w.bucket, group_by: ['name'] } });
+        const groups = Hub.toSeries(rows, 'count', 'name');
+        const series = Object.entries(groups).map(([name, data]) => ({ name, type: 'bar', stack: 'threats', data, barMaxWidth: 18 }));
+        if (Hub.state.compare) {
+          const prev = await Hub.query({ filters: sec, aggregation: { functions: ['count'], time_bucket: w.bucket } }, { prev: true });
+          series.push(Hub.prevLine('all findings, previous period', Hub.toSeries(prev, 'count', null, w.span)[''] || []));
+        }
+        Hub.chart('c-threats', { xAxis: Hub.timeAxis(), yAxis: { type: 'value', name: 'findings' }, series },
+          (p) => Hub.drill(Object.assign({ event_type: 'security', name: groups[p.seriesName] ? p.seriesName : undefined }, Hub.bucketWindow(p.value[0]))));
+        Hub.explain('c-threats', rows.length ? '' : 'No security findings in this window.');
+      }),
+      pie('c-levels', 'payload.threat_level', 'payload.threat_level'),
+      pie('c-actions', 'payload.action_taken', 'payload.action_taken'),
+      Hub.panel('t-intel', 'threat intelligence', async () => {
+        const ans = await Hub.api('/api/v1/security/threat-intel', { params: Hub.windowParams({ limit: 100 }) });
+        Hub.table('t-intel', [
+          { key: 'indicator', label: 'Indicator' }, { key: 'value', label: 'Value' }, { key: 'findings', label: 'Findings', num: true },
+          { key: 'events', label: 'Events', num: true }, { key: 'threat_types', label: 'Threat types', fmt: (v) => (v || []).join(', ') },
+          { key: 'modules', label: 'Modules', fmt: (v) => (v || []).join(', ') }, { key: 'last_seen', label: 'Last seen', fmt: F.time },
+        ], ans.indicators || []);
+      }),
+      Hub.panel('t-findings', 'findings', async () => {
+        const ans = await Hub.api('/api/v1/events', { params: eventParams({ event_type: 'security', limit: 50 }) });
+        Hub.table('t-findings', [
+          { key: 'timestamp', label: 'Time', fmt: F.time }, { key: 'payload', label: 'Threat', fmt: (p) => p.threat_type },
+          { key: 'payload', label: 'Level', fmt: (p) => p.threat_level }, { key: 'payload', label: 'Action', fmt: (p) => p.action_taken },
+          { key: 'payload', label: 'Model', fmt: (p) => p.model }, { key: 'tags', label: 'Team', fmt: (t) => (t || {}).team },
+          { key: 'payload', label: 'User', fmt: (p) => p.user_id }, { key: 'payload', label: 'Source IP', fmt: (p) => p.source_ip },
+        ], ans.events || [], { onRow: (r) => r.correlation_id && Hub.drill({ correlation_id: r.correlation_id }) });
+      }),
+    ]);
+  };
+
+  // ================= governance =================
+  P.governance = async function () {
+    const w = Hub.window();
+    await Promise.all([
+      Hub.panel('c-compliance', 'compliance series', async () => {
+        const [gov, pol] = await Promise.all([
+          Hub.query({ filters: Hub.ofType('governance'), aggregation: { functions: ['count'], time_bucket: w.bucket, group_by: ['payload.compliant'] } }),
+          Hub.query({ filters: Hub.ofType('policy'), aggregation: { functions: ['count'], time_bucket: w.bucket, group_by: ['payload.result'] } }),
+        ]);
+        const rate = (rows, key, good) => {
+          const b = {};
+          for (const r of rows) { const t = Date.parse(r.bucket); b[t] = b[t] || [0, 0]; b[t][1] += r.count; if (String(r[key]) === good) b[t][0] += r.count; }
+          return Object.entries(b).map(([t, [g, n]]) => [Number(t), +((g / n) * 100).toFixed(2)]).sort((a, c) => a[0] - c[0]);
+        };
+        Hub.chart('c-compliance', {
+          xAxis: Hub.timeAxis(), yAxis: { type: 'value', name: '%', min: (v) => Math.max(0, Math.floor(v.min - 5)), max: 100 },
+          series: [
+            { name: 'governance compliant %', type: 'line', data: rate(gov, 'payload.compliant', 'true'), showSymbol: false },
+            { name: 'policy pass %', type: 'line', data: rate(pol, 'payload.result', 'pass'), showSymbol: false },
+          ],
+        }, (p) => Hub.drill(Object.assign({ event_type: p.seriesIndex === 0 ? 'governance' : 'policy' }, Hub.bucketWindow(p.value[0]))));
+      }),
+      Hub.panel('c-policies', 'policy results', async () => {
+        const rows = await Hub.query({ filters: Hub.ofType('policy'), aggregation: { functions: ['count'], group_by: ['name', 'payload.result'] } });
+        const policies = Array.from(new Set(rows.map((r) => String(r.name)))).sort();
+        const results = Array.from(new Set(rows.map((r) => String(r['payload.result'])))).sort();
+        const color = { pass: '#2e9d5b', fail: '#c62828', warn: '#e8833a' };
+        Hub.chart('c-policies', {
+          tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' } }, xAxis: { type: 'value' }, yAxis: { type: 'category', data: policies },
+          series: results.map((res) => ({
+            name: res, type: 'bar', stack: 'r', itemStyle: color[res] ? { color: color[res] } : undefined,
+            data: policies.map((p) => (rows.find((r) => String(r.name) === p && String(r['payload.result']) === res) || {}).count || 0),
+          })),
+        }, (p) => Hub.drill({ event_type: 'policy', name: p.name, 'payload.result': p.seriesName }));
+      }),
+      Hub.panel('c-regulations', 'violations', async () => {
+        const rows = await Hub.query({ filters: Hub.ofType('governance').concat([{ field: 'payload.compliant', operator: 'eq', value: 'false' }]), aggregation: { functions: ['count'], group_by: ['payload.regulation'] }, sort: [{ field: 'count', order: 'desc' }] });
+        Hub.chart('c-regulations', {
+          legend: { show: false }, tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' } },
+          xAxis: { type: 'category', data: rows.map((r) => String(r['payload.regulation'] ?? '(none)')) }, yAxis: { type: 'value', name: 'violations' },
+          series: [{ name: 'violations', type: 'bar', data: rows.map((r) => r.count), itemStyle: { color: '#c62828' } }],
+        }, (p) => Hub.drill({ event_type: 'governance', 'payload.regulation': p.name }));
+        Hub.explain('c-regulations', rows.length ? '' : 'No violations in this window.');
+      }),
+      Hub.panel('t-policies', 'compliance report', async () => {
+        const ans = await Hub.api('/api/v1/policy/compliance/report', { params: Hub.windowParams() });
+        const per = {};
+        for (const h of ans.hourly || []) {
+          const p = (per[h.policy_id] = per[h.policy_id] || { policy_id: h.policy_id, evaluations: 0, pass: 0, fail: 0, warn: 0 });
+          for (const k of ['evaluations', 'pass', 'fail', 'warn']) p[k] += h[k] || 0;
+        }
+        const rows = Object.values(per).map((p) => Object.assign(p, { rate: p.evaluations ? p.pass / p.evaluations : null })).sort((a, b) => (a.rate ?? 1) - (b.rate ?? 1));
+        Hub.table('t-policies', [
+          { key: 'policy_id', label: 'Policy' }, { key: 'evaluations', label: 'Evaluations', num: true, fmt: F.int }, { key: 'pass', label: 'Pass', num: true },
+          { key: 'fail', label: 'Fail', num: true }, { key: 'warn', label: 'Warn', num: true }, { key: 'rate', label: 'Compliance', num: true, fmt: F.pct },
+        ], rows, { onRow: (r) => Hub.drill({ event_type: 'policy', name: r.policy_id }) });
+      }),
+    ]);
+  };
+
+  // ================= anomalies =================
+  const SERIES = {
+    p95: { label: 'p95 latency (ms)', q: { metric: Hub.DURATION, aggregation: { functions: ['p95'] } }, key: 'p95', fmt: F.ms, drill: { event_type: 'telemetry' } },
+    requests: { label: 'requests', q: { metric: Hub.DURATION, aggregation: { functions: ['count'] } }, key: 'count', fmt: F.int, drill: { event_type: 'telemetry' } },
+    errors: { label: 'errors', q: { filters: Hub.ofType('telemetry').concat([{ field: 'status', operator: 'eq', value: 'error' }]), aggregation: { functions: ['count'] } }, key: 'count', fmt: F.int, drill: { event_type: 'telemetry', status: 'error' } },
+    cost: { label: 'cost (USD)', q: { metric: { event_type: 'cost' }, aggregation: { functions: ['sum'] } }, key: 'sum', fmt: F.usd, drill: { event_type: 'cost' } },
+    threats: { label: 'security findings', q: { filters: Hub.ofType('security'), aggregation: { functions: ['count'] } }, key: 'count', fmt: F.int, drill: { event_type: 'security' } },
+  };
+  function median(a) { const s = a.slice().sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; }
+  /** Robust z-scores (median / MAD); |z| > 3.5 is anomalous. The fallback when the hub has no anomaly API. */
+  function madAnomalies(points, def) {
+    const vals = points.map((p) => p[1]).filter((v) => v != null);
+    if (vals.length < 8) return [];
+    const med = median(vals);
+    const mad = median(vals.map((v) => Math.abs(v - med))) * 1.4826 || 1e-9;
+    return points.filter((p) => p[1] != null && Math.abs(p[1] - med) / mad > 3.5).map((p) => {
+      const z = (p[1] - med) / mad;
+      return { t: p[0], value: p[1], score: Math.abs(z) / 3.5, explanation: `${def.label} ${def.fmt(p[1])} is ${Math.abs(z).toFixed(1)} robust σ ${z > 0 ? 'above' : 'below'} the window's median ${def.fmt(med)}` };
+    });
+  }
+  async function apiAnomalies(def, name) {
+    const path = await Hub.findPath('get', /^\/api\/v1\/anomalies$/);
+    if (!path) return null;
+    const ans = await Hub.api(path, { params: Hub.windowParams({ series: name, metric: name }) });
+    const arr = Array.isArray(ans) ? ans : pick(ans, ['anomalies', 'points', 'items', 'data']) || [];
+    return arr.map((a) => ({
+      t: Date.parse(pick(a, ['timestamp', 'ts', 'time', 'bucket', 'start'])), value: Number(pick(a, ['value', 'y', 'observed'])),
+      score: Number(pick(a, ['anomaly_score', 'score']) ?? NaN), explanation: String(pick(a, ['explanation', 'reason', 'description', 'message']) ?? ''),
+    })).filter((a) => !isNaN(a.t));
+  }
+  P.anomalies = async function () {
+    const sel = document.getElementById('a-series');
+    const name = SERIES[Hub.params.get('series')] ? Hub.params.get('series') : 'p95';
+    sel.value = name;
+    if (!sel.dataset.bound) {
+      sel.dataset.bound = '1';
+      sel.addEventListener('change', () => { const p = new URLSearchParams(location.search); p.set('series', sel.value); location.search = p.toString(); });
+    }
+    const def = SERIES[name];
+    const w = Hub.window();
+    const bucket = w.span <= 2 * 864e5 ? '15m' : w.span <= 10 * 864e5 ? '1h' : '6h';
+    let found = [];
+    let points = [];
+    await Hub.panel('c-anomaly', 'the series', async () => {
+      const q = JSON.parse(JSON.stringify(def.q));
+      q.aggregation.time_bucket = bucket;
+      const rows = await Hub.query(q);
+      points = rows.map((r) => [Date.parse(r.bucket), r[def.key]]);
+      let api = null;
+      try { api = await apiAnomalies(def, name); } catch (e) { if (!(e instanceof Hub.ApiError)) throw e; }
+      found = api || madAnomalies(points, def);
+      const note = api ? 'Anomalies from the hub\'s anomaly API.' : 'Anomaly API not available yet: points are marked by the console\'s robust z-score check (|x − median| > 3.5 × 1.4826 × MAD).';
+      Hub.chart('c-anomaly', {
+        xAxis: Hub.timeAxis(), yAxis: { type: 'value', name: def.label },
+        series: [
+          { name: def.label, type: 'line', data: points, showSymbol: false },
+          { name: 'anomalies', type: 'scatter', data: found.map((a) => [a.t, a.value]), symbolSize: 12, itemStyle: { color: '#c62828' }, z: 5 },
+        ],
+      }, (p) => Hub.drill(Object.assign({}, def.drill, Hub.bucketWindow(p.value[0], bucket))));
+      Hub.explain('c-anomaly', `${note} ${found.length} anomalous point(s) of ${points.length}.`);
+    });
+    await Hub.panel('t-anomalies', 'anomalies', async () => {
+      Hub.table('t-anomalies', [
+        { key: 't', label: 'Time', fmt: F.time }, { key: 'value', label: 'Value', num: true, fmt: def.fmt },
+        { key: 'score', label: 'Score', num: true, fmt: (v) => (isNaN(v) ? '' : v.toFixed(2)) }, { key: 'explanation', label: 'Why' },
+        { key: 't', label: 'Events', node: (r) => link('raw events', Hub.drillUrl(Object.assign({}, def.drill, Hub.bucketWindow(r.t, bucket)))), csv: () => '' },
+      ], found, { empty: 'No anomalous points in this window.' });
+    });
+  };
+
+  // ================= correlations and incidents =================
+  function graphOption(nodes, edges, opts) {
+    return {
+      tooltip: { trigger: 'item' }, legend: { show: false },
+      series: [{
+        type: 'graph', layout: opts.layout || 'circular', roam: true, draggable: true, edgeSymbol: ['none', 'arrow'], edgeSymbolSize: 8,
+        label: { show: true, position: 'right', fontSize: 11 }, lineStyle: { curveness: 0.15, opacity: 0.7 },
+        data: nodes, links: edges, force: { repulsion: 220, edgeLength: 90 },
+      }],
+    };
+  }
+  async function showRca(inc) {
+    await Hub.panel('c-rca', 'root-cause analysis', async () => {
+      const ans = await Hub.api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/rca`, { params: Hub.state.tenant ? { tenant: Hub.state.tenant } : {} });
+      const hyps = ans.hypotheses || [];
+      const g = (hyps[0] && hyps[0].graph) || { nodes: [], edges: [] };
+      const order = g.nodes.slice().sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
+      const modules = Array.from(new Set(order.map((n) => n.component || n.module)));
+      const root = hyps[0] && hyps[0].root_event_id;
+      const nodes = order.map((n, i) => ({
+        id: n.id, name: n.signal || n.id, x: i * 120, y: modules.indexOf(n.component || n.module) * 70,
+        symbolSize: 14 + 26 * (n.score || 0), itemStyle: { color: n.id === root ? '#c62828' : n.abnormal ? '#e8833a' : '#2f6fed' },
+        value: n.score,
+      }));
+      const edges = g.edges.map((e) => ({ source: e.source, target: e.target, value: e.weight, lineStyle: { width: 1 + (e.weight || 0) } }));
+      Hub.chart('c-rca', graphOption(nodes, edges, { layout: 'none' }));
+      Hub.explain('c-rca', `Incident ${inc.id}: ${inc.title || ''}. Red = most likely root cause; left to right = time.`);
+      Hub.table('t-causes', [
+        { key: 'rank', label: '#', num: true }, { key: 'cause', label: 'Cause' }, { key: 'confidence', label: 'Confidence', num: true, fmt: F.pct },
+        { key: 'score', label: 'Score', num: true, fmt: (v) => (v == null ? '' : v.toFixed(3)) }, { key: 'evidence', label: 'Evidence', num: true, fmt: (v) => String((v || []).length) },
+      ], hyps.map((h, i) => Object.assign({ rank: i + 1 }, h)), {
+        empty: 'No root-cause hypothesis for this incident.',
+        onRow: () => Hub.drill({ start: new Date(Date.parse(inc.start) - 60000), end: new Date(Date.parse(inc.end) + 60000) }),
+      });
+    });
+  }
+  P.correlations = async function () {
+    await Promise.all([
+      Hub.panel('t-incidents', 'incidents', async () => {
+        const ans = await Hub.api('/api/v1/incidents', { params: Hub.windowParams({ limit: 200 }) });
+        const list = ans.incidents || [];
+        Hub.table('t-incidents', [
+          { key: 'start', label: 'Start', fmt: F.time }, { key: 'title', label: 'Incident' }, { key: 'types', label: 'Types', fmt: (v) => (v || []).join(', ') },
+          { key: 'confidence', label: 'Confidence', num: true, fmt: F.pct }, { key: 'event_count', label: 'Events', num: true },
+        ], list, {
+          empty: 'No incident in this window.',
+          onRow: (r, tr) => { for (const x of tr.parentNode.querySelectorAll('tr.selected')) x.classList.remove('selected'); tr.classList.add('selected'); showRca(r); },
+        });
+        if (list.length) {
+          const first = document.querySelector('#t-incidents tbody tr');
+          if (first) first.classList.add('selected');
+          await showRca(list[0]);
+        } else {
+          Hub.explain('c-rca', 'No incident selected.');
+          Hub.table('t-causes', [{ key: 'cause', label: 'Cause' }], [], { empty: 'No incident in this window.' });
+        }
+      }),
+      Hub.panel('c-corr-graph', 'correlations', async () => {
+        const ans = await Hub.api('/api/v1/correlations', { params: Hub.windowParams({ limit: 1000 }) });
+        const list = ans.correlations || [];
+        const weight = {};
+        const seen = {};
+        for (const c of list) {
+          const ms = c.modules || [];
+          for (const m of ms) seen[m] = (seen[m] || 0) + 1;
+          for (let i = 0; i < ms.length; i++) for (let j = i + 1; j < ms.length; j++) { const k = ms[i] + '|' + ms[j]; weight[k] = (weight[k] || 0) + 1; }
+        }
+        const nodes = Object.entries(seen).map(([m, n]) => ({ id: m, name: m, value: n, symbolSize: 16 + Math.min(30, n * 3) }));
+        const edges = Object.entries(weight).map(([k, n]) => { const [s, t] = k.split('|'); return { source: s, target: t, value: n, lineStyle: { width: Math.min(8, 1 + n) } }; });
+        const opt = graphOption(nodes, edges, { layout: 'circular' });
+        opt.series[0].edgeSymbol = ['none', 'none'];
+        Hub.chart('c-corr-graph', opt);
+        Hub.explain('c-corr-graph', list.length ? `${list.length} correlation(s); an edge joins modules that appear in the same correlation.` : 'No correlation in this window.');
+        Hub.table('t-correlations', [
+          { key: 'start', label: 'Start', fmt: F.time }, { key: 'type', label: 'Type' }, { key: 'confidence', label: 'Confidence', num: true, fmt: F.pct },
+          { key: 'modules', label: 'Modules', fmt: (v) => (v || []).join(', ') }, { key: 'explanation', label: 'Explanation' },
+        ], list, {
+          empty: 'No correlation in this window.',
+          onRow: (r) => Hub.drill(r.dimensions && r.dimensions.correlation_id ? { correlation_id: r.dimensions.correlation_id } : { start: new Date(Date.parse(r.start) - 60000), end: new Date(Date.parse(r.end) + 60000) }),
+        });
+      }),
+      Hub.panel('c-deps', 'dependencies', async () => {
+        const ans = await Hub.api('/api/v1/dependencies', { params: Hub.windowParams() });
+        const nodes = (ans.nodes || []).map((n) => ({ id: n.id, name: n.id, symbolSize: 22 }));
+        const edges = (ans.edges || []).map((e) => ({ source: e.source, target: e.target, value: e.weight }));
+        Hub.chart('c-deps', graphOption(nodes, edges, { layout: 'circular' }));
+        Hub.explain('c-deps', nodes.length ? '' : 'No dependency seen in this window.');
+      }),
+    ]);
+  };
+
+  // ================= alerts =================
+  const alertId = (a) => pick(a, ['id', 'alert_id', 'fingerprint']);
+  const alertState = (a) => String(pick(a, ['state', 'status']) ?? 'firing').toLowerCase();
+  async function alertAction(a, verb) {
+    const id = alertId(a);
+    const re = verb === 'ack' ? /^\/api\/v1\/alerts\/\{[^}]+\}\/(ack|acknowledge)$/ : /^\/api\/v1\/alerts\/\{[^}]+\}\/resolve$/;
+    for (const m of ['post', 'put', 'patch']) {
+      const path = await Hub.findPath(m, re);
+      if (path) return Hub.api(Hub.fill(path, { id }), { method: m.toUpperCase(), body: {} });
+    }
+    const fallback = `/api/v1/alerts/${encodeURIComponent(id)}/${verb === 'ack' ? 'acknowledge' : 'resolve'}`;
+    return Hub.api(fallback, { method: 'POST', body: {} });
+  }
+  P.alerts = async function () {
+    const sel = document.getElementById('al-state');
+    sel.value = Hub.params.get('state') || '';
+    if (!sel.dataset.bound) {
+      sel.dataset.bound = '1';
+      sel.addEventListener('change', () => { const p = new URLSearchParams(location.search); if (sel.value) p.set('state', sel.value); else p.delete('state'); location.search = p.toString(); });
+    }
+    await Hub.panel('t-alerts', 'the alerts API', async () => {
+      const path = await Hub.findPath('get', /^\/api\/v1\/alerts$/);
+      if (path === null) { Hub.unavailable('t-alerts', 'alerts', 'no GET /api/v1/alerts'); return; }
+      const params = Hub.state.tenant ? { tenant: Hub.state.tenant } : {};
+      if (sel.value) params.state = sel.value;
+      const ans = await Hub.api('/api/v1/alerts', { params });
+      let list = Array.isArray(ans) ? ans : pick(ans, ['alerts', 'items', 'data']) || [];
+      if (sel.value) list = list.filter((a) => alertState(a) === sel.value);
+      const button = (a, verb, label) => {
+        const b = el('button', label);
+        b.type = 'button';
+        b.dataset.action = verb;
+        b.dataset.alert = String(alertId(a));
+        b.addEventListener('click', async () => {
+          b.disabled = true;
+          try { await alertAction(a, verb); await P.alerts(); } catch (e) { b.disabled = false; Hub.explain('t-alerts', 'Could not ' + label.toLowerCase() + ': ' + e.message); }
+        });
+        return b;
+      };
+      Hub.table('t-alerts', [
+        { key: 'state', label: 'State', node: (a) => el('span', alertState(a), 'state state-' + alertState(a)), csv: alertState },
+        { key: 'severity', label: 'Severity', fmt: (v, a) => String(pick(a, ['severity', 'level']) ?? '') },
+        { key: 'name', label: 'Alert', fmt: (v, a) => String(pick(a, ['name', 'title', 'alertname', 'rule']) ?? alertId(a)) },
+        { key: 'summary', label: 'Details', fmt: (v, a) => String(pick(a, ['summary', 'description', 'message', 'explanation']) ?? '') },
+        { key: 'started_at', label: 'Since', fmt: (v, a) => F.time(pick(a, ['started_at', 'starts_at', 'startsAt', 'created_at', 'timestamp'])) },
+        {
+          key: 'actions', label: 'Actions', csv: () => '',
+          node: (a) => {
+            const span = el('span');
+            const st = alertState(a);
+            if (st !== 'acknowledged' && st !== 'resolved') span.append(button(a, 'ack', 'Acknowledge'), ' ');
+            if (st !== 'resolved') span.append(button(a, 'resolve', 'Resolve'));
+            return span;
+          },
+        },
+      ], list, { empty: 'No alerts.' });
+      for (const tr of document.querySelectorAll('#t-alerts tbody tr')) {
+        const b = tr.querySelector('button[data-alert]');
+        if (b) tr.dataset.alert = b.dataset.alert;
+      }
+    });
+  };
+
+  // ================= raw events (drill-down target) =================
+  const CARRIED = ['range', 'start', 'end', 'compare', 'tenant', 'environment', 'model', 'team'];
+  function extras() {
+    const out = {};
+    for (const [k, v] of Hub.params) if (!CARRIED.includes(k) && k !== 'cursor') out[k] = v;
+    return out;
+  }
+  function eventParams(more) {
+    const p = Hub.windowParams();
+    for (const k of ['environment', 'model', 'team']) if (Hub.state[k]) p[k] = Hub.state[k];
+    return Object.assign(p, more || {});
+  }
+  const cursors = [null];
+  let pageNo = 0;
+  P.events = async function (opts) {
+    if (opts && opts.refresh) return; // paging by cursor: no auto refresh
+    const bar = document.getElementById('ev-extra');
+    bar.replaceChildren();
+    for (const [k, v] of Object.entries(extras())) {
+      const p = new URLSearchParams(location.search);
+      p.delete(k);
+      const chip = el('span', `${k} = ${v} `, 'chip');
+      chip.appendChild(link('×', '?' + p.toString()));
+      bar.appendChild(chip);
+    }
+    const prev = document.getElementById('ev-prev');
+    const next = document.getElementById('ev-next');
+    if (!next.dataset.bound) {
+      next.dataset.bound = '1';
+      next.addEventListener('click', () => { pageNo += 1; loadEvents(); });
+      prev.addEventListener('click', () => { pageNo = Math.max(0, pageNo - 1); loadEvents(); });
+    }
+    await loadEvents();
+  };
+  P.events.refresh = false;
+  async function loadEvents() {
+    await Hub.panel('t-events', 'events', async () => {
+      const ans = await Hub.api('/api/v1/events', { params: eventParams(Object.assign({ limit: 50, cursor: cursors[pageNo] || undefined }, extras())) });
+      cursors[pageNo + 1] = ans.next_cursor || null;
+      const json = (v) => (v == null ? '' : JSON.stringify(v));
+      Hub.table('t-events', [
+        { key: 'timestamp', label: 'Time', fmt: F.time }, { key: 'event_type', label: 'Type' }, { key: 'source_module', label: 'Source' },
+        { key: 'severity', label: 'Severity' }, { key: 'environment', label: 'Env' }, { key: 'payload', label: 'Model', fmt: (p) => (p && p.model) || '' },
+        { key: 'tags', label: 'Team', fmt: (t) => (t && t.team) || '' }, { key: 'correlation_id', label: 'Correlation' },
+        { key: 'tags', label: 'Tags', fmt: json, cls: 'json' }, { key: 'payload', label: 'Payload', fmt: json, cls: 'json' },
+        { key: 'event_id', label: 'Event id' },
+      ], ans.events || [], {
+        empty: 'No events match these filters in this window.',
+        onRow: (r) => { if (r.correlation_id) location.href = Hub.drillUrl({ correlation_id: r.correlation_id }); },
+      });
+      document.getElementById('ev-prev').disabled = pageNo === 0;
+      document.getElementById('ev-next').disabled = !ans.next_cursor;
+      document.getElementById('ev-page').textContent = `page ${pageNo + 1} · ${(ans.events || []).length} event(s)`;
+    });
+  }
+})();
