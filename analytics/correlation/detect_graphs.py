@@ -138,7 +138,14 @@ def _degraded(df: pd.DataFrame, bucket_us: int, min_share: float) -> dict[str, t
         if len(hot) == 0:
             continue
         lo, hi = t0 + int(hot[0]) * bucket_us, t0 + (int(hot[-1]) + 1) * bucket_us
-        sel = rows[bad[rows] & (df["ts"].to_numpy()[rows] >= lo - bucket_us) & (df["ts"].to_numpy()[rows] < hi)]
+        ts = df["ts"].to_numpy()[rows]
+        bad_ts = np.sort(ts[bad[rows]])
+        # walk back from the onset while bad events keep coming (the first symptoms precede the hot bucket)
+        k = int(np.searchsorted(bad_ts, lo))
+        while k > 0 and lo - bad_ts[k - 1] <= bucket_us:
+            k -= 1
+            lo = int(bad_ts[k])
+        sel = rows[bad[rows] & (ts >= lo) & (ts < hi)]
         part = df.iloc[sel]
         out[str(comp)] = (int(part["ts"].min()), int(part["ts"].max()), part)
     return out

@@ -46,11 +46,11 @@ def detect_temporal(
     if nb < 12:
         return []
     bucket = ((df["ts"].to_numpy() - t0) // b_us).astype(np.int64)
-    vol = {m: np.bincount(bucket[(df["source_module"] == m).to_numpy()], minlength=nb).astype(float)
-           for m in df["source_module"].unique()}  # fmt: skip
+    vol = {m: np.bincount(bucket[(df["component"] == m).to_numpy()], minlength=nb).astype(float)
+           for m in df["component"].unique()}  # fmt: skip
     series: dict[tuple[str, str], np.ndarray] = {}
     ab_bucket = bucket[df["abnormal"].to_numpy() & (df["event_type"] != "metadata").to_numpy()]
-    for key, idx in ab.groupby(["source_module", "signal"]).indices.items():
+    for key, idx in ab.groupby(["component", "signal"]).indices.items():
         if len(idx) < min_events:
             continue
         counts = np.bincount(ab_bucket[idx], minlength=nb).astype(float)
@@ -73,7 +73,7 @@ def detect_temporal(
             sub = _elevated_events(ab, ab_bucket, (lead, follow), series)
             if len(sub) < 4:
                 continue
-            root = sub[(sub["source_module"] == lead[0]) & (sub["signal"] == lead[1])].sort_values("ts")
+            root = sub[(sub["component"] == lead[0]) & (sub["signal"] == lead[1])].sort_values("ts")
             out.append(make_correlation(
                 "temporal", tenant, sub, confidence_from_p(p, 0.5),
                 f"{lead[1]} ({lead[0]}) leads {follow[1]} ({follow[0]}) by {abs(lag) * bucket_s:g}s, r={r:.2f}",
@@ -113,7 +113,7 @@ def _elevated_events(
     for key in keys:
         s = series[key]
         hot = np.flatnonzero(s > np.median(s) + 1.5 * s.std())
-        sel = ((ab["source_module"] == key[0]) & (ab["signal"] == key[1])).to_numpy() & np.isin(ab_bucket, hot)
+        sel = ((ab["component"] == key[0]) & (ab["signal"] == key[1])).to_numpy() & np.isin(ab_bucket, hot)
         parts.append(ab[sel])
     return pd.concat(parts)
 
@@ -197,7 +197,7 @@ def detect_anomalies(
                 claimed |= ids
                 t_first = int(part["ts"].iloc[0])
                 prior = change[(change[dim] == value).to_numpy() & (change["ts"] <= t_first).to_numpy()
-                               & (change["ts"] >= t_first - 60_000_000).to_numpy()]  # fmt: skip
+                               & (change["ts"] >= t_first - int(cluster_gap_s * 1e6)).to_numpy()]  # fmt: skip
                 events = pd.concat([prior.tail(1), part])
                 mods = part["source_module"].nunique()
                 conf = min(0.95, 0.45 + 0.12 * mods + 0.03 * min(len(part), 10) + (0.1 if len(prior) else 0.0))

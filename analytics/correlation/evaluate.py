@@ -46,7 +46,7 @@ def build_seed(seed: int, duration_s: float = 240.0, rate: float = 100.0, incide
     state = GeneratorState.create(synthetic_traces(), rate=rate, t0=t0, tenant=TENANT)
     events, _ = generate_timed(int(rate * duration_s), rng, state)
     names = [ALL_SCENARIOS[(incidents * seed + k) % len(ALL_SCENARIOS)] for k in range(incidents)]
-    projects = rng.permutation(9)
+    projects, models = rng.permutation(9), rng.permutation(6)
     truths: list[Truth] = []
     slowdown = None
     for k, name in enumerate(names):
@@ -54,7 +54,7 @@ def build_seed(seed: int, duration_s: float = 240.0, rate: float = 100.0, incide
         if name == "db_slowdown":
             slowdown = (start, float(rng.uniform(25, 40)))
             continue
-        inj = SCENARIOS[name](rng, start, Dims.pick(rng, int(projects[k])))
+        inj = SCENARIOS[name](rng, start, Dims.pick(rng, int(projects[k]), model=int(models[k])))
         inj.truth.start = start - t0
         events.extend(inj.events)
         truths.append(inj.truth)

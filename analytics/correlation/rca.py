@@ -6,7 +6,7 @@ values (model, project, user, asset, component, IP, API key) or a correlation â€
 proximity and by the learned dependency direction. Each event's score combines
 
 * root-ness: PageRank on the reversed graph (effects pass their weight back to plausible causes),
-* temporal precedence (earlier is likelier a cause),
+* temporal precedence (the share of the incident's events that follow it),
 * anomaly strength (severity, abnormal status, a change such as a model update),
 * votes: detectors that named the event as their root, weighted by confidence.
 
@@ -157,7 +157,9 @@ def rank_hypotheses(
     w = _edge_matrix(ev, members, deps)
     rootness = pagerank(w.T)
     ts = ev["ts"].to_numpy()
-    early = 1.0 - (ts - ts.min()) / max(float(ts.max() - ts.min()), 1.0)
+    # precedence: the share of the incident's other events that come after this one (rank based, so one
+    # stray early event does not squash everyone else's score)
+    early = (len(ts) - np.searchsorted(np.sort(ts), ts, side="right")) / max(len(ts) - 1, 1)
     change = ((ev["event_type"] == "metadata") & ev["abnormal"]).to_numpy()
     strength = (ev["sev_rank"].to_numpy() / 4.0 + ev["abnormal"].to_numpy() + change) / 3.0
     vote = np.array([votes.get(e, 0.0) for e in ev["event_id"]])
@@ -165,9 +167,9 @@ def rank_hypotheses(
              + 0.20 * vote / max(vote.max(), 1e-12))  # fmt: skip
     order = np.argsort(-score, kind="stable")
     picked: list[int] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     for i in order:
-        key = (str(ev.at[i, "component"]), str(ev.at[i, "signal"]))
+        key = (str(ev.at[i, "component"]), str(ev.at[i, "signal"]), str(int(ev.at[i, "ts"]) // 10_000_000))
         if key not in seen:
             seen.add(key)
             picked.append(int(i))

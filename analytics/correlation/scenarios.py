@@ -58,9 +58,10 @@ class Dims:
     key: str
 
     @classmethod
-    def pick(cls, rng: np.random.Generator, k: int) -> Dims:
+    def pick(cls, rng: np.random.Generator, k: int, model: int | None = None) -> Dims:
+        """Project ``k``; model number ``model`` (random if None: give concurrent incidents distinct ones)."""
         p = C.PROJECTS[k % len(C.PROJECTS)]
-        m = C.MODELS[int(rng.integers(len(C.MODELS)))]
+        m = C.MODELS[(model if model is not None else int(rng.integers(len(C.MODELS)))) % len(C.MODELS)]
         users = [f"user-{p.name}-{int(u)}" for u in rng.choice(C.USERS_PER_PROJECT, 3, replace=False)]
         ip = f"198.51.{int(rng.integers(256))}.{int(rng.integers(1, 255))}"
         return cls(p.name, p.team, m.name, m.provider, m.asset_id, users, ip, f"key-{p.name}-leaked-{k}")
@@ -167,8 +168,10 @@ def provider_outage(rng: np.random.Generator, t: float, dims: Dims) -> Injected:
                                    error="service_unavailable", user=user))  # fmt: skip
         for _ in range(int(rng.poisson(lam * 0.6))):
             ids.append(b.policy(t + k + lag + _u(rng, 0, 0.25), "pol-model-allowlist", "fail", corr=b.uid()))
-    ids.sort(key=lambda e: next(ev["timestamp"] for ev in b.events if ev["event_id"] == e))
-    return Injected(b.events, Truth("provider_outage", "temporal", ids, ids[0]))
+    when = {ev["event_id"]: ev["timestamp"] for ev in b.events}
+    ids.sort(key=when.__getitem__)
+    root = min((ev for ev in b.events if ev["event_type"] == "telemetry"), key=lambda ev: ev["timestamp"])
+    return Injected(b.events, Truth("provider_outage", "temporal", ids, str(root["event_id"])))
 
 
 def retry_storm(rng: np.random.Generator, t: float, dims: Dims) -> Injected:
@@ -279,8 +282,8 @@ def service_traffic(
         api = db + llm + _u(rng, 5, 20)
         e3 = b.telemetry(s + api / 1000 + 0.02, api, corr=corr, metric="http.server.request.duration",
                          service="api-gateway", error="gateway_timeout" if timeout else None)  # fmt: skip
-        if slow:
-            ids.extend([e1, e3] + ([e2] if timeout else []))
+        if slow:  # linked: the slow DB call, and the LLM / API calls that failed because of it
+            ids.extend([e1, e2, e3] if timeout else [e1])
     root = ids[0] if ids else ""
     if ids:
         order = {ev["event_id"]: ev["timestamp"] for ev in b.events}
