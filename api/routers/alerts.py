@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.deps import get_state, principal_of, read_tenant, write_tenant
-from api.errors import error_response, json_response
+from api.errors import ErrorBody, error_response, json_response
 from api.state import ApiState
 from hubcore.security.context import authenticated
 from processors.alerting import AlertConflict, AlertingConfig, AlertingService, AlertNotFound, RuleError
@@ -32,6 +32,22 @@ from processors.alerting import AlertConflict, AlertingConfig, AlertingService, 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 _lock = threading.Lock()
 MAX_BODY = 1 << 20
+_CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody, "description": "not allowed in this state"}}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    """Document a JSON request body that the handler reads itself (it validates with its own 422s)."""
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
+
+
+_BY = _body({"type": "object", "properties": {"by": {"type": "string"}, "comment": {"type": "string"}}})
+_RULE = _body({"type": "object", "required": ["name", "condition"], "description": "see docs/alerting.md",
+               "properties": {"name": {"type": "string"}, "condition": {"type": "object"}, "for": {"type": "string"},
+                              "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+                              "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                              "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}})  # fmt: skip
+_WEBHOOK = _body({"type": "object", "required": ["version", "alerts"], "description": "Alertmanager webhook v4",
+                  "properties": {"version": {"type": "string"}, "alerts": {"type": "array", "items": {"type": "object"}}}})  # fmt: skip
 
 
 def get_service(request: Request, state: ApiState) -> AlertingService:
@@ -93,7 +109,9 @@ async def list_rules(
     return json_response({"rules": await run_in_threadpool(svc.rules, t)})
 
 
-@router.post("/rules", summary="Create a rule for the tenant (422 names the invalid key)", status_code=201)
+@router.post(
+    "/rules", summary="Create a rule for the tenant (422 names the invalid key)", status_code=201, openapi_extra=_RULE
+)
 async def create_rule(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
@@ -109,7 +127,10 @@ async def create_rule(
     return json_response({"rule": rule}, 201)
 
 
-@router.delete("/rules/{rule_id}", summary="Delete one of the tenant's rules (its open alerts resolve)")
+@router.delete(
+    "/rules/{rule_id}", summary="Delete one of the tenant's rules (its open alerts resolve)", status_code=204,
+    responses=_CONFLICT,
+)  # fmt: skip
 async def delete_rule(
     rule_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
@@ -123,7 +144,7 @@ async def delete_rule(
     return Response(status_code=204)
 
 
-@router.post("/alertmanager", summary="Alertmanager webhook receiver (payload version 4)")
+@router.post("/alertmanager", summary="Alertmanager webhook receiver (payload version 4)", openapi_extra=_WEBHOOK)
 async def alertmanager_webhook(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     body = await request.body()
     if len(body) > 16 * MAX_BODY:
@@ -174,14 +195,17 @@ async def _transition(request: Request, state: ApiState, alert_id: str, tenant: 
     return json_response({"alert": alert})
 
 
-@router.post("/{alert_id}/acknowledge", summary="firing → acknowledged (stops escalation)")
+@router.post(
+    "/{alert_id}/acknowledge", summary="firing → acknowledged (stops escalation)", responses=_CONFLICT,
+    openapi_extra=_BY,
+)  # fmt: skip
 async def acknowledge(
     alert_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
     return await _transition(request, state, alert_id, tenant, ack=True)
 
 
-@router.post("/{alert_id}/resolve", summary="Resolve an alert now (Alertmanager gets endsAt)")
+@router.post("/{alert_id}/resolve", summary="Resolve an alert now (Alertmanager gets endsAt)", openapi_extra=_BY)
 async def resolve(
     alert_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:

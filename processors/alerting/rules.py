@@ -123,7 +123,10 @@ def parse_duration(value: Any, key: str, *, allow_zero: bool = False) -> float:
             raise RuleError(key, f"must be a duration such as 30s, 5m, 1h (or seconds), got {value!r}")
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise RuleError(key, f"must be at most 7d, got {value!r}") from None
     if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
         raise RuleError(key, f"must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     if seconds > MAX_WINDOW_S:
@@ -158,7 +161,10 @@ def _number(data: dict[str, Any], name: str, key: str, default: float | None = N
     value = data.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise RuleError(_k(key, name), f"must be a number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise RuleError(_k(key, name), "is too large") from None
 
 
 def _filters(data: Any, key: str) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -88,6 +88,7 @@ class _Metrics:
         self.evaluations = make(Counter, "hub_alerting_evaluations", "Rule evaluations by health", ["health"])
         self.transitions = make(Counter, "hub_alerting_transitions", "Alert lifecycle transitions", ["to"])
         self.open = make(Gauge, "hub_alerting_open_alerts", "Open hub alerts (firing or acknowledged)", ["state"])
+        self.webhook = make(Counter, "hub_alerting_webhook_alerts", "Alerts from Alertmanager webhooks", ["outcome"])
 
 
 class AlertingService:
@@ -121,6 +122,7 @@ class AlertingService:
         self._health: dict[str, dict[str, Any]] = {}
         self._rules: list[Rule] = []
         self._schema = False
+        self.webhook_totals: dict[str, int] = {}
         self._started = False
         self._closed = False
 
@@ -375,5 +377,10 @@ class AlertingService:
         payload = decode_payload(body)
         with self._lock:
             self._ensure_ready()
-            return ingest(self.repo, payload, default_tenant=self.default_tenant,
-                          allowed=allowed or (lambda _t: True), now=self.clock())  # fmt: skip
+            counts = ingest(self.repo, payload, default_tenant=self.default_tenant,
+                            allowed=allowed or (lambda _t: True), now=self.clock())  # fmt: skip
+        for outcome, n in counts.items():
+            self.webhook_totals[outcome] = self.webhook_totals.get(outcome, 0) + n
+            if n and outcome != "received":
+                self.metrics.webhook.labels(outcome=outcome).inc(n)
+        return counts

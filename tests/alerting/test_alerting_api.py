@@ -1,0 +1,205 @@
+"""The alerts API on a real hub with auth on: list/ack/resolve, rules (422s), the Alertmanager webhook,
+and tenant isolation (tenant B can neither see nor acknowledge tenant A's alerts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from api.security import ROUTE_PERMISSIONS
+from processors.alerting import AlertingConfig, AlertingService
+from tests.helpers.events import make_event
+from tests.helpers.hub import RunningHub, running_hub
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
+    with running_hub(tmp_path_factory.mktemp("alerts"), grpc=False, otlp_http=False,
+                     service__auth__enabled=True) as h:  # fmt: skip
+        svc = AlertingService(AlertingConfig(enabled=False), h.service.store, None, default_tenant="default")
+        svc.start()
+        h.service.app.state.alerting = svc
+        yield h
+        svc.shutdown()
+
+
+@pytest.fixture(scope="module")
+def keys(hub: RunningHub) -> dict[str, dict[str, str]]:
+    store = hub.service.security.key_store
+    assert store is not None
+
+    def key(tenant: str, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {store.create(tenant_id=tenant, role=role).key}"}
+
+    return {"a_ingest": key("tenant-a", "ingest"), "a_viewer": key("tenant-a", "analytics_viewer"),
+            "a_editor": key("tenant-a", "analytics_editor"), "b_admin": key("tenant-b", "tenant_admin"),
+            "platform": key("ops", "platform_admin")}  # fmt: skip
+
+
+def svc(hub: RunningHub) -> AlertingService:
+    s: AlertingService = hub.service.app.state.alerting
+    return s
+
+
+def _injections(n: int, ip: str) -> list[dict[str, Any]]:
+    return [make_event("security", payload={"threat_type": "prompt_injection", "source_ip": ip}) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def a_alert(hub: RunningHub, keys: dict[str, dict[str, str]]) -> dict[str, Any]:
+    r = httpx.post(f"{hub.api}/api/v1/events", json=_injections(12, "203.0.113.5"), headers=keys["a_ingest"])
+    assert r.status_code == 202, r.text
+    hub.flush()
+    svc(hub).evaluate_once()
+    r = httpx.get(f"{hub.api}/api/v1/alerts", headers=keys["a_viewer"])
+    assert r.status_code == 200
+    [alert] = r.json()["alerts"]
+    return dict(alert)
+
+
+def test_routes_have_alert_permissions() -> None:
+    mine = {k: v for k, v in ROUTE_PERMISSIONS.items() if k[1].startswith("/api/v1/alerts")}
+    assert len(mine) == 8 and {p for p, _ in mine.values()} == {"alerts:read", "alerts:ack", "alerts:manage"}
+
+
+def test_tenant_isolation(hub: RunningHub, keys: dict[str, dict[str, str]], a_alert: dict[str, Any]) -> None:
+    assert a_alert["alertname"] == "LLMPromptInjectionBurstFromIP" and a_alert["tenant_id"] == "tenant-a"
+    api = hub.api
+    assert httpx.get(f"{api}/api/v1/alerts", headers=keys["b_admin"]).json() == {"alerts": []}
+    assert httpx.get(f"{api}/api/v1/alerts/{a_alert['id']}", headers=keys["b_admin"]).status_code == 404
+    r = httpx.post(f"{api}/api/v1/alerts/{a_alert['id']}/acknowledge", headers=keys["b_admin"], json={})
+    assert r.status_code == 404
+    r = httpx.post(f"{api}/api/v1/alerts/{a_alert['id']}/resolve?tenant=tenant-a", headers=keys["b_admin"])
+    assert r.status_code == 403
+    r = httpx.get(f"{api}/api/v1/alerts?tenant=tenant-a", headers=keys["b_admin"])
+    assert r.status_code == 403
+    assert httpx.get(f"{api}/api/v1/alerts", headers={}).status_code == 401
+    # a platform admin may look across tenants when it asks
+    r = httpx.get(f"{api}/api/v1/alerts?tenant=tenant-a", headers=keys["platform"])
+    assert [a["id"] for a in r.json()["alerts"]] == [a_alert["id"]]
+    assert svc(hub).get_alert("tenant-a", a_alert["id"])["state"] == "firing"
+
+
+def test_acknowledge_then_resolve(hub: RunningHub, keys: dict[str, dict[str, str]], a_alert: dict[str, Any]) -> None:
+    api, aid = hub.api, a_alert["id"]
+    r = httpx.post(f"{api}/api/v1/alerts/{aid}/acknowledge", headers=keys["a_viewer"], json={})
+    assert r.status_code == 403  # a viewer lacks alerts:ack
+    r = httpx.post(f"{api}/api/v1/alerts/{aid}/acknowledge", headers=keys["a_editor"],
+                   json={"by": "alice", "comment": "blocking the IP"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    alert = r.json()["alert"]
+    assert alert["state"] == "acknowledged" and alert["acknowledged_by"] == "alice"
+    assert alert["ack_comment"] == "blocking the IP" and alert["acknowledged_at"].endswith("Z")
+    r = httpx.get(f"{api}/api/v1/alerts?state=acknowledged&severity=critical", headers=keys["a_viewer"])
+    assert [a["id"] for a in r.json()["alerts"]] == [aid]
+    assert httpx.get(f"{api}/api/v1/alerts?state=firing", headers=keys["a_viewer"]).json()["alerts"] == []
+    assert httpx.get(f"{api}/api/v1/alerts?state=bogus", headers=keys["a_viewer"]).status_code == 422
+    r = httpx.post(f"{api}/api/v1/alerts/{aid}/acknowledge", headers=keys["a_editor"], json={"by": 3})
+    assert r.status_code == 422
+    r = httpx.post(f"{api}/api/v1/alerts/{aid}/resolve", headers=keys["a_editor"])
+    assert r.status_code == 200 and r.json()["alert"]["state"] == "resolved"
+    assert r.json()["alert"]["ends_at"] is not None
+    r = httpx.post(f"{api}/api/v1/alerts/{aid}/acknowledge", headers=keys["a_editor"], json={})
+    assert r.status_code == 409
+    svc(hub).evaluate_once()  # the burst still shows, but repeat_suppress keeps it from re-opening
+    assert httpx.get(f"{api}/api/v1/alerts?state=firing", headers=keys["a_viewer"]).json()["alerts"] == []
+
+
+BAD_RULES: list[tuple[dict[str, Any], str]] = [
+    ({"condition": {}}, "name"),
+    ({"name": "has space", "condition": {"type": "anomaly"}}, "name"),
+    ({"name": "X", "condition": {"type": "sql"}}, "condition.type"),
+    ({"name": "X", "condition": {"type": "threshold", "aggregation": "p95", "window": "5 minutes", "value": 1}},
+     "condition.window"),
+    ({"name": "X", "condition": {"type": "threshold", "aggregation": "p95", "window": "5m", "value": "high"}},
+     "condition.value"),
+    ({"name": "X", "condition": {"type": "threshold", "aggregation": "p95", "window": "5m", "value": 1,
+                                 "group_by": ["model", "colour"]}}, "condition.group_by.1"),
+    ({"name": "X", "condition": {"type": "threshold", "aggregation": "ratio", "window": "5m", "value": 1}},
+     "condition.match"),
+    ({"name": "X", "condition": {"type": "threshold", "aggregation": "count", "window": "5m", "value": 1,
+                                 "filters": {"model'; DROP TABLE events; --": "x"}}}, "condition.filters.model'; DROP TABLE events; --"),
+    ({"name": "X", "condition": {"type": "composite", "op": "xor", "conditions": []}}, "condition.op"),
+    ({"name": "X", "condition": {"type": "composite", "op": "and", "conditions": [{"type": "anomaly"}]}},
+     "condition.conditions"),
+    ({"name": "X", "condition": {"type": "anomaly"}, "severity": "page-me"}, "severity"),
+    ({"name": "X", "condition": {"type": "anomaly"}, "for": -5}, "for"),
+    ({"name": "X", "condition": {"type": "anomaly"}, "labels": {"tenant_id": "tenant-b"}}, "labels.tenant_id"),
+    ({"name": "X", "condition": {"type": "anomaly"}, "annotations": {"summary": 1}}, "annotations.summary"),
+    ({"name": "X", "condition": {"type": "anomaly"}, "query": "SELECT 1"}, "query"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rule", "field"), BAD_RULES)
+def test_bad_rules_are_422_naming_the_key(
+    hub: RunningHub, keys: dict[str, dict[str, str]], rule: dict[str, Any], field: str
+) -> None:
+    r = httpx.post(f"{hub.api}/api/v1/alerts/rules", json=rule, headers=keys["a_editor"])
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "invalid_rule" and err["field"] == field and err["message"].startswith(field)
+
+
+def test_rules_crud_is_tenant_scoped(hub: RunningHub, keys: dict[str, dict[str, str]]) -> None:
+    api = hub.api
+    r = httpx.get(f"{api}/api/v1/alerts/rules", headers=keys["a_viewer"])
+    builtin = {x["name"] for x in r.json()["rules"] if x["builtin"]}
+    assert {"LLMErrorRateHigh", "LLMLatencyP95High", "LLMPromptInjectionBurstFromIP"} <= builtin
+    rule = {"name": "CostlyCalls", "for": "1m", "severity": "info", "labels": {"team": "finops"},
+            "condition": {"type": "threshold", "event_type": "cost", "aggregation": "sum", "window": "1h",
+                          "op": ">", "value": 100}}  # fmt: skip
+    assert httpx.post(f"{api}/api/v1/alerts/rules", json=rule, headers=keys["a_viewer"]).status_code == 403
+    r = httpx.post(f"{api}/api/v1/alerts/rules", json=rule, headers=keys["a_editor"])
+    assert r.status_code == 201, r.text
+    created = r.json()["rule"]
+    assert created["tenant_id"] == "tenant-a" and created["name"] == "CostlyCalls" and not created["builtin"]
+    names_b = [x["name"] for x in httpx.get(f"{api}/api/v1/alerts/rules", headers=keys["b_admin"]).json()["rules"]]
+    assert "CostlyCalls" not in names_b
+    assert httpx.delete(f"{api}/api/v1/alerts/rules/{created['id']}", headers=keys["b_admin"]).status_code == 404
+    r = httpx.delete(f"{api}/api/v1/alerts/rules/builtin-LLMErrorRateHigh", headers=keys["a_editor"])
+    assert r.status_code == 409
+    assert httpx.delete(f"{api}/api/v1/alerts/rules/{created['id']}", headers=keys["a_editor"]).status_code == 204
+    assert httpx.delete(f"{api}/api/v1/alerts/rules/{created['id']}", headers=keys["a_editor"]).status_code == 404
+
+
+def _am_alert(status: str, tenant: str, name: str = "LLMErrorRateHigh", **extra: Any) -> dict[str, Any]:
+    return {"status": status, "labels": {"alertname": name, "severity": "critical", "team": "search",
+                                         "tenant_id": tenant, "gen_ai_request_model": "gpt-4o"},
+            "annotations": {"summary": "error rate 12%"}, "startsAt": "2026-01-01T10:00:00.123456789Z",
+            "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://vmalert/x", "fingerprint": f"fp-{tenant}-{name}",
+            **extra}  # fmt: skip
+
+
+def test_alertmanager_webhook(hub: RunningHub, keys: dict[str, dict[str, str]]) -> None:
+    url = f"{hub.api}/api/v1/alerts/alertmanager"
+    body = {"version": "4", "status": "firing", "receiver": "hub-webhook", "groupKey": "{}:{}", "truncatedAlerts": 0,
+            "alerts": [_am_alert("firing", "tenant-a"), _am_alert("firing", "tenant-b"),
+                       _am_alert("firing", "tenant-a", "Own", annotations={"hub_alert_id": "x"})]}  # fmt: skip
+    assert httpx.post(url, json=body, headers=keys["a_viewer"]).status_code == 403  # needs alerts:manage
+    r = httpx.post(url, json=body, headers=keys["a_editor"])
+    assert r.status_code == 200, r.text
+    assert r.json()["created"] == 1 and r.json()["skipped_forbidden"] == 1 and r.json()["skipped_own"] == 1
+    r = httpx.get(f"{hub.api}/api/v1/alerts?state=firing", headers=keys["a_viewer"])
+    [ext] = [a for a in r.json()["alerts"] if a["source"] == "alertmanager"]
+    assert ext["alertname"] == "LLMErrorRateHigh" and ext["severity"] == "critical"
+    assert ext["starts_at"] == "2026-01-01T10:00:00.123Z"
+    assert httpx.post(url, json=body, headers=keys["a_editor"]).json()["updated"] == 1  # no duplicate
+    resolved = {**body, "status": "resolved",
+                "alerts": [_am_alert("resolved", "tenant-a", endsAt="2026-01-01T10:05:00Z")]}  # fmt: skip
+    assert httpx.post(url, json=resolved, headers=keys["a_editor"]).json()["resolved"] == 1
+    ext = svc(hub).get_alert("tenant-a", ext["id"])
+    assert ext["state"] == "resolved" and ext["ends_at"] == "2026-01-01T10:05:00.000Z"
+    assert httpx.get(f"{hub.api}/api/v1/alerts", headers=keys["b_admin"]).json() == {"alerts": []}
+    # a platform admin's webhook credential may record every tenant's alerts
+    r = httpx.post(url, json={**body, "alerts": [_am_alert("firing", "tenant-b", "Other")]}, headers=keys["platform"])
+    assert r.json()["created"] == 1
+    for bad, field in (({**body, "version": "3"}, "version"), ({"version": "4"}, ""),
+                       ({**body, "alerts": [{**_am_alert("firing", "tenant-a"), "status": "maybe"}]}, "alerts.0.status"),
+                       ({**body, "alerts": [{**_am_alert("firing", "tenant-a"), "startsAt": "yesterday"}]},
+                        "alerts.0.startsAt")):  # fmt: skip
+        r = httpx.post(url, json=bad, headers=keys["a_editor"])
+        assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
+    assert httpx.post(url, content=b"{not json", headers=keys["a_editor"]).status_code == 422
