@@ -1,0 +1,281 @@
+"""Budgets per tenant / team / project / model: storage, period bounds and the exhaustion forecast.
+
+    repo = BudgetRepository(store); repo.ensure()
+    budget = Budget.from_body({"name": "search", "amount": 5000, "period": "monthly", "team": "search"}, "acme")
+    repo.put(budget)
+    status = evaluate_budget(store, budget, now_s=time.time())
+    status["exhaustion"], status["alert"], status["forecast_total"]
+
+The spend is the sum of the tenant's ``cost`` events (USD) matching the budget's team/project/model,
+read through the unified query layer. The forecast to the period end is
+:func:`analytics.budget.forecast_budget` on hourly spend (bulk ensemble, calibrated paths) once 16 hours
+of spend exist; before that a straight line at the period's average rate (``method: "linear"``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from analytics.budget import forecast_budget
+from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError
+from analytics.service.config import QuerySpec
+from analytics.service.derived import DerivedRow
+from analytics.service.series import load_series
+from hubcore.errors import PermanentError
+from hubcore.query.executor import EmbeddedBackend
+from hubcore.query.model import parse_query
+from hubcore.storage.embedded import EmbeddedStore
+
+__all__ = ["Budget", "BudgetRepository", "budget_rows", "evaluate_budget", "period_bounds"]
+
+PERIODS = ("monthly", "quarterly", "custom")
+BUDGETS_SQL = """CREATE TABLE IF NOT EXISTS analytics_budgets (
+  tenant_id VARCHAR, id VARCHAR, body VARCHAR, updated_at TIMESTAMP
+)"""
+
+
+def _bad(field: str, message: str) -> PermanentError:
+    return PermanentError(f"{field}: {message}", reason="invalid_budget")
+
+
+def _time(value: Any, field: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(field, f"not an ISO-8601 time: {value!r}") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget; ``start``/``end`` (epoch s) only for ``period == "custom"``."""
+
+    id: str
+    tenant_id: str
+    name: str
+    amount: float
+    period: str = "monthly"
+    team: str | None = None
+    project: str | None = None
+    model: str | None = None
+    start: float | None = None
+    end: float | None = None
+    alert_within_days: float = 7.0
+    created_by: str | None = None
+
+    @classmethod
+    def from_body(
+        cls, body: Any, tenant: str, *, budget_id: str | None = None, created_by: str | None = None
+    ) -> Budget:
+        """Validate an API body (errors name the field)."""
+        if not isinstance(body, dict):
+            raise _bad("body", "must be a JSON object")
+        known = {"name", "amount", "period", "team", "project", "model", "start", "end", "alert_within_days"}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise _bad(unknown[0], f"unknown field; a budget takes {', '.join(sorted(known))}")
+        amount = body.get("amount")
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or not math.isfinite(amount) or amount <= 0:
+            raise _bad("amount", f"must be a positive number of USD, got {amount!r}")
+        period = body.get("period", "monthly")
+        if period not in PERIODS:
+            raise _bad("period", f"must be one of {', '.join(PERIODS)}, got {period!r}")
+        start = end = None
+        if period == "custom":
+            if body.get("start") is None or body.get("end") is None:
+                raise _bad("start", "a custom period needs start and end (ISO-8601)")
+            start, end = _time(body["start"], "start"), _time(body["end"], "end")
+            if end <= start:
+                raise _bad("end", "must be after start")
+        elif body.get("start") is not None or body.get("end") is not None:
+            raise _bad("start", f"start/end are only for period 'custom' (period is {period!r})")
+        within = body.get("alert_within_days", 7)
+        if isinstance(within, bool) or not isinstance(within, int | float) or not 0 <= within <= 366:
+            raise _bad("alert_within_days", f"must be a number of days between 0 and 366, got {within!r}")
+        for key in ("name", "team", "project", "model"):
+            v = body.get(key)
+            if v is not None and (not isinstance(v, str) or not v or len(v) > 200):
+                raise _bad(key, "must be a non-empty string of at most 200 characters")
+        scope = "/".join(str(body.get(k)) for k in ("team", "project", "model") if body.get(k))
+        return cls(
+            id=budget_id or uuid.uuid4().hex[:16], tenant_id=tenant, name=body.get("name") or scope or "tenant",
+            amount=float(amount), period=period, team=body.get("team"), project=body.get("project"),
+            model=body.get("model"), start=start, end=end, alert_within_days=float(within), created_by=created_by,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["start"], d["end"] = _iso(self.start), _iso(self.end)
+        return d
+
+
+def period_bounds(budget: Budget, now_s: float) -> tuple[float, float]:
+    """``(start, end)`` epoch seconds of the budget period containing ``now_s`` (custom: as given)."""
+    if budget.period == "custom":
+        assert budget.start is not None and budget.end is not None
+        return budget.start, budget.end
+    now = datetime.fromtimestamp(now_s, UTC)
+    months = 1 if budget.period == "monthly" else 3
+    first_month = now.month if months == 1 else 3 * ((now.month - 1) // 3) + 1
+    start = datetime(now.year, first_month, 1, tzinfo=UTC)
+    month_end = first_month + months
+    end = datetime(now.year + (month_end - 1) // 12, (month_end - 1) % 12 + 1, 1, tzinfo=UTC)
+    return start.timestamp(), end.timestamp()
+
+
+class BudgetRepository:
+    """Budgets as JSON rows in ``analytics_budgets`` (same DuckDB as the events)."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self.store = store
+        self._ready = False
+
+    def ensure(self) -> None:
+        if not self._ready:
+            cur = self.store.cursor()
+            try:
+                cur.execute(BUDGETS_SQL)
+            finally:
+                cur.close()
+            self._ready = True
+
+    def put(self, budget: Budget) -> None:
+        self.ensure()
+        cur = self.store.cursor()
+        try:
+            cur.execute("BEGIN")
+            cur.execute("DELETE FROM analytics_budgets WHERE tenant_id = ? AND id = ?", [budget.tenant_id, budget.id])
+            cur.execute("INSERT INTO analytics_budgets VALUES (?, ?, ?, now()::TIMESTAMP)",
+                        [budget.tenant_id, budget.id, json.dumps(asdict(budget))])  # fmt: skip
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+    def get(self, tenant: str, budget_id: str) -> Budget | None:
+        self.ensure()
+        row = self.store.read("SELECT body FROM analytics_budgets WHERE tenant_id = ? AND id = ?",
+                              [tenant, budget_id]).fetchone()  # fmt: skip
+        return Budget(**json.loads(row[0])) if row else None
+
+    def list(self, tenant: str | None = None) -> list[Budget]:
+        self.ensure()
+        sql, params = "SELECT body FROM analytics_budgets", []
+        if tenant is not None:
+            sql, params = sql + " WHERE tenant_id = ?", [tenant]
+        return [Budget(**json.loads(r[0])) for r in self.store.read(sql + " ORDER BY updated_at", params).fetchall()]
+
+    def delete(self, tenant: str, budget_id: str) -> bool:
+        self.ensure()
+        existed = self.get(tenant, budget_id) is not None
+        cur = self.store.cursor()
+        try:
+            cur.execute("DELETE FROM analytics_budgets WHERE tenant_id = ? AND id = ?", [tenant, budget_id])
+        finally:
+            cur.close()
+        return existed
+
+
+def _filters(budget: Budget) -> list[dict[str, Any]]:
+    return [{"field": f, "operator": "eq", "value": v}
+            for f, v in (("team", budget.team), ("project", budget.project), ("model", budget.model)) if v]  # fmt: skip
+
+
+def spent_between(store: EmbeddedStore, budget: Budget, start_s: float, end_s: float) -> float:
+    """USD of the budget's cost events in ``[start_s, end_s)`` (through the unified query layer)."""
+    body = {"time_range": {"start": start_s, "end": end_s}, "filters": _filters(budget),
+            "metric": {"event_type": "cost", "field": "value"}, "aggregation": {"functions": ["sum"]}}  # fmt: skip
+    query = parse_query(body, tenant=budget.tenant_id, now_us=int(end_s * 1e6), paged=False)
+    rows = EmbeddedBackend(store).run(query, timeout_s=30.0).rows
+    return float(rows[0][0] or 0.0) if rows else 0.0
+
+
+def evaluate_budget(
+    store: EmbeddedStore, budget: Budget, *, now_s: float | None = None, level: float = 95.0
+) -> dict[str, Any]:
+    """Spend to date, forecast spend to the period end (with interval), predicted exhaustion, alert flag."""
+    now = time.time() if now_s is None else now_s
+    start, end = period_bounds(budget, now)
+    as_of = min(now, end)
+    spent = spent_between(store, budget, start, as_of) if as_of > start else 0.0
+    out: dict[str, Any] = {"budget": budget.to_dict(), "period_start": _iso(start), "period_end": _iso(end),
+                           "spent_to_date": spent, "remaining": budget.amount - spent, "as_of": _iso(now)}  # fmt: skip
+    exhaustion: float | None = None
+    method = "linear"
+    total = lower = upper = spent
+    earliest = latest = None
+    probability = 1.0 if spent >= budget.amount else 0.0
+    spec = QuerySpec(event_type="cost", field="value", aggregation="sum", step="1h", filters=_filters(budget))
+    series = load_series(store, spec, budget.tenant_id, start, as_of) if as_of > start else []
+    hist = series[0] if series else None
+    if now < end and hist is not None and hist.values.size >= 16 and spent < budget.amount:
+        spend = pd.DataFrame({"ds": pd.to_datetime(hist.ts, unit="s"), "y": hist.values})
+        try:
+            fc = forecast_budget(spend, budget.amount, pd.Timestamp(end, unit="s"), period_start=pd.Timestamp(start, unit="s"),
+                                 level=level, n_paths=1000,
+                                 forecaster=EnsembleForecaster(freq="h", config=EnsembleConfig.bulk(level)))  # fmt: skip
+            method = "forecast"
+            extra = spent - fc.spent_to_date  # the current, incomplete hour
+            total, lower, upper = (
+                fc.forecast_total + extra,
+                fc.forecast_total_lower + extra,
+                fc.forecast_total_upper + extra,
+            )
+            exhaustion = fc.exhaustion.timestamp() if fc.exhaustion is not None else None
+            earliest = fc.exhaustion_earliest.timestamp() if fc.exhaustion_earliest is not None else None
+            latest = fc.exhaustion_latest.timestamp() if fc.exhaustion_latest is not None else None
+            probability = fc.probability_exhausted
+        except (ForecastInputError, ValueError):
+            method = "linear"
+    if method == "linear" and now < end and spent < budget.amount and as_of > start:
+        first = start
+        if hist is not None and (hist.values > 0).any():
+            first = float(hist.ts[int((hist.values > 0).argmax())])
+        rate = spent / max(now - first, 3600.0)
+        total = lower = upper = spent + rate * (end - now)
+        if rate > 0 and now + (budget.amount - spent) / rate <= end:
+            exhaustion = now + (budget.amount - spent) / rate
+            probability = 1.0
+    if spent >= budget.amount:
+        exhaustion = exhaustion if exhaustion is not None else now
+    alert = exhaustion is not None and exhaustion - now <= budget.alert_within_days * 86_400
+    out.update({
+        "forecast_total": total, "forecast_total_lower": lower, "forecast_total_upper": upper,
+        "exhaustion": _iso(exhaustion), "exhaustion_timestamp_seconds": exhaustion,
+        "exhaustion_earliest": _iso(earliest), "exhaustion_latest": _iso(latest),
+        "probability_exhausted": probability, "alert": alert, "method": method,
+        "exhausted": spent >= budget.amount,
+    })  # fmt: skip
+    return out
+
+
+def budget_rows(budget: Budget, status: dict[str, Any], now_s: float) -> list[DerivedRow]:
+    """``budget_exhaustion_timestamp_seconds`` (when exhaustion is predicted), ``budget_limit_usd`` and
+    ``budget_spend_usd`` samples at ``now_s`` (labels ``budget_id``, ``team``, ``project``, ``model``)."""
+    labels = {"budget_id": budget.id, "team": budget.team or "", "project": budget.project or "",
+              "model": budget.model or ""}  # fmt: skip
+    rows = [
+        DerivedRow(budget.tenant_id, now_s, "budget_limit_usd", budget.amount, labels, "budget"),
+        DerivedRow(budget.tenant_id, now_s, "budget_spend_usd", float(status["spent_to_date"]), labels, "budget"),
+    ]
+    if status.get("exhaustion_timestamp_seconds") is not None:
+        rows.append(DerivedRow(budget.tenant_id, now_s, "budget_exhaustion_timestamp_seconds",
+                               float(status["exhaustion_timestamp_seconds"]), labels, "budget"))  # fmt: skip
+    return rows
+
+
+def with_id(budget: Budget, budget_id: str) -> Budget:
+    return replace(budget, id=budget_id)

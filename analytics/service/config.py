@@ -1,0 +1,282 @@
+"""Configuration of the analytics service, in vmanomaly's words: queries, models, schedulers.
+
+YAML (``processors.analytics`` of the hub config)::
+
+    processors:
+      analytics:
+        queries:
+          latency_p95:                     # alias; derived series get the label for="latency_p95"
+            event_type: telemetry
+            name: gen_ai.client.operation.duration
+            field: value
+            aggregation: p95
+            group_by: [environment, model]
+            step: 5m
+          errors:                          # or a unified-query body (POST /api/v1/query), time range filled in
+            query: {metric: error_rate, aggregation: {group_by: [model]}}
+            step: 5m
+        models:
+          anomaly:
+            class: anomaly                 # anomaly ensemble | forecast ensemble
+            queries: [latency_p95, errors] # default: every query
+            schedulers: [periodic]         # default: the first scheduler
+            params: {detectors: [robust, seasonal], min_periods: 30}
+            provide_series: [anomaly_score, yhat, yhat_lower, yhat_upper]
+        schedulers:
+          periodic: {fit_every: 1h, infer_every: 1m, fit_window: 2d}
+
+    >>> cfg = default_config()
+    >>> sorted(cfg.queries)
+    ['cost_usd_hourly', 'error_rate', 'latency_p95', 'requests_rate']
+    >>> cfg.validate("processors.analytics") is cfg
+    True
+    >>> parse_duration("90m", "x")
+    5400.0
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import msgspec
+
+from hubcore.errors import ConfigError
+from hubcore.query.model import BUCKETS, FUNCTIONS
+
+__all__ = [
+    "ANOMALY_SERIES",
+    "FORECAST_SERIES",
+    "AnalyticsConfig",
+    "ModelSpec",
+    "QuerySpec",
+    "SchedulerSpec",
+    "default_config",
+    "parse_duration",
+]
+
+ANOMALY_SERIES = ("anomaly_score", "yhat", "yhat_lower", "yhat_upper")
+FORECAST_SERIES = ("yhat", "yhat_lower", "yhat_upper", "forecast_breach")
+DETECTORS = ("robust", "seasonal", "iforest", "autoencoder", "zscore")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | float | int, key: str) -> float:
+    """Seconds in ``"30s"``, ``"5m"``, ``"1h"``, ``"7d"``, ``"2w"`` (or a number of seconds)."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if text <= 0:
+            raise ConfigError(key, f"must be positive, got {text!r}")
+        return float(text)
+    m = _DURATION.match(str(text))
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(key, f"must be a duration such as 30s, 5m, 1h, 7d or 2w; got {text!r}")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    pass
+
+
+class QuerySpec(_Base):
+    """One input query: a simple metric spec, or ``query`` = a unified-query body.
+
+    Simple spec: events of ``event_type`` named ``name``, ``field`` aggregated with ``aggregation``
+    (``sum avg count min max p50 p95 p99 stddev``) per ``step`` bucket and ``group_by`` fields; or
+    ``composite`` (``error_rate``, ``cost_per_request``...). ``per_second`` divides each bucket by its
+    length (a rate). ``labels`` renames output labels; by default event fields get their Prometheus
+    names (``model`` → ``gen_ai_request_model``, ``tags.team`` → ``team``), as the metric contract has.
+    """
+
+    event_type: str | None = None
+    name: str | None = None
+    field: str | None = None
+    composite: str | None = None
+    aggregation: str = "sum"
+    group_by: list[str] = []
+    filters: list[dict[str, Any]] = []
+    step: str = "1h"
+    per_second: bool = False
+    labels: dict[str, str] = {}
+    prom_labels: bool = True
+    query: dict[str, Any] | None = None
+
+    @property
+    def step_seconds(self) -> int:
+        return BUCKETS[self.step]
+
+    def validate(self, key: str) -> None:
+        if self.step not in BUCKETS:
+            raise ConfigError(f"{key}.step", f"must be one of {', '.join(BUCKETS)}; got {self.step!r}")
+        if self.query is not None:
+            if not isinstance(self.query, dict):
+                raise ConfigError(f"{key}.query", "must be a unified-query body (a mapping)")
+            simple = [k for k in ("event_type", "name", "field", "composite") if getattr(self, k) is not None]
+            if simple:
+                raise ConfigError(key, f"give either query or {sorted(simple)}, not both")
+            return
+        if self.composite is None and self.aggregation not in FUNCTIONS:
+            raise ConfigError(f"{key}.aggregation", f"must be one of {', '.join(FUNCTIONS)}; got {self.aggregation!r}")
+
+    def body(self, start_s: float, end_s: float) -> dict[str, Any]:
+        """The unified-query body for ``[start_s, end_s)`` (epoch seconds)."""
+        tr = {"start": start_s, "end": end_s}
+        if self.query is not None:
+            body = dict(self.query)
+            agg = dict(body.get("aggregation") or {})
+            agg["time_bucket"] = self.step
+            body["aggregation"] = agg
+            body["time_range"] = tr
+            body.pop("limit", None)
+            return body
+        metric: Any
+        if self.composite is not None:
+            metric, functions = {"composite": self.composite}, None
+        else:
+            metric = {k: v for k, v in (("event_type", self.event_type), ("name", self.name),
+                                        ("field", self.field)) if v is not None}  # fmt: skip
+            functions = [self.aggregation]
+        simple: dict[str, Any] = {"time_bucket": self.step, "group_by": list(self.group_by)}
+        if functions:
+            simple["functions"] = functions
+        return {"time_range": tr, "metric": metric, "filters": list(self.filters), "aggregation": simple}
+
+
+class ModelSpec(_Base):
+    """A model: ``class`` (``anomaly`` ensemble | ``forecast`` ensemble), its inputs and outputs.
+
+    ``params`` for ``anomaly``: ``detectors`` (names), ``quorum``, ``vote_window``, ``min_periods``,
+    ``window`` (passed to the detectors that have them). For ``forecast``: ``horizon`` (duration or
+    steps, default 1d), ``level`` (95), ``mode`` (``bulk`` | ``full``, default bulk).
+    """
+
+    model_class: Literal["anomaly", "forecast"] = msgspec.field(name="class", default="anomaly")
+    queries: list[str] | None = None
+    schedulers: list[str] | None = None
+    params: dict[str, Any] = {}
+    provide_series: list[str] | None = None
+
+    def series(self) -> tuple[str, ...]:
+        allowed = ANOMALY_SERIES if self.model_class == "anomaly" else FORECAST_SERIES
+        return tuple(self.provide_series) if self.provide_series is not None else allowed
+
+    def validate(self, key: str) -> None:
+        allowed = ANOMALY_SERIES if self.model_class == "anomaly" else FORECAST_SERIES
+        for i, name in enumerate(self.provide_series or []):
+            if name not in allowed:
+                raise ConfigError(f"{key}.provide_series.{i}", f"{name!r} is not an output of {self.model_class}; "
+                                  f"use {', '.join(allowed)}")  # fmt: skip
+        if self.model_class == "anomaly":
+            for i, det in enumerate(self.params.get("detectors", [])):
+                if det not in DETECTORS:
+                    raise ConfigError(
+                        f"{key}.params.detectors.{i}", f"unknown detector {det!r}; use {', '.join(DETECTORS)}"
+                    )
+        else:
+            level = self.params.get("level", 95)
+            if not isinstance(level, int | float) or not 0 < level < 100:
+                raise ConfigError(f"{key}.params.level", f"must be between 0 and 100; got {level!r}")
+            if self.params.get("mode", "bulk") not in ("bulk", "full"):
+                raise ConfigError(f"{key}.params.mode", "must be bulk or full")
+
+
+class SchedulerSpec(_Base):
+    """vmanomaly's periodic scheduler: refit every ``fit_every`` on ``fit_window``, infer every ``infer_every``."""
+
+    fit_every: str = "1h"
+    infer_every: str = "1m"
+    fit_window: str = "2d"
+
+    def seconds(self, key: str) -> tuple[float, float, float]:
+        """``(fit_every, infer_every, fit_window)`` in seconds (validated)."""
+        return (parse_duration(self.fit_every, f"{key}.fit_every"), parse_duration(self.infer_every, f"{key}.infer_every"),
+                parse_duration(self.fit_window, f"{key}.fit_window"))  # fmt: skip
+
+
+class AnalyticsConfig(_Base):
+    """``processors.analytics``: the scheduled analytic processors (see the module docstring).
+
+    ``max_series`` caps the series one query may yield per tenant; ``bulk_threshold``: from that many
+    series on, a query is scored/forecast with the vectorised bulk path; ``budget_every``: how often
+    budgets are re-evaluated (their ``budget_exhaustion_timestamp_seconds`` series);
+    ``retention_days``: derived rows older than that are deleted.
+    """
+
+    enabled: bool = True
+    queries: dict[str, QuerySpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_QUERIES))
+    models: dict[str, ModelSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_MODELS))
+    schedulers: dict[str, SchedulerSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_SCHEDULERS))
+    max_series: int = 1000
+    bulk_threshold: int = 200
+    budget_every: str = "5m"
+    retention_days: int = 30
+    query_timeout_s: float = 30.0
+
+    def validate(self, key: str = "processors.analytics") -> AnalyticsConfig:
+        """Check every entry and the cross-references (models → queries, schedulers)."""
+        for alias, q in self.queries.items():
+            q.validate(f"{key}.queries.{alias}")
+        if not self.schedulers:
+            raise ConfigError(f"{key}.schedulers", "needs at least one scheduler")
+        for alias, s in self.schedulers.items():
+            s.seconds(f"{key}.schedulers.{alias}")
+        for alias, m in self.models.items():
+            mkey = f"{key}.models.{alias}"
+            m.validate(mkey)
+            for i, qname in enumerate(m.queries or []):
+                if qname not in self.queries:
+                    raise ConfigError(f"{mkey}.queries.{i}", f"references {qname!r}, which is not a query "
+                                      f"(known: {sorted(self.queries)})")  # fmt: skip
+            for i, sname in enumerate(m.schedulers or []):
+                if sname not in self.schedulers:
+                    raise ConfigError(f"{mkey}.schedulers.{i}", f"references {sname!r}, which is not a scheduler "
+                                      f"(known: {sorted(self.schedulers)})")  # fmt: skip
+        if self.max_series < 1 or self.bulk_threshold < 1 or self.retention_days < 1:
+            raise ConfigError(key, "max_series, bulk_threshold and retention_days must be positive")
+        parse_duration(self.budget_every, f"{key}.budget_every")
+        return self
+
+    def model_queries(self, model: str) -> list[str]:
+        spec = self.models[model]
+        return list(spec.queries) if spec.queries is not None else list(self.queries)
+
+    def model_scheduler(self, model: str) -> str:
+        spec = self.models[model]
+        return spec.schedulers[0] if spec.schedulers else next(iter(self.schedulers))
+
+
+DEFAULT_QUERIES: dict[str, QuerySpec] = {
+    # p95 latency (ms) per model; 5-minute buckets so that a short `hub simulate` run already has history
+    "latency_p95": QuerySpec(event_type="telemetry", name="gen_ai.client.operation.duration", field="value",
+                             aggregation="p95", group_by=["environment", "model"], step="5m"),
+    # USD per hour by team/project (the alias the Grafana/vmalert rules expect)
+    "cost_usd_hourly": QuerySpec(event_type="cost", field="value", aggregation="sum",
+                                 group_by=["environment", "team", "project"], step="1h"),
+    "error_rate": QuerySpec(composite="error_rate", group_by=["environment", "model"], step="5m"),
+    # requests per second per model (the alias the rules expect)
+    "requests_rate": QuerySpec(event_type="telemetry", name="gen_ai.client.operation.duration", aggregation="count",
+                               group_by=["environment", "model"], step="1m", per_second=True),
+}  # fmt: skip
+DEFAULT_MODELS: dict[str, ModelSpec] = {
+    "anomaly_ensemble": ModelSpec(model_class="anomaly", params={"detectors": ["robust", "seasonal"], "min_periods": 30}),
+    "forecast_ensemble": ModelSpec(model_class="forecast", params={"horizon": "1d", "mode": "bulk"},
+                                   schedulers=["forecast"]),
+}  # fmt: skip
+DEFAULT_SCHEDULERS: dict[str, SchedulerSpec] = {
+    "periodic": SchedulerSpec(fit_every="1h", infer_every="1m", fit_window="2d"),
+    "forecast": SchedulerSpec(fit_every="15m", infer_every="15m", fit_window="14d"),
+}
+
+
+def default_config() -> AnalyticsConfig:
+    """The built-in config: four queries, the anomaly ensemble on all, the forecast ensemble on all."""
+    return AnalyticsConfig().validate()
+
+
+def config_from_dict(data: dict[str, Any], key: str = "processors.analytics") -> AnalyticsConfig:
+    """Build and validate from a mapping (errors name the YAML key)."""
+    try:
+        cfg = msgspec.convert(data, AnalyticsConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(key, str(exc)) from None
+    return cfg.validate(key)

@@ -1,0 +1,276 @@
+"""The derived series and anomaly tables, in the same DuckDB as the events (created idempotently).
+
+``derived_series``: one row per (tenant, time, series name, label set) — ``anomaly_score``, ``yhat``,
+``yhat_lower``, ``yhat_upper``, ``forecast_breach``, ``budget_exhaustion_timestamp_seconds``... with
+``labels`` = the input series' labels + ``for`` (query alias) + ``model_alias`` as JSON.
+``analytics_anomalies``: the anomalous points with their severity, confidence and explanation, for
+``GET /api/v1/anomalies``.
+
+    repo = DerivedRepository(store); repo.ensure()
+    repo.write([DerivedRow("acme", 1_700_000_000.0, "anomaly_score", 0.4, {"for": "q", "model_alias": "m"}, "anomaly")])
+    repo.read_series("acme", "anomaly_score", query="q")
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+
+from hubcore.storage.embedded import EmbeddedStore
+
+__all__ = ["AnomalyRecord", "DerivedRepository", "DerivedRow"]
+
+DERIVED_SQL = """CREATE TABLE IF NOT EXISTS derived_series (
+  tenant_id VARCHAR, ts TIMESTAMP, name VARCHAR, value DOUBLE, labels VARCHAR, model VARCHAR, created_at TIMESTAMP
+)"""
+ANOMALIES_SQL = """CREATE TABLE IF NOT EXISTS analytics_anomalies (
+  id VARCHAR, tenant_id VARCHAR, query VARCHAR, model_alias VARCHAR, labels VARCHAR, ts TIMESTAMP, value DOUBLE,
+  anomaly_score DOUBLE, severity VARCHAR, confidence DOUBLE, detected_by VARCHAR, yhat DOUBLE, yhat_lower DOUBLE,
+  yhat_upper DOUBLE, explanation VARCHAR, is_alert BOOLEAN, created_at TIMESTAMP
+)"""
+_DERIVED_SCHEMA = pa.schema([("tenant_id", pa.string()), ("ts", pa.timestamp("us")), ("name", pa.string()),
+                             ("value", pa.float64()), ("labels", pa.string()), ("model", pa.string()),
+                             ("created_at", pa.timestamp("us"))])  # fmt: skip
+_ANOMALY_FIELDS = ("id", "tenant_id", "query", "model_alias", "labels", "ts", "value", "anomaly_score", "severity",
+                   "confidence", "detected_by", "yhat", "yhat_lower", "yhat_upper", "explanation", "is_alert")  # fmt: skip
+
+
+class DerivedRow(NamedTuple):
+    """One derived sample; ``ts`` in epoch seconds; ``model`` = the model class (anomaly, forecast, budget)."""
+
+    tenant_id: str
+    ts: float
+    name: str
+    value: float
+    labels: dict[str, str]
+    model: str
+
+
+class AnomalyRecord(NamedTuple):
+    """One anomalous point (``anomaly_score > 1``) of a scored series."""
+
+    id: str
+    tenant_id: str
+    query: str
+    model_alias: str
+    labels: dict[str, str]
+    ts: float
+    value: float
+    anomaly_score: float
+    severity: str
+    confidence: float
+    detected_by: tuple[str, ...]
+    yhat: float
+    yhat_lower: float
+    yhat_upper: float
+    explanation: str
+    is_alert: bool
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * 1e6)
+
+
+def _finite(x: float) -> float | None:
+    return x if x == x and x not in (float("inf"), float("-inf")) else None
+
+
+class DerivedRepository:
+    """Reads and writes the analytics tables through ``store.cursor()`` (thread-safe)."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self.store = store
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        """Create the tables if they do not exist (idempotent)."""
+        if self._ready:
+            return
+        with self._lock:
+            cur = self.store.cursor()
+            try:
+                cur.execute(DERIVED_SQL)
+                cur.execute(ANOMALIES_SQL)
+            finally:
+                cur.close()
+            self._ready = True
+
+    # -- derived series ------------------------------------------------------------------------------
+    def write(self, rows: Sequence[DerivedRow]) -> int:
+        """Append ``rows`` (NaN values are skipped); returns how many were written."""
+        self.ensure()
+        keep = [r for r in rows if _finite(float(r.value)) is not None]
+        if not keep:
+            return 0
+        now = _us(time.time())
+        table = pa.Table.from_pydict(
+            {"tenant_id": [r.tenant_id for r in keep], "ts": [_us(r.ts) for r in keep], "name": [r.name for r in keep],
+             "value": [float(r.value) for r in keep],
+             "labels": [json.dumps(r.labels, sort_keys=True) for r in keep], "model": [r.model for r in keep],
+             "created_at": [now] * len(keep)},
+            schema=_DERIVED_SCHEMA,
+        )  # fmt: skip
+        cur = self.store.cursor()
+        try:
+            cur.register("derived_batch", table)
+            cur.execute("INSERT INTO derived_series SELECT * FROM derived_batch")
+            cur.unregister("derived_batch")
+        finally:
+            cur.close()
+        return len(keep)
+
+    def delete(self, tenant: str, *, query: str, model_alias: str, names: Sequence[str], since_s: float | None = None,
+               labels: str | None = None) -> None:  # fmt: skip
+        """Delete a model's rows for one query (from ``since_s`` on; of one label set's JSON if given)."""
+        self.ensure()
+        sql = ("DELETE FROM derived_series WHERE tenant_id = ? AND json_extract_string(labels, '$.for') = ? "
+               "AND json_extract_string(labels, '$.model_alias') = ? AND list_contains(?, name)")  # fmt: skip
+        params: list[Any] = [tenant, query, model_alias, list(names)]
+        if since_s is not None:
+            sql += " AND ts >= make_timestamp(CAST(? AS BIGINT))"
+            params.append(_us(since_s))
+        if labels is not None:
+            sql += " AND labels = ?"
+            params.append(labels)
+        self._exec(sql, params)
+
+    def delete_named(self, tenant: str, name: str, label: str, value: str) -> None:
+        """Delete every row of series ``name`` whose ``label`` is ``value`` (e.g. one budget's series)."""
+        self.ensure()
+        self._exec("DELETE FROM derived_series WHERE tenant_id = ? AND name = ? AND json_extract_string(labels, ?) = ?",
+                   [tenant, name, f"$.{label}", value])  # fmt: skip
+
+    def last_ts(self, tenant: str, query: str, model_alias: str) -> float | None:
+        """Newest written sample time (epoch s) of a model on a query, or None."""
+        self.ensure()
+        row = self.store.read(
+            "SELECT max(epoch_us(ts)) FROM derived_series WHERE tenant_id = ? AND json_extract_string(labels, '$.for') = ? "
+            "AND json_extract_string(labels, '$.model_alias') = ? AND name = 'anomaly_score'",
+            [tenant, query, model_alias],
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0]) / 1e6
+
+    def read_series(self, tenant: str, name: str | None = None, *, query: str | None = None,
+                    model_alias: str | None = None, start_s: float | None = None,
+                    end_s: float | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """Rows as dicts (``ts`` in epoch seconds, ``labels`` decoded), oldest first."""
+        self.ensure()
+        sql = "SELECT epoch_us(ts), name, value, labels, model FROM derived_series WHERE tenant_id = ?"
+        params: list[Any] = [tenant]
+        for cond, val in (("name = ?", name), ("json_extract_string(labels, '$.for') = ?", query),
+                          ("json_extract_string(labels, '$.model_alias') = ?", model_alias)):  # fmt: skip
+            if val is not None:
+                sql += f" AND {cond}"
+                params.append(val)
+        if start_s is not None:
+            sql += " AND ts >= make_timestamp(CAST(? AS BIGINT))"
+            params.append(_us(start_s))
+        if end_s is not None:
+            sql += " AND ts < make_timestamp(CAST(? AS BIGINT))"
+            params.append(_us(end_s))
+        rows = self.store.read(sql + " ORDER BY ts, name", params).fetchall()
+        return [
+            {"ts": r[0] / 1e6, "name": r[1], "value": r[2], "labels": json.loads(r[3]), "model": r[4]} for r in rows
+        ]
+
+    # -- anomalies -----------------------------------------------------------------------------------
+    def replace_anomalies(self, tenant: str, query: str, model_alias: str, start_s: float,
+                          records: Sequence[AnomalyRecord]) -> None:  # fmt: skip
+        """Replace a model's anomalies on one query from ``start_s`` on with ``records``."""
+        self.ensure()
+        cur = self.store.cursor()
+        try:
+            cur.execute("BEGIN")
+            cur.execute("DELETE FROM analytics_anomalies WHERE tenant_id = ? AND query = ? AND model_alias = ? "
+                        "AND ts >= make_timestamp(CAST(? AS BIGINT))", [tenant, query, model_alias, _us(start_s)])  # fmt: skip
+            if records:
+                now = _us(time.time())
+                cols: dict[str, list[Any]] = {f: [] for f in _ANOMALY_FIELDS}
+                for r in records:
+                    for f in _ANOMALY_FIELDS:
+                        v = getattr(r, f)
+                        if f == "labels":
+                            v = json.dumps(v, sort_keys=True)
+                        elif f == "detected_by":
+                            v = ",".join(v)
+                        elif f == "ts":
+                            v = _us(v)
+                        elif isinstance(v, float):
+                            v = _finite(v)
+                        cols[f].append(v)
+                cols["created_at"] = [now] * len(records)
+                table = pa.Table.from_pydict(cols)
+                table = table.set_column(table.schema.get_field_index("ts"), "ts",
+                                         table.column("ts").cast(pa.timestamp("us")))  # fmt: skip
+                table = table.set_column(table.schema.get_field_index("created_at"), "created_at",
+                                         table.column("created_at").cast(pa.timestamp("us")))  # fmt: skip
+                cur.register("anomaly_batch", table)
+                cur.execute(f"INSERT INTO analytics_anomalies SELECT {', '.join(_ANOMALY_FIELDS)}, created_at "
+                            "FROM anomaly_batch")  # fmt: skip
+                cur.unregister("anomaly_batch")
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+
+    def list_anomalies(self, tenant: str, *, start_s: float, end_s: float, query: str | None = None,
+                       min_severity: Sequence[str] | None = None, limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
+        """Anomalies of ``tenant`` in ``[start_s, end_s)``, newest first, as API dicts."""
+        self.ensure()
+        sql = (f"SELECT {', '.join(_ANOMALY_FIELDS[:5])}, epoch_us(ts), {', '.join(_ANOMALY_FIELDS[6:])} "
+               "FROM analytics_anomalies WHERE tenant_id = ? AND ts >= make_timestamp(CAST(? AS BIGINT)) "
+               "AND ts < make_timestamp(CAST(? AS BIGINT))")  # fmt: skip
+        params: list[Any] = [tenant, _us(start_s), _us(end_s)]
+        if query is not None:
+            sql += " AND query = ?"
+            params.append(query)
+        if min_severity:
+            sql += " AND list_contains(?, severity)"
+            params.append(list(min_severity))
+        sql += " ORDER BY ts DESC, anomaly_score DESC LIMIT ?"
+        params.append(int(limit))
+        return [_anomaly_dict(r) for r in self.store.read(sql, params).fetchall()]
+
+    def get_anomaly(self, tenant: str, anomaly_id: str) -> dict[str, Any] | None:
+        self.ensure()
+        rows = self.store.read(
+            f"SELECT {', '.join(_ANOMALY_FIELDS[:5])}, epoch_us(ts), {', '.join(_ANOMALY_FIELDS[6:])} "
+            "FROM analytics_anomalies WHERE tenant_id = ? AND id = ? LIMIT 1", [tenant, anomaly_id],
+        ).fetchall()  # fmt: skip
+        return _anomaly_dict(rows[0]) if rows else None
+
+    # -- retention -----------------------------------------------------------------------------------
+    def prune(self, older_than_s: float) -> None:
+        """Delete derived rows and anomalies older than ``older_than_s`` (epoch s)."""
+        self.ensure()
+        for table in ("derived_series", "analytics_anomalies"):
+            self._exec(f"DELETE FROM {table} WHERE ts < make_timestamp(CAST(? AS BIGINT))", [_us(older_than_s)])
+
+    def _exec(self, sql: str, params: list[Any]) -> None:
+        cur = self.store.cursor()
+        try:
+            cur.execute(sql, params)
+        finally:
+            cur.close()
+
+
+def _anomaly_dict(r: tuple[Any, ...]) -> dict[str, Any]:
+    (aid, tenant, query, model_alias, labels, ts_us, value, score, severity, confidence, detected_by, yhat, lower,
+     upper, explanation, is_alert) = r  # fmt: skip
+    from datetime import UTC, datetime
+
+    return {
+        "id": aid, "tenant_id": tenant, "query": query, "model_alias": model_alias, "labels": json.loads(labels),
+        "timestamp": datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat().replace("+00:00", "Z"),
+        "value": value, "anomaly_score": score, "severity": severity, "confidence": confidence,
+        "detected_by": [d for d in (detected_by or "").split(",") if d], "expected_range": [lower, upper],
+        "yhat": yhat, "explanation": explanation, "is_alert": bool(is_alert),
+    }  # fmt: skip

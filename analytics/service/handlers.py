@@ -1,0 +1,256 @@
+"""What the HTTP routers call: forecasts on demand, what-if scenarios, anomaly listings.
+
+Each function takes the :class:`AnalyticsService`, the caller's tenant and plain values, and returns a
+JSON-ready dict; bad input raises :class:`hubcore.errors.PermanentError` / ``QueryError`` with a message
+that names the parameter.
+
+    forecast(svc, "acme", "requests_rate", horizon="7d", level=95)
+    what_if(svc, "acme", {"scenario": [{"type": "scale_traffic", "factor": 2}], "horizon": "7d"})
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError
+from analytics.service.config import ModelSpec, QuerySpec, parse_duration
+from analytics.service.models import horizon_steps, run_forecast
+from analytics.service.series import load_series
+from analytics.service.service import AnalyticsService
+from analytics.whatif import AddInstances, Fleet, MoveTraffic, PriceChange, ScaleTraffic, Scenario
+from analytics.whatif import what_if as whatif_table
+from hubcore.errors import ConfigError, PermanentError
+from hubcore.query.executor import EmbeddedBackend
+from hubcore.query.model import parse_query
+
+__all__ = ["forecast", "parse_time_param", "resolve_query", "what_if"]
+
+MAX_FORECAST_SERIES = 50
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+def _bad(field: str, message: str) -> PermanentError:
+    return PermanentError(f"{field}: {message}", reason="invalid_parameter")
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(float(seconds), UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time_param(value: str | None, field: str, default: float) -> float:
+    """Epoch seconds from an ISO-8601 time, epoch seconds, or a relative ``-24h``/``now``."""
+    if value is None or value == "now":
+        return default if value is None else time.time()
+    text = value.strip()
+    if text.startswith("-"):
+        try:
+            return time.time() - parse_duration(text[1:], field)
+        except ConfigError:
+            raise _bad(field, f"relative times look like -24h or -7d; got {value!r}") from None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(field, f"not an ISO-8601 time, epoch seconds or -24h: {value!r}") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def resolve_query(svc: AnalyticsService, query: str) -> tuple[str, QuerySpec]:
+    """A configured alias, or a metric spec as JSON (``{"event_type": "cost", "aggregation": "sum", "step": "1h"}``)."""
+    if query in svc.config.queries:
+        return query, svc.config.queries[query]
+    if not query.lstrip().startswith("{"):
+        raise _bad("query", f"unknown query alias {query!r}; configured: {', '.join(sorted(svc.config.queries))} "
+                   "(or pass a metric spec as JSON)")  # fmt: skip
+    try:
+        spec = msgspec.convert(json.loads(query), QuerySpec, strict=False)
+        spec.validate("query")
+    except (ValueError, msgspec.ValidationError, ConfigError) as exc:
+        raise _bad("query", f"not a valid metric spec: {exc}") from None
+    return "adhoc", spec
+
+
+def _forecast_model(svc: AnalyticsService) -> tuple[str, ModelSpec]:
+    for alias, spec in svc.config.models.items():
+        if spec.model_class == "forecast":
+            return alias, spec
+    return "forecast", ModelSpec(model_class="forecast")
+
+
+def _exceedance(r: dict[str, Any], threshold: float, lo: int, hi: int, level: float) -> float:
+    res = r.get("result")
+    if res is not None:
+        return float(res.calibration.exceedance_probability(res.yhat, threshold, lo, hi, n_paths=2000))
+    # bulk path: independent normal steps with the band as the level-% interval
+    z = float(norm.ppf(0.5 + level / 200.0))
+    sd = np.maximum((r["yhat_upper"][lo:hi] - r["yhat"][lo:hi]) / z, 1e-12)
+    p = norm.sf((threshold - r["yhat"][lo:hi]) / sd)
+    return float(1.0 - np.prod(1.0 - p))
+
+
+def forecast(
+    svc: AnalyticsService, tenant: str, query: str, *, horizon: str = "7d", level: float = 95.0,
+    history: str | None = None, threshold: float | None = None, window_start: str | None = None,
+    window_end: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Forecast every series of ``query`` ``horizon`` ahead with ``level`` % intervals, plus the
+    probability that each series exceeds ``threshold`` (default: its history's 99th percentile) at
+    least once in ``[window_start, window_end]`` (default: the whole horizon)."""
+    if not 0 < level < 100:
+        raise _bad("level", f"must be between 0 and 100 (exclusive), got {level}")
+    alias, spec = resolve_query(svc, query)
+    model_alias, model = _forecast_model(svc)
+    try:
+        h = horizon_steps(horizon, spec.step_seconds)
+    except ConfigError:
+        raise _bad("horizon", f"must be a duration such as 7d or 24h, or a number of steps; got {horizon!r}") from None
+    if h > 10_000:
+        raise _bad("horizon", f"{h} steps of {spec.step} is too long (at most 10,000)")
+    now = svc.clock()
+    span = parse_duration(history, "history") if history else max(svc.window(model_alias)[2] if model_alias in
+                                                                   svc.config.models else 14 * 86_400, 2.0 * h * spec.step_seconds)  # fmt: skip
+    series = load_series(svc.store, spec, tenant, now - span, now, max_series=MAX_FORECAST_SERIES)
+    _, results = run_forecast(tenant, alias, model_alias, model, series, horizon=h, level=level,
+                              bulk_threshold=svc.config.bulk_threshold)  # fmt: skip
+    hist = {s.key: s for s in series}
+    out = []
+    for key, r in results.items():
+        ds = r["ds"]
+        w0 = parse_time_param(window_start, "window_start", float(ds[0]))
+        w1 = parse_time_param(window_end, "window_end", float(ds[-1]))
+        lo, hi = int(np.searchsorted(ds, w0, "left")), int(np.searchsorted(ds, w1, "right"))
+        values = hist[key].values[np.isfinite(hist[key].values)]
+        thr = float(threshold) if threshold is not None else float(np.quantile(values, 0.99))
+        prob = _exceedance(r, thr, lo, hi, level) if hi > lo else 0.0
+        points = [{"timestamp": _iso(t), "yhat": float(y), "yhat_lower": float(a), "yhat_upper": float(b)}
+                  for t, y, a, b in zip(ds, r["yhat"], r["yhat_lower"], r["yhat_upper"], strict=True)]  # fmt: skip
+        out.append({"labels": r["labels"], "model": r["model"], "points": points,
+                    "anomaly_probability": {"threshold": thr, "window_start": _iso(ds[min(lo, len(ds) - 1)]),
+                                            "window_end": _iso(ds[max(hi - 1, 0)]), "probability": prob}})  # fmt: skip
+    skipped = len(series) - len(results)
+    return {"query": alias, "step": spec.step, "horizon_steps": h, "level": level, "model_alias": model_alias,
+            "series": out, "skipped_series": skipped,
+            "note": None if out else "no series with at least 16 points of history in the window"}  # fmt: skip
+
+
+_TRANSFORMS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "scale_traffic": (ScaleTraffic, ("factor", "model")),
+    "price_change": (PriceChange, ("percent", "model")),
+    "move_traffic": (MoveTraffic, ("source", "target", "share")),
+    "add_instances": (AddInstances, ("model", "count")),
+}
+
+
+def _scenario(raw: Any) -> Scenario:
+    if not isinstance(raw, list) or not raw:
+        raise _bad("scenario", f"must be a non-empty list of transforms ({', '.join(_TRANSFORMS)})")
+    out = []
+    for i, t in enumerate(raw):
+        if not isinstance(t, dict) or t.get("type") not in _TRANSFORMS:
+            raise _bad(f"scenario[{i}].type", f"must be one of {', '.join(_TRANSFORMS)}")
+        cls, fields = _TRANSFORMS[t["type"]]
+        extra = sorted(set(t) - {"type", *fields})
+        if extra:
+            raise _bad(f"scenario[{i}].{extra[0]}", f"unknown field; {t['type']} takes {', '.join(fields)}")
+        try:
+            out.append(cls(**{k: t[k] for k in fields if k in t}))
+        except (TypeError, ValueError) as exc:
+            raise _bad(f"scenario[{i}]", str(exc)) from None
+    return Scenario(out)
+
+
+def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
+    """Baseline vs scenario forecasts of cost, requests, latency, utilisation and capacity.
+
+    Body: ``scenario`` (list of ``{"type": scale_traffic|price_change|move_traffic|add_instances, ...}``),
+    ``horizon`` (``7d``), ``history`` (``14d``), ``step`` (``1h``), ``level`` (95), ``prices`` (USD per
+    request by model; default: the history's cost / requests), ``fleet`` (``{model: {instances,
+    service_rate}}``), ``include_series`` (false).
+    """
+    if not isinstance(body, dict):
+        raise _bad("body", "must be a JSON object")
+    known = {"scenario", "horizon", "history", "step", "level", "prices", "fleet", "include_series"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise _bad(unknown[0], f"unknown field; the body takes {', '.join(sorted(known))}")
+    scenario = _scenario(body.get("scenario"))
+    step = body.get("step", "1h")
+    level = body.get("level", 95)
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 100:
+        raise _bad("level", f"must be between 0 and 100, got {level!r}")
+    usage_spec = QuerySpec(event_type="telemetry", name="gen_ai.client.operation.duration", aggregation="count",
+                           group_by=["model"], step=step, prom_labels=False)  # fmt: skip
+    try:
+        usage_spec.validate("step")
+        h = horizon_steps(body.get("horizon", "7d"), usage_spec.step_seconds)
+        span = parse_duration(body.get("history", "14d"), "history")
+    except ConfigError as exc:
+        raise _bad(exc.key or "horizon", str(exc)) from None
+    now = svc.clock()
+    usage = [s for s in load_series(svc.store, usage_spec, tenant, now - span, now) if s.labels.get("model")]
+    usable = [s for s in usage if s.values.size >= 16 and s.values.sum() > 0]
+    if not usable:
+        raise _bad("history", "no model has 16 or more steps of request history in the window; widen history or "
+                   "use a smaller step")  # fmt: skip
+    frame = pd.concat([pd.DataFrame({"ds": pd.to_datetime(s.ts, unit="s"), "model": s.labels["model"],
+                                     "requests": s.values}) for s in usable], ignore_index=True)  # fmt: skip
+    prices = dict(_history_prices(svc, tenant, usable, now - span, now))
+    for m, p in (body.get("prices") or {}).items():
+        if isinstance(p, bool) or not isinstance(p, int | float) or p < 0:
+            raise _bad(f"prices.{m}", f"must be a non-negative USD amount per request, got {p!r}")
+        prices[str(m)] = float(p)
+    fleet: dict[str, Fleet] = {}
+    for m, f in (body.get("fleet") or {}).items():
+        try:
+            fleet[str(m)] = Fleet(int(f["instances"]), float(f["service_rate"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _bad(f"fleet.{m}", f"needs instances (>= 1) and service_rate (> 0): {exc}") from None
+    fc = EnsembleForecaster(freq=f"{usage_spec.step_seconds}s", config=EnsembleConfig.bulk(float(level)))
+    try:
+        table = whatif_table(frame, prices, scenario, h, fleet=fleet, level=float(level), n_paths=500, forecaster=fc)
+    except KeyError as exc:
+        raise _bad("scenario", str(exc.args[0] if exc.args else exc)) from None
+    except (ForecastInputError, ValueError) as exc:
+        raise _bad("history", str(exc)) from None
+    summary = []
+    for (model, metric), g in table.groupby(["model", "metric"], sort=True):
+        agg = np.sum if metric in ("cost", "requests") else np.mean
+        row: dict[str, Any] = {"model": model, "metric": metric, "aggregate": "sum" if agg is np.sum else "mean"}
+        for col in ("baseline", "baseline_lower", "baseline_upper", "scenario", "scenario_lower", "scenario_upper",
+                    "diff", "diff_lower", "diff_upper"):  # fmt: skip
+            v = float(agg(g[col].to_numpy(dtype=float)))
+            row[col] = v if math.isfinite(v) else None
+        summary.append(row)
+    answer: dict[str, Any] = {"horizon_steps": h, "step": step, "level": level, "prices": prices, "summary": summary}
+    if body.get("include_series"):
+        t = table.assign(ds=table["ds"].map(lambda d: d.isoformat() + "Z"))
+        answer["series"] = json.loads(t.to_json(orient="records"))
+    return answer
+
+
+def _history_prices(svc: AnalyticsService, tenant: str, usage: list[Any], start: float, end: float) -> dict[str, float]:
+    """USD per request by model over ``[start, end)``: cost events' sum / request count."""
+
+    def totals(metric: dict[str, Any], fn: str) -> dict[str, float]:
+        body = {"time_range": {"start": start, "end": end}, "metric": metric,
+                "aggregation": {"functions": [fn], "group_by": ["model"]}}  # fmt: skip
+        query = parse_query(body, tenant=tenant, now_us=int(end * 1e6), paged=False)
+        rows = EmbeddedBackend(svc.store).run(query, timeout_s=svc.config.query_timeout_s).rows
+        return {str(m): float(v or 0.0) for m, v in rows if m is not None}
+
+    cost = totals({"event_type": "cost", "field": "value"}, "sum")
+    requests = totals({"event_type": "telemetry", "name": "gen_ai.client.operation.duration"}, "count")
+    models = {s.labels["model"] for s in usage}
+    return {m: cost.get(m, 0.0) / requests[m] if requests.get(m) else 0.0 for m in models}

@@ -1,0 +1,241 @@
+"""Run a configured model on the series of one query: derived rows and anomaly records.
+
+    from analytics.service.models import run_anomaly, run_forecast
+    rows, anomalies = run_anomaly("acme", "latency_p95", "anomaly_ensemble", spec, series, feedback,
+                                  write_from=t0, bulk_threshold=200)
+    rows, results = run_forecast("acme", "requests_rate", "forecast_ensemble", spec, series, bulk_threshold=200)
+
+Small batches use the library ensembles (:class:`analytics.anomaly.AnomalyDetector`,
+:class:`analytics.forecast.EnsembleForecaster`); a query yielding ``bulk_threshold`` series or more uses
+the vectorised fast paths of :mod:`analytics.service.bulk`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analytics.anomaly import (
+    AnomalyDetector,
+    AutoencoderDetector,
+    FeedbackState,
+    IsolationForestDetector,
+    RobustDeviationDetector,
+    RollingZScoreDetector,
+    SeasonalResidualDetector,
+)
+from analytics.anomaly.ensemble import explain
+from analytics.anomaly.model import severities
+from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError, SeriesForecast
+from analytics.service.bulk import bulk_forecast, bulk_score
+from analytics.service.config import ModelSpec, parse_duration
+from analytics.service.derived import AnomalyRecord, DerivedRow
+from analytics.service.series import Series
+
+__all__ = [
+    "anomaly_id",
+    "build_detector",
+    "forecast_frame",
+    "horizon_steps",
+    "run_anomaly",
+    "run_forecast",
+    "score_series",
+]
+
+_DETECTORS: dict[str, Any] = {
+    "robust": RobustDeviationDetector, "seasonal": SeasonalResidualDetector, "iforest": IsolationForestDetector,
+    "autoencoder": AutoencoderDetector, "zscore": RollingZScoreDetector,
+}  # fmt: skip
+#: Fewest non-empty points a series needs before it is scored or forecast.
+MIN_POINTS = 16
+
+
+def build_detector(params: dict[str, Any], feedback: FeedbackState | None = None) -> AnomalyDetector:
+    """An :class:`AnomalyDetector` from model ``params`` (see :class:`ModelSpec`)."""
+    names = params.get("detectors") or ["robust", "seasonal"]
+    shared = {k: params[k] for k in ("min_periods", "window") if k in params}
+    detectors = []
+    for name in names:
+        cls = _DETECTORS[name]
+        fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+        detectors.append(cls(**{k: v for k, v in shared.items() if k in fields}))
+    ens = {k: params[k] for k in ("quorum", "vote_window") if k in params}
+    return AnomalyDetector(detectors, feedback=feedback, **ens)
+
+
+def anomaly_id(tenant: str, query: str, model_alias: str, key: str, ts: float) -> str:
+    """Stable id of an anomalous point (the same point scored again keeps its id)."""
+    return hashlib.sha1(f"{tenant}|{query}|{model_alias}|{key}|{int(ts)}".encode()).hexdigest()[:20]
+
+
+def _labels(series: Series, query: str, model_alias: str) -> dict[str, str]:
+    return {**series.labels, "for": query, "model_alias": model_alias}
+
+
+def _usable(series: Series) -> bool:
+    return int(np.isfinite(series.values).sum()) >= MIN_POINTS
+
+
+def run_anomaly(
+    tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series],
+    feedback: FeedbackState | None, *, write_from: dict[str, float] | float | None = None, bulk_threshold: int = 200,
+) -> tuple[list[DerivedRow], list[AnomalyRecord]]:  # fmt: skip
+    """Score every series; rows for points after ``write_from`` (per series key, or one time), records for
+    every anomalous point of the window."""
+    provide = set(spec.series())
+    rows: list[DerivedRow] = []
+    records: list[AnomalyRecord] = []
+    usable = [s for s in series if _usable(s)]
+    if not usable:
+        return rows, records
+    frames = (_bulk_frames(usable, spec, feedback) if len(usable) >= bulk_threshold
+              else _ensemble_frames(usable, spec, feedback))  # fmt: skip
+    for s, frame in zip(usable, frames, strict=True):
+        labels = _labels(s, query, model_alias)
+        since = write_from.get(s.key) if isinstance(write_from, dict) else write_from
+        ts = s.ts.astype(float)
+        new = ts > since if since is not None else np.ones(ts.size, dtype=bool)
+        for name in ("anomaly_score", "yhat", "yhat_lower", "yhat_upper"):
+            if name in provide:
+                col = frame[name].to_numpy(dtype=float)
+                rows += [DerivedRow(tenant, float(t), name, float(v), labels, "anomaly")
+                         for t, v in zip(ts[new], col[new], strict=True) if np.isfinite(v)]  # fmt: skip
+        scores = frame["anomaly_score"].to_numpy(dtype=float)
+        for i in np.flatnonzero(np.nan_to_num(scores) > 1.0):
+            r = frame.iloc[int(i)]
+            records.append(AnomalyRecord(
+                anomaly_id(tenant, query, model_alias, s.key, ts[i]), tenant, query, model_alias, dict(s.labels),
+                float(ts[i]), float(r["value"]), float(r["anomaly_score"]), str(r["severity"]),
+                float(r["confidence"]), tuple(r["detected_by"]), float(r["yhat"]), float(r["yhat_lower"]),
+                float(r["yhat_upper"]), str(r["explanation"]), bool(r["is_anomaly"]),
+            ))  # fmt: skip
+    return rows, records
+
+
+def _ensemble_frames(series: Sequence[Series], spec: ModelSpec, feedback: FeedbackState | None) -> list[pd.DataFrame]:
+    return [score_series(build_detector(spec.params, feedback), s) for s in series]
+
+
+def score_series(detector: AnomalyDetector, s: Series) -> pd.DataFrame:
+    """``detector.score`` on the series from its first value on (earlier empty buckets get no score)."""
+    first = _first_finite(s.values)
+    frame = pd.DataFrame({"timestamp": pd.to_datetime(s.ts[first:], unit="s"), "value": s.values[first:]})
+    scored = detector.score(frame)
+    if first:  # the buckets before the series' first value are not scored
+        head = pd.DataFrame({"timestamp": pd.to_datetime(s.ts[:first], unit="s"), "value": s.values[:first]})
+        scored = pd.concat([head, scored], ignore_index=True)
+        scored["is_anomaly"] = [bool(v) if isinstance(v, bool | np.bool_) else False for v in scored["is_anomaly"]]
+        scored["detected_by"] = [d if isinstance(d, list) else [] for d in scored["detected_by"]]
+    return scored
+
+
+def _first_finite(values: np.ndarray) -> int:
+    finite = np.isfinite(values)
+    return int(np.argmax(finite)) if finite.any() else values.size
+
+
+def _bulk_frames(series: Sequence[Series], spec: ModelSpec, feedback: FeedbackState | None) -> list[pd.DataFrame]:
+    """The vectorised path: the newest points of every series at once (see :func:`bulk_score`)."""
+    n = max(s.values.size for s in series)
+    mat = np.full((len(series), n), np.nan)
+    for i, s in enumerate(series):
+        mat[i, n - s.values.size :] = pd.Series(s.values).ffill().to_numpy()
+    new = max(1, min(n // 4, int(spec.params.get("bulk_new_points", 12))))
+    out = bulk_score(mat, new, min_periods=int(spec.params.get("min_periods", 30)))
+    threshold = feedback.ensemble_threshold if feedback is not None else 1.0
+    frames = []
+    for i, s in enumerate(series):
+        size = s.values.size
+        score = np.full(size, np.nan)
+        yhat, lower, upper = (np.full(size, np.nan) for _ in range(3))
+        k = min(new, size)
+        score[-k:] = out.anomaly_score[i, -k:] / threshold
+        yhat[-k:], lower[-k:], upper[-k:] = out.yhat[i, -k:], out.yhat_lower[i, -k:], out.yhat_upper[i, -k:]
+        sev = severities(score)
+        flagged = np.nan_to_num(score) > 1.0
+        expl = [explain(float(v), float(lo), float(up), str(sv), float(sc), ["bulk_robust"]) if f else ""
+                for v, lo, up, sv, sc, f in zip(s.values, lower, upper, sev, score, flagged, strict=True)]  # fmt: skip
+        conf = np.where(flagged, np.clip(0.5 + 0.5 * np.clip((np.nan_to_num(score) - 1) / 2, 0, 1), 0, 1), 0.0)
+        frames.append(pd.DataFrame({
+            "timestamp": pd.to_datetime(s.ts, unit="s"), "value": s.values, "anomaly_score": score,
+            "is_anomaly": flagged, "severity": sev, "confidence": conf,
+            "detected_by": [["bulk_robust"] if f else [] for f in flagged], "yhat": yhat, "yhat_lower": lower,
+            "yhat_upper": upper, "explanation": expl,
+        }))  # fmt: skip
+    return frames
+
+
+def horizon_steps(horizon: str | int, step: int) -> int:
+    """Steps in ``horizon`` (a duration such as ``7d``, or a number of steps); at least 1."""
+    if isinstance(horizon, int) or str(horizon).strip().isdigit():
+        return max(1, int(horizon))
+    return max(1, int(parse_duration(str(horizon), "horizon") // step))
+
+
+def forecast_frame(series: Sequence[Series]) -> pd.DataFrame:
+    """``unique_id, ds, y`` for the forecaster (gaps interpolated, leading gaps dropped)."""
+    frames = []
+    for s in series:
+        y = pd.Series(s.values).interpolate(limit_direction="forward")
+        first = int(np.argmax(np.isfinite(y.to_numpy()))) if np.isfinite(y.to_numpy()).any() else y.size
+        frames.append(pd.DataFrame({"unique_id": s.key, "ds": pd.to_datetime(s.ts[first:], unit="s"),
+                                    "y": y.to_numpy()[first:]}))  # fmt: skip
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["unique_id", "ds", "y"])
+
+
+def run_forecast(
+    tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series], *,
+    horizon: str | int | None = None, level: float | None = None, bulk_threshold: int = 200,
+) -> tuple[list[DerivedRow], dict[str, dict[str, Any]]]:  # fmt: skip
+    """Forecast every usable series. Returns derived rows (future ``yhat*``) and, per series key, a dict
+    with ``labels``, ``ds`` (epoch s), ``yhat``, ``yhat_lower``, ``yhat_upper``, ``model`` and the
+    library's :class:`SeriesForecast` (``result``, None on the bulk path)."""
+    usable = [s for s in series if _usable(s)]
+    if not usable:
+        return [], {}
+    step = usable[0].step
+    h = horizon_steps(horizon if horizon is not None else spec.params.get("horizon", "1d"), step)
+    lvl = float(level if level is not None else spec.params.get("level", 95.0))
+    results: dict[str, dict[str, Any]] = {}
+    if len(usable) >= bulk_threshold:
+        n = max(s.values.size for s in usable)
+        mat = np.full((len(usable), n), np.nan)
+        for i, s in enumerate(usable):
+            mat[i, n - s.values.size :] = pd.Series(s.values).interpolate(limit_direction="both").to_numpy()
+        season = max(1, 86_400 // step) if n >= 3 * 86_400 // step else 1
+        fc = bulk_forecast(mat, h, season=season, level=lvl)
+        for i, s in enumerate(usable):
+            ds = s.ts[-1] + step * np.arange(1, h + 1)
+            results[s.key] = {"labels": s.labels, "ds": ds.astype(float), "yhat": fc.yhat[i], "yhat_lower": fc.yhat_lower[i],
+                              "yhat_upper": fc.yhat_upper[i], "model": f"bulk_swa{season}", "result": None}  # fmt: skip
+    else:
+        config = EnsembleConfig() if spec.params.get("mode", "bulk") == "full" else EnsembleConfig.bulk()
+        fc_ = EnsembleForecaster(freq=f"{step}s", level=lvl, config=config)
+        by_key = {s.key: s for s in usable}
+        try:
+            fc_.forecast(forecast_frame(usable), h=h)
+        except (ForecastInputError, ValueError):
+            return [], {}
+        for key, res in fc_.results_.items():
+            s = by_key[str(key)]
+            results[s.key] = _result_dict(s, res)
+    rows: list[DerivedRow] = []
+    provide = set(spec.series())
+    for r in results.values():
+        labels = {**r["labels"], "for": query, "model_alias": model_alias}
+        for name in ("yhat", "yhat_lower", "yhat_upper"):
+            if name in provide:
+                rows += [DerivedRow(tenant, float(t), name, float(v), labels, "forecast")
+                         for t, v in zip(r["ds"], r[name], strict=True)]  # fmt: skip
+    return rows, results
+
+
+def _result_dict(s: Series, res: SeriesForecast) -> dict[str, Any]:
+    ds = (res.ds.asi8 // 1_000_000_000).astype(float)
+    return {"labels": s.labels, "ds": ds, "yhat": res.yhat, "yhat_lower": res.lower, "yhat_upper": res.upper,
+            "model": res.label, "result": res}  # fmt: skip

@@ -1,0 +1,120 @@
+"""Read the input series of a configured query through the unified query layer (DuckDB backend).
+
+A query spec becomes a unified-query body (``QuerySpec.body``), is parsed with
+``hubcore.query.model.parse_query`` for the tenant and run by ``EmbeddedBackend.run`` — the same IR and
+compiler as ``POST /api/v1/query``. Rows (``bucket, group fields..., value``) are split into series by
+their group values and put on a regular grid of ``step`` seconds; only complete buckets are kept.
+
+    from analytics.service.series import load_series
+    series = load_series(store, spec, "acme", start_s, end_s)
+    series[0].labels      # {"environment": "production", "gen_ai_request_model": "gpt-4o"}
+    series[0].ts, series[0].values    # epoch seconds (int64), floats (NaN where a bucket is empty)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from analytics.service.config import QuerySpec
+from hubcore.query.compile_promql import COMMON_LABELS
+from hubcore.query.executor import EmbeddedBackend
+from hubcore.query.model import QueryError, parse_query
+from hubcore.storage.embedded import EmbeddedStore
+
+__all__ = ["Series", "labels_key", "load_series", "tenants_with_data"]
+
+#: Aggregates whose empty bucket means zero (not "unknown").
+_ZERO_FILLED = ("count", "sum")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One input series: its labels, bucket start times (epoch s) and values."""
+
+    labels: dict[str, str]
+    ts: np.ndarray
+    values: np.ndarray
+    step: int
+
+    @property
+    def key(self) -> str:
+        return labels_key(self.labels)
+
+
+def labels_key(labels: dict[str, str]) -> str:
+    """Canonical JSON of a label set (sorted keys): the series' identity."""
+    return json.dumps(labels, sort_keys=True, separators=(",", ":"))
+
+
+def _label_name(field: str, spec: QuerySpec) -> str:
+    if field in spec.labels:
+        return spec.labels[field]
+    if spec.prom_labels and field in COMMON_LABELS:
+        return COMMON_LABELS[field]
+    return field.replace(".", "_")
+
+
+def load_series(
+    store: EmbeddedStore,
+    spec: QuerySpec,
+    tenant: str,
+    start_s: float,
+    end_s: float,
+    *,
+    timeout_s: float = 30.0,
+    max_series: int = 1000,
+) -> list[Series]:
+    """The series of ``spec`` for ``tenant`` over ``[start_s, end_s)``, complete buckets only.
+
+    Raises :class:`hubcore.query.model.QueryError` (a 422 naming the field) for a bad spec.
+    """
+    step = spec.step_seconds
+    first = int(start_s // step) * step
+    last = int(end_s // step) * step - step  # the last complete bucket
+    if last < first:
+        return []
+    body = spec.body(float(first), float(last + step))
+    query = parse_query(body, tenant=tenant, now_us=int(end_s * 1e6), paged=False)
+    if len(query.value_columns) != 1:
+        raise QueryError(
+            "aggregation.functions", "an analytics query needs exactly one function (one value per bucket)"
+        )
+    if query.aggregation.time_bucket is None:
+        raise QueryError("aggregation.time_bucket", "an analytics query needs a time bucket")
+    result = EmbeddedBackend(store).run(query, timeout_s=timeout_s)
+    groups = [g.label for g in query.aggregation.group_by]
+    names = [_label_name(g, spec) for g in groups]
+    zero = spec.per_second or (not query.metric.composite and query.aggregation.functions[0] in _ZERO_FILLED)
+    grid = np.arange(first, last + step, step, dtype=np.int64)
+    by_group: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
+    for row in result.rows:
+        bucket, value = row[0], row[-1]
+        t = int(np.datetime64(bucket, "s").astype(np.int64))
+        if t < first or t > last:
+            continue
+        by_group.setdefault(tuple(row[1:-1]), []).append((t, float("nan") if value is None else float(value)))
+    out: list[Series] = []
+    for gvals, points in sorted(by_group.items(), key=lambda kv: [str(v) for v in kv[0]]):
+        values = np.full(grid.size, 0.0 if zero else np.nan)
+        idx = ((np.array([p[0] for p in points]) - first) // step).astype(np.int64)
+        values[idx] = [p[1] for p in points]
+        if spec.per_second:
+            values = values / step
+        labels = {n: "" if v is None else str(v) for n, v in zip(names, gvals, strict=True)}
+        out.append(Series(labels, grid, values, step))
+        if len(out) >= max_series:
+            break
+    return out
+
+
+def tenants_with_data(store: EmbeddedStore, since_s: float) -> list[str]:
+    """Tenants that have events since ``since_s`` (the scheduler's work list)."""
+    rows = store.read(
+        "SELECT DISTINCT tenant_id FROM events WHERE ts >= make_timestamp(CAST(? AS BIGINT)) ORDER BY 1",
+        [int(since_s * 1e6)],
+    ).fetchall()
+    return [str(r[0]) for r in rows if r[0] is not None]

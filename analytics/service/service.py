@@ -1,0 +1,294 @@
+"""``AnalyticsService``: the scheduler that turns configured queries into derived series.
+
+Every ``infer_every`` of its scheduler, each model runs on each of its queries for each tenant with
+events in the last ``fit_window``: the query's series are read through the unified query layer, scored
+(anomaly) or forecast (forecast, refreshed every ``fit_every``), and the derived rows are written to
+``derived_series`` and handed to every ``on_series`` listener (stack mode: the VictoriaMetrics
+exporter). Budgets are re-evaluated every ``budget_every``.
+
+    svc = AnalyticsService(AnalyticsConfig(), store, metrics.registry, on_series=vm_exporter.write_rows)
+    svc.start()                     # background thread "hub-analytics"
+    svc.run_once(force=True)        # one synchronous pass (tests, `hub analytics run-once`)
+    svc.shutdown()                  # idempotent; safe without start
+
+Counters: ``hub_analytics_runs_total{model,result}``, ``hub_analytics_derived_rows_total{name}``,
+``hub_analytics_run_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from analytics.service.budgets import BudgetRepository, budget_rows, evaluate_budget
+from analytics.service.config import AnalyticsConfig, default_config, parse_duration
+from analytics.service.derived import DerivedRepository, DerivedRow
+from analytics.service.feedback import FeedbackStore
+from analytics.service.models import build_detector, run_anomaly, run_forecast, score_series
+from analytics.service.series import Series, labels_key, load_series, tenants_with_data
+from hubcore.errors import PermanentError
+from hubcore.storage.embedded import EmbeddedStore
+
+__all__ = ["AnalyticsService", "NotFound", "SeriesListener"]
+
+log = logging.getLogger("hub.analytics")
+SeriesListener = Callable[[Sequence[DerivedRow]], None]
+
+
+class NotFound(PermanentError):
+    """An id that does not exist for the caller's tenant (HTTP 404)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="not_found")
+
+
+class AnalyticsService:
+    """Scheduler + stores of the analytic processors (see the module docstring)."""
+
+    def __init__(
+        self, config: AnalyticsConfig | None, store: EmbeddedStore, metrics_registry: CollectorRegistry | None = None,
+        *, on_series: SeriesListener | None = None, data_dir: str | None = None, clock: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
+        self.config = (config or default_config()).validate()
+        self.store = store
+        self.repo = DerivedRepository(store)
+        self.budgets = BudgetRepository(store)
+        self.feedback = FeedbackStore(data_dir or store.data_dir)
+        self.clock = clock
+        self._listeners: list[SeriesListener] = [on_series] if on_series else []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pass_lock = threading.RLock()
+        self._last_run: dict[tuple[str, str, str], float] = {}
+        self._last_fit: dict[tuple[str, str, str], float] = {}
+        self._written: dict[tuple[str, str, str], dict[str, float]] = {}
+        self._last_budgets = float("-inf")
+        self._last_prune = float("-inf")
+        reg = metrics_registry if metrics_registry is not None else CollectorRegistry()
+        self.m_runs = Counter(
+            "hub_analytics_runs", "Model runs on one query and tenant", ["model", "result"], registry=reg
+        )
+        self.m_rows = Counter("hub_analytics_derived_rows", "Derived samples written", ["name"], registry=reg)
+        self.m_seconds = Histogram("hub_analytics_run_seconds", "Seconds per model run", registry=reg)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def add_series_listener(self, listener: SeriesListener) -> None:
+        """Also send every batch of derived rows to ``listener`` (e.g. the VictoriaMetrics exporter)."""
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        """Start the scheduler thread (no-op when disabled or already started)."""
+        if self._thread is not None or not self.config.enabled:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="hub-analytics", daemon=True)
+        self._thread.start()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the scheduler, waiting for a pass in progress up to ``timeout``. Idempotent."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _tick(self) -> float:
+        infer = [s.seconds(f"schedulers.{a}")[1] for a, s in self.config.schedulers.items()]
+        return max(1.0, min(10.0, *infer))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0 if not self._last_run else self._tick()):
+            if not self.store.ready:
+                continue
+            try:
+                self.run_once()
+            except Exception:  # a failed pass is logged and retried at the next tick
+                log.exception("analytics pass failed")
+
+    # -- one pass -------------------------------------------------------------------------------------
+    def window(self, model: str) -> tuple[float, float, float]:
+        """``(fit_every, infer_every, fit_window)`` seconds of a model's scheduler."""
+        name = self.config.model_scheduler(model)
+        return self.config.schedulers[name].seconds(f"schedulers.{name}")
+
+    def run_once(
+        self, now: float | None = None, *, force: bool = False, tenants: Sequence[str] | None = None
+    ) -> dict[str, int]:
+        """Run every due model (all with ``force``) and due budget checks; returns counts."""
+        now = self.clock() if now is None else now
+        stats = {"runs": 0, "rows": 0, "anomalies": 0, "budgets": 0}
+        with self._pass_lock:
+            longest = max(self.window(m)[2] for m in self.config.models) if self.config.models else 86_400.0
+            for tenant in tenants if tenants is not None else tenants_with_data(self.store, now - longest):
+                for model in self.config.models:
+                    _, infer_every, _ = self.window(model)
+                    for query in self.config.model_queries(model):
+                        key = (tenant, model, query)
+                        if not force and now - self._last_run.get(key, float("-inf")) < infer_every:
+                            continue
+                        self._last_run[key] = now
+                        if self._stop.is_set():
+                            return stats
+                        rows, anomalies = self.run_model(tenant, model, query, now, refit=force)
+                        stats["runs"] += 1
+                        stats["rows"] += rows
+                        stats["anomalies"] += anomalies
+            if force or now - self._last_budgets >= parse_duration(self.config.budget_every, "budget_every"):
+                self._last_budgets = now
+                stats["budgets"] = self.run_budgets(now, tenants)
+            if now - self._last_prune >= 3600:
+                self._last_prune = now
+                self.repo.prune(now - self.config.retention_days * 86_400)
+        return stats
+
+    def run_model(self, tenant: str, model: str, query: str, now: float, *, refit: bool = False) -> tuple[int, int]:
+        """Run one model on one query for one tenant; returns ``(rows written, anomalies)``."""
+        spec = self.config.models[model]
+        fit_every, _, fit_window = self.window(model)
+        started = time.perf_counter()
+        try:
+            series = self.load(tenant, query, now - fit_window, now)
+            key = (tenant, model, query)
+            if spec.model_class == "anomaly":
+                written = self._written.setdefault(key, {})
+                if not written:
+                    last = self.repo.last_ts(tenant, query, model)
+                    written.update({s.key: last for s in series if last is not None})
+                feedback = self.feedback.load(tenant, query)
+                rows, records = run_anomaly(tenant, query, model, spec, series, feedback, write_from=dict(written),
+                                            bulk_threshold=self.config.bulk_threshold)  # fmt: skip
+                self.repo.replace_anomalies(tenant, query, model, now - fit_window, records)
+                for s in series:
+                    if s.ts.size:
+                        written[s.key] = max(written.get(s.key, float("-inf")), float(s.ts[-1]))
+                n_anomalies = len(records)
+            else:
+                rows = self._breaches(tenant, model, query, series)
+                n_anomalies = 0
+                if refit or now - self._last_fit.get(key, float("-inf")) >= fit_every:
+                    self._last_fit[key] = now
+                    forecast_rows, _ = run_forecast(tenant, query, model, spec, series,
+                                                    bulk_threshold=self.config.bulk_threshold)  # fmt: skip
+                    if forecast_rows:
+                        first = min(r.ts for r in forecast_rows)
+                        self.repo.delete(tenant, query=query, model_alias=model, names=("yhat", "yhat_lower", "yhat_upper"),
+                                         since_s=first)  # fmt: skip
+                    rows += forecast_rows
+            self.emit(rows)
+            self.m_runs.labels(model, "ok").inc()
+            return len(rows), n_anomalies
+        except Exception:
+            self.m_runs.labels(model, "error").inc()
+            log.exception("analytics model failed", extra={"tenant": tenant, "model": model, "query": query})
+            return 0, 0
+        finally:
+            self.m_seconds.observe(time.perf_counter() - started)
+
+    def load(self, tenant: str, query: str, start_s: float, end_s: float) -> list[Series]:
+        spec = self.config.queries[query]
+        return load_series(self.store, spec, tenant, start_s, end_s, timeout_s=self.config.query_timeout_s,
+                           max_series=self.config.max_series)  # fmt: skip
+
+    def _breaches(self, tenant: str, model: str, query: str, series: Sequence[Series]) -> list[DerivedRow]:
+        """``forecast_breach`` (1 outside the stored band, else 0) for actual points not yet checked."""
+        if "forecast_breach" not in self.config.models[model].series() or not series:
+            return []
+        key = (tenant, model, query)
+        done = self._written.setdefault(key, {})
+        since = min((done.get(s.key, float(s.ts[0]) - 1) for s in series if s.ts.size), default=0.0)
+        stored = self.repo.read_series(tenant, None, query=query, model_alias=model, start_s=since + 1)
+        bands: dict[tuple[str, float], dict[str, float]] = {}
+        for r in stored:
+            if r["name"] in ("yhat_lower", "yhat_upper"):
+                labels = {k: v for k, v in r["labels"].items() if k not in ("for", "model_alias")}
+                bands.setdefault((labels_key(labels), r["ts"]), {})[r["name"]] = r["value"]
+        rows: list[DerivedRow] = []
+        for s in series:
+            last = done.get(s.key, float("-inf"))
+            labels = {**s.labels, "for": query, "model_alias": model}
+            for t, v in zip(s.ts.astype(float), s.values, strict=True):
+                band = bands.get((s.key, t))
+                if t <= last or band is None or len(band) < 2 or v != v:
+                    continue
+                rows.append(DerivedRow(tenant, t, "forecast_breach",
+                                       float(v < band["yhat_lower"] or v > band["yhat_upper"]), labels, "forecast"))  # fmt: skip
+            if s.ts.size:
+                done[s.key] = max(last, float(s.ts[-1]))
+        return rows
+
+    def emit(self, rows: Sequence[DerivedRow]) -> None:
+        """Write rows to ``derived_series`` and hand them to the listeners (a failing listener is logged)."""
+        if not rows:
+            return
+        self.repo.write(rows)
+        for name in {r.name for r in rows}:
+            self.m_rows.labels(name).inc(sum(1 for r in rows if r.name == name))
+        for listener in self._listeners:
+            try:
+                listener(rows)
+            except Exception:
+                log.exception("analytics series listener failed")
+
+    # -- budgets --------------------------------------------------------------------------------------
+    def run_budgets(self, now: float, tenants: Sequence[str] | None = None) -> int:
+        """Evaluate every budget (of ``tenants``) and write its derived series; returns how many."""
+        count = 0
+        for budget in self.budgets.list():
+            if tenants is not None and budget.tenant_id not in tenants:
+                continue
+            try:
+                self.budget_status(budget, now)
+                count += 1
+            except Exception:
+                log.exception("budget evaluation failed", extra={"budget_id": budget.id})
+        return count
+
+    def budget_status(self, budget: Any, now: float | None = None) -> dict[str, Any]:
+        """Evaluate one budget now and refresh its ``budget_*`` derived series."""
+        now = self.clock() if now is None else now
+        status = evaluate_budget(self.store, budget, now_s=now)
+        self.repo.delete_named(budget.tenant_id, "budget_exhaustion_timestamp_seconds", "budget_id", budget.id)
+        self.emit(budget_rows(budget, status, now))
+        return status
+
+    # -- feedback -------------------------------------------------------------------------------------
+    def mark_false_positive(self, tenant: str, anomaly_id: str, detector: str | None = None) -> dict[str, Any]:
+        """Teach the (tenant, query) ensemble that an anomaly was a false positive, persist, rescore."""
+        rec = self.repo.get_anomaly(tenant, anomaly_id)
+        if rec is None:
+            raise NotFound(f"anomaly {anomaly_id!r} does not exist for tenant {tenant!r}")
+        query, model = rec["query"], rec["model_alias"]
+        if model not in self.config.models or query not in self.config.queries:
+            raise NotFound(f"anomaly {anomaly_id!r} belongs to query {query!r} / model {model!r}, no longer configured")
+        spec = self.config.models[model]
+        ts = pd.Timestamp(rec["timestamp"]).tz_localize(None)
+        state = self.feedback.load(tenant, query)
+        if rec["detected_by"] == ["bulk_robust"]:
+            state.record_false_positive(str(ts), {"bulk_robust": rec["anomaly_score"]}, rec["anomaly_score"], None)
+        else:
+            now = self.clock()
+            _, _, fit_window = self.window(model)
+            t = ts.timestamp()
+            start, end = (now - fit_window, now) if t >= now - fit_window else (t - fit_window, t + 86_400)
+            match = [s for s in self.load(tenant, query, start, end) if s.labels == rec["labels"]]
+            if not match:
+                raise NotFound(f"the series of anomaly {anomaly_id!r} has no data any more")
+            det = build_detector(spec.params, state)
+            if detector is not None and detector not in det.weights:
+                raise PermanentError(f"detector: unknown detector {detector!r}; known: {sorted(det.weights)}",
+                                     reason="bad_detector")  # fmt: skip
+            score_series(det, match[0])
+            det.mark_false_positive(ts, detector)
+            state = det.feedback
+        self.feedback.save(tenant, query, state)
+        self.run_model(tenant, model, query, self.clock(), refit=True)
+        return {"anomaly": anomaly_id, "query": query, "model_alias": model, "feedback": state.to_dict()}

@@ -1,0 +1,268 @@
+"""Anomalies, feedback, forecasts, budgets, what-if and derived series (tenant-scoped; thin).
+
+The :class:`analytics.service.AnalyticsService` comes from ``app.state.analytics`` (set by the hub
+service, which also starts its scheduler); without one, one is created and started on first use over
+the same store with the built-in config.
+
+* ``GET  /api/v1/anomalies?start=&end=&query=&severity=&limit=``
+* ``POST /api/v1/anomalies/{anomaly_id}/feedback``  ``{"label": "false_positive", "detector": null}``
+* ``GET  /api/v1/forecast?query=requests_rate&horizon=7d&level=95&threshold=&window_start=&window_end=``
+* ``POST|GET /api/v1/budgets``, ``GET|PUT|DELETE /api/v1/budgets/{budget_id}``
+* ``POST /api/v1/whatif``
+* ``GET  /api/v1/analytics/series?name=&query=&start=&end=``
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from analytics.service import AnalyticsService, NotFound
+from analytics.service.budgets import Budget
+from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
+from api.deps import get_state, principal_of, read_tenant, write_tenant
+from api.errors import error_response, json_response
+from api.state import ApiState
+from hubcore.errors import PermanentError
+from hubcore.query.executor import QueryTimeout
+from hubcore.query.model import QueryError
+from hubcore.security.rbac import ForbiddenError, Resource, decide
+
+router = APIRouter(prefix="/api/v1", tags=["analytics"])
+_lock = threading.Lock()
+MAX_BODY = 256 * 1024
+
+
+def get_service(request: Request, state: ApiState) -> AnalyticsService:
+    svc: AnalyticsService | None = getattr(request.app.state, "analytics", None)
+    if svc is None:
+        with _lock:
+            svc = getattr(request.app.state, "analytics", None)
+            if svc is None:
+                svc = AnalyticsService(None, state.store, state.metrics.registry)
+                svc.start()
+                request.app.state.analytics = svc
+    return svc
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise QueryError("", f"the body exceeds {MAX_BODY} bytes", status=413, reason="body_too_large")
+    try:
+        return msgspec.json.decode(raw or b"{}")
+    except msgspec.DecodeError as exc:
+        raise QueryError("", f"the body is not valid JSON: {exc}", status=400, reason="bad_json") from None
+
+
+async def _answer(fn: Any, *args: Any, status: int = 200, **kwargs: Any) -> Response:
+    try:
+        return json_response(await run_in_threadpool(fn, *args, **kwargs), status)
+    except NotFound as exc:
+        return error_response(404, "not_found", str(exc))
+    except QueryError as exc:
+        return error_response(exc.status, exc.reason, str(exc), field=exc.field)
+    except QueryTimeout as exc:
+        return error_response(504, "query_timeout", str(exc), timeout_s=exc.timeout_s)
+    except PermanentError as exc:
+        return error_response(422, exc.reason, str(exc))
+
+
+# -- anomalies -----------------------------------------------------------------------------------------
+@router.get("/anomalies", summary="Anomalous points found by the scheduled anomaly models")
+async def list_anomalies(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
+    end: str | None = None, query: str | None = None, severity: str | None = None, tenant: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    svc = get_service(request, state)
+
+    def run() -> dict[str, Any]:
+        now = time.time()
+        end_s = parse_time_param(end, "end", now + 1)
+        start_s = parse_time_param(start, "start", end_s - 86_400)
+        if end_s <= start_s:
+            raise PermanentError("end: must be after start", reason="invalid_parameter")
+        if severity is not None and severity not in SEVERITIES:
+            raise PermanentError(f"severity: must be one of {', '.join(SEVERITIES)} (the minimum shown), "
+                                 f"got {severity!r}", reason="invalid_parameter")  # fmt: skip
+        if query is not None and query not in svc.config.queries:
+            raise PermanentError(f"query: unknown query alias {query!r}; configured: "
+                                 f"{', '.join(sorted(svc.config.queries))}", reason="invalid_parameter")  # fmt: skip
+        shown = SEVERITIES[SEVERITIES.index(severity) :] if severity else None
+        rows = svc.repo.list_anomalies(t, start_s=start_s, end_s=end_s, query=query, min_severity=shown, limit=limit)
+        return {"anomalies": rows}
+
+    return await _answer(run)
+
+
+@router.post("/anomalies/{anomaly_id}/feedback", summary="Mark an anomaly as a false positive (the model learns)")
+async def anomaly_feedback(
+    anomaly_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]
+) -> Response:
+    try:
+        body = await _body(request)
+    except QueryError as exc:
+        return error_response(exc.status, exc.reason, str(exc))
+    if not isinstance(body, dict) or body.get("label") != "false_positive":
+        return error_response(422, "invalid_feedback", 'label: must be "false_positive" (the only feedback taught)')
+    unknown = sorted(set(body) - {"label", "detector"})
+    if unknown:
+        return error_response(422, "invalid_feedback", f"{unknown[0]}: unknown field; the body takes label, detector")
+    detector = body.get("detector")
+    if detector is not None and not isinstance(detector, str):
+        return error_response(422, "invalid_feedback", "detector: must be a detector name or null")
+    t = read_tenant(request, state, request.query_params.get("tenant"))
+    svc = get_service(request, state)
+    return await _answer(svc.mark_false_positive, t, anomaly_id, detector)
+
+
+# -- forecasts -----------------------------------------------------------------------------------------
+@router.get("/forecast", summary="Forecast a configured query (alias) or a metric spec, with intervals")
+async def get_forecast(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], query: str, horizon: str = "7d",
+    level: float = 95.0, history: str | None = None, threshold: float | None = None,
+    window_start: str | None = None, window_end: str | None = None, tenant: str | None = None,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    svc = get_service(request, state)
+    return await _answer(forecast, svc, t, query, horizon=horizon, level=level, history=history, threshold=threshold,
+                         window_start=window_start, window_end=window_end)  # fmt: skip
+
+
+# -- what-if -------------------------------------------------------------------------------------------
+@router.post("/whatif", summary="Baseline vs scenario forecast of cost, requests, latency and capacity")
+async def post_whatif(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    try:
+        body = await _body(request)
+    except QueryError as exc:
+        return error_response(exc.status, exc.reason, str(exc))
+    t = read_tenant(request, state, request.query_params.get("tenant"))
+    return await _answer(what_if, get_service(request, state), t, body)
+
+
+# -- budgets -------------------------------------------------------------------------------------------
+def _check_team(request: Request, tenant: str, team: str | None) -> None:
+    p = principal_of(request)
+    if p is None:
+        return
+    decision = decide(p, "budgets:write", Resource("budgets", tenant, team=team), cross_tenant=tenant != p.tenant_id)
+    if not decision.allowed:
+        raise ForbiddenError(decision.reason)
+
+
+def _budget_tenant(request: Request, state: ApiState) -> str:
+    return write_tenant(request, request.query_params.get("tenant")) or state.default_tenant
+
+
+@router.post("/budgets", status_code=201, summary="Create a budget (tenant, team, project or model) and evaluate it")
+async def create_budget(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    try:
+        body = await _body(request)
+    except QueryError as exc:
+        return error_response(exc.status, exc.reason, str(exc))
+    t = _budget_tenant(request, state)
+    svc = get_service(request, state)
+    p = principal_of(request)
+    try:
+        budget = Budget.from_body(body, t, created_by=p.subject if p is not None else None)
+    except PermanentError as exc:
+        return error_response(422, exc.reason, str(exc))
+    _check_team(request, t, budget.team)
+
+    def run() -> dict[str, Any]:
+        svc.budgets.put(budget)
+        return svc.budget_status(budget)
+
+    return await _answer(run, status=201)
+
+
+@router.get("/budgets", summary="Budgets of the tenant with spend, forecast and predicted exhaustion")
+async def list_budgets(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
+) -> Response:
+    t = read_tenant(request, state, tenant)
+    svc = get_service(request, state)
+    return await _answer(lambda: {"budgets": [svc.budget_status(b) for b in svc.budgets.list(t)]})
+
+
+@router.get("/budgets/{budget_id}", summary="One budget's status")
+async def get_budget(budget_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)],
+                     tenant: str | None = None) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    svc = get_service(request, state)
+
+    def run() -> dict[str, Any]:
+        budget = svc.budgets.get(t, budget_id)
+        if budget is None:
+            raise NotFound(f"budget {budget_id!r} does not exist for tenant {t!r}")
+        return svc.budget_status(budget)
+
+    return await _answer(run)
+
+
+@router.put("/budgets/{budget_id}", summary="Replace a budget")
+async def put_budget(budget_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    try:
+        body = await _body(request)
+    except QueryError as exc:
+        return error_response(exc.status, exc.reason, str(exc))
+    t = _budget_tenant(request, state)
+    svc = get_service(request, state)
+    old = await run_in_threadpool(svc.budgets.get, t, budget_id)
+    if old is None:
+        return error_response(404, "not_found", f"budget {budget_id!r} does not exist for tenant {t!r}")
+    try:
+        budget = Budget.from_body(body, t, budget_id=budget_id, created_by=old.created_by)
+    except PermanentError as exc:
+        return error_response(422, exc.reason, str(exc))
+    _check_team(request, t, old.team)
+    _check_team(request, t, budget.team)
+
+    def run() -> dict[str, Any]:
+        svc.budgets.put(budget)
+        return svc.budget_status(budget)
+
+    return await _answer(run)
+
+
+@router.delete("/budgets/{budget_id}", summary="Delete a budget and its derived series")
+async def delete_budget(budget_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    t = _budget_tenant(request, state)
+    svc = get_service(request, state)
+    old = await run_in_threadpool(svc.budgets.get, t, budget_id)
+    if old is None:
+        return error_response(404, "not_found", f"budget {budget_id!r} does not exist for tenant {t!r}")
+    _check_team(request, t, old.team)
+
+    def run() -> dict[str, Any]:
+        svc.budgets.delete(t, budget_id)
+        svc.repo.delete_named(t, "budget_exhaustion_timestamp_seconds", "budget_id", budget_id)
+        return {"deleted": budget_id}
+
+    return await _answer(run)
+
+
+# -- derived series ------------------------------------------------------------------------------------
+@router.get("/analytics/series", summary="Derived series (anomaly_score, yhat*, forecast_breach, budget_*)")
+async def derived_series(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], name: str | None = None,
+    query: str | None = None, start: str | None = None, end: str | None = None, tenant: str | None = None,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    svc = get_service(request, state)
+
+    def run() -> dict[str, Any]:
+        end_s = parse_time_param(end, "end", time.time() + 30 * 86_400)
+        start_s = parse_time_param(start, "start", time.time() - 86_400)
+        rows = svc.repo.read_series(t, name, query=query, start_s=start_s, end_s=end_s)
+        return {"series": rows[-50_000:]}
+
+    return await _answer(run)

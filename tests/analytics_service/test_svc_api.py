@@ -1,0 +1,182 @@
+"""The analytics service end to end: events in through the API, scheduler pass, endpoints out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from analytics.service import AnalyticsService, DerivedRow
+from tests.analytics_service.svc_data import SPIKE_AGO_S, events, ingest, now_s, svc_config
+from tests.helpers.hub import RunningHub, running_hub
+
+B = {"X-Scope-OrgID": "tenant-b"}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHub, AnalyticsService, list[DerivedRow]]]:
+    with running_hub(tmp_path_factory.mktemp("svc"), grpc=False, otlp_http=False) as h:
+        now = now_s()
+        ingest(h.api, events(now))
+        ingest(h.api, events(now, spike=False)[:50], headers=B)  # tenant B: a little data, no spike
+        h.flush()
+        seen: list[DerivedRow] = []
+        svc = AnalyticsService(svc_config(), h.service.store, None, on_series=seen.extend)
+        h.service.app.state.analytics = svc
+        svc.run_once(force=True)
+        yield h, svc, seen
+        svc.shutdown()
+
+
+def _anomalies(h: RunningHub, **params: Any) -> list[dict[str, Any]]:
+    r = httpx.get(f"{h.api}/api/v1/anomalies", params={"start": "-3d", **params}, timeout=30)
+    assert r.status_code == 200, r.text
+    return list(r.json()["anomalies"])
+
+
+def _spike(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [a for a in rows if a["value"] >= 10_000]
+
+
+def test_scheduler_writes_derived_series(hub: Any) -> None:
+    h, _, seen = hub
+    names = dict(h.sql("SELECT name, count(*) FROM derived_series WHERE tenant_id = 'default' GROUP BY name"))
+    assert {"anomaly_score", "yhat", "yhat_lower", "yhat_upper"} <= set(names)
+    labels = [json.loads(r[0]) for r in h.sql(
+        "SELECT DISTINCT labels FROM derived_series WHERE name = 'anomaly_score' AND tenant_id = 'default'")]  # fmt: skip
+    assert {"for": "latency", "model_alias": "anomaly", "gen_ai_request_model": "gpt-4o"} in labels
+    future = h.sql("SELECT count(*) FROM derived_series WHERE name = 'yhat' AND labels LIKE '%cost_usd_hourly%' "
+                   "AND ts > now()::TIMESTAMP")[0][0]  # fmt: skip
+    assert future >= 5  # a 6-hour forecast of hourly cost
+    assert seen and {r.name for r in seen} >= {"anomaly_score", "yhat"}  # the on_series hook got them
+
+
+def test_anomalies_endpoint_finds_the_spike_and_feedback_silences_it(hub: Any) -> None:
+    h, _, _ = hub
+    spikes = _spike(_anomalies(h))
+    assert len(spikes) == 1, spikes
+    a = spikes[0]
+    assert a["labels"] == {"gen_ai_request_model": "gpt-4o"} and a["query"] == "latency"
+    assert a["anomaly_score"] > 1 and a["severity"] in ("high", "critical") and 0 < a["confidence"] <= 1
+    assert a["expected_range"][1] < 10_000 and "above the expected range" in a["explanation"]
+    assert abs(now_s() - SPIKE_AGO_S - __import__("datetime").datetime.fromisoformat(
+        a["timestamp"].replace("Z", "+00:00")).timestamp()) < 600  # fmt: skip
+    assert _spike(_anomalies(h, severity="high"))
+    r = httpx.post(f"{h.api}/api/v1/anomalies/{a['id']}/feedback", json={"label": "false_positive"}, timeout=60)
+    assert r.status_code == 200, r.text
+    taught = r.json()["feedback"]
+    assert taught["ensemble_threshold"] > 1 and taught["detectors"]["robust"]["false_positives"] == 1
+    # rescored with what feedback taught (thresholds raised up to 5x each): far less anomalous, or not at all
+    after = _spike(_anomalies(h))
+    assert not after or (after[0]["id"] == a["id"] and after[0]["anomaly_score"] < a["anomaly_score"] / 10
+                         and after[0]["severity"] != a["severity"])  # fmt: skip
+    saved = Path(h.service.store.data_dir) / "analytics" / "feedback" / "default" / "latency.json"
+    assert json.loads(saved.read_text())["history"]
+
+
+def test_forecast_endpoint_returns_intervals(hub: Any) -> None:
+    h, _, _ = hub
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": "latency", "horizon": "6h", "level": 90}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["horizon_steps"] == 72 and body["level"] == 90
+    [s] = body["series"]
+    assert s["labels"] == {"gen_ai_request_model": "gpt-4o"} and s["model"]
+    pts = s["points"]
+    assert len(pts) == 72 and all(p["yhat_lower"] <= p["yhat"] <= p["yhat_upper"] for p in pts)
+    assert 500 < pts[0]["yhat"] < 1100
+    assert 0.0 <= s["anomaly_probability"]["probability"] <= 1.0
+    spec = json.dumps({"event_type": "cost", "field": "value", "aggregation": "sum", "step": "1h"})
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": spec, "horizon": "1d", "threshold": 5}, timeout=60)
+    assert r.status_code == 200, r.text
+    [cost] = r.json()["series"]
+    assert len(cost["points"]) == 24 and abs(cost["points"][0]["yhat"] - 1.0) < 0.2
+    assert cost["anomaly_probability"]["probability"] < 0.05  # 5 USD in an hour is far from 1 USD/h
+
+
+def test_budget_exhaustion_on_a_linear_spend(hub: Any) -> None:
+    h, _, _ = hub
+    now = now_s()
+    body = {"name": "search", "amount": 100, "period": "custom", "team": "search", "alert_within_days": 3,
+            "start": now - 48 * 3600, "end": now + 10 * 86_400}  # fmt: skip
+    r = httpx.post(f"{h.api}/api/v1/budgets", json=body, timeout=60)
+    assert r.status_code == 201, r.text
+    st = r.json()
+    assert 47 <= st["spent_to_date"] <= 48.5
+    # 1 USD/h: the remaining ~52 USD last ~52 hours
+    left_h = (st["exhaustion_timestamp_seconds"] - now) / 3600
+    assert 49 <= left_h <= 55, st
+    assert st["alert"] is True and st["forecast_total_lower"] <= st["forecast_total"] <= st["forecast_total_upper"]
+    bid = st["budget"]["id"]
+    assert [b["budget"]["id"] for b in httpx.get(f"{h.api}/api/v1/budgets").json()["budgets"]] == [bid]
+    assert h.sql("SELECT value FROM derived_series WHERE name = 'budget_exhaustion_timestamp_seconds' "
+                 "AND json_extract_string(labels, '$.budget_id') = ?", [bid])  # fmt: skip
+    r = httpx.put(f"{h.api}/api/v1/budgets/{bid}", json={**body, "amount": 1000, "alert_within_days": 1}, timeout=60)
+    assert r.status_code == 200 and r.json()["exhaustion"] is None and r.json()["alert"] is False
+    assert httpx.get(f"{h.api}/api/v1/budgets", headers=B).json()["budgets"] == []  # tenant isolation
+    assert httpx.get(f"{h.api}/api/v1/budgets/{bid}", headers=B).status_code == 404
+    assert httpx.delete(f"{h.api}/api/v1/budgets/{bid}", headers=B).status_code == 404
+    assert httpx.delete(f"{h.api}/api/v1/budgets/{bid}").status_code == 200
+    assert httpx.get(f"{h.api}/api/v1/budgets/{bid}").status_code == 404
+
+
+def test_whatif_traffic_times_two_doubles_cost(hub: Any) -> None:
+    h, _, _ = hub
+    body = {"scenario": [{"type": "scale_traffic", "factor": 2}], "horizon": "1d", "history": "3d",
+            "fleet": {"gpt-4o": {"instances": 1, "service_rate": 1.0}}}  # fmt: skip
+    r = httpx.post(f"{h.api}/api/v1/whatif", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    rows = {(s["model"], s["metric"]): s for s in r.json()["summary"]}
+    total = rows[("*", "cost")]
+    assert total["baseline"] > 0 and total["scenario"] == pytest.approx(2 * total["baseline"], rel=1e-6)
+    assert total["diff"] == pytest.approx(total["baseline"], rel=1e-6)
+    assert 0 < total["diff_lower"] <= total["diff_upper"]
+    lat = rows[("gpt-4o", "latency_s")]
+    assert lat["scenario"] > lat["baseline"] > 0 and rows[("gpt-4o", "capacity_rps")]["baseline"] == 1.0
+
+
+def test_tenant_b_sees_nothing_of_a(hub: Any) -> None:
+    h, svc, _ = hub
+    r = httpx.get(f"{h.api}/api/v1/anomalies", params={"start": "-3d"}, headers=B)
+    assert r.status_code == 200 and r.json()["anomalies"] == []
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": "latency", "horizon": "6h"}, headers=B)
+    assert r.status_code == 200
+    assert all(len(s["points"]) == 72 for s in r.json()["series"])
+    a_ids = {a["id"] for a in _anomalies(h)}
+    for aid in a_ids:
+        assert httpx.post(f"{h.api}/api/v1/anomalies/{aid}/feedback", json={"label": "false_positive"},
+                          headers=B).status_code == 404  # fmt: skip
+    rows = h.sql("SELECT DISTINCT tenant_id FROM derived_series WHERE labels LIKE '%latency%'")
+    assert ("tenant-b",) not in rows or svc.repo.list_anomalies("tenant-b", start_s=0, end_s=now_s() + 1) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "needle"),
+    [
+        ("get", "/api/v1/forecast", {"params": {"query": "nope"}}, 422, "unknown query alias 'nope'"),
+        ("get", "/api/v1/forecast", {"params": {"query": "latency", "level": 150}}, 422, "level"),
+        ("get", "/api/v1/forecast", {"params": {"query": "latency", "horizon": "soon"}}, 422, "horizon"),
+        ("get", "/api/v1/forecast", {"params": {"query": '{"step": "2h"}'}}, 422, "step"),
+        ("get", "/api/v1/anomalies", {"params": {"severity": "huge"}}, 422, "severity"),
+        ("get", "/api/v1/anomalies", {"params": {"start": "yesterday"}}, 422, "start"),
+        ("post", "/api/v1/anomalies/nope/feedback", {"json": {"label": "false_positive"}}, 404, "does not exist"),
+        ("post", "/api/v1/anomalies/nope/feedback", {"json": {"label": "true_positive"}}, 422, "label"),
+        ("post", "/api/v1/budgets", {"json": {"amount": -5}}, 422, "amount"),
+        ("post", "/api/v1/budgets", {"json": {"amount": 5, "period": "weekly"}}, 422, "period"),
+        ("post", "/api/v1/budgets", {"json": {"amount": 5, "period": "custom"}}, 422, "start"),
+        ("post", "/api/v1/budgets", {"content": b"{not json"}, 400, "JSON"),
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "teleport"}]}}, 422, "scenario[0].type"),
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic", "factor": 2}], "step": "7m"}},
+         422, "step"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_get_clear_4xx(hub: Any, method: str, path: str, kwargs: dict[str, Any], status: int,
+                                  needle: str) -> None:  # fmt: skip
+    h, _, _ = hub
+    r = getattr(httpx, method)(f"{h.api}{path}", timeout=30, **kwargs)
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]["message"], r.text
