@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -30,7 +30,8 @@ from opentelemetry import trace
 from hubcore.config import NativeEventsConfig
 from hubcore.contracts import IngestOutcome, SignalKind
 from hubcore.dlq import DeadLetterQueue
-from hubcore.errors import QueueFullError
+from hubcore.errors import QueueFullError, RateLimitedError
+from hubcore.security.quotas import Quotas
 from hubcore.storage.embedded import EmbeddedStore
 from hubcore.telemetry import HubMetrics
 from processors.native_events import NativeEventsProcessor
@@ -71,6 +72,8 @@ class IngestPipeline:
         tracer: trace.Tracer | None = None,
         exporters: dict[str, list[tuple[str, Any]]] | None = None,
         store_sources: frozenset[str] = frozenset({"events", "otlp"}),
+        quotas: Quotas | None = None,
+        storage_bytes: Callable[[str], int] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -84,6 +87,9 @@ class IngestPipeline:
         #: inputs whose rows are kept in the embedded store (both, unless a pipeline leaves it out)
         self.store_sources = store_sources
         self._deliver_lock = threading.Lock()
+        #: per-tenant events/s and storage quotas (service.quotas), checked for every receiver here
+        self.quotas = quotas
+        self.storage_bytes = storage_bytes
 
     # -- native events ----------------------------------------------------------------------------
     def consume_events(
@@ -97,10 +103,25 @@ class IngestPipeline:
             span.set_attribute("hub.rejected", len(outcome.rejected))
             return outcome
 
+    def check_quota(self, tenant_id: str, count: int, receiver: str) -> None:
+        """Raise :class:`RateLimitedError` when ``tenant_id`` is over its events/s or storage quota."""
+        if self.quotas is None:
+            return
+        retry = self.quotas.check_events(tenant_id, count)
+        if retry is not None:
+            self.metrics.ingest_throttled.labels(receiver=receiver).inc()
+            raise RateLimitedError(f"tenant {tenant_id!r} is over its events/s quota", retry_after=retry)
+        if self.storage_bytes is not None:
+            over = self.quotas.check_storage(tenant_id, self.storage_bytes)
+            if over is not None:
+                self.metrics.ingest_throttled.labels(receiver=receiver).inc()
+                raise RateLimitedError(over, retry_after=3600.0)
+
     def _consume_events(
         self, raw_events: Sequence[bytes | msgspec.Raw], *, tenant_id: str | None, receiver: str
     ) -> IngestOutcome:
         started = time.perf_counter()
+        self.check_quota(tenant_id or self.config.default_tenant, len(raw_events), receiver)
         with self._lock:
             result = self.processor.process(raw_events, tenant_id=tenant_id)
         if result.accepted:
@@ -136,6 +157,10 @@ class IngestPipeline:
     # -- OTLP-derived rows ------------------------------------------------------------------------
     def consume_rows(self, kind: SignalKind, columns: dict[str, list[Any]], *, receiver: str) -> None:
         started = time.perf_counter()
+        tenants = columns.get("tenant_id") or []
+        if self.quotas is not None and tenants:
+            for t in set(tenants):
+                self.check_quota(t, tenants.count(t), receiver)
         try:
             self._deliver("otlp", kind, columns)
         except QueueFullError:

@@ -37,6 +37,7 @@ from exporters.embedded import create_exporter
 from hub.components import build_stack_exporters, pipeline_exporters
 from hub.pipeline import IngestPipeline
 from hub.selftrace import configure_tracing, tracer
+from hub.storage_usage import StorageUsage
 from hubcore.config import HubConfig
 from hubcore.dlq import DeadLetterQueue
 from hubcore.errors import ConfigError
@@ -73,6 +74,7 @@ class HubService:
         self.metrics = HubMetrics()
         self.store = create_exporter(emb)
         self.dlq = DeadLetterQueue(emb.data_dir, fsync=emb.wal_fsync)
+        self.security = build_security(config, self.metrics)
         self.tracer_provider = configure_tracing(self.store)
         self.stack_exporters = build_stack_exporters(config)
         routes = pipeline_exporters(config)
@@ -85,8 +87,9 @@ class HubService:
             tracer=tracer(self.tracer_provider),
             exporters={src: [(n, by_name[n]) for n in sorted(names) if n in by_name] for src, names in routes.items()},
             store_sources=frozenset(src for src, names in routes.items() if "embedded" in names),
+            quotas=self.security.quotas,
+            storage_bytes=StorageUsage(self.store).bytes_for if _storage_quotas(config) else None,
         )
-        self.security = build_security(config, self.metrics)
         self.api_state = ApiState(config, self.store, self.pipeline, self.dlq, self.metrics, security=self.security)
         self.app = create_app(self.api_state)
         self._servers: list[_Server] = []
@@ -267,6 +270,11 @@ class HubService:
         ).fetchall()
         for tenant, event_id, received in recent:
             proc.dedup.seen_or_add(tenant, event_id, float(received))
+
+
+def _storage_quotas(config: HubConfig) -> bool:
+    q = config.service.quotas
+    return q.enabled and (q.storage_bytes is not None or any(t.storage_bytes for t in q.tenants.values()))
 
 
 def _depth_reader(exporter: Any) -> Callable[[], float]:

@@ -37,6 +37,11 @@ class QueueFullError(RetryableError):
     """The hub's bounded ingest queue is full (back-pressure)."""
 
 
+class RateLimitedError(QueueFullError):
+    """A tenant or key is over its quota (events/s, storage): HTTP 429; receivers that speak no
+    HTTP treat it like a full queue (RESOURCE_EXHAUSTED, a RETRY ack)."""
+
+
 class ConfigError(HubError):
     """The configuration is invalid; the message names the YAML key (``receivers.otlp.grpc.port``)."""
 

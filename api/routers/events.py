@@ -13,7 +13,7 @@ from api.deps import get_state, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.routers.ingest_body import BodyError, split_events
 from api.state import ApiState
-from hubcore.errors import PermanentError, QueueFullError
+from hubcore.errors import PermanentError, QueueFullError, RateLimitedError
 from hubcore.query.events import FILTERABLE, EventListQuery, rows_to_events
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -63,14 +63,10 @@ async def ingest_events(request: Request, state: Annotated[ApiState, Depends(get
     except BodyError as exc:
         state.pipeline.reject_request(RECEIVER, exc.reason)
         return error_response(exc.status, exc.reason, str(exc))
-    quotas = state.security.quotas
-    if quotas is not None:
-        retry = quotas.check_events(tenant or state.default_tenant, len(events))
-        if retry is not None:
-            state.pipeline.reject_request(RECEIVER, "rate_limited")
-            return error_response(429, "rate_limited", "the tenant's event rate limit is reached", retry_after=retry)
     try:
         outcome = await run_in_threadpool(state.pipeline.consume_events, events, tenant_id=tenant, receiver=RECEIVER)
+    except RateLimitedError as exc:
+        return error_response(429, "rate_limited", str(exc), retry_after=exc.retry_after)
     except QueueFullError as exc:
         return error_response(503, "queue_full", str(exc), retry_after=exc.retry_after)
     body_out = {"accepted": outcome.accepted, "rejected": outcome.rejected, "duplicates": outcome.duplicates}

@@ -39,7 +39,6 @@ async def events_socket(ws: WebSocket) -> None:
         tenant = write_tenant(ws, ws.query_params.get("tenant"))
     except (PermanentError, ForbiddenError) as exc:
         raise WebSocketException(code=1008, reason=str(exc)[:120]) from None
-    quotas = state.security.quotas
     await ws.accept()
     send = ws.send_text  # JSON in text frames
     try:
@@ -78,11 +77,6 @@ async def events_socket(ws: WebSocket) -> None:
                 state.pipeline.reject_request(RECEIVER, exc.reason)
                 await send(_dump({"type": "error", "batch_id": batch_id, "code": exc.reason, "message": str(exc)}))
                 continue
-            if quotas is not None:
-                retry = quotas.check_events(tenant or state.default_tenant, len(events))
-                if retry is not None:
-                    await send(_dump({"type": "retry", "batch_id": batch_id, "retry_after": retry}))
-                    continue
             try:
                 outcome = await run_in_threadpool(
                     state.pipeline.consume_events, events, tenant_id=tenant, receiver=RECEIVER

@@ -230,3 +230,20 @@ def test_keys_cli_and_audit_verify(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "hub.cli", "audit", "verify", "--data-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert bad.returncode == 1
+
+
+def test_event_and_storage_quotas_answer_429(tmp_path: Path) -> None:
+    quotas = {"enabled": True, "events_per_second": 5, "events_burst": 10,
+              "tenants": {"tiny": {"storage_bytes": 1}}}  # fmt: skip
+    with running_hub(tmp_path, service__quotas=quotas) as h:
+        batch = [make_event("cost") for _ in range(8)]
+        assert httpx.post(f"{h.api}/api/v1/events", json=batch).status_code == 202
+        over = httpx.post(f"{h.api}/api/v1/events", json=[make_event("cost") for _ in range(8)])
+        assert over.status_code == 429 and int(over.headers["retry-after"]) >= 1
+        # storage: a tenant over its bytes quota is refused until data is erased or retention runs
+        first = httpx.post(f"{h.api}/api/v1/events", json=[make_event("cost")], headers={"X-Scope-OrgID": "tiny"})
+        assert first.status_code == 202
+        h.flush()
+        h.service.pipeline.storage_bytes.__self__._at = float("-inf")  # type: ignore[union-attr]
+        full = httpx.post(f"{h.api}/api/v1/events", json=[make_event("cost")], headers={"X-Scope-OrgID": "tiny"})
+        assert full.status_code == 429 and "storage" in full.text

@@ -2,7 +2,7 @@
  *
  * Every number comes from the public API (/api/v1/*) called with the user's key (sessionStorage,
  * sent as "Authorization: Bearer"). Data is only ever rendered with textContent or by ECharts on a
- * canvas: never innerHTML. Pages register a loader in Hub.pages (pages.js).
+ * canvas, never parsed as HTML. Pages register a loader in Hub.pages (pages.js).
  */
 (function () {
   'use strict';
@@ -74,7 +74,7 @@
     ms: (v) => (v == null || isNaN(v) ? '–' : v >= 1e4 ? (v / 1e3).toFixed(1) + ' s' : Math.round(v) + ' ms'),
     usd: (v) => (v == null || isNaN(v) ? '–' : '$' + (Math.abs(v) >= 100 ? nf.format(v) : Number(v).toFixed(v !== 0 && Math.abs(v) < 0.1 ? 4 : 2))),
     pct: (v) => (v == null || isNaN(v) ? '–' : (v * 100).toFixed(1) + ' %'),
-    time: (v) => (v ? new Date(v).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace(/:00Z$/, 'Z') : ''),
+    time: (v) => (v ? new Date(typeof v === 'number' && v < 1e11 ? v * 1000 : v).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace(/:00Z$/, 'Z') : ''),
   };
 
   // ---------- API ----------
@@ -173,16 +173,23 @@
     target.hidden = true;
     target.parentNode.insertBefore(node, target);
   }
-  /** Show the "not available yet" panel instead of chart/table `id`. */
-  Hub.unavailable = function (id, what, detail) {
+  /** A boxed message in place of chart/table `id`. */
+  Hub.notice = function (id, title, text, attr) {
     const box = document.createElement('div');
     box.className = 'unavailable';
-    box.dataset.unavailable = id;
+    if (attr) box.dataset[attr] = id;
     const s = document.createElement('strong');
-    s.textContent = 'Not available yet';
-    box.append(s, document.createTextNode(`This hub does not offer ${what} yet${detail ? ' (' + detail + ')' : ''}.`));
+    s.textContent = title;
+    box.append(s, document.createTextNode(text));
     replaceBody(id, box);
   };
+  /** Show the "not available yet" panel instead of chart/table `id`. */
+  Hub.unavailable = function (id, what, detail) {
+    Hub.notice(id, 'Not available yet', `This hub does not offer ${what} yet${detail ? ' (' + detail + ')' : ''}.`, 'unavailable');
+  };
+  /** Work that may finish after the page counts as loaded (slow model calls); Hub.settled waits for it. */
+  const laters = [];
+  Hub.later = function (id, what, fn) { laters.push(Hub.panel(id, what, fn)); };
   Hub.showError = function (id, err) {
     const box = document.createElement('div');
     box.className = 'error-box';
@@ -209,6 +216,8 @@
     const el = document.getElementById(id);
     if (!el || !window.echarts) return null;
     el.hidden = false;
+    const box = el.parentNode.querySelector(':scope > .unavailable, :scope > .error-box');
+    if (box) box.remove();
     const c = echarts.getInstanceByDom(el) || echarts.init(el);
     const base = {
       animation: false, color: PALETTE,
@@ -465,6 +474,8 @@
     Hub.loadMs = performance.now() - t0;
     Hub.ready = true;
     document.body.dataset.ready = '1';
+    while (laters.length) await Promise.allSettled(laters.splice(0));
+    Hub.settled = true;
     // charts and tables follow the data: re-run the page loader (relative ranges only)
     if (Hub.state.range !== 'custom' && loader && loader.refresh !== false) {
       const live = document.getElementById('live');

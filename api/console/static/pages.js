@@ -194,33 +194,45 @@
     return out;
   }
   function pick(o, names) { for (const n of names) if (o && o[n] != null) return o[n]; return undefined; }
-  /** Points of a forecast answer, whatever its exact shape: [{t, yhat, lower, upper}] or null. */
-  function forecastPoints(ans) {
-    let arr = Array.isArray(ans) ? ans : pick(ans, ['forecast', 'points', 'data', 'values', 'series', 'predictions']);
-    if (arr && !Array.isArray(arr) && typeof arr === 'object') arr = pick(arr, ['points', 'data', 'values']);
-    if (Array.isArray(arr) && arr.length && Array.isArray(arr[0].points)) arr = arr[0].points;
-    if (!Array.isArray(arr) || !arr.length) return null;
-    const pts = arr.map((p) => ({
-      t: Date.parse(pick(p, ['timestamp', 'ts', 'time', 'ds', 'bucket', 't'])),
-      yhat: Number(pick(p, ['yhat', 'value', 'forecast', 'mean'])),
-      lower: Number(pick(p, ['yhat_lower', 'lower', 'lo'])), upper: Number(pick(p, ['yhat_upper', 'upper', 'hi'])),
-    })).filter((p) => !isNaN(p.t) && !isNaN(p.yhat));
-    return pts.length ? pts : null;
-  }
-  async function apiForecast(history) {
-    const get = await Hub.findPath('get', /^\/api\/v1\/(forecasts?)(\/cost)?$/);
-    const post = get ? null : await Hub.findPath('post', /^\/api\/v1\/forecasts?(\/cost|\/run)?$/);
-    if (!get && !post) return null;
-    const w = Hub.window();
-    const q = { metric: 'cost', series: 'cost', horizon: '30d', horizon_days: 30, time_bucket: '1d', start: Hub.iso(new Date(history[0][0])), end: Hub.iso(w.end) };
-    if (Hub.state.tenant) q.tenant = Hub.state.tenant;
+  /** 30 days of daily spend from GET /api/v1/forecast (an hourly cost spec, summed per UTC day);
+   * null when the hub has no forecast API, {points: null, note} when it has no forecast to give. */
+  async function apiForecast() {
+    if ((await Hub.findPath('get', /^\/api\/v1\/forecast$/)) === null) return null;
+    const spec = { event_type: 'cost', field: 'value', aggregation: 'sum', step: '1h', filters: Hub.filters() };
+    const params = { query: JSON.stringify(spec), horizon: '30d', level: 95, history: '14d' };
+    if (Hub.state.tenant) params.tenant = Hub.state.tenant;
+    let ans;
     try {
-      const ans = get ? await Hub.api(get, { params: q }) : await Hub.api(post, { body: Object.assign({ query: { metric: { event_type: 'cost' }, aggregation: { functions: ['sum'], time_bucket: '1d' }, filters: Hub.filters() } }, q) });
-      return forecastPoints(ans);
+      ans = await Hub.api('/api/v1/forecast', { params });
     } catch (e) {
-      if (e instanceof Hub.ApiError && e.status >= 400 && e.status < 500) return null;
+      if (e instanceof Hub.ApiError && (e.status === 404 || e.status === 405)) return null;
       throw e;
     }
+    const s = (ans.series || [])[0];
+    if (!s || !s.points || !s.points.length) return { points: null, note: ans.note || 'no forecast' };
+    const days = new Map();
+    for (const p of s.points) {
+      const d = Math.floor(Date.parse(p.timestamp) / 864e5) * 864e5;
+      const acc = days.get(d) || { t: d, yhat: 0, lower: 0, upper: 0, n: 0 };
+      acc.yhat += p.yhat; acc.lower += p.yhat_lower; acc.upper += p.yhat_upper; acc.n += 1;
+      days.set(d, acc);
+    }
+    const points = Array.from(days.values()).filter((d) => d.n >= 12).map((d) => Object.assign(d, { lower: Math.max(0, d.lower), yhat: Math.max(0, d.yhat) }));
+    return { points: points.slice(0, 30), model: s.model, level: ans.level };
+  }
+  function spendChart(hist, fc, note) {
+    const series = [{ name: 'daily spend', type: 'bar', data: hist, barMaxWidth: 16 }];
+    if (fc) {
+      series.push(
+        { name: 'band lower', type: 'line', stack: 'band', data: fc.map((p) => [p.t, +p.lower.toFixed(4)]), lineStyle: { opacity: 0 }, symbol: 'none', tooltip: { show: false } },
+        { name: 'forecast band', type: 'line', stack: 'band', data: fc.map((p) => [p.t, +(p.upper - p.lower).toFixed(4)]), lineStyle: { opacity: 0 }, symbol: 'none', itemStyle: { color: 'rgba(47,111,237,0.35)' }, areaStyle: { color: 'rgba(47,111,237,0.18)' } },
+        { name: 'forecast', type: 'line', data: fc.map((p) => [p.t, +p.yhat.toFixed(4)]), symbol: 'none', itemStyle: { color: '#2f6fed' }, lineStyle: { type: 'dashed' } },
+      );
+      note += ` Next 30 days: ${F.usd(sum(fc.map((p) => p.yhat)))} expected (${F.usd(sum(fc.map((p) => p.lower)))} – ${F.usd(sum(fc.map((p) => p.upper)))}).`;
+    }
+    Hub.chart('c-spend', { legend: { data: ['daily spend', 'forecast', 'forecast band'] }, xAxis: { type: 'time' }, yAxis: { type: 'value', name: 'USD' }, series },
+      (p) => { if (p.seriesName === 'daily spend') Hub.drill({ event_type: 'cost', start: new Date(p.value[0]), end: new Date(p.value[0] + 864e5) }); });
+    Hub.explain('c-spend', note);
   }
   P.cost = async function () {
     const w = Hub.window();
@@ -238,47 +250,47 @@
         const start = new Date(Math.min(w.start.getTime(), w.end.getTime() - 30 * 864e5));
         const rows = await Hub.query({ metric: { event_type: 'cost' }, aggregation: { functions: ['sum'], time_bucket: '1d' } }, { start, end: w.end });
         const hist = rows.map((r) => [Date.parse(r.bucket), +r.sum.toFixed(4)]);
-        const series = [{ name: 'daily spend', type: 'bar', data: hist, barMaxWidth: 16 }];
-        let fc = null;
-        let note = '';
-        if (hist.length) fc = await apiForecast(hist);
-        if (fc) note = 'Forecast from the hub\'s forecast API.';
-        else if (hist.length >= 2) {
+        const projection = () => {
+          if (hist.length < 2) return [null, 'Not enough history for a forecast (two days of spend are needed).'];
           const full = hist.length > 3 ? hist.slice(1, -1) : hist; // the first and the current day are partial
-          fc = linearProjection(full, 30);
-          note = 'Forecast API not available yet: the console projects daily spend (mean level, linear trend from 14 days of history; 95 % band).';
-        } else note = 'Not enough history for a forecast (need two days of spend).';
-        if (fc) {
-          series.push(
-            { name: 'band lower', type: 'line', stack: 'band', data: fc.map((p) => [p.t, +p.lower.toFixed(4)]), lineStyle: { opacity: 0 }, symbol: 'none', tooltip: { show: false } },
-            { name: 'forecast band', type: 'line', stack: 'band', data: fc.map((p) => [p.t, +(p.upper - p.lower).toFixed(4)]), lineStyle: { opacity: 0 }, symbol: 'none', itemStyle: { color: 'rgba(47,111,237,0.35)' }, areaStyle: { color: 'rgba(47,111,237,0.18)' } },
-            { name: 'forecast', type: 'line', data: fc.map((p) => [p.t, +p.yhat.toFixed(4)]), symbol: 'none', itemStyle: { color: '#2f6fed' }, lineStyle: { type: 'dashed' } },
-          );
-          const total = sum(fc.map((p) => p.yhat));
-          note += ` Next 30 days: ${F.usd(total)} expected (${F.usd(sum(fc.map((p) => p.lower)))} – ${F.usd(sum(fc.map((p) => p.upper)))}).`;
-        }
-        Hub.chart('c-spend', { legend: { data: ['daily spend', 'forecast', 'forecast band'] }, xAxis: { type: 'time' }, yAxis: { type: 'value', name: 'USD' }, series },
-          (p) => { if (p.seriesName === 'daily spend') Hub.drill({ event_type: 'cost', start: new Date(p.value[0]), end: new Date(p.value[0] + 864e5) }); });
-        Hub.explain('c-spend', note);
+          return [linearProjection(full, 30), 'The console\'s projection of daily spend (mean level, linear trend from 14 days of history; 95 % band).'];
+        };
+        spendChart(hist, null, 'Forecast: loading…');
+        Hub.later('c-spend', 'forecasts', async () => {
+          const api = hist.length ? await apiForecast() : { points: null, note: 'no spend' };
+          let fc;
+          let note;
+          if (api && api.points) {
+            fc = api.points;
+            note = `Forecast from the hub's forecast API (${api.model || 'ensemble'}, ${api.level || 95} % band, hourly steps summed per day).`;
+          } else {
+            [fc, note] = projection();
+            note = (api ? `The forecast API has no forecast yet (${api.note}). ` : 'Forecast API not available yet. ') + note;
+          }
+          spendChart(hist, fc, note);
+        });
       }),
       bars('c-by-model', 'model', 'model'),
       bars('c-by-project', 'project', 'project'),
       bars('c-by-team', 'team', 'team'),
       Hub.panel('c-budget', 'budgets', async () => {
-        const path = await Hub.findPath('get', /^\/api\/v1\/budgets$/);
-        if (path === null) { Hub.unavailable('c-budget', 'budgets', 'no GET /api/v1/budgets'); return; }
-        const ans = await Hub.api(path || '/api/v1/budgets', { params: Hub.state.tenant ? { tenant: Hub.state.tenant } : {} });
+        if ((await Hub.findPath('get', /^\/api\/v1\/budgets$/)) === null) { Hub.unavailable('c-budget', 'budgets', 'no GET /api/v1/budgets'); return; }
+        const ans = await Hub.api('/api/v1/budgets', { params: Hub.state.tenant ? { tenant: Hub.state.tenant } : {} });
         const list = Array.isArray(ans) ? ans : pick(ans, ['budgets', 'items', 'data']) || [];
-        const rows = list.map((b) => ({
-          name: String(pick(b, ['name', 'id', 'team', 'project', 'budget_id']) ?? '?'),
-          budget: Number(pick(b, ['amount', 'limit', 'budget', 'amount_usd', 'limit_usd']) ?? 0),
-          actual: Number(pick(b, ['spent', 'actual', 'spend', 'current_spend', 'spent_usd', 'used']) ?? 0),
-        }));
-        if (!rows.length) { Hub.explain('c-budget', 'No budgets are defined.'); }
-        Hub.chart('c-budget', {
-          tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' } }, xAxis: { type: 'value', name: 'USD' }, yAxis: { type: 'category', data: rows.map((r) => r.name) },
-          series: [{ name: 'budget', type: 'bar', data: rows.map((r) => r.budget) }, { name: 'actual', type: 'bar', data: rows.map((r) => r.actual) }],
+        if (!list.length) { Hub.notice('c-budget', 'No budgets yet', 'Create one with POST /api/v1/budgets (amount, period, team/project/model); it shows here with its spend and forecast.'); return; }
+        const rows = list.map((b) => {
+          const def = b.budget || b;
+          return {
+            name: String(pick(def, ['name', 'id']) ?? '?'), budget: Number(pick(def, ['amount', 'limit']) ?? 0),
+            actual: Number(pick(b, ['spent_to_date', 'spent', 'actual']) ?? 0), forecast: Number(pick(b, ['forecast_total']) ?? NaN),
+            exhaustion: pick(b, ['exhaustion']),
+          };
         });
+        const series = [{ name: 'budget', type: 'bar', data: rows.map((r) => r.budget), itemStyle: { color: '#9aa3b5' } }, { name: 'spent to date', type: 'bar', data: rows.map((r) => r.actual) }];
+        if (rows.some((r) => !isNaN(r.forecast))) series.push({ name: 'forecast for the period', type: 'bar', data: rows.map((r) => (isNaN(r.forecast) ? null : +r.forecast.toFixed(2))), itemStyle: { color: '#e8833a' } });
+        Hub.chart('c-budget', { tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' } }, xAxis: { type: 'value', name: 'USD' }, yAxis: { type: 'category', data: rows.map((r) => r.name) }, series });
+        const soon = rows.filter((r) => r.exhaustion);
+        Hub.explain('c-budget', soon.length ? 'Predicted exhaustion: ' + soon.map((r) => `${r.name} on ${F.time(r.exhaustion)}`).join('; ') : '');
       }),
       Hub.panel('t-cost', 'cost table', async () => {
         const rows = await Hub.query({ metric: { event_type: 'cost' }, aggregation: { functions: ['sum', 'count'], group_by: ['team', 'project'] }, sort: [{ field: 'sum', order: 'desc' }], limit: 200 });
@@ -397,11 +409,12 @@
   };
 
   // ================= anomalies =================
+  // api: the analytics service's query alias whose anomalies belong to this series (same unit)
   const SERIES = {
-    p95: { label: 'p95 latency (ms)', q: { metric: Hub.DURATION, aggregation: { functions: ['p95'] } }, key: 'p95', fmt: F.ms, drill: { event_type: 'telemetry' } },
-    requests: { label: 'requests', q: { metric: Hub.DURATION, aggregation: { functions: ['count'] } }, key: 'count', fmt: F.int, drill: { event_type: 'telemetry' } },
-    errors: { label: 'errors', q: { filters: Hub.ofType('telemetry').concat([{ field: 'status', operator: 'eq', value: 'error' }]), aggregation: { functions: ['count'] } }, key: 'count', fmt: F.int, drill: { event_type: 'telemetry', status: 'error' } },
-    cost: { label: 'cost (USD)', q: { metric: { event_type: 'cost' }, aggregation: { functions: ['sum'] } }, key: 'sum', fmt: F.usd, drill: { event_type: 'cost' } },
+    p95: { label: 'p95 latency (ms)', api: 'latency_p95', q: { metric: Hub.DURATION, aggregation: { functions: ['p95'] } }, key: 'p95', fmt: F.ms, drill: { event_type: 'telemetry' } },
+    requests: { label: 'requests / s', api: 'requests_rate', perSecond: true, q: { metric: Hub.DURATION, aggregation: { functions: ['count'] } }, key: 'count', fmt: (v) => (v == null ? '–' : v.toFixed(3)), drill: { event_type: 'telemetry' } },
+    errors: { label: 'error rate', api: 'error_rate', q: { metric: 'error_rate', aggregation: {} }, key: 'error_rate', fmt: F.pct, drill: { event_type: 'telemetry', status: 'error' } },
+    cost: { label: 'cost per hour (USD)', api: 'cost_usd_hourly', bucket: '1h', q: { metric: { event_type: 'cost' }, aggregation: { functions: ['sum'] } }, key: 'sum', fmt: F.usd, drill: { event_type: 'cost' } },
     threats: { label: 'security findings', q: { filters: Hub.ofType('security'), aggregation: { functions: ['count'] } }, key: 'count', fmt: F.int, drill: { event_type: 'security' } },
   };
   function median(a) { const s = a.slice().sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; }
@@ -416,14 +429,20 @@
       return { t: p[0], value: p[1], score: Math.abs(z) / 3.5, explanation: `${def.label} ${def.fmt(p[1])} is ${Math.abs(z).toFixed(1)} robust σ ${z > 0 ? 'above' : 'below'} the window's median ${def.fmt(med)}` };
     });
   }
-  async function apiAnomalies(def, name) {
-    const path = await Hub.findPath('get', /^\/api\/v1\/anomalies$/);
-    if (!path) return null;
-    const ans = await Hub.api(path, { params: Hub.windowParams({ series: name, metric: name }) });
-    const arr = Array.isArray(ans) ? ans : pick(ans, ['anomalies', 'points', 'items', 'data']) || [];
-    return arr.map((a) => ({
-      t: Date.parse(pick(a, ['timestamp', 'ts', 'time', 'bucket', 'start'])), value: Number(pick(a, ['value', 'y', 'observed'])),
-      score: Number(pick(a, ['anomaly_score', 'score']) ?? NaN), explanation: String(pick(a, ['explanation', 'reason', 'description', 'message']) ?? ''),
+  /** Anomalies of the series' query alias from GET /api/v1/anomalies; null without that API. */
+  async function apiAnomalies(def) {
+    if (!def.api || (await Hub.findPath('get', /^\/api\/v1\/anomalies$/)) === null) return null;
+    let ans;
+    try {
+      ans = await Hub.api('/api/v1/anomalies', { params: Hub.windowParams({ query: def.api, limit: 2000 }) });
+    } catch (e) {
+      if (e instanceof Hub.ApiError && (e.status === 404 || e.status === 405)) return null;
+      throw e;
+    }
+    const want = { gen_ai_request_model: Hub.state.model, environment: Hub.state.environment, team: Hub.state.team };
+    return (ans.anomalies || []).filter((a) => Object.entries(want).every(([k, v]) => !v || !a.labels || a.labels[k] === undefined || a.labels[k] === v)).map((a) => ({
+      t: Date.parse(a.timestamp), value: a.value, score: a.anomaly_score, severity: a.severity,
+      series: Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`).join(' '), explanation: a.explanation || '',
     })).filter((a) => !isNaN(a.t));
   }
   P.anomalies = async function () {
@@ -436,33 +455,41 @@
     }
     const def = SERIES[name];
     const w = Hub.window();
-    const bucket = w.span <= 2 * 864e5 ? '15m' : w.span <= 10 * 864e5 ? '1h' : '6h';
+    const bucket = def.bucket || (w.span <= 2 * 864e5 ? '15m' : w.span <= 10 * 864e5 ? '1h' : '6h');
     let found = [];
-    let points = [];
     await Hub.panel('c-anomaly', 'the series', async () => {
       const q = JSON.parse(JSON.stringify(def.q));
       q.aggregation.time_bucket = bucket;
       const rows = await Hub.query(q);
-      points = rows.map((r) => [Date.parse(r.bucket), r[def.key]]);
-      let api = null;
-      try { api = await apiAnomalies(def, name); } catch (e) { if (!(e instanceof Hub.ApiError)) throw e; }
-      found = api || madAnomalies(points, def);
-      const note = api ? 'Anomalies from the hub\'s anomaly API.' : 'Anomaly API not available yet: points are marked by the console\'s robust z-score check (|x − median| > 3.5 × 1.4826 × MAD).';
+      const per = def.perSecond ? 1000 / Hub.bucketMs[bucket] : 1;
+      const points = rows.map((r) => [Date.parse(r.bucket), r[def.key] == null ? null : r[def.key] * per]);
+      const api = await apiAnomalies(def);
+      let note;
+      if (api) {
+        found = api;
+        note = `Anomalies found by the hub's anomaly models on "${def.api}" (per series; the marker sits on the aggregate at that time).`;
+      } else {
+        found = madAnomalies(points, def);
+        note = (def.api ? 'Anomaly API not available yet: ' : 'The hub has no anomaly model for this series: ') +
+          'points are marked by the console\'s robust z-score check (|x − median| > 3.5 × 1.4826 × MAD).';
+      }
+      const bms = Hub.bucketMs[bucket];
+      const onLine = (t) => { const p = points.find((x) => x[0] <= t && t < x[0] + bms) || points.reduce((a, b) => (Math.abs(b[0] - t) < Math.abs(a[0] - t) ? b : a), points[0] || [t, null]); return p[1]; };
       Hub.chart('c-anomaly', {
         xAxis: Hub.timeAxis(), yAxis: { type: 'value', name: def.label },
         series: [
           { name: def.label, type: 'line', data: points, showSymbol: false },
-          { name: 'anomalies', type: 'scatter', data: found.map((a) => [a.t, a.value]), symbolSize: 12, itemStyle: { color: '#c62828' }, z: 5 },
+          { name: 'anomalies', type: 'scatter', data: found.map((a) => [a.t, onLine(a.t) ?? a.value]), symbolSize: 12, itemStyle: { color: '#c62828' }, z: 5 },
         ],
       }, (p) => Hub.drill(Object.assign({}, def.drill, Hub.bucketWindow(p.value[0], bucket))));
-      Hub.explain('c-anomaly', `${note} ${found.length} anomalous point(s) of ${points.length}.`);
+      Hub.explain('c-anomaly', `${note} ${found.length} anomalous point(s) in this window.`);
     });
     await Hub.panel('t-anomalies', 'anomalies', async () => {
       Hub.table('t-anomalies', [
-        { key: 't', label: 'Time', fmt: F.time }, { key: 'value', label: 'Value', num: true, fmt: def.fmt },
-        { key: 'score', label: 'Score', num: true, fmt: (v) => (isNaN(v) ? '' : v.toFixed(2)) }, { key: 'explanation', label: 'Why' },
-        { key: 't', label: 'Events', node: (r) => link('raw events', Hub.drillUrl(Object.assign({}, def.drill, Hub.bucketWindow(r.t, bucket)))), csv: () => '' },
-      ], found, { empty: 'No anomalous points in this window.' });
+        { key: 't', label: 'Time', fmt: F.time }, { key: 'series', label: 'Series' }, { key: 'value', label: 'Value', num: true, fmt: def.fmt },
+        { key: 'score', label: 'Score', num: true, fmt: (v) => (v == null || isNaN(v) ? '' : v.toFixed(2)) }, { key: 'explanation', label: 'Why' },
+        { key: 't', label: 'Events', node: (r) => link('raw events', Hub.drillUrl(Object.assign({}, def.drill, Hub.bucketWindow(r.t - (r.t % Hub.bucketMs[bucket]), bucket)))), csv: () => '' },
+      ], found.slice(0, 500), { empty: 'No anomalous points in this window.' });
     });
   };
 
@@ -600,7 +627,8 @@
         { key: 'state', label: 'State', node: (a) => el('span', alertState(a), 'state state-' + alertState(a)), csv: alertState },
         { key: 'severity', label: 'Severity', fmt: (v, a) => String(pick(a, ['severity', 'level']) ?? '') },
         { key: 'name', label: 'Alert', fmt: (v, a) => String(pick(a, ['name', 'title', 'alertname', 'rule']) ?? alertId(a)) },
-        { key: 'summary', label: 'Details', fmt: (v, a) => String(pick(a, ['summary', 'description', 'message', 'explanation']) ?? '') },
+        { key: 'summary', label: 'Details', fmt: (v, a) => String(pick(a.annotations || {}, ['summary', 'description']) ?? pick(a, ['summary', 'description', 'message']) ?? '') },
+        { key: 'labels', label: 'Labels', fmt: (v) => Object.entries(v || {}).filter(([k]) => k !== 'alertname' && k !== 'severity').map(([k, x]) => `${k}=${x}`).join(' ') },
         { key: 'started_at', label: 'Since', fmt: (v, a) => F.time(pick(a, ['started_at', 'starts_at', 'startsAt', 'created_at', 'timestamp'])) },
         {
           key: 'actions', label: 'Actions', csv: () => '',
