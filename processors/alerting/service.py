@@ -161,6 +161,9 @@ class AlertingService:
     def _run(self) -> None:
         interval = self.config.interval_s
         while not self._stop.is_set():
+            if not getattr(self.repo.store, "ready", True):
+                log.info("the store closed; alert evaluation stops")
+                return
             try:
                 self.evaluate_once()
             except Exception:  # keep evaluating; the store may be shutting down
