@@ -47,7 +47,7 @@ from analytics.forecast.profile import SeriesProfile
 __all__ = ["ARIMA_COST_LIMIT", "SEASONAL_THRESHOLD", "fallback_model", "model_alias", "select_models"]
 
 #: AutoARIMA is only tried when ``length * season_length`` is at most this (about 1 to 2 s per fit).
-ARIMA_COST_LIMIT = 3_000
+ARIMA_COST_LIMIT = 2_000
 #: Seasonal strength above which a season is modelled.
 SEASONAL_THRESHOLD = 0.3
 #: Share of zeros above which a series is treated as intermittent.
