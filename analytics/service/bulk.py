@@ -2,8 +2,9 @@
 
 ``bulk_score`` scores the newest points of every series (rows of a matrix) against a trailing window:
 a robust z-score ``(x - median) / (1.4826 MAD)`` divided by a self-normalising threshold
-``max(k, margin * q)``, ``q`` the ``quantile`` of the window's own |z| — the rule of the ensemble's
-``robust`` detector, computed once per inference instead of at every point.
+``max(k, margin * q) * (1 + 0.25 * max(0, sqrt(1000 / n) - 1))``, ``q`` the ``quantile`` of the window's
+own |z| and ``n`` its length — the rule of the ensemble's ``robust`` detector, computed once per
+inference instead of at every point.
 
 ``bulk_forecast`` is a seasonal window average (the mean of the last ``cycles`` seasons at the same
 phase) with split-conformal intervals from a held-out last stretch of each series.
@@ -67,8 +68,11 @@ def bulk_score(
         scale = np.fmax(scale, 1e-9 * (1.0 + np.abs(np.nan_to_num(med))))
         ref_z = np.abs(ref - med) / scale
         q = np.nanquantile(ref_z, quantile, axis=1, keepdims=True) if ref.shape[1] else med
-        enough = np.sum(np.isfinite(ref), axis=1, keepdims=True) >= min_periods
-        thr = np.fmax(k, margin * np.nan_to_num(q, nan=k))
+        n_ref = np.sum(np.isfinite(ref), axis=1, keepdims=True)
+        enough = n_ref >= min_periods
+        # a short history raises the bar (as the ensemble's short_history_boost does)
+        boost = 1.0 + 0.25 * np.maximum(0.0, np.sqrt(1000.0 / np.maximum(n_ref, 1)) - 1.0)
+        thr = np.fmax(k, margin * np.nan_to_num(q, nan=k)) * boost
         score = np.where(enough, np.abs(cur - med) / (thr * scale), np.nan)
     score = np.minimum(score, 1000.0)
     band = np.broadcast_to(thr * scale, cur.shape)

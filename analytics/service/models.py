@@ -1,7 +1,7 @@
 """Run a configured model on the series of one query: derived rows and anomaly records.
 
     from analytics.service.models import run_anomaly, run_forecast
-    rows, anomalies = run_anomaly("acme", "latency_p95", "anomaly_ensemble", spec, series, feedback,
+    rows, anomalies, scored_from = run_anomaly("acme", "latency_p95", "anomaly_ensemble", spec, series, feedback,
                                   write_from=t0, bulk_threshold=200)
     rows, results = run_forecast("acme", "requests_rate", "forecast_ensemble", spec, series, bulk_threshold=200)
 
@@ -84,17 +84,19 @@ def _usable(series: Series) -> bool:
 def run_anomaly(
     tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series],
     feedback: FeedbackState | None, *, write_from: dict[str, float] | float | None = None, bulk_threshold: int = 200,
-) -> tuple[list[DerivedRow], list[AnomalyRecord]]:  # fmt: skip
+) -> tuple[list[DerivedRow], list[AnomalyRecord], float | None]:  # fmt: skip
     """Score every series; rows for points after ``write_from`` (per series key, or one time), records for
-    every anomalous point of the window."""
+    every anomalous point scored, and the time from which points were scored (None: nothing scored;
+    the whole window on the ensemble path, the newest points on the bulk path)."""
     provide = set(spec.series())
     rows: list[DerivedRow] = []
     records: list[AnomalyRecord] = []
     usable = [s for s in series if _usable(s)]
     if not usable:
-        return rows, records
-    frames = (_bulk_frames(usable, spec, feedback) if len(usable) >= bulk_threshold
-              else _ensemble_frames(usable, spec, feedback))  # fmt: skip
+        return rows, records, None
+    if len(usable) >= bulk_threshold:
+        return _bulk_run(tenant, query, model_alias, spec, usable, feedback, write_from)
+    frames = _ensemble_frames(usable, spec, feedback)
     for s, frame in zip(usable, frames, strict=True):
         labels = _labels(s, query, model_alias)
         since = write_from.get(s.key) if isinstance(write_from, dict) else write_from
@@ -114,7 +116,7 @@ def run_anomaly(
                 float(r["confidence"]), tuple(r["detected_by"]), float(r["yhat"]), float(r["yhat_lower"]),
                 float(r["yhat_upper"]), str(r["explanation"]), bool(r["is_anomaly"]),
             ))  # fmt: skip
-    return rows, records
+    return rows, records, min(float(s.ts[0]) for s in usable)
 
 
 def _ensemble_frames(series: Sequence[Series], spec: ModelSpec, feedback: FeedbackState | None) -> list[pd.DataFrame]:
@@ -139,35 +141,46 @@ def _first_finite(values: np.ndarray) -> int:
     return int(np.argmax(finite)) if finite.any() else values.size
 
 
-def _bulk_frames(series: Sequence[Series], spec: ModelSpec, feedback: FeedbackState | None) -> list[pd.DataFrame]:
-    """The vectorised path: the newest points of every series at once (see :func:`bulk_score`)."""
+def _bulk_run(
+    tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series],
+    feedback: FeedbackState | None, write_from: dict[str, float] | float | None,
+) -> tuple[list[DerivedRow], list[AnomalyRecord], float]:  # fmt: skip
+    """The vectorised path: only the newest ``bulk_new_points`` (12) of every series, all at once."""
     n = max(s.values.size for s in series)
     mat = np.full((len(series), n), np.nan)
     for i, s in enumerate(series):
-        mat[i, n - s.values.size :] = pd.Series(s.values).ffill().to_numpy()
+        mat[i, n - s.values.size :] = s.values
+    if np.isnan(mat).any():  # gaps take the last value seen (row-wise forward fill)
+        idx = np.where(np.isnan(mat), 0, np.arange(n)[None, :])
+        np.maximum.accumulate(idx, axis=1, out=idx)
+        mat = np.take_along_axis(mat, idx, axis=1)
     new = max(1, min(n // 4, int(spec.params.get("bulk_new_points", 12))))
     out = bulk_score(mat, new, min_periods=int(spec.params.get("min_periods", 30)))
-    threshold = feedback.ensemble_threshold if feedback is not None else 1.0
-    frames = []
+    score = out.anomaly_score / (feedback.ensemble_threshold if feedback is not None else 1.0)
+    provide = [name for name in ("anomaly_score", "yhat", "yhat_lower", "yhat_upper") if name in spec.series()]
+    arrays = {"anomaly_score": score, "yhat": out.yhat, "yhat_lower": out.yhat_lower, "yhat_upper": out.yhat_upper}
+    rows: list[DerivedRow] = []
+    records: list[AnomalyRecord] = []
     for i, s in enumerate(series):
-        size = s.values.size
-        score = np.full(size, np.nan)
-        yhat, lower, upper = (np.full(size, np.nan) for _ in range(3))
-        k = min(new, size)
-        score[-k:] = out.anomaly_score[i, -k:] / threshold
-        yhat[-k:], lower[-k:], upper[-k:] = out.yhat[i, -k:], out.yhat_lower[i, -k:], out.yhat_upper[i, -k:]
-        sev = severities(score)
-        flagged = np.nan_to_num(score) > 1.0
-        expl = [explain(float(v), float(lo), float(up), str(sv), float(sc), ["bulk_robust"]) if f else ""
-                for v, lo, up, sv, sc, f in zip(s.values, lower, upper, sev, score, flagged, strict=True)]  # fmt: skip
-        conf = np.where(flagged, np.clip(0.5 + 0.5 * np.clip((np.nan_to_num(score) - 1) / 2, 0, 1), 0, 1), 0.0)
-        frames.append(pd.DataFrame({
-            "timestamp": pd.to_datetime(s.ts, unit="s"), "value": s.values, "anomaly_score": score,
-            "is_anomaly": flagged, "severity": sev, "confidence": conf,
-            "detected_by": [["bulk_robust"] if f else [] for f in flagged], "yhat": yhat, "yhat_lower": lower,
-            "yhat_upper": upper, "explanation": expl,
-        }))  # fmt: skip
-    return frames
+        labels = _labels(s, query, model_alias)
+        since = write_from.get(s.key) if isinstance(write_from, dict) else write_from
+        k = min(new, s.values.size)
+        ts = s.ts[-k:].astype(float)
+        keep = ts > since if since is not None else np.ones(k, dtype=bool)
+        for name in provide:
+            col = arrays[name][i, -k:]
+            rows += [DerivedRow(tenant, float(t), name, float(v), labels, "anomaly")
+                     for t, v, ok in zip(ts, col, keep, strict=True) if ok and np.isfinite(v)]  # fmt: skip
+        for j in np.flatnonzero(np.nan_to_num(score[i, -k:]) > 1.0):
+            sc, lo, up = float(score[i, -k + j]), float(out.yhat_lower[i, -k + j]), float(out.yhat_upper[i, -k + j])
+            value = float(s.values[-k + j])
+            sev = str(severities(np.array([sc]))[0])
+            records.append(AnomalyRecord(
+                anomaly_id(tenant, query, model_alias, s.key, ts[j]), tenant, query, model_alias, dict(s.labels),
+                float(ts[j]), value, sc, sev, float(np.clip(0.5 + 0.25 * (sc - 1), 0, 1)), ("bulk_robust",),
+                float(out.yhat[i, -k + j]), lo, up, explain(value, lo, up, sev, sc, ["bulk_robust"]), True,
+            ))  # fmt: skip
+    return rows, records, min(float(s.ts[-min(new, s.ts.size)]) for s in series)
 
 
 def horizon_steps(horizon: str | int, step: int) -> int:

@@ -164,9 +164,18 @@ class AnalyticsService:
                     last = self.repo.last_ts(tenant, query, model)
                     written.update({s.key: last for s in series if last is not None})
                 feedback = self.feedback.load(tenant, query)
-                rows, records = run_anomaly(tenant, query, model, spec, series, feedback, write_from=dict(written),
-                                            bulk_threshold=self.config.bulk_threshold)  # fmt: skip
-                self.repo.replace_anomalies(tenant, query, model, now - fit_window, records)
+                rows, records, scored_from = run_anomaly(
+                    tenant,
+                    query,
+                    model,
+                    spec,
+                    series,
+                    feedback,
+                    write_from=dict(written),
+                    bulk_threshold=self.config.bulk_threshold,
+                )
+                if scored_from is not None:
+                    self.repo.replace_anomalies(tenant, query, model, scored_from, records)
                 for s in series:
                     if s.ts.size:
                         written[s.key] = max(written.get(s.key, float("-inf")), float(s.ts[-1]))

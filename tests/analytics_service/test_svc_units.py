@@ -1,0 +1,114 @@
+"""Config validation (errors name the YAML key), budget periods, the vectorised bulk paths."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+
+from analytics.service.budgets import Budget, period_bounds
+from analytics.service.bulk import bulk_forecast, bulk_score
+from analytics.service.config import config_from_dict, default_config
+from hubcore.errors import ConfigError, PermanentError
+
+
+def test_default_config_has_the_aliases_the_rules_expect() -> None:
+    cfg = default_config()
+    assert {"cost_usd_hourly", "requests_rate", "latency_p95", "error_rate"} <= set(cfg.queries)
+    assert {m.model_class for m in cfg.models.values()} == {"anomaly", "forecast"}
+    body = cfg.queries["requests_rate"].body(0, 3600)
+    assert body["aggregation"]["time_bucket"] == "1m" and body["aggregation"]["group_by"] == ["environment", "model"]
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"queries": {"q": {"step": "2h"}}}, "processors.analytics.queries.q.step"),
+        ({"queries": {"q": {"aggregation": "median"}}}, "processors.analytics.queries.q.aggregation"),
+        ({"queries": {"q": {"query": {}, "event_type": "cost"}}}, "processors.analytics.queries.q"),
+        ({"models": {"m": {"class": "anomaly", "queries": ["nope"]}}}, "processors.analytics.models.m.queries.0"),
+        ({"models": {"m": {"class": "anomaly", "schedulers": ["x"]}}}, "processors.analytics.models.m.schedulers.0"),
+        ({"models": {"m": {"class": "anomaly", "provide_series": ["forecast_breach"]}}},
+         "processors.analytics.models.m.provide_series.0"),
+        ({"models": {"m": {"class": "anomaly", "params": {"detectors": ["lstm"]}}}},
+         "processors.analytics.models.m.params.detectors.0"),
+        ({"models": {"m": {"class": "forecast", "params": {"level": 100}}}}, "processors.analytics.models.m.params.level"),
+        ({"schedulers": {"s": {"fit_every": "often"}}}, "processors.analytics.schedulers.s.fit_every"),
+        ({"schedulers": {}}, "processors.analytics.schedulers"),
+    ],
+)  # fmt: skip
+def test_config_errors_name_the_key(data: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data)
+    assert err.value.key == key, str(err.value)
+
+
+def test_config_from_yaml_shape() -> None:
+    cfg = config_from_dict({
+        "queries": {"cost": {"event_type": "cost", "field": "value", "aggregation": "sum", "step": "1h"}},
+        "models": {"fc": {"class": "forecast", "queries": ["cost"], "params": {"horizon": "7d"}}},
+        "schedulers": {"p": {"fit_every": "1h", "infer_every": "5m", "fit_window": "30d"}},
+    })  # fmt: skip
+    assert cfg.models["fc"].model_class == "forecast" and cfg.model_queries("fc") == ["cost"]
+    assert cfg.schedulers["p"].seconds("p") == (3600.0, 300.0, 30 * 86400.0)
+
+
+def test_budget_periods_and_validation() -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp()
+    monthly = Budget.from_body({"amount": 10}, "t")
+    assert period_bounds(monthly, now) == (datetime(2026, 11, 1, tzinfo=UTC).timestamp(),
+                                           datetime(2026, 12, 1, tzinfo=UTC).timestamp())  # fmt: skip
+    quarterly = Budget.from_body({"amount": 10, "period": "quarterly"}, "t")
+    assert period_bounds(quarterly, now) == (datetime(2026, 10, 1, tzinfo=UTC).timestamp(),
+                                             datetime(2027, 1, 1, tzinfo=UTC).timestamp())  # fmt: skip
+    for body, field in (({"amount": 0}, "amount"), ({"amount": 1, "colour": "red"}, "colour"),
+                        ({"amount": 1, "period": "custom", "start": "2026-01-02", "end": "2026-01-01"}, "end"),
+                        ({"amount": 1, "start": "2026-01-01"}, "start"),
+                        ({"amount": 1, "alert_within_days": -1}, "alert_within_days")):  # fmt: skip
+        with pytest.raises(PermanentError) as err:
+            Budget.from_body(body, "t")
+        assert str(err.value).startswith(field), str(err.value)
+
+
+def test_bulk_score_flags_only_the_spiking_series() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(100, 5, size=(500, 400))
+    x[7, -2] = 400
+    out = bulk_score(x, new=3)
+    flagged = np.argwhere(out.anomaly_score > 1)
+    assert [tuple(f) for f in flagged] == [(7, 1)]
+    assert (out.yhat_lower < 100).all() and (out.yhat_upper > 100).all()
+
+
+def test_bulk_forecast_covers_a_seasonal_series() -> None:
+    rng = np.random.default_rng(2)
+    t = np.arange(60 * 24 + 168)
+    x = 50 + 20 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 2, size=(200, t.size))
+    train, test = x[:, :-168], x[:, -168:]
+    fc = bulk_forecast(train, 168, season=24, level=95)
+    coverage = float(np.mean((test >= fc.yhat_lower) & (test <= fc.yhat_upper)))
+    assert 0.9 <= coverage <= 1.0
+    assert np.abs(fc.yhat - (50 + 20 * np.sin(2 * np.pi * t[-168:] / 24))).mean() < 1.5
+
+
+def test_bulk_paths_through_the_model_runners() -> None:
+    from analytics.service.config import ModelSpec
+    from analytics.service.models import run_anomaly, run_forecast
+    from analytics.service.series import Series
+
+    rng = np.random.default_rng(3)
+    ts = np.arange(0, 600 * 300, 300, dtype=np.int64) + 1_700_000_000
+    series = [Series({"model": f"m{i}"}, ts, rng.normal(50, 2, ts.size), 300) for i in range(5)]
+    series[2].values[-3] = 500
+    spec = ModelSpec(model_class="anomaly")
+    rows, records, since = run_anomaly("t", "q", "a", spec, series, None, write_from=None, bulk_threshold=2)
+    assert [(r.labels["model"], r.ts) for r in records] == [("m2", float(ts[-3]))]
+    assert records[0].detected_by == ("bulk_robust",) and "above the expected range" in records[0].explanation
+    assert since == float(ts[-12]) and {r.name for r in rows} == {"anomaly_score", "yhat", "yhat_lower", "yhat_upper"}
+    assert len([r for r in rows if r.name == "anomaly_score"]) == 5 * 12
+    fc_rows, results = run_forecast("t", "q", "f", ModelSpec(model_class="forecast"), series, horizon="2h",
+                                    bulk_threshold=2)  # fmt: skip
+    assert len(results) == 5 and all(r["model"].startswith("bulk_swa") for r in results.values())
+    assert len(fc_rows) == 5 * 24 * 3 and all(r.ts > ts[-1] for r in fc_rows)
