@@ -4,8 +4,8 @@ Usage::
 
     hub detect --input series.csv --output scored.csv
 
-Rows are scored in timestamp order and written back in the input's order. Output: the input rows plus ``anomaly_score`` (> 1 anomalous), ``is_anomaly`` (first point of each
-anomalous event), ``severity`` and ``detected_by`` (detector names joined by ``|``). Bad input exits
+Rows are scored in timestamp order and written back in the input's order. Output: the input rows plus ``anomaly_score`` (> 1 anomalous), ``is_anomaly`` (the alert: first
+alert-worthy point of each anomalous event, see ``AnomalyDetector``), ``severity`` and ``detected_by`` (detector names joined by ``|``). Bad input exits
 with status 2 and a one-line message on stderr.
 """
 
