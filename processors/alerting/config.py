@@ -7,7 +7,6 @@ processors:
     escalate_after: 30m        # unacknowledged this long: severity up one level, label escalated="true"
     external_url: http://hub.example:8080   # generatorURL of the alerts sent to Alertmanager
     builtin_rules: true        # the default rules (error rate, p95 latency, prompt-injection burst)
-    alertmanager: {endpoint: http://alertmanager:9093, resend_interval: 60}
     rules:                     # extra rules, every tenant (or one: tenant_id)
       - name: GPT4oSlow
         condition: {type: threshold, metric: gen_ai.client.operation.duration, filters: {model: gpt-4o},
@@ -26,7 +25,6 @@ from typing import Any
 
 import msgspec
 
-from exporters.alertmanager.config import AlertmanagerExporterConfig
 from hubcore.errors import ConfigError
 from processors.alerting.rules import RuleError, parse_duration, parse_rule
 
@@ -41,7 +39,8 @@ class AlertingConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     * ``external_url``: the hub's URL as Alertmanager users reach it (``generatorURL``).
     * ``builtin_rules``: evaluate :data:`processors.alerting.rules.BUILTIN_RULES`.
     * ``rules``: extra rules in the API's JSON shape (see ``docs/alerting.md``).
-    * ``alertmanager``: where to send the hub's alerts (``exporters.alertmanager`` keys); none: not sent.
+
+    Alerts go to Alertmanager through the hub's ``exporters.alertmanager`` client (passed to the service).
     """
 
     enabled: bool = True
@@ -51,7 +50,6 @@ class AlertingConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     external_url: str = "http://127.0.0.1:8080"
     builtin_rules: bool = True
     rules: list[dict[str, Any]] = []
-    alertmanager: AlertmanagerExporterConfig | None = None
 
     def validate(self, key: str = "processors.alerting") -> AlertingConfig:
         """Check durations and rules; errors name the YAML key."""
@@ -65,8 +63,6 @@ class AlertingConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
                 parse_rule(data, tenant_id=data.get("tenant_id"), rule_id=f"config-{i}")
             except RuleError as exc:
                 raise ConfigError(f"{key}.rules.{i}.{exc.field}".rstrip("."), exc.message) from None
-        if self.alertmanager is not None:
-            self.alertmanager.validate(f"{key}.alertmanager")
         return self
 
     @property

@@ -95,7 +95,8 @@ class AlertingService:
     """Rules → alerts in the embedded store (table ``alerts``), with an optional Alertmanager client.
 
     ``clock`` (seconds) decides "now" for evaluations and transitions; tests pass a fake one.
-    The service owns the client: :meth:`start` starts it and :meth:`shutdown` shuts it down.
+    With ``manage_client`` (the default) :meth:`start` starts the client and :meth:`shutdown` shuts it
+    down; the hub passes ``False`` for its own ``exporters.alertmanager``, which it starts and stops.
     """
 
     def __init__(
@@ -107,11 +108,13 @@ class AlertingService:
         *,
         default_tenant: str = "default",
         clock: Callable[[], float] = time.time,
+        manage_client: bool = True,
     ) -> None:
         self.config = config.validate()
         self.repo = AlertRepository(store)
         self.evaluator = Evaluator(store)
         self.alertmanager = alertmanager_client
+        self.manage_client = manage_client
         self.default_tenant = default_tenant
         self.clock = clock
         self.metrics = _Metrics(metrics_registry)
@@ -133,7 +136,7 @@ class AlertingService:
             if self._started or self._closed:
                 return
             self._ensure_ready()
-            if self.alertmanager is not None:
+            if self.alertmanager is not None and self.manage_client:
                 self.alertmanager.start()
             if self.config.enabled:
                 self._thread = threading.Thread(target=self._run, name="hub-alerting", daemon=True)
@@ -149,7 +152,7 @@ class AlertingService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self.alertmanager is not None and self._started:
+        if self.alertmanager is not None and self.manage_client and self._started:
             self.alertmanager.shutdown(timeout)
 
     def _ensure_ready(self) -> None:

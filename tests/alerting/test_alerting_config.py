@@ -16,6 +16,7 @@ from hubcore.storage.embedded import EmbeddedStore
 from processors.alerting import AlertingConfig, AlertingService, RuleError, parse_rule
 from processors.alerting.factory import create_service, default_config
 from processors.alerting.rules import BUILTIN_RULE_SPECS, parse_duration
+from tests.alerting.conftest import FakeAlertmanager
 
 MODULES = ["processors.alerting.rules", "processors.alerting.config", "processors.alerting.evaluator",
            "processors.alerting.webhook"]  # fmt: skip
@@ -25,7 +26,6 @@ interval: 15s
 repeat_suppress: 5m
 escalate_after: 0
 external_url: http://hub.example:8080
-alertmanager: {endpoint: http://alertmanager:9093, resend_interval: 30}
 rules:
   - name: GPT4oSlow
     tenant_id: acme
@@ -45,7 +45,6 @@ def test_doctests(module: str) -> None:
 def test_yaml_config_converts_and_validates() -> None:
     cfg = msgspec.convert(yaml.safe_load(YAML), AlertingConfig, strict=False).validate()
     assert (cfg.interval_s, cfg.repeat_suppress_s, cfg.escalate_after_s) == (15.0, 300.0, 0.0)
-    assert cfg.alertmanager is not None and cfg.alertmanager.alerts_url == "http://alertmanager:9093/api/v2/alerts"
     assert default_config().interval_s == 30.0
 
 
@@ -57,7 +56,6 @@ def test_yaml_config_converts_and_validates() -> None:
         ({"rules": [{"name": "X", "condition": {"type": "anomaly", "window": "-1m"}}]},
          "processors.alerting.rules.0.condition.window"),
         ({"rules": [{"name": "X"}]}, "processors.alerting.rules.0.condition"),
-        ({"alertmanager": {"endpoint": "alertmanager:9093"}}, "processors.alerting.alertmanager.endpoint"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_key(change: dict[str, object], key: str) -> None:
@@ -90,8 +88,9 @@ def test_factory_and_lifecycle_is_idempotent(tmp_path: Path) -> None:
     store.start()
     try:
         am = AlertmanagerExporterConfig(endpoint="http://127.0.0.1:9", dead_letter_directory=str(tmp_path / "dlq"))
-        svc = create_service(AlertingConfig(interval=0.05, alertmanager=am), store)
-        assert isinstance(svc, AlertingService) and isinstance(svc.alertmanager, AlertmanagerExporter)
+        client = AlertmanagerExporter(am)
+        svc = create_service(AlertingConfig(interval=0.05), store, None, client)
+        assert isinstance(svc, AlertingService) and svc.alertmanager is client
         svc.start()
         svc.start()
         assert svc.list_alerts("acme") == []
@@ -99,5 +98,11 @@ def test_factory_and_lifecycle_is_idempotent(tmp_path: Path) -> None:
         svc.shutdown(2.0)
         svc.start()  # a shut-down service stays down
         assert svc._thread is not None and not svc._thread.is_alive()
+        assert client._closed  # managed: shut down with the service
+        fake = FakeAlertmanager()
+        unmanaged = create_service(AlertingConfig(enabled=False), store, None, fake, manage_client=False)
+        unmanaged.start()
+        unmanaged.shutdown()
+        assert (fake.started, fake.stopped) == (0, 0)
     finally:
         store.shutdown()
