@@ -29,6 +29,8 @@ __all__ = ["Series", "labels_key", "load_series", "tenants_with_data"]
 
 #: Aggregates whose empty bucket means zero (not "unknown").
 _ZERO_FILLED = ("count", "sum")
+#: Buckets per query (below the query layer's MAX_BUCKETS).
+CHUNK_BUCKETS = 9_000
 
 
 @dataclass(frozen=True)
@@ -77,21 +79,22 @@ def load_series(
     last = int(end_s // step) * step - step  # the last complete bucket
     if last < first:
         return []
-    body = spec.body(float(first), float(last + step))
-    query = parse_query(body, tenant=tenant, now_us=int(end_s * 1e6), paged=False)
-    if len(query.value_columns) != 1:
-        raise QueryError(
-            "aggregation.functions", "an analytics query needs exactly one function (one value per bucket)"
-        )
-    if query.aggregation.time_bucket is None:
-        raise QueryError("aggregation.time_bucket", "an analytics query needs a time bucket")
-    result = EmbeddedBackend(store).run(query, timeout_s=timeout_s)
+    rows: list[tuple[Any, ...]] = []
+    # the query layer caps a query at MAX_BUCKETS buckets: a long window is read in chunks
+    for lo in range(first, last + step, CHUNK_BUCKETS * step):
+        hi = min(lo + CHUNK_BUCKETS * step, last + step)
+        query = parse_query(spec.body(float(lo), float(hi)), tenant=tenant, now_us=int(end_s * 1e6), paged=False)
+        if len(query.value_columns) != 1:
+            raise QueryError("aggregation.functions", "an analytics query needs exactly one function per bucket")
+        if query.aggregation.time_bucket is None:
+            raise QueryError("aggregation.time_bucket", "an analytics query needs a time bucket")
+        rows += EmbeddedBackend(store).run(query, timeout_s=timeout_s).rows
     groups = [g.label for g in query.aggregation.group_by]
     names = [_label_name(g, spec) for g in groups]
     zero = spec.per_second or (not query.metric.composite and query.aggregation.functions[0] in _ZERO_FILLED)
     grid = np.arange(first, last + step, step, dtype=np.int64)
     by_group: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
-    for row in result.rows:
+    for row in rows:
         bucket, value = row[0], row[-1]
         t = int(np.datetime64(bucket, "s").astype(np.int64))
         if t < first or t > last:
