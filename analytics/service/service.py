@@ -27,7 +27,7 @@ import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from analytics.service.budgets import BudgetRepository, budget_rows, evaluate_budget
-from analytics.service.config import AnalyticsConfig, default_config, parse_duration
+from analytics.service.config import AnalyticsConfig, config_from_dict, default_config, parse_duration
 from analytics.service.derived import DerivedRepository, DerivedRow
 from analytics.service.feedback import FeedbackStore
 from analytics.service.models import build_detector, run_anomaly, run_forecast, score_series
@@ -52,9 +52,12 @@ class AnalyticsService:
     """Scheduler + stores of the analytic processors (see the module docstring)."""
 
     def __init__(
-        self, config: AnalyticsConfig | None, store: EmbeddedStore, metrics_registry: CollectorRegistry | None = None,
+        self, config: AnalyticsConfig | dict[str, Any] | None, store: EmbeddedStore,
+        metrics_registry: CollectorRegistry | None = None,
         *, on_series: SeriesListener | None = None, data_dir: str | None = None, clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
+        if isinstance(config, dict):  # the raw ``processors.analytics`` mapping of the hub config
+            config = config_from_dict(config) if config else None
         self.config = (config or default_config()).validate()
         self.store = store
         self.repo = DerivedRepository(store)
