@@ -67,7 +67,7 @@ def detect_temporal(
                 continue
             r, lag, p = best
             p *= n_tests
-            if p >= alpha or r < 0.6:
+            if p >= alpha or r < 0.45:
                 continue
             lead, follow = (a, b) if lag >= 0 else (b, a)
             sub = _elevated_events(ab, ab_bucket, (lead, follow), series)

