@@ -243,6 +243,11 @@ class AlertingService:
                 self._health[rule.id] = {"health": health, "last_error": None, "last_evaluation": iso(now),
                                          "matching": len(instances)}  # fmt: skip
                 self._apply(rule, instances, open_by_rule.get(rule.id, []), now)
+            known = {r.id for r in self._rules}
+            for rule_id, orphans in open_by_rule.items():
+                if rule_id not in known:  # its rule was removed from the config (or disabled)
+                    for alert in orphans:
+                        self._resolve(alert, now, "rule removed")
             self._escalate(now)
             open_alerts = self.repo.open_alerts(SOURCE)
             self._send(open_alerts)

@@ -183,3 +183,15 @@ def test_builtin_rules_on_default_config(store: EmbeddedStore) -> None:
     assert err["alertname"] == "LLMErrorRateHigh" and 0.2 < err["value"] < 0.3
     assert err["labels"]["team"] == "search" and err["labels"]["gen_ai_request_model"] == "gpt-4o"
     assert svc.get_alert("acme", burst["id"])["state"] == "resolved"
+
+
+def test_alerts_of_a_removed_config_rule_resolve(store: EmbeddedStore) -> None:
+    add_events(store, [latency(T0 + i, 3000.0) for i in range(10)])
+    svc = service(store, [{**SLOW, "for": 0}])
+    svc.evaluate_once(T0 + 20)
+    assert svc.list_alerts("acme")[0]["state"] == "firing"
+    svc.shutdown()
+    again = service(store, [])  # restarted without the rule
+    again.evaluate_once(T0 + 30)
+    [alert] = again.list_alerts("acme")
+    assert alert["state"] == "resolved" and alert["resolved_by"] == "rule removed"
