@@ -197,9 +197,12 @@
     replaceBody(id, box);
   };
   /** Run one panel's loader; a 404 becomes "not available yet", other errors an error box. */
+  Hub.timings = {};
   Hub.panel = async function (id, what, fn) {
+    const t0 = performance.now();
     try {
       await fn();
+      Hub.timings[id] = Math.round(performance.now() - t0);
     } catch (err) {
       if (err instanceof ApiError && (err.status === 404 || err.status === 405)) Hub.unavailable(id, what, `${err.path} answered ${err.status}`);
       else { Hub.errors.push(String(err && err.message)); Hub.showError(id, err); }

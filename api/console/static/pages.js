@@ -273,7 +273,7 @@
       bars('c-by-model', 'model', 'model'),
       bars('c-by-project', 'project', 'project'),
       bars('c-by-team', 'team', 'team'),
-      Hub.panel('c-budget', 'budgets', async () => {
+      Hub.later('c-budget', 'budgets', async () => { // each budget's status runs a spend forecast: after the page
         if ((await Hub.findPath('get', /^\/api\/v1\/budgets$/)) === null) { Hub.unavailable('c-budget', 'budgets', 'no GET /api/v1/budgets'); return; }
         const ans = await Hub.api('/api/v1/budgets', { params: Hub.state.tenant ? { tenant: Hub.state.tenant } : {} });
         const list = Array.isArray(ans) ? ans : pick(ans, ['budgets', 'items', 'data']) || [];

@@ -1,0 +1,126 @@
+"""The console without a browser: pages, static files, headers, escaping, the SSE stream, auth."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+import api.console.summary
+from api.console.router import CSP, PAGES, PUBLIC_PATHS, STATIC, templates
+from api.security import PUBLIC, ROUTE_PERMISSIONS
+from tests.console.conftest import Seeded, seed
+from tests.helpers.hub import running_hub
+
+JS_FILES = ["console.js", "pages.js"]
+
+
+def test_every_page_is_html_with_security_headers(seeded: Seeded) -> None:
+    for name, page in PAGES.items():
+        r = httpx.get(seeded.api + page.path)
+        assert r.status_code == 200, (name, r.status_code)
+        assert r.headers["content-type"].startswith("text/html")
+        assert r.headers["content-security-policy"] == CSP
+        assert (
+            "script-src 'self'" in CSP
+            and "unsafe-eval" not in CSP
+            and "'unsafe-inline'" not in CSP.split("style-src")[0]
+        )
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+        assert f'data-page="{name}"' in r.text
+        assert "/console/static/vendor/echarts.min.js" in r.text
+        assert "<script>" not in r.text, "no inline script (the CSP forbids it)"
+    assert httpx.get(seeded.api + "/console").status_code == 200
+
+
+def test_static_files_are_served_with_types_and_no_escape(seeded: Seeded) -> None:
+    js = httpx.get(seeded.api + "/console/static/console.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    css = httpx.get(seeded.api + "/console/static/console.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    vendor = httpx.get(seeded.api + "/console/static/vendor/echarts.min.js")
+    assert vendor.status_code == 200 and len(vendor.content) > 500_000
+    assert "immutable" in vendor.headers["cache-control"]
+    for bad in ("/console/static/%2e%2e/router.py", "/console/static/..%2Frouter.py", "/console/static/vendor",
+                "/console/static/nope.js", "/console/static/%2e%2e/%2e%2e/security.py"):  # fmt: skip
+        r = httpx.get(seeded.api + bad)
+        assert r.status_code == 404, (bad, r.status_code)
+        assert "def " not in r.text
+
+
+def test_no_cdn_and_no_html_sinks_in_the_console_code() -> None:
+    for f in [*JS_FILES, "console.css"]:
+        text = (STATIC / f).read_text()
+        assert not re.search(r"https?://", text), f"{f} references an outside URL"
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+            assert sink not in text, f"{f} uses {sink}"
+    for tpl in Path(templates.env.loader.searchpath[0]).glob("*.html"):  # type: ignore[union-attr]
+        assert not re.search(r"(src|href)=\"https?://", tpl.read_text()), tpl.name
+    assert "Apache License" in (STATIC / "vendor" / "ECHARTS-LICENSE").read_text()
+
+
+def test_templates_autoescape() -> None:
+    tpl = templates.env.get_template("base.html")
+    html = tpl.render(page="summary", title="<script>alert(1)</script>", pages=PAGES, active="summary")
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_routes_are_in_the_security_tables() -> None:
+    assert PUBLIC_PATHS <= PUBLIC
+    assert ROUTE_PERMISSIONS[("GET", "/console/stream")] == ("dashboards:read", "dashboards")
+
+
+def test_summary_docstring() -> None:
+    assert doctest.testmod(api.console.summary).failed == 0
+
+
+def _first_summary(api: str, headers: dict[str, str] | None = None, **params: str) -> dict[str, object]:
+    with httpx.stream("GET", f"{api}/console/stream", params={"count": "1", **params}, headers=headers,
+                      timeout=30) as r:  # fmt: skip
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        text = r.read().decode()
+    m = re.search(r"event: summary\ndata: (.*)\n", text)
+    assert m, text
+    return dict(json.loads(m.group(1)))
+
+
+def test_stream_matches_the_query_api(seeded: Seeded) -> None:
+    s = _first_summary(seeded.api)
+    q = {"time_range": {"last": "24h"}, "metric": {"event_type": "telemetry", "name": "gen_ai.client.operation.duration"},
+         "aggregation": {"functions": ["count"]}}  # fmt: skip
+    expected = httpx.post(f"{seeded.api}/api/v1/query", json=q).json()["data"][0]["count"]
+    assert s["requests"] == expected > 0
+    assert isinstance(s["cost_usd"], float) and s["cost_usd"] > 0
+    assert 0 < float(s["compliance_rate"]) <= 1  # type: ignore[arg-type]
+    only = _first_summary(seeded.api, model="gpt-4o")
+    assert 0 < int(only["requests"]) < int(s["requests"])  # type: ignore[call-overload]
+    assert httpx.get(f"{seeded.api}/console/stream", params={"last": "forever"}).status_code == 400
+
+
+@pytest.mark.timeout(120)
+def test_with_auth_pages_are_public_and_data_needs_a_key(tmp_path: Path) -> None:
+    with running_hub(tmp_path, grpc=False, otlp_http=False, service__auth__enabled=True) as hub:
+        store = hub.service.security.key_store
+        assert store is not None
+        ingest = {"Authorization": f"Bearer {store.create(tenant_id='acme', role='ingest').key}"}
+        viewer = {"Authorization": f"Bearer {store.create(tenant_id='acme', role='analytics_viewer').key}"}
+        other = {"Authorization": f"Bearer {store.create(tenant_id='globex', role='analytics_viewer').key}"}
+        seed(hub.api, days=0.1, events=300, headers=ingest)
+        hub.flush()
+        assert httpx.get(hub.api + "/").status_code == 200
+        assert httpx.get(hub.api + "/console/static/pages.js").status_code == 200
+        r = httpx.get(hub.api + "/console/stream", params={"count": "1"})
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        assert int(_first_summary(hub.api, viewer)["requests"]) > 0  # type: ignore[call-overload]
+        assert _first_summary(hub.api, other)["requests"] == 0
+        assert (
+            httpx.get(hub.api + "/console/stream", params={"count": "1", "tenant": "acme"}, headers=other).status_code
+            == 403
+        )
