@@ -48,12 +48,16 @@ def _bad(field: str, message: str) -> PermanentError:
 
 def _time(value: Any, field: str) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise _bad(field, f"not an ISO-8601 time: {value!r}") from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+        seconds = float(value)
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise _bad(field, f"not an ISO-8601 time: {value!r}") from None
+        seconds = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    if not 0 <= seconds <= 4_102_444_800:
+        raise _bad(field, "must be between 1970-01-01 and 2100-01-01")
+    return seconds
 
 
 def _iso(seconds: float | None) -> str | None:

@@ -109,8 +109,8 @@ class QuerySpec(_Base):
         if self.step not in BUCKETS:
             raise ConfigError(f"{key}.step", f"must be one of {', '.join(BUCKETS)}; got {self.step!r}")
         if self.query is not None:
-            if not isinstance(self.query, dict):
-                raise ConfigError(f"{key}.query", "must be a unified-query body (a mapping)")
+            if not isinstance(self.query, dict) or not isinstance(self.query.get("aggregation") or {}, dict):
+                raise ConfigError(f"{key}.query", "must be a unified-query body (a mapping, aggregation a mapping)")
             simple = [k for k in ("event_type", "name", "field", "composite") if getattr(self, k) is not None]
             if simple:
                 raise ConfigError(key, f"give either query or {sorted(simple)}, not both")

@@ -35,6 +35,8 @@ from hubcore.query.model import parse_query
 __all__ = ["forecast", "parse_time_param", "resolve_query", "what_if"]
 
 MAX_FORECAST_SERIES = 50
+MAX_HORIZON_STEPS = 10_000
+MIN_TIME_S, MAX_TIME_S = 0.0, 4_102_444_800.0  # 1970 .. 2100
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
@@ -53,18 +55,26 @@ def parse_time_param(value: str | None, field: str, default: float) -> float:
     text = value.strip()
     if text.startswith("-"):
         try:
-            return time.time() - parse_duration(text[1:], field)
+            return _clamp(time.time() - parse_duration(text[1:], field), field)
         except ConfigError:
             raise _bad(field, f"relative times look like -24h or -7d; got {value!r}") from None
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
-        pass
+        number = None
+    if number is not None:
+        return _clamp(number, field)
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise _bad(field, f"not an ISO-8601 time, epoch seconds or -24h: {value!r}") from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    return _clamp((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp(), field)
+
+
+def _clamp(seconds: float, field: str) -> float:
+    if not MIN_TIME_S <= seconds <= MAX_TIME_S:
+        raise _bad(field, "must be between 1970-01-01 and 2100-01-01")
+    return seconds
 
 
 def resolve_query(svc: AnalyticsService, query: str) -> tuple[str, QuerySpec]:
@@ -116,10 +126,14 @@ def forecast(
         h = horizon_steps(horizon, spec.step_seconds)
     except ConfigError:
         raise _bad("horizon", f"must be a duration such as 7d or 24h, or a number of steps; got {horizon!r}") from None
-    if h > 10_000:
-        raise _bad("horizon", f"{h} steps of {spec.step} is too long (at most 10,000)")
+    if h > MAX_HORIZON_STEPS:
+        raise _bad("horizon", f"{h} steps of {spec.step} is too long (at most {MAX_HORIZON_STEPS})")
     now = svc.clock()
-    span = parse_duration(history, "history") if history else max(svc.window(model_alias)[2] if model_alias in
+    try:
+        span_given = parse_duration(history, "history") if history else None
+    except ConfigError as exc:
+        raise _bad("history", str(exc)) from None
+    span = span_given if span_given is not None else max(svc.window(model_alias)[2] if model_alias in
                                                                    svc.config.models else 14 * 86_400, 2.0 * h * spec.step_seconds)  # fmt: skip
     series = load_series(svc.store, spec, tenant, now - span, now, max_series=MAX_FORECAST_SERIES)
     _, results = run_forecast(tenant, alias, model_alias, model, series, horizon=h, level=level,
@@ -164,6 +178,19 @@ def _scenario(raw: Any) -> Scenario:
         extra = sorted(set(t) - {"type", *fields})
         if extra:
             raise _bad(f"scenario[{i}].{extra[0]}", f"unknown field; {t['type']} takes {', '.join(fields)}")
+        for k in fields:
+            v = t.get(k)
+            want_str = k in ("model", "source", "target")
+            ok = (v is None and k == "model" and t["type"] != "add_instances") or (
+                isinstance(v, str) and bool(v)
+                if want_str
+                else isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            )
+            if k == "count" and not isinstance(v, int):
+                ok = False
+            if not ok:
+                kind = "a model name" if want_str else "an integer" if k == "count" else "a number"
+                raise _bad(f"scenario[{i}].{k}", f"must be {kind}, got {v!r}")
         try:
             out.append(cls(**{k: t[k] for k in fields if k in t}))
         except (TypeError, ValueError) as exc:
@@ -195,6 +222,8 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
     try:
         usage_spec.validate("step")
         h = horizon_steps(body.get("horizon", "7d"), usage_spec.step_seconds)
+        if h > MAX_HORIZON_STEPS:
+            raise _bad("horizon", f"{h} steps of {step} is too long (at most {MAX_HORIZON_STEPS})")
         span = parse_duration(body.get("history", "14d"), "history")
     except ConfigError as exc:
         raise _bad(exc.key or "horizon", str(exc)) from None
@@ -206,6 +235,9 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
                    "use a smaller step")  # fmt: skip
     frame = pd.concat([pd.DataFrame({"ds": pd.to_datetime(s.ts, unit="s"), "model": s.labels["model"],
                                      "requests": s.values}) for s in usable], ignore_index=True)  # fmt: skip
+    for key in ("prices", "fleet"):
+        if not isinstance(body.get(key) or {}, dict):
+            raise _bad(key, "must be an object keyed by model")
     prices = dict(_history_prices(svc, tenant, usable, now - span, now))
     for m, p in (body.get("prices") or {}).items():
         if isinstance(p, bool) or not isinstance(p, int | float) or p < 0:

@@ -29,7 +29,7 @@ from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, w
 from api.deps import get_state, principal_of, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.state import ApiState
-from hubcore.errors import PermanentError
+from hubcore.errors import ConfigError, PermanentError
 from hubcore.query.executor import QueryTimeout
 from hubcore.query.model import QueryError
 from hubcore.security.rbac import ForbiddenError, Resource, decide
@@ -72,6 +72,8 @@ async def _answer(fn: Any, *args: Any, status: int = 200, **kwargs: Any) -> Resp
         return error_response(504, "query_timeout", str(exc), timeout_s=exc.timeout_s)
     except PermanentError as exc:
         return error_response(422, exc.reason, str(exc))
+    except ConfigError as exc:  # a duration or spec that does not parse
+        return error_response(422, "invalid_parameter", str(exc))
 
 
 # -- anomalies -----------------------------------------------------------------------------------------
