@@ -174,11 +174,13 @@ class CorrelationEngine:
         results = []
         for tenant, rows in todo:
             columns = {c: list(v) for c, v in zip(COLUMNS, zip(*rows, strict=True), strict=True)}
-            df = build_frame(columns)
+            df = build_frame(columns, outliers=False)
             current = self._windows.get(tenant)
             if current is not None:
                 mark_outliers(df, current.baselines["latency_baselines"], current.baselines["cost_baselines"])
                 self._learn_baselines(df, current.baselines)
+            else:
+                mark_outliers(df)
             results.append(self._run(df, tenant))
         return results
 

@@ -46,8 +46,10 @@ def _obj(text: Any) -> dict[str, Any]:
         return {}
 
 
-def build_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
-    """A frame with :data:`COLUMNS` plus the derived ones; missing input columns become nulls."""
+def build_frame(columns: Mapping[str, Sequence[Any]], *, outliers: bool = True) -> pd.DataFrame:
+    """A frame with :data:`COLUMNS` plus the derived ones; missing input columns become nulls.
+
+    ``outliers=False`` leaves ``slow`` / ``cost_outlier`` False (call :func:`mark_outliers` later)."""
     n = len(columns.get("event_id", ()))
     data = {c: list(columns[c]) if c in columns else [None] * n for c in COLUMNS}
     df = pd.DataFrame(data)
@@ -96,26 +98,28 @@ def build_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     df["source_ip"] = ip
     df["api_key_id"] = key
     df["signal"] = _signals(df)
-    mark_outliers(df)
+    if outliers:
+        mark_outliers(df)
+    else:
+        df["slow"] = np.zeros(n, dtype=bool)
+        df["cost_outlier"] = np.zeros(n, dtype=bool)
     return df
 
 
-def _signals(df: pd.DataFrame) -> list[str]:
-    out: list[str] = []
-    for et, st, name, err, comp in zip(df["event_type"], df["status"], df["name"], df["error_type"],
-                                       df["component"], strict=True):  # fmt: skip
-        if et == "telemetry":
-            detail = err or name
-            out.append(f"telemetry:{st or 'ok'}:{detail}" if st == "error" else f"telemetry:{comp}:{name}")
-        elif et == "security":
-            out.append(f"security:{name}")
-        elif et in ("policy", "governance"):
-            out.append(f"{et}:{st}:{name}")
-        elif et == "metadata":
-            out.append(f"metadata:{st}")
-        else:
-            out.append(f"{et}:{name}")
-    return out
+def _signals(df: pd.DataFrame) -> np.ndarray:
+    et, st, name = df["event_type"], df["status"], df["name"]
+    detail = df["error_type"].fillna(name).astype(str)
+    return np.select(
+        [
+            (et == "telemetry") & (st == "error"), et == "telemetry", et == "security",
+            et.isin(("policy", "governance")), et == "metadata",
+        ],
+        [
+            "telemetry:error:" + detail, "telemetry:" + df["component"].astype(str) + ":" + name,
+            "security:" + name, et + ":" + st + ":" + name, "metadata:" + st,
+        ],
+        default=et + ":" + name,
+    )  # fmt: skip
 
 
 def latency_mask(df: pd.DataFrame) -> np.ndarray:
@@ -123,29 +127,33 @@ def latency_mask(df: pd.DataFrame) -> np.ndarray:
     return ((df["event_type"] == "telemetry") & (df["unit"] == "ms") & df["value"].notna()).to_numpy()
 
 
-Baselines = dict[tuple[str, ...], tuple[float, float]]
+Baselines = dict[str, tuple[float, float]]
+_SEP = "\x1f"
+
+
+def _group_frame(df: pd.DataFrame, mask: np.ndarray, keys: list[str]) -> pd.DataFrame:
+    """Per masked row: its group key (joined ``keys``), log value, group median, lower-half MAD, size."""
+    key = df.loc[mask, keys[0]].fillna("").astype(str)
+    for k in keys[1:]:
+        key = key + _SEP + df.loc[mask, k].fillna("").astype(str)
+    lv = np.log(np.maximum(df.loc[mask, "value"].to_numpy(dtype=float), 1e-9))
+    g = pd.DataFrame({"k": key.to_numpy(), "lv": lv})
+    grp = g.groupby("k", sort=False)["lv"]
+    g["med"] = grp.transform("median")
+    # scale from the lower half only: an incident inflates the upper tail, not the lower one
+    g["low"] = np.where(g["lv"] <= g["med"], g["med"] - g["lv"], np.nan)
+    g["mad"] = g.groupby("k", sort=False)["low"].transform("median") * 1.4826
+    g["n"] = grp.transform("size")
+    return g
 
 
 def group_log_stats(df: pd.DataFrame, mask: np.ndarray, keys: list[str]) -> Baselines:
-    """(median, lower-half MAD) of log(value) per ``keys`` group with at least 8 values."""
+    """(median, lower-half MAD) of log(value) per ``keys`` group (joined with \\x1f), groups of 8+."""
     if not mask.any():
         return {}
-    sub = df.loc[mask, [*keys, "value"]].copy()
-    for k in keys:
-        sub[k] = sub[k].fillna("")
-    sub["lv"] = np.log(np.maximum(sub["value"].to_numpy(dtype=float), 1e-9))
-    out: Baselines = {}
-    for key, lv in sub.groupby(keys)["lv"]:
-        if len(lv) >= 8:
-            v = lv.to_numpy()
-            med = float(np.median(v))
-            # scale from the lower half only: an incident inflates the upper tail, not the lower one
-            lower = med - v[v <= med]
-            out[tuple(str(k) for k in (key if isinstance(key, tuple) else (key,)))] = (
-                med,
-                float(np.median(lower)) * 1.4826,
-            )
-    return out
+    g = _group_frame(df, mask, keys)
+    first = g[g["n"] >= 8].drop_duplicates("k")
+    return {str(k): (float(m), float(d)) for k, m, d in zip(first["k"], first["med"], first["mad"], strict=True)}
 
 
 def robust_outliers(
@@ -160,18 +168,18 @@ def robust_outliers(
     out = np.zeros(len(df), dtype=bool)
     if not mask.any():
         return out
-    stats = group_log_stats(df, mask, keys)
+    g = _group_frame(df, mask, keys)
+    med = np.where(g["n"] >= 8, g["med"], np.nan)
+    mad = g["mad"].to_numpy(dtype=float)
     if baselines:
-        stats.update({k: v for k, v in baselines.items() if k in stats or len(k) == len(keys)})
-    if not stats:
-        return out
-    sub = df.loc[mask, keys].fillna("")
-    gkeys = list(zip(*(sub[k].astype(str) for k in keys), strict=True))
-    med = np.array([stats.get(k, (np.inf, 1.0))[0] for k in gkeys])
-    mad = np.array([stats.get(k, (np.inf, 1.0))[1] for k in gkeys])
-    lv = np.log(np.maximum(df.loc[mask, "value"].to_numpy(dtype=float), 1e-9))
+        bmed = g["k"].map({k: v[0] for k, v in baselines.items()}).to_numpy(dtype=float)
+        bmad = g["k"].map({k: v[1] for k, v in baselines.items()}).to_numpy(dtype=float)
+        known = ~np.isnan(bmed)
+        med = np.where(known, bmed, med)
+        mad = np.where(known, bmad, mad)
+    lv = g["lv"].to_numpy()
     with np.errstate(invalid="ignore"):
-        flag = ((lv - med) / np.maximum(mad, 0.05) > z) & (lv - med > np.log(3.0))
+        flag = ((lv - med) / np.maximum(np.nan_to_num(mad, nan=1.0), 0.05) > z) & (lv - med > np.log(3.0))
     out[np.flatnonzero(mask)] = np.nan_to_num(flag, nan=0).astype(bool)
     return out
 
