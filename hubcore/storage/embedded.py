@@ -122,13 +122,17 @@ class EmbeddedStore:
         config: dict[str, str | bool | int | float | list[str]] = (
             {"memory_limit": self.memory_limit} if self.memory_limit else {}
         )
+        # The root connection only hands out cursors (one per thread or task); it never runs a query
+        # itself, so creating a cursor never meets "connection is busy".
         self._con = duckdb.connect(str(self.data_dir / "hub.duckdb"), config=config)
+        setup = self._con.cursor()
         for table in TABLES.values():
-            self._con.execute(table.create_sql())
+            setup.execute(table.create_sql())
         for statement in VIEWS:
-            self._con.execute(statement)
-        self._con.execute("CREATE TABLE IF NOT EXISTS hub_wal_state (id INTEGER PRIMARY KEY, applied_seq BIGINT)")
-        row = self._con.execute("SELECT applied_seq FROM hub_wal_state WHERE id = 1").fetchone()
+            setup.execute(statement)
+        setup.execute("CREATE TABLE IF NOT EXISTS hub_wal_state (id INTEGER PRIMARY KEY, applied_seq BIGINT)")
+        row = setup.execute("SELECT applied_seq FROM hub_wal_state WHERE id = 1").fetchone()
+        setup.close()
         self._applied_seq = int(row[0]) if row else 0
         self._wal = WriteAheadLog(self.data_dir / "wal", fsync=self.wal_fsync)
         replayed = 0
@@ -155,7 +159,7 @@ class EmbeddedStore:
             self._wal.close()
         if self._con is not None:
             try:
-                self._con.execute("CHECKPOINT")
+                self._con.cursor().execute("CHECKPOINT")
             except duckdb.Error:  # pragma: no cover - best effort
                 log.exception("checkpoint failed at shutdown")
             self._con.close()
