@@ -1,8 +1,8 @@
 """Anomalies, feedback, forecasts, budgets, what-if and derived series (tenant-scoped; thin).
 
 The :class:`analytics.service.AnalyticsService` comes from ``app.state.analytics`` (set by the hub
-service, which also starts its scheduler); without one, one is created and started on first use over
-the same store with the built-in config.
+service, which also starts and stops its scheduler); without one, one is created on first use over the
+same store with the built-in config, and ``GET /anomalies`` runs the caller's due models itself.
 
 * ``GET  /api/v1/anomalies?start=&end=&query=&severity=&limit=``
 * ``POST /api/v1/anomalies/{anomaly_id}/feedback``  ``{"label": "false_positive", "detector": null}``
@@ -45,8 +45,9 @@ def get_service(request: Request, state: ApiState) -> AnalyticsService:
         with _lock:
             svc = getattr(request.app.state, "analytics", None)
             if svc is None:
+                # no background thread here (nothing would stop it before the store closes): without a
+                # service wired by the hub, GET /anomalies runs the due models of the caller's tenant
                 svc = AnalyticsService(None, state.store, state.metrics.registry)
-                svc.start()
                 request.app.state.analytics = svc
     return svc
 
@@ -98,6 +99,8 @@ async def list_anomalies(
         if query is not None and query not in svc.config.queries:
             raise PermanentError(f"query: unknown query alias {query!r}; configured: "
                                  f"{', '.join(sorted(svc.config.queries))}", reason="invalid_parameter")  # fmt: skip
+        if not svc.running:
+            svc.run_once(tenants=[t])
         shown = SEVERITIES[SEVERITIES.index(severity) :] if severity else None
         rows = svc.repo.list_anomalies(t, start_s=start_s, end_s=end_s, query=query, min_severity=shown, limit=limit)
         return {"anomalies": rows}

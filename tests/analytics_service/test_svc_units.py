@@ -112,3 +112,30 @@ def test_bulk_paths_through_the_model_runners() -> None:
                                     bulk_threshold=2)  # fmt: skip
     assert len(results) == 5 and all(r["model"].startswith("bulk_swa") for r in results.values())
     assert len(fc_rows) == 5 * 24 * 3 and all(r.ts > ts[-1] for r in fc_rows)
+
+
+def test_service_lifecycle_and_failing_listener(tmp_path: Any) -> None:
+    from analytics.service import AnalyticsService, DerivedRow
+    from hubcore.storage.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path, wal_fsync=False)
+    store.start()
+    try:
+        AnalyticsService(None, store).shutdown()  # safe without start
+        seen: list[DerivedRow] = []
+
+        def broken(rows: Any) -> None:
+            raise RuntimeError("exporter down")
+
+        svc = AnalyticsService({"budget_every": "1h"}, store, on_series=broken)
+        svc.add_series_listener(seen.extend)
+        svc.start()
+        svc.start()
+        assert svc.running
+        svc.emit([DerivedRow("t", 1_700_000_000.0, "anomaly_score", 0.5, {"for": "q", "model_alias": "m"}, "anomaly")])
+        assert len(seen) == 1 and svc.repo.read_series("t", "anomaly_score")[0]["value"] == 0.5
+        svc.shutdown()
+        svc.shutdown()
+        assert not svc.running
+    finally:
+        store.shutdown()
