@@ -5,7 +5,8 @@
   the user's credentials.
 * ``GET /console/static/{path}`` — CSS, JavaScript and the vendored ECharts (public, no data).
 * ``GET /console/stream`` — Server-Sent Events: ``event: summary`` with fresh headline numbers every
-  ``interval`` seconds (default 5) for the caller's tenant; needs ``dashboards:read``.
+  ``interval`` seconds (default 5) for the caller's tenant; needs ``dashboards:read``. Streams of the
+  same tenant, window and filters share one computation per interval (:class:`SummaryMemo`).
 
 Every response carries a strict Content-Security-Policy (scripts only from this origin, no inline
 script), ``X-Content-Type-Options: nosniff`` and ``X-Frame-Options: DENY``.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import re
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
@@ -31,6 +34,7 @@ from api.deps import get_state, read_tenant
 from api.errors import error_response
 from api.routers.query import get_executor
 from api.state import ApiState
+from hubcore.query.executor import QueryExecutor
 from hubcore.query.model import QueryError
 
 HERE = Path(__file__).resolve().parent
@@ -115,6 +119,38 @@ async def static_file(path: str) -> Response:
     return FileResponse(target, media_type=media, headers=headers)
 
 
+class SummaryMemo:
+    """Summary figures shared by every stream of the same (tenant, window, filters) for ``max_age`` s,
+    so that a hundred open consoles cost one set of queries per interval, not a hundred."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def get(self, executor: QueryExecutor, tenant: str, last: str, filters: list[dict[str, str]],
+            max_age: float) -> dict[str, Any]:  # fmt: skip
+        key = msgspec.json.encode([tenant, last, filters]).decode()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and now - hit[0] < max_age:
+            return hit[1]
+        value = compute_summary(executor, tenant, last, filters)
+        with self._lock:
+            self._entries[key] = (now, value)
+            while len(self._entries) > self.size:
+                self._entries.pop(next(iter(self._entries)))
+        return value
+
+
+def _memo(request: Request) -> SummaryMemo:
+    memo: SummaryMemo | None = getattr(request.app.state, "console_summary", None)
+    if memo is None:
+        memo = request.app.state.console_summary = SummaryMemo()
+    return memo
+
+
 def _sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
 
@@ -138,13 +174,14 @@ async def stream(
     given = {"environment": environment, "model": model, "team": team}
     filters = [{"field": k, "operator": "eq", "value": v} for k, v in given.items() if v]
     executor = get_executor(request)
+    memo = _memo(request)
 
     async def events() -> AsyncIterator[bytes]:
         sent = 0
         yield b"retry: 5000\n\n"
         while True:
             try:
-                summary = await run_in_threadpool(compute_summary, executor, t, last, filters)
+                summary = await run_in_threadpool(memo.get, executor, t, last, filters, min(interval, 5.0) - 0.5)
                 yield _sse("summary", summary)
             except QueryError as exc:
                 yield _sse("error", {"message": str(exc)})

@@ -81,7 +81,7 @@ def test_summary_docstring() -> None:
 
 
 def _first_summary(api: str, headers: dict[str, str] | None = None, **params: str) -> dict[str, object]:
-    with httpx.stream("GET", f"{api}/console/stream", params={"count": "1", **params}, headers=headers,
+    with httpx.stream("GET", f"{api}/console/stream", params={"count": "1", "interval": "1", **params}, headers=headers,
                       timeout=30) as r:  # fmt: skip
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")

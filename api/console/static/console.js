@@ -137,7 +137,9 @@
     const body = Object.assign({}, q);
     const start = opts.prev ? w.prevStart : opts.start || w.start;
     const end = opts.prev ? w.prevEnd : opts.end || w.end;
-    body.time_range = q.time_range || { start: Hub.iso(start), end: Hub.iso(end) };
+    // the current window of a relative range goes as {"last"}: the hub caches those for everyone (10 s)
+    const relative = !opts.prev && !opts.start && !opts.end && Hub.state.range !== 'custom';
+    body.time_range = q.time_range || (relative ? { last: Hub.state.range } : { start: Hub.iso(start), end: Hub.iso(end) });
     body.filters = Hub.filters().concat(q.filters || []);
     if (Hub.state.tenant) body.tenant = Hub.state.tenant;
     if (!body.limit) body.limit = 10000;

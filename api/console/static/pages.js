@@ -14,18 +14,19 @@
 
   // ================= executive summary =================
   async function summaryOf(opts) {
-    const [req, cost, cpr, thr, comp] = await Promise.all([
+    const [req, cost, thr, comp] = await Promise.all([
       Hub.query({ metric: Hub.DURATION, aggregation: { functions: ['count', 'p95'] } }, opts),
       Hub.query({ metric: { event_type: 'cost' }, aggregation: { functions: ['sum'] } }, opts),
-      Hub.query({ metric: 'cost_per_request' }, opts),
       Hub.query(count(Hub.ofType('security')), opts),
       Hub.query(count(Hub.ofType('governance'), { aggregation: { functions: ['count'], group_by: ['payload.compliant'] } }), opts),
     ]);
     const c = byKey(comp, 'payload.compliant', 'count');
     const total = sum(Object.values(c));
+    const requests = (req[0] || {}).count || 0;
+    const usd = (cost[0] || {}).sum || 0;
     return {
-      requests: (req[0] || {}).count || 0, p95_ms: (req[0] || {}).p95, cost_usd: (cost[0] || {}).sum || 0,
-      cost_per_request: (cpr[0] || {}).cost_per_request, threats: (thr[0] || {}).count || 0,
+      // cost per request = USD of cost events / requests: the cost_per_request composite, from the two sums
+      requests, p95_ms: (req[0] || {}).p95, cost_usd: usd, cost_per_request: requests ? usd / requests : null, threats: (thr[0] || {}).count || 0,
       compliance_rate: total ? (c.true || 0) / total : null,
     };
   }
@@ -412,21 +413,33 @@
   // api: the analytics service's query alias whose anomalies belong to this series (same unit)
   const SERIES = {
     p95: { label: 'p95 latency (ms)', api: 'latency_p95', q: { metric: Hub.DURATION, aggregation: { functions: ['p95'] } }, key: 'p95', fmt: F.ms, drill: { event_type: 'telemetry' } },
-    requests: { label: 'requests / s', api: 'requests_rate', perSecond: true, q: { metric: Hub.DURATION, aggregation: { functions: ['count'] } }, key: 'count', fmt: (v) => (v == null ? '–' : v.toFixed(3)), drill: { event_type: 'telemetry' } },
+    requests: { label: 'requests / s', zero: true, api: 'requests_rate', perSecond: true, q: { metric: Hub.DURATION, aggregation: { functions: ['count'] } }, key: 'count', fmt: (v) => (v == null ? '–' : v.toFixed(3)), drill: { event_type: 'telemetry' } },
     errors: { label: 'error rate', api: 'error_rate', q: { metric: 'error_rate', aggregation: {} }, key: 'error_rate', fmt: F.pct, drill: { event_type: 'telemetry', status: 'error' } },
-    cost: { label: 'cost per hour (USD)', api: 'cost_usd_hourly', bucket: '1h', q: { metric: { event_type: 'cost' }, aggregation: { functions: ['sum'] } }, key: 'sum', fmt: F.usd, drill: { event_type: 'cost' } },
-    threats: { label: 'security findings', q: { filters: Hub.ofType('security'), aggregation: { functions: ['count'] } }, key: 'count', fmt: F.int, drill: { event_type: 'security' } },
+    cost: { label: 'cost per hour (USD)', zero: true, api: 'cost_usd_hourly', bucket: '1h', q: { metric: { event_type: 'cost' }, aggregation: { functions: ['sum'] } }, key: 'sum', fmt: F.usd, drill: { event_type: 'cost' } },
+    threats: { label: 'security findings', zero: true, q: { filters: Hub.ofType('security'), aggregation: { functions: ['count'] } }, key: 'count', fmt: F.int, drill: { event_type: 'security' } },
   };
+  /** Counts and sums have no row for an empty bucket: put a 0 there (the window's buckets, UTC-aligned). */
+  function zeroFill(points, bucket) {
+    const w = Hub.window();
+    const ms = Hub.bucketMs[bucket];
+    const have = new Map(points.map((p) => [p[0], p[1]]));
+    const out = [];
+    for (let t = Math.floor(w.start / ms) * ms; t < w.end; t += ms) out.push([t, have.get(t) ?? 0]);
+    return out;
+  }
+  const SEVERITY_STYLE = { low: ['#f0a35e', 7], medium: ['#e8833a', 10], high: ['#c62828', 13], critical: ['#8e0000', 15] };
   function median(a) { const s = a.slice().sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; }
   /** Robust z-scores (median / MAD); |z| > 3.5 is anomalous. The fallback when the hub has no anomaly API. */
   function madAnomalies(points, def) {
     const vals = points.map((p) => p[1]).filter((v) => v != null);
     if (vals.length < 8) return [];
     const med = median(vals);
-    const mad = median(vals.map((v) => Math.abs(v - med))) * 1.4826 || 1e-9;
+    // 1.4826 × MAD estimates σ; when more than half the points are equal (MAD = 0) use the mean deviation
+    const mad = median(vals.map((v) => Math.abs(v - med))) * 1.4826 || (1.2533 * sum(vals.map((v) => Math.abs(v - med)))) / vals.length;
+    if (!mad) return [];
     return points.filter((p) => p[1] != null && Math.abs(p[1] - med) / mad > 3.5).map((p) => {
       const z = (p[1] - med) / mad;
-      return { t: p[0], value: p[1], score: Math.abs(z) / 3.5, explanation: `${def.label} ${def.fmt(p[1])} is ${Math.abs(z).toFixed(1)} robust σ ${z > 0 ? 'above' : 'below'} the window's median ${def.fmt(med)}` };
+      return { t: p[0], value: p[1], score: Math.abs(z) / 3.5, severity: Math.abs(z) > 7 ? 'high' : 'medium', series: 'all', explanation: `${def.label} ${def.fmt(p[1])} is ${Math.abs(z).toFixed(1)} robust σ ${z > 0 ? 'above' : 'below'} the window's median ${def.fmt(med)}` };
     });
   }
   /** Anomalies of the series' query alias from GET /api/v1/anomalies; null without that API. */
@@ -462,7 +475,8 @@
       q.aggregation.time_bucket = bucket;
       const rows = await Hub.query(q);
       const per = def.perSecond ? 1000 / Hub.bucketMs[bucket] : 1;
-      const points = rows.map((r) => [Date.parse(r.bucket), r[def.key] == null ? null : r[def.key] * per]);
+      let points = rows.map((r) => [Date.parse(r.bucket), r[def.key] == null ? null : r[def.key] * per]);
+      if (def.zero) points = zeroFill(points, bucket);
       const api = await apiAnomalies(def);
       let note;
       if (api) {
@@ -476,10 +490,13 @@
       const bms = Hub.bucketMs[bucket];
       const onLine = (t) => { const p = points.find((x) => x[0] <= t && t < x[0] + bms) || points.reduce((a, b) => (Math.abs(b[0] - t) < Math.abs(a[0] - t) ? b : a), points[0] || [t, null]); return p[1]; };
       Hub.chart('c-anomaly', {
-        xAxis: Hub.timeAxis(), yAxis: { type: 'value', name: def.label },
+        xAxis: Hub.timeAxis(), yAxis: { type: 'value', name: def.label, nameTextStyle: { align: 'left' } },
         series: [
           { name: def.label, type: 'line', data: points, showSymbol: false },
-          { name: 'anomalies', type: 'scatter', data: found.map((a) => [a.t, onLine(a.t) ?? a.value]), symbolSize: 12, itemStyle: { color: '#c62828' }, z: 5 },
+          {
+            name: 'anomalies', type: 'scatter', z: 5, itemStyle: { color: '#c62828' },
+            data: found.map((a) => { const st = SEVERITY_STYLE[a.severity] || SEVERITY_STYLE.high; return { value: [a.t, onLine(a.t) ?? a.value], symbolSize: st[1], itemStyle: { color: st[0] } }; }),
+          },
         ],
       }, (p) => Hub.drill(Object.assign({}, def.drill, Hub.bucketWindow(p.value[0], bucket))));
       Hub.explain('c-anomaly', `${note} ${found.length} anomalous point(s) in this window.`);
@@ -487,7 +504,8 @@
     await Hub.panel('t-anomalies', 'anomalies', async () => {
       Hub.table('t-anomalies', [
         { key: 't', label: 'Time', fmt: F.time }, { key: 'series', label: 'Series' }, { key: 'value', label: 'Value', num: true, fmt: def.fmt },
-        { key: 'score', label: 'Score', num: true, fmt: (v) => (v == null || isNaN(v) ? '' : v.toFixed(2)) }, { key: 'explanation', label: 'Why' },
+        { key: 'score', label: 'Score', num: true, fmt: (v) => (v == null || isNaN(v) ? '' : v.toFixed(2)) }, { key: 'severity', label: 'Severity' },
+        { key: 'explanation', label: 'Why' },
         { key: 't', label: 'Events', node: (r) => link('raw events', Hub.drillUrl(Object.assign({}, def.drill, Hub.bucketWindow(r.t - (r.t % Hub.bucketMs[bucket]), bucket)))), csv: () => '' },
       ], found.slice(0, 500), { empty: 'No anomalous points in this window.' });
     });
