@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from hub.components import stack_exporter_configs
+from hub.components import validate_components
 from hubcore.config import ConfigError, HubConfig, load_config
 from hubcore.telemetry import configure_logging
 
@@ -114,7 +114,7 @@ def apply_flags(cfg: HubConfig, args: argparse.Namespace) -> HubConfig:
     from hubcore.config import config_from_dict
 
     cfg = config_from_dict(data)
-    stack_exporter_configs(cfg)  # validate the stack exporters' sections now (errors name the key)
+    validate_components(cfg)  # the stack exporters' and analytic processors' sections (errors name the key)
     return cfg
 
 

@@ -39,6 +39,36 @@ def _factories() -> dict[str, tuple[type[Any], Callable[..., Any]]]:
     }
 
 
+def typed_section(raw: dict[str, Any] | None, config_type: type[Any], key: str) -> Any:
+    """Convert a raw YAML mapping into ``config_type`` (defaults when None) and validate it; errors name
+    the key under ``key``."""
+    try:
+        typed = msgspec.convert(raw or {}, config_type, strict=False)
+    except msgspec.ValidationError as exc:
+        m = re.search(r" - at `\$(.*)`$", str(exc))
+        sub = (m.group(1).replace("['", ".").replace("']", "").replace("[...]", "") if m else "").lstrip(".")
+        full = key + (f".{sub}" if sub else "")
+        text = str(exc)[: m.start()] if m else str(exc)
+        unknown = re.match(r"Object contains unknown field `([^`]*)`", text)
+        if unknown:
+            raise ConfigError(f"{full}.{unknown.group(1)}", "unknown key") from None
+        raise ConfigError(full, text) from None
+    validate = getattr(typed, "validate", None)
+    return validate(key) if callable(validate) else typed
+
+
+def alerting_config(cfg: HubConfig) -> Any:
+    from processors.alerting.config import AlertingConfig
+
+    return typed_section(cfg.processors.alerting, AlertingConfig, "processors.alerting")
+
+
+def validate_components(cfg: HubConfig) -> None:
+    """Validate every section the core keeps raw (exporters, analytic processors) now, at load."""
+    stack_exporter_configs(cfg)
+    alerting_config(cfg)
+
+
 def stack_exporter_configs(cfg: HubConfig) -> list[tuple[str, Any]]:
     """``[(name, typed config)]`` for every configured stack exporter, validated."""
     out: list[tuple[str, Any]] = []
@@ -48,18 +78,7 @@ def stack_exporter_configs(cfg: HubConfig) -> list[tuple[str, Any]]:
         if raw is None:
             continue
         config_type, _ = factories[name]
-        try:
-            typed = msgspec.convert(raw, config_type, strict=False)
-        except msgspec.ValidationError as exc:
-            m = re.search(r" - at `\$(.*)`$", str(exc))
-            sub = (m.group(1).replace("['", ".").replace("']", "").replace("[...]", "") if m else "").lstrip(".")
-            key = f"exporters.{name}" + (f".{sub}" if sub else "")
-            text = str(exc)[: m.start()] if m else str(exc)
-            unknown = re.match(r"Object contains unknown field `([^`]*)`", text)
-            if unknown:
-                raise ConfigError(f"{key}.{unknown.group(1)}", "unknown key") from None
-            raise ConfigError(key, text) from None
-        out.append((name, typed.validate(f"exporters.{name}")))
+        out.append((name, typed_section(raw, config_type, f"exporters.{name}")))
     return out
 
 

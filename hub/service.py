@@ -34,7 +34,7 @@ import uvicorn
 from api.app import create_app
 from api.state import ApiState, SecurityContext
 from exporters.embedded import create_exporter
-from hub.components import build_stack_exporters, pipeline_exporters
+from hub.components import alerting_config, build_stack_exporters, pipeline_exporters
 from hub.pipeline import IngestPipeline
 from hub.selftrace import configure_tracing, tracer
 from hub.storage_usage import StorageUsage
@@ -49,6 +49,7 @@ from hubcore.security.quotas import Quotas
 from hubcore.security.rbac import RoleRegistry
 from hubcore.security.tls import grpc_server_credentials, uvicorn_ssl_kwargs
 from hubcore.telemetry import HubMetrics
+from processors.alerting.factory import create_service as create_alerting
 from receivers.auth import GrpcAuthInterceptor, HttpAuthMiddleware, ReceiverGuard, grpc_receiver_name
 
 log = logging.getLogger("hub")
@@ -92,6 +93,15 @@ class HubService:
         )
         self.api_state = ApiState(config, self.store, self.pipeline, self.dlq, self.metrics, security=self.security)
         self.app = create_app(self.api_state)
+        self.alerting = create_alerting(
+            alerting_config(config),
+            self.store,
+            self.metrics.registry,
+            by_name.get("alertmanager"),
+            default_tenant=config.processors.native_events.default_tenant,
+            manage_client=False,  # started and shut down with the other stack exporters
+        )
+        self.app.state.alerting = self.alerting
         self._servers: list[_Server] = []
         self._grpc: grpc.aio.Server | None = None
         self._stop = asyncio.Event()
@@ -119,6 +129,7 @@ class HubService:
             if hasattr(exporter, "queue_depth"):
                 self.metrics.bind_queue(f"export_{name}", _depth_reader(exporter))
             log.info("exporter started", extra={"exporter": name})
+        await asyncio.to_thread(self.alerting.start)
         self.metrics.bind_queue("store_pending_rows", lambda: float(self.store.stats.pending_rows))
         self.metrics.bind_queue("wal_bytes", lambda: float(self.store.wal_bytes()))
         self.metrics.bind_queue("dedup_ids", lambda: float(len(self.pipeline.processor.dedup)))
@@ -163,6 +174,7 @@ class HubService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.shutdown_task, timeout)  # type: ignore[attr-defined]
         self._servers.clear()
+        await asyncio.to_thread(self.alerting.shutdown, min(10.0, timeout))
         await asyncio.to_thread(self.tracer_provider.shutdown)
         for _name, exporter in reversed(self.stack_exporters):
             await asyncio.to_thread(exporter.shutdown, timeout)

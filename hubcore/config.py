@@ -127,7 +127,13 @@ class ReceiversConfig(_Base):
 
 
 class ProcessorsConfig(_Base):
+    """``native_events`` is typed here; the analytic processors' sections (``alerting``, ``analytics``,
+    ``correlation``) are validated by their own config models when the service assembles them."""
+
     native_events: NativeEventsConfig = msgspec.field(default_factory=NativeEventsConfig)
+    alerting: dict[str, Any] | None = None
+    analytics: dict[str, Any] | None = None
+    correlation: dict[str, Any] | None = None
 
 
 class EmbeddedExporterConfig(_Base):
