@@ -108,7 +108,8 @@ def run_anomaly(
                 rows += [DerivedRow(tenant, float(t), name, float(v), labels, "anomaly")
                          for t, v in zip(ts[new], col[new], strict=True) if np.isfinite(v)]  # fmt: skip
         scores = frame["anomaly_score"].to_numpy(dtype=float)
-        for i in np.flatnonzero(np.nan_to_num(scores) > 1.0):
+        # an empty bucket (value carried forward by the detectors) is not reported as an anomaly
+        for i in np.flatnonzero((np.nan_to_num(scores) > 1.0) & np.isfinite(s.values)):
             r = frame.iloc[int(i)]
             records.append(AnomalyRecord(
                 anomaly_id(tenant, query, model_alias, s.key, ts[i]), tenant, query, model_alias, dict(s.labels),
