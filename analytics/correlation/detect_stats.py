@@ -31,7 +31,7 @@ from analytics.correlation._common import (
 )
 from analytics.correlation.model import AnomalyRecord, Correlation
 
-_ANOMALY_DIMS: Final = ("model", "asset_id", "project", "component", "user_id")
+_ANOMALY_DIMS: Final = ("model", "asset_id", "project", "component")
 
 
 def detect_temporal(
@@ -120,12 +120,13 @@ def _elevated_events(
 
 def anomalous_events(
     df: pd.DataFrame, alpha: float, records: Sequence[AnomalyRecord] | None = None, block_s: float = 10.0,
-) -> np.ndarray:  # fmt: skip
-    """Mask of anomalous events: from given anomaly records if any, else per-series spikes.
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per dimension, the mask of events anomalous in a series keyed by that dimension.
 
-    A series is (kind, dimension, value) where kind is an abnormal event's signal, a latency outlier or
-    a cost outlier; its events in a block (``block_s``) whose count is improbable under the series' rate
-    in the other blocks (Poisson, Bonferroni over blocks) are anomalous.
+    From given anomaly records if any (the same mask for every dimension), else per-series spikes: a
+    series is (kind, dimension, value) where kind is an abnormal event's signal, a latency outlier or a
+    cost outlier; its events in a block (``block_s``) whose count is improbable under the series' median
+    block rate (Poisson, Bonferroni over blocks) are anomalous, with the busy neighbouring blocks.
     """
     mask = np.zeros(len(df), dtype=bool)
     if records:
@@ -140,20 +141,22 @@ def anomalous_events(
             if r.name:
                 near &= (df["name"] == r.name).to_numpy()
             mask |= near
-        return mask
+        return dict.fromkeys(_ANOMALY_DIMS, mask)
     kind = np.where(df["abnormal"].to_numpy(), df["signal"].to_numpy(), "")
     kind = np.where(df["slow"].to_numpy(dtype=bool), "latency_outlier", kind)
     kind = np.where(df["cost_outlier"].to_numpy(dtype=bool), "cost_outlier", kind)
     cand = kind != ""
+    out = {dim: np.zeros(len(df), dtype=bool) for dim in _ANOMALY_DIMS}
     if cand.sum() < 4:
-        return mask
+        return out
     t0 = int(df["ts"].min())
     block = ((df["ts"].to_numpy() - t0) // int(block_s * 1e6)).astype(np.int64)
     n_blocks = int(block.max()) + 1
     if n_blocks < 3:
-        return mask
+        return out
     rows = np.flatnonzero(cand)
-    for dim in ("model", "project", "asset_id", "component"):
+    for dim in _ANOMALY_DIMS:
+        mask = out[dim]
         sub = pd.DataFrame({"k": kind[rows], "v": df[dim].to_numpy()[rows], "b": block[rows], "i": rows}).dropna()
         for _, grp in sub.groupby(["k", "v"], sort=False):
             if len(grp) < 4:
@@ -168,7 +171,7 @@ def anomalous_events(
                     b + d for b in hot for d in (-1, 1) if 0 <= b + d < n_blocks and counts[b + d] >= max(2, 2 * rate)
                 }
                 mask[grp["i"].to_numpy()[np.isin(grp["b"].to_numpy(), list(hot))]] = True
-    return mask
+    return out
 
 
 def detect_anomalies(
@@ -177,14 +180,14 @@ def detect_anomalies(
 ) -> list[Correlation]:  # fmt: skip
     if df.empty:
         return []
-    mask = anomalous_events(df, alpha, records)
-    if mask.sum() < 3:
-        return []
-    an = df[mask]
+    masks = anomalous_events(df, alpha, records)
     out: list[Correlation] = []
     claimed: set[str] = set()
     change = df[(df["event_type"] == "metadata").to_numpy() & df["abnormal"].to_numpy()]
     for dim in _ANOMALY_DIMS:
+        if masks[dim].sum() < 3:
+            continue
+        an = df[masks[dim]]
         for value, grp in an[an[dim].notna()].groupby(dim):
             grp = grp.sort_values("ts")
             for s, e in dense_spans(grp["ts"].to_numpy(), int(cluster_gap_s * 1e6)):

@@ -6,7 +6,7 @@ values (model, project, user, asset, component, IP, API key) or a correlation â€
 proximity and by the learned dependency direction. Each event's score combines
 
 * root-ness: PageRank on the reversed graph (effects pass their weight back to plausible causes),
-* temporal precedence (the share of the incident's events that follow it),
+* temporal precedence (the share of the incident's events that follow it and are strongly linked to it),
 * anomaly strength (severity, abnormal status, a change such as a model update),
 * votes: detectors that named the event as their root, weighted by confidence.
 
@@ -157,9 +157,10 @@ def rank_hypotheses(
     w = _edge_matrix(ev, members, deps)
     rootness = pagerank(w.T)
     ts = ev["ts"].to_numpy()
-    # precedence: the share of the incident's other events that come after this one (rank based, so one
-    # stray early event does not squash everyone else's score)
-    early = (len(ts) - np.searchsorted(np.sort(ts), ts, side="right")) / max(len(ts) - 1, 1)
+    # precedence: the share of the incident's other events that come after this one AND are strongly
+    # linked to it (so an early bystander sharing one dimension does not win on timing alone)
+    after = ts[None, :] > ts[:, None]
+    early = ((w > 0.25) & after).sum(axis=1) / max(len(ts) - 1, 1)
     change = ((ev["event_type"] == "metadata") & ev["abnormal"]).to_numpy()
     strength = (ev["sev_rank"].to_numpy() / 4.0 + ev["abnormal"].to_numpy() + change) / 3.0
     vote = np.array([votes.get(e, 0.0) for e in ev["event_id"]])
