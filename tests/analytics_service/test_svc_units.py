@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -132,7 +133,8 @@ def test_service_lifecycle_and_failing_listener(tmp_path: Any) -> None:
         svc.start()
         svc.start()
         assert svc.running
-        svc.emit([DerivedRow("t", 1_700_000_000.0, "anomaly_score", 0.5, {"for": "q", "model_alias": "m"}, "anomaly")])
+        # a recent sample: the thread's first pass prunes rows older than retention_days
+        svc.emit([DerivedRow("t", time.time() - 60, "anomaly_score", 0.5, {"for": "q", "model_alias": "m"}, "anomaly")])
         assert len(seen) == 1 and svc.repo.read_series("t", "anomaly_score")[0]["value"] == 0.5
         svc.shutdown()
         svc.shutdown()
