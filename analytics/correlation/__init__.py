@@ -18,6 +18,7 @@ from analytics.correlation.feedback import (
     compliance_report,
     dependency_graph,
     push_compliance_report,
+    push_recent_compliance,
     threat_intel,
 )
 from analytics.correlation.frame import build_frame
@@ -43,5 +44,6 @@ __all__ = [
     "dependency_graph",
     "detect_all",
     "push_compliance_report",
+    "push_recent_compliance",
     "threat_intel",
 ]

@@ -3,6 +3,7 @@ service dependency graph — all read from the store with parameterised, tenant-
 
     report = compliance_report(store, "tenant-a", start_us, end_us)
     push_compliance_report(PushConfig(url="https://policy.example/api/compliance"), report)
+    push_recent_compliance(store, "tenant-a", PushConfig(url=..., interval_s=3600))  # on a timer
     intel = threat_intel(store, "tenant-a", start_us, end_us)
     graph = dependency_graph(store, "tenant-a", start_us, end_us)
 """
@@ -92,6 +93,14 @@ def push_compliance_report(config: PushConfig, report: dict[str, Any], client: h
     finally:
         if own:
             http.close()
+
+
+def push_recent_compliance(store: StoreLike, tenant: str, config: PushConfig, now_us: int | None = None,
+                           client: httpx.Client | None = None) -> int:  # fmt: skip
+    """Build the report for the last ``config.interval_s`` and push it (call every ``interval_s``)."""
+    end = now_us if now_us is not None else int(time.time() * 1e6)
+    report = compliance_report(store, tenant, end - int(config.interval_s * 1e6), end)
+    return push_compliance_report(config, report, client)
 
 
 _INTEL_SQL = """

@@ -127,6 +127,30 @@ def test_push_retries_then_succeeds() -> None:
     assert push_compliance_report(PushConfig(), {"policies": []}) == 0
 
 
+def test_push_recent_compliance(tmp_path: Any) -> None:
+    from analytics.correlation import push_recent_compliance
+    from tests.helpers.events import make_event
+
+    store = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)
+    store.start()
+    try:
+        store.append("events", process([make_event("policy", payload={"result": r}) for r in ("pass", "fail", "pass")]))
+        assert store.flush(30)
+        sent: list[dict[str, Any]] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            sent.append(json.loads(request.content))
+            return httpx.Response(202)
+
+        client = httpx.Client(transport=httpx.MockTransport(handler))
+        assert push_recent_compliance(store, "t1", PushConfig(url="http://policy.test/r"), client=client) == 202
+        (policy,) = sent[0]["policies"]
+        assert (policy["policy_id"], policy["evaluations"], policy["fail"]) == ("rate-limit", 3, 1)
+        assert abs(policy["compliance_rate"] - 2 / 3) < 1e-6
+    finally:
+        store.shutdown()
+
+
 def test_config_validation() -> None:
     import pytest
 
