@@ -13,10 +13,11 @@ the ECharts bundle on a user's first visit only (``immutable``), then the page's
 cache keeps 10 s; ``--no-cache-share`` makes each user's bodies distinct, as with a live feed that
 invalidates the cache at every commit). The time of a load runs from the first request to the last response.
 
-The baseline is ``GET /healthz`` by the same number of concurrent users, as many times.
+The baseline is ``GET /healthz`` by the same number of concurrent users, as many times; for scale, the
+same page is also loaded 10 times by one user alone (``single_user_*``).
 
 The last line of output is one JSON object: ``page_p50_ms``, ``page_p95_ms``, ``page_p99_ms``,
-``healthz_p95_ms``, ``api_calls_per_page``, ``pages_per_s``, ``errors``, the parameters.
+``healthz_p95_ms``, ``single_user_p95_ms``, ``api_calls_per_page``, ``pages_per_s``, ``errors``, the parameters.
 """
 
 from __future__ import annotations
@@ -151,8 +152,11 @@ async def run_users(
                         t0 = time.perf_counter()
                         (await client.get("/healthz")).raise_for_status()
                         times.append(time.perf_counter() - t0)
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     errors += 1
+                    if errors <= 3:
+                        code = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else ""
+                        print(f"error: {type(exc).__name__} {code} {str(exc)[:160]}", file=sys.stderr)
 
     t0 = time.perf_counter()
     await asyncio.gather(*(user() for _ in range(users)))
@@ -190,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"seeded {seeded} events in {time.perf_counter() - t0:.1f} s")
             asyncio.run(run_users(base, min(args.users, 10), 1, "page"))  # warm-up
             share = not args.no_cache_share
+            alone, alone_err, _ = asyncio.run(run_users(base, 1, 10, "page", share))
             page, page_err, page_wall = asyncio.run(run_users(base, args.users, loads, "page", share))
             hz, hz_err, _ = asyncio.run(run_users(base, args.users, loads, "healthz"))
         finally:
@@ -206,10 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         "page_p99_ms": round(pct(page, 99), 1), "page_mean_ms": round(statistics.fmean(page) * 1000, 1) if page else None,
         "pages_per_s": round(len(page) / page_wall, 1) if page_wall else None,
         "healthz_p50_ms": round(pct(hz, 50), 1), "healthz_p95_ms": round(pct(hz, 95), 1),
-        "errors": page_err + hz_err, "quick": bool(args.quick),
+        "single_user_p50_ms": round(pct(alone, 50), 1), "single_user_p95_ms": round(pct(alone, 95), 1),
+        "errors": page_err + hz_err + alone_err, "quick": bool(args.quick),
     }  # fmt: skip
     print(f"summary page, {args.users} concurrent users x {loads}: p50 {result['page_p50_ms']} ms, "
           f"p95 {result['page_p95_ms']} ms, p99 {result['page_p99_ms']} ms; {result['pages_per_s']} pages/s")  # fmt: skip
+    print(f"one user alone, 10 loads: p50 {result['single_user_p50_ms']} ms, p95 {result['single_user_p95_ms']} ms")
     print(f"baseline /healthz, same concurrency: p50 {result['healthz_p50_ms']} ms, p95 {result['healthz_p95_ms']} ms")
     print(json.dumps(result))
     return 0 if result["errors"] == 0 else 1

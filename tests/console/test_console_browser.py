@@ -21,8 +21,9 @@ import httpx
 import pytest
 
 from api.console.router import PAGES
-from tests.console.conftest import XSS, Seeded, post
+from tests.console.conftest import XSS, Seeded, post, seed
 from tests.helpers.events import make_event, now_iso
+from tests.helpers.hub import running_hub
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -275,3 +276,28 @@ def test_phone_layout(seeded: Seeded, browser: Any, artifacts: Path) -> None:
         assert browser.find_element(By.CSS_SELECTOR, 'a[data-nav="alerts"]').is_displayed()
     finally:
         browser.set_window_size(1400, 1700)
+
+
+def test_with_auth_the_key_is_asked_once_and_sent_as_bearer(tmp_path: Path, browser: Any) -> None:
+    with running_hub(tmp_path, grpc=False, otlp_http=False, service__auth__enabled=True) as hub:
+        store = hub.service.security.key_store
+        assert store is not None
+        seed(
+            hub.api,
+            days=0.05,
+            events=200,
+            headers={"Authorization": f"Bearer {store.create(tenant_id='acme', role='ingest').key}"},
+        )
+        hub.flush()
+        viewer = store.create(tenant_id="acme", role="analytics_viewer").key
+        open_page(browser, hub.api + "/")
+        assert browser.find_element(By.ID, "key-dialog").get_attribute("open") is not None
+        assert browser.find_elements(By.CSS_SELECTOR, ".error-box"), "without a key the panels say why they are empty"
+        browser.find_element(By.ID, "key-input").send_keys(viewer)
+        browser.find_element(By.ID, "key-save").click()
+        time.sleep(0.3)
+        open_page(browser, browser.current_url)
+        assert kpi(browser, "requests") > 0
+        assert browser.find_element(By.ID, "key-button").text == "API key ✓"
+        assert problems(browser) == []
+        browser.execute_script("sessionStorage.clear()")

@@ -230,6 +230,10 @@
       tooltip: { trigger: 'axis', confine: true },
       legend: { type: 'scroll', top: 0 },
     };
+    // long category names (a model or team is whatever the sources send) are cut, not allowed to squeeze the plot
+    for (const ax of [].concat(option.yAxis || [], option.xAxis || [])) {
+      if (ax && ax.type === 'category') ax.axisLabel = Object.assign({ width: 150, overflow: 'truncate' }, ax.axisLabel || {});
+    }
     c.setOption(Object.assign(base, option), true);
     c.off('click');
     if (onClick) c.on('click', onClick);
@@ -479,14 +483,14 @@
     Hub.loadMs = performance.now() - t0;
     Hub.ready = true;
     document.body.dataset.ready = '1';
-    while (laters.length) await Promise.allSettled(laters.splice(0));
-    Hub.settled = true;
     // charts and tables follow the data: re-run the page loader (relative ranges only)
+    const live = document.getElementById('live');
     if (Hub.state.range !== 'custom' && loader && loader.refresh !== false) {
-      const live = document.getElementById('live');
       if (!live.classList.contains('on')) live.textContent = 'auto-refresh ' + Hub.refreshMs / 1000 + ' s';
       setInterval(() => { if (!document.hidden) loader({ refresh: true }).catch(() => {}); }, Hub.refreshMs);
-    }
+    } else if (!live.classList.contains('on')) live.textContent = 'fixed window';
+    while (laters.length) await Promise.allSettled(laters.splice(0));
+    Hub.settled = true;
   }
   if (document.readyState !== "complete") document.addEventListener("DOMContentLoaded", run);
   else run();
