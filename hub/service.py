@@ -31,6 +31,7 @@ import grpc
 import msgspec
 import uvicorn
 
+from analytics.service import AnalyticsService
 from api.app import create_app
 from api.state import ApiState, SecurityContext
 from exporters.embedded import create_exporter
@@ -102,6 +103,11 @@ class HubService:
             manage_client=False,  # started and shut down with the other stack exporters
         )
         self.app.state.alerting = self.alerting
+        self.analytics = AnalyticsService(config.processors.analytics, self.store, self.metrics.registry)
+        self.app.state.analytics = self.analytics
+        vm = by_name.get("victoriametrics")
+        if vm is not None:  # derived series (anomaly_score, yhat...) go to VictoriaMetrics as well
+            self.analytics.add_series_listener(_derived_to_points(vm))
         self._servers: list[_Server] = []
         self._grpc: grpc.aio.Server | None = None
         self._stop = asyncio.Event()
@@ -130,6 +136,7 @@ class HubService:
                 self.metrics.bind_queue(f"export_{name}", _depth_reader(exporter))
             log.info("exporter started", extra={"exporter": name})
         await asyncio.to_thread(self.alerting.start)
+        await asyncio.to_thread(self.analytics.start)
         self.metrics.bind_queue("store_pending_rows", lambda: float(self.store.stats.pending_rows))
         self.metrics.bind_queue("wal_bytes", lambda: float(self.store.wal_bytes()))
         self.metrics.bind_queue("dedup_ids", lambda: float(len(self.pipeline.processor.dedup)))
@@ -174,6 +181,7 @@ class HubService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.shutdown_task, timeout)  # type: ignore[attr-defined]
         self._servers.clear()
+        await asyncio.to_thread(self.analytics.shutdown, min(10.0, timeout))
         await asyncio.to_thread(self.alerting.shutdown, min(10.0, timeout))
         await asyncio.to_thread(self.tracer_provider.shutdown)
         for _name, exporter in reversed(self.stack_exporters):
@@ -282,6 +290,40 @@ class HubService:
         ).fetchall()
         for tenant, event_id, received in recent:
             proc.dedup.seen_or_add(tenant, event_id, float(received))
+
+
+def _derived_to_points(exporter: Any) -> Callable[[list[Any]], None]:
+    """Derived rows (vmanomaly vocabulary) as gauge points for the VictoriaMetrics exporter."""
+
+    def send(rows: list[Any]) -> None:
+        if not rows:
+            return
+        cols: dict[str, list[Any]] = {k: [] for k in ("tenant_id", "ts", "name", "kind", "temporality", "monotonic",
+                                                      "value", "unit", "attributes", "source")}  # fmt: skip
+        for r in rows:
+            cols["tenant_id"].append(r.tenant_id)
+            cols["ts"].append(_ts_us(r.ts))
+            cols["name"].append(r.name)
+            cols["kind"].append("gauge")
+            cols["temporality"].append("")
+            cols["monotonic"].append(False)
+            cols["value"].append(float(r.value))
+            cols["unit"].append("")
+            cols["attributes"].append(msgspec.json.encode(r.labels).decode())
+            cols["source"].append("derived")
+        try:
+            exporter.export("metric_points", cols)
+        except Exception:  # a full export queue must not stop the analytics scheduler
+            log.warning("derived series not exported (VictoriaMetrics queue full)", exc_info=True)
+
+    return send
+
+
+def _ts_us(ts: Any) -> int:
+    """Epoch seconds (DerivedRow.ts) or a datetime → epoch microseconds."""
+    if isinstance(ts, int | float):
+        return int(ts * 1_000_000)
+    return int(ts.timestamp() * 1_000_000)
 
 
 def _storage_quotas(config: HubConfig) -> bool:

@@ -173,3 +173,28 @@ def test_kill_9_mid_export_then_restart_drains_the_queue(tmp_path: Path) -> None
             assert _wait(lambda: total() == 100.0, timeout=60), total()
         finally:
             stop_hub_process(hp2)
+
+
+def test_derived_series_reach_victoriametrics(tmp_path: Path) -> None:
+    from analytics.service.derived import DerivedRow
+
+    with run_victoriametrics(tmp_path / "vm") as vm, running_hub(
+        tmp_path / "hub", grpc=False, otlp_http=False,
+        exporters__victoriametrics={"endpoint": vm.url, "flush_interval": 0.2},
+        service__pipelines=_pipelines("embedded", "victoriametrics"),
+    ) as hub:  # fmt: skip
+        now = time.time()
+        rows = [DerivedRow("d-t", now, "anomaly_score", 2.5,
+                           {"for": "latency_p95", "model_alias": "ensemble", "gen_ai_request_model": "gpt-4o"}, "anomaly")]  # fmt: skip
+        for listener in hub.service.analytics._listeners:  # what the scheduler calls after each pass
+            listener(rows)
+        reader = PromReader(vm.url)
+
+        def score() -> Any:
+            vm.flush()
+            return reader.query('anomaly_score{tenant_id="d-t", for="latency_p95"}')
+
+        assert _wait(lambda: len(score()) > 0)
+        df = score()
+        assert float(df["value"].iloc[0]) == 2.5
+        assert df["gen_ai_request_model"].iloc[0] == "gpt-4o" and df["model_alias"].iloc[0] == "ensemble"

@@ -55,6 +55,15 @@ DEFAULT_LABEL_ATTRIBUTES = (
     "asset_type",
     "name",
     "version",
+    # derived series (anomaly_score, yhat..., budget_exhaustion_timestamp_seconds): vmanomaly's labels
+    # and the input series' labels, already in Prometheus form
+    "for",
+    "model_alias",
+    "budget_id",
+    "gen_ai_request_model",
+    "team",
+    "project",
+    "environment",
 )
 
 #: metric_points column → label
