@@ -86,6 +86,8 @@ class CorrelationEngine:
         self._started = False
         self._recent: OrderedDict[str, Correlation] = OrderedDict()
         self.max_recent = 20_000
+        self._rca_cache: dict[tuple[str, str], tuple[Any, list[dict[str, Any]]]] = {}
+        self._stored_sig: dict[str, tuple[int, int, float]] = {}
         self._by_event: dict[tuple[str, str, str], str] = {}
         self._by_dims: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
         self._rows: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()  # correlated events' rows
@@ -271,6 +273,16 @@ class CorrelationEngine:
                 self._by_dims.pop(next(iter(self._by_dims)))
         return c
 
+    def _changed(self, c: Correlation) -> bool:
+        """True when ``c`` differs from what was last stored (so unchanged rows are not rewritten)."""
+        sig = (len(c.event_ids), c.end_us, c.confidence)
+        if self._stored_sig.get(c.id) == sig:
+            return False
+        self._stored_sig[c.id] = sig
+        while len(self._stored_sig) > self.max_recent:
+            self._stored_sig.pop(next(iter(self._stored_sig)))
+        return True
+
     def _with_remembered(self, df: pd.DataFrame, tenant: str, corrs: list[Correlation]) -> pd.DataFrame:
         """``df`` plus the remembered rows of correlated events already evicted from the window (so RCA
         still sees an incident's first events); remembers the rows of this window's correlated events."""
@@ -298,11 +310,23 @@ class CorrelationEngine:
         incidents = group_incidents(corrs)
         by_id = {c.id: c for c in corrs}
         rca_frame = self._with_remembered(df, tenant, corrs)
-        hyps = {}
+        hyps: dict[str, list[dict[str, Any]]] = {}
         learned = dict(deps or {})
+        changed_incidents = []
         for inc in incidents:
+            # RCA again only when the incident changed (its correlations or their events)
+            sig = (tuple(inc.correlation_ids), len(inc.event_ids), inc.end_us)
+            cached = self._rca_cache.get((tenant, inc.id))
+            if cached is not None and cached[0] == sig:
+                hyps[inc.id] = cached[1]
+                continue
             hyps[inc.id] = rank_hypotheses(inc, [by_id[c] for c in inc.correlation_ids], rca_frame, learned)
+            self._rca_cache[(tenant, inc.id)] = (sig, hyps[inc.id])
+            changed_incidents.append(inc)
+        while len(self._rca_cache) > self.max_recent:
+            self._rca_cache.pop(next(iter(self._rca_cache)))
         new: list[Correlation] = []
         if store_results and self.repo is not None:
-            new = self.repo.save(corrs, incidents, hyps, df)
+            changed = [c for c in corrs if self._changed(c)]
+            new = self.repo.save(changed, changed_incidents, hyps, df)
         return AnalysisResult(corrs, incidents, hyps, new, len(df), time.perf_counter() - t)
