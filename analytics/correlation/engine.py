@@ -83,6 +83,7 @@ class CorrelationEngine:
         self.repo = CorrelationRepository(store, registry, export) if store is not None else None
         self._windows: OrderedDict[str, _Window] = OrderedDict()
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()  # one analysis at a time (stream flush vs API analyze)
         self._started = False
         self._recent: OrderedDict[str, Correlation] = OrderedDict()
         self.max_recent = 20_000
@@ -305,6 +306,11 @@ class CorrelationEngine:
 
     def _run(self, df: pd.DataFrame, tenant: str, *, anomalies: Sequence[AnomalyRecord] | None = None,
              deps: Edges | None = None, store_results: bool = True) -> AnalysisResult:  # fmt: skip
+        with self._run_lock:
+            return self._run_locked(df, tenant, anomalies=anomalies, deps=deps, store_results=store_results)
+
+    def _run_locked(self, df: pd.DataFrame, tenant: str, *, anomalies: Sequence[AnomalyRecord] | None,
+                    deps: Edges | None, store_results: bool) -> AnalysisResult:  # fmt: skip
         t = time.perf_counter()
         corrs = [self._merge(c) for c in detect_all(df, tenant, self.config, deps, anomalies)]
         incidents = group_incidents(corrs)
