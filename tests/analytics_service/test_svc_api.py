@@ -19,7 +19,9 @@ B = {"X-Scope-OrgID": "tenant-b"}
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHub, AnalyticsService, list[DerivedRow]]]:
-    with running_hub(tmp_path_factory.mktemp("svc"), grpc=False, otlp_http=False) as h:
+    with running_hub(
+        tmp_path_factory.mktemp("svc"), grpc=False, otlp_http=False, processors__analytics={"enabled": False}
+    ) as h:  # this test runs its own service
         now = now_s()
         ingest(h.api, events(now))
         ingest(h.api, events(now, spike=False)[:50], headers=B)  # tenant B: a little data, no spike
