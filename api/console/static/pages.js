@@ -73,7 +73,7 @@
     const [rows, prev] = await Promise.all([Hub.query(q), Hub.state.compare ? Hub.query(q, { prev: true }) : []]);
     const series = [
       { name: 'requests', type: 'bar', data: Hub.toSeries(rows, 'count')[''] || [], barMaxWidth: 18 },
-      { name: 'p95 latency (ms)', type: 'line', yAxisIndex: 1, data: Hub.toSeries(rows, 'p95')[''] || [], showSymbol: false },
+      { name: 'p95 latency (ms)', type: 'line', yAxisIndex: 1, data: Hub.toSeries(rows, 'p95')[''] || [], showSymbol: rows.length <= 48 },
     ];
     if (Hub.state.compare) series.push(Hub.prevLine('requests, previous period', Hub.toSeries(prev, 'count', null, w.span)[''] || []));
     Hub.chart('c-requests', {
