@@ -232,7 +232,9 @@
     };
     // long category names (a model or team is whatever the sources send) are cut, not allowed to squeeze the plot
     for (const ax of [].concat(option.yAxis || [], option.xAxis || [])) {
-      if (ax && ax.type === 'category') ax.axisLabel = Object.assign({ width: 150, overflow: 'truncate' }, ax.axisLabel || {});
+      if (!ax) continue;
+      const fit = ax.type === 'category' ? { width: 150, overflow: 'truncate' } : { hideOverlap: true };
+      ax.axisLabel = Object.assign(fit, ax.axisLabel || {});
     }
     c.setOption(Object.assign(base, option), true);
     c.off('click');
