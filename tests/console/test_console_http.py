@@ -92,14 +92,15 @@ def _first_summary(api: str, headers: dict[str, str] | None = None, **params: st
 
 
 def test_stream_matches_the_query_api(seeded: Seeded) -> None:
-    s = _first_summary(seeded.api)
-    q = {"time_range": {"last": "24h"}, "metric": {"event_type": "telemetry", "name": "gen_ai.client.operation.duration"},
+    # 7 d: every seeded event is inside, so none leaves the sliding window between the two reads
+    s = _first_summary(seeded.api, last="7d")
+    q = {"time_range": {"last": "7d"}, "metric": {"event_type": "telemetry", "name": "gen_ai.client.operation.duration"},
          "aggregation": {"functions": ["count"]}}  # fmt: skip
     expected = httpx.post(f"{seeded.api}/api/v1/query", json=q).json()["data"][0]["count"]
     assert s["requests"] == expected > 0
     assert isinstance(s["cost_usd"], float) and s["cost_usd"] > 0
     assert 0 < float(s["compliance_rate"]) <= 1  # type: ignore[arg-type]
-    only = _first_summary(seeded.api, model="gpt-4o")
+    only = _first_summary(seeded.api, last="7d", model="gpt-4o")
     assert 0 < int(only["requests"]) < int(s["requests"])  # type: ignore[call-overload]
     assert httpx.get(f"{seeded.api}/console/stream", params={"last": "forever"}).status_code == 400
 
