@@ -79,7 +79,7 @@ class IsolationForestDetector:
     margin: float = 1.0
     quantile: float = 0.995
     history: int = 3000
-    short_history_boost: float = 0.5
+    short_history_boost: float = 0.25
     random_state: int = 0
     name: str = "iforest"
 

@@ -94,7 +94,7 @@ class RobustDeviationDetector:
     margin: float = 1.2
     quantile: float = 0.999
     history: int = 10_000
-    short_history_boost: float = 0.5
+    short_history_boost: float = 0.25
     volatility_seconds: float = 86_400.0
     volatility_points: int = 288
     trend_seconds: float = 21_600.0
@@ -187,7 +187,7 @@ class SeasonalResidualDetector:
     margin: float = 1.2
     quantile: float = 0.999
     history: int = 10_000
-    short_history_boost: float = 0.5
+    short_history_boost: float = 0.25
     name: str = "seasonal"
 
     def __post_init__(self) -> None:
