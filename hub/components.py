@@ -63,10 +63,34 @@ def alerting_config(cfg: HubConfig) -> Any:
     return typed_section(cfg.processors.alerting, AlertingConfig, "processors.alerting")
 
 
+def correlation_config(cfg: HubConfig) -> tuple[bool, float, Any]:
+    """``(enabled, flush_interval, EngineConfig)`` from ``processors.correlation``::
+
+    processors:
+      correlation: {enabled: true, flush_interval: 1.0, window_s: 60, max_events_per_window: 50000}
+    """
+    from analytics.correlation import EngineConfig
+
+    raw = dict(cfg.processors.correlation or {})
+    enabled = raw.pop("enabled", True)
+    flush_interval = raw.pop("flush_interval", 1.0)
+    key = "processors.correlation"
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{key}.enabled", "must be true or false")
+    if not isinstance(flush_interval, int | float) or not 0 < flush_interval <= 60:
+        raise ConfigError(f"{key}.flush_interval", "must be a number of seconds in (0, 60]")
+    try:
+        engine_cfg = msgspec.convert(raw, EngineConfig, strict=False)
+    except (msgspec.ValidationError, ValueError, TypeError) as exc:
+        raise ConfigError(key, str(exc)) from None
+    return enabled, float(flush_interval), engine_cfg
+
+
 def validate_components(cfg: HubConfig) -> None:
     """Validate every section the core keeps raw (exporters, analytic processors) now, at load."""
     stack_exporter_configs(cfg)
     alerting_config(cfg)
+    correlation_config(cfg)
 
 
 def stack_exporter_configs(cfg: HubConfig) -> list[tuple[str, Any]]:

@@ -90,6 +90,8 @@ class IngestPipeline:
         #: per-tenant events/s and storage quotas (service.quotas), checked for every receiver here
         self.quotas = quotas
         self.storage_bytes = storage_bytes
+        #: the streaming correlation engine (analytics.correlation), fed every accepted batch
+        self.correlation: Any | None = None
 
     # -- native events ----------------------------------------------------------------------------
     def consume_events(
@@ -127,6 +129,8 @@ class IngestPipeline:
         if result.accepted:
             try:
                 self._deliver("events", "events", result.columns)
+                if self.correlation is not None:
+                    self._correlate(result.columns)
             except QueueFullError:
                 with self._lock:
                     self.processor.rollback(result)
@@ -193,6 +197,13 @@ class IngestPipeline:
                 self.store.append(kind, columns)
             for _name, ex in targets:
                 ex.export(kind, columns)
+
+    def _correlate(self, columns: dict[str, list[Any]]) -> None:
+        assert self.correlation is not None
+        try:
+            self.correlation.ingest(columns)
+        except Exception:  # correlation is best effort: it must never fail an acknowledged batch
+            log.exception("correlation engine failed to ingest a batch")
 
     def reject_request(self, receiver: str, reason: str) -> None:
         """Count a whole request refused before processing (bad JSON, too large, wrong type...)."""

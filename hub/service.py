@@ -23,19 +23,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import grpc
 import msgspec
 import uvicorn
 
+from analytics.correlation import CorrelationEngine
 from analytics.service import AnalyticsService
 from api.app import create_app
 from api.state import ApiState, SecurityContext
 from exporters.embedded import create_exporter
-from hub.components import alerting_config, build_stack_exporters, pipeline_exporters
+from hub.components import alerting_config, build_stack_exporters, correlation_config, pipeline_exporters
 from hub.pipeline import IngestPipeline
 from hub.selftrace import configure_tracing, tracer
 from hub.storage_usage import StorageUsage
@@ -105,6 +107,13 @@ class HubService:
         self.app.state.alerting = self.alerting
         self.analytics = AnalyticsService(config.processors.analytics, self.store, self.metrics.registry)
         self.app.state.analytics = self.analytics
+        corr_enabled, self._corr_flush_interval, corr_cfg = correlation_config(config)
+        self.correlation = CorrelationEngine(self.store, corr_cfg, registry=self.metrics.registry)
+        if corr_enabled:
+            self.pipeline.correlation = self.correlation
+        self.app.state.correlation_engine = self.correlation
+        self._corr_thread: threading.Thread | None = None
+        self._corr_stop = threading.Event()
         vm = by_name.get("victoriametrics")
         if vm is not None:  # derived series (anomaly_score, yhat...) go to VictoriaMetrics as well
             self.analytics.add_series_listener(_derived_to_points(vm))
@@ -137,6 +146,11 @@ class HubService:
             log.info("exporter started", extra={"exporter": name})
         await asyncio.to_thread(self.alerting.start)
         await asyncio.to_thread(self.analytics.start)
+        await asyncio.to_thread(self.correlation.start)
+        if self.pipeline.correlation is not None:
+            self._corr_stop.clear()
+            self._corr_thread = threading.Thread(target=self._flush_correlations, name="hub-correlation", daemon=True)
+            self._corr_thread.start()
         self.metrics.bind_queue("store_pending_rows", lambda: float(self.store.stats.pending_rows))
         self.metrics.bind_queue("wal_bytes", lambda: float(self.store.wal_bytes()))
         self.metrics.bind_queue("dedup_ids", lambda: float(len(self.pipeline.processor.dedup)))
@@ -181,6 +195,10 @@ class HubService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.shutdown_task, timeout)  # type: ignore[attr-defined]
         self._servers.clear()
+        self._corr_stop.set()
+        if self._corr_thread is not None:
+            await asyncio.to_thread(self._corr_thread.join, min(10.0, timeout))
+            self._corr_thread = None
         await asyncio.to_thread(self.analytics.shutdown, min(10.0, timeout))
         await asyncio.to_thread(self.alerting.shutdown, min(10.0, timeout))
         await asyncio.to_thread(self.tracer_provider.shutdown)
@@ -269,6 +287,14 @@ class HubService:
         guarded = HttpAuthMiddleware(app, guard)
         await self._start_http("otlp_http", guarded, host, port, limit_concurrency=MAX_CONCURRENT_REQUESTS)
 
+    def _flush_correlations(self) -> None:
+        """Close the streaming engine's windows every ``processors.correlation.flush_interval`` seconds."""
+        while not self._corr_stop.wait(self._corr_flush_interval):
+            try:
+                self.correlation.flush()
+            except Exception:  # keep flushing; the next window may be fine
+                log.exception("correlation flush failed")
+
     def _rebuild_state(self) -> None:
         """Registry metadata and recent event ids come back from the store after a restart."""
         proc = self.pipeline.processor
@@ -292,10 +318,10 @@ class HubService:
             proc.dedup.seen_or_add(tenant, event_id, float(received))
 
 
-def _derived_to_points(exporter: Any) -> Callable[[list[Any]], None]:
+def _derived_to_points(exporter: Any) -> Callable[[Sequence[Any]], None]:
     """Derived rows (vmanomaly vocabulary) as gauge points for the VictoriaMetrics exporter."""
 
-    def send(rows: list[Any]) -> None:
+    def send(rows: Sequence[Any]) -> None:
         if not rows:
             return
         cols: dict[str, list[Any]] = {k: [] for k in ("tenant_id", "ts", "name", "kind", "temporality", "monotonic",
