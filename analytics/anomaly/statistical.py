@@ -80,8 +80,9 @@ class RobustDeviationDetector:
     * the value itself (spikes and dips);
     * the trailing mean over ``trend_seconds`` (drifts, trends and level shifts too small to see
       point by point), compared with the points before that span — only when ``trend_seconds > 0``;
-    * the log of the standard deviation over ``volatility_seconds`` (a series that becomes erratic,
-      or goes flat), compared with the points before that span.
+    * the log of the standard deviation over ``volatility_seconds`` and over
+      ``short_volatility_seconds`` (a series that becomes erratic, or goes flat, for a day or for an
+      hour), compared with the points before that span (``0`` drops a scale).
 
     Each z-score is divided by ``max(k, margin * q)``, ``q`` being its ``quantile`` over the previous
     ``history`` points, so a heavy-tailed series raises its own bar and only deviations beyond what it
@@ -97,6 +98,8 @@ class RobustDeviationDetector:
     short_history_boost: float = 0.25
     volatility_seconds: float = 86_400.0
     volatility_points: int = 288
+    short_volatility_seconds: float = 3_600.0
+    short_volatility_points: int = 12
     trend_seconds: float = 21_600.0
     trend_points: int = 72
     name: str = "robust"
@@ -124,9 +127,13 @@ class RobustDeviationDetector:
         thr = self._threshold(level_z)
         best = normalised_score(level_z, thr)
         extra: list[np.ndarray] = []
-        if self.volatility_seconds > 0:
-            width = points_for(self.volatility_seconds, step, self.volatility_points, minimum=4)
-            extra.append(scaled_z(log_volatility(x, width), 1, max(self.window, 10 * width), self.min_periods))
+        for seconds, points in (
+            (self.volatility_seconds, self.volatility_points),
+            (self.short_volatility_seconds, self.short_volatility_points),
+        ):
+            if seconds > 0:
+                width = points_for(seconds, step, points, minimum=4)
+                extra.append(scaled_z(log_volatility(x, width), 1, max(self.window, 10 * width), self.min_periods))
         if self.trend_seconds > 0:
             width = points_for(self.trend_seconds, step, self.trend_points)
             extra.append(scaled_z(x, width, self.window, self.min_periods))

@@ -127,3 +127,14 @@ def test_severity_mapping():
 def test_constructor_arguments_checked(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         RollingZScoreDetector(**bad)
+
+
+def test_flat_stretch_is_found_by_robust_detector():
+    """A sensor that sticks for a few hours: the short-window volatility collapses."""
+    rng = np.random.default_rng(2)
+    ts = pd.date_range("2024-01-01", periods=3000, freq="5min").to_numpy()
+    x = 10 + rng.normal(0, 1.0, 3000)
+    x[2500:2536] = x[2500]  # three hours
+    score = RobustDeviationDetector().score(x, ts).anomaly_score
+    assert score[2500:2540].max() > 1.0
+    assert RobustDeviationDetector(short_volatility_seconds=0).score(x, ts).anomaly_score[2500:2540].max() < 1.0
