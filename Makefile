@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data
-APT_PACKAGES := victoria-metrics prometheus prometheus-alertmanager chromium chromium-driver
+APT_PACKAGES := victoria-metrics prometheus prometheus-alertmanager chromium chromium-driver redis-server
 
 .PHONY: install apt proto run test test-fast lint typecheck bench clean
 

@@ -8,6 +8,7 @@ declare -A probe=(
   [prometheus-alertmanager]=prometheus-alertmanager
   [chromium]=chromium
   [chromium-driver]=chromedriver
+  [redis-server]=redis-server
 )
 missing=()
 for pkg in "$@"; do

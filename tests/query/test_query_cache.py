@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -90,13 +96,41 @@ def test_hit_then_invalidated_by_new_data(client: httpx.Client, hub: RunningHub)
     assert "hub_query_duration_seconds_bucket" in metrics
 
 
-def test_redis_backed_cache_when_available() -> None:
-    redis = pytest.importorskip("redis")
-    url = os.environ.get("HUB_QUERY_REDIS_URL", "redis://127.0.0.1:6379/15")
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """``HUB_QUERY_REDIS_URL`` if set, else a real redis-server (Debian ``redis-server``) on a free port."""
+    if os.environ.get("HUB_QUERY_REDIS_URL"):
+        yield os.environ["HUB_QUERY_REDIS_URL"]
+        return
+    binary = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+    if binary is None:
+        pytest.skip("redis-server is not installed (make apt installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
-        redis.Redis.from_url(url, socket_timeout=0.2).ping()
-    except Exception:
-        pytest.skip(f"no Redis server at {url}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_redis_backed_cache(redis_url: str) -> None:
+    redis = pytest.importorskip("redis")
+    url = redis_url
+    redis.Redis.from_url(url, socket_timeout=2).ping()
     a, b = QueryCache(redis_url=url), QueryCache(redis_url=url)
     a.put("shared-key", {"x": 1}, tenant="rt", start_us=0, end_us=10)
     assert b.get("shared-key") == {"x": 1}  # another process's entry
