@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -179,6 +179,18 @@ class TelemetryConfig(_Base):
     metrics_public: bool = True
 
 
+class QueryServiceConfig(_Base):
+    """``service.query``: which backend answers ``POST /api/v1/query``.
+
+    * ``backend``: ``auto`` (the embedded store when it keeps the events, else VictoriaMetrics, else Loki),
+      ``embedded``, ``victoriametrics`` (PromQL/MetricsQL) or ``loki`` (LogQL).
+    * ``redis_url``: share the result cache between hub replicas (``redis://host:6379/0``).
+    """
+
+    backend: Literal["auto", "embedded", "victoriametrics", "loki"] = "auto"
+    redis_url: str | None = None
+
+
 class PipelineConfig(_Base):
     receivers: list[str]
     exporters: list[str]
@@ -200,6 +212,7 @@ class ServiceConfig(_Base):
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
     quotas: QuotasConfig = msgspec.field(default_factory=QuotasConfig)
     audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
+    query: QueryServiceConfig = msgspec.field(default_factory=QueryServiceConfig)
 
 
 class HubConfig(_Base):

@@ -112,6 +112,13 @@ def test_stack_only_keeps_no_raw_events(tmp_path: Path) -> None:
 
         assert _wait(lambda: threats() == 1.0)
         assert hub.sql("SELECT count(*) FROM events") == [(0,)]
+        # with no raw events kept locally, the unified query is answered by VictoriaMetrics (PromQL)
+        q = {"time_range": {"last": "1h"}, "metric": {"event_type": "security"},
+             "aggregation": {"functions": ["count"]}}  # fmt: skip
+        r = httpx.post(f"{hub.api}/api/v1/query", json=q, headers={"X-Scope-OrgID": "only"})
+        assert r.status_code == 200, r.text
+        meta = r.json()["metadata"]
+        assert meta["backend"] != "embedded" and "llm_security_threats_total" in str(meta["compiled_query"])
 
 
 def test_a_backend_outage_loses_nothing(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from api.errors import error_response, json_response
 from api.state import ApiState
 from hubcore.query.cache import QueryCache
 from hubcore.query.catalog import build_catalog
-from hubcore.query.executor import EmbeddedBackend, QueryExecutor, QueryMetrics, QueryTimeout
+from hubcore.query.executor import EmbeddedBackend, LokiBackend, PromBackend, QueryExecutor, QueryMetrics, QueryTimeout
 from hubcore.query.export import FORMATS, encode_batches, events_export_sql, pick_format
 from hubcore.query.model import ALL_TENANTS, Filter, QueryError, parse_field, parse_query
 
@@ -37,8 +37,32 @@ _engine_lock = threading.Lock()
 
 
 def may_query_all_tenants(request: Request) -> bool:
-    """Whether the caller is a platform admin allowed ``"tenant": "*"``. No auth layer grants it yet."""
-    return False
+    """Whether the caller may ask for ``"tenant": "*"``: a principal allowed to cross tenants
+    (a platform admin; with auth off, the anonymous local user)."""
+    principal = getattr(request.state, "principal", None)
+    return bool(principal is not None and principal.cross_tenant)
+
+
+def select_backend(state: ApiState) -> Any:
+    """The backend ``service.query.backend`` names; ``auto`` follows the hub's mode: the embedded store
+    when the events pipeline keeps events locally, else VictoriaMetrics (PromQL), else Loki (LogQL)."""
+    cfg = state.config
+    choice = cfg.service.query.backend
+    vm, loki = cfg.exporters.victoriametrics, cfg.exporters.loki
+    if choice == "auto":
+        keeps_events = any(
+            "embedded" in p.exporters and "native" in p.receivers for p in cfg.service.pipelines.values()
+        )
+        choice = "embedded" if keeps_events or (vm is None and loki is None) else ("victoriametrics" if vm else "loki")
+    if choice == "victoriametrics" and vm is not None:
+        from hubcore.storage.readers import PromReader
+
+        return PromBackend(PromReader(str(vm["endpoint"])))
+    if choice == "loki" and loki is not None:
+        from hubcore.storage.readers import LokiReader
+
+        return LokiBackend(LokiReader(str(loki["endpoint"])))
+    return EmbeddedBackend(state.store)
 
 
 def get_executor(request: Request) -> QueryExecutor:
@@ -50,11 +74,10 @@ def get_executor(request: Request) -> QueryExecutor:
             executor = getattr(app_state, "query_executor", None)
             if executor is None:
                 state: ApiState = get_state(request)
-                cache = QueryCache(redis_url=os.environ.get(REDIS_URL_ENV) or None)
+                redis_url = state.config.service.query.redis_url or os.environ.get(REDIS_URL_ENV) or None
+                cache = QueryCache(redis_url=redis_url)
                 state.store.add_listener(cache.on_commit)
-                executor = QueryExecutor(
-                    EmbeddedBackend(state.store), cache, metrics=QueryMetrics(state.metrics.registry)
-                )
+                executor = QueryExecutor(select_backend(state), cache, metrics=QueryMetrics(state.metrics.registry))
                 app_state.query_executor = executor
     return executor
 

@@ -247,3 +247,11 @@ def test_event_and_storage_quotas_answer_429(tmp_path: Path) -> None:
         h.service.pipeline.storage_bytes.__self__._at = float("-inf")  # type: ignore[union-attr]
         full = httpx.post(f"{h.api}/api/v1/events", json=[make_event("cost")], headers={"X-Scope-OrgID": "tiny"})
         assert full.status_code == 429 and "storage" in full.text
+
+
+def test_all_tenants_query_needs_a_platform_admin(hub: RunningHub, keys: dict[str, dict[str, str]]) -> None:
+    body = {"tenant": "*", "time_range": {"last": "1h"}, "aggregation": {"functions": ["count"]}}
+    assert httpx.post(f"{hub.api}/api/v1/query", json=body, headers=keys["a_admin"]).status_code == 403
+    r = httpx.post(f"{hub.api}/api/v1/query", json=body, headers=keys["platform"])
+    assert r.status_code == 200, r.text
+    assert r.json()["data"][0]["count"] >= 1  # tenant-a's events, seen across tenants
