@@ -31,13 +31,14 @@ apt:
 run: install
 	$(BIN)/hub run --data-dir $(DATA_DIR)
 
-## test: install everything (apt packages, venv, pip packages) and run the whole suite
+## test: install everything (apt packages, venv, pip packages), lint and type-check, run the whole suite
 test: apt install
+	$(BIN)/ruff check .
+	$(BIN)/mypy hubcore receivers processors exporters api hub analytics
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 
 typecheck: install
 	$(BIN)/mypy hubcore receivers processors exporters api hub analytics

@@ -30,9 +30,9 @@ import httpx
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hubcore.model.events import PAYLOAD_TYPES, AnalyticsEvent  # noqa: E402
-from tests.helpers.events import make_event  # noqa: E402
-from tests.helpers.hub import start_hub_process, stop_hub_process  # noqa: E402
+from hubcore.model.events import PAYLOAD_TYPES, AnalyticsEvent
+from tests.helpers.events import make_event
+from tests.helpers.hub import start_hub_process, stop_hub_process
 
 MIX = ["telemetry"] * 5 + ["cost"] * 3 + ["policy", "security", "governance"]
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.duration = 3.0
-    template, n_ids = make_template(args.batch)
+    template, _n_ids = make_template(args.batch)
     parts = template.split(b"@@ID@@")
     sample = fresh_body(parts)
     baseline = bare_decode_rate(sample, args.batch, 1.0 if args.quick else 3.0)
