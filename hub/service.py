@@ -114,6 +114,9 @@ class HubService:
         self.app.state.correlation_engine = self.correlation
         self._corr_thread: threading.Thread | None = None
         self._corr_stop = threading.Event()
+        loki = by_name.get("loki")
+        if loki is not None and self.security.audit is not None:  # audit records are shipped to Loki too
+            self.security.audit.listeners.append(_audit_to_loki(loki))
         vm = by_name.get("victoriametrics")
         if vm is not None:  # derived series (anomaly_score, yhat...) go to VictoriaMetrics as well
             self.analytics.add_series_listener(_derived_to_points(vm))
@@ -316,6 +319,31 @@ class HubService:
         ).fetchall()
         for tenant, event_id, received in recent:
             proc.dedup.seen_or_add(tenant, event_id, float(received))
+
+
+def _audit_to_loki(exporter: Any) -> Callable[[dict[str, Any]], None]:
+    """An audit record as a log row (service ``llm-analytics-hub-audit``) for the Loki exporter."""
+
+    def ship(record: dict[str, Any]) -> None:
+        ts = _ts_us(time.time())
+        exporter.export(
+            "logs",
+            {
+                "tenant_id": [record.get("tenant_id") or "_hub"],
+                "ts": [ts],
+                "observed_ts": [ts],
+                "service_name": ["llm-analytics-hub-audit"],
+                "severity_number": [13 if record.get("outcome") == "denied" else 9],
+                "severity_text": ["WARN" if record.get("outcome") == "denied" else "INFO"],
+                "body": [msgspec.json.encode(record).decode()],
+                "event_name": ["hub.audit"],
+                "attributes": [
+                    msgspec.json.encode({"action": record.get("action"), "outcome": record.get("outcome")}).decode()
+                ],
+            },
+        )
+
+    return ship
 
 
 def _derived_to_points(exporter: Any) -> Callable[[Sequence[Any]], None]:

@@ -205,3 +205,31 @@ def test_derived_series_reach_victoriametrics(tmp_path: Path) -> None:
         df = score()
         assert float(df["value"].iloc[0]) == 2.5
         assert df["gen_ai_request_model"].iloc[0] == "gpt-4o" and df["model_alias"].iloc[0] == "ensemble"
+
+
+def test_erasure_reaches_the_backends_and_audit_reaches_loki(tmp_path: Path, capture: tuple[str, list[Any]]) -> None:
+    loki_url, loki_received = capture
+    with run_victoriametrics(tmp_path / "vm") as vm, running_hub(
+        tmp_path / "hub", grpc=False, otlp_http=False,
+        exporters__victoriametrics={"endpoint": vm.url, "flush_interval": 0.2},
+        exporters__loki={"endpoint": loki_url, "encoding": "json"},
+        service__pipelines=_pipelines("embedded", "victoriametrics", "loki"),
+    ) as hub:  # fmt: skip
+        r = httpx.post(f"{hub.api}/api/v1/events", json=[make_event("cost")], headers={"X-Scope-OrgID": "gdpr"})
+        assert r.status_code == 202
+        reader = PromReader(vm.url)
+
+        def series() -> int:
+            vm.flush()
+            return len(reader.query('llm_cost_usd_total{tenant_id="gdpr"}'))
+
+        assert _wait(lambda: series() > 0)
+        out = httpx.delete(f"{hub.api}/api/v1/tenants/gdpr/data")
+        assert out.status_code == 200, out.text
+        body = out.json()
+        assert body["deleted"]["events"] == 1 and body["backends"]["victoriametrics"] == "deleted"
+        assert series() == 0
+        assert any(p == "/loki/api/v1/delete" or p.startswith("/loki/api/v1/delete?") for p, _h, _b in loki_received)
+        audit_pushes = [b for p, _h, b in loki_received if p == "/loki/api/v1/push" and b"llm-analytics-hub-audit" in b]
+        assert _wait(lambda: audit_pushes or [b for p, _h, b in loki_received
+                                              if p == "/loki/api/v1/push" and b"llm-analytics-hub-audit" in b])  # fmt: skip

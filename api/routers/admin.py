@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import httpx
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -12,7 +13,7 @@ from api.deps import get_state, read_tenant
 from api.errors import json_response
 from api.state import ApiState
 from hubcore.security.audit import tail
-from hubcore.security.erasure import erase_tenant, erase_user
+from hubcore.security.erasure import erase_tenant, erase_user, vm_delete_series_request
 
 router = APIRouter(prefix="/api/v1", tags=["data rights and audit"])
 
@@ -23,7 +24,36 @@ async def erase_tenant_data(
 ) -> Response:
     tenant = read_tenant(request, state, tenant_id)
     counts = await run_in_threadpool(erase_tenant, state.store, tenant, dlq=state.dlq)
-    return json_response({"tenant_id": tenant, "deleted": counts})
+    backends = await _erase_in_backends(state, tenant)
+    return json_response({"tenant_id": tenant, "deleted": counts, "backends": backends})
+
+
+async def _erase_in_backends(state: ApiState, tenant: str) -> dict[str, str]:
+    """Stack mode: ask VictoriaMetrics to delete the tenant's series (``delete_series``) and Loki to delete
+    its streams (``/loki/api/v1/delete``, needs Loki's compactor with deletion enabled)."""
+    out: dict[str, str] = {}
+    vm = state.config.exporters.victoriametrics
+    loki = state.config.exporters.loki
+    async with httpx.AsyncClient(timeout=30) as client:
+        if vm is not None:
+            url, params = vm_delete_series_request(str(vm["endpoint"]), tenant)
+            out["victoriametrics"] = await _call(client, "POST", url, params)
+        if loki is not None:
+            selector = '{tenant_id="' + tenant.replace("\\", "\\\\").replace('"', '\\"') + '"}'
+            out["loki"] = await _call(
+                client, "POST", str(loki["endpoint"]).rstrip("/") + "/loki/api/v1/delete",
+                {"query": selector, "start": "0"}, headers={"X-Scope-OrgID": tenant},
+            )  # fmt: skip
+    return out
+
+
+async def _call(client: httpx.AsyncClient, method: str, url: str, params: dict[str, str],
+                headers: dict[str, str] | None = None) -> str:  # fmt: skip
+    try:
+        r = await client.request(method, url, params=params, headers=headers)
+    except httpx.HTTPError as exc:
+        return f"failed: {exc!r}"
+    return "deleted" if r.status_code in (200, 204) else f"failed: HTTP {r.status_code} {r.text[:200]}"
 
 
 @router.delete("/tenants/{tenant_id}/users/{user_id}/data", summary="Erase a user's rows in a tenant")

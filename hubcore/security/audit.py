@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -68,6 +69,8 @@ class AuditLog:
         self.fsync = fsync
         self._lock = threading.Lock()
         self._seq, self._last_hash = _tail_state(self.path)
+        #: called with each record after it is durable (e.g. to ship it to Loki in stack mode)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def append(self, *, subject: str, tenant_id: str | None, action: str, resource: str = "",
                outcome: str = "allowed", reason: str = "", key_id: str | None = None,
@@ -87,6 +90,11 @@ class AuditLog:
                     os.fsync(fh.fileno())
             self._seq, self._last_hash = record["seq"], record["hash"]
             _write_head(self.head, self._seq, self._last_hash, fsync=self.fsync)
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception:  # shipping is best effort; the local chain is the record of truth
+                logging.getLogger(__name__).warning("audit record not shipped", exc_info=True)
         return record
 
     def record(self, principal: Principal, action: str, resource: str = "", *, outcome: str = "allowed",
