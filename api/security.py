@@ -136,6 +136,8 @@ def _guard(conn: HTTPConnection, state: ApiState) -> Principal:
             principal, action, f"{rtype}/{tenant}{'' if method in ('GET', 'WS') else ' ' + method + ' ' + path}",
             outcome="allowed" if decision.allowed else "denied", reason=decision.reason,
             source_ip=conn.client.host if conn.client else None, user_agent=conn.headers.get("user-agent"),
+            # ingest batches are many: written and hash-chained, but not fsynced one by one
+            sync=None if (action != "events:write" or not decision.allowed) else False,
         )  # fmt: skip
     if not decision.allowed:
         raise ForbiddenError(decision.reason)

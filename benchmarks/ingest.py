@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--no-fsync", action="store_true", help="run the hub without WAL fsync")
     ap.add_argument("--quick", action="store_true", help="3 s run for CI")
+    ap.add_argument("--config", help="hub YAML config (e.g. to switch analytics off and see the bare ingest path)")
     args = ap.parse_args(argv)
     if args.quick:
         args.duration = 3.0
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     sample = fresh_body(parts)
     baseline = bare_decode_rate(sample, args.batch, 1.0 if args.quick else 3.0)
     tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
-    hp = start_hub_process(tmp / "data", "--log-level", "warning", fsync=not args.no_fsync)
+    extra = ["--config", args.config] if args.config else []
+    hp = start_hub_process(tmp / "data", "--log-level", "warning", *extra, fsync=not args.no_fsync)
     try:
         t0 = time.perf_counter()
         stats = asyncio.run(load(hp.api, parts, args.duration, args.connections))

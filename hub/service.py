@@ -61,6 +61,9 @@ log = logging.getLogger("hub")
 #: before back-pressure at the store applies. Past it: RESOURCE_EXHAUSTED / 503.
 MAX_CONCURRENT_REQUESTS = 64
 
+#: Largest share of wall-clock time the streaming correlation engine may spend in its flushes.
+CORRELATION_DUTY = 0.2
+
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the service owns SIGTERM/SIGINT."""
@@ -291,12 +294,18 @@ class HubService:
         await self._start_http("otlp_http", guarded, host, port, limit_concurrency=MAX_CONCURRENT_REQUESTS)
 
     def _flush_correlations(self) -> None:
-        """Close the streaming engine's windows every ``processors.correlation.flush_interval`` seconds."""
-        while not self._corr_stop.wait(self._corr_flush_interval):
+        """Close the streaming engine's windows every ``processors.correlation.flush_interval`` seconds,
+        or less often when a flush is slow: the engine spends at most ``CORRELATION_DUTY`` of the time
+        analysing, so a traffic peak slows correlation down instead of ingest."""
+        wait = self._corr_flush_interval
+        while not self._corr_stop.wait(wait):
+            started = time.monotonic()
             try:
                 self.correlation.flush()
             except Exception:  # keep flushing; the next window may be fine
                 log.exception("correlation flush failed")
+            took = time.monotonic() - started
+            wait = max(self._corr_flush_interval, took * (1.0 / CORRELATION_DUTY - 1.0))
 
     def _rebuild_state(self) -> None:
         """Registry metadata and recent event ids come back from the store after a restart."""

@@ -74,8 +74,11 @@ class AuditLog:
 
     def append(self, *, subject: str, tenant_id: str | None, action: str, resource: str = "",
                outcome: str = "allowed", reason: str = "", key_id: str | None = None,
-               source_ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:  # fmt: skip
-        """Write one record durably; returns it (with ``seq`` and ``hash``)."""
+               source_ip: str | None = None, user_agent: str | None = None,
+               sync: bool | None = None) -> dict[str, Any]:  # fmt: skip
+        """Write one record (fsynced when ``sync``, default: the log's ``fsync``); returns it with ``seq``
+        and ``hash``. High-volume ingest records pass ``sync=False``: written and chained, not fsynced."""
+        do_sync = self.fsync if sync is None else sync
         values = {"subject": subject, "key_id": key_id, "tenant_id": tenant_id, "action": action,
                   "resource": resource, "outcome": outcome, "reason": reason, "source_ip": source_ip,
                   "user_agent": (user_agent or "")[:512] or None}  # fmt: skip
@@ -86,10 +89,10 @@ class AuditLog:
             with open(self.path, "ab") as fh:
                 fh.write(line)
                 fh.flush()
-                if self.fsync:
+                if do_sync:
                     os.fsync(fh.fileno())
             self._seq, self._last_hash = record["seq"], record["hash"]
-            _write_head(self.head, self._seq, self._last_hash, fsync=self.fsync)
+            _write_head(self.head, self._seq, self._last_hash, fsync=do_sync)
         for listener in self.listeners:
             try:
                 listener(record)
@@ -98,11 +101,12 @@ class AuditLog:
         return record
 
     def record(self, principal: Principal, action: str, resource: str = "", *, outcome: str = "allowed",
-               reason: str = "", source_ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:  # fmt: skip
+               reason: str = "", source_ip: str | None = None, user_agent: str | None = None,
+               sync: bool | None = None) -> dict[str, Any]:  # fmt: skip
         """:meth:`append` for an authenticated principal (subject, key id and tenant from it)."""
         return self.append(subject=principal.subject, key_id=principal.key_id, tenant_id=principal.tenant_id,
                            action=action, resource=resource, outcome=outcome, reason=reason,
-                           source_ip=source_ip, user_agent=user_agent)  # fmt: skip
+                           source_ip=source_ip, user_agent=user_agent, sync=sync)  # fmt: skip
 
     @property
     def count(self) -> int:
