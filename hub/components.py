@@ -10,14 +10,13 @@ own config model (errors name the YAML key) and handed to its factory.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from hubcore.config import STACK_EXPORTERS, HubConfig
+from hubcore.config import STACK_EXPORTERS, HubConfig, config_error
 from hubcore.errors import ConfigError
 
 
@@ -45,14 +44,7 @@ def typed_section(raw: dict[str, Any] | None, config_type: type[Any], key: str) 
     try:
         typed = msgspec.convert(raw or {}, config_type, strict=False)
     except msgspec.ValidationError as exc:
-        m = re.search(r" - at `\$(.*)`$", str(exc))
-        sub = (m.group(1).replace("['", ".").replace("']", "").replace("[...]", "") if m else "").lstrip(".")
-        full = key + (f".{sub}" if sub else "")
-        text = str(exc)[: m.start()] if m else str(exc)
-        unknown = re.match(r"Object contains unknown field `([^`]*)`", text)
-        if unknown:
-            raise ConfigError(f"{full}.{unknown.group(1)}", "unknown key") from None
-        raise ConfigError(full, text) from None
+        raise config_error(exc, key) from None
     validate = getattr(typed, "validate", None)
     return validate(key) if callable(validate) else typed
 

@@ -286,7 +286,7 @@ def config_from_dict(data: dict[str, Any]) -> HubConfig:
     try:
         cfg = msgspec.convert(data, HubConfig, strict=False)
     except msgspec.ValidationError as exc:
-        raise _as_config_error(exc) from None
+        raise config_error(exc) from None
     return cfg.validate()
 
 
@@ -300,15 +300,22 @@ def load_config(path: str | Path | None) -> HubConfig:
     return load_config_text(p.read_text())
 
 
-def _as_config_error(exc: msgspec.ValidationError) -> ConfigError:
+def config_error(exc: msgspec.ValidationError, prefix: str = "") -> ConfigError:
+    """A msgspec validation error as a :class:`ConfigError` naming the YAML key (under ``prefix``)."""
     msg = str(exc)
     m = re.search(r" - at `\$(.*)`$", msg)
     if not m:
-        return ConfigError("", msg)
+        unknown = re.match(r"Object contains unknown field `([^`]*)`", msg)
+        if unknown:
+            return ConfigError(f"{prefix}.{unknown.group(1)}".strip("."), "unknown key")
+        return ConfigError(prefix, msg)
     path = m.group(1)
     key = re.sub(r"\[(\d+)\]", r".\1", re.sub(r"\['([^']*)'\]", r".\1", path)).replace("[...]", "").lstrip(".")
+    key = f"{prefix}.{key}".strip(".") if prefix else key
     text = msg[: m.start()]
     unknown = re.match(r"Object contains unknown field `([^`]*)`", text)
     if unknown:
         return ConfigError(f"{key}.{unknown.group(1)}".lstrip("."), "unknown key")
     return ConfigError(key, text)
+
+

@@ -15,31 +15,19 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import duckdb
-import pyarrow as pa
 
 from exporters.queue.base import Batch, QueuedExporter
 from exporters.tempo.config import TempoExporterConfig
 from exporters.tempo.otlp import SpanRecord, span_from_row, spans_request
-from hubcore.mapping import EVENTS_TO_SPANS_SQL
-from hubcore.storage.tables import TABLES
+from hubcore.mapping import EVENTS_TO_SPANS_SQL, run_mapping
 
 log = logging.getLogger(__name__)
 HEADERS = {"Content-Type": "application/x-protobuf", "User-Agent": "llm-analytics-hub"}
 
 
 def events_to_spans(con: duckdb.DuckDBPyConnection, cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    con.register("batch", TABLES["events"].to_arrow(cols))
-    try:
-        table = con.sql(EVENTS_TO_SPANS_SQL).to_arrow_table()
-    finally:
-        con.unregister("batch")
-    out: dict[str, list[Any]] = {}
-    for name in table.column_names:
-        column = table.column(name)
-        if pa.types.is_timestamp(column.type):
-            column = column.cast(pa.int64())
-        out[name] = column.to_pylist()
-    return out
+    """Run the hub's event mapping on a batch of ``events`` rows (timestamps in µs)."""
+    return run_mapping(con, EVENTS_TO_SPANS_SQL, cols)
 
 
 class TempoExporter(QueuedExporter):

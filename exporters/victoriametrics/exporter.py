@@ -16,32 +16,19 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import duckdb
-import pyarrow as pa
 
 from exporters.queue.base import Batch, QueuedExporter
 from exporters.victoriametrics.config import VictoriaMetricsExporterConfig
 from exporters.victoriametrics.convert import PointsConverter, SeriesKey
 from exporters.victoriametrics.remote_write import HEADERS, compress, encode_labels, encode_series
-from hubcore.mapping import EVENTS_TO_POINTS_SQL
-from hubcore.storage.tables import TABLES
+from hubcore.mapping import EVENTS_TO_POINTS_SQL, run_mapping
 
 log = logging.getLogger(__name__)
 
 
 def events_to_points(con: duckdb.DuckDBPyConnection, cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """Run the hub's event → metric-points mapping on a batch of ``events`` rows (timestamps in µs)."""
-    con.register("batch", TABLES["events"].to_arrow(cols))
-    try:
-        table = con.sql(EVENTS_TO_POINTS_SQL).to_arrow_table()
-    finally:
-        con.unregister("batch")
-    out: dict[str, list[Any]] = {}
-    for name in table.column_names:
-        column = table.column(name)
-        if pa.types.is_timestamp(column.type):
-            column = column.cast(pa.int64())
-        out[name] = column.to_pylist()
-    return out
+    """Run the hub's event mapping on a batch of ``events`` rows (timestamps in µs)."""
+    return run_mapping(con, EVENTS_TO_POINTS_SQL, cols)
 
 
 class VictoriaMetricsExporter(QueuedExporter):

@@ -73,3 +73,21 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_config_struct_round_trips() -> None:
     assert isinstance(HubConfig().validate(), HubConfig)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("exporters: {victoriametrics: {endpoint: 'http://vm:8428', flush_interval: -1}}",
+         "exporters.victoriametrics.flush_interval"),
+        ("exporters: {loki: {endpoint: 'http://loki:3100', bogus: 1}}", "exporters.loki.bogus"),
+        ("exporters: {tempo: {endpoint: 'ftp://x'}}", "exporters.tempo.endpoint"),
+        ("processors: {correlation: {flush_interval: 0}}", "processors.correlation.flush_interval"),
+    ],
+)  # fmt: skip
+def test_component_sections_name_their_keys(text: str, key: str) -> None:
+    from hub.components import validate_components
+
+    with pytest.raises(ConfigError) as info:
+        validate_components(load_config_text(text, env={}))
+    assert info.value.key == key, str(info.value)

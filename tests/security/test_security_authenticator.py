@@ -9,7 +9,7 @@ import jwt as pyjwt
 import msgspec
 import pytest
 
-from hubcore.config import _as_config_error
+from hubcore.config import config_error as _as_config_error
 from hubcore.errors import ConfigError
 from hubcore.security.apikeys import ApiKeyStore
 from hubcore.security.authenticator import Authenticator, check_bind_safety, is_loopback, open_warning
