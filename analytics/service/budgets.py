@@ -267,13 +267,17 @@ def evaluate_budget(
 
 
 def budget_rows(budget: Budget, status: dict[str, Any], now_s: float) -> list[DerivedRow]:
-    """``budget_exhaustion_timestamp_seconds`` (when exhaustion is predicted), ``budget_limit_usd`` and
-    ``budget_spend_usd`` samples at ``now_s`` (labels ``budget_id``, ``team``, ``project``, ``model``)."""
+    """``budget_exhaustion_timestamp_seconds`` (when exhaustion is predicted), ``budget_limit_usd``,
+    ``budget_spend_usd`` and ``budget_exhaustion_alert`` (1 while exhaustion is predicted within the
+    budget's ``alert_within_days``, else 0: the built-in ``LLMBudgetExhaustionPredicted`` rule fires on
+    it) samples at ``now_s`` (labels ``budget_id``, ``team``, ``project``, ``model``)."""
     labels = {"budget_id": budget.id, "team": budget.team or "", "project": budget.project or "",
               "model": budget.model or ""}  # fmt: skip
     rows = [
         DerivedRow(budget.tenant_id, now_s, "budget_limit_usd", budget.amount, labels, "budget"),
         DerivedRow(budget.tenant_id, now_s, "budget_spend_usd", float(status["spent_to_date"]), labels, "budget"),
+        DerivedRow(budget.tenant_id, now_s, "budget_exhaustion_alert", 1.0 if status.get("alert") else 0.0, labels,
+                   "budget"),
     ]
     if status.get("exhaustion_timestamp_seconds") is not None:
         rows.append(DerivedRow(budget.tenant_id, now_s, "budget_exhaustion_timestamp_seconds",

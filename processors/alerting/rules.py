@@ -312,6 +312,17 @@ BUILTIN_RULE_SPECS: tuple[dict[str, Any], ...] = (
         "annotations": {"summary": "{{ $value }} prompt injections from {{ $labels.payload_source_ip }} in 5 minutes",
                         "runbook_url": "docs/runbooks/LLMPromptInjectionBurstFromIP.md"},
     },
+    {
+        # budget_exhaustion_alert is written by the analytics service each time it re-evaluates a budget
+        # (``budget_every``, 5 minutes by default): 1 while exhaustion is predicted within the budget's own
+        # alert_within_days. The window spans two evaluations so that one late run does not resolve it.
+        "name": "LLMBudgetExhaustionPredicted",
+        "condition": {"type": "anomaly", "series": "budget_exhaustion_alert", "op": ">=", "value": 1,
+                      "window": "10m"},
+        "for": "0s", "severity": "warning", "labels": {"team": "finops"},
+        "annotations": {"summary": "Budget {{ $labels.budget_id }} is predicted to run out within its alert window",
+                        "runbook_url": "docs/runbooks/LLMBudgetExhaustionPredicted.md"},
+    },
 )  # fmt: skip
 
 

@@ -170,7 +170,8 @@ def test_builtin_rules_on_default_config(store: EmbeddedStore) -> None:
     add_events(store, [latency(T0 + i, 100.0, status="error" if i % 20 == 0 else "ok") for i in range(0, 400, 5)])
     svc = AlertingService(AlertingConfig(enabled=False), store, None)
     names = {r["name"] for r in svc.rules("acme")}
-    assert names == {"LLMErrorRateHigh", "LLMLatencyP95High", "LLMPromptInjectionBurstFromIP"}
+    assert names == {"LLMErrorRateHigh", "LLMLatencyP95High", "LLMPromptInjectionBurstFromIP",
+                     "LLMBudgetExhaustionPredicted"}  # fmt: skip
     svc.evaluate_once(T0 + 40)
     [burst] = svc.list_alerts("acme")  # the error rate needs 5 minutes of `for` first
     assert burst["alertname"] == "LLMPromptInjectionBurstFromIP" and burst["labels"]["team"] == "security"
@@ -195,3 +196,30 @@ def test_alerts_of_a_removed_config_rule_resolve(store: EmbeddedStore) -> None:
     again.evaluate_once(T0 + 30)
     [alert] = again.list_alerts("acme")
     assert alert["state"] == "resolved" and alert["resolved_by"] == "rule removed"
+
+
+def test_builtin_budget_rule_fires_on_the_budget_series_and_resolves(store: EmbeddedStore) -> None:
+    from analytics.service.budgets import Budget, budget_rows
+    from analytics.service.derived import DerivedRepository
+
+    repo = DerivedRepository(store)
+    budget = Budget(id="b-1", tenant_id="acme", name="search", amount=100.0, team="search", alert_within_days=3)
+    soon = {"spent_to_date": 60.0, "exhaustion_timestamp_seconds": T0 + 86_400, "alert": True}
+    later = {"spent_to_date": 10.0, "exhaustion_timestamp_seconds": None, "alert": False}
+    svc = AlertingService(AlertingConfig(enabled=False), store, None)
+    svc.evaluate_once(T0)
+    assert svc.list_alerts("acme") == []  # no budget evaluated yet: no data, no alert
+    repo.write(budget_rows(budget, soon, T0))
+    svc.evaluate_once(T0 + 10)
+    [alert] = svc.list_alerts("acme")
+    assert alert["alertname"] == "LLMBudgetExhaustionPredicted" and alert["state"] == "firing"
+    assert alert["labels"]["budget_id"] == "b-1" and alert["labels"]["team"] == "search"  # the budget's team
+    assert "project" not in alert["labels"]  # empty labels are dropped
+    assert alert["annotations"]["summary"] == "Budget b-1 is predicted to run out within its alert window"
+    repo.write(budget_rows(budget, later, T0 + 300))  # re-evaluated: no longer within the alert window
+    svc.evaluate_once(T0 + 320)
+    assert svc.list_alerts("acme")[0]["state"] == "firing"  # the window still holds the first sample
+    svc.evaluate_once(T0 + 700)
+    [alert] = svc.list_alerts("acme")
+    assert alert["state"] == "resolved" and alert["resolved_by"] == "auto"
+    assert svc.list_alerts("globex") == []

@@ -119,6 +119,9 @@ def test_budget_exhaustion_on_a_linear_spend(hub: Any) -> None:
     assert [b["budget"]["id"] for b in httpx.get(f"{h.api}/api/v1/budgets").json()["budgets"]] == [bid]
     assert h.sql("SELECT value FROM derived_series WHERE name = 'budget_exhaustion_timestamp_seconds' "
                  "AND json_extract_string(labels, '$.budget_id') = ?", [bid])  # fmt: skip
+    alerting = h.sql("SELECT DISTINCT value FROM derived_series WHERE name = 'budget_exhaustion_alert' "
+                     "AND json_extract_string(labels, '$.budget_id') = ?", [bid])  # fmt: skip
+    assert alerting == [(1.0,)]  # feeds the built-in LLMBudgetExhaustionPredicted rule
     r = httpx.put(f"{h.api}/api/v1/budgets/{bid}", json={**body, "amount": 1000, "alert_within_days": 1}, timeout=60)
     assert r.status_code == 200 and r.json()["exhaustion"] is None and r.json()["alert"] is False
     assert httpx.get(f"{h.api}/api/v1/budgets", headers=B).json()["budgets"] == []  # tenant isolation
