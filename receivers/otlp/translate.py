@@ -159,8 +159,12 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                             reason = "histogram sum is not finite"
                         elif not _isfinite(sum(bounds)) and not all(map(_isfinite, bounds)):
                             reason = "explicit_bounds must be finite"
+                        elif any(b >= c for b, c in itertools.pairwise(bounds)):
+                            reason = "explicit_bounds must be strictly increasing"
                         elif hp.count > _I64_MAX or (counts and max(counts) > _I64_MAX):
                             reason = "count above 2**63-1"
+                        elif counts and sum(counts) != hp.count:
+                            reason = "count must equal the sum of bucket_counts"
                         if reason is not None:
                             rej.add(f"metric {name!r}: {reason}")
                             continue

@@ -85,14 +85,26 @@ def test_histogram_and_its_rejections() -> None:
     h.histogram.data_points.add(count=1)
     h.histogram.data_points.add(time_unix_nano=T, count=1, explicit_bounds=[1.0, math.inf], bucket_counts=[0, 1, 0])
     h.histogram.data_points.add(time_unix_nano=T, count=1, explicit_bounds=[1e308, 1.5e308], bucket_counts=[0, 1, 0])
+    h.histogram.data_points.add(time_unix_nano=T, count=1, explicit_bounds=[2.0, 1.0], bucket_counts=[0, 1, 0])
+    h.histogram.data_points.add(time_unix_nano=T, count=1, explicit_bounds=[1.0, 1.0], bucket_counts=[0, 1, 0])
     cols, rejected, msg = metrics_to_rows(req, "t")
-    assert rejected == 4 and msg is not None
+    assert rejected == 6 and msg is not None
     assert "histogram sum is not finite" in msg and "one more entry" in msg and "without a timestamp" in msg
-    assert "explicit_bounds must be finite" in msg
+    assert "explicit_bounds must be finite" in msg and "explicit_bounds must be strictly increasing" in msg
     assert cols["bounds"] == [[0.5, 1.0], None, [1e308, 1.5e308]]  # huge but finite bounds are fine
     assert cols["bucket_counts"] == [[1, 2, 0], None, [0, 1, 0]]
     assert cols["count"] == [3, 0, 1] and cols["sum"] == [1.5, None, None] and cols["min"] == [0.1, None, None]
     assert cols["value"] == [None] * 3 and cols["temporality"] == ["cumulative"] * 3
+
+
+def test_histogram_count_must_match_its_buckets() -> None:
+    req, sm = metrics_req()
+    h = sm.metrics.add(name="h")
+    h.histogram.data_points.add(time_unix_nano=T, count=5, explicit_bounds=[1.0], bucket_counts=[1, 2])
+    h.histogram.data_points.add(time_unix_nano=T, count=3, explicit_bounds=[1.0], bucket_counts=[1, 2])
+    cols, rejected, msg = metrics_to_rows(req, "t")
+    assert rejected == 1 and msg is not None and "count must equal the sum of bucket_counts" in msg
+    assert cols["count"] == [3] and cols["bucket_counts"] == [[1, 2]]
 
 
 @pytest.mark.parametrize(
