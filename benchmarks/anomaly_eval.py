@@ -12,6 +12,8 @@ Usage::
     .venv/bin/python benchmarks/anomaly_eval.py --quick    # a subset for CI (< 60 s)
     .venv/bin/python benchmarks/anomaly_eval.py --per-file # + one line per file (tp, fp, fn)
     .venv/bin/python benchmarks/anomaly_eval.py --synthetic 70   # + 70 generated series (generalisation)
+    .venv/bin/python benchmarks/anomaly_eval.py --ops 40         # + 40 operational-metric series with
+                                                                 #   routine bursts (see anomaly_series.py)
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from anomaly_series import ops_series, synthetic_series
 
 from analytics.anomaly import AnomalyDetector, RollingZScoreDetector
 
@@ -61,55 +66,29 @@ def count(ts: np.ndarray, flags: np.ndarray, windows: Iterable[tuple[str, str]])
     return tp, fp, fn
 
 
-SYNTHETIC_KINDS = ("spike", "shift", "var", "flat", "phase", "trend", "dip")
-
-
-def synthetic_series(seed: int) -> tuple[pd.DataFrame, list[tuple[str, str]], str]:
-    """One generated series with one labelled anomaly, NAB-style window (10 % of the length).
-
-    A check that settings chosen on NAB hold on series never looked at while choosing them: sampling
-    1 min, 5 min or 1 h; 3,000 to 6,000 points; a daily cycle of amplitude 0, 1 or 3; Gaussian noise,
-    plus a random walk in one series of three; the anomaly (kind ``seed % 7``) between 40 % and 85 %.
-    """
-    rng = np.random.default_rng(seed)
-    step = (60, 300, 300, 3600)[seed % 4]
-    n = int(rng.integers(3000, 6000))
-    day = 86_400 // step
-    t = np.arange(n)
-    amp = float(rng.choice([0.0, 1.0, 3.0]))
-    noise = float(rng.choice([0.3, 1.0]))
-    x = 20 + amp * np.sin(2 * np.pi * t / day) + rng.normal(0, noise, n)
-    if seed % 3 == 0:
-        x = x + np.cumsum(rng.normal(0, 0.05, n))
-    kind = SYNTHETIC_KINDS[seed % len(SYNTHETIC_KINDS)]
-    at = int(rng.integers(int(0.4 * n), int(0.85 * n)))
-    span = max(10, day // 8)
-    if kind == "spike":
-        x[at] += 8 * noise + 3 * amp
-    elif kind == "dip":
-        x[at : at + 3] -= 8 * noise + 3 * amp
-    elif kind == "shift":
-        x[at:] += 6 * noise
-    elif kind == "var":
-        x[at : at + span] += rng.normal(0, 4 * noise, span)
-    elif kind == "flat":
-        x[at : at + span] = x[at]
-    elif kind == "phase":
-        shifted = 20 + amp * np.sin(2 * np.pi * (t[at : at + span] + day / 2) / day)
-        x[at : at + span] = shifted + rng.normal(0, noise, span) if amp else x[at : at + span] + 6 * noise
-    elif kind == "trend":
-        x[at:] += np.arange(n - at) * noise * 0.02
-    ts = pd.date_range("2024-01-01", periods=n, freq=f"{step}s")
-    half = int(0.05 * n)
-    window = [(str(ts[max(0, at - half)]), str(ts[min(n - 1, at + half)]))]
-    return pd.DataFrame({"timestamp": ts, "value": x}), window, kind
-
-
 def prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     f = 2 * p * r / (p + r) if p + r else 0.0
     return {"precision": round(p, 3), "recall": round(r, 3), "f1": round(f, 3), "tp": tp, "fp": fp, "fn": fn}
+
+
+def generated(make: Callable[[int], tuple[pd.DataFrame, list[tuple[str, str]], str]], n: int, sep: str) -> dict[str, object]:
+    """Score ``n`` generated series; totals, and tp/fp/fn by each ``sep``-separated part of the kind."""
+    total = [0, 0, 0]
+    by_kind: dict[str, list[int]] = {}
+    baseline = [0, 0, 0]
+    for seed in range(n):
+        frame, wins, kind = make(seed)
+        scored = AnomalyDetector().score(frame)
+        ts = frame["timestamp"].to_numpy()
+        c = count(ts, scored["is_anomaly"].to_numpy(), wins)
+        z = RollingZScoreDetector(k=6.0).score(frame["value"].to_numpy(float)).anomaly_score > 1.0
+        baseline = [a + b for a, b in zip(baseline, count(ts, z, wins), strict=True)]
+        total = [a + b for a, b in zip(total, c, strict=True)]
+        for part in kind.split(sep):
+            by_kind[part] = [a + b for a, b in zip(by_kind.get(part, [0, 0, 0]), c, strict=True)]
+    return {**prf(*total), "baseline_zscore_k6": prf(*baseline), "by_kind_tp_fp_fn": by_kind}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="N",
         help="also score N generated series (one anomaly each) as a generalisation check",
+    )
+    ap.add_argument(
+        "--ops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score N operational-metric series with routine, unlabelled bursts (precision check)",
     )
     ap.add_argument(
         "--per-file",
@@ -178,15 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         "throughput_points_per_s": round(points / max(seconds, 1e-9), 1),
     }
     if args.synthetic > 0:
-        synth_total = [0, 0, 0]
-        by_kind: dict[str, list[int]] = {}
-        for seed in range(args.synthetic):
-            frame, wins, kind = synthetic_series(seed)
-            scored = AnomalyDetector().score(frame)
-            c = count(frame["timestamp"].to_numpy(), scored["is_anomaly"].to_numpy(), wins)
-            synth_total = [a + b for a, b in zip(synth_total, c, strict=True)]
-            by_kind[kind] = [a + b for a, b in zip(by_kind.get(kind, [0, 0, 0]), c, strict=True)]
-        report["synthetic"] = {**prf(*synth_total), "by_kind_tp_fp_fn": by_kind}
+        report["synthetic"] = generated(synthetic_series, args.synthetic, "-")
+    if args.ops > 0:
+        report["ops"] = generated(ops_series, args.ops, "-")
     if args.per_file:
         report["per_file"] = per_file
     print(json.dumps(report))
