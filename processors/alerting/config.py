@@ -5,6 +5,7 @@ processors:
     interval: 30s              # evaluate every rule this often
     repeat_suppress: 10m       # the same rule + labels does not open a new alert this long after a resolve
     escalate_after: 30m        # unacknowledged this long: severity up one level, label escalated="true"
+    pending_restore_grace: 10m # pending `for` timers survive a restart unless evaluation paused longer than this
     external_url: http://hub.example:8080   # generatorURL of the alerts sent to Alertmanager
     builtin_rules: true        # the default rules (error rate, p95 latency, prompt-injection burst)
     rules:                     # extra rules, every tenant (or one: tenant_id)
@@ -36,6 +37,10 @@ class AlertingConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     * ``interval``: how often every rule is evaluated.
     * ``repeat_suppress``: duplicate suppression after a resolve (same rule, same labels).
     * ``escalate_after``: an alert still ``firing`` (not acknowledged) this long is escalated; ``0`` = never.
+    * ``pending_restore_grace``: pending ``for`` timers are stored (table ``alert_pending``) and restored
+      with their original start when the hub restarts, unless more than this passed between the last
+      evaluation before the restart and the first one after it (the condition was not observed meanwhile);
+      then the timers start again. ``0`` = never restore. Keep it well above ``interval``.
     * ``external_url``: the hub's URL as Alertmanager users reach it (``generatorURL``).
     * ``builtin_rules``: evaluate :data:`processors.alerting.rules.BUILTIN_RULES`.
     * ``rules``: extra rules in the API's JSON shape (see ``docs/alerting.md``).
@@ -47,13 +52,14 @@ class AlertingConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     interval: str | float = 30.0
     repeat_suppress: str | float = 600.0
     escalate_after: str | float = 1800.0
+    pending_restore_grace: str | float = 600.0
     external_url: str = "http://127.0.0.1:8080"
     builtin_rules: bool = True
     rules: list[dict[str, Any]] = []
 
     def validate(self, key: str = "processors.alerting") -> AlertingConfig:
         """Check durations and rules; errors name the YAML key."""
-        for name in ("interval", "repeat_suppress", "escalate_after"):
+        for name in ("interval", "repeat_suppress", "escalate_after", "pending_restore_grace"):
             try:
                 parse_duration(getattr(self, name), name, allow_zero=name != "interval")
             except RuleError as exc:
@@ -76,3 +82,7 @@ class AlertingConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     @property
     def escalate_after_s(self) -> float:
         return parse_duration(self.escalate_after, "escalate_after", allow_zero=True)
+
+    @property
+    def pending_restore_grace_s(self) -> float:
+        return parse_duration(self.pending_restore_grace, "pending_restore_grace", allow_zero=True)

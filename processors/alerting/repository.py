@@ -1,4 +1,4 @@
-"""The ``alerts`` and ``alert_rules`` tables (DuckDB, created idempotently; every query is tenant-scoped).
+"""The ``alerts``, ``alert_rules`` and ``alert_pending`` tables (DuckDB, created idempotently; tenant-scoped).
 
     repo = AlertRepository(store)
     repo.ensure_schema()
@@ -7,6 +7,10 @@
 
 Timestamps are seconds since the epoch in Python and ``TIMESTAMP`` (UTC) in DuckDB; the API shows
 them as ISO-8601 with ``Z``. Labels and annotations are JSON text.
+
+``alert_pending`` keeps the service's pending ``for`` timers across restarts: one row per
+``(rule_id, tenant_id, fingerprint)`` with the instance's labels and ``since`` (when the condition was first
+seen holding); ``alert_pending_seen`` has one row, the last evaluation round those rows were current at.
 """
 
 from __future__ import annotations
@@ -50,10 +54,14 @@ def _from_db(column: str, value: Any) -> Any:
     if value is None:
         return None
     if column in _TS:
-        return value.replace(tzinfo=UTC).timestamp()
+        return _seconds(value)
     if column in _JSON:
         return json.loads(value)
     return value
+
+
+def _seconds(value: datetime) -> float:
+    return value.replace(tzinfo=UTC).timestamp()
 
 
 def iso(seconds: float | None) -> str | None:
@@ -79,6 +87,12 @@ class AlertRepository:
             "CREATE TABLE IF NOT EXISTS alert_rules (id VARCHAR, tenant_id VARCHAR, spec VARCHAR, "
             "created_at TIMESTAMP, created_by VARCHAR)"
         )
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS alert_pending (rule_id VARCHAR, tenant_id VARCHAR, fingerprint VARCHAR, "
+            "labels VARCHAR, since TIMESTAMP)"
+        )
+        cur.execute("CREATE TABLE IF NOT EXISTS alert_pending_seen (seen_at TIMESTAMP)")
+        cur.execute("INSERT INTO alert_pending_seen SELECT NULL WHERE NOT EXISTS (SELECT 1 FROM alert_pending_seen)")
 
     # -- alerts -----------------------------------------------------------------------------------
     def insert(self, alert: dict[str, Any]) -> None:
@@ -153,3 +167,48 @@ class AlertRepository:
         """``(id, tenant_id, spec)`` of every tenant's custom rules, oldest first."""
         rows = self.store.cursor().execute("SELECT id, tenant_id, spec FROM alert_rules ORDER BY created_at, id")
         return [(str(i), str(t), json.loads(s)) for i, t, s in rows.fetchall()]
+
+    # -- pending ``for`` timers -------------------------------------------------------------------
+    def pending(self) -> list[tuple[str, str, str, dict[str, str], float]]:
+        """``(rule_id, tenant_id, fingerprint, labels, since)`` of every stored pending entry, oldest first."""
+        rows = self.store.cursor().execute(
+            "SELECT rule_id, tenant_id, fingerprint, labels, since FROM alert_pending "
+            "ORDER BY since, rule_id, tenant_id, fingerprint"
+        )
+        return [
+            (str(r), str(t), str(f), json.loads(lab) if lab else {}, _seconds(s)) for r, t, f, lab, s in rows.fetchall()
+        ]
+
+    def add_pending(self, entries: list[tuple[str, str, str, dict[str, str], float]]) -> None:
+        """Store new pending entries ``(rule_id, tenant_id, fingerprint, labels, since)``."""
+        if entries:
+            self.store.cursor().executemany(
+                "INSERT INTO alert_pending VALUES (?, ?, ?, ?, make_timestamp(?))",
+                [[r, t, f, json.dumps(lab, sort_keys=True), int(s * 1e6)] for r, t, f, lab, s in entries],
+            )
+
+    def remove_pending(self, keys: list[tuple[str, str, str]]) -> None:
+        """Delete pending entries by ``(rule_id, tenant_id, fingerprint)``."""
+        if keys:
+            self.store.cursor().executemany(
+                "DELETE FROM alert_pending WHERE rule_id = ? AND tenant_id = ? AND fingerprint = ?",
+                [list(k) for k in keys],
+            )
+
+    def remove_rule_pending(self, rule_id: str, tenant_id: str | None = None) -> None:
+        """Delete a rule's pending entries (one tenant's, or every tenant's with ``tenant_id=None``)."""
+        self.store.cursor().execute(
+            "DELETE FROM alert_pending WHERE rule_id = ? AND (tenant_id = ? OR ? IS NULL)",
+            [rule_id, tenant_id, tenant_id],
+        )
+
+    def clear_pending(self) -> None:
+        self.store.cursor().execute("DELETE FROM alert_pending")
+
+    def pending_seen(self) -> float | None:
+        """The last evaluation round at which the stored pending entries were current (``None``: unknown)."""
+        row = self.store.cursor().execute("SELECT max(seen_at) FROM alert_pending_seen").fetchone()
+        return _seconds(row[0]) if row and row[0] is not None else None
+
+    def set_pending_seen(self, now: float) -> None:
+        self.store.cursor().execute("UPDATE alert_pending_seen SET seen_at = make_timestamp(?)", [int(now * 1e6)])

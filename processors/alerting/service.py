@@ -8,7 +8,14 @@
 
 Lifecycle of a rule's alert (per tenant, rule and label set — the *fingerprint*):
 
-* the condition holds → *pending* (in memory); held for ``for`` → an alert is stored ``firing`` and sent;
+* the condition holds → *pending*; held for ``for`` → an alert is stored ``firing`` and sent;
+* pending timers survive a restart: an entry's start (``since``) is stored in ``alert_pending`` when the
+  condition is first seen holding and deleted when it stops holding (or its rule is deleted). On start the
+  entries are loaded back with their original ``since`` (the remainder of ``for`` is left), unless more than
+  ``pending_restore_grace`` passed between the last evaluation before the restart and the first one after
+  it: the condition was not observed meanwhile, so those timers start again. Entries of rules that no
+  longer exist are dropped. Only changes are written (plus one ``alert_pending_seen`` update per round while
+  entries exist); rules with ``for: 0`` store nothing;
 * ``acknowledge`` → ``acknowledged``; ``resolve`` (API) or the condition clearing (auto) → ``resolved``
   with ``ends_at``; Alertmanager gets ``endsAt``;
 * duplicate suppression: no new alert for a fingerprint while one is open, nor within ``repeat_suppress``
@@ -121,7 +128,9 @@ class AlertingService:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pending: dict[tuple[str, str, str], float] = {}
+        self._pending: dict[tuple[str, str, str], float] = {}  # (rule, tenant, fingerprint) -> since
+        self._persisted: set[tuple[str, str, str]] = set()  # the keys that have an alert_pending row
+        self._restored_seen: float | None = None  # entries were restored: when they were last current
         self._health: dict[str, dict[str, Any]] = {}
         self._rules: list[Rule] = []
         self._schema = False
@@ -160,6 +169,41 @@ class AlertingService:
             self.repo.ensure_schema()
             self._schema = True
             self._load_rules()
+            self._restore_pending()
+
+    def _restore_pending(self) -> None:
+        """Load the stored pending timers; those of rules that no longer exist are deleted.
+
+        Whether the hub was down too long is decided at the first evaluation (its ``now``).
+        """
+        known = {r.id for r in self._rules}
+        last = self.repo.pending_seen()
+        stale: list[tuple[str, str, str]] = []
+        for rule_id, tenant_id, fp, _labels, since in self.repo.pending():
+            key = (rule_id, tenant_id, fp)
+            if rule_id not in known:
+                stale.append(key)
+                continue
+            self._pending[key] = since
+            self._persisted.add(key)
+            last = since if last is None else max(last, since)
+        self.repo.remove_pending(stale)
+        self._restored_seen = last if self._pending else None
+
+    def _check_restored(self, now: float) -> None:
+        """First evaluation after restoring: drop the timers if evaluation paused longer than the grace."""
+        if self._restored_seen is None:
+            return
+        gap, grace = now - self._restored_seen, self.config.pending_restore_grace_s
+        if grace <= 0 or gap > grace:
+            log.info("pending alert timers not restored: evaluation paused longer than pending_restore_grace",
+                     extra={"entries": len(self._pending), "gap_s": gap, "grace_s": grace})  # fmt: skip
+            self._pending.clear()
+            self._persisted.clear()
+            self.repo.clear_pending()
+        else:
+            log.info("pending alert timers restored", extra={"entries": len(self._pending), "gap_s": gap})
+        self._restored_seen = None
 
     def _run(self) -> None:
         interval = self.config.interval_s
@@ -217,6 +261,11 @@ class AlertingService:
             if not self.repo.delete_rule(tenant_id, rule_id):
                 raise AlertNotFound(f"no alert rule {rule_id!r} for tenant {tenant_id!r}")
             self._rules = [r for r in self._rules if r.id != rule_id]
+            gone = [k for k in self._pending if k[0] == rule_id and k[1] == tenant_id]
+            for key in gone:
+                del self._pending[key]
+            self.repo.remove_rule_pending(rule_id, tenant_id)
+            self._persisted.difference_update(gone)
             now = self.clock()
             for alert in self.repo.open_alerts(SOURCE):
                 if alert["rule_id"] == rule_id and alert["tenant_id"] == tenant_id:
@@ -228,6 +277,7 @@ class AlertingService:
         now = self.clock() if now is None else now
         with self._lock:
             self._ensure_ready()
+            self._check_restored(now)
             open_by_rule: dict[str, list[dict[str, Any]]] = {}
             for alert in self.repo.open_alerts(SOURCE):
                 open_by_rule.setdefault(alert["rule_id"], []).append(alert)
@@ -248,6 +298,8 @@ class AlertingService:
                 if rule_id not in known:  # its rule was removed from the config (or disabled)
                     for alert in orphans:
                         self._resolve(alert, now, "rule removed")
+            if self._persisted:  # the stored timers are current as of this round (one row, not one per entry)
+                self.repo.set_pending_seen(now)
             self._escalate(now)
             open_alerts = self.repo.open_alerts(SOURCE)
             self._send(open_alerts)
@@ -262,15 +314,26 @@ class AlertingService:
 
     def _apply(self, rule: Rule, instances: list[Instance], open_alerts: list[dict[str, Any]], now: float) -> None:
         active: set[tuple[str, str]] = set()
+        added: list[tuple[str, str, str, dict[str, str], float]] = []
         for inst in instances:
             labels = self._labels(rule, inst)
             fp = fingerprint(rule.id, inst.tenant_id, labels)
             active.add((inst.tenant_id, fp))
-            since = self._pending.setdefault((rule.id, inst.tenant_id, fp), now)
+            key = (rule.id, inst.tenant_id, fp)
+            since = self._pending.get(key)
+            if since is None:  # newly pending: stored (a `for: 0` rule fires at once, nothing to restore)
+                since = self._pending[key] = now
+                if rule.for_s > 0:
+                    added.append((*key, labels, now))
             if now - since >= rule.for_s:
                 self._fire(rule, inst, labels, fp, now)
-        for key in [k for k in self._pending if k[0] == rule.id and (k[1], k[2]) not in active]:
+        gone = [k for k in self._pending if k[0] == rule.id and (k[1], k[2]) not in active]
+        for key in gone:
             del self._pending[key]
+        self.repo.remove_pending([k for k in gone if k in self._persisted])
+        self._persisted.difference_update(gone)
+        self.repo.add_pending(added)
+        self._persisted.update((r, t, f) for r, t, f, _labels, _since in added)
         for alert in open_alerts:
             if (alert["tenant_id"], alert["fingerprint"]) not in active:
                 self._resolve(alert, now, "auto")
