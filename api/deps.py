@@ -2,22 +2,45 @@
 
 The app-wide guard (:mod:`api.security`) has already authenticated the caller and decided the route's
 permission for the tenant it asked for; these helpers only apply that answer.
+
+The guard audits the request with the tenant it could see (path, ``X-Scope-OrgID``, ``?tenant=``). A route
+may settle on another one (a body's ``tenant``/``tenant_id``, the tenant of the API key it revokes, the header
+winning over a path parameter): when the tenant these helpers resolve is not one already recorded for the
+request, :func:`audit_target` writes a record naming it, allowed or denied, so the audit log always names
+the tenant whose data was acted upon (``target_tenant_id``).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from starlette.requests import HTTPConnection
 
 from api.state import ApiState
 from hubcore.errors import PermanentError
+from hubcore.security.audit import AuditLog
 from hubcore.security.context import authenticated
 from hubcore.security.principal import Principal
 from hubcore.security.rbac import ForbiddenError
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+@dataclass
+class AuditScope:
+    """What the guard audited for a request (``conn.state.audit_scope``), for :func:`audit_target`."""
+
+    audit: AuditLog
+    action: str
+    resource_type: str
+    #: appended to ``<resource_type>/<tenant>`` in the record (the method and route of a write)
+    resource_suffix: str
+    #: whether an allowed action is recorded (writes always; reads only with ``service.audit.log_reads``)
+    record_allowed: bool
+    #: the target tenants already recorded for this request
+    tenants: set[str] = field(default_factory=set)
 
 
 def get_state(request: Request) -> ApiState:
@@ -57,8 +80,29 @@ def _check(conn: HTTPConnection, tenant: str) -> str:
         raise PermanentError("tenant must be 1-128 characters of letters, digits, '_', '.', '-'", reason="bad_tenant")
     p = principal_of(conn)
     if p is not None and tenant != p.tenant_id and not p.cross_tenant:
-        raise ForbiddenError(f"denied: {p.subject} may not access tenant {tenant!r}")
+        reason = f"denied: {p.subject} may not access tenant {tenant!r}"
+        audit_target(conn, p, tenant, denied=reason)
+        raise ForbiddenError(reason)
+    if p is not None:
+        audit_target(conn, p, tenant)
     return tenant
+
+
+def audit_target(conn: HTTPConnection, principal: Principal, tenant: str, *, denied: str | None = None) -> None:
+    """Record the request's action on ``tenant`` unless the guard (or an earlier call) already recorded that
+    target tenant for this request. ``denied``: the reason when the route refuses the tenant."""
+    scope: AuditScope | None = getattr(conn.state, "audit_scope", None)
+    if scope is None or tenant in scope.tenants:
+        return
+    scope.tenants.add(tenant)
+    if denied is None and not scope.record_allowed:
+        return
+    scope.audit.record(
+        principal, scope.action, f"{scope.resource_type}/{tenant}{scope.resource_suffix}",
+        target_tenant_id=tenant, outcome="denied" if denied else "allowed",
+        reason=denied or f"allowed: {scope.action} on {scope.resource_type} of tenant {tenant}",
+        source_ip=conn.client.host if conn.client else None, user_agent=conn.headers.get("user-agent"),
+    )  # fmt: skip
 
 
 def read_tenant(request: HTTPConnection, state: ApiState, requested: str | None = None) -> str:
@@ -69,7 +113,10 @@ def read_tenant(request: HTTPConnection, state: ApiState, requested: str | None 
     p = principal_of(request)
     asked = header_tenant(request) or requested
     if asked is None:
-        return p.tenant_id if p is not None else state.default_tenant
+        if p is None:
+            return state.default_tenant
+        audit_target(request, p, p.tenant_id)
+        return p.tenant_id
     return _check(request, asked)
 
 
@@ -80,5 +127,8 @@ def write_tenant(conn: HTTPConnection, requested: str | None = None) -> str | No
     p = principal_of(conn)
     if authenticated(p):
         assert p is not None
-        return _check(conn, asked) if asked else p.tenant_id
+        if asked:
+            return _check(conn, asked)
+        audit_target(conn, p, p.tenant_id)
+        return p.tenant_id
     return asked

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, WebSocketException
 from starlette.requests import HTTPConnection
 
-from api.deps import get_state_conn, header_tenant
+from api.deps import AuditScope, get_state_conn, header_tenant
 from api.state import ApiState
 from hubcore.errors import HubError
 from hubcore.security.principal import AuthError, Principal
@@ -131,14 +131,20 @@ def _guard(conn: HTTPConnection, state: ApiState) -> Principal:
     resource = Resource(rtype, tenant, team=conn.query_params.get("team"))
     decision = decide(principal, action, resource, cross_tenant=tenant != principal.tenant_id)
     audit = sec.audit
-    if audit is not None and (not decision.allowed or not action.endswith(":read") or sec.log_reads):
-        audit.record(
-            principal, action, f"{rtype}/{tenant}{'' if method in ('GET', 'WS') else ' ' + method + ' ' + path}",
-            outcome="allowed" if decision.allowed else "denied", reason=decision.reason,
-            source_ip=conn.client.host if conn.client else None, user_agent=conn.headers.get("user-agent"),
-            # ingest batches are many: written and hash-chained, but not fsynced one by one
-            sync=None if (action != "events:write" or not decision.allowed) else False,
-        )  # fmt: skip
+    if audit is not None:
+        record_allowed = not action.endswith(":read") or sec.log_reads
+        suffix = "" if method in ("GET", "WS") else " " + method + " " + path
+        if not decision.allowed or record_allowed:
+            # tenant_id: the principal's tenant (who); target_tenant_id: the tenant acted upon (on whom)
+            audit.record(
+                principal, action, f"{rtype}/{tenant}{suffix}", target_tenant_id=tenant,
+                outcome="allowed" if decision.allowed else "denied", reason=decision.reason,
+                source_ip=conn.client.host if conn.client else None, user_agent=conn.headers.get("user-agent"),
+                # ingest batches are many: written and hash-chained, but not fsynced one by one
+                sync=None if (action != "events:write" or not decision.allowed) else False,
+            )  # fmt: skip
+        # a route that settles on another tenant (a body field, a key's tenant) records that one too
+        conn.state.audit_scope = AuditScope(audit, action, rtype, suffix, record_allowed, {tenant})
     if not decision.allowed:
         raise ForbiddenError(decision.reason)
     return principal

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import get_state, read_tenant
+from api.deps import get_state, principal_of, read_tenant
 from api.errors import json_response
 from api.state import ApiState
 from hubcore.security.audit import tail
@@ -72,9 +72,16 @@ async def audit_records(
     tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
+    """Records that concern the tenant: its principals' actions (``tenant_id``) and what was done to its data
+    (``target_tenant_id``, e.g. by a platform admin). Other tenants' *denied* attempts on it are shown to
+    platform admins only (they name the other tenant's users). ``tenant=*`` (platform admins): every record."""
     tenant_id = read_tenant(request, state, tenant)
     audit = state.security.audit
     if audit is None:
         return json_response({"records": [], "enabled": False})
-    records = await run_in_threadpool(tail, audit.path, tenant_id=tenant_id, limit=limit)
+    caller = principal_of(request)
+    records = await run_in_threadpool(
+        tail, audit.path, tenant_id=None if tenant_id == "*" else tenant_id, limit=limit,
+        foreign_denied=caller is None or caller.cross_tenant,
+    )  # fmt: skip
     return json_response({"records": records, "enabled": True})

@@ -1,9 +1,18 @@
 """An append-only, hash-chained audit log: ``<data_dir>/audit/audit.jsonl``.
 
 Each line is one JSON record: ``seq``, ``ts`` (UTC ISO-8601), ``subject``, ``key_id``, ``tenant_id``,
-``action``, ``resource``, ``outcome`` (``allowed``/``denied``/``error``...), ``reason``, ``source_ip``,
-``user_agent``, ``prev_hash`` and ``hash`` = sha256 of the canonical JSON (sorted keys, no spaces) of the
-record without ``hash`` (so it covers ``prev_hash``). The first record's ``prev_hash`` is 64 zeros.
+``target_tenant_id``, ``action``, ``resource``, ``outcome`` (``allowed``/``denied``/``error``...), ``reason``,
+``source_ip``, ``user_agent``, ``prev_hash`` and ``hash`` = sha256 of the canonical JSON (sorted keys, no
+spaces) of the record without ``hash`` (so it covers ``prev_hash``). The first record's ``prev_hash`` is 64 zeros.
+
+Two tenants: ``tenant_id`` is the *acting* principal's tenant (who did it), ``target_tenant_id`` the tenant
+whose data was acted upon (``"*"``: every tenant). They differ when a principal allowed to cross tenants
+(a platform admin) names another tenant, or when a denied caller tried to. Records written before
+``target_tenant_id`` existed lack it (their target is their ``tenant_id`` as far as the log knows): the hash
+covers exactly the keys a record has, so those records still verify, and adding, removing or editing
+``target_tenant_id`` on any record breaks the chain. Filtering by a tenant (:func:`iter_records`,
+:func:`tail`) matches a record when *either* tenant is it (see :func:`concerns`), so a tenant's view holds
+its own principals' actions and what others (platform admins) did to its data.
 A sidecar ``audit.jsonl.head`` holds the last ``seq`` and ``hash``, so a cut tail is detected too.
 Appends are fsync'd (file, then sidecar) and serialised by a lock; one process (the hub) writes.
 
@@ -11,8 +20,12 @@ Appends are fsync'd (file, then sidecar) and serialised by a lock; one process (
     >>> log = AuditLog(tempfile.mkdtemp())
     >>> _ = log.append(subject="alice", tenant_id="acme", action="keys:manage", resource="key/abc",
     ...                outcome="allowed")
+    >>> _ = log.append(subject="root", tenant_id="ops", target_tenant_id="acme", action="data:erase",
+    ...                resource="tenant/acme")
     >>> verify(log.path)
-    VerifyResult(ok=True, records=1, first_bad_line=None, reason='intact')
+    VerifyResult(ok=True, records=2, first_bad_line=None, reason='intact')
+    >>> [(r["subject"], r["tenant_id"], r["target_tenant_id"]) for r in iter_records(log.path, tenant_id="acme")]
+    [('alice', 'acme', 'acme'), ('root', 'ops', 'acme')]
 
 What this proves: no record was edited, removed, inserted or reordered since it was written, and the
 tail was not cut, *unless* the attacker rewrote the whole chain and the sidecar. To anchor against that,
@@ -35,7 +48,12 @@ from typing import Any, NamedTuple
 from hubcore.security.principal import Principal
 
 GENESIS = "0" * 64
-FIELDS = ("subject", "key_id", "tenant_id", "action", "resource", "outcome", "reason", "source_ip", "user_agent")
+#: The fields of a record besides ``seq``, ``ts``, ``prev_hash`` and ``hash``. ``target_tenant_id`` came later:
+#: older records lack it, and verification hashes the keys a record has (so they still verify).
+FIELDS = ("subject", "key_id", "tenant_id", "target_tenant_id", "action", "resource", "outcome", "reason",
+          "source_ip", "user_agent")  # fmt: skip
+#: A ``target_tenant_id`` meaning every tenant (a platform-wide read): it concerns each tenant.
+ALL_TENANTS = "*"
 
 
 class VerifyResult(NamedTuple):
@@ -75,12 +93,15 @@ class AuditLog:
     def append(self, *, subject: str, tenant_id: str | None, action: str, resource: str = "",
                outcome: str = "allowed", reason: str = "", key_id: str | None = None,
                source_ip: str | None = None, user_agent: str | None = None,
-               sync: bool | None = None) -> dict[str, Any]:  # fmt: skip
+               target_tenant_id: str | None = None, sync: bool | None = None) -> dict[str, Any]:  # fmt: skip
         """Write one record (fsynced when ``sync``, default: the log's ``fsync``); returns it with ``seq``
-        and ``hash``. High-volume ingest records pass ``sync=False``: written and chained, not fsynced."""
+        and ``hash``. High-volume ingest records pass ``sync=False``: written and chained, not fsynced.
+
+        ``tenant_id`` is the actor's tenant, ``target_tenant_id`` the tenant acted upon (default: the same)."""
         do_sync = self.fsync if sync is None else sync
-        values = {"subject": subject, "key_id": key_id, "tenant_id": tenant_id, "action": action,
-                  "resource": resource, "outcome": outcome, "reason": reason, "source_ip": source_ip,
+        target = target_tenant_id if target_tenant_id is not None else tenant_id
+        values = {"subject": subject, "key_id": key_id, "tenant_id": tenant_id, "target_tenant_id": target,
+                  "action": action, "resource": resource, "outcome": outcome, "reason": reason, "source_ip": source_ip,
                   "user_agent": (user_agent or "")[:512] or None}  # fmt: skip
         with self._lock:
             record: dict[str, Any] = {"seq": self._seq + 1, "ts": _now(), **values, "prev_hash": self._last_hash}
@@ -102,11 +123,14 @@ class AuditLog:
 
     def record(self, principal: Principal, action: str, resource: str = "", *, outcome: str = "allowed",
                reason: str = "", source_ip: str | None = None, user_agent: str | None = None,
-               sync: bool | None = None) -> dict[str, Any]:  # fmt: skip
-        """:meth:`append` for an authenticated principal (subject, key id and tenant from it)."""
+               target_tenant_id: str | None = None, sync: bool | None = None) -> dict[str, Any]:  # fmt: skip
+        """:meth:`append` for an authenticated principal (subject, key id and actor tenant from it).
+
+        ``target_tenant_id``: the tenant whose data the action is on, when the caller chose one (a header,
+        a query or path parameter, a body field); default: the principal's own tenant."""
         return self.append(subject=principal.subject, key_id=principal.key_id, tenant_id=principal.tenant_id,
-                           action=action, resource=resource, outcome=outcome, reason=reason,
-                           source_ip=source_ip, user_agent=user_agent, sync=sync)  # fmt: skip
+                           target_tenant_id=target_tenant_id, action=action, resource=resource, outcome=outcome,
+                           reason=reason, source_ip=source_ip, user_agent=user_agent, sync=sync)  # fmt: skip
 
     @property
     def count(self) -> int:
@@ -148,8 +172,31 @@ def verify(path: str | Path) -> VerifyResult:
     return VerifyResult(True, n, None, "intact")
 
 
-def iter_records(path: str | Path, *, tenant_id: str | None = None, after_seq: int = 0) -> Iterator[dict[str, Any]]:
-    """Records in order (for export, e.g. to Loki), optionally one tenant's, after ``after_seq``."""
+def target_of(record: dict[str, Any]) -> Any:
+    """The tenant a record's action was on: ``target_tenant_id``, or for a record written before that field
+    existed, its ``tenant_id`` (then the log knows no other; the ``resource`` may name it)."""
+    return record["target_tenant_id"] if "target_tenant_id" in record else record.get("tenant_id")
+
+
+def concerns(record: dict[str, Any], tenant_id: str, *, foreign_denied: bool = True) -> bool:
+    """Whether ``record`` belongs in ``tenant_id``'s view: its principal is of that tenant (``tenant_id``), or
+    its action was on that tenant's data (``target_tenant_id`` is it, or ``"*"``, every tenant).
+
+    ``foreign_denied=False`` leaves out what other tenants' principals were *refused* on this tenant (they
+    touched no data, and the record names the other tenant's user, key and address): the view a tenant gets
+    through the API. What was allowed across tenants (a platform admin's access) is always included."""
+    if record.get("tenant_id") == tenant_id:
+        return True
+    target = target_of(record)
+    if target != tenant_id and target != ALL_TENANTS:
+        return False
+    return foreign_denied or record.get("outcome") == "allowed"
+
+
+def iter_records(path: str | Path, *, tenant_id: str | None = None, after_seq: int = 0,
+                 foreign_denied: bool = True) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Records in order (for export, e.g. to Loki) after ``after_seq``; with ``tenant_id`` only those that
+    :func:`concern <concerns>` the tenant (acted by it or on it)."""
     path = Path(path)
     if not path.exists():
         return
@@ -159,13 +206,16 @@ def iter_records(path: str | Path, *, tenant_id: str | None = None, after_seq: i
                 rec = json.loads(raw)
             except ValueError:
                 continue
-            if rec.get("seq", 0) > after_seq and (tenant_id is None or rec.get("tenant_id") == tenant_id):
+            if rec.get("seq", 0) > after_seq and (
+                tenant_id is None or concerns(rec, tenant_id, foreign_denied=foreign_denied)
+            ):
                 yield rec
 
 
-def tail(path: str | Path, *, tenant_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """The newest ``limit`` records (newest first), optionally one tenant's."""
-    return list(reversed(deque(iter_records(path, tenant_id=tenant_id), maxlen=limit)))
+def tail(path: str | Path, *, tenant_id: str | None = None, limit: int = 100,
+         foreign_denied: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    """The newest ``limit`` records (newest first), optionally those concerning one tenant (:func:`concerns`)."""
+    return list(reversed(deque(iter_records(path, tenant_id=tenant_id, foreign_denied=foreign_denied), maxlen=limit)))
 
 
 def _now() -> str:
