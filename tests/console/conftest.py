@@ -105,3 +105,53 @@ def artifacts() -> Path:
     out = Path(__file__).resolve().parents[2] / "artifacts" / "console"
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+DAY_S = 86_400
+
+
+def iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+@dataclass
+class Periods:
+    """A hub whose top models differ between two disjoint days, with 25 days of steady spend before today."""
+
+    hub: RunningHub
+    a: tuple[str, str]  # [start, end) of the day 20 days ago: alpha-model leads, gamma-model second
+    b: tuple[str, str]  # [start, end) of the day 10 days ago: beta-model leads, gamma-model second
+    steady_days: int
+
+    @property
+    def api(self) -> str:
+        return self.hub.api
+
+
+#: (model, which day, requests = cost events of 1 USD each)
+PERIOD_MODELS = (("alpha-model", "a", 6), ("gamma-model", "a", 2), ("beta-model", "b", 6), ("gamma-model", "b", 3))
+
+
+@pytest.fixture(scope="session")
+def periods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Periods]:
+    today = time.time() // DAY_S * DAY_S
+    starts = {"a": today - 20 * DAY_S, "b": today - 10 * DAY_S}
+    events: list[dict[str, object]] = []
+    for model, day, n in PERIOD_MODELS:
+        for i in range(n):
+            ts = iso(starts[day] + 3600 * (i + 1) + 60 * len(events))
+            events.append(make_event("telemetry", timestamp=ts, payload={"model": model}))
+            events.append(make_event("cost", timestamp=ts, payload={"model": model, "amount": 1.0}))
+    steady = 25  # days of spend up to yesterday: enough for the cost page's daily-step forecast
+    for d in range(1, steady + 1):
+        for h in range(0, 24, 3):
+            events.append(make_event("cost", timestamp=iso(today - d * DAY_S + h * 3600 + 120),
+                                     payload={"model": "steady-model", "amount": 0.5 + 0.1 * (d % 7)},
+                                     tags={"team": "steady", "project": "p"}))  # fmt: skip
+    # events up to 26 days old: past the default 7-day ingest bound (processors.native_events.max_age)
+    with running_hub(tmp_path_factory.mktemp("periods") / "data", grpc=False, otlp_http=False,
+                     processors__native_events__max_age=40 * DAY_S) as hub:  # fmt: skip
+        post(hub.api, events)
+        hub.flush()
+        span = {k: (iso(t), iso(t + DAY_S)) for k, t in starts.items()}
+        yield Periods(hub, span["a"], span["b"], steady)

@@ -9,10 +9,12 @@ to ``artifacts/console/``.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import statistics
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
@@ -21,7 +23,7 @@ import httpx
 import pytest
 
 from api.console.router import PAGES
-from tests.console.conftest import XSS, Seeded, post, seed
+from tests.console.conftest import PERIOD_MODELS, XSS, Periods, Seeded, post, seed
 from tests.helpers.events import make_event, now_iso
 from tests.helpers.hub import running_hub
 
@@ -301,3 +303,162 @@ def test_with_auth_the_key_is_asked_once_and_sent_as_bearer(tmp_path: Path, brow
         assert browser.find_element(By.ID, "key-button").text == "API key ✓"
         assert problems(browser) == []
         browser.execute_script("sessionStorage.clear()")
+
+
+def table_rows(d: Any, table: str) -> list[list[str]]:
+    return [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in d.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
+    ]
+
+
+def table_head(d: Any, table: str) -> list[str]:
+    return [th.text for th in d.find_elements(By.CSS_SELECTOR, f"#{table} thead th")]
+
+
+def test_top_models_follow_the_selected_range(periods: Periods, browser: Any) -> None:
+    # two disjoint custom windows with different top models: each table shows its own window's models,
+    # as the requests chart of the same page does (before, the tables showed fixed 24 h / 7 d / 30 d)
+    for day, (start, end) in (("a", periods.a), ("b", periods.b)):
+        open_page(browser, f"{periods.api}/?range=custom&start={start}&end={end}")
+        want = [(m, str(n)) for m, d, n in PERIOD_MODELS if d == day]
+        assert [(r[0], r[1]) for r in table_rows(browser, "t-top-usage")] == want
+        costs = [r[0] for r in table_rows(browser, "t-top-cost")]
+        assert set(costs) - {"steady-model"} == {m for m, _ in want}, costs
+        assert table_head(browser, "t-top-usage")[1].startswith(start.replace("T", " ")[:10])
+        window = browser.execute_script("const w = Hub.window(); return [Hub.iso(w.start), Hub.iso(w.end)]")
+        assert window == [start, end]
+        requests = browser.execute_script("return Hub.charts['c-requests'].getOption().series[0].data")
+        assert sum(v for _, v in requests) == sum(int(n) for _, n in want)
+        assert problems(browser) == []
+    open_page(browser, f"{periods.api}/?range=30d&compare=1")
+    assert {r[0] for r in table_rows(browser, "t-top-usage")} == {"alpha-model", "beta-model", "gamma-model"}
+    assert table_head(browser, "t-top-usage") == ["Model", "Last 30 d", "Previous period"]
+    open_page(browser, periods.api + "/")  # the default 24 h: none of them
+    assert table_rows(browser, "t-top-usage") == [["No data in this window."]]
+
+
+def _daily_band(hourly: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """(yhat, lower, upper) of a day from its hours' (yhat, lower, upper): half-widths in quadrature."""
+    y = sum(h[0] for h in hourly)
+    lo = math.sqrt(sum((h[0] - h[1]) ** 2 for h in hourly))
+    hi = math.sqrt(sum((h[2] - h[0]) ** 2 for h in hourly))
+    return y, max(0.0, y - lo), y + hi
+
+
+def test_daily_forecast_band_from_known_hourly_bounds(seeded: Seeded, browser: Any) -> None:
+    open_page(browser, seeded.api + "/console/cost")
+    day0 = "2030-01-07T00:00:00Z"
+    # 24 hours of 2030-01-07 with known, asymmetric bounds; 6 hours of the next day (a partial day: left out)
+    hours = [(1.0 + h / 10, 0.1 * (h % 4 + 1), 0.2 * (h % 3 + 1)) for h in range(30)]
+    points = [{"timestamp": f"2030-01-{7 + h // 24:02d}T{h % 24:02d}:00:00Z", "yhat": y, "yhat_lower": y - lo,
+               "yhat_upper": y + hi} for h, (y, lo, hi) in enumerate(hours)]  # fmt: skip
+    days = browser.execute_script("return Hub.forecastMath.dailyFromHourly(arguments[0], 12)", points)
+    assert len(days) == 1 and days[0]["n"] == 24
+    assert days[0]["t"] == iso_ms(day0)
+    first = [(p["yhat"], p["yhat_lower"], p["yhat_upper"]) for p in points[:24]]
+    y, lower, upper = _daily_band(first)
+    assert days[0]["yhat"] == pytest.approx(sum(p[0] for p in first)) == pytest.approx(y)
+    assert (days[0]["lower"], days[0]["upper"]) == (pytest.approx(lower), pytest.approx(upper))
+    # by hand: sum of 0.1*(h%4+1) squared over 24 hours = 6 * (0.01+0.04+0.09+0.16) = 1.8
+    assert y - days[0]["lower"] == pytest.approx(math.sqrt(1.8))
+    assert days[0]["upper"] - y == pytest.approx(math.sqrt(8 * (0.04 + 0.16 + 0.36)))
+    summed = (sum(p[1] for p in first), sum(p[2] for p in first))  # the old band: far wider
+    assert summed[0] < days[0]["lower"] < y < days[0]["upper"] < summed[1]
+    # equal bounds: the half-width grows as sqrt(24), not 24
+    flat = [
+        {"timestamp": f"2030-01-07T{h:02d}:00:00Z", "yhat": 2.0, "yhat_lower": 1.0, "yhat_upper": 3.0}
+        for h in range(24)
+    ]
+    [d] = browser.execute_script("return Hub.forecastMath.dailyFromHourly(arguments[0], 12)", flat)
+    assert (d["yhat"], d["lower"], d["upper"]) == (
+        48.0,
+        pytest.approx(48 - math.sqrt(24)),
+        pytest.approx(48 + math.sqrt(24)),
+    )
+    # hourly lower bounds clipped at 0 (a non-negative series): each side is combined on its own
+    low = [
+        {"timestamp": f"2030-01-07T{h:02d}:00:00Z", "yhat": 0.1, "yhat_lower": 0.0, "yhat_upper": 2.0}
+        for h in range(24)
+    ]
+    [d] = browser.execute_script("return Hub.forecastMath.dailyFromHourly(arguments[0], 12)", low)
+    assert d["lower"] == pytest.approx(2.4 - math.sqrt(24 * 0.1**2)) and d["upper"] == pytest.approx(
+        2.4 + math.sqrt(24 * 1.9**2)
+    )
+
+
+def test_forecast_plan_asks_for_daily_steps_with_enough_history(seeded: Seeded, browser: Any) -> None:
+    open_page(browser, seeded.api + "/console/cost")
+    plan = browser.execute_script(
+        """const day = 864e5, today = Date.UTC(2030, 0, 31), M = Hub.forecastMath;
+           const run = (n, from) => Array.from({length: n}, (_, k) => [today - (k + (from || 1)) * day, 1.5]);
+           return [M.forecastPlan(run(40), today), M.forecastPlan(run(M.DAILY_MIN_DAYS + 1), today),
+                   M.forecastPlan(run(M.DAILY_MIN_DAYS), today), M.forecastPlan([], today),
+                   M.forecastPlan(run(2).concat(run(30, 10)), today), M.forecastPlan(run(2).concat(run(30, 5)), today),
+                   M.forecastPlan(run(200), today)];""")  # fmt: skip
+    steps = [(p["step"], p["history"]) for p in plan]
+    assert steps[0] == ("1d", "39d")  # the first day of the history counts as partial
+    assert steps[1] == ("1d", "21d") and steps[2] == ("1h", "14d") and steps[3] == ("1h", "14d")
+    assert steps[4] == ("1h", "14d"), "7 days without spend break the history"
+    assert steps[5] == ("1d", "33d"), "shorter gaps do not"
+    assert steps[6] == ("1d", "90d")
+
+
+def iso_ms(ts: str) -> float:
+    """Epoch milliseconds of an ISO 8601 UTC timestamp."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def _api_forecast(api: str, step: str, history: str) -> list[dict[str, Any]]:
+    spec = {"event_type": "cost", "field": "value", "aggregation": "sum", "step": step, "filters": []}
+    r = httpx.get(f"{api}/api/v1/forecast", params={"query": json.dumps(spec), "horizon": "30d", "level": 95,
+                                                    "history": history}, timeout=120)  # fmt: skip
+    assert r.status_code == 200, r.text
+    return list(r.json()["series"][0]["points"])
+
+
+def _spend_band(d: Any) -> list[tuple[float, float, float, float]]:
+    """(t ms, yhat, lower, upper) of the cost page's forecast, from the chart."""
+    series = {s["name"]: s["data"] for s in d.execute_script("return Hub.charts['c-spend'].getOption().series")}
+    return [(lo[0], y[1], lo[1], lo[1] + w[1])
+            for lo, w, y in zip(series["band lower"], series["forecast band"], series["forecast"], strict=True)]  # fmt: skip
+
+
+def test_cost_forecast_uses_daily_steps_when_the_history_allows(periods: Periods, browser: Any) -> None:
+    open_page(browser, periods.api + "/console/cost")
+    settle(browser, 60)
+    note = browser.find_element(By.ID, "c-spend-explain").text
+    history = f"{periods.steady_days - 1}d"
+    assert f"daily steps over {history} of history" in note, note
+    band = _spend_band(browser)
+    points = _api_forecast(periods.api, "1d", history)[: len(band)]
+    assert len(band) == len(points) > 20
+    for (t, y, lo, hi), p in zip(band, points, strict=True):
+        assert t == pytest.approx(iso_ms(p["timestamp"]))
+        assert (y, lo, hi) == (pytest.approx(max(0, p["yhat"]), abs=1e-3), pytest.approx(max(0, p["yhat_lower"]), abs=1e-3),
+                               pytest.approx(p["yhat_upper"], abs=1e-3))  # fmt: skip
+    assert problems(browser) == []
+
+
+def test_cost_forecast_from_hourly_steps_combines_the_hours(seeded: Seeded, browser: Any) -> None:
+    # two days of history: hourly steps, each day's band = the hours' half-widths in quadrature
+    open_page(browser, seeded.api + "/console/cost")
+    settle(browser, 60)
+    note = browser.find_element(By.ID, "c-spend-explain").text
+    assert "hourly steps summed per day" in note and "independent hourly errors" in note, note
+    band = _spend_band(browser)
+    by_day: dict[float, list[tuple[float, float, float]]] = {}
+    for p in _api_forecast(seeded.api, "1h", "14d"):
+        by_day.setdefault(iso_ms(p["timestamp"]) // 86_400_000 * 86_400_000, []).append(
+            (p["yhat"], p["yhat_lower"], p["yhat_upper"])
+        )
+    want = [(t, *_daily_band(h)) for t, h in sorted(by_day.items()) if len(h) >= 12][: len(band)]
+    assert len(band) == len(want) > 20
+    for (t, y, lo, hi), (t2, y2, lo2, hi2) in zip(band, want, strict=True):
+        assert t == t2
+        assert (y, lo, hi) == (
+            pytest.approx(max(0, y2), abs=1e-3),
+            pytest.approx(lo2, abs=1e-3),
+            pytest.approx(hi2, abs=1e-3),
+        )
+    assert problems(browser) == []

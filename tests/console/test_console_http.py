@@ -13,7 +13,7 @@ import pytest
 import api.console.summary
 from api.console.router import CSP, PAGES, PUBLIC_PATHS, STATIC, templates
 from api.security import PUBLIC, ROUTE_PERMISSIONS
-from tests.console.conftest import Seeded, seed
+from tests.console.conftest import PERIOD_MODELS, Periods, Seeded, seed
 from tests.helpers.hub import running_hub
 
 JS_FILES = ["console.js", "pages.js"]
@@ -125,3 +125,31 @@ def test_with_auth_pages_are_public_and_data_needs_a_key(tmp_path: Path) -> None
             httpx.get(hub.api + "/console/stream", params={"count": "1", "tenant": "acme"}, headers=other).status_code
             == 403
         )
+
+
+def _top_models(api: str, time_range: dict[str, str], metric: dict[str, str], fn: str) -> dict[str, float]:
+    """What the summary page's top-models tables ask (pages.js topModels through Hub.query), for a window."""
+    body = {"time_range": time_range, "metric": metric, "filters": [], "limit": 10,
+            "aggregation": {"functions": [fn], "group_by": ["model"]}, "sort": [{"field": fn, "order": "desc"}]}  # fmt: skip
+    r = httpx.post(f"{api}/api/v1/query", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    return {row["model"]: row[fn] for row in r.json()["data"]}
+
+
+def test_top_models_tables_use_the_page_window(periods: Periods) -> None:
+    # the tables go through Hub.query with no time_range of their own: the page's window (a custom
+    # start/end, or the relative range) applies to them exactly as to the charts
+    js = (STATIC / "pages.js").read_text()
+    top = js[js.index("async function topModels()"):js.index("// ================= performance")]
+    assert "time_range" not in top and "last:" not in top
+    assert top.count("Hub.query(") >= 2
+    duration = {"event_type": "telemetry", "name": "gen_ai.client.operation.duration"}
+    for day, (start, end) in (("a", periods.a), ("b", periods.b)):
+        want = {m: float(n) for m, d, n in PERIOD_MODELS if d == day}
+        window = {"start": start, "end": end}
+        assert _top_models(periods.api, window, duration, "count") == want
+        cost = _top_models(periods.api, window, {"event_type": "cost"}, "sum")
+        assert {m: v for m, v in cost.items() if m != "steady-model"} == pytest.approx(want)
+    # the default range (24 h) holds none of them; 30 d holds both days (what the old tables mixed)
+    assert _top_models(periods.api, {"last": "24h"}, duration, "count") == {}
+    assert set(_top_models(periods.api, {"last": "30d"}, duration, "count")) == {"alpha-model", "beta-model", "gamma-model"}

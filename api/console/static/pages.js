@@ -80,21 +80,33 @@
       xAxis: Hub.timeAxis(), yAxis: [{ type: 'value', name: 'requests' }, { type: 'value', name: 'ms', splitLine: { show: false } }], series,
     }, (p) => Hub.drill(Object.assign({ event_type: 'telemetry' }, Hub.bucketWindow(p.value[0]))));
   }
+  /** The page's window in words: "Last 7 d", or "start – end" for a custom range (table headings). */
+  function windowLabel() {
+    const s = Hub.state;
+    if (s.range !== 'custom') return { '24h': 'Last 24 h', '7d': 'Last 7 d', '30d': 'Last 30 d' }[s.range] || s.range;
+    const w = Hub.window();
+    return `${F.time(w.start)} – ${F.time(w.end)}`;
+  }
+  /** Top 10 models by requests and by cost over the page's window: the same Hub.query window and filters
+   * as the charts (a custom start/end goes as {start, end}, a relative range as {last}), and the previous
+   * period as a second column when "vs previous period" is on. */
   async function topModels() {
-    const ranges = ['24h', '7d', '30d'];
-    const usage = await Promise.all(ranges.map((r) => Hub.query({ time_range: { last: r }, metric: Hub.DURATION, aggregation: { functions: ['count'], group_by: ['model'] } })));
-    const cost = await Promise.all(ranges.map((r) => Hub.query({ time_range: { last: r }, metric: { event_type: 'cost' }, aggregation: { functions: ['sum'], group_by: ['model'] } })));
-    const table = (id, data, key, fmt) => {
-      const maps = data.map((rows) => byKey(rows, 'model', key));
-      const models = Object.keys(Object.assign({}, ...maps)).sort((a, b) => (maps[2][b] || 0) - (maps[2][a] || 0) || (maps[0][b] || 0) - (maps[0][a] || 0)).slice(0, 10);
-      const rows = models.map((m) => ({ model: m, r24h: maps[0][m], r7d: maps[1][m], r30d: maps[2][m] }));
-      Hub.table(id, [
-        { key: 'model', label: 'Model' },
-        { key: 'r24h', label: 'Last 24 h', num: true, fmt }, { key: 'r7d', label: 'Last 7 d', num: true, fmt }, { key: 'r30d', label: 'Last 30 d', num: true, fmt },
-      ], rows, { onRow: (r) => { location.href = '/console/performance?' + Hub.carried({ model: r.model }).toString(); } });
+    const compare = Hub.state.compare;
+    const top = (metric, fn, opts) => Hub.query({ metric, aggregation: { functions: [fn], group_by: ['model'] }, sort: [{ field: fn, order: 'desc' }], limit: 10 }, opts);
+    const ofModels = (metric, fn) => (compare ? Hub.query({ metric, aggregation: { functions: [fn], group_by: ['model'] } }, { prev: true }) : []);
+    const [usage, cost, usagePrev, costPrev] = await Promise.all([
+      top(Hub.DURATION, 'count'), top({ event_type: 'cost' }, 'sum'), ofModels(Hub.DURATION, 'count'), ofModels({ event_type: 'cost' }, 'sum'),
+    ]);
+    const label = windowLabel();
+    const table = (id, rows, prevRows, key, fmt) => {
+      const prev = byKey(prevRows, 'model', key);
+      const columns = [{ key: 'model', label: 'Model' }, { key: 'value', label, num: true, fmt }];
+      if (compare) columns.push({ key: 'prev', label: 'Previous period', num: true, fmt });
+      const out = rows.map((r) => ({ model: String(r.model ?? '(none)'), value: r[key], prev: prev[String(r.model ?? '(none)')] }));
+      Hub.table(id, columns, out, { onRow: (r) => { location.href = '/console/performance?' + Hub.carried({ model: r.model }).toString(); } });
     };
-    table('t-top-usage', usage, 'count', (v) => (v == null ? '0' : F.int(v)));
-    table('t-top-cost', cost, 'sum', (v) => F.usd(v || 0));
+    table('t-top-usage', usage, usagePrev, 'count', (v) => (v == null ? '0' : F.int(v)));
+    table('t-top-cost', cost, costPrev, 'sum', (v) => F.usd(v || 0));
   }
 
   // ================= performance =================
@@ -195,12 +207,75 @@
     return out;
   }
   function pick(o, names) { for (const n of names) if (o && o[n] != null) return o[n]; return undefined; }
-  /** 30 days of daily spend from GET /api/v1/forecast (an hourly cost spec, summed per UTC day);
-   * null when the hub has no forecast API, {points: null, note} when it has no forecast to give. */
+  // ---- daily spend forecast from GET /api/v1/forecast ----
+  // A day's spend is the sum of its hours, but the quantile of a sum is not the sum of quantiles: adding up
+  // the hourly lower and upper bounds gives a band that is right only if every hour's error is as large as
+  // it can be, in the same direction, at once (far too wide otherwise). So the console asks the API for
+  // daily steps wherever the hub has the history for it: the API then calibrates its interval on whole days
+  // (split-conformal on its own daily validation errors), within-day error correlation included. A young
+  // hub (fewer than DAILY_MIN_DAYS days of spend) gets hourly steps, aggregated as described at dailyFromHourly.
+  const DAY_MS = 864e5;
+  const DAILY_MIN_DAYS = 21; // three weekly seasons (hubs keep 30 days by default); the API itself needs 16 points
+  const DAILY_MAX_DAYS = 90;
+  const HISTORY_BREAK_DAYS = 7; // a week without spend ends the usable history (zeros before it are not data)
+  /** How to ask for the forecast, from the daily spend ([[UTC day start ms, USD], ...]) of the days before
+   * `today` (UTC midnight, ms): {step: '1d', history: 'Nd'} over the complete days of the unbroken spend
+   * history when there are at least DAILY_MIN_DAYS of them, else {step: '1h', history: '14d'}. The first
+   * day of the history counts as partial (spend may have started mid-day). */
+  function forecastPlan(days, today) {
+    const spend = new Map(days.map(([t, v]) => [t, v]));
+    let first = null;
+    let zeros = 0;
+    for (let t = today - DAY_MS; t >= today - (DAILY_MAX_DAYS + 1) * DAY_MS; t -= DAY_MS) {
+      if ((spend.get(t) || 0) > 0) { first = t; zeros = 0; } else if (++zeros >= HISTORY_BREAK_DAYS) break;
+    }
+    const fullDays = first === null ? 0 : Math.round((today - first) / DAY_MS) - 1;
+    if (fullDays >= DAILY_MIN_DAYS) return { step: '1d', history: `${Math.min(fullDays, DAILY_MAX_DAYS)}d`, fullDays };
+    return { step: '1h', history: '14d', fullDays };
+  }
+  /** Daily points {t, yhat, lower, upper, n} from hourly forecast points {timestamp, yhat, yhat_lower,
+   * yhat_upper}, per UTC day; days with fewer than `minHours` hours are left out (the current day's rest).
+   * yhat_day = the sum of the hours' yhat. The band adds the hours' half-widths in quadrature, each side on
+   * its own (lower: yhat - yhat_lower, upper: yhat_upper - yhat):
+   *   half_day = sqrt(sum over the day's hours of half_h^2)
+   * which is exact for independent hourly errors (variances add; the API's bands are a fixed multiple of
+   * each hour's error scale). Positively correlated errors (the usual case: a slow hour tends to sit next
+   * to slow hours) make the true band wider, between this and the sum of the half-widths (the band when
+   * all hours' errors move together), so this band is a lower bound on the width then. */
+  function dailyFromHourly(points, minHours) {
+    const days = new Map();
+    for (const p of points) {
+      const d = Math.floor(Date.parse(p.timestamp) / DAY_MS) * DAY_MS;
+      const acc = days.get(d) || { t: d, yhat: 0, lo2: 0, hi2: 0, n: 0 };
+      acc.yhat += p.yhat;
+      acc.lo2 += Math.max(0, p.yhat - p.yhat_lower) ** 2;
+      acc.hi2 += Math.max(0, p.yhat_upper - p.yhat) ** 2;
+      acc.n += 1;
+      days.set(d, acc);
+    }
+    return Array.from(days.values()).filter((d) => d.n >= (minHours == null ? 12 : minHours)).map((d) => ({
+      t: d.t, n: d.n, yhat: Math.max(0, d.yhat), lower: Math.max(0, d.yhat - Math.sqrt(d.lo2)), upper: d.yhat + Math.sqrt(d.hi2),
+    }));
+  }
+  /** The total of daily points with two bands: `independent` (half-widths in quadrature, as above) and
+   * `together` (the daily bounds added up: all days off in the same direction); the true band is between. */
+  function totalOf(points) {
+    const y = sum(points.map((p) => p.yhat));
+    const lo = Math.sqrt(sum(points.map((p) => Math.max(0, p.yhat - p.lower) ** 2)));
+    const hi = Math.sqrt(sum(points.map((p) => Math.max(0, p.upper - p.yhat) ** 2)));
+    return { yhat: y, independent: [Math.max(0, y - lo), y + hi], together: [sum(points.map((p) => p.lower)), sum(points.map((p) => p.upper))] };
+  }
+  Hub.forecastMath = { forecastPlan, dailyFromHourly, totalOf, DAILY_MIN_DAYS };
+  /** 30 days of daily spend from GET /api/v1/forecast (daily steps, or hourly steps combined per UTC day:
+   * forecastPlan); null when the hub has no forecast API, {points: null, note} when it has no forecast to give. */
   async function apiForecast() {
     if ((await Hub.findPath('get', /^\/api\/v1\/forecast$/)) === null) return null;
-    const spec = { event_type: 'cost', field: 'value', aggregation: 'sum', step: '1h', filters: Hub.filters() };
-    const params = { query: JSON.stringify(spec), horizon: '30d', level: 95, history: '14d' };
+    const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+    const past = await Hub.query({ metric: { event_type: 'cost' }, aggregation: { functions: ['sum'], time_bucket: '1d' } },
+      { start: new Date(today - (DAILY_MAX_DAYS + 1) * DAY_MS), end: new Date(today) });
+    const plan = forecastPlan(past.map((r) => [Date.parse(r.bucket), r.sum]), today);
+    const spec = { event_type: 'cost', field: 'value', aggregation: 'sum', step: plan.step, filters: Hub.filters() };
+    const params = { query: JSON.stringify(spec), horizon: '30d', level: 95, history: plan.history };
     if (Hub.state.tenant) params.tenant = Hub.state.tenant;
     let ans;
     try {
@@ -211,15 +286,10 @@
     }
     const s = (ans.series || [])[0];
     if (!s || !s.points || !s.points.length) return { points: null, note: ans.note || 'no forecast' };
-    const days = new Map();
-    for (const p of s.points) {
-      const d = Math.floor(Date.parse(p.timestamp) / 864e5) * 864e5;
-      const acc = days.get(d) || { t: d, yhat: 0, lower: 0, upper: 0, n: 0 };
-      acc.yhat += p.yhat; acc.lower += p.yhat_lower; acc.upper += p.yhat_upper; acc.n += 1;
-      days.set(d, acc);
-    }
-    const points = Array.from(days.values()).filter((d) => d.n >= 12).map((d) => Object.assign(d, { lower: Math.max(0, d.lower), yhat: Math.max(0, d.yhat) }));
-    return { points: points.slice(0, 30), model: s.model, level: ans.level };
+    const points = plan.step === '1d'
+      ? s.points.map((p) => ({ t: Date.parse(p.timestamp), n: 24, yhat: Math.max(0, p.yhat), lower: Math.max(0, p.yhat_lower), upper: p.yhat_upper }))
+      : dailyFromHourly(s.points, 12);
+    return { points: points.slice(0, 30), model: s.model, level: ans.level, plan };
   }
   function spendChart(hist, fc, note) {
     const series = [{ name: 'daily spend', type: 'bar', data: hist, barMaxWidth: 16 }];
@@ -229,7 +299,9 @@
         { name: 'forecast band', type: 'line', stack: 'band', data: fc.map((p) => [p.t, +(p.upper - p.lower).toFixed(4)]), lineStyle: { opacity: 0 }, symbol: 'none', itemStyle: { color: 'rgba(47,111,237,0.35)' }, areaStyle: { color: 'rgba(47,111,237,0.18)' } },
         { name: 'forecast', type: 'line', data: fc.map((p) => [p.t, +p.yhat.toFixed(4)]), symbol: 'none', itemStyle: { color: '#2f6fed' }, lineStyle: { type: 'dashed' } },
       );
-      note += ` Next 30 days: ${F.usd(sum(fc.map((p) => p.yhat)))} expected (${F.usd(sum(fc.map((p) => p.lower)))} – ${F.usd(sum(fc.map((p) => p.upper)))}).`;
+      const tot = totalOf(fc);
+      note += ` Next ${fc.length} days: ${F.usd(tot.yhat)} expected (${F.usd(tot.independent[0])} – ${F.usd(tot.independent[1])} if the days' errors are independent, ` +
+        `up to ${F.usd(tot.together[0])} – ${F.usd(tot.together[1])} if they all go the same way).`;
     }
     Hub.chart('c-spend', { legend: { data: ['daily spend', 'forecast', 'forecast band'] }, xAxis: { type: 'time' }, yAxis: { type: 'value', name: 'USD' }, series },
       (p) => { if (p.seriesName === 'daily spend') Hub.drill({ event_type: 'cost', start: new Date(p.value[0]), end: new Date(p.value[0] + 864e5) }); });
@@ -263,7 +335,10 @@
           let note;
           if (api && api.points) {
             fc = api.points;
-            note = `Forecast from the hub's forecast API (${api.model || 'ensemble'}, ${api.level || 95} % band, hourly steps summed per day).`;
+            note = `Forecast from the hub's forecast API (${api.model || 'ensemble'}, ${api.level || 95} % band, ` + (api.plan.step === '1d'
+              ? `daily steps over ${api.plan.history} of history: the band is the API's own interval for a day's spend).`
+              : `hourly steps summed per day; the band adds the hours' half-widths in quadrature, i.e. assumes independent hourly errors, ` +
+                `and is too narrow when they are correlated. Daily steps, with the API's own daily band, once there are ${DAILY_MIN_DAYS} days of spend).`);
           } else {
             [fc, note] = projection();
             note = (api ? `The forecast API has no forecast yet (${api.note}). ` : 'Forecast API not available yet. ') + note;
