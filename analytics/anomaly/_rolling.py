@@ -91,6 +91,23 @@ def log_volatility(x: np.ndarray, width: int) -> np.ndarray:
     return np.log(np.fmax(sd, 0.0) + floor)
 
 
+def two_sided_cusum(r: np.ndarray, allowance: float) -> np.ndarray:
+    """Page's two-sided CUSUM of standardised residuals ``r``: ``max(S+, S-)`` with
+    ``S+_t = max(0, S+_{t-1} + r_t - allowance)`` (``S-`` on ``-r``), both starting at 0.
+
+    Vectorised by the Lindley identity ``S_t = C_t - min(0, min_{s<=t} C_s)``, ``C`` the cumulative sum
+    of ``r - allowance``. Causal. Small persistent shifts accumulate here long before any window mean
+    notices them; a deviation smaller than ``allowance`` never does.
+    """
+
+    def reflected(y: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[0.0], np.cumsum(y)])
+        return (c - np.minimum.accumulate(c))[1:]
+
+    r = np.nan_to_num(np.asarray(r, dtype=float))
+    return np.maximum(reflected(r - allowance), reflected(-r - allowance))
+
+
 def points_for(seconds: float, step_seconds: float | None, default: int, minimum: int = 2) -> int:
     """How many points cover ``seconds`` at the sampling interval (``default`` without timestamps)."""
     if step_seconds is None or step_seconds <= 0:

@@ -30,6 +30,7 @@ from ._rolling import (
     scaled_z,
     target,
     trailing_center_scale,
+    two_sided_cusum,
 )
 from .model import DetectorOutput
 
@@ -80,6 +81,12 @@ class RobustDeviationDetector:
     * the value itself (spikes and dips);
     * the trailing mean over ``trend_seconds`` (drifts, trends and level shifts too small to see
       point by point), compared with the points before that span — only when ``trend_seconds > 0``;
+    * a two-sided CUSUM (Page) of the value's robust z against the median and IQR-sigma of the window
+      that ends ``trend_seconds`` earlier, each z clipped to ``±cusum_clip`` (one spike does not make
+      a shift) less the allowance ``cusum_allowance``: persistent shifts of half a sigma or more build
+      up here (level shifts, slow ramps, a level that stays a little off) — ``cusum_allowance <= 0``
+      drops it. Its bar is floored at ``cusum_k`` (the CUSUM sums z-scores, so its scale is that of a
+      run, not of one point);
     * the log of the standard deviation over ``volatility_seconds`` and over
       ``short_volatility_seconds`` (a series that becomes erratic, or goes flat, for a day or for an
       hour), compared with the points before that span (``0`` drops a scale).
@@ -102,12 +109,17 @@ class RobustDeviationDetector:
     short_volatility_points: int = 12
     trend_seconds: float = 21_600.0
     trend_points: int = 72
+    cusum_allowance: float = 0.5
+    cusum_clip: float = 4.0
+    cusum_k: float = 25.0
     name: str = "robust"
 
     def __post_init__(self) -> None:
         _check_positive("window", self.window)
         _check_positive("k", self.k)
         _check_positive("history", self.history)
+        _check_positive("cusum_k", self.cusum_k)
+        _check_positive("cusum_clip", self.cusum_clip)
 
     @property
     def available(self) -> bool:
@@ -134,12 +146,24 @@ class RobustDeviationDetector:
             if seconds > 0:
                 width = points_for(seconds, step, points, minimum=4)
                 extra.append(scaled_z(log_volatility(x, width), 1, max(self.window, 10 * width), self.min_periods))
+        width = points_for(self.trend_seconds, step, self.trend_points)
         if self.trend_seconds > 0:
-            width = points_for(self.trend_seconds, step, self.trend_points)
             extra.append(scaled_z(x, width, self.window, self.min_periods))
         for z in extra:
             best = np.maximum(best, normalised_score(z, self._threshold(z)))
+        if self.cusum_allowance > 0:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = (x - _shift(med, width)) / _shift(scale, width)
+            s = two_sided_cusum(np.clip(r, -self.cusum_clip, self.cusum_clip), self.cusum_allowance)
+            bar = adaptive_threshold(s, self.history, self.min_periods, self.quantile, self.cusum_k, self.margin,
+                                     self.short_history_boost)  # fmt: skip
+            best = np.maximum(best, normalised_score(s, bar))
         return DetectorOutput(best, med, med - thr * scale, med + thr * scale)
+
+
+def _shift(a: np.ndarray, k: int) -> np.ndarray:
+    """``a`` delayed by ``k`` points (NaN first)."""
+    return pd.Series(a).shift(k).to_numpy()
 
 
 def seasonal_forecast(x: np.ndarray, period: int, cycles: int) -> np.ndarray:

@@ -137,4 +137,50 @@ def test_flat_stretch_is_found_by_robust_detector():
     x[2500:2536] = x[2500]  # three hours
     score = RobustDeviationDetector().score(x, ts).anomaly_score
     assert score[2500:2540].max() > 1.0
-    assert RobustDeviationDetector(short_volatility_seconds=0).score(x, ts).anomaly_score[2500:2540].max() < 1.0
+    # without the 1-hour volatility (and the CUSUM, which also sees a value stuck off-centre) nothing does
+    alone = RobustDeviationDetector(short_volatility_seconds=0, cusum_allowance=0).score(x, ts).anomaly_score
+    assert alone[2500:2540].max() < 1.0
+
+
+def test_cusum_finds_a_persistent_shift_that_window_means_score_below_one():
+    """A shift of 1.5 sigma that stays: the 6-hour mean scores just under 1, the CUSUM goes over it."""
+    rng = np.random.default_rng(2)
+    ts = pd.date_range("2024-01-01", periods=4000, freq="5min").to_numpy()
+    x = 50 + rng.normal(0, 1.0, 4000)
+    x[3000:] += 1.5
+    with_cusum = RobustDeviationDetector().score(x, ts).anomaly_score
+    without = RobustDeviationDetector(cusum_allowance=0).score(x, ts).anomaly_score
+    assert without[3000:].max() < 1.0 < with_cusum[3000:].max()
+    assert with_cusum[:3000].max() < 1.0  # and no false alarm before it
+
+
+def test_two_sided_cusum_matches_pages_recursion():
+    from analytics.anomaly._rolling import two_sided_cusum
+
+    r = np.random.default_rng(3).normal(0.2, 1.5, 500)
+    r[100:160] += 2.0
+    r[300:330] -= 3.0
+    pos = neg = 0.0
+    expected = []
+    for v in r:
+        pos, neg = max(0.0, pos + v - 0.5), max(0.0, neg - v - 0.5)
+        expected.append(max(pos, neg))
+    assert np.allclose(two_sided_cusum(r, 0.5), expected)
+    assert two_sided_cusum(np.array([np.nan, 1.0]), 0.5).tolist() == [0.0, 0.5]  # NaN counts as no deviation
+
+
+def test_cusum_ignores_isolated_spikes():
+    """Clipping each z at 4 keeps a lone spike from posing as a shift."""
+    rng = np.random.default_rng(6)
+    x = 50 + rng.normal(0, 1.0, 4000)
+    x[2000:3600:200] += 40.0  # eight lone spikes
+    det = RobustDeviationDetector(k=1e9, volatility_seconds=0, short_volatility_seconds=0, trend_seconds=21_600)
+    ts = pd.date_range("2024-01-01", periods=4000, freq="5min").to_numpy()
+    s = det.score(x, ts).anomaly_score  # only the trend mean and the CUSUM can score here
+    assert s[2000:].max() < 1.0
+
+
+@pytest.mark.parametrize("bad", [{"cusum_k": 0}, {"cusum_clip": -1}])
+def test_cusum_arguments_checked(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        RobustDeviationDetector(**bad)
