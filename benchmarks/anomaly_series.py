@@ -16,8 +16,9 @@ Two families:
   third of the 5-minute ones sampled irregularly (jitter and gaps, as NAB's traffic files). One labelled
   anomaly each: a burst x5-8, an outage, a level shift of 40 %, a one-day ramp to about double, or a day
   of four-fold noise. Added on 26 Nov 2026, after the ensemble's settings were chosen; since then only
-  one of four sets that a change must not make worse, never tuned on alone. It measures how precision holds up when routine bursts are everywhere, which
-  is what NAB's unseen real categories (Twitter volumes, AWS CloudWatch) look like.
+  one of four sets that a change must not make worse, never tuned on alone. It measures how
+  precision holds up when routine bursts are everywhere, which is what NAB's unseen real categories
+  (Twitter volumes, AWS CloudWatch) look like.
 """
 
 from __future__ import annotations
