@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analytics.timestamps import parse_timestamps
+
 from .ensemble import AnomalyDetector
 
 EXIT_USAGE = 2
@@ -54,7 +56,7 @@ def read_series(path: Path) -> pd.DataFrame:
         row = int(bad[0])
         raise InputError(f"non-numeric value {df['value'].iat[row]!r} at data row {row + 1} of {path}")
     try:
-        ts = pd.to_datetime(df["timestamp"], errors="raise", format="mixed")
+        ts = parse_timestamps(df["timestamp"])
     except (ValueError, TypeError) as exc:
         raise InputError(f"unparseable timestamp in {path}: {exc}") from None
     if ts.isna().any():

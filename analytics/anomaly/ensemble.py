@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analytics.timestamps import parse_timestamps
+
 from ._rolling import median_step_seconds, persistent, points_per_day, recovering, run_onsets
 from .autoencoder import AutoencoderDetector
 from .feedback import FeedbackState
@@ -138,7 +140,7 @@ class AnomalyDetector:
         ts: np.ndarray | None = None
         if isinstance(data, pd.Series):
             if isinstance(data.index, pd.DatetimeIndex):
-                ts = data.index.to_numpy()
+                ts = _naive_utc(data.index)
             values = data.to_numpy(dtype=float)[:, None]
         elif isinstance(data, pd.DataFrame):
             cols = [
@@ -151,9 +153,9 @@ class AnomalyDetector:
             if not cols:
                 raise ValueError("the DataFrame has no value column")
             if self.timestamp_col in data.columns:
-                ts = pd.to_datetime(data[self.timestamp_col]).to_numpy()
+                ts = parse_timestamps(data[self.timestamp_col]).to_numpy()
             elif isinstance(data.index, pd.DatetimeIndex):
-                ts = data.index.to_numpy()
+                ts = _naive_utc(data.index)
             values = data[cols].to_numpy(dtype=float)
         else:
             arr = np.asarray(data, dtype=float)
@@ -166,8 +168,12 @@ class AnomalyDetector:
     # -- scoring -----------------------------------------------------------------------------------
     def detector_scores(self, data: pd.DataFrame | pd.Series | np.ndarray) -> dict[str, DetectorOutput]:
         """Raw causal outputs of each available detector (before feedback thresholds)."""
-        frame = self._frame(data)
-        return {d.name: d.score(frame.values, frame.timestamps) for d in self.detectors}
+        return self._run(self._frame(data))
+
+    def _run(self, frame: SeriesFrame) -> dict[str, DetectorOutput]:
+        # Values near the float range (1e300) overflow in bands and scales; the scores stay usable.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return {d.name: d.score(frame.values, frame.timestamps) for d in self.detectors}
 
     def score(self, data: pd.DataFrame | pd.Series | np.ndarray) -> pd.DataFrame:
         """Score every point; returns the columns in :data:`OUTPUT_COLUMNS` (one row per input row).
@@ -177,7 +183,7 @@ class AnomalyDetector:
         """
         frame = self._frame(data)
         n = frame.target.size
-        outputs = {d.name: d.score(frame.values, frame.timestamps) for d in self.detectors}
+        outputs = self._run(frame)
         names = list(outputs)
         scores = {nm: outputs[nm].anomaly_score / self.feedback.calibration(nm).threshold for nm in names}
         w = np.array([self.weights[nm] * self.feedback.calibration(nm).weight for nm in names])
@@ -286,6 +292,13 @@ class AnomalyDetector:
         self.feedback.record_false_positive(
             str(timestamp), shown, float(self._last["anomaly_score"].iat[i]), detector
         )
+
+
+def _naive_utc(index: pd.DatetimeIndex) -> np.ndarray:
+    """A DatetimeIndex as naive-UTC ``datetime64[ns]`` values (an aware index is converted to UTC)."""
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    return index.to_numpy(dtype="datetime64[ns]")
 
 
 def _trailing_max(mat: np.ndarray, width: int) -> np.ndarray:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from analytics.forecast.ensemble import MIN_LENGTH, EnsembleForecaster
 from analytics.forecast.frequency import ForecastInputError, infer_frequency, parse_horizon, regularize
+from analytics.timestamps import parse_timestamps
 
 __all__ = ["build_parser", "main"]
 
@@ -80,7 +81,7 @@ def _read(path: Path, time_col: str, target_col: str) -> pd.DataFrame:
             f"column {target_col} must be numeric: row {row + 1} holds {df[target_col].iloc[row]!r}"
         )
     try:
-        stamps = pd.to_datetime(df[time_col], format="mixed")
+        stamps = parse_timestamps(df[time_col])
     except (ValueError, TypeError) as exc:
         raise ForecastInputError(f"column {time_col} must hold timestamps: {exc}") from None
     if stamps.isna().any():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,3 +81,35 @@ def test_unsorted_rows_keep_their_order(tmp_path):
     np.testing.assert_allclose(out.value.to_numpy(), shuffled.value.to_numpy())
     spike = out.index[out.timestamp == str(df.timestamp.iloc[500])][0]
     assert out.is_anomaly.iloc[spike]
+
+
+@pytest.mark.parametrize("layout", ["epoch_s", "epoch_ms", "iso_z"])
+def test_epoch_and_offset_timestamps_are_understood(tmp_path, layout):
+    """Epoch seconds read as nanoseconds would make 'one day of points' absurd and silence every alert."""
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    df = write_series(src)
+    ts = pd.to_datetime(df["timestamp"])
+    if layout == "epoch_s":
+        df["timestamp"] = ts.astype("int64") // 10**9
+    elif layout == "epoch_ms":
+        df["timestamp"] = ts.astype("int64") // 10**6
+    else:
+        df["timestamp"] = ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    df.to_csv(src, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no timezone or conversion warnings either
+        assert main(["--input", str(src), "--output", str(dst)]) == 0
+    out = pd.read_csv(dst)
+    assert out["timestamp"].astype(str).tolist() == df["timestamp"].astype(str).tolist()  # written back as given
+    assert out.is_anomaly.iloc[500]
+
+
+def test_values_near_the_float_range_score_without_warnings(tmp_path):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    df = write_series(src)
+    df["value"] = df["value"] * 1e299
+    df.to_csv(src, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # overflow in bands and scales is handled
+        assert main(["--input", str(src), "--output", str(dst)]) == 0
+    assert len(pd.read_csv(dst)) == len(df)

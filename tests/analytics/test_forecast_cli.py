@@ -90,3 +90,14 @@ def test_bad_input_exits_2_with_message(
 def test_missing_required_option_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--input", "x.csv"]) == 2
     assert "required" in capsys.readouterr().err
+
+
+def test_epoch_seconds_are_understood(tmp_path: Path) -> None:
+    src = _write(tmp_path / "in.csv")
+    df = pd.read_csv(src)
+    df["ds"] = pd.to_datetime(df["ds"]).astype("int64") // 10**9
+    df.to_csv(src, index=False)
+    out = tmp_path / "out.csv"
+    assert main(["--input", str(src), "--horizon", "1d", "--output", str(out)]) == 0
+    result = pd.read_csv(out)
+    assert len(result) == 24 and result["ds"].iloc[0] == "2024-03-11 00:00:00"
