@@ -73,7 +73,40 @@ class RollingZScoreDetector:
 
 
 @dataclass
-class RobustDeviationDetector:
+class SelfNormalisedDetector:
+    """Shared settings of the detectors whose statistics are robust z-scores over a trailing ``window``
+    (at least ``min_periods`` points), each divided by ``max(k, margin * q)``, ``q`` being its
+    ``quantile`` over the previous ``history`` points (raised further while that history is short:
+    ``short_history_boost``). Subclasses set ``name`` and :meth:`score`."""
+
+    window: int = 1000
+    min_periods: int = 150
+    k: float = 4.0
+    margin: float = 1.2
+    quantile: float = 0.999
+    history: int = 10_000
+    short_history_boost: float = 0.25
+    name: str = "self-normalised"
+
+    def __post_init__(self) -> None:
+        _check_positive("window", self.window)
+        _check_positive("k", self.k)
+        _check_positive("history", self.history)
+
+    @property
+    def available(self) -> bool:
+        return True
+
+    def _threshold(self, z: np.ndarray, floor: float | None = None) -> np.ndarray:
+        """The per-point bar of statistic ``z`` (``floor`` replaces ``k`` for statistics on another scale)."""
+        return adaptive_threshold(
+            z, self.history, self.min_periods, self.quantile, self.k if floor is None else floor, self.margin,
+            self.short_history_boost,
+        )  # fmt: skip
+
+
+@dataclass
+class RobustDeviationDetector(SelfNormalisedDetector):
     """MAD/IQR detector of point, level and volatility anomalies, with a self-normalising threshold.
 
     Statistics (each a robust z-score against the trailing median and IQR-sigma):
@@ -96,13 +129,6 @@ class RobustDeviationDetector:
     has already shown score above 1. Without timestamps, spans in points are used (``*_points``).
     """
 
-    window: int = 1000
-    min_periods: int = 150
-    k: float = 4.0
-    margin: float = 1.2
-    quantile: float = 0.999
-    history: int = 10_000
-    short_history_boost: float = 0.25
     volatility_seconds: float = 86_400.0
     volatility_points: int = 288
     short_volatility_seconds: float = 3_600.0
@@ -115,20 +141,9 @@ class RobustDeviationDetector:
     name: str = "robust"
 
     def __post_init__(self) -> None:
-        _check_positive("window", self.window)
-        _check_positive("k", self.k)
-        _check_positive("history", self.history)
+        super().__post_init__()
         _check_positive("cusum_k", self.cusum_k)
         _check_positive("cusum_clip", self.cusum_clip)
-
-    @property
-    def available(self) -> bool:
-        return True
-
-    def _threshold(self, z: np.ndarray) -> np.ndarray:
-        return adaptive_threshold(
-            z, self.history, self.min_periods, self.quantile, self.k, self.margin, self.short_history_boost
-        )
 
     def score(self, values: np.ndarray, timestamps: np.ndarray | None = None) -> DetectorOutput:
         x = target(values)
@@ -155,9 +170,7 @@ class RobustDeviationDetector:
             with np.errstate(invalid="ignore", divide="ignore"):
                 r = (x - _shift(med, width)) / _shift(scale, width)
             s = two_sided_cusum(np.clip(r, -self.cusum_clip, self.cusum_clip), self.cusum_allowance)
-            bar = adaptive_threshold(s, self.history, self.min_periods, self.quantile, self.cusum_k, self.margin,
-                                     self.short_history_boost)  # fmt: skip
-            best = np.maximum(best, normalised_score(s, bar))
+            best = np.maximum(best, normalised_score(s, self._threshold(s, self.cusum_k)))
         return DetectorOutput(best, med, med - thr * scale, med + thr * scale)
 
 
@@ -191,7 +204,7 @@ def seasonal_forecast(x: np.ndarray, period: int, cycles: int) -> np.ndarray:
 
 
 @dataclass
-class SeasonalResidualDetector:
+class SeasonalResidualDetector(SelfNormalisedDetector):
     """Residuals of a causal seasonal decomposition, scored robustly.
 
     Every ``fit_every`` points (from ``warmup`` on, or three days in when that is later) the detector re-chooses the season (a day or a week
@@ -207,32 +220,17 @@ class SeasonalResidualDetector:
     warmup: int = 300
     fit_every: int = 1000
     fit_window: int = 4000
-    window: int = 1000
-    min_periods: int = 150
     smooth: int = 3
     collective_seconds: float = 3_600.0
     collective_points: int = 12
     long_seconds: float = 21_600.0
     long_points: int = 72
-    k: float = 4.0
-    margin: float = 1.2
-    quantile: float = 0.999
-    history: int = 10_000
-    short_history_boost: float = 0.25
     name: str = "seasonal"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_positive("fit_every", self.fit_every)
         _check_positive("cycles", self.cycles)
-
-    @property
-    def available(self) -> bool:
-        return True
-
-    def _threshold(self, z: np.ndarray) -> np.ndarray:
-        return adaptive_threshold(
-            z, self.history, self.min_periods, self.quantile, self.k, self.margin, self.short_history_boost
-        )
 
     def periods(self, values: np.ndarray, timestamps: np.ndarray | None) -> list[tuple[int, int, int | None]]:
         """The refit schedule: ``(start, end, period)`` for each scored segment."""
