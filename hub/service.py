@@ -45,7 +45,7 @@ from hubcore.config import HubConfig
 from hubcore.dlq import DeadLetterQueue
 from hubcore.errors import ConfigError
 from hubcore.security.apikeys import ApiKeyStore
-from hubcore.security.audit import AuditLog
+from hubcore.security.audit import ALL_TENANTS, AuditLog, concerns
 from hubcore.security.authenticator import Authenticator, check_bind_safety, open_warning
 from hubcore.security.jwt import JwtVerifier
 from hubcore.security.quotas import Quotas
@@ -331,24 +331,45 @@ class HubService:
 
 
 def _audit_to_loki(exporter: Any) -> Callable[[dict[str, Any]], None]:
-    """An audit record as a log row (service ``llm-analytics-hub-audit``) for the Loki exporter."""
+    """An audit record as a log row (service ``llm-analytics-hub-audit``) for the Loki exporter.
+
+    The row goes to the acting principal's tenant (``tenant_id``; Loki's ``X-Scope-OrgID``), and a second,
+    identical row to the tenant acted upon (``target_tenant_id``) when that is another one and the record
+    :func:`concerns <hubcore.security.audit.concerns>` it as ``GET /api/v1/audit`` shows it to that tenant
+    (``foreign_denied=False``): what was done to its data (a platform admin's access), so it sees that in its
+    own Loki too; another tenant's *refused* attempt names that tenant's user, key and address and stays in
+    the actor's tenant (and the local log). Never twice to one Loki tenant: no second row for a same-tenant
+    record, a target of ``"*"`` (every tenant) or an old record without a target, nor when the exporter sends
+    every request under one ``org_id`` or without ``X-Scope-OrgID`` at all.
+    """
+    config = getattr(exporter, "config", None)
+    one_loki_tenant = bool(getattr(config, "org_id", "")) or not getattr(config, "tenant_header", True)
 
     def ship(record: dict[str, Any]) -> None:
+        actor = record.get("tenant_id") or "_hub"
+        tenants = [actor]
+        target = record.get("target_tenant_id")
+        if (
+            not one_loki_tenant and isinstance(target, str) and target and target not in (actor, ALL_TENANTS)
+            and concerns(record, target, foreign_denied=False)
+        ):  # fmt: skip
+            tenants.append(target)
         ts = _ts_us(time.time())
+        denied = record.get("outcome") == "denied"
+        attributes = msgspec.json.encode({"action": record.get("action"), "outcome": record.get("outcome")}).decode()
+        n = len(tenants)
         exporter.export(
             "logs",
             {
-                "tenant_id": [record.get("tenant_id") or "_hub"],
-                "ts": [ts],
-                "observed_ts": [ts],
-                "service_name": ["llm-analytics-hub-audit"],
-                "severity_number": [13 if record.get("outcome") == "denied" else 9],
-                "severity_text": ["WARN" if record.get("outcome") == "denied" else "INFO"],
-                "body": [msgspec.json.encode(record).decode()],
-                "event_name": ["hub.audit"],
-                "attributes": [
-                    msgspec.json.encode({"action": record.get("action"), "outcome": record.get("outcome")}).decode()
-                ],
+                "tenant_id": tenants,
+                "ts": [ts] * n,
+                "observed_ts": [ts] * n,
+                "service_name": ["llm-analytics-hub-audit"] * n,
+                "severity_number": [13 if denied else 9] * n,
+                "severity_text": ["WARN" if denied else "INFO"] * n,
+                "body": [msgspec.json.encode(record).decode()] * n,
+                "event_name": ["hub.audit"] * n,
+                "attributes": [attributes] * n,
             },
         )
 

@@ -2,8 +2,8 @@
 
 * :class:`GrpcAuthInterceptor` wraps every gRPC method (OTLP export, the event stream): it reads the
   ``authorization`` metadata (and the mTLS peer), authenticates, applies the events quota, decides
-  ``events:write`` on the requested tenant, audits denials, and puts the principal in
-  :data:`hubcore.security.context.CURRENT_PRINCIPAL` for the servicer.
+  ``events:write`` on the requested tenant, audits denials (the requested tenant as the target), and puts
+  the principal in :data:`hubcore.security.context.CURRENT_PRINCIPAL` for the servicer.
 * :class:`HttpAuthMiddleware` does the same for the OTLP/HTTP app.
 
 Both use :class:`ReceiverGuard`, so the rules are the API's (one decision function).
@@ -51,7 +51,12 @@ class ReceiverGuard:
         self, authorization: str | None, requested_tenant: str | None, *, receiver: str,
         client_cert_subject: str | None = None, source_ip: str | None = None,
     ) -> Principal:  # fmt: skip
-        """The principal allowed to write to ``requested_tenant`` (or its own), else :class:`Refused`."""
+        """The principal allowed to write to ``requested_tenant`` (or its own), else :class:`Refused`.
+
+        ``requested_tenant`` is ``X-Scope-OrgID`` (HTTP header / gRPC metadata); with a credential it is the
+        only way to name another tenant (resource attributes in the data are ignored, see
+        :func:`hubcore.security.context.tenant_for_write`). A refusal is audited with the caller's tenant
+        (``tenant_id``) and the requested one (``target_tenant_id``): filtering by either tenant finds it."""
         try:
             p = self.authenticator.authenticate(authorization, client_cert_subject=client_cert_subject)
         except AuthError as exc:
@@ -60,8 +65,9 @@ class ReceiverGuard:
         d = decide(p, "events:write", Resource("events", tenant), cross_tenant=tenant != p.tenant_id)
         if not d.allowed:
             if self.audit is not None:
-                self.audit.record(p, "events:write", f"{receiver}/{tenant}", outcome="denied", reason=d.reason,
-                                  source_ip=source_ip)  # fmt: skip
+                # tenant_id: the caller's tenant (who); target_tenant_id: the tenant it asked to write into
+                self.audit.record(p, "events:write", f"{receiver}/{tenant}", target_tenant_id=tenant,
+                                  outcome="denied", reason=d.reason, source_ip=source_ip)  # fmt: skip
             raise Refused(403, "forbidden", d.reason)
         if self.quotas is not None:
             retry = self.quotas.check_request(p)

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from api.deps import get_state, read_tenant
+from api.deps import audit_target, get_state, principal_of, read_tenant
 from api.errors import error_response, json_response
 from api.state import ApiState
 from hubcore.query.cache import QueryCache
@@ -96,15 +96,23 @@ async def _json_body(request: Request) -> Any:
         raise QueryError("", f"the body is not valid JSON: {exc}", status=400, reason="bad_json") from None
 
 
+_ALL_TENANTS_DENIED = 'tenant "*" (all tenants) is for platform admins only'
+
+
 def _tenant(request: Request, state: ApiState, body: Any) -> str | None:
     requested = body.get("tenant") if isinstance(body, dict) else None
     if requested == ALL_TENANTS:
-        return ALL_TENANTS if may_query_all_tenants(request) else None
+        # read_tenant is bypassed: audit the "*" target (every tenant) here, allowed or refused, as it would
+        allowed = may_query_all_tenants(request)
+        principal = principal_of(request)
+        if principal is not None:
+            audit_target(request, principal, ALL_TENANTS, denied=None if allowed else f"denied: {_ALL_TENANTS_DENIED}")
+        return ALL_TENANTS if allowed else None
     return read_tenant(request, state, requested if isinstance(requested, str) else None)
 
 
 def _forbidden() -> Response:
-    return error_response(403, "forbidden", 'tenant "*" (all tenants) is for platform admins only')
+    return error_response(403, "forbidden", _ALL_TENANTS_DENIED)
 
 
 def _timeout_s(body: dict[str, Any]) -> float | None:
