@@ -4,15 +4,6 @@ Started in order, torn down in reverse (Arize Phoenix's exit-stack style). SIGTE
 servers first (no new input), then the store flushes what it holds and closes.
 
     >>> from hubcore.config import HubConfig
-from hubcore.errors import ConfigError
-from hubcore.security.apikeys import ApiKeyStore
-from hubcore.security.audit import AuditLog
-from hubcore.security.authenticator import Authenticator, check_bind_safety, open_warning
-from hubcore.security.jwt import JwtVerifier
-from hubcore.security.quotas import Quotas
-from hubcore.security.rbac import RoleRegistry
-from hubcore.security.tls import grpc_server_credentials, uvicorn_ssl_kwargs
-from receivers.auth import GrpcAuthInterceptor, HttpAuthMiddleware, ReceiverGuard, grpc_receiver_name
     >>> svc = HubService(HubConfig())   # doctest: +SKIP
     >>> asyncio.run(svc.run())          # doctest: +SKIP
 """
