@@ -26,6 +26,7 @@ import httpx
 import msgspec
 
 from exporters.alertmanager.config import AlertmanagerExporterConfig
+from exporters.queue.base import stop_worker
 from exporters.queue.deadletter import DeadLetterFile
 from exporters.queue.sender import Aborted, HttpDelivery
 from hubcore.errors import PermanentError
@@ -97,14 +98,7 @@ class AlertmanagerExporter:
             if self._closed:
                 return
             self._closed = True
-        if self._thread is not None:
-            self._drain.set()
-            self._wake.set()
-            self._thread.join(max(0.0, timeout))
-            if self._thread.is_alive():
-                self._stop.set()
-                self._thread.join(5.0)
-        self._stop.set()
+        stop_worker(self._thread, self._drain, self._stop, timeout, wake=self._wake)
         if self._client is not None:
             self._client.close()
 

@@ -15,8 +15,7 @@ from typing import Annotated
 
 import msgspec
 
-from exporters.queue.config import RetryConfig
-from hubcore.errors import ConfigError
+from exporters.queue.config import RetryConfig, require_http_url
 
 
 class AlertmanagerExporterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
@@ -43,8 +42,7 @@ class AlertmanagerExporterConfig(msgspec.Struct, forbid_unknown_fields=True, fro
     retry_on_failure: RetryConfig = msgspec.field(default_factory=lambda: RetryConfig(max_elapsed_time=300.0))
 
     def validate(self, key: str = "exporters.alertmanager") -> AlertmanagerExporterConfig:
-        if not self.endpoint.startswith(("http://", "https://")):
-            raise ConfigError(f"{key}.endpoint", f"must be an http(s) URL, got {self.endpoint!r}")
+        require_http_url(f"{key}.endpoint", self.endpoint)
         return self
 
     @property

@@ -12,18 +12,15 @@ exporters:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import ClassVar, Literal
 
-import msgspec
-
-from exporters.queue.config import QueueConfig, RetryConfig
-from hubcore.errors import ConfigError
+from exporters.queue.config import QueuedExporterConfig
 
 EVENT_STREAM_LABELS = ("tenant_id", "source_module", "event_type", "severity", "environment")
 LOG_STREAM_LABELS = ("tenant_id", "service_name", "severity", "environment")
 
 
-class LokiExporterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+class LokiExporterConfig(QueuedExporterConfig, frozen=True):
     """Keys:
 
     * ``endpoint``: Loki's base URL (``http://loki:3100``; the distributor or gateway). Required.
@@ -33,27 +30,17 @@ class LokiExporterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     * ``flush_interval`` (s), ``max_batches_per_flush``, ``max_request_bytes`` (encoded body; larger
       requests are split in halves, as on a 413), ``timeout`` (s), ``headers``.
     * ``sending_queue`` / ``retry_on_failure``: :mod:`exporters.queue.config`.
+      ``endpoint`` and the flush, HTTP and queue keys come from :class:`exporters.queue.config.QueuedExporterConfig`.
 
     Stream labels are fixed (low cardinality): native events ``tenant_id, source_module, event_type,
     severity, environment``; OTLP logs ``tenant_id, service_name, severity, environment``.
     """
 
-    endpoint: str = ""
+    section: ClassVar[str] = "exporters.loki"
+
     encoding: Literal["protobuf", "json"] = "protobuf"
     tenant_header: bool = True
     org_id: str = ""
-    flush_interval: Annotated[float, msgspec.Meta(gt=0, le=300)] = 1.0
-    max_batches_per_flush: Annotated[int, msgspec.Meta(gt=0)] = 1000
-    max_request_bytes: Annotated[int, msgspec.Meta(gt=1024)] = 4 << 20
-    timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    headers: dict[str, str] = {}
-    sending_queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
-    retry_on_failure: RetryConfig = msgspec.field(default_factory=RetryConfig)
-
-    def validate(self, key: str = "exporters.loki") -> LokiExporterConfig:
-        if not self.endpoint.startswith(("http://", "https://")):
-            raise ConfigError(f"{key}.endpoint", f"must be an http(s) URL, got {self.endpoint!r}")
-        return self
 
     @property
     def push_url(self) -> str:

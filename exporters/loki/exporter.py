@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
+from exporters._common import scope_org_headers
 from exporters.loki.config import LokiExporterConfig
 from exporters.loki.push import JSON_HEADERS, PROTOBUF_HEADERS, Entry, encode_json, encode_protobuf, render_labels
 from exporters.queue.base import Batch, QueuedExporter
@@ -187,21 +188,11 @@ def log_entries(cols: dict[str, list[Any]]) -> list[tuple[str, Entry]]:
 class LokiExporter(QueuedExporter):
     name: ClassVar[str] = "loki"
     kinds: ClassVar[frozenset[str]] = frozenset({"events", "logs"})
+    config: LokiExporterConfig
 
     def __init__(self, config: LokiExporterConfig, *, default_directory: str = "") -> None:
-        config.validate()
-        base = PROTOBUF_HEADERS if config.encoding == "protobuf" else JSON_HEADERS
-        super().__init__(
-            queue=config.sending_queue,
-            retry=config.retry_on_failure,
-            flush_interval=config.flush_interval,
-            max_batches_per_flush=config.max_batches_per_flush,
-            max_body_bytes=config.max_request_bytes,
-            timeout=config.timeout,
-            headers={**base, **config.headers},
-            default_directory=default_directory,
-        )
-        self.config = config
+        headers = PROTOBUF_HEADERS if config.encoding == "protobuf" else JSON_HEADERS
+        super().__init__(config, headers=headers, default_directory=default_directory)
         self._encode = encode_protobuf if config.encoding == "protobuf" else encode_json
         self.entries_sent = 0
 
@@ -213,10 +204,7 @@ class LokiExporter(QueuedExporter):
                 by_tenant.setdefault(tenant, []).append(entry)
         for tenant, entries in by_tenant.items():
             entries.sort(key=lambda e: e[1])  # time order, so that halves of a split stay ordered
-            headers = dict(self.headers)
-            if self.config.org_id:
-                headers["X-Scope-OrgID"] = self.config.org_id
-            elif self.config.tenant_header and tenant:
-                headers["X-Scope-OrgID"] = tenant
+            cfg = self.config
+            headers = scope_org_headers(self.headers, tenant, org_id=cfg.org_id, tenant_header=cfg.tenant_header)
             self.delivery.deliver(entries, self._encode, url=self.config.push_url, headers=headers)
             self.entries_sent += len(entries)

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import cramjam
 import msgspec
 
+from exporters._common import len_delimited, varint
+
 Entry = tuple[str, int, str]  # (rendered labels, ns, line)
 
 JSON_HEADERS = {"Content-Type": "application/json", "User-Agent": "llm-analytics-hub"}
@@ -77,33 +79,19 @@ def encode_json(entries: Sequence[Entry]) -> bytes:
     )
 
 
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(tag: int, data: bytes) -> bytes:
-    return bytes((tag,)) + _varint(len(data)) + data
-
-
 def encode_protobuf(entries: Sequence[Entry]) -> bytes:
     """Snappy(block)-compressed PushRequest."""
     out = bytearray()
     for labels, values in group_streams(entries):
-        stream = bytearray(_field(0x0A, labels.encode()))
+        stream = bytearray(len_delimited(0x0A, labels.encode()))
         for ts, line in values:
             seconds, nanos = divmod(ts, 1_000_000_000)
             stamp = b""
             if seconds:
-                stamp += b"\x08" + _varint(seconds)
+                stamp += b"\x08" + varint(seconds)
             if nanos:
-                stamp += b"\x10" + _varint(nanos)
-            entry = _field(0x0A, stamp) + _field(0x12, line.encode())
-            stream += _field(0x12, entry)
-        out += _field(0x0A, bytes(stream))
+                stamp += b"\x10" + varint(nanos)
+            entry = len_delimited(0x0A, stamp) + len_delimited(0x12, line.encode())
+            stream += len_delimited(0x12, entry)
+        out += len_delimited(0x0A, bytes(stream))
     return bytes(cramjam.snappy.compress_raw(bytes(out)))

@@ -8,7 +8,7 @@ dead-letter file. See ``README.md``.
 """
 
 from exporters.queue.base import QueuedExporter
-from exporters.queue.config import QueueConfig, RetryConfig
+from exporters.queue.config import QueueConfig, QueuedExporterConfig, RetryConfig
 from exporters.queue.deadletter import DeadLetterFile
 from exporters.queue.disk_queue import DiskQueue
 from exporters.queue.retry import Backoff, Outcome, classify_status, parse_retry_after
@@ -24,6 +24,7 @@ __all__ = [
     "Outcome",
     "QueueConfig",
     "QueuedExporter",
+    "QueuedExporterConfig",
     "RetryConfig",
     "classify_status",
     "parse_retry_after",

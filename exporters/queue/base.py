@@ -6,8 +6,21 @@ takes the oldest batches, hands them to :meth:`QueuedExporter.process` (convert 
 retries), and acknowledges them — with the exporter's :meth:`snapshot_state` — only once they were
 accepted or dead-lettered. A crash re-delivers from the last acknowledgement (at-least-once).
 
-Subclasses set ``name`` and ``kinds`` and implement ``process``; stateful ones also implement
-``snapshot_state`` / ``restore_state`` (e.g. running counter totals).
+Subclasses set ``name`` and ``kinds``, pass their config (a
+:class:`~exporters.queue.config.QueuedExporterConfig`) and their protocol's headers to
+``QueuedExporter.__init__``, and implement ``process``; stateful ones also implement
+``snapshot_state`` / ``restore_state`` (e.g. running counter totals)::
+
+    class LokiExporter(QueuedExporter):
+        name = "loki"
+        kinds = frozenset({"events", "logs"})
+        config: LokiExporterConfig
+
+        def __init__(self, config: LokiExporterConfig, *, default_directory: str = "") -> None:
+            super().__init__(config, headers=JSON_HEADERS, default_directory=default_directory)
+
+        def process(self, batches: list[Batch]) -> None:
+            ...  # convert, then self.delivery.deliver(records, encode, url=..., headers=self.headers)
 """
 
 from __future__ import annotations
@@ -21,7 +34,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from exporters.queue.config import QueueConfig, RetryConfig
+from exporters.queue.config import QueuedExporterConfig
 from exporters.queue.deadletter import DeadLetterFile
 from exporters.queue.disk_queue import DiskQueue
 from exporters.queue.sender import Aborted, HttpDelivery
@@ -38,27 +51,30 @@ class QueuedExporter:
 
     def __init__(
         self,
+        config: QueuedExporterConfig,
         *,
-        queue: QueueConfig,
-        retry: RetryConfig,
-        flush_interval: float,
-        max_batches_per_flush: int = 1000,
-        max_body_bytes: int = 4 << 20,
-        timeout: float = 10.0,
         headers: Mapping[str, str] | None = None,
         default_directory: str = "",
     ) -> None:
-        if flush_interval <= 0:
+        """Validate ``config`` (``ConfigError``) and take the queue, flush and HTTP settings from it.
+
+        ``headers``: the protocol's (content type...); the configured ``headers`` are applied over them.
+        ``default_directory``: the queue's directory when ``sending_queue.directory`` is empty.
+        """
+        config.validate()
+        if config.flush_interval <= 0:
             raise ValueError("flush_interval must be positive")
-        if max_batches_per_flush <= 0:
+        if config.max_batches_per_flush <= 0:
             raise ValueError("max_batches_per_flush must be positive")
+        queue = config.sending_queue
+        self.config = config
         self.queue_config = queue
-        self.retry_config = retry
-        self.flush_interval = flush_interval
-        self.max_batches_per_flush = max_batches_per_flush
-        self.max_body_bytes = max_body_bytes
-        self.timeout = timeout
-        self.headers = dict(headers or {})
+        self.retry_config = config.retry_on_failure
+        self.flush_interval = config.flush_interval
+        self.max_batches_per_flush = config.max_batches_per_flush
+        self.max_body_bytes = config.max_request_bytes
+        self.timeout = config.timeout
+        self.headers = {**(headers or {}), **config.headers}
         self.directory = Path(queue.directory or default_directory or f"./data/queue/{self.name}")
         self._queue: DiskQueue | None = None
         self._client: httpx.Client | None = None
@@ -122,13 +138,7 @@ class QueuedExporter:
                 return
             self._closed = True
             started = self._started
-        if started and self._thread is not None:
-            self._drain.set()
-            self._thread.join(max(0.0, timeout))
-            if self._thread.is_alive():
-                self._stop.set()
-                self._thread.join(5.0)
-        self._stop.set()
+        stop_worker(self._thread if started else None, self._drain, self._stop, timeout)
         if self._client is not None:
             self._client.close()
         if self._queue is not None:
@@ -207,3 +217,26 @@ class QueuedExporter:
             rest = self.flush_interval - (time.monotonic() - started)
             if rest > 0:
                 self._drain.wait(rest)
+
+
+def stop_worker(
+    thread: threading.Thread | None,
+    drain: threading.Event,
+    stop: threading.Event,
+    timeout: float,
+    *,
+    wake: threading.Event | None = None,
+) -> None:
+    """Stop an exporter's worker: set ``drain`` (finish what is waiting, then exit) and ``wake`` (if the
+    worker sleeps on it), wait up to ``timeout`` seconds, then set ``stop`` (abort the retry in
+    progress) and wait up to 5 s more. ``stop`` is set in the end either way; ``thread`` None: the
+    worker never started."""
+    if thread is not None:
+        drain.set()
+        if wake is not None:
+            wake.set()
+        thread.join(max(0.0, timeout))
+        if thread.is_alive():
+            stop.set()
+            thread.join(5.0)
+    stop.set()

@@ -10,15 +10,12 @@ exporters:
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import ClassVar
 
-import msgspec
-
-from exporters.queue.config import QueueConfig, RetryConfig
-from hubcore.errors import ConfigError
+from exporters.queue.config import QueuedExporterConfig
 
 
-class TempoExporterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+class TempoExporterConfig(QueuedExporterConfig, frozen=True):
     """Keys:
 
     * ``endpoint``: Tempo's OTLP/HTTP receiver base URL (``http://tempo:4318``), or any OTLP/HTTP
@@ -28,24 +25,14 @@ class TempoExporterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=Tru
     * ``gzip``: compress request bodies (``Content-Encoding: gzip``).
     * ``flush_interval`` (s), ``max_batches_per_flush``, ``max_request_bytes``, ``timeout`` (s), ``headers``.
     * ``sending_queue`` / ``retry_on_failure``: :mod:`exporters.queue.config`.
+      ``endpoint`` and the flush, HTTP and queue keys come from :class:`exporters.queue.config.QueuedExporterConfig`.
     """
 
-    endpoint: str = ""
+    section: ClassVar[str] = "exporters.tempo"
+
     tenant_header: bool = True
     org_id: str = ""
     gzip: bool = False
-    flush_interval: Annotated[float, msgspec.Meta(gt=0, le=300)] = 1.0
-    max_batches_per_flush: Annotated[int, msgspec.Meta(gt=0)] = 1000
-    max_request_bytes: Annotated[int, msgspec.Meta(gt=1024)] = 4 << 20
-    timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    headers: dict[str, str] = {}
-    sending_queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
-    retry_on_failure: RetryConfig = msgspec.field(default_factory=RetryConfig)
-
-    def validate(self, key: str = "exporters.tempo") -> TempoExporterConfig:
-        if not self.endpoint.startswith(("http://", "https://")):
-            raise ConfigError(f"{key}.endpoint", f"must be an http(s) URL, got {self.endpoint!r}")
-        return self
 
     @property
     def traces_url(self) -> str:

@@ -12,43 +12,27 @@ from __future__ import annotations
 import gzip
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import duckdb
-
+from exporters._common import EventMapping, scope_org_headers
 from exporters.queue.base import Batch, QueuedExporter
 from exporters.tempo.config import TempoExporterConfig
 from exporters.tempo.otlp import SpanRecord, span_from_row, spans_request
-from hubcore.mapping import EVENTS_TO_SPANS_SQL, run_mapping
+from hubcore.mapping import EVENTS_TO_SPANS_SQL
 
 log = logging.getLogger(__name__)
 HEADERS = {"Content-Type": "application/x-protobuf", "User-Agent": "llm-analytics-hub"}
 
 
-def events_to_spans(con: duckdb.DuckDBPyConnection, cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """Run the hub's event mapping on a batch of ``events`` rows (timestamps in µs)."""
-    return run_mapping(con, EVENTS_TO_SPANS_SQL, cols)
-
-
 class TempoExporter(QueuedExporter):
     name: ClassVar[str] = "tempo"
     kinds: ClassVar[frozenset[str]] = frozenset({"spans", "events"})
+    config: TempoExporterConfig
 
     def __init__(self, config: TempoExporterConfig, *, default_directory: str = "") -> None:
-        config.validate()
-        headers = {**HEADERS, **({"Content-Encoding": "gzip"} if config.gzip else {}), **config.headers}
-        super().__init__(
-            queue=config.sending_queue,
-            retry=config.retry_on_failure,
-            flush_interval=config.flush_interval,
-            max_batches_per_flush=config.max_batches_per_flush,
-            max_body_bytes=config.max_request_bytes,
-            timeout=config.timeout,
-            headers=headers,
-            default_directory=default_directory,
-        )
-        self.config = config
-        self._con: duckdb.DuckDBPyConnection | None = None
+        headers = {**HEADERS, "Content-Encoding": "gzip"} if config.gzip else HEADERS
+        super().__init__(config, headers=headers, default_directory=default_directory)
+        self._events_to_spans = EventMapping(EVENTS_TO_SPANS_SQL)
         self.spans_sent = 0
         self.skipped_spans = 0
 
@@ -61,9 +45,7 @@ class TempoExporter(QueuedExporter):
         for _seq, body in batches:
             cols = body["cols"]
             if body["kind"] == "events":
-                if self._con is None:
-                    self._con = duckdb.connect()
-                cols = events_to_spans(self._con, cols)
+                cols = self._events_to_spans(cols)
             names = list(cols)
             for values in zip(*(cols[n] for n in names), strict=True):
                 row = dict(zip(names, values, strict=True))
@@ -77,16 +59,11 @@ class TempoExporter(QueuedExporter):
                     continue
                 by_tenant.setdefault(row.get("tenant_id") or "", []).append(record)
         for tenant, records in by_tenant.items():
-            headers = dict(self.headers)
-            if self.config.org_id:
-                headers["X-Scope-OrgID"] = self.config.org_id
-            elif self.config.tenant_header and tenant:
-                headers["X-Scope-OrgID"] = tenant
+            cfg = self.config
+            headers = scope_org_headers(self.headers, tenant, org_id=cfg.org_id, tenant_header=cfg.tenant_header)
             self.delivery.deliver(records, self._encode, url=self.config.traces_url, headers=headers)
             self.spans_sent += len(records)
 
     def shutdown(self, timeout: float = 30.0) -> None:
         super().shutdown(timeout)
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        self._events_to_spans.close()

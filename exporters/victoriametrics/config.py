@@ -15,11 +15,11 @@ exporters:
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar, Self
 
 import msgspec
 
-from exporters.queue.config import QueueConfig, RetryConfig
+from exporters.queue.config import QueuedExporterConfig
 from exporters.victoriametrics.convert import DEFAULT_LABEL_ATTRIBUTES
 from hubcore.errors import ConfigError
 
@@ -38,7 +38,13 @@ class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omi
     default_account_id: str = "0"
 
 
-class VictoriaMetricsExporterConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+class _RemoteWriteQueueDefaults(QueuedExporterConfig, kw_only=True, frozen=True):
+    # here, not below, so that the override stays keyword-only (a field redefined in a class with
+    # positional fields would become positional, before ``write_path``)
+    max_request_bytes: Annotated[int, msgspec.Meta(gt=1024)] = 8 << 20
+
+
+class VictoriaMetricsExporterConfig(_RemoteWriteQueueDefaults, frozen=True):
     """Keys:
 
     * ``endpoint``: base URL (``http://host:8428``; a vminsert URL in cluster mode). Required.
@@ -56,25 +62,21 @@ class VictoriaMetricsExporterConfig(msgspec.Struct, forbid_unknown_fields=True, 
     * ``buckets``: explicit histogram bounds per OTel metric name for event observations (values in the
       metric's base unit, seconds for durations); defaults: GenAI semantic-convention buckets.
     * ``sending_queue`` / ``retry_on_failure``: :mod:`exporters.queue.config`.
+      ``endpoint`` and the flush, HTTP and queue keys come from :class:`exporters.queue.config.QueuedExporterConfig`
+      (``max_request_bytes`` defaults to 8 MiB here).
     """
 
-    endpoint: str = ""
+    section: ClassVar[str] = "exporters.victoriametrics"
+
     write_path: str = "/api/v1/write"
     cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
-    flush_interval: Annotated[float, msgspec.Meta(gt=0, le=300)] = 1.0
-    max_batches_per_flush: Annotated[int, msgspec.Meta(gt=0)] = 1000
-    max_request_bytes: Annotated[int, msgspec.Meta(gt=1024)] = 8 << 20
-    timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    headers: dict[str, str] = {}
     external_labels: dict[str, str] = {}
     label_attributes: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_LABEL_ATTRIBUTES))
     buckets: dict[str, list[float]] = {}
-    sending_queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
-    retry_on_failure: RetryConfig = msgspec.field(default_factory=RetryConfig)
 
-    def validate(self, key: str = "exporters.victoriametrics") -> VictoriaMetricsExporterConfig:
-        if not self.endpoint.startswith(("http://", "https://")):
-            raise ConfigError(f"{key}.endpoint", f"must be an http(s) URL, got {self.endpoint!r}")
+    def validate(self, key: str = "") -> Self:
+        key = key or self.section
+        super().validate(key)
         if not self.write_path.startswith("/"):
             raise ConfigError(f"{key}.write_path", "must start with '/'")
         for name, bounds in self.buckets.items():

@@ -13,48 +13,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import duckdb
-
+from exporters._common import EventMapping
 from exporters.queue.base import Batch, QueuedExporter
 from exporters.victoriametrics.config import VictoriaMetricsExporterConfig
 from exporters.victoriametrics.convert import PointsConverter, SeriesKey
 from exporters.victoriametrics.remote_write import HEADERS, compress, encode_labels, encode_series
-from hubcore.mapping import EVENTS_TO_POINTS_SQL, run_mapping
+from hubcore.mapping import EVENTS_TO_POINTS_SQL
 
 log = logging.getLogger(__name__)
-
-
-def events_to_points(con: duckdb.DuckDBPyConnection, cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """Run the hub's event mapping on a batch of ``events`` rows (timestamps in µs)."""
-    return run_mapping(con, EVENTS_TO_POINTS_SQL, cols)
 
 
 class VictoriaMetricsExporter(QueuedExporter):
     name: ClassVar[str] = "victoriametrics"
     kinds: ClassVar[frozenset[str]] = frozenset({"metric_points", "events"})
+    config: VictoriaMetricsExporterConfig
 
     def __init__(self, config: VictoriaMetricsExporterConfig, *, default_directory: str = "") -> None:
-        config.validate()
-        super().__init__(
-            queue=config.sending_queue,
-            retry=config.retry_on_failure,
-            flush_interval=config.flush_interval,
-            max_batches_per_flush=config.max_batches_per_flush,
-            max_body_bytes=config.max_request_bytes,
-            timeout=config.timeout,
-            headers={**HEADERS, **config.headers},
-            default_directory=default_directory,
-        )
-        self.config = config
+        super().__init__(config, headers=HEADERS, default_directory=default_directory)
         self.converter = PointsConverter(
             buckets=config.buckets,
             label_attributes=config.label_attributes,
             external_labels=config.external_labels,
         )
         self._labels_cache: dict[SeriesKey, bytes] = {}
-        self._con: duckdb.DuckDBPyConnection | None = None
+        self._events_to_points = EventMapping(EVENTS_TO_POINTS_SQL)
         self.samples_sent = 0
 
     # -- state (running totals of delta counters and event histograms) -----------------------------
@@ -72,9 +56,7 @@ class VictoriaMetricsExporter(QueuedExporter):
         for _seq, body in batches:
             cols = body["cols"]
             if body["kind"] == "events":
-                if self._con is None:
-                    self._con = duckdb.connect()
-                cols = events_to_points(self._con, cols)
+                cols = self._events_to_points(cols)
             conv.convert_into(cols, out)
         conv.finish(out)
         by_url: dict[str, list[bytes]] = {}
@@ -98,9 +80,7 @@ class VictoriaMetricsExporter(QueuedExporter):
 
     def shutdown(self, timeout: float = 30.0) -> None:
         super().shutdown(timeout)
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+        self._events_to_points.close()
 
 
 def _encode(series: Sequence[bytes]) -> bytes:

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 
 import cramjam
 
+from exporters._common import len_delimited, varint
+
 HEADERS = {
     "Content-Encoding": "snappy",
     "Content-Type": "application/x-protobuf",
@@ -24,22 +26,6 @@ HEADERS = {
 }
 
 _double = struct.Struct("<d").pack
-_MASK64 = (1 << 64) - 1
-
-
-def varint(n: int) -> bytes:
-    """Protobuf base-128 varint (negative int64 as its 64-bit two's complement)."""
-    n &= _MASK64
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _len_delimited(tag: int, data: bytes) -> bytes:
-    return bytes((tag,)) + varint(len(data)) + data
 
 
 def encode_labels(labels: Iterable[tuple[str, str]]) -> bytes:
@@ -68,7 +54,7 @@ def encode_series(label_bytes: bytes, samples: Sequence[tuple[int, float]]) -> b
         if vts is None:
             vts = cache[ts] = varint(ts)
         parts.append(_SAMPLE_HEAD[len(vts)] + _double(value) + b"\x10" + vts)
-    return _len_delimited(0x0A, b"".join(parts))
+    return len_delimited(0x0A, b"".join(parts))
 
 
 def encode_write_request(series: Sequence[bytes]) -> bytes:

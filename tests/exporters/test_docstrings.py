@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "exporters.prom_naming",
+    "exporters._common",
     "exporters.queue",
     "exporters.queue.config",
     "exporters.queue.disk_queue",
