@@ -18,9 +18,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 import msgspec
 import numpy as np
@@ -34,35 +35,36 @@ MAX_BATCH = 1000
 OTLP_AUTO_REQUESTS_PER_S = 2000
 
 
+_N = TypeVar("_N", int, float)
+
+
 class _UsageError(Exception):
     pass
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, cast: Callable[[str], _N], what: str) -> _N:
     try:
-        v = float(text)
+        return cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def _positive_float(text: str) -> float:
+    v = _number(text, float, "a number")
     if not (v > 0 and math.isfinite(v)):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return v
 
 
 def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    v = _number(text, int, "an integer")
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return v
 
 
 def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    v = _number(text, float, "a number")
     if not 0.0 <= v <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return v

@@ -17,13 +17,15 @@ simulated time; default: from 30 % to 60 % of the run).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import numpy as np
 
 from hub.simulate import catalog as C
-from hub.simulate.generator import Event, GeneratorState, security_event, uuid4_strings
+from hub.simulate.events import Event, security_event, uuid4_strings
+from hub.simulate.state import GeneratorState
 
 
 class ScenarioError(ValueError):
@@ -122,28 +124,53 @@ class Scenario:
 register(Scenario)
 
 
-def _model_index(name: str) -> int:
-    names = [m.name for m in C.MODELS]
+def _index(kind: str, name: str, names: list[str]) -> int:
     if name not in names:
-        raise ScenarioError(f"unknown model {name!r}; known: {names}")
+        raise ScenarioError(f"unknown {kind} {name!r}; known: {names}")
     return names.index(name)
 
 
-@register
-class LatencySpike(Scenario):
-    name = "latency_spike"
-    description = "one model's latency multiplied by `factor` during the window"
-    params_doc = {"model": "model name (default claude-3-5-sonnet)", "factor": "latency multiplier (default 5)"}
+@dataclass(frozen=True, slots=True)
+class _Knob:
+    """What a :class:`_Multiplier` scenario turns: the parameter ``key`` names one of ``choices`` (a model
+    or a team; ``default`` without it), whose entry in the generator's ``array`` (``latency_mult`` or
+    ``team_mult``) becomes ``factor`` (``default_factor``) during the window; the noted events are those
+    of ``noted_type`` whose ``payload[key]`` is that model or team."""
+
+    key: str
+    default: str
+    default_factor: float
+    array: str
+    noted_type: str
+    choices: tuple[str, ...]
+    factor_doc: str  # what ``factor`` multiplies, for ``params_doc``
+
+    def params_doc(self) -> dict[str, str]:
+        return {self.key: f"{self.key} name (default {self.default})",
+                "factor": f"{self.factor_doc} multiplier (default {self.default_factor:g})"}  # fmt: skip
+
+
+class _Multiplier(Scenario):
+    """A scenario that multiplies one model's or team's entry of a generator multiplier (see :class:`_Knob`).
+    The chosen name is also set as the attribute named by the knob's ``key`` (``.model``, ``.team``)."""
+
+    knob: ClassVar[_Knob]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.params_doc = cls.knob.params_doc()
 
     def __init__(self, params: dict[str, str] | None = None, horizon_s: float = 60.0) -> None:
         super().__init__(params, horizon_s)
-        self.model = self.params.get("model", "claude-3-5-sonnet")
-        self.model_idx = _model_index(self.model)
-        self.factor = self._float("factor", 5.0)
+        knob = self.knob
+        self.value = self.params.get(knob.key, knob.default)
+        self.index = _index(knob.key, self.value, list(knob.choices))
+        self.factor = self._float("factor", knob.default_factor)
+        setattr(self, knob.key, self.value)
 
     def before_chunk(self, state: GeneratorState, t: float) -> bool:
         active = self.in_window(t)
-        state.latency_mult[self.model_idx] = self.factor if active else 1.0
+        getattr(state, self.knob.array)[self.index] = self.factor if active else 1.0
         return active
 
     def after_chunk(
@@ -152,48 +179,33 @@ class LatencySpike(Scenario):
     ) -> None:  # fmt: skip
         if not active:
             return
+        etype, key, value = self.knob.noted_type, self.knob.key, self.value
         for ev, t in zip(events, times, strict=True):
-            if ev["event_type"] == "telemetry" and ev["payload"].get("model") == self.model:
+            if ev["event_type"] == etype and ev["payload"].get(key) == value:
                 self._note(ev["event_id"], t)
 
+
+@register
+class LatencySpike(_Multiplier):
+    name = "latency_spike"
+    description = "one model's latency multiplied by `factor` during the window"
+    knob = _Knob("model", "claude-3-5-sonnet", 5.0, "latency_mult", "telemetry", tuple(m.name for m in C.MODELS),
+                 "latency")  # fmt: skip
+
     def target(self) -> dict[str, Any]:
-        spec = C.MODELS[self.model_idx]
-        return {"model": self.model, "provider": spec.provider, "asset_id": spec.asset_id,
+        spec = C.MODELS[self.index]
+        return {"model": self.value, "provider": spec.provider, "asset_id": spec.asset_id,
                 "metric": "gen_ai.client.operation.duration", "factor": self.factor}  # fmt: skip
 
 
 @register
-class CostSpike(Scenario):
+class CostSpike(_Multiplier):
     name = "cost_spike"
     description = "one team's request rate multiplied by `factor` during the window (cost follows)"
-    params_doc = {"team": "team name (default research)", "factor": "traffic multiplier (default 10)"}
-
-    def __init__(self, params: dict[str, str] | None = None, horizon_s: float = 60.0) -> None:
-        super().__init__(params, horizon_s)
-        self.team = self.params.get("team", "research")
-        names = [t.name for t in C.TEAMS]
-        if self.team not in names:
-            raise ScenarioError(f"unknown team {self.team!r}; known: {names}")
-        self.team_idx = names.index(self.team)
-        self.factor = self._float("factor", 10.0)
-
-    def before_chunk(self, state: GeneratorState, t: float) -> bool:
-        active = self.in_window(t)
-        state.team_mult[self.team_idx] = self.factor if active else 1.0
-        return active
-
-    def after_chunk(
-        self, state: GeneratorState, rng: np.random.Generator, t_start: float, t_end: float, active: bool,
-        events: list[Event], times: list[float],
-    ) -> None:  # fmt: skip
-        if not active:
-            return
-        for ev, t in zip(events, times, strict=True):
-            if ev["event_type"] == "cost" and ev["payload"].get("team") == self.team:
-                self._note(ev["event_id"], t)
+    knob = _Knob("team", "research", 10.0, "team_mult", "cost", tuple(t.name for t in C.TEAMS), "traffic")
 
     def target(self) -> dict[str, Any]:
-        return {"team": self.team, "factor": self.factor, "event_type": "cost",
+        return {"team": self.value, "factor": self.factor, "event_type": "cost",
                 "note": "event_ids are the team's cost events during the window"}  # fmt: skip
 
 

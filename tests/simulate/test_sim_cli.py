@@ -69,12 +69,17 @@ class StubHub:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self) -> StubHub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @pytest.fixture
 def stub() -> Iterator[StubHub]:
-    s = StubHub()
-    yield s
-    s.close()
+    with StubHub() as s:
+        yield s
 
 
 def summary(capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], str]:
@@ -146,14 +151,11 @@ def test_help_and_list(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_throttling_is_retried_with_the_same_batch(capsys: pytest.CaptureFixture[str]) -> None:
-    stub = StubHub([(202, {}), (429, {"Retry-After": "1"}), (202, {})])
-    try:
+    with StubHub([(202, {}), (429, {"Retry-After": "1"}), (202, {})]) as stub:
         t = time.monotonic()
         code = main(["--api", stub.url, "--count", "1000", "--batch", "500", "--rate", "5000", "--tenant", "acme",
                      "--seed", "2", "--progress-interval", "0.2"])  # fmt: skip
         elapsed = time.monotonic() - t
-    finally:
-        stub.close()
     assert code == 0
     s, err = summary(capsys)
     posts = stub.events_posts()
@@ -171,11 +173,8 @@ def test_throttling_is_retried_with_the_same_batch(capsys: pytest.CaptureFixture
 
 
 def test_rejections_reported_by_the_api_are_counted(capsys: pytest.CaptureFixture[str]) -> None:
-    stub = StubHub([(422, {})])
-    try:
+    with StubHub([(422, {})]) as stub:
         code = main(["--api", stub.url, "--count", "200", "--batch", "100", "--rate", "5000", "--quiet"])
-    finally:
-        stub.close()
     assert code == 0
     s, _ = summary(capsys)
     assert s["sent"] == 200 and s["accepted"] == 100 and s["rejected"] == 100
@@ -274,11 +273,8 @@ def test_concurrent_batches(stub: StubHub, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_a_slow_destination_ends_on_time_and_reports_the_lag(capsys: pytest.CaptureFixture[str]) -> None:
-    stub = StubHub(delay=0.3)
-    try:
+    with StubHub(delay=0.3) as stub:
         code = main(["--api", stub.url, "--rate", "20000", "--duration", "1", "--batch", "1000", "--quiet"])
-    finally:
-        stub.close()
     assert code == 0
     s, _ = summary(capsys)
     assert s["elapsed_s"] < 4.0  # 1 s + the batch in flight + the final flush

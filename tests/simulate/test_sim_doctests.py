@@ -9,7 +9,22 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "name", ["hub.simulate.traces", "hub.simulate.catalog", "hub.simulate.generator", "hub.simulate.scenarios"]
+    "name",
+    [
+        "hub.simulate.traces",
+        "hub.simulate.catalog",
+        "hub.simulate.tables",
+        "hub.simulate.state",
+        "hub.simulate.events",
+        "hub.simulate.traffic",
+        "hub.simulate.generator",
+        "hub.simulate.scenarios",
+        "hub.simulate.senders",
+        "hub.simulate.senders.base",
+        "hub.simulate.senders.rest",
+        "hub.simulate.senders.file",
+        "hub.simulate.senders.concurrent",
+    ],
 )
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
