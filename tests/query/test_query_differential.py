@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import pytest
 
@@ -61,19 +60,21 @@ def _events(t0_s: int) -> dict[str, list[Any]]:
 
 def _remote_write(url: str, cols: dict[str, list[Any]], zero_ms: int, now_s: float) -> None:
     """Convert minute by minute (one cumulative sample per series per minute, as the exporter flushes)."""
+    from exporters._common import EventMapping
     from exporters.victoriametrics.convert import PointsConverter
-    from exporters.victoriametrics.exporter import events_to_points
     from exporters.victoriametrics.remote_write import compress, encode_labels, encode_series
+    from hubcore.mapping import EVENTS_TO_POINTS_SQL
 
-    con = duckdb.connect()
+    events_to_points = EventMapping(EVENTS_TO_POINTS_SQL)  # what the exporter runs on each batch
     converter = PointsConverter(clock=lambda: now_s)
     series: dict[Any, list[tuple[int, float]]] = {}
     minutes = sorted({ts // 60_000_000 for ts in cols["ts"]})
     for minute in minutes:
         idx = [i for i, ts in enumerate(cols["ts"]) if ts // 60_000_000 == minute]
         chunk = {k: [v[i] for i in idx] for k, v in cols.items()}
-        for key, samples in converter.convert(events_to_points(con, chunk)).items():
+        for key, samples in converter.convert(events_to_points(chunk)).items():
             series.setdefault(key, [(zero_ms, 0.0)]).extend(samples)
+    events_to_points.close()
     body = b"".join(encode_series(encode_labels(k), sorted(s)) for k, s in series.items())
     r = httpx.post(
         f"{url}/api/v1/write",
