@@ -14,7 +14,7 @@ Usage::
     print(scored[scored.is_anomaly][["timestamp", "value", "severity", "explanation"]])
 """
 
-from .autoencoder import AutoencoderDetector
+from .autoencoder import AutoencoderDetector, LSTMAutoencoderDetector
 from .ensemble import OUTPUT_COLUMNS, AnomalyDetector, default_detectors, weights_from_accuracy
 from .feedback import Calibration, FeedbackState
 from .iforest import IsolationForestDetector
@@ -31,6 +31,7 @@ __all__ = [
     "DetectorOutput",
     "FeedbackState",
     "IsolationForestDetector",
+    "LSTMAutoencoderDetector",
     "RobustDeviationDetector",
     "RollingZScoreDetector",
     "SeasonalResidualDetector",

@@ -1,4 +1,6 @@
-"""A small dense autoencoder over sliding windows, trained on CPU with PyTorch (optional dependency).
+"""Autoencoders over sliding windows, trained on CPU with PyTorch (optional dependency): a small dense
+one (:class:`AutoencoderDetector`, in the default ensemble) and an LSTM sequence-to-sequence one
+(:class:`LSTMAutoencoderDetector`, opt-in).
 
 ``torch`` is imported lazily: without it :attr:`AutoencoderDetector.available` is False and the
 ensemble skips the detector.
@@ -8,7 +10,7 @@ Usage::
     import numpy as np
     from analytics.anomaly.autoencoder import AutoencoderDetector
 
-    det = AutoencoderDetector()
+    det = AutoencoderDetector()                  # or LSTMAutoencoderDetector()
     if det.available:
         out = det.score(np.sin(np.arange(3_000) / 10))
 """
@@ -38,7 +40,8 @@ class AutoencoderDetector:
     """Reconstruction error of the last ``length`` points under an autoencoder fitted on the past.
 
     Every ``fit_every`` points (from ``warmup``) a ``length → hidden → code → hidden → length`` network
-    is trained for ``epochs`` on (at most ``max_train``) windows of the trailing ``fit_window`` points,
+    is trained for ``epochs`` (more when needed to make ``min_steps`` gradient steps of 256 windows) on
+    (at most ``max_train``) windows of the trailing ``fit_window`` points,
     scaled by that window's median and IQR. The error of a new window is divided by the training
     errors' ``train_quantile`` and then thresholded like the statistical detectors. Collective
     anomalies (a changed shape, a flat line where there should be a cycle) show up as errors even
@@ -60,16 +63,17 @@ class AutoencoderDetector:
     history: int = 3000
     short_history_boost: float = 0.25
     seed: int = 0
+    min_steps: int = 0
     name: str = "autoencoder"
 
     @property
     def available(self) -> bool:
         return importlib.util.find_spec("torch") is not None
 
-    def _fit(self, torch: Any, windows: np.ndarray) -> Any:
-        torch.manual_seed(self.seed)
+    def _model(self, torch: Any) -> Any:
+        """The network: windows ``(batch, length)`` in, reconstructions of the same shape out."""
         nn = torch.nn
-        model = nn.Sequential(
+        return nn.Sequential(
             nn.Linear(self.length, self.hidden),
             nn.ReLU(),
             nn.Linear(self.hidden, self.code),
@@ -78,10 +82,16 @@ class AutoencoderDetector:
             nn.ReLU(),
             nn.Linear(self.hidden, self.length),
         )
+
+    def _fit(self, torch: Any, windows: np.ndarray) -> Any:
+        torch.manual_seed(self.seed)
+        model = self._model(torch)
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         data = torch.as_tensor(windows, dtype=torch.float32)
         gen = torch.Generator().manual_seed(self.seed)
-        for _ in range(self.epochs):
+        batches = -(-data.shape[0] // 256)
+        # a small training set still gets ``min_steps`` gradient steps (more epochs)
+        for _ in range(max(self.epochs, -(-self.min_steps // batches))):
             perm = torch.randperm(data.shape[0], generator=gen)
             for i in range(0, data.shape[0], 256):
                 batch = data[perm[i : i + 256]]
@@ -132,3 +142,41 @@ class AutoencoderDetector:
         )
         nan = np.full(n, np.nan)
         return DetectorOutput(normalised_score(stat, thr), nan, nan.copy(), nan.copy())
+
+
+@dataclass
+class LSTMAutoencoderDetector(AutoencoderDetector):
+    """The same detector with an LSTM sequence-to-sequence autoencoder instead of the dense one.
+
+    An LSTM encoder reads the window point by point; its last hidden state, squeezed to ``code``
+    numbers, is repeated ``length`` times and an LSTM decoder unrolls it back into the window. It
+    models order within the window (a dip before a peak is not a peak before a dip) where the dense
+    network sees a bag of positions. Opt-in: on the NAB benchmark it scores about like the dense one and
+    costs several times the CPU (see docs/anomaly.md), so the default ensemble keeps the dense one. Use
+    ``AnomalyDetector([..., LSTMAutoencoderDetector()])`` or ``detectors: [..., lstm]`` in the analytics
+    service's model config.
+    """
+
+    epochs: int = 30
+    min_steps: int = 300
+    name: str = "lstm"
+
+    def _model(self, torch: Any) -> Any:
+        nn = torch.nn
+        length, hidden, code = self.length, self.hidden, self.code
+
+        class Seq2Seq(nn.Module):  # type: ignore[misc]
+            def __init__(self) -> None:
+                super().__init__()
+                self.encoder = nn.LSTM(1, hidden, batch_first=True)
+                self.squeeze = nn.Linear(hidden, code)
+                self.decoder = nn.LSTM(code, hidden, batch_first=True)
+                self.out = nn.Linear(hidden, 1)
+
+            def forward(self, windows: Any) -> Any:
+                _, (h, _) = self.encoder(windows.unsqueeze(-1))
+                z = torch.tanh(self.squeeze(h[-1]))
+                decoded, _ = self.decoder(z.unsqueeze(1).repeat(1, length, 1))
+                return self.out(decoded).squeeze(-1)
+
+        return Seq2Seq()

@@ -57,7 +57,7 @@ __all__ = [
 
 ANOMALY_SERIES = ("anomaly_score", "yhat", "yhat_lower", "yhat_upper")
 FORECAST_SERIES = ("yhat", "yhat_lower", "yhat_upper", "forecast_breach")
-DETECTORS = ("robust", "seasonal", "iforest", "autoencoder", "zscore")
+DETECTORS = ("robust", "seasonal", "iforest", "autoencoder", "lstm", "zscore")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

@@ -25,6 +25,7 @@ from analytics.anomaly import (
     AutoencoderDetector,
     FeedbackState,
     IsolationForestDetector,
+    LSTMAutoencoderDetector,
     RobustDeviationDetector,
     RollingZScoreDetector,
     SeasonalResidualDetector,
@@ -49,7 +50,7 @@ __all__ = [
 
 _DETECTORS: dict[str, Any] = {
     "robust": RobustDeviationDetector, "seasonal": SeasonalResidualDetector, "iforest": IsolationForestDetector,
-    "autoencoder": AutoencoderDetector, "zscore": RollingZScoreDetector,
+    "autoencoder": AutoencoderDetector, "lstm": LSTMAutoencoderDetector, "zscore": RollingZScoreDetector,
 }  # fmt: skip
 #: Fewest non-empty points a series needs before it is scored or forecast.
 MIN_POINTS = 16

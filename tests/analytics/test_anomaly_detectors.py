@@ -10,6 +10,7 @@ from analytics.anomaly import (
     AutoencoderDetector,
     Detector,
     IsolationForestDetector,
+    LSTMAutoencoderDetector,
     RobustDeviationDetector,
     RollingZScoreDetector,
     SeasonalResidualDetector,
@@ -41,11 +42,16 @@ def small_autoencoder() -> AutoencoderDetector:
     return AutoencoderDetector(epochs=15, max_train=600)
 
 
+def small_lstm() -> LSTMAutoencoderDetector:
+    return LSTMAutoencoderDetector(epochs=15, max_train=600)
+
+
 DETECTORS = [
     RobustDeviationDetector,
     SeasonalResidualDetector,
     IsolationForestDetector,
     small_autoencoder,
+    small_lstm,
 ]
 
 
