@@ -165,7 +165,7 @@ class LSTMAutoencoderDetector(AutoencoderDetector):
         nn = torch.nn
         length, hidden, code = self.length, self.hidden, self.code
 
-        class Seq2Seq(nn.Module):  # type: ignore[misc]
+        class Seq2Seq(nn.Module):  # type: ignore[misc,name-defined]
             def __init__(self) -> None:
                 super().__init__()
                 self.encoder = nn.LSTM(1, hidden, batch_first=True)

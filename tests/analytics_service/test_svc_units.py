@@ -33,7 +33,7 @@ def test_default_config_has_the_aliases_the_rules_expect() -> None:
         ({"models": {"m": {"class": "anomaly", "schedulers": ["x"]}}}, "processors.analytics.models.m.schedulers.0"),
         ({"models": {"m": {"class": "anomaly", "provide_series": ["forecast_breach"]}}},
          "processors.analytics.models.m.provide_series.0"),
-        ({"models": {"m": {"class": "anomaly", "params": {"detectors": ["lstm"]}}}},
+        ({"models": {"m": {"class": "anomaly", "params": {"detectors": ["prophet"]}}}},
          "processors.analytics.models.m.params.detectors.0"),
         ({"models": {"m": {"class": "forecast", "params": {"level": 100}}}}, "processors.analytics.models.m.params.level"),
         ({"schedulers": {"s": {"fit_every": "often"}}}, "processors.analytics.schedulers.s.fit_every"),
