@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -61,6 +62,14 @@ class EchoServer:
             except (ssl.SSLError, OSError) as exc:
                 self.results.append(f"error:{exc}")
 
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[str]:
+        """The results once ``count`` are in (the server thread records a refusal after the client
+        has already seen it; reading at once races with it)."""
+        deadline = time.monotonic() + timeout
+        while len(self.results) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.results)
+
     def close(self) -> None:
         self.sock.close()
 
@@ -84,7 +93,7 @@ def talk(port: int, ctx: ssl.SSLContext) -> bytes:
 def test_mtls_good_client(server: EchoServer, pki: Pki) -> None:
     ctx = client_ssl_context(str(pki.ca), cert_file=str(pki.client_cert), key_file=str(pki.client_key))
     assert talk(server.port, ctx) == b"ping"
-    assert server.results[-1].startswith("ok:collector-1:TLSv1.")
+    assert server.wait_for(1)[-1].startswith("ok:collector-1:TLSv1.")
 
 
 def test_mtls_refuses_no_cert_and_rogue_cert(server: EchoServer, pki: Pki) -> None:
@@ -92,7 +101,8 @@ def test_mtls_refuses_no_cert_and_rogue_cert(server: EchoServer, pki: Pki) -> No
                 client_ssl_context(str(pki.ca), cert_file=str(pki.rogue_cert), key_file=str(pki.rogue_key))):  # fmt: skip
         with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
             talk(server.port, ctx)  # TLS 1.3 reports the refusal on first read
-    assert len(server.results) == 2 and all(r.startswith("error:") for r in server.results)
+    results = server.wait_for(2)
+    assert len(results) == 2 and all(r.startswith("error:") for r in results)
 
 
 def test_client_refuses_server_from_unknown_ca(pki: Pki, tmp_path: Path) -> None:
