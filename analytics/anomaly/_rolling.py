@@ -229,19 +229,33 @@ def choose_period(x: np.ndarray, timestamps: np.ndarray | None, min_strength: fl
     return best
 
 
-def run_onsets(flags: np.ndarray, refractory: int) -> np.ndarray:
+def run_onsets(
+    flags: np.ndarray, refractory: int, scores: np.ndarray | None = None, escalate: float | None = None
+) -> np.ndarray:
     """Keep only the first flag of each event; an event lasts until ``refractory`` points pass unflagged.
 
-    A collective anomaly is then reported once instead of at each of its points. Causal.
+    A collective anomaly is then reported once instead of at each of its points. With ``scores`` and
+    ``escalate``, a flag inside an event is kept too when its score is at least ``escalate`` times the
+    score of the event's last kept flag: the event has grown (a 1.2 blip that becomes a 40 outage is
+    announced again). Causal.
     """
     flags = np.asarray(flags, dtype=bool)
     if refractory <= 0 or not flags.any():
         return flags.copy()
     idx = np.flatnonzero(flags)
     gaps = np.diff(idx, prepend=-(refractory + 2))
-    keep = idx[gaps > refractory]
+    onset = gaps > refractory
     out = np.zeros_like(flags)
-    out[keep] = True
+    out[idx[onset]] = True
+    if scores is not None and escalate is not None and escalate > 0:
+        s = np.nan_to_num(np.asarray(scores, dtype=float))
+        last = 0.0
+        for i, first in zip(idx, onset, strict=True):
+            if first:
+                last = s[i]
+            elif s[i] >= escalate * last > 0:
+                out[i] = True
+                last = s[i]
     return out
 
 

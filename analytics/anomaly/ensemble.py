@@ -85,7 +85,8 @@ class AnomalyDetector:
     make the quorum). The result is divided by the ensemble threshold learned from feedback; above 1
     is anomalous. ``is_anomaly`` marks the first point of each event (an event ends after
     ``refractory`` points without an alert-worthy one; ``None``: one day of points at the sampling
-    interval, 300 without timestamps), so a collective anomaly raises one alert, and
+    interval, 300 without timestamps), so a collective anomaly raises one alert — plus any point where
+    the event escalates to ``escalate`` times the score of its last alert (``None``: never) — and
     ``anomaly_score`` still shows every anomalous point. An anomalous point is alert-worthy when it is
     the ``persist``-th anomalous point in a row or scores at least ``extreme`` (debounce), when the
     series is not merely moving back into its long-run range after an excursion (``recovery``), and
@@ -104,6 +105,7 @@ class AnomalyDetector:
         extreme: float = 1.5,
         recovery: bool = True,
         warmup: int | None = None,
+        escalate: float | None = 3.0,
         feedback: FeedbackState | None = None,
         timestamp_col: str = "timestamp",
         value_col: str = "value",
@@ -118,6 +120,8 @@ class AnomalyDetector:
             raise ValueError(f"persist must be >= 1, got {persist!r}")
         if warmup is not None and warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {warmup!r}")
+        if escalate is not None and escalate <= 1:
+            raise ValueError(f"escalate must be > 1 (or None), got {escalate!r}")
         chosen = list(detectors) if detectors is not None else default_detectors()
         names = [d.name for d in chosen]
         if len(set(names)) != len(names):
@@ -129,6 +133,7 @@ class AnomalyDetector:
         self.weights = {d.name: float(base.get(d.name, 1.0)) for d in self.detectors}
         self.quorum, self.vote_window, self.refractory = quorum, vote_window, refractory
         self.persist, self.extreme, self.recovery, self.warmup = persist, extreme, recovery, warmup
+        self.escalate = escalate
         self._day = 300  # points per day of the last scored series (300 before any)
         self.feedback = feedback if feedback is not None else FeedbackState()
         self.timestamp_col, self.value_col = timestamp_col, value_col
@@ -269,7 +274,8 @@ class AnomalyDetector:
         flags = np.asarray(anomalous, dtype=bool)
         if scores is not None:
             flags = persistent(flags, scores, self.persist, self.extreme)
-        return run_onsets(flags, self.refractory if self.refractory is not None else self._day)
+        refractory = self.refractory if self.refractory is not None else self._day
+        return run_onsets(flags, refractory, scores, self.escalate)
 
     # -- feedback ----------------------------------------------------------------------------------
     def mark_false_positive(self, timestamp: object, detector: str | None = None) -> None:

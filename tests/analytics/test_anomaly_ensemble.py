@@ -144,6 +144,8 @@ def test_arguments_checked():
         AnomalyDetector(quorum=0)
     with pytest.raises(ValueError, match="unique"):
         AnomalyDetector([RobustDeviationDetector(), RobustDeviationDetector()])
+    with pytest.raises(ValueError, match="escalate"):
+        AnomalyDetector(escalate=1.0)
 
 
 def test_weights_from_accuracy():
@@ -183,3 +185,20 @@ def test_return_to_normal_is_recognised():
     df = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=N, freq="h"), "value": x})
     alerts = np.flatnonzero(fast_ensemble().score(df).is_anomaly.to_numpy())
     assert any(700 <= a < 710 for a in alerts) and not any(720 <= a < 740 for a in alerts)
+
+
+def test_an_event_that_escalates_is_announced_again():
+    """One alert per event, unless the event grows to ``escalate`` times the score of its last alert."""
+    det = fast_ensemble()
+    det.score(frame())  # hourly: one day = 24 points
+    flags = np.zeros(100, dtype=bool)
+    scores = np.zeros(100)
+    flags[10:40], scores[10:40] = True, 1.6  # one long event: alert at its first point
+    scores[20:24] = 2.5  # grows, but less than 3x: no new alert
+    scores[30:33] = 6.0  # grows past 3 x 1.6: announced again, once
+    assert np.flatnonzero(det.alerts(flags, scores)).tolist() == [10, 30]
+    det.escalate = None
+    assert np.flatnonzero(det.alerts(flags, scores)).tolist() == [10]
+    det.escalate = 3.0
+    scores[36] = 18.5  # 3 x 6.0 reached again: a third alert
+    assert np.flatnonzero(det.alerts(flags, scores)).tolist() == [10, 30, 36]
