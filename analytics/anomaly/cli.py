@@ -4,9 +4,11 @@ Usage::
 
     hub detect --input series.csv --output scored.csv
 
-Rows are scored in timestamp order and written back in the input's order. Output: the input rows plus ``anomaly_score`` (> 1 anomalous), ``is_anomaly`` (the alert: first
-alert-worthy point of each anomalous event, see ``AnomalyDetector``), ``severity`` and ``detected_by`` (detector names joined by ``|``). Bad input exits
-with status 2 and a one-line message on stderr.
+Rows are scored in timestamp order and written back in the input's order. Output: the input rows
+plus ``anomaly_score`` (> 1 anomalous), ``is_anomaly`` (the alerts: the first alert-worthy point of
+each anomalous event, and any point where it escalates to 3x its last alert; see ``AnomalyDetector``),
+``severity`` and ``detected_by`` (detector names joined by ``|``). Timestamps: ISO-8601 text or epoch
+numbers (``analytics.timestamps``). Bad input exits with status 2 and a one-line message on stderr.
 """
 
 from __future__ import annotations
