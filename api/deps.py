@@ -37,7 +37,8 @@ class AuditScope:
     resource_type: str
     #: appended to ``<resource_type>/<tenant>`` in the record (the method and route of a write)
     resource_suffix: str
-    #: whether an allowed action is recorded (writes always; reads only with ``service.audit.log_reads``)
+    #: whether an allowed action is recorded (writes always; reads with ``service.audit.log_reads``, or when
+    #: they cross tenants)
     record_allowed: bool
     #: the target tenants already recorded for this request
     tenants: set[str] = field(default_factory=set)
@@ -95,8 +96,8 @@ def audit_target(conn: HTTPConnection, principal: Principal, tenant: str, *, den
     if scope is None or tenant in scope.tenants:
         return
     scope.tenants.add(tenant)
-    if denied is None and not scope.record_allowed:
-        return
+    if denied is None and not scope.record_allowed and tenant == principal.tenant_id:
+        return  # an allowed read of the caller's own tenant (cross-tenant access is always recorded)
     scope.audit.record(
         principal, scope.action, f"{scope.resource_type}/{tenant}{scope.resource_suffix}",
         target_tenant_id=tenant, outcome="denied" if denied else "allowed",

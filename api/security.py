@@ -100,6 +100,17 @@ def requested_tenant(conn: HTTPConnection) -> str | None:
     return conn.path_params.get("tenant_id") or header_tenant(conn) or conn.query_params.get("tenant") or None
 
 
+#: Actions that only read data: their allowed calls are audited with ``service.audit.log_reads`` only
+#: (or when they cross tenants). ``query:run`` reads like the ``*:read`` permissions; ``query:export``
+#: (bulk extraction) is always audited.
+READ_ACTIONS = frozenset({"query:run"})
+
+
+def is_read(action: str) -> bool:
+    """Whether ``action`` only reads (see :data:`READ_ACTIONS`)."""
+    return action.endswith(":read") or action in READ_ACTIONS
+
+
 def guard(conn: HTTPConnection, state: Annotated[ApiState, Depends(get_state_conn)]) -> Principal:
     """The app-wide dependency. Raises AuthError (401), RateLimited (429), ForbiddenError (403)."""
     try:
@@ -132,9 +143,10 @@ def _guard(conn: HTTPConnection, state: ApiState) -> Principal:
     decision = decide(principal, action, resource, cross_tenant=tenant != principal.tenant_id)
     audit = sec.audit
     if audit is not None:
-        record_allowed = not action.endswith(":read") or sec.log_reads
+        record_allowed = not is_read(action) or sec.log_reads
         suffix = "" if method in ("GET", "WS") else " " + method + " " + path
-        if not decision.allowed or record_allowed:
+        # a read of another tenant's data is always recorded: cross-tenant access is what audits are for
+        if not decision.allowed or record_allowed or tenant != principal.tenant_id:
             # tenant_id: the principal's tenant (who); target_tenant_id: the tenant acted upon (on whom)
             audit.record(
                 principal, action, f"{rtype}/{tenant}{suffix}", target_tenant_id=tenant,

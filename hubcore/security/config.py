@@ -239,7 +239,8 @@ class QuotasConfig(_Base):
 
 class AuditConfig(_Base):
     """The hash-chained audit log at ``<data_dir>/audit/audit.jsonl``. ``fsync`` every append (the
-    default) so an acknowledged write is on disk; ``log_reads`` also records successful reads."""
+    default) so an acknowledged write is on disk; ``log_reads`` also records successful reads of the caller's
+    own tenant (``*:read`` permissions and ``query:run``; cross-tenant reads and denials are always recorded)."""
 
     enabled: bool = True
     fsync: bool = True

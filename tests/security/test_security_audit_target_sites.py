@@ -148,23 +148,26 @@ def test_query_over_every_tenant_is_audited_with_target_star(tmp_path: Path) -> 
         return [(r["tenant_id"], r["target_tenant_id"], r["outcome"], r["resource"]) for r in recs]
 
     assert client.post("/api/v1/query", json=body, headers=plat).json()["metadata"] == {"tenant": "*"}
-    # the guard saw the admin's own tenant; the route records "*" (every tenant) as well
-    assert new() == [("ops", "ops", "allowed", "query/ops POST /api/v1/query"),
-                     ("ops", "*", "allowed", "query/* POST /api/v1/query")]  # fmt: skip
+    # a query is a read: the guard (which saw the admin's own tenant) records nothing without log_reads;
+    # the route records "*" (every tenant), since cross-tenant reads are always recorded
+    assert new() == [("ops", "*", "allowed", "query/* POST /api/v1/query")]
     # a tenant admin may not: refused, and the refusal names "*"
     refused = client.post("/api/v1/query", json=body, headers=a_admin)
     assert refused.status_code == 403
-    recs = new()
-    assert recs == [("tenant-a", "tenant-a", "allowed", "query/tenant-a POST /api/v1/query"),
-                    ("tenant-a", "*", "denied", "query/* POST /api/v1/query")]  # fmt: skip
+    assert new() == [("tenant-a", "*", "denied", "query/* POST /api/v1/query")]
     assert executor.tenants == ["*"]
-    # the same for the export route; and a query of its own tenant records nothing more than the guard's
+    # an export is always recorded (bulk extraction), and its refusal names "*"
     assert client.post("/api/v1/query/export?format=jsonl", json=body, headers=a_admin).status_code == 403
     assert [(t, tt, o) for t, tt, o, _ in new()] == [("tenant-a", "tenant-a", "allowed"), ("tenant-a", "*", "denied")]
+    # a query of the caller's own tenant is a plain read: not recorded without log_reads
     assert client.post("/api/v1/query", json={"time_range": {"last": "1h"}}, headers=a_admin).status_code == 200
-    assert [(t, tt, o) for t, tt, o, _ in new()] == [("tenant-a", "tenant-a", "allowed")]
+    assert new() == []
+    # a platform admin's read of one other tenant is recorded although reads are not (log_reads off)
+    assert client.post("/api/v1/query", json={"tenant": "tenant-b", "time_range": {"last": "1h"}},
+                       headers=plat).status_code == 200  # fmt: skip
+    assert [(t, tt, o) for t, tt, o, _ in new()] == [("ops", "tenant-b", "allowed")]
     # the platform admin's "*" query concerns every tenant: B's view (API, foreign denials left out) shows it
     b_view = [(r["tenant_id"], r["target_tenant_id"]) for r in iter_records(audit.path, tenant_id="tenant-b",
                                                                             foreign_denied=False)]  # fmt: skip
-    assert b_view == [("ops", "*")]
+    assert b_view == [("ops", "*"), ("ops", "tenant-b")]
     assert verify(audit.path).ok
