@@ -199,6 +199,8 @@ class HubService:
         await asyncio.to_thread(self.analytics.shutdown, min(10.0, timeout))
         await asyncio.to_thread(self.alerting.shutdown, min(10.0, timeout))
         await asyncio.to_thread(self.tracer_provider.shutdown)
+        if self.security.audit is not None:
+            self.security.audit.close()  # the head sidecar names the last record (ingest moves it lazily)
         for _name, exporter in reversed(self.stack_exporters):
             await asyncio.to_thread(exporter.shutdown, timeout)
         await asyncio.to_thread(self.store.shutdown, timeout)

@@ -13,8 +13,13 @@ covers exactly the keys a record has, so those records still verify, and adding,
 ``target_tenant_id`` on any record breaks the chain. Filtering by a tenant (:func:`iter_records`,
 :func:`tail`) matches a record when *either* tenant is it (see :func:`concerns`), so a tenant's view holds
 its own principals' actions and what others (platform admins) did to its data.
-A sidecar ``audit.jsonl.head`` holds the last ``seq`` and ``hash``, so a cut tail is detected too.
-Appends are fsync'd (file, then sidecar) and serialised by a lock; one process (the hub) writes.
+A sidecar ``audit.jsonl.head`` holds the last durable ``seq`` and ``hash``, so a cut tail is detected too.
+Appends are serialised by a lock and written through one kept-open file; synced appends are made durable
+by *group commit*: concurrent callers wait for one fsync of the file and one of the sidecar that covers
+them all (the first to arrive does it), so an acknowledged record is on disk and 100 concurrent writers
+cost one fsync pair, not 100. Appends made with ``sync=False`` (ingest batches, many per second) move
+the sidecar every :data:`HEAD_EVERY` records or at the next synced one; a log opened with
+``fsync=False`` moves it (unsynced) at every record. One process (the hub) writes.
 
     >>> import tempfile, pathlib
     >>> log = AuditLog(tempfile.mkdtemp())
@@ -48,6 +53,8 @@ from typing import Any, NamedTuple
 from hubcore.security.principal import Principal
 
 GENESIS = "0" * 64
+#: Unsynced appends rewrite the head sidecar only every this many records (it is best effort for them).
+HEAD_EVERY = 64
 #: The fields of a record besides ``seq``, ``ts``, ``prev_hash`` and ``hash``. ``target_tenant_id`` came later:
 #: older records lack it, and verification hashes the keys a record has (so they still verify).
 FIELDS = ("subject", "key_id", "tenant_id", "target_tenant_id", "action", "resource", "outcome", "reason",
@@ -86,7 +93,10 @@ class AuditLog:
         self.head = head_path(self.path)
         self.fsync = fsync
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._seq, self._last_hash = _tail_state(self.path)
+        self._durable_seq = self._head_seq = self._seq
+        self._fh: Any = None  # opened at the first append, reopened if the file is replaced
         #: called with each record after it is durable (e.g. to ship it to Loki in stack mode)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
@@ -106,20 +116,82 @@ class AuditLog:
         with self._lock:
             record: dict[str, Any] = {"seq": self._seq + 1, "ts": _now(), **values, "prev_hash": self._last_hash}
             record["hash"] = record_hash(record)
-            line = canonical(record) + b"\n"
-            with open(self.path, "ab") as fh:
-                fh.write(line)
-                fh.flush()
-                if do_sync:
-                    os.fsync(fh.fileno())
+            fh = self._file()
+            fh.write(canonical(record) + b"\n")
+            fh.flush()
             self._seq, self._last_hash = record["seq"], record["hash"]
-            _write_head(self.head, self._seq, self._last_hash, fsync=do_sync)
+            # high-volume unsynced records (sync=False) move the sidecar every HEAD_EVERY records; a log
+            # that never fsyncs keeps it on its last record (not durable, but a cut tail still shows)
+            move_head = not do_sync and (
+                sync is not False or self._head_seq == 0 or self._seq - self._head_seq >= HEAD_EVERY
+            )
+        if do_sync:
+            self._sync_through(record["seq"])
+        elif move_head:
+            self._move_head(record["seq"], record["hash"], fsync=False)
         for listener in self.listeners:
             try:
                 listener(record)
             except Exception:  # shipping is best effort; the local chain is the record of truth
                 logging.getLogger(__name__).warning("audit record not shipped", exc_info=True)
         return record
+
+    def _file(self) -> Any:
+        """The kept-open append handle (under ``_lock``); reopened when the log file was replaced."""
+        if self._fh is not None:
+            try:
+                same = os.fstat(self._fh.fileno()).st_ino == os.stat(self.path).st_ino
+            except OSError:
+                same = False
+            if not same:
+                self._fh.close()
+                self._fh = None
+        if self._fh is None:
+            self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open across appends, closed by close()
+        return self._fh
+
+    def _sync_through(self, seq: int) -> None:
+        """Group commit: return once record ``seq`` and the sidecar naming it (or a later one) are on disk.
+
+        Lock order: ``_sync_lock`` (head writes and fsyncs), then ``_lock`` (appends), never the reverse.
+        """
+        with self._sync_lock:
+            if self._durable_seq >= seq:
+                return  # another caller's fsync covered it
+            with self._lock:  # everything appended so far is flushed to the OS: make all of it durable
+                last_seq, last_hash = self._seq, self._last_hash
+                fd = os.dup(self._fh.fileno())  # appends go on while this one syncs
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._write_head_locked(last_seq, last_hash, fsync=True)
+            self._durable_seq = last_seq
+
+    def _move_head(self, seq: int, last_hash: str, *, fsync: bool) -> None:
+        with self._sync_lock:
+            self._write_head_locked(seq, last_hash, fsync=fsync)
+
+    def _write_head_locked(self, seq: int, last_hash: str, *, fsync: bool) -> None:
+        """Write the sidecar (caller holds ``_sync_lock``); it never moves back to an earlier record."""
+        if seq >= self._head_seq:
+            _write_head(self.head, seq, last_hash, fsync=fsync)
+            self._head_seq = seq
+
+    def close(self) -> None:
+        """Make the last record durable (when the log fsyncs), point the sidecar at it, close the file."""
+        with self._sync_lock:
+            with self._lock:
+                if self._fh is not None:
+                    self._fh.flush()
+                    if self.fsync:
+                        os.fsync(self._fh.fileno())
+                    self._fh.close()
+                    self._fh = None
+                last_seq, last_hash = self._seq, self._last_hash
+            if last_seq and (self._head_seq != last_seq or last_seq > self._durable_seq):
+                self._write_head_locked(last_seq, last_hash, fsync=self.fsync)
+            self._durable_seq = max(self._durable_seq, last_seq) if self.fsync else self._durable_seq
 
     def record(self, principal: Principal, action: str, resource: str = "", *, outcome: str = "allowed",
                reason: str = "", source_ip: str | None = None, user_agent: str | None = None,
