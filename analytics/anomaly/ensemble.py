@@ -289,7 +289,10 @@ class AnomalyDetector:
         if detector is not None and detector not in self.weights:
             raise ValueError(f"unknown detector {detector!r}; known: {sorted(self.weights)}")
         ts = self._last["timestamp"]
-        key = pd.Timestamp(timestamp) if np.issubdtype(ts.dtype, np.datetime64) else timestamp
+        key: object = timestamp
+        if np.issubdtype(ts.dtype, np.datetime64):
+            stamp = pd.Timestamp(timestamp)  # type: ignore[arg-type]
+            key = stamp.tz_convert("UTC").tz_localize(None) if stamp.tz is not None else stamp  # scored as naive UTC
         hits = np.flatnonzero((ts == key).to_numpy())
         if hits.size == 0:
             raise KeyError(f"timestamp {timestamp!r} is not in the last scored series")

@@ -202,3 +202,16 @@ def test_an_event_that_escalates_is_announced_again():
     det.escalate = 3.0
     scores[36] = 18.5  # 3 x 6.0 reached again: a third alert
     assert np.flatnonzero(det.alerts(flags, scores)).tolist() == [10, 30, 36]
+
+
+def test_timezone_aware_input_is_scored_in_utc_and_feedback_accepts_either_form():
+    ts = pd.date_range("2024-01-01", periods=N, freq="h", tz="Europe/Paris")
+    df = frame()
+    df["timestamp"] = ts
+    det = fast_ensemble()
+    alerts = det.anomalies(df)
+    assert alerts and alerts[0].timestamp.tz is None  # naive UTC
+    assert alerts[0].timestamp == ts[1000].tz_convert("UTC").tz_localize(None)
+    det.mark_false_positive(ts[1000])  # the aware stamp the caller has
+    det.mark_false_positive(alerts[0].timestamp)  # or the naive UTC one the detector returned
+    assert len(det.feedback.history) == 2
