@@ -1,6 +1,6 @@
-"""The receivers' guard (:mod:`receivers.auth`) audits a refused cross-tenant write with both tenants: the
-caller's (``tenant_id``) and the one it asked to write into with ``X-Scope-OrgID`` (``target_tenant_id``), so
-the refused attempt is found when filtering by either tenant. OTLP/gRPC (interceptor) and OTLP/HTTP
+"""The receivers' guard (:mod:`receivers.auth`) audits a refused cross-tenant write, and an admitted one (a
+platform admin's), with both tenants: the caller's (``tenant_id``) and the one it asked to write into with
+``X-Scope-OrgID`` (``target_tenant_id``), so the attempt is found when filtering by either tenant. OTLP/gRPC (interceptor) and OTLP/HTTP
 (middleware), with the real servicers behind them."""
 
 from __future__ import annotations
@@ -68,17 +68,21 @@ def test_admit_refusal_names_the_requested_tenant(guard: tuple[ReceiverGuard, Ap
     with pytest.raises(Refused) as refused:
         g.admit(a_key, "tenant-b", receiver="otlp_grpc", source_ip="10.0.0.7")
     assert refused.value.status == 403
-    # its own tenant and a platform admin's cross-tenant write are admitted (and not audited here)
+    # its own tenant and a platform admin's cross-tenant write are admitted; only the latter is audited
     assert g.admit(a_key, None, receiver="otlp_grpc").tenant_id == "tenant-a"
     assert g.admit(plat_key, "tenant-b", receiver="otlp_grpc").tenant_id == "ops"
     recs = list(iter_records(audit.path))
-    assert _who(recs) == [("tenant-a", "tenant-b", "denied", "otlp_grpc/tenant-b")]
+    assert _who(recs) == [("tenant-a", "tenant-b", "denied", "otlp_grpc/tenant-b"),
+                          ("ops", "tenant-b", "allowed", "otlp_grpc/tenant-b")]  # fmt: skip
+    plat_rec = recs.pop()
+    assert plat_rec["action"] == "events:write"
     assert recs[0]["action"] == "events:write" and recs[0]["source_ip"] == "10.0.0.7"
     # found by either tenant; the tenant-facing view of B leaves out A's refused attempt (A's user and key)
-    assert [r["seq"] for r in iter_records(audit.path, tenant_id="tenant-b")] == [1]
+    assert [r["seq"] for r in iter_records(audit.path, tenant_id="tenant-b")] == [1, 2]
     assert [r["seq"] for r in iter_records(audit.path, tenant_id="tenant-a")] == [1]
-    assert list(iter_records(audit.path, tenant_id="tenant-b", foreign_denied=False)) == []
-    assert list(iter_records(audit.path, tenant_id="ops")) == []
+    # B's own view shows the platform admin's write into it, not A's refused attempt
+    assert [r["seq"] for r in iter_records(audit.path, tenant_id="tenant-b", foreign_denied=False)] == [2]
+    assert [r["seq"] for r in iter_records(audit.path, tenant_id="ops")] == [2]
     assert verify(audit.path).ok
 
 
