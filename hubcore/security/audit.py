@@ -160,7 +160,8 @@ class AuditLog:
                 return  # another caller's fsync covered it
             with self._lock:  # everything appended so far is flushed to the OS: make all of it durable
                 last_seq, last_hash = self._seq, self._last_hash
-                fd = os.dup(self._fh.fileno())  # appends go on while this one syncs
+                # a duplicate descriptor: appends go on while this one syncs (and close() may run meanwhile)
+                fd = os.dup(self._file().fileno())
             try:
                 os.fsync(fd)
             finally:
@@ -191,7 +192,8 @@ class AuditLog:
                 last_seq, last_hash = self._seq, self._last_hash
             if last_seq and (self._head_seq != last_seq or last_seq > self._durable_seq):
                 self._write_head_locked(last_seq, last_hash, fsync=self.fsync)
-            self._durable_seq = max(self._durable_seq, last_seq) if self.fsync else self._durable_seq
+            if self.fsync:
+                self._durable_seq = last_seq
 
     def record(self, principal: Principal, action: str, resource: str = "", *, outcome: str = "allowed",
                reason: str = "", source_ip: str | None = None, user_agent: str | None = None,

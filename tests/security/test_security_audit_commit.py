@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,10 @@ def test_concurrent_synced_appends_share_fsyncs_and_stay_chained(
     calls: list[int] = []
     real_fsync = os.fsync
 
-    def counting_fsync(fd: int) -> None:
+    def counting_fsync(fd: int) -> None:  # a disk-like fsync: long enough that writers pile up behind it
         calls.append(fd)
         real_fsync(fd)
+        time.sleep(0.002)
 
     monkeypatch.setattr(audit_mod.os, "fsync", counting_fsync)
     log = AuditLog(tmp_path, fsync=True)
@@ -51,8 +53,8 @@ def test_concurrent_synced_appends_share_fsyncs_and_stay_chained(
     assert verify(log.path).ok and verify(log.path).records == 400
     assert _head(log) == 400
     assert len({r["subject"] for r in iter_records(log.path)}) == 400
-    # two fsyncs (file, sidecar) per commit; concurrent writers share commits
-    assert len(calls) < 2 * 400
+    # two fsyncs (file, sidecar) per commit; concurrent writers share commits (one per record without them)
+    assert len(calls) < 400
 
 
 def test_unsynced_appends_move_the_sidecar_lazily_and_a_synced_one_catches_up(tmp_path: Path) -> None:
@@ -99,3 +101,12 @@ def test_a_restarted_writer_continues_the_chain(tmp_path: Path) -> None:
     again = AuditLog(tmp_path, fsync=True)
     assert _append(again, 3)["seq"] == 4
     assert verify(again.path).ok and _head(again) == 4
+
+
+def test_a_synced_append_racing_close_is_still_made_durable(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path, fsync=False)  # the log does not fsync by default; this record asks to
+    rec = _append(log, 0)
+    log.close()
+    log._sync_through(int(rec["seq"]) + 1)  # what a synced append finishing after close() does: no crash
+    _append(log, 1, sync=True)  # and the log reopens its file for later records
+    assert verify(log.path).ok and _head(log) == 2
