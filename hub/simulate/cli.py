@@ -5,7 +5,9 @@
     hub simulate --api URL --rate 500 --duration 600 --scenario latency_spike:model=gpt-4o --truth t.json
 
 Exit codes: 0 done, 1 the API could not be reached (or refused the credentials), 2 bad arguments,
-130 interrupted (Ctrl-C; the summary is still printed). The summary is one JSON line on stdout;
+130 interrupted (Ctrl-C; the summary is still printed). The first Ctrl-C stops generating, lets the
+batches in flight finish and sends what was already generated, so ``sent`` counts what the hub
+accepted; a second Ctrl-C abandons those too. The summary is one JSON line on stdout;
 progress goes to stderr.
 """
 
@@ -16,7 +18,9 @@ import bisect
 import contextlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -205,6 +209,25 @@ class Progress:
             self.stream.flush()
 
 
+def _graceful_interrupt(stop: threading.Event) -> Callable[[], None]:
+    """Make the first SIGINT set ``stop`` (and the next raise KeyboardInterrupt); returns the undo.
+
+    Outside the main thread (signals cannot be handled there) it changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        _err("interrupted: finishing the batches in flight (Ctrl-C again to abandon them)")
+
+    signal.signal(signal.SIGINT, on_sigint)
+    return lambda: signal.signal(signal.SIGINT, previous)
+
+
 def _err(msg: str) -> None:
     sys.stderr.write(f"hub simulate: {msg}\n")
     sys.stderr.flush()
@@ -307,8 +330,12 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     buf: list[Event] = []
     buf_since = 0.0
     last_t = 0.0
+    stop = threading.Event()
+    restore = _graceful_interrupt(stop)
     try:
         while True:
+            if stop.is_set():  # first Ctrl-C: stop generating; what was generated is still sent below
+                break
             if gi >= len(gen_e):
                 want = int(min(batch, limit - generated))
                 if want <= 0:
@@ -321,7 +348,8 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
                 if paced and now < duration:  # a quiet spell at the end: the run still lasts --duration
                     flush(buf)
                     buf = []
-                    time.sleep(duration - now)
+                    while not stop.is_set() and (rest := duration - (time.monotonic() - start)) > 0:
+                        time.sleep(min(rest, 0.1))
                 break
             room = batch - len(buf)
             hi = min(len(gen_e), gi + room)
@@ -358,11 +386,14 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
         buf = []
         if isinstance(sink, ConcurrentSender):
             sink.drain()
+        if stop.is_set():
+            status, code = "interrupted", 130
     except KeyboardInterrupt:
         status, code = "interrupted", 130
     except SendError as exc:
         status, code, error = "failed", 1, str(exc)
     finally:
+        restore()
         if isinstance(sink, FileSink):
             sink.close()
     summary = snapshot()

@@ -253,6 +253,35 @@ def test_ctrl_c_prints_the_summary(stub: StubHub) -> None:
     assert proc.returncode == 130
     s = json.loads(out.decode().strip().splitlines()[-1])
     assert s["status"] == "interrupted" and s["sent"] > 0
+    # the first Ctrl-C lets the batch in flight finish: what the hub got is what the summary counts
+    assert s["sent"] == sum(len(json.loads(p[2])) for p in stub.events_posts())
+    assert s["accepted"] == s["sent"]
+
+
+def test_a_second_ctrl_c_abandons_the_batches_in_flight(stub: StubHub) -> None:
+    stub.delay = 10.0  # the hub never answers in time: only a second Ctrl-C can end the run
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.simulate", "--api", stub.url, "--rate", "200", "--duration", "60", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not stub.events_posts() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None, "the first Ctrl-C waits for the batch in flight"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        stub.delay = 0.0
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    s = json.loads(out.decode().strip().splitlines()[-1])
+    assert s["status"] == "interrupted" and s["sent"] == 0
+    assert b"Ctrl-C again" in err
 
 
 def test_retry_after_parsing() -> None:
