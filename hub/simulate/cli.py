@@ -225,7 +225,11 @@ def _graceful_interrupt(stop: threading.Event) -> Callable[[], None]:
         _err("interrupted: finishing the batches in flight (Ctrl-C again to abandon them)")
 
     signal.signal(signal.SIGINT, on_sigint)
-    return lambda: signal.signal(signal.SIGINT, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+
+    return restore
 
 
 def _err(msg: str) -> None:
