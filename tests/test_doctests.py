@@ -28,6 +28,8 @@ MODULES = [
     "api.routers.ingest_body",
     "hub.pipeline",
     "exporters.embedded",
+    "analytics.service.config",
+    "analytics.service.related",
 ]
 
 

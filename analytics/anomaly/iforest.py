@@ -34,9 +34,11 @@ def window_features(
 ) -> np.ndarray:
     """Causal per-point features of every column: robust level z, short-mean z,
     short-window volatility relative to the long-window scale, and (with a ``period``) the z of the
-    residual from a seasonal forecast. Shape ``(n, 3 * k)`` or ``(n, 4 * k)``; NaN during warm-up."""
+    residual from a seasonal forecast; with related columns (``k > 1``), also the robust z of the
+    target's residual from its trailing linear fit on each related column (see
+    :func:`relationship_z`). Shape ``(n, 3 * k + k - 1)`` or ``(n, 4 * k + k - 1)``; NaN during warm-up."""
     arr = as_2d(values)
-    cols = []
+    cols = [relationship_z(arr[:, 0], arr[:, j], long) for j in range(1, arr.shape[1])]
     for j in range(arr.shape[1]):
         x = arr[:, j]
         med, scale = trailing_center_scale(x, long, max(10, long // 10))
@@ -55,6 +57,24 @@ def window_features(
                 np.log1p(np.nan_to_num(short_std) / scale),
             ]
     return np.column_stack(cols)
+
+
+def relationship_z(y: np.ndarray, x: np.ndarray, window: int) -> np.ndarray:
+    """Robust z of ``y``'s residual from ``a + b * x``, fitted by least squares on the ``window`` points
+    before ``t`` (causal): large when the usual relationship between the two series breaks, even with
+    each series inside its own range (latency up while the tokens that usually explain it are not)."""
+    ys, xs = pd.Series(y), pd.Series(x)
+    minp = max(10, window // 10)
+    r = xs.shift(1).rolling(window, min_periods=minp)
+    mean_x, var_x = r.mean(), r.var()
+    mean_y = ys.shift(1).rolling(window, min_periods=minp).mean()
+    cov = ys.shift(1).rolling(window, min_periods=minp).cov(xs.shift(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b = np.where(var_x.to_numpy() > 0, (cov / var_x).to_numpy(), 0.0)
+    resid = y - (mean_y.to_numpy() + b * (x - mean_x.to_numpy()))
+    med, scale = trailing_center_scale(resid, window, minp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (resid - med) / scale
 
 
 @dataclass

@@ -22,6 +22,11 @@ YAML (``processors.analytics`` of the hub config)::
             schedulers: [periodic]         # default: the first scheduler
             params: {detectors: [robust, seasonal], min_periods: 30}
             provide_series: [anomaly_score, yhat, yhat_lower, yhat_upper]
+          joint:
+            class: anomaly
+            queries: [latency_p95]
+            related: [errors]              # scored jointly: the iforest sees errors of the same model too
+            params: {detectors: [robust, seasonal, iforest]}
         schedulers:
           periodic: {fit_every: 1h, infer_every: 1m, fit_window: 2d}
 
@@ -58,6 +63,10 @@ __all__ = [
 ANOMALY_SERIES = ("anomaly_score", "yhat", "yhat_lower", "yhat_upper")
 FORECAST_SERIES = ("yhat", "yhat_lower", "yhat_upper", "forecast_breach")
 DETECTORS = ("robust", "seasonal", "iforest", "autoencoder", "lstm", "zscore")
+#: The service's detectors when ``params.detectors`` is not given.
+DEFAULT_DETECTORS = ("robust", "seasonal")
+#: Detectors that use related series (the extra columns of a 2-D input).
+MULTIVARIATE = ("iforest",)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -148,6 +157,12 @@ class ModelSpec(_Base):
     ``params`` for ``anomaly``: ``detectors`` (names), ``quorum``, ``vote_window``, ``min_periods``,
     ``window`` (passed to the detectors that have them). For ``forecast``: ``horizon`` (duration or
     steps, default 1d), ``level`` (95), ``mode`` (``bulk`` | ``full``, default bulk).
+
+    ``related`` (anomaly only): queries scored jointly with each of the model's queries — every series
+    gets, as extra columns, the series of those queries that carry the same values on the labels they
+    share (``error_rate`` of the same model next to its ``latency_p95``), so the multivariate detectors
+    (``iforest``, which must then be among ``detectors``) see joint anomalies. A query is never its
+    own related series; the bulk path (``bulk_threshold`` series or more) scores series alone.
     """
 
     model_class: Literal["anomaly", "forecast"] = msgspec.field(name="class", default="anomaly")
@@ -155,6 +170,7 @@ class ModelSpec(_Base):
     schedulers: list[str] | None = None
     params: dict[str, Any] = {}
     provide_series: list[str] | None = None
+    related: list[str] = []
 
     def series(self) -> tuple[str, ...]:
         allowed = ANOMALY_SERIES if self.model_class == "anomaly" else FORECAST_SERIES
@@ -172,7 +188,12 @@ class ModelSpec(_Base):
                     raise ConfigError(
                         f"{key}.params.detectors.{i}", f"unknown detector {det!r}; use {', '.join(DETECTORS)}"
                     )
+            if self.related and not set(self.params.get("detectors") or DEFAULT_DETECTORS) & set(MULTIVARIATE):
+                raise ConfigError(f"{key}.related", f"related series are used by the {', '.join(MULTIVARIATE)} "
+                                  "detector; add it to params.detectors")  # fmt: skip
         else:
+            if self.related:
+                raise ConfigError(f"{key}.related", "only anomaly models score related series")
             level = self.params.get("level", 95)
             if not isinstance(level, int | float) or not 0 < level < 100:
                 raise ConfigError(f"{key}.params.level", f"must be between 0 and 100; got {level!r}")
@@ -226,6 +247,10 @@ class AnalyticsConfig(_Base):
             for i, qname in enumerate(m.queries or []):
                 if qname not in self.queries:
                     raise ConfigError(f"{mkey}.queries.{i}", f"references {qname!r}, which is not a query "
+                                      f"(known: {sorted(self.queries)})")  # fmt: skip
+            for i, qname in enumerate(m.related):
+                if qname not in self.queries:
+                    raise ConfigError(f"{mkey}.related.{i}", f"references {qname!r}, which is not a query "
                                       f"(known: {sorted(self.queries)})")  # fmt: skip
             for i, sname in enumerate(m.schedulers or []):
                 if sname not in self.schedulers:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,8 +34,9 @@ from analytics.anomaly.ensemble import explain
 from analytics.anomaly.model import severities
 from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError, SeriesForecast
 from analytics.service.bulk import bulk_forecast, bulk_score
-from analytics.service.config import ModelSpec, parse_duration
+from analytics.service.config import DEFAULT_DETECTORS, ModelSpec, parse_duration
 from analytics.service.derived import AnomalyRecord, DerivedRow
+from analytics.service.related import related_columns
 from analytics.service.series import Series
 
 __all__ = [
@@ -58,7 +59,7 @@ MIN_POINTS = 16
 
 def build_detector(params: dict[str, Any], feedback: FeedbackState | None = None) -> AnomalyDetector:
     """An :class:`AnomalyDetector` from model ``params`` (see :class:`ModelSpec`)."""
-    names = params.get("detectors") or ["robust", "seasonal"]
+    names = params.get("detectors") or list(DEFAULT_DETECTORS)
     shared = {k: params[k] for k in ("min_periods", "window") if k in params}
     detectors = []
     for name in names:
@@ -85,10 +86,12 @@ def _usable(series: Series) -> bool:
 def run_anomaly(
     tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series],
     feedback: FeedbackState | None, *, write_from: dict[str, float] | float | None = None, bulk_threshold: int = 200,
+    related: Mapping[str, Sequence[Series]] | None = None,
 ) -> tuple[list[DerivedRow], list[AnomalyRecord], float | None]:  # fmt: skip
     """Score every series; rows for points after ``write_from`` (per series key, or one time), records for
     every anomalous point scored, and the time from which points were scored (None: nothing scored;
-    the whole window on the ensemble path, the newest points on the bulk path)."""
+    the whole window on the ensemble path, the newest points on the bulk path). ``related``: the
+    series of the model's related queries (see :mod:`analytics.service.related`; ensemble path only)."""
     provide = set(spec.series())
     rows: list[DerivedRow] = []
     records: list[AnomalyRecord] = []
@@ -97,7 +100,8 @@ def run_anomaly(
         return rows, records, None
     if len(usable) >= bulk_threshold:
         return _bulk_run(tenant, query, model_alias, spec, usable, feedback, write_from)
-    frames = _ensemble_frames(usable, spec, feedback)
+    frames = [score_series(build_detector(spec.params, feedback), s, related_columns(s, related or {}))
+              for s in usable]  # fmt: skip
     for s, frame in zip(usable, frames, strict=True):
         labels = _labels(s, query, model_alias)
         since = write_from.get(s.key) if isinstance(write_from, dict) else write_from
@@ -121,14 +125,13 @@ def run_anomaly(
     return rows, records, min(float(s.ts[0]) for s in usable)
 
 
-def _ensemble_frames(series: Sequence[Series], spec: ModelSpec, feedback: FeedbackState | None) -> list[pd.DataFrame]:
-    return [score_series(build_detector(spec.params, feedback), s) for s in series]
-
-
-def score_series(detector: AnomalyDetector, s: Series) -> pd.DataFrame:
-    """``detector.score`` on the series from its first value on (earlier empty buckets get no score)."""
+def score_series(detector: AnomalyDetector, s: Series, related: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """``detector.score`` on the series from its first value on (earlier empty buckets get no score);
+    ``related`` columns (aligned on ``s``) go alongside for the multivariate detectors."""
     first = _first_finite(s.values)
     frame = pd.DataFrame({"timestamp": pd.to_datetime(s.ts[first:], unit="s"), "value": s.values[first:]})
+    for name, column in (related or {}).items():
+        frame[name] = column[first:]
     scored = detector.score(frame)
     if first:  # the buckets before the series' first value are not scored
         head = pd.DataFrame({"timestamp": pd.to_datetime(s.ts[:first], unit="s"), "value": s.values[:first]})

@@ -31,6 +31,7 @@ from analytics.service.config import AnalyticsConfig, config_from_dict, default_
 from analytics.service.derived import DerivedRepository, DerivedRow
 from analytics.service.feedback import FeedbackStore
 from analytics.service.models import build_detector, run_anomaly, run_forecast, score_series
+from analytics.service.related import related_columns
 from analytics.service.series import Series, labels_key, load_series, tenants_with_data
 from hubcore.errors import PermanentError
 from hubcore.storage.embedded import EmbeddedStore
@@ -167,6 +168,7 @@ class AnalyticsService:
                     last = self.repo.last_ts(tenant, query, model)
                     written.update({s.key: last for s in series if last is not None})
                 feedback = self.feedback.load(tenant, query)
+                related = self.load_related(tenant, model, query, now - fit_window, now)
                 rows, records, scored_from = run_anomaly(
                     tenant,
                     query,
@@ -176,6 +178,7 @@ class AnalyticsService:
                     feedback,
                     write_from=dict(written),
                     bulk_threshold=self.config.bulk_threshold,
+                    related=related,
                 )
                 if scored_from is not None:
                     self.repo.replace_anomalies(tenant, query, model, scored_from, records)
@@ -209,6 +212,12 @@ class AnalyticsService:
         spec = self.config.queries[query]
         return load_series(self.store, spec, tenant, start_s, end_s, timeout_s=self.config.query_timeout_s,
                            max_series=self.config.max_series)  # fmt: skip
+
+    def load_related(
+        self, tenant: str, model: str, query: str, start_s: float, end_s: float
+    ) -> dict[str, list[Series]]:
+        """The series of ``model``'s related queries (but ``query`` itself) over the same window."""
+        return {q: self.load(tenant, q, start_s, end_s) for q in self.config.models[model].related if q != query}
 
     def _breaches(self, tenant: str, model: str, query: str, series: Sequence[Series]) -> list[DerivedRow]:
         """``forecast_breach`` (1 outside the stored band, else 0) for actual points not yet checked."""
@@ -298,7 +307,8 @@ class AnalyticsService:
             if detector is not None and detector not in det.weights:
                 raise PermanentError(f"detector: unknown detector {detector!r}; known: {sorted(det.weights)}",
                                      reason="bad_detector")  # fmt: skip
-            score_series(det, match[0])
+            related = self.load_related(tenant, model, query, start, end)
+            score_series(det, match[0], related_columns(match[0], related))
             det.mark_false_positive(ts, detector)
             state = det.feedback
         self.feedback.save(tenant, query, state)
