@@ -30,8 +30,9 @@ from .iforest import IsolationForestDetector
 from .model import AnomalyScore, Detector, DetectorOutput, Severity, severities
 from .statistical import RobustDeviationDetector, SeasonalResidualDetector
 
-#: Relative weights measured on the NAB benchmark (per-detector F1, see docs/anomaly.md).
-DEFAULT_WEIGHTS: dict[str, float] = {"robust": 0.578, "seasonal": 0.473, "iforest": 0.5, "autoencoder": 0.364}
+#: Relative weights: each detector's F1 alone on the NAB benchmark (``benchmarks/anomaly_eval.py``,
+#: ``per_detector_overall``; see docs/anomaly.md).
+DEFAULT_WEIGHTS: dict[str, float] = {"robust": 0.667, "seasonal": 0.44, "iforest": 0.473, "autoencoder": 0.4}
 
 OUTPUT_COLUMNS = [
     "timestamp",
