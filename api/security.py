@@ -43,6 +43,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/api/v1/dlq"): ("dlq:read", "dlq"),
     ("POST", "/api/v1/dlq/replay"): ("dlq:replay", "dlq"),
     ("POST", "/api/v1/query"): ("query:run", "query"),
+    ("POST", "/api/v1/query/batch"): ("query:run", "query"),
     ("POST", "/api/v1/query/export"): ("query:export", "query"),
     ("GET", "/api/v1/events/export"): ("query:export", "events"),
     ("GET", "/api/v1/metrics/catalog"): ("analytics:read", "catalog"),

@@ -7,17 +7,21 @@
 Starts ``hub run`` as a subprocess (auth off, no fsync) on free ports, seeds it with simulated traffic
 (``hub.simulate``) spread over the last two days, then runs ``--users`` simulated users with httpx
 (async, one client each, at most 6 connections like a browser). One page load is what a browser does
-for ``/``: the HTML, its CSS and two scripts (revalidated, as their ``Cache-Control: no-cache`` asks),
-the ECharts bundle on a user's first visit only (``immutable``), then the page's 11 calls to
-``POST /api/v1/query`` in parallel (the bodies pages.js sends: relative ranges, which the hub's query
-cache keeps 10 s; ``--no-cache-share`` makes each user's bodies distinct, as with a live feed that
-invalidates the cache at every commit). The time of a load runs from the first request to the last response.
+for ``/``: the HTML; on a user's first visit its four assets (the pages link them with a content hash,
+``?v=``, and ``Cache-Control: immutable``, so later visits fetch none); then the page's 11 queries in
+one ``POST /api/v1/query/batch`` (console.js batches the queries its panels issue in the same tick;
+the bodies pages.js sends: relative ranges, which the hub's query cache keeps 10 s;
+``--no-cache-share`` makes each user's bodies distinct, as with a live feed that invalidates the cache
+at every commit). The time of a load runs from the first request to the last response. In the same run
+the previous console is measured too (``unbatched_*``): three assets revalidated at every visit and
+11 separate ``POST /api/v1/query`` calls in parallel.
 
 The baseline is ``GET /healthz`` by the same number of concurrent users, as many times; for scale, the
 same page is also loaded 10 times by one user alone (``single_user_*``).
 
 The last line of output is one JSON object: ``page_p50_ms``, ``page_p95_ms``, ``page_p99_ms``,
-``healthz_p95_ms``, ``single_user_p95_ms``, ``api_calls_per_page``, ``pages_per_s``, ``errors``, the parameters.
+``unbatched_page_p50_ms``, ``unbatched_page_p95_ms``, ``healthz_p95_ms``, ``single_user_p95_ms``,
+``api_calls_per_page``, ``queries_per_page``, ``pages_per_s``, ``errors``, the parameters.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -34,7 +39,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
@@ -120,23 +125,43 @@ def summary_bodies(salt: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-async def page_load(client: httpx.AsyncClient, first: bool, share_cache: bool = True) -> float:
+_LINK = re.compile(r'(?:src|href)="(/console/static/[^"]+)"')
+
+
+async def page_load(client: httpx.AsyncClient, first: bool, share_cache: bool = True, batched: bool = True) -> float:
     t0 = time.perf_counter()
     html = await client.get("/")
     html.raise_for_status()
-    assets = [client.get(a) for a in ASSETS] + ([client.get(VENDOR)] if first else [])
+    bodies = summary_bodies(None if share_cache else uuid.uuid4().hex)
+    if batched:  # the console now: versioned immutable assets (first visit only), one batch of queries
+        assets = [client.get(a) for a in _LINK.findall(html.text)] if first else []
+        calls = [client.post("/api/v1/query/batch", json={"queries": bodies})]
+    else:  # the console before: assets revalidated at every visit, one call per query
+        assets = [client.get(a) for a in ASSETS] + ([client.get(VENDOR)] if first else [])
+        calls = [client.post("/api/v1/query", json=b) for b in bodies]
     for r in await asyncio.gather(*assets):
         r.raise_for_status()
-    calls = [client.post("/api/v1/query", json=b) for b in summary_bodies(None if share_cache else uuid.uuid4().hex)]
     for r in await asyncio.gather(*calls):
         r.raise_for_status()
+        if batched and any(x["status"] != 200 for x in r.json()["results"]):
+            raise httpx.HTTPStatusError("a query of the batch failed", request=r.request, response=r)
     return time.perf_counter() - t0
 
 
-async def run_users(
-    base: str, users: int, loads: int, fn: str, share_cache: bool = True
-) -> tuple[list[float], int, float]:
-    """``users`` concurrent users doing ``loads`` each of ``fn`` ('page' or 'healthz')."""
+class Run(NamedTuple):
+    first: list[float]  # seconds of each user's first load (empty caches)
+    repeat: list[float]  # seconds of the later loads
+    errors: int
+    wall: float
+
+    @property
+    def all(self) -> list[float]:
+        return self.first + self.repeat
+
+
+async def run_users(base: str, users: int, loads: int, fn: str, share_cache: bool = True) -> Run:
+    """``users`` concurrent users doing ``loads`` each of ``fn`` ('page', 'unbatched' or 'healthz')."""
+    first: list[float] = []
     times: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=6, max_keepalive_connections=6)
@@ -146,8 +171,9 @@ async def run_users(
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
             for i in range(loads):
                 try:
-                    if fn == "page":
-                        times.append(await page_load(client, first=i == 0, share_cache=share_cache))
+                    if fn in ("page", "unbatched"):
+                        took = await page_load(client, i == 0, share_cache, batched=fn == "page")
+                        (first if i == 0 else times).append(took)
                     else:
                         t0 = time.perf_counter()
                         (await client.get("/healthz")).raise_for_status()
@@ -160,13 +186,14 @@ async def run_users(
 
     t0 = time.perf_counter()
     await asyncio.gather(*(user() for _ in range(users)))
-    return times, errors, time.perf_counter() - t0
+    return Run(first, times, errors, time.perf_counter() - t0)
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: float) -> float | None:
+    """The ``q``-th percentile in milliseconds (one decimal); None without values."""
     if not values:
-        return float("nan")
-    return float(np.percentile(np.asarray(values) * 1000.0, q))
+        return None
+    return round(float(np.percentile(np.asarray(values) * 1000.0, q)), 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,11 +219,12 @@ def main(argv: list[str] | None = None) -> int:
                 seeded = seed(base, events)
                 time.sleep(1.0)  # let the writer commit the last batch
                 print(f"seeded {seeded} events in {time.perf_counter() - t0:.1f} s")
-            asyncio.run(run_users(base, min(args.users, 10), 1, "page"))  # warm-up
+            asyncio.run(run_users(base, args.users, 1, "unbatched"))  # warm-up, at full concurrency
             share = not args.no_cache_share
-            alone, alone_err, _ = asyncio.run(run_users(base, 1, 10, "page", share))
-            page, page_err, page_wall = asyncio.run(run_users(base, args.users, loads, "page", share))
-            hz, hz_err, _ = asyncio.run(run_users(base, args.users, loads, "healthz"))
+            alone = asyncio.run(run_users(base, 1, 10, "page", share))
+            old = asyncio.run(run_users(base, args.users, loads, "unbatched", share))
+            page = asyncio.run(run_users(base, args.users, loads, "page", share))
+            hz = asyncio.run(run_users(base, args.users, loads, "healthz"))
         finally:
             if proc is not None:
                 proc.terminate()
@@ -206,16 +234,25 @@ def main(argv: list[str] | None = None) -> int:
                     proc.kill()
     result = {
         "benchmark": "console", "users": args.users, "loads_per_user": loads, "events": seeded,
-        "api_calls_per_page": len(summary_bodies()), "cache_shared": not args.no_cache_share,
-        "page_p50_ms": round(pct(page, 50), 1), "page_p95_ms": round(pct(page, 95), 1),
-        "page_p99_ms": round(pct(page, 99), 1), "page_mean_ms": round(statistics.fmean(page) * 1000, 1) if page else None,
-        "pages_per_s": round(len(page) / page_wall, 1) if page_wall else None,
-        "healthz_p50_ms": round(pct(hz, 50), 1), "healthz_p95_ms": round(pct(hz, 95), 1),
-        "single_user_p50_ms": round(pct(alone, 50), 1), "single_user_p95_ms": round(pct(alone, 95), 1),
-        "errors": page_err + hz_err + alone_err, "quick": bool(args.quick),
+        "api_calls_per_page": 1, "queries_per_page": len(summary_bodies()), "cache_shared": not args.no_cache_share,
+        "page_p50_ms": pct(page.all, 50), "page_p95_ms": pct(page.all, 95), "page_p99_ms": pct(page.all, 99),
+        "page_mean_ms": round(statistics.fmean(page.all) * 1000, 1) if page.all else None,
+        "repeat_page_p50_ms": pct(page.repeat, 50), "repeat_page_p95_ms": pct(page.repeat, 95),
+        "first_page_p50_ms": pct(page.first, 50), "first_page_p95_ms": pct(page.first, 95),
+        "pages_per_s": round(len(page.all) / page.wall, 1) if page.wall else None,
+        "unbatched_page_p50_ms": pct(old.all, 50), "unbatched_page_p95_ms": pct(old.all, 95),
+        "unbatched_repeat_page_p95_ms": pct(old.repeat, 95), "unbatched_first_page_p95_ms": pct(old.first, 95),
+        "unbatched_pages_per_s": round(len(old.all) / old.wall, 1) if old.wall else None,
+        "healthz_p50_ms": pct(hz.all, 50), "healthz_p95_ms": pct(hz.all, 95),
+        "single_user_p50_ms": pct(alone.all, 50), "single_user_p95_ms": pct(alone.all, 95),
+        "errors": page.errors + old.errors + hz.errors + alone.errors, "quick": bool(args.quick),
     }  # fmt: skip
     print(f"summary page, {args.users} concurrent users x {loads}: p50 {result['page_p50_ms']} ms, "
           f"p95 {result['page_p95_ms']} ms, p99 {result['page_p99_ms']} ms; {result['pages_per_s']} pages/s")  # fmt: skip
+    print(f"  repeat visits p50 {result['repeat_page_p50_ms']} ms, p95 {result['repeat_page_p95_ms']} ms; "
+          f"first visits (empty cache) p50 {result['first_page_p50_ms']} ms, p95 {result['first_page_p95_ms']} ms")  # fmt: skip
+    print(f"previous console (11 calls, assets revalidated): p50 {result['unbatched_page_p50_ms']} ms, "
+          f"p95 {result['unbatched_page_p95_ms']} ms; {result['unbatched_pages_per_s']} pages/s")  # fmt: skip
     print(f"one user alone, 10 loads: p50 {result['single_user_p50_ms']} ms, p95 {result['single_user_p95_ms']} ms")
     print(f"baseline /healthz, same concurrency: p50 {result['healthz_p50_ms']} ms, p95 {result['healthz_p95_ms']} ms")
     print(json.dumps(result))

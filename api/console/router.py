@@ -3,7 +3,9 @@
 * ``GET /`` and ``GET /console/<page>`` — HTML shells (Jinja2, autoescaped); no data inside, so they
   are public like ``/docs``. The data comes from the public API, called by the pages' JavaScript with
   the user's credentials.
-* ``GET /console/static/{path}`` — CSS, JavaScript and the vendored ECharts (public, no data).
+* ``GET /console/static/{path}`` — CSS, JavaScript and the vendored ECharts (public, no data). The
+  pages link them as ``{path}?v=<content hash>``: such a URL never changes meaning, so it is cached
+  for a year without revalidation (``immutable``); without ``v`` (or with a stale one) ``no-cache``.
 * ``GET /console/stream`` — Server-Sent Events: ``event: summary`` with fresh headline numbers every
   ``interval`` seconds (default 5) for the caller's tenant; needs ``dashboards:read``. Streams of the
   same tenant, window and filters share one computation per interval (:class:`SummaryMemo`).
@@ -15,6 +17,8 @@ script), ``X-Content-Type-Options: nosniff`` and ``X-Frame-Options: DENY``.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import hashlib
 import mimetypes
 import re
 import threading
@@ -27,7 +31,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from api.console.summary import compute_summary
 from api.deps import get_state, read_tenant
@@ -40,6 +44,43 @@ from hubcore.query.model import QueryError
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+GZIP_TYPES = (".js", ".css", ".html", ".svg", ".json", ".txt")
+
+
+class _Asset(NamedTuple):
+    mtime: float
+    version: str  # sha256 prefix of the content: the ``v`` of the asset's URL and its ETag
+    raw: bytes
+    gzipped: bytes | None
+
+
+_assets: dict[str, _Asset] = {}
+
+
+def _asset(path: str) -> _Asset:
+    """A static file's bytes, content hash and gzip form, kept in memory (re-read when its mtime changes)."""
+    target = STATIC / path
+    mtime = target.stat().st_mtime
+    known = _assets.get(path)
+    if known is None or known.mtime != mtime:
+        raw = target.read_bytes()
+        gz = gzip.compress(raw, 9, mtime=0) if target.suffix in GZIP_TYPES else None
+        known = _Asset(mtime, hashlib.sha256(raw).hexdigest()[:12], raw, gz)
+        _assets[path] = known
+    return known
+
+
+def asset_version(path: str) -> str:
+    """A short content hash of a static file: the ``v`` of its URL."""
+    return _asset(path).version
+
+
+def asset_url(path: str) -> str:
+    """``/console/static/<path>?v=<hash>`` — what the templates link (``{{ asset('console.js') }}``)."""
+    return f"/console/static/{path}?v={asset_version(path)}"
+
+
+templates.env.globals["asset"] = asset_url
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
@@ -106,17 +147,25 @@ _add_page("summary", "/console")
 
 
 @router.get(STATIC_ROUTE, name="console_static")
-async def static_file(path: str) -> Response:
-    """A file under ``api/console/static`` (no directory listing, no escape from the folder)."""
+async def static_file(request: Request, path: str, v: str | None = None) -> Response:
+    """A file under ``api/console/static`` (no directory listing, no escape from the folder).
+
+    Text assets go gzip-compressed to clients that accept it; ``If-None-Match`` with the current ETag
+    gets ``304 Not Modified`` (what a browser's revalidation of an unversioned URL costs)."""
     target = (STATIC / path).resolve()
     if not target.is_relative_to(STATIC) or not target.is_file():
         return error_response(404, "not_found", f"no console asset {path!r}")
     media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if target.suffix == ".js":
         media = "text/javascript"
-    cache = "public, max-age=86400, immutable" if "vendor/" in path else "no-cache"
-    headers = {**SECURITY_HEADERS, "Cache-Control": cache}
-    return FileResponse(target, media_type=media, headers=headers)
+    asset = _asset(str(target.relative_to(STATIC)))
+    cache = "public, max-age=31536000, immutable" if v == asset.version else "no-cache"
+    headers = {**SECURITY_HEADERS, "Cache-Control": cache, "ETag": f'"{asset.version}"', "Vary": "Accept-Encoding"}
+    if f'"{asset.version}"' in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    if asset.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(asset.gzipped, media_type=media, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(asset.raw, media_type=media, headers=headers)
 
 
 class SummaryMemo:

@@ -1,6 +1,8 @@
 """The unified query API: ``POST /api/v1/query``, exports and the metric catalogue.
 
 * ``POST /api/v1/query`` — body per docs/query.md → ``{"data": [...], "metadata": {...}}``
+* ``POST /api/v1/query/batch`` — ``{"queries": [body, ...]}`` (up to 50) → ``{"results": [...]}``, one
+  ``{"status": 200, "data", "metadata"}`` or ``{"status": 4xx/5xx, "error"}`` per query, in order
 * ``POST /api/v1/query/export?format=csv|jsonl|parquet`` — every row of a query, streamed
 * ``GET /api/v1/events/export?format=...&model=gpt-4o&tags.team=search&start=...`` — raw events, streamed
 * ``GET /api/v1/metrics/catalog`` — names, labels, payload fields and tag keys of the caller's tenant
@@ -140,6 +142,52 @@ async def query(request: Request, state: Annotated[ApiState, Depends(get_state)]
     except QueryTimeout as exc:
         return error_response(504, "query_timeout", str(exc), timeout_s=exc.timeout_s)
     return json_response(answer)
+
+
+MAX_BATCH = 50
+
+
+def _run_one(executor: QueryExecutor, item: Any, tenant: str, now_us: int, index: int) -> dict[str, Any]:
+    """One query of a batch → its result entry (errors are entries too, naming ``queries.<i>.<field>``)."""
+    try:
+        if not isinstance(item, dict):
+            raise QueryError("", "must be a query body (a JSON object)")
+        if item.get("tenant") not in (None, tenant):
+            raise QueryError("tenant", "a batch runs for one tenant: set it on the batch, not per query")
+        answer = executor.execute(parse_query(item, tenant=tenant, now_us=now_us), timeout_s=_timeout_s(item))
+        return {"status": 200, **answer}
+    except QueryError as exc:
+        field = f"queries.{index}.{exc.field}" if exc.field else f"queries.{index}"
+        return {"status": exc.status, "error": {"code": exc.reason, "message": str(exc), "field": field}}
+    except QueryTimeout as exc:
+        return {"status": 504, "error": {"code": "query_timeout", "message": str(exc), "timeout_s": exc.timeout_s}}
+
+
+@router.post("/query/batch", summary="Several unified queries in one request (a dashboard page's panels)")
+async def query_batch(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    """``{"queries": [...], "tenant": ...}``: each query as ``POST /api/v1/query`` would run it, for the
+    batch's tenant, in order; one failing query does not fail the others (its entry carries the error)."""
+    try:
+        body = await _json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("queries"), list):
+            raise QueryError("queries", "must be a list of query bodies")
+        unknown = sorted(set(body) - {"queries", "tenant"})
+        if unknown:
+            raise QueryError(unknown[0], "unknown field (a batch has queries and tenant)")
+        items = body["queries"]
+        if not 1 <= len(items) <= MAX_BATCH:
+            raise QueryError("queries", f"must hold 1 to {MAX_BATCH} queries, got {len(items)}")
+        tenant = _tenant(request, state, body)
+        if tenant is None:
+            return _forbidden()
+        executor = get_executor(request)
+        now_us = time.time_ns() // 1000
+        results = await run_in_threadpool(
+            lambda: [_run_one(executor, item, tenant, now_us, i) for i, item in enumerate(items)]
+        )
+    except QueryError as exc:
+        return _query_error(exc)
+    return json_response({"results": results})
 
 
 def _streaming(columns: list[str], batches: Any, fmt: str, name: str) -> StreamingResponse:

@@ -255,3 +255,15 @@ def test_all_tenants_query_needs_a_platform_admin(hub: RunningHub, keys: dict[st
     r = httpx.post(f"{hub.api}/api/v1/query", json=body, headers=keys["platform"])
     assert r.status_code == 200, r.text
     assert r.json()["data"][0]["count"] >= 1  # tenant-a's events, seen across tenants
+    batch = {"tenant": "*", "queries": [{"time_range": {"last": "1h"}, "aggregation": {"functions": ["count"]}}]}
+    assert httpx.post(f"{hub.api}/api/v1/query/batch", json=batch, headers=keys["a_admin"]).status_code == 403
+    rb = httpx.post(f"{hub.api}/api/v1/query/batch", json=batch, headers=keys["platform"])
+    assert rb.status_code == 200 and rb.json()["results"][0]["data"] == r.json()["data"]
+
+
+def test_a_batch_reads_only_the_callers_tenant(hub: RunningHub, keys: dict[str, dict[str, str]]) -> None:
+    batch = {"queries": [{"time_range": {"last": "1h"}, "aggregation": {"functions": ["count"]}}]}
+    own = httpx.post(f"{hub.api}/api/v1/query/batch", json=batch, headers=keys["a_admin"])
+    assert own.status_code == 200
+    other = httpx.post(f"{hub.api}/api/v1/query/batch", json={**batch, "tenant": "tenant-b"}, headers=keys["a_admin"])
+    assert other.status_code == 403

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -45,7 +46,21 @@ def test_static_files_are_served_with_types_and_no_escape(seeded: Seeded) -> Non
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     vendor = httpx.get(seeded.api + "/console/static/vendor/echarts.min.js")
     assert vendor.status_code == 200 and len(vendor.content) > 500_000
-    assert "immutable" in vendor.headers["cache-control"]
+    assert vendor.headers["cache-control"] == "no-cache"  # unversioned: revalidated
+
+
+def test_pages_link_versioned_assets_that_are_cached_without_revalidation(seeded: Seeded) -> None:
+    html = httpx.get(seeded.api + "/").text
+    links = re.findall(r'(?:src|href)="(/console/static/[^"]+)"', html)
+    assert len(links) == 4 and all("?v=" in u for u in links), links
+    for url in links:
+        path, v = url.removeprefix("/console/static/").split("?v=")
+        assert v == hashlib.sha256((STATIC / path).read_bytes()).hexdigest()[:12]
+        r = httpx.get(seeded.api + url)
+        assert r.status_code == 200 and r.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert r.content == (STATIC / path).read_bytes()
+        stale = httpx.get(f"{seeded.api}/console/static/{path}?v=000000000000")  # an old page's link
+        assert stale.status_code == 200 and stale.headers["cache-control"] == "no-cache"
     for bad in ("/console/static/%2e%2e/router.py", "/console/static/..%2Frouter.py", "/console/static/vendor",
                 "/console/static/nope.js", "/console/static/%2e%2e/%2e%2e/security.py"):  # fmt: skip
         r = httpx.get(seeded.api + bad)
@@ -153,3 +168,17 @@ def test_top_models_tables_use_the_page_window(periods: Periods) -> None:
     # the default range (24 h) holds none of them; 30 d holds both days (what the old tables mixed)
     assert _top_models(periods.api, {"last": "24h"}, duration, "count") == {}
     assert set(_top_models(periods.api, {"last": "30d"}, duration, "count")) == {"alpha-model", "beta-model", "gamma-model"}
+
+
+def test_assets_are_gzipped_for_clients_that_accept_it_and_revalidate_to_304(seeded: Seeded) -> None:
+    url = seeded.api + "/console/static/vendor/echarts.min.js"
+    raw = (STATIC / "vendor" / "echarts.min.js").read_bytes()
+    zipped = httpx.get(url, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.content == raw  # httpx decodes it
+    assert int(zipped.headers["content-length"]) < len(raw) / 2 and zipped.headers["vary"] == "Accept-Encoding"
+    plain = httpx.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == raw
+    etag = plain.headers["etag"]
+    again = httpx.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert httpx.get(url, headers={"If-None-Match": '"stale"'}).status_code == 200

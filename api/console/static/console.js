@@ -143,9 +143,46 @@
     body.filters = Hub.filters().concat(q.filters || []);
     if (Hub.state.tenant) body.tenant = Hub.state.tenant;
     if (!body.limit) body.limit = 10000;
-    const r = await Hub.api('/api/v1/query', { body });
+    const r = await batched(body);
     return r.data;
   };
+  // Queries issued in the same tick (a page's panels) go as one POST /api/v1/query/batch; a hub
+  // without that endpoint gets them one by one.
+  const BATCH_MAX = 50;
+  let pending = [];
+  let batchSupported = true; // until the hub answers 404/405 to a batch
+  function batched(body) {
+    return new Promise((resolve, reject) => {
+      pending.push({ body, resolve, reject });
+      if (pending.length === 1) setTimeout(flushBatch, 0);
+    });
+  }
+  async function single(item) {
+    try { item.resolve(await Hub.api('/api/v1/query', { body: item.body })); } catch (err) { item.reject(err); }
+  }
+  async function flushBatch() {
+    const items = pending;
+    pending = [];
+    if (!batchSupported || items.length === 1) { await Promise.all(items.map(single)); return; }
+    for (let i = 0; i < items.length; i += BATCH_MAX) {
+      const chunk = items.slice(i, i + BATCH_MAX);
+      const envelope = { queries: chunk.map((it) => { const b = Object.assign({}, it.body); delete b.tenant; return b; }) };
+      if (Hub.state.tenant) envelope.tenant = Hub.state.tenant;
+      let answer;
+      try {
+        answer = await Hub.api('/api/v1/query/batch', { body: envelope });
+      } catch (err) {
+        if (err instanceof ApiError && (err.status === 404 || err.status === 405)) { batchSupported = false; await Promise.all(chunk.map(single)); }
+        else chunk.forEach((it) => it.reject(err));
+        continue;
+      }
+      chunk.forEach((it, j) => {
+        const res = answer.results[j];
+        if (res && res.status === 200) it.resolve(res);
+        else it.reject(new ApiError(res ? res.status : 500, (res && res.error && res.error.message) || 'no result', '/api/v1/query'));
+      });
+    }
+  }
   Hub.filters = function () {
     const f = [];
     for (const k of FILTER_FIELDS) if (Hub.state[k]) f.push({ field: k, operator: 'eq', value: Hub.state[k] });
