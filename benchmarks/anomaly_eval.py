@@ -66,6 +66,30 @@ def count(ts: np.ndarray, flags: np.ndarray, windows: Iterable[tuple[str, str]])
     return tp, fp, fn
 
 
+def alerts_by_severity(
+    ts: np.ndarray, scored: pd.DataFrame, windows: Iterable[tuple[str, str]], into: dict[str, list[int]]
+) -> None:
+    """Add each alert (``is_anomaly``, after the probation) to ``into[severity]`` as [inside a window,
+    outside]: how far a user can trust an alert of each severity."""
+    flags = scored["is_anomaly"].to_numpy(dtype=bool).copy()
+    flags[: int(PROBATION * flags.size)] = False
+    inside = np.zeros(flags.size, dtype=bool)
+    for start, end in windows:
+        inside |= (ts >= np.datetime64(pd.Timestamp(start))) & (ts <= np.datetime64(pd.Timestamp(end)))
+    severity = scored["severity"].astype(str).to_numpy()
+    for i in np.flatnonzero(flags):
+        into.setdefault(severity[i], [0, 0])[0 if inside[i] else 1] += 1
+
+
+def severity_report(into: dict[str, list[int]]) -> dict[str, dict[str, float | int]]:
+    """``{severity: {alerts, in_window, precision}}`` in severity order."""
+    order = ["low", "medium", "high", "critical"]
+    return {
+        sev: {"alerts": a + b, "in_window": a, "precision": round(a / (a + b), 3) if a + b else 0.0}
+        for sev, (a, b) in sorted(into.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9)
+    }
+
+
 def prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
@@ -78,17 +102,20 @@ def generated(make: Callable[[int], tuple[pd.DataFrame, list[tuple[str, str]], s
     total = [0, 0, 0]
     by_kind: dict[str, list[int]] = {}
     baseline = [0, 0, 0]
+    severities: dict[str, list[int]] = {}
     for seed in range(n):
         frame, wins, kind = make(seed)
         scored = AnomalyDetector().score(frame)
         ts = frame["timestamp"].to_numpy()
         c = count(ts, scored["is_anomaly"].to_numpy(), wins)
+        alerts_by_severity(ts, scored, wins, severities)
         z = RollingZScoreDetector(k=6.0).score(frame["value"].to_numpy(float)).anomaly_score > 1.0
         baseline = [a + b for a, b in zip(baseline, count(ts, z, wins), strict=True)]
         total = [a + b for a, b in zip(total, c, strict=True)]
         for part in kind.split(sep):
             by_kind[part] = [a + b for a, b in zip(by_kind.get(part, [0, 0, 0]), c, strict=True)]
-    return {**prf(*total), "baseline_zscore_k6": prf(*baseline), "by_kind_tp_fp_fn": by_kind}
+    return {**prf(*total), "baseline_zscore_k6": prf(*baseline), "by_kind_tp_fp_fn": by_kind,
+            "alert_precision_by_severity": severity_report(severities)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = {m: {g: [0, 0, 0] for g in groups} for m in ("ensemble", "baseline")}
     per_detector: dict[str, list[int]] = {}
     per_file: dict[str, dict[str, list[int]]] = {}
+    severities: dict[str, list[int]] = {}
     points, seconds = 0, 0.0
     baseline = RollingZScoreDetector(k=6.0)
     for key in keys:
@@ -135,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds += time.perf_counter() - started
         points += len(df)
         wins = windows.get(key, [])
+        alerts_by_severity(ts, scored, wins, severities)
         results = {
             "ensemble": count(ts, scored["is_anomaly"].to_numpy(), wins),
             "baseline": count(ts, baseline.score(df["value"].to_numpy(float)).anomaly_score > 1.0, wins),
@@ -161,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "ensemble": {g: prf(*totals["ensemble"][g]) for g in groups},
         "baseline_zscore_k6": {g: prf(*totals["baseline"][g]) for g in groups},
         "per_detector_overall": {n: prf(*c) for n, c in per_detector.items()},
+        "alert_precision_by_severity": severity_report(severities),
         "throughput_points_per_s": round(points / max(seconds, 1e-9), 1),
     }
     if args.synthetic > 0:

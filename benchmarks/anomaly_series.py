@@ -87,8 +87,8 @@ def ops_series(seed: int) -> tuple[pd.DataFrame, list[tuple[str, str]], str]:
     daily = np.sin(2 * np.pi * t / day)
     weekday = ((t // day) % 7) < 5
     bursts = np.ones(n)  # routine, unlabelled bursts: about one every two days, x1.8-3 for 3-12 points
-    for at in np.flatnonzero(rng.random(n) < 1 / (2 * day)):
-        bursts[at : at + int(rng.integers(3, 13))] *= rng.uniform(1.8, 3.0)
+    for b0 in np.flatnonzero(rng.random(n) < 1 / (2 * day)):
+        bursts[b0 : b0 + int(rng.integers(3, 13))] *= rng.uniform(1.8, 3.0)
     if base == "cpu":
         cpu_level = rng.uniform(20, 60)
         shocks = rng.standard_t(3, n) * 2
@@ -112,14 +112,14 @@ def ops_series(seed: int) -> tuple[pd.DataFrame, list[tuple[str, str]], str]:
         w = int(rng.integers(6, 25))
         x[at : at + w] = x[at : at + w] * rng.uniform(5, 8) + (5 * scale if level < 5 * scale else 0.0)
     elif kind == "outage":
-        w = min(int(rng.integers(12, 49)), n - at)
+        w = int(min(int(rng.integers(12, 49)), n - at))
         x[at : at + w] = 0.0 if base == "counts" else np.min(x[:at]) * 0.5 + rng.normal(0, scale * 0.1, w)
     elif kind == "shift":
         x[at:] = x[at:] + rng.choice([-1, 1]) * max(0.4 * abs(level), 4 * scale)
     elif kind == "ramp":
         x[at:] = x[at:] + np.minimum((t[at:] - at) / day, 1.0) * max(abs(level), 5 * scale)
     else:
-        w = min(day, n - at)
+        w = int(min(day, n - at))
         x[at : at + w] = x[at : at + w] + rng.normal(0, 4 * scale, w)
     if base == "counts":
         x = np.maximum(x, 0).round()
