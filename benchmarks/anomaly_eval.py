@@ -14,6 +14,13 @@ Usage::
     .venv/bin/python benchmarks/anomaly_eval.py --synthetic 70   # + 70 generated series (generalisation)
     .venv/bin/python benchmarks/anomaly_eval.py --ops 40         # + 40 operational-metric series with
                                                                  #   routine bursts (see anomaly_series.py)
+    .venv/bin/python benchmarks/anomaly_eval.py --feedback 1 --ops 40  # + what marking the first false
+                                                                 #   positive of each series does afterwards
+
+``--feedback K``: in every series (NAB, and the operational set when asked) with a false-positive alert
+after the probation, the first K are marked (``mark_false_positive``, as the feedback endpoint does),
+the series is scored again with what that taught, and the alerts *after* the last marked one are
+counted against the windows that start after it, with and without the feedback.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,6 +98,31 @@ def severity_report(into: dict[str, list[int]]) -> dict[str, dict[str, float | i
     }
 
 
+def feedback_effect(frame: pd.DataFrame, windows: list[tuple[str, str]], k: int) -> tuple[list[int], list[int]] | None:
+    """(tp, fp, fn) after the last of the first ``k`` marked false positives, without and with the
+    feedback; None when the series has no false positive to mark."""
+    detector = AnomalyDetector()
+    scored = detector.score(frame)
+    ts = frame["timestamp"].to_numpy()
+    inside = np.zeros(ts.size, dtype=bool)
+    for start, end in windows:
+        inside |= (ts >= np.datetime64(pd.Timestamp(start))) & (ts <= np.datetime64(pd.Timestamp(end)))
+    flags = scored["is_anomaly"].to_numpy(dtype=bool).copy()
+    flags[: int(PROBATION * ts.size)] = False
+    marked = np.flatnonzero(flags & ~inside)[:k]
+    if not marked.size:
+        return None
+    for i in marked:
+        detector.mark_false_positive(scored["timestamp"].iloc[int(i)])
+    after = int(marked[-1]) + 1
+    future = [(a, b) for a, b in windows if np.datetime64(pd.Timestamp(a)) > ts[after - 1]]
+    before = scored["is_anomaly"].to_numpy(dtype=bool).copy()
+    taught = detector.score(frame)["is_anomaly"].to_numpy(dtype=bool).copy()
+    before[:after] = False
+    taught[:after] = False
+    return list(count(ts, before, future)), list(count(ts, taught, future))
+
+
 def prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
@@ -97,7 +130,9 @@ def prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
     return {"precision": round(p, 3), "recall": round(r, 3), "f1": round(f, 3), "tp": tp, "fp": fp, "fn": fn}
 
 
-def generated(make: Callable[[int], tuple[pd.DataFrame, list[tuple[str, str]], str]], n: int, sep: str) -> dict[str, object]:
+def generated(
+    make: Callable[[int], tuple[pd.DataFrame, list[tuple[str, str]], str]], n: int, sep: str
+) -> dict[str, object]:
     """Score ``n`` generated series; totals, and tp/fp/fn by each ``sep``-separated part of the kind."""
     total = [0, 0, 0]
     by_kind: dict[str, list[int]] = {}
@@ -118,6 +153,29 @@ def generated(make: Callable[[int], tuple[pd.DataFrame, list[tuple[str, str]], s
             "alert_precision_by_severity": severity_report(severities)}  # fmt: skip
 
 
+def feedback_report(args: argparse.Namespace, keys: list[str], windows: dict[str, Any]) -> dict[str, object]:
+    """``--feedback K`` over NAB (and the operational set with ``--ops``): totals without/with feedback."""
+    frames: list[tuple[str, pd.DataFrame, list[tuple[str, str]]]] = [
+        ("nab", pd.read_csv(args.root / "data" / key, parse_dates=["timestamp"]), windows.get(key, [])) for key in keys
+    ]
+    frames += [("ops", *ops_series(seed)[:2]) for seed in range(args.ops)]
+    out: dict[str, object] = {"marked_per_series": args.feedback}
+    for group in ("nab", "ops"):
+        series, without, taught = 0, [0, 0, 0], [0, 0, 0]
+        for g, frame, wins in frames:
+            if g != group:
+                continue
+            effect = feedback_effect(frame, wins, args.feedback)
+            if effect is None:
+                continue
+            series += 1
+            without = [a + b for a, b in zip(without, effect[0], strict=True)]
+            taught = [a + b for a, b in zip(taught, effect[1], strict=True)]
+        if series:
+            out[group] = {"series": series, "without": prf(*without), "with": prf(*taught)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="NAB folder (data/, labels/)")
@@ -136,6 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="N",
         help="also score N operational-metric series with routine, unlabelled bursts (precision check)",
+    )
+    ap.add_argument(
+        "--feedback",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also measure what marking the first K false positives of each series does afterwards",
     )
     ap.add_argument(
         "--per-file",
@@ -197,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         report["synthetic"] = generated(synthetic_series, args.synthetic, "-")
     if args.ops > 0:
         report["ops"] = generated(ops_series, args.ops, "-")
+    if args.feedback > 0:
+        report["feedback"] = feedback_report(args, keys, windows)
     if args.per_file:
         report["per_file"] = per_file
     print(json.dumps(report))
