@@ -149,7 +149,12 @@ def test_whatif_traffic_times_two_doubles_cost(hub: Any) -> None:
 def test_tenant_b_sees_nothing_of_a(hub: Any) -> None:
     h, svc, _ = hub
     r = httpx.get(f"{h.api}/api/v1/anomalies", params={"start": "-3d"}, headers=B)
-    assert r.status_code == 200 and r.json()["anomalies"] == []
+    assert r.status_code == 200
+    # B's own few points may hold an anomaly of their own (the daily swing depends on the hour the
+    # test runs); none of A's (its spike, its ids) may show
+    mine = r.json()["anomalies"]
+    assert all(a["tenant_id"] == "tenant-b" for a in mine) and not _spike(mine)
+    assert not {a["id"] for a in mine} & {a["id"] for a in _anomalies(h)}
     r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": "latency", "horizon": "6h"}, headers=B)
     assert r.status_code == 200
     assert all(len(s["points"]) == 72 for s in r.json()["series"])
@@ -157,8 +162,9 @@ def test_tenant_b_sees_nothing_of_a(hub: Any) -> None:
     for aid in a_ids:
         assert httpx.post(f"{h.api}/api/v1/anomalies/{aid}/feedback", json={"label": "false_positive"},
                           headers=B).status_code == 404  # fmt: skip
-    rows = h.sql("SELECT DISTINCT tenant_id FROM derived_series WHERE labels LIKE '%latency%'")
-    assert ("tenant-b",) not in rows or svc.repo.list_anomalies("tenant-b", start_s=0, end_s=now_s() + 1) == []
+    stored = svc.repo.list_anomalies("tenant-b", start_s=0, end_s=now_s() + 1)
+    assert all(a["tenant_id"] == "tenant-b" and a["value"] < 10_000 for a in stored)
+    assert not {a["id"] for a in stored} & a_ids
 
 
 @pytest.mark.parametrize(
