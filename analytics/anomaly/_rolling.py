@@ -230,30 +230,41 @@ def choose_period(x: np.ndarray, timestamps: np.ndarray | None, min_strength: fl
 
 
 def run_onsets(
-    flags: np.ndarray, refractory: int, scores: np.ndarray | None = None, escalate: float | None = None
+    flags: np.ndarray,
+    refractory: int,
+    scores: np.ndarray | None = None,
+    escalate: float | None = None,
+    context: np.ndarray | None = None,
+    growth: np.ndarray | None = None,
 ) -> np.ndarray:
     """Keep only the first flag of each event; an event lasts until ``refractory`` points pass unflagged.
 
     A collective anomaly is then reported once instead of at each of its points. With ``scores`` and
     ``escalate``, a flag inside an event is kept too when its score is at least ``escalate`` times the
     score of the event's last kept flag: the event has grown (a 1.2 blip that becomes a 40 outage is
-    announced again). Causal.
+    announced again); ``growth`` replaces ``scores`` in that comparison. ``context`` flags extend events
+    without raising alerts themselves: an event whose first point is only a context flag raises no
+    onset alert, only escalations. (The ensemble passes, as ``context`` and ``growth``, what it would
+    flag and score without feedback: an event a user marked as a false positive stays silent while it
+    lasts unless it grows, and a silenced detector does not split one event into several.) Causal.
     """
     flags = np.asarray(flags, dtype=bool)
     if refractory <= 0 or not flags.any():
         return flags.copy()
-    idx = np.flatnonzero(flags)
+    span = flags if context is None else flags | np.asarray(context, dtype=bool)
+    idx = np.flatnonzero(span)
     gaps = np.diff(idx, prepend=-(refractory + 2))
-    onset = gaps > refractory
+    starts = idx[gaps > refractory]  # the first point of each event
     out = np.zeros_like(flags)
-    out[idx[onset]] = True
+    out[starts[flags[starts]]] = True  # an event that starts silenced (context only) raises no onset alert
     if scores is not None and escalate is not None and escalate > 0:
-        s = np.nan_to_num(np.asarray(scores, dtype=float))
-        last = 0.0
-        for i, first in zip(idx, onset, strict=True):
-            if first:
-                last = s[i]
-            elif s[i] >= escalate * last > 0:
+        s = np.nan_to_num(np.asarray(scores if growth is None else growth, dtype=float))
+        event = np.cumsum(gaps > refractory)
+        last, current = 0.0, 0
+        for i, ev in zip(idx, event, strict=True):
+            if ev != current:  # a new event: growth is measured from its first point
+                current, last = ev, s[i]
+            elif flags[i] and s[i] >= escalate * last > 0:
                 out[i] = True
                 last = s[i]
     return out

@@ -193,19 +193,22 @@ class AnomalyDetector:
         names = list(outputs)
         scores = {nm: outputs[nm].anomaly_score / self.feedback.calibration(nm).threshold for nm in names}
         w = np.array([self.weights[nm] * self.feedback.calibration(nm).weight for nm in names])
-        mat = np.vstack([scores[nm] for nm in names]) if names else np.zeros((0, n))
-        total = max(float(w.sum()), 1e-12)
-        now = mat.max(axis=0) if names else np.zeros(n)
-        # A vote lasts ``vote_window`` points, so detectors that react a few points apart still agree.
-        recent = _trailing_max(mat, self.vote_window)
-        votes = (w[:, None] * (recent > 1.0)).sum(axis=0) / total
-        # Below the quorum the strongest score is shown, capped just under 1 (not anomalous).
-        combined = np.where(votes >= self.quorum - 1e-12, now, np.minimum(now, 0.999))
+        combined, votes = self._combine([scores[nm] for nm in names], w, n)
         combined = combined / self.feedback.ensemble_threshold
         anomalous = combined > 1.0
         self._day = points_per_day(median_step_seconds(frame.timestamps), default=300)
-        worthy = anomalous & ~recovering(frame.target, self._day) if self.recovery else anomalous
-        is_anomaly = self.alerts(worthy, combined)
+        recovering_now = recovering(frame.target, self._day) if self.recovery else np.zeros(n, dtype=bool)
+        worthy = anomalous & ~recovering_now
+        context = untaught = None
+        marked = self._marked_points(frame.timestamps, n)
+        if marked.size:
+            # An event a user marked as a false positive stays silent while it lasts (as it would have
+            # been flagged without feedback), unless it grows: its later points are not new alerts.
+            base = np.array([self.weights[nm] for nm in names])
+            untaught, _ = self._combine([outputs[nm].anomaly_score for nm in names], base, n)
+            flagged = persistent((untaught > 1.0) & ~recovering_now, untaught, self.persist, self.extreme)
+            context = marked_events(flagged, marked, self.refractory if self.refractory is not None else self._day)
+        is_anomaly = self.alerts(worthy, combined, context, untaught)
         # No alerts during warm-up; an event already under way when it ends is not announced late.
         is_anomaly[: self.warmup if self.warmup is not None else max(100, self._day)] = False
 
@@ -215,7 +218,7 @@ class AnomalyDetector:
         )
         detected_by: list[list[str]] = [[] for _ in range(n)]
         for i in np.flatnonzero(anomalous):
-            detected_by[i] = [nm for nm in names if scores[nm][i] > 1.0] or [names[int(np.argmax(mat[:, i]))]]
+            detected_by[i] = [nm for nm in names if scores[nm][i] > 1.0] or [max(names, key=lambda nm: scores[nm][i])]
         sev = severities(combined)
         ts = frame.timestamps if frame.timestamps is not None else np.arange(n)
         explanation = np.full(n, "", dtype=object)
@@ -266,17 +269,56 @@ class AnomalyDetector:
         """Per-detector scores (feedback thresholds applied) from the last :meth:`score` call."""
         return dict(self._last_scores)
 
-    def alerts(self, anomalous: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+    def alerts(
+        self,
+        anomalous: np.ndarray,
+        scores: np.ndarray | None = None,
+        context: np.ndarray | None = None,
+        growth: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Reduce per-point anomalous flags to alerts: the first point of each event (see ``refractory``).
 
-        With ``scores`` the flags are debounced first (see ``persist`` and ``extreme``). The default
-        refractory period is one day of points of the last scored series.
+        With ``scores`` the flags are debounced first (see ``persist`` and ``extreme``). ``context``
+        flags extend events without raising alerts, ``growth`` scores decide escalation (see
+        :func:`run_onsets`). The default refractory period is one day of points of the last scored series.
         """
         flags = np.asarray(anomalous, dtype=bool)
         if scores is not None:
             flags = persistent(flags, scores, self.persist, self.extreme)
         refractory = self.refractory if self.refractory is not None else self._day
-        return run_onsets(flags, refractory, scores, self.escalate)
+        return run_onsets(flags, refractory, scores, self.escalate, context, growth)
+
+    def _marked_points(self, timestamps: np.ndarray | None, n: int) -> np.ndarray:
+        """Indices of the points of this series that feedback marked as false positives."""
+        if not self.feedback.history:
+            return np.zeros(0, dtype=np.int64)
+        if timestamps is None or not np.issubdtype(np.asarray(timestamps).dtype, np.datetime64):
+            keys = {h.timestamp for h in self.feedback.history}
+            return np.array([i for i in range(n) if str(i) in keys], dtype=np.int64)
+        stamps = []
+        for h in self.feedback.history:
+            try:
+                t = pd.Timestamp(h.timestamp)
+            except ValueError:
+                continue
+            stamps.append(t.tz_convert("UTC").tz_localize(None) if t.tz is not None else t)
+        if not stamps:
+            return np.zeros(0, dtype=np.int64)
+        wanted = np.array(stamps, dtype="datetime64[ns]")
+        return np.flatnonzero(np.isin(np.asarray(timestamps, dtype="datetime64[ns]"), wanted))
+
+    def _combine(self, rows: Sequence[np.ndarray], w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted voting over the detectors' scores (one row each): ``(combined score, vote share)``."""
+        if not rows:
+            return np.zeros(n), np.zeros(n)
+        mat = np.vstack(rows)
+        total = max(float(w.sum()), 1e-12)
+        now = mat.max(axis=0)
+        # A vote lasts ``vote_window`` points, so detectors that react a few points apart still agree.
+        recent = _trailing_max(mat, self.vote_window)
+        votes = (w[:, None] * (recent > 1.0)).sum(axis=0) / total
+        # Below the quorum the strongest score is shown, capped just under 1 (not anomalous).
+        return np.where(votes >= self.quorum - 1e-12, now, np.minimum(now, 0.999)), votes
 
     # -- feedback ----------------------------------------------------------------------------------
     def mark_false_positive(self, timestamp: object, detector: str | None = None) -> None:
@@ -302,6 +344,19 @@ class AnomalyDetector:
         self.feedback.record_false_positive(
             str(timestamp), shown, float(self._last["anomaly_score"].iat[i]), detector
         )
+
+
+def marked_events(flagged: np.ndarray, marked: np.ndarray, refractory: int) -> np.ndarray:
+    """The ``flagged`` points of the events (flags at most ``refractory`` apart) that contain a point of
+    ``marked``; all False when none does."""
+    out = np.zeros(flagged.size, dtype=bool)
+    idx = np.flatnonzero(flagged)
+    if not idx.size or not marked.size:
+        return out
+    event = np.cumsum(np.diff(idx, prepend=-(refractory + 2)) > max(refractory, 0))
+    hit = np.unique(event[np.isin(idx, marked)])
+    out[idx[np.isin(event, hit)]] = True
+    return out
 
 
 def _naive_utc(index: pd.DatetimeIndex) -> np.ndarray:
