@@ -110,6 +110,7 @@ class AnomalyDetector:
         feedback: FeedbackState | None = None,
         timestamp_col: str = "timestamp",
         value_col: str = "value",
+        series: str | None = None,
     ) -> None:
         if not 0 < quorum <= 1:
             raise ValueError(f"quorum must be in (0, 1], got {quorum!r}")
@@ -138,6 +139,9 @@ class AnomalyDetector:
         self._day = 300  # points per day of the last scored series (300 before any)
         self.feedback = feedback if feedback is not None else FeedbackState()
         self.timestamp_col, self.value_col = timestamp_col, value_col
+        #: The series being scored, when one feedback state serves several: marks are recorded for it,
+        #: and the events of marks recorded for other series are not silenced in it.
+        self.series = series
         self._last: pd.DataFrame | None = None
         self._last_scores: dict[str, np.ndarray] = {}
 
@@ -290,13 +294,14 @@ class AnomalyDetector:
 
     def _marked_points(self, timestamps: np.ndarray | None, n: int) -> np.ndarray:
         """Indices of the points of this series that feedback marked as false positives."""
-        if not self.feedback.history:
+        history = [h for h in self.feedback.history if h.series is None or h.series == self.series]
+        if not history:
             return np.zeros(0, dtype=np.int64)
         if timestamps is None or not np.issubdtype(np.asarray(timestamps).dtype, np.datetime64):
-            keys = {h.timestamp for h in self.feedback.history}
+            keys = {h.timestamp for h in history}
             return np.array([i for i in range(n) if str(i) in keys], dtype=np.int64)
         stamps = []
-        for h in self.feedback.history:
+        for h in history:
             try:
                 t = pd.Timestamp(h.timestamp)
             except ValueError:
@@ -342,7 +347,7 @@ class AnomalyDetector:
         i = int(hits[0])
         shown = {nm: float(s[i]) for nm, s in self._last_scores.items()}
         self.feedback.record_false_positive(
-            str(timestamp), shown, float(self._last["anomaly_score"].iat[i]), detector
+            str(timestamp), shown, float(self._last["anomaly_score"].iat[i]), detector, self.series
         )
 
 

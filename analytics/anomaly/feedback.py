@@ -40,6 +40,7 @@ class FalsePositive:
     detector: str | None
     detector_scores: dict[str, float]
     ensemble_score: float
+    series: str | None = None  # which series of a shared state (None: any scored with this state)
 
 
 @dataclass
@@ -66,8 +67,10 @@ class FeedbackState:
         detector_scores: dict[str, float],
         ensemble_score: float,
         detector: str | None = None,
+        series: str | None = None,
     ) -> None:
-        """Learn from one false positive. Scores are the ones shown to the user (thresholds applied)."""
+        """Learn from one false positive. Scores are the ones shown to the user (thresholds applied);
+        ``series`` names the series when one state serves several (a service's query)."""
         if detector is not None:
             blamed = [detector]
         else:
@@ -79,7 +82,7 @@ class FeedbackState:
             cal.threshold = _raised(cal.threshold, detector_scores.get(name, 1.0))
             cal.false_positives += 1
         self.history.append(
-            FalsePositive(str(timestamp), detector, dict(detector_scores), float(ensemble_score))
+            FalsePositive(str(timestamp), detector, dict(detector_scores), float(ensemble_score), series)
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -130,6 +130,7 @@ def score_series(detector: AnomalyDetector, s: Series, related: Mapping[str, np.
     ``related`` columns (aligned on ``s``) go alongside for the multivariate detectors."""
     first = _first_finite(s.values)
     frame = pd.DataFrame({"timestamp": pd.to_datetime(s.ts[first:], unit="s"), "value": s.values[first:]})
+    detector.series = s.key  # the query's feedback state is shared: marks are per series
     for name, column in (related or {}).items():
         frame[name] = column[first:]
     scored = detector.score(frame)

@@ -294,7 +294,8 @@ class AnalyticsService:
         ts = pd.Timestamp(rec["timestamp"]).tz_localize(None)
         state = self.feedback.load(tenant, query)
         if rec["detected_by"] == ["bulk_robust"]:
-            state.record_false_positive(str(ts), {"bulk_robust": rec["anomaly_score"]}, rec["anomaly_score"], None)
+            state.record_false_positive(str(ts), {"bulk_robust": rec["anomaly_score"]}, rec["anomaly_score"], None,
+                                        labels_key(rec["labels"]))  # fmt: skip
         else:
             now = self.clock()
             _, _, fit_window = self.window(model)

@@ -3,6 +3,8 @@ while it lasts (unless it grows), and a silenced detector neither splits an even
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,3 +79,25 @@ def test_marking_one_detector_never_adds_an_alert(seed: int) -> None:
     det.mark_false_positive(df["timestamp"].iloc[2000], max(shown, key=lambda k: shown[k]))
     after = alerts_after(det.score(df), 1990)
     assert set(after) <= set(before), (before, after)
+
+
+def test_a_shared_state_silences_marked_events_only_in_their_own_series() -> None:
+    from analytics.anomaly import FeedbackState
+
+    df = burst_then_creep(0)
+    state = FeedbackState()
+    a = AnomalyDetector(feedback=state, series='{"model":"a"}')
+    a.score(df)
+    a.mark_false_positive(df["timestamp"].iloc[2000])
+    assert state.history[-1].series == '{"model":"a"}'
+    b = AnomalyDetector(feedback=state, series='{"model":"b"}')
+    ts = df["timestamp"].to_numpy()
+    assert list(a._marked_points(ts, len(df))) == [2000]
+    assert list(b._marked_points(ts, len(df))) == []  # B learns the thresholds, not A's event
+    anywhere = AnomalyDetector(feedback=FeedbackState.from_json(state.to_json()))
+    assert list(anywhere._marked_points(ts, len(df))) == []  # unnamed series: only unnamed marks
+    old = json.loads(state.to_json())
+    del old["history"][0]["series"]  # a state saved before marks named their series
+    legacy = FeedbackState.from_dict(old)
+    assert legacy.history[0].series is None
+    assert list(AnomalyDetector(feedback=legacy)._marked_points(ts, len(df))) == [2000]
