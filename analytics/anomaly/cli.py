@@ -3,12 +3,16 @@
 Usage::
 
     hub detect --input series.csv --output scored.csv
+    hub detect --input latency.csv --output scored.csv --related tokens,error_rate   # scored jointly
 
 Rows are scored in timestamp order and written back in the input's order. Output: the input rows
 plus ``anomaly_score`` (> 1 anomalous), ``is_anomaly`` (the alerts: the first alert-worthy point of
 each anomalous event, and any point where it escalates to 3x its last alert; see ``AnomalyDetector``),
 ``severity`` and ``detected_by`` (detector names joined by ``|``). Timestamps: ISO-8601 text or epoch
-numbers (``analytics.timestamps``). Bad input exits with status 2 and a one-line message on stderr.
+numbers (``analytics.timestamps``). ``--related`` names numeric columns of the same file that the
+Isolation Forest scores jointly with ``value`` (a broken relationship between them is an anomaly of
+``value``; with related columns it may alert alone). Bad input exits with status 2 and a one-line
+message on stderr.
 """
 
 from __future__ import annotations
@@ -76,8 +80,30 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hub detect", description="Score a timestamp,value CSV for anomalies.")
     p.add_argument("--input", required=True, type=Path, help="CSV with timestamp,value columns")
     p.add_argument("--output", required=True, type=Path, help="where to write the scored CSV")
+    p.add_argument(
+        "--related",
+        default="",
+        metavar="COL[,COL...]",
+        help="numeric columns of the same file scored jointly with value (multivariate Isolation Forest)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return p
+
+
+def related_columns(df: pd.DataFrame, spec: str, path: Path) -> dict[str, np.ndarray]:
+    """The ``--related`` columns as floats; raise :class:`InputError` naming a missing or non-numeric one."""
+    out: dict[str, np.ndarray] = {}
+    for name in [c.strip() for c in spec.split(",") if c.strip()]:
+        if name in ("timestamp", "value") or name not in df.columns:
+            known = ", ".join(c for c in map(str, df.columns) if c not in ("timestamp", "value", "_ts")) or "none"
+            raise InputError(f"--related column {name!r} is not a related column of {path}; found: {known}")
+        values = pd.to_numeric(df[name], errors="coerce")
+        bad = df.index[values.isna() & df[name].notna()]
+        if len(bad):
+            row = int(bad[0])
+            raise InputError(f"non-numeric {name} {df[name].iat[row]!r} at data row {row + 1} of {path}")
+        out[f"related:{name}"] = values.to_numpy(dtype=float)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     try:
         df = read_series(args.input)
+        related = related_columns(df, args.related, args.input)
     except InputError as exc:
         print(f"hub detect: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -98,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     # Detectors need time order; rows are written back in the input's order.
     order = np.argsort(df["_ts"].to_numpy(), kind="stable")
     series = pd.DataFrame({"timestamp": df["_ts"].to_numpy()[order], "value": df["value"].to_numpy()[order]})
+    for name, column in related.items():
+        series[name] = column[order]
     scored = AnomalyDetector().score(series)
     back = np.empty_like(order)
     back[order] = np.arange(order.size)

@@ -196,7 +196,10 @@ class AnomalyDetector:
         outputs = self._run(frame)
         names = list(outputs)
         scores = {nm: outputs[nm].anomaly_score / self.feedback.calibration(nm).threshold for nm in names}
-        w = np.array([self.weights[nm] * self.feedback.calibration(nm).weight for nm in names])
+        w = np.array([self.weights[nm] for nm in names])
+        if frame.values.shape[1] > 1:
+            w = self._joint_weights(names, w)
+        w = w * np.array([self.feedback.calibration(nm).weight for nm in names])
         combined, votes = self._combine([scores[nm] for nm in names], w, n)
         combined = combined / self.feedback.ensemble_threshold
         anomalous = combined > 1.0
@@ -209,6 +212,8 @@ class AnomalyDetector:
             # An event a user marked as a false positive stays silent while it lasts (as it would have
             # been flagged without feedback), unless it grows: its later points are not new alerts.
             base = np.array([self.weights[nm] for nm in names])
+            if frame.values.shape[1] > 1:
+                base = self._joint_weights(names, base)
             untaught, _ = self._combine([outputs[nm].anomaly_score for nm in names], base, n)
             flagged = persistent((untaught > 1.0) & ~recovering_now, untaught, self.persist, self.extreme)
             context = marked_events(flagged, marked, self.refractory if self.refractory is not None else self._day)
@@ -291,6 +296,15 @@ class AnomalyDetector:
             flags = persistent(flags, scores, self.persist, self.extreme)
         refractory = self.refractory if self.refractory is not None else self._day
         return run_onsets(flags, refractory, scores, self.escalate, context, growth)
+
+    def _joint_weights(self, names: Sequence[str], w: np.ndarray) -> np.ndarray:
+        """With related series, a multivariate detector makes the quorum alone: only it sees them, so a
+        joint anomaly (each series unremarkable alone) must not need a second voter."""
+        multi = np.array([getattr(d, "multivariate", False) for d in self.detectors if d.name in names], dtype=bool)
+        if not multi.any() or multi.all() or self.quorum >= 1:
+            return w
+        need = self.quorum / (1.0 - self.quorum) * float(w[~multi].sum())
+        return np.where(multi, np.maximum(w, need * 1.000001), w)
 
     def _marked_points(self, timestamps: np.ndarray | None, n: int) -> np.ndarray:
         """Indices of the points of this series that feedback marked as false positives."""

@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,8 @@ class IsolationForestDetector:
     short_history_boost: float = 0.25
     random_state: int = 0
     name: str = "iforest"
+    #: It uses the related columns of a 2-D input (the ensemble lets it alert alone when there are some).
+    multivariate: ClassVar[bool] = True
 
     @property
     def available(self) -> bool:

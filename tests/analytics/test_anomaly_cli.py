@@ -113,3 +113,42 @@ def test_values_near_the_float_range_score_without_warnings(tmp_path):
         warnings.simplefilter("error", RuntimeWarning)  # overflow in bands and scales is handled
         assert main(["--input", str(src), "--output", str(dst)]) == 0
     assert len(pd.read_csv(dst)) == len(df)
+
+
+def joint_csv(path, n: int = 2000, at: int = 1700) -> None:
+    """latency and tokens from the same random load; at ``at`` the pair breaks (each value ordinary)."""
+    rng = np.random.default_rng(5)
+    load = rng.uniform(0.5, 1.5, n)
+    latency, tokens = 800 * load + rng.normal(0, 10, n), 1000 * load + rng.normal(0, 12, n)
+    latency[at], tokens[at] = 800 * 1.45, 1000 * 0.55
+    ts = pd.date_range("2024-01-01", periods=n, freq="5min")
+    pd.DataFrame({"timestamp": ts, "value": latency, "tokens": tokens, "note": "x"}).to_csv(path, index=False)
+
+
+def test_related_columns_are_scored_jointly(tmp_path):
+    src = tmp_path / "in.csv"
+    joint_csv(src)
+    alone, joint = tmp_path / "alone.csv", tmp_path / "joint.csv"
+    assert main(["--input", str(src), "--output", str(alone), "--quiet"]) == 0
+    assert main(["--input", str(src), "--output", str(joint), "--related", "tokens", "--quiet"]) == 0
+    a, j = pd.read_csv(alone), pd.read_csv(joint)
+    assert list(j.columns[:4]) == ["timestamp", "value", "tokens", "note"]  # the input's columns, kept
+    assert j.anomaly_score.iloc[1700] > 1 > a.anomaly_score.iloc[1700]
+    assert "iforest" in j.detected_by.iloc[1700]
+
+
+@pytest.mark.parametrize(
+    ("related", "message"),
+    [
+        ("nope", "--related column 'nope' is not a related column"),
+        ("value", "--related column 'value'"),
+        ("note", "non-numeric note 'x' at data row 1"),
+    ],
+)
+def test_bad_related_columns_exit_2(tmp_path, capsys, related, message):
+    src = tmp_path / "in.csv"
+    joint_csv(src, n=50, at=40)
+    assert main(["--input", str(src), "--output", str(tmp_path / "out.csv"), "--related", related]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("hub detect: error:")
+    assert "found: tokens, note" in err or "non-numeric" in err
