@@ -529,9 +529,29 @@
     }
     const want = { gen_ai_request_model: Hub.state.model, environment: Hub.state.environment, team: Hub.state.team };
     return (ans.anomalies || []).filter((a) => Object.entries(want).every(([k, v]) => !v || !a.labels || a.labels[k] === undefined || a.labels[k] === v)).map((a) => ({
-      t: Date.parse(a.timestamp), value: a.value, score: a.anomaly_score, severity: a.severity,
+      id: a.id, t: Date.parse(a.timestamp), value: a.value, score: a.anomaly_score, severity: a.severity,
       series: Object.entries(a.labels || {}).map(([k, v]) => `${k}=${v}`).join(' '), explanation: a.explanation || '',
     })).filter((a) => !isNaN(a.t));
+  }
+  /** "Not an anomaly": POST /api/v1/anomalies/{id}/feedback; the hub learns and re-scores the series. */
+  function notAnomaly(r) {
+    const b = el('button', 'Not an anomaly');
+    b.type = 'button';
+    b.dataset.action = 'false-positive';
+    b.dataset.anomaly = r.id;
+    b.title = 'Teach the hub that this was not an anomaly: alerts like it (or smaller) on this series stop';
+    b.addEventListener('click', async () => {
+      b.disabled = true;
+      try {
+        await Hub.api(`/api/v1/anomalies/${encodeURIComponent(r.id)}/feedback`, { method: 'POST', body: { label: 'false_positive' } });
+        Hub.explain('t-anomalies', 'Marked as not an anomaly; the hub re-scored the series.');
+        await P.anomalies();
+      } catch (e) {
+        b.disabled = false;
+        Hub.explain('t-anomalies', 'Could not send the feedback: ' + e.message);
+      }
+    });
+    return b;
   }
   P.anomalies = async function () {
     const sel = document.getElementById('a-series');
@@ -582,6 +602,7 @@
         { key: 'score', label: 'Score', num: true, fmt: (v) => (v == null || isNaN(v) ? '' : v.toFixed(2)) }, { key: 'severity', label: 'Severity' },
         { key: 'explanation', label: 'Why' },
         { key: 't', label: 'Events', node: (r) => link('raw events', Hub.drillUrl(Object.assign({}, def.drill, Hub.bucketWindow(r.t - (r.t % Hub.bucketMs[bucket]), bucket)))), csv: () => '' },
+        { key: 'id', label: 'Feedback', node: (r) => (r.id ? notAnomaly(r) : null), csv: () => '' },
       ], found.slice(0, 500), { empty: 'No anomalous points in this window.' });
     });
   };
