@@ -312,8 +312,8 @@ class AnomalyDetector:
         if not history:
             return np.zeros(0, dtype=np.int64)
         if timestamps is None or not np.issubdtype(np.asarray(timestamps).dtype, np.datetime64):
-            keys = {h.timestamp for h in history}
-            return np.array([i for i in range(n) if str(i) in keys], dtype=np.int64)
+            rows = {int(h.timestamp) for h in history if h.timestamp.isdigit()}  # positions, without timestamps
+            return np.array(sorted(i for i in rows if i < n), dtype=np.int64)
         stamps = []
         for h in history:
             try:

@@ -101,3 +101,13 @@ def test_a_shared_state_silences_marked_events_only_in_their_own_series() -> Non
     legacy = FeedbackState.from_dict(old)
     assert legacy.history[0].series is None
     assert list(AnomalyDetector(feedback=legacy)._marked_points(ts, len(df))) == [2000]
+
+
+def test_marks_without_timestamps_are_positions() -> None:
+    x = burst_then_creep(1)["value"].to_numpy()
+    det = AnomalyDetector()
+    det.score(x)
+    det.mark_false_positive(2000)
+    assert list(det._marked_points(None, x.size)) == [2000]
+    assert list(det._marked_points(None, 1500)) == []  # a shorter series does not have that point
+    assert alerts_after(det.score(x), 1990) == []
