@@ -14,6 +14,11 @@ Usage::
     .venv/bin/python benchmarks/anomaly_eval.py --synthetic 70   # + 70 generated series (generalisation)
     .venv/bin/python benchmarks/anomaly_eval.py --ops 40         # + 40 operational-metric series with
                                                                  #   routine bursts (see anomaly_series.py)
+    .venv/bin/python benchmarks/anomaly_eval.py --traces 55      # + 55 series of real LLM traffic (Azure,
+                                                                 #   Mooncake traces), 11 as recorded, 44 with
+                                                                 #   one injected anomaly
+    .venv/bin/python benchmarks/anomaly_eval.py --noise 30       # + 30 series of pure noise (every alert false)
+    .venv/bin/python benchmarks/anomaly_eval.py --ops 40 --first-seed 40  # other seeds: a held-out estimate
     .venv/bin/python benchmarks/anomaly_eval.py --feedback 1 --ops 40  # + what marking the first false
                                                                  #   positive of each series does afterwards
 
@@ -39,7 +44,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from anomaly_series import ops_series, synthetic_series
+from anomaly_series import noise_series, ops_series, synthetic_series, trace_series
 
 from analytics.anomaly import AnomalyDetector, RollingZScoreDetector
 
@@ -131,15 +136,18 @@ def prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
 
 
 def generated(
-    make: Callable[[int], tuple[pd.DataFrame, list[tuple[str, str]], str]], n: int, sep: str
+    make: Callable[[int], tuple[pd.DataFrame, list[tuple[str, str]], str]], n: int, sep: str, first: int = 0
 ) -> dict[str, object]:
-    """Score ``n`` generated series; totals, and tp/fp/fn by each ``sep``-separated part of the kind."""
+    """Score ``n`` generated series (seeds ``first`` on); totals, and tp/fp/fn by each ``sep``-separated
+    part of the kind."""
     total = [0, 0, 0]
     by_kind: dict[str, list[int]] = {}
     baseline = [0, 0, 0]
     severities: dict[str, list[int]] = {}
-    for seed in range(n):
+    points = 0
+    for seed in range(first, first + n):
         frame, wins, kind = make(seed)
+        points += len(frame)
         scored = AnomalyDetector().score(frame)
         ts = frame["timestamp"].to_numpy()
         c = count(ts, scored["is_anomaly"].to_numpy(), wins)
@@ -149,7 +157,9 @@ def generated(
         total = [a + b for a, b in zip(total, c, strict=True)]
         for part in kind.split(sep):
             by_kind[part] = [a + b for a, b in zip(by_kind.get(part, [0, 0, 0]), c, strict=True)]
-    return {**prf(*total), "baseline_zscore_k6": prf(*baseline), "by_kind_tp_fp_fn": by_kind,
+    return {**prf(*total), "seeds": [first, first + n - 1], "points": points,
+            "false_positives_per_10k_points": round(1e4 * total[1] / max(points, 1), 2),
+            "baseline_zscore_k6": prf(*baseline), "by_kind_tp_fp_fn": by_kind,
             "alert_precision_by_severity": severity_report(severities)}  # fmt: skip
 
 
@@ -194,6 +204,27 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="N",
         help="also score N operational-metric series with routine, unlabelled bursts (precision check)",
+    )
+    ap.add_argument(
+        "--traces",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score N series of real LLM traffic (anomaly_series.trace_series; 55 covers every base and kind)",
+    )
+    ap.add_argument(
+        "--noise",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score N series of pure noise (anomaly_series.noise_series): every alert is a false positive",
+    )
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="K",
+        help="generated sets use seeds K..K+N-1 (default 0; other seeds give a held-out estimate)",
     )
     ap.add_argument(
         "--feedback",
@@ -259,9 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         "throughput_points_per_s": round(points / max(seconds, 1e-9), 1),
     }
     if args.synthetic > 0:
-        report["synthetic"] = generated(synthetic_series, args.synthetic, "-")
+        report["synthetic"] = generated(synthetic_series, args.synthetic, "-", args.first_seed)
     if args.ops > 0:
-        report["ops"] = generated(ops_series, args.ops, "-")
+        report["ops"] = generated(ops_series, args.ops, "-", args.first_seed)
+    if args.traces > 0:
+        report["traces"] = generated(trace_series, args.traces, "-", args.first_seed)
+    if args.noise > 0:
+        report["noise"] = generated(noise_series, args.noise, "-", args.first_seed)
     if args.feedback > 0:
         report["feedback"] = feedback_report(args, keys, windows)
     if args.per_file:

@@ -3,10 +3,10 @@
 
 Usage::
 
-    from anomaly_series import ops_series, synthetic_series
+    from anomaly_series import ops_series, synthetic_series, trace_series
     frame, windows, kind = ops_series(3)      # DataFrame(timestamp, value), [(start, end)], "latency-burst"
 
-Two families:
+Four families:
 
 * ``synthetic_series`` — clean shapes (Gaussian noise, optional daily cycle and random walk) with one
   anomaly of seven kinds. Settings were never chosen on it.
@@ -19,9 +19,25 @@ Two families:
   one of four sets that a change must not make worse, never tuned on alone. It measures how
   precision holds up when routine bursts are everywhere, which is what NAB's unseen real categories
   (Twitter volumes, AWS CloudWatch) look like.
+* ``trace_series`` — *real* LLM traffic: requests, prompt tokens and generated tokens per second (and
+  the mean generated tokens per request over 5 s) from the Azure LLM inference traces (code and
+  conversation, 2023) and the Mooncake conversation trace in ``/work/shared/data/llm_traces/``, 11 series
+  of 700-3,500 points replayed one point per 5 minutes (so a day-based rule sees days). Bursty,
+  zero-inflated and heavy-tailed as served traffic is. Kinds: ``none`` (the series as recorded: every
+  alert is a false positive) and four injected anomalies: a burst (x4 plus the 99th percentile for 8
+  points), a single spike (3x the 99th percentile), an outage (zero for 24 points or twice the longest
+  silence so far, whichever is longer) and a level shift (x1.8). Added on 27 Nov 2026 as
+  a check on data of the product's own domain; never tuned on.
+* ``noise_series`` — no anomaly at all: ten kinds of noise (Gaussian, Student t3, Poisson 0.2 and 3,
+  0/1, log-normal, AR(1), random walk, a daily sine, zero-inflated log-normal), 4,000 five-minute
+  points each. Every alert is a false positive: how often the detector pages on data that is only noisy.
 """
 
 from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -133,3 +149,99 @@ def ops_series(seed: int) -> tuple[pd.DataFrame, list[tuple[str, str]], str]:
     half = int(0.05 * n)
     window = [(str(ts[max(0, at - half)]), str(ts[min(n - 1, at + half)]))]
     return pd.DataFrame({"timestamp": ts, "value": x}), window, f"{base}-{kind}"
+
+
+TRACES_ROOT = Path(os.environ.get("HUB_LLM_TRACES", "/work/shared/data/llm_traces"))
+TRACE_KINDS = ("none", "burst", "spike", "outage", "shift")
+
+
+@lru_cache(maxsize=1)
+def trace_bases(root: Path = TRACES_ROOT) -> dict[str, np.ndarray]:
+    """The real series ``trace_series`` is built on, by name (per-second values of the traces)."""
+    out: dict[str, np.ndarray] = {}
+    for name in ("code", "conv"):
+        d = pd.read_csv(root / f"AzureLLMInferenceTrace_{name}.csv", parse_dates=["TIMESTAMP"]).set_index("TIMESTAMP")
+        per_second = d.resample("1s")
+        out[f"azure_{name}_requests"] = per_second.size().to_numpy(float)
+        out[f"azure_{name}_prompt_tokens"] = per_second["ContextTokens"].sum().to_numpy(float)
+        out[f"azure_{name}_output_tokens"] = per_second["GeneratedTokens"].sum().to_numpy(float)
+        out[f"azure_{name}_output_per_request"] = d.resample("5s")["GeneratedTokens"].mean().ffill().to_numpy(float)
+    m = pd.read_json(root / "mooncake_conversation_trace.jsonl", lines=True)
+    m.index = pd.to_datetime(m["timestamp"], unit="ms")
+    per_second = m.resample("1s")
+    out["mooncake_requests"] = per_second.size().to_numpy(float)
+    out["mooncake_prompt_tokens"] = per_second["input_length"].sum().to_numpy(float)
+    out["mooncake_output_tokens"] = per_second["output_length"].sum().to_numpy(float)
+    return out
+
+
+def _longest_zero_run(x: np.ndarray) -> int:
+    best = run = 0
+    for v in x:
+        run = run + 1 if v == 0 else 0
+        best = max(best, run)
+    return best
+
+
+def trace_series(seed: int) -> tuple[pd.DataFrame, list[tuple[str, str]], str]:
+    """One real LLM-traffic series (base ``seed % 11``, kind ``(seed // 11) % 5``), NAB-style window."""
+    bases = trace_bases()
+    names = sorted(bases)
+    name = names[seed % len(names)]
+    kind = TRACE_KINDS[(seed // len(names)) % len(TRACE_KINDS)]
+    x = bases[name].copy()
+    n = x.size
+    ts = pd.date_range("2024-05-01", periods=n, freq="300s")
+    if kind == "none":
+        return pd.DataFrame({"timestamp": ts, "value": x}), [], f"{name}-none"
+    rng = np.random.default_rng(500 + seed)
+    at = int(rng.integers(int(0.35 * n), int(0.9 * n)))
+    hi, med = float(np.quantile(x[:at], 0.99)), float(np.median(x[:at]))
+    if kind == "burst":
+        x[at : at + 8] = x[at : at + 8] * 4 + hi
+    elif kind == "spike":
+        x[at] = 3 * hi + med
+    elif kind == "outage":
+        w = min(n - at, max(24, 2 * _longest_zero_run(x[:at])))
+        x[at : at + w] = 0.0
+    else:
+        x[at:] = x[at:] * 1.8
+    half = int(0.05 * n)
+    window = [(str(ts[max(0, at - half)]), str(ts[min(n - 1, at + half)]))]
+    return pd.DataFrame({"timestamp": ts, "value": x}), window, f"{name}-{kind}"
+
+
+NOISE_KINDS = (
+    "gauss",
+    "t3",
+    "poisson0.2",
+    "poisson3",
+    "binary",
+    "lognormal",
+    "ar1",
+    "randomwalk",
+    "daily",
+    "zeroinflated",
+)
+
+
+def noise_series(seed: int) -> tuple[pd.DataFrame, list[tuple[str, str]], str]:
+    """Pure noise (kind ``seed % 10``), 4,000 five-minute points, no labelled window."""
+    kind = NOISE_KINDS[seed % len(NOISE_KINDS)]
+    rng = np.random.default_rng(20_000 + seed)
+    n = 4000
+    t = np.arange(n)
+    x = {
+        "gauss": lambda: rng.normal(size=n),
+        "t3": lambda: rng.standard_t(3, n),
+        "poisson0.2": lambda: rng.poisson(0.2, n).astype(float),
+        "poisson3": lambda: rng.poisson(3, n).astype(float),
+        "binary": lambda: rng.integers(0, 2, n).astype(float),
+        "lognormal": lambda: rng.lognormal(0, 1, n),
+        "ar1": lambda: pd.Series(rng.normal(size=n)).ewm(alpha=0.1).mean().to_numpy(),
+        "randomwalk": lambda: np.cumsum(rng.normal(size=n)),
+        "daily": lambda: np.sin(2 * np.pi * t / 288) + 0.3 * rng.normal(size=n),
+        "zeroinflated": lambda: np.where(rng.random(n) < 0.9, 0.0, rng.lognormal(2, 1, n)),
+    }[kind]()
+    ts = pd.date_range("2024-01-01", periods=n, freq="300s")
+    return pd.DataFrame({"timestamp": ts, "value": x}), [], f"{kind}"

@@ -153,10 +153,13 @@ def _beyond_range(train: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """How far ``rows`` fall outside the training hull, in training IQRs (summed over features).
 
     Isolation Forest splits inside the training range, so every point beyond it gets the same score as
-    the most extreme training point; this term restores the ordering out there.
+    the most extreme training point; this term restores the ordering out there. A feature whose IQR is
+    smaller than its standard deviation (mostly one value: sparse counts, a series that is usually
+    zero) is measured in standard deviations instead, so one unit beyond its range is not a
+    thousand-fold outlier.
     """
     lo, hi = train.min(axis=0), train.max(axis=0)
     iqr = np.subtract(*np.quantile(train, [0.75, 0.25], axis=0))
-    iqr = np.maximum(iqr, 1e-9 + 1e-6 * (hi - lo))
+    iqr = np.maximum(iqr, np.maximum(train.std(axis=0), 1e-9 + 1e-6 * (hi - lo)))
     excess = np.maximum(rows - hi, 0.0) + np.maximum(lo - rows, 0.0)
     return (excess / iqr).sum(axis=1)

@@ -121,6 +121,32 @@ def test_isolation_forest_multivariate_joint_anomaly():
     assert IsolationForestDetector().score(base).anomaly_score[AT : AT + 6].max() < score[AT : AT + 6].max()
 
 
+def test_beyond_range_of_a_mostly_constant_feature_is_measured_in_standard_deviations():
+    """A sparse feature (IQR 0: mostly zeros, a few ones) must not turn one unit past its range into a
+    near-infinite distance (Poisson(0.2) noise used to score 1000, the cap, on its first 3)."""
+    from analytics.anomaly.iforest import _beyond_range
+
+    rng = np.random.default_rng(0)
+    train = np.column_stack([(rng.random(2000) < 0.1).astype(float), rng.normal(size=2000)])
+    std = train[:, 0].std()
+    rows = np.array([[2.0, 0.0], [0.5, 0.0]])
+    dist = _beyond_range(train, rows)
+    assert dist[0] == pytest.approx(1.0 / std)  # one unit beyond the max (1), in standard deviations
+    assert dist[1] == 0.0  # inside the range
+    # A Gaussian feature keeps its IQR unit (the IQR exceeds the standard deviation there).
+    far = np.quantile(train[:, 1], 0.75) - np.quantile(train[:, 1], 0.25)
+    beyond = _beyond_range(train, np.array([[0.0, train[:, 1].max() + far]]))
+    assert beyond[0] == pytest.approx(1.0)
+
+
+def test_sparse_counts_never_score_at_the_cap():
+    """Poisson(0.2) counts: rare values are unusual, not off the scale."""
+    rng = np.random.default_rng(1)
+    x = rng.poisson(0.2, 4000).astype(float)
+    ts = pd.date_range("2024-01-01", periods=4000, freq="5min").to_numpy()
+    assert IsolationForestDetector().score(x, ts).anomaly_score.max() < 50
+
+
 def test_severity_mapping():
     assert Severity.from_score(0.5) is Severity.NONE
     assert Severity.from_score(1.2) is Severity.LOW

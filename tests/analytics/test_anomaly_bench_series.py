@@ -1,0 +1,55 @@
+"""The benchmark's evaluation series: real-trace series carry their injected anomaly inside the window;
+noise series have none."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from anomaly_series import NOISE_KINDS, TRACE_KINDS, TRACES_ROOT, noise_series, trace_bases, trace_series
+
+needs_traces = pytest.mark.skipif(
+    not (TRACES_ROOT / "AzureLLMInferenceTrace_code.csv").exists(), reason="LLM traces not present"
+)
+
+
+@needs_traces
+def test_trace_series_cover_every_base_and_kind_and_label_the_injection() -> None:
+    bases = trace_bases()
+    assert len(bases) == 11
+    seen = set()
+    for seed in range(len(bases) * len(TRACE_KINDS)):
+        frame, windows, kind = trace_series(seed)
+        name, what = kind.rsplit("-", 1)
+        seen.add((name, what))
+        recorded = bases[name]
+        assert list(frame.columns) == ["timestamp", "value"] and len(frame) == recorded.size
+        assert (np.diff(frame["timestamp"].to_numpy()).astype("timedelta64[s]").astype(int) == 300).all()
+        changed = np.flatnonzero(frame["value"].to_numpy() != recorded)
+        if what == "none":
+            assert windows == [] and changed.size == 0
+            continue
+        assert len(windows) == 1
+        start, end = (pd.Timestamp(t) for t in windows[0])
+        first = frame["timestamp"].iloc[changed[0]] if changed.size else None
+        if what == "outage" and changed.size == 0:
+            continue  # the outage fell on a stretch that was already silent
+        assert first is not None and start <= first <= end
+    assert len(seen) == len(bases) * len(TRACE_KINDS)
+
+
+def test_noise_series_have_no_window_and_are_deterministic() -> None:
+    kinds = set()
+    for seed in range(len(NOISE_KINDS)):
+        frame, windows, kind = noise_series(seed)
+        kinds.add(kind)
+        assert windows == [] and len(frame) == 4000 and np.isfinite(frame["value"]).all()
+        again, _, _ = noise_series(seed)
+        pd.testing.assert_frame_equal(frame, again)
+    assert kinds == set(NOISE_KINDS)
