@@ -4,6 +4,8 @@ Usage::
 
     hub detect --input series.csv --output scored.csv
     hub detect --input latency.csv --output scored.csv --related tokens,error_rate   # scored jointly
+    hub detect --input big.csv --output scored.csv --detectors robust,seasonal        # faster, no learned models
+    hub detect --input series.csv --output scored.csv --all-columns                   # + expected range, explanation
 
 Rows are scored in timestamp order and written back in the input's order. Output: the input rows
 plus ``anomaly_score`` (> 1 anomalous), ``is_anomaly`` (the alerts: the first alert-worthy point of
@@ -11,8 +13,11 @@ each anomalous event, and any point where it escalates to 3x its last alert; see
 ``severity`` and ``detected_by`` (detector names joined by ``|``). Timestamps: ISO-8601 text or epoch
 numbers (``analytics.timestamps``). ``--related`` names numeric columns of the same file that the
 Isolation Forest scores jointly with ``value`` (a broken relationship between them is an anomaly of
-``value``; with related columns it may alert alone). Bad input exits with status 2 and a one-line
-message on stderr.
+``value``; with related columns it may alert alone). ``--detectors`` chooses the ensemble's detectors
+by name (default: ``robust,seasonal,iforest,autoencoder``; ``lstm`` and ``zscore`` exist too; one
+whose dependency is missing is skipped with a warning). ``--all-columns`` adds ``confidence``,
+``yhat``, ``yhat_lower``, ``yhat_upper`` and ``explanation``. Bad input exits with status 2 and a
+one-line message on stderr.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ import pandas as pd
 
 from analytics.timestamps import parse_timestamps
 
-from .ensemble import AnomalyDetector
+from .ensemble import AnomalyDetector, default_detectors
+from .registry import DETECTOR_CLASSES, make_detectors
 
 EXIT_USAGE = 2
 PROGRESS_MIN_ROWS = 20_000
+#: Written after the four required columns with ``--all-columns``.
+EXTRA_COLUMNS = ("confidence", "yhat", "yhat_lower", "yhat_upper", "explanation")
 
 
 class InputError(ValueError):
@@ -86,8 +94,33 @@ def _parser() -> argparse.ArgumentParser:
         metavar="COL[,COL...]",
         help="numeric columns of the same file scored jointly with value (multivariate Isolation Forest)",
     )
+    p.add_argument(
+        "--detectors",
+        default="",
+        metavar="NAME[,NAME...]",
+        help=f"the ensemble's detectors (default: {','.join(d.name for d in default_detectors())}; "
+        f"known: {', '.join(DETECTOR_CLASSES)})",
+    )
+    p.add_argument(
+        "--all-columns",
+        action="store_true",
+        help="also write confidence, yhat, yhat_lower, yhat_upper and explanation",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return p
+
+
+def build(spec: str) -> AnomalyDetector:
+    """The ensemble for ``--detectors`` (empty: the defaults); raise :class:`InputError` on a bad name."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        return AnomalyDetector()
+    if len(set(names)) != len(names):
+        raise InputError(f"--detectors names a detector twice: {spec}")
+    try:
+        return AnomalyDetector(make_detectors(names))
+    except ValueError as exc:
+        raise InputError(f"--detectors: {exc}") from None
 
 
 def related_columns(df: pd.DataFrame, spec: str, path: Path) -> dict[str, np.ndarray]:
@@ -113,10 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed the message
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     try:
+        detector = build(args.detectors)
         df = read_series(args.input)
         related = related_columns(df, args.related, args.input)
     except InputError as exc:
         print(f"hub detect: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if detector.skipped:
+        print(
+            f"hub detect: warning: skipped (dependency not installed): {', '.join(detector.skipped)}", file=sys.stderr
+        )
+    if not detector.detectors:
+        print("hub detect: error: none of the chosen detectors can run here", file=sys.stderr)
         return EXIT_USAGE
     progress = not args.quiet and len(df) >= PROGRESS_MIN_ROWS
     started = time.monotonic()
@@ -127,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     series = pd.DataFrame({"timestamp": df["_ts"].to_numpy()[order], "value": df["value"].to_numpy()[order]})
     for name, column in related.items():
         series[name] = column[order]
-    scored = AnomalyDetector().score(series)
+    scored = detector.score(series)
     back = np.empty_like(order)
     back[order] = np.arange(order.size)
     out = df.drop(columns="_ts")
@@ -135,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     out["is_anomaly"] = scored["is_anomaly"].to_numpy()[back]
     out["severity"] = scored["severity"].to_numpy()[back]
     out["detected_by"] = ["|".join(scored["detected_by"].iat[i]) for i in back]
+    if args.all_columns:
+        for col in EXTRA_COLUMNS:
+            column = scored[col].to_numpy()[back]
+            out[col] = column.round(6) if col != "explanation" else column
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         out.to_csv(args.output, index=False)

@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from analytics.anomaly.registry import DETECTOR_CLASSES
 from hubcore.errors import ConfigError
 from hubcore.query.model import BUCKETS, FUNCTIONS
 
@@ -62,7 +63,7 @@ __all__ = [
 
 ANOMALY_SERIES = ("anomaly_score", "yhat", "yhat_lower", "yhat_upper")
 FORECAST_SERIES = ("yhat", "yhat_lower", "yhat_upper", "forecast_breach")
-DETECTORS = ("robust", "seasonal", "iforest", "autoencoder", "lstm", "zscore")
+DETECTORS = tuple(DETECTOR_CLASSES)
 #: The service's detectors when ``params.detectors`` is not given.
 DEFAULT_DETECTORS = ("robust", "seasonal")
 #: Detectors that use related series (the extra columns of a 2-D input).

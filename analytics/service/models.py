@@ -12,7 +12,6 @@ the vectorised fast paths of :mod:`analytics.service.bulk`.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,18 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analytics.anomaly import (
-    AnomalyDetector,
-    AutoencoderDetector,
-    FeedbackState,
-    IsolationForestDetector,
-    LSTMAutoencoderDetector,
-    RobustDeviationDetector,
-    RollingZScoreDetector,
-    SeasonalResidualDetector,
-)
+from analytics.anomaly import AnomalyDetector, FeedbackState
 from analytics.anomaly.ensemble import explain
 from analytics.anomaly.model import severities
+from analytics.anomaly.registry import make_detectors
 from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError, SeriesForecast
 from analytics.service.bulk import bulk_forecast, bulk_score
 from analytics.service.config import DEFAULT_DETECTORS, ModelSpec, parse_duration
@@ -49,10 +40,6 @@ __all__ = [
     "score_series",
 ]
 
-_DETECTORS: dict[str, Any] = {
-    "robust": RobustDeviationDetector, "seasonal": SeasonalResidualDetector, "iforest": IsolationForestDetector,
-    "autoencoder": AutoencoderDetector, "lstm": LSTMAutoencoderDetector, "zscore": RollingZScoreDetector,
-}  # fmt: skip
 #: Fewest non-empty points a series needs before it is scored or forecast.
 MIN_POINTS = 16
 
@@ -60,12 +47,7 @@ MIN_POINTS = 16
 def build_detector(params: dict[str, Any], feedback: FeedbackState | None = None) -> AnomalyDetector:
     """An :class:`AnomalyDetector` from model ``params`` (see :class:`ModelSpec`)."""
     names = params.get("detectors") or list(DEFAULT_DETECTORS)
-    shared = {k: params[k] for k in ("min_periods", "window") if k in params}
-    detectors = []
-    for name in names:
-        cls = _DETECTORS[name]
-        fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-        detectors.append(cls(**{k: v for k, v in shared.items() if k in fields}))
+    detectors = make_detectors(names, **{k: params[k] for k in ("min_periods", "window") if k in params})
     ens = {k: params[k] for k in ("quorum", "vote_window") if k in params}
     return AnomalyDetector(detectors, feedback=feedback, **ens)
 

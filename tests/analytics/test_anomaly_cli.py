@@ -152,3 +152,56 @@ def test_bad_related_columns_exit_2(tmp_path, capsys, related, message):
     err = capsys.readouterr().err
     assert message in err and err.startswith("hub detect: error:")
     assert "found: tokens, note" in err or "non-numeric" in err
+
+
+def test_detectors_option_chooses_the_ensemble(tmp_path):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_series(src)
+    assert main(["--input", str(src), "--output", str(dst), "--detectors", "robust, seasonal", "--quiet"]) == 0
+    out = pd.read_csv(dst)
+    assert out.is_anomaly.iloc[500]
+    used = {name for cell in out.detected_by.dropna() for name in cell.split("|")}
+    assert used and used <= {"robust", "seasonal"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("robust,bogus", "--detectors: unknown detector 'bogus'; choose from robust, seasonal"),
+        ("robust,robust", "--detectors names a detector twice"),
+    ],
+)
+def test_bad_detectors_exit_2(tmp_path, capsys, spec, message):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_series(src)
+    assert main(["--input", str(src), "--output", str(dst), "--detectors", spec]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hub detect: error:") and message in err
+    assert not dst.exists()
+
+
+def test_unavailable_detectors_are_skipped_with_a_warning(tmp_path, capsys, monkeypatch):
+    from analytics.anomaly import AutoencoderDetector
+
+    monkeypatch.setattr(AutoencoderDetector, "available", property(lambda self: False))
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_series(src)
+    assert main(["--input", str(src), "--output", str(dst), "--detectors", "robust,autoencoder"]) == 0
+    assert "warning: skipped (dependency not installed): autoencoder" in capsys.readouterr().err
+    assert main(["--input", str(src), "--output", str(dst), "--detectors", "autoencoder"]) == 2
+    assert "none of the chosen detectors can run here" in capsys.readouterr().err
+
+
+def test_all_columns_adds_the_expected_range_and_explanation(tmp_path):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_series(src)
+    assert main(["--input", str(src), "--output", str(dst), "--all-columns", "--quiet"]) == 0
+    out = pd.read_csv(dst)
+    assert list(out.columns) == [
+        "timestamp", "value", "anomaly_score", "is_anomaly", "severity", "detected_by",
+        "confidence", "yhat", "yhat_lower", "yhat_upper", "explanation",
+    ]  # fmt: skip
+    row = out.iloc[500]
+    assert row.value > row.yhat_upper and 0 < row.confidence <= 1
+    assert "above the expected range" in row.explanation
+    assert out.explanation[out.anomaly_score <= 1].isna().all()  # empty for ordinary points
