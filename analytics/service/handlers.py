@@ -30,7 +30,7 @@ from analytics.whatif import AddInstances, Fleet, MoveTraffic, PriceChange, Scal
 from analytics.whatif import what_if as whatif_table
 from hubcore.errors import ConfigError, PermanentError
 from hubcore.query.executor import EmbeddedBackend
-from hubcore.query.model import parse_query
+from hubcore.query.model import BUCKETS, parse_query
 
 __all__ = ["forecast", "parse_time_param", "resolve_query", "what_if"]
 
@@ -110,24 +110,49 @@ def _exceedance(r: dict[str, Any], threshold: float, lo: int, hi: int, level: fl
     return float(1.0 - np.prod(1.0 - p))
 
 
-def forecast(
-    svc: AnalyticsService, tenant: str, query: str, *, horizon: str = "7d", level: float = 95.0,
-    history: str | None = None, threshold: float | None = None, window_start: str | None = None,
-    window_end: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """Forecast every series of ``query`` ``horizon`` ahead with ``level`` % intervals, plus the
-    probability that each series exceeds ``threshold`` (default: its history's 99th percentile) at
-    least once in ``[window_start, window_end]`` (default: the whole horizon)."""
-    if not 0 < level < 100:
-        raise _bad("level", f"must be between 0 and 100 (exclusive), got {level}")
-    alias, spec = resolve_query(svc, query)
-    model_alias, model = _forecast_model(svc)
+def forecast_step(spec: QuerySpec, horizon: str, step: str | None) -> tuple[QuerySpec, int, str | None]:
+    """The query at the step to forecast on, the horizon in steps, and a note when the step was changed.
+
+    ``step`` (a bucket: 1m 5m 15m 1h 6h 1d) re-buckets the query explicitly. Without it the query's own
+    step is used, unless the horizon would then exceed :data:`MAX_HORIZON_STEPS` (7 days of a 1-minute
+    query): then the finest coarser bucket that fits is chosen and the note says so.
+    """
+    if step is not None:
+        if step not in BUCKETS:
+            raise _bad("step", f"must be one of {', '.join(BUCKETS)}; got {step!r}")
+        spec = msgspec.structs.replace(spec, step=step)
     try:
         h = horizon_steps(horizon, spec.step_seconds)
     except ConfigError:
         raise _bad("horizon", f"must be a duration such as 7d or 24h, or a number of steps; got {horizon!r}") from None
-    if h > MAX_HORIZON_STEPS:
-        raise _bad("horizon", f"{h} steps of {spec.step} is too long (at most {MAX_HORIZON_STEPS})")
+    if h <= MAX_HORIZON_STEPS:
+        return spec, h, None
+    span = h * spec.step_seconds
+    coarser = [b for b, sec in BUCKETS.items() if spec.step_seconds < sec and span / sec <= MAX_HORIZON_STEPS]
+    if step is not None or horizon.strip().isdigit() or not coarser:
+        raise _bad("horizon", f"{h} steps of {spec.step} is too long (at most {MAX_HORIZON_STEPS}); "
+                   "pass a coarser step (step=1h) or a shorter horizon")  # fmt: skip
+    wider = msgspec.structs.replace(spec, step=coarser[0])
+    steps = horizon_steps(horizon, wider.step_seconds)
+    note = (f"a {horizon} horizon is {h} steps of {spec.step} (at most {MAX_HORIZON_STEPS}); "
+            f"forecast on {wider.step} steps instead (pass step= to choose)")  # fmt: skip
+    return wider, steps, note
+
+
+def forecast(
+    svc: AnalyticsService, tenant: str, query: str, *, horizon: str = "7d", level: float = 95.0,
+    history: str | None = None, threshold: float | None = None, window_start: str | None = None,
+    window_end: str | None = None, step: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Forecast every series of ``query`` ``horizon`` ahead with ``level`` % intervals, plus the
+    probability that each series exceeds ``threshold`` (default: its history's 99th percentile) at
+    least once in ``[window_start, window_end]`` (default: the whole horizon). ``step`` re-buckets the
+    query (see :func:`forecast_step`)."""
+    if not 0 < level < 100:
+        raise _bad("level", f"must be between 0 and 100 (exclusive), got {level}")
+    alias, spec = resolve_query(svc, query)
+    model_alias, model = _forecast_model(svc)
+    spec, h, step_note = forecast_step(spec, horizon, step)
     now = svc.clock()
     try:
         span_given = parse_duration(history, "history") if history else None
@@ -154,9 +179,9 @@ def forecast(
                     "anomaly_probability": {"threshold": thr, "window_start": _iso(ds[min(lo, len(ds) - 1)]),
                                             "window_end": _iso(ds[max(hi - 1, 0)]), "probability": prob}})  # fmt: skip
     skipped = len(series) - len(results)
+    notes = [n for n in (step_note, None if out else "no series with at least 16 points of history in the window") if n]
     return {"query": alias, "step": spec.step, "horizon_steps": h, "level": level, "model_alias": model_alias,
-            "series": out, "skipped_series": skipped,
-            "note": None if out else "no series with at least 16 points of history in the window"}  # fmt: skip
+            "series": out, "skipped_series": skipped, "note": "; ".join(notes) or None}  # fmt: skip
 
 
 _TRANSFORMS: dict[str, tuple[Any, tuple[str, ...]]] = {

@@ -6,7 +6,7 @@ same store with the built-in config, and ``GET /anomalies`` runs the caller's du
 
 * ``GET  /api/v1/anomalies?start=&end=&query=&severity=&limit=``
 * ``POST /api/v1/anomalies/{anomaly_id}/feedback``  ``{"label": "false_positive", "detector": null}``
-* ``GET  /api/v1/forecast?query=requests_rate&horizon=7d&level=95&threshold=&window_start=&window_end=``
+* ``GET  /api/v1/forecast?query=requests_rate&horizon=7d&level=95&step=&threshold=&window_start=&window_end=``
 * ``POST|GET /api/v1/budgets``, ``GET|PUT|DELETE /api/v1/budgets/{budget_id}``
 * ``POST /api/v1/whatif``
 * ``GET  /api/v1/analytics/series?name=&query=&start=&end=``
@@ -135,11 +135,12 @@ async def get_forecast(
     request: Request, state: Annotated[ApiState, Depends(get_state)], query: str, horizon: str = "7d",
     level: float = 95.0, history: str | None = None, threshold: float | None = None,
     window_start: str | None = None, window_end: str | None = None, tenant: str | None = None,
+    step: str | None = None,
 ) -> Response:  # fmt: skip
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
     return await _answer(forecast, svc, t, query, horizon=horizon, level=level, history=history, threshold=threshold,
-                         window_start=window_start, window_end=window_end)  # fmt: skip
+                         window_start=window_start, window_end=window_end, step=step)  # fmt: skip
 
 
 # -- what-if -------------------------------------------------------------------------------------------

@@ -100,6 +100,38 @@ def test_forecast_endpoint_returns_intervals(hub: Any) -> None:
     assert cost["anomaly_probability"]["probability"] < 0.05  # 5 USD in an hour is far from 1 USD/h
 
 
+def test_forecast_step_is_coarsened_to_fit_a_long_horizon_or_chosen(hub: Any) -> None:
+    h, _, _ = hub
+    minute = json.dumps({"event_type": "cost", "field": "value", "aggregation": "sum", "step": "1m"})
+    # 7 days of 1-minute steps (10,080) exceed the limit: the finest bucket that fits is used, and said
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": minute, "horizon": "7d"}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["step"] == "5m" and body["horizon_steps"] == 2016
+    assert "forecast on 5m steps instead" in body["note"]
+    assert body["series"] and len(body["series"][0]["points"]) == 2016
+    # an explicit step re-buckets the query
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": "latency", "horizon": "1d", "step": "1h"}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["step"] == "1h" and body["horizon_steps"] == 24 and body["note"] is None
+    assert len(body["series"][0]["points"]) == 24
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"step": "2h"}, "step: must be one of 1m, 5m, 15m, 1h, 6h, 1d"),
+        ({"step": "1m", "horizon": "30d"}, "43200 steps of 1m is too long"),  # explicit: never changed silently
+        ({"horizon": "20000"}, "pass a coarser step"),  # a number of steps is taken as given
+    ],
+)
+def test_forecast_step_errors(hub: Any, params: dict[str, str], needle: str) -> None:
+    h, _, _ = hub
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": "latency", **params}, timeout=30)
+    assert r.status_code == 422 and needle in r.text, r.text
+
+
 def test_budget_exhaustion_on_a_linear_spend(hub: Any) -> None:
     h, _, _ = hub
     now = now_s()
