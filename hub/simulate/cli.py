@@ -84,6 +84,22 @@ def _start_time(text: str) -> float:
     return dt.timestamp()
 
 
+_SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _span(text: str) -> float:
+    """``2d``, ``12h``, ``90m``, ``3600s`` or plain seconds → seconds (positive)."""
+    t = text.strip().lower()
+    unit = _SPAN_UNITS.get(t[-1:]) if t else None
+    try:
+        value = float(t[:-1] if unit else t) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 2d, 12h, 90m)") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hub simulate",
@@ -109,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"events per request, at most {MAX_BATCH} (default 500)")  # fmt: skip
     load.add_argument("--unpaced", action="store_true",
                       help="send as fast as possible (benchmarks); timestamps are the wall clock")  # fmt: skip
+    load.add_argument("--backfill", type=_span, metavar="SPAN",
+                      help="send SPAN of history that ends now (e.g. 2d) as fast as the hub takes it, timestamps "
+                           "spread over it at --rate events per simulated second, then exit; the hub rejects "
+                           "events older than its max_age (7 days by default)")  # fmt: skip
     load.add_argument("--concurrency", type=_positive_int, default=1, metavar="N",
                       help="batches in flight at once (default 1; 2-4 for benchmarks)")  # fmt: skip
     load.add_argument("--flush-interval", type=_positive_float, default=0.5, metavar="S",
@@ -143,8 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _validate(args: argparse.Namespace) -> None:
     if args.list_scenarios:
         return
-    if args.duration is None and args.count is None:
-        raise _UsageError("give --duration S or --count N")
+    if args.backfill is not None:
+        for flag, value in (("--duration", args.duration), ("--start-time", args.start_time)):
+            if value is not None:
+                raise _UsageError(f"--backfill sets the time span itself: leave out {flag}")
+        if args.unpaced:
+            raise _UsageError("--backfill is already unpaced (its timestamps are simulated): leave out --unpaced")
+    elif args.duration is None and args.count is None:
+        raise _UsageError("give --duration S or --count N (or --backfill SPAN)")
     if args.batch > MAX_BATCH:
         raise _UsageError(f"--batch must be at most {MAX_BATCH}")
     if args.max_retries < 0:
@@ -253,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             params = ", ".join(f"{k}: {v}" for k, v in cls.params_doc.items())
             sys.stdout.write(f"{name}\t{cls.description}" + (f" ({params}; start, length)" if params else "") + "\n")
         return 0
-    horizon = args.duration if args.duration is not None else args.count / args.rate
+    horizon = args.backfill or args.duration or args.count / args.rate
     try:
         scenario = make_scenario(args.scenario, horizon)
     except ScenarioError as exc:
@@ -267,9 +293,12 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     traces, warning = load_or_fallback(args.traces_dir)
     if warning:
         _err(f"warning: {warning}")
-    paced = not args.dry_run and not args.unpaced
+    backfill = args.backfill is not None
+    paced = not args.dry_run and not args.unpaced and not backfill
     clock: Literal["schedule", "wall"] = "wall" if (args.unpaced and not args.dry_run) else "schedule"
     t0 = args.start_time if args.start_time is not None else time.time()
+    if backfill:  # history that ends now: simulated timestamps from now - SPAN, sent as fast as accepted
+        t0 = time.time() - args.backfill
     state = GeneratorState.create(traces, rate=args.rate, t0=t0, tenant=args.tenant, clock=clock,
                                   scenario=scenario)  # fmt: skip
     rng = np.random.default_rng(args.seed)
@@ -289,7 +318,9 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
         _err(f"error: cannot write {args.output}: {exc}")
         return 1
     otlp: OtlpSender | None = None
-    if args.otlp and not args.dry_run:
+    if args.otlp and backfill:
+        _err("note: --backfill: OTLP is not sent (an OTel SDK stamps its data with the current time)")
+    elif args.otlp and not args.dry_run:
         sample = args.otlp_sample
         if sample == "auto":
             sample = min(1.0, OTLP_AUTO_REQUESTS_PER_S / state.request_rate)
@@ -327,7 +358,7 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     status, code, error = "ok", 0, None
     batch = args.batch
     limit = args.count if args.count is not None else math.inf
-    duration = args.duration if args.duration is not None else math.inf
+    duration = args.backfill if backfill else args.duration if args.duration is not None else math.inf
     gen_e: list[Event] = []
     gen_t: list[float] = []
     gi = 0
@@ -357,7 +388,7 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
                 break
             room = batch - len(buf)
             hi = min(len(gen_e), gi + room)
-            if not args.dry_run and now >= duration:  # wall-clock end, even when behind schedule
+            if not args.dry_run and not backfill and now >= duration:  # wall-clock end, even when behind schedule
                 if paced:
                     buf.extend(gen_e[gi : bisect.bisect_left(gen_t, min(now, duration), gi, hi)])
                 break
@@ -418,7 +449,7 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     summary.update({
         "status": status, "exit_code": code, "mode": "dry-run" if args.dry_run else "grpc" if args.grpc else "rest",
         "destination": args.output if isinstance(sink, FileSink) else sink.url,
-        "paced": paced, "tenant": args.tenant, "seed": args.seed, "scenario": scenario.name,
+        "paced": paced, "backfill_s": args.backfill, "tenant": args.tenant, "seed": args.seed, "scenario": scenario.name,
         "events_by_type": dict(sorted(by_type.items())), "requests_simulated": state.requests,
         "simulated_s": round(state.sim_time, 3),
         "traces": traces.describe(), "otlp": otlp_stats, "error": error,

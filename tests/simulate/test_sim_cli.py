@@ -11,11 +11,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
 
 from hub.simulate.cli import main
@@ -135,12 +137,39 @@ def test_dry_run_duration_and_determinism(tmp_path: Path, capsys: pytest.Capture
         ["--dry-run", "--output", "x.jsonl", "--duration", "1", "--scenario", "meteor_strike"],
         ["--api", "ftp://x", "--duration", "1"],
         ["--bogus"],
+        ["--api", "http://x", "--backfill", "2d", "--duration", "5"],
+        ["--api", "http://x", "--backfill", "2d", "--start-time", "2026-01-01T00:00:00Z"],
+        ["--api", "http://x", "--backfill", "2d", "--unpaced"],
+        ["--api", "http://x", "--backfill", "soon"],
+        ["--api", "http://x", "--backfill", "-2h"],
+        ["--api", "http://x", "--backfill", "0"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     _, err = capsys.readouterr()
     assert "error" in err
+
+
+def test_backfill_spreads_history_that_ends_now(stub: StubHub, capsys: pytest.CaptureFixture[str]) -> None:
+    """--backfill 2h at 2 events/s: ~14,400 events stamped over the last two hours, sent unpaced."""
+    started = time.time()
+    code = main(["--api", stub.url, "--otlp", stub.url, "--backfill", "2h", "--rate", "2", "--batch", "1000",
+                 "--seed", "3", "--quiet"])  # fmt: skip
+    assert code == 0
+    s, err = summary(capsys)
+    assert s["status"] == "ok" and s["paced"] is False and s["backfill_s"] == 7200.0
+    assert 10_000 < s["sent"] < 19_000 and s["elapsed_s"] < 60
+    assert "OTLP is not sent" in err and not [r for r in stub.requests if r[0].startswith("/v1/")]
+    stamps = sorted(
+        datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
+        for _, _, body in stub.events_posts()
+        for e in json.loads(body)
+    )
+    assert stamps[0] == pytest.approx(started - 7200, abs=5)  # the history starts SPAN ago ...
+    assert started - 300 < stamps[-1] <= time.time()  # ... and ends about now, never in the future
+    hours = np.histogram(stamps, bins=2)[0]
+    assert min(hours) > 0.3 * max(hours)  # spread over the span, not bunched at one end
 
 
 def test_help_and_list(capsys: pytest.CaptureFixture[str]) -> None:
