@@ -222,6 +222,10 @@ class AnomalyDetector:
         is_anomaly[: self.warmup if self.warmup is not None else max(100, self._day)] = False
 
         yhat, lower, upper = _expected(outputs, n)
+        # A series that has never been negative so far (latency, counts, cost) is not expected below 0.
+        with np.errstate(invalid="ignore"):
+            nonneg = np.fmin.accumulate(np.where(np.isfinite(frame.target), frame.target, np.inf)) >= 0
+        lower = np.where(nonneg & np.isfinite(lower), np.maximum(lower, 0.0), lower)
         confidence = np.where(
             anomalous, np.clip(0.5 * votes + 0.5 * np.clip((combined - 1) / 2, 0, 1), 0, 1), 0.0
         )

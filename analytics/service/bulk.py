@@ -77,7 +77,13 @@ def bulk_score(
     score = np.minimum(score, 1000.0)
     band = np.broadcast_to(thr * scale, cur.shape)
     yhat = np.broadcast_to(med, cur.shape)
-    return BulkScores(score, yhat.copy(), (yhat - band).copy(), (yhat + band).copy())
+    lower = yhat - band
+    # a series that has never been negative (latency, counts, cost) is not expected to go below 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        nonneg = ~(np.nanmin(x[:, : x.shape[1] - new], axis=1, initial=0.0, keepdims=True) < 0)
+    lower = np.where(nonneg, np.maximum(lower, 0.0), lower)
+    return BulkScores(score, yhat.copy(), lower, (yhat + band).copy())
 
 
 def _swa(x: np.ndarray, h: int, season: int, cycles: int) -> np.ndarray:

@@ -215,3 +215,19 @@ def test_timezone_aware_input_is_scored_in_utc_and_feedback_accepts_either_form(
     det.mark_false_positive(ts[1000])  # the aware stamp the caller has
     det.mark_false_positive(alerts[0].timestamp)  # or the naive UTC one the detector returned
     assert len(det.feedback.history) == 2
+
+
+def test_expected_range_of_a_never_negative_series_stays_at_or_above_zero():
+    """Heavy-tailed latency near 0: the band's lower edge would be negative; the series never was."""
+    rng = np.random.default_rng(5)
+    x = rng.lognormal(0, 1.2, N)
+    ts = pd.date_range("2024-01-01", periods=N, freq="5min")
+    out = fast_ensemble().score(pd.DataFrame({"timestamp": ts, "value": x}))
+    low = out["yhat_lower"].to_numpy()
+    assert np.nanmin(low) >= 0 and np.isfinite(low[-100:]).all()
+    # once the series has gone negative, the band may too (causal: from that point on)
+    y = x - 0.0
+    y[600] = -50.0
+    out = fast_ensemble().score(pd.DataFrame({"timestamp": ts, "value": y}))
+    low = out["yhat_lower"].to_numpy()
+    assert np.nanmin(low[:600]) >= 0 and np.nanmin(low[600:]) < 0

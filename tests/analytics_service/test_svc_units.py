@@ -83,6 +83,15 @@ def test_bulk_score_flags_only_the_spiking_series() -> None:
     assert (out.yhat_lower < 100).all() and (out.yhat_upper > 100).all()
 
 
+def test_bulk_score_band_of_a_never_negative_series_stays_at_or_above_zero() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(0, 1.5, size=(50, 300))
+    x[0, 10] = -1.0  # this one has been negative: its band may be
+    out = bulk_score(x, new=5)
+    assert (out.yhat_lower[1:] >= 0).all()
+    assert (out.yhat_lower[0] < 0).all()
+
+
 def test_bulk_forecast_covers_a_seasonal_series() -> None:
     rng = np.random.default_rng(2)
     t = np.arange(60 * 24 + 168)
