@@ -231,3 +231,16 @@ def test_expected_range_of_a_never_negative_series_stays_at_or_above_zero():
     out = fast_ensemble().score(pd.DataFrame({"timestamp": ts, "value": y}))
     low = out["yhat_lower"].to_numpy()
     assert np.nanmin(low[:600]) >= 0 and np.nanmin(low[600:]) < 0
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(53700.4, "53,700"), (-2487.2, "-2,487"), (812.0, "812"), (3.14159, "3.142"), (0.0125, "0.0125"),
+     (1.2e20, "1.2e+20"), (float("nan"), "nan")],
+)  # fmt: skip
+def test_numbers_in_explanations_read_as_people_write_them(value, text):
+    from analytics.anomaly.ensemble import explain, number
+
+    assert number(value) == text
+    line = explain(53700.0, 310.0, 20250.0, "high", 3.1, ["robust", "iforest"])
+    assert line == "high anomaly (score 3.10): 53,700 is above the expected range [310, 20,250]; flagged by robust, iforest"
