@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analytics.budget import forecast_budget
@@ -225,8 +226,10 @@ def evaluate_budget(
     spec = QuerySpec(event_type="cost", field="value", aggregation="sum", step="1h", filters=_filters(budget))
     series = load_series(store, spec, budget.tenant_id, start, as_of) if as_of > start else []
     hist = series[0] if series else None
-    if now < end and hist is not None and hist.values.size >= 16 and spent < budget.amount:
-        spend = pd.DataFrame({"ds": pd.to_datetime(hist.ts, unit="s"), "y": hist.values})
+    if now < end and hist is not None and np.isfinite(hist.values).sum() >= 16 and spent < budget.amount:
+        # from the hub's first data on (earlier buckets are NaN: no data, not zero spend)
+        i = int(np.argmax(np.isfinite(hist.values)))
+        spend = pd.DataFrame({"ds": pd.to_datetime(hist.ts[i:], unit="s"), "y": hist.values[i:]})
         try:
             fc = forecast_budget(spend, budget.amount, pd.Timestamp(end, unit="s"), period_start=pd.Timestamp(start, unit="s"),
                                  level=level, n_paths=1000,

@@ -23,7 +23,7 @@ from scipy.stats import norm
 
 from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError
 from analytics.service.config import ModelSpec, QuerySpec, parse_duration
-from analytics.service.models import horizon_steps, run_forecast
+from analytics.service.models import first_finite, horizon_steps, run_forecast
 from analytics.service.series import load_series
 from analytics.service.service import AnalyticsService
 from analytics.whatif import AddInstances, Fleet, MoveTraffic, PriceChange, ScaleTraffic, Scenario
@@ -254,12 +254,14 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
         raise _bad(exc.key or "horizon", str(exc)) from None
     now = svc.clock()
     usage = [s for s in load_series(svc.store, usage_spec, tenant, now - span, now) if s.labels.get("model")]
-    usable = [s for s in usage if s.values.size >= 16 and s.values.sum() > 0]
+    # (buckets before the hub's first data are NaN: no data, not zero requests)
+    usable = [s for s in usage if np.isfinite(s.values).sum() >= 16 and np.nansum(s.values) > 0]
     if not usable:
         raise _bad("history", "no model has 16 or more steps of request history in the window; widen history or "
                    "use a smaller step")  # fmt: skip
-    frame = pd.concat([pd.DataFrame({"ds": pd.to_datetime(s.ts, unit="s"), "model": s.labels["model"],
-                                     "requests": s.values}) for s in usable], ignore_index=True)  # fmt: skip
+    frame = pd.concat([pd.DataFrame({"ds": pd.to_datetime(s.ts[i:], unit="s"), "model": s.labels["model"],
+                                     "requests": s.values[i:]}) for s in usable for i in [first_finite(s.values)]],
+                      ignore_index=True)  # fmt: skip
     for key in ("prices", "fleet"):
         if not isinstance(body.get(key) or {}, dict):
             raise _bad(key, "must be an object keyed by model")

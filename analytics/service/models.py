@@ -33,6 +33,7 @@ from analytics.service.series import Series
 __all__ = [
     "anomaly_id",
     "build_detector",
+    "first_finite",
     "forecast_frame",
     "horizon_steps",
     "run_anomaly",
@@ -110,7 +111,7 @@ def run_anomaly(
 def score_series(detector: AnomalyDetector, s: Series, related: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """``detector.score`` on the series from its first value on (earlier empty buckets get no score);
     ``related`` columns (aligned on ``s``) go alongside for the multivariate detectors."""
-    first = _first_finite(s.values)
+    first = first_finite(s.values)
     frame = pd.DataFrame({"timestamp": pd.to_datetime(s.ts[first:], unit="s"), "value": s.values[first:]})
     detector.series = s.key  # the query's feedback state is shared: marks are per series
     for name, column in (related or {}).items():
@@ -124,7 +125,8 @@ def score_series(detector: AnomalyDetector, s: Series, related: Mapping[str, np.
     return scored
 
 
-def _first_finite(values: np.ndarray) -> int:
+def first_finite(values: np.ndarray) -> int:
+    """Index of the first finite value (``values.size`` when there is none)."""
     finite = np.isfinite(values)
     return int(np.argmax(finite)) if finite.any() else values.size
 

@@ -101,8 +101,12 @@ def load_series(
             continue
         by_group.setdefault(tuple(row[1:-1]), []).append((t, float("nan") if value is None else float(value)))
     out: list[Series] = []
+    # Counts and sums fill empty buckets with 0, but only from the query's first data on: before it the
+    # hub had nothing (a fresh install, a backfill), which is no data rather than zero requests or spend.
+    known = min((p[0] for pts in by_group.values() for p in pts), default=first)
     for gvals, points in sorted(by_group.items(), key=lambda kv: [str(v) for v in kv[0]]):
         values = np.full(grid.size, 0.0 if zero else np.nan)
+        values[grid < known] = np.nan
         idx = ((np.array([p[0] for p in points]) - first) // step).astype(np.int64)
         values[idx] = [p[1] for p in points]
         if spec.per_second:

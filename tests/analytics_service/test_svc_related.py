@@ -164,9 +164,32 @@ def test_the_scheduler_scores_a_query_with_its_related_series(tmp_path: Path, mo
         assert stats["runs"] == 2 and stats["rows"] > 0
         assert svc.m_runs.labels("joint", "error")._value.get() == 0
         # each model's latency got its own model's hourly request count (12, not both models' 24), known
-        # once its hour ended: over the 3-day window only the first hour's first 11 buckets lack it;
-        # the requests query is never its own related series
-        assert seen == [("gpt-4o", {"related:requests": (11, 12.0)}), ("gpt-4o-mini", {"related:requests": (11, 12.0)}),
+        # once its hour ended: over the 3-day window the day before the first event has none (no data, not
+        # zero requests: 288 buckets) and the first hour's first 11 buckets lack it; the requests query is
+        # never its own related series
+        assert seen == [("gpt-4o", {"related:requests": (299, 12.0)}), ("gpt-4o-mini", {"related:requests": (299, 12.0)}),
                         ("gpt-4o", {}), ("gpt-4o-mini", {})]  # fmt: skip
+    finally:
+        store.shutdown()
+
+
+def test_counts_are_zero_filled_only_from_the_first_data_on(tmp_path: Path) -> None:
+    """Before the query's first event the hub had nothing: those buckets are no data (NaN), not zero
+    requests; after it, a quiet bucket of a group is 0 (a fresh install or a backfill must not look like
+    days of zero traffic to the forecasters)."""
+    from analytics.service.series import load_series
+    from hubcore.storage.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.01)
+    store.start()
+    try:
+        add_latency(store, T0, 6, ("gpt-4o",))
+        add_latency(store, T0 + 3 * 3600, 3, ("gpt-4o-mini",))
+        spec = QuerySpec(event_type="telemetry", aggregation="count", group_by=["model"], step="1h")
+        got = {s.labels["gen_ai_request_model"]: s.values for s in
+               load_series(store, spec, "default", T0 - 6 * 3600, T0 + 6 * 3600)}  # fmt: skip
+        assert np.isnan(got["gpt-4o"][:6]).all() and (got["gpt-4o"][6:] == 12).all()
+        mini = got["gpt-4o-mini"]
+        assert np.isnan(mini[:6]).all() and (mini[6:9] == 0).all() and (mini[9:] == 12).all()
     finally:
         store.shutdown()
