@@ -493,3 +493,26 @@ def test_cost_forecast_from_hourly_steps_combines_the_hours(seeded: Seeded, brow
             pytest.approx(hi2, abs=1e-3),
         )
     assert problems(browser) == []
+
+
+def test_a_large_incident_graph_is_drawn_by_module_and_signal(seeded: Seeded, browser: Any) -> None:
+    """205 findings of one kind were 205 overlapping nodes; now the root cause and one node "x204" (a multiplication sign)."""
+    open_page(browser, seeded.api + "/console/correlations")
+
+    def node(i: int, signal: str = "security:prompt_injection", module: str = "llm-sentinel") -> dict[str, Any]:
+        return {"id": f"e{i}", "ts": f"2030-01-01T00:00:{i % 60:02d}.{i:03d}Z", "signal": signal, "component": module,
+                "score": 0.5 if i else 0.9, "abnormal": True}  # fmt: skip
+
+    big = {"nodes": [node(i) for i in range(205)] + [node(900, "cost:spend", "llm-costops")],
+           "edges": [{"source": "e0", "target": f"e{i}", "weight": 0.5} for i in range(1, 205)]
+           + [{"source": "e5", "target": "e900", "weight": 0.8}, {"source": "e6", "target": "e900", "weight": 0.3}]}  # fmt: skip
+    out = browser.execute_script("return Hub.rcaGraph(arguments[0], 'e0')", big)
+    assert out["collapsed"] is True
+    names = [n["name"] for n in out["nodes"]]
+    assert names == ["security:prompt_injection", "security:prompt_injection \u00d7204", "cost:spend"]
+    assert out["nodes"][0]["itemStyle"]["color"] == "#c62828"  # the root cause keeps its own red node
+    edges = {(e["source"], e["target"]): e["value"] for e in out["edges"]}
+    assert len(edges) == 2 and max(edges.values()) == 0.8  # merged, strongest weight kept, no self-loops
+    small = {"nodes": [node(i) for i in range(10)], "edges": [{"source": "e0", "target": "e1", "weight": 1}]}
+    out = browser.execute_script("return Hub.rcaGraph(arguments[0], 'e0')", small)
+    assert out["collapsed"] is False and len(out["nodes"]) == 10 and len(out["edges"]) == 1

@@ -618,22 +618,56 @@
       }],
     };
   }
+  // Up to RCA_NODES events are drawn one node each; beyond that, the events of one module and signal share a
+  // node (the root cause keeps its own), so an incident of hundreds of findings stays readable.
+  const RCA_NODES = 30;
+  function rcaGraph(g, root) {
+    const order = g.nodes.slice().sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
+    const collapsed = order.length > RCA_NODES;
+    const groups = [];
+    const groupOf = new Map();
+    const byKey = new Map();
+    for (const n of order) {
+      const key = n.id === root || !collapsed ? `id:${n.id}` : `${n.component || n.module}|${n.signal || n.id}`;
+      let grp = byKey.get(key);
+      if (!grp) {
+        grp = { id: key, members: [], module: n.component || n.module, signal: n.signal || n.id, score: 0, abnormal: false, root: n.id === root };
+        byKey.set(key, grp);
+        groups.push(grp);
+      }
+      grp.members.push(n);
+      grp.score = Math.max(grp.score, n.score || 0);
+      grp.abnormal = grp.abnormal || !!n.abnormal;
+      groupOf.set(n.id, grp);
+    }
+    const modules = Array.from(new Set(groups.map((x) => x.module)));
+    const nodes = groups.map((x, i) => ({
+      id: x.id, name: x.members.length > 1 ? `${x.signal} ×${x.members.length}` : x.signal, x: i * 120, y: modules.indexOf(x.module) * 70,
+      symbolSize: 14 + 26 * x.score, itemStyle: { color: x.root ? '#c62828' : x.abnormal ? '#e8833a' : '#2f6fed' }, value: x.score,
+      label: { position: 'bottom' },
+    }));
+    const links = new Map();
+    for (const e of g.edges) {
+      const a = groupOf.get(e.source);
+      const b = groupOf.get(e.target);
+      if (!a || !b || a === b) continue;
+      const k = `${a.id}>${b.id}`;
+      const w = Math.max((links.get(k) || {}).value || 0, e.weight || 0);
+      links.set(k, { source: a.id, target: b.id, value: w, lineStyle: { width: 1 + w } });
+    }
+    return { nodes, edges: Array.from(links.values()), collapsed };
+  }
+  Hub.rcaGraph = rcaGraph; // for the browser tests
   async function showRca(inc) {
     await Hub.panel('c-rca', 'root-cause analysis', async () => {
       const ans = await Hub.api(`/api/v1/incidents/${encodeURIComponent(inc.id)}/rca`, { params: Hub.state.tenant ? { tenant: Hub.state.tenant } : {} });
       const hyps = ans.hypotheses || [];
       const g = (hyps[0] && hyps[0].graph) || { nodes: [], edges: [] };
-      const order = g.nodes.slice().sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
-      const modules = Array.from(new Set(order.map((n) => n.component || n.module)));
       const root = hyps[0] && hyps[0].root_event_id;
-      const nodes = order.map((n, i) => ({
-        id: n.id, name: n.signal || n.id, x: i * 120, y: modules.indexOf(n.component || n.module) * 70,
-        symbolSize: 14 + 26 * (n.score || 0), itemStyle: { color: n.id === root ? '#c62828' : n.abnormal ? '#e8833a' : '#2f6fed' },
-        value: n.score,
-      }));
-      const edges = g.edges.map((e) => ({ source: e.source, target: e.target, value: e.weight, lineStyle: { width: 1 + (e.weight || 0) } }));
+      const { nodes, edges, collapsed } = rcaGraph(g, root);
       Hub.chart('c-rca', graphOption(nodes, edges, { layout: 'none' }));
-      Hub.explain('c-rca', `Incident ${inc.id}: ${inc.title || ''}. Red = most likely root cause; left to right = time.`);
+      Hub.explain('c-rca', `Incident ${inc.id}: ${inc.title || ''}. Red = most likely root cause; left to right = time.` +
+        (collapsed ? ` The ${g.nodes.length} events are drawn as ${nodes.length} nodes: events of the same module and signal share one (×N).` : ''));
       Hub.table('t-causes', [
         { key: 'rank', label: '#', num: true }, { key: 'cause', label: 'Cause' }, { key: 'confidence', label: 'Confidence', num: true, fmt: F.pct },
         { key: 'score', label: 'Score', num: true, fmt: (v) => (v == null ? '' : v.toFixed(3)) }, { key: 'evidence', label: 'Evidence', num: true, fmt: (v) => String((v || []).length) },
