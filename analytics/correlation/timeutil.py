@@ -8,7 +8,12 @@
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import UTC, datetime
+
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 
 
 class BadTimeError(ValueError):
@@ -20,15 +25,23 @@ def iso(us: int) -> str:
 
 
 def parse_time(value: str | None, name: str) -> int | None:
-    """ISO-8601 (naive = UTC) or epoch seconds → µs; ``BadTimeError`` naming ``name`` otherwise."""
+    """ISO-8601 (naive = UTC), epoch seconds, ``now`` or a time relative to now (``-24h``, ``-7d``,
+    ``-90m``, as the anomaly and forecast endpoints take) → µs; ``BadTimeError`` naming ``name`` otherwise."""
     if value is None or value == "":
         return None
+    text = value.strip()
+    if text == "now":
+        return int(time.time() * 1e6)
+    rel = _RELATIVE.match(text)
+    if rel:
+        return int((time.time() - float(rel.group(1)) * _UNIT_S[rel.group(2)]) * 1e6)
+    value = text
     try:
         if value.lstrip("-").replace(".", "", 1).isdigit():
             return int(float(value) * 1e6)
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadTimeError(f"{name} must be ISO-8601 or epoch seconds, got {value!r}") from None
+        raise BadTimeError(f"{name} must be ISO-8601, epoch seconds, now or -24h, got {value!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1e6)

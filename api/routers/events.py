@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from analytics.correlation.timeutil import BadTimeError, parse_time
 from api.deps import get_state, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.routers.ingest_body import BodyError, split_events
@@ -79,17 +79,11 @@ async def ingest_events(request: Request, state: Annotated[ApiState, Depends(get
 
 
 def _parse_time(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
+    """ISO-8601, epoch seconds, ``now`` or ``-24h`` (relative to now) → µs; 400 ``bad_time`` otherwise."""
     try:
-        if value.lstrip("-").replace(".", "", 1).isdigit():
-            return int(float(value) * 1e6)  # epoch seconds
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        raise PermanentError(f"{name} must be ISO-8601 or epoch seconds, got {value!r}", reason="bad_time") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1e6)
+        return parse_time(value, name)
+    except BadTimeError as exc:
+        raise PermanentError(str(exc), reason="bad_time") from None
 
 
 @router.get("/events", summary="List stored events, newest first, with filters and cursor pagination")

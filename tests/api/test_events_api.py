@@ -127,6 +127,11 @@ def test_listing_filters_and_cursor_pagination(client: httpx.Client, hub: Runnin
     assert len(by_payload["events"]) == 7
     times = [e["timestamp"] for e in by_payload["events"]]
     assert times == sorted(times, reverse=True)
+    # times relative to now, as the analytics endpoints take them
+    recent = client.get("/api/v1/events", params={"tags.team": "pager", "start": "-1h", "end": "now"}).json()
+    assert len(recent["events"]) == 7
+    earlier = client.get("/api/v1/events", params={"tags.team": "pager", "start": "-1h", "end": "-30m"}).json()
+    assert earlier["events"] == []
 
 
 @pytest.mark.parametrize(

@@ -163,3 +163,24 @@ def test_config_validation() -> None:
 def test_process_helper_keeps_tenant() -> None:
     cols = process([])
     assert cols["event_id"] == []
+
+
+def test_times_relative_to_now_are_accepted_like_the_other_endpoints() -> None:
+    import time
+
+    from analytics.correlation.timeutil import BadTimeError, parse_time
+
+    now = time.time()
+    assert abs(parse_time("-24h", "start") / 1e6 - (now - 86_400)) < 5
+    assert abs(parse_time("-90m", "start") / 1e6 - (now - 5_400)) < 5
+    assert abs(parse_time("-1.5d", "start") / 1e6 - (now - 129_600)) < 5
+    assert abs(parse_time("now", "end") / 1e6 - now) < 5
+    assert parse_time("-5", "start") == -5_000_000  # a bare number stays epoch seconds
+    assert parse_time("2026-01-01T00:00:00Z", "start") == 1_767_225_600_000_000
+    for bad in ("yesterday", "-24x", "24h"):
+        try:
+            parse_time(bad, "start")
+        except BadTimeError as exc:
+            assert "start must be ISO-8601, epoch seconds, now or -24h" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
