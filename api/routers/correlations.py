@@ -21,6 +21,7 @@ from analytics.correlation import (
     dependency_graph,
     threat_intel,
 )
+from analytics.correlation.engine import MAX_ANALYZE_ROWS
 from analytics.correlation.timeutil import BadTimeError, parse_time
 from api.deps import get_state, read_tenant
 from api.errors import error_response, json_response
@@ -91,7 +92,9 @@ async def analyze(
         res = engine.analyze(t, start_us, end_us)
         return {"correlations": [c.to_dict() for c in res.correlations],
                 "incidents": [i.to_dict() for i in res.incidents], "events": res.events,
-                "seconds": round(res.seconds, 4)}  # fmt: skip
+                "seconds": round(res.seconds, 4),
+                # at most MAX_ANALYZE_ROWS events are read: a busier span needs shorter calls
+                "truncated": res.events >= MAX_ANALYZE_ROWS, "max_events": MAX_ANALYZE_ROWS}  # fmt: skip
 
     return json_response(await run_in_threadpool(run))
 

@@ -38,6 +38,7 @@ def test_correlation_api_end_to_end(tmp_path: Path) -> None:
         r = c.post("/api/v1/correlations/analyze", params=rng, headers={"X-Scope-OrgID": "tenant-a"})
         assert r.status_code == 200, r.text
         assert {x["type"] for x in r.json()["correlations"]} >= {"causal_chain", "security_incident"}
+        assert r.json()["truncated"] is False and r.json()["max_events"] == 500_000  # a busier span says so
 
         r = c.get("/api/v1/correlations", params={**rng, "type": "causal_chain"}, headers={"X-Scope-OrgID": "tenant-a"})
         corrs = r.json()["correlations"]

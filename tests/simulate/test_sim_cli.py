@@ -47,6 +47,11 @@ class StubHub:
                     out = json.dumps({"accepted": n, "rejected": [], "duplicates": 0}).encode()
                 elif self.path.startswith("/v1/"):
                     status, out = 200, b""
+                elif self.path.startswith("/api/v1/correlations/analyze"):
+                    status, out = (
+                        200,
+                        json.dumps({"correlations": [{}], "incidents": [{}], "events": 9, "seconds": 0.5}).encode(),
+                    )
                 else:
                     out = json.dumps({"error": {"code": "busy"}}).encode()
                 self.send_response(status)
@@ -161,6 +166,12 @@ def test_backfill_spreads_history_that_ends_now(stub: StubHub, capsys: pytest.Ca
     assert s["status"] == "ok" and s["paced"] is False and s["backfill_s"] == 7200.0
     assert 10_000 < s["sent"] < 19_000 and s["elapsed_s"] < 60
     assert "OTLP is not sent" in err and not [r for r in stub.requests if r[0].startswith("/v1/")]
+    # the streaming engine sees only live data: the span is then correlated through the analyze endpoint
+    [analyze] = [r[0] for r in stub.requests if r[0].startswith("/api/v1/correlations/analyze")]
+    query = dict(p.split("=") for p in analyze.split("?", 1)[1].split("&"))
+    assert float(query["start"]) == pytest.approx(started - 7200, abs=5) and float(query["end"]) >= started
+    assert s["correlated"] == {"incidents": 1, "correlations": 1, "events": 9, "calls": 1, "seconds": 0.5,
+                               "truncated": 0}  # fmt: skip
     stamps = sorted(
         datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
         for _, _, body in stub.events_posts()
@@ -170,6 +181,31 @@ def test_backfill_spreads_history_that_ends_now(stub: StubHub, capsys: pytest.Ca
     assert started - 300 < stamps[-1] <= time.time()  # ... and ends about now, never in the future
     hours = np.histogram(stamps, bins=2)[0]
     assert min(hours) > 0.3 * max(hours)  # spread over the span, not bunched at one end
+
+
+def test_correlating_a_backfill_goes_span_by_span_and_halves_busy_spans() -> None:
+    import httpx
+
+    from hub.simulate.cli import correlate_span
+
+    spans: list[tuple[float, float]] = []
+    busy = (6 * 3600.0, 12 * 3600.0)  # the hub reads at most max_events per call: this span is too busy
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        span = (float(request.url.params["start"]), float(request.url.params["end"]))
+        spans.append(span)
+        truncated = span == busy
+        return httpx.Response(200, json={"correlations": [], "incidents": [{}], "events": 3, "seconds": 0.25,
+                                         "truncated": truncated, "max_events": 500_000})  # fmt: skip
+
+    mock = httpx.MockTransport(answer)
+    out = correlate_span("http://hub", 0.0, 15 * 3600.0, tenant="acme", token="t", transport=mock)
+    h = 3600.0
+    assert spans == [(0.0, 6 * h), busy, (6 * h, 9 * h), (9 * h, 12 * h), (12 * h, 15 * h)]
+    assert out == {"incidents": 4, "correlations": 0, "events": 12, "calls": 5, "seconds": 1.0, "truncated": 0}
+    refused = httpx.MockTransport(lambda request: httpx.Response(403, json={"error": {"code": "forbidden"}}))
+    denied = correlate_span("http://hub", 0.0, 60.0, tenant=None, token=None, transport=refused)
+    assert denied["error"].startswith("HTTP 403")
 
 
 def test_help_and_list(capsys: pytest.CaptureFixture[str]) -> None:
