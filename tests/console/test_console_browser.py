@@ -170,6 +170,11 @@ def test_csv_export_of_a_table(seeded: Seeded, browser: Any) -> None:
     assert lines[0] == "Model,Requests,p50,p95,p99,Error rate"
     assert len(lines) == 1 + len(browser.find_elements(By.CSS_SELECTOR, "#t-models tbody tr"))
     assert browser.execute_script("return Hub.csv('t-models')") == csv
+    # numeric cells go out as numbers: the table shows "1,234" and "812 ms", the file 1234 and 812
+    shown = browser.execute_script("return document.querySelector('#t-models tbody td.num').textContent")
+    for row in lines[1:]:
+        cells = row.split(",")
+        assert all(float(x) >= 0 for x in cells[1:5] if x), (row, shown)
 
 
 def test_drill_down_from_a_chart_point_reaches_the_raw_events(seeded: Seeded, browser: Any) -> None:

@@ -337,6 +337,8 @@
         } else {
           const v = row[c.key];
           td.textContent = c.fmt ? c.fmt(v, row) : v == null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+          // CSV gets the number itself, not its display form ("12938", not "12,938"; 0.919, not "91.9 %")
+          if (c.num && c.fmt && typeof v === 'number' && Number.isFinite(v)) td.dataset.csv = String(v);
         }
       }
       if (opts.onRow) {

@@ -407,8 +407,8 @@
       Hub.panel('t-intel', 'threat intelligence', async () => {
         const ans = await Hub.api('/api/v1/security/threat-intel', { params: Hub.windowParams({ limit: 100 }) });
         Hub.table('t-intel', [
-          { key: 'indicator', label: 'Indicator' }, { key: 'value', label: 'Value' }, { key: 'findings', label: 'Findings', num: true },
-          { key: 'events', label: 'Events', num: true }, { key: 'threat_types', label: 'Threat types', fmt: (v) => (v || []).join(', ') },
+          { key: 'indicator', label: 'Indicator' }, { key: 'value', label: 'Value' }, { key: 'findings', label: 'Findings', num: true, fmt: F.int },
+          { key: 'events', label: 'Events', num: true, fmt: F.int }, { key: 'threat_types', label: 'Threat types', fmt: (v) => (v || []).join(', ') },
           { key: 'modules', label: 'Modules', fmt: (v) => (v || []).join(', ') }, { key: 'last_seen', label: 'Last seen', fmt: F.time },
         ], ans.indicators || []);
       }),
@@ -477,8 +477,8 @@
         }
         const rows = Object.values(per).map((p) => Object.assign(p, { rate: p.evaluations ? p.pass / p.evaluations : null })).sort((a, b) => (a.rate ?? 1) - (b.rate ?? 1));
         Hub.table('t-policies', [
-          { key: 'policy_id', label: 'Policy' }, { key: 'evaluations', label: 'Evaluations', num: true, fmt: F.int }, { key: 'pass', label: 'Pass', num: true },
-          { key: 'fail', label: 'Fail', num: true }, { key: 'warn', label: 'Warn', num: true }, { key: 'rate', label: 'Compliance', num: true, fmt: F.pct },
+          { key: 'policy_id', label: 'Policy' }, { key: 'evaluations', label: 'Evaluations', num: true, fmt: F.int }, { key: 'pass', label: 'Pass', num: true, fmt: F.int },
+          { key: 'fail', label: 'Fail', num: true, fmt: F.int }, { key: 'warn', label: 'Warn', num: true, fmt: F.int }, { key: 'rate', label: 'Compliance', num: true, fmt: F.pct },
         ], rows, { onRow: (r) => Hub.drill({ event_type: 'policy', name: r.policy_id }) });
       }),
     ]);
@@ -684,7 +684,7 @@
         const list = ans.incidents || [];
         Hub.table('t-incidents', [
           { key: 'start', label: 'Start', fmt: F.time }, { key: 'title', label: 'Incident' }, { key: 'types', label: 'Types', fmt: (v) => (v || []).join(', ') },
-          { key: 'confidence', label: 'Confidence', num: true, fmt: F.pct }, { key: 'event_count', label: 'Events', num: true },
+          { key: 'confidence', label: 'Confidence', num: true, fmt: F.pct }, { key: 'event_count', label: 'Events', num: true, fmt: F.int },
         ], list, {
           empty: 'No incident in this window.',
           onRow: (r, tr) => { for (const x of tr.parentNode.querySelectorAll('tr.selected')) x.classList.remove('selected'); tr.classList.add('selected'); showRca(r); },
