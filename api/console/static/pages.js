@@ -439,7 +439,7 @@
           return Object.entries(b).map(([t, [g, n]]) => [Number(t), +((g / n) * 100).toFixed(2)]).sort((a, c) => a[0] - c[0]);
         };
         Hub.chart('c-compliance', {
-          xAxis: Hub.timeAxis(), yAxis: { type: 'value', name: '%', min: (v) => Math.max(0, Math.floor(v.min - 5)), max: 100 },
+          xAxis: Hub.timeAxis(), yAxis: { type: 'value', name: '%', min: (v) => Math.max(0, Math.floor((v.min - 5) / 10) * 10), max: 100 },
           series: [
             { name: 'governance compliant %', type: 'line', data: rate(gov, 'payload.compliant', 'true'), showSymbol: false },
             { name: 'policy pass %', type: 'line', data: rate(pol, 'payload.result', 'pass'), showSymbol: false },
