@@ -259,9 +259,7 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
     if not usable:
         raise _bad("history", "no model has 16 or more steps of request history in the window; widen history or "
                    "use a smaller step")  # fmt: skip
-    frame = pd.concat([pd.DataFrame({"ds": pd.to_datetime(s.ts[i:], unit="s"), "model": s.labels["model"],
-                                     "requests": s.values[i:]}) for s in usable for i in [first_finite(s.values)]],
-                      ignore_index=True)  # fmt: skip
+    frame = pd.concat([_usage_frame(s) for s in usable], ignore_index=True)
     for key in ("prices", "fleet"):
         if not isinstance(body.get(key) or {}, dict):
             raise _bad(key, "must be an object keyed by model")
@@ -297,6 +295,12 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
         t = table.assign(ds=table["ds"].map(lambda d: d.isoformat() + "Z"))
         answer["series"] = json.loads(t.to_json(orient="records"))
     return answer
+
+
+def _usage_frame(s: Any) -> pd.DataFrame:
+    """``ds, model, requests`` of one model's request series, from its first value on."""
+    i = first_finite(s.values)
+    return pd.DataFrame({"ds": pd.to_datetime(s.ts[i:], unit="s"), "model": s.labels["model"], "requests": s.values[i:]})
 
 
 def _history_prices(svc: AnalyticsService, tenant: str, usage: list[Any], start: float, end: float) -> dict[str, float]:
