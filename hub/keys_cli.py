@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -21,21 +20,20 @@ from pathlib import Path
 import msgspec
 import yaml
 
+from hubcore import durations
 from hubcore.errors import ConfigError
 from hubcore.security.apikeys import ApiKeyInfo, ApiKeyStore
 from hubcore.security.config import AuthConfig
 from hubcore.security.rbac import RoleRegistry
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400, "y": 365 * 86_400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdwy])\s*$")
-
 
 def parse_duration(text: str) -> float:
-    """``30d`` → 2592000.0; units s, m, h, d, w, y. Raises ValueError."""
-    m = _DURATION.match(text)
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"bad duration {text!r}: use a positive number and a unit, e.g. 90m, 12h, 30d, 1y")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    """``30d`` → 2592000.0; units s, m, h, d, w, y (:func:`hubcore.durations.parse_duration`). Raises
+    ValueError."""
+    try:
+        return durations.parse_duration(text, allow_number=False)
+    except durations.DurationError:
+        raise ValueError(f"bad duration {text!r}: use a positive number and a unit, e.g. 90m, 12h, 30d, 1y") from None
 
 
 def _iso(ts: float | None) -> str:

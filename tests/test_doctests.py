@@ -11,6 +11,7 @@ MODULES = [
     "hubcore.config",
     "hubcore.contracts",
     "hubcore.dlq",
+    "hubcore.durations",
     "hubcore.errors",
     "hubcore.mapping",
     "hubcore.model.events",
@@ -30,6 +31,7 @@ MODULES = [
     "exporters.embedded",
     "analytics.service.config",
     "analytics.service.related",
+    "analytics.correlation.timeutil",
 ]
 
 

@@ -8,12 +8,9 @@
 
 from __future__ import annotations
 
-import re
-import time
 from datetime import UTC, datetime
 
-_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+from hubcore.durations import DurationError, relative_seconds
 
 
 class BadTimeError(ValueError):
@@ -30,11 +27,12 @@ def parse_time(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
     text = value.strip()
-    if text == "now":
-        return int(time.time() * 1e6)
-    rel = _RELATIVE.match(text)
-    if rel:
-        return int((time.time() - float(rel.group(1)) * _UNIT_S[rel.group(2)]) * 1e6)
+    try:
+        rel = relative_seconds(text)
+    except DurationError:
+        raise BadTimeError(f"{name} must be ISO-8601, epoch seconds, now or -24h, got {value!r}") from None
+    if rel is not None:
+        return int(rel * 1e6)
     value = text
     try:
         if value.lstrip("-").replace(".", "", 1).isdigit():

@@ -41,12 +41,12 @@ YAML (``processors.analytics`` of the hub config)::
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 import msgspec
 
 from analytics.anomaly.registry import DETECTOR_CLASSES
+from hubcore import durations
 from hubcore.errors import ConfigError
 from hubcore.query.model import BUCKETS, FUNCTIONS
 
@@ -68,20 +68,15 @@ DETECTORS = tuple(DETECTOR_CLASSES)
 DEFAULT_DETECTORS = ("robust", "seasonal")
 #: Detectors that use related series (the extra columns of a 2-D input).
 MULTIVARIATE = ("iforest",)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str | float | int, key: str) -> float:
-    """Seconds in ``"30s"``, ``"5m"``, ``"1h"``, ``"7d"``, ``"2w"`` (or a number of seconds)."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        if text <= 0:
-            raise ConfigError(key, f"must be positive, got {text!r}")
-        return float(text)
-    m = _DURATION.match(str(text))
-    if not m or float(m.group(1)) <= 0:
-        raise ConfigError(key, f"must be a duration such as 30s, 5m, 1h, 7d or 2w; got {text!r}")
-    return float(m.group(1)) * _UNIT[m.group(2)]
+    """Seconds in ``"30s"``, ``"5m"``, ``"1h"``, ``"7d"``, ``"2w"`` (or a number of seconds;
+    :func:`hubcore.durations.parse_duration`)."""
+    try:
+        return durations.parse_duration(text)
+    except durations.DurationError as exc:
+        raise ConfigError(key, str(exc)) from None
 
 
 class _Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

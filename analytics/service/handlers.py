@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from analytics.service.series import load_series
 from analytics.service.service import AnalyticsService
 from analytics.whatif import AddInstances, Fleet, MoveTraffic, PriceChange, ScaleTraffic, Scenario
 from analytics.whatif import what_if as whatif_table
+from hubcore.durations import DurationError, relative_seconds
 from hubcore.errors import ConfigError, PermanentError
 from hubcore.query.executor import EmbeddedBackend
 from hubcore.query.model import BUCKETS, parse_query
@@ -50,14 +50,15 @@ def _iso(seconds: float) -> str:
 
 def parse_time_param(value: str | None, field: str, default: float) -> float:
     """Epoch seconds from an ISO-8601 time, epoch seconds, or a relative ``-24h``/``now``."""
-    if value is None or value == "now":
-        return default if value is None else time.time()
+    if value is None:
+        return default
     text = value.strip()
-    if text.startswith("-"):
-        try:
-            return _clamp(time.time() - parse_duration(text[1:], field), field)
-        except ConfigError:
-            raise _bad(field, f"relative times look like -24h or -7d; got {value!r}") from None
+    try:
+        rel = relative_seconds(text)
+    except DurationError:
+        raise _bad(field, f"relative times look like -24h or -7d; got {value!r}") from None
+    if rel is not None:
+        return _clamp(rel, field)
     try:
         number = float(text)
     except ValueError:
@@ -300,7 +301,9 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
 def _usage_frame(s: Any) -> pd.DataFrame:
     """``ds, model, requests`` of one model's request series, from its first value on."""
     i = first_finite(s.values)
-    return pd.DataFrame({"ds": pd.to_datetime(s.ts[i:], unit="s"), "model": s.labels["model"], "requests": s.values[i:]})
+    return pd.DataFrame(
+        {"ds": pd.to_datetime(s.ts[i:], unit="s"), "model": s.labels["model"], "requests": s.values[i:]}
+    )
 
 
 def _history_prices(svc: AnalyticsService, tenant: str, usage: list[Any], start: float, end: float) -> dict[str, float]:

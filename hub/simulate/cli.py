@@ -35,6 +35,7 @@ from hub.simulate.generator import Event, GeneratorState, generate_timed
 from hub.simulate.scenarios import SCENARIOS, Scenario, ScenarioError, make_scenario
 from hub.simulate.senders import ConcurrentSender, FileSink, GrpcSender, OtlpSender, RestSender, SendError
 from hub.simulate.traces import load_or_fallback
+from hubcore import durations
 
 MAX_BATCH = 1000
 OTLP_AUTO_REQUESTS_PER_S = 2000
@@ -85,20 +86,13 @@ def _start_time(text: str) -> float:
     return dt.timestamp()
 
 
-_SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-
-
 def _span(text: str) -> float:
-    """``2d``, ``12h``, ``90m``, ``3600s`` or plain seconds → seconds (positive)."""
-    t = text.strip().lower()
-    unit = _SPAN_UNITS.get(t[-1:]) if t else None
+    """``2d``, ``12h``, ``90m``, ``3600s`` or plain seconds → seconds (positive;
+    :func:`hubcore.durations.parse_duration`)."""
     try:
-        value = float(t[:-1] if unit else t) * (unit or 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 2d, 12h, 90m)") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration")
-    return value
+        return durations.parse_duration(text)
+    except durations.DurationError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration (e.g. 2d, 12h, 90m): {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from hubcore import durations
+
 #: Filter / group-by dimensions of ``events``: name -> (SQL expression, alert label name).
 DIMENSIONS: dict[str, tuple[str, str]] = {
     "event_type": ("event_type", "event_type"),
@@ -51,8 +53,6 @@ SEVERITIES = ("info", "warning", "critical")
 RESERVED_LABELS = frozenset({"alertname", "severity", "tenant_id", "escalated"})
 MAX_WINDOW_S = 7 * 86_400.0
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, None: 1.0}
 
 
 class RuleError(ValueError):
@@ -114,24 +114,12 @@ class Rule:
 
 
 def parse_duration(value: Any, key: str, *, allow_zero: bool = False) -> float:
-    """Seconds from a number or ``"90s"``, ``"5m"``, ``"2h"``, ``"1d"``, ``"500ms"``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise RuleError(key, f"must be a duration such as 30s, 5m, 1h (or seconds), got {value!r}")
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if not m:
-            raise RuleError(key, f"must be a duration such as 30s, 5m, 1h (or seconds), got {value!r}")
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        try:
-            seconds = float(value)
-        except OverflowError:
-            raise RuleError(key, f"must be at most 7d, got {value!r}") from None
-    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
-        raise RuleError(key, f"must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    if seconds > MAX_WINDOW_S:
-        raise RuleError(key, f"must be at most 7d, got {value!r}")
-    return seconds
+    """Seconds from a number or ``"90s"``, ``"5m"``, ``"2h"``, ``"1d"``, ``"500ms"`` (at most 7 days;
+    the grammar is :func:`hubcore.durations.parse_duration`)."""
+    try:
+        return durations.parse_duration(value, allow_zero=allow_zero, maximum=MAX_WINDOW_S)
+    except durations.DurationError as exc:
+        raise RuleError(key, str(exc)) from None
 
 
 def _obj(data: Any, key: str, allowed: set[str], required: tuple[str, ...] = ()) -> dict[str, Any]:

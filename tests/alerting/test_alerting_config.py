@@ -66,9 +66,9 @@ def test_config_errors_name_the_key(change: dict[str, object], key: str) -> None
 
 
 def test_durations() -> None:
-    assert [parse_duration(v, "x") for v in ("500ms", "30s", "5m", "2h", "1d", 90, 1.5)] == [
-        0.5, 30.0, 300.0, 7200.0, 86400.0, 90.0, 1.5]  # fmt: skip
-    for bad in ("", "5 minutes", "1w", True, None, [], "8d", 10**400):
+    assert [parse_duration(v, "x") for v in ("500ms", "30s", "5m", "2h", "1d", "1w", 90, 1.5)] == [
+        0.5, 30.0, 300.0, 7200.0, 86400.0, 604800.0, 90.0, 1.5]  # fmt: skip
+    for bad in ("", "5 minutes", "2w", True, None, [], "8d", 10**400, -1, "0s"):
         with pytest.raises(RuleError):
             parse_duration(bad, "x")
 
