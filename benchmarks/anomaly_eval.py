@@ -17,6 +17,8 @@ Usage::
     .venv/bin/python benchmarks/anomaly_eval.py --traces 55      # + 55 series of real LLM traffic (Azure,
                                                                  #   Mooncake traces), 11 as recorded, 44 with
                                                                  #   one injected anomaly
+    .venv/bin/python benchmarks/anomaly_eval.py --m4 240         # + 240 real hourly M4 series, a sixth as
+                                                                 #   recorded, the rest with one injected anomaly
     .venv/bin/python benchmarks/anomaly_eval.py --noise 30       # + 30 series of pure noise (every alert false)
     .venv/bin/python benchmarks/anomaly_eval.py --ops 40 --first-seed 40  # other seeds: a held-out estimate
     .venv/bin/python benchmarks/anomaly_eval.py --feedback 1 --ops 40  # + what marking the first false
@@ -44,7 +46,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from anomaly_series import noise_series, ops_series, synthetic_series, trace_series
+from anomaly_series import m4_series, noise_series, ops_series, synthetic_series, trace_series
 
 from analytics.anomaly import AnomalyDetector, RollingZScoreDetector
 
@@ -213,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also score N series of real LLM traffic (anomaly_series.trace_series; 55 covers every base and kind)",
     )
     ap.add_argument(
+        "--m4",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score N real hourly series of the M4 set (anomaly_series.m4_series; kind seed %% 6)",
+    )
+    ap.add_argument(
         "--noise",
         type=int,
         default=0,
@@ -295,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         report["ops"] = generated(ops_series, args.ops, "-", args.first_seed)
     if args.traces > 0:
         report["traces"] = generated(trace_series, args.traces, "-", args.first_seed)
+    if args.m4 > 0:
+        report["m4"] = generated(m4_series, args.m4, "-", args.first_seed)
     if args.noise > 0:
         report["noise"] = generated(noise_series, args.noise, "-", args.first_seed)
     if args.feedback > 0:

@@ -1,12 +1,12 @@
 """Generated series with one labelled anomaly each, NAB-style windows: generalisation checks for
-``benchmarks/anomaly_eval.py`` (``--synthetic N``, ``--ops N``).
+``benchmarks/anomaly_eval.py`` (``--synthetic N``, ``--ops N``, ``--traces N``, ``--m4 N``, ``--noise N``).
 
 Usage::
 
-    from anomaly_series import ops_series, synthetic_series, trace_series
+    from anomaly_series import m4_series, ops_series, synthetic_series, trace_series
     frame, windows, kind = ops_series(3)      # DataFrame(timestamp, value), [(start, end)], "latency-burst"
 
-Four families:
+Five families:
 
 * ``synthetic_series`` — clean shapes (Gaussian noise, optional daily cycle and random walk) with one
   anomaly of seven kinds. Settings were never chosen on it.
@@ -28,6 +28,11 @@ Four families:
   points), a single spike (3x the 99th percentile), an outage (zero for 24 points or twice the longest
   silence so far, whichever is longer) and a level shift (x1.8). Added on 27 Nov 2026 as
   a check on data of the product's own domain; never tuned on.
+* ``m4_series`` — *real* hourly series of another domain: the 414 of the M4 competition's hourly set
+  (``/work/shared/data/forecast/m4/``, 748-1,008 points: short, strongly daily and weekly), as recorded
+  or with one anomaly sized by the series' own day-over-day variation: a spike, a dip, a level shift, a
+  day without its daily cycle, a day of extra noise. Added on 27 Nov 2026; it found that the detectors'
+  warm-ups (several hundred points) left short hourly series half unwatched.
 * ``noise_series`` — no anomaly at all: ten kinds of noise (Gaussian, Student t3, Poisson 0.2 and 3,
   0/1, log-normal, AR(1), random walk, a daily sine, zero-inflated log-normal), 4,000 five-minute
   points each. Every alert is a false positive: how often the detector pages on data that is only noisy.
@@ -245,3 +250,55 @@ def noise_series(seed: int) -> tuple[pd.DataFrame, list[tuple[str, str]], str]:
     }[kind]()
     ts = pd.date_range("2024-01-01", periods=n, freq="300s")
     return pd.DataFrame({"timestamp": ts, "value": x}), [], f"{kind}"
+
+
+M4_ROOT = Path(os.environ.get("HUB_M4_HOURLY", "/work/shared/data/forecast/m4"))
+M4_KINDS = ("none", "spike", "dip", "shift", "flatday", "noisy")
+
+
+@lru_cache(maxsize=1)
+def m4_bases(root: Path = M4_ROOT) -> list[np.ndarray]:
+    """The 414 real hourly series of the M4 competition (training and test parts joined, 748-1,008 points)."""
+    train = pd.read_csv(root / "Hourly-train.csv", index_col=0)
+    test = pd.read_csv(root / "Hourly-test.csv", index_col=0)
+    out = []
+    for name in train.index:
+        a = train.loc[name].dropna().to_numpy(float)
+        b = test.loc[name].dropna().to_numpy(float)
+        out.append(np.concatenate([a, b]))
+    return out
+
+
+def m4_series(seed: int) -> tuple[pd.DataFrame, list[tuple[str, str]], str]:
+    """One real hourly M4 series (base ``37 * seed % 414``, kind ``seed % 6``), NAB-style window.
+
+    Injected anomalies are sized by the series' own day-over-day scale ``s`` (1.4826 x the median
+    absolute difference from the same hour a day earlier, before the anomaly): a spike or a dip of 6s at
+    one point, a level shift of 4s (up or down) to the end, a day whose daily cycle is gone (each hour
+    replaced by the day's mean: a stuck or averaged feed), or a day with noise of 3s added. ``none`` is the
+    series as recorded, so every alert is a false positive (real series may hold unlabelled events).
+    """
+    bases = m4_bases()
+    x = bases[(37 * seed) % len(bases)].copy()
+    kind = M4_KINDS[seed % len(M4_KINDS)]
+    n = x.size
+    ts = pd.date_range("2024-01-01", periods=n, freq="h")
+    if kind == "none":
+        return pd.DataFrame({"timestamp": ts, "value": x}), [], "m4-none"
+    rng = np.random.default_rng(900 + seed)
+    at = int(rng.integers(int(0.4 * n), int(0.85 * n)))
+    s = 1.4826 * float(np.median(np.abs(x[24:at] - x[: at - 24])))
+    s = s if s > 0 else float(np.std(x[:at])) or 1.0
+    if kind == "spike":
+        x[at] += 6 * s
+    elif kind == "dip":
+        x[at] -= 6 * s
+    elif kind == "shift":
+        x[at:] += 4 * s * (1 if rng.random() < 0.5 else -1)
+    elif kind == "flatday":
+        x[at : at + 24] = x[at : at + 24].mean()
+    else:
+        x[at : at + 24] += rng.normal(0.0, 3 * s, min(24, n - at))
+    half = int(0.05 * n)
+    window = [(str(ts[max(0, at - half)]), str(ts[min(n - 1, at + half)]))]
+    return pd.DataFrame({"timestamp": ts, "value": x}), window, f"m4-{kind}"

@@ -32,7 +32,7 @@ from .statistical import RobustDeviationDetector, SeasonalResidualDetector
 
 #: Relative weights: each detector's F1 alone on the NAB benchmark (``benchmarks/anomaly_eval.py``,
 #: ``per_detector_overall``; see docs/anomaly.md).
-DEFAULT_WEIGHTS: dict[str, float] = {"robust": 0.667, "seasonal": 0.44, "iforest": 0.511, "autoencoder": 0.4}
+DEFAULT_WEIGHTS: dict[str, float] = {"robust": 0.667, "seasonal": 0.471, "iforest": 0.511, "autoencoder": 0.4}
 
 OUTPUT_COLUMNS = [
     "timestamp",

@@ -80,7 +80,7 @@ class SelfNormalisedDetector:
     ``short_history_boost``). Subclasses set ``name`` and :meth:`score`."""
 
     window: int = 1000
-    min_periods: int = 150
+    min_periods: int = 75
     k: float = 4.0
     margin: float = 1.2
     quantile: float = 0.999
@@ -210,17 +210,20 @@ class SeasonalResidualDetector(SelfNormalisedDetector):
     Every ``fit_every`` points (from ``warmup`` on, or three days in when that is later) the detector re-chooses the season (a day or a week
     at the sampling interval, by autocorrelation on the trailing ``fit_window`` points; none if weak),
     then scores the next segment with the residual of :func:`seasonal_forecast`: its robust z-score
-    averaged over ``smooth`` points (point and contextual anomalies), over ``collective_seconds``
+    averaged over ``smooth`` points or fewer, spanning at most ``smooth_seconds`` (point and contextual
+    anomalies: three 5-minute points, one hourly point, whose spike must not be diluted by the next
+    hours), over ``collective_seconds``
     and over ``long_seconds`` (collective anomalies: an hour, or a quarter of a day, that runs low;
     ``long_seconds=0`` drops that scale), each normalised like :class:`RobustDeviationDetector`. Contextual anomalies (a normal value at the wrong time of day)
     show up here and nowhere else. Without timestamps or a clear season the forecast is the level only.
     """
 
     cycles: int = 3
-    warmup: int = 300
+    warmup: int = 150
     fit_every: int = 1000
     fit_window: int = 4000
     smooth: int = 3
+    smooth_seconds: float = 900.0
     collective_seconds: float = 3_600.0
     collective_points: int = 12
     long_seconds: float = 21_600.0
@@ -262,7 +265,8 @@ class SeasonalResidualDetector(SelfNormalisedDetector):
             point_z = (resid - center) / scale
         thr = self._threshold(point_z)
         step = median_step_seconds(timestamps)
-        widths = [self.smooth, points_for(self.collective_seconds, step, self.collective_points)]
+        point_width = min(self.smooth, points_for(self.smooth_seconds, step, self.smooth, minimum=1))
+        widths = [point_width, points_for(self.collective_seconds, step, self.collective_points)]
         if self.long_seconds > 0:
             widths.append(points_for(self.long_seconds, step, self.long_points))
         scores = np.zeros_like(x)

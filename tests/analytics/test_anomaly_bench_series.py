@@ -12,7 +12,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from anomaly_series import NOISE_KINDS, TRACE_KINDS, TRACES_ROOT, noise_series, trace_bases, trace_series
+from anomaly_series import (
+    M4_KINDS,
+    M4_ROOT,
+    NOISE_KINDS,
+    TRACE_KINDS,
+    TRACES_ROOT,
+    m4_bases,
+    m4_series,
+    noise_series,
+    trace_bases,
+    trace_series,
+)
 
 needs_traces = pytest.mark.skipif(
     not (TRACES_ROOT / "AzureLLMInferenceTrace_code.csv").exists(), reason="LLM traces not present"
@@ -53,3 +64,32 @@ def test_noise_series_have_no_window_and_are_deterministic() -> None:
         again, _, _ = noise_series(seed)
         pd.testing.assert_frame_equal(frame, again)
     assert kinds == set(NOISE_KINDS)
+
+
+needs_m4 = pytest.mark.skipif(not (M4_ROOT / "Hourly-train.csv").exists(), reason="M4 hourly set not present")
+
+
+@needs_m4
+def test_m4_series_are_real_hourly_series_with_the_injection_inside_the_window() -> None:
+    bases = m4_bases()
+    assert len(bases) == 414 and all(748 <= b.size <= 1008 for b in bases)
+    kinds = set()
+    for seed in range(2 * len(M4_KINDS)):
+        frame, windows, kind = m4_series(seed)
+        what = kind.split("-", 1)[1]
+        kinds.add(what)
+        recorded = bases[(37 * seed) % len(bases)]
+        assert len(frame) == recorded.size
+        assert (np.diff(frame["timestamp"].to_numpy()).astype("timedelta64[s]").astype(int) == 3600).all()
+        changed = np.flatnonzero(frame["value"].to_numpy() != recorded)
+        if what == "none":
+            assert windows == [] and changed.size == 0
+            continue
+        assert len(windows) == 1 and changed.size > 0
+        start, end = (pd.Timestamp(t) for t in windows[0])
+        assert start <= frame["timestamp"].iloc[changed[0]] <= end
+        if what in ("spike", "dip"):
+            assert changed.size == 1
+        again, _, _ = m4_series(seed)
+        pd.testing.assert_frame_equal(frame, again)
+    assert kinds == set(M4_KINDS)
