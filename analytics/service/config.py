@@ -21,7 +21,7 @@ YAML (``processors.analytics`` of the hub config)::
             queries: [latency_p95, errors] # default: every query
             schedulers: [periodic]         # default: the first scheduler
             params: {detectors: [robust, seasonal], min_periods: 30}
-            provide_series: [anomaly_score, yhat, yhat_lower, yhat_upper]
+            provide_series: [anomaly_score, yhat, yhat_lower, yhat_upper, anomaly_alert]
           joint:
             class: anomaly
             queries: [latency_p95]
@@ -61,7 +61,9 @@ __all__ = [
     "parse_duration",
 ]
 
-ANOMALY_SERIES = ("anomaly_score", "yhat", "yhat_lower", "yhat_upper")
+#: ``anomaly_alert`` is written at each run (at the run's time, not a bucket's): see
+#: :func:`analytics.service.models.alert_state_rows`.
+ANOMALY_SERIES = ("anomaly_score", "yhat", "yhat_lower", "yhat_upper", "anomaly_alert")
 FORECAST_SERIES = ("yhat", "yhat_lower", "yhat_upper", "forecast_breach")
 DETECTORS = tuple(DETECTOR_CLASSES)
 #: The service's detectors when ``params.detectors`` is not given.

@@ -28,7 +28,7 @@ from analytics.service.bulk import bulk_forecast, bulk_score
 from analytics.service.config import DEFAULT_DETECTORS, ModelSpec, parse_duration
 from analytics.service.derived import AnomalyRecord, DerivedRow
 from analytics.service.related import related_columns
-from analytics.service.series import Series
+from analytics.service.series import Series, labels_key
 
 __all__ = [
     "anomaly_id",
@@ -106,6 +106,47 @@ def run_anomaly(
                 float(r["yhat_upper"]), str(r["explanation"]), bool(r["is_anomaly"]),
             ))  # fmt: skip
     return rows, records, min(float(s.ts[0]) for s in usable)
+
+
+#: How long after its announcement an anomalous event keeps ``anomaly_alert`` up (the ensemble's
+#: default refractory period: an event lasts until a day passes without an alert-worthy point).
+ALERT_HOLD_S = 86_400.0
+
+
+def alert_state_rows(
+    tenant: str, query: str, model_alias: str, series: Sequence[Series], records: Sequence[AnomalyRecord],
+    now_s: float,
+) -> list[DerivedRow]:  # fmt: skip
+    """``anomaly_alert`` at ``now_s`` for every scored series: the newest point's ``anomaly_score`` while
+    that point is anomalous and its event was announced (an alert, ``is_alert``, at most
+    :data:`ALERT_HOLD_S` before it), else 0.
+
+    It carries the detector's event-level decisions (debounce, recovery, one alert per event) to the
+    alert rules, at the time of the run rather than of a bucket that completed one step earlier: the
+    built-in ``LLMAnomalyDetected`` rule and the stack's vmalert rule fire on it without depending on
+    the query's step. On the bulk path every anomalous point is an alert, so it is up while the newest
+    point is anomalous.
+
+    >>> s = Series({"model": "m"}, np.array([0.0, 60.0]), np.array([1.0, 9.0]), 60)
+    >>> rec = AnomalyRecord("a", "t", "q", "anomaly", {"model": "m"}, 60.0, 9.0, 4.2, "critical", 1.0, (), 1.0,
+    ...                     0.0, 2.0, "", True)
+    >>> [(r.name, r.ts, r.value) for r in alert_state_rows("t", "q", "anomaly", [s], [rec], 100.0)]
+    [('anomaly_alert', 100.0, 4.2)]
+    """
+    by_key: dict[str, list[AnomalyRecord]] = {}
+    for r in records:
+        by_key.setdefault(labels_key(r.labels), []).append(r)
+    rows = []
+    for s in series:
+        if not s.ts.size:
+            continue
+        newest = float(s.ts[-1])
+        recs = by_key.get(s.key, [])
+        latest = next((r for r in recs if r.ts == newest), None)
+        announced = any(r.is_alert and newest - ALERT_HOLD_S <= r.ts <= newest for r in recs)
+        value = latest.anomaly_score if latest is not None and announced else 0.0
+        rows.append(DerivedRow(tenant, now_s, "anomaly_alert", value, _labels(s, query, model_alias), "anomaly"))
+    return rows
 
 
 def score_series(detector: AnomalyDetector, s: Series, related: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from analytics.service.budgets import BudgetRepository, budget_rows, evaluate_bu
 from analytics.service.config import AnalyticsConfig, config_from_dict, default_config, parse_duration
 from analytics.service.derived import DerivedRepository, DerivedRow
 from analytics.service.feedback import FeedbackStore
-from analytics.service.models import build_detector, run_anomaly, run_forecast, score_series
+from analytics.service.models import alert_state_rows, build_detector, run_anomaly, run_forecast, score_series
 from analytics.service.related import related_columns
 from analytics.service.series import Series, labels_key, load_series, tenants_with_data
 from hubcore.errors import PermanentError
@@ -182,6 +182,8 @@ class AnalyticsService:
                 )
                 if scored_from is not None:
                     self.repo.replace_anomalies(tenant, query, model, scored_from, records)
+                    if "anomaly_alert" in spec.series():
+                        rows += alert_state_rows(tenant, query, model, series, records, now)
                 for s in series:
                     if s.ts.size:
                         written[s.key] = max(written.get(s.key, float("-inf")), float(s.ts[-1]))

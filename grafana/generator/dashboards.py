@@ -634,7 +634,7 @@ def anomalies() -> db.Dashboard:
             timeseries_panel(
                 "anomaly_score by query and model",
                 [prom(f"max by (for, model_alias) (anomaly_score{{{F}}})", "{{for}} / {{model_alias}}")],
-                description="Above 1 = anomalous; LLMAnomalyDetected fires after 15 minutes.",
+                description="Above 1 = anomalous; LLMAnomalyDetected fires when the model announces an anomaly (anomaly_alert).",
                 span=18,
             )
         )

@@ -7,7 +7,7 @@ processors:
     escalate_after: 30m        # unacknowledged this long: severity up one level, label escalated="true"
     pending_restore_grace: 10m # pending `for` timers survive a restart unless evaluation paused longer than this
     external_url: http://hub.example:8080   # generatorURL of the alerts sent to Alertmanager
-    builtin_rules: true        # the default rules (error rate, p95 latency, prompt-injection burst)
+    builtin_rules: true        # the default rules (error rate, p95 latency, prompt-injection burst, anomalies, budgets)
     rules:                     # extra rules, every tenant (or one: tenant_id)
       - name: GPT4oSlow
         condition: {type: threshold, metric: gen_ai.client.operation.duration, filters: {model: gpt-4o},

@@ -301,6 +301,18 @@ BUILTIN_RULE_SPECS: tuple[dict[str, Any], ...] = (
                         "runbook_url": "docs/runbooks/LLMPromptInjectionBurstFromIP.md"},
     },
     {
+        # anomaly_alert is written by the analytics service's anomaly models at each run, per series: the
+        # newest anomaly_score while the detector has announced that anomaly (its debounce, recovery and
+        # one-alert-per-event rules), else 0. The window spans several runs, so one late run does not
+        # resolve it; the stack's vmalert rule of this name fires on the same series.
+        "name": "LLMAnomalyDetected",
+        "condition": {"type": "anomaly", "series": "anomaly_alert", "op": ">", "value": 0, "window": "10m"},
+        "for": "0s", "severity": "warning", "labels": {"team": "llm-platform"},
+        "annotations": {"summary": "Anomalous {{ $labels.for }} (model {{ $labels.model_alias }}, tenant {{ $labels.tenant_id }})",
+                        "description": "The anomaly model announced an anomaly of query {{ $labels.for }} (score {{ $value }}).",
+                        "runbook_url": "docs/runbooks/LLMAnomalyDetected.md"},
+    },
+    {
         # budget_exhaustion_alert is written by the analytics service each time it re-evaluates a budget
         # (``budget_every``, 5 minutes by default): 1 while exhaustion is predicted within the budget's own
         # alert_within_days. The window spans two evaluations so that one late run does not resolve it.

@@ -171,7 +171,7 @@ def test_builtin_rules_on_default_config(store: EmbeddedStore) -> None:
     svc = AlertingService(AlertingConfig(enabled=False), store, None)
     names = {r["name"] for r in svc.rules("acme")}
     assert names == {"LLMErrorRateHigh", "LLMLatencyP95High", "LLMPromptInjectionBurstFromIP",
-                     "LLMBudgetExhaustionPredicted"}  # fmt: skip
+                     "LLMAnomalyDetected", "LLMBudgetExhaustionPredicted"}  # fmt: skip
     svc.evaluate_once(T0 + 40)
     [burst] = svc.list_alerts("acme")  # the error rate needs 5 minutes of `for` first
     assert burst["alertname"] == "LLMPromptInjectionBurstFromIP" and burst["labels"]["team"] == "security"
@@ -221,5 +221,31 @@ def test_builtin_budget_rule_fires_on_the_budget_series_and_resolves(store: Embe
     assert svc.list_alerts("acme")[0]["state"] == "firing"  # the window still holds the first sample
     svc.evaluate_once(T0 + 700)
     [alert] = svc.list_alerts("acme")
+    assert alert["state"] == "resolved" and alert["resolved_by"] == "auto"
+    assert svc.list_alerts("globex") == []
+
+
+def test_builtin_anomaly_rule_fires_while_the_model_reports_an_announced_anomaly(store: EmbeddedStore) -> None:
+    from analytics.service.derived import DerivedRepository, DerivedRow
+
+    repo = DerivedRepository(store)
+    latency = {"for": "latency_p95", "model_alias": "anomaly_ensemble", "gen_ai_request_model": "gpt-4o"}
+    quiet = {"for": "requests_rate", "model_alias": "anomaly_ensemble", "gen_ai_request_model": "gpt-4o"}
+    svc = AlertingService(AlertingConfig(enabled=False), store, None)
+    svc.evaluate_once(T0)
+    assert svc.list_alerts("acme") == []  # the analytics service has not run yet: no data, no alert
+    for minute in range(60):  # one run a minute: announced from minute 10 to 19, 0 otherwise
+        value = 3.2 if 10 <= minute < 20 else 0.0
+        repo.write([DerivedRow("acme", T0 + 60 * minute, "anomaly_alert", value, latency, "anomaly"),
+                    DerivedRow("acme", T0 + 60 * minute, "anomaly_alert", 0.0, quiet, "anomaly")])  # fmt: skip
+        svc.evaluate_once(T0 + 60 * minute + 30)
+        firing = svc.list_alerts("acme", state="firing")
+        assert len(firing) == (1 if 10 <= minute < 29 else 0), minute  # then held by the 10-minute window
+    [alert] = svc.list_alerts("acme")
+    assert alert["alertname"] == "LLMAnomalyDetected" and alert["severity"] == "warning"
+    assert alert["labels"]["for"] == "latency_p95" and alert["labels"]["team"] == "llm-platform"
+    assert alert["annotations"]["summary"] == "Anomalous latency_p95 (model anomaly_ensemble, tenant acme)"
+    assert "score 3.2" in alert["annotations"]["description"]
+    assert alert["annotations"]["runbook_url"] == "docs/runbooks/LLMAnomalyDetected.md"
     assert alert["state"] == "resolved" and alert["resolved_by"] == "auto"
     assert svc.list_alerts("globex") == []

@@ -150,3 +150,37 @@ def test_service_lifecycle_and_failing_listener(tmp_path: Any) -> None:
         assert not svc.running
     finally:
         store.shutdown()
+
+
+def test_alert_state_rows_carry_announced_anomalies_at_the_run_time() -> None:
+    from analytics.service.derived import AnomalyRecord
+    from analytics.service.models import ALERT_HOLD_S, alert_state_rows
+    from analytics.service.series import Series
+
+    ts = np.arange(0.0, 3600.0, 300.0) + 1_700_000_000
+    newest = float(ts[-1])
+
+    def series(model: str) -> Series:
+        return Series({"model": model}, ts, np.ones(ts.size), 300)
+
+    def record(model: str, at: float, score: float, alert: bool) -> AnomalyRecord:
+        return AnomalyRecord("id", "t", "q", "a", {"model": model}, at, 9.0, score, "high", 1.0, ("robust",),
+                             1.0, 0.0, 2.0, "", alert)  # fmt: skip
+
+    records = [
+        record("announced", newest - 600, 2.0, True),
+        record("announced", newest, 3.5, False),  # still anomalous
+        record("recovered", newest - 600, 2.0, True),  # announced, but the newest point is normal again
+        record("unannounced", newest, 1.2, False),  # anomalous points that the debounce did not announce
+        record("stale", newest - ALERT_HOLD_S - 300, 5.0, True),
+        record("stale", newest, 1.5, False),
+        record("fresh", newest, 6.0, True),  # announced at the newest point
+    ]
+    names = ["announced", "recovered", "unannounced", "stale", "fresh", "normal"]
+    rows = alert_state_rows("t", "q", "a", [series(m) for m in names], records, now_s=newest + 420)
+    assert [r.labels["model"] for r in rows] == names
+    assert {r.labels["model"]: r.value for r in rows} == {"announced": 3.5, "recovered": 0.0, "unannounced": 0.0,
+                                                          "stale": 0.0, "fresh": 6.0, "normal": 0.0}  # fmt: skip
+    assert all(r.name == "anomaly_alert" and r.ts == newest + 420 and r.model == "anomaly" for r in rows)
+    assert all(r.labels["for"] == "q" and r.labels["model_alias"] == "a" for r in rows)
+    assert alert_state_rows("t", "q", "a", [Series({"model": "x"}, ts[:0], ts[:0], 300)], [], 0.0) == []

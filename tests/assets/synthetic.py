@@ -132,6 +132,12 @@ def contract_series(end_ms: int, minutes: int = 180) -> list[str]:
                 1.6 if (t_index, m_index) == (0, 0) else 0.3,
                 0.2,
             )
+            b.gauge(
+                "anomaly_alert",
+                {**hourly, "for": "cost_usd_hourly", "model_alias": "prophet"},
+                1.6 if (t_index, m_index) == (0, 0) else 0.0,
+                0.0,
+            )
 
         sentinel = {**base, "job": "llm-sentinel"}
         for threat_type in ("prompt_injection", "pii_leak", "jailbreak", "data_exfiltration", "toxic_content"):

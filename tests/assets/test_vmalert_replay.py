@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 MINUTES = 180
 #: alerts whose conditions the synthetic data (tests/assets/synthetic.py) clearly meets
 EXPECTED = {
-    "LLMAnomalyDetected",  # anomaly_score 1.6 for acme/gpt-4o
+    "LLMAnomalyDetected",  # anomaly_alert 1.6 (announced) for acme/gpt-4o
     "LLMBudgetExhaustionPredicted",  # 5 and 3.3 days left
     "LLMBudgetExceeded",  # spend 12k of 10k
     "LLMCriticalThreatNotBlocked",  # critical threats redacted
