@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.anomaly import AnomalyDetector, FeedbackState
+from analytics.anomaly._rolling import persistent
 from analytics.anomaly.ensemble import explain
 from analytics.anomaly.model import severities
 from analytics.anomaly.registry import make_detectors
@@ -124,8 +125,8 @@ def alert_state_rows(
     It carries the detector's event-level decisions (debounce, recovery, one alert per event) to the
     alert rules, at the time of the run rather than of a bucket that completed one step earlier: the
     built-in ``LLMAnomalyDetected`` rule and the stack's vmalert rule fire on it without depending on
-    the query's step. On the bulk path every anomalous point is an alert, so it is up while the newest
-    point is anomalous.
+    the query's step. The bulk path has the debounce only (an anomalous point is an alert when it is the
+    third in a row or scores 1.5 or more), not the event rules.
 
     >>> s = Series({"model": "m"}, np.array([0.0, 60.0]), np.array([1.0, 9.0]), 60)
     >>> rec = AnomalyRecord("a", "t", "q", "anomaly", {"model": "m"}, 60.0, 9.0, 4.2, "critical", 1.0, (), 1.0,
@@ -172,6 +173,10 @@ def first_finite(values: np.ndarray) -> int:
     return int(np.argmax(finite)) if finite.any() else values.size
 
 
+#: The bulk path's debounce, the ensemble's defaults (``AnomalyDetector(persist=3, extreme=1.5)``).
+BULK_PERSIST, BULK_EXTREME = 3, 1.5
+
+
 def _bulk_run(
     tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series],
     feedback: FeedbackState | None, write_from: dict[str, float] | float | None,
@@ -202,14 +207,18 @@ def _bulk_run(
             col = arrays[name][i, -k:]
             rows += [DerivedRow(tenant, float(t), name, float(v), labels, "anomaly")
                      for t, v, ok in zip(ts, col, keep, strict=True) if ok and np.isfinite(v)]  # fmt: skip
-        for j in np.flatnonzero(np.nan_to_num(score[i, -k:]) > 1.0):
+        newest = np.nan_to_num(score[i, -k:])
+        # the ensemble's debounce (3 anomalous points in a row, or a score of at least 1.5): an
+        # isolated marginal exceedance is an anomalous point but not an alert
+        announced = persistent(newest > 1.0, newest, BULK_PERSIST, BULK_EXTREME)
+        for j in np.flatnonzero(newest > 1.0):
             sc, lo, up = float(score[i, -k + j]), float(out.yhat_lower[i, -k + j]), float(out.yhat_upper[i, -k + j])
             value = float(s.values[-k + j])
             sev = str(severities(np.array([sc]))[0])
             records.append(AnomalyRecord(
                 anomaly_id(tenant, query, model_alias, s.key, ts[j]), tenant, query, model_alias, dict(s.labels),
                 float(ts[j]), value, sc, sev, float(np.clip(0.5 + 0.25 * (sc - 1), 0, 1)), ("bulk_robust",),
-                float(out.yhat[i, -k + j]), lo, up, explain(value, lo, up, sev, sc, ["bulk_robust"]), True,
+                float(out.yhat[i, -k + j]), lo, up, explain(value, lo, up, sev, sc, ["bulk_robust"]), bool(announced[j]),
             ))  # fmt: skip
     return rows, records, min(float(s.ts[-min(new, s.ts.size)]) for s in series)
 

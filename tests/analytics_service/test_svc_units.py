@@ -184,3 +184,26 @@ def test_alert_state_rows_carry_announced_anomalies_at_the_run_time() -> None:
     assert all(r.name == "anomaly_alert" and r.ts == newest + 420 and r.model == "anomaly" for r in rows)
     assert all(r.labels["for"] == "q" and r.labels["model_alias"] == "a" for r in rows)
     assert alert_state_rows("t", "q", "a", [Series({"model": "x"}, ts[:0], ts[:0], 300)], [], 0.0) == []
+
+
+def test_bulk_path_announces_only_debounced_anomalies() -> None:
+    from analytics.service.config import ModelSpec
+    from analytics.service.models import run_anomaly
+    from analytics.service.series import Series
+
+    rng = np.random.default_rng(5)
+    ts = np.arange(0, 600 * 300, 300, dtype=np.int64) + 1_700_000_000
+    series = [Series({"model": f"m{i}"}, ts, rng.normal(50, 2, ts.size), 300) for i in range(4)]
+    series[1].values[-2] = 500.0  # one strong spike: an alert
+    series[2].values[-6:-3] = 58.5  # three points in a row a little high
+    spec = ModelSpec(model_class="anomaly")
+    _, records, _ = run_anomaly("t", "q", "a", spec, series, None, write_from=None, bulk_threshold=2)
+    by_model: dict[str, list[tuple[float, bool, float]]] = {}
+    for r in records:
+        by_model.setdefault(r.labels["model"], []).append((r.ts, r.is_alert, r.anomaly_score))
+    assert [alert for _, alert, _ in by_model["m1"]] == [True]
+    run = by_model["m2"]
+    assert len(run) >= 3 and run[-1][1]  # the third anomalous point in a row is announced
+    for _, alert, score in run[:2]:  # the first two only if they are strong on their own
+        assert alert == (score >= 1.5)
+    assert all(alert == (score >= 1.5) for _, alert, score in by_model.get("m0", []) + by_model.get("m3", []))
