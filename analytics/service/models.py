@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from analytics.anomaly import AnomalyDetector, FeedbackState
-from analytics.anomaly._rolling import persistent
 from analytics.anomaly.ensemble import explain
 from analytics.anomaly.model import severities
 from analytics.anomaly.registry import make_detectors
@@ -197,6 +196,9 @@ def _bulk_run(
     arrays = {"anomaly_score": score, "yhat": out.yhat, "yhat_lower": out.yhat_lower, "yhat_upper": out.yhat_upper}
     rows: list[DerivedRow] = []
     records: list[AnomalyRecord] = []
+    # the ensemble's debounce (3 anomalous points in a row, or a score of at least 1.5), all series at
+    # once over the newest points: an isolated marginal exceedance is an anomalous point, not an alert
+    debounced = _debounce(np.nan_to_num(score[:, -new:]), BULK_PERSIST, BULK_EXTREME)
     for i, s in enumerate(series):
         labels = _labels(s, query, model_alias)
         since = write_from.get(s.key) if isinstance(write_from, dict) else write_from
@@ -207,10 +209,7 @@ def _bulk_run(
             col = arrays[name][i, -k:]
             rows += [DerivedRow(tenant, float(t), name, float(v), labels, "anomaly")
                      for t, v, ok in zip(ts, col, keep, strict=True) if ok and np.isfinite(v)]  # fmt: skip
-        newest = np.nan_to_num(score[i, -k:])
-        # the ensemble's debounce (3 anomalous points in a row, or a score of at least 1.5): an
-        # isolated marginal exceedance is an anomalous point but not an alert
-        announced = persistent(newest > 1.0, newest, BULK_PERSIST, BULK_EXTREME)
+        newest, announced = np.nan_to_num(score[i, -k:]), debounced[i, -k:]
         for j in np.flatnonzero(newest > 1.0):
             sc, lo, up = float(score[i, -k + j]), float(out.yhat_lower[i, -k + j]), float(out.yhat_upper[i, -k + j])
             value = float(s.values[-k + j])
@@ -221,6 +220,15 @@ def _bulk_run(
                 float(out.yhat[i, -k + j]), lo, up, explain(value, lo, up, sev, sc, ["bulk_robust"]), bool(announced[j]),
             ))  # fmt: skip
     return rows, records, min(float(s.ts[-min(new, s.ts.size)]) for s in series)
+
+
+def _debounce(scores: np.ndarray, persist: int, extreme: float) -> np.ndarray:
+    """:func:`analytics.anomaly._rolling.persistent` on every row of a (series, points) matrix."""
+    flags = scores > 1.0
+    counts = np.cumsum(flags, axis=1)
+    run = counts.copy()
+    run[:, persist:] -= counts[:, :-persist]
+    return flags & ((run >= persist) | (scores >= extreme))
 
 
 def horizon_steps(horizon: str | int, step: int) -> int:

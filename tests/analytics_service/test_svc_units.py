@@ -207,3 +207,13 @@ def test_bulk_path_announces_only_debounced_anomalies() -> None:
     for _, alert, score in run[:2]:  # the first two only if they are strong on their own
         assert alert == (score >= 1.5)
     assert all(alert == (score >= 1.5) for _, alert, score in by_model.get("m0", []) + by_model.get("m3", []))
+
+
+def test_bulk_debounce_is_the_ensembles_row_by_row() -> None:
+    from analytics.anomaly._rolling import persistent
+    from analytics.service.models import _debounce
+
+    scores = np.random.default_rng(0).choice([0.5, 1.2, 2.0, np.nan], size=(300, 12), p=[0.45, 0.4, 0.1, 0.05])
+    scores = np.nan_to_num(scores)
+    expected = np.array([persistent(row > 1.0, row, 3, 1.5) for row in scores])
+    np.testing.assert_array_equal(_debounce(scores, 3, 1.5), expected)
