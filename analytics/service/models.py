@@ -225,9 +225,9 @@ def _bulk_run(
 def _debounce(scores: np.ndarray, persist: int, extreme: float) -> np.ndarray:
     """:func:`analytics.anomaly._rolling.persistent` on every row of a (series, points) matrix."""
     flags = scores > 1.0
-    counts = np.cumsum(flags, axis=1)
+    counts = np.cumsum(flags.astype(np.int64), axis=1)
     run = counts.copy()
-    run[:, persist:] -= counts[:, :-persist]
+    run[:, persist:] = counts[:, persist:] - counts[:, :-persist]
     return flags & ((run >= persist) | (scores >= extreme))
 
 
