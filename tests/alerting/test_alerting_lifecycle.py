@@ -241,7 +241,7 @@ def test_builtin_anomaly_rule_fires_while_the_model_reports_an_announced_anomaly
         svc.evaluate_once(T0 + 60 * minute + 30)
         firing = svc.list_alerts("acme", state="firing")
         assert len(firing) == (1 if 10 <= minute < 29 else 0), minute  # then held by the 10-minute window
-    [alert] = svc.list_alerts("acme")
+    [alert] = svc.list_alerts("acme")  # a score of 3.2 is below the critical tier (4)
     assert alert["alertname"] == "LLMAnomalyDetected" and alert["severity"] == "warning"
     assert alert["labels"]["for"] == "latency_p95" and alert["labels"]["team"] == "llm-platform"
     assert alert["annotations"]["summary"] == "Anomalous latency_p95 (model anomaly_ensemble, tenant acme)"
@@ -249,3 +249,20 @@ def test_builtin_anomaly_rule_fires_while_the_model_reports_an_announced_anomaly
     assert alert["annotations"]["runbook_url"] == "docs/runbooks/LLMAnomalyDetected.md"
     assert alert["state"] == "resolved" and alert["resolved_by"] == "auto"
     assert svc.list_alerts("globex") == []
+
+
+def test_builtin_anomaly_rule_pages_at_the_critical_severity(store: EmbeddedStore) -> None:
+    from analytics.service.derived import DerivedRepository, DerivedRow
+
+    repo = DerivedRepository(store)
+    labels = {"for": "error_rate", "model_alias": "anomaly_ensemble", "gen_ai_request_model": "gpt-4o"}
+    svc = AlertingService(AlertingConfig(enabled=False), store, None)
+    repo.write([DerivedRow("acme", T0, "anomaly_alert", 6.5, labels, "anomaly")])
+    svc.evaluate_once(T0 + 30)
+    alerts = {a["severity"]: a for a in svc.list_alerts("acme", state="firing")}
+    assert set(alerts) == {"warning", "critical"}  # Alertmanager inhibits the warning (same alert and query)
+    critical = alerts["critical"]
+    assert critical["alertname"] == "LLMAnomalyDetected" and critical["labels"]["for"] == "error_rate"
+    assert critical["annotations"]["summary"] == "Critical anomaly of error_rate (model anomaly_ensemble, tenant acme)"
+    assert {r["id"] for r in svc.rules("acme") if r["name"] == "LLMAnomalyDetected"} == {
+        "builtin-LLMAnomalyDetected-warning", "builtin-LLMAnomalyDetected-critical"}  # fmt: skip
