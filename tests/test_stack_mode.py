@@ -198,8 +198,9 @@ def test_derived_series_reach_victoriametrics(tmp_path: Path) -> None:
         service__pipelines=_pipelines("embedded", "victoriametrics"),
     ) as hub:  # fmt: skip
         now = time.time()
-        rows = [DerivedRow("d-t", now, "anomaly_score", 2.5,
-                           {"for": "latency_p95", "model_alias": "ensemble", "gen_ai_request_model": "gpt-4o"}, "anomaly")]  # fmt: skip
+        labels = {"for": "latency_p95", "model_alias": "ensemble", "gen_ai_request_model": "gpt-4o"}
+        rows = [DerivedRow("d-t", now, "anomaly_score", 2.5, labels, "anomaly"),
+                DerivedRow("d-t", now, "anomaly_alert", 2.5, labels, "anomaly")]  # fmt: skip
         for listener in hub.service.analytics._listeners:  # what the scheduler calls after each pass
             listener(rows)
         reader = PromReader(vm.url)
@@ -212,6 +213,9 @@ def test_derived_series_reach_victoriametrics(tmp_path: Path) -> None:
         df = score()
         assert float(df["value"].iloc[0]) == 2.5
         assert df["gen_ai_request_model"].iloc[0] == "gpt-4o" and df["model_alias"].iloc[0] == "ensemble"
+        # the series the LLMAnomalyDetected vmalert rule reads, under the same labels
+        alert = reader.query('max_over_time(anomaly_alert{tenant_id="d-t", for="latency_p95"}[10m]) > 0')
+        assert len(alert) == 1 and float(alert["value"].iloc[0]) == 2.5
 
 
 def test_erasure_reaches_the_backends_and_audit_reaches_loki(tmp_path: Path, capture: tuple[str, list[Any]]) -> None:
