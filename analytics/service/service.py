@@ -39,6 +39,8 @@ from hubcore.storage.embedded import EmbeddedStore
 __all__ = ["AnalyticsService", "NotFound", "SeriesListener"]
 
 log = logging.getLogger("hub.analytics")
+#: A series whose ``anomaly_alert`` stays 0 gets a row this often (the alert rules look back 10 minutes).
+ALERT_REFRESH_S = 300.0
 SeriesListener = Callable[[Sequence[DerivedRow]], None]
 
 
@@ -71,6 +73,7 @@ class AnalyticsService:
         self._pass_lock = threading.RLock()
         self._last_run: dict[tuple[str, str, str], float] = {}
         self._last_fit: dict[tuple[str, str, str], float] = {}
+        self._alert_written: dict[tuple[str, str], tuple[float, float]] = {}
         self._written: dict[tuple[str, str, str], dict[str, float]] = {}
         self._last_budgets = float("-inf")
         self._last_prune = float("-inf")
@@ -183,7 +186,7 @@ class AnalyticsService:
                 if scored_from is not None:
                     self.repo.replace_anomalies(tenant, query, model, scored_from, records)
                     if "anomaly_alert" in spec.series():
-                        rows += alert_state_rows(tenant, query, model, series, records, now)
+                        rows += self._alert_rows(alert_state_rows(tenant, query, model, series, records, now))
                 for s in series:
                     if s.ts.size:
                         written[s.key] = max(written.get(s.key, float("-inf")), float(s.ts[-1]))
@@ -220,6 +223,19 @@ class AnalyticsService:
     ) -> dict[str, list[Series]]:
         """The series of ``model``'s related queries (but ``query`` itself) over the same window."""
         return {q: self.load(tenant, q, start_s, end_s) for q in self.config.models[model].related if q != query}
+
+    def _alert_rows(self, rows: list[DerivedRow]) -> list[DerivedRow]:
+        """The ``anomaly_alert`` rows worth storing: every run while a series is announced (the alert rules
+        hold on them), the run that ends it, and otherwise one 0 per :data:`ALERT_REFRESH_S` (so that a
+        quiet series costs one row per five minutes, not one per run, and its rule still has data)."""
+        keep = []
+        for r in rows:
+            key = (r.tenant_id, labels_key(r.labels))
+            last_value, last_ts = self._alert_written.get(key, (0.0, float("-inf")))
+            if r.value > 0 or last_value > 0 or r.ts - last_ts >= ALERT_REFRESH_S:
+                keep.append(r)
+                self._alert_written[key] = (r.value, r.ts)
+        return keep
 
     def _breaches(self, tenant: str, model: str, query: str, series: Sequence[Series]) -> list[DerivedRow]:
         """``forecast_breach`` (1 outside the stored band, else 0) for actual points not yet checked."""

@@ -217,3 +217,29 @@ def test_bulk_debounce_is_the_ensembles_row_by_row() -> None:
     scores = np.nan_to_num(scores)
     expected = np.array([persistent(row > 1.0, row, 3, 1.5) for row in scores])
     np.testing.assert_array_equal(_debounce(scores, 3, 1.5), expected)
+
+
+def test_quiet_series_store_an_anomaly_alert_row_every_five_minutes_only(tmp_path: Any) -> None:
+    from analytics.service import AnalyticsService, DerivedRow
+    from analytics.service.service import ALERT_REFRESH_S
+    from hubcore.storage.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path, wal_fsync=False)
+    store.start()
+    try:
+        svc = AnalyticsService(None, store)
+        quiet, busy = {"for": "q", "model_alias": "m", "model": "a"}, {"for": "q", "model_alias": "m", "model": "b"}
+        values = [0.0] * 6 + [2.0, 2.5, 0.0, 0.0]  # one run a minute; b is announced at minutes 6 and 7
+        kept: list[tuple[str, int, float]] = []
+        for minute, v in enumerate(values):
+            t = 1_700_000_000.0 + 60 * minute
+            rows = [DerivedRow("t", t, "anomaly_alert", 0.0, quiet, "anomaly"),
+                    DerivedRow("t", t, "anomaly_alert", v, busy, "anomaly")]  # fmt: skip
+            kept += [(r.labels["model"], minute, r.value) for r in svc._alert_rows(rows)]
+        assert ALERT_REFRESH_S == 300.0
+        assert [(m, v) for name, m, v in kept if name == "a"] == [(0, 0.0), (5, 0.0)]  # a refresh every 5 min
+        # b: the first 0, the refresh, every announced run, and the run that ends the announcement
+        assert [(m, v) for name, m, v in kept if name == "b"] == [(0, 0.0), (5, 0.0), (6, 2.0), (7, 2.5), (8, 0.0)]
+        svc.shutdown()
+    finally:
+        store.shutdown()
