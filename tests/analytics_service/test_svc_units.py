@@ -243,3 +243,29 @@ def test_quiet_series_store_an_anomaly_alert_row_every_five_minutes_only(tmp_pat
         svc.shutdown()
     finally:
         store.shutdown()
+
+
+def test_marking_the_announced_anomaly_a_false_positive_ends_its_anomaly_alert() -> None:
+    import pandas as pd
+
+    from analytics.service.config import ModelSpec
+    from analytics.service.models import alert_state_rows, build_detector, run_anomaly, score_series
+    from analytics.service.series import Series
+
+    rng = np.random.default_rng(11)
+    ts = np.arange(0, 2000 * 300, 300, dtype=np.int64) + 1_700_000_000
+    values = 100 + 10 * np.sin(2 * np.pi * np.arange(ts.size) / 288) + rng.normal(0, 2, ts.size)
+    values[-8:] += 60  # an outage-like jump that is still going on
+    series = [Series({"model": "gpt-4o"}, ts, values, 300)]
+    spec = ModelSpec(model_class="anomaly")
+    _, records, _ = run_anomaly("t", "q", "a", spec, series, None, write_from=None)
+    [row] = alert_state_rows("t", "q", "a", series, records, float(ts[-1]) + 400)
+    assert row.value > 1  # announced and still anomalous
+    detector = build_detector(spec.params)
+    scored = score_series(detector, series[0])
+    onset = scored.loc[scored["is_anomaly"], "timestamp"].iloc[-1]
+    assert onset >= pd.Timestamp(int(ts[-8]), unit="s")
+    detector.mark_false_positive(onset)  # what POST /api/v1/anomalies/{id}/feedback does
+    _, records, _ = run_anomaly("t", "q", "a", spec, series, detector.feedback, write_from=None)
+    [row] = alert_state_rows("t", "q", "a", series, records, float(ts[-1]) + 460)
+    assert row.value == 0.0  # the marked event stays silent: its alert resolves
