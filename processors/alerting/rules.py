@@ -275,6 +275,21 @@ def parse_rule(data: Any, *, tenant_id: str | None = None, rule_id: str = "", bu
 
 _LATENCY = "gen_ai.client.operation.duration"
 
+
+def _anomaly_rule(severity: str, op: str, value: float, summary: str, what: str) -> dict[str, Any]:
+    """A tier of the built-in ``LLMAnomalyDetected`` rule (``anomaly_alert`` compared with ``value``)."""
+    return {
+        "name": "LLMAnomalyDetected",
+        "condition": {"type": "anomaly", "series": "anomaly_alert", "op": op, "value": value, "window": "10m"},
+        "for": "0s", "severity": severity, "labels": {"team": "llm-platform"},
+        "annotations": {
+            "summary": summary + " {{ $labels.for }} (model {{ $labels.model_alias }}, tenant {{ $labels.tenant_id }})",
+            "description": f"The anomaly model announced {what} of query " + "{{ $labels.for }} (score {{ $value }}).",
+            "runbook_url": "docs/runbooks/LLMAnomalyDetected.md",
+        },
+    }  # fmt: skip
+
+
 #: The default rules (every tenant), named after their runbooks in ``docs/runbooks/``.
 BUILTIN_RULE_SPECS: tuple[dict[str, Any], ...] = (
     {
@@ -301,29 +316,15 @@ BUILTIN_RULE_SPECS: tuple[dict[str, Any], ...] = (
         "annotations": {"summary": "{{ $value }} prompt injections from {{ $labels.payload_source_ip }} in 5 minutes",
                         "runbook_url": "docs/runbooks/LLMPromptInjectionBurstFromIP.md"},
     },
-    {
-        # anomaly_alert is written by the analytics service's anomaly models at each run, per series: the
-        # newest anomaly_score while the detector has announced that anomaly (its debounce, recovery and
-        # one-alert-per-event rules), else 0. The window spans several runs, so one late run does not
-        # resolve it; the stack's vmalert rule of this name fires on the same series.
-        "name": "LLMAnomalyDetected",
-        "condition": {"type": "anomaly", "series": "anomaly_alert", "op": ">", "value": 0, "window": "10m"},
-        "for": "0s", "severity": "warning", "labels": {"team": "llm-platform"},
-        "annotations": {"summary": "Anomalous {{ $labels.for }} (model {{ $labels.model_alias }}, tenant {{ $labels.tenant_id }})",
-                        "description": "The anomaly model announced an anomaly of query {{ $labels.for }} (score {{ $value }}).",
-                        "runbook_url": "docs/runbooks/LLMAnomalyDetected.md"},
-    },
-    {
-        # The same at the detector's critical severity (score >= 4): in benchmarks/anomaly_eval.py 65-100 %
-        # of critical alerts fall in a labelled window (NAB 5 of 6, real LLM traffic 17 of 21, M4 76 of 80,
-        # operational 11 of 17), against 17-67 % of low ones, so only this tier pages.
-        "name": "LLMAnomalyDetected",
-        "condition": {"type": "anomaly", "series": "anomaly_alert", "op": ">=", "value": 4, "window": "10m"},
-        "for": "0s", "severity": "critical", "labels": {"team": "llm-platform"},
-        "annotations": {"summary": "Critical anomaly of {{ $labels.for }} (model {{ $labels.model_alias }}, tenant {{ $labels.tenant_id }})",
-                        "description": "The anomaly model announced a critical anomaly of query {{ $labels.for }} (score {{ $value }}).",
-                        "runbook_url": "docs/runbooks/LLMAnomalyDetected.md"},
-    },
+    # anomaly_alert is written by the analytics service's anomaly models at each run, per series: the
+    # newest anomaly_score while the detector has announced that anomaly (its debounce, recovery and
+    # one-alert-per-event rules), else 0. The window spans several runs, so one late run does not
+    # resolve it; the stack's vmalert rules of this name fire on the same series.
+    _anomaly_rule("warning", ">", 0, "Anomalous", "an anomaly"),
+    # The detector's critical severity (score >= 4): in benchmarks/anomaly_eval.py 65-100 % of critical
+    # alerts fall in a labelled window (NAB 5 of 6, real LLM traffic 17 of 21, M4 76 of 80, operational
+    # 11 of 17), against 17-67 % of low ones, so only this tier pages.
+    _anomaly_rule("critical", ">=", 4, "Critical anomaly of", "a critical anomaly"),
     {
         # budget_exhaustion_alert is written by the analytics service each time it re-evaluates a budget
         # (``budget_every``, 5 minutes by default): 1 while exhaustion is predicted within the budget's own
