@@ -46,7 +46,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from anomaly_series import m4_series, noise_series, ops_series, synthetic_series, trace_series
+from anomaly_series import M4_ROOT, TRACES_ROOT, m4_series, noise_series, ops_series, synthetic_series, trace_series
 
 from analytics.anomaly import AnomalyDetector, RollingZScoreDetector
 
@@ -248,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         help="print tp/fp/fn per file (ensemble, baseline, each detector) and add them to the JSON",
     )
     args = ap.parse_args(argv)
+    needed = [(True, args.root / "labels" / "combined_windows.json", "NAB (--root)"),
+              (args.traces > 0, TRACES_ROOT / "AzureLLMInferenceTrace_code.csv", "--traces: the LLM traces (HUB_LLM_TRACES)"),
+              (args.m4 > 0, M4_ROOT / "Hourly-train.csv", "--m4: the M4 hourly set (HUB_M4_HOURLY)")]  # fmt: skip
+    for wanted, path, what in needed:
+        if wanted and not path.is_file():
+            ap.error(f"{what} not found: {path} is missing")
     windows = json.loads((args.root / "labels" / "combined_windows.json").read_text())
     keys = [f"{c}/{p.name}" for c in CATEGORIES for p in sorted((args.root / "data" / c).glob("*.csv"))]
     if args.quick:

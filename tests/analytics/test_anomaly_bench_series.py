@@ -93,3 +93,23 @@ def test_m4_series_are_real_hourly_series_with_the_injection_inside_the_window()
         again, _, _ = m4_series(seed)
         pd.testing.assert_frame_equal(frame, again)
     assert kinds == set(M4_KINDS)
+
+
+def test_benchmark_names_the_data_it_cannot_find(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anomaly_eval
+
+    with pytest.raises(SystemExit) as exc:
+        anomaly_eval.main(["--root", str(tmp_path), "--quick"])
+    assert exc.value.code == 2 and "NAB (--root) not found" in capsys.readouterr().err
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "combined_windows.json").write_text("{}")
+    monkeypatch.setattr(anomaly_eval, "M4_ROOT", tmp_path / "m4")
+    with pytest.raises(SystemExit) as exc:
+        anomaly_eval.main(["--root", str(tmp_path), "--m4", "6"])
+    assert exc.value.code == 2 and "--m4: the M4 hourly set (HUB_M4_HOURLY) not found" in capsys.readouterr().err
+    monkeypatch.setattr(anomaly_eval, "TRACES_ROOT", tmp_path / "traces")
+    with pytest.raises(SystemExit) as exc:
+        anomaly_eval.main(["--root", str(tmp_path), "--traces", "5"])
+    assert exc.value.code == 2 and "--traces: the LLM traces (HUB_LLM_TRACES) not found" in capsys.readouterr().err
