@@ -155,6 +155,8 @@ class AnalyticsService:
             if now - self._last_prune >= 3600:
                 self._last_prune = now
                 self.repo.prune(now - self.config.retention_days * 86_400)
+                # series not written for a day (gone, relabelled) leave the alert bookkeeping too
+                self._alert_written = {k: v for k, v in self._alert_written.items() if now - v[1] < 86_400}
         return stats
 
     def run_model(self, tenant: str, model: str, query: str, now: float, *, refit: bool = False) -> tuple[int, int]:

@@ -221,6 +221,7 @@ def test_bulk_debounce_is_the_ensembles_row_by_row() -> None:
 
 def test_quiet_series_store_an_anomaly_alert_row_every_five_minutes_only(tmp_path: Any) -> None:
     from analytics.service import AnalyticsService, DerivedRow
+    from analytics.service.series import labels_key
     from analytics.service.service import ALERT_REFRESH_S
     from hubcore.storage.embedded import EmbeddedStore
 
@@ -240,6 +241,12 @@ def test_quiet_series_store_an_anomaly_alert_row_every_five_minutes_only(tmp_pat
         assert [(m, v) for name, m, v in kept if name == "a"] == [(0, 0.0), (5, 0.0)]  # a refresh every 5 min
         # b: the first 0, the refresh, every announced run, and the run that ends the announcement
         assert [(m, v) for name, m, v in kept if name == "b"] == [(0, 0.0), (5, 0.0), (6, 2.0), (7, 2.5), (8, 0.0)]
+        # the hourly prune forgets series not written for a day
+        svc.run_once(1_700_000_000.0 + 5 * 60 + 86_400 - 60, tenants=[])  # a last written at minute 5
+        assert len(svc._alert_written) == 2
+        svc._last_prune = float("-inf")
+        svc.run_once(1_700_000_000.0 + 5 * 60 + 86_400 + 60, tenants=[])  # b last written at minute 8
+        assert list(svc._alert_written) == [("t", labels_key(busy))]
         svc.shutdown()
     finally:
         store.shutdown()
