@@ -155,9 +155,23 @@ class AnalyticsService:
             if now - self._last_prune >= 3600:
                 self._last_prune = now
                 self.repo.prune(now - self.config.retention_days * 86_400)
-                # series not written for a day (gone, relabelled) leave the alert bookkeeping too
-                self._alert_written = {k: v for k, v in self._alert_written.items() if now - v[1] < 86_400}
+                self._forget_stale(now)
         return stats
+
+    def _forget_stale(self, now: float) -> None:
+        """Drop the bookkeeping of series that are gone (relabelled, retired), so that it does not grow
+        with every series ever seen: alert state not written for a day, and the last-written point of a
+        series with no point inside its model's fit window (a run could not load it any more; if it comes
+        back, its new points are all unwritten)."""
+        self._alert_written = {k: v for k, v in self._alert_written.items() if now - v[1] < 86_400}
+        for key in list(self._written):
+            model = key[1]
+            horizon = self.window(model)[2] if model in self.config.models else 0.0
+            kept = {s: ts for s, ts in self._written[key].items() if now - ts <= max(horizon, 86_400)}
+            if kept:
+                self._written[key] = kept
+            else:
+                del self._written[key]
 
     def run_model(self, tenant: str, model: str, query: str, now: float, *, refit: bool = False) -> tuple[int, int]:
         """Run one model on one query for one tenant; returns ``(rows written, anomalies)``."""

@@ -252,6 +252,32 @@ def test_quiet_series_store_an_anomaly_alert_row_every_five_minutes_only(tmp_pat
         store.shutdown()
 
 
+def test_the_hourly_prune_forgets_the_last_written_points_of_series_that_are_gone(tmp_path: Any) -> None:
+    from analytics.service import AnalyticsService
+    from hubcore.storage.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path, wal_fsync=False)
+    store.start()
+    try:
+        svc = AnalyticsService(None, store)
+        model = next(m for m in svc.config.models if svc.config.models[m].model_class == "anomaly")
+        fit_window = svc.window(model)[2]
+        now = 1_800_000_000.0
+        svc._written = {
+            ("t", model, "q"): {"live": now - 60, "gone": now - fit_window - 86_400 - 1},
+            ("t", model, "q2"): {"gone": now - fit_window - 86_400 - 1},  # every series gone: the key goes
+            ("t", "retired-model", "q"): {"recent": now - 3600, "old": now - 86_401},  # a day for unknown models
+        }
+        svc.run_once(now, tenants=[])
+        assert svc._written == {
+            ("t", model, "q"): {"live": now - 60},
+            ("t", "retired-model", "q"): {"recent": now - 3600},
+        }
+        svc.shutdown()
+    finally:
+        store.shutdown()
+
+
 def test_marking_the_announced_anomaly_a_false_positive_ends_its_anomaly_alert() -> None:
     import pandas as pd
 
