@@ -5,7 +5,7 @@
     hub simulate --api URL --rate 500 --duration 600 --scenario latency_spike:model=gpt-4o --truth t.json
 
 Exit codes: 0 done, 1 the API could not be reached (or refused the credentials), 2 bad arguments,
-130 interrupted (Ctrl-C; the summary is still printed). The first Ctrl-C stops generating, lets the
+3 a backfill was delivered but could not be correlated afterwards (do not resend it), 130 interrupted (Ctrl-C; the summary is still printed). The first Ctrl-C stops generating, lets the
 batches in flight finish and sends what was already generated, so ``sent`` counts what the hub
 accepted; a second Ctrl-C abandons those too. The summary is one JSON line on stdout;
 progress goes to stderr.
@@ -488,8 +488,10 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     if backfill and code == 0 and not args.dry_run:
         if args.api and not args.grpc:
             correlated = correlate_span(args.api, t0, t0 + args.backfill + 1.0, tenant=args.tenant, token=args.token)
-            if "error" in correlated:
-                _err(f"warning: could not correlate the backfilled span: {correlated['error']}")
+            if "error" in correlated:  # the events are in: resending them would duplicate the history
+                _err(f"error: the events were delivered, but the backfilled span could not be correlated: "
+                     f"{correlated['error']}; do not resend, ask again with POST /api/v1/correlations/analyze")  # fmt: skip
+                status, code = "uncorrelated", 3
         else:
             _err("note: the backfilled span is not correlated over gRPC; POST /api/v1/correlations/analyze does it")
     summary.update({

@@ -33,6 +33,7 @@ class StubHub:
     def __init__(self, script: list[tuple[int, dict[str, str]]] | None = None, delay: float = 0.0) -> None:
         self.script = list(script or [])
         self.delay = delay
+        self.analyze_status = 200
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         stub = self
 
@@ -49,9 +50,10 @@ class StubHub:
                     status, out = 200, b""
                 elif self.path.startswith("/api/v1/correlations/analyze"):
                     status, out = (
-                        200,
-                        json.dumps({"correlations": [{}], "incidents": [{}], "events": 9, "seconds": 0.5}).encode(),
-                    )
+                        stub.analyze_status,
+                        json.dumps({"correlations": [{}], "incidents": [{}], "events": 9, "seconds": 0.5}
+                                   if stub.analyze_status == 200 else {"error": {"code": "unavailable"}}).encode(),
+                    )  # fmt: skip
                 else:
                     out = json.dumps({"error": {"code": "busy"}}).encode()
                 self.send_response(status)
@@ -181,6 +183,16 @@ def test_backfill_spreads_history_that_ends_now(stub: StubHub, capsys: pytest.Ca
     assert started - 300 < stamps[-1] <= time.time()  # ... and ends about now, never in the future
     hours = np.histogram(stamps, bins=2)[0]
     assert min(hours) > 0.3 * max(hours)  # spread over the span, not bunched at one end
+
+
+def test_a_backfill_the_hub_cannot_correlate_exits_3(stub: StubHub, capsys: pytest.CaptureFixture[str]) -> None:
+    """The events are in, the follow-up analysis failed: not success, and not a reason to resend."""
+    stub.analyze_status = 503
+    code = main(["--api", stub.url, "--backfill", "1h", "--rate", "1", "--batch", "1000", "--quiet"])
+    s, err = summary(capsys)
+    assert code == 3 and s["exit_code"] == 3 and s["status"] == "uncorrelated"
+    assert s["accepted"] == s["sent"] > 0 and s["correlated"]["error"].startswith("HTTP 503")
+    assert "do not resend" in err and "/api/v1/correlations/analyze" in err
 
 
 def test_correlating_a_backfill_goes_span_by_span_and_halves_busy_spans() -> None:
