@@ -25,6 +25,17 @@ class PermanentError(HubError):
         self.reason = reason
 
 
+class InvalidParameter(PermanentError):
+    """A query parameter or body field has a value the hub cannot use: HTTP 422 on every endpoint, with
+    ``reason`` ``bad_time`` for times and ``invalid_parameter`` (or a more specific code) otherwise. A
+    request that cannot be read at all (bad JSON, a bad tenant) stays a plain :class:`PermanentError`, 400."""
+
+    status = 422
+
+    def __init__(self, message: str, *, reason: str = "invalid_parameter") -> None:
+        super().__init__(message, reason=reason)
+
+
 class RetryableError(HubError):
     """Retrying later can help. ``retry_after`` is a hint in seconds."""
 

@@ -12,6 +12,7 @@ MODULES = [
     "hubcore.contracts",
     "hubcore.dlq",
     "hubcore.durations",
+    "hubcore.times",
     "hubcore.errors",
     "hubcore.mapping",
     "hubcore.model.events",

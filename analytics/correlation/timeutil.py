@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hubcore.durations import DurationError, relative_seconds
+from hubcore.times import BadTimeError, parse_time_s
 
-
-class BadTimeError(ValueError):
-    pass
+__all__ = ["BadTimeError", "iso", "parse_time", "parse_time_s"]
 
 
 def iso(us: int) -> str:
@@ -22,24 +20,6 @@ def iso(us: int) -> str:
 
 
 def parse_time(value: str | None, name: str) -> int | None:
-    """ISO-8601 (naive = UTC), epoch seconds, ``now`` or a time relative to now (``-24h``, ``-7d``,
-    ``-90m``, as the anomaly and forecast endpoints take) → µs; ``BadTimeError`` naming ``name`` otherwise."""
-    if value is None or value == "":
-        return None
-    text = value.strip()
-    try:
-        rel = relative_seconds(text)
-    except DurationError:
-        raise BadTimeError(f"{name} must be ISO-8601, epoch seconds, now or -24h, got {value!r}") from None
-    if rel is not None:
-        return int(rel * 1e6)
-    value = text
-    try:
-        if value.lstrip("-").replace(".", "", 1).isdigit():
-            return int(float(value) * 1e6)
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadTimeError(f"{name} must be ISO-8601, epoch seconds, now or -24h, got {value!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1e6)
+    """:func:`parse_time_s` in microseconds (the store's unit)."""
+    seconds = parse_time_s(value, name)
+    return None if seconds is None else int(seconds * 1e6)

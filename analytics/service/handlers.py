@@ -27,21 +27,20 @@ from analytics.service.series import load_series
 from analytics.service.service import AnalyticsService
 from analytics.whatif import AddInstances, Fleet, MoveTraffic, PriceChange, ScaleTraffic, Scenario
 from analytics.whatif import what_if as whatif_table
-from hubcore.durations import DurationError, relative_seconds
-from hubcore.errors import ConfigError, PermanentError
+from hubcore.errors import ConfigError, InvalidParameter
 from hubcore.query.executor import EmbeddedBackend
 from hubcore.query.model import BUCKETS, parse_query
+from hubcore.times import BadTimeError, parse_time_s
 
 __all__ = ["forecast", "parse_time_param", "resolve_query", "what_if"]
 
 MAX_FORECAST_SERIES = 50
 MAX_HORIZON_STEPS = 10_000
-MIN_TIME_S, MAX_TIME_S = 0.0, 4_102_444_800.0  # 1970 .. 2100
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
-def _bad(field: str, message: str) -> PermanentError:
-    return PermanentError(f"{field}: {message}", reason="invalid_parameter")
+def _bad(field: str, message: str) -> InvalidParameter:
+    return InvalidParameter(f"{field}: {message}")
 
 
 def _iso(seconds: float) -> str:
@@ -49,33 +48,13 @@ def _iso(seconds: float) -> str:
 
 
 def parse_time_param(value: str | None, field: str, default: float) -> float:
-    """Epoch seconds from an ISO-8601 time, epoch seconds, or a relative ``-24h``/``now``."""
-    if value is None:
-        return default
-    text = value.strip()
+    """Epoch seconds from a query parameter (:func:`hubcore.times.parse_time_s`: ISO-8601,
+    epoch seconds, ``now`` or ``-24h``), ``default`` when it is missing; 422 ``bad_time`` otherwise."""
     try:
-        rel = relative_seconds(text)
-    except DurationError:
-        raise _bad(field, f"relative times look like -24h or -7d; got {value!r}") from None
-    if rel is not None:
-        return _clamp(rel, field)
-    try:
-        number = float(text)
-    except ValueError:
-        number = None
-    if number is not None:
-        return _clamp(number, field)
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise _bad(field, f"not an ISO-8601 time, epoch seconds or -24h: {value!r}") from None
-    return _clamp((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp(), field)
-
-
-def _clamp(seconds: float, field: str) -> float:
-    if not MIN_TIME_S <= seconds <= MAX_TIME_S:
-        raise _bad(field, "must be between 1970-01-01 and 2100-01-01")
-    return seconds
+        seconds = parse_time_s(value, field)
+    except BadTimeError as exc:
+        raise InvalidParameter(str(exc), reason="bad_time") from None
+    return default if seconds is None else seconds
 
 
 def resolve_query(svc: AnalyticsService, query: str) -> tuple[str, QuerySpec]:

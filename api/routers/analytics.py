@@ -29,7 +29,7 @@ from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, w
 from api.deps import get_state, principal_of, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.state import ApiState
-from hubcore.errors import ConfigError, PermanentError
+from hubcore.errors import ConfigError, InvalidParameter, PermanentError
 from hubcore.query.executor import QueryTimeout
 from hubcore.query.model import QueryError
 from hubcore.security.rbac import ForbiddenError, Resource, decide
@@ -92,13 +92,13 @@ async def list_anomalies(
         end_s = parse_time_param(end, "end", now + 1)
         start_s = parse_time_param(start, "start", end_s - 86_400)
         if end_s <= start_s:
-            raise PermanentError("end: must be after start", reason="invalid_parameter")
+            raise InvalidParameter("end: must be after start", reason="bad_time")
         if severity is not None and severity not in SEVERITIES:
-            raise PermanentError(f"severity: must be one of {', '.join(SEVERITIES)} (the minimum shown), "
-                                 f"got {severity!r}", reason="invalid_parameter")  # fmt: skip
+            raise InvalidParameter(f"severity: must be one of {', '.join(SEVERITIES)} (the minimum shown), "
+                                   f"got {severity!r}")  # fmt: skip
         if query is not None and query not in svc.config.queries:
-            raise PermanentError(f"query: unknown query alias {query!r}; configured: "
-                                 f"{', '.join(sorted(svc.config.queries))}", reason="invalid_parameter")  # fmt: skip
+            raise InvalidParameter(f"query: unknown query alias {query!r}; configured: "
+                                   f"{', '.join(sorted(svc.config.queries))}")  # fmt: skip
         if not svc.running:
             svc.run_once(tenants=[t])
         shown = SEVERITIES[SEVERITIES.index(severity) :] if severity else None

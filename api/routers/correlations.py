@@ -26,7 +26,7 @@ from analytics.correlation.timeutil import BadTimeError, parse_time
 from api.deps import get_state, read_tenant
 from api.errors import error_response, json_response
 from api.state import ApiState
-from hubcore.errors import PermanentError
+from hubcore.errors import InvalidParameter
 
 router = APIRouter(prefix="/api/v1", tags=["correlations"])
 _lock = threading.Lock()
@@ -51,11 +51,11 @@ def _range(start: str | None, end: str | None, default_s: float) -> tuple[int, i
         end_us = parse_time(end, "end")
         start_us = parse_time(start, "start")
     except BadTimeError as exc:
-        raise PermanentError(str(exc), reason="bad_time") from None
+        raise InvalidParameter(str(exc), reason="bad_time") from None
     end_us = end_us if end_us is not None else int(time.time() * 1e6) + 1
     start_us = start_us if start_us is not None else end_us - int(default_s * 1e6)
     if end_us <= start_us:
-        raise PermanentError("end must be after start", reason="bad_time")
+        raise InvalidParameter("end must be after start", reason="bad_time")
     return start_us, end_us
 
 
@@ -66,7 +66,7 @@ async def list_correlations(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> Response:  # fmt: skip
     if type is not None and type not in CORRELATION_TYPES:
-        return error_response(400, "bad_type", f"type must be one of {list(CORRELATION_TYPES)}, got {type!r}")
+        return error_response(422, "invalid_parameter", f"type must be one of {list(CORRELATION_TYPES)}, got {type!r}")
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 365 * 86_400)
     engine = get_engine(request, state)
@@ -84,7 +84,7 @@ async def analyze(
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 3600)
     if end_us - start_us > MAX_ANALYZE_S * 1_000_000:
-        return error_response(400, "range_too_large", f"analyze at most {MAX_ANALYZE_S} s at a time")
+        return error_response(422, "range_too_large", f"analyze at most {MAX_ANALYZE_S} s at a time")
     engine = get_engine(request, state)
 
     def run() -> dict[str, Any]:

@@ -13,7 +13,7 @@ from api.deps import get_state, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.routers.ingest_body import BodyError, split_events
 from api.state import ApiState
-from hubcore.errors import PermanentError, QueueFullError, RateLimitedError
+from hubcore.errors import InvalidParameter, QueueFullError, RateLimitedError
 from hubcore.query.events import FILTERABLE, EventListQuery, rows_to_events
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -79,11 +79,11 @@ async def ingest_events(request: Request, state: Annotated[ApiState, Depends(get
 
 
 def _parse_time(value: str | None, name: str) -> int | None:
-    """ISO-8601, epoch seconds, ``now`` or ``-24h`` (relative to now) → µs; 400 ``bad_time`` otherwise."""
+    """ISO-8601, epoch seconds, ``now`` or ``-24h`` (relative to now) → µs; 422 ``bad_time`` otherwise."""
     try:
         return parse_time(value, name)
     except BadTimeError as exc:
-        raise PermanentError(str(exc), reason="bad_time") from None
+        raise InvalidParameter(str(exc), reason="bad_time") from None
 
 
 @router.get("/events", summary="List stored events, newest first, with filters and cursor pagination")
@@ -120,7 +120,7 @@ async def list_events(
         elif key in FILTERABLE:
             filters[key] = value
         elif key not in known:
-            raise PermanentError(
+            raise InvalidParameter(
                 f"unknown query parameter {key!r}; use {', '.join(FILTERABLE)}, tags.<key>, payload.<path>, "
                 "tenant, start, end, limit, cursor",
                 reason="unknown_parameter",

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from hubcore.errors import PermanentError
+from hubcore.errors import InvalidParameter
 
 FILTERABLE = ("source_module", "event_type", "severity", "environment", "correlation_id", "model", "team",
               "project", "name", "status", "event_id", "asset_id", "user_id")  # fmt: skip
@@ -42,17 +42,17 @@ class EventListQuery:
 
     def validate(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
-            raise PermanentError(f"limit must be between 1 and {MAX_LIMIT}", reason="bad_limit")
+            raise InvalidParameter(f"limit must be between 1 and {MAX_LIMIT}", reason="bad_limit")
         for key in self.filters:
             if key not in FILTERABLE:
-                raise PermanentError(
+                raise InvalidParameter(
                     f"unknown filter {key!r}; filterable: {', '.join(FILTERABLE)}, tags.<k>, payload.<path>"
                 )
         for key in (*self.tag_filters, *self.payload_filters):
             if not _PATH.match(key):
-                raise PermanentError(f"bad field path {key!r}: use letters, digits, '_' or '-', dot-separated")
+                raise InvalidParameter(f"bad field path {key!r}: use letters, digits, '_' or '-', dot-separated")
         if self.start_us is not None and self.end_us is not None and self.start_us > self.end_us:
-            raise PermanentError("start must not be after end")
+            raise InvalidParameter("start must not be after end", reason="bad_time")
 
     def to_sql(self) -> tuple[str, list[Any]]:
         self.validate()
@@ -105,7 +105,9 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
             raise ValueError
         return ts_us, event_id
     except (ValueError, TypeError, msgspec.DecodeError):
-        raise PermanentError("cursor is not valid; pass next_cursor from a previous answer unchanged") from None
+        raise InvalidParameter(
+            "cursor is not valid; pass next_cursor from a previous answer unchanged", reason="bad_cursor"
+        ) from None
 
 
 def rows_to_events(rows: list[tuple[Any, ...]], limit: int) -> tuple[list[dict[str, Any]], str | None]:

@@ -241,3 +241,5 @@ def test_bad_inputs_get_clear_4xx(hub: Any, method: str, path: str, kwargs: dict
     r = getattr(httpx, method)(f"{h.api}{path}", timeout=30, **kwargs)
     assert r.status_code == status, r.text
     assert needle in r.json()["error"]["message"], r.text
+    if path == "/api/v1/anomalies" and needle == "start":  # one code for bad times on every endpoint
+        assert r.json()["error"]["code"] == "bad_time", r.text
