@@ -11,6 +11,8 @@ Usage::
     .venv/bin/python benchmarks/anomaly_eval.py            # all files
     .venv/bin/python benchmarks/anomaly_eval.py --quick    # a subset for CI (< 60 s)
     .venv/bin/python benchmarks/anomaly_eval.py --per-file # + one line per file (tp, fp, fn)
+    .venv/bin/python benchmarks/anomaly_eval.py --root ~/NAB --categories all  # every folder of a full
+                                                                 #   NAB checkout (realAWSCloudwatch, realTraffic...)
     .venv/bin/python benchmarks/anomaly_eval.py --synthetic 70   # + 70 generated series (generalisation)
     .venv/bin/python benchmarks/anomaly_eval.py --ops 40         # + 40 operational-metric series with
                                                                  #   routine bursts (see anomaly_series.py)
@@ -191,6 +193,13 @@ def feedback_report(args: argparse.Namespace, keys: list[str], windows: dict[str
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="NAB folder (data/, labels/)")
+    ap.add_argument(
+        "--categories",
+        default=",".join(CATEGORIES),
+        metavar="A,B|all",
+        help="NAB folders under --root/data to score (default: %(default)s; 'all' for every folder, e.g. of a "
+        "full NAB checkout: realAWSCloudwatch, realAdExchange, realTraffic, realTweets...)",
+    )
     ap.add_argument("--quick", action="store_true", help="a subset of files (CI)")
     ap.add_argument("--verbose", action="store_true", help="per-file counts on stderr")
     ap.add_argument(
@@ -255,10 +264,19 @@ def main(argv: list[str] | None = None) -> int:
         if wanted and not path.is_file():
             ap.error(f"{what} not found: {path} is missing")
     windows = json.loads((args.root / "labels" / "combined_windows.json").read_text())
-    keys = [f"{c}/{p.name}" for c in CATEGORIES for p in sorted((args.root / "data" / c).glob("*.csv"))]
+    if args.categories == "all":
+        categories = sorted(p.name for p in (args.root / "data").iterdir() if p.is_dir())
+    else:
+        categories = [c.strip() for c in args.categories.split(",") if c.strip()]
+    missing = [c for c in categories if not (args.root / "data" / c).is_dir()]
+    if missing or not categories:
+        ap.error(f"--categories: no folder {', '.join(missing) or '(none given)'} under {args.root / 'data'}")
+    keys = [f"{c}/{p.name}" for c in categories for p in sorted((args.root / "data" / c).glob("*.csv"))]
     if args.quick:
         keys = [k for k in keys if k in QUICK]
-    groups = ("realKnownCause", "artificialWithAnomaly", "overall")
+    # one group per category with labelled windows, all real ones together when there are several, overall
+    real = [c for c in categories if c.startswith("real")]
+    groups = (*[c for c in categories if c != "artificialNoAnomaly"], *(["real"] if len(real) > 1 else []), "overall")
     totals = {m: {g: [0, 0, 0] for g in groups} for m in ("ensemble", "baseline")}
     per_detector: dict[str, list[int]] = {}
     per_file: dict[str, dict[str, list[int]]] = {}
@@ -287,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in ("ensemble", "baseline"):
             c = results[method]
             for g in groups:
-                if g == "overall" or key.startswith(g + "/"):
+                if g == "overall" or key.startswith(g + "/") or (g == "real" and key.startswith("real")):
                     totals[method][g] = [a + b for a, b in zip(totals[method][g], c, strict=True)]
         if args.verbose:
             print(f"{key}: ensemble {results['ensemble']} baseline {results['baseline']}", file=sys.stderr)

@@ -113,3 +113,33 @@ def test_benchmark_names_the_data_it_cannot_find(
     with pytest.raises(SystemExit) as exc:
         anomaly_eval.main(["--root", str(tmp_path), "--traces", "5"])
     assert exc.value.code == 2 and "--traces: the LLM traces (HUB_LLM_TRACES) not found" in capsys.readouterr().err
+
+
+def test_benchmark_scores_any_nab_categories_and_sums_the_real_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--categories all`` (e.g. a full NAB checkout): one group per folder, ``real`` over the real ones."""
+    import json
+
+    import anomaly_eval
+
+    windows: dict[str, list[list[str]]] = {}
+    rng = np.random.default_rng(0)
+    ts = pd.date_range("2024-01-01", periods=1500, freq="5min")
+    for category, spike_at in (("realFoo", 1200), ("realBar", 1300)):
+        values = 50 + rng.normal(0, 1, ts.size)
+        values[spike_at : spike_at + 6] += 40  # a clear level jump inside the window
+        (tmp_path / "data" / category).mkdir(parents=True)
+        pd.DataFrame({"timestamp": ts, "value": values}).to_csv(tmp_path / "data" / category / "s.csv", index=False)
+        windows[f"{category}/s.csv"] = [[str(ts[spike_at - 20]), str(ts[spike_at + 40])]]
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+    assert anomaly_eval.main(["--root", str(tmp_path), "--categories", "all"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    ens = report["ensemble"]
+    assert set(ens) == {"realBar", "realFoo", "real", "overall"} and report["files"] == 2
+    assert ens["realFoo"]["tp"] == ens["realBar"]["tp"] == 1  # each jump is found ...
+    assert ens["real"]["tp"] == ens["overall"]["tp"] == 2  # ... and summed
+    with pytest.raises(SystemExit) as exc:
+        anomaly_eval.main(["--root", str(tmp_path), "--categories", "realFoo,realNope"])
+    assert exc.value.code == 2 and "no folder realNope" in capsys.readouterr().err
