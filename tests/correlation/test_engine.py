@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry
 
 from analytics.correlation import (
@@ -175,7 +176,9 @@ def test_times_relative_to_now_are_accepted_like_the_other_endpoints() -> None:
     assert abs(parse_time("-90m", "start") / 1e6 - (now - 5_400)) < 5
     assert abs(parse_time("-1.5d", "start") / 1e6 - (now - 129_600)) < 5
     assert abs(parse_time("now", "end") / 1e6 - now) < 5
-    assert parse_time("-5", "start") == -5_000_000  # a bare number stays epoch seconds
+    assert parse_time("5", "start") == 5_000_000  # a bare number is epoch seconds ...
+    with pytest.raises(BadTimeError, match="between 1970-01-01 and 2100-01-01, got '-5'"):
+        parse_time("-5", "start")  # ... so -5 is 1969: out of range, as on the analytics endpoints
     assert parse_time("2026-01-01T00:00:00Z", "start") == 1_767_225_600_000_000
     for bad in ("yesterday", "-24x", "24h"):
         try:
