@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from hubcore.errors import InvalidParameter, PermanentError, RetryableError
+from hubcore.errors import PermanentError, RetryableError
 
 
 class ErrorDetail(BaseModel):
@@ -81,7 +81,8 @@ def install_error_handlers(app: Any) -> None:
 
     @app.exception_handler(PermanentError)
     async def _permanent(_: Request, exc: PermanentError) -> Response:
-        return error_response(422 if isinstance(exc, InvalidParameter) else 400, exc.reason, str(exc))
+        # a bad parameter value is a 422 (InvalidParameter, QueryError carry theirs), an unreadable request 400
+        return error_response(getattr(exc, "status", 400), exc.reason, str(exc))
 
     @app.exception_handler(RetryableError)
     async def _retryable(_: Request, exc: RetryableError) -> Response:

@@ -5,10 +5,10 @@
     hub simulate --api URL --rate 500 --duration 600 --scenario latency_spike:model=gpt-4o --truth t.json
 
 Exit codes: 0 done, 1 the API could not be reached (or refused the credentials), 2 bad arguments,
-3 a backfill was delivered but could not be correlated afterwards (do not resend it), 130 interrupted (Ctrl-C; the summary is still printed). The first Ctrl-C stops generating, lets the
-batches in flight finish and sends what was already generated, so ``sent`` counts what the hub
-accepted; a second Ctrl-C abandons those too. The summary is one JSON line on stdout;
-progress goes to stderr.
+3 a backfill was delivered but could not be correlated afterwards (do not resend it), 130 interrupted
+(Ctrl-C; the summary is still printed). The first Ctrl-C stops generating, lets the batches in flight
+finish and sends what was already generated, so ``sent`` counts what the hub accepted; a second Ctrl-C
+abandons those too. The summary is one JSON line on stdout; progress goes to stderr.
 """
 
 from __future__ import annotations
