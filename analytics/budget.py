@@ -16,10 +16,15 @@ Formulas (per-period spend ``s_t``; ``S_0`` = spend in the period so far; ``B`` 
 - a cumulative input ``c_t`` is turned into ``s_t = c_t - c_{t-1}``, a negative difference being a
   counter reset (``s_t = c_t``), as Prometheus' ``increase`` treats it;
 - future spend is forecast with :class:`analytics.forecast.EnsembleForecaster` up to the period end
-  (``h = ceil((period_end - last) / step)`` steps), and ``n_paths`` paths ``s^(i)_t`` are drawn from its
-  calibrated predictive distribution, clipped at 0 (spend is never negative);
-- cumulative spend ``C^(i)_t = S_0 + sum_{u <= t} s^(i)_u``; the central forecast is the mean path's
-  ``C_t = S_0 + sum yhat_u``; its interval the ``(1 - L) / 2`` and ``(1 + L) / 2`` quantiles of ``C^(i)_t``;
+  (``h = ceil((period_end - last) / step)`` steps): the point forecast ``yhat_t``, clipped at 0 (spend is
+  never negative), and ``n_paths`` paths ``p^(i)_t`` drawn from its calibrated predictive distribution;
+- the paths give the spread, the point forecast the centre: ``s^(i)_t = yhat_t + p^(i)_t - mean_i p^(i)_t``.
+  (Clipping each drawn path at 0 instead would turn the spread of far steps into spend: with errors
+  that grow over the horizon, a noisy 3 USD/h series came out at 7 USD/h, and the central forecast fell
+  outside its own interval);
+- cumulative spend ``C^(i)_t = S_0 + sum_{u <= t} s^(i)_u``; the central forecast is
+  ``C_t = S_0 + sum yhat_u`` (the paths' mean); its interval the ``(1 - L) / 2`` and ``(1 + L) / 2``
+  quantiles of ``C^(i)_t``, the lower bound kept non-decreasing and at least ``S_0``;
 - the exhaustion time of a path is the first ``t`` with ``C_t >= B``, placed inside the step by linear
   interpolation ``ds_{t-1} + (B - C_{t-1}) / s_t * step``; ``exhaustion`` uses the central path,
   ``exhaustion_earliest`` / ``_latest`` the interval's quantiles of the paths' times (``None`` where that
@@ -147,11 +152,12 @@ def forecast_budget(
     fc.forecast(hist, h=h, time_col=time_col, target_col=value_col)
     result = next(iter(fc.results_.values()))
     yhat = np.maximum(result.yhat, 0.0)
-    paths = np.maximum(result.sample_paths(n_paths), 0.0)
+    drawn = result.sample_paths(n_paths)
+    paths = yhat + (drawn - drawn.mean(axis=0))
     cum_paths = spent + np.cumsum(paths, axis=1)
     central = spent + np.cumsum(yhat)
-    lower = np.quantile(cum_paths, alpha, axis=0)
-    upper = np.quantile(cum_paths, 1 - alpha, axis=0)
+    lower = np.maximum.accumulate(np.maximum(np.quantile(cum_paths, alpha, axis=0), spent))
+    upper = np.maximum(np.quantile(cum_paths, 1 - alpha, axis=0), central)
     ds = pd.DatetimeIndex(result.ds)
     times = _path_times(np.column_stack([np.full(n_paths, spent), cum_paths]), budget)
 

@@ -20,7 +20,13 @@ Method (split-conformal on rolling-origin residuals, horizon-scaled):
 - the predictive distribution of ``y_t`` is ``yhat_t + s(t) * Z`` with ``Z`` drawn from the pooled ``z``;
   a window's exceedance probability ``P(max_{t in window} y_t > threshold)`` is estimated by simulating
   paths whose ranks follow a Gaussian AR(1) copula with the lag-1 autocorrelation ``rho`` of the
-  validation error paths (``rho = 0`` gives independent steps, ``rho -> 1`` one shared draw).
+  validation error paths (``rho = 0`` gives independent steps, ``rho -> 1`` one shared draw), plus a
+  component shared by all steps of a path with weight ``shared``: the share of the validation errors'
+  mean square that their per-window means explain (a forecast's level error moves every step of a
+  window the same way). The marginals stay those of the pooled ``z``; only the joint law changes, which
+  is what sums over the horizon (a budget's spend to the period end) and exceedance windows depend on:
+  without it, the 95 % interval of 9 days' total of a stationary series covered the actual total 1 time
+  in 4 (independent steps average out; a level error does not).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class Calibration:
     z: np.ndarray  # pooled normalised signed errors, sorted
     rho: float  # lag-1 autocorrelation of validation error paths
     inflation: float = 1.0
+    shared: float = 0.0  # share of the errors' mean square explained by per-window means (level error)
 
     @classmethod
     def from_errors(cls, errors: np.ndarray, n_buckets: int = 4, inflation: float = 1.0) -> Calibration:
@@ -67,9 +74,13 @@ class Calibration:
             num = float(np.sum(centred[:, 1:] * centred[:, :-1]))
             den = float(np.sum(centred**2))
             rho = float(np.clip(num / den, 0.0, 0.99)) if den > 0 else 0.0
+        shared = 0.0
+        if h_val > 1:
+            total = float(np.mean(z**2))
+            shared = float(np.clip(np.mean(z.mean(axis=1) ** 2) / total, 0.0, 0.99)) if total > 0 else 0.0
         return cls(
             bucket_scale=scales, bucket_len=bucket_len, h_val=h_val, z=np.sort(z.ravel()), rho=rho,
-            inflation=inflation,
+            inflation=inflation, shared=shared,
         )
 
     def scale(self, h: int) -> np.ndarray:
@@ -94,7 +105,8 @@ class Calibration:
         return yhat - width, yhat + width
 
     def sample_paths(self, yhat: np.ndarray, n_paths: int = 4000, seed: int = 0) -> np.ndarray:
-        """Draw ``(n_paths, len(yhat))`` future paths ``yhat + s(t) * Z_t`` (AR(1) Gaussian copula)."""
+        """Draw ``(n_paths, len(yhat))`` future paths ``yhat + s(t) * Z_t`` (Gaussian copula: a shared
+        level draw plus AR(1) steps)."""
         yhat = np.asarray(yhat, dtype=float)
         rng = np.random.default_rng(seed)
         innov = rng.standard_normal((n_paths, len(yhat)))
@@ -104,6 +116,9 @@ class Calibration:
         coef = math.sqrt(1.0 - self.rho**2)
         for t in range(1, len(yhat)):
             paths[:, t] = self.rho * paths[:, t - 1] + coef * innov[:, t]
+        if self.shared > 0:
+            level = rng.standard_normal((n_paths, 1))
+            paths = math.sqrt(self.shared) * level + math.sqrt(1.0 - self.shared) * paths
         z = np.quantile(self.z, norm.cdf(paths)) * self.inflation
         return yhat + self.scale(len(yhat)) * z
 

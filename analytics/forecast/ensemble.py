@@ -75,6 +75,14 @@ class EnsembleConfig:
         at hourly steps (1,008 points)."""
         return cls(level=level, mode="fast", n_windows=1, max_train=1008)
 
+    @classmethod
+    def totals(cls, level: float = 95.0) -> EnsembleConfig:
+        """The bulk path with three validation windows, for sums over the horizon (a budget's spend to the
+        period end, a what-if's cost): one window cannot tell a forecast's level error, which every
+        step shares, from noise, which sums average out (95 % intervals of a 9-day total covered it
+        about half the time with one window, 80-100 % with three; 15 % more time)."""
+        return cls(level=level, mode="fast", n_windows=3, max_train=1008)
+
     def __post_init__(self) -> None:
         if not 0 < self.level < 100:
             raise ValueError(f"level must be between 0 and 100 (exclusive), got {self.level}")

@@ -38,6 +38,10 @@ from hubcore.storage.embedded import EmbeddedStore
 __all__ = ["Budget", "BudgetRepository", "budget_rows", "evaluate_budget", "period_bounds"]
 
 PERIODS = ("monthly", "quarterly", "custom")
+#: Spend history the forecast learns from (besides the period's own): four weeks, for weekly patterns.
+HISTORY_S = 28 * 86_400.0
+#: The longest custom period (a year, leap or not, with room): longer forecasts of spend mean little.
+MAX_CUSTOM_DAYS = 400
 BUDGETS_SQL = """CREATE TABLE IF NOT EXISTS analytics_budgets (
   tenant_id VARCHAR, id VARCHAR, body VARCHAR, updated_at TIMESTAMP
 )"""
@@ -106,6 +110,8 @@ class Budget:
             start, end = _time(body["start"], "start"), _time(body["end"], "end")
             if end <= start:
                 raise _bad("end", "must be after start")
+            if end - start > MAX_CUSTOM_DAYS * 86_400:
+                raise _bad("end", f"a custom period spans at most {MAX_CUSTOM_DAYS} days, got {(end - start) / 86_400:.0f}")
         elif body.get("start") is not None or body.get("end") is not None:
             raise _bad("start", f"start/end are only for period 'custom' (period is {period!r})")
         within = body.get("alert_within_days", 7)
@@ -224,7 +230,10 @@ def evaluate_budget(
     earliest = latest = None
     probability = 1.0 if spent >= budget.amount else 0.0
     spec = QuerySpec(event_type="cost", field="value", aggregation="sum", step="1h", filters=_filters(budget))
-    series = load_series(store, spec, budget.tenant_id, start, as_of) if as_of > start else []
+    # The forecast learns from the last HISTORY_S of spend, the period's and the days before it (on the
+    # 2nd of a month, two days alone say little about the rest of it); only the period's is spent.
+    since = min(start, as_of - HISTORY_S)
+    series = load_series(store, spec, budget.tenant_id, since, as_of) if as_of > start else []
     hist = series[0] if series else None
     if now < end and hist is not None and np.isfinite(hist.values).sum() >= 16 and spent < budget.amount:
         # from the hub's first data on (earlier buckets are NaN: no data, not zero spend)
@@ -233,7 +242,7 @@ def evaluate_budget(
         try:
             fc = forecast_budget(spend, budget.amount, pd.Timestamp(end, unit="s"), period_start=pd.Timestamp(start, unit="s"),
                                  level=level, n_paths=1000,
-                                 forecaster=EnsembleForecaster(freq="h", config=EnsembleConfig.bulk(level)))  # fmt: skip
+                                 forecaster=EnsembleForecaster(freq="h", config=EnsembleConfig.totals(level)))  # fmt: skip
             method = "forecast"
             extra = spent - fc.spent_to_date  # the current, incomplete hour
             total, lower, upper = (
@@ -249,8 +258,9 @@ def evaluate_budget(
             method = "linear"
     if method == "linear" and now < end and spent < budget.amount and as_of > start:
         first = start
-        if hist is not None and (hist.values > 0).any():
-            first = float(hist.ts[int((hist.values > 0).argmax())])
+        if hist is not None:
+            paid = (hist.ts >= start) & (np.nan_to_num(hist.values) > 0)  # the period's first spending hour
+            first = float(hist.ts[int(paid.argmax())]) if paid.any() else start
         rate = spent / max(now - first, 3600.0)
         total = lower = upper = spent + rate * (end - now)
         if rate > 0 and now + (budget.amount - spent) / rate <= end:

@@ -150,6 +150,23 @@ def test_exceedance_probability_is_consistent() -> None:
     assert upper[0] == pytest.approx(1.96, rel=0.25) and (upper >= -lower - 1e-9).all()
 
 
+def test_a_level_error_shared_by_a_window_is_shared_by_the_paths() -> None:
+    rng = np.random.default_rng(0)
+    offsets = np.array([[2.0], [-2.0], [3.0]])  # each validation window is off by its own level
+    cal = Calibration.from_errors(offsets + rng.normal(0, 1, (3, 48)))
+    plain = Calibration.from_errors(rng.normal(0, 1, (3, 48)))
+    assert cal.shared > 0.5 and plain.shared < 0.1
+    independent = Calibration(cal.bucket_scale, cal.bucket_len, cal.h_val, cal.z, cal.rho, shared=0.0)
+    yhat = np.zeros(48)
+    with_level, without = cal.sample_paths(yhat, 4000), independent.sample_paths(yhat, 4000)
+    # the same marginal law at every step (the per-step intervals do not change) ...
+    assert np.quantile(with_level[:, 10], [0.05, 0.5, 0.95]) == pytest.approx(
+        np.quantile(without[:, 10], [0.05, 0.5, 0.95]), abs=0.25 * float(cal.scale(48)[10])
+    )
+    # ... but sums over the horizon spread as the level error says, not as independent steps
+    assert with_level.sum(axis=1).std() > 3 * without.sum(axis=1).std()
+
+
 def test_series_forecast_exceedance_by_timestamps() -> None:
     fc = EnsembleForecaster(models=FAST, freq="h")
     out = fc.forecast(_seasonal(), h=24)
