@@ -43,6 +43,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {**_ERR, "description": "unsupported content type"},
     422: {**_ERR, "description": "validation error"},
     429: {**_ERR, "description": "rate limited; see Retry-After"},
+    500: {**_ERR, "description": "a fault in the hub (code internal_error); its log has the traceback"},
     503: {**_ERR, "description": "queue full or a dependency unavailable; see Retry-After"},
     504: {**_ERR, "description": "query timeout"},
 }
@@ -94,6 +95,12 @@ def install_error_handlers(app: Any) -> None:
             {"loc": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()
         ]
         return error_response(422, "validation_error", "request parameters are invalid", details=details)
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, __: Exception) -> Response:
+        # A fault, not a bad request: the same error shape as every other answer (rather than Starlette's
+        # plain-text "Internal Server Error"); the server still logs the traceback.
+        return error_response(500, "internal_error", "internal error; the hub's log has the details")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:

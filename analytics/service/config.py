@@ -70,6 +70,10 @@ DETECTORS = tuple(DETECTOR_CLASSES)
 DEFAULT_DETECTORS = ("robust", "seasonal")
 #: Detectors that use related series (the extra columns of a 2-D input).
 MULTIVARIATE = ("iforest",)
+#: Buckets per series read at once: 138 days of 1-minute buckets, 22 years of hourly ones. Every window
+#: (a scheduler's fit_window, a forecast's or what-if's history, a budget period) is checked against it,
+#: so that one request or setting cannot make the hub read and hold an unbounded grid.
+MAX_SERIES_BUCKETS = 200_000
 
 
 def parse_duration(text: str | float | int, key: str) -> float:
@@ -254,6 +258,16 @@ class AnalyticsConfig(_Base):
                 if sname not in self.schedulers:
                     raise ConfigError(f"{mkey}.schedulers.{i}", f"references {sname!r}, which is not a scheduler "
                                       f"(known: {sorted(self.schedulers)})")  # fmt: skip
+        for model in self.models:
+            sname = self.model_scheduler(model)
+            window = self.schedulers[sname].seconds(f"{key}.schedulers.{sname}")[2]
+            for qname in self.model_queries(model) + list(self.models[model].related):
+                step = self.queries[qname].step_seconds
+                if window // step > MAX_SERIES_BUCKETS:
+                    raise ConfigError(f"{key}.schedulers.{sname}.fit_window",
+                                      f"{self.schedulers[sname].fit_window} is {int(window // step):,} steps of query "
+                                      f"{qname!r} ({self.queries[qname].step}), more than {MAX_SERIES_BUCKETS:,}; "
+                                      "use a shorter fit_window or a coarser step")  # fmt: skip
         if self.max_series < 1 or self.bulk_threshold < 1 or self.retention_days < 1:
             raise ConfigError(key, "max_series, bulk_threshold and retention_days must be positive")
         parse_duration(self.budget_every, f"{key}.budget_every")

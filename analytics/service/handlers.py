@@ -23,7 +23,7 @@ from scipy.stats import norm
 from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError
 from analytics.service.config import ModelSpec, QuerySpec, parse_duration
 from analytics.service.models import first_finite, horizon_steps, run_forecast
-from analytics.service.series import load_series
+from analytics.service.series import check_window, load_series
 from analytics.service.service import AnalyticsService
 from analytics.whatif import AddInstances, Fleet, MoveTraffic, PriceChange, ScaleTraffic, Scenario
 from analytics.whatif import what_if as whatif_table
@@ -140,6 +140,7 @@ def forecast(
         raise _bad("history", str(exc)) from None
     span = span_given if span_given is not None else max(svc.window(model_alias)[2] if model_alias in
                                                                    svc.config.models else 14 * 86_400, 2.0 * h * spec.step_seconds)  # fmt: skip
+    check_window(span, spec.step_seconds, "history")
     series = load_series(svc.store, spec, tenant, now - span, now, max_series=MAX_FORECAST_SERIES)
     _, results = run_forecast(tenant, alias, model_alias, model, series, horizon=h, level=level,
                               bulk_threshold=svc.config.bulk_threshold)  # fmt: skip
@@ -232,6 +233,7 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
         span = parse_duration(body.get("history", "14d"), "history")
     except ConfigError as exc:
         raise _bad(exc.key or "horizon", str(exc)) from None
+    check_window(span, usage_spec.step_seconds, "history")
     now = svc.clock()
     usage = [s for s in load_series(svc.store, usage_spec, tenant, now - span, now) if s.labels.get("model")]
     # (buckets before the hub's first data are NaN: no data, not zero requests)
@@ -254,7 +256,7 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
             fleet[str(m)] = Fleet(int(f["instances"]), float(f["service_rate"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad(f"fleet.{m}", f"needs instances (>= 1) and service_rate (> 0): {exc}") from None
-    fc = EnsembleForecaster(freq=f"{usage_spec.step_seconds}s", config=EnsembleConfig.bulk(float(level)))
+    fc = EnsembleForecaster(freq=f"{usage_spec.step_seconds}s", config=EnsembleConfig.totals(float(level)))
     try:
         table = whatif_table(frame, prices, scenario, h, fleet=fleet, level=float(level), n_paths=500, forecaster=fc)
     except KeyError as exc:

@@ -19,18 +19,32 @@ from typing import Any
 
 import numpy as np
 
-from analytics.service.config import QuerySpec
+from analytics.service.config import MAX_SERIES_BUCKETS, QuerySpec
 from hubcore.query.compile_promql import COMMON_LABELS
 from hubcore.query.executor import EmbeddedBackend
 from hubcore.query.model import QueryError, parse_query
 from hubcore.storage.embedded import EmbeddedStore
 
-__all__ = ["Series", "labels_key", "load_series", "tenants_with_data"]
+__all__ = ["MAX_SERIES_BUCKETS", "Series", "check_window", "labels_key", "load_series", "tenants_with_data"]
 
 #: Aggregates whose empty bucket means zero (not "unknown").
 _ZERO_FILLED = ("count", "sum")
 #: Buckets per query (below the query layer's MAX_BUCKETS).
 CHUNK_BUCKETS = 9_000
+
+
+def check_window(span_s: float, step_s: float, field: str) -> int:
+    """The number of ``step_s`` buckets in ``span_s``; :class:`QueryError` naming ``field`` (a 422,
+    ``range_too_large``) when it exceeds :data:`MAX_SERIES_BUCKETS`.
+
+    >>> check_window(86_400, 60, "history")
+    1440
+    """
+    buckets = int(span_s // step_s) if step_s > 0 else 0
+    if buckets > MAX_SERIES_BUCKETS:
+        raise QueryError(field, f"{buckets:,} steps of {step_s:g} s (at most {MAX_SERIES_BUCKETS:,}); use a shorter "
+                         "window or a coarser step", reason="range_too_large")  # fmt: skip
+    return buckets
 
 
 @dataclass(frozen=True)
@@ -72,9 +86,11 @@ def load_series(
 ) -> list[Series]:
     """The series of ``spec`` for ``tenant`` over ``[start_s, end_s)``, complete buckets only.
 
-    Raises :class:`hubcore.query.model.QueryError` (a 422 naming the field) for a bad spec.
+    Raises :class:`hubcore.query.model.QueryError` (a 422 naming the field) for a bad spec or a window of
+    more than :data:`MAX_SERIES_BUCKETS` buckets.
     """
     step = spec.step_seconds
+    check_window(end_s - start_s, step, "time_range")
     first = int(start_s // step) * step
     last = int(end_s // step) * step - step  # the last complete bucket
     if last < first:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ import msgspec
 
 from hubcore.errors import PermanentError
 from hubcore.query.composite import COMPOSITES
+from hubcore.times import MAX_TIME_S, MIN_TIME_S
 
 ALL_TENANTS: Final = "*"
 STRING_COLUMNS: Final = (
@@ -273,17 +275,26 @@ def _parse_metric(raw: Any) -> Metric:
 
 
 def _parse_time(value: Any, where: str) -> int:
+    """Epoch seconds (a number) or ISO-8601 text (naive = UTC) → µs, between 1970 and 2100 like every other
+    time the API takes (:mod:`hubcore.times`); a number that is really milliseconds or microseconds is named."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value * 1e6)
-    if not isinstance(value, str):
+        if not math.isfinite(value):
+            raise QueryError(where, f"must be a finite number of epoch seconds, got {value!r}")
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise QueryError(where, f"not an ISO-8601 time: {value!r}") from None
+        seconds = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    else:
         raise QueryError(where, "must be an ISO-8601 time such as 2026-01-01T00:00:00Z")
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise QueryError(where, f"not an ISO-8601 time: {value!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1_000_000)
+    if not MIN_TIME_S <= seconds <= MAX_TIME_S:
+        hint = ""
+        if isinstance(value, int | float) and MAX_TIME_S < seconds <= MAX_TIME_S * 1e6:
+            hint = f" (epoch seconds; {value!r} looks like {'milli' if seconds <= MAX_TIME_S * 1e3 else 'micro'}seconds)"
+        raise QueryError(where, f"must be between 1970-01-01 and 2100-01-01{hint}, got {value!r}")
+    return int(seconds * 1_000_000)
 
 
 def _parse_range(raw: Any, now_us: int) -> TimeRange:

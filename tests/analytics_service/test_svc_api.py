@@ -167,6 +167,24 @@ def test_budget_exhaustion_on_a_linear_spend(hub: Any) -> None:
     assert httpx.get(f"{h.api}/api/v1/budgets/{bid}").status_code == 404
 
 
+def test_a_budget_that_just_began_is_forecast_from_the_weeks_before(hub: Any) -> None:
+    # Two hours into the period, two hourly points alone are too few to forecast (a run rate from them
+    # was all there was); the spend of the days before the period teaches the forecast, only the
+    # period's own is spent.
+    h, _, _ = hub
+    now = now_s()
+    body = {"name": "fresh", "amount": 1000, "period": "custom", "team": "search",
+            "start": now - 2 * 3600, "end": now + 10 * 86_400}  # fmt: skip
+    r = httpx.post(f"{h.api}/api/v1/budgets", json=body, timeout=60)
+    assert r.status_code == 201, r.text
+    st = r.json()
+    assert st["method"] == "forecast" and 1 <= st["spent_to_date"] <= 2.5, st
+    # ~1 USD/h for the 240 hours left
+    assert 200 <= st["forecast_total"] <= 290, st
+    assert st["spent_to_date"] <= st["forecast_total_lower"] <= st["forecast_total"] <= st["forecast_total_upper"]
+    assert httpx.delete(f"{h.api}/api/v1/budgets/{st['budget']['id']}").status_code == 200
+
+
 def test_whatif_traffic_times_two_doubles_cost(hub: Any) -> None:
     h, _, _ = hub
     body = {"scenario": [{"type": "scale_traffic", "factor": 2}], "horizon": "1d", "history": "3d",
@@ -231,6 +249,13 @@ def test_tenant_b_sees_nothing_of_a(hub: Any) -> None:
         ("get", "/api/v1/forecast", {"params": {"query": '{"query": {"aggregation": "x"}}'}}, 422, "query"),
         ("get", "/api/v1/anomalies", {"params": {"start": "-99999999w"}}, 422, "start"),
         ("post", "/api/v1/budgets", {"json": {"amount": 5, "period": "custom", "start": 0, "end": 1e20}}, 422, "end"),
+        ("post", "/api/v1/budgets", {"json": {"amount": 5, "period": "custom", "start": "2026-01-01",
+                                              "end": "2028-01-01"}}, 422, "a custom period spans at most 400 days"),
+        # an unbounded history was read in full: `history=99999d` on a 1-minute query killed the hub (OOM)
+        ("get", "/api/v1/forecast", {"params": {"query": "latency", "history": "99999d"}}, 422,
+         "history: 28,799,712 steps of 300 s (at most 200,000)"),
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic", "factor": 2}],
+                                             "history": "99999d"}}, 422, "history: 2,399,976 steps"),
         ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic", "factor": 2}], "step": "7m"}},
          422, "step"),
     ],

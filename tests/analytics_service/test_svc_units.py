@@ -38,6 +38,9 @@ def test_default_config_has_the_aliases_the_rules_expect() -> None:
         ({"models": {"m": {"class": "forecast", "params": {"level": 100}}}}, "processors.analytics.models.m.params.level"),
         ({"schedulers": {"s": {"fit_every": "often"}}}, "processors.analytics.schedulers.s.fit_every"),
         ({"schedulers": {}}, "processors.analytics.schedulers"),
+        # 400 days of a 1-minute query: 576,000 buckets read at every fit (at most 200,000)
+        ({"schedulers": {"periodic": {"fit_window": "400d"}, "forecast": {}}},
+         "processors.analytics.schedulers.periodic.fit_window"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_key(data: dict[str, Any], key: str) -> None:
