@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -54,6 +55,34 @@ MAX_CONCURRENT_REQUESTS = 64
 
 #: Largest share of wall-clock time the streaming correlation engine may spend in its flushes.
 CORRELATION_DUTY = 0.2
+
+
+_PORT_FLAGS = {
+    "service.api.host": "--api-port",
+    "receivers.otlp.protocols.grpc.endpoint": "--otlp-grpc-port",
+    "receivers.otlp.protocols.http.endpoint": "--otlp-http-port",
+}
+
+
+def port_unavailable(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on now (``None`` when it can; port 0 always can).
+
+    >>> port_unavailable("127.0.0.1", 0) is None
+    True
+    """
+    if port == 0:
+        return None
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r}: {exc.strerror}"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
+        try:
+            probe.bind(addr)
+        except OSError as exc:
+            return (exc.strerror or str(exc)).lower()
+    return None
 
 
 class _Server(uvicorn.Server):
@@ -133,6 +162,12 @@ class HubService:
         warning = open_warning(self.config.service.api.host, auth_on)
         if warning:
             log.warning(warning)
+        # before the data directory is touched: a second hub on the same ports stops here, in one line
+        for key, (host, port) in self.config.listeners().items():
+            reason = port_unavailable(host, port)
+            if reason is not None:
+                raise RuntimeError(f"cannot listen on {host}:{port} ({key}): {reason}; is another hub running? "
+                                   f"{_PORT_FLAGS[key]} chooses another port")  # fmt: skip
         await asyncio.to_thread(self.store.start)
         await asyncio.to_thread(self.store.flush, 300.0)
         await asyncio.to_thread(self._rebuild_state)

@@ -249,12 +249,17 @@ class HubConfig(_Base):
 
     def bind_hosts(self) -> dict[str, str]:
         """Every address a listener binds to, by YAML key."""
-        hosts = {"service.api.host": self.service.api.host}
+        return {key: host for key, (host, _) in self.listeners().items()}
+
+    def listeners(self) -> dict[str, tuple[str, int]]:
+        """Every ``(host, port)`` a listener binds to, by YAML key (port 0: any free port)."""
+        out = {"service.api.host": (self.service.api.host, self.service.api.port)}
         for name in ("grpc", "http"):
             ep: Endpoint = getattr(self.receivers.otlp.protocols, name)
             if ep.enabled:
-                hosts[f"receivers.otlp.protocols.{name}.endpoint"] = ep.host_port(name)[0]
-        return hosts
+                key = f"receivers.otlp.protocols.{name}.endpoint"
+                out[key] = ep.host_port(key)
+        return out
 
 
 def substitute_env(text: str, env: dict[str, str] | None = None) -> str:

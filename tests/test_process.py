@@ -66,3 +66,26 @@ def test_invalid_config_exits_2_with_the_key(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "hub.cli", "run", "--config", str(cfg)], capture_output=True, text=True)
     assert out.returncode == 2
     assert "service.api.port" in out.stderr
+
+
+def test_a_port_in_use_exits_1_in_one_line_before_opening_the_store(tmp_path: Path) -> None:
+    # uvicorn's own failure was a SystemExit(3) inside a task: "Task exception was never retrieved" and a
+    # traceback, after the store had started on the data directory.
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        data = tmp_path / "data"
+        out = subprocess.run(
+            [sys.executable, "-m", "hub.cli", "run", "--data-dir", str(data), "--api-port", str(port),
+             "--otlp-grpc-port", "0", "--otlp-http-port", "0"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert f"hub run: cannot listen on 127.0.0.1:{port} (service.api.host): address already in use" in out.stderr
+    assert "--api-port chooses another port" in out.stderr and "Traceback" not in out.stderr
+    assert not (data / "hub.duckdb").exists() and not (data / "wal").exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -124,7 +125,17 @@ class EmbeddedStore:
         )
         # The root connection only hands out cursors (one per thread or task); it never runs a query
         # itself, so creating a cursor never meets "connection is busy".
-        self._con = duckdb.connect(str(self.data_dir / "hub.duckdb"), config=config)
+        try:
+            self._con = duckdb.connect(str(self.data_dir / "hub.duckdb"), config=config)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            # another hub (or a DuckDB shell) has this data directory open; its WAL is not touched
+            holder = re.search(r"PID \d+", str(exc))
+            raise RuntimeError(
+                f"the data directory {self.data_dir} is in use by another process"
+                f"{f' ({holder.group(0)})' if holder else ''}; stop it, or give this hub another --data-dir"
+            ) from None
         setup = self._con.cursor()
         for table in TABLES.values():
             setup.execute(table.create_sql())

@@ -132,3 +132,27 @@ def test_retention_per_tenant(tmp_path: Path) -> None:
         assert s.read("SELECT tenant_id FROM events").fetchall() == [("long",)]
     finally:
         s.shutdown()
+
+
+def test_a_data_directory_in_use_is_refused_in_one_line(tmp_path: Path) -> None:
+    # A second `hub run` on the same --data-dir printed DuckDB's lock traceback; the WAL is never opened.
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+         "time.sleep(60)", str(tmp_path / "hub.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        store = EmbeddedStore(tmp_path, wal_fsync=False)
+        with pytest.raises(RuntimeError, match=rf"data directory {tmp_path} is in use by another process \(PID {holder.pid}\)"):
+            store.start()
+        assert not (tmp_path / "wal").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    store = EmbeddedStore(tmp_path, wal_fsync=False)
+    store.start()  # free again once the other process is gone
+    store.shutdown()
