@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -51,8 +51,10 @@ __all__ = [
     "PriceChange",
     "ScaleTraffic",
     "Scenario",
+    "WhatIfResult",
     "mmc_latency",
     "what_if",
+    "what_if_result",
 ]
 
 
@@ -194,7 +196,23 @@ def _metrics(state: State, step_seconds: float) -> dict[tuple[str, str], np.ndar
     return out
 
 
-def what_if(
+#: Metrics whose horizon summary is a sum (the others are averaged over the horizon).
+SUMMED = ("cost", "requests")
+
+
+@dataclass(frozen=True)
+class WhatIfResult:
+    """``table``: one row per (ds, model, metric) with ``baseline``, ``scenario`` and ``diff``, each with
+    ``_lower``/``_upper`` bounds; ``summary``: one row per (model, metric) over the whole horizon
+    (``aggregate`` ``sum`` for cost and requests, ``mean`` otherwise), its bounds the quantiles of each
+    path's total or mean, not totals of the per-step bounds (those assume every step at its 2.5 %
+    quantile at once: far wider than the horizon's own uncertainty)."""
+
+    table: pd.DataFrame
+    summary: pd.DataFrame
+
+
+def what_if_result(
     usage: pd.DataFrame,
     prices: Mapping[str, float],
     scenario: Scenario,
@@ -207,12 +225,9 @@ def what_if(
     level: float = 95.0,
     n_paths: int = 1000,
     forecaster: EnsembleForecaster | None = None,
-) -> pd.DataFrame:
-    """Baseline vs scenario forecasts of cost, requests, latency, utilisation and capacity.
-
-    Returns one row per (ds, model, metric) with ``baseline``, ``scenario`` and ``diff``, each with
-    ``_lower``/``_upper`` bounds at ``level`` percent. ``model`` is ``*`` for the total cost.
-    """
+) -> WhatIfResult:
+    """Baseline vs scenario forecasts of cost, requests, latency, utilisation and capacity, per step
+    (``table``) and over the whole horizon (``summary``); see :class:`WhatIfResult`."""
     missing = sorted(set(usage[model_col]) - set(prices))
     if missing:
         raise KeyError(f"no price for model(s) {', '.join(missing)}")
@@ -232,6 +247,7 @@ def what_if(
     path_scen = _metrics(scenario.apply(State(paths, dict(prices), base_fleet)), step_seconds)
     alpha = (100.0 - level) / 200.0
     frames = []
+    summaries: list[dict[str, object]] = []
     for key in sorted(set(central_base) | set(central_scen)):
         zeros = np.zeros((n_paths, h))
         pb, ps = path_base.get(key, zeros), path_scen.get(key, zeros)
@@ -250,4 +266,33 @@ def what_if(
         row["diff_lower"] = np.quantile(diff, alpha, axis=0, method="lower")
         row["diff_upper"] = np.quantile(diff, 1 - alpha, axis=0, method="higher")
         frames.append(pd.DataFrame(row))
-    return pd.concat(frames, ignore_index=True)
+        # over the horizon, per path: the interval of a total is not the total of per-step intervals
+        how = "sum" if key[1] in SUMMED else "mean"
+        agg = np.sum if how == "sum" else np.mean
+        srow: dict[str, object] = {"model": key[0], "metric": key[1], "aggregate": how}
+        with np.errstate(invalid="ignore"):
+            for name, central, samples in (
+                ("baseline", row["baseline"], pb), ("scenario", row["scenario"], ps), ("diff", row["diff"], diff)
+            ):  # fmt: skip
+                per_path = agg(samples, axis=1)
+                srow[name] = float(agg(central))
+                srow[f"{name}_lower"] = float(np.quantile(per_path, alpha, method="lower"))
+                srow[f"{name}_upper"] = float(np.quantile(per_path, 1 - alpha, method="higher"))
+        summaries.append(srow)
+    return WhatIfResult(pd.concat(frames, ignore_index=True), pd.DataFrame(summaries))
+
+
+def what_if(
+    usage: pd.DataFrame,
+    prices: Mapping[str, float],
+    scenario: Scenario,
+    h: int,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """Baseline vs scenario forecasts of cost, requests, latency, utilisation and capacity.
+
+    Returns one row per (ds, model, metric) with ``baseline``, ``scenario`` and ``diff``, each with
+    ``_lower``/``_upper`` bounds at ``level`` percent. ``model`` is ``*`` for the total cost. Keyword
+    arguments as :func:`what_if_result` (``fleet``, ``level``, ``n_paths``, ``forecaster``, column names).
+    """
+    return what_if_result(usage, prices, scenario, h, **kwargs).table

@@ -25,8 +25,7 @@ from analytics.service.config import ModelSpec, QuerySpec, parse_duration
 from analytics.service.models import first_finite, horizon_steps, run_forecast
 from analytics.service.series import check_window, load_series
 from analytics.service.service import AnalyticsService
-from analytics.whatif import AddInstances, Fleet, MoveTraffic, PriceChange, ScaleTraffic, Scenario
-from analytics.whatif import what_if as whatif_table
+from analytics.whatif import AddInstances, Fleet, MoveTraffic, PriceChange, ScaleTraffic, Scenario, what_if_result
 from hubcore.errors import ConfigError, InvalidParameter
 from hubcore.query.executor import EmbeddedBackend
 from hubcore.query.model import BUCKETS, parse_query
@@ -258,20 +257,16 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
             raise _bad(f"fleet.{m}", f"needs instances (>= 1) and service_rate (> 0): {exc}") from None
     fc = EnsembleForecaster(freq=f"{usage_spec.step_seconds}s", config=EnsembleConfig.totals(float(level)))
     try:
-        table = whatif_table(frame, prices, scenario, h, fleet=fleet, level=float(level), n_paths=500, forecaster=fc)
+        result = what_if_result(frame, prices, scenario, h, fleet=fleet, level=float(level), n_paths=500, forecaster=fc)
     except KeyError as exc:
         raise _bad("scenario", str(exc.args[0] if exc.args else exc)) from None
     except (ForecastInputError, ValueError) as exc:
         raise _bad("history", str(exc)) from None
-    summary = []
-    for (model, metric), g in table.groupby(["model", "metric"], sort=True):
-        agg = np.sum if metric in ("cost", "requests") else np.mean
-        row: dict[str, Any] = {"model": model, "metric": metric, "aggregate": "sum" if agg is np.sum else "mean"}
-        for col in ("baseline", "baseline_lower", "baseline_upper", "scenario", "scenario_lower", "scenario_upper",
-                    "diff", "diff_lower", "diff_upper"):  # fmt: skip
-            v = float(agg(g[col].to_numpy(dtype=float)))
-            row[col] = v if math.isfinite(v) else None
-        summary.append(row)
+    table = result.table
+    summary = [
+        {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        for row in result.summary.sort_values(["model", "metric"]).to_dict(orient="records")
+    ]
     answer: dict[str, Any] = {"horizon_steps": h, "step": step, "level": level, "prices": prices, "summary": summary}
     if body.get("include_series"):
         t = table.assign(ds=table["ds"].map(lambda d: d.isoformat() + "Z"))

@@ -15,6 +15,7 @@ from analytics.whatif import (
     Scenario,
     mmc_latency,
     what_if,
+    what_if_result,
 )
 
 
@@ -92,3 +93,28 @@ def test_bad_scenarios_are_rejected() -> None:
         what_if(_usage(), {"big": 0.01}, Scenario([]), h=6)
     with pytest.raises(ValueError, match="instances"):
         Fleet(instances=0, service_rate=1.0)
+
+
+def test_the_summary_interval_is_the_horizon_totals_own() -> None:
+    # Summing each hour's 2.5 % and 97.5 % bounds (the old summary) assumes every hour at its extreme at
+    # once; the quantiles of each path's total are the interval of the total.
+    result = what_if_result(_usage(), PRICES, Scenario([ScaleTraffic(2.0)]), h=48)
+    s = result.summary.set_index(["model", "metric"])
+    assert set(s["aggregate"]) == {"sum"} and ("*", "cost") in s.index and ("big", "requests") in s.index
+    cost = s.loc[("*", "cost")]
+    per_step = _metric(result.table, "*", "cost")
+    assert cost["baseline"] == pytest.approx(per_step["baseline"].sum())
+    assert cost["scenario"] == pytest.approx(2 * cost["baseline"])
+    for name in ("baseline", "scenario", "diff"):
+        assert cost[f"{name}_lower"] <= cost[name] <= cost[f"{name}_upper"]
+    summed_width = per_step["baseline_upper"].sum() - per_step["baseline_lower"].sum()
+    assert 0 < cost["baseline_upper"] - cost["baseline_lower"] < summed_width
+    assert what_if(_usage(), PRICES, Scenario([ScaleTraffic(2.0)]), h=48).equals(result.table)
+
+
+def test_the_summary_averages_latency_over_the_horizon() -> None:
+    fleet = {"big": Fleet(instances=1, service_rate=1.0)}
+    result = what_if_result(_usage(), PRICES, Scenario([AddInstances("big", 1)]), h=24, fleet=fleet)
+    lat = result.summary.set_index(["model", "metric"]).loc[("big", "latency_s")]
+    assert lat["aggregate"] == "mean"
+    assert lat["scenario"] == pytest.approx(_metric(result.table, "big", "latency_s")["scenario"].mean())
