@@ -33,6 +33,9 @@ MODULES = [
     "analytics.service.config",
     "analytics.service.related",
     "analytics.correlation.timeutil",
+    "analytics.forecast.ensemble",
+    "analytics.service.series",
+    "hub.service",
 ]
 
 

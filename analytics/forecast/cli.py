@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analytics.forecast.ensemble import MIN_LENGTH, EnsembleForecaster
@@ -109,12 +110,17 @@ def run(args: argparse.Namespace) -> None:
         )
     _progress(f"forecasting {h} steps at level {level:g}%")
     forecaster = EnsembleForecaster(freq=freq.alias, level=level)
-    out = forecaster.forecast(regular, h=h, time_col=args.time_col, target_col=args.target_col)
+    # values near the float range (1e308) overflow in errors and scales: the forecast still comes out
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        out = forecaster.forecast(regular, h=h, time_col=args.time_col, target_col=args.target_col)
     result = next(iter(forecaster.results_.values()))
     if result.failures:
         failed = "; ".join(f"{k} ({v})" for k, v in result.failures.items())
         _progress(f"models that failed and were left out: {failed}")
     _progress(f"model {result.label}")
+    if not np.isfinite(out[["yhat_lower", "yhat_upper"]].to_numpy(dtype=float)).all():
+        _progress("warning: some intervals could not be computed (their errors overflow: values near the float "
+                  "range); those yhat_lower/yhat_upper cells are empty")  # fmt: skip
     columns = [args.time_col, "yhat", "yhat_lower", "yhat_upper", "model"]
     try:
         out[columns].to_csv(args.output, index=False)

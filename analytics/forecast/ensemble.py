@@ -26,6 +26,7 @@ Per series:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -171,12 +172,22 @@ def _fold_plan(n: int, h: int, min_train: int, n_windows: int) -> tuple[int, int
 
 
 def _weights(scores: dict[str, float], power: float, cutoff: float) -> dict[str, float]:
-    best = min(scores.values())
+    """Inverse-error weights of the models within ``cutoff`` times the best validation error.
+
+    >>> _weights({"a": 1.0, "b": 2.0, "c": 9.0}, 1.0, 2.5)
+    {'a': 0.6666666666666666, 'b': 0.3333333333333333}
+    """
+    finite = {k: v for k, v in scores.items() if math.isfinite(v)}
+    if not finite:  # errors beyond the float range (values near ±1e308): no ranking is possible
+        return {k: 1.0 / len(scores) for k in scores}
+    best = min(finite.values())
     if best <= 0:
-        kept = [k for k, v in scores.items() if v <= 0]
+        kept = [k for k, v in finite.items() if v <= 0]
         return {k: 1.0 / len(kept) for k in kept}
-    raw = {k: v ** (-power) for k, v in scores.items() if v <= cutoff * best}
+    raw = {k: v ** (-power) for k, v in finite.items() if v <= cutoff * best}
     total = sum(raw.values())
+    if not total > 0 or not math.isfinite(total):  # v ** -power underflowed (or overflowed) for every model
+        return {k: 1.0 / len(raw) for k in raw}
     return {k: v / total for k, v in raw.items()}
 
 

@@ -101,3 +101,19 @@ def test_epoch_seconds_are_understood(tmp_path: Path) -> None:
     assert main(["--input", str(src), "--horizon", "1d", "--output", str(out)]) == 0
     result = pd.read_csv(out)
     assert len(result) == 24 and result["ds"].iloc[0] == "2024-03-11 00:00:00"
+
+
+def test_values_near_the_float_range_forecast_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # every model's validation error overflowed to inf; the inverse-error weights divided by zero
+    src = tmp_path / "huge.csv"
+    n = 500
+    pd.DataFrame({"ds": pd.date_range("2026-01-01", periods=n, freq="h"),
+                  "y": np.where(np.arange(n) % 2 == 0, 1e308, -1e308)}).to_csv(src, index=False)  # fmt: skip
+    out = tmp_path / "out.csv"
+    assert main(["--input", str(src), "--horizon", "48", "--output", str(out)]) == 0
+    result = pd.read_csv(out)
+    assert len(result) == 48 and np.isfinite(result["yhat"]).all()
+    err = capsys.readouterr().err
+    assert "some intervals could not be computed" in err and "RuntimeWarning" not in err
