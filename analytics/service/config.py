@@ -263,7 +263,7 @@ class AnalyticsConfig(_Base):
             window = self.schedulers[sname].seconds(f"{key}.schedulers.{sname}")[2]
             for qname in self.model_queries(model) + list(self.models[model].related):
                 step = self.queries[qname].step_seconds
-                if window // step > MAX_SERIES_BUCKETS:
+                if (window + 86_400) // step > MAX_SERIES_BUCKETS:  # (feedback rescoring reads a day more)
                     raise ConfigError(f"{key}.schedulers.{sname}.fit_window",
                                       f"{self.schedulers[sname].fit_window} is {int(window // step):,} steps of query "
                                       f"{qname!r} ({self.queries[qname].step}), more than {MAX_SERIES_BUCKETS:,}; "
