@@ -52,6 +52,8 @@ from hubcore.query.model import BUCKETS, FUNCTIONS
 
 __all__ = [
     "ANOMALY_SERIES",
+    "BUDGET_SERIES",
+    "DERIVED_SERIES",
     "FORECAST_SERIES",
     "AnalyticsConfig",
     "ModelSpec",
@@ -65,6 +67,9 @@ __all__ = [
 #: :func:`analytics.service.models.alert_state_rows`.
 ANOMALY_SERIES = ("anomaly_score", "yhat", "yhat_lower", "yhat_upper", "anomaly_alert")
 FORECAST_SERIES = ("yhat", "yhat_lower", "yhat_upper", "forecast_breach")
+BUDGET_SERIES = ("budget_limit_usd", "budget_spend_usd", "budget_exhaustion_alert", "budget_exhaustion_timestamp_seconds")
+#: Every name the service writes to ``derived_series``.
+DERIVED_SERIES = tuple(dict.fromkeys(ANOMALY_SERIES + FORECAST_SERIES + BUDGET_SERIES))
 DETECTORS = tuple(DETECTOR_CLASSES)
 #: The service's detectors when ``params.detectors`` is not given.
 DEFAULT_DETECTORS = ("robust", "seasonal")

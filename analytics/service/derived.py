@@ -158,8 +158,8 @@ class DerivedRepository:
 
     def read_series(self, tenant: str, name: str | None = None, *, query: str | None = None,
                     model_alias: str | None = None, start_s: float | None = None,
-                    end_s: float | None = None) -> list[dict[str, Any]]:  # fmt: skip
-        """Rows as dicts (``ts`` in epoch seconds, ``labels`` decoded), oldest first."""
+                    end_s: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """Rows as dicts (``ts`` in epoch seconds, ``labels`` decoded), oldest first; at most ``limit``."""
         self.ensure()
         sql = "SELECT epoch_us(ts), name, value, labels, model FROM derived_series WHERE tenant_id = ?"
         params: list[Any] = [tenant]
@@ -174,7 +174,11 @@ class DerivedRepository:
         if end_s is not None:
             sql += " AND ts < make_timestamp(CAST(? AS BIGINT))"
             params.append(_us(end_s))
-        rows = self.store.read(sql + " ORDER BY ts, name", params).fetchall()
+        sql += " ORDER BY ts, name"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        rows = self.store.read(sql, params).fetchall()
         return [
             {"ts": r[0] / 1e6, "name": r[1], "value": r[2], "labels": json.loads(r[3]), "model": r[4]} for r in rows
         ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -25,6 +26,7 @@ from starlette.responses import Response
 
 from analytics.service import AnalyticsService, NotFound
 from analytics.service.budgets import Budget
+from analytics.service.config import DERIVED_SERIES
 from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
 from api.deps import get_state, principal_of, read_tenant, write_tenant
 from api.errors import error_response, json_response
@@ -37,6 +39,12 @@ from hubcore.security.rbac import ForbiddenError, Resource, decide
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 _lock = threading.Lock()
 MAX_BODY = 256 * 1024
+#: Rows one ``GET /analytics/series`` answer holds at most (``limit``; page on with ``next_start``).
+MAX_SERIES_ROWS = 50_000
+
+
+def _iso_s(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 def get_service(request: Request, state: ApiState) -> AnalyticsService:
@@ -261,14 +269,28 @@ async def delete_budget(budget_id: str, request: Request, state: Annotated[ApiSt
 async def derived_series(
     request: Request, state: Annotated[ApiState, Depends(get_state)], name: str | None = None,
     query: str | None = None, start: str | None = None, end: str | None = None, tenant: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_SERIES_ROWS)] = 10_000,
 ) -> Response:  # fmt: skip
+    """Rows of ``derived_series``, oldest first, at most ``limit``; when more match, ``truncated`` is true
+    and ``next_start`` is where the next page starts (the page holds every row before it)."""
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
 
     def run() -> dict[str, Any]:
+        if name is not None and name not in DERIVED_SERIES:
+            raise InvalidParameter(f"name: unknown derived series {name!r}; the service writes {', '.join(DERIVED_SERIES)}")
+        if query is not None and query not in svc.config.queries:
+            raise InvalidParameter(f"query: unknown query alias {query!r}; configured: {', '.join(sorted(svc.config.queries))}")
         end_s = parse_time_param(end, "end", time.time() + 30 * 86_400)
         start_s = parse_time_param(start, "start", time.time() - 86_400)
-        rows = svc.repo.read_series(t, name, query=query, start_s=start_s, end_s=end_s)
-        return {"series": rows[-50_000:]}
+        rows = svc.repo.read_series(t, name, query=query, start_s=start_s, end_s=end_s, limit=limit + 1)
+        if len(rows) <= limit:
+            return {"series": rows, "truncated": False, "next_start": None}
+        boundary = rows[limit]["ts"]
+        page = [r for r in rows[:limit] if r["ts"] < boundary]  # a timestamp's rows are never split
+        if not page:
+            raise InvalidParameter(f"more than {limit} rows share one timestamp; narrow with name= or query=, or "
+                                   "raise limit")  # fmt: skip
+        return {"series": page, "truncated": True, "next_start": _iso_s(boundary)}
 
     return await _answer(run)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from analytics.service import AnalyticsService, DerivedRow
+from hubcore.times import parse_time_s
 from tests.analytics_service.svc_data import SPIKE_AGO_S, events, ingest, now_s, svc_config
 from tests.helpers.hub import RunningHub, running_hub
 
@@ -59,6 +60,46 @@ def test_scheduler_writes_derived_series(hub: Any) -> None:
                    "AND ts > now()::TIMESTAMP")[0][0]  # fmt: skip
     assert future >= 5  # a 6-hour forecast of hourly cost
     assert seen and {r.name for r in seen} >= {"anomaly_score", "yhat"}  # the on_series hook got them
+
+
+def test_derived_series_pages_without_losing_or_repeating_a_row(hub: Any) -> None:
+    # The endpoint had no limit of its own: it read every row and answered the newest 50,000, silently.
+    h, _, _ = hub
+    params = {"name": "anomaly_score", "query": "latency", "start": "-3d"}
+    whole = httpx.get(f"{h.api}/api/v1/analytics/series", params={**params, "limit": 50_000}, timeout=30).json()
+    assert whole["truncated"] is False and whole["next_start"] is None
+    assert len(whole["series"]) > 300 and {r["name"] for r in whole["series"]} == {"anomaly_score"}
+    pages, start, calls = [], "-3d", 0
+    while True:
+        r = httpx.get(f"{h.api}/api/v1/analytics/series", params={**params, "start": start, "limit": 97}, timeout=30)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["series"]) <= 97
+        pages += body["series"]
+        calls += 1
+        if not body["truncated"]:
+            break
+        assert body["series"][-1]["ts"] < parse_time_s(body["next_start"], "next_start")
+        start = body["next_start"]
+    assert calls > 3
+    key = lambda row: (row["ts"], json.dumps(row["labels"], sort_keys=True))  # noqa: E731
+    assert sorted(map(key, pages)) == sorted(map(key, whole["series"]))
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"name": "anomaly_scor"}, "name: unknown derived series 'anomaly_scor'; the service writes anomaly_score"),
+        ({"query": "latncy"}, "query: unknown query alias 'latncy'; configured: cost_usd_hourly, latency"),
+        ({"limit": 0}, "request parameters are invalid"),
+        ({"limit": 50_001}, "request parameters are invalid"),
+        ({"start": "yesterday"}, "start"),
+    ],
+)
+def test_derived_series_bad_parameters(hub: Any, params: dict[str, Any], needle: str) -> None:
+    h, _, _ = hub
+    r = httpx.get(f"{h.api}/api/v1/analytics/series", params=params, timeout=30)
+    assert r.status_code == 422 and needle in r.json()["error"]["message"], r.text
 
 
 def test_anomalies_endpoint_finds_the_spike_and_feedback_silences_it(hub: Any) -> None:
