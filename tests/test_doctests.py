@@ -24,6 +24,7 @@ MODULES = [
     "hubcore.telemetry",
     "processors.native_events",
     "processors.native_events.dedup",
+    "processors.native_events.processor",
     "processors.native_events.registry",
     "processors.native_events.units",
     "api.errors",

@@ -6,9 +6,11 @@ and appends to column lists. No per-event objects survive the call.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import operator
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +47,50 @@ log = logging.getLogger(__name__)
 _row_values = operator.itemgetter(*EVENT_COLUMNS)
 _envelope_decoder = msgspec.json.Decoder(AnalyticsEvent)
 _payload_decoders = {k: msgspec.json.Decoder(v) for k, v in PAYLOAD_TYPES.items()}
+_BAD_ENUM = re.compile(r"Invalid enum value .* - at `\$((?:\.\w+)*)`$")
+
+
+@functools.lru_cache(maxsize=16)
+def _schema(kind: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    (root,), defs = msgspec.json.schema_components([kind])
+    return root, defs
+
+
+def _choices(kind: type, path: str) -> list[Any] | None:
+    """The allowed values of the enum field at ``path`` (``.a.b``) of ``kind``, from its JSON schema."""
+    node, defs = _schema(kind)
+
+    def resolve(n: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in n:
+            n = defs[n["$ref"].rsplit("/", 1)[-1]]
+        for alt in n.get("anyOf", []):  # Optional[...]: the non-null branch
+            alt = resolve(alt)
+            if "enum" in alt or "properties" in alt:
+                return alt
+        return n
+
+    for key in path.strip(".").split("."):
+        props = resolve(node).get("properties", {})
+        if key not in props:
+            return None
+        node = props[key]
+    values = resolve(node).get("enum")
+    return list(values) if values else None
+
+
+def _validation_message(exc: msgspec.ValidationError, kind: type) -> str:
+    """msgspec's message, plus the allowed values when an enum value was refused.
+
+    >>> try:
+    ...     _payload_decoders["cost"].decode(b'{"amount": 1, "cost_type": "inference"}')
+    ... except msgspec.ValidationError as exc:
+    ...     print(_validation_message(exc, PAYLOAD_TYPES["cost"]))
+    Invalid enum value 'inference' - at `$.cost_type`; expected one of ['api', 'compute', 'storage', 'token']
+    """
+    text = str(exc)
+    match = _BAD_ENUM.search(text)
+    choices = _choices(kind, match.group(1)) if match else None
+    return f"{text}; expected one of {choices}" if choices else text
 _encode = msgspec.json.encode
 _SEVERITY_RANK = {"debug": 0, "info": 1, "warning": 2, "error": 3, "critical": 4}
 _KNOWN_MODULES = frozenset(SOURCE_MODULES)
@@ -115,7 +161,7 @@ class NativeEventsProcessor:
                 try:
                     ev = _envelope_decoder.decode(raw)
                 except msgspec.ValidationError as exc:
-                    raise _Reject(f"invalid event: {exc}") from None
+                    raise _Reject(f"invalid event: {_validation_message(exc, AnalyticsEvent)}") from None
                 except msgspec.DecodeError as exc:
                     raise _Reject(f"malformed JSON: {exc}") from None
                 except UnicodeDecodeError:
@@ -180,7 +226,8 @@ class NativeEventsProcessor:
             payload = _payload_decoders[ev.event_type].decode(ev.payload)
         except msgspec.ValidationError as exc:
             raise _Reject(
-                f"invalid payload for event_type {ev.event_type!r}: {exc}".replace("`$", "`$.payload")
+                f"invalid payload for event_type {ev.event_type!r}: "
+                f"{_validation_message(exc, PAYLOAD_TYPES[ev.event_type])}".replace("`$", "`$.payload")
             ) from None
         except msgspec.DecodeError as exc:
             raise _Reject(f"malformed payload JSON: {exc}") from None
