@@ -304,7 +304,7 @@ def recovering(x: np.ndarray, day: int, band: float = 0.05, stride: int = STRIDE
     hi = _strided(past, span, span // 4, stride, f"q{1.0 - band}")
     mid = _strided(past, span, span // 4, stride, "median")
     recent = pd.Series(x).shift(1).rolling(gap, min_periods=1).median().to_numpy()
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # values near the float range: no recovery is judged
         inside = (x >= lo) & (x <= hi)
         away = (recent < lo) | (recent > hi)
         closer = np.abs(x - mid) < np.abs(recent - mid)

@@ -159,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     if not detector.detectors:
         print("hub detect: error: none of the chosen detectors can run here", file=sys.stderr)
         return EXIT_USAGE
+    duplicates = int(df["_ts"].duplicated().sum())
+    if duplicates and not args.quiet:  # each row is still scored (in time order, equal stamps in file order)
+        print(f"hub detect: warning: {duplicates} duplicate timestamp(s) (merged files?); each row is scored, rows "
+              "with the same timestamp in file order", file=sys.stderr)  # fmt: skip
     progress = not args.quiet and len(df) >= PROGRESS_MIN_ROWS
     started = time.monotonic()
     if progress:

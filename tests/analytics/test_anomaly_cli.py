@@ -115,6 +115,25 @@ def test_values_near_the_float_range_score_without_warnings(tmp_path):
     assert len(pd.read_csv(dst)) == len(df)
 
 
+def test_alternating_extremes_score_without_warnings(tmp_path):
+    # ±1e308 made the recovery rule's |x - median| overflow (a RuntimeWarning on stderr)
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    ts = pd.date_range("2026-01-01", periods=3000, freq="5min")
+    pd.DataFrame({"timestamp": ts, "value": np.where(np.arange(3000) % 2 == 0, 1e308, -1e308)}).to_csv(src, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(["--input", str(src), "--output", str(dst), "--detectors", "robust,seasonal"]) == 0
+
+
+def test_duplicate_timestamps_are_scored_with_a_warning(tmp_path, capsys):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    df = write_series(src)
+    pd.concat([df, df.iloc[:40]]).to_csv(src, index=False)
+    assert main(["--input", str(src), "--output", str(dst), "--detectors", "robust"]) == 0
+    assert len(pd.read_csv(dst)) == len(df) + 40
+    assert "warning: 40 duplicate timestamp(s) (merged files?)" in capsys.readouterr().err
+
+
 def joint_csv(path, n: int = 2000, at: int = 1700) -> None:
     """latency and tokens from the same random load; at ``at`` the pair breaks (each value ordinary)."""
     rng = np.random.default_rng(5)
