@@ -175,6 +175,7 @@ class HubService:
             await asyncio.to_thread(exporter.start)
             if hasattr(exporter, "queue_depth"):
                 self.metrics.bind_queue(f"export_{name}", _depth_reader(exporter))
+            self.metrics.bind_exporter(name, _stats_reader(exporter))
             log.info("exporter started", extra={"exporter": name})
         await asyncio.to_thread(self.alerting.start)
         await asyncio.to_thread(self.analytics.start)
@@ -445,6 +446,11 @@ def _storage_quotas(config: HubConfig) -> bool:
 
 def _depth_reader(exporter: Any) -> Callable[[], float]:
     return lambda: float(exporter.queue_depth)
+
+
+def _stats_reader(exporter: Any) -> Callable[[], Any]:
+    """The exporter's delivery counters (None until it has started)."""
+    return lambda: getattr(getattr(exporter, "_delivery", None), "stats", None)
 
 
 def build_security(config: HubConfig, metrics: HubMetrics) -> SecurityContext:

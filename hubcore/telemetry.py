@@ -66,13 +66,62 @@ class HubMetrics:
         self.queue_depth = Gauge("hub_queue_depth", "Items waiting in a hub queue", ["queue"], registry=r)
         self.dlq_entries = Gauge("hub_dlq_entries", "Entries in the dead-letter queue", registry=r)
         self.store_rows = Counter("hub_store_rows_written", "Rows written to the embedded store", registry=r)
+        self._exporters: dict[str, Callable[[], Any]] = {}
 
     def bind_queue(self, name: str, read: Callable[[], float]) -> None:
         """Report ``read()`` as ``hub_queue_depth{queue=name}`` at every scrape."""
         self.queue_depth.labels(queue=name).set_function(read)
 
+    def bind_exporter(self, name: str, read: Callable[[], Any]) -> None:
+        """Report an exporter's delivery counters (``read()`` returns an object with ``requests``,
+        ``records``, ``retries``, ``splits``, ``dead_lettered`` and ``bytes_sent``, or None before it
+        starts) as ``hub_export_<counter>_total{exporter=name}`` at every scrape: a backend that is down
+        shows as retries that grow while records do not.
+
+        >>> from types import SimpleNamespace
+        >>> m = HubMetrics()
+        >>> m.bind_exporter("loki", lambda: SimpleNamespace(requests=2, records=10, retries=3, splits=0,
+        ...                                                 dead_lettered=0, bytes_sent=512))
+        >>> b'hub_export_retries_total{exporter="loki"} 3.0' in m.render()
+        True
+        """
+        if not self._exporters:
+            self.registry.register(_ExportCollector(self._exporters))
+        self._exporters[name] = read
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+_EXPORT_COUNTERS = {
+    "requests": "Requests a stack exporter's backend accepted",
+    "records": "Records (samples, log lines, spans, alerts) a stack exporter's backend accepted",
+    "retries": "Delivery attempts that failed and were retried (backend down, 429, 5xx)",
+    "splits": "Batches split in two because the backend found them too large",
+    "dead_lettered": "Records a backend refused for good, written to the exporter's dead-letter file",
+    "bytes_sent": "Request body bytes a stack exporter's backend accepted",
+}
+
+
+class _ExportCollector:
+    """``hub_export_<counter>_total{exporter}`` read from each exporter's delivery stats at scrape time."""
+
+    def __init__(self, readers: dict[str, Callable[[], Any]]) -> None:
+        self.readers = readers
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily
+
+        for field, help_text in _EXPORT_COUNTERS.items():
+            family = CounterMetricFamily(f"hub_export_{field}", help_text, labels=["exporter"])
+            for name, read in sorted(self.readers.items()):
+                stats = read()
+                if stats is not None:
+                    family.add_metric([name], float(getattr(stats, field)))
+            yield family
 
 
 class JsonFormatter(logging.Formatter):

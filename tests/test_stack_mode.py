@@ -142,7 +142,16 @@ def test_a_backend_outage_loses_nothing(tmp_path: Path) -> None:
     ) as hub:  # fmt: skip
         events = [make_event("cost", payload={"amount": 1.0}) for _ in range(20)]
         assert httpx.post(f"{hub.api}/api/v1/events", json=events, headers={"X-Scope-OrgID": "out"}).status_code == 202
-        time.sleep(1.0)
+
+        def exported(counter: str) -> float:
+            for line in httpx.get(f"{hub.api}/metrics").text.splitlines():
+                if line.startswith(f'hub_export_{counter}_total{{exporter="victoriametrics"}}'):
+                    return float(line.rsplit(" ", 1)[1])
+            return -1.0
+
+        # the outage shows on /metrics: retries grow, nothing is accepted yet
+        assert _wait(lambda: exported("retries") >= 2, timeout=15), exported("retries")
+        assert exported("records") == 0.0 and exported("dead_lettered") == 0.0
         port = int(url.rsplit(":", 1)[1])
         with run_victoriametrics(vm_dir, port=port) as vm2:
             reader = PromReader(vm2.url)
@@ -153,6 +162,7 @@ def test_a_backend_outage_loses_nothing(tmp_path: Path) -> None:
                 return float(df["value"].iloc[0]) if len(df) else 0.0
 
             assert _wait(lambda: total() == 20.0, timeout=45), total()
+        assert exported("records") > 0 and exported("requests") > 0
 
 
 def test_kill_9_mid_export_then_restart_drains_the_queue(tmp_path: Path) -> None:
