@@ -298,6 +298,19 @@ def performance() -> db.Dashboard:
         .with_panel(timeseries_panel("Queue depth", [prom("max by (queue) (hub_queue_depth)", "{{queue}}")], span=8))
         .with_panel(
             timeseries_panel(
+                "Stack exporters: records delivered vs retries /s",
+                [
+                    prom(f"sum by (exporter) (rate(hub_export_records_total[{RI}]))", "{{exporter}} records"),
+                    prom(f"sum by (exporter) (rate(hub_export_retries_total[{RI}]))", "{{exporter}} retries"),
+                    prom(f"sum by (exporter) (rate(hub_export_dead_lettered_total[{RI}]))", "{{exporter}} refused"),
+                ],
+                description="A backend that is down: retries without records (HubExportFailing); records it "
+                "refuses for good go to the exporter's dead-letter file (HubExportDeadLettering).",
+                span=12,
+            )
+        )
+        .with_panel(
+            timeseries_panel(
                 "Hub API latency p95",
                 [
                     prom(
@@ -306,7 +319,7 @@ def performance() -> db.Dashboard:
                     )
                 ],
                 unit="s",
-                span=24,
+                span=12,
             )
         )
     )

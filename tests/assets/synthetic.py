@@ -207,6 +207,10 @@ def contract_series(end_ms: int, minutes: int = 180) -> list[str]:
         b.counter("hub_ingest_rejected_total", {**hub_self, "receiver": receiver, "reason": reason}, 3.0)
     for queue, depth in (("wal", 120.0), ("export_victoriametrics", 40.0), ("export_loki", 15.0)):
         b.gauge("hub_queue_depth", {**hub_self, "queue": queue}, depth, 0.5)
+    for exporter, records, retries in (("victoriametrics", 900.0, 0.2), ("loki", 300.0, 0.1)):
+        b.counter("hub_export_records_total", {**hub_self, "exporter": exporter}, records)
+        b.counter("hub_export_retries_total", {**hub_self, "exporter": exporter}, retries)
+        b.counter("hub_export_dead_lettered_total", {**hub_self, "exporter": exporter}, 0.01)
     b.histogram(
         "hub_request_duration_seconds",
         {**hub_self, "handler": "/api/v1/events"},
