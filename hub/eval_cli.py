@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -26,9 +27,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(argv) if argv is not None else None)
-    if args.seeds < 1 or args.duration < 120 or args.rate <= 0:
-        print("hub eval rca: --seeds must be >= 1, --duration >= 120, --rate > 0", file=sys.stderr)
-        return 2
+    for bad, message in (
+        (args.seeds < 1, f"--seeds must be at least 1, got {args.seeds}"),
+        (not (math.isfinite(args.duration) and args.duration >= 120), f"--duration must be at least 120 s, got {args.duration}"),
+        (not (math.isfinite(args.rate) and args.rate > 0), f"--rate must be a positive number, got {args.rate}"),
+    ):  # fmt: skip
+        if bad:
+            print(f"hub eval rca: {message}", file=sys.stderr)
+            return 2
     from analytics.correlation.evaluate import run_eval
 
     started = time.perf_counter()

@@ -24,8 +24,22 @@ def test_eval_rca_prints_table_and_json(capsys: pytest.CaptureFixture[str]) -> N
     assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["rca_top1"] <= result["rca_top3"] <= 1.0
 
 
-def test_eval_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["rca", "--seeds", "0"]) == 2
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "0"], "--seeds must be at least 1, got 0"),
+        (["--duration", "60"], "--duration must be at least 120 s, got 60.0"),
+        (["--duration", "inf"], "--duration must be at least 120 s, got inf"),
+        (["--rate", "nan"], "--rate must be a positive number, got nan"),  # was a ValueError traceback
+        (["--rate", "-1"], "--rate must be a positive number, got -1.0"),
+    ],
+)
+def test_eval_rejects_bad_arguments(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    assert main(["rca", *args]) == 2
+    assert capsys.readouterr().err.strip() == f"hub eval rca: {message}"
+
+
+def test_eval_rejects_an_unknown_command() -> None:
     with pytest.raises(SystemExit):
         main(["nope"])
 
