@@ -35,6 +35,7 @@ MODULES = [
     "analytics.service.related",
     "analytics.correlation.timeutil",
     "analytics.forecast.ensemble",
+    "analytics.anomaly.ensemble",
     "analytics.service.series",
     "hub.service",
 ]

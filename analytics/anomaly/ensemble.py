@@ -171,9 +171,7 @@ class AnomalyDetector:
             arr = np.asarray(data, dtype=float)
             values = arr[:, None] if arr.ndim == 1 else arr
         target = values[:, 0].copy()
-        # Gaps take the last value seen (causal); only a leading gap, before any data, takes the first.
-        filled = pd.DataFrame(values).ffill().bfill().fillna(0.0).to_numpy()
-        return SeriesFrame(ts, target, filled)
+        return SeriesFrame(ts, target, fill_gaps(values, points_per_day(median_step_seconds(ts), default=300)))
 
     # -- scoring -----------------------------------------------------------------------------------
     def detector_scores(self, data: pd.DataFrame | pd.Series | np.ndarray) -> dict[str, DetectorOutput]:
@@ -195,7 +193,11 @@ class AnomalyDetector:
         n = frame.target.size
         outputs = self._run(frame)
         names = list(outputs)
-        scores = {nm: outputs[nm].anomaly_score / self.feedback.calibration(nm).threshold for nm in names}
+        # A missing value is not anomalous, and its carried-forward stand-in (a flat stretch) casts no vote:
+        # gaps in a sparse series (a latency percentile with no requests) raised "flat line" alerts.
+        missing = np.isnan(frame.target)
+        scores = {nm: np.where(missing, 0.0, outputs[nm].anomaly_score / self.feedback.calibration(nm).threshold)
+                  for nm in names}  # fmt: skip
         w = np.array([self.weights[nm] for nm in names])
         if frame.values.shape[1] > 1:
             w = self._joint_weights(names, w)
@@ -380,6 +382,27 @@ def marked_events(flagged: np.ndarray, marked: np.ndarray, refractory: int) -> n
     hit = np.unique(event[np.isin(idx, marked)])
     out[idx[np.isin(event, hit)]] = True
     return out
+
+
+def fill_gaps(values: np.ndarray, day: int) -> np.ndarray:
+    """Stand-ins for missing values, causal: the value one day earlier where there is one (a gap keeps
+    the series' daily shape and spread), else the last value seen; a leading gap takes the first value.
+
+    A flat stand-in (the last value alone) made every gap look like a stalled sensor to the volatility
+    statistics and the window models, and the first real points after it like a burst.
+
+    >>> fill_gaps(np.array([[1.0], [2.0], [3.0], [np.nan], [np.nan], [4.0]]), day=2).ravel().tolist()
+    [1.0, 2.0, 3.0, 2.0, 3.0, 4.0]
+    """
+    out = np.array(values, dtype=float, copy=True)
+    for col in range(out.shape[1]):
+        x = out[:, col]
+        for i in np.flatnonzero(np.isnan(x)):  # (an infinite value is data: the detectors score it)
+            if i >= day and not np.isnan(x[i - day]):
+                x[i] = x[i - day]
+            elif i > 0:
+                x[i] = x[i - 1]
+    return pd.DataFrame(out).bfill().fillna(0.0).to_numpy()
 
 
 def _naive_utc(index: pd.DatetimeIndex) -> np.ndarray:

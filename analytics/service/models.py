@@ -185,10 +185,8 @@ def _bulk_run(
     mat = np.full((len(series), n), np.nan)
     for i, s in enumerate(series):
         mat[i, n - s.values.size :] = s.values
-    if np.isnan(mat).any():  # gaps take the last value seen (row-wise forward fill)
-        idx = np.where(np.isnan(mat), 0, np.arange(n)[None, :])
-        np.maximum.accumulate(idx, axis=1, out=idx)
-        mat = np.take_along_axis(mat, idx, axis=1)
+    # gaps stay NaN: the reference statistics skip them and an empty bucket gets no score (a carried-
+    # forward value repeated the last point's score, an anomaly with no value)
     new = max(1, min(n // 4, int(spec.params.get("bulk_new_points", 12))))
     out = bulk_score(mat, new, min_periods=int(spec.params.get("min_periods", 30)))
     score = out.anomaly_score / (feedback.ensemble_threshold if feedback is not None else 1.0)

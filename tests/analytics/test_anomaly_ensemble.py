@@ -244,3 +244,23 @@ def test_numbers_in_explanations_read_as_people_write_them(value, text):
     assert number(value) == text
     line = explain(53700.0, 310.0, 20250.0, "high", 3.1, ["robust", "iforest"])
     assert line == "high anomaly (score 3.10): 53,700 is above the expected range [310, 20,250]; flagged by robust, iforest"
+
+
+def test_gaps_are_neither_scored_nor_a_flat_line() -> None:
+    # Missing values were carried forward: a flat stretch (the volatility statistics saw a stalled sensor)
+    # and then a burst when data returned; an alert could land on a point without a value.
+    ts = pd.date_range("2026-01-01", periods=4000, freq="5min")
+    t = np.arange(4000)
+    y = 50 + 10 * np.sin(2 * np.pi * t / 288) + np.random.default_rng(1).normal(0, 1, 4000)
+    whole = AnomalyDetector().score(pd.DataFrame({"timestamp": ts, "value": y}))
+    natural = set(np.flatnonzero(whole["anomaly_score"] > 1))  # what the series shows without gaps
+    for gap in (12, 36, 144):
+        x = y.copy()
+        x[3000 : 3000 + gap] = np.nan
+        scored = AnomalyDetector().score(pd.DataFrame({"timestamp": ts, "value": x}))
+        assert (scored["anomaly_score"].iloc[3000 : 3000 + gap] == 0).all()
+        after = set(np.flatnonzero(scored["anomaly_score"].iloc[3000 : 3000 + gap + 300] > 1) + 3000)
+        assert after <= natural, sorted(after - natural)
+    x = y.copy()
+    x[3000] = np.inf  # an infinite value is data, and anomalous
+    assert AnomalyDetector().score(pd.DataFrame({"timestamp": ts, "value": x}))["is_anomaly"].iloc[3000]

@@ -305,3 +305,34 @@ def test_marking_the_announced_anomaly_a_false_positive_ends_its_anomaly_alert()
     _, records, _ = run_anomaly("t", "q", "a", spec, series, detector.feedback, write_from=None)
     [row] = alert_state_rows("t", "q", "a", series, records, float(ts[-1]) + 460)
     assert row.value == 0.0  # the marked event stays silent: its alert resolves
+
+
+def test_empty_buckets_raise_no_anomaly_on_either_path() -> None:
+    # A latency percentile has no value in a bucket without requests. The ensemble carried the last value
+    # forward (a flat stretch: "flat line" alerts, then a "burst" when data returned); the bulk path
+    # repeated the last point's score over the gap, as anomalies without a value.
+    from analytics.service.config import ModelSpec
+    from analytics.service.models import run_anomaly
+    from analytics.service.series import Series
+
+    rng = np.random.default_rng(11)
+    ts = np.arange(0, 3000 * 300, 300, dtype=np.int64) + 1_700_000_000
+    t = np.arange(ts.size)
+
+    def sparse(i: int) -> Series:
+        v = 800 + 200 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 30, ts.size)
+        for start, length in ((1500, 12), (2000, 36), (2600, 144)):
+            v[start + i : start + i + length] = np.nan
+        v[-8:-4] = np.nan  # and in the bulk path's newest points
+        return Series({"model": f"m{i}"}, ts, v, 300)
+
+    spec = ModelSpec(model_class="anomaly")
+    gaps = [(float(ts[a]), float(ts[min(a + n + 60, ts.size - 1)])) for a, n in ((1500, 12), (2000, 36), (2600, 144))]
+    for bulk_threshold in (1000, 2):  # the ensemble path, then the bulk path
+        _, records, _ = run_anomaly("t", "q", "a", spec, [sparse(0), sparse(1)], None, write_from=None,
+                                    bulk_threshold=bulk_threshold)  # fmt: skip
+        assert all(np.isfinite(r.value) for r in records)
+        # nothing during a gap or in the 5 hours after it (before: "high" anomalies as data returned)
+        near = [(r.ts, r.anomaly_score, r.detected_by) for r in records if any(a <= r.ts <= b for a, b in gaps)]
+        assert near == []
+        assert [r for r in records if r.is_alert] == []
