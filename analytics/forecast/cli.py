@@ -87,6 +87,11 @@ def _read(path: Path, time_col: str, target_col: str) -> pd.DataFrame:
         raise ForecastInputError(f"column {time_col} must hold timestamps: {exc}") from None
     if stamps.isna().any():
         raise ForecastInputError(f"column {time_col} has empty timestamps")
+    empty, infinite = int(values.isna().sum()), int(np.isinf(values).sum())
+    if empty or infinite:  # an infinite value cannot be forecast from: like an empty one, it is left out
+        parts = [f"{n} {what} value(s)" for n, what in ((empty, "empty"), (infinite, "infinite")) if n]
+        _progress(f"{' and '.join(parts)} in {target_col} left out (their steps are interpolated)")
+    values = values.where(np.isfinite(values))
     out = pd.DataFrame({time_col: stamps, target_col: values}).dropna(subset=[target_col])
     if len(out) < MIN_LENGTH:
         raise ForecastInputError(

@@ -330,7 +330,10 @@ class EnsembleForecaster:
         if df.empty:
             raise ForecastInputError("no data to forecast")
         frame = df if id_col in df.columns else df.assign(**{id_col: "series"})
-        frame = frame.sort_values([id_col, time_col])
+        # an infinite value cannot be forecast from: it is interpolated like an empty one (one inf made
+        # every seasonal model fail, and the ensemble fell back to a flat line)
+        values = pd.to_numeric(frame[target_col], errors="coerce")
+        frame = frame.assign(**{target_col: values.where(np.isfinite(values))}).sort_values([id_col, time_col])
         groups = [(uid, g) for uid, g in frame.groupby(id_col, sort=False)]
         freq = self._frequency(groups[0][1][time_col])
         seasons = season_lengths(freq)

@@ -117,3 +117,18 @@ def test_values_near_the_float_range_forecast_without_a_traceback(
     assert len(result) == 48 and np.isfinite(result["yhat"]).all()
     err = capsys.readouterr().err
     assert "some intervals could not be computed" in err and "RuntimeWarning" not in err
+
+
+def test_an_infinite_value_is_left_out_like_an_empty_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # one inf made every seasonal model fail: a flat forecast of a daily sine
+    src = _write(tmp_path / "in.csv", n=24 * 20)
+    df = pd.read_csv(src)
+    df["y"] = df["y"].astype(object)
+    df.loc[200, "y"], df.loc[201, "y"] = "inf", ""
+    df.to_csv(src, index=False)
+    out = tmp_path / "out.csv"
+    assert main(["--input", str(src), "--horizon", "24", "--output", str(out)]) == 0
+    result = pd.read_csv(out)
+    assert result["yhat"].max() - result["yhat"].min() > 20  # the daily swing (±20) is forecast
+    err = capsys.readouterr().err
+    assert "1 empty value(s) and 1 infinite value(s) in y left out" in err
