@@ -31,6 +31,7 @@ from hubcore.query.catalog import build_catalog
 from hubcore.query.executor import EmbeddedBackend, LokiBackend, PromBackend, QueryExecutor, QueryMetrics, QueryTimeout
 from hubcore.query.export import FORMATS, encode_batches, events_export_sql, pick_format
 from hubcore.query.model import ALL_TENANTS, Filter, QueryError, parse_field, parse_query
+from hubcore.times import BadTimeError, parse_time_s
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 MAX_BODY = 256 * 1024
@@ -82,6 +83,14 @@ def get_executor(request: Request) -> QueryExecutor:
                 executor = QueryExecutor(select_backend(state), cache, metrics=QueryMetrics(state.metrics.registry))
                 app_state.query_executor = executor
     return executor
+
+
+def _param_time(value: str | None, name: str, now_us: int) -> float | None:
+    """A time query parameter in the grammar of every GET endpoint (ISO-8601, epoch seconds, now, -24h)."""
+    try:
+        return parse_time_s(value, name, now=now_us / 1e6)
+    except BadTimeError as exc:
+        raise QueryError(name, str(exc).removeprefix(f"{name} "), reason="bad_time") from None
 
 
 def _query_error(exc: QueryError) -> Response:
@@ -242,8 +251,8 @@ async def export_events(request: Request, state: Annotated[ApiState, Depends(get
         tenant = read_tenant(request, state, params.get("tenant"))
         now_us = time.time_ns() // 1000
         time_range: dict[str, Any] = {"last": params.get("last", "24h")}
-        if params.get("start"):
-            time_range = {"start": params["start"], "end": params.get("end")}
+        if params.get("start"):  # the time grammar of every GET endpoint: ISO-8601, epoch seconds, now, -24h
+            time_range = {name: _param_time(params.get(name), name, now_us) for name in ("start", "end")}
         filters: list[Filter] = []
         for key, value in params.multi_items():
             if key in _EXPORT_PARAMS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 
 import httpx
 import pyarrow.parquet as pq
@@ -78,6 +79,21 @@ def test_events_export_with_filters(client: httpx.Client) -> None:
         headers=ACME,
     )
     assert pq.read_table(io.BytesIO(payload.content)).column("event_type").to_pylist() == ["security"] * 2
+
+
+def test_events_export_takes_the_time_grammar_of_every_get_endpoint(client: httpx.Client) -> None:
+    # start/end were ISO-8601 only here, while GET /events took epoch seconds, now and -3h as well
+    def count(**params: str) -> int:
+        r = client.get("/api/v1/events/export", params={"format": "jsonl", "model": "claude", **params}, headers=ACME)
+        assert r.status_code == 200, r.text
+        return len(r.text.splitlines())
+
+    assert count(start="-3h") == count(last="3h") == 3
+    assert count(start=str(int(time.time()) - 3 * 3600), end="now") == 3
+    r = client.get("/api/v1/events/export", params={"start": "yesterday"}, headers=ACME)
+    assert r.status_code == 422 and r.json()["error"] == {
+        "code": "bad_time", "message": "start: must be ISO-8601, epoch seconds, now or -24h, got 'yesterday'",
+        "field": "start"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
