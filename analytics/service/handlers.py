@@ -129,6 +129,8 @@ def forecast(
     query (see :func:`forecast_step`)."""
     if not 0 < level < 100:
         raise _bad("level", f"must be between 0 and 100 (exclusive), got {level}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise _bad("threshold", f"must be a finite number, got {threshold}")
     alias, spec = resolve_query(svc, query)
     model_alias, model = _forecast_model(svc)
     spec, h, step_note = forecast_step(spec, horizon, step)

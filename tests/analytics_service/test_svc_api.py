@@ -267,6 +267,8 @@ def test_tenant_b_sees_nothing_of_a(hub: Any) -> None:
     [
         ("get", "/api/v1/forecast", {"params": {"query": "nope"}}, 422, "unknown query alias 'nope'"),
         ("get", "/api/v1/forecast", {"params": {"query": "latency", "level": 150}}, 422, "level"),
+        ("get", "/api/v1/forecast", {"params": {"query": "latency", "threshold": "nan"}}, 422,
+         "threshold: must be a finite number, got nan"),  # was a probability of 0
         ("get", "/api/v1/forecast", {"params": {"query": "latency", "horizon": "soon"}}, 422, "horizon"),
         ("get", "/api/v1/forecast", {"params": {"query": '{"step": "2h"}'}}, 422, "step"),
         ("get", "/api/v1/anomalies", {"params": {"severity": "huge"}}, 422, "severity"),
