@@ -34,6 +34,7 @@ the point forecast. Formulas:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -212,6 +213,11 @@ class WhatIfResult:
     summary: pd.DataFrame
 
 
+def _paths(drawn: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Traffic paths: the drawn spread around the point forecast, never below zero."""
+    return np.maximum(point + (drawn - drawn.mean(axis=0)), 0.0)
+
+
 def what_if_result(
     usage: pd.DataFrame,
     prices: Mapping[str, float],
@@ -238,7 +244,7 @@ def what_if_result(
     results = fc.results_
     ds = next(iter(results.values())).ds
     point = {str(m): np.maximum(r.yhat, 0.0) for m, r in results.items()}
-    paths = {str(m): np.maximum(r.sample_paths(n_paths, seed=i), 0.0) for i, (m, r) in enumerate(results.items())}
+    paths = {str(m): _paths(r.sample_paths(n_paths, seed=i), point[str(m)]) for i, (m, r) in enumerate(results.items())}
     base_fleet = dict(fleet or {})
     step_seconds = freq.step.total_seconds()
     central_base = _metrics(State(point, dict(prices), base_fleet), step_seconds)
@@ -275,9 +281,17 @@ def what_if_result(
                 ("baseline", row["baseline"], pb), ("scenario", row["scenario"], ps), ("diff", row["diff"], diff)
             ):  # fmt: skip
                 per_path = agg(samples, axis=1)
-                srow[name] = float(agg(central))
-                srow[f"{name}_lower"] = float(np.quantile(per_path, alpha, method="lower"))
-                srow[f"{name}_upper"] = float(np.quantile(per_path, 1 - alpha, method="higher"))
+                total = float(agg(central))
+                lo = float(np.quantile(per_path, alpha, method="lower"))
+                hi = float(np.quantile(per_path, 1 - alpha, method="higher"))
+                mid = float(np.mean(per_path))
+                if all(map(math.isfinite, (total, lo, hi, mid))):
+                    # the paths' spread around the point forecast's total: clipping each path at zero
+                    # traffic lifts their mean above it, and the total fell below its own interval
+                    lo, hi = total + lo - mid, total + hi - mid
+                    if name != "diff":
+                        lo = max(lo, 0.0)
+                srow[name], srow[f"{name}_lower"], srow[f"{name}_upper"] = total, lo, hi
         summaries.append(srow)
     return WhatIfResult(pd.concat(frames, ignore_index=True), pd.DataFrame(summaries))
 

@@ -35,6 +35,9 @@ __all__ = ["forecast", "parse_time_param", "resolve_query", "what_if"]
 
 MAX_FORECAST_SERIES = 50
 MAX_HORIZON_STEPS = 10_000
+#: What-if simulates ``paths x steps x series`` values per scenario state at most (series: requests and cost
+#: per model, the total cost, three per fleet).
+MAX_PATH_VALUES = 8_000_000
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
@@ -257,9 +260,16 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
             fleet[str(m)] = Fleet(int(f["instances"]), float(f["service_rate"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad(f"fleet.{m}", f"needs instances (>= 1) and service_rate (> 0): {exc}") from None
+    # memory grows with paths x steps x models (one what-if of 10,000 steps for 6 models held 5.6 GB with
+    # 500 paths): fewer paths for long horizons, and a clear refusal where even 100 would not fit
+    series_count = 2 * len(usable) + 1 + 3 * len(fleet)  # requests and cost per model, total cost, fleets
+    n_paths = min(500, MAX_PATH_VALUES // (h * series_count))
+    if n_paths < 100:
+        raise _bad("horizon", f"{h} steps for {len(usable)} model{'s' * (len(usable) != 1)} is too much to simulate (at most "
+                   f"{MAX_PATH_VALUES // (100 * series_count):,} steps); shorten it or use a coarser step")  # fmt: skip
     fc = EnsembleForecaster(freq=f"{usage_spec.step_seconds}s", config=EnsembleConfig.totals(float(level)))
     try:
-        result = what_if_result(frame, prices, scenario, h, fleet=fleet, level=float(level), n_paths=500, forecaster=fc)
+        result = what_if_result(frame, prices, scenario, h, fleet=fleet, level=float(level), n_paths=n_paths, forecaster=fc)
     except KeyError as exc:
         raise _bad("scenario", str(exc.args[0] if exc.args else exc)) from None
     except (ForecastInputError, ValueError) as exc:

@@ -241,6 +241,20 @@ def test_whatif_traffic_times_two_doubles_cost(hub: Any) -> None:
     assert lat["scenario"] > lat["baseline"] > 0 and rows[("gpt-4o", "capacity_rps")]["baseline"] == 1.0
 
 
+def test_whatif_refuses_a_simulation_too_large_for_memory(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 10,000 hourly steps for 6 models held 5.6 GB with 500 paths; the paths now shrink with the horizon
+    # and a clear 422 comes where even 100 would not fit
+    import analytics.service.handlers as handlers
+
+    h, _, _ = hub
+    monkeypatch.setattr(handlers, "MAX_PATH_VALUES", 100 * 48 * 3 - 1)  # one model: requests, cost, total
+    body = {"scenario": [{"type": "scale_traffic", "factor": 2}], "horizon": "48h", "step": "1h"}
+    r = httpx.post(f"{h.api}/api/v1/whatif", json=body, timeout=60)
+    assert r.status_code == 422 and "horizon: 48 steps for 1 model is too much to simulate" in r.text, r.text
+    monkeypatch.setattr(handlers, "MAX_PATH_VALUES", 100 * 48 * 3)
+    assert httpx.post(f"{h.api}/api/v1/whatif", json=body, timeout=60).status_code == 200
+
+
 def test_tenant_b_sees_nothing_of_a(hub: Any) -> None:
     h, svc, _ = hub
     r = httpx.get(f"{h.api}/api/v1/anomalies", params={"start": "-3d"}, headers=B)
