@@ -84,7 +84,9 @@ def _forecast_model(svc: AnalyticsService) -> tuple[str, ModelSpec]:
 def _exceedance(r: dict[str, Any], threshold: float, lo: int, hi: int, level: float) -> float:
     res = r.get("result")
     if res is not None:
-        return float(res.calibration.exceedance_probability(res.yhat, threshold, lo, hi, n_paths=2000))
+        # 2,000 paths, fewer for long horizons (paths x steps at most 4 million: 10,000 steps held ~0.8 GB)
+        n_paths = max(200, min(2000, 4_000_000 // max(hi, 1)))
+        return float(res.calibration.exceedance_probability(res.yhat, threshold, lo, hi, n_paths=n_paths))
     # bulk path: independent normal steps with the band as the level-% interval
     z = float(norm.ppf(0.5 + level / 200.0))
     sd = np.maximum((r["yhat_upper"][lo:hi] - r["yhat"][lo:hi]) / z, 1e-12)
