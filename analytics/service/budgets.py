@@ -240,8 +240,9 @@ def evaluate_budget(
         i = int(np.argmax(np.isfinite(hist.values)))
         spend = pd.DataFrame({"ds": pd.to_datetime(hist.ts[i:], unit="s"), "y": hist.values[i:]})
         try:
+            hours = max(1.0, (end - as_of) / 3600.0)  # paths x hours at most 4 million (a year ahead: 456 paths)
             fc = forecast_budget(spend, budget.amount, pd.Timestamp(end, unit="s"), period_start=pd.Timestamp(start, unit="s"),
-                                 level=level, n_paths=1000,
+                                 level=level, n_paths=int(max(200, min(1000, 4_000_000 // hours))),
                                  forecaster=EnsembleForecaster(freq="h", config=EnsembleConfig.totals(level)))  # fmt: skip
             method = "forecast"
             extra = spent - fc.spent_to_date  # the current, incomplete hour
