@@ -21,6 +21,7 @@ condition.aggregation: must be one of avg, count, max, min, p50, p90, p95, p99, 
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -151,9 +152,12 @@ def _number(data: dict[str, Any], name: str, key: str, default: float | None = N
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise RuleError(_k(key, name), f"must be a number, got {value!r}")
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:
         raise RuleError(_k(key, name), "is too large") from None
+    if not math.isfinite(number):  # JSON's 1e400 decodes as infinity, and was stored as null
+        raise RuleError(_k(key, name), f"must be a finite number, got {value!r}")
+    return number
 
 
 def _filters(data: Any, key: str) -> tuple[tuple[str, tuple[str, ...]], ...]:

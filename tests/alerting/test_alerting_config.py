@@ -106,3 +106,13 @@ def test_factory_and_lifecycle_is_idempotent(tmp_path: Path) -> None:
         assert (fake.started, fake.stopped) == (0, 0)
     finally:
         store.shutdown()
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 10**400, "2000", True])
+def test_a_rule_value_must_be_a_finite_number(value: object) -> None:
+    # JSON's 1e400 decodes as infinity: the rule was created, and stored with a null value
+    spec = {"name": "X", "condition": {"type": "threshold", "metric": "m", "aggregation": "p95", "window": "5m",
+                                       "op": ">", "value": value}}  # fmt: skip
+    with pytest.raises(RuleError) as err:
+        parse_rule(spec)
+    assert err.value.field == "condition.value"
