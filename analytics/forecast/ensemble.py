@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,10 @@ class EnsembleConfig:
     mode: Mode = "full"
     max_train: int | None = 2016
     inflation: float = 1.0
+    #: What the validation windows score: ``"step"``, the mean absolute error of each step; ``"total"``,
+    #: the absolute error of each window's sum (for forecasts that are summed: a model whose level rests
+    #: on one observation, ``naive``, scores well step by step and badly in total).
+    objective: Literal["step", "total"] = "step"
 
     @classmethod
     def bulk(cls, level: float = 95.0) -> EnsembleConfig:
@@ -82,7 +86,7 @@ class EnsembleConfig:
         period end, a what-if's cost): one window cannot tell a forecast's level error, which every
         step shares, from noise, which sums average out (95 % intervals of a 9-day total covered it
         about half the time with one window, 80-100 % with three; 15 % more time)."""
-        return cls(level=level, mode="fast", n_windows=3, max_train=1008)
+        return cls(level=level, mode="fast", n_windows=3, max_train=1008, objective="total")
 
     def __post_init__(self) -> None:
         if not 0 < self.level < 100:
@@ -235,7 +239,11 @@ def forecast_array(
     ok = [model_alias(m) for m in chosen if model_alias(m) not in failures]
     actual = np.concatenate(actuals) if actuals else np.empty(0)
     if windows and ok:
-        scores = {a: float(np.mean(np.abs(np.concatenate(fold_preds[a]) - actual))) for a in ok}
+        if config.objective == "total":  # the error of each window's sum, per step
+            scores = {a: float(np.mean([abs(float(np.sum(p - q))) for p, q in zip(fold_preds[a], actuals, strict=True)]))
+                      / h_val for a in ok}  # fmt: skip
+        else:
+            scores = {a: float(np.mean(np.abs(np.concatenate(fold_preds[a]) - actual))) for a in ok}
         weights = _weights(scores, config.weight_power, config.cutoff)
     elif not windows:
         weights = {a: 1.0 / len(chosen) for a in aliases}

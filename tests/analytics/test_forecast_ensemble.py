@@ -198,3 +198,21 @@ def test_gaps_are_filled_and_config_level_is_kept() -> None:
     narrow = (out["yhat_upper"] - out["yhat_lower"]).mean()
     wide = EnsembleForecaster(models=FAST, level=99).forecast(df, h=24)
     assert (wide["yhat_upper"] - wide["yhat_lower"]).mean() > narrow
+
+
+def test_the_totals_configuration_scores_the_error_of_each_windows_sum() -> None:
+    # Step by step, naive (the last value repeated) is within the cutoff of SES on noise and took ~45 %
+    # of the weight; its level rests on one observation, so a 7-day total was off by ~10 % more often.
+    from analytics.forecast import EnsembleConfig
+
+    rng = np.random.default_rng(3)
+    ds = pd.date_range("2026-01-01", periods=504, freq="h")
+    step_naive, total_naive = [], []
+    for _ in range(6):
+        df = pd.DataFrame({"ds": ds, "y": np.maximum(0, 5 + rng.normal(0, 1.5, ds.size))})
+        for cfg, out in ((EnsembleConfig.bulk(), step_naive), (EnsembleConfig.totals(), total_naive)):
+            fc = EnsembleForecaster(freq="h", config=cfg)
+            fc.forecast(df, h=168)
+            out.append(next(iter(fc.results_.values())).weights.get("naive", 0.0))
+    assert EnsembleConfig.totals().objective == "total" and EnsembleConfig().objective == "step"
+    assert max(total_naive) < 0.1 < np.mean(step_naive)
