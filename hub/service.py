@@ -449,8 +449,8 @@ def _depth_reader(exporter: Any) -> Callable[[], float]:
 
 
 def _stats_reader(exporter: Any) -> Callable[[], Any]:
-    """The exporter's delivery counters (None until it has started)."""
-    return lambda: getattr(getattr(exporter, "_delivery", None), "stats", None)
+    """The exporter's delivery counters (None until it has started, or for an exporter without any)."""
+    return lambda: getattr(exporter, "delivery_stats", None)
 
 
 def build_security(config: HubConfig, metrics: HubMetrics) -> SecurityContext:

@@ -28,7 +28,7 @@ import msgspec
 from exporters.alertmanager.config import AlertmanagerExporterConfig
 from exporters.queue.base import stop_worker
 from exporters.queue.deadletter import DeadLetterFile
-from exporters.queue.sender import Aborted, HttpDelivery
+from exporters.queue.sender import Aborted, DeliveryStats, HttpDelivery
 from hubcore.errors import PermanentError
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,11 @@ class AlertmanagerExporter:
             self._thread = threading.Thread(target=self._run, name="hub-export-alertmanager", daemon=True)
             self._started = True
             self._thread.start()
+
+    @property
+    def delivery_stats(self) -> DeliveryStats | None:
+        """Delivery counters (``hub_export_*_total``); None until the exporter has started."""
+        return self._delivery.stats if self._delivery is not None else None
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Post what is waiting (bounded by ``timeout``) and stop. Idempotent; safe without start.

@@ -37,7 +37,7 @@ import httpx
 from exporters.queue.config import QueuedExporterConfig
 from exporters.queue.deadletter import DeadLetterFile
 from exporters.queue.disk_queue import DiskQueue
-from exporters.queue.sender import Aborted, HttpDelivery
+from exporters.queue.sender import Aborted, DeliveryStats, HttpDelivery
 from hubcore.errors import PermanentError
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,11 @@ class QueuedExporter:
     def queue_depth(self) -> int:
         """Batches waiting (for ``hub_queue_depth{queue="<name>"}``)."""
         return self._queue.depth if self._queue is not None else 0
+
+    @property
+    def delivery_stats(self) -> DeliveryStats | None:
+        """Delivery counters (``hub_export_*_total``); None until the exporter has started."""
+        return self._delivery.stats if self._delivery is not None else None
 
     @property
     def delivery(self) -> HttpDelivery:
