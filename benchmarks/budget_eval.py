@@ -122,13 +122,25 @@ def _nothing() -> Iterator[None]:
     yield
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="20 M4 and 15 simulated series")
-    parser.add_argument("--m4", type=int, default=120, help="M4 hourly series (default 120)")
-    parser.add_argument("--simulated", type=int, default=30, help="simulated series per kind (default 30)")
-    parser.add_argument("--horizon", type=int, default=168, help="hours summed (default 168)")
+    parser.add_argument("--m4", type=_positive, default=120, help="M4 hourly series (default 120)")
+    parser.add_argument("--simulated", type=_positive, default=30, help="simulated series per kind (default 30)")
+    parser.add_argument("--horizon", type=_positive, default=168, help="hours summed, at most 168 (default 168)")
     args = parser.parse_args(argv)
+    if args.horizon > 168:  # the series hold three weeks of history and one week held out
+        parser.error(f"--horizon must be at most 168, got {args.horizon}")
     m4_n, sim_n = (20, 5) if args.quick else (args.m4, args.simulated)
     sets: dict[str, list[np.ndarray]] = {}
     if (DATA / "m4" / "Hourly-train.csv").is_file():

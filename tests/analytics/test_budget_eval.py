@@ -37,3 +37,18 @@ def test_independent_steps_only_remove_the_shared_level() -> None:
     # the same fit and centre; a shared level only widens the interval of the total
     assert np.mean(hub) == pytest.approx(np.mean(independent), rel=0.05)
     assert hub[1] - hub[0] > independent[1] - independent[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--horizon", "0"], "argument --horizon: must be a positive integer, got '0'"),
+        (["--m4", "0"], "argument --m4: must be a positive integer"),  # was a ZeroDivisionError
+        (["--simulated", "x"], "argument --simulated: must be a positive integer, got 'x'"),
+        (["--horizon", "500"], "--horizon must be at most 168, got 500"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        budget_eval.main(args)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
