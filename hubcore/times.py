@@ -9,10 +9,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from hubcore.durations import DurationError, relative_seconds
+from hubcore.errors import InvalidParameter
 
 
-class BadTimeError(ValueError):
-    """A time parameter that does not parse or lies outside 1970..2100; the message names it."""
+class BadTimeError(InvalidParameter, ValueError):
+    """A time parameter that does not parse or lies outside 1970..2100; the message names it. It is an
+    :class:`~hubcore.errors.InvalidParameter` with reason ``bad_time``, so an endpoint that lets it
+    propagate answers 422 ``bad_time`` without a wrapper of its own."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="bad_time")
 
 
 MIN_TIME_S, MAX_TIME_S = 0.0, 4_102_444_800.0  # 1970-01-01 .. 2100-01-01

@@ -29,7 +29,7 @@ from analytics.whatif import AddInstances, Fleet, MoveTraffic, PriceChange, Scal
 from hubcore.errors import ConfigError, InvalidParameter
 from hubcore.query.executor import EmbeddedBackend
 from hubcore.query.model import BUCKETS, parse_query
-from hubcore.times import BadTimeError, parse_time_s
+from hubcore.times import parse_time_s
 
 __all__ = ["forecast", "parse_time_param", "resolve_query", "what_if"]
 
@@ -52,10 +52,7 @@ def _iso(seconds: float) -> str:
 def parse_time_param(value: str | None, field: str, default: float) -> float:
     """Epoch seconds from a query parameter (:func:`hubcore.times.parse_time_s`: ISO-8601,
     epoch seconds, ``now`` or ``-24h``), ``default`` when it is missing; 422 ``bad_time`` otherwise."""
-    try:
-        seconds = parse_time_s(value, field)
-    except BadTimeError as exc:
-        raise InvalidParameter(str(exc), reason="bad_time") from None
+    seconds = parse_time_s(value, field)
     return default if seconds is None else seconds
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from analytics.correlation.timeutil import BadTimeError, parse_time
+from analytics.correlation.timeutil import parse_time
 from api.deps import get_state, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.routers.ingest_body import BodyError, split_events
@@ -78,14 +78,6 @@ async def ingest_events(request: Request, state: Annotated[ApiState, Depends(get
     )
 
 
-def _parse_time(value: str | None, name: str) -> int | None:
-    """ISO-8601, epoch seconds, ``now`` or ``-24h`` (relative to now) → µs; 422 ``bad_time`` otherwise."""
-    try:
-        return parse_time(value, name)
-    except BadTimeError as exc:
-        raise InvalidParameter(str(exc), reason="bad_time") from None
-
-
 @router.get("/events", summary="List stored events, newest first, with filters and cursor pagination")
 async def list_events(
     request: Request,
@@ -130,8 +122,8 @@ async def list_events(
         filters=filters,
         tag_filters=tag_filters,
         payload_filters=payload_filters,
-        start_us=_parse_time(start, "start"),
-        end_us=_parse_time(end, "end"),
+        start_us=parse_time(start, "start"),
+        end_us=parse_time(end, "end"),
         limit=limit,
         cursor=cursor,
     )
