@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 from api.deps import AuditScope, get_state_conn, header_tenant
 from api.state import ApiState
 from hubcore.errors import HubError
+from hubcore.security.asgi_tls import client_cert_subject
 from hubcore.security.principal import AuthError, Principal
 from hubcore.security.rbac import ForbiddenError, Resource, decide
 
@@ -128,7 +129,9 @@ def _guard(conn: HTTPConnection, state: ApiState) -> Principal:
     if path in PUBLIC or (path == "/metrics" and state.config.service.telemetry.metrics_public):
         conn.state.principal = sec.authenticator.authenticate(None) if not sec.enabled else None
         return conn.state.principal
-    principal = sec.authenticator.authenticate(conn.headers.get("authorization"))
+    principal = sec.authenticator.authenticate(
+        conn.headers.get("authorization"), client_cert_subject=client_cert_subject(conn.scope)
+    )
     conn.state.principal = principal
     if sec.quotas is not None:
         retry = sec.quotas.check_request(principal)

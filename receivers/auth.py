@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 
+from hubcore.security.asgi_tls import client_cert_subject
 from hubcore.security.audit import AuditLog
 from hubcore.security.authenticator import Authenticator
 from hubcore.security.context import CURRENT_PRINCIPAL
@@ -173,7 +174,7 @@ class HttpAuthMiddleware:
         try:
             p = self.guard.admit(
                 headers.get("authorization"), headers.get(TENANT_KEY) or None, receiver=self.receiver,
-                source_ip=client[0] if client else None,
+                client_cert_subject=client_cert_subject(scope), source_ip=client[0] if client else None,
             )  # fmt: skip
         except Refused as r:
             out_headers = [(b"content-type", b"application/json")]

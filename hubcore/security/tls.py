@@ -76,12 +76,19 @@ def client_ssl_context(
 
 def uvicorn_ssl_kwargs(cfg: TlsConfig) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.Config`` (empty when TLS is off). Builds the context once, now,
-    so that a bad file fails at startup with a clear message."""
+    so that a bad file fails at startup with a clear message. The HTTP and WebSocket protocols it names
+    put the verified client certificate into each request's scope (the ASGI TLS extension,
+    :mod:`hubcore.security.asgi_tls`), which is how mTLS identifies callers over HTTP."""
     if not cfg.enabled:
         return {}
+    from hubcore.security.asgi_tls import TlsHttpProtocol, TlsWebSocketProtocol
+
     ctx = server_ssl_context(cfg)
     factory: Callable[[Any, Any], ssl.SSLContext] = lambda _config, _default: ctx  # noqa: E731
-    return {"ssl_context_factory": factory}
+    kwargs: dict[str, Any] = {"ssl_context_factory": factory, "http": TlsHttpProtocol}
+    if TlsWebSocketProtocol is not None:
+        kwargs["ws"] = TlsWebSocketProtocol
+    return kwargs
 
 
 def grpc_server_credentials(cfg: TlsConfig, *, key: str = "service.tls") -> Any:

@@ -22,6 +22,8 @@ class Pki:
     client_key: Path
     rogue_cert: Path  # a client certificate signed by another CA
     rogue_key: Path
+    stranger_cert: Path  # signed by the CA, CN "unmapped-client" (verified, but nobody in mtls_subjects)
+    stranger_key: Path
 
 
 def _name(cn: str) -> x509.Name:
@@ -74,12 +76,14 @@ def make_pki(d: Path) -> Pki:
     ca_key, rogue_ca_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca = _cert("hub test CA", ca_key, None, ca=True)
     rogue_ca = _cert("rogue CA", rogue_ca_key, None, ca=True)
-    keys = {n: ec.generate_private_key(ec.SECP256R1()) for n in ("server", "client", "rogue")}
+    keys = {n: ec.generate_private_key(ec.SECP256R1()) for n in ("server", "client", "rogue", "stranger")}
     server = _cert("localhost", keys["server"], (ca.subject, ca_key), server=True)
     client = _cert("collector-1", keys["client"], (ca.subject, ca_key))
     rogue = _cert("collector-1", keys["rogue"], (rogue_ca.subject, rogue_ca_key))
+    stranger = _cert("unmapped-client", keys["stranger"], (ca.subject, ca_key))
     return Pki(
         _write(d / "ca.crt", ca), _write(d / "server.crt", server), _write(d / "server.key", key=keys["server"]),
         _write(d / "client.crt", client), _write(d / "client.key", key=keys["client"]),
         _write(d / "rogue.crt", rogue), _write(d / "rogue.key", key=keys["rogue"]),
+        _write(d / "stranger.crt", stranger), _write(d / "stranger.key", key=keys["stranger"]),
     )  # fmt: skip
