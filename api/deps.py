@@ -12,20 +12,18 @@ the tenant whose data was acted upon (``target_tenant_id``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from fastapi import Request
 from starlette.requests import HTTPConnection
 
 from api.state import ApiState
-from hubcore.errors import PermanentError
+from hubcore.errors import InvalidParameter, PermanentError
 from hubcore.security.audit import AuditLog
 from hubcore.security.context import authenticated
 from hubcore.security.principal import Principal
-from hubcore.security.rbac import ForbiddenError
-
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+from hubcore.security.rbac import ForbiddenError, Resource, decide
+from hubcore.tenants import ALL_TENANTS, TENANT_RE, TENANT_RULE
 
 
 @dataclass
@@ -64,10 +62,8 @@ def header_tenant(conn: HTTPConnection) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if not _TENANT.match(value):
-        raise PermanentError(
-            "X-Scope-OrgID must be 1-128 characters of letters, digits, '_', '.', '-'", reason="bad_tenant"
-        )
+    if not TENANT_RE.match(value):
+        raise PermanentError(f"X-Scope-OrgID must be {TENANT_RULE}", reason="bad_tenant")
     return value
 
 
@@ -77,8 +73,8 @@ def ensure_tenant_access(conn: HTTPConnection, tenant: str) -> str:
 
 
 def _check(conn: HTTPConnection, tenant: str) -> str:
-    if tenant != "*" and not _TENANT.match(tenant):
-        raise PermanentError("tenant must be 1-128 characters of letters, digits, '_', '.', '-'", reason="bad_tenant")
+    if tenant != ALL_TENANTS and not TENANT_RE.match(tenant):
+        raise PermanentError(f"tenant must be {TENANT_RULE}", reason="bad_tenant")
     p = principal_of(conn)
     if p is not None and tenant != p.tenant_id and not p.cross_tenant:
         reason = f"denied: {p.subject} may not access tenant {tenant!r}"
@@ -106,13 +102,32 @@ def audit_target(conn: HTTPConnection, principal: Principal, tenant: str, *, den
     )  # fmt: skip
 
 
-def read_tenant(request: HTTPConnection, state: ApiState, requested: str | None = None) -> str:
+def ensure_team_access(conn: HTTPConnection, action: str, resource_type: str, tenant: str, team: str | None) -> None:
+    """403 unless the caller may do the team-scoped ``action`` on a resource of ``team`` (rule 4 of
+    :func:`hubcore.security.rbac.decide`): the route knows the resource's team (a budget's ``team``, an
+    alert's or a rule's ``labels.team``), which the guard, seeing only ``?team=``, cannot."""
+    p = principal_of(conn)
+    if p is None or team is None:
+        return
+    decision = decide(p, action, Resource(resource_type, tenant, team=team), cross_tenant=tenant != p.tenant_id)
+    if not decision.allowed:
+        audit_target(conn, p, tenant, denied=decision.reason)
+        raise ForbiddenError(decision.reason)
+
+
+def read_tenant(
+    request: HTTPConnection, state: ApiState, requested: str | None = None, *, all_tenants: bool = False
+) -> str:
     """The tenant a read is scoped to: the header, else ``requested`` (``?tenant=``), else the caller's.
 
-    ``"*"`` (every tenant) only for a principal allowed to cross tenants (platform admins).
+    ``"*"`` (every tenant) only where the route reads every tenant (``all_tenants``: alerts, audit, event
+    export) and only for a principal allowed to cross tenants (platform admins); elsewhere it is a 422 rather
+    than a literal tenant that matches nothing (an erasure of ``*`` had answered 200, deleting nothing).
     """
     p = principal_of(request)
     asked = header_tenant(request) or requested
+    if asked == ALL_TENANTS and not all_tenants:
+        raise InvalidParameter('tenant "*" (every tenant) is not supported here; name one tenant')
     if asked is None:
         if p is None:
             return state.default_tenant
@@ -125,6 +140,8 @@ def write_tenant(conn: HTTPConnection, requested: str | None = None) -> str | No
     """The tenant a write goes to. With a credential: the allowed header (or ``requested``) or the
     credential's tenant. Without (auth off): the header, else None (``tags.tenant_id`` or the default)."""
     asked = header_tenant(conn) or requested
+    if asked is not None and not TENANT_RE.match(asked):
+        raise PermanentError(f"tenant must be {TENANT_RULE}", reason="bad_tenant")
     p = principal_of(conn)
     if authenticated(p):
         assert p is not None

@@ -123,10 +123,16 @@ def guard(conn: HTTPConnection, state: Annotated[ApiState, Depends(get_state_con
         raise
 
 
+def _metrics_public(state: ApiState) -> bool:
+    """``service.telemetry.metrics_public``, which unset follows auth: public only when auth is off."""
+    public = state.config.service.telemetry.metrics_public
+    return not state.security.enabled if public is None else public
+
+
 def _guard(conn: HTTPConnection, state: ApiState) -> Principal:
     method, path = route_key(conn)
     sec = state.security
-    if path in PUBLIC or (path == "/metrics" and state.config.service.telemetry.metrics_public):
+    if path in PUBLIC or (path == "/metrics" and _metrics_public(state)):
         conn.state.principal = sec.authenticator.authenticate(None) if not sec.enabled else None
         return conn.state.principal
     principal = sec.authenticator.authenticate(

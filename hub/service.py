@@ -487,5 +487,7 @@ def _grpc_registrations(svc: HubService) -> dict[str, Callable[[grpc.aio.Server]
         ),
     }
     if native.grpc_stream:
-        regs["events"] = lambda s: add_event_stream_servicer(s, svc.pipeline, max_batch_events=native.max_batch_events)
+        regs["events"] = lambda s: add_event_stream_servicer(
+            s, svc.pipeline, max_batch_events=native.max_batch_events, audit=svc.security.audit
+        )
     return regs

@@ -37,6 +37,7 @@ import yaml
 
 from hubcore.errors import ConfigError
 from hubcore.security.config import AuditConfig, AuthConfig, QuotasConfig, TlsConfig
+from hubcore.tenants import TENANT_RE
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -71,7 +72,7 @@ class NativeEventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     exchange_rates: dict[str, PositiveFloat] = msgspec.field(default_factory=lambda: dict(DEFAULT_EXCHANGE_RATES))
     dedup_window: PositiveFloat = 300.0
     dedup_max_ids: Annotated[int, msgspec.Meta(gt=0)] = 2_000_000
-    default_tenant: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] = "default"
+    default_tenant: Annotated[str, msgspec.Meta(pattern=TENANT_RE.pattern)] = "default"  # hubcore.tenants
     max_batch_events: Annotated[int, msgspec.Meta(gt=0, le=100_000)] = 1000
 
 
@@ -175,8 +176,13 @@ class ApiConfig(_Base):
 
 
 class TelemetryConfig(_Base):
+    """``service.telemetry``. ``metrics_public``: whether ``/metrics`` answers without a credential. Unset,
+    it follows ``service.auth.enabled``: public when auth is off, ``metrics:read`` needed when it is on
+    (its series name every tenant and its ingest volume). Set ``true`` for a scraper that cannot send a
+    bearer token, on a network only it reaches."""
+
     log_level: str = "info"
-    metrics_public: bool = True
+    metrics_public: bool | None = None
 
 
 class QueryServiceConfig(_Base):

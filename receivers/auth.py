@@ -27,12 +27,13 @@ from hubcore.security.principal import AuthError, Principal
 from hubcore.security.quotas import Quotas
 from hubcore.security.rbac import Resource, decide
 from hubcore.security.tls import subject_from_grpc_context
+from hubcore.tenants import TENANT_RULE, is_tenant
 
 TENANT_KEY = "x-scope-orgid"
 
 
 class Refused(Exception):
-    """Why a receiver request is refused: ``status`` is the HTTP status (401, 403 or 429)."""
+    """Why a receiver request is refused: ``status`` is the HTTP status (400, 401, 403 or 429)."""
 
     def __init__(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -64,6 +65,9 @@ class ReceiverGuard:
             p = self.authenticator.authenticate(authorization, client_cert_subject=client_cert_subject)
         except AuthError as exc:
             raise Refused(401, exc.code, str(exc)) from None
+        if requested_tenant is not None and not is_tenant(requested_tenant):
+            # before any decision or audit record: "_hub", "*" or "../x" is no tenant anyone may write to
+            raise Refused(400, "invalid_tenant", f"{TENANT_KEY} must be {TENANT_RULE}")
         tenant = requested_tenant or p.tenant_id
         d = decide(p, "events:write", Resource("events", tenant), cross_tenant=tenant != p.tenant_id)
         if not d.allowed:
@@ -84,8 +88,8 @@ class ReceiverGuard:
         return p
 
 
-_GRPC_STATUS = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED,
-                429: grpc.StatusCode.RESOURCE_EXHAUSTED}  # fmt: skip
+_GRPC_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
+                403: grpc.StatusCode.PERMISSION_DENIED, 429: grpc.StatusCode.RESOURCE_EXHAUSTED}  # fmt: skip
 
 
 class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):
@@ -182,7 +186,8 @@ class HttpAuthMiddleware:
                 out_headers.append((b"www-authenticate", f'Bearer realm="{self.guard.realm}"'.encode()))
             if r.retry_after is not None:
                 out_headers.append((b"retry-after", str(max(1, round(r.retry_after))).encode()))
-            body = json.dumps({"code": r.status, "message": str(r)}).encode()
+            # OTLP/HTTP error bodies are google.rpc.Status: ``code`` is the gRPC status code, as the receiver's own
+            body = json.dumps({"code": _GRPC_STATUS[r.status].value[0], "message": str(r)}).encode()
             await send({"type": "http.response.start", "status": r.status, "headers": out_headers})
             await send({"type": "http.response.body", "body": body})
             return

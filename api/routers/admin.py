@@ -75,7 +75,7 @@ async def audit_records(
     """Records that concern the tenant: its principals' actions (``tenant_id``) and what was done to its data
     (``target_tenant_id``, e.g. by a platform admin). Other tenants' *denied* attempts on it are shown to
     platform admins only (they name the other tenant's users). ``tenant=*`` (platform admins): every record."""
-    tenant_id = read_tenant(request, state, tenant)
+    tenant_id = read_tenant(request, state, tenant, all_tenants=True)
     audit = state.security.audit
     if audit is None:
         return json_response({"records": [], "enabled": False})

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import get_state, principal_of, read_tenant, write_tenant
+from api.deps import ensure_team_access, get_state, principal_of, read_tenant, write_tenant
 from api.errors import ErrorBody, error_response, json_response
 from api.state import ApiState
 from hubcore.security.context import authenticated
@@ -63,6 +63,12 @@ def get_service(request: Request, state: ApiState) -> AlertingService:
     return svc
 
 
+def _team(labels: Any) -> str | None:
+    """The team a rule or an alert belongs to: its ``labels.team`` (rule 4 of the RBAC decision)."""
+    team = labels.get("team") if isinstance(labels, dict) else None
+    return team if isinstance(team, str) and team else None
+
+
 def _tenant_for_write(request: Request, state: ApiState, tenant: str | None) -> str:
     return write_tenant(request, tenant) or state.default_tenant
 
@@ -91,7 +97,7 @@ async def list_alerts(
     alert_state: Annotated[str | None, Query(alias="state")] = None, severity: str | None = None,
     tenant: str | None = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Response:  # fmt: skip
-    t = read_tenant(request, state, tenant)
+    t = read_tenant(request, state, tenant, all_tenants=True)
     svc = get_service(request, state)
     try:
         alerts = await run_in_threadpool(svc.list_alerts, t, state=alert_state, severity=severity, limit=limit)
@@ -120,6 +126,8 @@ async def create_rule(
     if err is not None:
         return err
     p = principal_of(request)
+    labels = data.get("labels") if isinstance(data, dict) else None
+    ensure_team_access(request, "alerts:manage", "alert_rules", t, _team(labels))
     try:
         rule = await run_in_threadpool(get_service(request, state).create_rule, t, data, p.subject if p else None)
     except RuleError as exc:
@@ -135,8 +143,12 @@ async def delete_rule(
     rule_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
     t = _tenant_for_write(request, state, tenant)
+    svc = get_service(request, state)
+    rule = next((r for r in await run_in_threadpool(svc.rules, t) if r.get("id") == rule_id), None)
+    if rule is not None and not rule.get("builtin"):  # a built-in one is a 409 whoever asks
+        ensure_team_access(request, "alerts:manage", "alert_rules", t, _team(rule.get("labels")))
     try:
-        await run_in_threadpool(get_service(request, state).delete_rule, t, rule_id)
+        await run_in_threadpool(svc.delete_rule, t, rule_id)
     except AlertNotFound as exc:
         return error_response(404, "not_found", str(exc))
     except AlertConflict as exc:
@@ -181,8 +193,17 @@ async def _transition(request: Request, state: ApiState, alert_id: str, tenant: 
     if not isinstance(data, dict) or any(not isinstance(data.get(k), str | None) for k in ("by", "comment")):
         return error_response(422, "bad_body", 'body must be {"by": string?, "comment": string?}')
     p = principal_of(request)
-    by = data.get("by") or (p.subject if authenticated(p) and p is not None else None)
     svc = get_service(request, state)
+    try:
+        current = await run_in_threadpool(svc.get_alert, t, alert_id)
+    except AlertNotFound as exc:
+        return error_response(404, "not_found", str(exc))
+    ensure_team_access(request, "alerts:ack", "alerts", t, _team(current.get("labels")))
+    if authenticated(p) and p is not None:
+        # who acted is the credential, never the body: "by" can only name someone when no one signs in
+        by: str | None = p.subject
+    else:
+        by = data.get("by")
     try:
         if ack:
             alert = await run_in_threadpool(svc.acknowledge, t, alert_id, by, data.get("comment"))

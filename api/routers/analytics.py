@@ -28,13 +28,12 @@ from analytics.service import AnalyticsService, NotFound
 from analytics.service.budgets import Budget
 from analytics.service.config import DERIVED_SERIES
 from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
-from api.deps import get_state, principal_of, read_tenant, write_tenant
+from api.deps import ensure_team_access, get_state, principal_of, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.state import ApiState
 from hubcore.errors import ConfigError, InvalidParameter, PermanentError
 from hubcore.query.executor import QueryTimeout
 from hubcore.query.model import QueryError
-from hubcore.security.rbac import ForbiddenError, Resource, decide
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 _lock = threading.Lock()
@@ -164,12 +163,7 @@ async def post_whatif(request: Request, state: Annotated[ApiState, Depends(get_s
 
 # -- budgets -------------------------------------------------------------------------------------------
 def _check_team(request: Request, tenant: str, team: str | None) -> None:
-    p = principal_of(request)
-    if p is None:
-        return
-    decision = decide(p, "budgets:write", Resource("budgets", tenant, team=team), cross_tenant=tenant != p.tenant_id)
-    if not decision.allowed:
-        raise ForbiddenError(decision.reason)
+    ensure_team_access(request, "budgets:write", "budgets", tenant, team)
 
 
 def _budget_tenant(request: Request, state: ApiState) -> str:

@@ -57,7 +57,7 @@ async def ingest_events(request: Request, state: Annotated[ApiState, Depends(get
         return error_response(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype!r}")
     native = state.config.receivers.native
     try:
-        tenant = write_tenant(request)
+        tenant = write_tenant(request, request.query_params.get("tenant"))
         body = await read_body_limited(request, native.max_body_bytes)
         events = split_events(body, max_events=native.max_batch_events)
     except BodyError as exc:

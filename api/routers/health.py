@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import PlainTextResponse, Response
 
 from api.deps import get_state
-from api.errors import json_response
+from api.errors import ERROR_RESPONSES, json_response
 from api.state import ApiState
 
 router = APIRouter(tags=["health"])
@@ -37,7 +37,18 @@ async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> Response:
     "/metrics",
     summary="The hub's own Prometheus metrics",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"},
+        # with auth on it needs metrics:read (service.telemetry.metrics_public unset or false)
+        # (JSON, stated outright: FastAPI would document them in the route's text/plain)
+        **{
+            k: {
+                "description": ERROR_RESPONSES[k]["description"],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+            }
+            for k in (401, 403, 429)
+        },
+    },
 )
 async def metrics(state: Annotated[ApiState, Depends(get_state)]) -> Response:
     state.metrics.dlq_entries.set(state.dlq.count())

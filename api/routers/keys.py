@@ -14,20 +14,21 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import ensure_tenant_access, get_state, principal_of, read_tenant
+from api.deps import audit_target, ensure_tenant_access, get_state, principal_of, read_tenant
 from api.errors import error_response, json_response
 from api.state import ApiState
+from hubcore.security.apikeys import MAX_KEY_LIFETIME_S
 from hubcore.security.rbac import ForbiddenError
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
 
 class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
-    role: str
+    role: Annotated[str, msgspec.Meta(max_length=128)]
     tenant_id: str | None = None
-    team: str | None = None
-    description: str = ""
-    expires_in_seconds: float | None = None
+    team: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    expires_in_seconds: Annotated[float, msgspec.Meta(le=MAX_KEY_LIFETIME_S)] | None = None
 
 
 @router.post("", status_code=201, summary="Create an API key (the secret is shown once)")
@@ -73,6 +74,14 @@ async def revoke_key(request: Request, key_id: str, state: Annotated[ApiState, D
     info = await run_in_threadpool(store.get, key_id) if store is not None else None
     if store is None or info is None:
         return error_response(404, "not_found", f"no API key {key_id!r}")
-    ensure_tenant_access(request, info.tenant_id)  # 403 unless the caller may act on the key's tenant
+    caller = principal_of(request)
+    if caller is not None and info.tenant_id != caller.tenant_id and not caller.cross_tenant:
+        # the same answer as an unknown id: a key id must not reveal that the key exists, nor its tenant
+        audit_target(request, caller, info.tenant_id, denied=f"denied: {caller.subject} may not revoke key {key_id}")
+        return error_response(404, "not_found", f"no API key {key_id!r}")
+    ensure_tenant_access(request, info.tenant_id)
+    if caller is not None and info.role == "platform_admin" and "platform_admin" not in caller.roles:
+        # the rule of creation: a tenant admin can neither make nor unmake a platform admin
+        raise ForbiddenError("denied: only a platform_admin may revoke platform_admin keys")
     revoked = await run_in_threadpool(store.revoke, key_id)
     return json_response({"key_id": key_id, "revoked": revoked})

@@ -248,7 +248,7 @@ async def export_events(request: Request, state: Annotated[ApiState, Depends(get
     params = request.query_params
     try:
         fmt = pick_format(params.get("format"), request.headers.get("accept"))
-        tenant = read_tenant(request, state, params.get("tenant"))
+        tenant = read_tenant(request, state, params.get("tenant"), all_tenants=True)
         now_us = time.time_ns() // 1000
         time_range: dict[str, Any] = {"last": params.get("last", "24h")}
         if params.get("start"):  # the time grammar of every GET endpoint: ISO-8601, epoch seconds, now, -24h

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import re
 import secrets
 import sqlite3
 import threading
@@ -37,9 +36,10 @@ from pathlib import Path
 
 from hubcore.security.principal import Principal
 from hubcore.security.rbac import RoleRegistry
+from hubcore.tenants import TENANT_RULE, is_tenant
 
 KEY_PREFIX = "lah_"
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+MAX_KEY_LIFETIME_S = 10 * 365 * 86_400  # an expiry beyond this is a typo, not a policy
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
   key_id TEXT PRIMARY KEY,
@@ -141,10 +141,12 @@ class ApiKeyStore:
         """A new key for ``tenant_id`` with ``role``; ``expires_in`` seconds from now (None: never)."""
         if not self.registry.is_known(role):
             raise ValueError(f"unknown role {role!r} (known: {', '.join(sorted(self.registry.roles))})")
-        if not _TENANT.match(tenant_id):
-            raise ValueError(f"bad tenant {tenant_id!r}: 1-128 letters, digits, '_', '.', '-' (as X-Scope-OrgID)")
-        if expires_in is not None and expires_in <= 0:
-            raise ValueError("expires_in must be positive")
+        if not is_tenant(tenant_id):
+            raise ValueError(f"bad tenant {tenant_id!r}: {TENANT_RULE} (as X-Scope-OrgID)")
+        if expires_in is not None and not 0 < expires_in <= MAX_KEY_LIFETIME_S:
+            raise ValueError(f"expires_in must be positive and at most {MAX_KEY_LIFETIME_S:,} s (10 years)")
+        if team is not None and not 0 < len(team) <= 128:
+            raise ValueError("team must be 1-128 characters")
         key_id = secrets.token_hex(8)
         secret = secrets.token_hex(24)
         now = self.clock()

@@ -45,6 +45,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from hubcore.errors import ConfigError
+from hubcore.tenants import TENANT_RULE, is_tenant
 
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
@@ -158,6 +159,8 @@ class AuthConfig(_Base):
         for subject, ident in self.mtls_subjects.items():
             if not registry.is_known(ident.role):
                 raise ConfigError(f"{key}.mtls_subjects.{subject}.role", f"unknown role {ident.role!r}")
+            if not is_tenant(ident.tenant_id):
+                raise ConfigError(f"{key}.mtls_subjects.{subject}.tenant_id", f"must be {TENANT_RULE}")
         seen: dict[str, str] = {}
         for org, oc in self.orgs.items():
             for team, users in oc.teams.items():

@@ -35,6 +35,7 @@ from hubcore.errors import RetryableError
 from hubcore.security.config import JwtConfig
 from hubcore.security.principal import AuthError, Principal
 from hubcore.security.rbac import RoleRegistry
+from hubcore.tenants import TENANT_RULE, is_tenant
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ class JwtVerifier:
         tenant = claims.get(cfg.tenant_claim)
         if not isinstance(tenant, str) or not tenant:
             raise AuthError("missing_claim", f"the token lacks the tenant claim {cfg.tenant_claim!r}")
+        if not is_tenant(tenant):
+            # "*" would read every tenant and "_hub" the hub's own data: a token names one tenant
+            raise AuthError("bad_claim", f"the tenant claim {cfg.tenant_claim!r} must be {TENANT_RULE}")
         team, org = claims.get(cfg.team_claim), claims.get(cfg.org_claim)
         return self.registry.principal(
             str(claims["sub"]), tenant, _names(claims.get(cfg.roles_claim)),

@@ -31,6 +31,7 @@ from hubcore.model.events import (
     SecurityPayload,
     TelemetryPayload,
 )
+from hubcore.tenants import TENANT_RULE, is_tenant
 from processors.native_events.config import NativeEventsConfig
 from processors.native_events.dedup import Deduplicator
 from processors.native_events.registry import AssetRegistry
@@ -169,7 +170,11 @@ class NativeEventsProcessor:
                 except RecursionError:
                     raise _Reject("malformed JSON: nested too deeply") from None
                 event_id = ev.event_id
-                tenant = tenant_id or ev.tags.get("tenant_id") or cfg.default_tenant
+                tag_tenant = None if tenant_id else ev.tags.get("tenant_id")
+                if tag_tenant and not is_tenant(tag_tenant):
+                    # "_hub", "*" or "../x" would be stored where no API call could read or erase it
+                    raise _Reject(f"tags.tenant_id must be {TENANT_RULE}")
+                tenant = tenant_id or tag_tenant or cfg.default_tenant
                 row = self._normalise(ev, tenant, lo, hi)
                 if self.dedup.seen_or_add(tenant, ev.event_id, now_s):
                     result.duplicates += 1

@@ -29,7 +29,10 @@ import grpc
 
 from hubcore.contracts import EventsConsumer, IngestOutcome
 from hubcore.errors import PermanentError, RetryableError
+from hubcore.security.audit import AuditLog
 from hubcore.security.context import authenticated, current_principal
+from hubcore.security.principal import Principal
+from hubcore.tenants import TENANT_RULE, is_tenant
 from receivers.native_grpc.protos import events_pb2
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,6 @@ RECEIVER = "grpc_stream"
 SERVICE_NAME = "llm_analytics_hub.v1.EventIngestionService"
 TENANT_METADATA_KEY = "x-scope-orgid"
 CREDITS_METADATA_KEY = "x-credits"
-MAX_TENANT_LENGTH = 128
 MAX_REASON_LENGTH = 1024
 
 Ack = events_pb2.Ack
@@ -133,6 +135,7 @@ class EventIngestionServicer:
         max_in_flight: int = 8,
         max_message_bytes: int = 8 << 20,
         receiver: str = RECEIVER,
+        audit: AuditLog | None = None,
     ) -> None:
         if not callable(getattr(consumer, "consume_events", None)):
             raise TypeError("consumer must implement hubcore.contracts.EventsConsumer (consume_events)")
@@ -148,6 +151,7 @@ class EventIngestionServicer:
         self.max_in_flight = max_in_flight
         self.max_message_bytes = max_message_bytes
         self.receiver = receiver
+        self.audit = audit
 
     def handler(self) -> grpc.GenericRpcHandler:
         decode = _deserializer(self.max_message_bytes)
@@ -210,6 +214,11 @@ class EventIngestionServicer:
             )
         return await self._answer(request, _metadata_tenant(context))
 
+    def _audit(self, principal: Principal, tenant: str, outcome: str, reason: str) -> None:
+        if self.audit is not None:
+            self.audit.record(principal, "events:write", f"{self.receiver}/{tenant}", target_tenant_id=tenant,
+                              outcome=outcome, reason=reason, sync=outcome == "denied")  # fmt: skip
+
     # -- one batch --------------------------------------------------------------------------------
     async def _answer(self, frame: Frame, metadata_tenant: str | None) -> Any:
         if isinstance(frame, UnreadableBatch):
@@ -233,15 +242,22 @@ class EventIngestionServicer:
                 f"batch of {len(events)} events is over max_batch_events={self.max_batch_events}: split it",
             )
         tenant = metadata_tenant or frame.tenant_id or None
+        if tenant is not None and not is_tenant(tenant):
+            return self._refuse(batch_id, "invalid_tenant", f"tenant_id must be {TENANT_RULE}")
         principal = current_principal()
         if authenticated(principal) and principal is not None:
+            # the interceptor decided (and audited) a tenant named in metadata; one named in the frame is
+            # decided, and a write into another tenant audited, here
+            crossing = tenant is not None and tenant != principal.tenant_id and tenant != metadata_tenant
             if tenant is not None and tenant != principal.tenant_id and not principal.cross_tenant:
-                return self._refuse(
-                    batch_id, "forbidden_tenant", f"the credential may not write to tenant {tenant!r}"
-                )
+                reason = f"the credential may not write to tenant {tenant!r}"
+                if crossing:
+                    self._audit(principal, tenant, "denied", f"denied: {reason}")
+                return self._refuse(batch_id, "forbidden_tenant", reason)
+            if crossing:
+                assert tenant is not None
+                self._audit(principal, tenant, "allowed", f"allowed: events:write into tenant {tenant} (EventBatch.tenant_id)")
             tenant = tenant or principal.tenant_id
-        if tenant is not None and len(tenant) > MAX_TENANT_LENGTH:
-            return self._refuse(batch_id, "invalid_tenant", f"tenant_id longer than {MAX_TENANT_LENGTH} characters")
         try:
             outcome = await asyncio.to_thread(
                 self.consumer.consume_events, events, tenant_id=tenant, receiver=self.receiver
@@ -318,6 +334,7 @@ def add_event_stream_servicer(
     max_batch_events: int = 1000,
     max_in_flight: int = 8,
     max_message_bytes: int = 8 << 20,
+    audit: AuditLog | None = None,
 ) -> None:
     """Serve ``EventIngestionService`` on ``server``, handing batches to ``consumer`` (receiver "grpc_stream").
 
@@ -329,5 +346,6 @@ def add_event_stream_servicer(
         max_batch_events=max_batch_events,
         max_in_flight=max_in_flight,
         max_message_bytes=max_message_bytes,
+        audit=audit,
     )
     server.add_generic_rpc_handlers((servicer.handler(),))

@@ -27,11 +27,11 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from hubcore.contracts import SignalKind, SignalsConsumer
 from hubcore.errors import PermanentError
 from hubcore.security.context import tenant_for_write
+from hubcore.tenants import TENANT_RULE, is_tenant
 from receivers.otlp.translate import Rows, logs_to_rows, metrics_to_rows, traces_to_rows
 
 #: Header (HTTP) / metadata key (gRPC) naming the tenant, as Loki, Mimir and Tempo use it.
 TENANT_HEADER = "x-scope-orgid"
-MAX_TENANT_LENGTH = 128
 
 #: Called when a whole request (or part of one) is refused: ``on_reject(receiver, reason)``.
 RejectHook = Callable[[str, str], None]
@@ -72,16 +72,14 @@ def resolve_tenant(header: str | None, default_tenant: str) -> tuple[str, bool]:
     """``(tenant, resource_tenant)``: the header's tenant when sent, else the default and let the
     resources' ``tenant_id``/``tenant.id`` attributes override it.
 
-    Raises :class:`PermanentError` for an empty, over-long or non-printable header value.
+    Raises :class:`PermanentError` for a header value outside the tenant grammar (:mod:`hubcore.tenants`).
     """
     if header is None:
         # With a credential, the credential's tenant (resource attributes cannot change it).
         return tenant_for_write(None, default_tenant=default_tenant)
     tenant = header.strip()
-    if not tenant or len(tenant) > MAX_TENANT_LENGTH or not tenant.isprintable():
-        raise PermanentError(
-            f"{TENANT_HEADER} must be 1 to {MAX_TENANT_LENGTH} printable characters", reason="invalid_tenant"
-        )
+    if not is_tenant(tenant):
+        raise PermanentError(f"{TENANT_HEADER} must be {TENANT_RULE}", reason="invalid_tenant")
     return tenant, False
 
 

@@ -20,6 +20,8 @@ import msgspec
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from hubcore.tenants import is_tenant
+
 _json_encode = msgspec.json.Encoder().encode
 
 #: Attribute keys that fill indexed columns, in column order; a second key is the older/fallback name.
@@ -117,7 +119,7 @@ def resource_info(resource: Resource, tenant_id: str, resource_tenant: bool) -> 
     if resource_tenant:
         for key in TENANT_KEYS:
             t = attrs.get(key)
-            if type(t) is str and 0 < len(t) <= 128:
+            if type(t) is str and is_tenant(t):  # else ignored: the request's tenant (never "_hub" or "*")
                 tenant_id = t
                 break
     service = attrs.get("service.name")

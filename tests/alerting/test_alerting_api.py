@@ -31,12 +31,19 @@ def keys(hub: RunningHub) -> dict[str, dict[str, str]]:
     store = hub.service.security.key_store
     assert store is not None
 
-    def key(tenant: str, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {store.create(tenant_id=tenant, role=role).key}"}
+    def key(tenant: str, role: str, team: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {store.create(tenant_id=tenant, role=role, team=team).key}"}
 
+    # the prompt-injection rule labels its alerts team=security: its editor acts on them, team ml's cannot
     return {"a_ingest": key("tenant-a", "ingest"), "a_viewer": key("tenant-a", "analytics_viewer"),
-            "a_editor": key("tenant-a", "analytics_editor"), "b_admin": key("tenant-b", "tenant_admin"),
+            "a_editor": key("tenant-a", "analytics_editor", "security"),
+            "a_editor_ml": key("tenant-a", "analytics_editor", "ml"), "b_admin": key("tenant-b", "tenant_admin"),
             "platform": key("ops", "platform_admin")}  # fmt: skip
+
+
+def subject(headers: dict[str, str]) -> str:
+    """The principal subject of a key header (``apikey:<key id>``)."""
+    return "apikey:" + headers["Authorization"].removeprefix("Bearer lah_").split("_")[0]
 
 
 def svc(hub: RunningHub) -> AlertingService:
@@ -87,11 +94,16 @@ def test_acknowledge_then_resolve(hub: RunningHub, keys: dict[str, dict[str, str
     api, aid = hub.api, a_alert["id"]
     r = httpx.post(f"{api}/api/v1/alerts/{aid}/acknowledge", headers=keys["a_viewer"], json={})
     assert r.status_code == 403  # a viewer lacks alerts:ack
+    r = httpx.post(f"{api}/api/v1/alerts/{aid}/acknowledge", headers=keys["a_editor_ml"], json={})
+    assert r.status_code == 403 and "team 'security'" in r.text  # the alert's labels.team, rule 4
+    r = httpx.post(f"{api}/api/v1/alerts/{aid}/resolve", headers=keys["a_editor_ml"])
+    assert r.status_code == 403
     r = httpx.post(f"{api}/api/v1/alerts/{aid}/acknowledge", headers=keys["a_editor"],
                    json={"by": "alice", "comment": "blocking the IP"})  # fmt: skip
     assert r.status_code == 200, r.text
     alert = r.json()["alert"]
-    assert alert["state"] == "acknowledged" and alert["acknowledged_by"] == "alice"
+    # with a credential, who acted is the credential: the body's "by" cannot name someone else
+    assert alert["state"] == "acknowledged" and alert["acknowledged_by"] == subject(keys["a_editor"])
     assert alert["ack_comment"] == "blocking the IP" and alert["acknowledged_at"].endswith("Z")
     r = httpx.get(f"{api}/api/v1/alerts?state=acknowledged&severity=critical", headers=keys["a_viewer"])
     assert [a["id"] for a in r.json()["alerts"]] == [aid]
@@ -99,8 +111,9 @@ def test_acknowledge_then_resolve(hub: RunningHub, keys: dict[str, dict[str, str
     assert httpx.get(f"{api}/api/v1/alerts?state=bogus", headers=keys["a_viewer"]).status_code == 422
     r = httpx.post(f"{api}/api/v1/alerts/{aid}/acknowledge", headers=keys["a_editor"], json={"by": 3})
     assert r.status_code == 422
-    r = httpx.post(f"{api}/api/v1/alerts/{aid}/resolve", headers=keys["a_editor"])
+    r = httpx.post(f"{api}/api/v1/alerts/{aid}/resolve", headers=keys["a_editor"], json={"by": "mallory"})
     assert r.status_code == 200 and r.json()["alert"]["state"] == "resolved"
+    assert r.json()["alert"]["resolved_by"] == subject(keys["a_editor"])
     assert r.json()["alert"]["ends_at"] is not None
     r = httpx.post(f"{api}/api/v1/alerts/{aid}/acknowledge", headers=keys["a_editor"], json={})
     assert r.status_code == 409
@@ -152,6 +165,10 @@ def test_rules_crud_is_tenant_scoped(hub: RunningHub, keys: dict[str, dict[str, 
             "condition": {"type": "threshold", "event_type": "cost", "aggregation": "sum", "window": "1h",
                           "op": ">", "value": 100}}  # fmt: skip
     assert httpx.post(f"{api}/api/v1/alerts/rules", json=rule, headers=keys["a_viewer"]).status_code == 403
+    # a rule for team finops is team finops' (or a tenant admin's) to create: rule 4 on labels.team
+    r = httpx.post(f"{api}/api/v1/alerts/rules", json=rule, headers=keys["a_editor"])
+    assert r.status_code == 403 and "team 'finops'" in r.text
+    rule["labels"] = {"team": "security"}
     r = httpx.post(f"{api}/api/v1/alerts/rules", json=rule, headers=keys["a_editor"])
     assert r.status_code == 201, r.text
     created = r.json()["rule"]
@@ -161,6 +178,8 @@ def test_rules_crud_is_tenant_scoped(hub: RunningHub, keys: dict[str, dict[str, 
     assert httpx.delete(f"{api}/api/v1/alerts/rules/{created['id']}", headers=keys["b_admin"]).status_code == 404
     r = httpx.delete(f"{api}/api/v1/alerts/rules/builtin-LLMErrorRateHigh", headers=keys["a_editor"])
     assert r.status_code == 409
+    # team ml may not delete team security's rule
+    assert httpx.delete(f"{api}/api/v1/alerts/rules/{created['id']}", headers=keys["a_editor_ml"]).status_code == 403
     assert httpx.delete(f"{api}/api/v1/alerts/rules/{created['id']}", headers=keys["a_editor"]).status_code == 204
     assert httpx.delete(f"{api}/api/v1/alerts/rules/{created['id']}", headers=keys["a_editor"]).status_code == 404
 

@@ -115,7 +115,9 @@ def test_tenant_isolation_matrix(hub: RunningHub, keys: dict[str, dict[str, str]
     assert httpx.delete(f"{hub.api}/api/v1/tenants/tenant-a/data", headers=b).status_code == 403
     assert httpx.post(f"{hub.api}/api/v1/dlq/replay?tenant=tenant-a", headers=b).status_code == 403
     a_keys = httpx.get(f"{hub.api}/api/v1/keys", headers=a).json()["keys"]
-    assert httpx.delete(f"{hub.api}/api/v1/keys/{a_keys[0]['key_id']}", headers=b).status_code == 403
+    # another tenant's key id is answered like an unknown one: its existence and tenant stay hidden
+    assert httpx.delete(f"{hub.api}/api/v1/keys/{a_keys[0]['key_id']}", headers=b).status_code == 404
+    assert httpx.delete(f"{hub.api}/api/v1/keys/0123456789abcdef", headers=b).status_code == 404
     # B cannot write into A either
     w = httpx.post(f"{hub.api}/api/v1/events", json=[make_event("cost")], headers={**b, "X-Scope-OrgID": "tenant-a"})
     assert w.status_code == 403
