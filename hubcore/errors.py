@@ -48,6 +48,11 @@ class QueueFullError(RetryableError):
     """The hub's bounded ingest queue is full (back-pressure)."""
 
 
+class StoreUnavailableError(QueueFullError):
+    """The store cannot take writes now (the disk is full, an I/O error): nothing of the batch was kept;
+    it is answered like a full queue (503 + Retry-After, UNAVAILABLE, a RETRY ack) so clients resend it."""
+
+
 class RateLimitedError(QueueFullError):
     """A tenant or key is over its quota (events/s, storage): HTTP 429; receivers that speak no
     HTTP treat it like a full queue (RESOURCE_EXHAUSTED, a RETRY ack)."""

@@ -18,7 +18,9 @@ and nothing is applied twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import re
 import threading
@@ -29,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
+import pyarrow as pa
 
-from hubcore.errors import QueueFullError
+from hubcore.errors import QueueFullError, StoreUnavailableError
 from hubcore.mapping import EVENTS_TO_POINTS_SQL, EVENTS_TO_SPANS_SQL, mapping_view_sql
 from hubcore.storage.tables import TABLES
 from hubcore.storage.wal import WriteAheadLog
@@ -68,6 +72,11 @@ class StoreStats:
     applied_rows: int = 0
     last_flush_seconds: float = 0.0
     retention_deleted_rows: int = 0
+    #: rows the writer could not store because of their values, kept in ``quarantine.jsonl``
+    quarantined_rows: int = 0
+    quarantined_batches: int = 0
+    #: the last error that stopped the writer (disk, I/O) while it retries; None when it is applying
+    writer_error: str | None = None
 
 
 class EmbeddedStore:
@@ -145,7 +154,8 @@ class EmbeddedStore:
         row = setup.execute("SELECT applied_seq FROM hub_wal_state WHERE id = 1").fetchone()
         setup.close()
         self._applied_seq = int(row[0]) if row else 0
-        self._wal = WriteAheadLog(self.data_dir / "wal", fsync=self.wal_fsync)
+        # the floor: numbering continues above what the store applied even if the log lost its end
+        self._wal = WriteAheadLog(self.data_dir / "wal", fsync=self.wal_fsync, min_seq=self._applied_seq)
         replayed = 0
         for seq, body in self._wal.replay(after=self._applied_seq):
             self._queue.put((seq, body["kind"], body["cols"]))
@@ -195,7 +205,12 @@ class EmbeddedStore:
                 retry_after=max(1.0, self.flush_interval * 4),
             )
         with self._append_lock:  # queue order == WAL order; the fsync happens outside the lock
-            seq = self._wal.write({"kind": kind, "cols": columns})
+            try:
+                seq = self._wal.write({"kind": kind, "cols": columns})
+            except OSError as exc:  # disk full, I/O: the WAL cut the partial record; nothing was kept
+                raise StoreUnavailableError(
+                    f"the store cannot write its log ({exc.strerror or exc}); retry later", retry_after=5.0
+                ) from exc
             self.stats.pending_rows += n
             self.stats.appended_batches += 1
             self._queue.put((seq, kind, columns))
@@ -235,7 +250,9 @@ class EmbeddedStore:
 
     @property
     def ready(self) -> bool:
-        return self._started and self._writer is not None and self._writer.is_alive()
+        """The writer runs and is not stuck retrying a write that fails (disk full, I/O)."""
+        alive = self._started and self._writer is not None and self._writer.is_alive()
+        return alive and self.stats.writer_error is None
 
     def wal_bytes(self) -> int:
         return self._wal.size_bytes() if self._wal is not None else 0
@@ -277,8 +294,28 @@ class EmbeddedStore:
     def _run_writer(self) -> None:
         assert self._con is not None
         con = self._con.cursor()
+        # a batch that failed for a reason that may pass (disk full, I/O): retried before anything newer,
+        # so that rows are applied in WAL order and ``hub_wal_state`` never passes a row not yet stored
+        pending: list[tuple[int, str, dict[str, list[Any]]]] = []
         while True:
-            first = self._queue.get()
+            if pending:
+                batch, pending = pending, []
+                try:
+                    self._apply(con, batch)
+                except Exception:
+                    pending = self._apply_each(con, batch)
+                if pending:
+                    if self._stop.is_set():
+                        return  # shutting down: the log keeps what was not applied, for the next start
+                    time.sleep(1.0)
+                    continue
+                self.stats.writer_error = None
+                continue
+            try:  # an idle hub still enforces retention (a tenant that stopped sending keeps no old data)
+                first = self._queue.get(timeout=min(60.0, self.retention_check_interval))
+            except queue.Empty:
+                self._maybe_enforce_retention()
+                continue
             if first is None:
                 if self._queue.empty():
                     return
@@ -300,12 +337,55 @@ class EmbeddedStore:
             try:
                 self._apply(con, batch)
             except Exception:  # keep the writer alive; the WAL still holds the batch
-                log.exception("store writer failed to apply a batch; will retry")
-                for item in batch:
-                    self._queue.put(item)
-                time.sleep(1.0)
+                pending = self._apply_each(con, batch)
+                if pending:
+                    time.sleep(1.0)
                 continue
             self._maybe_enforce_retention()
+
+    def _apply_each(
+        self, con: duckdb.DuckDBPyConnection, batch: list[tuple[int, str, dict[str, list[Any]]]]
+    ) -> list[tuple[int, str, dict[str, list[Any]]]]:
+        """After a merged batch failed: apply its WAL records one by one, in order. A record that cannot be
+        stored because of its own values (an integer beyond BIGINT, a type DuckDB refuses) is quarantined —
+        written to ``quarantine.jsonl`` with the reason and passed over — so one bad row never stops every
+        later write. A failure that is not about the data (disk full, I/O) stops here: the records from it
+        on are returned, to be retried first."""
+        for i, item in enumerate(batch):
+            try:
+                self._apply(con, [item])
+            except Exception as exc:
+                if not _is_data_error(exc):
+                    log.exception("store writer failed to apply a batch; will retry")
+                    self.stats.writer_error = f"{type(exc).__name__}: {exc}"[:500]
+                    return batch[i:]
+                self._quarantine(con, item, exc)
+        return []
+
+    def _quarantine(self, con: duckdb.DuckDBPyConnection, item: tuple[int, str, dict[str, list[Any]]], exc: Exception) -> None:
+        seq, kind, cols = item
+        n = _rows(cols)
+        reason = f"{type(exc).__name__}: {exc}"[:1000]
+        record = {"seq": seq, "kind": kind, "rows": n, "reason": reason, "quarantined_at": time.time(), "cols": cols}
+        path = self.data_dir / "quarantine.jsonl"
+        with path.open("ab") as f:  # the rows leave the WAL only once they are in this file
+            f.write(msgspec.json.encode(record, enc_hook=repr) + b"\n")
+            f.flush()
+            if self.wal_fsync:
+                os.fsync(f.fileno())
+        con.execute("BEGIN TRANSACTION")
+        con.execute("INSERT OR REPLACE INTO hub_wal_state VALUES (1, ?)", [seq])
+        con.execute("COMMIT")
+        self.stats.pending_rows -= n
+        self.stats.quarantined_rows += n
+        self.stats.quarantined_batches += 1
+        log.error("store writer quarantined a batch it cannot store", extra={"seq": seq, "table": kind, "rows": n,
+                                                                            "reason": reason, "file": str(path)})  # fmt: skip
+        with self._applied_cv:
+            self._applied_seq = max(self._applied_seq, seq)
+            self._applied_cv.notify_all()
+        if self._wal is not None:
+            self._wal.truncate_through(seq)
 
     def _apply(self, con: duckdb.DuckDBPyConnection, batch: list[tuple[int, str, dict[str, list[Any]]]]) -> None:
         started = time.perf_counter()
@@ -335,7 +415,8 @@ class EmbeddedStore:
             con.execute("INSERT OR REPLACE INTO hub_wal_state VALUES (1, ?)", [max_seq])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):  # after a failed COMMIT there is no transaction left:
+                con.execute("ROLLBACK")  # the error that matters ("No space left on device") is the first
             raise
         n = sum(_rows(c) for _, _, c in batch)
         self.stats.pending_rows -= n
@@ -364,6 +445,12 @@ class EmbeddedStore:
                     log.info("retention removed old rows", extra={"rows": deleted})
             except Exception:  # pragma: no cover
                 log.exception("retention failed")
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """Whether applying a batch failed because of its values (the same batch will always fail), rather
+    than the disk or the database (retrying can succeed)."""
+    return isinstance(exc, OverflowError | ValueError | TypeError | pa.ArrowException | duckdb.DataError)
 
 
 def _rows(columns: dict[str, list[Any]]) -> int:

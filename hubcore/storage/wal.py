@@ -1,8 +1,21 @@
 """An append-only write-ahead log of batches: what is acknowledged is on disk first.
 
-Records are ``[u64 seq][u32 length][u32 crc32][msgpack body]`` in numbered segment files. A torn tail
-(a crash mid-write) is detected by length/CRC and cut off on open. Segments wholly applied to the store
-are deleted with :meth:`WriteAheadLog.truncate_through`.
+Records are ``[u64 seq][u32 length][u32 crc32][msgpack body]`` in numbered segment files; sequence
+numbers rise by one from record to record. On open:
+
+* a torn tail (a crash mid-write; zero-filled bytes, which a filesystem can leave after a crash) is
+  detected by the sequence, length and CRC and cut off, with a warning giving the bytes cut;
+* a damaged record *inside* a segment (a flipped bit) does not cost the records after it: the reader
+  finds the next intact record, the segment is copied aside as ``<name>.corrupt`` and rewritten with
+  every intact record, and an error names the segment, the offset and the sequence numbers lost;
+* files that are not segments (``backup.wal``) are left alone, with a warning;
+* ``min_seq`` (the last sequence the consumer has applied) is a floor: if the log ends below it (a
+  segment deleted or zeroed), numbering continues above it, so a new record can never reuse a number
+  the consumer already counts as applied.
+
+A failed write (disk full) truncates the segment back to its last complete record before the error
+propagates, so no partial record is left for later records to follow. Segments wholly applied to the
+store are deleted with :meth:`WriteAheadLog.truncate_through`.
 
     >>> import tempfile
     >>> wal = WriteAheadLog(tempfile.mkdtemp(), fsync=False)
@@ -15,7 +28,10 @@ are deleted with :meth:`WriteAheadLog.truncate_through`.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import shutil
 import struct
 import threading
 import zlib
@@ -29,12 +45,17 @@ _HEADER = struct.Struct("<QII")
 _SEGMENT_SUFFIX = ".wal"
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
+_RESYNC_WINDOW = 64  # how far past a damaged record's sequence number the reader looks for the next one
+
+log = logging.getLogger(__name__)
 
 
 class WriteAheadLog:
     """Thread-safe appends with optional fsync; one writer process per directory."""
 
-    def __init__(self, directory: str | Path, *, fsync: bool = True, segment_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self, directory: str | Path, *, fsync: bool = True, segment_bytes: int = 64 << 20, min_seq: int = 0
+    ) -> None:
         if segment_bytes <= 0:
             raise ValueError("segment_bytes must be positive")
         self.directory = Path(directory)
@@ -47,7 +68,15 @@ class WriteAheadLog:
         self._last_seq = 0
         self._segments: list[tuple[int, Path]] = []  # (first seq in segment, path)
         self._recover()
-        if self._segments:
+        raised = min_seq > self._last_seq
+        if raised:
+            if self._last_seq or self._segments:
+                log.warning(
+                    "write-ahead log ends below what its consumer applied; numbering continues above it",
+                    extra={"directory": str(self.directory), "log_last_seq": self._last_seq, "applied_seq": min_seq},
+                )
+            self._last_seq = min_seq
+        if self._segments and not raised:
             self._fh = open(self._segments[-1][1], "ab")  # noqa: SIM115 - held open for appends
         else:
             self._fh = self._open_segment(self._last_seq + 1)
@@ -80,8 +109,12 @@ class WriteAheadLog:
                 self._fh.close()
                 self._fh = self._open_segment(seq)
                 self._size = 0
-            self._fh.write(_HEADER.pack(seq, len(data), zlib.crc32(data)) + data)
-            self._fh.flush()
+            try:
+                self._fh.write(_HEADER.pack(seq, len(data), zlib.crc32(data)) + data)
+                self._fh.flush()
+            except OSError:
+                self._cut_back()
+                raise
             self._size += _HEADER.size + len(data)
             self._last_seq = seq
         return seq
@@ -140,6 +173,17 @@ class WriteAheadLog:
                 self._fh.close()
 
     # -- internals --------------------------------------------------------------------------------
+    def _cut_back(self) -> None:
+        """After a failed write: drop its partial bytes (the segment ends at its last complete record)."""
+        path = self._segments[-1][1]
+        with contextlib.suppress(OSError):
+            self._fh.close()  # the buffered bytes that failed are discarded with the handle
+        try:
+            os.truncate(path, self._size)
+        except OSError:  # pragma: no cover - the open-time recovery cuts it instead
+            log.exception("could not cut a partial write-ahead record", extra={"segment": str(path)})
+        self._fh = open(path, "ab")  # noqa: SIM115 - held open for appends
+
     def _open_segment(self, first_seq: int) -> Any:
         path = self.directory / f"{first_seq:020d}{_SEGMENT_SUFFIX}"
         self._segments.append((first_seq, path))
@@ -148,36 +192,114 @@ class WriteAheadLog:
         return fh
 
     def _recover(self) -> None:
-        paths = sorted(self.directory.glob(f"*{_SEGMENT_SUFFIX}"))
-        for path in paths:
-            first = int(path.stem)
-            good_end = 0
-            for seq, raw in _read_records(path):
-                self._last_seq = seq
-                good_end += _HEADER.size + len(raw)
-            if path.stat().st_size != good_end:  # torn tail from a crash: cut it off
+        segments: list[tuple[int, Path]] = []
+        for path in self.directory.glob(f"*{_SEGMENT_SUFFIX}"):
+            if not path.stem.isdigit() or not path.is_file():
+                log.warning("not a write-ahead log segment; left alone", extra={"file": str(path)})
+                continue
+            segments.append((int(path.stem), path))
+        segments.sort()
+        for i, (first, path) in enumerate(segments):
+            records, damaged, good_end = _scan(path.read_bytes(), max(first, self._last_seq + 1))
+            if damaged:
+                self._rewrite(path, records, damaged)
+            elif path.stat().st_size != good_end:  # a torn tail from a crash: cut it off
+                log.warning(
+                    "cut a torn tail off a write-ahead log segment",
+                    extra={"segment": str(path), "bytes_cut": path.stat().st_size - good_end, "records": len(records)},
+                )
                 with open(path, "r+b") as fh:
                     fh.truncate(good_end)
-            if good_end == 0 and path is not paths[-1]:
+            if records:
+                self._last_seq = records[-1][0]
+            elif i < len(segments) - 1:
                 path.unlink()
                 continue
             self._segments.append((first, path))
             if self._last_seq < first - 1:
                 self._last_seq = first - 1
 
+    def _rewrite(self, path: Path, records: list[tuple[int, bytes]], damaged: list[tuple[int, int, int]]) -> None:
+        """Keep a copy of a segment with damaged records and rewrite it with its intact ones."""
+        aside = path.with_name(path.name + ".corrupt")
+        shutil.copy2(path, aside)
+        for offset, lost_from, lost_to in damaged:
+            log.error(
+                "write-ahead log segment has a damaged record; the intact records after it are kept",
+                extra={"segment": str(path), "offset": offset, "lost_seqs": f"{lost_from}..{lost_to}",
+                       "copy": str(aside)},
+            )  # fmt: skip
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            for seq, raw in records:
+                fh.write(_HEADER.pack(seq, len(raw), zlib.crc32(raw)) + raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.directory)
+
+
+def _record_at(data: bytes, pos: int, seq_floor: int) -> tuple[int, bytes] | None:
+    """The intact record at ``pos`` whose sequence is at least ``seq_floor``, or None."""
+    if pos + _HEADER.size > len(data):
+        return None
+    seq, length, crc = _HEADER.unpack_from(data, pos)
+    start = pos + _HEADER.size
+    raw = data[start : start + length]
+    # a zero-filled header (seq 0, length 0, crc32(b"") == 0) passes the CRC: lengths and numbers rule it out
+    if seq < seq_floor or length == 0 or len(raw) != length or zlib.crc32(raw) != crc:
+        return None
+    return seq, raw
+
+
+def _scan(data: bytes, expected: int) -> tuple[list[tuple[int, bytes]], list[tuple[int, int, int]], int]:
+    """The intact records of a segment, in order, from sequence ``expected`` on; the damaged stretches
+    followed by an intact record, as ``(offset, first lost seq, last lost seq)``; and where the last
+    intact record ends (the rest is a torn tail)."""
+    records: list[tuple[int, bytes]] = []
+    damaged: list[tuple[int, int, int]] = []
+    pos = 0
+    while pos < len(data):
+        rec = _record_at(data, pos, expected)
+        if rec is not None:  # (a number above ``expected``: a gap a rewrite already reported)
+            records.append(rec)
+            pos += _HEADER.size + len(rec[1])
+            expected = rec[0] + 1
+            continue
+        found = _resync(data, pos + 1, expected)
+        if found is None:
+            break  # nothing intact follows: a torn tail
+        damaged.append((pos, expected, found[1] - 1))
+        pos, expected = found
+    end = sum(_HEADER.size + len(raw) for _seq, raw in records) if not damaged else len(data)
+    return records, damaged, end
+
+
+def _resync(data: bytes, start: int, expected: int) -> tuple[int, int] | None:
+    """``(offset, seq)`` of the first intact record after ``start`` numbered ``expected`` or a little more."""
+    best: tuple[int, int] | None = None
+    for seq in range(expected, expected + _RESYNC_WINDOW):
+        needle = _HEADER.pack(seq, 0, 0)[:8]
+        pos = data.find(needle, start)
+        while pos != -1 and (best is None or pos < best[0]):
+            if _record_at(data, pos, seq) is not None:
+                best = (pos, seq)
+                break
+            pos = data.find(needle, pos + 1)
+        if best is not None and seq > best[1]:
+            break
+    return best
+
 
 def _read_records(path: Path) -> Iterator[tuple[int, bytes]]:
-    with open(path, "rb") as fh:
-        data = fh.read()
+    data = path.read_bytes()
     pos = 0
-    while pos + _HEADER.size <= len(data):
-        seq, length, crc = _HEADER.unpack_from(data, pos)
-        start = pos + _HEADER.size
-        raw = data[start : start + length]
-        if len(raw) != length or zlib.crc32(raw) != crc:
+    while True:
+        rec = _record_at(data, pos, 1)
+        if rec is None:
             return
-        yield seq, raw
-        pos = start + length
+        yield rec
+        pos += _HEADER.size + len(rec[1])
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -156,3 +156,138 @@ def test_a_data_directory_in_use_is_refused_in_one_line(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path, wal_fsync=False)
     store.start()  # free again once the other process is gone
     store.shutdown()
+
+
+def _crash(s: EmbeddedStore) -> None:
+    """Stop a store as a kill -9 would: the writer stops, nothing is flushed or checkpointed."""
+    s._stop.set()
+    s._queue.put(None)
+    assert s._writer is not None
+    s._writer.join(5)
+    s._wal.close()  # type: ignore[union-attr]
+    s._con.close()  # type: ignore[union-attr]
+
+
+def test_a_row_that_cannot_be_stored_is_quarantined_not_retried_forever(tmp_path: Path) -> None:
+    s = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)
+    s.start()
+    try:
+        poison = events_columns([make_event("telemetry")])
+        poison["input_tokens"][0] = 2**63  # beyond BIGINT: the model bounds it, the store must survive it anyway
+        s.append("events", poison)
+        s.append("events", events_columns([make_event("cost"), make_event("cost")]))
+        assert s.flush(10)  # before: every later batch of every tenant was folded into a failing retry
+        assert s.read("SELECT count(*) FROM events").fetchone() == (2,)
+        assert (s.stats.quarantined_rows, s.stats.pending_rows, s.ready) == (1, 0, True)
+        (record,) = [json.loads(line) for line in (tmp_path / "quarantine.jsonl").read_text().splitlines()]
+        assert record["kind"] == "events" and record["rows"] == 1 and "int" in record["reason"].lower()
+        assert record["cols"]["input_tokens"] == [2**63]  # the rows themselves are kept, not only counted
+    finally:
+        s.shutdown()
+    again = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)
+    again.start()
+    try:  # not replayed on restart (it had hung startup), and nothing applied twice
+        assert again.flush(10) and again.read("SELECT count(*) FROM events").fetchone() == (2,)
+    finally:
+        again.shutdown()
+
+
+def test_a_failed_apply_is_retried_first_in_log_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    s = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)
+    real = s._apply
+    failures = [3]
+
+    def flaky(con, batch):  # type: ignore[no-untyped-def]
+        if failures[0] > 0:  # a disk that is full for a while
+            failures[0] -= 1
+            s.append("events", events_columns([make_event("policy")], tenant="later"))  # arrives meanwhile
+            raise duckdb.IOException("IO Error: No space left on device")
+        return real(con, batch)
+
+    monkeypatch.setattr(s, "_apply", flaky)
+    s.start()
+    try:
+        s.append("events", events_columns([make_event("cost")], tenant="first"))
+        deadline = time.monotonic() + 5
+        while s.ready and time.monotonic() < deadline:  # unready while writes fail
+            time.sleep(0.01)
+        assert not s.ready and "No space left" in (s.stats.writer_error or "")
+        assert s.flush(20)
+        rows = s.read("SELECT tenant_id, count(*) FROM events GROUP BY 1 ORDER BY 1").fetchall()
+        assert rows == [("first", 1), ("later", 3)] and s.ready
+        applied = s.read("SELECT applied_seq FROM hub_wal_state").fetchone()
+        assert applied == (4,)
+    finally:
+        s.shutdown()
+    again = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)
+    again.start()
+    try:  # the failed batch had gone behind newer ones, so hub_wal_state passed it: lost on a crash, or twice
+        assert again.flush(10) and again.read("SELECT count(*) FROM events").fetchone() == (4,)
+    finally:
+        again.shutdown()
+
+
+def test_a_full_disk_is_a_retryable_error_and_leaves_no_partial_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hubcore.errors import StoreUnavailableError
+
+    s = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)
+    s.start()
+    try:
+        wal = s._wal
+        assert wal is not None
+        real_write = wal.write
+
+        def full(body: object) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(wal, "write", full)
+        with pytest.raises(StoreUnavailableError, match="No space left") as ei:
+            s.append("events", events_columns([make_event("cost")]))
+        assert isinstance(ei.value, QueueFullError) and ei.value.retry_after > 0  # 503 + Retry-After
+        monkeypatch.setattr(wal, "write", real_write)
+        s.append("events", events_columns([make_event("cost")]))
+        assert s.flush(10) and s.read("SELECT count(*) FROM events").fetchone() == (1,)
+        assert s.stats.pending_rows == 0
+    finally:
+        s.shutdown()
+
+
+def test_numbering_continues_above_what_was_applied_when_the_log_is_lost(tmp_path: Path) -> None:
+    s = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)
+    s.start()
+    for _ in range(3):
+        s.append("events", events_columns([make_event("cost")]))
+    s.shutdown()
+    for seg in (tmp_path / "wal").glob("*.wal"):
+        seg.unlink()  # an operator's rm, or a zeroed segment
+    s = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=30)
+    s.start()
+    assert s.append("events", events_columns([make_event("cost")], tenant="new")) == 4  # was 1
+    _crash(s)
+    again = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)
+    again.start()
+    try:  # before: replay(after=3) skipped the acknowledged seq-1 record
+        assert again.flush(10)
+        assert again.read("SELECT count(*) FROM events WHERE tenant_id = 'new'").fetchone() == (1,)
+    finally:
+        again.shutdown()
+
+
+def test_an_idle_store_still_enforces_retention(tmp_path: Path) -> None:
+    s = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02, retention_check_interval=0.2)
+    s.start()
+    try:
+        cols = events_columns([make_event("cost"), make_event("cost")])
+        cols["ts"][0] = int((time.time() - 40 * 86400) * 1e6)
+        s.append("events", cols)
+        assert s.flush(10)
+        deadline = time.monotonic() + 10
+        while s.stats.retention_deleted_rows == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # no further write: before, retention ran only after the writer applied a batch
+        assert s.read("SELECT count(*) FROM events").fetchone() == (1,)
+    finally:
+        s.shutdown()
