@@ -131,10 +131,13 @@ class IngestPipeline:
                 self._deliver("events", "events", result.columns)
                 if self.correlation is not None:
                     self._correlate(result.columns)
-            except QueueFullError:
+            except BaseException as exc:
+                # Nothing of this batch was acknowledged: forget its ids, or the client's resend (after a
+                # full queue, a WAL write error, anything) would be answered "duplicates" and lost.
                 with self._lock:
                     self.processor.rollback(result)
-                self.metrics.ingest_throttled.labels(receiver=receiver).inc()
+                if isinstance(exc, QueueFullError):
+                    self.metrics.ingest_throttled.labels(receiver=receiver).inc()
                 raise
             tenants = result.columns["tenant_id"]
             if tenant_id is not None or len(set(tenants)) == 1:
@@ -145,9 +148,13 @@ class IngestPipeline:
         if result.duplicates:
             self.metrics.ingest_duplicates.labels(receiver=receiver).inc(result.duplicates)
         if result.rejected:
+            # each event under its own tenant (a valid tags.tenant_id), so that replay stores it there
             default_tenant = tenant_id or self.config.default_tenant
             self.dlq.put_many(
-                [(default_tenant, receiver, r.reason, bytes(raw_events[r.index]), r.index) for r in result.rejected]
+                [
+                    (r.tenant_id or default_tenant, receiver, r.reason, bytes(raw_events[r.index]), r.index)
+                    for r in result.rejected
+                ]
             )
             for r in result.rejected:
                 self.metrics.ingest_rejected.labels(receiver=receiver, reason=reason_class(r.reason)).inc()
@@ -220,7 +227,12 @@ class IngestPipeline:
                 with self._lock:
                     res = self.processor.process([raw], tenant_id=e.get("tenant_id"))
                 if res.accepted:
-                    self._deliver("events", "events", res.columns)
+                    try:
+                        self._deliver("events", "events", res.columns)
+                    except BaseException:
+                        with self._lock:  # else the next replay would count it a duplicate, and drop it
+                            self.processor.rollback(res)
+                        raise
                 flags.append(bool(res.accepted or res.duplicates))
             return flags
 

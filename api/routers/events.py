@@ -45,21 +45,26 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
         },
         400: {"description": "bad JSON"},
         413: {"description": "body or batch too large"},
-        415: {"description": "not application/json"},
+        415: {"description": "not application/json (an array of events) or application/x-ndjson (one per line)"},
         422: {"description": "no event accepted; see rejected"},
         503: {"description": "queue full; retry after Retry-After seconds"},
     },
 )
 async def ingest_events(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     ctype = request.headers.get("content-type", "")
-    if ctype.split(";")[0].strip().lower() not in ("application/json", "application/x-ndjson", ""):
+    media_type = ctype.split(";")[0].strip().lower()
+    if media_type not in ("application/json", "application/x-ndjson", ""):
         state.pipeline.reject_request(RECEIVER, "unsupported_media_type")
-        return error_response(415, "unsupported_media_type", f"Content-Type must be application/json, got {ctype!r}")
+        return error_response(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json or application/x-ndjson, got {ctype!r}",
+        )
     native = state.config.receivers.native
     try:
         tenant = write_tenant(request, request.query_params.get("tenant"))
         body = await read_body_limited(request, native.max_body_bytes)
-        events = split_events(body, max_events=native.max_batch_events)
+        events = split_events(body, max_events=native.max_batch_events, ndjson=media_type == "application/x-ndjson")
     except BodyError as exc:
         state.pipeline.reject_request(RECEIVER, exc.reason)
         return error_response(exc.status, exc.reason, str(exc))

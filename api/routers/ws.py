@@ -5,9 +5,14 @@ Client → server (text frames): a JSON array of events, ``{"events": [...], "ba
 ``{"type": "retry", "batch_id", "retry_after"}`` when the queue is full (nothing was stored: resend),
 ``{"type": "error", "batch_id", "code", "message"}`` for a message that could not be read, and
 ``{"type": "pong"}``. Protocol-level pings are also sent by the server every 20 s.
+
+``batch_id`` must be a string, and a ping carries no events: either mistake is answered with an error
+(code ``bad_batch_id`` / ``ping_with_events``) and nothing of the message is stored.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, WebSocketException
@@ -24,8 +29,9 @@ RECEIVER = "websocket"
 
 
 class _Control(msgspec.Struct):
-    type: str | None = None
-    batch_id: str | None = None
+    type: Any = None
+    batch_id: Any = None  # checked to be a string, so that a wrong type is an error, not a lost id
+    events: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)  # only looked at for a ping
 
 
 _control = msgspec.json.Decoder(_Control)
@@ -64,13 +70,20 @@ async def events_socket(ws: WebSocket) -> None:
             stripped = data.lstrip()
             if stripped[:1] == b"{":
                 try:
-                    ctl = _control.decode(data)
+                    ctl: _Control | None = _control.decode(data)
+                except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                    ctl = None  # split_events says what is wrong with it
+                if ctl is not None:
+                    refusal = _control_error(ctl)
+                    if refusal is not None:
+                        state.pipeline.reject_request(RECEIVER, refusal[0])
+                        await send(_dump({"type": "error", "batch_id": refusal[2], "code": refusal[0],
+                                          "message": refusal[1]}))  # fmt: skip
+                        continue
                     batch_id = ctl.batch_id
                     if ctl.type == "ping":
                         await send(_dump({"type": "pong"}))
                         continue
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    pass
             try:
                 events = split_events(data, max_events=native.max_batch_events)
             except BodyError as exc:
@@ -100,6 +113,21 @@ async def events_socket(ws: WebSocket) -> None:
             )
     except WebSocketDisconnect:
         return
+
+
+def _control_error(ctl: _Control) -> tuple[str, str, str | None] | None:
+    """``(code, message, batch_id)`` when the message's control fields are wrong, else None."""
+    if ctl.batch_id is not None and type(ctl.batch_id) is not str:
+        kind = type(ctl.batch_id).__name__
+        return "bad_batch_id", f"batch_id must be a string, got {kind}: nothing of this message was stored", None
+    if ctl.type == "ping" and bytes(ctl.events) not in (b"", b"null", b"[]"):
+        return (
+            "ping_with_events",
+            'a ping carries no events: send them in their own message (a JSON array or {"events": [...]}); '
+            "nothing of this message was stored",
+            ctl.batch_id,
+        )
+    return None
 
 
 def _dump(obj: object) -> str:

@@ -41,8 +41,17 @@ ThreatLevel = Literal["low", "medium", "high", "critical"]
 
 Str256 = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Str4k = Annotated[str, msgspec.Meta(max_length=4096)]
-Labels = Annotated[dict[str, str], msgspec.Meta(max_length=64)]
+#: A free-form string map (tags, dimensions...): at most 64 entries, keys up to 256 and values up to 4096 chars.
+Labels = Annotated[
+    dict[Annotated[str, msgspec.Meta(max_length=256)], Annotated[str, msgspec.Meta(max_length=4096)]],
+    msgspec.Meta(max_length=64),
+]
+#: A token count. 2**53 is far above any real request, exact as a float, and leaves the sum of two counts
+#: (``total_tokens``) and sums over many events far inside BIGINT: a larger value is refused per event.
+MAX_TOKENS: Final = 2**53
+TokenCount = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+SchemaVersion = Annotated[str, msgspec.Meta(max_length=32, pattern=r"^\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.-]+)?$")]
 
 
 class AnalyticsEvent(msgspec.Struct, frozen=True):
@@ -53,9 +62,7 @@ class AnalyticsEvent(msgspec.Struct, frozen=True):
     source_module: Str256
     event_type: EventType
     payload: msgspec.Raw
-    schema_version: Annotated[str, msgspec.Meta(pattern=r"^\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.-]+)?$")] = (
-        CURRENT_SCHEMA_VERSION
-    )
+    schema_version: SchemaVersion = CURRENT_SCHEMA_VERSION
     correlation_id: Str256 | None = None
     severity: Severity = "info"
     environment: Annotated[str, msgspec.Meta(max_length=64)] = "production"
@@ -79,8 +86,8 @@ class TelemetryPayload(msgspec.Struct, frozen=True, omit_defaults=True):
     operation: Str256 | None = None
     request_id: Str256 | None = None
     asset_id: Str256 | None = None
-    input_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    output_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    input_tokens: TokenCount | None = None
+    output_tokens: TokenCount | None = None
     status: Literal["ok", "error"] = "ok"
     error_type: Str256 | None = None
 
@@ -111,8 +118,8 @@ class CostPayload(msgspec.Struct, frozen=True, omit_defaults=True):
     model: Str256 | None = None
     provider: Str256 | None = None
     asset_id: Str256 | None = None
-    input_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    output_tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    input_tokens: TokenCount | None = None
+    output_tokens: TokenCount | None = None
     project: Str256 | None = None
     team: Str256 | None = None
     request_id: Str256 | None = None

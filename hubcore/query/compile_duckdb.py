@@ -33,7 +33,9 @@ _AGG: Final = {
     "stddev": "stddev_samp(v)",
 }  # fmt: skip
 _CMP: Final = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-TOKENS_SQL: Final = "(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))"
+#: HUGEINT: two BIGINT counts near 2**62 must not overflow the addition (the ingest bound is 2**53, but
+#: rows written before it, or by other writers, may hold anything a BIGINT holds).
+TOKENS_SQL: Final = "(CAST(coalesce(input_tokens, 0) AS HUGEINT) + coalesce(output_tokens, 0))"
 
 
 @dataclass(frozen=True, slots=True)

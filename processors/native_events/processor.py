@@ -100,11 +100,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why event number ``index`` of a batch was refused (``event_id`` when it could be read)."""
+    """Why event number ``index`` of a batch was refused (``event_id`` when it could be read).
+
+    ``tenant_id`` is the event's own tenant when it was known (the request's, else a valid
+    ``tags.tenant_id``): the tenant whose dead-letter queue gets the event. Not part of :meth:`to_dict`.
+    """
 
     index: int
     event_id: str | None
     reason: str
+    tenant_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "event_id": self.event_id, "reason": self.reason}
@@ -158,6 +163,7 @@ class NativeEventsProcessor:
         now_s = now_us / 1e6
         for index, raw in enumerate(raw_events):
             event_id: str | None = None
+            tenant: str | None = tenant_id
             try:
                 try:
                     ev = _envelope_decoder.decode(raw)
@@ -180,11 +186,12 @@ class NativeEventsProcessor:
                     result.duplicates += 1
                     continue
             except _Reject as rej:
-                result.rejected.append(Rejection(index, event_id, str(rej)))
+                result.rejected.append(Rejection(index, event_id, str(rej), tenant))
                 continue
             except Exception as exc:  # a bug must not lose the event: dead-letter it for replay
                 log.exception("unexpected error processing an event", extra={"event_id": event_id})
-                result.rejected.append(Rejection(index, event_id, f"internal error: {type(exc).__name__}: {exc}"))
+                reason = f"internal error: {type(exc).__name__}: {exc}"
+                result.rejected.append(Rejection(index, event_id, reason, tenant))
                 continue
             result.accepted_keys.append((tenant, ev.event_id))
             if ev.event_type == "metadata":
@@ -286,6 +293,8 @@ class NativeEventsProcessor:
         if p.value < 0:
             raise _Reject(f"payload.value must be >= 0 (metric {p.metric_name!r} got {p.value})")
         value, unit = to_canonical(p.value, p.unit)
+        if not math.isfinite(value):
+            raise _Reject(f"payload.value is out of range once converted to {unit!r} (metric {p.metric_name!r})")
         dims = p.dimensions
         row["name"] = p.metric_name
         row["value"] = value
@@ -323,6 +332,8 @@ class NativeEventsProcessor:
         if rate is None:
             raise _Reject(f"unknown currency {p.currency!r}: configure processors.native_events.exchange_rates")
         usd = p.amount * rate
+        if not math.isfinite(usd):
+            raise _Reject(f"payload.amount {p.amount} {currency} is out of range once converted to USD")
         row["name"] = p.cost_type
         row["value"] = usd
         row["unit"] = "USD"
@@ -371,6 +382,10 @@ class NativeEventsProcessor:
         ms = duration_to_ms(p.evaluation_time, p.evaluation_time_unit)
         if ms is None:
             raise _Reject(f"payload.evaluation_time_unit {p.evaluation_time_unit!r} is not a duration unit")
+        if not math.isfinite(ms):
+            raise _Reject(
+                f"payload.evaluation_time must be a finite duration (got {p.evaluation_time} {p.evaluation_time_unit})"
+            )
         row["name"] = p.policy_id
         row["value"] = ms
         row["unit"] = "ms"

@@ -24,10 +24,11 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from hubcore.contracts import SignalKind, SignalsConsumer
+from hubcore.contracts import IngestOutcome, SignalKind, SignalsConsumer
 from hubcore.errors import PermanentError
 from hubcore.security.context import tenant_for_write
 from hubcore.tenants import TENANT_RULE, is_tenant
+from receivers.otlp._values import Rejections
 from receivers.otlp.translate import Rows, logs_to_rows, metrics_to_rows, traces_to_rows
 
 #: Header (HTTP) / metadata key (gRPC) naming the tenant, as Loki, Mimir and Tempo use it.
@@ -101,20 +102,37 @@ def export(
     Blocking (the consumer may fsync): call it from a worker thread. The consumer's
     :class:`~hubcore.errors.QueueFullError` / :class:`~hubcore.errors.PermanentError` propagate.
     """
+    native_rejected, native_message = 0, None
     if signal.kind == "logs":
         native = take_native_events(request)
         if native and hasattr(consumer, "consume_events"):
             # native JSON events that came through the Collector (its kafka receiver): the native pipeline
-            consumer.consume_events(native, tenant_id=None if resource_tenant else tenant_id, receiver="kafka")
+            outcome = consumer.consume_events(
+                native, tenant_id=None if resource_tenant else tenant_id, receiver="kafka"
+            )
+            native_rejected, native_message = _native_rejections(outcome)
     columns, rejected, message = signal.translate(request, tenant_id, resource_tenant=resource_tenant)
     if columns["tenant_id"]:
         consumer.consume_rows(signal.kind, columns, receiver=receiver)
     response = signal.response()
+    rejected += native_rejected
+    message = "; ".join(m for m in (native_message, message) if m) or None
     if rejected or message:
         partial = response.partial_success  # type: ignore[attr-defined]
         setattr(partial, signal.rejected_field, rejected)
         partial.error_message = message or ""
     return response
+
+
+def _native_rejections(outcome: IngestOutcome | None) -> tuple[int, str | None]:
+    """``(count, error_message)`` for the native events (``hub.native_event`` records) that were refused."""
+    rejected = outcome.rejected if outcome is not None else []
+    if not rejected:
+        return 0, None
+    rej = Rejections()
+    for r in rejected:
+        rej.add(str(r.get("reason", "rejected"))[:300])
+    return rej.count, rej.message("native events (hub.native_event log records; see the dead-letter queue)")
 
 
 NATIVE_EVENT_ATTRIBUTE = "hub.native_event"

@@ -101,6 +101,8 @@ def _value(f: _Field, v: Any, depth: int) -> Any:
     if how == _FLOAT:
         if type(v) is str:
             return _SPECIAL_FLOATS[v] if v in _SPECIAL_FLOATS else float(v)
+        if type(v) is bool:  # upb would take true as 1.0
+            raise TypeError(f"{f.name} must be a number, got a boolean")
         return v
     if how == _ENUM:
         if type(v) is str and f.enum_names is not None and v not in f.enum_names:

@@ -78,8 +78,38 @@ _SPAN_KIND = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRO
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
 _NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _I64_MAX = 2**63 - 1  # counts are uint64 in OTLP, BIGINT in the store: larger ones would poison a batch
+_MIN_TIME_NS = 946_684_800_000_000_000  # 2000-01-01T00:00:00Z: earlier is a unit mistake (ms or s, not ns)
+_MAX_AHEAD_NS = 86_400_000_000_000  # a day: later is a broken clock (or 2**64-1)
+_MIN_SCALE, _MAX_SCALE = -10, 20  # exponential histogram scales allowed by the OTLP data model
 _isfinite = math.isfinite
 _encode = msgspec.json.Encoder().encode  # hot loops inline attributes_dict() and to_json()
+
+
+def _time_reason(t: int, field: str = "time_unix_nano") -> str:
+    """Why the timestamp ``t`` (ns, non-zero, before 2000 or more than a day ahead) is refused."""
+    if t < _MIN_TIME_NS:
+        return f"{field} is before 2000-01-01 (nanoseconds since the epoch are expected)"
+    return f"{field} is more than a day in the future"
+
+
+def _point_time_reason(t: int, st: int, latest: int) -> str | None:
+    """Why a data point's ``time_unix_nano`` / ``start_time_unix_nano`` (ns, 0 = unset) are refused."""
+    if t < _MIN_TIME_NS or t > latest:
+        return _time_reason(t)
+    if st > t:
+        return "start_time_unix_nano is after time_unix_nano"
+    return None
+
+
+def _min_max_reason(p: Any) -> str | None:
+    """Why a histogram point's ``min``/``max`` are refused (both optional)."""
+    lo = p.min if p.HasField("min") else None
+    hi = p.max if p.HasField("max") else None
+    if (lo is not None and not _isfinite(lo)) or (hi is not None and not _isfinite(hi)):
+        return "histogram min or max is not finite"
+    if lo is not None and hi is not None and lo > hi:
+        return "histogram min is greater than max"
+    return None
 
 
 def _columns(names: list[str], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
@@ -97,6 +127,7 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     rej = Rejections()
+    latest = time.time_ns() + _MAX_AHEAD_NS
     for rm in req.resource_metrics:
         tenant, service, res_json, defaults = resource_info(rm.resource, tenant_id, resource_tenant)
         for sm in rm.scope_metrics:
@@ -134,8 +165,11 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                         if dp.flags & _NO_RECORDED_VALUE:
                             rej.add(f"metric {name!r}: data point flagged 'no recorded value'")
                             continue
-                        a = {kv.key: kv.value.string_value or any_value(kv.value) for kv in dp.attributes}
                         st = dp.start_time_unix_nano
+                        if t < _MIN_TIME_NS or t > latest or st > t:
+                            rej.add(f"metric {name!r}: {_point_time_reason(t, st, latest)}")
+                            continue
+                        a = {kv.key: kv.value.string_value or any_value(kv.value) for kv in dp.attributes}
                         append((
                             tenant, t // 1000, st // 1000 if st else None, name, data, temporality, monotonic,
                             value, None, None, None, None, None, None, unit, service,
@@ -149,10 +183,15 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                         counts = list(hp.bucket_counts)
                         s = hp.sum if hp.HasField("sum") else None
                         reason = None
+                        st = hp.start_time_unix_nano
                         if not t:
                             reason = "data point without a timestamp"
+                        elif t < _MIN_TIME_NS or t > latest or st > t:
+                            reason = _point_time_reason(t, st, latest)
                         elif hp.flags & _NO_RECORDED_VALUE:
                             reason = "data point flagged 'no recorded value'"
+                        elif (hp.HasField("min") or hp.HasField("max")) and (mm := _min_max_reason(hp)):
+                            reason = mm
                         elif counts and len(counts) != len(bounds) + 1:
                             reason = "bucket_counts must have one more entry than explicit_bounds"
                         elif s is not None and not _isfinite(s):
@@ -169,7 +208,6 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                             rej.add(f"metric {name!r}: {reason}")
                             continue
                         a = {kv.key: kv.value.string_value or any_value(kv.value) for kv in hp.attributes}
-                        st = hp.start_time_unix_nano
                         append((
                             tenant, t // 1000, st // 1000 if st else None, name, "histogram", temporality, False,
                             None, hp.count, s, hp.min if hp.HasField("min") else None,
@@ -181,14 +219,27 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                     for ep in m.exponential_histogram.data_points:
                         t = ep.time_unix_nano
                         s = ep.sum if ep.HasField("sum") else None
+                        st = ep.start_time_unix_nano
                         if not t:
                             rej.add(f"metric {name!r}: data point without a timestamp")
+                            continue
+                        if t < _MIN_TIME_NS or t > latest or st > t:
+                            rej.add(f"metric {name!r}: {_point_time_reason(t, st, latest)}")
                             continue
                         if ep.flags & _NO_RECORDED_VALUE:
                             rej.add(f"metric {name!r}: data point flagged 'no recorded value'")
                             continue
                         if s is not None and not _isfinite(s):
                             rej.add(f"metric {name!r}: histogram sum is not finite")
+                            continue
+                        if not _isfinite(ep.zero_threshold):
+                            rej.add(f"metric {name!r}: exponential histogram zero_threshold is not finite")
+                            continue
+                        if not _MIN_SCALE <= ep.scale <= _MAX_SCALE:
+                            rej.add(f"metric {name!r}: exponential histogram scale outside {_MIN_SCALE}..{_MAX_SCALE}")
+                            continue
+                        if (ep.HasField("min") or ep.HasField("max")) and (mm := _min_max_reason(ep)):
+                            rej.add(f"metric {name!r}: {mm}")
                             continue
                         try:
                             bounds, counts = exponential_to_explicit(ep)
@@ -198,8 +249,10 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                         if ep.count > _I64_MAX or max(counts) > _I64_MAX:
                             rej.add(f"metric {name!r}: count above 2**63-1")
                             continue
+                        if sum(counts) != ep.count:  # zero_count + positive + negative bucket counts
+                            rej.add(f"metric {name!r}: count must equal zero_count plus the bucket counts")
+                            continue
                         a = attributes_dict(ep.attributes)
-                        st = ep.start_time_unix_nano
                         append((
                             tenant, t // 1000, st // 1000 if st else None, name, "histogram", temporality, False,
                             None, ep.count, s, ep.min if ep.HasField("min") else None,
@@ -210,8 +263,12 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                     for qp in m.summary.data_points:
                         t = qp.time_unix_nano
                         s = qp.sum
+                        st = qp.start_time_unix_nano
                         if not t:
                             rej.add(f"metric {name!r}: data point without a timestamp")
+                            continue
+                        if t < _MIN_TIME_NS or t > latest or st > t:
+                            rej.add(f"metric {name!r}: {_point_time_reason(t, st, latest)}")
                             continue
                         if qp.flags & _NO_RECORDED_VALUE:
                             rej.add(f"metric {name!r}: data point flagged 'no recorded value'")
@@ -222,9 +279,11 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                         if qp.count > _I64_MAX:
                             rej.add(f"metric {name!r}: count above 2**63-1")
                             continue
+                        if not all(0.0 <= q.quantile <= 1.0 for q in qp.quantile_values):
+                            rej.add(f"metric {name!r}: summary quantile outside [0, 1]")
+                            continue
                         a = attributes_dict(qp.attributes)
                         idx = indexed(a, defaults)
-                        st = qp.start_time_unix_nano
                         ts, sts = t // 1000, (st // 1000 if st else None)
                         append((
                             tenant, ts, sts, name, "summary", "", False, s, qp.count, s, None, None, None, None,
@@ -306,6 +365,7 @@ def logs_to_rows(req: ExportLogsServiceRequest, tenant_id: str, *, resource_tena
     append = rows.append
     rej = Rejections()
     now_ns = time.time_ns()
+    latest = now_ns + _MAX_AHEAD_NS
     for rl in req.resource_logs:
         tenant, service, res_json, _defaults = resource_info(rl.resource, tenant_id, resource_tenant)
         for sl in rl.scope_logs:
@@ -315,8 +375,14 @@ def logs_to_rows(req: ExportLogsServiceRequest, tenant_id: str, *, resource_tena
                 if (tid and len(tid) != 16) or (sid and len(sid) != 8):
                     rej.add("trace_id must be 16 bytes and span_id 8 bytes")
                     continue
-                t = lr.time_unix_nano
+                t = lr.time_unix_nano  # 0: unset (then the observed time, else the time of receipt)
                 obs = lr.observed_time_unix_nano
+                if t and (t < _MIN_TIME_NS or t > latest):
+                    rej.add(_time_reason(t))
+                    continue
+                if obs and (obs < _MIN_TIME_NS or obs > latest):
+                    rej.add(_time_reason(obs, "observed_time_unix_nano"))
+                    continue
                 ts = (t or obs or now_ns) // 1000
                 which = lr.body.WhichOneof("value") if lr.HasField("body") else None
                 if which == "string_value":
@@ -349,6 +415,7 @@ def traces_to_rows(req: ExportTraceServiceRequest, tenant_id: str, *, resource_t
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     rej = Rejections()
+    latest = time.time_ns() + _MAX_AHEAD_NS
     for rs in req.resource_spans:
         tenant, service, res_json, defaults = resource_info(rs.resource, tenant_id, resource_tenant)
         for ss in rs.scope_spans:
@@ -366,6 +433,10 @@ def traces_to_rows(req: ExportTraceServiceRequest, tenant_id: str, *, resource_t
                     continue
                 if end < start:
                     rej.add("span ends before it starts")
+                    continue
+                if start < _MIN_TIME_NS or end > latest:
+                    bad = ("start_time_unix_nano", start) if start < _MIN_TIME_NS else ("end_time_unix_nano", end)
+                    rej.add(_time_reason(bad[1], bad[0]))
                     continue
                 a = attributes_dict(sp.attributes)
                 model, provider, operation, _tt, error_type, *_rest = indexed(a, defaults)

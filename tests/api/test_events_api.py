@@ -75,6 +75,10 @@ def test_all_rejected_is_422_with_reasons(client: httpx.Client) -> None:
         (b'{"events": 5}', {"content-type": "application/json"}, 422, "bad_shape"),
         (b'["\xff"]', {"content-type": "application/json"}, 400, "bad_json"),
         (b"a=b", {"content-type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+        (b'{"a": 1}\n{not json\n', {"content-type": "application/x-ndjson"}, 400, "bad_json"),
+        (b"\n \n", {"content-type": "application/x-ndjson"}, 400, "empty_body"),
+        (b'["\xff"]\n', {"content-type": "application/x-ndjson"}, 400, "bad_json"),
+        (b"{}\n" * 1001, {"content-type": "application/x-ndjson"}, 413, "batch_too_large"),
     ],
 )
 def test_bad_bodies_get_a_clear_4xx(
@@ -84,6 +88,18 @@ def test_bad_bodies_get_a_clear_4xx(
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == code
     assert client.get("/healthz").status_code == 200
+
+
+def test_ndjson_bodies_hold_one_event_per_line(client: httpx.Client, hub: RunningHub) -> None:
+    good, bad = make_event("cost", tags={"team": "ndjson"}), make_event("cost", payload={"amount": -1})
+    body = (json.dumps(good) + "\r\n\n" + json.dumps(bad) + "\n").encode()
+    r = client.post("/api/v1/events", content=body, headers={"content-type": "application/x-ndjson; charset=utf-8"})
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 1 and [x["index"] for x in r.json()["rejected"]] == [1]
+    hub.flush()
+    assert hub.sql("SELECT event_id FROM events WHERE team = 'ndjson'") == [(good["event_id"],)]
+    r = client.post("/api/v1/events", content=json.dumps([good]).encode(), headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "application/x-ndjson" in r.json()["error"]["message"]
 
 
 def test_too_many_events_and_too_large_bodies(client: httpx.Client) -> None:

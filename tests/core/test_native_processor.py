@@ -65,6 +65,25 @@ BAD_INPUTS = [
     ("confidence > 1", make_event("security", payload={"confidence": 1.5}), "invalid payload"),
     ("bad policy unit", make_event("policy", payload={"evaluation_time_unit": "By"}), "not a duration unit"),
     ("oversized id", make_event("cost", event_id="x" * 300), "invalid event"),
+    # token counts: bounded at 2**53 (2**63 could not be stored; 2**62 + 2**62 overflowed total_tokens)
+    ("tokens 2**63", make_event("telemetry", payload={"input_tokens": 2**63}),
+     "Expected `int` <= 9007199254740992 - at `$.payload.input_tokens`"),
+    ("tokens 2**70", make_event("cost", payload={"output_tokens": 2**70}), "at `$.payload.output_tokens`"),
+    ("tokens 2**62", make_event("telemetry", payload={"input_tokens": 2**62, "output_tokens": 2**62}),
+     "at `$.payload.input_tokens`"),
+    # finite as sent, infinite once converted
+    ("value inf in ms", make_event("telemetry", payload={"value": 1e306, "unit": "s"}),
+     "payload.value is out of range once converted to 'ms'"),
+    ("amount inf in USD", make_event("cost", payload={"amount": 1.7e308, "currency": "EUR"}),
+     "payload.amount 1.7e+308 EUR is out of range once converted to USD"),
+    ("evaluation_time inf in ms", make_event("policy", payload={"evaluation_time": 1e305, "evaluation_time_unit": "h"}),
+     "payload.evaluation_time must be a finite duration"),
+    ("huge schema_version", make_event("cost", schema_version="1" * 5000 + ".0"),
+     "invalid event: Expected `str` of length <= 32 - at `$.schema_version`"),
+    ("huge tag value", make_event("cost", tags={"x": "v" * 4097}), "invalid event: Expected `str` of length <= 4096"),
+    ("huge tag key", make_event("cost", tags={"k" * 257: "v"}), "invalid event: Expected `str` of length <= 256"),
+    ("huge dimension", make_event("telemetry", payload={"dimensions": {"d": "v" * 4097}}),
+     "`$.payload.dimensions"),
 ]
 
 

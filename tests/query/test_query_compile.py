@@ -84,7 +84,7 @@ def test_sql_total_tokens_and_hyphenated_paths() -> None:
     c = compile_query(
         q(metric={"field": "total_tokens"}, aggregation={"functions": ["sum"], "group_by": ["tags.cost-center"]})
     )
-    assert "(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) AS v" in c.sql
+    assert "(CAST(coalesce(input_tokens, 0) AS HUGEINT) + coalesce(output_tokens, 0)) AS v" in c.sql
     assert c.params[0] == '$."cost-center"'
 
 

@@ -50,6 +50,29 @@ def test_executor_counts_timeouts(store: EmbeddedStore) -> None:
     assert answer["metadata"]["row_count"] == 1000 and answer["metadata"]["has_more"] is True
 
 
+def test_total_tokens_near_int64_max_does_not_overflow(store: EmbeddedStore) -> None:
+    """Two BIGINT counts of 2**62 add up past BIGINT: the sum is computed as HUGEINT (was a 500)."""
+    store.cursor().execute(
+        "INSERT INTO events (tenant_id, ts, event_type, input_tokens, output_tokens) VALUES "
+        "('t', now()::TIMESTAMP, 'telemetry', 4611686018427387904, 4611686018427387904), "
+        "('t', now()::TIMESTAMP, 'telemetry', 120, 40), ('t', now()::TIMESTAMP, 'telemetry', 5, NULL)"
+    )
+    ex = QueryExecutor(EmbeddedBackend(store))
+
+    def total(fn: str) -> object:
+        q = parse_query(
+            {"time_range": {"last": "1h"}, "metric": {"event_type": "telemetry", "field": "total_tokens"},
+             "aggregation": {"functions": [fn]}},
+            tenant="t",
+            now_us=time.time_ns() // 1000 + 60_000_000,
+        )  # fmt: skip
+        (row,) = ex.execute(q, timeout_s=30)["data"]
+        return row[fn]
+
+    assert total("sum") == 2**63 + 165
+    assert total("min") == 5 and total("max") == 2**63
+
+
 class FakePromReader:
     """Answers like ``PromReader``: one frame per query (timestamp, value, labels)."""
 

@@ -223,7 +223,7 @@ def test_protobuf_partial_success(client: httpx.Client) -> None:
 # -- bad input: exact status codes, google.rpc.Status bodies, and the server keeps serving --------------
 BOMB = gzip.compress(b"\0" * (MAX_BODY * 4))
 VALID_PB = ExportMetricsServiceRequest(resource_metrics=[{"scope_metrics": [{"metrics": [
-    {"name": "x", "gauge": {"data_points": [{"time_unix_nano": 1, "as_int": 1}] * 20}}]}]}]).SerializeToString()  # fmt: skip
+    {"name": "x", "gauge": {"data_points": [{"time_unix_nano": 1_700_000_000_000_000_000, "as_int": 1}] * 20}}]}]}]).SerializeToString()  # fmt: skip
 
 BAD_REQUESTS = [
     ("truncated-protobuf", "/v1/metrics", VALID_PB[:-3], PB, 400),

@@ -98,6 +98,19 @@ def test_strict_about_types(body: bytes) -> None:
     assert info.value.reason == "malformed"
 
 
+@pytest.mark.parametrize("value", [True, False], ids=["true", "false"])
+def test_a_boolean_for_a_double_is_refused(value: bool) -> None:
+    """Like every other wrong JSON type: upb alone would store ``"asDouble": true`` as 1.0."""
+    body = json.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "g", "gauge": {"dataPoints": [
+        {"timeUnixNano": "1700000000000000000", "asDouble": value}]}}]}]}]}).encode()  # fmt: skip
+    with pytest.raises(PermanentError, match="as_double must be a number, got a boolean") as info:
+        decode_json(ExportMetricsServiceRequest, body)
+    assert info.value.reason == "malformed"
+    with pytest.raises(PermanentError, match="must be a number"):
+        attribute = {"key": "k", "value": {"doubleValue": True}}
+        decode_json(ExportTraceServiceRequest, span_json(events=[{"attributes": [attribute]}]))
+
+
 def test_encode_json_is_lower_camel_case_with_string_int64() -> None:
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 

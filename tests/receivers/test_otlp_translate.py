@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import time
 from typing import Any
 
 import pytest
@@ -255,3 +256,98 @@ def test_counts_beyond_int64_are_rejected_not_stored() -> None:
     sm.metrics.add(name="s").summary.data_points.add(time_unix_nano=T, count=big, sum=1.0)
     cols, rejected, msg = metrics_to_rows(req, "t")
     assert rejected == 4 and cols["name"] == [] and msg is not None and "2**63-1" in msg
+
+
+def test_histogram_points_breaking_the_data_model_are_rejected() -> None:
+    req, sm = metrics_req()
+    e = sm.metrics.add(name="e")
+    ok = {"time_unix_nano": T, "scale": 0, "count": 3, "zero_count": 1, "positive": {"offset": 0, "bucket_counts": [2]}}
+    e.exponential_histogram.data_points.add(**ok)  # stored
+    e.exponential_histogram.data_points.add(**{**ok, "zero_threshold": math.nan})
+    e.exponential_histogram.data_points.add(**{**ok, "zero_threshold": math.inf})
+    e.exponential_histogram.data_points.add(**{**ok, "count": 1000})
+    e.exponential_histogram.data_points.add(**{**ok, "scale": 2**31 - 1})
+    e.exponential_histogram.data_points.add(**{**ok, "scale": -11})
+    e.exponential_histogram.data_points.add(**{**ok, "min": math.nan})
+    e.exponential_histogram.data_points.add(**{**ok, "min": 2.0, "max": 1.0})
+    h = sm.metrics.add(name="h")
+    hok: dict[str, Any] = {"time_unix_nano": T, "count": 1, "explicit_bounds": [1.0], "bucket_counts": [1, 0]}
+    h.histogram.data_points.add(**hok, min=0.5, max=0.5)  # stored
+    h.histogram.data_points.add(**hok, max=math.inf)
+    h.histogram.data_points.add(**hok, min=math.nan, max=1.0)
+    h.histogram.data_points.add(**hok, min=3.0, max=1.0)
+    cols, rejected, msg = metrics_to_rows(req, "t")
+    assert cols["name"] == ["e", "h"] and rejected == 10, msg
+    assert msg is not None
+    for reason in ("zero_threshold is not finite", "count must equal zero_count plus the bucket counts",
+                   "scale outside -10..20", "min or max is not finite", "min is greater than max"):  # fmt: skip
+        assert reason in msg, msg
+    assert cols["min"] == [None, 0.5] and cols["count"] == [3, 1]
+
+
+def test_summary_quantiles_outside_zero_to_one_are_rejected() -> None:
+    req, sm = metrics_req()
+    m = sm.metrics.add(name="s")
+    for q in (0.99, 7.0, -0.1, math.nan):
+        m.summary.data_points.add(time_unix_nano=T, count=1, sum=1.0, quantile_values=[{"quantile": q, "value": 1.0}])
+    cols, rejected, msg = metrics_to_rows(req, "t")
+    assert rejected == 3 and msg is not None and "3 x metric 's': summary quantile outside [0, 1]" in msg
+    assert [json.loads(a).get("quantile") for a in cols["attributes"]] == [None, "0.99"]
+
+
+DAY_NS = 86_400 * 10**9
+
+
+@pytest.mark.parametrize(
+    ("t", "st", "reason"),
+    [
+        (1_700_000_000_000, 0, "before 2000-01-01"),  # ms, not ns
+        (1_700_000_000, 0, "before 2000-01-01"),  # s
+        (2**64 - 1, 0, "more than a day in the future"),
+        (None, 0, "more than a day in the future"),  # now + 2 days
+        (T, T + 1, "start_time_unix_nano is after time_unix_nano"),
+    ],
+    ids=["ms", "s", "max-uint64", "two-days-ahead", "start-after-time"],
+)
+def test_data_points_with_impossible_times_are_rejected(t: int | None, st: int, reason: str) -> None:
+    t = t if t is not None else time.time_ns() + 2 * DAY_NS
+    req, sm = metrics_req()
+    sm.metrics.add(name="g").gauge.data_points.add(time_unix_nano=t, start_time_unix_nano=st, as_int=1)
+    sm.metrics.add(name="c").sum.data_points.add(time_unix_nano=t, start_time_unix_nano=st, as_int=1)
+    sm.metrics.add(name="h").histogram.data_points.add(time_unix_nano=t, start_time_unix_nano=st, count=0)
+    sm.metrics.add(name="e").exponential_histogram.data_points.add(time_unix_nano=t, start_time_unix_nano=st)
+    sm.metrics.add(name="s").summary.data_points.add(time_unix_nano=t, start_time_unix_nano=st, sum=1.0)
+    cols, rejected, msg = metrics_to_rows(req, "t")
+    assert rejected == 5 and cols["name"] == [] and msg is not None and reason in msg, msg
+    # an hour ahead (a skewed clock) and a start equal to the time are fine
+    soon = time.time_ns() + 3600 * 10**9
+    req, sm = metrics_req()
+    sm.metrics.add(name="g").gauge.data_points.add(time_unix_nano=soon, start_time_unix_nano=soon, as_int=1)
+    assert metrics_to_rows(req, "t")[1] == 0
+
+
+def test_log_records_and_spans_with_impossible_times_are_rejected() -> None:
+    far = time.time_ns() + 2 * DAY_NS
+    req = ExportLogsServiceRequest()
+    sl = req.resource_logs.add().scope_logs.add()
+    sl.log_records.add(time_unix_nano=0, body={"string_value": "unset time: the time of receipt"})
+    sl.log_records.add(time_unix_nano=0, observed_time_unix_nano=T, body={"string_value": "observed"})
+    sl.log_records.add(time_unix_nano=1_700_000_000_000, body={"string_value": "ms"})
+    sl.log_records.add(time_unix_nano=far, body={"string_value": "future"})
+    sl.log_records.add(time_unix_nano=T, observed_time_unix_nano=1, body={"string_value": "bad observed"})
+    cols, rejected, msg = logs_to_rows(req, "t")
+    assert cols["body"] == ["unset time: the time of receipt", "observed"] and rejected == 3
+    assert msg is not None and "time_unix_nano is before 2000-01-01" in msg and "in the future" in msg
+    assert "observed_time_unix_nano is before 2000-01-01" in msg
+
+    req2 = ExportTraceServiceRequest()
+    ss = req2.resource_spans.add().scope_spans.add()
+    good: dict[str, Any] = {"trace_id": b"\xab" * 16, "span_id": b"\xcd" * 8, "start_time_unix_nano": T,
+                            "end_time_unix_nano": T + 3_000_000, "name": "chat"}  # fmt: skip
+    ss.spans.add(**good)
+    ss.spans.add(**{**good, "start_time_unix_nano": 1, "end_time_unix_nano": 2**64 - 1})
+    ss.spans.add(**{**good, "end_time_unix_nano": far})
+    ss.spans.add(**{**good, "start_time_unix_nano": 1_700_000_000_000_000})  # µs
+    cols, rejected, msg = traces_to_rows(req2, "t")
+    assert cols["name"] == ["chat"] and rejected == 3 and msg is not None
+    assert "2 x start_time_unix_nano is before 2000-01-01" in msg and "1 x end_time_unix_nano is more than a day" in msg
