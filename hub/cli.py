@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import sqlite3
 import sys
 from collections.abc import Callable
 
@@ -125,6 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"hub run: invalid configuration: {exc}", file=sys.stderr)
         return 2
     configure_logging(cfg.service.telemetry.log_level)
+    import duckdb
+
     from hub.service import HubService
 
     try:
@@ -134,6 +137,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     except (OSError, RuntimeError) as exc:
         print(f"hub run: {exc}", file=sys.stderr)
+        return 1
+    except (duckdb.Error, sqlite3.DatabaseError) as exc:  # a state file the service did not name (it names most)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"hub run: a state file in {cfg.exporters.embedded.data_dir} cannot be used: {first}", file=sys.stderr)
         return 1
     return 0
 

@@ -22,7 +22,7 @@ import yaml
 
 from hubcore import durations
 from hubcore.errors import ConfigError
-from hubcore.security.apikeys import ApiKeyInfo, ApiKeyStore
+from hubcore.security.apikeys import ApiKeyInfo, ApiKeyStore, ApiKeyStoreError
 from hubcore.security.config import AuthConfig
 from hubcore.security.rbac import RoleRegistry
 
@@ -94,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, yaml.YAMLError, ConfigError) as exc:
         print(f"hub keys: cannot read --config: {exc}", file=sys.stderr)
         return 2
-    store = ApiKeyStore(data_dir, registry=registry, cache_seconds=0)
+    try:
+        store = ApiKeyStore(data_dir, registry=registry, cache_seconds=0)
+    except ApiKeyStoreError as exc:
+        print(f"hub keys: {exc}", file=sys.stderr)
+        return 1
     if args.command == "create":
         try:
             expires = parse_duration(args.expires_in) if args.expires_in else None

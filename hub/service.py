@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
+import duckdb
 import grpc
 import msgspec
 import uvicorn
@@ -55,6 +56,18 @@ MAX_CONCURRENT_REQUESTS = 64
 
 #: Largest share of wall-clock time the streaming correlation engine may spend in its flushes.
 CORRELATION_DUTY = 0.2
+
+
+#: How long startup waits for the write-ahead log replay before it serves anyway (the rest is then applied
+#: in the background, behind new writes). A stop request (SIGTERM) ends the wait at once.
+STARTUP_REPLAY_TIMEOUT = 300.0
+#: How often a long startup replay logs its progress.
+REPLAY_PROGRESS_SECONDS = 10.0
+#: The replay is waited for in slices this long, so that a stop request is seen promptly.
+_REPLAY_POLL_SECONDS = 0.25
+#: The store's shutdown deadline when the hub never served: nothing was acknowledged by this process, and the
+#: write-ahead log keeps whatever the startup replay has not applied yet.
+UNSERVED_STORE_TIMEOUT = 2.0
 
 
 _PORT_FLAGS = {
@@ -168,9 +181,16 @@ class HubService:
             if reason is not None:
                 raise RuntimeError(f"cannot listen on {host}:{port} ({key}): {reason}; is another hub running? "
                                    f"{_PORT_FLAGS[key]} chooses another port")  # fmt: skip
-        await asyncio.to_thread(self.store.start)
-        await asyncio.to_thread(self.store.flush, 300.0)
-        await asyncio.to_thread(self._rebuild_state)
+        with self._database_errors():
+            await asyncio.to_thread(self.store.start)
+        if not await self._wait_for_replay():
+            log.info(
+                "stop requested during the write-ahead log replay: not serving; the log keeps what is not applied",
+                extra={"applied_rows": self.store.stats.applied_rows, "pending_rows": self.store.stats.pending_rows},
+            )
+            return
+        with self._database_errors():
+            await asyncio.to_thread(self._rebuild_state)
         for name, exporter in self.stack_exporters:
             await asyncio.to_thread(exporter.start)
             if hasattr(exporter, "queue_depth"):
@@ -185,6 +205,7 @@ class HubService:
             self._corr_thread = threading.Thread(target=self._flush_correlations, name="hub-correlation", daemon=True)
             self._corr_thread.start()
         self.metrics.bind_queue("store_pending_rows", lambda: float(self.store.stats.pending_rows))
+        self.metrics.bind_store(lambda: self.store.stats)
         self.metrics.bind_queue("wal_bytes", lambda: float(self.store.wal_bytes()))
         self.metrics.bind_queue("dedup_ids", lambda: float(len(self.pipeline.processor.dedup)))
         api = self.config.service.api
@@ -213,6 +234,52 @@ class HubService:
         finally:
             await self.shutdown()
 
+    async def _wait_for_replay(self) -> bool:
+        """Wait until the store has applied what the write-ahead log replayed at start (at most
+        :data:`STARTUP_REPLAY_TIMEOUT`), logging progress every :data:`REPLAY_PROGRESS_SECONDS`. False when a
+        stop was requested meanwhile: then the hub does not serve."""
+        began = time.monotonic()
+        next_report = began + REPLAY_PROGRESS_SECONDS
+        while not self._stop.is_set():
+            left = began + STARTUP_REPLAY_TIMEOUT - time.monotonic()
+            if left <= 0:
+                log.warning(
+                    "write-ahead log replay not finished; serving anyway, the rest is applied in the background",
+                    extra=self._replay_progress(began),
+                )
+                return True
+            if await asyncio.to_thread(self.store.flush, min(_REPLAY_POLL_SECONDS, left)):
+                if time.monotonic() - began >= REPLAY_PROGRESS_SECONDS:
+                    log.info("write-ahead log replayed", extra=self._replay_progress(began))
+                return True
+            if time.monotonic() >= next_report:
+                log.info("replaying write-ahead log", extra=self._replay_progress(began))
+                next_report += REPLAY_PROGRESS_SECONDS
+        return False
+
+    def _replay_progress(self, began: float) -> dict[str, Any]:
+        stats = self.store.stats
+        return {
+            "applied_rows": stats.applied_rows,
+            "pending_rows": stats.pending_rows,
+            "elapsed_seconds": round(time.monotonic() - began, 1),
+        }
+
+    @contextlib.contextmanager
+    def _database_errors(self) -> Generator[None, None, None]:
+        """A DuckDB error while opening or reading ``hub.duckdb`` (not a DuckDB file, a checksum error) as
+        one line that names the file."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            path = self.store.data_dir / "hub.duckdb"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RuntimeError(
+                f"the database {path} cannot be used ({reason}); restore it from a backup, or move it aside "
+                "to start with an empty one (what it held is lost; the write-ahead log holds only what was not "
+                "applied yet)"
+            ) from None
+
     def request_stop(self) -> None:
         log.info("stop requested")
         self._stop.set()
@@ -239,7 +306,8 @@ class HubService:
             self.security.audit.close()  # the head sidecar names the last record (ingest moves it lazily)
         for _name, exporter in reversed(self.stack_exporters):
             await asyncio.to_thread(exporter.shutdown, timeout)
-        await asyncio.to_thread(self.store.shutdown, timeout)
+        # never served (a stop during the startup replay): no flush to wait for, the WAL keeps the rest
+        await asyncio.to_thread(self.store.shutdown, timeout if self._started else min(timeout, UNSERVED_STORE_TIMEOUT))
         if self._started:
             log.info("hub stopped", extra={"applied_rows": self.store.stats.applied_rows})
         self._started = False

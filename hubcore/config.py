@@ -147,7 +147,15 @@ class EmbeddedExporterConfig(_Base):
     max_pending_rows: Annotated[int, msgspec.Meta(gt=0)] = 2_000_000
     flush_rows: Annotated[int, msgspec.Meta(gt=0)] = 100_000
     flush_interval: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
+    #: DuckDB's ``memory_limit``: a size (``4GB``, ``512MiB``, ``1.5 GB``) or a share of RAM (``80%``)
     memory_limit: str | None = None
+
+    def validate(self, key: str = "exporters.embedded") -> EmbeddedExporterConfig:
+        if self.memory_limit is not None:
+            reason = memory_limit_problem(self.memory_limit)
+            if reason is not None:
+                raise ConfigError(f"{key}.memory_limit", reason)
+        return self
 
 
 class ExportersConfig(_Base):
@@ -247,6 +255,7 @@ class HubConfig(_Base):
                 raise ConfigError(f"service.pipelines.{name}", "needs at least one receiver and one exporter")
         self.receivers.otlp.protocols.grpc.host_port("receivers.otlp.protocols.grpc.endpoint")
         self.receivers.otlp.protocols.http.host_port("receivers.otlp.protocols.http.endpoint")
+        self.exporters.embedded.validate()
         self.service.auth.validate()
         self.service.tls.validate()
         self.service.quotas.validate()
@@ -266,6 +275,40 @@ class HubConfig(_Base):
                 key = f"receivers.otlp.protocols.{name}.endpoint"
                 out[key] = ep.host_port(key)
         return out
+
+
+_MEMORY_UNITS = {
+    "b": 1, "byte": 1, "bytes": 1,
+    "k": 1000, "kb": 1000, "kilobyte": 1000, "kilobytes": 1000, "kib": 1 << 10,
+    "m": 1000**2, "mb": 1000**2, "megabyte": 1000**2, "megabytes": 1000**2, "mib": 1 << 20,
+    "g": 1000**3, "gb": 1000**3, "gigabyte": 1000**3, "gigabytes": 1000**3, "gib": 1 << 30,
+    "t": 1000**4, "tb": 1000**4, "terabyte": 1000**4, "terabytes": 1000**4, "tib": 1 << 40,
+}  # fmt: skip
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*|%)\s*")
+#: Below this DuckDB cannot even open the database (it needs a few buffers).
+_MIN_MEMORY_BYTES = 1 << 20
+
+
+def memory_limit_problem(value: str) -> str | None:
+    """Why ``value`` is not a DuckDB ``memory_limit`` the hub accepts (``None`` when it is one).
+
+    >>> [memory_limit_problem(v) for v in ("4GB", "512MiB", "1.5 GB", "80%")]
+    [None, None, None, None]
+    >>> memory_limit_problem("lots")
+    "expected a size such as '4GB' or '512MiB', or a share of RAM such as '80%'; got 'lots'"
+    """
+    expected = f"expected a size such as '4GB' or '512MiB', or a share of RAM such as '80%'; got {value!r}"
+    m = _MEMORY.fullmatch(value)
+    if m is None:
+        return expected
+    number, unit = float(m.group(1)), m.group(2).lower()
+    if unit == "%":
+        return None if 0 < number <= 100 else f"a share of RAM must be more than 0% and at most 100%; got {value!r}"
+    if unit not in _MEMORY_UNITS:
+        return expected
+    if number * _MEMORY_UNITS[unit] < _MIN_MEMORY_BYTES:
+        return f"too small for DuckDB (at least 1MiB); got {value!r}"
+    return None
 
 
 def substitute_env(text: str, env: dict[str, str] | None = None) -> str:
@@ -306,9 +349,18 @@ def load_config(path: str | Path | None) -> HubConfig:
     if path is None:
         return HubConfig().validate()
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError("", f"config file {str(p)!r} is a directory; pass the YAML file in it")
     if not p.is_file():
         raise ConfigError("", f"config file {str(p)!r} does not exist")
-    return load_config_text(p.read_text())
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except OSError as exc:  # permission denied, an I/O error
+        raise ConfigError("", f"config file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        reason = f"config file {str(p)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        raise ConfigError("", reason) from None
+    return load_config_text(text)
 
 
 def config_error(exc: msgspec.ValidationError, prefix: str = "") -> ConfigError:

@@ -91,6 +91,10 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class ApiKeyStoreError(RuntimeError):
+    """``auth.sqlite`` cannot be opened (not a database, corrupt, unreadable); the message names the file."""
+
+
 class ApiKeyStore:
     """Create, list, revoke and verify keys. Thread-safe; several processes may share the file.
 
@@ -115,9 +119,18 @@ class ApiKeyStore:
         self.clock = clock
         self._cache: OrderedDict[str, tuple[float, tuple[str, ApiKeyInfo] | None]] = OrderedDict()
         self._lock = threading.Lock()
-        with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute(_SCHEMA)
+        try:
+            with self._connect() as con:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute(_SCHEMA)
+        except sqlite3.DatabaseError as exc:  # not a database, corrupt; locked past the timeout, unreadable
+            todo = (
+                "check its permissions, and that no other process holds it locked"
+                if isinstance(exc, sqlite3.OperationalError)
+                else "restore it from a backup, or move it aside to start with no API keys "
+                "(then create new ones with `hub keys create`)"
+            )
+            raise ApiKeyStoreError(f"the API key store {self.path} cannot be opened ({exc}); {todo}") from None
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

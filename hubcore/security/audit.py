@@ -296,24 +296,99 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+class AuditLogDamaged(RuntimeError):
+    """The audit log cannot be continued without losing a record it holds: the hub refuses to start."""
+
+
 def _tail_state(path: Path) -> tuple[int, str]:
-    """(seq, hash) of the last record, reading only the end of the file."""
+    """(seq, hash) of the last record, reading only the end of the file.
+
+    A torn last line (no newline) is cut off. Whole lines after the last record that are not audit records
+    (garbage, a zero-filled or half-written line that still got its newline) are moved to
+    ``audit.jsonl.damaged`` and cut off the same way, so the chain goes on from the last record and still
+    verifies. Not when the head sidecar names a record after the last intact one (a durable record is among
+    the damaged lines: cutting it would lose it without a trace once the head moves on), nor when no record is
+    left at all: then the log is refused with :class:`AuditLogDamaged`.
+    """
     if not path.exists() or path.stat().st_size == 0:
         return 0, GENESIS
     _cut_torn_tail(path)
     if path.stat().st_size == 0:
         return 0, GENESIS
-    with open(path, "rb") as fh:
+    with open(path, "rb+") as fh:
         size = fh.seek(0, os.SEEK_END)
-        chunk = 4096
-        while True:
-            start = max(0, size - chunk)
+        bad_from, bad_lines = size, 0
+        for offset, line in _lines_backwards(fh, size):
+            rec = _as_record(line)
+            if rec is None:
+                bad_from, bad_lines = offset, bad_lines + 1
+                continue
+            seq, last_hash = rec
+            if bad_lines:
+                head = _read_head(head_path(path))
+                if head is not None and head[0] > seq:
+                    raise AuditLogDamaged(
+                        f"the audit log {path} is damaged: its last {bad_lines} line(s) are not audit records, "
+                        f"and its head sidecar names record {head[0]} (the last intact one is {seq}); check it with "
+                        f"`hub audit verify`, then restore it from a backup or move it aside"
+                    )
+                _set_aside(path, fh, bad_from, size, bad_lines)
+            return seq, last_hash
+    raise AuditLogDamaged(
+        f"the audit log {path} holds no audit record (its {bad_lines} line(s) are not JSON records); "
+        f"check it with `hub audit verify`, then restore it from a backup or move it aside to start a new log"
+    )
+
+
+def _as_record(line: bytes) -> tuple[int, str] | None:
+    """``(seq, hash)`` of an audit record line, or None for anything else."""
+    try:
+        rec = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    if not isinstance(rec, dict):
+        return None
+    seq, last_hash = rec.get("seq"), rec.get("hash")
+    if type(seq) is not int or not isinstance(last_hash, str):
+        return None
+    return seq, last_hash
+
+
+def _lines_backwards(fh: Any, size: int, chunk: int = 65536) -> Iterator[tuple[int, bytes]]:
+    """``(offset, line)`` from the last line to the first, without newlines; the file ends with one."""
+    pos, buf = size, b""  # buf holds the bytes [pos, end of the current last line]
+    while True:
+        nl = buf.rfind(b"\n", 0, len(buf) - 1)
+        if nl >= 0:
+            yield pos + nl + 1, buf[nl + 1 : -1]
+            buf = buf[: nl + 1]
+        elif pos == 0:
+            if buf:
+                yield 0, buf[:-1]
+            return
+        else:
+            start = max(0, pos - chunk)
             fh.seek(start)
-            lines = fh.read(size - start).rstrip(b"\n").split(b"\n")
-            if len(lines) > 1 or start == 0:
-                rec = json.loads(lines[-1])
-                return int(rec["seq"]), str(rec["hash"])
-            chunk *= 2
+            buf = fh.read(pos - start) + buf
+            pos, chunk = start, chunk * 2  # a long line is read in O(its size)
+
+
+def _set_aside(path: Path, fh: Any, start: int, end: int, lines: int) -> None:
+    """Copy the bytes ``[start, end)`` to ``<path>.damaged`` (appended, synced), then cut them off ``path``."""
+    aside = path.with_name(path.name + ".damaged")
+    fh.seek(start)
+    data = fh.read(end - start)
+    with open(aside, "ab") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    fh.truncate(start)
+    fh.flush()
+    os.fsync(fh.fileno())
+    logging.getLogger(__name__).warning(
+        "audit log: lines after the last record are not audit records; moved them aside",
+        extra={"file": str(path), "lines": lines, "bytes": len(data), "moved_to": str(aside)},
+    )
 
 
 def _cut_torn_tail(path: Path) -> None:

@@ -46,6 +46,10 @@ BAD = [
     ("service: {api: {port: 70000}}", "service.api.port"),
     ("receivers: {kafka: {}}", "receivers.kafka"),
     ("exporters: {embedded: {retention_days: 0}}", "exporters.embedded.retention_days"),
+    ("exporters: {embedded: {memory_limit: lots}}", "exporters.embedded.memory_limit"),
+    ("exporters: {embedded: {memory_limit: '100'}}", "exporters.embedded.memory_limit"),
+    ("exporters: {embedded: {memory_limit: 150%}}", "exporters.embedded.memory_limit"),
+    ("exporters: {embedded: {memory_limit: 10kb}}", "exporters.embedded.memory_limit"),
     ("processors: {native_events: {exchange_rates: {EUR: -1}}}", "processors.native_events.exchange_rates"),
     ("receivers: {otlp: {protocols: {grpc: {endpoint: 'nohost'}}}}", "receivers.otlp.protocols.grpc.endpoint"),
     ("service: {pipelines: {p: {receivers: [x], exporters: [embedded]}}}", "service.pipelines.p.receivers"),
@@ -69,6 +73,27 @@ def test_errors_name_the_yaml_key(text: str, key: str) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_directory_is_not_called_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+
+
+def test_a_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_bytes(b"service: {api: {port: 8080}}\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text \(byte 34\); save it as UTF-8"):
+        load_config(cfg)
+
+
+@pytest.mark.parametrize("value", ["4GB", "512MiB", "1.5 GB", "80%", "100%", "2gigabytes", "1TiB"])
+def test_memory_limit_takes_duckdb_sizes(value: str) -> None:
+    import duckdb
+
+    cfg = load_config_text(f"exporters: {{embedded: {{memory_limit: '{value}'}}}}")
+    assert cfg.exporters.embedded.memory_limit == value
+    duckdb.connect(config={"memory_limit": value}).close()  # and DuckDB takes it too
 
 
 def test_config_struct_round_trips() -> None:

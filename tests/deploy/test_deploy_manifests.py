@@ -219,3 +219,14 @@ def test_files_parse(path: str) -> None:
 
 def test_readme_says_they_were_not_started() -> None:
     assert "Not started here" in (DEPLOY / "README.md").read_text()
+
+
+def test_hub_startup_probe_outlasts_the_startup_replay() -> None:
+    # it allowed 120 s while the startup waits up to 300 s for the write-ahead log replay: a crash loop
+    from hub.service import STARTUP_REPLAY_TIMEOUT
+
+    dep = _obj("Deployment", "llm-analytics-hub")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    probe = c["startupProbe"]
+    allowed = probe.get("initialDelaySeconds", 0) + probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3)
+    assert allowed >= STARTUP_REPLAY_TIMEOUT + 60

@@ -9,7 +9,7 @@ import pytest
 
 from hub.keys_cli import main as keys_main
 from hub.keys_cli import parse_duration
-from hubcore.security.apikeys import ApiKeyStore, parse_key
+from hubcore.security.apikeys import ApiKeyStore, ApiKeyStoreError, parse_key
 
 
 class Clock:
@@ -153,3 +153,14 @@ def test_keys_cli_missing_data_dir_and_custom_roles(tmp_path: Path, capsys: pyte
                                                                                permissions=["budgets:write"])}).roles)  # fmt: skip
     p = ApiKeyStore(tmp_path, registry=reg).verify(key)
     assert p is not None and "budgets:write" in p.permissions
+
+
+def test_a_corrupt_key_store_is_one_error_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # was sqlite3.DatabaseError: file is not a database (a traceback from `hub run` and `hub keys`)
+    (tmp_path / "auth.sqlite").write_bytes(bytes(range(256)) * 48)
+    with pytest.raises(ApiKeyStoreError, match="file is not a database") as info:
+        ApiKeyStore(tmp_path)
+    assert str(tmp_path / "auth.sqlite") in str(info.value)
+    assert keys_main(["list", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hub keys: the API key store ") and err.count("\n") == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hub.audit_cli import main as audit_main
-from hubcore.security.audit import AuditLog, iter_records, record_hash, verify
+from hubcore.security.audit import AuditLog, AuditLogDamaged, iter_records, record_hash, verify
 
 
 def write(tmp_path: Path, n: int = 5) -> AuditLog:
@@ -142,3 +142,32 @@ def test_audit_cli_verify_and_list(tmp_path: Path, capsys: pytest.CaptureFixture
     assert [r["seq"] for r in recs] == [6, 4]
     assert audit_main(["list", "--data-dir", str(tmp_path / "nope")]) == 2
     assert audit_main(["list", "--data-dir", str(tmp_path), "--limit", "0"]) == 2
+
+
+@pytest.mark.parametrize("junk", [b"garbage\n", b"\x00\x00\x00\x00\n", b"{}\n\xff\xfe\n", b"[1, 2]\n"])
+def test_lines_after_the_last_record_that_are_not_records_are_set_aside(tmp_path: Path, junk: bytes) -> None:
+    # `echo garbage >> audit.jsonl` was a JSONDecodeError when the hub opened the log
+    log = write(tmp_path, 3)
+    log.close()
+    with open(log.path, "ab") as fh:
+        fh.write(junk)
+    reopened = AuditLog(tmp_path, fsync=False)
+    assert reopened.count == 3
+    reopened.append(subject="after", tenant_id="acme", action="x")
+    reopened.close()
+    assert verify(log.path) == (True, 4, None, "intact")
+    assert log.path.with_name("audit.jsonl.damaged").read_bytes() == junk  # kept, not destroyed
+
+
+def test_a_damaged_record_the_head_names_is_refused_not_cut(tmp_path: Path) -> None:
+    # cutting it would lose a durable record without a trace once the next append moves the head
+    log = write(tmp_path, 3)
+    log.close()
+    kept = lines(log)
+    log.path.write_text("".join(kept[:2]) + "garbage\n")
+    with pytest.raises(AuditLogDamaged, match=r"its last 1 line\(s\) are not audit records.*names record 3"):
+        AuditLog(tmp_path, fsync=False)
+    assert log.path.read_text() == "".join(kept[:2]) + "garbage\n"  # untouched
+    log.path.write_text("garbage\n")
+    with pytest.raises(AuditLogDamaged, match="holds no audit record"):
+        AuditLog(tmp_path, fsync=False)

@@ -1,0 +1,94 @@
+"""HubService startup: a stop request during the write-ahead log replay is honoured (no servers bound), and a
+long replay logs its progress. A corrupt ``hub.duckdb`` is one line that names the file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+import hub.service as service_mod
+from hub.service import HubService
+from tests.helpers.hub import hub_config
+
+
+def test_a_stop_during_the_startup_replay_stops_without_serving_and_progress_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The replay used to be one store.flush(300.0) that ignored the stop event, after which the servers were bound
+    # and "hub started" was logged although a stop had been requested; nothing said how far the replay was.
+    monkeypatch.setattr(service_mod, "REPLAY_PROGRESS_SECONDS", 0.05)
+    svc = HubService(hub_config(tmp_path / "data"), install_signal_handlers=False)
+    waits: list[float] = []
+
+    def replay_never_done(timeout: float = 30.0) -> bool:  # a replay that does not finish (a stuck writer)
+        waits.append(timeout)
+        time.sleep(min(timeout, 0.01))
+        return False
+
+    monkeypatch.setattr(svc.store, "flush", replay_never_done)
+
+    def progress() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "hub" and r.getMessage() == "replaying write-ahead log"]
+
+    async def main() -> None:
+        run = asyncio.create_task(svc.run())
+        for _ in range(3000):  # a deadline against a hang, not a timing check
+            if progress() or run.done():
+                break
+            await asyncio.sleep(0.01)
+        svc.request_stop()
+        await asyncio.wait_for(run, 60)
+
+    with caplog.at_level(logging.INFO, logger="hub"):
+        asyncio.run(main())
+    messages = [r.getMessage() for r in caplog.records if r.name == "hub"]
+    assert progress(), messages
+    assert {"applied_rows", "pending_rows", "elapsed_seconds"} <= set(vars(progress()[0]))
+    assert any(m.startswith("stop requested during the write-ahead log replay") for m in messages), messages
+    assert "hub started" not in messages
+    assert svc.bound == {} and not svc._servers and svc._grpc is None
+    assert waits[0] <= service_mod._REPLAY_POLL_SECONDS  # the replay is waited for in short slices
+
+
+def test_a_replay_that_ends_starts_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service_mod, "REPLAY_PROGRESS_SECONDS", 0.0)
+    svc = HubService(hub_config(tmp_path / "data"), install_signal_handlers=False)
+    real_flush = svc.store.flush
+    answers = iter([False, False])
+
+    def slow_then_done(timeout: float = 30.0) -> bool:
+        return next(answers, None) or real_flush(timeout)
+
+    monkeypatch.setattr(svc.store, "flush", slow_then_done)
+
+    async def main() -> None:
+        await svc.start()
+        try:
+            assert set(svc.bound) == {"api", "otlp_grpc", "otlp_http"}
+        finally:
+            await svc.shutdown()
+
+    asyncio.run(main())
+
+
+def test_a_corrupt_database_is_one_error_naming_the_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hub.duckdb").write_text("x\n")
+    svc = HubService(hub_config(data), install_signal_handlers=False)
+
+    async def main() -> None:
+        try:
+            await svc.start()
+        finally:
+            await svc.shutdown()
+
+    with pytest.raises(RuntimeError) as info:
+        asyncio.run(main())
+    msg = str(info.value)
+    assert str(data / "hub.duckdb") in msg and "not a valid DuckDB database file" in msg
+    assert "restore it from a backup" in msg and "\n" not in msg
