@@ -89,8 +89,38 @@ class HubMetrics:
             self.registry.register(_ExportCollector(self._exporters))
         self._exporters[name] = read
 
+    def bind_store(self, read: Callable[[], Any]) -> None:
+        """Report the embedded store's writer health from ``read()`` (its ``StoreStats``) at every scrape:
+        ``hub_store_quarantined_rows_total`` (rows it could not store, kept in ``quarantine.jsonl``) and
+        ``hub_store_writer_failing`` (1 while a write fails and is retried: a full disk, an I/O error).
+
+        >>> from types import SimpleNamespace
+        >>> m = HubMetrics()
+        >>> m.bind_store(lambda: SimpleNamespace(quarantined_rows=2, writer_error="IOException: disk full"))
+        >>> b"hub_store_writer_failing 1.0" in m.render()
+        True
+        """
+        self.registry.register(_StoreCollector(read))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _StoreCollector:
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self.read = read
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        stats = self.read()
+        yield CounterMetricFamily("hub_store_quarantined_rows", "Rows the store could not hold (kept in "
+                                  "quarantine.jsonl, with the reason)", value=float(stats.quarantined_rows))  # fmt: skip
+        yield GaugeMetricFamily("hub_store_writer_failing", "1 while the store writer retries a failing write "
+                                "(disk full, I/O error)", value=float(stats.writer_error is not None))  # fmt: skip
 
 
 _EXPORT_COUNTERS = {

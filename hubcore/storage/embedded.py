@@ -19,6 +19,7 @@ and nothing is applied twice.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -34,7 +35,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
-from hubcore.errors import QueueFullError, StoreUnavailableError
+from hubcore.errors import PermanentError, QueueFullError, StoreUnavailableError
 from hubcore.mapping import EVENTS_TO_POINTS_SQL, EVENTS_TO_SPANS_SQL, mapping_view_sql
 from hubcore.storage.tables import TABLES
 from hubcore.storage.wal import WriteAheadLog
@@ -207,6 +208,8 @@ class EmbeddedStore:
         with self._append_lock:  # queue order == WAL order; the fsync happens outside the lock
             try:
                 seq = self._wal.write({"kind": kind, "cols": columns})
+            except (OverflowError, TypeError, msgspec.EncodeError) as exc:  # encoded before anything is written
+                raise PermanentError(f"rows cannot be logged: {exc}", reason="unencodable") from exc
             except OSError as exc:  # disk full, I/O: the WAL cut the partial record; nothing was kept
                 raise StoreUnavailableError(
                     f"the store cannot write its log ({exc.strerror or exc}); retry later", retry_after=5.0
@@ -359,7 +362,12 @@ class EmbeddedStore:
                     log.exception("store writer failed to apply a batch; will retry")
                     self.stats.writer_error = f"{type(exc).__name__}: {exc}"[:500]
                     return batch[i:]
-                self._quarantine(con, item, exc)
+                try:
+                    self._quarantine(con, item, exc)
+                except Exception as qexc:  # the quarantine file cannot be written (disk full): retry later
+                    log.exception("store writer could not quarantine a batch; will retry")
+                    self.stats.writer_error = f"{type(qexc).__name__}: {qexc}"[:500]
+                    return batch[i:]
         return []
 
     def _quarantine(self, con: duckdb.DuckDBPyConnection, item: tuple[int, str, dict[str, list[Any]]], exc: Exception) -> None:
@@ -369,7 +377,8 @@ class EmbeddedStore:
         record = {"seq": seq, "kind": kind, "rows": n, "reason": reason, "quarantined_at": time.time(), "cols": cols}
         path = self.data_dir / "quarantine.jsonl"
         with path.open("ab") as f:  # the rows leave the WAL only once they are in this file
-            f.write(msgspec.json.encode(record, enc_hook=repr) + b"\n")
+            # stdlib json: any int (msgspec stops at 64 bits, the very values that end up here), repr for the rest
+            f.write(json.dumps(record, default=repr).encode() + b"\n")
             f.flush()
             if self.wal_fsync:
                 os.fsync(f.fileno())

@@ -113,7 +113,7 @@ def test_alert_labels_and_runbook(path_rule: tuple[Path, dict[str, Any]]) -> Non
     # debounced and announced, records a backend refused for good) fire at once; thresholds on noisy
     # series need a `for`
     if rule["alert"] not in {"LLMCriticalThreatNotBlocked", "LLMSecurityIncidentCorrelated", "LLMAnomalyDetected",
-                             "HubExportDeadLettering"}:  # fmt: skip
+                             "HubExportDeadLettering", "HubStoreQuarantinedRows"}:  # fmt: skip
         assert rule.get("for"), "threshold alerts need a `for` duration"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hubcore.config import NativeEventsConfig
-from hubcore.errors import QueueFullError
+from hubcore.errors import PermanentError, QueueFullError
 from hubcore.storage.embedded import EmbeddedStore
 from processors.native_events import NativeEventsProcessor
 from tests.helpers.events import EVENT_TYPES, make_event
@@ -175,13 +175,21 @@ def test_a_row_that_cannot_be_stored_is_quarantined_not_retried_forever(tmp_path
         poison = events_columns([make_event("telemetry")])
         poison["input_tokens"][0] = 2**63  # beyond BIGINT: the model bounds it, the store must survive it anyway
         s.append("events", poison)
+        bigger = events_columns([make_event("telemetry")])
+        bigger["output_tokens"][0] = 2**64 - 1  # the largest the log encodes
+        s.append("events", bigger)
+        huge = events_columns([make_event("telemetry")])
+        huge["output_tokens"][0] = 2**70  # the log cannot encode it: refused before anything is written
+        with pytest.raises(PermanentError, match="cannot be logged"):
+            s.append("events", huge)
         s.append("events", events_columns([make_event("cost"), make_event("cost")]))
         assert s.flush(10)  # before: every later batch of every tenant was folded into a failing retry
         assert s.read("SELECT count(*) FROM events").fetchone() == (2,)
-        assert (s.stats.quarantined_rows, s.stats.pending_rows, s.ready) == (1, 0, True)
-        (record,) = [json.loads(line) for line in (tmp_path / "quarantine.jsonl").read_text().splitlines()]
+        assert (s.stats.quarantined_rows, s.stats.pending_rows, s.ready) == (2, 0, True)
+        record, record2 = [json.loads(line) for line in (tmp_path / "quarantine.jsonl").read_text().splitlines()]
         assert record["kind"] == "events" and record["rows"] == 1 and "int" in record["reason"].lower()
         assert record["cols"]["input_tokens"] == [2**63]  # the rows themselves are kept, not only counted
+        assert record2["cols"]["output_tokens"] == [2**64 - 1]
     finally:
         s.shutdown()
     again = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.02)

@@ -111,7 +111,10 @@ def test_open_mode_tags_and_resource_tenants(tmp_path: Path) -> None:
 def test_metrics_need_a_credential_when_auth_is_on(hub: RunningHub, tmp_path: Path) -> None:
     r = httpx.get(f"{hub.api}/metrics")
     assert r.status_code == 401 and r.json()["error"]["code"] == "missing_credentials"
-    assert httpx.get(f"{hub.api}/metrics", headers=_key(hub, "ops", "platform_admin")).status_code == 200
+    r = httpx.get(f"{hub.api}/metrics", headers=_key(hub, "ops", "platform_admin"))
+    assert r.status_code == 200
+    # the store writer's health is on it too (alerts HubStoreWriterFailing, HubStoreQuarantinedRows)
+    assert "hub_store_writer_failing 0.0" in r.text and "hub_store_quarantined_rows_total 0.0" in r.text
     assert httpx.get(f"{hub.api}/metrics", headers=_key(hub, "tenant-a", "ingest")).status_code == 403
     cfg = hub_config(tmp_path, grpc=False, otlp_http=False, service__auth__enabled=True,
                      service__telemetry__metrics_public=True)  # fmt: skip
