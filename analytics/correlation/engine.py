@@ -151,6 +151,24 @@ class CorrelationEngine:
                 if per_key[key] <= 0:
                     del per_key[key]
 
+    def forget(self, tenant: str) -> None:
+        """Drop everything held in memory for ``tenant`` — its window of events, remembered rows and
+        correlations, root-cause results — so that data erased from the store is not written back by
+        the next flush (an erasure of the tenant or of one of its users calls this)."""
+        with self._run_lock, self._lock:
+            self._windows.pop(tenant, None)
+            for cid in [cid for cid, c in self._recent.items() if c.tenant_id == tenant]:
+                del self._recent[cid]
+                self._stored_sig.pop(cid, None)
+            for key in [k for k in self._rows if k[0] == tenant]:
+                del self._rows[key]
+            for key in [k for k in self._rca_cache if k[0] == tenant]:
+                del self._rca_cache[key]
+            for key in [k for k in self._by_event if k[0] == tenant]:
+                del self._by_event[key]
+            for key in [k for k in self._by_dims if k[0] == tenant]:
+                del self._by_dims[key]
+
     def window_sizes(self) -> dict[str, tuple[int, int]]:
         """tenant → (rows, distinct keys) currently held (for tests and metrics)."""
         with self._lock:

@@ -23,9 +23,18 @@ async def erase_tenant_data(
     request: Request, tenant_id: str, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
     tenant = read_tenant(request, state, tenant_id)
+    _forget_in_memory(request, tenant)
     counts = await run_in_threadpool(erase_tenant, state.store, tenant, dlq=state.dlq)
     backends = await _erase_in_backends(state, tenant)
     return json_response({"tenant_id": tenant, "deleted": counts, "backends": backends})
+
+
+def _forget_in_memory(request: Request, tenant: str) -> None:
+    """The streaming correlation engine holds the tenant's recent events and correlations in memory; drop
+    them first, or its next flush would write erased data back (it rebuilds from new events)."""
+    engine = getattr(request.app.state, "correlation_engine", None)
+    if engine is not None:
+        engine.forget(tenant)
 
 
 async def _erase_in_backends(state: ApiState, tenant: str) -> dict[str, str]:
@@ -61,6 +70,7 @@ async def erase_user_data(
     request: Request, tenant_id: str, user_id: str, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
     tenant = read_tenant(request, state, tenant_id)
+    _forget_in_memory(request, tenant)
     counts = await run_in_threadpool(erase_user, state.store, tenant, user_id, dlq=state.dlq)
     return json_response({"tenant_id": tenant, "user_id": user_id, "deleted": counts})
 

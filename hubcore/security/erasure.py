@@ -20,6 +20,14 @@ What ``erase_user`` matches, always within ``tenant_id``. A "user key" is any of
 * the dead-letter queue: entries of the tenant whose raw JSON has a user key equal to the user anywhere
   in it (or, when the raw text is not JSON, that contains the quoted user id).
 
+What the hub derived from that data goes too, in the same transaction, where the table exists: for a
+tenant, every row of :data:`DERIVED_TABLES` (correlations, incidents and their root-cause hypotheses,
+anomaly records, derived series, alerts and pending alerts); for a user, the correlations and incidents
+that name the user (their dimensions, explanations, impact and hypotheses hold user ids and source IPs).
+The tenant's configuration — alert rules, budgets, API keys — and the audit log are kept. Every cached
+query result of the tenant is dropped (the store's commit listeners are told), so an erased row is not
+served from the cache afterwards.
+
 Rows that arrive *during* the erasure are not covered: stop the tenant's or user's traffic first (revoke
 their keys). Not covered here: write-ahead-log segments still on disk (they hold batches already applied and are
 deleted as the log rolls over), DuckDB blocks freed by the delete (reused; ``CHECKPOINT`` is run), backups.
@@ -28,6 +36,7 @@ deleted as the log rolls over), DuckDB blocks freed by the delete (reused; ``CHE
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +48,13 @@ from hubcore.storage.embedded import EmbeddedStore
 from hubcore.storage.tables import TABLES
 
 USER_KEYS = ("user_id", "user.id", "enduser.id", "user")
+#: What the hub derives from a tenant's data (created by their subsystems when first used).
+DERIVED_TABLES = ("correlations", "incidents", "analytics_anomalies", "derived_series", "alerts", "alert_pending")
+#: Derived tables whose text columns can name a user (``user_id=u-42`` in an explanation or hypothesis).
+_NAMING_USER = {
+    "correlations": ("dimensions", "explanation", "impact"),
+    "incidents": ("title", "impact", "hypotheses"),
+}
 _JSON_USER_COLUMNS = {
     "events": ("tags", "payload"),
     "metric_points": ("attributes", "resource"),
@@ -80,7 +96,12 @@ def erase_user(
     params = {"tenant": tenant_id, "user": user_id}
     # spans first: they are found through the events that are about to go
     order = ["spans", *[t for t in TABLES if t != "spans"]]
-    counts = _delete(store, {t: user_predicate(t) for t in order}, params)
+    predicates = {t: user_predicate(t) for t in order}
+    for table, columns in _NAMING_USER.items():  # derived analyses that name the user
+        text = " || ' ' || ".join(f"coalesce({c}, '')" for c in columns)
+        predicates[table] = f"tenant_id = $tenant AND regexp_matches({text}, $pattern)"
+    params["pattern"] = r"(^|[^A-Za-z0-9_.@-])" + re.escape(user_id) + r"($|[^A-Za-z0-9_.@-])"
+    counts = _delete(store, predicates, params)
     if dlq is not None:
         counts["dlq"] = _erase_dlq(dlq, tenant_id, user_id)
     return counts
@@ -88,7 +109,8 @@ def erase_user(
 
 def erase_tenant(store: EmbeddedStore, tenant_id: str, *, dlq: DeadLetterQueue | None = None) -> dict[str, int]:
     """Delete every row of ``tenant_id`` from every table (and its dead-letter entries); rows per table."""
-    counts = _delete(store, {t: "tenant_id = $tenant" for t in TABLES}, {"tenant": tenant_id})
+    tables = [*TABLES, *DERIVED_TABLES]
+    counts = _delete(store, {t: "tenant_id = $tenant" for t in tables}, {"tenant": tenant_id})
     if dlq is not None:
         counts["dlq"] = dlq.replay(lambda entries: [True] * len(entries), tenant_id=tenant_id)[1]
     return counts
@@ -98,10 +120,13 @@ def _delete(store: EmbeddedStore, predicates: dict[str, str], params: dict[str, 
     if not store.flush(60.0):  # what is acknowledged but still queued must be in the tables first
         raise RetryableError("the store did not catch up with its write-ahead log in 60 s; retry the erasure")
     cur = store.cursor()
+    existing = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     counts: dict[str, int] = {}
     cur.execute("BEGIN TRANSACTION")
     try:
         for table, where in predicates.items():
+            if table not in existing:  # a derived table its subsystem has not created (yet)
+                continue
             used = {k: v for k, v in params.items() if f"${k}" in where}
             row = cur.execute(f"DELETE FROM {table} WHERE {where}", used).fetchone()
             counts[table] = int(row[0]) if row else 0
@@ -111,6 +136,9 @@ def _delete(store: EmbeddedStore, predicates: dict[str, str], params: dict[str, 
         raise
     with contextlib.suppress(Exception):  # best effort (another transaction may be open)
         cur.execute("CHECKPOINT")
+    tenant = params["tenant"]
+    for kind in TABLES:  # the query cache drops the tenant's results (whatever their time range)
+        store.notify_changed(kind, frozenset({tenant}), 0, 2**62)
     return counts
 
 

@@ -237,6 +237,14 @@ class EmbeddedStore:
     def add_listener(self, listener: AppliedListener) -> None:
         self._listeners.append(listener)
 
+    def notify_changed(self, kind: str, tenants: frozenset[str], min_ts_us: int, max_ts_us: int) -> None:
+        """Tell the listeners (the query cache) that rows of ``kind`` changed outside the writer (an erasure)."""
+        for listener in self._listeners:
+            try:
+                listener(kind, tenants, min_ts_us, max_ts_us)
+            except Exception:  # pragma: no cover - a listener must not break the caller
+                log.exception("store listener failed")
+
     # -- reads ------------------------------------------------------------------------------------
     def read(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
         """Run a read query on a fresh cursor (thread-safe). Always pass user values as ``params``."""
