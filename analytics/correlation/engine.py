@@ -160,14 +160,14 @@ class CorrelationEngine:
             for cid in [cid for cid, c in self._recent.items() if c.tenant_id == tenant]:
                 del self._recent[cid]
                 self._stored_sig.pop(cid, None)
-            for key in [k for k in self._rows if k[0] == tenant]:
-                del self._rows[key]
-            for key in [k for k in self._rca_cache if k[0] == tenant]:
-                del self._rca_cache[key]
-            for key in [k for k in self._by_event if k[0] == tenant]:
-                del self._by_event[key]
-            for key in [k for k in self._by_dims if k[0] == tenant]:
-                del self._by_dims[key]
+            for row_key in [k for k in self._rows if k[0] == tenant]:
+                del self._rows[row_key]
+            for rca_key in [k for k in self._rca_cache if k[0] == tenant]:
+                del self._rca_cache[rca_key]
+            for event_key in [k for k in self._by_event if k[0] == tenant]:
+                del self._by_event[event_key]
+            for dims_key in [k for k in self._by_dims if k[0] == tenant]:
+                del self._by_dims[dims_key]
 
     def window_sizes(self) -> dict[str, tuple[int, int]]:
         """tenant → (rows, distinct keys) currently held (for tests and metrics)."""

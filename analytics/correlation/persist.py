@@ -43,6 +43,30 @@ _COLS = "id, type, epoch_us(start_ts), epoch_us(end_ts), confidence, modules, ev
         "explanation, impact, dimensions, incident_id"  # fmt: skip
 
 
+def _release_superseded(cur: Any, incidents: list[Incident]) -> None:
+    """A correlation belongs to one incident, the one computed last. An incident's id follows its earliest
+    root event, which changes as windows slide and correlations merge, so an incident saved earlier can
+    still list a correlation now in another: take it out of the older one, and delete an incident left
+    with none (it had shown as a stale duplicate, a subset of the current incident)."""
+    by_tenant: dict[str, tuple[set[str], set[str]]] = {}
+    for inc in incidents:
+        ids, cids = by_tenant.setdefault(inc.tenant_id, (set(), set()))
+        ids.add(inc.id)
+        cids.update(inc.correlation_ids)
+    for tenant, (ids, cids) in by_tenant.items():
+        stale = cur.execute(
+            "SELECT id, correlation_ids FROM incidents WHERE tenant_id = ? AND NOT list_contains(?, id) "
+            "AND list_has_any(from_json(correlation_ids, '[\"VARCHAR\"]'), ?)", [tenant, sorted(ids), sorted(cids)],
+        ).fetchall()  # fmt: skip
+        for inc_id, raw in stale:
+            keep = [c for c in _dec(raw) if c not in cids]
+            if keep:
+                cur.execute("UPDATE incidents SET correlation_ids = ? WHERE tenant_id = ? AND id = ?",
+                            [_enc(keep).decode(), tenant, inc_id])  # fmt: skip
+            else:
+                cur.execute("DELETE FROM incidents WHERE tenant_id = ? AND id = ?", [tenant, inc_id])
+
+
 class StoreLike(Protocol):
     def cursor(self) -> Any: ...
     def read(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> Any: ...
@@ -106,6 +130,7 @@ class CorrelationRepository:
                 cur.executemany(
                     "INSERT OR REPLACE INTO incidents VALUES (?, ?, make_timestamp(?), make_timestamp(?), ?, ?, ?, ?, ?, "
                     "?, ?, make_timestamp(?))", inc_rows)  # fmt: skip
+                _release_superseded(cur, incidents)
             cur.execute("COMMIT")
         except Exception:
             cur.execute("ROLLBACK")
