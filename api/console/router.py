@@ -152,9 +152,13 @@ async def static_file(request: Request, path: str, v: str | None = None) -> Resp
 
     Text assets go gzip-compressed to clients that accept it; ``If-None-Match`` with the current ETag
     gets ``304 Not Modified`` (what a browser's revalidation of an unversioned URL costs)."""
-    target = (STATIC / path).resolve()
-    if not target.is_relative_to(STATIC) or not target.is_file():
-        return error_response(404, "not_found", f"no console asset {path!r}")
+    try:
+        target = (STATIC / path).resolve()
+        found = target.is_relative_to(STATIC) and target.is_file()
+    except (ValueError, OSError):  # a NUL byte in the name, a name too long for the file system
+        found = False
+    if not found:
+        return error_response(404, "not_found", f"no console asset {path[:200]!r}")
     media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if target.suffix == ".js":
         media = "text/javascript"

@@ -15,7 +15,6 @@ on first use over the same store (rules evaluated in the background, no Alertman
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ from starlette.responses import Response
 
 from api.deps import ensure_team_access, get_state, principal_of, read_tenant, write_tenant
 from api.errors import ErrorBody, error_response, json_response
+from api.jsonbody import BadJsonError, decode_json
 from api.state import ApiState
 from hubcore.security.context import authenticated
 from processors.alerting import AlertConflict, AlertingConfig, AlertingService, AlertNotFound, RuleError
@@ -82,9 +82,9 @@ async def _json(request: Request, *, optional: bool) -> tuple[Any, Response | No
             return {}, None
         return None, error_response(422, "invalid_rule", "a JSON body is required")
     try:
-        return json.loads(body), None
-    except ValueError as exc:
-        return None, error_response(422, "bad_json", f"body is not JSON: {exc}")
+        return decode_json(body), None
+    except BadJsonError as exc:
+        return None, error_response(400, "bad_json", str(exc))
 
 
 def _invalid(exc: RuleError, code: str = "invalid_rule") -> Response:

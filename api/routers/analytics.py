@@ -19,7 +19,6 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -30,6 +29,7 @@ from analytics.service.config import DERIVED_SERIES
 from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
 from api.deps import ensure_team_access, get_state, principal_of, read_tenant, write_tenant
 from api.errors import error_response, json_response
+from api.jsonbody import BadJsonError, decode_json
 from api.state import ApiState
 from hubcore.errors import ConfigError, InvalidParameter, PermanentError
 from hubcore.query.executor import QueryTimeout
@@ -64,9 +64,9 @@ async def _body(request: Request) -> Any:
     if len(raw) > MAX_BODY:
         raise QueryError("", f"the body exceeds {MAX_BODY} bytes", status=413, reason="body_too_large")
     try:
-        return msgspec.json.decode(raw or b"{}")
-    except msgspec.DecodeError as exc:
-        raise QueryError("", f"the body is not valid JSON: {exc}", status=400, reason="bad_json") from None
+        return decode_json(raw)
+    except BadJsonError as exc:
+        raise QueryError("", str(exc), status=400, reason="bad_json") from None
 
 
 async def _answer(fn: Any, *args: Any, status: int = 200, **kwargs: Any) -> Response:

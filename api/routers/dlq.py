@@ -44,7 +44,7 @@ async def replay_dlq(
     body = await request.body()
     try:
         req = msgspec.json.decode(body, type=ReplayRequest) if body.strip() else ReplayRequest()
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
         return error_response(400, "bad_request", f'body must be {{"ids": [...]}} or empty: {exc}')
     replayed, accepted = await run_in_threadpool(state.pipeline.replay_dlq, tenant_id=tenant_id, ids=req.ids)
     return json_response({"replayed": replayed, "accepted": accepted, "still_rejected": replayed - accepted})

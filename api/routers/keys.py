@@ -38,7 +38,7 @@ async def create_key(request: Request, state: Annotated[ApiState, Depends(get_st
         return error_response(404, "not_found", "API keys are disabled (service.auth.api_keys: false)")
     try:
         req = msgspec.json.decode(await request.body(), type=CreateKey)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
         return error_response(422, "validation_error", f"body: {exc}")
     tenant = read_tenant(request, state, req.tenant_id)
     caller = principal_of(request)

@@ -8,35 +8,38 @@
 * ``GET /api/v1/metrics/catalog`` — names, labels, payload fields and tag keys of the caller's tenant
 
 The tenant is the caller's (``X-Scope-OrgID``, else ``tenant``); ``"tenant": "*"`` needs
-:func:`may_query_all_tenants`, which no caller passes yet (403).
+:func:`may_query_all_tenants`: a platform admin, or anyone when auth is off (the anonymous local user is
+one); anyone else gets a 403.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from typing import Annotated, Any
 
-import msgspec
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from api.deps import audit_target, get_state, principal_of, read_tenant
 from api.errors import error_response, json_response
+from api.jsonbody import BadJsonError, decode_json
 from api.state import ApiState
 from hubcore.query.cache import QueryCache
 from hubcore.query.catalog import build_catalog
 from hubcore.query.executor import EmbeddedBackend, LokiBackend, PromBackend, QueryExecutor, QueryMetrics, QueryTimeout
 from hubcore.query.export import FORMATS, encode_batches, events_export_sql, pick_format
-from hubcore.query.model import ALL_TENANTS, Filter, QueryError, parse_field, parse_query
+from hubcore.query.model import ALL_TENANTS, Filter, QueryError, TimeRange, parse_field, parse_query
 from hubcore.times import BadTimeError, parse_time_s
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 MAX_BODY = 256 * 1024
 REDIS_URL_ENV = "HUB_QUERY_REDIS_URL"
 _engine_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def may_query_all_tenants(request: Request) -> bool:
@@ -102,9 +105,9 @@ async def _json_body(request: Request) -> Any:
     if len(body) > MAX_BODY:
         raise QueryError("", f"the body exceeds {MAX_BODY} bytes", status=413, reason="body_too_large")
     try:
-        return msgspec.json.decode(body or b"{}")
-    except msgspec.DecodeError as exc:
-        raise QueryError("", f"the body is not valid JSON: {exc}", status=400, reason="bad_json") from None
+        return decode_json(body)
+    except BadJsonError as exc:
+        raise QueryError("", str(exc), status=400, reason="bad_json") from None
 
 
 _ALL_TENANTS_DENIED = 'tenant "*" (all tenants) is for platform admins only'
@@ -112,6 +115,8 @@ _ALL_TENANTS_DENIED = 'tenant "*" (all tenants) is for platform admins only'
 
 def _tenant(request: Request, state: ApiState, body: Any) -> str | None:
     requested = body.get("tenant") if isinstance(body, dict) else None
+    if requested is not None and not isinstance(requested, str):
+        raise QueryError("tenant", 'must be a tenant id (a string), or "*" for every tenant')
     if requested == ALL_TENANTS:
         # read_tenant is bypassed: audit the "*" target (every tenant) here, allowed or refused, as it would
         allowed = may_query_all_tenants(request)
@@ -119,7 +124,7 @@ def _tenant(request: Request, state: ApiState, body: Any) -> str | None:
         if principal is not None:
             audit_target(request, principal, ALL_TENANTS, denied=None if allowed else f"denied: {_ALL_TENANTS_DENIED}")
         return ALL_TENANTS if allowed else None
-    return read_tenant(request, state, requested if isinstance(requested, str) else None)
+    return read_tenant(request, state, requested)
 
 
 def _forbidden() -> Response:
@@ -170,6 +175,11 @@ def _run_one(executor: QueryExecutor, item: Any, tenant: str, now_us: int, index
         return {"status": exc.status, "error": {"code": exc.reason, "message": str(exc), "field": field}}
     except QueryTimeout as exc:
         return {"status": 504, "error": {"code": "query_timeout", "message": str(exc), "timeout_s": exc.timeout_s}}
+    except Exception:
+        # a fault in the hub, not in the query: this entry says so, the other queries still run
+        log.exception("query %d of a batch failed", index)
+        return {"status": 500, "error": {"code": "internal_error",
+                                         "message": "internal error; the hub's log has the details"}}  # fmt: skip
 
 
 @router.post("/query/batch", summary="Several unified queries in one request (a dashboard page's panels)")
@@ -236,6 +246,42 @@ async def export_query(request: Request, state: Annotated[ApiState, Depends(get_
 
 
 _EXPORT_PARAMS = {"format", "start", "end", "last", "limit", "tenant"}
+MAX_EXPORT_LIMIT = 10**9
+
+
+def _export_range(params: Any, now_us: int) -> TimeRange:
+    """The window of an events export, in the time grammar of every GET endpoint (ISO-8601, epoch seconds,
+    now, -24h): ``start``..``end`` (default now), else the ``last`` (default 24h) before ``end`` (default
+    now). ``start`` with ``last`` is ambiguous: a 422 on ``last``."""
+    start = _param_time(params.get("start"), "start", now_us)
+    end = _param_time(params.get("end"), "end", now_us)
+    last = params.get("last")
+    if start is not None and last:
+        raise QueryError("last", "give start (with or without end) or last (with or without end), not both")
+    if start is not None:
+        return parse_query({"time_range": {"start": start, "end": end}}, tenant="-", now_us=now_us).time_range
+    end_us = now_us if end is None else int(end * 1_000_000)
+    return parse_query({"time_range": {"last": last or "24h"}}, tenant="-", now_us=end_us).time_range
+
+
+def _export_limit(raw: str | None) -> int | None:
+    """``?limit=`` of an events export: None (every row) or 1 to :data:`MAX_EXPORT_LIMIT`, else a 422."""
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= MAX_EXPORT_LIMIT):
+        raise QueryError("limit", f"must be an integer between 1 and {MAX_EXPORT_LIMIT}, got {raw[:40]!r}")
+    return int(raw)
+
+
+def _export_filter(key: str, value: str) -> Filter:
+    """An equality filter ``<field>=value`` of an events export (a number for a numeric field)."""
+    fld = parse_field(key, key)
+    if not fld.numeric:
+        return Filter(fld, "eq", value)
+    try:
+        return Filter(fld, "eq", float(value))
+    except ValueError:
+        raise QueryError(key, f"field {fld.label!r} is numeric; got {value[:40]!r}") from None
 
 
 @router.get(
@@ -244,34 +290,20 @@ _EXPORT_PARAMS = {"format", "start", "end", "last", "limit", "tenant"}
     responses=_EXPORT_CONTENT,  # type: ignore[arg-type]
 )
 async def export_events(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
-    """Filters: ``<field>=value`` for event fields, ``tags.<key>=``, ``payload.<path>=`` (equality)."""
+    """Filters: ``<field>=value`` for event fields, ``tags.<key>=``, ``payload.<path>=`` (equality).
+    ``tenant=*`` (platform admins) exports every tenant's events; the ``tenant_id`` column tells them apart."""
     params = request.query_params
     try:
         fmt = pick_format(params.get("format"), request.headers.get("accept"))
         tenant = read_tenant(request, state, params.get("tenant"), all_tenants=True)
-        now_us = time.time_ns() // 1000
-        time_range: dict[str, Any] = {"last": params.get("last", "24h")}
-        if params.get("start"):  # the time grammar of every GET endpoint: ISO-8601, epoch seconds, now, -24h
-            time_range = {name: _param_time(params.get(name), name, now_us) for name in ("start", "end")}
-        filters: list[Filter] = []
-        for key, value in params.multi_items():
-            if key in _EXPORT_PARAMS:
-                continue
-            fld = parse_field(key, key)
-            filters.append(Filter(fld, "eq", float(value) if fld.numeric else value))
-        limit = params.get("limit")
-        if limit is not None and (not limit.isdigit() or int(limit) < 1):
-            raise QueryError("limit", "must be a positive integer")
-        q = parse_query({"time_range": time_range}, tenant=tenant, now_us=now_us)
-        sql, sql_params, columns = events_export_sql(
-            tenant, filters, q.time_range.start_us, q.time_range.end_us, int(limit) if limit else None
-        )
+        tr = _export_range(params, time.time_ns() // 1000)
+        filters = [_export_filter(k, v) for k, v in params.multi_items() if k not in _EXPORT_PARAMS]
+        limit = _export_limit(params.get("limit"))
+        sql, sql_params, columns = events_export_sql(tenant, filters, tr.start_us, tr.end_us, limit)
         backend = EmbeddedBackend(state.store)
         stream = await run_in_threadpool(backend.stream_sql, sql, sql_params, columns)
     except QueryError as exc:
         return _query_error(exc)
-    except ValueError:
-        return error_response(422, "invalid_query", "a numeric field was compared with a non-number")
     return _streaming(stream.columns, stream.batches, fmt, "events")
 
 

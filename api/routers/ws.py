@@ -71,7 +71,7 @@ async def events_socket(ws: WebSocket) -> None:
             if stripped[:1] == b"{":
                 try:
                     ctl: _Control | None = _control.decode(data)
-                except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
                     ctl = None  # split_events says what is wrong with it
                 if ctl is not None:
                     refusal = _control_error(ctl)

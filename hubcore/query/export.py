@@ -10,8 +10,8 @@ batch into a sink that is drained after every write; the footer comes last).
     >>> b"".join(encode_batches(["model", "sum"], iter([batch]), "csv")).splitlines()[0]
     b'"model","sum"'
 
-Raw events: :func:`events_export_sql` selects a tenant's events (oldest first) with the unified
-query's filters, for ``GET /api/v1/events/export``.
+Raw events: :func:`events_export_sql` selects a tenant's (or every tenant's) events (oldest first) with
+the unified query's filters, for ``GET /api/v1/events/export``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from hubcore.query.compile_duckdb import filter_sql
-from hubcore.query.model import Filter, QueryError
+from hubcore.query.model import ALL_TENANTS, Filter, QueryError
 
 FORMATS: Final = {
     "csv": "text/csv; charset=utf-8",
@@ -136,16 +136,30 @@ def encode_batches(columns: list[str], batches: Iterator[pa.RecordBatch], fmt: s
 def events_export_sql(
     tenant: str, filters: list[Filter], start_us: int, end_us: int, limit: int | None = None
 ) -> tuple[str, list[Any], list[str]]:
-    """SQL for a tenant's raw events in ``[start, end)``, oldest first, filtered like the unified query."""
-    conds = ["tenant_id = ?", "ts >= make_timestamp(?)", "ts < make_timestamp(?)"]
-    params: list[Any] = [tenant, start_us, end_us]
+    """SQL for a tenant's raw events in ``[start, end)``, oldest first, filtered like the unified query.
+
+    ``tenant`` ``"*"`` (:data:`ALL_TENANTS`; the API lets only platform admins ask) selects every tenant's
+    events, with a leading ``tenant_id`` column to tell them apart.
+
+        >>> sql, params, columns = events_export_sql("*", [], 0, 10)
+        >>> "tenant_id = ?" in sql, params, columns[:2]
+        (False, [0, 10], ['tenant_id', 'event_id'])
+    """
+    every = tenant == ALL_TENANTS
+    selected = ("tenant_id", *EVENT_COLUMNS) if every else EVENT_COLUMNS
+    conds = ["ts >= make_timestamp(?)", "ts < make_timestamp(?)"]
+    params: list[Any] = [start_us, end_us]
+    if not every:
+        conds.insert(0, "tenant_id = ?")
+        params.insert(0, tenant)
     for f in filters:
         cond, ps = filter_sql(f)
         conds.append(cond)
         params += ps
-    sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE {' AND '.join(conds)} ORDER BY ts, event_id"
+    order = "ts, tenant_id, event_id" if every else "ts, event_id"
+    sql = f"SELECT {', '.join(selected)} FROM events WHERE {' AND '.join(conds)} ORDER BY {order}"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
-    columns = ["timestamp" if c == "ts" else c for c in EVENT_COLUMNS]
+    columns = ["timestamp" if c == "ts" else c for c in selected]
     return sql, params, columns

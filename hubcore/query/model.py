@@ -21,6 +21,7 @@ import base64
 import hashlib
 import math
 import re
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -47,6 +48,7 @@ MAX_LIMIT: Final = 10_000
 DEFAULT_LIMIT: Final = 1000
 MAX_RANGE_DAYS: Final = 400
 MAX_IN_VALUES: Final = 1000
+MAX_OFFSET: Final = 1_000_000
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*){0,4}$")
 _LAST = re.compile(r"^(\d{1,6})(m|h|d|w)$")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -168,11 +170,18 @@ def encode_cursor(query: Query, offset: int) -> str:
 
 
 def _decode_cursor(cursor: Any) -> tuple[int, str]:
+    """``(offset, query hash)`` of a cursor; the offset is held to the bounds of ``offset`` (a tampered one
+    must neither reach the store as a negative or 64-bit-overflowing OFFSET nor page past the cap)."""
     try:
         data = msgspec.json.decode(base64.urlsafe_b64decode(str(cursor) + "=" * (-len(str(cursor)) % 4)))
-        return int(data["o"]), str(data["q"])
+        offset, fingerprint = data["o"], data["q"]
     except Exception:
         raise QueryError("cursor", "not a cursor from this API; pass metadata.next_cursor unchanged") from None
+    if isinstance(offset, bool) or not isinstance(offset, int) or not isinstance(fingerprint, str):
+        raise QueryError("cursor", "not a cursor from this API; pass metadata.next_cursor unchanged")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise QueryError("cursor", f"its offset is outside 0-{MAX_OFFSET} (the paging limit); narrow the query")
+    return offset, fingerprint
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -227,9 +236,40 @@ def _parse_filter(raw: Any, i: int) -> Filter:
                 re.compile(value)
             except re.error as exc:
                 raise QueryError(vwhere, f"bad regex {value!r}: {exc}") from None
+            refused = re2_error(value)
+            if refused is not None:
+                raise QueryError(vwhere, f"bad regex {value!r} (RE2 syntax): {refused}")
     else:
         _check_scalar(value, fld, vwhere)
     return Filter(fld, op, value)
+
+
+_re2_lock = threading.Lock()
+_re2_db: Any = None
+
+
+def re2_error(pattern: str) -> str | None:
+    """Why RE2 (the store's regex engine, and Loki's and Prometheus' dialect) refuses ``pattern``, or None.
+
+    Python's ``re`` accepts look-arounds, back-references and possessive quantifiers that RE2 does not; the
+    pattern is compiled by DuckDB's ``regexp_matches`` on a private in-memory database.
+
+        >>> re2_error("^gpt-4") is None
+        True
+        >>> re2_error("gpt(?=-4)")
+        'invalid perl operator: (?='
+    """
+    global _re2_db
+    import duckdb
+
+    with _re2_lock:
+        if _re2_db is None:
+            _re2_db = duckdb.connect(":memory:")
+        try:
+            _re2_db.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+        except duckdb.InvalidInputException as exc:
+            return str(exc).splitlines()[0].removeprefix("Invalid Input Error: ")
+    return None
 
 
 def _check_scalar(value: Any, fld: FieldRef, where: str) -> None:
@@ -252,6 +292,8 @@ def _parse_metric(raw: Any) -> Metric:
         raise QueryError("metric", f"unknown key(s) {sorted(unknown)}; use event_type, name, field or composite")
     composite = raw.get("composite")
     if composite is not None:
+        if not isinstance(composite, str):
+            raise QueryError("metric.composite", f"must be a composite metric name: {', '.join(COMPOSITES)}")
         if composite not in COMPOSITES:
             raise QueryError("metric.composite", f"unknown composite {composite!r}; known: {', '.join(COMPOSITES)}")
         if len(raw) > 1:
@@ -303,6 +345,8 @@ def _parse_range(raw: Any, now_us: int) -> TimeRange:
     if not isinstance(raw, dict):
         raise QueryError("time_range", 'must be {"start", "end"} or {"last": "24h"}')
     if "last" in raw:
+        if raw.get("start") is not None or raw.get("end") is not None:
+            raise QueryError("time_range", 'is ambiguous: give either {"last": ...} or {"start", "end"}, not both')
         m = _LAST.match(str(raw["last"]))
         if not m:
             raise QueryError("time_range.last", f"must look like 15m, 24h, 7d or 2w; got {raw['last']!r}")
@@ -327,6 +371,8 @@ def _parse_aggregation(raw: Any, metric: Metric, tr: TimeRange) -> Aggregation:
         raise QueryError("aggregation", "must be an object {time_bucket, functions, group_by}")
     bucket = raw.get("time_bucket")
     if bucket is not None:
+        if not isinstance(bucket, str):
+            raise QueryError("aggregation.time_bucket", f"must be one of {', '.join(BUCKETS)} or null")
         if bucket not in BUCKETS:
             raise QueryError("aggregation.time_bucket", f"unknown bucket {bucket!r}; use {', '.join(BUCKETS)} or null")
         n = tr.seconds / BUCKETS[bucket]
@@ -397,8 +443,8 @@ def parse_query(body: Any, *, tenant: str, now_us: int, max_limit: int = MAX_LIM
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_limit):
         raise QueryError("limit", f"must be an integer between 1 and {max_limit}")
     offset = body.get("offset", 0)
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= 1_000_000:
-        raise QueryError("offset", "must be an integer between 0 and 1000000")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise QueryError("offset", f"must be an integer between 0 and {MAX_OFFSET}")
     q = replace(q, sort=tuple(sort), limit=limit, offset=offset)
     if body.get("cursor") is not None:
         cur_offset, fp = _decode_cursor(body["cursor"])

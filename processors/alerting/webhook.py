@@ -58,6 +58,10 @@ def decode_payload(body: bytes) -> WebhookPayload:
         raise RuleError(key, str(exc)[: m.start()] if m else str(exc)) from None
     except msgspec.DecodeError as exc:
         raise RuleError("", f"body is not JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RuleError("", f"body is not valid UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise RuleError("", "body is nested too deeply") from None
     if payload.version != "4":
         raise RuleError("version", f"only Alertmanager webhook version 4 is understood, got {payload.version!r}")
     for i, a in enumerate(payload.alerts):

@@ -68,6 +68,13 @@ def test_pages_link_versioned_assets_that_are_cached_without_revalidation(seeded
         assert "def " not in r.text
 
 
+@pytest.mark.parametrize("name", ["%00", "console.js%00.html", "a" * 5000, "vendor/" + "b" * 300 + "/x.js"])
+def test_unservable_static_names_are_404(seeded: Seeded, name: str) -> None:
+    r = httpx.get(f"{seeded.api}/console/static/{name}")  # a NUL byte or ENAMETOOLONG had been a 500
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["code"] == "not_found"
+
+
 def test_no_cdn_and_no_html_sinks_in_the_console_code() -> None:
     for f in [*JS_FILES, "console.css"]:
         text = (STATIC / f).read_text()

@@ -3,11 +3,13 @@ batch's tenant for every query, and every way the envelope can be bad."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
 import pytest
 
+from api.routers.query import _run_one
 from tests.query.dataset import DUR, query
 
 T = {"event_type": "telemetry", "name": DUR}
@@ -84,3 +86,36 @@ def test_all_tenants_batch_needs_a_platform_admin_like_a_query(client: httpx.Cli
     # with auth off the local user is a platform admin: "*" is allowed, as for POST /api/v1/query
     r = batch(client, {"queries": [{}], "tenant": "*"}, None)
     assert r.status_code == 200 and r.json()["results"][0]["data"] == [{"count": 15}]
+
+
+def test_an_unhashable_bucket_fails_only_its_entry(client: httpx.Client) -> None:
+    bodies = [{"aggregation": {"time_bucket": ["1h"]}}, {}, {"metric": {"composite": ["x"]}}]
+    r = batch(client, {"queries": bodies})
+    assert r.status_code == 200, r.text  # was a 500 for the whole batch
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == [422, 200, 422]
+    assert results[0]["error"]["field"] == "queries.0.aggregation.time_bucket"
+    assert results[2]["error"]["field"] == "queries.2.metric.composite"
+
+
+class _Faulty:
+    """An executor whose second query hits a fault of the hub (not a bad query)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def execute(self, query: Any, *, timeout_s: float | None = None) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("boom")
+        return {"data": [], "metadata": {}}
+
+
+def test_an_unexpected_error_is_that_entry_s_internal_error(caplog: pytest.LogCaptureFixture) -> None:
+    executor = _Faulty()
+    with caplog.at_level(logging.ERROR, logger="api.routers.query"):
+        results = [_run_one(executor, {}, "acme", 10**15, i) for i in range(3)]  # type: ignore[arg-type]
+    assert [x["status"] for x in results] == [200, 500, 200]
+    assert results[1]["error"]["code"] == "internal_error" and "boom" not in str(results[1])
+    [record] = [r for r in caplog.records if r.name == "api.routers.query"]
+    assert "query 1 of a batch failed" in record.getMessage() and record.exc_info is not None

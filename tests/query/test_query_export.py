@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
@@ -126,3 +128,73 @@ def test_large_event_export_streams_in_chunks(client: httpx.Client, hub: Running
             assert buf.getvalue().count(b"\n") == n + 1
         else:
             assert pq.read_table(io.BytesIO(buf.getvalue())).num_rows == n
+
+
+def _jsonl(client: httpx.Client, org: str | None = "acme", **params: str) -> list[dict[str, Any]]:
+    headers = {"X-Scope-OrgID": org} if org else {}
+    r = client.get("/api/v1/events/export", params={"format": "jsonl", **params}, headers=headers)
+    assert r.status_code == 200, r.text
+    return [json.loads(line) for line in r.text.splitlines()]
+
+
+def test_events_export_of_every_tenant(client: httpx.Client) -> None:
+    # with auth off the local user is a platform admin: tenant=* had matched tenant_id = '*' (nothing)
+    every = _jsonl(client, None, tenant="*", last="3h")
+    by_tenant: dict[str, list[str]] = {}
+    for e in every:
+        by_tenant.setdefault(e["tenant_id"], []).append(e["event_id"])
+    for tenant in ("acme", "globex"):
+        own = _jsonl(client, tenant, last="3h")
+        assert own and "tenant_id" not in own[0]
+        assert sorted(by_tenant[tenant]) == sorted(e["event_id"] for e in own)
+    assert every == sorted(every, key=lambda e: e["timestamp"])
+    csv_rows = client.get("/api/v1/events/export", params={"tenant": "*", "last": "3h", "model": "claude"}).text
+    assert csv_rows.splitlines()[0].startswith('"tenant_id","event_id"')
+
+
+def test_events_export_honours_end_without_start(client: httpx.Client) -> None:
+    end = int(time.time()) - 3600  # acme has 4 events more than an hour old (and 7 newer ones)
+    old = _jsonl(client, end=str(end))
+    assert len(old) == 4 and all(e["timestamp"] < _iso(end) for e in old)  # end was ignored: all 11
+    assert old == _jsonl(client, start=str(end - 86400), end=str(end))
+    assert _jsonl(client, end="-1h", last="10m") == []  # the 10 minutes before end: none of the 4
+    assert len(_jsonl(client, end="now", last="3h")) == 11
+
+
+def test_events_export_refuses_start_with_last(client: httpx.Client) -> None:
+    r = client.get("/api/v1/events/export", params={"start": "-3h", "last": "1h"}, headers=ACME)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "last"
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "9223372036854775808", "99999999999999999999999", "1000000001", "²",
+                                   "1.5", "", "x"])  # fmt: skip
+def test_events_export_limit_out_of_bounds_is_a_422_on_limit(client: httpx.Client, limit: str) -> None:
+    r = client.get("/api/v1/events/export", params={"limit": limit, "last": "3h"}, headers=ACME)
+    assert r.status_code == 422, r.text  # huge was a 500 (DuckDB), '²' a message about numeric fields
+    assert r.json()["error"]["field"] == "limit"
+    assert "between 1 and 1000000000" in r.json()["error"]["message"]
+
+
+def test_events_export_limit_in_bounds(client: httpx.Client) -> None:
+    assert len(_jsonl(client, last="3h", limit="1000000000")) == 11
+    assert len(_jsonl(client, last="3h", limit="2")) == 2
+
+
+def test_events_export_numeric_filter_names_its_field(client: httpx.Client) -> None:
+    r = client.get("/api/v1/events/export", params={"value": "abc", "last": "3h"}, headers=ACME)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "value"
+    assert len(_jsonl(client, value="100", last="3h")) == 1
+
+
+def _iso(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"aggregation": {"time_bucket": ["1h"]}}, "aggregation.time_bucket"),
+     ({"metric": {"composite": {"a": 1}}}, "metric.composite")],
+)  # fmt: skip
+def test_query_export_refuses_unhashable_values(client: httpx.Client, body: dict[str, Any], field: str) -> None:
+    r = client.post("/api/v1/query/export", json=body, headers=ACME)
+    assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text  # was a 500

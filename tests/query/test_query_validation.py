@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import httpx
@@ -28,12 +30,19 @@ CASES: list[tuple[str, Any, int, str]] = [
     ("bad regex", {"filters": [{"field": "model", "operator": "regex", "value": "(unclosed"}]}, 422,
      "filters[0].value: bad regex '(unclosed'"),
     ("regex RE2 refuses", {"filters": [{"field": "model", "operator": "regex", "value": "(?=x)"}]}, 422,
-     "the store refused the query"),
+     "filters[0].value: bad regex '(?=x)' (RE2 syntax): invalid perl operator"),
     ("bad path", {"filters": [{"field": "payload.a b", "operator": "eq", "value": "x"}]}, 422,
      "bad field path 'payload.a b'"),
     ("bucket too small", {"time_range": {"last": "30d"}, "aggregation": {"time_bucket": "1m"}}, 422,
      "aggregation.time_bucket: bucket '1m' is too small for the range: 43200 buckets > 10000; use '5m' or larger"),
     ("unknown bucket", {"aggregation": {"time_bucket": "7m"}}, 422, "unknown bucket '7m'"),
+    ("bucket as a list", {"aggregation": {"time_bucket": ["1h"]}}, 422, "aggregation.time_bucket: must be one of"),
+    ("bucket as an object", {"aggregation": {"time_bucket": {"a": 1}}}, 422, "aggregation.time_bucket: must be"),
+    ("composite as a list", {"metric": {"composite": ["x"]}}, 422, "metric.composite: must be a composite metric"),
+    ("last and start", {"time_range": {"last": "1h", "start": "garbage"}}, 422, "time_range: is ambiguous"),
+    ("last and end", {"time_range": {"last": "1h", "end": "2026-01-01T00:00:00Z"}}, 422, "time_range: is ambiguous"),
+    ("tenant a number", {"tenant": 5}, 422, "tenant: must be a tenant id (a string)"),
+    ("tenant a list", {"tenant": ["acme"]}, 422, "tenant: must be a tenant id"),
     ("unknown function", {"aggregation": {"functions": ["median"]}}, 422,
      "aggregation.functions[0]: unknown function 'median'"),
     ("limit too large", {"limit": 100_000}, 422, "limit: must be an integer between 1 and 10000"),
@@ -154,3 +163,56 @@ def test_query_timeout_is_504(client: httpx.Client, hub: RunningHub) -> None:
     assert err["code"] == "query_timeout" and "stopped after 0.005 s" in err["message"]
     metrics = client.get("/metrics").text
     assert "hub_query_timeouts_total 1.0" in metrics
+
+
+@pytest.mark.parametrize("pattern", ["gpt(?=-4)", r"(g)\1", "a*+", "(a{1000}){1000}"])
+def test_a_regex_re2_refuses_names_the_filter_value(client: httpx.Client, pattern: str) -> None:
+    # Python's re accepts these; RE2 (DuckDB, Loki, Prometheus) does not: the 422 named only "filters"
+    body = {"filters": [{"field": "model", "operator": "eq", "value": "a"},
+                        {"field": "model", "operator": "regex", "value": pattern}]}  # fmt: skip
+    r = query(client, body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "filters[1].value"
+    assert "RE2" in r.json()["error"]["message"]
+
+
+def _cursor(offset: Any, fingerprint: Any) -> str:
+    raw = json.dumps({"o": offset, "q": fingerprint}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("offset", [-1, 2**63, 10**7, 1e30, 1_000_001, "5", True, None])
+def test_a_tampered_cursor_offset_is_a_422_on_cursor(client: httpx.Client, offset: Any) -> None:
+    body = {"time_range": {"last": "3h"}, "aggregation": {"group_by": ["model"]}, "limit": 1}
+    first = query(client, body).json()["metadata"]["next_cursor"]
+    real = json.loads(base64.urlsafe_b64decode(first + "=" * (-len(first) % 4)))
+    assert query(client, {**body, "cursor": _cursor(real["o"], real["q"])}).status_code == 200
+    r = query(client, {**body, "cursor": _cursor(offset, real["q"])})
+    assert r.status_code == 422, r.text  # was a 500 (DuckDB OFFSET overflow) or a page past the offset cap
+    assert r.json()["error"]["field"] == "cursor"
+
+
+DEEP = b"[" * 1000 + b"]" * 1000
+BAD_BODIES = {
+    "deep array": DEEP,
+    "very deep array": b"[" * 100_000 + b"]" * 100_000,
+    "deep filter value": b'{"filters": [{"field": "model", "operator": "eq", "value": ' + DEEP + b"}]}",
+    "65 levels": b'{"filters": [{"field": "model", "operator": "in", "value": ' + b"[" * 62 + b"]" * 62 + b"}]}",
+    "invalid UTF-8": b'{"tenant": "\xff\xfe"}',
+}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/query", "/api/v1/query/batch", "/api/v1/query/export"])
+@pytest.mark.parametrize("name", list(BAD_BODIES))
+def test_unreadable_bodies_are_400_bad_json(client: httpx.Client, path: str, name: str) -> None:
+    r = client.post(path, content=BAD_BODIES[name], headers={"X-Scope-OrgID": "acme"})
+    assert r.status_code == 400, r.text  # RecursionError / UnicodeDecodeError were 500s
+    err = r.json()["error"]
+    assert err["code"] == "bad_json"
+    assert ("nested more than 64 levels" if "UTF" not in name else "not valid UTF-8") in err["message"]
+
+
+def test_64_levels_are_still_read(client: httpx.Client) -> None:
+    body = b'{"filters": [{"field": "model", "operator": "in", "value": ' + b"[" * 61 + b"]" * 61 + b"}]}"
+    r = client.post("/api/v1/query", content=body, headers={"X-Scope-OrgID": "acme"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "filters[0].value", r.text
