@@ -37,6 +37,7 @@ from hubcore.telemetry import HubMetrics
 from processors.native_events import NativeEventsProcessor
 
 log = logging.getLogger(__name__)
+_msgpack = msgspec.msgpack.Encoder()
 
 
 def reason_class(reason: str) -> str:
@@ -195,8 +196,12 @@ class IngestPipeline:
                 self.store.append(kind, columns)
             return
         with self._deliver_lock:
+            # the size a queue will hold: checked with it, under this lock, room cannot run out between the
+            # check and the put (with a size of 0 the check passed, the put then refused the batch, after
+            # the store had kept it: the client's resend was stored twice)
+            nbytes = len(_msgpack.encode({"kind": kind, "cols": columns}))
             for name, ex in targets:
-                if not ex.has_room():
+                if not ex.has_room(nbytes):
                     raise QueueFullError(
                         f"the {name} export queue is full (the backend is slow or down)", retry_after=5.0
                     )

@@ -285,31 +285,42 @@ class HubService:
         self._stop.set()
 
     async def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop receivers (no new input), then flush and close the store. Idempotent; safe unstarted."""
+        """Stop receivers (no new input), then flush and close the store. Idempotent; safe unstarted.
+
+        ``timeout`` bounds the whole stop, not each step: the stack exporters drain in parallel, and what
+        they or the store cannot finish in time stays in their on-disk queues and the write-ahead log for
+        the next start (a stop used to take 30 s per unreachable backend, one after another, past the
+        grace period of Kubernetes or systemd)."""
+        deadline = time.monotonic() + timeout
+
+        def left(cap: float = timeout) -> float:
+            return max(0.5, min(cap, deadline - time.monotonic()))
+
         for server in self._servers:
             server.should_exit = True
         if self._grpc is not None:
-            await self._grpc.stop(grace=min(5.0, timeout))
+            await self._grpc.stop(grace=left(5.0))
             self._grpc = None
         for server in self._servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.shutdown_task, timeout)  # type: ignore[attr-defined]
+                await asyncio.wait_for(server.shutdown_task, left())  # type: ignore[attr-defined]
         self._servers.clear()
         self._corr_stop.set()
         if self._corr_thread is not None:
-            await asyncio.to_thread(self._corr_thread.join, min(10.0, timeout))
+            await asyncio.to_thread(self._corr_thread.join, left(10.0))
             self._corr_thread = None
-        await asyncio.to_thread(self.analytics.shutdown, min(10.0, timeout))
-        await asyncio.to_thread(self.alerting.shutdown, min(10.0, timeout))
+        await asyncio.gather(asyncio.to_thread(self.analytics.shutdown, left(10.0)),
+                             asyncio.to_thread(self.alerting.shutdown, left(10.0)))  # fmt: skip
         await asyncio.to_thread(self.tracer_provider.shutdown)
         if self.security.audit is not None:
             self.security.audit.close()  # the head sidecar names the last record (ingest moves it lazily)
-        for _name, exporter in reversed(self.stack_exporters):
-            await asyncio.to_thread(exporter.shutdown, timeout)
+        if self.stack_exporters:
+            await asyncio.gather(*(asyncio.to_thread(ex.shutdown, left()) for _name, ex in self.stack_exporters))
         # never served (a stop during the startup replay): no flush to wait for, the WAL keeps the rest
-        await asyncio.to_thread(self.store.shutdown, timeout if self._started else min(timeout, UNSERVED_STORE_TIMEOUT))
+        await asyncio.to_thread(self.store.shutdown, left() if self._started else min(left(), UNSERVED_STORE_TIMEOUT))
         if self._started:
-            log.info("hub stopped", extra={"applied_rows": self.store.stats.applied_rows})
+            log.info("hub stopped", extra={"applied_rows": self.store.stats.applied_rows,
+                                           "seconds": round(timeout - (deadline - time.monotonic()), 2)})  # fmt: skip
         self._started = False
 
     # -- pieces -----------------------------------------------------------------------------------

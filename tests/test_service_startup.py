@@ -92,3 +92,30 @@ def test_a_corrupt_database_is_one_error_naming_the_file(tmp_path: Path) -> None
     msg = str(info.value)
     assert str(data / "hub.duckdb") in msg and "not a valid DuckDB database file" in msg
     assert "restore it from a backup" in msg and "\n" not in msg
+
+
+def test_stack_exporters_drain_in_parallel_within_one_deadline(tmp_path: Path) -> None:
+    """A stop used to give each unreachable backend the whole timeout, one after another (90 s for three)."""
+    import threading
+
+    from tests.helpers.hub import running_hub
+
+    barrier = threading.Barrier(3, timeout=20)
+    seen: list[tuple[str, float, bool]] = []
+
+    class Stuck:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def shutdown(self, timeout: float) -> None:  # a backend that is down: drains until its deadline
+            try:
+                barrier.wait()  # passes only if all three are draining at the same time
+                seen.append((self.name, timeout, True))
+            except threading.BrokenBarrierError:
+                seen.append((self.name, timeout, False))
+
+    with running_hub(tmp_path, grpc=False, otlp_http=False) as hub:
+        hub.service.stack_exporters.extend((n, Stuck(n)) for n in ("victoriametrics", "loki", "tempo"))
+    assert sorted(n for n, _t, _ok in seen) == ["loki", "tempo", "victoriametrics"]
+    assert all(ok for _n, _t, ok in seen), seen
+    assert all(t <= 30.0 for _n, t, _ok in seen)

@@ -30,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from hubcore.errors import QueueFullError
+from hubcore.errors import QueueFullError, StoreUnavailableError
 from hubcore.storage.wal import WriteAheadLog
 
 _ACK_FILE = "ack"
@@ -86,7 +86,13 @@ class DiskQueue:
                     f"exporter queue {self.directory} is full ({len(self._pending)} batches, {self._bytes} bytes)",
                     retry_after=1.0,
                 )
-            seq = self._wal.append(raw)
+            try:
+                seq = self._wal.append(raw)
+            except OSError as exc:  # disk full, I/O: the log cut the partial record; nothing was queued
+                raise StoreUnavailableError(
+                    f"exporter queue {self.directory} cannot write ({exc.strerror or exc}); retry later",
+                    retry_after=5.0,
+                ) from exc
             self._pending.append((seq, size))
             self._bytes += size
             self._not_empty.notify_all()

@@ -45,6 +45,8 @@ _HEADER = struct.Struct("<QII")
 _SEGMENT_SUFFIX = ".wal"
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
+#: a fully applied current segment at least this large is replaced by an empty one (see truncate_through)
+ROTATE_APPLIED_BYTES = 64 << 10
 _RESYNC_WINDOW = 64  # how far past a damaged record's sequence number the reader looks for the next one
 
 log = logging.getLogger(__name__)
@@ -151,11 +153,24 @@ class WriteAheadLog:
                     yield seq, _decoder.decode(raw)
 
     def truncate_through(self, seq: int) -> int:
-        """Delete segments whose every record is ``<= seq``; returns how many were deleted."""
+        """Delete segments whose every record is ``<= seq``; returns how many were deleted.
+
+        When every record written so far is ``<= seq`` and the current segment holds at least
+        :data:`ROTATE_APPLIED_BYTES`, it is replaced by a fresh one too, so a log (or an exporter's queue)
+        that has been fully applied holds almost no disk (before, the current segment — up to
+        ``segment_bytes`` — stayed for good, and a disk it had filled never recovered)."""
         deleted = 0
         with self._lock:
             while len(self._segments) > 1 and self._segments[1][0] - 1 <= seq:
                 _first, path = self._segments.pop(0)
+                path.unlink(missing_ok=True)
+                deleted += 1
+            if seq >= self._last_seq and self._size >= ROTATE_APPLIED_BYTES and self._segments:
+                _first, path = self._segments.pop()
+                with contextlib.suppress(OSError):
+                    self._fh.close()
+                self._fh = self._open_segment(self._last_seq + 1)
+                self._size = 0
                 path.unlink(missing_ok=True)
                 deleted += 1
         return deleted

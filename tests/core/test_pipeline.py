@@ -113,3 +113,55 @@ def test_a_replay_the_store_refused_can_be_replayed_again(
     monkeypatch.setattr(pipeline.store, "append", real_append)
     assert pipeline.replay_dlq(tenant_id="t1") == (1, 1)
     assert _stored(pipeline) == [("t1", ev["event_id"])]
+
+
+class _SmallQueue:
+    """A stack exporter whose queue has room for ``room`` bytes (a real DiskQueue under it)."""
+
+    kinds = frozenset({"events"})
+
+    def __init__(self, directory: Path, room: int) -> None:
+        from exporters.queue.disk_queue import DiskQueue
+
+        self.queue = DiskQueue(directory, max_bytes=room, fsync=False)
+        self.queue.put({"kind": "events", "cols": {"x": [1]}})  # not empty: the bound applies
+
+    def has_room(self, nbytes: int = 0) -> bool:
+        return self.queue.has_room(nbytes)
+
+    def export(self, kind: str, columns: dict[str, list[Any]]) -> None:
+        self.queue.put({"kind": kind, "cols": columns})
+
+
+def test_a_batch_too_big_for_an_export_queue_is_refused_before_anything_keeps_it(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "store", wal_fsync=False, flush_interval=0.02)
+    store.start()
+    try:
+        small = _SmallQueue(tmp_path / "q", room=2_000)
+        pipe = IngestPipeline(NativeEventsConfig(), store, DeadLetterQueue(tmp_path, fsync=False), HubMetrics(),
+                              exporters={"events": [("loki", small)]})  # fmt: skip
+        batch = _raw(*[make_event("cost") for _ in range(20)])  # far more than 2 kB encoded
+        with pytest.raises(QueueFullError):
+            pipe.consume_events(batch, tenant_id="t", receiver="rest")
+        assert _stored(pipe) == []  # before: stored, then refused; the client's resend was stored twice
+        assert small.queue.depth == 1
+        small.queue.max_bytes = 1 << 20  # the backend drained: the resend goes everywhere, once
+        assert pipe.consume_events(batch, tenant_id="t", receiver="rest").accepted == 20
+        assert len(_stored(pipe)) == 20 and small.queue.depth == 2
+    finally:
+        store.shutdown()
+
+
+def test_a_full_disk_under_an_export_queue_is_a_retryable_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporters.queue.disk_queue import DiskQueue
+    from hubcore.errors import StoreUnavailableError
+
+    q = DiskQueue(tmp_path, fsync=False)
+
+    def full(body: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(q._wal, "append", full)
+    with pytest.raises(StoreUnavailableError, match="No space left"):  # 503 + Retry-After, not a 500
+        q.put({"kind": "events", "cols": {"x": [1]}})
+    assert q.depth == 0

@@ -142,3 +142,21 @@ def test_a_failed_write_leaves_no_partial_record(tmp_path: Path, monkeypatch: py
     assert wal.append({"i": 2}) == 2  # the failed record's number is not burnt, and nothing torn precedes it
     wal.close()
     assert _records(tmp_path) == [0, 2]
+
+
+def test_a_fully_applied_log_gives_its_disk_back(tmp_path: Path) -> None:
+    from hubcore.storage.wal import ROTATE_APPLIED_BYTES
+
+    wal = WriteAheadLog(tmp_path, fsync=False)
+    last = 0
+    while wal.size_bytes() < ROTATE_APPLIED_BYTES:
+        last = wal.append({"pad": "x" * 4096})
+    assert len(list(tmp_path.glob("*.wal"))) == 1
+    wal.truncate_through(last - 1)  # not everything applied yet: the segment stays
+    assert wal.size_bytes() >= ROTATE_APPLIED_BYTES
+    wal.truncate_through(last)  # before: the current segment (up to segment_bytes) was kept for good
+    assert wal.size_bytes() == 0 and len(list(tmp_path.glob("*.wal"))) == 1
+    assert wal.append({"i": 1}) == last + 1
+    wal.close()
+    reopened = WriteAheadLog(tmp_path, fsync=False)
+    assert reopened.last_seq == last + 1 and [s for s, _ in reopened.replay(after=0)] == [last + 1]
