@@ -13,7 +13,7 @@ from api.deps import get_state, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.routers.ingest_body import BodyError, split_events
 from api.state import ApiState
-from hubcore.errors import InvalidParameter, QueueFullError, RateLimitedError
+from hubcore.errors import InvalidParameter, QueueFullError, RateLimitedError, StoreUnavailableError
 from hubcore.query.events import FILTERABLE, EventListQuery, rows_to_events
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -73,7 +73,8 @@ async def ingest_events(request: Request, state: Annotated[ApiState, Depends(get
     except RateLimitedError as exc:
         return error_response(429, "rate_limited", str(exc), retry_after=exc.retry_after)
     except QueueFullError as exc:
-        return error_response(503, "queue_full", str(exc), retry_after=exc.retry_after)
+        code = "store_unavailable" if isinstance(exc, StoreUnavailableError) else "queue_full"  # disk full, I/O
+        return error_response(503, code, str(exc), retry_after=exc.retry_after)
     body_out = {"accepted": outcome.accepted, "rejected": outcome.rejected, "duplicates": outcome.duplicates}
     if outcome.status == "accepted":
         return json_response(body_out, 202)

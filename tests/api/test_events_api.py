@@ -214,3 +214,25 @@ def test_queue_full_is_503_with_retry_after(tmp_path: Path) -> None:
         # nothing was half-accepted: the same events can be sent again in smaller batches
         r2 = httpx.post(f"{h.api}/api/v1/events", json=[make_event("cost")])
         assert r2.status_code == 202
+
+
+def test_a_full_disk_is_503_store_unavailable_and_the_resend_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_hub(tmp_path, grpc=False, otlp_http=False) as h:
+        wal = h.service.store._wal
+        assert wal is not None
+        real = wal.write
+
+        def full(body: object) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(wal, "write", full)
+        batch = [make_event("cost") for _ in range(3)]
+        r = httpx.post(f"{h.api}/api/v1/events", json=batch)
+        assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1  # was a 500 with a traceback
+        assert r.json()["error"]["code"] == "store_unavailable" and "No space left" in r.json()["error"]["message"]
+        monkeypatch.setattr(wal, "write", real)
+        again = httpx.post(f"{h.api}/api/v1/events", json=batch)
+        assert again.status_code == 202 and again.json()["accepted"] == 3  # not "duplicates"
+        assert h.sql("SELECT count(*) FROM events") == [(3,)]
