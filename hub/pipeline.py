@@ -205,10 +205,24 @@ class IngestPipeline:
                     raise QueueFullError(
                         f"the {name} export queue is full (the backend is slow or down)", retry_after=5.0
                     )
+            kept = False
             if keep:
-                self.store.append(kind, columns)
+                self.store.append(kind, columns)  # raises: nothing was kept anywhere
+                kept = True
             for _name, ex in targets:
-                ex.export(kind, columns)
+                try:
+                    ex.export(kind, columns)
+                except (QueueFullError, OSError) as exc:  # the room was checked: a full disk, an I/O error
+                    if not kept:
+                        raise  # nothing kept anywhere yet: the client resends it
+                    # another destination keeps the batch durably: answering an error would have the client
+                    # resend what it holds; this backend's copy is dead-lettered and counted instead
+                    refuse = getattr(ex, "refuse", None)
+                    if refuse is None:
+                        raise
+                    refuse(kind, columns, f"{type(exc).__name__}: {exc}")
+                    continue
+                kept = True
 
     def _correlate(self, columns: dict[str, list[Any]]) -> None:
         assert self.correlation is not None

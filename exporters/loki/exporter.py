@@ -199,12 +199,26 @@ class LokiExporter(QueuedExporter):
     def process(self, batches: list[Batch]) -> None:
         by_tenant: dict[str, list[Entry]] = {}
         for _seq, body in batches:
-            convert = event_entries if body["kind"] == "events" else log_entries
-            for tenant, entry in convert(body["cols"]):
+            for tenant, entry in _entries(body):
                 by_tenant.setdefault(tenant, []).append(entry)
-        for tenant, entries in by_tenant.items():
+        for entries in by_tenant.values():
             entries.sort(key=lambda e: e[1])  # time order, so that halves of a split stay ordered
-            cfg = self.config
-            headers = scope_org_headers(self.headers, tenant, org_id=cfg.org_id, tenant_header=cfg.tenant_header)
-            self.delivery.deliver(entries, self._encode, url=self.config.push_url, headers=headers)
-            self.entries_sent += len(entries)
+        cfg = self.config
+        done = self.deliver_by_tenant(
+            batches,
+            by_tenant,
+            self._encode,
+            url=cfg.push_url,
+            headers_for=lambda t: scope_org_headers(
+                self.headers, t, org_id=cfg.org_id, tenant_header=cfg.tenant_header
+            ),
+        )
+        self.entries_sent += sum(len(by_tenant[t]) for t in done)
+
+    def check_batch(self, body: Any) -> None:
+        self._encode([entry for _tenant, entry in _entries(body)])
+
+
+def _entries(body: Any) -> list[tuple[str, Entry]]:
+    convert = event_entries if body["kind"] == "events" else log_entries
+    return convert(body["cols"])

@@ -55,8 +55,9 @@ class RetryConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_
 
     * ``initial_interval`` / ``max_interval`` (seconds), ``multiplier``, ``randomization_factor`` (0..1):
       the n-th wait is ``min(max_interval, initial_interval * multiplier**n)`` ± the factor.
-    * A server's ``Retry-After`` (seconds or HTTP date) replaces the computed wait (capped by
-      ``max_retry_after``).
+    * A server's ``Retry-After`` (seconds or HTTP date, capped by ``max_retry_after``) is a floor over
+      the computed wait, never below ``initial_interval``: ``Retry-After: 0`` or a past date does not
+      turn the backoff off.
     * ``max_elapsed_time`` (seconds): give up on a request after this long and dead-letter it;
       ``0`` (the default) retries for as long as the exporter runs — the queue applies back-pressure.
     """

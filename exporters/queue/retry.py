@@ -57,7 +57,16 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 class Backoff:
-    """The waits of one request's retries. ``hint`` (a server's Retry-After) wins over the schedule."""
+    """The waits of one request's retries. ``hint`` (a server's Retry-After) is a floor over the schedule.
+
+    A hint never shortens the wait: ``Retry-After: 0`` or a date in the past would otherwise retry in a
+    tight loop. The wait is ``max(hint capped at max_retry_after, the jittered exponential delay,
+    initial_interval)``; without a hint it is the jittered exponential delay.
+
+    >>> b = Backoff(RetryConfig(initial_interval=0.5, randomization_factor=0))
+    >>> b.next_delay(hint=0.0), b.next_delay(hint=0.0), b.next_delay(hint=7.0), b.next_delay(hint=1e9)
+    (0.5, 1.0, 7.0, 300.0)
+    """
 
     def __init__(self, config: RetryConfig, *, rng: random.Random | None = None) -> None:
         self.config = config
@@ -66,15 +75,15 @@ class Backoff:
 
     def next_delay(self, hint: float | None = None) -> float:
         c = self.config
-        if hint is not None:
-            self.attempt += 1
-            return min(hint, c.max_retry_after)
         base = min(c.max_interval, c.initial_interval * (c.multiplier**self.attempt))
         self.attempt += 1
         if c.randomization_factor:
             delta = c.randomization_factor * base
             base = self._rng.uniform(base - delta, base + delta)
-        return max(0.0, min(base, c.max_interval))
+        delay = max(0.0, min(base, c.max_interval))
+        if hint is None:
+            return delay
+        return max(min(hint, c.max_retry_after), delay, c.initial_interval)
 
     def reset(self) -> None:
         self.attempt = 0

@@ -79,7 +79,13 @@ class HttpDelivery:
         *,
         url: str,
         headers: Mapping[str, str],
-    ) -> None:
+        once: bool = False,
+    ) -> Attempt | None:
+        """Send ``records`` (split when too large); None when every record was accepted or dead-lettered.
+
+        ``once``: do not retry here; the first retryable failure stops the delivery and is returned
+        (what was sent before it stays sent; the caller retries the records later, e.g. re-queued).
+        """
         parts: list[Sequence[T]] = [records]
         while parts:
             part = parts.pop()
@@ -89,7 +95,14 @@ class HttpDelivery:
             if len(body) > self.max_body_bytes and len(part) > 1:
                 parts.extend(self._halves(part))
                 continue
-            attempt = self._post_with_retry(url, body, headers)
+            if once:
+                if self.stop.is_set():
+                    raise Aborted(f"{self.exporter}: shutting down")
+                attempt = self.post_once(url, body, headers)
+                if attempt.outcome is Outcome.RETRYABLE:
+                    return attempt
+            else:
+                attempt = self._post_with_retry(url, body, headers)
             if attempt.outcome is Outcome.OK:
                 self.stats.requests += 1
                 self.stats.records += len(part)
@@ -102,9 +115,14 @@ class HttpDelivery:
                     if attempt.outcome is not Outcome.TOO_LARGE
                     else "too large even alone: " + attempt.reason
                 )
-                log.warning("%s: dead-lettering %d records: %s", self.exporter, len(part), reason)
-                self.dead_letter.write(reason, status=attempt.status, url=url, records=len(part), body=body)
-                self.stats.dead_lettered += len(part)
+                self.give_up(part, body, reason, status=attempt.status, url=url)
+        return None
+
+    def give_up(self, records: Sequence[T], body: bytes, reason: str, *, status: int | None, url: str) -> None:
+        """Dead-letter ``records`` (sent as ``body``), counted in ``stats.dead_lettered``."""
+        log.warning("%s: dead-lettering %d records: %s", self.exporter, len(records), reason)
+        self.dead_letter.write(reason, status=status, url=url, records=len(records), body=body)
+        self.stats.dead_lettered += len(records)
 
     def _halves(self, part: Sequence[T]) -> list[Sequence[T]]:
         """Two halves, pushed so that the first half is sent first (order kept)."""

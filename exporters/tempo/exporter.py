@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import logging
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from exporters._common import EventMapping, scope_org_headers
 from exporters.queue.base import Batch, QueuedExporter
@@ -43,26 +43,46 @@ class TempoExporter(QueuedExporter):
     def process(self, batches: list[Batch]) -> None:
         by_tenant: dict[str, list[SpanRecord]] = {}
         for _seq, body in batches:
-            cols = body["cols"]
-            if body["kind"] == "events":
-                cols = self._events_to_spans(cols)
-            names = list(cols)
-            for values in zip(*(cols[n] for n in names), strict=True):
-                row = dict(zip(names, values, strict=True))
-                if not row.get("trace_id") or not row.get("span_id") or row.get("start_ts") is None:
-                    continue
-                try:
-                    record = span_from_row(row)
-                except (ValueError, TypeError) as exc:  # bad ids: skip the span, keep the batch
-                    self.skipped_spans += 1
-                    log.warning("tempo: skipping span %r: %s", row.get("span_id"), exc)
-                    continue
-                by_tenant.setdefault(row.get("tenant_id") or "", []).append(record)
-        for tenant, records in by_tenant.items():
-            cfg = self.config
-            headers = scope_org_headers(self.headers, tenant, org_id=cfg.org_id, tenant_header=cfg.tenant_header)
-            self.delivery.deliver(records, self._encode, url=self.config.traces_url, headers=headers)
-            self.spans_sent += len(records)
+            for tenant, record in self._records(body):
+                by_tenant.setdefault(tenant, []).append(record)
+        cfg = self.config
+        done = self.deliver_by_tenant(
+            batches,
+            by_tenant,
+            self._encode,
+            url=cfg.traces_url,
+            headers_for=lambda t: scope_org_headers(
+                self.headers, t, org_id=cfg.org_id, tenant_header=cfg.tenant_header
+            ),
+        )
+        self.spans_sent += sum(len(by_tenant[t]) for t in done)
+
+    def check_batch(self, body: Any) -> None:
+        skipped = self.skipped_spans
+        try:
+            self._encode([record for _tenant, record in self._records(body)])
+        finally:
+            self.skipped_spans = skipped  # counted when the batch is processed
+
+    def _records(self, body: Any) -> list[tuple[str, SpanRecord]]:
+        """(tenant, span) per row of one queued batch; rows with bad ids are skipped (and counted)."""
+        cols = body["cols"]
+        if body["kind"] == "events":
+            cols = self._events_to_spans(cols)
+        names = list(cols)
+        out: list[tuple[str, SpanRecord]] = []
+        for values in zip(*(cols[n] for n in names), strict=True):
+            row = dict(zip(names, values, strict=True))
+            if not row.get("trace_id") or not row.get("span_id") or row.get("start_ts") is None:
+                continue
+            try:
+                record = span_from_row(row)
+            except (ValueError, TypeError) as exc:  # bad ids: skip the span, keep the batch
+                self.skipped_spans += 1
+                log.warning("tempo: skipping span %r: %s", row.get("span_id"), exc)
+                continue
+            out.append((row.get("tenant_id") or "", record))
+        return out
 
     def shutdown(self, timeout: float = 30.0) -> None:
         super().shutdown(timeout)

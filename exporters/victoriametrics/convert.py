@@ -9,7 +9,10 @@
   so they never go back in time (which Prometheus would read as a counter reset).
 
 The running totals are the converter's *state*: :meth:`PointsConverter.snapshot` /
-:meth:`PointsConverter.restore` (msgpack), persisted with the queue's acknowledgement.
+:meth:`PointsConverter.restore` (msgpack), persisted with the queue's acknowledgement. The converter
+tracks the series changed since :meth:`PointsConverter.clear_dirty` (:attr:`PointsConverter.dirty`), so
+that the exporter persists only those at each acknowledgement (``snapshot(keys)``, ``merge``) and the
+whole state only now and then.
 
     >>> c = PointsConverter()
     >>> out = c.convert({"tenant_id": ["t"], "ts": [2_000_000], "name": ["llm.cost.usd"], "kind": ["sum"],
@@ -124,26 +127,69 @@ class PointsConverter:
         self._attr_cache: dict[str | None, tuple[tuple[str, str], ...]] = {}
         self._key_cache: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
         self._touched: dict[SeriesKey, int] = {}
+        self._dirty: set[SeriesKey] = set()
 
     # -- state ------------------------------------------------------------------------------------
-    def snapshot(self) -> bytes:
+    def snapshot(self, keys: Iterable[SeriesKey] | None = None) -> bytes:
+        """The state (msgpack); only the series ``keys`` when given (see :meth:`merge`)."""
         s = self.state
+        totals: Iterable[tuple[SeriesKey, float]]
+        hists: Iterable[tuple[SeriesKey, _Hist]]
+        last_ms: Iterable[tuple[SeriesKey, int]]
+        if keys is None:
+            totals, hists, last_ms = s.totals.items(), s.hists.items(), s.last_ms.items()
+        else:
+            keys = list(keys)
+            totals = [(k, s.totals[k]) for k in keys if k in s.totals]
+            hists = [(k, s.hists[k]) for k in keys if k in s.hists]
+            last_ms = [(k, s.last_ms[k]) for k in keys if k in s.last_ms]
         return msgspec.msgpack.encode(
             {
-                "totals": [[list(map(list, k)), v] for k, v in s.totals.items()],
-                "hists": [[list(map(list, k)), list(h.bounds), h.counts, h.sum, h.count] for k, h in s.hists.items()],
-                "last_ms": [[list(map(list, k)), v] for k, v in s.last_ms.items()],
+                "totals": [[list(map(list, k)), v] for k, v in totals],
+                "hists": [[list(map(list, k)), list(h.bounds), h.counts, h.sum, h.count] for k, h in hists],
+                "last_ms": [[list(map(list, k)), v] for k, v in last_ms],
             }
         )
 
     def restore(self, blob: bytes) -> None:
+        """Replace the state with a :meth:`snapshot` (nothing is dirty then)."""
+        self.reset()
+        self.merge(blob)
+        self._dirty.clear()
+
+    def merge(self, blob: bytes) -> None:
+        """Apply a partial :meth:`snapshot` over the state; its series are dirty."""
         data = msgspec.msgpack.decode(blob)
         key = lambda raw: tuple((a, b) for a, b in raw)  # noqa: E731
-        self.state = _State(
-            totals={key(k): float(v) for k, v in data.get("totals", [])},
-            hists={key(k): _Hist(tuple(b), list(c), float(s), int(n)) for k, b, c, s, n in data.get("hists", [])},
-            last_ms={key(k): int(v) for k, v in data.get("last_ms", [])},
-        )
+        s = self.state
+        for k, v in data.get("totals", []):
+            s.totals[key(k)] = float(v)
+            self._dirty.add(key(k))
+        for k, b, c, total, n in data.get("hists", []):
+            s.hists[key(k)] = _Hist(tuple(b), list(c), float(total), int(n))
+            self._dirty.add(key(k))
+        for k, v in data.get("last_ms", []):
+            s.last_ms[key(k)] = int(v)
+            self._dirty.add(key(k))
+
+    def reset(self) -> None:
+        """The initial, empty state."""
+        self.state = _State()
+        self._dirty = set()
+        self._touched = {}
+
+    @property
+    def dirty(self) -> set[SeriesKey]:
+        """Series changed (or merged) since :meth:`clear_dirty` / :meth:`restore`."""
+        return self._dirty
+
+    def clear_dirty(self) -> None:
+        self._dirty = set()
+
+    @property
+    def series_count(self) -> int:
+        """Accumulated series held (delta counters and histograms)."""
+        return max(len(self.state.last_ms), len(self.state.totals) + len(self.state.hists))
 
     # -- conversion -------------------------------------------------------------------------------
     def convert(self, cols: Mapping[str, Sequence[Any]]) -> dict[SeriesKey, Samples]:
@@ -242,6 +288,7 @@ class PointsConverter:
                 self._emit_hist(out, key, h, ms)
             else:
                 out.setdefault(key, []).append((ms, self.state.totals.get(key, 0.0)))
+        self._dirty.update(self._touched)
         self._touched = {}
 
     # -- helpers ----------------------------------------------------------------------------------

@@ -12,8 +12,12 @@ See ``README.md`` for the mapping, naming and delivery guarantees.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
+
+import msgspec
 
 from exporters._common import EventMapping
 from exporters.queue.base import Batch, QueuedExporter
@@ -24,6 +28,11 @@ from hubcore.mapping import EVENTS_TO_POINTS_SQL
 
 log = logging.getLogger(__name__)
 
+#: the whole state is rewritten (a new base file) once more than this many series, or a quarter of all
+#: series, changed since the last base; every acknowledgement carries only the series changed since
+REBASE_MIN_SERIES = 1024
+_BASE_GLOB = "state-*.msgpack"
+
 
 class VictoriaMetricsExporter(QueuedExporter):
     name: ClassVar[str] = "victoriametrics"
@@ -32,43 +41,117 @@ class VictoriaMetricsExporter(QueuedExporter):
 
     def __init__(self, config: VictoriaMetricsExporterConfig, *, default_directory: str = "") -> None:
         super().__init__(config, headers=HEADERS, default_directory=default_directory)
-        self.converter = PointsConverter(
-            buckets=config.buckets,
-            label_attributes=config.label_attributes,
-            external_labels=config.external_labels,
-        )
+        self.converter = self._new_converter()
         self._labels_cache: dict[SeriesKey, bytes] = {}
         self._events_to_points = EventMapping(EVENTS_TO_POINTS_SQL)
         self.samples_sent = 0
+        self._base_id = 0  # the state file the acknowledgement builds on (0: none, the empty state)
 
     # -- state (running totals of delta counters and event histograms) -----------------------------
+    # The acknowledgement carries {"base": id, "delta": the series changed since base id} and the whole
+    # state lives in ``state-<id>.msgpack`` beside the queue, written (atomically, fsynced like the queue)
+    # before the acknowledgement that names it; the base before it is kept until the next one. So an
+    # acknowledgement costs what changed since the base, not every series ever seen, and a restart
+    # (kill -9 included) restores exactly the totals of the last acknowledgement. Series are never
+    # expired: a delta counter that came back after its total was forgotten would restart from 0,
+    # which PromQL reads as a counter reset (``resets()``, and ``max_over_time`` of the total goes down).
     def snapshot_state(self) -> bytes | None:
-        return self.converter.snapshot()
+        conv = self.converter
+        if len(conv.dirty) > max(REBASE_MIN_SERIES, conv.series_count // 4):
+            self._write_base(self._base_id + 1)
+        return msgspec.msgpack.encode({"base": self._base_id, "delta": conv.snapshot(conv.dirty)})
 
     def restore_state(self, state: bytes) -> None:
-        self.converter.restore(state)
+        data = msgspec.msgpack.decode(state)
+        if not (isinstance(data, dict) and "base" in data):  # a whole snapshot (older versions)
+            self.converter.reset()
+            self.converter.merge(state)  # all dirty: the next acknowledgement writes them again
+            self._base_id = 0
+            return
+        base_id = int(data["base"])
+        if base_id:
+            path = self._base_path(base_id)
+            try:
+                blob = path.read_bytes()
+            except FileNotFoundError:
+                raise RuntimeError(
+                    f"{path} is missing: the counter state of the last acknowledgement is lost"
+                ) from None
+            self.converter.restore(blob)
+        else:
+            self.converter.reset()
+        self.converter.merge(data["delta"])
+        self._base_id = base_id
+
+    def reset_state(self) -> None:
+        self.converter.reset()
+        self._base_id = 0
+
+    def _base_path(self, base_id: int) -> Path:
+        return self.directory / f"state-{base_id:012d}.msgpack"
+
+    def _write_base(self, base_id: int) -> None:
+        """The whole state as base ``base_id``; bases before the previous one are deleted."""
+        path = self._base_path(base_id)
+        tmp = path.with_suffix(".tmp")
+        fsync = self.queue_config.fsync
+        with open(tmp, "wb") as fh:
+            fh.write(self.converter.snapshot())
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        if fsync:
+            fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        previous, self._base_id = self._base_id, base_id
+        self.converter.clear_dirty()
+        for old in self.directory.glob(_BASE_GLOB):
+            try:
+                old_id = int(old.stem.removeprefix("state-"))
+            except ValueError:
+                continue
+            if old_id not in (previous, base_id):
+                old.unlink(missing_ok=True)
 
     # -- worker -----------------------------------------------------------------------------------
     def process(self, batches: list[Batch]) -> None:
-        conv = self.converter
-        conv.begin()
-        out: dict[SeriesKey, list[tuple[int, float]]] = {}
-        for _seq, body in batches:
-            cols = body["cols"]
-            if body["kind"] == "events":
-                cols = self._events_to_points(cols)
-            conv.convert_into(cols, out)
-        conv.finish(out)
         by_url: dict[str, list[bytes]] = {}
         n_samples = 0
-        for key, samples in out.items():
-            samples.sort()
+        for key, samples in self._convert(self.converter, [body for _seq, body in batches]).items():
             n_samples += len(samples)
             url = self.config.write_url(_tenant(key))
             by_url.setdefault(url, []).append(encode_series(self._label_bytes(key), samples))
         for url, series in by_url.items():
             self.delivery.deliver(series, _encode, url=url, headers=self.headers)
         self.samples_sent += n_samples
+
+    def check_batch(self, body: Any) -> None:
+        """Convert ``body`` on a scratch converter (the running totals are not touched) and encode it."""
+        for key, samples in self._convert(self._new_converter(), [body]).items():
+            encode_series(encode_labels(key), samples)
+
+    def _new_converter(self) -> PointsConverter:
+        cfg = self.config
+        return PointsConverter(
+            buckets=cfg.buckets, label_attributes=cfg.label_attributes, external_labels=cfg.external_labels
+        )
+
+    def _convert(self, conv: PointsConverter, bodies: list[Any]) -> dict[SeriesKey, list[tuple[int, float]]]:
+        conv.begin()
+        out: dict[SeriesKey, list[tuple[int, float]]] = {}
+        for body in bodies:
+            cols = body["cols"]
+            if body["kind"] == "events":
+                cols = self._events_to_points(cols)
+            conv.convert_into(cols, out)
+        conv.finish(out)
+        for samples in out.values():
+            samples.sort()
+        return out
 
     def _label_bytes(self, key: SeriesKey) -> bytes:
         cached = self._labels_cache.get(key)

@@ -165,3 +165,50 @@ def test_a_full_disk_under_an_export_queue_is_a_retryable_error(tmp_path: Path, 
     with pytest.raises(StoreUnavailableError, match="No space left"):  # 503 + Retry-After, not a 500
         q.put({"kind": "events", "cols": {"x": [1]}})
     assert q.depth == 0
+
+
+def test_an_export_queue_on_a_full_disk_after_the_store_kept_the_batch_dead_letters_its_copy(tmp_path: Path) -> None:
+    """The store (the record of what was acknowledged) kept the batch: answering 503 would have the client
+    resend it and the store keep it twice; the backend's missing copy is dead-lettered and counted."""
+    store = EmbeddedStore(tmp_path / "store", wal_fsync=False, flush_interval=0.02)
+    store.start()
+    refused: list[tuple[str, int, str]] = []
+
+    class DiskFull:
+        kinds = frozenset({"events"})
+
+        def has_room(self, nbytes: int = 0) -> bool:
+            return True
+
+        def export(self, kind: str, columns: dict[str, list[Any]]) -> None:
+            from hubcore.errors import StoreUnavailableError
+
+            raise StoreUnavailableError("exporter queue cannot write (No space left on device)", retry_after=5.0)
+
+        def refuse(self, kind: str, columns: dict[str, list[Any]], reason: str) -> None:
+            refused.append((kind, len(columns["event_id"]), reason))
+
+    try:
+        pipe = IngestPipeline(NativeEventsConfig(), store, DeadLetterQueue(tmp_path, fsync=False), HubMetrics(),
+                              exporters={"events": [("victoriametrics", DiskFull())]})  # fmt: skip
+        out = pipe.consume_events(_raw(*[make_event("cost") for _ in range(3)]), tenant_id="t", receiver="rest")
+        assert out.accepted == 3  # acknowledged: the store has it
+        assert len(_stored(pipe)) == 3
+        assert refused and refused[0][:2] == ("events", 3) and "No space left" in refused[0][2]
+    finally:
+        store.shutdown()
+
+
+def test_refuse_dead_letters_and_counts(tmp_path: Path) -> None:
+    from exporters.loki import LokiExporter, LokiExporterConfig
+    from tests.exporters._util import queue_in
+
+    ex = LokiExporter(LokiExporterConfig(endpoint="http://127.0.0.1:9", sending_queue=queue_in(tmp_path)))
+    ex.start()
+    try:
+        ex.refuse("logs", {"tenant_id": ["t", "t"], "ts": [1, 2]}, "OSError: No space left on device")
+        assert ex.delivery_stats is not None and ex.delivery_stats.dead_lettered == 2
+        line = json.loads((tmp_path / "dead_letter.jsonl").read_text().splitlines()[-1])
+        assert "not queued" in line["reason"] and line["records"] == 2
+    finally:
+        ex.shutdown(1.0)

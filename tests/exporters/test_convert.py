@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from exporters.victoriametrics import VictoriaMetricsExporter, VictoriaMetricsExporterConfig
 from exporters.victoriametrics.convert import PointsConverter
+from tests.exporters._util import queue_in
 
 
 def rows(**cols: list[Any]) -> dict[str, list[Any]]:
@@ -85,3 +88,60 @@ def test_labels_are_bounded_and_external_labels_added() -> None:
         "__name__": "g", "cluster": "eu-1", "cost_type": "api", "gen_ai_request_model": "m", "job": "svc",
         "tenant_id": "t",
     }  # fmt: skip
+
+
+def _vm(tmp_path: Path) -> VictoriaMetricsExporter:
+    (tmp_path / "q").mkdir(exist_ok=True)
+    cfg = VictoriaMetricsExporterConfig(endpoint="http://127.0.0.1:9", sending_queue=queue_in(tmp_path / "q"))
+    return VictoriaMetricsExporter(cfg)
+
+
+def _costs(teams: list[str], amount: float = 1.0) -> dict[str, list[Any]]:
+    n = len(teams)
+    cost = dict(name=["llm.cost.usd"] * n, kind=["sum"] * n, temporality=["delta"] * n, monotonic=[True] * n)
+    return rows(ts=[1_000_000] * n, value=[amount] * n, unit=["USD"] * n, team=teams, **cost)
+
+
+def test_an_acknowledgement_carries_what_changed_and_restores_exactly(tmp_path: Path) -> None:
+    ex = _vm(tmp_path)
+    ex.converter.convert(_costs([f"team-{i}" for i in range(5000)]))
+    first = ex.snapshot_state()  # 5,000 new series: the whole state goes to a base file
+    assert first is not None and len(first) < 100
+    whole = len(ex.converter.snapshot())
+    assert whole > 200_000 and len(list((tmp_path / "q").glob("state-*.msgpack"))) == 1
+    ex.converter.convert(_costs(["team-7"], 2.5))
+    second = ex.snapshot_state()
+    assert second is not None and len(second) < 500  # one series changed: not 5,000 re-encoded
+    restarted = _vm(tmp_path)  # what start() does with the last acknowledgement's state
+    restarted.restore_state(second)
+    assert restarted.converter.state == ex.converter.state
+    out = restarted.converter.convert(_costs(["team-7"], 1.0))
+    assert [v for _k, samples in out.items() for _ms, v in samples] == [4.5]  # continues, no reset
+    for _round in range(3):  # each round changes more than a quarter of the series: a new base each time
+        ex.converter.convert(_costs([f"team-{i}" for i in range(5000)]))
+        blob = ex.snapshot_state()
+        assert blob is not None and len(blob) < 100
+    assert len(list((tmp_path / "q").glob("state-*.msgpack"))) == 2  # the current base and the one before
+    again = _vm(tmp_path)
+    again.restore_state(blob)
+    assert again.converter.state == ex.converter.state
+
+
+def test_small_and_legacy_states_restore_exactly(tmp_path: Path) -> None:
+    ex = _vm(tmp_path)
+    ex.converter.convert(_costs(["a", "b"]))
+    small = ex.snapshot_state()  # below the rebase threshold: no base file, the delta is all of it
+    assert small is not None and not list((tmp_path / "q").glob("state-*"))
+    restored = _vm(tmp_path)
+    restored.restore_state(small)
+    assert restored.converter.state == ex.converter.state
+    legacy = _vm(tmp_path)
+    legacy.restore_state(ex.converter.snapshot())  # an acknowledgement written before incremental state
+    assert legacy.converter.state == ex.converter.state
+    legacy.converter.convert(_costs(["a"]))
+    legacy_blob = legacy.snapshot_state()
+    assert legacy_blob is not None
+    final = _vm(tmp_path)
+    final.restore_state(legacy_blob)
+    assert final.converter.state.totals == legacy.converter.state.totals
+    assert sorted(final.converter.state.totals.values()) == [1.0, 2.0]

@@ -16,7 +16,7 @@ from exporters.loki.push import parse_labels
 from hubcore.config import NativeEventsConfig
 from processors.native_events import NativeEventsProcessor
 from tests.exporters._server import RecordingServer, Request
-from tests.exporters._util import FAST_RETRY, queue_in
+from tests.exporters._util import FAST_RETRY, queue_in, wait_for
 from tests.helpers.events import make_event, now_iso
 
 
@@ -136,3 +136,71 @@ def test_permanent_error_is_dead_lettered_with_reason(tmp_path: Path) -> None:
     assert dead[0]["exporter"] == "loki" and dead[0]["body_b64"]
     assert dead[0]["records"] == 1
     assert len(srv.requests) == 2 and len(srv.accepted) == 1  # not retried; the next batch goes on
+
+
+def _tenants(reqs: list[Request]) -> set[str]:
+    return {r.headers.get("x-scope-orgid", "") for r in reqs}
+
+
+def test_a_throttled_tenant_does_not_hold_the_others_back(tmp_path: Path) -> None:
+    throttled = {"noisy"}
+
+    def per_tenant(req: Request) -> tuple[int, dict[str, str]] | None:
+        return (429, {"Retry-After": "0"}) if req.headers.get("x-scope-orgid") in throttled else None
+
+    good = [f"good{i}" for i in range(5)]
+    with RecordingServer(decide=per_tenant) as srv:
+        cfg = LokiExporterConfig(
+            endpoint=srv.url, flush_interval=0.05, sending_queue=queue_in(tmp_path / "q"), retry_on_failure=FAST_RETRY
+        )
+        ex = LokiExporter(cfg)
+        ex.start()
+        ex.export("events", events_for("noisy", [make_event("cost")]))
+        assert wait_for(lambda: _tenants(srv.requests), lambda t: "noisy" in t) == {"noisy"}
+        for tenant in good[:2]:  # in the same flush as noisy's (re-queued) rows, or alone: either way
+            ex.export("events", events_for(tenant, [make_event("cost")]))
+        mixed = events_for("noisy", [make_event("security")])  # one batch with rows of two tenants
+        for key, values in events_for("good2", [make_event("cost")]).items():
+            mixed[key] = mixed[key] + values
+        ex.export("events", mixed)
+        for tenant in good[3:]:
+            ex.export("events", events_for(tenant, [make_event("cost")]))
+        delivered = wait_for(lambda: _tenants(srv.accepted), lambda t: t >= set(good), timeout=15)
+        assert delivered == set(good)  # noisy is still refused and nobody waited for it
+        stats = ex.delivery_stats
+        assert stats is not None and stats.records == len(good) and stats.retries >= 1
+        assert ex.queue_depth >= 1  # noisy's rows wait in the queue, not in memory
+        throttled.clear()  # the rate limit is lifted: noisy's rows were kept
+        assert ex.flush(15)
+        ex.shutdown(5)
+    noisy = [line for r in srv.accepted if _tenants([r]) == {"noisy"} for _l, vs in decode(r) for _t, line in vs]
+    assert len(noisy) == 2 and len({json.loads(line)["event_id"] for line in noisy}) == 2
+    assert not ex.dead_letter.entries() and stats.dead_lettered == 0 and stats.records == len(good) + 2
+    assert ex.entries_sent == len(good) + 2
+
+
+def test_a_throttled_tenant_is_retried_in_place_when_the_queue_has_no_room(tmp_path: Path) -> None:
+    throttled = {"noisy"}
+
+    def per_tenant(req: Request) -> tuple[int, dict[str, str]] | None:
+        if req.headers.get("x-scope-orgid") not in throttled:
+            return None
+        if len([r for r in srv.requests if r.headers.get("x-scope-orgid") == "noisy"]) >= 3:
+            throttled.clear()  # lifted after a few tries
+        return (429, {})
+
+    with RecordingServer(decide=per_tenant) as srv:
+        queue = msgspec.structs.replace(queue_in(tmp_path / "q"), max_batches=1)
+        cfg = LokiExporterConfig(
+            endpoint=srv.url, flush_interval=0.05, sending_queue=queue, retry_on_failure=FAST_RETRY
+        )
+        ex = LokiExporter(cfg)
+        ex.start()
+        both = events_for("noisy", [make_event("cost")])
+        for key, values in events_for("good", [make_event("cost")]).items():
+            both[key] = both[key] + values
+        ex.export("events", both)  # the queue's only slot: noisy's rows cannot be put back
+        assert ex.flush(15)
+        ex.shutdown(5)
+    assert [_tenants([r]) for r in srv.accepted] == [{"good"}, {"noisy"}]  # good first, noisy not lost
+    assert not ex.dead_letter.entries()

@@ -3,6 +3,7 @@ and the component contract of every stack exporter."""
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import random
 import threading
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cramjam
 import httpx
 import msgspec
 import pytest
@@ -29,6 +31,7 @@ from exporters.queue import (
 )
 from exporters.tempo import TempoExporter, TempoExporterConfig
 from exporters.victoriametrics import VictoriaMetricsExporter, VictoriaMetricsExporterConfig
+from exporters.victoriametrics.protos import remote_pb2
 from hubcore.errors import ConfigError, PermanentError, QueueFullError
 from tests.exporters._server import RecordingServer, Request
 from tests.exporters._util import FAST_RETRY, queue_in
@@ -230,3 +233,50 @@ def test_shutdown_honours_its_deadline_and_the_queue_survives(tmp_path: Path) ->
 
 def msgspec_replace(cfg: Any, **changes: Any) -> Any:
     return msgspec.structs.replace(cfg, **changes)
+
+
+def test_a_zero_or_past_retry_after_is_a_floor_not_a_tight_loop() -> None:
+    past = parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT")
+    assert past == 0.0
+    plain = Backoff(RetryConfig(initial_interval=0.5, randomization_factor=0))
+    assert [plain.next_delay(hint=past) for _ in range(4)] == [0.5, 1.0, 2.0, 4.0]  # the schedule goes on
+    jittered = Backoff(RetryConfig(initial_interval=0.5, max_interval=5), rng=random.Random(3))
+    delays = [jittered.next_delay(hint=0.0) for _ in range(20)]
+    assert min(delays) >= 0.5 and max(delays) <= 5.0  # never below initial_interval, capped
+    hinted = Backoff(RetryConfig(initial_interval=0.5, max_interval=5, max_retry_after=60, randomization_factor=0))
+    assert [hinted.next_delay(hint=h) for h in (3.0, 0.0, 600.0)] == [3.0, 1.0, 60.0]
+
+
+def test_one_poison_batch_is_dead_lettered_alone_and_counted(tmp_path: Path) -> None:
+    def gauge(name: str, ts: object, tenant: str) -> dict[str, Any]:
+        return {"kind": "metric_points", "cols": {
+            "tenant_id": [tenant], "ts": [ts], "name": [name], "kind": ["gauge"], "temporality": [""],
+            "monotonic": [False], "value": [42.0], "unit": [""], "attributes": ["{}"]}}  # fmt: skip
+
+    now_us = int(time.time() * 1e6)
+    q = DiskQueue(tmp_path / "q", fsync=False)  # queued before the worker starts: one flush takes all three
+    q.put(gauge("first.good", now_us, "a"))
+    q.put(gauge("poison", "not-a-timestamp", "b"))
+    q.put(gauge("second.good", now_us, "c"))
+    q.close()
+    with RecordingServer() as srv:
+        cfg = VictoriaMetricsExporterConfig(
+            endpoint=srv.url, flush_interval=0.05, sending_queue=queue_in(tmp_path / "q"), retry_on_failure=FAST_RETRY
+        )
+        ex = VictoriaMetricsExporter(cfg)
+        ex.start()
+        assert ex.flush(10)
+        ex.shutdown(5)
+    dead = ex.dead_letter.entries()
+    assert len(dead) == 1 and dead[0]["records"] == 1 and "conversion failed" in dead[0]["reason"]
+    assert "poison" in base64.b64decode(dead[0]["body_b64"]).decode()
+    stats = ex.delivery_stats
+    assert stats is not None and stats.dead_lettered == 1  # hub_export_dead_lettered_total: the alert fires
+    sent = {
+        label.value
+        for req in srv.accepted
+        for ts in remote_pb2.WriteRequest.FromString(bytes(cramjam.snappy.decompress_raw(req.body))).timeseries
+        for label in ts.labels
+        if label.name == "__name__"
+    }
+    assert sent == {"first_good", "second_good"}  # the rest of the flush was delivered

@@ -12,8 +12,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from exporters.tempo import TempoExporter, TempoExporterConfig
 from hubcore.config import NativeEventsConfig
 from processors.native_events import NativeEventsProcessor
-from tests.exporters._server import RecordingServer
-from tests.exporters._util import FAST_RETRY, queue_in
+from tests.exporters._server import RecordingServer, Request
+from tests.exporters._util import FAST_RETRY, queue_in, wait_for
 from tests.helpers.events import make_event
 
 
@@ -82,3 +82,45 @@ def test_spans_and_event_traces_reach_tempo(tmp_path: Path) -> None:
     chain = [s for _svc, s in got["t1"] if s.name.startswith(("telemetry", "security"))]
     assert len(chain) == 2 and chain[0].trace_id == chain[1].trace_id  # one trace per correlation id
     assert {svc for svc, s in got["t1"] if s in chain} == {"llm-observatory", "llm-sentinel"}
+
+
+def test_a_throttled_tenant_does_not_hold_the_others_back(tmp_path: Path) -> None:
+    throttled = {"noisy"}
+
+    def per_tenant(req: Request) -> tuple[int, dict[str, str]] | None:
+        return (429, {}) if req.headers.get("x-scope-orgid") in throttled else None
+
+    def spans(tenant: str, n: int) -> dict[str, list[object]]:
+        now_us = int(time.time() * 1e6)
+        return {
+            "tenant_id": [tenant] * n, "start_ts": [now_us + i for i in range(n)], "end_ts": [now_us + 99] * n,
+            "trace_id": [f"{abs(hash(tenant)):032x}"[:32]] * n, "span_id": [f"{i + 1:016x}" for i in range(n)],
+            "name": [f"{tenant}-{i}" for i in range(n)], "service_name": ["svc"] * n,
+        }  # fmt: skip
+
+    with RecordingServer(decide=per_tenant) as srv:
+        ex = TempoExporter(
+            TempoExporterConfig(
+                endpoint=srv.url,
+                flush_interval=0.05,
+                sending_queue=queue_in(tmp_path / "q"),
+                retry_on_failure=FAST_RETRY,
+            )
+        )
+        ex.start()
+        ex.export("spans", spans("noisy", 2))
+        ex.export("spans", spans("good", 3))
+        got = wait_for(lambda: {r.headers["x-scope-orgid"] for r in srv.accepted}, lambda t: "good" in t, timeout=15)
+        assert got == {"good"} and ex.spans_sent == 3
+        throttled.clear()
+        assert ex.flush(15)
+        ex.shutdown(5)
+    names = sorted(
+        sp.name
+        for req in srv.accepted
+        for rs in ExportTraceServiceRequest.FromString(req.body).resource_spans
+        for ss in rs.scope_spans
+        for sp in ss.spans
+    )
+    assert names == ["good-0", "good-1", "good-2", "noisy-0", "noisy-1"] and ex.spans_sent == 5
+    assert not ex.dead_letter.entries()

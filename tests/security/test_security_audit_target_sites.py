@@ -42,7 +42,8 @@ class SyncLoki(LokiExporter):
         outer = self
 
         class Delivery:
-            def deliver(self, entries: list[Any], _encode: Any, *, url: str, headers: dict[str, str]) -> None:
+            def deliver(self, entries: list[Any], _encode: Any, *, url: str, headers: dict[str, str],
+                        once: bool = False) -> None:
                 outer.pushes.append((headers.get("X-Scope-OrgID"),
                                      [(parse_labels(labels), json.loads(line)) for labels, _ns, line in entries]))  # fmt: skip
 
