@@ -336,3 +336,21 @@ def test_empty_buckets_raise_no_anomaly_on_either_path() -> None:
         near = [(r.ts, r.anomaly_score, r.detected_by) for r in records if any(a <= r.ts <= b for a, b in gaps)]
         assert near == []
         assert [r for r in records if r.is_alert] == []
+
+
+def test_the_default_window_lets_the_seasonal_detector_run_on_5_minute_queries() -> None:
+    """It waits for three days of a series before choosing a season, then for residuals to scale (with 2
+    days, the old default, it never ran on latency_p95 or error_rate)."""
+    import numpy as np
+
+    from analytics.anomaly.statistical import SeasonalResidualDetector
+    from analytics.service.config import default_config, parse_duration
+
+    cfg = default_config()
+    window = parse_duration(cfg.schedulers["periodic"].fit_window, "fit_window")
+    n = int(window // 300)
+    ts = (np.arange(n) * 300 + 1_767_225_600).astype("datetime64[s]")
+    x = 100 + 30 * np.sin(2 * np.pi * np.arange(n) / 288) + np.random.default_rng(0).normal(0, 2, n)
+    x[-20] += 60  # a spike on the window's last day
+    out = SeasonalResidualDetector(min_periods=30).score(x[:, None], ts)
+    assert out.anomaly_score[-20] > 1 and np.isfinite(out.yhat[-1])  # 2 days: 0 and NaN (never started)
