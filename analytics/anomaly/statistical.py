@@ -273,4 +273,9 @@ class SeasonalResidualDetector(SelfNormalisedDetector):
         for width in widths:
             z = scaled_z(resid, width, self.window, self.min_periods)
             scores = np.maximum(scores, normalised_score(z, self._threshold(z)))
+        # no expected value until the residuals have a scale (their first min_periods points after the
+        # season is chosen): before, the scale's floor (1e-6) made a band of a single point, "above the
+        # expected range [124.1, 124.1]"; with NaN here the ensemble takes the robust detector's band
+        unknown = ~np.isfinite(center)
+        yhat[unknown] = np.nan
         return DetectorOutput(scores, yhat, yhat - thr * scale, yhat + thr * scale)

@@ -216,3 +216,21 @@ def test_cusum_ignores_isolated_spikes():
 def test_cusum_arguments_checked(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         RobustDeviationDetector(**bad)
+
+
+def test_the_expected_range_never_collapses_to_a_point_after_the_seasonal_warm_up() -> None:
+    """Until the seasonal residuals have a scale, the seasonal detector gives no expected value and the
+    ensemble takes the robust detector's band (its floor of 1e-6 had made "the expected range [124.1, 124.1]")."""
+    import pandas as pd
+
+    from analytics.anomaly import AnomalyDetector
+    from analytics.anomaly.statistical import RobustDeviationDetector, SeasonalResidualDetector
+
+    n = 4 * 288
+    ts = pd.date_range("2026-01-01", periods=n, freq="5min")
+    x = 100 + 30 * np.sin(2 * np.pi * np.arange(n) / 288) + np.random.default_rng(0).normal(0, 2, n)
+    out = AnomalyDetector([RobustDeviationDetector(), SeasonalResidualDetector()]).score(
+        pd.DataFrame({"timestamp": ts, "value": x})
+    )
+    width = (out["yhat_upper"] - out["yhat_lower"]).dropna()
+    assert len(width) > n // 2 and width.min() > 1.0  # the noise alone has sigma 2
