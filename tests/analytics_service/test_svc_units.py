@@ -354,3 +354,28 @@ def test_the_default_window_lets_the_seasonal_detector_run_on_5_minute_queries()
     x[-20] += 60  # a spike on the window's last day
     out = SeasonalResidualDetector(min_periods=30).score(x[:, None], ts)
     assert out.anomaly_score[-20] > 1 and np.isfinite(out.yhat[-1])  # 2 days: 0 and NaN (never started)
+
+
+def test_anomaly_alert_ends_when_the_value_is_back_in_its_range() -> None:
+    """A latency spike was announced; afterwards normal values still score > 1 on trailing statistics
+    (a 6-hour mean): the paging series had stayed up after the incident ended."""
+    import numpy as np
+
+    from analytics.service.derived import AnomalyRecord
+    from analytics.service.models import alert_state_rows
+    from analytics.service.series import Series
+
+    def rec(ts: float, value: float, score: float, alert: bool) -> AnomalyRecord:
+        return AnomalyRecord("i", "t", "q", "anomaly", {"model": "m"}, ts, value, score, "high", 1.0, ("robust",),
+                             9.0, 7.0, 11.0, "", alert)  # fmt: skip
+
+    s = Series({"model": "m"}, np.array([0.0, 300.0, 600.0]), np.array([39.0, 40.0, 9.3]), 300)
+    during = [rec(0.0, 39.0, 1.9, True), rec(300.0, 40.0, 3.0, False)]
+    assert alert_state_rows("t", "q", "a", [s], during, 650.0)[0].value == 0.0  # newest point not anomalous
+    s_during = Series({"model": "m"}, np.array([0.0, 300.0]), np.array([39.0, 40.0]), 300)
+    assert alert_state_rows("t", "q", "a", [s_during], during, 350.0)[0].value == 3.0  # still outside: firing
+    after = [*during, rec(600.0, 9.3, 3.9, False)]  # back inside [7, 11], scored on a 6-hour mean
+    assert alert_state_rows("t", "q", "a", [s], after, 650.0)[0].value == 0.0
+    # an event that was never about the value's range (a volatility change) keeps its alert while anomalous
+    calm = [rec(0.0, 9.0, 2.0, True), rec(600.0, 9.3, 2.5, False)]
+    assert alert_state_rows("t", "q", "a", [s], calm, 650.0)[0].value == 2.5
