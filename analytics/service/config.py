@@ -102,6 +102,10 @@ class QuerySpec(_Base):
     ``composite`` (``error_rate``, ``cost_per_request``...). ``per_second`` divides each bucket by its
     length (a rate). ``labels`` renames output labels; by default event fields get their Prometheus
     names (``model`` → ``gen_ai_request_model``, ``tags.team`` → ``team``), as the metric contract has.
+    ``alert_on`` (``both``, ``high``, ``low``): which side of the expected value is an anomaly worth
+    reporting. An error rate or a latency that drops is good news: with ``high`` a point at or below its
+    expected value scores at most 0.999 and is never an anomaly (a run of zero error rates had scored 19,
+    "critical").
     """
 
     event_type: str | None = None
@@ -116,6 +120,7 @@ class QuerySpec(_Base):
     labels: dict[str, str] = {}
     prom_labels: bool = True
     query: dict[str, Any] | None = None
+    alert_on: Literal["both", "high", "low"] = "both"
 
     @property
     def step_seconds(self) -> int:
@@ -290,11 +295,11 @@ class AnalyticsConfig(_Base):
 DEFAULT_QUERIES: dict[str, QuerySpec] = {
     # p95 latency (ms) per model; 5-minute buckets so that a short `hub simulate` run already has history
     "latency_p95": QuerySpec(event_type="telemetry", name="gen_ai.client.operation.duration", field="value",
-                             aggregation="p95", group_by=["environment", "model"], step="5m"),
+                             aggregation="p95", group_by=["environment", "model"], step="5m", alert_on="high"),
     # USD per hour by team/project (the alias the Grafana/vmalert rules expect)
     "cost_usd_hourly": QuerySpec(event_type="cost", field="value", aggregation="sum",
                                  group_by=["environment", "team", "project"], step="1h"),
-    "error_rate": QuerySpec(composite="error_rate", group_by=["environment", "model"], step="5m"),
+    "error_rate": QuerySpec(composite="error_rate", group_by=["environment", "model"], step="5m", alert_on="high"),
     # requests per second per model (the alias the rules expect)
     "requests_rate": QuerySpec(event_type="telemetry", name="gen_ai.client.operation.duration", aggregation="count",
                                group_by=["environment", "model"], step="1m", per_second=True),

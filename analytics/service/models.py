@@ -69,7 +69,7 @@ def _usable(series: Series) -> bool:
 def run_anomaly(
     tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series],
     feedback: FeedbackState | None, *, write_from: dict[str, float] | float | None = None, bulk_threshold: int = 200,
-    related: Mapping[str, Sequence[Series]] | None = None,
+    related: Mapping[str, Sequence[Series]] | None = None, alert_on: str = "both",
 ) -> tuple[list[DerivedRow], list[AnomalyRecord], float | None]:  # fmt: skip
     """Score every series; rows for points after ``write_from`` (per series key, or one time), records for
     every anomalous point scored, and the time from which points were scored (None: nothing scored;
@@ -82,9 +82,9 @@ def run_anomaly(
     if not usable:
         return rows, records, None
     if len(usable) >= bulk_threshold:
-        return _bulk_run(tenant, query, model_alias, spec, usable, feedback, write_from)
-    frames = [score_series(build_detector(spec.params, feedback), s, related_columns(s, related or {}))
-              for s in usable]  # fmt: skip
+        return _bulk_run(tenant, query, model_alias, spec, usable, feedback, write_from, alert_on)
+    frames = [one_sided(score_series(build_detector(spec.params, feedback), s, related_columns(s, related or {})),
+                        alert_on) for s in usable]  # fmt: skip
     for s, frame in zip(usable, frames, strict=True):
         labels = _labels(s, query, model_alias)
         since = write_from.get(s.key) if isinstance(write_from, dict) else write_from
@@ -157,6 +157,29 @@ def alert_state_rows(
     return rows
 
 
+def _good_side(values: np.ndarray, yhat: np.ndarray, alert_on: str) -> np.ndarray:
+    """Where a value lies on the side of its expected value that ``alert_on`` does not report."""
+    with np.errstate(invalid="ignore"):
+        if alert_on == "high":
+            return np.isfinite(yhat) & (values <= yhat)
+        if alert_on == "low":
+            return np.isfinite(yhat) & (values >= yhat)
+    return np.zeros(np.shape(values), dtype=bool)
+
+
+def one_sided(frame: pd.DataFrame, alert_on: str) -> pd.DataFrame:
+    """``frame`` (a scored series) with the points on the unreported side of their expected value capped
+    below 1 and not anomalies (``alert_on`` ``high``: an error rate or a latency that drops is no alarm)."""
+    if alert_on == "both":
+        return frame
+    good = _good_side(frame["value"].to_numpy(dtype=float), frame["yhat"].to_numpy(dtype=float), alert_on)
+    if good.any():
+        frame = frame.copy()
+        frame.loc[good, "anomaly_score"] = np.minimum(frame.loc[good, "anomaly_score"], 0.999)
+        frame.loc[good, "is_anomaly"] = False
+    return frame
+
+
 def _outside(r: AnomalyRecord) -> bool:
     """Whether an anomalous point's value lies outside its expected range (False when there is none)."""
     lo, hi = r.yhat_lower, r.yhat_upper
@@ -192,7 +215,7 @@ BULK_PERSIST, BULK_EXTREME = 3, 1.5
 
 def _bulk_run(
     tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series],
-    feedback: FeedbackState | None, write_from: dict[str, float] | float | None,
+    feedback: FeedbackState | None, write_from: dict[str, float] | float | None, alert_on: str = "both",
 ) -> tuple[list[DerivedRow], list[AnomalyRecord], float]:  # fmt: skip
     """The vectorised path: only the newest ``bulk_new_points`` (12) of every series, all at once."""
     n = max(s.values.size for s in series)
@@ -204,6 +227,7 @@ def _bulk_run(
     new = max(1, min(n // 4, int(spec.params.get("bulk_new_points", 12))))
     out = bulk_score(mat, new, min_periods=int(spec.params.get("min_periods", 30)))
     score = out.anomaly_score / (feedback.ensemble_threshold if feedback is not None else 1.0)
+    score = np.where(_good_side(mat[:, -new:], out.yhat, alert_on), np.minimum(score, 0.999), score)
     provide = [name for name in ("anomaly_score", "yhat", "yhat_lower", "yhat_upper") if name in spec.series()]
     arrays = {"anomaly_score": score, "yhat": out.yhat, "yhat_lower": out.yhat_lower, "yhat_upper": out.yhat_upper}
     rows: list[DerivedRow] = []

@@ -198,6 +198,7 @@ class AnalyticsService:
                     write_from=dict(written),
                     bulk_threshold=self.config.bulk_threshold,
                     related=related,
+                    alert_on=self.config.queries[query].alert_on,
                 )
                 if scored_from is not None:
                     self.repo.replace_anomalies(tenant, query, model, scored_from, records)

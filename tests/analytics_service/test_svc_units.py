@@ -379,3 +379,28 @@ def test_anomaly_alert_ends_when_the_value_is_back_in_its_range() -> None:
     # an event that was never about the value's range (a volatility change) keeps its alert while anomalous
     calm = [rec(0.0, 9.0, 2.0, True), rec(600.0, 9.3, 2.5, False)]
     assert alert_state_rows("t", "q", "a", [s], calm, 650.0)[0].value == 2.5
+
+
+def test_a_run_of_zero_error_rates_is_no_anomaly_when_only_high_values_are_reported() -> None:
+    """A sparse error rate (no errors in about half of its buckets) with 14 empty buckets in a row: the
+    volatility statistic reads a flat line and scored it 19, "critical"; alert_on: high (the default for
+    error_rate and latency_p95) reports only values above their expected value."""
+    from analytics.service.config import ModelSpec, default_config
+    from analytics.service.models import run_anomaly
+    from analytics.service.series import Series
+
+    rng = np.random.default_rng(5)
+    n = 4 * 288
+    ts = np.arange(n, dtype=np.int64) * 300 + 1_767_225_600
+    rate = np.where(rng.random(n) < 0.45, rng.uniform(0.01, 0.08, n), 0.0)
+    rate[-30:-16] = 0.0  # an unusually long quiet stretch: good news
+    rate[-5] = 0.6  # an error burst: bad news
+    spec = ModelSpec(model_class="anomaly", params={"detectors": ["robust", "seasonal"], "min_periods": 30})
+    s = [Series({"model": "m"}, ts, rate, 300)]
+    _, both, _ = run_anomaly("t", "error_rate", "a", spec, s, None, write_from=None)
+    _, high, _ = run_anomaly("t", "error_rate", "a", spec, s, None, write_from=None, alert_on="high")
+    assert any(r.value == 0.0 for r in both)  # the flat stretch: flagged two-sided
+    assert not any(r.value == 0.0 for r in high)
+    assert any(r.ts == float(ts[-5]) for r in high)  # the burst still is
+    assert default_config().queries["error_rate"].alert_on == "high"
+    assert default_config().queries["requests_rate"].alert_on == "both"  # a drop in traffic is an outage
