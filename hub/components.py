@@ -10,6 +10,7 @@ own config model (errors name the YAML key) and handed to its factory.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,18 @@ def typed_section(raw: dict[str, Any] | None, config_type: type[Any], key: str) 
 
 
 def alerting_config(cfg: HubConfig) -> Any:
+    """``processors.alerting``; without an ``external_url`` the alerts' links (Alertmanager's
+    ``generatorURL``) point at the API this hub serves, not at a fixed ``127.0.0.1:8080``."""
     from processors.alerting.config import AlertingConfig
 
-    return typed_section(cfg.processors.alerting, AlertingConfig, "processors.alerting")
+    raw = dict(cfg.processors.alerting or {})
+    if "external_url" not in raw:
+        api = cfg.service.api
+        host = api.host if api.host not in ("", "0.0.0.0", "::") else socket.getfqdn()
+        host = f"[{host}]" if ":" in host else host
+        scheme = "https" if cfg.service.tls.enabled else "http"
+        raw["external_url"] = f"{scheme}://{host}:{api.port}"
+    return typed_section(raw, AlertingConfig, "processors.alerting")
 
 
 def correlation_config(cfg: HubConfig) -> tuple[bool, float, Any]:
