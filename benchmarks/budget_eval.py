@@ -90,7 +90,8 @@ def interval(y: np.ndarray, horizon: int, config: EnsembleConfig) -> tuple[float
     """The 95 % interval of the sum of the last ``horizon`` values, forecast from the values before."""
     ds = pd.date_range("2026-01-01", periods=len(y), freq="h")
     past = pd.DataFrame({"ds": ds[:-horizon], "y": y[:-horizon]})
-    result = forecast_budget(past, 1e18, ds[-1], period_start=ds[-horizon], n_paths=1000,
+    # the period ends when the last held-out hour does (bucket labels are starts; the end is exclusive)
+    result = forecast_budget(past, 1e18, ds[-1] + pd.Timedelta(hours=1), period_start=ds[-horizon], n_paths=1000,
                              forecaster=EnsembleForecaster(freq="h", config=config))  # fmt: skip
     return result.forecast_total_lower, result.forecast_total_upper
 

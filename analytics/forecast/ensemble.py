@@ -13,7 +13,8 @@ Usage (the statsforecast style: configured models with aliases, column names as 
 
 Per series:
 
-1. outliers are replaced (Hampel rule on a robust decomposition, :mod:`.profile`); after a detected
+1. outliers are replaced (Hampel rule on a robust decomposition, :mod:`.profile`, on the longest season
+   the series covers three times, else without a season and a trend window of its own); after a detected
    level shift only the data since the shift is used when enough of it remains;
 2. models are chosen from the data's characteristics unless given (:mod:`.selection`);
 3. rolling-origin validation: ``n_windows`` consecutive folds, each fitted on the data before it and
@@ -212,8 +213,13 @@ def forecast_array(
     if len(set(aliases)) != len(aliases):
         raise ValueError(f"model aliases must be unique, got {aliases}")
     y_fit = y
-    if config.outliers and profile.seasons:
-        y_fit, _ = clean_outliers(y, max(profile.seasons), config.outlier_k)
+    # the decomposition's per-phase median needs three cycles to ignore a spike (of two it is their mean,
+    # and half the spike becomes "season"); shorter (a day or two of hourly spend): without a season
+    cycles = [s for s in profile.seasons if len(y) >= 3 * s]
+    if config.outliers and cycles:
+        y_fit, _ = clean_outliers(y, max(cycles), config.outlier_k)
+    elif config.outliers:
+        y_fit, _ = clean_outliers(y, 1, config.outlier_k, window=min(25, max(7, len(y) // 2)))
     min_train = max(MIN_LENGTH, 2 * max(_longest_season(m) for m in [*chosen, fallback]) + 1)
     if config.level_shifts and profile.level_shift_at is not None and len(y) - profile.level_shift_at >= min_train + h:
         y, y_fit = y[profile.level_shift_at :], y_fit[profile.level_shift_at :]

@@ -16,7 +16,8 @@ Formulas (all robust, O(n)):
   rolling median of width ``s``; seasonal ``S`` = per-phase median of ``y - T``; remainder
   ``R = y - T - S``; ``F_s = max(0, 1 - var(R) / var(S + R))``.
 - outliers: ``|R| > k * 1.4826 * MAD(R)`` (Hampel rule, k = 5 by default) are replaced by ``T + S``
-  (near the ends, where the centred trend is one-sided, only isolated ones beyond 3k).
+  (near the ends, where the centred trend is one-sided, only spikes beyond 3k: isolated, or a run of at
+  most ``MAX_EDGE_RUN`` the series has come back from; a run reaching the end may be a new level).
 - level shift: the remainder-free level ``T`` is compared across adjacent windows of width
   ``max(s, 24)``; a jump larger than ``4 * 1.4826 * MAD(diff(y))``-scaled noise and larger than
   20 % of the level is a shift; the latest one is reported.
@@ -53,10 +54,11 @@ def _mad(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
-def decompose(y: np.ndarray, season: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cheap robust decomposition ``y = trend + seasonal + remainder`` (see the module docstring)."""
+def decompose(y: np.ndarray, season: int, window: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cheap robust decomposition ``y = trend + seasonal + remainder`` (see the module docstring);
+    ``window``: the trend's width (default: the season)."""
     series = pd.Series(y)
-    width = max(3, season | 1)
+    width = max(3, (window or season) | 1)
     trend = series.rolling(width, center=True, min_periods=1).median().to_numpy()
     detrended = y - trend
     if season > 1 and len(y) >= 2 * season:
@@ -114,24 +116,50 @@ def profile_series(y: np.ndarray, seasons: list[int]) -> SeriesProfile:
     )
 
 
-def clean_outliers(y: np.ndarray, season: int, k: float = 5.0) -> tuple[np.ndarray, int]:
-    """Replace Hampel outliers of the remainder by ``trend + seasonal``; return (cleaned, count)."""
+#: The longest run of outliers near the ends of a series that is replaced, once the series is back to
+#: normal after it: a one-hour incident straddles two hourly buckets.
+MAX_EDGE_RUN = 2
+
+
+def clean_outliers(y: np.ndarray, season: int, k: float = 5.0, *, window: int | None = None) -> tuple[np.ndarray, int]:
+    """Replace Hampel outliers of the remainder by ``trend + seasonal``; return (cleaned, count).
+
+    ``window``: the trend's width (default: the season; a series too short for a season is cleaned with
+    ``season=1`` and a window of its own).
+    """
     y = np.asarray(y, dtype=float)
     if len(y) < max(8, 2 * season):
         return y.copy(), 0
-    trend, seasonal, remainder = decompose(y, season)
+    trend, seasonal, remainder = decompose(y, season, window)
     scale = _mad(remainder)
     if scale <= 0:
         return y.copy(), 0
-    big = np.abs(remainder - np.median(remainder)) > k * scale
+    deviation = np.abs(remainder - np.median(remainder))
+    big = deviation > k * scale
     mask = big.copy()
     # near the ends the centred trend is one-sided and lags a trend, which makes runs of large
-    # remainders there: replace only isolated, extreme values (spikes) in those stretches
-    edge = max(3, season | 1) // 2 + 1
-    extreme = np.abs(remainder - np.median(remainder)) > 3 * k * scale
-    isolated = extreme & ~np.r_[False, big[:-1]] & ~np.r_[big[1:], False]
-    mask[:edge] = isolated[:edge]
-    mask[-edge:] = isolated[-edge:]
+    # remainders there: replace only spikes in those stretches, extreme values that are isolated or
+    # in a short run the series has come back from (a run that reaches the end may be a new level)
+    edge = max(3, (window or season) | 1) // 2 + 1
+    spikes = _spikes(big, deviation > 3 * k * scale)
+    mask[:edge] = spikes[:edge]
+    mask[-edge:] = spikes[-edge:]
     cleaned = y.copy()
     cleaned[mask] = (trend + seasonal)[mask]
     return cleaned, int(mask.sum())
+
+
+def _spikes(big: np.ndarray, extreme: np.ndarray) -> np.ndarray:
+    """Runs of ``big`` with an ``extreme`` value: one alone, or up to MAX_EDGE_RUN inside the series."""
+    out = np.zeros(len(big), dtype=bool)
+    idx = np.flatnonzero(big)
+    if len(idx) == 0:
+        return out
+    breaks = np.diff(idx) > 1
+    for first, last in zip(idx[np.r_[True, breaks]], idx[np.r_[breaks, True]], strict=True):
+        run = last - first + 1
+        if not extreme[first : last + 1].any():
+            continue
+        if run == 1 or (run <= MAX_EDGE_RUN and first > 0 and last < len(big) - 1):
+            out[first : last + 1] = True
+    return out

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analytics.budget import forecast_budget
+from analytics.budget import forecast_budget, historic_exhaustion
 from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError
 from analytics.service.config import QuerySpec
 from analytics.service.derived import DerivedRow
@@ -235,7 +235,15 @@ def evaluate_budget(
     since = min(start, as_of - HISTORY_S)
     series = load_series(store, spec, budget.tenant_id, since, as_of) if as_of > start else []
     hist = series[0] if series else None
-    if now < end and hist is not None and np.isfinite(hist.values).sum() >= 16 and spent < budget.amount:
+    # Buckets are labelled by their start and complete only: the spend of the current, incomplete hour
+    # (from the end of the last bucket to as_of) is the rest of ``spent``; it is spent, and only the rest
+    # of that hour is forecast.
+    step_s = float(spec.step_seconds)
+    known = float(hist.ts[-1]) + step_s if hist is not None else math.floor(as_of / step_s) * step_s
+    in_period = (hist.ts >= start) if hist is not None else None
+    complete = float(np.nansum(hist.values[in_period])) if hist is not None else 0.0
+    partial = max(0.0, spent - complete)
+    if now < end and hist is not None and np.isfinite(hist.values).sum() >= 16:
         # from the hub's first data on (earlier buckets are NaN: no data, not zero spend)
         i = int(np.argmax(np.isfinite(hist.values)))
         spend = pd.DataFrame({"ds": pd.to_datetime(hist.ts[i:], unit="s"), "y": hist.values[i:]})
@@ -243,32 +251,35 @@ def evaluate_budget(
             hours = max(1.0, (end - as_of) / 3600.0)  # paths x hours at most 4 million (a year ahead: 456 paths)
             fc = forecast_budget(spend, budget.amount, pd.Timestamp(end, unit="s"), period_start=pd.Timestamp(start, unit="s"),
                                  level=level, n_paths=int(max(200, min(1000, 4_000_000 // hours))),
-                                 forecaster=EnsembleForecaster(freq="h", config=EnsembleConfig.totals(level)))  # fmt: skip
+                                 forecaster=EnsembleForecaster(freq="h", config=EnsembleConfig.totals(level)),
+                                 as_of=pd.Timestamp(as_of, unit="s"), partial_spend=partial)  # fmt: skip
             method = "forecast"
-            extra = spent - fc.spent_to_date  # the current, incomplete hour
-            total, lower, upper = (
-                fc.forecast_total + extra,
-                fc.forecast_total_lower + extra,
-                fc.forecast_total_upper + extra,
-            )
+            total, lower, upper = fc.forecast_total, fc.forecast_total_lower, fc.forecast_total_upper
             exhaustion = fc.exhaustion.timestamp() if fc.exhaustion is not None else None
             earliest = fc.exhaustion_earliest.timestamp() if fc.exhaustion_earliest is not None else None
             latest = fc.exhaustion_latest.timestamp() if fc.exhaustion_latest is not None else None
             probability = fc.probability_exhausted
         except (ForecastInputError, ValueError):
             method = "linear"
-    if method == "linear" and now < end and spent < budget.amount and as_of > start:
+    if method == "linear" and now < end and as_of > start:
         first = start
         if hist is not None:
             paid = (hist.ts >= start) & (np.nan_to_num(hist.values) > 0)  # the period's first spending hour
             first = float(hist.ts[int(paid.argmax())]) if paid.any() else start
         rate = spent / max(now - first, 3600.0)
         total = lower = upper = spent + rate * (end - now)
-        if rate > 0 and now + (budget.amount - spent) / rate <= end:
+        if spent < budget.amount and rate > 0 and now + (budget.amount - spent) / rate <= end:
             exhaustion = now + (budget.amount - spent) / rate
             probability = 1.0
-    if spent >= budget.amount:
-        exhaustion = exhaustion if exhaustion is not None else now
+    if spent >= budget.amount and (method == "linear" or exhaustion is None):
+        # when the period's cumulative spend crossed the amount: in the past, stable from one run to the next
+        ds = pd.to_datetime(hist.ts[in_period], unit="s") if hist is not None else pd.DatetimeIndex([])
+        values = hist.values[in_period] if hist is not None else np.zeros(0)
+        crossed = historic_exhaustion(values, ds, budget.amount, pd.Timedelta(seconds=step_s), partial_spend=partial,
+                                      partial_from=pd.Timestamp(max(known, start), unit="s"),
+                                      as_of=pd.Timestamp(as_of, unit="s"))  # fmt: skip
+        exhaustion = crossed.timestamp() if crossed is not None else as_of
+        earliest = latest = exhaustion
     alert = exhaustion is not None and exhaustion - now <= budget.alert_within_days * 86_400
     out.update({
         "forecast_total": total, "forecast_total_lower": lower, "forecast_total_upper": upper,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def test_certificate_from_another_ca_fails_the_handshake(hub: RunningHub, pki: P
 
 
 def test_otlp_http_and_websocket_use_the_certificate(hub: RunningHub, pki: Pki) -> None:
-    body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": "1767225600000000000",
+    now_ns = str(time.time_ns())  # a fixed old date would fall to retention (30 days) in a slow run
+    body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"timeUnixNano": now_ns,
                                                             "body": {"stringValue": "hello over mTLS"}}]}]}]}  # fmt: skip
     with _client(pki, pki.client_cert, pki.client_key) as c:
         r = c.post(_url(hub, "otlp_http") + "/v1/logs", json=body)
