@@ -344,6 +344,9 @@ def _parse_range(raw: Any, now_us: int) -> TimeRange:
         raw = {"last": "24h"}
     if not isinstance(raw, dict):
         raise QueryError("time_range", 'must be {"start", "end"} or {"last": "24h"}')
+    unknown = sorted(str(k) for k in raw if k not in ("start", "end", "last"))
+    if unknown:  # a typo ("stat", "from") had silently meant the last 24 hours
+        raise QueryError(f"time_range.{unknown[0]}", 'unknown key: time_range takes "start", "end" or "last"')
     if "last" in raw:
         if raw.get("start") is not None or raw.get("end") is not None:
             raise QueryError("time_range", 'is ambiguous: give either {"last": ...} or {"start", "end"}, not both')

@@ -15,6 +15,8 @@ from tests.query.dataset import DUR, acme_events, query
 T = {"event_type": "telemetry", "name": DUR}
 
 CASES: list[tuple[str, Any, int, str]] = [
+    ("time_range typo", {"time_range": {"stat": "2026-01-01T00:00:00Z"}}, 422,
+     "time_range.stat: unknown key"),
     ("unknown field", {"filters": [{"field": "colour", "operator": "eq", "value": "x"}]}, 422,
      "filters[0].field: unknown field 'colour'"),
     ("unknown operator", {"filters": [{"field": "model", "operator": "like", "value": "x"}]}, 422,
