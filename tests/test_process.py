@@ -17,6 +17,19 @@ from tests.helpers.events import make_event
 from tests.helpers.hub import start_hub_process, stop_hub_process
 
 
+def stored_ids(api: str) -> set[str]:
+    """Every stored event id, read through the API's cursor pagination."""
+    ids: set[str] = set()
+    cursor = None
+    while True:
+        params: dict[str, object] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(f"{api}/api/v1/events", params=params).json()
+        ids |= {e["event_id"] for e in page["events"]}
+        cursor = page["next_cursor"]
+        if not cursor:
+            return ids
+
+
 def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
     hp = start_hub_process(tmp_path / "data")
     try:
@@ -49,16 +62,7 @@ def test_kill_9_after_ack_loses_nothing(tmp_path: Path) -> None:
         hp.proc.wait(10)
     hp2 = start_hub_process(tmp_path / "data")
     try:
-        ids: set[str] = set()
-        cursor = None
-        while True:
-            params: dict[str, object] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-            page = httpx.get(f"{hp2.api}/api/v1/events", params=params).json()
-            ids |= {e["event_id"] for e in page["events"]}
-            cursor = page["next_cursor"]
-            if not cursor:
-                break
-        assert ids == set(acked)
+        assert stored_ids(hp2.api) == set(acked)
     finally:
         stop_hub_process(hp2)
 
@@ -214,15 +218,6 @@ def test_sigterm_during_the_startup_replay_stops_without_serving_and_loses_nothi
     assert '"msg": "hub started"' not in log and "Traceback" not in log
     hp3 = start_hub_process(data)
     try:
-        ids: set[str] = set()
-        cursor = None
-        while True:
-            params: dict[str, object] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-            page = httpx.get(f"{hp3.api}/api/v1/events", params=params).json()
-            ids |= {e["event_id"] for e in page["events"]}
-            cursor = page["next_cursor"]
-            if not cursor:
-                break
-        assert ids == set(acked)
+        assert stored_ids(hp3.api) == set(acked)
     finally:
         stop_hub_process(hp3)
