@@ -87,9 +87,11 @@ def _check(conn: HTTPConnection, tenant: str) -> str:
 
 def audit_target(conn: HTTPConnection, principal: Principal, tenant: str, *, denied: str | None = None) -> None:
     """Record the request's action on ``tenant`` unless the guard (or an earlier call) already recorded that
-    target tenant for this request. ``denied``: the reason when the route refuses the tenant."""
+    target tenant for this request. ``denied``: the reason when the route refuses the tenant, or refuses the
+    record's team (:func:`ensure_team_access`) — a refusal is always recorded, even on a tenant the guard
+    already recorded as allowed (it saw only ``?team=``)."""
     scope: AuditScope | None = getattr(conn.state, "audit_scope", None)
-    if scope is None or tenant in scope.tenants:
+    if scope is None or (denied is None and tenant in scope.tenants):
         return
     scope.tenants.add(tenant)
     if denied is None and not scope.record_allowed and tenant == principal.tenant_id:
@@ -102,17 +104,38 @@ def audit_target(conn: HTTPConnection, principal: Principal, tenant: str, *, den
     )  # fmt: skip
 
 
-def ensure_team_access(conn: HTTPConnection, action: str, resource_type: str, tenant: str, team: str | None) -> None:
+def team_limited(conn: HTTPConnection) -> bool:
+    """Whether the caller's team-scoped actions are limited to its own team (a principal without
+    ``teams:all``): only then can :func:`team_allowed` say no."""
+    p = principal_of(conn)
+    return p is not None and "teams:all" not in p.permissions
+
+
+def team_allowed(conn: HTTPConnection, action: str, resource_type: str, tenant: str, team: str | None) -> bool:
+    """Whether the caller may do the team-scoped ``action`` on a resource of ``team`` (rule 4), without
+    raising or auditing: for routes that leave out another team's records (a bulk DLQ replay, the
+    Alertmanager webhook) rather than refuse the whole request. A resource with no team: True."""
+    p = principal_of(conn)
+    if p is None or team is None:
+        return True
+    return decide(p, action, Resource(resource_type, tenant, team=team), cross_tenant=tenant != p.tenant_id).allowed
+
+
+def ensure_team_access(
+    conn: HTTPConnection, action: str, resource_type: str, tenant: str, team: str | None, *, what: str | None = None
+) -> None:
     """403 unless the caller may do the team-scoped ``action`` on a resource of ``team`` (rule 4 of
     :func:`hubcore.security.rbac.decide`): the route knows the resource's team (a budget's ``team``, an
-    alert's or a rule's ``labels.team``), which the guard, seeing only ``?team=``, cannot."""
+    alert's or a rule's ``labels.team``, a dead letter's ``tags.team``, an anomaly's series label), which
+    the guard, seeing only ``?team=``, cannot. ``what`` names the record in the 403's message
+    (``dead-letter entry 'e1'``); the audit record keeps the decision's reason."""
     p = principal_of(conn)
     if p is None or team is None:
         return
     decision = decide(p, action, Resource(resource_type, tenant, team=team), cross_tenant=tenant != p.tenant_id)
     if not decision.allowed:
         audit_target(conn, p, tenant, denied=decision.reason)
-        raise ForbiddenError(decision.reason)
+        raise ForbiddenError(f"{what}: {decision.reason}" if what else decision.reason)
 
 
 def read_tenant(

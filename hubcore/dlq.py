@@ -29,6 +29,29 @@ _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
 
 
+def entry_teams(entry: Entry) -> frozenset[str]:
+    """The teams a dead-lettered event names (its RBAC team scope, rule 4 of ``dlq:replay``): ``tags.team``,
+    ``payload.team`` (a cost event's, which wins over the tag once stored) and ``payload.dimensions.team``
+    (a telemetry event's), wherever each is a non-empty string. An entry whose ``raw`` is not a JSON
+    object (malformed input) or names no team has none: any caller allowed to replay may replay it.
+
+    >>> sorted(entry_teams({"raw": '{"tags": {"team": "ml"}, "payload": {"team": "search"}}'}))
+    ['ml', 'search']
+    >>> entry_teams({"raw": "{not json"})
+    frozenset()
+    """
+    try:
+        event = _dec.decode(entry.get("raw") or "")
+    except (msgspec.DecodeError, RecursionError):
+        return frozenset()
+    if not isinstance(event, dict):
+        return frozenset()
+    tags, payload = event.get("tags"), event.get("payload")
+    dims = payload.get("dimensions") if isinstance(payload, dict) else None
+    found = (part.get("team") for part in (tags, payload, dims) if isinstance(part, dict))
+    return frozenset(t for t in found if isinstance(t, str) and t)
+
+
 class DeadLetterQueue:
     def __init__(self, data_dir: str | Path, *, max_bytes: int = 256 << 20, fsync: bool = True) -> None:
         self.directory = Path(data_dir) / "dlq"
@@ -81,6 +104,16 @@ class DeadLetterQueue:
             entries = [e for e in entries if reason_contains in e.get("reason", "")]
         entries.reverse()
         return entries[offset : offset + limit], len(entries)
+
+    def select(self, *, tenant_id: str | None, ids: builtins.list[str] | None = None) -> builtins.list[Entry]:
+        """The entries :meth:`replay` would hand over (oldest first): the tenant's (``None``: every
+        tenant's), or those of them with the given ids."""
+        wanted = set(ids) if ids else None
+        return [
+            e
+            for e in self._read()
+            if (tenant_id is None or e.get("tenant_id") == tenant_id) and (wanted is None or e["id"] in wanted)
+        ]
 
     def replay(
         self,

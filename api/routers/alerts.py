@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import ensure_team_access, get_state, principal_of, read_tenant, write_tenant
+from api.deps import ensure_team_access, get_state, principal_of, read_tenant, team_allowed, write_tenant
 from api.errors import ErrorBody, error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
 from api.state import ApiState
@@ -166,8 +166,11 @@ async def alertmanager_webhook(request: Request, state: Annotated[ApiState, Depe
     def allowed(tenant: str) -> bool:
         return not authenticated(p) or p is None or p.cross_tenant or tenant == p.tenant_id
 
+    def allowed_team(tenant: str, team: str) -> bool:  # rule 4 on each alert's labels.team, not ?team=
+        return team_allowed(request, "alerts:manage", "alerts", tenant, team)
+
     try:
-        counts = await run_in_threadpool(get_service(request, state).receive_webhook, body, allowed)
+        counts = await run_in_threadpool(get_service(request, state).receive_webhook, body, allowed, allowed_team)
     except RuleError as exc:
         return _invalid(exc, "invalid_webhook")
     return json_response(counts)

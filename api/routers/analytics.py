@@ -27,6 +27,7 @@ from analytics.service import AnalyticsService, NotFound
 from analytics.service.budgets import Budget
 from analytics.service.config import DERIVED_SERIES
 from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
+from analytics.service.teams import anomaly_teams
 from api.deps import ensure_team_access, get_state, principal_of, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
@@ -133,6 +134,12 @@ async def anomaly_feedback(
         return error_response(422, "invalid_feedback", "detector: must be a detector name or null")
     t = read_tenant(request, state, request.query_params.get("tenant"))
     svc = get_service(request, state)
+    # rule 4 on the anomaly's own team (its series' team label, the query's team filter), not on ?team=;
+    # anomaly ids are derived from (tenant, query, model, series, time), so the record cannot change meanwhile
+    rec = await run_in_threadpool(svc.repo.get_anomaly, t, anomaly_id)
+    if rec is not None:
+        for team in sorted(anomaly_teams(svc.config.queries.get(rec["query"]), rec["labels"], t)):
+            ensure_team_access(request, "anomalies:feedback", "anomalies", t, team, what=f"anomaly {anomaly_id!r}")
     return await _answer(svc.mark_false_positive, t, anomaly_id, detector)
 
 

@@ -1,4 +1,11 @@
-"""``GET /api/v1/dlq`` lists dead-lettered input; ``POST /api/v1/dlq/replay`` re-processes it."""
+"""``GET /api/v1/dlq`` lists dead-lettered input; ``POST /api/v1/dlq/replay`` re-processes it.
+
+``dlq:replay`` is team-scoped (rule 4 of :func:`hubcore.security.rbac.decide`): a dead letter belongs to
+the team(s) its event names (:func:`hubcore.dlq.entry_teams`), whatever ``?team=`` says. A caller limited
+to its team (no ``teams:all``) that names ``ids`` gets a 403 naming the first entry of another team
+(nothing is replayed); without ``ids`` it replays its own team's entries and those naming no team, and the
+answer's ``skipped_other_teams`` counts the others, left in the queue.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import get_state, read_tenant
+from api.deps import ensure_team_access, get_state, read_tenant, team_allowed, team_limited
 from api.errors import error_response, json_response
 from api.state import ApiState
+from hubcore.dlq import entry_teams
 
 router = APIRouter(prefix="/api/v1/dlq", tags=["dead-letter queue"])
 
@@ -36,7 +44,7 @@ async def list_dlq(
     return json_response({"entries": entries, "total": total, "limit": limit, "offset": offset})
 
 
-@router.post("/replay", summary="Replay dead-lettered items (all of the tenant's, or the given ids)")
+@router.post("/replay", summary="Replay dead-lettered items (all of the tenant's, or the given ids; team-scoped)")
 async def replay_dlq(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
@@ -46,5 +54,23 @@ async def replay_dlq(
         req = msgspec.json.decode(body, type=ReplayRequest) if body.strip() else ReplayRequest()
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
         return error_response(400, "bad_request", f'body must be {{"ids": [...]}} or empty: {exc}')
-    replayed, accepted = await run_in_threadpool(state.pipeline.replay_dlq, tenant_id=tenant_id, ids=req.ids)
-    return json_response({"replayed": replayed, "accepted": accepted, "still_rejected": replayed - accepted})
+    if not team_limited(request):
+        replayed, accepted = await run_in_threadpool(state.pipeline.replay_dlq, tenant_id=tenant_id, ids=req.ids)
+        return json_response({"replayed": replayed, "accepted": accepted, "still_rejected": replayed - accepted})
+    # a team-limited caller: decide on each entry's own team(s), then replay exactly the ids decided on (an
+    # entry's event never changes; one dead-lettered meanwhile is not replayed by this call)
+    entries = await run_in_threadpool(state.dlq.select, tenant_id=tenant_id, ids=req.ids)
+    mine: list[str] = []
+    for e in entries:
+        teams = sorted(entry_teams(e))
+        if req.ids:  # asked by id: another team's entry is a 403
+            for team in teams:
+                ensure_team_access(request, "dlq:replay", "dlq", tenant_id, team, what=f"dead-letter entry {e['id']!r}")
+            mine.append(e["id"])
+        elif all(team_allowed(request, "dlq:replay", "dlq", tenant_id, team) for team in teams):
+            mine.append(e["id"])
+    replayed = accepted = 0
+    if mine:  # (ids=[] would mean every entry)
+        replayed, accepted = await run_in_threadpool(state.pipeline.replay_dlq, tenant_id=tenant_id, ids=mine)
+    return json_response({"replayed": replayed, "accepted": accepted, "still_rejected": replayed - accepted,
+                          "skipped_other_teams": len(entries) - len(mine)})  # fmt: skip

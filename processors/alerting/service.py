@@ -446,13 +446,18 @@ class AlertingService:
                 self._resolve(alert, self.clock(), by or "api")
             return to_api(self.repo.get(tenant_id, alert_id) or alert)
 
-    def receive_webhook(self, body: bytes, allowed: Callable[[str], bool] | None = None) -> dict[str, int]:
-        """An Alertmanager webhook body (version 4) → hub alerts. Raises RuleError (→ 422) when malformed."""
+    def receive_webhook(
+        self, body: bytes, allowed: Callable[[str], bool] | None = None,
+        allowed_team: Callable[[str, str], bool] | None = None,
+    ) -> dict[str, int]:  # fmt: skip
+        """An Alertmanager webhook body (version 4) → hub alerts. Raises RuleError (→ 422) when malformed.
+        ``allowed(tenant)`` / ``allowed_team(tenant, team)``: which alerts the caller may record (the others
+        are counted ``skipped_forbidden``)."""
         payload = decode_payload(body)
         with self._lock:
             self._ensure_ready()
             counts = ingest(self.repo, payload, default_tenant=self.default_tenant,
-                            allowed=allowed or (lambda _t: True), now=self.clock())  # fmt: skip
+                            allowed=allowed or (lambda _t: True), now=self.clock(), allowed_team=allowed_team)  # fmt: skip
         for outcome, n in counts.items():
             self.webhook_totals[outcome] = self.webhook_totals.get(outcome, 0) + n
             if n and outcome != "received":

@@ -3,7 +3,9 @@
 Alertmanager's webhook receiver posts ``{"version": "4", "status", "receiver", "groupKey", "alerts": [...]}``
 where each alert has ``status`` (firing | resolved), ``labels``, ``annotations``, ``startsAt``, ``endsAt``,
 ``generatorURL`` and ``fingerprint``. Alerts are keyed by (tenant, fingerprint); the tenant is the alert's
-``tenant_id`` label. The hub's own alerts coming back (annotation ``hub_alert_id``) are skipped.
+``tenant_id`` label. The hub's own alerts coming back (annotation ``hub_alert_id``) are skipped, and so are
+alerts the caller may not record (``skipped_forbidden``): another tenant's (``allowed``), or another team's
+(``allowed_team``: the alert's ``team`` label, and the open alert's it would update or resolve).
 
 >>> parse_time("2024-05-01T10:00:00.123456789Z")
 1714557600.123456
@@ -83,10 +85,25 @@ def parse_time(text: str) -> float | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
+def _team(labels: Any) -> str | None:
+    team = labels.get("team") if isinstance(labels, dict) else None
+    return team if isinstance(team, str) and team else None
+
+
 def ingest(
-    repo: AlertRepository, payload: WebhookPayload, *, default_tenant: str, allowed: Callable[[str], bool], now: float
+    repo: AlertRepository,
+    payload: WebhookPayload,
+    *,
+    default_tenant: str,
+    allowed: Callable[[str], bool],
+    now: float,
+    allowed_team: Callable[[str, str], bool] | None = None,
 ) -> dict[str, int]:
-    """Upsert the payload's alerts; returns counts (created, updated, resolved, skipped...)."""
+    """Upsert the payload's alerts; returns counts (created, updated, resolved, skipped...).
+
+    ``allowed(tenant)`` and ``allowed_team(tenant, team)`` (RBAC rule 4 of ``alerts:manage``, asked for
+    the alert's ``team`` label and for the team of the open alert it would update or resolve) leave out,
+    as ``skipped_forbidden``, what the caller may not record."""
     counts = {"received": len(payload.alerts), "created": 0, "updated": 0, "resolved": 0, "skipped_own": 0,
               "skipped_forbidden": 0, "unchanged": 0}  # fmt: skip
     for a in payload.alerts:
@@ -101,6 +118,11 @@ def ingest(
         starts = parse_time(a.startsAt) or now
         ends = parse_time(a.endsAt)
         open_ = repo.find_open(tenant, SOURCE, fp)
+        if allowed_team is not None:
+            teams = (_team(a.labels), _team(open_["labels"]) if open_ is not None else None)
+            if not all(allowed_team(tenant, t) for t in teams if t is not None):
+                counts["skipped_forbidden"] += 1
+                continue
         if a.status == "firing":
             if open_ is not None:
                 repo.update(open_["id"], labels=a.labels, annotations=a.annotations, updated_at=now)

@@ -184,8 +184,10 @@ def test_rules_crud_is_tenant_scoped(hub: RunningHub, keys: dict[str, dict[str, 
     assert httpx.delete(f"{api}/api/v1/alerts/rules/{created['id']}", headers=keys["a_editor"]).status_code == 404
 
 
-def _am_alert(status: str, tenant: str, name: str = "LLMErrorRateHigh", **extra: Any) -> dict[str, Any]:
-    return {"status": status, "labels": {"alertname": name, "severity": "critical", "team": "search",
+def _am_alert(status: str, tenant: str, name: str = "LLMErrorRateHigh", team: str = "security",
+              **extra: Any) -> dict[str, Any]:  # fmt: skip
+    # team security: a_editor's team (the webhook is team-scoped by each alert's labels.team, rule 4)
+    return {"status": status, "labels": {"alertname": name, "severity": "critical", "team": team,
                                          "tenant_id": tenant, "gen_ai_request_model": "gpt-4o"},
             "annotations": {"summary": "error rate 12%"}, "startsAt": "2026-01-01T10:00:00.123456789Z",
             "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://vmalert/x", "fingerprint": f"fp-{tenant}-{name}",
@@ -222,3 +224,41 @@ def test_alertmanager_webhook(hub: RunningHub, keys: dict[str, dict[str, str]]) 
         r = httpx.post(url, json=bad, headers=keys["a_editor"])
         assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
     assert httpx.post(url, content=b"{not json", headers=keys["a_editor"]).status_code == 422
+
+
+def test_alertmanager_webhook_is_team_scoped(hub: RunningHub, keys: dict[str, dict[str, str]]) -> None:
+    """alerts:manage is team-scoped (rule 4) on each webhook alert's labels.team, and on the team of the open
+    alert it would update or resolve, not on ?team=: another team's alerts are ``skipped_forbidden``."""
+    url = f"{hub.api}/api/v1/alerts/alertmanager"
+
+    def post(headers: dict[str, str], *alerts: dict[str, Any], query: str = "") -> dict[str, int]:
+        body = {"version": "4", "status": "firing", "receiver": "hub-webhook", "groupKey": "{}:{}", "alerts": alerts}
+        r = httpx.post(url + query, json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        counts: dict[str, int] = r.json()
+        return counts
+
+    ml, security = keys["a_editor_ml"], keys["a_editor"]
+    # team ml may not record team security's alert, whatever ?team= it sends
+    for q in ("", "?team=ml"):
+        out = post(ml, _am_alert("firing", "tenant-a", "TeamScoped"), query=q)
+        assert out["created"] == 0 and out["skipped_forbidden"] == 1, out
+    assert post(security, _am_alert("firing", "tenant-a", "TeamScoped"))["created"] == 1
+    [ext] = [a for a in svc(hub).list_alerts("tenant-a", state="firing") if a["alertname"] == "TeamScoped"]
+    # nor resolve it, nor take it over by relabelling it as its own (the open alert's team counts too)
+    for status in ("resolved", "firing"):
+        out = post(ml, _am_alert(status, "tenant-a", "TeamScoped", team="ml", endsAt="2026-01-01T10:05:00Z"))
+        assert out["skipped_forbidden"] == 1 and out["resolved"] == out["updated"] == 0, out
+    ext = svc(hub).get_alert("tenant-a", ext["id"])
+    assert ext["state"] == "firing" and ext["labels"]["team"] == "security"
+    # its own team's alerts, and alerts naming no team, as before
+    no_team = _am_alert("firing", "tenant-a", "NoTeam")
+    del no_team["labels"]["team"]
+    out = post(ml, _am_alert("firing", "tenant-a", "MlOwn", team="ml"), no_team)
+    assert out["created"] == 2 and out["skipped_forbidden"] == 0, out
+    # teams:all (a platform admin's credential) resolves any team's
+    out = post(keys["platform"], *(_am_alert("resolved", "tenant-a", n, team=t, endsAt="2026-01-01T10:05:00Z")
+                                   for n, t in (("TeamScoped", "security"), ("MlOwn", "ml"))))  # fmt: skip
+    assert out["resolved"] == 2, out
+    out = post(ml, {**no_team, "status": "resolved", "endsAt": "2026-01-01T10:05:00Z"})
+    assert out["resolved"] == 1, out

@@ -1,0 +1,196 @@
+"""RBAC rule 4 on the record itself: ``dlq:replay`` and ``anomalies:feedback`` are decided on the team the
+dead letter or the anomaly names, not on the ``?team=`` a caller chose to send.
+
+A caller limited to team ``ml`` cannot replay team ``search``'s dead letters nor mark team ``search``'s
+anomalies (even with ``?team=ml``); records naming no team behave as before; callers with ``teams:all``
+(tenant and platform admins) are unaffected. A bulk replay by a team-limited caller replays its own team's
+entries and those naming no team, and counts the others as ``skipped_other_teams``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from analytics.service import AnalyticsConfig, AnalyticsService, AnomalyRecord, ModelSpec, QuerySpec, SchedulerSpec
+from hubcore.dlq import entry_teams
+from hubcore.security.audit import iter_records
+from tests.helpers.events import make_event
+from tests.helpers.hub import RunningHub, running_hub
+
+ROLES = {
+    # dlq:replay is not in analytics_editor: a custom role grants it to a team's operator
+    "dlq_operator": {"extends": "analytics_editor", "permissions": ["dlq:replay"]},
+}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
+    with running_hub(tmp_path_factory.mktemp("team-records"), grpc=False, otlp_http=False,
+                     service__auth__enabled=True, service__audit__enabled=True,
+                     service__auth__roles=ROLES) as h:  # fmt: skip
+        yield h
+
+
+@pytest.fixture(scope="module")
+def key(hub: RunningHub) -> Any:
+    store = hub.service.security.key_store
+    assert store is not None
+
+    def make(role: str, team: str | None = None, tenant: str = "acme") -> dict[str, str]:
+        return {"Authorization": f"Bearer {store.create(tenant_id=tenant, role=role, team=team).key}"}
+
+    return make
+
+
+def _denials(hub: RunningHub, needle: str) -> list[dict[str, Any]]:
+    path = Path(hub.service.store.data_dir) / "audit" / "audit.jsonl"
+    return [r for r in iter_records(path) if r["outcome"] == "denied" and needle in (r.get("reason") or "")]
+
+
+# -- dead letters ------------------------------------------------------------------------------------------
+def _bad_cost(tags: dict[str, str], **payload: Any) -> dict[str, Any]:
+    """A cost event in an unknown currency: dead-lettered until the currency is configured."""
+    return make_event("cost", payload={"currency": "XYZ", **payload}, tags=tags)
+
+
+def test_entry_teams_reads_tags_payload_and_dimensions() -> None:
+    def teams(ev: Any) -> list[str]:
+        return sorted(entry_teams({"raw": ev if isinstance(ev, str) else json.dumps(ev)}))
+
+    assert teams({"tags": {"team": "ml"}}) == ["ml"]
+    assert teams({"tags": {"team": "ml"}, "payload": {"team": "search"}}) == ["ml", "search"]  # a cost event's
+    assert teams({"payload": {"dimensions": {"team": "ads"}}}) == ["ads"]  # a telemetry event's
+    assert teams({"tags": {"project": "x"}, "payload": {"team": ""}}) == []
+    assert teams({"tags": {"team": 3}}) == []  # not a team name (the event was refused for it)
+    assert teams("[1, 2]") == [] and teams("{not json") == [] and teams("") == []
+
+
+def test_dlq_replay_is_scoped_by_each_entrys_team(hub: RunningHub, key: Any) -> None:
+    ingest = key("ingest")
+    events = {
+        "ml": _bad_cost({"team": "ml"}),
+        "search": _bad_cost({"team": "search"}),
+        "mixed": _bad_cost({"team": "ml"}, team="search"),  # stored under payload.team: search's too
+        "none": _bad_cost({"project": "assistant"}),
+    }
+    r = httpx.post(f"{hub.api}/api/v1/events", json=list(events.values()), headers=ingest)
+    assert r.status_code == 422, r.text
+    admin = key("tenant_admin")
+    listed = httpx.get(f"{hub.api}/api/v1/dlq", headers=admin).json()["entries"]
+    by_event = {json.loads(e["raw"])["event_id"]: e["id"] for e in listed}
+    ids = {name: by_event[ev["event_id"]] for name, ev in events.items()}
+
+    ml, ml_viewer, no_team = key("dlq_operator", "ml"), key("analytics_viewer", "ml"), key("dlq_operator")
+    url = f"{hub.api}/api/v1/dlq/replay"
+    assert httpx.post(url, json={"ids": [ids["ml"]]}, headers=ml_viewer).status_code == 403  # lacks dlq:replay
+    # another team's entry by id: 403 naming the entry and the team, with or without ?team= of one's own
+    for q in ("", "?team=ml"):
+        r = httpx.post(url + q, json={"ids": [ids["ml"], ids["search"]]}, headers=ml)
+        assert r.status_code == 403, r.text
+        msg = r.json()["error"]["message"]
+        assert f"dead-letter entry {ids['search']!r}" in msg and "team 'search'" in msg, msg
+        assert httpx.post(url + q, json={"ids": [ids["mixed"]]}, headers=ml).status_code == 403
+    assert _denials(hub, "dlq:replay on team 'search'"), "the refusal is audited"
+    # the guard's ?team= check still applies
+    assert httpx.post(f"{url}?team=search", json={"ids": [ids["ml"]]}, headers=ml).status_code == 403
+    # nothing was replayed by the refused calls: all four are still there
+    assert httpx.get(f"{hub.api}/api/v1/dlq", headers=admin).json()["total"] == 4
+
+    # own team's and no team's entries by id: replayed (still rejected: the currency is unknown)
+    r = httpx.post(url, json={"ids": [ids["ml"], ids["none"]]}, headers=ml)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"replayed": 2, "accepted": 0, "still_rejected": 2, "skipped_other_teams": 0}
+
+    # bulk: a team-limited caller replays its team's and team-less entries and counts the others
+    hub.service.pipeline.processor.config.exchange_rates["XYZ"] = 2.0  # the operator fixes the cause
+    try:
+        r = httpx.post(url, headers=no_team)  # a caller in no team: team-less entries only
+        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0, "skipped_other_teams": 3}
+        r = httpx.post(url, headers=ml)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0, "skipped_other_teams": 2}
+        left = {e["id"] for e in httpx.get(f"{hub.api}/api/v1/dlq", headers=admin).json()["entries"]}
+        assert left == {ids["search"], ids["mixed"]}
+        assert httpx.post(url, headers=ml).json()["replayed"] == 0  # nothing of ml's left: not "every entry"
+        # a tenant admin (teams:all) replays every team's, as before (and the answer has no skipped count)
+        r = httpx.post(url, json={"ids": [ids["search"]]}, headers=admin)
+        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0}
+        # a platform admin of another tenant, asking for acme: every team's too
+        r = httpx.post(f"{url}?tenant=acme", headers=key("platform_admin", tenant="ops"))
+        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0}
+    finally:
+        del hub.service.pipeline.processor.config.exchange_rates["XYZ"]
+    assert httpx.get(f"{hub.api}/api/v1/dlq", headers=admin).json()["total"] == 0
+    stored = hub.sql("SELECT team FROM events WHERE event_id = ?", [events["mixed"]["event_id"]])
+    assert stored == [("search",)]  # the team the entry was scoped by is the one it was stored under
+
+
+# -- anomaly feedback --------------------------------------------------------------------------------------
+def _config() -> AnalyticsConfig:
+    return AnalyticsConfig(
+        queries={
+            "latency": QuerySpec(event_type="telemetry", name="gen_ai.client.operation.duration", field="value",
+                                 aggregation="p95", group_by=["model"], step="5m"),
+            "cost_by_team": QuerySpec(event_type="cost", field="value", group_by=["tags.team"], step="1h",
+                                      labels={"tags.team": "owner"}),
+            "search_cost": QuerySpec(event_type="cost", field="value", group_by=["environment"], step="1h",
+                                     filters=[{"field": "team", "operator": "eq", "value": "search"}]),
+        },
+        models={"anomaly": ModelSpec(model_class="anomaly", params={"detectors": ["robust"], "min_periods": 30})},
+        schedulers={"periodic": SchedulerSpec(fit_every="1h", infer_every="1m", fit_window="1d")},
+    ).validate()  # fmt: skip
+
+
+def _anomaly(aid: str, query: str, labels: dict[str, str], ts: float) -> AnomalyRecord:
+    return AnomalyRecord(aid, "acme", query, "anomaly", labels, ts, 50.0, 3.0, "high", 0.9, ("bulk_robust",), 1.0, 0.5,
+                         1.5, "above the expected range", True)  # fmt: skip
+
+
+def test_anomaly_feedback_is_scoped_by_the_anomalys_team(hub: RunningHub, key: Any) -> None:
+    svc = AnalyticsService(_config(), hub.service.store, None)
+    hub.service.app.state.analytics = svc
+    try:
+        ts = (int(time.time()) // 3600 - 2) * 3600.0
+        svc.repo.replace_anomalies("acme", "cost_by_team", "anomaly", 0,
+                                   [_anomaly("a-search", "cost_by_team", {"owner": "search"}, ts),
+                                    _anomaly("a-ml", "cost_by_team", {"owner": "ml"}, ts + 1)])  # fmt: skip
+        svc.repo.replace_anomalies("acme", "search_cost", "anomaly", 0,
+                                   [_anomaly("a-filtered", "search_cost", {"environment": "production"}, ts)])  # fmt: skip
+        svc.repo.replace_anomalies("acme", "latency", "anomaly", 0,
+                                   [_anomaly("a-none", "latency", {"gen_ai_request_model": "gpt-4o"}, ts)])  # fmt: skip
+
+        def feedback(aid: str, headers: dict[str, str], query: str = "") -> httpx.Response:
+            return httpx.post(f"{hub.api}/api/v1/anomalies/{aid}/feedback{query}", json={"label": "false_positive"},
+                              headers=headers, timeout=60)  # fmt: skip
+
+        ml, search = key("analytics_editor", "ml"), key("analytics_editor", "search")
+        # another team's anomaly: by its series' team label (renamed to "owner"), or by the query's team filter
+        for aid in ("a-search", "a-filtered"):
+            for q in ("", "?team=ml"):
+                r = feedback(aid, ml, q)
+                assert r.status_code == 403, r.text
+                msg = r.json()["error"]["message"]
+                assert f"anomaly {aid!r}" in msg and "team 'search'" in msg, msg
+        assert _denials(hub, "anomalies:feedback on team 'search'"), "the refusal is audited"
+        assert svc.feedback.load("acme", "cost_by_team").history == []  # nothing was taught
+        # one's own team's anomaly, and one naming no team (as before)
+        assert feedback("a-ml", ml).status_code == 200
+        assert feedback("a-none", ml).status_code == 200
+        assert feedback("a-search", search).status_code == 200
+        assert feedback("a-missing", ml).status_code == 404  # unknown ids stay a 404
+        # teams:all: a tenant admin, and a platform admin asking for the tenant, mark any team's
+        assert feedback("a-filtered", key("tenant_admin")).status_code == 200
+        assert feedback("a-filtered", key("platform_admin", tenant="ops"), "?tenant=acme").status_code == 200
+    finally:
+        svc.shutdown()
+        del hub.service.app.state.analytics
+
+
+# -- the Alertmanager webhook (alerts:manage) is covered in tests/alerting/test_alerting_api.py -------------
