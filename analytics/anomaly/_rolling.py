@@ -287,6 +287,21 @@ def persistent(flags: np.ndarray, scores: np.ndarray, persist: int, extreme: flo
     return flags & ((run >= persist) | (np.nan_to_num(np.asarray(scores, dtype=float)) >= extreme))
 
 
+def long_run_range(
+    x: np.ndarray, day: int, band: float = 0.05, stride: int = STRIDE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(low, median, high)``: the ``[band, 1 - band]`` quantile range and the median of the
+    ``max(500, 3 days)`` points that end a quarter of a day before each point, so that a recent
+    excursion is not part of it. Causal."""
+    gap = max(1, day // 4)
+    span = max(500, 3 * day)
+    past = pd.Series(x).shift(gap)
+    lo = _strided(past, span, span // 4, stride, f"q{band}")
+    hi = _strided(past, span, span // 4, stride, f"q{1.0 - band}")
+    mid = _strided(past, span, span // 4, stride, "median")
+    return lo, mid, hi
+
+
 def recovering(x: np.ndarray, day: int, band: float = 0.05, stride: int = STRIDE) -> np.ndarray:
     """True where the series is moving back into its long-run normal range after an excursion.
 
@@ -298,14 +313,50 @@ def recovering(x: np.ndarray, day: int, band: float = 0.05, stride: int = STRIDE
     new anomaly. Causal.
     """
     gap = max(1, day // 4)
-    span = max(500, 3 * day)
-    past = pd.Series(x).shift(gap)
-    lo = _strided(past, span, span // 4, stride, f"q{band}")
-    hi = _strided(past, span, span // 4, stride, f"q{1.0 - band}")
-    mid = _strided(past, span, span // 4, stride, "median")
+    lo, mid, hi = long_run_range(x, day, band, stride)
     recent = pd.Series(x).shift(1).rolling(gap, min_periods=1).median().to_numpy()
     with np.errstate(invalid="ignore", over="ignore"):  # values near the float range: no recovery is judged
         inside = (x >= lo) & (x <= hi)
         away = (recent < lo) | (recent > hi)
         closer = np.abs(x - mid) < np.abs(recent - mid)
     return inside & away & closer
+
+
+def settled(
+    anomalous: np.ndarray,
+    worthy: np.ndarray,
+    alerts: np.ndarray,
+    outside: np.ndarray,
+    recovery: np.ndarray,
+    refractory: int,
+) -> np.ndarray:
+    """The anomalous points that are the aftermath of an announced incident rather than anomalies.
+
+    Trailing statistics (a 6-hour mean, a day's volatility, a CUSUM) hold an incident in their
+    windows after it ends, so normal points keep scoring above 1 for hours. A point is *settled* when
+    it is anomalous but not an alert, and either the series is moving back into its long-run range
+    (``recovery``) or the event's last alert was a value ``outside`` its expected range and this
+    point's value is back inside it. An event ends when ``refractory`` points pass without an
+    alert-worthy (``worthy``) point, as in :func:`run_onsets`. Causal.
+
+    >>> a = np.array([0, 1, 1, 1, 0, 1], dtype=bool)
+    >>> out = np.array([0, 1, 0, 0, 0, 0], dtype=bool)
+    >>> settled(a, a, np.array([0, 1, 0, 0, 0, 0], dtype=bool), out, np.zeros(6, dtype=bool), 2).astype(int).tolist()
+    [0, 0, 1, 1, 0, 1]
+    >>> settled(a, a, np.array([0, 1, 0, 0, 0, 0], dtype=bool), out, np.zeros(6, dtype=bool), 1).astype(int).tolist()
+    [0, 0, 1, 1, 0, 0]
+    """
+    anomalous, worthy, alerts = (np.asarray(v, dtype=bool) for v in (anomalous, worthy, alerts))
+    outside, recovery = np.asarray(outside, dtype=bool), np.asarray(recovery, dtype=bool)
+    pos = np.arange(anomalous.size)
+    refractory = max(refractory, 0)
+    last_worthy = np.maximum.accumulate(np.where(worthy, pos, -1)) if pos.size else pos
+    idx = np.flatnonzero(worthy)
+    gaps = np.diff(idx, prepend=-(refractory + 2))
+    start_at = np.full(pos.size, -1)
+    start_at[idx] = np.maximum.accumulate(np.where(gaps > refractory, idx, -1)) if idx.size else idx
+    start_at = np.maximum.accumulate(start_at) if pos.size else start_at  # first point of the current event
+    in_event = (last_worthy >= 0) & (pos - last_worthy <= refractory)
+    last_alert = np.maximum.accumulate(np.where(alerts, pos, -1)) if pos.size else pos
+    after_outside = in_event & (last_alert >= 0) & (last_alert >= start_at) & outside[np.maximum(last_alert, 0)]
+    return anomalous & ~alerts & (recovery | (after_outside & ~outside))

@@ -23,7 +23,15 @@ import pandas as pd
 
 from analytics.timestamps import parse_timestamps
 
-from ._rolling import median_step_seconds, persistent, points_per_day, recovering, run_onsets
+from ._rolling import (
+    long_run_range,
+    median_step_seconds,
+    persistent,
+    points_per_day,
+    recovering,
+    run_onsets,
+    settled,
+)
 from .autoencoder import AutoencoderDetector
 from .feedback import FeedbackState
 from .iforest import IsolationForestDetector
@@ -91,7 +99,10 @@ class AnomalyDetector:
     ``anomaly_score`` still shows every anomalous point. An anomalous point is alert-worthy when it is
     the ``persist``-th anomalous point in a row or scores at least ``extreme`` (debounce), when the
     series is not merely moving back into its long-run range after an excursion (``recovery``), and
-    once ``warmup`` points are in (``None``: one day of points, at least 100).
+    once ``warmup`` points are in (``None``: one day of points, at least 100). With ``recovery`` the
+    aftermath of an announced incident is not anomalous either (``anomaly_score`` capped below 1): the
+    points of its event whose value is back inside the expected range after an alert outside it, and
+    the points moving back into the long-run range (see :func:`settled`).
     """
 
     def __init__(
@@ -228,6 +239,22 @@ class AnomalyDetector:
         with np.errstate(invalid="ignore"):
             nonneg = np.fmin.accumulate(np.where(np.isfinite(frame.target), frame.target, np.inf)) >= 0
         lower = np.where(nonneg & np.isfinite(lower), np.maximum(lower, 0.0), lower)
+        if self.recovery:
+            # The aftermath of an announced incident is not anomalous: trailing windows still hold the
+            # incident, but the value is back in its expected range and in the series' long-run range
+            # (widened by a quarter on each side). The expected range alone can follow an incident
+            # within minutes (without a season it is centred on the last hour's median), and the
+            # self-normalising bars take the incident in within ten points, so "back to normal" is
+            # judged against the long-run range too, which ends a quarter of a day earlier.
+            lo, _, hi = long_run_range(frame.target, self._day)
+            with np.errstate(over="ignore", invalid="ignore"):  # values near the float range
+                widened = (lo - (hi - lo) / 4, hi + (hi - lo) / 4)
+            outside = _outside_any(frame.target, [(lower, upper), widened])
+            flags = persistent(worthy, combined, self.persist, self.extreme)
+            refractory = self.refractory if self.refractory is not None else self._day
+            after = settled(anomalous, flags, is_anomaly, outside, recovering_now, refractory)
+            combined = np.where(after, np.minimum(combined, 0.999), combined)
+            anomalous = combined > 1.0
         confidence = np.where(
             anomalous, np.clip(0.5 * votes + 0.5 * np.clip((combined - 1) / 2, 0, 1), 0, 1), 0.0
         )
@@ -417,6 +444,15 @@ def _trailing_max(mat: np.ndarray, width: int) -> np.ndarray:
     if width <= 1 or mat.size == 0:
         return mat
     return pd.DataFrame(mat.T).rolling(width, min_periods=1).max().to_numpy().T
+
+
+def _outside_any(x: np.ndarray, bands: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Where ``x`` lies outside any of ``bands`` (a NaN bound does not count)."""
+    out = np.zeros(x.size, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for lo, hi in bands:
+            out |= (x < lo) | (x > hi)
+    return out
 
 
 def _expected(outputs: Mapping[str, DetectorOutput], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -133,8 +133,9 @@ def alert_state_rows(
     >>> [(r.name, r.ts, r.value) for r in alert_state_rows("t", "q", "anomaly", [s], [rec], 100.0)]
     [('anomaly_alert', 100.0, 4.2)]
 
-    An event announced for a value outside its expected range ends when the newest value is back inside
-    it, even while trailing statistics still score it above 1.
+    The end of an incident is the detector's decision: once the value is back in its expected and
+    long-run range, the points after an incident score below 1 (no record, so 0 here) even while
+    trailing statistics (a 6-hour mean, a CUSUM) still hold the incident in their windows.
     """
     by_key: dict[str, list[AnomalyRecord]] = {}
     for r in records:
@@ -148,11 +149,6 @@ def alert_state_rows(
         latest = next((r for r in recs if r.ts == newest), None)
         alerts = [r for r in recs if r.is_alert and newest - ALERT_HOLD_S <= r.ts <= newest]
         value = latest.anomaly_score if latest is not None and alerts else 0.0
-        if latest is not None and alerts and _outside(alerts[-1]) and not _outside(latest):
-            # the event was a value outside its expected range and the value is back inside: the incident
-            # is over, though trailing statistics (a 6-hour mean, a CUSUM) still score it (the alert had
-            # kept firing, and normal points had scored higher than the incident's start)
-            value = 0.0
         rows.append(DerivedRow(tenant, now_s, "anomaly_alert", value, _labels(s, query, model_alias), "anomaly"))
     return rows
 
@@ -178,12 +174,6 @@ def one_sided(frame: pd.DataFrame, alert_on: str) -> pd.DataFrame:
         frame.loc[good, "anomaly_score"] = np.minimum(frame.loc[good, "anomaly_score"], 0.999)
         frame.loc[good, "is_anomaly"] = False
     return frame
-
-
-def _outside(r: AnomalyRecord) -> bool:
-    """Whether an anomalous point's value lies outside its expected range (False when there is none)."""
-    lo, hi = r.yhat_lower, r.yhat_upper
-    return bool(np.isfinite(lo) and np.isfinite(hi) and not lo <= r.value <= hi)
 
 
 def score_series(detector: AnomalyDetector, s: Series, related: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:

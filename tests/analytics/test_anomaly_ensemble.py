@@ -187,6 +187,42 @@ def test_return_to_normal_is_recognised():
     assert any(700 <= a < 710 for a in alerts) and not any(720 <= a < 740 for a in alerts)
 
 
+def test_the_aftermath_of_an_incident_is_not_anomalous_but_the_incident_is():
+    """A one-hour spike at 5-minute sampling. Trailing statistics (a 6-hour mean) held it and scored the
+    normal points after it up to 7; judged against the expected range alone (centred on the last hour's
+    median without a season) the spike's own later points would have looked normal."""
+    rng = np.random.default_rng(3)
+    v = 100 + 5 * rng.standard_normal(3000)
+    v[2000:2012] += 80
+    df = pd.DataFrame({"timestamp": pd.date_range("2026-01-01", periods=v.size, freq="5min"), "value": v})
+    full = AnomalyDetector([RobustDeviationDetector(), SeasonalResidualDetector()]).score(df)
+    kept = AnomalyDetector([RobustDeviationDetector(), SeasonalResidualDetector()], recovery=False).score(df)
+    assert (full.anomaly_score.to_numpy()[2000:2012] > 1).all()  # every point of the spike
+    assert full.anomaly_score.to_numpy()[2012:2300].max() < 1  # none after it
+    assert kept.anomaly_score.to_numpy()[2012:2300].max() > 2  # what trailing statistics alone say
+    assert full.is_anomaly.tolist() == kept.is_anomaly.tolist() or full.is_anomaly.sum() <= kept.is_anomaly.sum()
+    assert full.is_anomaly.to_numpy()[2000]
+
+
+def test_settled_points_need_an_announced_event_that_left_its_range():
+    from analytics.anomaly._rolling import settled
+
+    a = np.array([0, 1, 1, 1, 1], dtype=bool)
+    alert = np.array([0, 1, 0, 0, 0], dtype=bool)
+    inside = np.zeros(5, dtype=bool)
+    no = np.zeros(5, dtype=bool)
+    # an alert inside its range (a volatility change): its later points stay anomalous
+    assert not settled(a, a, alert, inside, no, 10).any()
+    outside = np.array([0, 1, 1, 0, 0], dtype=bool)
+    assert settled(a, a, alert, outside, no, 10).tolist() == [False, False, False, True, True]
+    # no alert yet (still debouncing), or the event is over: nothing is settled
+    assert not settled(a, a, no, outside, no, 10).any()
+    # a recovery is settled on its own, an alert never is
+    rec = np.array([0, 1, 0, 0, 1], dtype=bool)
+    assert settled(a, a, alert, inside, rec, 10).tolist() == [False, False, False, False, True]
+    assert not settled(np.zeros(0, dtype=bool), *(np.zeros(0, dtype=bool),) * 4, 10).size
+
+
 def test_an_event_that_escalates_is_announced_again():
     """One alert per event, unless the event grows to ``escalate`` times the score of its last alert."""
     det = fast_ensemble()

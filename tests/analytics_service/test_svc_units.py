@@ -356,29 +356,30 @@ def test_the_default_window_lets_the_seasonal_detector_run_on_5_minute_queries()
     assert out.anomaly_score[-20] > 1 and np.isfinite(out.yhat[-1])  # 2 days: 0 and NaN (never started)
 
 
-def test_anomaly_alert_ends_when_the_value_is_back_in_its_range() -> None:
-    """A latency spike was announced; afterwards normal values still score > 1 on trailing statistics
-    (a 6-hour mean): the paging series had stayed up after the incident ended."""
-    import numpy as np
-
-    from analytics.service.derived import AnomalyRecord
-    from analytics.service.models import alert_state_rows
+def test_anomaly_alert_lasts_as_long_as_the_incident_and_ends_with_it() -> None:
+    """A one-hour latency spike: afterwards normal values had scored up to 7 on trailing statistics (a
+    6-hour mean) and kept the paging series up; and judged against the expected range alone (which, without
+    a season, follows the spike within half an hour) the alert had ended while the spike went on."""
+    from analytics.service.config import ModelSpec
+    from analytics.service.models import alert_state_rows, run_anomaly
     from analytics.service.series import Series
 
-    def rec(ts: float, value: float, score: float, alert: bool) -> AnomalyRecord:
-        return AnomalyRecord("i", "t", "q", "anomaly", {"model": "m"}, ts, value, score, "high", 1.0, ("robust",),
-                             9.0, 7.0, 11.0, "", alert)  # fmt: skip
+    rng = np.random.default_rng(3)
+    n = 3000
+    ts = np.arange(n, dtype=np.int64) * 300 + 1_767_225_600
+    v = 100 + 5 * rng.standard_normal(n)
+    v[2000:2012] += 80
+    spec = ModelSpec(model_class="anomaly", params={"detectors": ["robust", "seasonal"]})
 
-    s = Series({"model": "m"}, np.array([0.0, 300.0, 600.0]), np.array([39.0, 40.0, 9.3]), 300)
-    during = [rec(0.0, 39.0, 1.9, True), rec(300.0, 40.0, 3.0, False)]
-    assert alert_state_rows("t", "q", "a", [s], during, 650.0)[0].value == 0.0  # newest point not anomalous
-    s_during = Series({"model": "m"}, np.array([0.0, 300.0]), np.array([39.0, 40.0]), 300)
-    assert alert_state_rows("t", "q", "a", [s_during], during, 350.0)[0].value == 3.0  # still outside: firing
-    after = [*during, rec(600.0, 9.3, 3.9, False)]  # back inside [7, 11], scored on a 6-hour mean
-    assert alert_state_rows("t", "q", "a", [s], after, 650.0)[0].value == 0.0
-    # an event that was never about the value's range (a volatility change) keeps its alert while anomalous
-    calm = [rec(0.0, 9.0, 2.0, True), rec(600.0, 9.3, 2.5, False)]
-    assert alert_state_rows("t", "q", "a", [s], calm, 650.0)[0].value == 2.5
+    def paging(end: int) -> tuple[float, list[float]]:
+        s = Series({"model": "m"}, ts[:end], v[:end], 300)
+        _, records, _ = run_anomaly("t", "latency_p95", "a", spec, [s], None)
+        state = alert_state_rows("t", "latency_p95", "a", [s], records, float(ts[end - 1]) + 10)
+        return state[0].value, [r.ts for r in records if r.ts >= ts[2012]]
+
+    assert paging(2010)[0] > 1  # mid-spike, with the fast expected range already around it: firing
+    value, after = paging(2100)
+    assert value == 0.0 and after == []  # the 88 normal points after it: no anomaly, no alert
 
 
 def test_a_run_of_zero_error_rates_is_no_anomaly_when_only_high_values_are_reported() -> None:
