@@ -199,10 +199,14 @@ class QueryServiceConfig(_Base):
     * ``backend``: ``auto`` (the embedded store when it keeps the events, else VictoriaMetrics, else Loki),
       ``embedded``, ``victoriametrics`` (PromQL/MetricsQL) or ``loki`` (LogQL).
     * ``redis_url``: share the result cache between hub replicas (``redis://host:6379/0``).
+    * ``export_time_limit``: seconds an events export (``GET /api/v1/events/export``) may hold its store
+      cursor; one still streaming then ends with a ``truncated`` marker and a ``next_cursor`` to resume
+      from (docs/query.md, "Exports").
     """
 
     backend: Literal["auto", "embedded", "victoriametrics", "loki"] = "auto"
     redis_url: str | None = None
+    export_time_limit: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 300.0
 
 
 class PipelineConfig(_Base):

@@ -30,6 +30,7 @@ MODULES = [
     "api.errors",
     "api.routers.ingest_body",
     "api.jsonbody",
+    "api.negotiation",
     "hubcore.query.model",
     "hubcore.query.export",
     "hub.pipeline",
@@ -38,8 +39,10 @@ MODULES = [
     "analytics.service.related",
     "analytics.correlation.timeutil",
     "analytics.forecast.ensemble",
+    "analytics.anomaly._rolling",
     "analytics.anomaly.ensemble",
     "analytics.service.series",
+    "analytics.service.teams",
     "hub.service",
 ]
 

@@ -36,6 +36,7 @@ from starlette.responses import Response, StreamingResponse
 from api.console.summary import compute_summary
 from api.deps import get_state, read_tenant
 from api.errors import error_response
+from api.negotiation import preferred_encoding
 from api.routers.query import get_executor
 from api.state import ApiState
 from hubcore.query.executor import QueryExecutor
@@ -167,7 +168,8 @@ async def static_file(request: Request, path: str, v: str | None = None) -> Resp
     headers = {**SECURITY_HEADERS, "Cache-Control": cache, "ETag": f'"{asset.version}"', "Vary": "Accept-Encoding"}
     if f'"{asset.version}"' in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    if asset.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+    coding = preferred_encoding(request.headers.get("accept-encoding"), ("gzip", "identity"))
+    if asset.gzipped is not None and coding == "gzip":  # q-values honoured: "gzip;q=0" refuses it
         return Response(asset.gzipped, media_type=media, headers={**headers, "Content-Encoding": "gzip"})
     return Response(asset.raw, media_type=media, headers=headers)
 

@@ -5,6 +5,7 @@
   ``{"status": 200, "data", "metadata"}`` or ``{"status": 4xx/5xx, "error"}`` per query, in order
 * ``POST /api/v1/query/export?format=csv|jsonl|parquet`` — every row of a query, streamed
 * ``GET /api/v1/events/export?format=...&model=gpt-4o&tags.team=search&start=...`` — raw events, streamed
+  (at most ``service.query.export_time_limit`` seconds; a stopped export ends with a resume ``next_cursor``)
 * ``GET /api/v1/metrics/catalog`` — names, labels, payload fields and tag keys of the caller's tenant
 
 The tenant is the caller's (``X-Scope-OrgID``, else ``tenant``); ``"tenant": "*"`` needs
@@ -27,11 +28,23 @@ from starlette.responses import Response, StreamingResponse
 from api.deps import audit_target, get_state, principal_of, read_tenant
 from api.errors import error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
+from api.negotiation import NotAcceptable, negotiate
 from api.state import ApiState
 from hubcore.query.cache import QueryCache
 from hubcore.query.catalog import build_catalog
 from hubcore.query.executor import EmbeddedBackend, LokiBackend, PromBackend, QueryExecutor, QueryMetrics, QueryTimeout
-from hubcore.query.export import FORMATS, encode_batches, events_export_sql, pick_format
+from hubcore.query.export import (
+    FORMATS,
+    MEDIA_TYPES,
+    ExportCursor,
+    KeyTracker,
+    check_format,
+    decode_export_cursor,
+    encode_batches,
+    encode_export_cursor,
+    events_export_sql,
+    export_scope,
+)
 from hubcore.query.model import ALL_TENANTS, Filter, QueryError, TimeRange, parse_field, parse_query
 from hubcore.times import BadTimeError, parse_time_s
 
@@ -209,11 +222,29 @@ async def query_batch(request: Request, state: Annotated[ApiState, Depends(get_s
     return json_response({"results": results})
 
 
-def _streaming(columns: list[str], batches: Any, fmt: str, name: str) -> StreamingResponse:
+def _streaming(
+    columns: list[str], batches: Any, fmt: str, name: str, trailer: Any = None, headers: dict[str, str] | None = None
+) -> StreamingResponse:
     return StreamingResponse(
-        encode_batches(columns, batches, fmt),
+        encode_batches(columns, batches, fmt, trailer),
         media_type=FORMATS[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"', **(headers or {})},
+    )
+
+
+def export_format(request: Request) -> str:
+    """``?format=`` if given (an unknown one is a 422), else the media type ``Accept`` prefers (q-values
+    honoured, ties to CSV, then JSON lines, then Parquet; :func:`api.negotiation.negotiate`), else CSV.
+    Raises :class:`NotAcceptable` when ``Accept`` refuses every format."""
+    requested = request.query_params.get("format")
+    if requested:
+        return check_format(requested)
+    return MEDIA_TYPES[negotiate(request.headers.get("accept"), list(MEDIA_TYPES))]
+
+
+def _not_acceptable(exc: NotAcceptable) -> Response:
+    return error_response(
+        406, "not_acceptable", f"{exc}; or choose with ?format={'|'.join(FORMATS)}", acceptable=exc.offers
     )
 
 
@@ -221,7 +252,8 @@ _EXPORT_CONTENT = {
     200: {
         "description": "the rows, streamed",
         "content": {"text/csv": {}, "application/x-ndjson": {}, "application/vnd.apache.parquet": {}},
-    }
+    },
+    406: {"description": "Accept refuses CSV, JSON lines and Parquet alike (q=0 or not listed)"},
 }
 
 
@@ -232,7 +264,7 @@ _EXPORT_CONTENT = {
 )
 async def export_query(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     try:
-        fmt = pick_format(request.query_params.get("format"), request.headers.get("accept"))
+        fmt = export_format(request)
         body = await _json_body(request)
         tenant = _tenant(request, state, body)
         if tenant is None:
@@ -240,12 +272,14 @@ async def export_query(request: Request, state: Annotated[ApiState, Depends(get_
         q = parse_query(body, tenant=tenant, now_us=time.time_ns() // 1000, max_limit=10**9, paged=False)
         executor = get_executor(request)
         stream = await run_in_threadpool(executor.stream, q)
+    except NotAcceptable as exc:
+        return _not_acceptable(exc)
     except QueryError as exc:
         return _query_error(exc)
     return _streaming(stream.columns, stream.batches, fmt, "query")
 
 
-_EXPORT_PARAMS = {"format", "start", "end", "last", "limit", "tenant"}
+_EXPORT_PARAMS = {"format", "start", "end", "last", "limit", "tenant", "cursor"}
 MAX_EXPORT_LIMIT = 10**9
 
 
@@ -287,24 +321,67 @@ def _export_filter(key: str, value: str) -> Filter:
 @router.get(
     "/events/export",
     summary="Stream a tenant's raw events (oldest first) as CSV, JSON lines or Parquet",
-    responses=_EXPORT_CONTENT,  # type: ignore[arg-type]
+    responses={
+        **_EXPORT_CONTENT,  # type: ignore[dict-item]
+        504: {"description": "the export could not start within service.query.export_time_limit"},
+    },
 )
 async def export_events(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     """Filters: ``<field>=value`` for event fields, ``tags.<key>=``, ``payload.<path>=`` (equality).
-    ``tenant=*`` (platform admins) exports every tenant's events; the ``tenant_id`` column tells them apart."""
+    ``tenant=*`` (platform admins) exports every tenant's events; the ``tenant_id`` column tells them apart.
+
+    The export holds its store cursor at most ``service.query.export_time_limit`` seconds; one still
+    streaming then ends with a trailer ``{"truncated": true, "next_cursor": ...}`` (the last JSON line, a
+    last CSV line ``#{...}``, or the Parquet footer's ``hub.export`` metadata): the same request with
+    ``cursor=<next_cursor>`` continues right after the last row sent, in the same time window."""
     params = request.query_params
+    time_limit = state.config.service.query.export_time_limit
     try:
-        fmt = pick_format(params.get("format"), request.headers.get("accept"))
+        fmt = export_format(request)
         tenant = read_tenant(request, state, params.get("tenant"), all_tenants=True)
-        tr = _export_range(params, time.time_ns() // 1000)
         filters = [_export_filter(k, v) for k, v in params.multi_items() if k not in _EXPORT_PARAMS]
         limit = _export_limit(params.get("limit"))
-        sql, sql_params, columns = events_export_sql(tenant, filters, tr.start_us, tr.end_us, limit)
+        now_us = time.time_ns() // 1000
+        scope = export_scope(tenant, sorted((k, v) for k, v in params.multi_items() if k not in _EXPORT_PARAMS),
+                             [params.get(k) for k in ("start", "end", "last")])  # fmt: skip
+        raw_cursor = params.get("cursor")
+        if raw_cursor:
+            _export_range(params, now_us)  # the parameters are checked as always; the window is the cursor's
+            resume = decode_export_cursor(raw_cursor, scope)
+        else:
+            tr = _export_range(params, now_us)
+            resume = ExportCursor(tr.start_us, tr.end_us, None, scope)
+        sql, sql_params, columns = events_export_sql(
+            tenant, filters, resume.start_us, resume.end_us, limit, after=resume.after
+        )
         backend = EmbeddedBackend(state.store)
-        stream = await run_in_threadpool(backend.stream_sql, sql, sql_params, columns)
+        stream = await run_in_threadpool(lambda: backend.stream_sql(sql, sql_params, columns, time_limit_s=time_limit))
+    except NotAcceptable as exc:
+        return _not_acceptable(exc)
     except QueryError as exc:
         return _query_error(exc)
-    return _streaming(stream.columns, stream.batches, fmt, "events")
+    except QueryTimeout:
+        return error_response(
+            504, "export_timeout",
+            f"the export could not start within {time_limit:g} s (service.query.export_time_limit); "
+            "narrow the time range or add filters",
+            timeout_s=time_limit,
+        )  # fmt: skip
+    tracker = KeyTracker(stream.batches, every_tenant=tenant == ALL_TENANTS)
+
+    def trailer() -> dict[str, Any] | None:
+        if not stream.truncated:
+            return None
+        after = tracker.last if tracker.last is not None else resume.after
+        cursor = encode_export_cursor(ExportCursor(resume.start_us, resume.end_us, after, scope))
+        more = "" if tracker.rows else "; no row could be read in that time: narrow the time range or add filters"
+        return {
+            "truncated": True, "reason": "time_limit", "rows": tracker.rows, "next_cursor": cursor,
+            "message": f"the export stopped after {time_limit:g} s (service.query.export_time_limit) with more "
+                       f"rows to send; send the same request with cursor=<next_cursor> to continue{more}",
+        }  # fmt: skip
+
+    return _streaming(stream.columns, iter(tracker), fmt, "events", trailer, {"X-Export-Time-Limit": f"{time_limit:g}"})
 
 
 @router.get("/metrics/catalog", summary="Metric names, labels, payload fields and tag keys of the caller's tenant")

@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Any
 
 from hubcore.query.composite import COMPOSITES
-from hubcore.query.model import BUCKETS, FUNCTIONS, NUMERIC_COLUMNS, OPERATORS, STRING_COLUMNS
+from hubcore.query.model import BUCKETS, FUNCTIONS, KEY_PATTERN, NUMERIC_COLUMNS, OPERATORS, STRING_COLUMNS
 from hubcore.storage.embedded import EmbeddedStore
 
 _METRIC_LABELS = ("service_name", "model", "provider", "operation", "token_type", "error_type", "team", "project",
@@ -56,24 +56,33 @@ def build_catalog(store: EmbeddedStore, tenant: str, *, since_us: int) -> dict[s
             f"WHERE {where} AND attributes IS NOT NULL LIMIT {SAMPLE_ROWS}) ORDER BY 1 LIMIT {MAX_NAMES}",
             params,
         ).fetchall()
-        # keys are read from a bounded sample of the tenant's rows (any SAMPLE_ROWS of them)
+        # keys are read from a bounded sample of the tenant's rows (any SAMPLE_ROWS of them); only keys that
+        # a query can name are listed (KEY_PATTERN: a key with a dot, a space... is not a tags./payload. field)
         sample = f"(SELECT event_type, tags, payload FROM events WHERE {where} LIMIT {SAMPLE_ROWS})"
         tag_keys = cur.execute(
-            f"SELECT DISTINCT unnest(json_keys(tags)) FROM {sample} WHERE tags IS NOT NULL ORDER BY 1 LIMIT {MAX_NAMES}",
-            params,
+            f"SELECT k FROM (SELECT DISTINCT unnest(json_keys(tags)) AS k FROM {sample} WHERE tags IS NOT NULL) "
+            f"WHERE regexp_full_match(k, ?) ORDER BY 1 LIMIT {MAX_NAMES}",
+            [*params, KEY_PATTERN],
         ).fetchall()
         payload = cur.execute(
             f"""
             WITH s AS MATERIALIZED {sample},
-            top AS (SELECT DISTINCT event_type, unnest(json_keys(payload)) AS k FROM s WHERE payload IS NOT NULL),
-            nested AS (
-                SELECT DISTINCT t.event_type, t.k || '.' || unnest(json_keys(json_extract(s.payload, '$.' || t.k))) AS k
+            top AS (
+                SELECT event_type, k FROM (
+                    SELECT DISTINCT event_type, unnest(json_keys(payload)) AS k FROM s WHERE payload IS NOT NULL
+                ) WHERE regexp_full_match(k, ?)
+            ),
+            children AS (
+                SELECT DISTINCT t.event_type, t.k AS parent,
+                       unnest(json_keys(json_extract(s.payload, '$."' || t.k || '"'))) AS child
                 FROM s JOIN top t ON s.event_type = t.event_type
-                WHERE json_type(json_extract(s.payload, '$.' || t.k)) = 'OBJECT'
+                WHERE json_type(json_extract(s.payload, '$."' || t.k || '"')) = 'OBJECT'
             )
-            SELECT event_type, k FROM top UNION SELECT event_type, k FROM nested ORDER BY 1, 2 LIMIT {MAX_NAMES}
+            SELECT event_type, k FROM top
+            UNION SELECT event_type, parent || '.' || child FROM children WHERE regexp_full_match(child, ?)
+            ORDER BY 1, 2 LIMIT {MAX_NAMES}
             """,
-            params,
+            [*params, KEY_PATTERN, KEY_PATTERN],
         ).fetchall()
     finally:
         cur.close()

@@ -64,11 +64,16 @@ class BackendResult:
 
 @dataclass(slots=True)
 class RowStream:
-    """Output column names and an iterator of Arrow record batches with exactly those columns."""
+    """Output column names and an iterator of Arrow record batches with exactly those columns.
+
+    ``truncated`` turns true when the stream stopped at its time limit (:meth:`EmbeddedBackend.stream_sql`)
+    before the last row: the batches it gave are whole, the rows after them were not read.
+    """
 
     columns: list[str]
     batches: Iterator[pa.RecordBatch]
     compiled_query: Any = None
+    truncated: bool = False
 
 
 class QueryBackend(Protocol):
@@ -123,23 +128,83 @@ class EmbeddedBackend:
         compiled = compile_query(query, page=False)
         return self.stream_sql(compiled.sql, compiled.params, compiled.columns, batch_rows=batch_rows)
 
-    def stream_sql(self, sql: str, params: list[Any], columns: list[str], *, batch_rows: int = 65_536) -> RowStream:
-        """Start the query now (errors surface here), then yield batches renamed to ``columns``."""
+    def stream_sql(
+        self,
+        sql: str,
+        params: list[Any],
+        columns: list[str],
+        *,
+        batch_rows: int = 65_536,
+        time_limit_s: float | None = None,
+    ) -> RowStream:
+        """Start the query now (errors surface here), then yield batches renamed to ``columns``.
+
+        With ``time_limit_s`` the cursor is held at most that long: past it no further batch is read (the
+        stream ends and :attr:`RowStream.truncated` is set) and a read still running is interrupted. If the
+        query cannot even start in time, :class:`QueryTimeout` is raised here, before any row.
+        """
         cur = self.store.cursor()
+        deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
+        reading = threading.Event()  # set while DuckDB works for us (the start, then each read)
+        done = threading.Event()
+        if deadline is not None:
+            threading.Thread(
+                target=_interrupt_past, args=(cur, deadline, reading, done), name="hub-export-watchdog", daemon=True
+            ).start()
+        reading.set()
         try:
             reader = cur.sql(sql, params=params).to_arrow_reader(batch_rows)
+        except duckdb.InterruptException:
+            done.set()
+            cur.close()
+            raise QueryTimeout(time_limit_s or 0.0) from None
         except duckdb.InvalidInputException as exc:
+            done.set()
             cur.close()
             raise QueryError("filters", f"the store refused the query: {_first_line(exc)}") from None
+        except BaseException:
+            done.set()
+            cur.close()
+            raise
+        finally:
+            reading.clear()
+        stream = RowStream(columns, iter(()), {"sql": sql, "params": params})
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                for batch in reader:
+                while True:
+                    reading.set()  # before the check: the watchdog then either sees it or we see the time
+                    if deadline is not None and time.monotonic() >= deadline:
+                        stream.truncated = True
+                        return
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                    except (OSError, duckdb.InterruptException):  # pyarrow surfaces the interrupt as OSError
+                        if deadline is not None and time.monotonic() >= deadline:
+                            stream.truncated = True
+                            return
+                        raise
+                    finally:
+                        reading.clear()
                     yield pa.RecordBatch.from_arrays(batch.columns, names=columns)
             finally:
+                done.set()
                 cur.close()
 
-        return RowStream(columns, batches(), {"sql": sql, "params": params})
+        stream.batches = batches()
+        return stream
+
+
+def _interrupt_past(cur: Any, deadline: float, reading: threading.Event, done: threading.Event) -> None:
+    """At ``deadline``, interrupt ``cur`` for as long as a read that began before it runs (DuckDB forgets an
+    interrupt that arrives before it starts working, so keep at it); reads after it are never started."""
+    if done.wait(max(0.0, deadline - time.monotonic())):
+        return
+    while reading.is_set() and not done.is_set():
+        cur.interrupt()
+        done.wait(0.01)
 
 
 class _SeriesBackend:

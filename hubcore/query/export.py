@@ -11,13 +11,19 @@ batch into a sink that is drained after every write; the footer comes last).
     b'"model","sum"'
 
 Raw events: :func:`events_export_sql` selects a tenant's (or every tenant's) events (oldest first) with
-the unified query's filters, for ``GET /api/v1/events/export``.
+the unified query's filters, for ``GET /api/v1/events/export``. Such an export is resumable: its rows are
+in a total order (:data:`EVENT_KEY`), :class:`KeyTracker` follows the key of the last row handed on, and
+an export stopped at its time limit ends with a trailer (:func:`encode_batches`' ``trailer``) whose
+``next_cursor`` (:func:`encode_export_cursor`) continues right after that row.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -34,7 +40,9 @@ FORMATS: Final = {
     "jsonl": "application/x-ndjson",
     "parquet": "application/vnd.apache.parquet",
 }
-_ACCEPT: Final = {
+#: Media types an export is sent as for an ``Accept`` header, in the server's order of preference (CSV,
+#: then JSON lines, then Parquet; the first of each format is what ``Content-Type`` says).
+MEDIA_TYPES: Final = {
     "text/csv": "csv",
     "application/x-ndjson": "jsonl",
     "application/jsonl": "jsonl",
@@ -49,17 +57,11 @@ EVENT_COLUMNS: Final = (
 )  # fmt: skip
 
 
-def pick_format(requested: str | None, accept: str | None) -> str:
-    """``?format=`` wins, then the ``Accept`` header, else CSV. Unknown formats are a 422 on ``format``."""
-    if requested:
-        if requested not in FORMATS:
-            raise QueryError("format", f"unknown export format {requested!r}; use {', '.join(FORMATS)}")
-        return requested
-    for part in (accept or "").split(","):
-        fmt = _ACCEPT.get(part.split(";")[0].strip().lower())
-        if fmt:
-            return fmt
-    return "csv"
+def check_format(requested: str) -> str:
+    """``?format=`` of an export; an unknown one is a 422 on ``format``."""
+    if requested not in FORMATS:
+        raise QueryError("format", f"unknown export format {requested!r}; use {', '.join(FORMATS)}")
+    return requested
 
 
 def _textual(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -92,14 +94,38 @@ class _Sink(io.RawIOBase):
         return out
 
 
-def encode_batches(columns: list[str], batches: Iterator[pa.RecordBatch], fmt: str) -> Iterator[bytes]:
-    """Yield the encoded bytes of ``batches`` (header first for CSV; Parquet footer last)."""
+#: Parquet footer key of an export's trailer (:func:`encode_batches`).
+TRAILER_KEY: Final = "hub.export"
+
+
+def encode_batches(
+    columns: list[str],
+    batches: Iterator[pa.RecordBatch],
+    fmt: str,
+    trailer: Callable[[], dict[str, Any] | None] | None = None,
+) -> Iterator[bytes]:
+    """Yield the encoded bytes of ``batches`` (header first for CSV; Parquet footer last).
+
+    ``trailer``, called once every batch is out, may return a JSON object that ends the export (an export
+    stopped at its time limit says so and how to resume): in JSON lines its own last line, in CSV a last
+    line ``#`` + the object (data lines start with a quote, so a ``#`` line is never a row; readers with a
+    comment character, e.g. ``pandas.read_csv(comment="#")``, skip it), in Parquet the footer's key-value
+    metadata under :data:`TRAILER_KEY`.
+
+        >>> import pyarrow as pa
+        >>> batch = pa.RecordBatch.from_pydict({"a": [1]})
+        >>> b"".join(encode_batches(["a"], iter([batch]), "csv", lambda: {"truncated": True}))
+        b'"a"\\n1\\n#{"truncated":true}\\n'
+    """
+    enc = msgspec.json.Encoder()
     if fmt == "jsonl":
-        enc = msgspec.json.Encoder()
         for batch in batches:
             rows = _textual(batch).to_pylist()
             if rows:
                 yield b"".join(enc.encode(r) + b"\n" for r in rows)
+        end = trailer() if trailer is not None else None
+        if end is not None:
+            yield enc.encode(end) + b"\n"
         return
     sink = _Sink()
     if fmt == "csv":
@@ -115,6 +141,9 @@ def encode_batches(columns: list[str], batches: Iterator[pa.RecordBatch], fmt: s
         else:
             writer.close()
             yield sink.drain()
+        end = trailer() if trailer is not None else None
+        if end is not None:
+            yield b"#" + enc.encode(end) + b"\n"
         return
     if fmt != "parquet":
         raise QueryError("format", f"unknown export format {fmt!r}; use {', '.join(FORMATS)}")
@@ -129,21 +158,39 @@ def encode_batches(columns: list[str], batches: Iterator[pa.RecordBatch], fmt: s
             yield sink.drain()
     if pwriter is None:
         pwriter = pq.ParquetWriter(sink, pa.schema([pa.field(c, pa.string()) for c in columns]))
+    end = trailer() if trailer is not None else None
+    if end is not None:
+        pwriter.add_key_value_metadata({TRAILER_KEY: enc.encode(end).decode()})
     pwriter.close()
     yield sink.drain()
 
 
+#: The total order of an events export (ties of time broken by the event id, then by when it was received:
+#: the same event sent again after the de-duplication window is a second row). Every tenant's: tenant too.
+EVENT_KEY: Final = ("ts", "event_id", "coalesce(epoch_us(received_at), -1)")
+ALL_TENANTS_KEY: Final = ("ts", "tenant_id", "event_id", "coalesce(epoch_us(received_at), -1)")
+
+
 def events_export_sql(
-    tenant: str, filters: list[Filter], start_us: int, end_us: int, limit: int | None = None
+    tenant: str,
+    filters: list[Filter],
+    start_us: int,
+    end_us: int,
+    limit: int | None = None,
+    after: list[Any] | None = None,
 ) -> tuple[str, list[Any], list[str]]:
     """SQL for a tenant's raw events in ``[start, end)``, oldest first, filtered like the unified query.
 
     ``tenant`` ``"*"`` (:data:`ALL_TENANTS`; the API lets only platform admins ask) selects every tenant's
-    events, with a leading ``tenant_id`` column to tell them apart.
+    events, with a leading ``tenant_id`` column to tell them apart. ``after`` (a key from
+    :class:`KeyTracker`, through a cursor) starts right after that row.
 
         >>> sql, params, columns = events_export_sql("*", [], 0, 10)
         >>> "tenant_id = ?" in sql, params, columns[:2]
         (False, [0, 10], ['tenant_id', 'event_id'])
+        >>> sql, params, _ = events_export_sql("t1", [], 0, 10, after=[5, "e1", 7])
+        >>> sql.split(" WHERE ")[1].split(" ORDER BY ")[0]
+        'tenant_id = ? AND ts >= make_timestamp(?) AND ts < make_timestamp(?) AND ts >= make_timestamp(?) AND (ts, event_id, coalesce(epoch_us(received_at), -1)) > (make_timestamp(?), ?, ?)'
     """
     every = tenant == ALL_TENANTS
     selected = ("tenant_id", *EVENT_COLUMNS) if every else EVENT_COLUMNS
@@ -152,14 +199,89 @@ def events_export_sql(
     if not every:
         conds.insert(0, "tenant_id = ?")
         params.insert(0, tenant)
+    key = ALL_TENANTS_KEY if every else EVENT_KEY
+    if after is not None:
+        if len(after) != len(key):
+            raise QueryError("cursor", "belongs to another export; send the same request with its next_cursor")
+        marks = ", ".join(["make_timestamp(?)", *["?"] * (len(key) - 1)])
+        conds.append("ts >= make_timestamp(?)")  # the plain bound lets the store skip row groups
+        conds.append(f"({', '.join(key)}) > ({marks})")
+        params += [after[0], *after]
     for f in filters:
         cond, ps = filter_sql(f)
         conds.append(cond)
         params += ps
-    order = "ts, tenant_id, event_id" if every else "ts, event_id"
-    sql = f"SELECT {', '.join(selected)} FROM events WHERE {' AND '.join(conds)} ORDER BY {order}"
+    sql = f"SELECT {', '.join(selected)} FROM events WHERE {' AND '.join(conds)} ORDER BY {', '.join(key)}"
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)
     columns = ["timestamp" if c == "ts" else c for c in selected]
     return sql, params, columns
+
+
+class KeyTracker:
+    """Passes batches on and remembers the export key (:data:`EVENT_KEY`) of the last row it passed, and
+    how many rows: what a cursor needs to resume right after the last row the client was sent."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], *, every_tenant: bool) -> None:
+        self._batches = batches
+        self._every = every_tenant
+        self.rows = 0
+        self.last: list[Any] | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self._batches:
+            if batch.num_rows:
+                self.rows += batch.num_rows
+                self.last = self._key(batch)
+            yield batch
+
+    def _key(self, batch: pa.RecordBatch) -> list[Any]:
+        def last(name: str, as_int: bool = False) -> Any:
+            col = batch.column(batch.schema.get_field_index(name))
+            return (col.cast(pa.int64()) if as_int else col)[-1].as_py()
+
+        received = last("received_at", as_int=True)
+        ids = [last("tenant_id"), last("event_id")] if self._every else [last("event_id")]
+        return [last("timestamp", as_int=True), *ids, -1 if received is None else received]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportCursor:
+    """Where an events export resumes: the window of the first request, and the key of the last row sent
+    (None: nothing was sent yet). ``scope`` ties it to the request (tenant, filters, time parameters)."""
+
+    start_us: int
+    end_us: int
+    after: list[Any] | None
+    scope: str
+
+
+def export_scope(*parts: Any) -> str:
+    """A short hash of what an export was asked for (tenant, filters, raw time parameters)."""
+    return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()[:16]
+
+
+def encode_export_cursor(cursor: ExportCursor) -> str:
+    raw = msgspec.json.encode({"w": [cursor.start_us, cursor.end_us], "k": cursor.after, "s": cursor.scope})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_export_cursor(raw: str, scope: str) -> ExportCursor:
+    """The cursor ``raw`` of an export asked for with ``scope``; a 422 on ``cursor`` if it is not one, or
+    belongs to another export."""
+    try:
+        data = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        (start_us, end_us), after, got_scope = data["w"], data["k"], data["s"]
+        ok = all(type(v) is int for v in (start_us, end_us)) and isinstance(got_scope, str)
+        ok = ok and (after is None or (isinstance(after, list) and type(after[0]) is int and type(after[-1]) is int
+                                       and all(type(v) is str for v in after[1:-1])))  # fmt: skip
+    except Exception:
+        ok = False
+    if not ok:
+        raise QueryError("cursor", "not a cursor of an events export; pass next_cursor unchanged")
+    if got_scope != scope:
+        raise QueryError(
+            "cursor", "belongs to another export: send the same request (tenant, filters, start/end/last) with it"
+        )
+    return ExportCursor(start_us, end_us, after, scope)

@@ -49,7 +49,11 @@ DEFAULT_LIMIT: Final = 1000
 MAX_RANGE_DAYS: Final = 400
 MAX_IN_VALUES: Final = 1000
 MAX_OFFSET: Final = 1_000_000
-_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*){0,4}$")
+#: One key of a ``tags.<key>`` / ``payload.<path>`` field: the dots between keys are the path's, so a JSON
+#: key with a dot (or a space, a leading digit...) cannot be named; the catalogue lists only keys that can.
+KEY_PATTERN: Final = r"[A-Za-z_][A-Za-z0-9_\-]*"
+MAX_PATH_KEYS: Final = 5
+_PATH = re.compile(rf"{KEY_PATTERN}(\.{KEY_PATTERN}){{0,{MAX_PATH_KEYS - 1}}}")  # fullmatch ('$' passes "\n")
 _LAST = re.compile(r"^(\d{1,6})(m|h|d|w)$")
 _UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -193,7 +197,7 @@ def parse_field(raw: Any, where: str, *, allow_numeric: bool = True) -> FieldRef
     for prefix, kind in (("tags.", "tag"), ("payload.", "payload")):
         if raw.startswith(prefix):
             path = raw[len(prefix) :]
-            if not _PATH.match(path):
+            if not _PATH.fullmatch(path):
                 raise QueryError(where, f"bad field path {raw!r}: letters, digits, '_' or '-', up to 5 dotted parts")
             return FieldRef(kind, path)  # type: ignore[arg-type]
     if raw in STRING_COLUMNS or (allow_numeric and raw in NUMERIC_COLUMNS):

@@ -144,10 +144,10 @@ class Rejections:
         self.count += n
         self.reasons[reason] = self.reasons.get(reason, 0) + n
 
-    def message(self, noun: str) -> str | None:
+    def message(self, noun: str, *, verb: str = "rejected") -> str | None:
         if not self.count:
             return None
         parts = [f"{n} x {reason}" for reason, n in list(self.reasons.items())[:5]]
         more = len(self.reasons) - 5
         tail = f"; and {more} other reasons" if more > 0 else ""
-        return f"rejected {self.count} {noun}: " + "; ".join(parts) + tail
+        return f"{verb} {self.count} {noun}: " + "; ".join(parts) + tail

@@ -3,7 +3,9 @@
 Each function returns ``(columns, rejected, error_message)``: ``columns`` maps every column of
 :data:`hubcore.storage.tables.METRIC_POINTS` / ``LOGS`` / ``SPANS`` to a list (timestamps in integer
 microseconds, JSON columns as JSON text), ``rejected`` counts the data points / log records / spans that
-were refused and ``error_message`` says why (OTLP partial success), or is None when nothing was refused.
+were refused and ``error_message`` says why (OTLP partial success), or is None when nothing was refused or
+left out (span events dropped from spans that are stored give a message with ``rejected`` 0: a warning,
+as OTLP's partial success allows).
 
     >>> from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
     >>> req = ExportMetricsServiceRequest()
@@ -127,6 +129,7 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     rej = Rejections()
+    dropped = Rejections()  # NaN summary quantiles left out of points that are stored
     latest = time.time_ns() + _MAX_AHEAD_NS
     for rm in req.resource_metrics:
         tenant, service, res_json, defaults = resource_info(rm.resource, tenant_id, resource_tenant)
@@ -291,6 +294,10 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                         ))  # fmt: skip
                         for q in qp.quantile_values:
                             if not _isfinite(q.value):
+                                # a summary with no observations in its window reports NaN quantiles (Go's
+                                # client, the Collector's prometheus receiver): its count and sum are kept,
+                                # the quantile is left out and reported as a warning
+                                dropped.add(f"metric {name!r}: summary quantile value is not finite")
                                 continue
                             qa = dict(a)
                             qa["quantile"] = repr(q.quantile)
@@ -298,7 +305,11 @@ def metrics_to_rows(req: ExportMetricsServiceRequest, tenant_id: str, *, resourc
                                 tenant, ts, sts, name, "summary", "", False, q.value, None, None, None, None,
                                 None, None, unit, service, *idx, to_json(qa), res_json, "otlp",
                             ))  # fmt: skip
-    return _columns(_METRIC_NAMES, rows), rej.count, rej.message("data points")
+    message = "; ".join(
+        m for m in (rej.message("data points"), dropped.message("summary quantiles (their points were stored)",
+                                                                 verb="dropped")) if m
+    )  # fmt: skip
+    return _columns(_METRIC_NAMES, rows), rej.count, message or None
 
 
 def _point_count(m: Any, data: str) -> int:
@@ -410,11 +421,15 @@ def traces_to_rows(req: ExportTraceServiceRequest, tenant_id: str, *, resource_t
 
     Spans without a 16-byte trace id and 8-byte span id, without start/end time or ending before they
     start are rejected (``rejected_spans``). Span events go to the ``events`` JSON column
-    (``[{"name", "ts" (µs), "attributes"}]``).
+    (``[{"name", "ts" (µs), "attributes"}]``); an event whose time is unset or outside the bounds of every
+    OTLP time (2000-01-01 .. now + 1 day) is left out and its span stored: it is not a rejected span, so
+    ``rejected`` does not count it, but ``error_message`` says so (``dropped 1 span events ...``; OTLP's
+    partial success with a zero count and a message is a warning).
     """
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     rej = Rejections()
+    dropped = Rejections()  # span events left out of spans that are stored
     latest = time.time_ns() + _MAX_AHEAD_NS
     for rs in req.resource_spans:
         tenant, service, res_json, defaults = resource_info(rs.resource, tenant_id, resource_tenant)
@@ -440,17 +455,30 @@ def traces_to_rows(req: ExportTraceServiceRequest, tenant_id: str, *, resource_t
                     continue
                 a = attributes_dict(sp.attributes)
                 model, provider, operation, _tt, error_type, *_rest = indexed(a, defaults)
-                events = (
-                    to_json([
-                        {"name": e.name, "ts": e.time_unix_nano // 1000, "attributes": attributes_dict(e.attributes)}
-                        for e in sp.events
-                    ])
-                    if sp.events else None
-                )  # fmt: skip
+                events = _span_events(sp.events, latest, dropped) if sp.events else None
                 append((
                     tenant, start // 1000, end // 1000, tid.hex(), sid.hex(), pid.hex() if pid else None,
                     sp.name, _SPAN_KIND.get(sp.kind, "UNSPECIFIED"), (end - start) / 1e6,
                     _STATUS.get(sp.status.code, "UNSET"), sp.status.message or None, service,
                     model, provider, operation, error_type, None, to_json(a), res_json, events, "otlp",
                 ))  # fmt: skip
-    return _columns(_SPAN_NAMES, rows), rej.count, rej.message("spans")
+    message = "; ".join(
+        m for m in (rej.message("spans"), dropped.message("span events (their spans were stored)", verb="dropped")) if m
+    )
+    return _columns(_SPAN_NAMES, rows), rej.count, message or None
+
+
+def _span_events(events: Any, latest: int, dropped: Rejections) -> str | None:
+    """The ``events`` JSON of a span; an event whose time is unset, before 2000 or more than a day ahead
+    is left out and counted in ``dropped`` (the span itself is kept: the event is an annotation of it)."""
+    kept = []
+    for e in events:
+        t = e.time_unix_nano
+        if not t:
+            dropped.add("span event without a time_unix_nano")
+            continue
+        if t < _MIN_TIME_NS or t > latest:
+            dropped.add(f"span event {_time_reason(t)}")
+            continue
+        kept.append({"name": e.name, "ts": t // 1000, "attributes": attributes_dict(e.attributes)})
+    return to_json(kept) if kept else None

@@ -185,6 +185,12 @@ def test_assets_are_gzipped_for_clients_that_accept_it_and_revalidate_to_304(see
     assert int(zipped.headers["content-length"]) < len(raw) / 2 and zipped.headers["vary"] == "Accept-Encoding"
     plain = httpx.get(url, headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers and plain.content == raw
+    # q-values count (RFC 9110): "gzip;q=0" refuses gzip (it was sent, "gzip" being in the header)
+    for refused in ("gzip;q=0, identity", "gzip;q=0", "br, gzip;q=0.000", "*;q=0.5, gzip;q=0"):
+        r = httpx.get(url, headers={"Accept-Encoding": refused})
+        assert "content-encoding" not in r.headers and r.content == raw, refused
+    for accepted in ("GZIP;q=0.5", "*", "identity;q=0.5, gzip;q=0.6", "gzip;q=1, identity;q=1"):
+        assert httpx.get(url, headers={"Accept-Encoding": accepted}).headers.get("content-encoding") == "gzip", accepted
     etag = plain.headers["etag"]
     again = httpx.get(url, headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag

@@ -198,3 +198,37 @@ def _iso(epoch_s: int) -> str:
 def test_query_export_refuses_unhashable_values(client: httpx.Client, body: dict[str, Any], field: str) -> None:
     r = client.post("/api/v1/query/export", json=body, headers=ACME)
     assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text  # was a 500
+
+
+# -- Accept: q-values (RFC 9110) -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        ("text/csv;q=0.1, application/x-ndjson;q=0.9", "application/x-ndjson"),  # was CSV: the first listed
+        ("application/x-ndjson;q=0, */*", "text/csv; charset=utf-8"),  # was JSON lines: q=0 ignored
+        ("application/vnd.apache.parquet, application/x-ndjson", "application/x-ndjson"),  # tie: server's order
+        ("application/parquet;q=0.8, text/*;q=0.5", "application/vnd.apache.parquet"),
+        ("*/*", "text/csv; charset=utf-8"),
+    ],
+)
+def test_exports_honour_accept_q_values(client: httpx.Client, accept: str, content_type: str) -> None:
+    for r in (
+        client.post("/api/v1/query/export", json=BODY, headers={**ACME, "Accept": accept}),
+        client.get("/api/v1/events/export", params={"last": "3h"}, headers={**ACME, "Accept": accept}),
+    ):
+        assert r.status_code == 200 and r.headers["content-type"] == content_type, (accept, r.text[:200])
+
+
+@pytest.mark.parametrize("accept", ["application/xml", "text/csv;q=0", "application/json", "*/*;q=0"])
+def test_exports_answer_406_when_accept_refuses_every_format(client: httpx.Client, accept: str) -> None:
+    for r in (
+        client.post("/api/v1/query/export", json=BODY, headers={**ACME, "Accept": accept}),
+        client.get("/api/v1/events/export", params={"last": "3h"}, headers={**ACME, "Accept": accept}),
+    ):
+        assert r.status_code == 406, (accept, r.text[:200])  # was 200 with CSV
+        error = r.json()["error"]
+        assert error["code"] == "not_acceptable" and error["acceptable"][0] == "text/csv"
+        assert "?format=csv|jsonl|parquet" in error["message"] and accept in error["message"]
+    # ?format= is explicit: it wins over the header
+    r = client.get("/api/v1/events/export", params={"last": "3h", "format": "jsonl"}, headers={**ACME, "Accept": accept})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"

@@ -220,6 +220,37 @@ def test_protobuf_partial_success(client: httpx.Client) -> None:
     assert "value is not finite" in resp.partial_success.error_message
 
 
+def test_summary_with_a_nan_quantile_value_is_reported_in_the_partial_success(client: httpx.Client) -> None:
+    req = ExportMetricsServiceRequest()
+    m = req.resource_metrics.add().scope_metrics.add().metrics.add(name="pb.summary")
+    m.summary.data_points.add(time_unix_nano=now_ns(), count=2, sum=1.0,
+                              quantile_values=[{"quantile": 0.5, "value": float("nan")}])  # fmt: skip
+    m.summary.data_points.add(
+        time_unix_nano=now_ns(), count=2, sum=1.0, quantile_values=[{"quantile": 0.5, "value": 0.5}]
+    )
+    r = client.post("/v1/metrics", content=req.SerializeToString(), headers=PB)
+    resp = ExportMetricsServiceResponse.FromString(r.content)
+    assert r.status_code == 200 and resp.partial_success.rejected_data_points == 0  # a warning: points kept
+    assert "dropped 1 summary quantiles (their points were stored): 1 x metric 'pb.summary': summary quantile " \
+           "value is not finite" in resp.partial_success.error_message
+
+
+def test_span_event_out_of_bounds_is_dropped_with_a_warning_and_the_span_stored(hub: Hub, client: httpx.Client) -> None:
+    body = json_traces(span_id="eee19b7ec3c1b175")
+    span = body["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["events"] = [{"name": "ok", "timeUnixNano": str(now_ns())},
+                      {"name": "in-ms", "timeUnixNano": str(now_ns() // 10**6)}]  # fmt: skip
+    r = client.post("/v1/traces", content=json.dumps(body), headers=JS)
+    assert r.status_code == 200
+    partial = r.json()["partialSuccess"]
+    assert "rejectedSpans" not in partial  # 0: the span is stored (a warning, as OTLP allows)
+    assert partial["errorMessage"] == ("dropped 1 span events (their spans were stored): "
+                                       "1 x span event time_unix_nano is before 2000-01-01 (nanoseconds since the "
+                                       "epoch are expected)")  # fmt: skip
+    (events,) = hub.rows("select events from spans where span_id = 'eee19b7ec3c1b175'")[0]
+    assert [e["name"] for e in json.loads(events)] == ["ok"]
+
+
 # -- bad input: exact status codes, google.rpc.Status bodies, and the server keeps serving --------------
 BOMB = gzip.compress(b"\0" * (MAX_BODY * 4))
 VALID_PB = ExportMetricsServiceRequest(resource_metrics=[{"scope_metrics": [{"metrics": [

@@ -295,6 +295,59 @@ def test_summary_quantiles_outside_zero_to_one_are_rejected() -> None:
     assert [json.loads(a).get("quantile") for a in cols["attributes"]] == [None, "0.99"]
 
 
+def test_a_non_finite_summary_quantile_is_left_out_and_reported_and_its_point_kept() -> None:
+    # a NaN quantile value had been skipped silently. A summary with no observations in its window reports
+    # NaN quantiles (Go's client): its count and sum are real data, so the point is kept, the quantile left
+    # out and the partial success says so (0 rejected with a message: a warning)
+    req, sm = metrics_req()
+    m = sm.metrics.add(name="s")
+    for v in (0.4, math.nan, math.inf, -math.inf):
+        m.summary.data_points.add(time_unix_nano=T, count=3, sum=1.0,
+                                  quantile_values=[{"quantile": 0.5, "value": 0.25}, {"quantile": 0.99, "value": v}])  # fmt: skip
+    cols, rejected, msg = metrics_to_rows(req, "t")
+    assert rejected == 0
+    assert msg == ("dropped 3 summary quantiles (their points were stored): "
+                   "3 x metric 's': summary quantile value is not finite")  # fmt: skip
+    # every point's count/sum row and its finite quantiles; the good point has both quantiles
+    assert cols["value"] == [1.0, 0.25, 0.4] + [1.0, 0.25] * 3 and cols["count"] == [3, None, None] + [3, None] * 3
+    assert [json.loads(a).get("quantile") for a in cols["attributes"][:3]] == [None, "0.5", "0.99"]
+
+
+def test_span_events_with_impossible_times_are_dropped_and_reported_but_the_span_is_kept() -> None:
+    far = time.time_ns() + 2 * DAY_NS
+    req = ExportTraceServiceRequest()
+    ss = req.resource_spans.add().scope_spans.add()
+    good: dict[str, Any] = {"trace_id": b"\xab" * 16, "span_id": b"\xcd" * 8, "start_time_unix_nano": T,
+                            "end_time_unix_nano": T + 3_000_000, "name": "chat"}  # fmt: skip
+    ss.spans.add(**good, events=[
+        {"name": "ok", "time_unix_nano": T + 1000},
+        {"name": "ms", "time_unix_nano": 1_700_000_000_000},
+        {"name": "future", "time_unix_nano": far},
+        {"name": "unset"},
+    ])  # fmt: skip
+    ss.spans.add(**{**good, "span_id": b"\xce" * 8}, events=[{"name": "only-bad", "time_unix_nano": 2**64 - 1}])
+    ss.spans.add(**{**good, "span_id": b"\xcf" * 8, "start_time_unix_nano": 0},
+                 events=[{"name": "of-a-rejected-span", "time_unix_nano": 1}])  # fmt: skip
+    cols, rejected, msg = traces_to_rows(req, "t")
+    assert cols["span_id"] == ["cd" * 8, "ce" * 8] and rejected == 1  # only the span without a start
+    assert json.loads(cols["events"][0]) == [{"name": "ok", "ts": (T + 1000) // 1000, "attributes": {}}]
+    assert cols["events"][1] is None  # every event dropped
+    assert msg is not None and msg.startswith("rejected 1 spans: 1 x span without start or end time; "), msg
+    assert "dropped 4 span events (their spans were stored): " in msg, msg
+    for reason in ("2 x span event time_unix_nano is more than a day in the future",
+                   "1 x span event time_unix_nano is before 2000-01-01", "1 x span event without a time_unix_nano"):  # fmt: skip
+        assert reason in msg, msg
+    # only dropped events: nothing rejected, but the message (an OTLP partial-success warning) says what
+    req2 = ExportTraceServiceRequest()
+    req2.resource_spans.add().scope_spans.add().spans.add(**good, events=[{"name": "ms", "time_unix_nano": 5}])
+    cols, rejected, msg = traces_to_rows(req2, "t")
+    assert (len(cols["span_id"]), rejected) == (1, 0)
+    assert msg == (
+        "dropped 1 span events (their spans were stored): 1 x span event time_unix_nano is before "
+        "2000-01-01 (nanoseconds since the epoch are expected)"
+    )
+
+
 DAY_NS = 86_400 * 10**9
 
 
