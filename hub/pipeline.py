@@ -30,7 +30,7 @@ from opentelemetry import trace
 from hubcore.config import NativeEventsConfig
 from hubcore.contracts import IngestOutcome, SignalKind
 from hubcore.dlq import DeadLetterQueue
-from hubcore.errors import QueueFullError, RateLimitedError
+from hubcore.errors import PermanentError, QueueFullError, RateLimitedError
 from hubcore.security.quotas import Quotas
 from hubcore.storage.embedded import EmbeddedStore
 from hubcore.telemetry import HubMetrics
@@ -187,7 +187,9 @@ class IngestPipeline:
         """Durably hand rows to the embedded store and to every stack exporter of ``source``'s pipeline.
 
         All queues are checked for room first, under a lock, so a batch goes everywhere or nowhere
-        (raises :class:`QueueFullError` before anything was written).
+        (raises :class:`QueueFullError` before anything was written). The batch is encoded once, for that
+        check, and the bytes go to the store's log and to every queue that takes them
+        (``accepts_encoded``), which would each have encoded it again.
         """
         targets = [(n, ex) for n, ex in self.exporters.get(source, ()) if kind in getattr(ex, "kinds", ())]
         keep = source in self.store_sources
@@ -199,7 +201,12 @@ class IngestPipeline:
             # the size a queue will hold: checked with it, under this lock, room cannot run out between the
             # check and the put (with a size of 0 the check passed, the put then refused the batch, after
             # the store had kept it: the client's resend was stored twice)
-            nbytes = len(_msgpack.encode({"kind": kind, "cols": columns}))
+            # (the format of exporters.queue.base.encode_batch and of the store's log)
+            try:
+                encoded = _msgpack.encode({"kind": kind, "cols": columns})
+            except (OverflowError, TypeError, msgspec.EncodeError) as exc:  # as the store refuses them
+                raise PermanentError(f"rows cannot be logged: {exc}", reason="unencodable") from exc
+            nbytes = len(encoded)
             for name, ex in targets:
                 if not ex.has_room(nbytes):
                     raise QueueFullError(
@@ -207,11 +214,14 @@ class IngestPipeline:
                     )
             kept = False
             if keep:
-                self.store.append(kind, columns)  # raises: nothing was kept anywhere
+                self.store.append(kind, columns, encoded=encoded)  # raises: nothing was kept anywhere
                 kept = True
             for _name, ex in targets:
                 try:
-                    ex.export(kind, columns)
+                    if getattr(ex, "accepts_encoded", False):
+                        ex.export(kind, columns, encoded=encoded)
+                    else:
+                        ex.export(kind, columns)
                 except (QueueFullError, OSError) as exc:  # the room was checked: a full disk, an I/O error
                     if not kept:
                         raise  # nothing kept anywhere yet: the client resends it

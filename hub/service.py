@@ -196,6 +196,8 @@ class HubService:
             if hasattr(exporter, "queue_depth"):
                 self.metrics.bind_queue(f"export_{name}", _depth_reader(exporter))
             self.metrics.bind_exporter(name, _stats_reader(exporter))
+            if hasattr(exporter, "series_stats"):  # running totals kept in memory (VictoriaMetrics)
+                self.metrics.bind_series(name, _series_reader(exporter))
             log.info("exporter started", extra={"exporter": name})
         await asyncio.to_thread(self.alerting.start)
         await asyncio.to_thread(self.analytics.start)
@@ -530,6 +532,10 @@ def _depth_reader(exporter: Any) -> Callable[[], float]:
 def _stats_reader(exporter: Any) -> Callable[[], Any]:
     """The exporter's delivery counters (None until it has started, or for an exporter without any)."""
     return lambda: getattr(exporter, "delivery_stats", None)
+
+
+def _series_reader(exporter: Any) -> Callable[[], Any]:
+    return lambda: exporter.series_stats
 
 
 def build_security(config: HubConfig, metrics: HubMetrics) -> SecurityContext:

@@ -67,6 +67,7 @@ class HubMetrics:
         self.dlq_entries = Gauge("hub_dlq_entries", "Entries in the dead-letter queue", registry=r)
         self.store_rows = Counter("hub_store_rows_written", "Rows written to the embedded store", registry=r)
         self._exporters: dict[str, Callable[[], Any]] = {}
+        self._series: dict[str, Callable[[], Any]] = {}
 
     def bind_queue(self, name: str, read: Callable[[], float]) -> None:
         """Report ``read()`` as ``hub_queue_depth{queue=name}`` at every scrape."""
@@ -101,6 +102,23 @@ class HubMetrics:
         True
         """
         self.registry.register(_StoreCollector(read))
+
+    def bind_series(self, name: str, read: Callable[[], Any]) -> None:
+        """Report the running totals an exporter keeps in memory (``read()`` returns an object with
+        ``tracked``, ``expired`` and ``evicted``: the VictoriaMetrics exporter's ``series_stats``) as
+        ``hub_export_tracked_series{exporter=name}`` and ``hub_export_series_forgotten_total{exporter=name,
+        reason="idle"|"limit"}`` at every scrape: idle past ``series_ttl``, or over ``max_series`` (a
+        ``limit`` that grows means series are forgotten while still in use: PromQL sees counter resets).
+
+        >>> from types import SimpleNamespace
+        >>> m = HubMetrics()
+        >>> m.bind_series("victoriametrics", lambda: SimpleNamespace(tracked=12, expired=3, evicted=0))
+        >>> b'hub_export_tracked_series{exporter="victoriametrics"} 12.0' in m.render()
+        True
+        """
+        if not self._series:
+            self.registry.register(_SeriesCollector(self._series))
+        self._series[name] = read
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -152,6 +170,32 @@ class _ExportCollector:
                 if stats is not None:
                     family.add_metric([name], float(getattr(stats, field)))
             yield family
+
+
+class _SeriesCollector:
+    """``hub_export_tracked_series`` / ``hub_export_series_forgotten_total`` per exporter, at scrape time."""
+
+    def __init__(self, readers: dict[str, Callable[[], Any]]) -> None:
+        self.readers = readers
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        tracked = GaugeMetricFamily("hub_export_tracked_series", "Series whose running total (delta counters, "
+                                    "histograms) a stack exporter keeps in memory", labels=["exporter"])  # fmt: skip
+        forgotten = CounterMetricFamily("hub_export_series_forgotten", "Series whose running total was "
+                                        "forgotten: idle past series_ttl, or over max_series (limit)",
+                                        labels=["exporter", "reason"])  # fmt: skip
+        for name, read in sorted(self.readers.items()):
+            stats = read()
+            tracked.add_metric([name], float(stats.tracked))
+            forgotten.add_metric([name, "idle"], float(stats.expired))
+            forgotten.add_metric([name, "limit"], float(stats.evicted))
+        yield tracked
+        yield forgotten
 
 
 class JsonFormatter(logging.Formatter):

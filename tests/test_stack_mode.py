@@ -119,6 +119,11 @@ def test_stack_only_keeps_no_raw_events(tmp_path: Path) -> None:
 
         assert _wait(lambda: threats() == 1.0)
         assert hub.sql("SELECT count(*) FROM events") == [(0,)]
+        metrics = httpx.get(f"{hub.api}/metrics").text  # the running totals the exporter keeps in memory
+        tracked = [line for line in metrics.splitlines() if line.startswith("hub_export_tracked_series{")]
+        assert tracked and tracked[0].startswith('hub_export_tracked_series{exporter="victoriametrics"}')
+        assert float(tracked[0].split()[-1]) >= 1
+        assert 'hub_export_series_forgotten_total{exporter="victoriametrics",reason="limit"} 0.0' in metrics
         # with no raw events kept locally, the unified query is answered by VictoriaMetrics (PromQL)
         q = {"time_range": {"last": "1h"}, "metric": {"event_type": "security"},
              "aggregation": {"functions": ["count"]}}  # fmt: skip

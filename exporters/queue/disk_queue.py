@@ -6,7 +6,10 @@ back from disk: memory stays small however full the queue is). The consumer
 reads batches in order and acknowledges through a sequence number once the backend accepted them; the
 acknowledgement (with an optional opaque *state* blob, e.g. an exporter's running counter totals as of
 that point) is written atomically to ``ack``. A restart re-delivers everything after the last
-acknowledgement: at-least-once, never lost.
+acknowledgement: at-least-once, never lost. A consumer that delivers tenant by tenant may read on
+past rows it holds back (a throttled tenant's) without rewriting them: ``ack(seq, cursor=, held=)``
+records how far it read and, per held tenant, where its held rows start, and ``peek(after=)`` /
+``read(seqs)`` read on from the cursor and read held batches again.
 
     >>> import tempfile
     >>> q = DiskQueue(tempfile.mkdtemp(), fsync=False)
@@ -25,6 +28,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,10 @@ _decoder = msgspec.msgpack.Decoder()
 class _Ack(msgspec.Struct):
     seq: int
     state: bytes | None = None
+    #: the consumer read the batches through ``cursor`` (>= ``seq``), and delivered all of their rows but
+    #: those of the keys in ``held`` from the sequence number given (rows it keeps where they are for later)
+    cursor: int = 0
+    held: dict[str, int] = {}
 
 
 class DiskQueue:
@@ -67,6 +75,8 @@ class DiskQueue:
         ack = self._read_ack()
         self._acked = ack.seq
         self._state = ack.state
+        self._cursor = max(ack.seq, ack.cursor)
+        self._held = dict(ack.held)
         self._wal = WriteAheadLog(self.directory / "segments", fsync=fsync, segment_bytes=segment_bytes)
         self._pending: deque[tuple[int, int]] = deque()  # (seq, encoded size); bodies stay on disk
         self._bytes = 0
@@ -76,9 +86,13 @@ class DiskQueue:
             self._bytes += size
 
     # -- producer ---------------------------------------------------------------------------------
-    def put(self, body: Any) -> int:
-        """Append ``body`` durably; raise :class:`QueueFullError` when the queue is at its bound."""
-        raw = _encoder.encode(body)
+    def put(self, body: Any, *, encoded: bytes | None = None) -> int:
+        """Append ``body`` durably; raise :class:`QueueFullError` when the queue is at its bound.
+
+        ``encoded``: ``body``'s msgpack encoding when the caller has it already (the ingest pipeline
+        encodes a batch once for all its destinations); it is stored as given, ``body`` is not encoded.
+        """
+        raw = _encoder.encode(body) if encoded is None else encoded
         size = len(raw)
         with self._lock:
             if self._pending and (len(self._pending) >= self.max_batches or self._bytes + size > self.max_bytes):
@@ -99,19 +113,22 @@ class DiskQueue:
             return seq
 
     # -- consumer ---------------------------------------------------------------------------------
-    def peek(self, max_batches: int, *, max_bytes: int | None = None) -> list[tuple[int, Any]]:
-        """The oldest unacknowledged batches (at least one when any), without removing them.
+    def peek(self, max_batches: int, *, max_bytes: int | None = None, after: int = 0) -> list[tuple[int, Any]]:
+        """The oldest unacknowledged batches after sequence number ``after`` (at least one when any),
+        without removing them.
 
         Consumer side only (one thread): reads the bodies back from the segment files.
         """
         with self._lock:
+            after = max(after, self._acked)
             count, total = 0, 0
-            for _seq, size in self._pending:
+            for seq, size in self._pending:
+                if seq <= after:
+                    continue
                 if count and (count >= max_batches or (max_bytes is not None and total + size > max_bytes)):
                     break
                 count += 1
                 total += size
-            after = self._acked
         out: list[tuple[int, Any]] = []
         if not count:
             return out
@@ -121,23 +138,46 @@ class DiskQueue:
                 break
         return out
 
-    def wait(self, timeout: float) -> bool:
-        """Block until something is queued (True) or ``timeout`` passes."""
+    def read(self, seqs: Iterable[int]) -> list[tuple[int, Any]]:
+        """The unacknowledged batches ``seqs`` (read again: rows the consumer held back), in order."""
+        wanted = sorted(set(seqs))
+        out: list[tuple[int, Any]] = []
+        if not wanted:
+            return out
+        want = set(wanted)
+        for seq, raw in self._wal.replay(after=max(wanted[0] - 1, self._acked)):
+            if seq in want:
+                out.append((seq, _decoder.decode(raw) if isinstance(raw, bytes) else raw))
+            if seq >= wanted[-1]:
+                break
+        return out
+
+    def wait(self, timeout: float, *, after: int = 0) -> bool:
+        """Block until a batch after sequence number ``after`` is queued (True) or ``timeout`` passes."""
         with self._not_empty:
-            if self._pending:
+            if self._pending and self._pending[-1][0] > after:
                 return True
             self._not_empty.wait(timeout)
-            return bool(self._pending)
+            return bool(self._pending) and self._pending[-1][0] > after
 
-    def ack(self, seq: int, *, state: bytes | None = None) -> None:
-        """Everything through ``seq`` was accepted downstream; persist that (and ``state``), trim."""
+    def ack(
+        self, seq: int, *, state: bytes | None = None, cursor: int | None = None, held: dict[str, int] | None = None
+    ) -> None:
+        """Everything through ``seq`` was accepted downstream; persist that (and ``state``), trim.
+
+        ``cursor`` / ``held``: the consumer also read the batches after ``seq`` through ``cursor`` and
+        delivered every row of them except, for each key of ``held`` (a tenant), its rows from the
+        sequence number given on: kept where they are, for :attr:`cursor` and :attr:`held` after a restart.
+        """
         with self._lock:
             while self._pending and self._pending[0][0] <= seq:
                 _s, size = self._pending.popleft()
                 self._bytes -= size
             self._acked = max(self._acked, seq)
+            self._cursor = max(self._acked, cursor or 0)
+            self._held = dict(held or {})
             self._state = state
-            self._write_ack(_Ack(self._acked, state))
+            self._write_ack(_Ack(self._acked, state, self._cursor, self._held))
         self._wal.truncate_through(seq)
 
     # -- inspection -------------------------------------------------------------------------------
@@ -159,6 +199,33 @@ class DiskQueue:
         with self._lock:
             return self._bytes
 
+    def pending_through(self, seq: int) -> tuple[int, int]:
+        """``(batches, bytes)`` waiting with a sequence number up to ``seq``."""
+        count = nbytes = 0
+        with self._lock:
+            for s, size in self._pending:
+                if s > seq:
+                    break
+                count += 1
+                nbytes += size
+        return count, nbytes
+
+    def sizes(self, seqs: Iterable[int]) -> dict[int, int]:
+        """The encoded size of each waiting batch of ``seqs``."""
+        want = set(seqs)
+        with self._lock:
+            return {s: size for s, size in self._pending if s in want}
+
+    def count_after(self, seq: int) -> int:
+        """Batches waiting with a sequence number above ``seq``."""
+        n = 0
+        with self._lock:
+            for s, _size in reversed(self._pending):
+                if s <= seq:
+                    break
+                n += 1
+        return n
+
     @property
     def acked_seq(self) -> int:
         return self._acked
@@ -167,6 +234,16 @@ class DiskQueue:
     def state(self) -> bytes | None:
         """The state blob stored with the last acknowledgement (None at first)."""
         return self._state
+
+    @property
+    def cursor(self) -> int:
+        """The consumer read everything through this sequence number (as of the last acknowledgement)."""
+        return self._cursor
+
+    @property
+    def held(self) -> dict[str, int]:
+        """Tenant → the first sequence number of its rows the consumer held back (see :meth:`ack`)."""
+        return dict(self._held)
 
     def close(self) -> None:
         self._wal.close()

@@ -84,7 +84,7 @@ class HttpDelivery:
         """Send ``records`` (split when too large); None when every record was accepted or dead-lettered.
 
         ``once``: do not retry here; the first retryable failure stops the delivery and is returned
-        (what was sent before it stays sent; the caller retries the records later, e.g. re-queued).
+        (what was sent before it stays sent; the caller retries the records later, e.g. held in the queue).
         """
         parts: list[Sequence[T]] = [records]
         while parts:

@@ -18,14 +18,15 @@ whole state only now and then.
     >>> out = c.convert({"tenant_id": ["t"], "ts": [2_000_000], "name": ["llm.cost.usd"], "kind": ["sum"],
     ...                  "temporality": ["delta"], "monotonic": [True], "value": [0.5], "unit": ["USD"],
     ...                  "service_name": ["llm-costops"], "attributes": ['{"cost_type": "token"}']})
-    >>> [(dict(k)["__name__"], v) for k, v in out.items()]
-    [('llm_cost_usd_total', [(2000, 0.5)])]
+    >>> [(dict(k)["__name__"], v) for k, v in out.items()]   # a new counter starts with a 0 (see finish)
+    [('llm_cost_usd_total', [(1999, 0.0), (2000, 0.5)])]
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+import logging
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,6 +36,8 @@ from typing import Any
 import msgspec
 
 from exporters.prom_naming import label_name, metric_name
+
+log = logging.getLogger(__name__)
 
 SeriesKey = tuple[tuple[str, str], ...]  # sorted labels, __name__ included
 Samples = list[tuple[int, float]]  # (ms, value)
@@ -106,6 +109,19 @@ class _State:
     totals: dict[SeriesKey, float] = field(default_factory=dict)
     hists: dict[SeriesKey, _Hist] = field(default_factory=dict)
     last_ms: dict[SeriesKey, int] = field(default_factory=dict)
+    #: wall-clock second each accumulated series was last updated (for ``series_ttl``)
+    seen: dict[SeriesKey, int] = field(default_factory=dict)
+    #: non-monotonic delta sums: their running value is a level, not a counter; never forgotten for idleness
+    updown: set[SeriesKey] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class SeriesStats:
+    """What :class:`PointsConverter` tracks (``hub_export_tracked_series``) and has forgotten since start."""
+
+    tracked: int = 0
+    expired: int = 0  # idle longer than ``series_ttl``
+    evicted: int = 0  # over ``max_series``
 
 
 class PointsConverter:
@@ -118,20 +134,32 @@ class PointsConverter:
         label_attributes: Iterable[str] = DEFAULT_LABEL_ATTRIBUTES,
         external_labels: Mapping[str, str] | None = None,
         clock: Any = time.time,
+        series_ttl: float = 0.0,
+        max_series: int = 0,
     ) -> None:
+        """``series_ttl`` (s): forget an accumulated series not updated for this long (0: never);
+        ``max_series``: forget the least recently updated ones beyond this many (0: no bound). A
+        forgotten series that comes back starts from 0, after a 0 sample (see :meth:`finish`)."""
         self.buckets = {k: tuple(sorted(float(b) for b in v)) for k, v in (buckets or {}).items()}
         self.label_attributes = tuple(label_attributes)
         self.external_labels = tuple(sorted((label_name(k), v) for k, v in (external_labels or {}).items()))
         self.clock = clock
+        self.series_ttl = float(series_ttl)
+        self.max_series = int(max_series)
         self.state = _State()
+        self.expired_total = 0
+        self.evicted_total = 0
         self._attr_cache: dict[str | None, tuple[tuple[str, str], ...]] = {}
         self._key_cache: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
         self._touched: dict[SeriesKey, int] = {}
         self._dirty: set[SeriesKey] = set()
+        self._removed: set[SeriesKey] = set()
+        self._next_sweep = 0.0
 
     # -- state ------------------------------------------------------------------------------------
-    def snapshot(self, keys: Iterable[SeriesKey] | None = None) -> bytes:
-        """The state (msgpack); only the series ``keys`` when given (see :meth:`merge`)."""
+    def snapshot(self, keys: Iterable[SeriesKey] | None = None, *, removed: Iterable[SeriesKey] = ()) -> bytes:
+        """The state (msgpack); only the series ``keys`` when given, and the series ``removed`` (forgotten)
+        as removals (see :meth:`merge`)."""
         s = self.state
         totals: Iterable[tuple[SeriesKey, float]]
         hists: Iterable[tuple[SeriesKey, _Hist]]
@@ -143,11 +171,13 @@ class PointsConverter:
             totals = [(k, s.totals[k]) for k in keys if k in s.totals]
             hists = [(k, s.hists[k]) for k in keys if k in s.hists]
             last_ms = [(k, s.last_ms[k]) for k in keys if k in s.last_ms]
+        now = int(self.clock())
         return msgspec.msgpack.encode(
             {
-                "totals": [[list(map(list, k)), v] for k, v in totals],
+                "totals": [[list(map(list, k)), v, 1] if k in s.updown else [list(map(list, k)), v] for k, v in totals],
                 "hists": [[list(map(list, k)), list(h.bounds), h.counts, h.sum, h.count] for k, h in hists],
-                "last_ms": [[list(map(list, k)), v] for k, v in last_ms],
+                "last_ms": [[list(map(list, k)), v, s.seen.get(k, now)] for k, v in last_ms],
+                "removed": [list(map(list, k)) for k in removed],
             }
         )
 
@@ -156,26 +186,37 @@ class PointsConverter:
         self.reset()
         self.merge(blob)
         self._dirty.clear()
+        self._removed.clear()
 
     def merge(self, blob: bytes) -> None:
-        """Apply a partial :meth:`snapshot` over the state; its series are dirty."""
+        """Apply a partial :meth:`snapshot` over the state (its removals first); its series are dirty
+        (or removed). States written before ``seen`` was kept count as updated now."""
         data = msgspec.msgpack.decode(blob)
         key = lambda raw: tuple((a, b) for a, b in raw)  # noqa: E731
         s = self.state
-        for k, v in data.get("totals", []):
-            s.totals[key(k)] = float(v)
-            self._dirty.add(key(k))
+        for k in data.get("removed", []):
+            self._forget(key(k))
+        now = int(self.clock())
+        for k, v, *updown in data.get("totals", []):
+            sk = key(k)
+            s.totals[sk] = float(v)
+            if updown and updown[0]:
+                s.updown.add(sk)
+            self._mark_dirty(sk)
         for k, b, c, total, n in data.get("hists", []):
             s.hists[key(k)] = _Hist(tuple(b), list(c), float(total), int(n))
-            self._dirty.add(key(k))
-        for k, v in data.get("last_ms", []):
-            s.last_ms[key(k)] = int(v)
-            self._dirty.add(key(k))
+            self._mark_dirty(key(k))
+        for k, v, *seen in data.get("last_ms", []):
+            sk = key(k)
+            s.last_ms[sk] = int(v)
+            s.seen[sk] = int(seen[0]) if seen else now
+            self._mark_dirty(sk)
 
     def reset(self) -> None:
         """The initial, empty state."""
         self.state = _State()
         self._dirty = set()
+        self._removed = set()
         self._touched = {}
 
     @property
@@ -183,13 +224,69 @@ class PointsConverter:
         """Series changed (or merged) since :meth:`clear_dirty` / :meth:`restore`."""
         return self._dirty
 
+    @property
+    def removed(self) -> set[SeriesKey]:
+        """Series forgotten (idle past ``series_ttl``, or over ``max_series``) since :meth:`clear_dirty`."""
+        return self._removed
+
     def clear_dirty(self) -> None:
         self._dirty = set()
+        self._removed = set()
 
     @property
     def series_count(self) -> int:
         """Accumulated series held (delta counters and histograms)."""
         return max(len(self.state.last_ms), len(self.state.totals) + len(self.state.hists))
+
+    @property
+    def stats(self) -> SeriesStats:
+        return SeriesStats(self.series_count, self.expired_total, self.evicted_total)
+
+    def expire(self, now: float | None = None) -> int:
+        """Forget the accumulated series not updated for ``series_ttl`` seconds (monotonic counters and
+        histograms; non-monotonic sums are levels, kept), then the least recently updated ones beyond
+        ``max_series``. Returns how many were forgotten. :meth:`finish` calls it every minute or so."""
+        now = self.clock() if now is None else now
+        s = self.state
+        dropped = 0
+        if self.series_ttl > 0:
+            cutoff = now - self.series_ttl
+            idle = [k for k, t in s.seen.items() if t < cutoff and k not in s.updown]
+            for k in idle:
+                self._forget(k)
+            self.expired_total += len(idle)
+            dropped += len(idle)
+        if self.max_series > 0 and len(s.seen) > self.max_series:
+            keep = int(self.max_series * 0.95)  # evict in bulk: a sort now and then, not at every new series
+            order = sorted(s.seen, key=lambda k: (k in s.updown, s.seen[k]))
+            victims = order[: len(order) - keep]
+            newest_idle = int(now - s.seen[victims[-1]]) if victims else 0
+            for k in victims:
+                self._forget(k)
+            self.evicted_total += len(victims)
+            dropped += len(victims)
+            log.warning(
+                "victoriametrics: more than max_series=%d accumulated series; forgot the %d least recently "
+                "updated (idle %ds or more): if they come back they start again from 0, which PromQL reads "
+                "as a counter reset; raise max_series or bound label_attributes",
+                self.max_series, len(victims), newest_idle,
+            )  # fmt: skip
+        return dropped
+
+    def _forget(self, k: SeriesKey) -> None:
+        s = self.state
+        if s.last_ms.pop(k, None) is None and k not in s.totals and k not in s.hists:
+            return
+        s.totals.pop(k, None)
+        s.hists.pop(k, None)
+        s.seen.pop(k, None)
+        s.updown.discard(k)
+        self._dirty.discard(k)
+        self._removed.add(k)
+
+    def _mark_dirty(self, k: SeriesKey) -> None:
+        self._dirty.add(k)
+        self._removed.discard(k)
 
     # -- conversion -------------------------------------------------------------------------------
     def convert(self, cols: Mapping[str, Sequence[Any]]) -> dict[SeriesKey, Samples]:
@@ -267,6 +364,8 @@ class PointsConverter:
                 if kind == "sum" and temporality == "delta":
                     self.state.totals[key] = self.state.totals.get(key, 0.0) + float(value)
                     touched[key] = max(touched.get(key, 0), ms)
+                    if not monotonic:
+                        self.state.updown.add(key)
                 else:
                     out.setdefault(key, []).append((ms, float(value)))
 
@@ -275,21 +374,44 @@ class PointsConverter:
         self._touched = {}
 
     def finish(self, out: dict[SeriesKey, Samples]) -> None:
-        """Emit one sample per accumulated series touched in this flush."""
-        now_ms = int(self.clock() * 1000)
+        """Emit one sample per accumulated series touched in this flush.
+
+        A series not tracked before (new, or forgotten: idle past ``series_ttl``) starts with a 0 sample
+        1 ms before its first one, so that PromQL counts its first increments and sees a forgotten
+        predecessor's drop as a reset whatever the values (VictoriaMetrics takes a drop of less than an
+        eighth for jitter, and a new value at least the old one hides the reset in any PromQL); and its
+        first sample is no older than half ``series_ttl``, so it never lands among a predecessor's.
+        """
+        now = self.clock()
+        now_ms = int(now * 1000)
+        floor_ms = now_ms - int(self.series_ttl * 500) if self.series_ttl > 0 else None
+        s = self.state
         for key, newest in self._touched.items():
-            last = self.state.last_ms.get(key)
+            last = s.last_ms.get(key)
             ms = min(newest, now_ms)
             if last is not None and ms <= last:
                 ms = last + 1
-            self.state.last_ms[key] = ms
-            h = self.state.hists.get(key)
+            h = s.hists.get(key)
+            if last is None:
+                if floor_ms is not None and ms < floor_ms:
+                    ms = floor_ms
+                if h is not None:
+                    self._emit_hist(out, key, _Hist(h.bounds, [0] * len(h.counts)), ms - 1)
+                elif key not in s.updown:
+                    out.setdefault(key, []).append((ms - 1, 0.0))
+            s.last_ms[key] = ms
+            s.seen[key] = int(now)
             if h is not None:
                 self._emit_hist(out, key, h, ms)
             else:
-                out.setdefault(key, []).append((ms, self.state.totals.get(key, 0.0)))
-        self._dirty.update(self._touched)
+                out.setdefault(key, []).append((ms, s.totals.get(key, 0.0)))
+            self._mark_dirty(key)
         self._touched = {}
+        if (self.series_ttl > 0 or self.max_series > 0) and now >= self._next_sweep:
+            self._next_sweep = now + (min(60.0, max(1.0, self.series_ttl / 8)) if self.series_ttl > 0 else 60.0)
+            self.expire(now)
+        elif self.max_series > 0 and len(s.seen) > self.max_series:
+            self.expire(now)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _bounds_for(self, name: str, unit: str) -> tuple[float, ...]:

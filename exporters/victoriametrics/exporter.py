@@ -22,7 +22,7 @@ import msgspec
 from exporters._common import EventMapping
 from exporters.queue.base import Batch, QueuedExporter
 from exporters.victoriametrics.config import VictoriaMetricsExporterConfig
-from exporters.victoriametrics.convert import PointsConverter, SeriesKey
+from exporters.victoriametrics.convert import PointsConverter, SeriesKey, SeriesStats
 from exporters.victoriametrics.remote_write import HEADERS, compress, encode_labels, encode_series
 from hubcore.mapping import EVENTS_TO_POINTS_SQL
 
@@ -52,14 +52,16 @@ class VictoriaMetricsExporter(QueuedExporter):
     # state lives in ``state-<id>.msgpack`` beside the queue, written (atomically, fsynced like the queue)
     # before the acknowledgement that names it; the base before it is kept until the next one. So an
     # acknowledgement costs what changed since the base, not every series ever seen, and a restart
-    # (kill -9 included) restores exactly the totals of the last acknowledgement. Series are never
-    # expired: a delta counter that came back after its total was forgotten would restart from 0,
-    # which PromQL reads as a counter reset (``resets()``, and ``max_over_time`` of the total goes down).
+    # (kill -9 included) restores exactly the totals of the last acknowledgement. Series idle longer
+    # than ``series_ttl`` (or beyond ``max_series``) are forgotten, and the acknowledgement carries their
+    # removal; one that comes back restarts from 0 after a 0 sample (a counter reset for PromQL, which
+    # ``increase``/``rate`` count right; see ``PointsConverter.finish``).
     def snapshot_state(self) -> bytes | None:
         conv = self.converter
-        if len(conv.dirty) > max(REBASE_MIN_SERIES, conv.series_count // 4):
+        if len(conv.dirty) + len(conv.removed) > max(REBASE_MIN_SERIES, conv.series_count // 4):
             self._write_base(self._base_id + 1)
-        return msgspec.msgpack.encode({"base": self._base_id, "delta": conv.snapshot(conv.dirty)})
+        delta = conv.snapshot(conv.dirty, removed=conv.removed)  # forgotten series: removed from the base
+        return msgspec.msgpack.encode({"base": self._base_id, "delta": delta})
 
     def restore_state(self, state: bytes) -> None:
         data = msgspec.msgpack.decode(state)
@@ -121,7 +123,12 @@ class VictoriaMetricsExporter(QueuedExporter):
     def process(self, batches: list[Batch]) -> None:
         by_url: dict[str, list[bytes]] = {}
         n_samples = 0
-        for key, samples in self._convert(self.converter, [body for _seq, body in batches]).items():
+        conv = self.converter
+        forgotten = conv.expired_total + conv.evicted_total
+        converted = self._convert(conv, [body for _seq, body in batches])
+        if conv.expired_total + conv.evicted_total != forgotten:
+            self._labels_cache.clear()  # (it holds the encoded labels of series that are gone)
+        for key, samples in converted.items():
             n_samples += len(samples)
             url = self.config.write_url(_tenant(key))
             by_url.setdefault(url, []).append(encode_series(self._label_bytes(key), samples))
@@ -131,14 +138,24 @@ class VictoriaMetricsExporter(QueuedExporter):
 
     def check_batch(self, body: Any) -> None:
         """Convert ``body`` on a scratch converter (the running totals are not touched) and encode it."""
-        for key, samples in self._convert(self._new_converter(), [body]).items():
+        for key, samples in self._convert(self._new_converter(scratch=True), [body]).items():
             encode_series(encode_labels(key), samples)
 
-    def _new_converter(self) -> PointsConverter:
+    def _new_converter(self, *, scratch: bool = False) -> PointsConverter:
         cfg = self.config
         return PointsConverter(
-            buckets=cfg.buckets, label_attributes=cfg.label_attributes, external_labels=cfg.external_labels
+            buckets=cfg.buckets,
+            label_attributes=cfg.label_attributes,
+            external_labels=cfg.external_labels,
+            series_ttl=0.0 if scratch else cfg.series_ttl_s,
+            max_series=0 if scratch else cfg.max_series,
         )
+
+    @property
+    def series_stats(self) -> SeriesStats:
+        """Accumulated series kept in memory, and forgotten since start (``hub_export_tracked_series``,
+        ``hub_export_series_forgotten_total``)."""
+        return self.converter.stats
 
     def _convert(self, conv: PointsConverter, bodies: list[Any]) -> dict[SeriesKey, list[tuple[int, float]]]:
         conv.begin()

@@ -188,9 +188,11 @@ class EmbeddedStore:
         self._started = False
 
     # -- writes -----------------------------------------------------------------------------------
-    def append(self, kind: str, columns: dict[str, list[Any]]) -> int:
+    def append(self, kind: str, columns: dict[str, list[Any]], *, encoded: bytes | None = None) -> int:
         """Durably append a batch of rows for table ``kind``; returns its WAL sequence number.
 
+        ``encoded``: ``msgpack({"kind": kind, "cols": columns})`` when the caller has it already (stack
+        mode's pipeline encodes a batch once for the store and every export queue): logged as given.
         Raises :class:`QueueFullError` when more than ``max_pending_rows`` are waiting for the writer.
         """
         if kind not in TABLES:
@@ -207,7 +209,7 @@ class EmbeddedStore:
             )
         with self._append_lock:  # queue order == WAL order; the fsync happens outside the lock
             try:
-                seq = self._wal.write({"kind": kind, "cols": columns})
+                seq = self._wal.write({"kind": kind, "cols": columns} if encoded is None else msgspec.Raw(encoded))
             except (OverflowError, TypeError, msgspec.EncodeError) as exc:  # encoded before anything is written
                 raise PermanentError(f"rows cannot be logged: {exc}", reason="unencodable") from exc
             except OSError as exc:  # disk full, I/O: the WAL cut the partial record; nothing was kept

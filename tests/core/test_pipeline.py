@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from hub.pipeline import IngestPipeline
@@ -212,3 +213,78 @@ def test_refuse_dead_letters_and_counts(tmp_path: Path) -> None:
         assert "not queued" in line["reason"] and line["records"] == 2
     finally:
         ex.shutdown(1.0)
+
+
+class _CountingEncoder:
+    """Wraps a module's msgpack encoder; counts the batches (``{"kind", "cols"}``) it encodes."""
+
+    def __init__(self, inner: Any, counts: list[str], where: str) -> None:
+        self.inner, self.counts, self.where = inner, counts, where
+
+    def encode(self, obj: Any) -> bytes:
+        if isinstance(obj, dict) and "cols" in obj:
+            self.counts.append(self.where)
+        return self.inner.encode(obj)
+
+
+def test_stack_mode_encodes_each_batch_once_for_the_room_check_the_store_and_every_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hub.pipeline
+    import hubcore.storage.wal
+    from exporters.loki import LokiExporter, LokiExporterConfig
+    from exporters.queue import disk_queue
+    from exporters.tempo import TempoExporter, TempoExporterConfig
+    from exporters.victoriametrics import VictoriaMetricsExporter, VictoriaMetricsExporterConfig
+    from tests.exporters._util import queue_in
+
+    url = "http://127.0.0.1:9"
+    built = [
+        ("victoriametrics", VictoriaMetricsExporter(VictoriaMetricsExporterConfig(url, sending_queue=queue_in(tmp_path / "vm")))),
+        ("loki", LokiExporter(LokiExporterConfig(url, sending_queue=queue_in(tmp_path / "loki")))),
+        ("tempo", TempoExporter(TempoExporterConfig(url, sending_queue=queue_in(tmp_path / "tempo")))),
+    ]  # fmt: skip
+    store = EmbeddedStore(tmp_path / "store", wal_fsync=False, flush_interval=0.02)
+    store.start()
+    for _name, ex in built:
+        ex.start()
+        ex._stop.set()  # no delivery: the queues keep what they got, to be read back below
+        assert ex._thread is not None
+        ex._thread.join(5)
+    counts: list[str] = []
+    for module, attr, where in ((hub.pipeline, "_msgpack", "room check"), (disk_queue, "_encoder", "queue"),
+                                (hubcore.storage.wal, "_encoder", "log")):  # fmt: skip
+        monkeypatch.setattr(module, attr, _CountingEncoder(getattr(module, attr), counts, where))
+    try:
+        pipe = IngestPipeline(NativeEventsConfig(), store, DeadLetterQueue(tmp_path, fsync=False), HubMetrics(),
+                              exporters={"events": built})  # fmt: skip
+        events = [make_event("cost"), make_event("security")]
+        assert pipe.consume_events(_raw(*events), tenant_id="t", receiver="rest").accepted == 2
+        assert counts == ["room check"]  # before: once more by the store's log and by each of the three queues
+        assert sorted(e for _t, e in _stored(pipe)) == sorted(e["event_id"] for e in events)
+        for _name, ex in built:
+            assert ex._queue is not None
+            ((_seq, body),) = ex._queue.peek(10)
+            assert body["kind"] == "events"
+            assert sorted(body["cols"]["event_id"]) == sorted(e["event_id"] for e in events)
+            assert len(msgspec.msgpack.encode(body)) == ex._queue.pending_bytes  # the size the bound counts
+    finally:
+        for _name, ex in built:
+            ex.shutdown(1.0)
+        store.shutdown()
+
+
+def test_stack_mode_refuses_unencodable_rows_as_a_permanent_error(tmp_path: Path) -> None:
+    from hubcore.errors import PermanentError
+
+    store = EmbeddedStore(tmp_path / "store", wal_fsync=False, flush_interval=0.02)
+    store.start()
+    try:
+        small = _SmallQueue(tmp_path / "q", room=1 << 20)
+        pipe = IngestPipeline(NativeEventsConfig(), store, DeadLetterQueue(tmp_path, fsync=False), HubMetrics(),
+                              exporters={"events": [("loki", small)]})  # fmt: skip
+        with pytest.raises(PermanentError, match="cannot be logged"):  # as the store alone answers (a 400)
+            pipe._deliver("events", "events", {"event_id": ["x"], "value": [2**70]})
+        assert small.queue.depth == 1 and _stored(pipe) == []
+    finally:
+        store.shutdown()

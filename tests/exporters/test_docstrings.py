@@ -11,6 +11,7 @@ MODULES = [
     "exporters.prom_naming",
     "exporters._common",
     "exporters.queue",
+    "exporters.queue.base",
     "exporters.queue.config",
     "exporters.queue.disk_queue",
     "exporters.queue.retry",

@@ -157,7 +157,7 @@ def test_a_throttled_tenant_does_not_hold_the_others_back(tmp_path: Path) -> Non
         ex.start()
         ex.export("events", events_for("noisy", [make_event("cost")]))
         assert wait_for(lambda: _tenants(srv.requests), lambda t: "noisy" in t) == {"noisy"}
-        for tenant in good[:2]:  # in the same flush as noisy's (re-queued) rows, or alone: either way
+        for tenant in good[:2]:  # in the same flush as noisy's (held) rows, or alone: either way
             ex.export("events", events_for(tenant, [make_event("cost")]))
         mixed = events_for("noisy", [make_event("security")])  # one batch with rows of two tenants
         for key, values in events_for("good2", [make_event("cost")]).items():
@@ -199,8 +199,99 @@ def test_a_throttled_tenant_is_retried_in_place_when_the_queue_has_no_room(tmp_p
         both = events_for("noisy", [make_event("cost")])
         for key, values in events_for("good", [make_event("cost")]).items():
             both[key] = both[key] + values
-        ex.export("events", both)  # the queue's only slot: noisy's rows cannot be put back
+        ex.export("events", both)  # the queue's only slot: noisy's rows are held in it, nowhere to move them
         assert ex.flush(15)
         ex.shutdown(5)
     assert [_tenants([r]) for r in srv.accepted] == [{"good"}, {"noisy"}]  # good first, noisy not lost
     assert not ex.dead_letter.entries()
+
+
+def _lines(reqs: list[Request], tenant: str) -> list[str]:
+    return [line for r in reqs if _tenants([r]) == {tenant} for _l, vs in decode(r) for _t, line in vs]
+
+
+def test_a_throttled_tenants_rows_stay_in_place_and_a_restart_sends_them_once(tmp_path: Path) -> None:
+    throttled = {"noisy"}
+
+    def per_tenant(req: Request) -> tuple[int, dict[str, str]] | None:
+        return (429, {"Retry-After": "0"}) if req.headers.get("x-scope-orgid") in throttled else None
+
+    def config(url: str) -> LokiExporterConfig:
+        return LokiExporterConfig(
+            endpoint=url, flush_interval=0.05, sending_queue=queue_in(tmp_path / "q"), retry_on_failure=FAST_RETRY
+        )
+
+    noisy: list[str] = []
+    good = [f"good{i}" for i in range(8)]
+    exports = 0
+    with RecordingServer(decide=per_tenant) as srv:
+        ex = LokiExporter(config(srv.url))
+        ex.start()
+        for i, tenant in enumerate(good):
+            if i % 3 == 0:  # noisy's rows now and then, in their own batches and in one shared with others
+                event = make_event("security")
+                noisy.append(event["event_id"])
+                cols = events_for("noisy", [event])
+                if i == 6:
+                    for key, values in events_for("good-mixed", [make_event("cost")]).items():
+                        cols[key] = cols[key] + values
+                ex.export("events", cols)
+                exports += 1
+            ex.export("events", events_for(tenant, [make_event("cost")]))
+            exports += 1
+            wait_for(lambda: _tenants(srv.accepted), lambda t, tenant=tenant: tenant in t)
+        assert wait_for(lambda: _tenants(srv.accepted), lambda t: "good-mixed" in t) == {*good, "good-mixed"}
+        queue = ex._queue
+        assert queue is not None
+        assert wait_for(lambda: queue.cursor, lambda c: c == exports) == exports  # every batch was read
+        assert len(_tenants([r for r in srv.requests if _tenants([r]) == {"noisy"}])) == 1  # tried, refused
+        # noisy's rows were not rewritten to the queue (before: once per flush that delivered others)...
+        assert queue._wal.last_seq == exports
+        # ...they wait where they are; what was delivered around them is recorded with the acknowledgement
+        assert queue.held == {"noisy": 1} and queue.acked_seq == 0 and queue.depth == exports
+        ex.shutdown(0.5)  # noisy is still refused: its rows stay queued for the next start
+    assert not _lines(srv.accepted, "noisy")
+    throttled.clear()
+    with RecordingServer(decide=per_tenant) as srv2:  # restart, the rate limit lifted
+        ex2 = LokiExporter(config(srv2.url))
+        ex2.start()
+        assert ex2.flush(15)
+        ex2.shutdown(5)
+    assert _tenants(srv2.accepted) == {"noisy"}  # the others, delivered before the restart, are not sent again
+    sent = [json.loads(line)["event_id"] for line in _lines(srv2.accepted, "noisy")]
+    assert sent == noisy  # each once, in order
+    assert not ex2.dead_letter.entries() and ex2.entries_sent == len(noisy)
+    assert ex2._queue is not None and ex2._queue.held == {} and ex2._queue.depth == 0
+
+
+def test_rows_held_for_long_are_moved_once_in_a_while_so_the_queue_does_not_fill(tmp_path: Path) -> None:
+    throttled = {"noisy"}
+
+    def per_tenant(req: Request) -> tuple[int, dict[str, str]] | None:
+        return (429, {}) if req.headers.get("x-scope-orgid") in throttled else None
+
+    with RecordingServer(decide=per_tenant) as srv:
+        queue_cfg = msgspec.structs.replace(queue_in(tmp_path / "q"), max_batches=40)
+        cfg = LokiExporterConfig(
+            endpoint=srv.url, flush_interval=0.02, sending_queue=queue_cfg, retry_on_failure=FAST_RETRY
+        )
+        ex = LokiExporter(cfg)
+        ex.start()
+        noisy = [make_event("security"), make_event("security")]
+        ex.export("events", events_for("noisy", noisy[:1]))
+        good = [f"good{i}" for i in range(60)]  # more batches than the queue holds: it must be trimmed
+        for i, tenant in enumerate(good):
+            if i == 30:
+                ex.export("events", events_for("noisy", noisy[1:]))
+            ex.export("events", events_for(tenant, [make_event("cost")]))  # QueueFullError if never trimmed
+            wait_for(lambda: _tenants(srv.accepted), lambda t, tenant=tenant: tenant in t, interval=0.01)
+        queue = ex._queue
+        assert queue is not None
+        moved = queue._wal.last_seq - (len(good) + 2)  # batches written to move noisy's rows
+        assert 1 <= moved <= 8  # once per ten or so batches delivered, not once per flush
+        throttled.clear()
+        assert ex.flush(15)
+        ex.shutdown(5)
+    sent = [json.loads(line)["event_id"] for line in _lines(srv.accepted, "noisy")]
+    assert sent == [e["event_id"] for e in noisy]  # not lost, not duplicated, in order
+    assert _tenants(srv.accepted) == {*good, "noisy"} and ex.entries_sent == len(good) + 2

@@ -202,6 +202,10 @@ def test_configs_name_the_bad_key() -> None:
         VictoriaMetricsExporter(VictoriaMetricsExporterConfig(endpoint="vm:8428"))
     with pytest.raises(ConfigError, match=r"exporters\.victoriametrics\.buckets\.x"):
         VictoriaMetricsExporterConfig(endpoint="http://vm", buckets={"x": [2.0, 1.0]}).validate()
+    with pytest.raises(ConfigError, match=r"exporters\.victoriametrics\.series_ttl: must be a duration"):
+        VictoriaMetricsExporterConfig(endpoint="http://vm", series_ttl="soon").validate()
+    vm = msgspec.convert({"endpoint": "http://vm", "series_ttl": "6h", "max_series": 0}, VictoriaMetricsExporterConfig)
+    assert vm.validate().series_ttl_s == 21600 and VictoriaMetricsExporterConfig("http://vm").series_ttl_s == 86400
     with pytest.raises(ConfigError, match=r"exporters\.loki\.endpoint"):
         LokiExporterConfig().validate()
     cluster = msgspec.convert(
@@ -280,3 +284,40 @@ def test_one_poison_batch_is_dead_lettered_alone_and_counted(tmp_path: Path) -> 
         if label.name == "__name__"
     }
     assert sent == {"first_good", "second_good"}  # the rest of the flush was delivered
+
+
+def test_disk_queue_reads_after_a_cursor_and_keeps_what_is_held_across_reopen(tmp_path: Path) -> None:
+    q = DiskQueue(tmp_path, fsync=False)
+    for i in range(1, 6):
+        q.put({"i": i})
+    assert [s for s, _b in q.peek(10, after=2)] == [3, 4, 5] and q.count_after(2) == 3
+    assert [b["i"] for _s, b in q.read([4, 2, 9])] == [2, 4]
+    assert q.pending_through(3) == (3, sum(len(msgspec.msgpack.encode({"i": i})) for i in (1, 2, 3)))
+    assert q.wait(0.0, after=4) and not q.wait(0.01, after=5)
+    q.ack(1, cursor=4, held={"noisy": 2})  # batches 2..4 read, delivered but noisy's rows from 2 on
+    q.close()
+    q = DiskQueue(tmp_path, fsync=False)
+    assert (q.acked_seq, q.cursor, q.held, q.depth) == (1, 4, {"noisy": 2}, 4)
+    assert [s for s, _b in q.peek(10, after=q.cursor)] == [5]
+    q.ack(5)  # nothing held any more
+    assert (q.cursor, q.held, q.depth) == (5, {}, 0)
+    q.close()
+
+
+def test_the_pipeline_encoded_bytes_are_queued_as_given(tmp_path: Path) -> None:
+    from exporters.queue.base import encode_batch
+
+    ex = LokiExporter(LokiExporterConfig(endpoint="http://127.0.0.1:9", sending_queue=queue_in(tmp_path)))
+    ex.start()
+    try:
+        ex._stop.set()  # no delivery: read the queue back
+        assert ex._thread is not None
+        ex._thread.join(5)
+        cols = {"tenant_id": ["t"], "ts": [1], "body": ["x"]}
+        raw = encode_batch("logs", cols)
+        ex.export("logs", cols, encoded=raw)
+        ex.export("logs", cols)
+        assert ex._queue is not None and [b for _s, b in ex._queue.peek(10)] == [{"kind": "logs", "cols": cols}] * 2
+        assert ex._queue.pending_bytes == 2 * len(raw)
+    finally:
+        ex.shutdown(1.0)

@@ -239,3 +239,41 @@ def test_outage_loses_nothing_and_resends_change_nothing(tmp_path: Path, outage_
             assert scalar(reader, "resets(llm_cost_usd_total[1h])") == 0
     finally:
         vm.stop()
+
+
+def test_a_forgotten_counter_restarts_from_zero_and_promql_increase_stays_right(tmp_path: Path) -> None:
+    """A counter idle past ``series_ttl`` is forgotten; when it comes back its 0 sample makes the drop a
+    reset whatever the values: without it VictoriaMetrics counts 1 → (forgotten) → 1 as no increase, and
+    8 → 7.5 as jitter (a drop of less than an eighth), not as 7.5 new."""
+    from tests.helpers.events import now_iso
+
+    clock = [time.time() - 2 * 3600]
+
+    def cost(tenant: str, amount: float) -> dict[str, list[Any]]:
+        offset = clock[0] - time.time() - 1  # the event is a second older than the exporter's "now"
+        return event_columns([make_event("cost", payload={"amount": amount}, timestamp=now_iso(offset))], tenant)
+
+    with (
+        run_victoriametrics(tmp_path) as vm,
+        PromReader(vm.url) as reader,
+        exporter(tmp_path, vm.url, series_ttl="30m") as ex,
+    ):
+        ex.converter.clock = lambda: clock[0]
+        ex.export("events", cost("small", 1.0))
+        ex.export("events", cost("partial", 8.0))
+        assert ex.flush(10)
+        clock[0] = time.time() - 600  # 1 h 50 min later: both idle past the TTL
+        ex.export("events", cost("other", 1.0))  # a flush: the sweep forgets them
+        assert ex.flush(10)
+        assert ex.series_stats.expired == 2 and ex.series_stats.tracked == 1
+        ex.export("events", cost("small", 1.0))
+        ex.export("events", cost("partial", 7.5))
+        assert ex.flush(10)
+        assert ex.series_stats.tracked == 3
+        vm.flush()
+        for tenant, want, last in (("small", 2.0, 1.0), ("partial", 15.5, 7.5)):
+            q = f'increase(llm_cost_usd_total{{tenant_id="{tenant}"}}[3h])'
+            assert settle(reader, q, want) == pytest.approx(want), q
+            assert scalar(reader, f'resets(llm_cost_usd_total{{tenant_id="{tenant}"}}[3h])') == 1
+            assert scalar(reader, f'last_over_time(llm_cost_usd_total{{tenant_id="{tenant}"}}[1h])') == last
+        assert not ex.dead_letter.entries()
