@@ -348,15 +348,58 @@ def settled(
     """
     anomalous, worthy, alerts = (np.asarray(v, dtype=bool) for v in (anomalous, worthy, alerts))
     outside, recovery = np.asarray(outside, dtype=bool), np.asarray(recovery, dtype=bool)
-    pos = np.arange(anomalous.size)
+    last_alert = since_alert(worthy, alerts, refractory)
+    after_outside = (last_alert >= 0) & outside[np.maximum(last_alert, 0)]
+    return anomalous & ~alerts & (recovery | (after_outside & ~outside))
+
+
+def since_alert(worthy: np.ndarray, alerts: np.ndarray, refractory: int) -> np.ndarray:
+    """For each point, the index of the last alert of the event it belongs to, -1 outside an announced
+    event. An event is a run of ``worthy`` points at most ``refractory`` apart (as in :func:`run_onsets`)
+    and lasts ``refractory`` points past its last one. Causal.
+
+    >>> w = np.array([0, 1, 1, 0, 0, 0, 1], dtype=bool)
+    >>> since_alert(w, np.array([0, 0, 1, 0, 0, 0, 0], dtype=bool), 2).tolist()
+    [-1, -1, 2, 2, 2, -1, -1]
+    """
+    worthy, alerts = np.asarray(worthy, dtype=bool), np.asarray(alerts, dtype=bool)
+    n = worthy.size
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    pos = np.arange(n)
     refractory = max(refractory, 0)
-    last_worthy = np.maximum.accumulate(np.where(worthy, pos, -1)) if pos.size else pos
+    last_worthy = np.maximum.accumulate(np.where(worthy, pos, -1))
     idx = np.flatnonzero(worthy)
     gaps = np.diff(idx, prepend=-(refractory + 2))
-    start_at = np.full(pos.size, -1)
-    start_at[idx] = np.maximum.accumulate(np.where(gaps > refractory, idx, -1)) if idx.size else idx
-    start_at = np.maximum.accumulate(start_at) if pos.size else start_at  # first point of the current event
+    start_at = np.full(n, -1)
+    if idx.size:
+        start_at[idx] = np.maximum.accumulate(np.where(gaps > refractory, idx, -1))
+    start_at = np.maximum.accumulate(start_at)  # the first point of the current event
     in_event = (last_worthy >= 0) & (pos - last_worthy <= refractory)
-    last_alert = np.maximum.accumulate(np.where(alerts, pos, -1)) if pos.size else pos
-    after_outside = in_event & (last_alert >= 0) & (last_alert >= start_at) & outside[np.maximum(last_alert, 0)]
-    return anomalous & ~alerts & (recovery | (after_outside & ~outside))
+    last_alert = np.maximum.accumulate(np.where(alerts, pos, -1))
+    return np.where(in_event & (last_alert >= 0) & (last_alert >= start_at), last_alert, -1)
+
+
+def holding(
+    x: np.ndarray, last_alert: np.ndarray, low: np.ndarray, high: np.ndarray, anomalous: np.ndarray
+) -> np.ndarray:
+    """Points of an announced event (``last_alert`` from :func:`since_alert`) whose value is still beyond
+    the long-run range ``[low, high]`` on the side where the event's last alert was, with no point back
+    inside it (and not ``anomalous``) since that alert: the incident goes on. Causal.
+
+    >>> x = np.array([5.0, 30.0, 28.0, 6.0, 29.0])
+    >>> holding(x, np.array([-1, 1, 1, 1, 1]), np.full(5, 0.0), np.full(5, 10.0), np.zeros(5, dtype=bool)).tolist()
+    [False, True, True, False, False]
+    """
+    x = np.asarray(x, dtype=float)
+    if not x.size:
+        return np.zeros(0, dtype=bool)
+    at = np.maximum(last_alert, 0)
+    with np.errstate(invalid="ignore"):
+        above = (x[at] > high[at]) & (x > high)
+        below = (x[at] < low[at]) & (x < low)
+    beyond = (last_alert >= 0) & (above | below)
+    going = beyond | np.asarray(anomalous, dtype=bool)
+    pos = np.arange(x.size)
+    run_start = np.maximum.accumulate(np.where(going, 0, pos + 1))  # first point of the current run
+    return beyond & (last_alert >= run_start)

@@ -24,6 +24,7 @@ import pandas as pd
 from analytics.timestamps import parse_timestamps
 
 from ._rolling import (
+    holding,
     long_run_range,
     median_step_seconds,
     persistent,
@@ -31,6 +32,7 @@ from ._rolling import (
     recovering,
     run_onsets,
     settled,
+    since_alert,
 )
 from .autoencoder import AutoencoderDetector
 from .feedback import FeedbackState
@@ -248,12 +250,20 @@ class AnomalyDetector:
             # judged against the long-run range too, which ends a quarter of a day earlier.
             lo, _, hi = long_run_range(frame.target, self._day)
             with np.errstate(over="ignore", invalid="ignore"):  # values near the float range
-                widened = (lo - (hi - lo) / 4, hi + (hi - lo) / 4)
-            outside = _outside_any(frame.target, [(lower, upper), widened])
+                lo, hi = lo - (hi - lo) / 4, hi + (hi - lo) / 4
+            outside = _outside_any(frame.target, [(lower, upper), (lo, hi)])
             flags = persistent(worthy, combined, self.persist, self.extreme)
             refractory = self.refractory if self.refractory is not None else self._day
             after = settled(anomalous, flags, is_anomaly, outside, recovering_now, refractory)
             combined = np.where(after, np.minimum(combined, 0.999), combined)
+            # ... and an incident under way stays anomalous while its value stays beyond the long-run
+            # range on the side it left by, with no point back inside it since the alert (noise beyond
+            # that range later in the event is not held): the self-normalising bars take an incident's first points
+            # into their own history within ten points, and a 3-hour outage had stopped scoring after 50
+            # minutes (its anomaly_alert ended mid-outage). It keeps the score of the event's last alert.
+            last = since_alert(flags, is_anomaly, refractory)
+            held = holding(frame.target, last, lo, hi, combined > 1.0) & ~is_anomaly & ~missing
+            combined = np.where(held, np.maximum(combined, combined[np.maximum(last, 0)]), combined)
             anomalous = combined > 1.0
         confidence = np.where(
             anomalous, np.clip(0.5 * votes + 0.5 * np.clip((combined - 1) / 2, 0, 1), 0, 1), 0.0

@@ -380,6 +380,11 @@ def test_anomaly_alert_lasts_as_long_as_the_incident_and_ends_with_it() -> None:
     assert paging(2010)[0] > 1  # mid-spike, with the fast expected range already around it: firing
     value, after = paging(2100)
     assert value == 0.0 and after == []  # the 88 normal points after it: no anomaly, no alert
+    # a 3-hour drop to near zero: it had stopped paging after 50 minutes (the bars took it in)
+    v[2000:2012] -= 80
+    v[2000:2036] = 2.0 + rng.random(36)
+    assert all(paging(end)[0] > 1 for end in (2005, 2015, 2025, 2036))
+    assert paging(2060)[0] == 0.0
 
 
 def test_a_run_of_zero_error_rates_is_no_anomaly_when_only_high_values_are_reported() -> None:
