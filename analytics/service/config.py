@@ -214,11 +214,27 @@ class ModelSpec(_Base):
 
 
 class SchedulerSpec(_Base):
-    """vmanomaly's periodic scheduler: refit every ``fit_every`` on ``fit_window``, infer every ``infer_every``."""
+    """vmanomaly's periodic scheduler: refit every ``fit_every`` on ``fit_window``, infer every ``infer_every``.
+
+    ``min_fit_steps``: the window read for a query is at least this many of its steps, so that a coarse
+    query (hourly cost) gets as many points as the detectors need: the seasonal detector chooses a daily
+    season after three days and 150 points, which a 4-day window of an hourly query (96 points) never
+    reaches. 400 steps are 16.7 days of an hourly query, under 7 hours of a 1-minute one.
+
+    >>> SchedulerSpec(fit_window="4d").window_for(3600.0, "s")
+    1440000.0
+    >>> SchedulerSpec(fit_window="4d").window_for(300.0, "s")
+    345600.0
+    """
 
     fit_every: str = "1h"
     infer_every: str = "1m"
     fit_window: str = "2d"
+    min_fit_steps: int = 400
+
+    def window_for(self, step_seconds: float, key: str) -> float:
+        """Seconds of a query of ``step_seconds`` to read: ``fit_window`` or ``min_fit_steps`` steps."""
+        return max(self.seconds(key)[2], self.min_fit_steps * step_seconds)
 
     def seconds(self, key: str) -> tuple[float, float, float]:
         """``(fit_every, infer_every, fit_window)`` in seconds (validated)."""
@@ -268,11 +284,15 @@ class AnalyticsConfig(_Base):
                 if sname not in self.schedulers:
                     raise ConfigError(f"{mkey}.schedulers.{i}", f"references {sname!r}, which is not a scheduler "
                                       f"(known: {sorted(self.schedulers)})")  # fmt: skip
+        for sname, sched in self.schedulers.items():
+            if not 0 <= sched.min_fit_steps <= MAX_SERIES_BUCKETS // 2:
+                raise ConfigError(f"{key}.schedulers.{sname}.min_fit_steps",
+                                  f"must be between 0 and {MAX_SERIES_BUCKETS // 2:,}, got {sched.min_fit_steps}")  # fmt: skip
         for model in self.models:
             sname = self.model_scheduler(model)
-            window = self.schedulers[sname].seconds(f"{key}.schedulers.{sname}")[2]
             for qname in self.model_queries(model) + list(self.models[model].related):
                 step = self.queries[qname].step_seconds
+                window = self.schedulers[sname].window_for(step, f"{key}.schedulers.{sname}")
                 if (window + 86_400) // step > MAX_SERIES_BUCKETS:  # (feedback rescoring reads a day more)
                     raise ConfigError(f"{key}.schedulers.{sname}.fit_window",
                                       f"{self.schedulers[sname].fit_window} is {int(window // step):,} steps of query "

@@ -141,7 +141,7 @@ def forecast(
         span_given = parse_duration(history, "history") if history else None
     except ConfigError as exc:
         raise _bad("history", str(exc)) from None
-    span = span_given if span_given is not None else max(svc.window(model_alias)[2] if model_alias in
+    span = span_given if span_given is not None else max(svc.fit_window(model_alias, alias) if model_alias in
                                                                    svc.config.models else 14 * 86_400, 2.0 * h * spec.step_seconds)  # fmt: skip
     check_window(span, spec.step_seconds, "history")
     series = load_series(svc.store, spec, tenant, now - span, now, max_series=MAX_FORECAST_SERIES)

@@ -127,6 +127,14 @@ class AnalyticsService:
         name = self.config.model_scheduler(model)
         return self.config.schedulers[name].seconds(f"schedulers.{name}")
 
+    def fit_window(self, model: str, query: str) -> float:
+        """Seconds of ``query`` that ``model`` reads: its scheduler's ``fit_window``, or ``min_fit_steps``
+        of the query's steps when that is longer (an hourly query needs more than 4 days)."""
+        name = self.config.model_scheduler(model)
+        spec = self.config.queries.get(query)
+        step = spec.step_seconds if spec is not None else 0.0
+        return self.config.schedulers[name].window_for(step, f"schedulers.{name}")
+
     def run_once(
         self, now: float | None = None, *, force: bool = False, tenants: Sequence[str] | None = None
     ) -> dict[str, int]:
@@ -134,7 +142,8 @@ class AnalyticsService:
         now = self.clock() if now is None else now
         stats = {"runs": 0, "rows": 0, "anomalies": 0, "budgets": 0}
         with self._pass_lock:
-            longest = max(self.window(m)[2] for m in self.config.models) if self.config.models else 86_400.0
+            longest = max((self.fit_window(m, q) for m in self.config.models for q in self.config.model_queries(m)),
+                          default=86_400.0)  # fmt: skip
             for tenant in tenants if tenants is not None else tenants_with_data(self.store, now - longest):
                 for model in self.config.models:
                     _, infer_every, _ = self.window(model)
@@ -166,7 +175,7 @@ class AnalyticsService:
         self._alert_written = {k: v for k, v in self._alert_written.items() if now - v[1] < 86_400}
         for key in list(self._written):
             model = key[1]
-            horizon = self.window(model)[2] if model in self.config.models else 0.0
+            horizon = self.fit_window(model, key[2]) if model in self.config.models else 0.0
             kept = {s: ts for s, ts in self._written[key].items() if now - ts <= max(horizon, 86_400)}
             if kept:
                 self._written[key] = kept
@@ -176,7 +185,8 @@ class AnalyticsService:
     def run_model(self, tenant: str, model: str, query: str, now: float, *, refit: bool = False) -> tuple[int, int]:
         """Run one model on one query for one tenant; returns ``(rows written, anomalies)``."""
         spec = self.config.models[model]
-        fit_every, _, fit_window = self.window(model)
+        fit_every, _, _ = self.window(model)
+        fit_window = self.fit_window(model, query)
         started = time.perf_counter()
         try:
             series = self.load(tenant, query, now - fit_window, now)
@@ -333,7 +343,7 @@ class AnalyticsService:
                                         labels_key(rec["labels"]))  # fmt: skip
         else:
             now = self.clock()
-            _, _, fit_window = self.window(model)
+            fit_window = self.fit_window(model, query)
             t = ts.timestamp()
             start, end = (now - fit_window, now) if t >= now - fit_window else (t - fit_window, t + 86_400)
             match = [s for s in self.load(tenant, query, start, end) if s.labels == rec["labels"]]

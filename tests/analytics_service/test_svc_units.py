@@ -41,6 +41,10 @@ def test_default_config_has_the_aliases_the_rules_expect() -> None:
         # 400 days of a 1-minute query: 576,000 buckets read at every fit (at most 200,000)
         ({"schedulers": {"periodic": {"fit_window": "400d"}, "forecast": {}}},
          "processors.analytics.schedulers.periodic.fit_window"),
+        ({"schedulers": {"periodic": {"min_fit_steps": -1}, "forecast": {}}},
+         "processors.analytics.schedulers.periodic.min_fit_steps"),
+        ({"schedulers": {"periodic": {"min_fit_steps": 10**7}, "forecast": {}}},
+         "processors.analytics.schedulers.periodic.min_fit_steps"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_key(data: dict[str, Any], key: str) -> None:
@@ -264,7 +268,7 @@ def test_the_hourly_prune_forgets_the_last_written_points_of_series_that_are_gon
     try:
         svc = AnalyticsService(None, store)
         model = next(m for m in svc.config.models if svc.config.models[m].model_class == "anomaly")
-        fit_window = svc.window(model)[2]
+        fit_window = svc.fit_window(model, "q")  # (an unknown query: the scheduler's fit_window)
         now = 1_800_000_000.0
         svc._written = {
             ("t", model, "q"): {"live": now - 60, "gone": now - fit_window - 86_400 - 1},
@@ -410,3 +414,27 @@ def test_a_run_of_zero_error_rates_is_no_anomaly_when_only_high_values_are_repor
     assert any(r.ts == float(ts[-5]) for r in high)  # the burst still is
     assert default_config().queries["error_rate"].alert_on == "high"
     assert default_config().queries["requests_rate"].alert_on == "both"  # a drop in traffic is an outage
+
+
+def test_the_hourly_cost_query_is_read_far_enough_back_for_the_seasonal_detector(tmp_path: Any) -> None:
+    """A 4-day window of an hourly query is 96 points: the seasonal detector (three days and 150 points
+    first) never ran on cost_usd_hourly, the robust detector alone scored it. Each query is now read for
+    at least min_fit_steps (400) of its steps."""
+    import numpy as np
+
+    from analytics.anomaly.statistical import SeasonalResidualDetector
+    from analytics.service import AnalyticsService
+
+    svc = AnalyticsService(None, None, data_dir=tmp_path)  # type: ignore[arg-type]  # (no store: not run)
+    model = next(m for m in svc.config.models if svc.config.models[m].model_class == "anomaly")
+    assert svc.fit_window(model, "cost_usd_hourly") == 400 * 3600.0
+    assert svc.fit_window(model, "latency_p95") == 4 * 86_400.0  # 5-minute steps: fit_window is longer
+    n = int(svc.fit_window(model, "cost_usd_hourly") // 3600)
+    ts = (np.arange(n) * 3600 + 1_767_225_600).astype("datetime64[s]")
+    x = 100 + 30 * np.sin(2 * np.pi * np.arange(n) / 24) + np.random.default_rng(0).normal(0, 2, n)
+    i = n - 24 + (6 - (n - 24)) % 24  # the day's peak hour, on the last day
+    x[i] = 100 + 30 * np.sin(2 * np.pi * (i + 12) / 24)  # at the level of the night's trough
+    out = SeasonalResidualDetector(min_periods=30).score(x[:, None], ts)
+    assert out.anomaly_score[i] > 1 and np.isfinite(out.yhat[-1])
+    short = SeasonalResidualDetector(min_periods=30).score(x[-96:, None], ts[-96:])
+    assert short.anomaly_score.max() == 0  # 4 days: never started
