@@ -226,8 +226,10 @@ class DerivedRepository:
             cur.close()
 
     def list_anomalies(self, tenant: str, *, start_s: float, end_s: float, query: str | None = None,
-                       min_severity: Sequence[str] | None = None, limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
-        """Anomalies of ``tenant`` in ``[start_s, end_s)``, newest first, as API dicts."""
+                       min_severity: Sequence[str] | None = None, limit: int = 1000,
+                       alerts_only: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+        """Anomalies of ``tenant`` in ``[start_s, end_s)``, newest first, as API dicts (``alerts_only``: only
+        the points that announced an event, ``is_alert``)."""
         self.ensure()
         sql = (f"SELECT {', '.join(_ANOMALY_FIELDS[:5])}, epoch_us(ts), {', '.join(_ANOMALY_FIELDS[6:])} "
                "FROM analytics_anomalies WHERE tenant_id = ? AND ts >= make_timestamp(CAST(? AS BIGINT)) "
@@ -239,6 +241,8 @@ class DerivedRepository:
         if min_severity:
             sql += " AND list_contains(?, severity)"
             params.append(list(min_severity))
+        if alerts_only:
+            sql += " AND is_alert"
         sql += " ORDER BY ts DESC, anomaly_score DESC LIMIT ?"
         params.append(int(limit))
         return [_anomaly_dict(r) for r in self.store.read(sql, params).fetchall()]

@@ -4,7 +4,7 @@ The :class:`analytics.service.AnalyticsService` comes from ``app.state.analytics
 service, which also starts and stops its scheduler); without one, one is created on first use over the
 same store with the built-in config, and ``GET /anomalies`` runs the caller's due models itself.
 
-* ``GET  /api/v1/anomalies?start=&end=&query=&severity=&limit=``
+* ``GET  /api/v1/anomalies?start=&end=&query=&severity=&limit=&alerts=``
 * ``POST /api/v1/anomalies/{anomaly_id}/feedback``  ``{"label": "false_positive", "detector": null}``
 * ``GET  /api/v1/forecast?query=requests_rate&horizon=7d&level=95&step=&threshold=&window_start=&window_end=``
 * ``POST|GET /api/v1/budgets``, ``GET|PUT|DELETE /api/v1/budgets/{budget_id}``
@@ -91,6 +91,8 @@ async def list_anomalies(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, query: str | None = None, severity: str | None = None, tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    alerts: Annotated[bool, Query(description="only the points that announced an event (is_alert): one per "
+                                              "incident, what the paging rule fires on")] = False,
 ) -> Response:  # fmt: skip
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
@@ -110,7 +112,8 @@ async def list_anomalies(
         if not svc.running:
             svc.run_once(tenants=[t])
         shown = SEVERITIES[SEVERITIES.index(severity) :] if severity else None
-        rows = svc.repo.list_anomalies(t, start_s=start_s, end_s=end_s, query=query, min_severity=shown, limit=limit)
+        rows = svc.repo.list_anomalies(t, start_s=start_s, end_s=end_s, query=query, min_severity=shown, limit=limit,
+                                       alerts_only=alerts)  # fmt: skip
         return {"anomalies": rows}
 
     return await _answer(run)

@@ -86,6 +86,18 @@ def test_derived_series_pages_without_losing_or_repeating_a_row(hub: Any) -> Non
     assert sorted(map(key, pages)) == sorted(map(key, whole["series"]))
 
 
+def test_anomalies_can_be_listed_as_alerts_only(hub: Any) -> None:
+    """Every anomalous point of an incident is listed; ``alerts=true`` keeps the points that announced one."""
+    h, _, _ = hub
+    every, alerts = _anomalies(h), _anomalies(h, alerts="true")
+    assert alerts and all(a["is_alert"] for a in alerts)
+    assert {a["id"] for a in alerts} == {a["id"] for a in every if a["is_alert"]}
+    assert len(alerts) < len(every)
+    assert _spike(alerts)  # the spike announced its event
+    r = httpx.get(f"{h.api}/api/v1/anomalies", params={"alerts": "maybe"}, timeout=30)
+    assert r.status_code == 422
+
+
 @pytest.mark.parametrize(
     ("params", "needle"),
     [
