@@ -293,8 +293,8 @@ async def derived_series(
         boundary = rows[limit]["ts"]
         page = [r for r in rows[:limit] if r["ts"] < boundary]  # a timestamp's rows are never split
         if not page:
-            raise InvalidParameter(f"more than {limit} rows share one timestamp; narrow with name= or query=, or "
-                                   "raise limit")  # fmt: skip
+            raise InvalidParameter(f"limit: more than {limit} rows share one timestamp (a page never splits one); "
+                                   "raise limit, or narrow with name= or query=")  # fmt: skip
         return {"series": page, "truncated": True, "next_start": _iso_s(boundary)}
 
     return await _answer(run)

@@ -81,7 +81,9 @@ async def analyze(
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 3600)
     if end_us - start_us > MAX_ANALYZE_S * 1_000_000:
-        return error_response(422, "range_too_large", f"analyze at most {MAX_ANALYZE_S} s at a time")
+        days = (end_us - start_us) / 86_400e6
+        return error_response(422, "range_too_large", f"start: the span [start, end) is {days:,.1f} days; analyze "
+                              f"at most {MAX_ANALYZE_S // 86_400} days at a time (call again for the rest)")  # fmt: skip
     engine = get_engine(request, state)
 
     def run() -> dict[str, Any]:

@@ -291,10 +291,12 @@ ANALYZE_MIN_S = 600.0
 
 
 def correlate_span(api: str, start_s: float, end_s: float, *, tenant: str | None, token: str | None,
-                   transport: httpx.BaseTransport | None = None) -> dict[str, Any]:  # fmt: skip
+                   transport: httpx.BaseTransport | None = None,
+                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """Ask the hub to correlate ``[start_s, end_s)`` (``POST /api/v1/correlations/analyze``, span by span):
     its streaming engine sees only live data, so a backfilled span gets its incidents this way.
-    Returns ``{"incidents", "correlations", "events", "calls", "seconds", "truncated"}`` or ``{"error": ...}``."""
+    Returns ``{"incidents", "correlations", "events", "calls", "seconds", "truncated"}`` or ``{"error": ...}``.
+    ``progress`` gets a line after each span (this takes about as long as sending the backfill did)."""
     headers = {"User-Agent": "hub-simulate/1.0", **({"X-Scope-OrgID": tenant} if tenant else {}),
                **({"Authorization": f"Bearer {token}"} if token else {})}  # fmt: skip
     out: dict[str, Any] = {"incidents": 0, "correlations": 0, "events": 0, "calls": 0, "seconds": 0.0, "truncated": 0}
@@ -303,6 +305,10 @@ def correlate_span(api: str, start_s: float, end_s: float, *, tenant: str | None
     while lo < end_s:
         spans.append((lo, min(end_s, lo + ANALYZE_CHUNK_S)))
         lo = spans[-1][1]
+    began, done_s, total_s = time.monotonic(), 0.0, max(end_s - start_s, 0.0)
+    if progress is not None:
+        progress(f"correlating the backfilled span ({total_s / 3600:.1f} h) with POST /api/v1/correlations/analyze, "
+                 f"up to {ANALYZE_CHUNK_S / 3600:.0f} h per call")  # fmt: skip
     try:
         with httpx.Client(headers=headers, timeout=300.0, transport=transport) as client:
             while spans:
@@ -321,6 +327,11 @@ def correlate_span(api: str, start_s: float, end_s: float, *, tenant: str | None
                 out["correlations"] += len(body.get("correlations", []))
                 out["events"] += int(body.get("events", 0))
                 out["seconds"] += float(body.get("seconds", 0.0))
+                done_s += hi - lo
+                if progress is not None:
+                    progress(f"correlated {done_s / 3600:.1f} h of {total_s / 3600:.1f} h in "
+                             f"{time.monotonic() - began:.1f}s: {out['incidents']:,} incidents, "
+                             f"{out['correlations']:,} correlations")  # fmt: skip
     except (httpx.HTTPError, ValueError) as exc:
         return {"error": str(exc)}
     out["seconds"] = round(out["seconds"], 3)
@@ -487,7 +498,8 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     correlated: dict[str, Any] | None = None
     if backfill and code == 0 and not args.dry_run:
         if args.api and not args.grpc:
-            correlated = correlate_span(args.api, t0, t0 + args.backfill + 1.0, tenant=args.tenant, token=args.token)
+            correlated = correlate_span(args.api, t0, t0 + args.backfill + 1.0, tenant=args.tenant, token=args.token,
+                                        progress=None if args.quiet else _err)  # fmt: skip
             if "error" in correlated:  # the events are in: resending them would duplicate the history
                 _err(f"error: the events were delivered, but the backfilled span could not be correlated: "
                      f"{correlated['error']}; do not resend, ask again with POST /api/v1/correlations/analyze")  # fmt: skip

@@ -48,9 +48,12 @@ class EventListQuery:
                 raise InvalidParameter(
                     f"unknown filter {key!r}; filterable: {', '.join(FILTERABLE)}, tags.<k>, payload.<path>"
                 )
-        for key in (*self.tag_filters, *self.payload_filters):
-            if not _PATH.match(key):
-                raise InvalidParameter(f"bad field path {key!r}: use letters, digits, '_' or '-', dot-separated")
+        for prefix, keys in (("tags.", self.tag_filters), ("payload.", self.payload_filters)):
+            for key in keys:
+                if not _PATH.match(key):
+                    raise InvalidParameter(
+                        f"{prefix}{key}: bad field path {key!r}: letters, digits, '_' or '-', up to 5 dotted parts"
+                    )
         if self.start_us is not None and self.end_us is not None and self.start_us > self.end_us:
             raise InvalidParameter("start must not be after end", reason="bad_time")
 

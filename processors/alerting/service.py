@@ -358,7 +358,10 @@ class AlertingService:
             "generator_url": f"{self.config.external_url.rstrip('/')}/api/v1/alerts/rules/{rule.id}",
         })  # fmt: skip
         self.metrics.transitions.labels(to="firing").inc()
-        log.info("alert firing", extra={"alertname": rule.name, "tenant_id": inst.tenant_id, "value": inst.value})
+        # the severity and labels tell apart the alerts of one evaluation (an anomaly's warning and critical
+        # rules fire together, one alert per series): without them the log read as the same alert repeated
+        log.info("alert firing", extra={"alertname": rule.name, "tenant_id": inst.tenant_id, "severity": rule.severity,
+                                        "value": inst.value, "fingerprint": fp, "labels": labels})  # fmt: skip
 
     def _resolve(self, alert: dict[str, Any], now: float, by: str) -> None:
         self.repo.update(alert["id"], state="resolved", ends_at=now, updated_at=now, resolved_by=by)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from hubcore.storage.embedded import EmbeddedStore
 from processors.alerting import AlertingConfig, AlertingService
@@ -54,6 +57,22 @@ def test_threshold_fires_only_after_for_and_resolves_when_data_clears(store: Emb
     assert svc.list_alerts("other-tenant") == []
     svc.shutdown()
     assert am.started == 1 and am.stopped == 1
+
+
+def test_the_firing_log_line_tells_the_alerts_apart(store: EmbeddedStore, caplog: pytest.LogCaptureFixture) -> None:
+    add_events(store, [latency(T0 + i, 3000.0) for i in range(0, 60, 2)])
+    add_events(store, [latency(T0 + i, 3000.0, model="claude") for i in range(0, 60, 2)])
+    critical = {**SLOW, "name": "GPT4oSlow", "severity": "critical", "condition": {**SLOW["condition"], "filters": {}},
+                "for": "0"}  # fmt: skip
+    warning = {**critical, "severity": "warning"}
+    svc = service(store, [warning, critical])
+    with caplog.at_level(logging.INFO, logger="processors.alerting.service"):
+        svc.evaluate_once(T0 + 60)
+    fired = [r for r in caplog.records if r.getMessage() == "alert firing"]
+    assert len(fired) == 4  # two models x two severities, one line each
+    seen = {(r.severity, r.labels["gen_ai_request_model"], r.fingerprint) for r in fired}  # type: ignore[attr-defined]
+    assert len(seen) == 4 and {s for s, _, _ in seen} == {"warning", "critical"}
+    svc.shutdown()
 
 
 def test_a_condition_that_breaks_before_for_never_fires(store: EmbeddedStore) -> None:

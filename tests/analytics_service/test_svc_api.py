@@ -106,6 +106,9 @@ def test_anomalies_can_be_listed_as_alerts_only(hub: Any) -> None:
         ({"limit": 0}, "request parameters are invalid"),
         ({"limit": 50_001}, "request parameters are invalid"),
         ({"start": "yesterday"}, "start"),
+        # anomaly_score, yhat, yhat_lower and yhat_upper share a scored timestamp: a page of one cannot hold them
+        ({"start": "-2h", "query": "latency", "limit": 1},
+         "limit: more than 1 rows share one timestamp (a page never splits one); raise"),
     ],
 )
 def test_derived_series_bad_parameters(hub: Any, params: dict[str, Any], needle: str) -> None:

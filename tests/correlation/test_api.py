@@ -108,3 +108,6 @@ def test_bad_parameters_are_4xx(tmp_path: Path) -> None:
             assert "error" in r.json()
             if {"start", "end"} & set(params):  # one code for bad times on every endpoint
                 assert r.json()["error"]["code"] in ("bad_time", "range_too_large"), r.text
+            if r.json()["error"]["code"] == "range_too_large":  # the message names the parameter and the limit
+                assert r.json()["error"]["message"].startswith("start: the span [start, end) is 1,157.4 days; "
+                                                               "analyze at most 7 days at a time"), r.text

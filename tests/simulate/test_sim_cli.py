@@ -168,6 +168,7 @@ def test_backfill_spreads_history_that_ends_now(stub: StubHub, capsys: pytest.Ca
     assert s["status"] == "ok" and s["paced"] is False and s["backfill_s"] == 7200.0
     assert 10_000 < s["sent"] < 19_000 and s["elapsed_s"] < 60
     assert "OTLP is not sent" in err and not [r for r in stub.requests if r[0].startswith("/v1/")]
+    assert "correlating the backfilled span" not in err  # --quiet: no progress of the analysis either
     # the streaming engine sees only live data: the span is then correlated through the analyze endpoint
     [analyze] = [r[0] for r in stub.requests if r[0].startswith("/api/v1/correlations/analyze")]
     query = dict(p.split("=") for p in analyze.split("?", 1)[1].split("&"))
@@ -211,10 +212,18 @@ def test_correlating_a_backfill_goes_span_by_span_and_halves_busy_spans() -> Non
                                          "truncated": truncated, "max_events": 500_000})  # fmt: skip
 
     mock = httpx.MockTransport(answer)
-    out = correlate_span("http://hub", 0.0, 15 * 3600.0, tenant="acme", token="t", transport=mock)
+    lines: list[str] = []
+    out = correlate_span("http://hub", 0.0, 15 * 3600.0, tenant="acme", token="t", transport=mock,
+                         progress=lines.append)  # fmt: skip
     h = 3600.0
     assert spans == [(0.0, 6 * h), busy, (6 * h, 9 * h), (9 * h, 12 * h), (12 * h, 15 * h)]
     assert out == {"incidents": 4, "correlations": 0, "events": 12, "calls": 5, "seconds": 1.0, "truncated": 0}
+    # a line to start and one per finished span (the halved busy span is not one): the user sees it move
+    assert lines[0].startswith("correlating the backfilled span (15.0 h)") and len(lines) == 5
+    assert [ln.split(" in ")[0] for ln in lines[1:]] == [
+        "correlated 6.0 h of 15.0 h", "correlated 9.0 h of 15.0 h", "correlated 12.0 h of 15.0 h",
+        "correlated 15.0 h of 15.0 h"]  # fmt: skip
+    assert lines[-1].endswith("4 incidents, 0 correlations")
     refused = httpx.MockTransport(lambda request: httpx.Response(403, json={"error": {"code": "forbidden"}}))
     denied = correlate_span("http://hub", 0.0, 60.0, tenant=None, token=None, transport=refused)
     assert denied["error"].startswith("HTTP 403")
