@@ -40,6 +40,7 @@ MODULES = [
     "analytics.correlation.timeutil",
     "analytics.forecast.ensemble",
     "analytics.anomaly._rolling",
+    "analytics.anomaly.feedback",
     "analytics.anomaly.ensemble",
     "analytics.service.series",
     "analytics.service.teams",

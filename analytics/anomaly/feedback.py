@@ -13,6 +13,7 @@ Usage::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -84,6 +85,23 @@ class FeedbackState:
         self.history.append(
             FalsePositive(str(timestamp), detector, dict(detector_scores), float(ensemble_score), series)
         )
+
+    def replayed(self, keep: Callable[[FalsePositive], bool]) -> FeedbackState:
+        """A state learned from the marks of :attr:`history` that ``keep`` accepts, in their order, as they
+        were recorded (the scores shown then): how a mark is undone.
+
+        >>> s = FeedbackState()
+        >>> s.record_false_positive("t1", {"robust": 2.0}, 2.0); s.record_false_positive("t2", {"robust": 3.0}, 3.0)
+        >>> undone = s.replayed(lambda fp: fp.timestamp != "t2")
+        >>> [fp.timestamp for fp in undone.history], round(s.ensemble_threshold, 2), round(undone.ensemble_threshold, 2)
+        (['t1'], 5.0, 2.1)
+        """
+        out = FeedbackState()
+        for fp in self.history:
+            if keep(fp):
+                out.record_false_positive(fp.timestamp, dict(fp.detector_scores), fp.ensemble_score, fp.detector,
+                                          fp.series)  # fmt: skip
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from analytics.anomaly import FeedbackState
 from analytics.service.budgets import BudgetRepository, budget_rows, evaluate_budget
 from analytics.service.config import AnalyticsConfig, config_from_dict, default_config, parse_duration
 from analytics.service.derived import DerivedRepository, DerivedRow
@@ -33,7 +34,7 @@ from analytics.service.feedback import FeedbackStore
 from analytics.service.models import alert_state_rows, build_detector, run_anomaly, run_forecast, score_series
 from analytics.service.related import related_columns
 from analytics.service.series import Series, labels_key, load_series, tenants_with_data
-from hubcore.errors import PermanentError
+from hubcore.errors import InvalidParameter, PermanentError
 from hubcore.storage.embedded import EmbeddedStore
 
 __all__ = ["AnalyticsService", "NotFound", "SeriesListener"]
@@ -327,6 +328,41 @@ class AnalyticsService:
         return status
 
     # -- feedback -------------------------------------------------------------------------------------
+    def undo_false_positive(self, tenant: str, anomaly_id: str) -> dict[str, Any]:
+        """Forget the marks recorded for an anomaly (its series and time): the query's state is learned
+        again from its other marks, as they were recorded, persisted, and the model rerun."""
+        rec = self.repo.get_anomaly(tenant, anomaly_id)
+        if rec is None:
+            raise NotFound(f"anomaly {anomaly_id!r} does not exist for tenant {tenant!r}")
+        query, model = rec["query"], rec["model_alias"]
+        stamp, series = str(pd.Timestamp(rec["timestamp"]).tz_localize(None)), labels_key(rec["labels"])
+        state = self.feedback.load(tenant, query)
+        kept = state.replayed(lambda fp: not (fp.timestamp == stamp and fp.series in (series, None)))
+        removed = len(state.history) - len(kept.history)
+        if not removed:
+            raise NotFound(f"anomaly {anomaly_id!r} has no false-positive mark to undo")
+        self.feedback.save(tenant, query, kept)
+        if model in self.config.models and query in self.config.queries:
+            self.run_model(tenant, model, query, self.clock(), refit=True)
+        return {"anomaly": anomaly_id, "query": query, "removed_marks": removed, "feedback": kept.to_dict()}
+
+    def feedback_state(self, tenant: str, query: str) -> dict[str, Any]:
+        """What the (tenant, query) ensemble has learned from feedback (thresholds, weights, marks)."""
+        if query not in self.config.queries:
+            raise InvalidParameter(f"query: unknown query alias {query!r}; configured: "
+                                   f"{', '.join(sorted(self.config.queries))}")  # fmt: skip
+        state = self.feedback.load(tenant, query)
+        return {"query": query, "marks": len(state.history), "feedback": state.to_dict()}
+
+    def reset_feedback(self, tenant: str, query: str) -> dict[str, Any]:
+        """Forget every mark of the (tenant, query) ensemble; its models rerun with the defaults."""
+        before = self.feedback_state(tenant, query)["marks"]
+        self.feedback.save(tenant, query, FeedbackState())
+        for model in self.config.models:
+            if self.config.models[model].model_class == "anomaly" and query in self.config.model_queries(model):
+                self.run_model(tenant, model, query, self.clock(), refit=True)
+        return {"query": query, "removed_marks": before}
+
     def mark_false_positive(self, tenant: str, anomaly_id: str, detector: str | None = None) -> dict[str, Any]:
         """Teach the (tenant, query) ensemble that an anomaly was a false positive, persist, rescore."""
         rec = self.repo.get_anomaly(tenant, anomaly_id)

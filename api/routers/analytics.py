@@ -6,6 +6,8 @@ same store with the built-in config, and ``GET /anomalies`` runs the caller's du
 
 * ``GET  /api/v1/anomalies?start=&end=&query=&severity=&limit=&alerts=``
 * ``POST /api/v1/anomalies/{anomaly_id}/feedback``  ``{"label": "false_positive", "detector": null}``
+* ``DELETE /api/v1/anomalies/{anomaly_id}/feedback`` (undo that mark),
+  ``GET|DELETE /api/v1/anomalies/feedback?query=`` (what a query learned; forget it all)
 * ``GET  /api/v1/forecast?query=requests_rate&horizon=7d&level=95&step=&threshold=&window_start=&window_end=``
 * ``POST|GET /api/v1/budgets``, ``GET|PUT|DELETE /api/v1/budgets/{budget_id}``
 * ``POST /api/v1/whatif``
@@ -28,7 +30,7 @@ from analytics.service.budgets import Budget
 from analytics.service.config import DERIVED_SERIES
 from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
 from analytics.service.teams import anomaly_teams
-from api.deps import ensure_team_access, get_state, principal_of, read_tenant, write_tenant
+from api.deps import ensure_team_access, get_state, principal_of, read_tenant, team_limited, write_tenant
 from api.errors import error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
 from api.state import ApiState
@@ -144,6 +146,40 @@ async def anomaly_feedback(
         for team in sorted(anomaly_teams(svc.config.queries.get(rec["query"]), rec["labels"], t)):
             ensure_team_access(request, "anomalies:feedback", "anomalies", t, team, what=f"anomaly {anomaly_id!r}")
     return await _answer(svc.mark_false_positive, t, anomaly_id, detector)
+
+
+@router.delete("/anomalies/{anomaly_id}/feedback", summary="Undo the false-positive mark of an anomaly")
+async def undo_anomaly_feedback(
+    anomaly_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]
+) -> Response:
+    t = read_tenant(request, state, request.query_params.get("tenant"))
+    svc = get_service(request, state)
+    rec = await run_in_threadpool(svc.repo.get_anomaly, t, anomaly_id)
+    if rec is not None:
+        for team in sorted(anomaly_teams(svc.config.queries.get(rec["query"]), rec["labels"], t)):
+            ensure_team_access(request, "anomalies:feedback", "anomalies", t, team, what=f"anomaly {anomaly_id!r}")
+    return await _answer(svc.undo_false_positive, t, anomaly_id)
+
+
+@router.get("/anomalies/feedback", summary="What a query's anomaly model learned from feedback")
+async def get_anomaly_feedback(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], query: str, tenant: str | None = None
+) -> Response:
+    t = read_tenant(request, state, tenant)
+    return await _answer(get_service(request, state).feedback_state, t, query)
+
+
+@router.delete("/anomalies/feedback", summary="Forget every false-positive mark of a query (reset its thresholds)")
+async def reset_anomaly_feedback(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], query: str, tenant: str | None = None
+) -> Response:
+    t = read_tenant(request, state, tenant)
+    if team_limited(request):
+        # one state serves every team's series of the query: resetting it is not one team's call
+        return error_response(403, "forbidden", "resetting a query's feedback needs teams:all (it is shared by every "
+                                                "team's series of the query); undo single marks with DELETE "
+                                                "/api/v1/anomalies/{id}/feedback")  # fmt: skip
+    return await _answer(get_service(request, state).reset_feedback, t, query)
 
 
 # -- forecasts -----------------------------------------------------------------------------------------

@@ -140,6 +140,35 @@ def test_anomalies_endpoint_finds_the_spike_and_feedback_silences_it(hub: Any) -
     assert json.loads(saved.read_text())["history"]
 
 
+def test_a_false_positive_mark_can_be_seen_undone_and_reset(hub: Any) -> None:
+    """One mark could silence every series of a query, real incidents included, and only deleting a file
+    under the data dir undid it."""
+    h, _, _ = hub
+    api = f"{h.api}/api/v1/anomalies"
+    learned = httpx.get(f"{api}/feedback", params={"query": "latency"}, timeout=30).json()
+    assert learned["marks"] == 1 and learned["feedback"]["ensemble_threshold"] > 1  # (the test above marked it)
+    [marked] = [a for a in _anomalies(h) if a["value"] >= 10_000]
+    r = httpx.delete(f"{api}/{marked['id']}/feedback", timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["removed_marks"] == 1 and r.json()["feedback"]["ensemble_threshold"] == 1.0
+    [back] = _spike(_anomalies(h))
+    assert back["anomaly_score"] > 10 * marked["anomaly_score"] and back["severity"] in ("high", "critical")
+    assert httpx.get(f"{api}/feedback", params={"query": "latency"}).json()["marks"] == 0
+    again = httpx.delete(f"{api}/{marked['id']}/feedback", timeout=60)
+    assert again.status_code == 404 and "no false-positive mark" in again.json()["error"]["message"]
+    # mark it again, then forget every mark of the query at once
+    assert httpx.post(f"{api}/{back['id']}/feedback", json={"label": "false_positive"}, timeout=60).status_code == 200
+    reset = httpx.delete(f"{api}/feedback", params={"query": "latency"}, timeout=60)
+    assert reset.status_code == 200 and reset.json() == {"query": "latency", "removed_marks": 1}
+    assert _spike(_anomalies(h))[0]["anomaly_score"] == back["anomaly_score"]
+    for method in ("get", "delete"):
+        bad = httpx.request(method, f"{api}/feedback", params={"query": "latncy"}, timeout=30)
+        assert bad.status_code == 422 and "unknown query alias 'latncy'" in bad.json()["error"]["message"]
+    assert httpx.delete(f"{api}/nope/feedback", timeout=30).status_code == 404
+    # leave the mark the test above made, for the tests after this one
+    assert httpx.post(f"{api}/{back['id']}/feedback", json={"label": "false_positive"}, timeout=60).status_code == 200
+
+
 def test_forecast_endpoint_returns_intervals(hub: Any) -> None:
     h, _, _ = hub
     r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": "latency", "horizon": "6h", "level": 90}, timeout=60)
