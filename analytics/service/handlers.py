@@ -91,12 +91,17 @@ def _exceedance(r: dict[str, Any], threshold: float, lo: int, hi: int, level: fl
     return float(1.0 - np.prod(1.0 - p))
 
 
-def forecast_step(spec: QuerySpec, horizon: str, step: str | None) -> tuple[QuerySpec, int, str | None]:
+def forecast_step(
+    spec: QuerySpec, horizon: str, step: str | None, max_train: int | None = None
+) -> tuple[QuerySpec, int, str | None]:
     """The query at the step to forecast on, the horizon in steps, and a note when the step was changed.
 
     ``step`` (a bucket: 1m 5m 15m 1h 6h 1d) re-buckets the query explicitly. Without it the query's own
     step is used, unless the horizon would then exceed :data:`MAX_HORIZON_STEPS` (7 days of a 1-minute
-    query): then the finest coarser bucket that fits is chosen and the note says so.
+    query): then the finest coarser bucket that fits is chosen and the note says so. So it is when the
+    horizon is a day or more and the ``max_train`` points the forecast models fit would hold less than
+    three days (a 1-minute query: 1,008 points are 17 hours): the daily cycle would be invisible to them
+    and the forecast a flat line.
     """
     if step is not None:
         if step not in BUCKETS:
@@ -106,9 +111,20 @@ def forecast_step(spec: QuerySpec, horizon: str, step: str | None) -> tuple[Quer
         h = horizon_steps(horizon, spec.step_seconds)
     except ConfigError:
         raise _bad("horizon", f"must be a duration such as 7d or 24h, or a number of steps; got {horizon!r}") from None
-    if h <= MAX_HORIZON_STEPS:
-        return spec, h, None
     span = h * spec.step_seconds
+    if h <= MAX_HORIZON_STEPS:
+        if step is not None or horizon.strip().isdigit() or not max_train or span < 86_400:
+            return spec, h, None
+        if 3 * 86_400 / spec.step_seconds <= max_train:
+            return spec, h, None
+        seeing = [b for b, sec in BUCKETS.items() if spec.step_seconds < sec and 3 * 86_400 / sec <= max_train]
+        if not seeing:
+            return spec, h, None
+        wider = msgspec.structs.replace(spec, step=seeing[0])
+        note = (f"the forecast models fit the last {max_train:,} points, under three days of {spec.step} steps: "
+                f"the daily cycle would be invisible to them; forecast on {wider.step} steps instead "
+                "(pass step= to choose)")  # fmt: skip
+        return wider, horizon_steps(horizon, wider.step_seconds), note
     coarser = [b for b, sec in BUCKETS.items() if spec.step_seconds < sec and span / sec <= MAX_HORIZON_STEPS]
     if step is not None or horizon.strip().isdigit() or not coarser:
         raise _bad("horizon", f"{h} steps of {spec.step} is too long (at most {MAX_HORIZON_STEPS}); "
@@ -135,7 +151,8 @@ def forecast(
         raise _bad("threshold", f"must be a finite number, got {threshold}")
     alias, spec = resolve_query(svc, query)
     model_alias, model = _forecast_model(svc)
-    spec, h, step_note = forecast_step(spec, horizon, step)
+    mode_config = EnsembleConfig() if model.params.get("mode", "bulk") == "full" else EnsembleConfig.bulk()
+    spec, h, step_note = forecast_step(spec, horizon, step, mode_config.max_train)
     now = svc.clock()
     try:
         span_given = parse_duration(history, "history") if history else None

@@ -216,3 +216,21 @@ def test_the_totals_configuration_scores_the_error_of_each_windows_sum() -> None
             out.append(next(iter(fc.results_.values())).weights.get("naive", 0.0))
     assert EnsembleConfig.totals().objective == "total" and EnsembleConfig().objective == "step"
     assert max(total_naive) < 0.1 < np.mean(step_naive)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_exceedance_probability_is_that_of_the_sampled_paths(ties: bool) -> None:
+    """It is decided in the copula's space (the threshold mapped once per step) rather than on sampled
+    values: the same paths, so the same answer, for any threshold and window (ties in the errors too)."""
+    from analytics.forecast.calibration import Calibration
+
+    rng = np.random.default_rng(1)
+    errs = rng.normal(0, 1, (5, 48)).cumsum(axis=1) * 0.3 + rng.standard_t(3, (5, 48))
+    cal = Calibration.from_errors(np.round(errs) if ties else errs)
+    assert cal.rho > 0 and cal.shared > 0
+    y = np.linspace(0, 3, 200)
+    for threshold in (-50.0, 0.5, 2.0, 4.0, 50.0):
+        for start, stop in ((0, 200), (100, 200), (10, 11)):
+            sampled = cal.sample_paths(y[:stop], 500)[:, start:stop]
+            expected = float(np.mean(np.any(sampled > threshold, axis=1)))
+            assert cal.exceedance_probability(y, threshold, start, stop, n_paths=500) == expected

@@ -199,6 +199,14 @@ def test_forecast_step_is_coarsened_to_fit_a_long_horizon_or_chosen(hub: Any) ->
     assert body["step"] == "5m" and body["horizon_steps"] == 2016
     assert "forecast on 5m steps instead" in body["note"]
     assert body["series"] and len(body["series"][0]["points"]) == 2016
+    # a day ahead on 1-minute steps: the 1,008 points the models fit are 17 hours, no daily cycle in them
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": minute, "horizon": "1d"}, timeout=120)
+    body = r.json()
+    assert body["step"] == "5m" and body["horizon_steps"] == 288 and "daily cycle" in body["note"], body
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": minute, "horizon": "1d", "step": "1m"}, timeout=120)
+    assert r.json()["step"] == "1m" and r.json()["horizon_steps"] == 1440 and r.json()["note"] is None
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": minute, "horizon": "6h"}, timeout=120)
+    assert r.json()["step"] == "1m" and r.json()["note"] is None  # under a day: as the query is
     # an explicit step re-buckets the query
     r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": "latency", "horizon": "1d", "step": "1h"}, timeout=60)
     assert r.status_code == 200, r.text
