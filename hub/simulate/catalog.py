@@ -101,7 +101,7 @@ POLICIES: Final = (
     ("pol-token-budget", "Per-request token budget", ("tb-001",), "request exceeds the project's token budget"),
     ("pol-model-allowlist", "Model allow-list", ("ma-001",), "model not approved for this environment"),
 )
-POLICY_RESULTS: Final = (("pass", 0.96), ("warn", 0.03), ("fail", 0.01))  # healthy under the 95 % compliance rule
+POLICY_RESULTS: Final = (("pass", 0.985), ("warn", 0.01), ("fail", 0.005))  # healthy under the 95 % compliance rule
 
 # llm-governance: (policy_id, regulation, violation_type)
 GOVERNANCE_POLICIES: Final = (
