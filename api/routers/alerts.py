@@ -1,6 +1,7 @@
 """Alerts: list, acknowledge, resolve; alert rules; the Alertmanager webhook receiver (tenant-scoped).
 
-    GET    /api/v1/alerts?state=firing&severity=critical      -> {"alerts": [...]}
+    GET    /api/v1/alerts?state=firing&severity=critical      -> {"alerts": [...], "inhibited_count": n}
+           (&inhibited=false, the default: not the inhibited ones; true: only those; any: all)
     GET    /api/v1/alerts/{alert_id}                          -> {"alert": {...}}
     POST   /api/v1/alerts/{alert_id}/acknowledge  {"by", "comment"} -> {"alert": {...}}
     POST   /api/v1/alerts/{alert_id}/resolve      {"by"}      -> {"alert": {...}}
@@ -91,19 +92,35 @@ def _invalid(exc: RuleError, code: str = "invalid_rule") -> Response:
     return error_response(422, code, str(exc), field=exc.field)
 
 
-@router.get("", summary="Alerts of the tenant, newest first (filter by state and severity)")
+_INHIBITED = {"false": False, "true": True, "any": None}
+
+
+@router.get(
+    "", summary="Alerts of the tenant, newest first (filter by state and severity); inhibited ones only on request"
+)
 async def list_alerts(
     request: Request, state: Annotated[ApiState, Depends(get_state)],
     alert_state: Annotated[str | None, Query(alias="state")] = None, severity: str | None = None,
     tenant: str | None = None, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    inhibited: Annotated[str, Query(
+        description="false (default): leave out the warnings inhibited by the critical alert of the same labels; "
+                    "true: only those; any: all. `inhibited_count` counts them either way")] = "false",
 ) -> Response:  # fmt: skip
     t = read_tenant(request, state, tenant, all_tenants=True)
+    if inhibited.lower() not in _INHIBITED:
+        return error_response(422, "bad_inhibited", f"inhibited must be false, true or any, got {inhibited!r}")
+    only = _INHIBITED[inhibited.lower()]
     svc = get_service(request, state)
+
+    def page() -> tuple[list[dict[str, Any]], int]:
+        alerts = svc.list_alerts(t, state=alert_state, severity=severity, limit=limit, inhibited=only)
+        return alerts, svc.count_inhibited(t, state=alert_state, severity=severity)
+
     try:
-        alerts = await run_in_threadpool(svc.list_alerts, t, state=alert_state, severity=severity, limit=limit)
+        alerts, count = await run_in_threadpool(page)
     except ValueError as exc:
         return error_response(422, "bad_state", str(exc))
-    return json_response({"alerts": alerts})
+    return json_response({"alerts": alerts, "inhibited_count": count})
 
 
 @router.get("/rules", summary="Alert rules that apply to the tenant (built-in, configured, its own) and health")

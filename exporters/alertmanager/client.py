@@ -10,7 +10,8 @@
 
 Firing alerts are re-posted every ``resend_interval`` with ``endsAt = now + 4 * resend_interval``
 (Alertmanager treats an alert whose ``endsAt`` passed as resolved, so a hub that dies stops paging);
-``resolve`` posts ``endsAt = now`` once. Alerts are identified by their label set.
+``resolve`` posts ``endsAt = now`` once; ``withdraw`` stops re-posting without a post (Alertmanager lets
+the alert expire at the ``endsAt`` it has). Alerts are identified by their label set.
 """
 
 from __future__ import annotations
@@ -131,6 +132,16 @@ class AlertmanagerExporter:
                 base = known or (item if isinstance(item, Alert) else Alert(labels=dict(key)))
                 self._outbox.append(msgspec.structs.replace(base, endsAt=now, startsAt=base.startsAt or now))
         self._wake.set()
+
+    def withdraw(self, labels: Iterable[Mapping[str, str] | Alert]) -> None:
+        """Stop (re-)posting these alerts, posting nothing: not a resolve. Alertmanager keeps an alert it has
+        until the ``endsAt`` of its last post (``now + 4 * resend_interval``); one not yet posted never goes.
+        The hub withdraws an alert while it is inhibited (and :meth:`fire` s it again afterwards)."""
+        with self._lock:
+            keys = {item.key if isinstance(item, Alert) else tuple(sorted(item.items())) for item in labels}
+            for key in keys:
+                self._firing.pop(key, None)
+            self._outbox = [a for a in self._outbox if a.key not in keys or a.endsAt is not None]
 
     def export(self, kind: str, columns: dict[str, list[Any]]) -> None:
         """The exporter contract for ``kind == "alerts"``: columns ``labels`` (dicts), ``annotations``,

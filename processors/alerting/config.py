@@ -8,6 +8,7 @@ processors:
     pending_restore_grace: 10m # pending `for` timers survive a restart unless evaluation paused longer than this
     external_url: http://hub.example:8080   # generatorURL of the alerts sent to Alertmanager
     builtin_rules: true        # the default rules (error rate, p95 latency, prompt-injection burst, anomalies, budgets)
+    inhibit: true              # a warning is inhibited while the critical of the same alert and labels is open
     rules:                     # extra rules, every tenant (or one: tenant_id)
       - name: GPT4oSlow
         condition: {type: threshold, metric: gen_ai.client.operation.duration, filters: {model: gpt-4o},
@@ -43,6 +44,10 @@ class AlertingConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
       then the timers start again. ``0`` = never restore. Keep it well above ``interval``.
     * ``external_url``: the hub's URL as Alertmanager users reach it (``generatorURL``).
     * ``builtin_rules``: evaluate :data:`processors.alerting.rules.BUILTIN_RULES`.
+    * ``inhibit``: like Alertmanager's ``inhibit_rules`` (source ``severity="critical"``, target
+      ``severity="warning"``, every other label equal): while a critical alert is open, the warning of the
+      same alertname, tenant and labels is marked inhibited (``inhibited_by``), hidden from the default
+      alert list, not sent to Alertmanager and not escalated. ``false``: never.
     * ``rules``: extra rules in the API's JSON shape (see ``docs/alerting.md``).
 
     Alerts go to Alertmanager through the hub's ``exporters.alertmanager`` client (passed to the service).
@@ -55,6 +60,7 @@ class AlertingConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     pending_restore_grace: str | float = 600.0
     external_url: str = "http://127.0.0.1:8080"
     builtin_rules: bool = True
+    inhibit: bool = True
     rules: list[dict[str, Any]] = []
 
     def validate(self, key: str = "processors.alerting") -> AlertingConfig:

@@ -29,7 +29,12 @@ ALERT_COLUMNS: dict[str, str] = {
     "updated_at": "TIMESTAMP", "acknowledged_at": "TIMESTAMP", "acknowledged_by": "VARCHAR",
     "ack_comment": "VARCHAR", "resolved_by": "VARCHAR", "escalated": "BOOLEAN", "escalated_at": "TIMESTAMP",
     "suppressed": "BIGINT", "generator_url": "VARCHAR",
+    # inhibition (a warning while the critical of the same alert and labels is open): the critical's fingerprint
+    # and id, when the current inhibition began, when the last one ended
+    "inhibited_by": "VARCHAR", "inhibited_by_id": "VARCHAR", "inhibited_at": "TIMESTAMP", "released_at": "TIMESTAMP",
 }  # fmt: skip
+#: columns added after the first release: an existing ``alerts`` table gets them (``ALTER TABLE``)
+_ADDED_COLUMNS = ("inhibited_by", "inhibited_by_id", "inhibited_at", "released_at")
 _TS = {c for c, t in ALERT_COLUMNS.items() if t == "TIMESTAMP"}
 _JSON = {"labels", "annotations"}
 OPEN_STATES = ("firing", "acknowledged")
@@ -71,8 +76,10 @@ def iso(seconds: float | None) -> str | None:
 
 
 def to_api(alert: dict[str, Any]) -> dict[str, Any]:
-    """An alert row as the API shows it (timestamps ISO-8601)."""
-    return {k: (iso(v) if k in _TS else v) for k, v in alert.items()}
+    """An alert row as the API shows it (timestamps ISO-8601), with ``inhibited`` (``inhibited_by`` is set)."""
+    out = {k: (iso(v) if k in _TS else v) for k, v in alert.items()}
+    out["inhibited"] = alert.get("inhibited_by") is not None
+    return out
 
 
 class AlertRepository:
@@ -83,6 +90,8 @@ class AlertRepository:
         cur = self.store.cursor()
         cols = ",\n  ".join(f"{c} {t}" for c, t in ALERT_COLUMNS.items())
         cur.execute(f"CREATE TABLE IF NOT EXISTS alerts (\n  {cols}\n)")
+        for column in _ADDED_COLUMNS:  # a table created by an older hub
+            cur.execute(f"ALTER TABLE alerts ADD COLUMN IF NOT EXISTS {column} {ALERT_COLUMNS[column]}")
         cur.execute(
             "CREATE TABLE IF NOT EXISTS alert_rules (id VARCHAR, tenant_id VARCHAR, spec VARCHAR, "
             "created_at TIMESTAMP, created_by VARCHAR)"
@@ -116,10 +125,10 @@ class AlertRepository:
         rows = self._select("id = ? AND (tenant_id = ? OR ? = '*')", [alert_id, tenant_id, tenant_id])
         return rows[0] if rows else None
 
-    def list_alerts(
-        self, tenant_id: str, *, state: str | None = None, severity: str | None = None, limit: int = 1000
-    ) -> list[dict[str, Any]]:
-        """Newest first. ``tenant_id="*"``: every tenant."""
+    @staticmethod
+    def _filters(
+        tenant_id: str, state: str | None, severity: str | None, inhibited: bool | None
+    ) -> tuple[str, list[Any]]:
         where, params = ["(tenant_id = ? OR ? = '*')"], [tenant_id, tenant_id]
         if state is not None:
             where.append("state = ?")
@@ -127,7 +136,23 @@ class AlertRepository:
         if severity is not None:
             where.append("severity = ?")
             params.append(severity)
-        return self._select(" AND ".join(where), [*params, limit], "ORDER BY starts_at DESC, id LIMIT ?")
+        if inhibited is not None:
+            where.append("inhibited_by IS NOT NULL" if inhibited else "inhibited_by IS NULL")
+        return " AND ".join(where), params
+
+    def list_alerts(
+        self, tenant_id: str, *, state: str | None = None, severity: str | None = None, limit: int = 1000,
+        inhibited: bool | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Newest first. ``tenant_id="*"``: every tenant. ``inhibited``: only (not) inhibited ones; None: all."""
+        where, params = self._filters(tenant_id, state, severity, inhibited)
+        return self._select(where, [*params, limit], "ORDER BY starts_at DESC, id LIMIT ?")
+
+    def count_inhibited(self, tenant_id: str, *, state: str | None = None, severity: str | None = None) -> int:
+        """How many of the alerts :meth:`list_alerts` would list (without limit) are inhibited."""
+        where, params = self._filters(tenant_id, state, severity, True)
+        row = self.store.cursor().execute(f"SELECT count(*) FROM alerts WHERE {where}", params).fetchone()
+        return int(row[0]) if row else 0
 
     def find_open(self, tenant_id: str, source: str, fingerprint: str) -> dict[str, Any] | None:
         rows = self._select(
@@ -143,7 +168,10 @@ class AlertRepository:
         )  # fmt: skip
         return rows[0] if rows else None
 
-    def open_alerts(self, source: str = "rule") -> list[dict[str, Any]]:
+    def open_alerts(self, source: str | None = "rule") -> list[dict[str, Any]]:
+        """Open alerts of ``source`` (None: of every source), oldest first."""
+        if source is None:
+            return self._select("state IN ('firing', 'acknowledged')", [], "ORDER BY starts_at, id")
         return self._select("source = ? AND state IN ('firing', 'acknowledged')", [source], "ORDER BY starts_at")
 
     # -- custom rules -----------------------------------------------------------------------------

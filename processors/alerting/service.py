@@ -20,8 +20,16 @@ Lifecycle of a rule's alert (per tenant, rule and label set — the *fingerprint
   with ``ends_at``; Alertmanager gets ``endsAt``;
 * duplicate suppression: no new alert for a fingerprint while one is open, nor within ``repeat_suppress``
   after it was resolved (counted in the resolved alert's ``suppressed``);
-* escalation: still ``firing`` (not acknowledged) ``escalate_after`` after it started → severity one level
-  up and label ``escalated="true"`` (Alertmanager: the old label set is resolved, the new one fires).
+* escalation: still ``firing`` (not acknowledged) ``escalate_after`` after it started (or after its last
+  inhibition ended) → severity one level up and label ``escalated="true"`` (Alertmanager: the old label
+  set is resolved, the new one fires);
+* inhibition (``inhibit``, Alertmanager's ``inhibit_rules`` for source ``severity="critical"``, target
+  ``severity="warning"``, every other label equal): an open warning whose critical — same tenant, alertname
+  and labels apart from ``severity``/``escalated``, of any source — is open gets ``inhibited_by`` (the
+  critical's fingerprint), ``inhibited_by_id`` and ``inhibited_at``; it is not sent to Alertmanager
+  (withdrawn if it was), not escalated, and hidden by the API's default list. When no such critical is open
+  any more it is *released* (``released_at``) and sent again. Applied after every evaluation, API resolve,
+  rule deletion and webhook; an alert that resolves while inhibited keeps its ``inhibited_by``.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ class AlertmanagerLike(Protocol):
     def shutdown(self, timeout: float = 30.0) -> None: ...
     def fire(self, alerts: Iterable[Alert]) -> None: ...
     def resolve(self, labels: Iterable[Mapping[str, str] | Alert]) -> None: ...
+    def withdraw(self, labels: Iterable[Mapping[str, str] | Alert]) -> None: ...
 
 
 class AlertNotFound(LookupError):
@@ -71,6 +80,19 @@ def fingerprint(rule_id: str, tenant_id: str, labels: Mapping[str, str]) -> str:
     """Identity of a rule's alert: the rule, the tenant and the labels minus severity/escalation."""
     ident = {k: v for k, v in labels.items() if k not in ("severity", "escalated")}
     return hashlib.sha256(json.dumps([rule_id, tenant_id, ident], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _identity(alert: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What inhibition compares: the tenant and every label but ``severity`` and ``escalated``."""
+    labels = alert["labels"] or {}
+    return alert["tenant_id"], tuple(sorted((k, v) for k, v in labels.items() if k not in ("severity", "escalated")))
+
+
+def _severity(alert: Mapping[str, Any]) -> str | None:
+    """The ``severity`` label (Alertmanager's matchers look at labels; the column defaults to warning)."""
+    labels = alert["labels"] or {}
+    severity = labels.get("severity")
+    return severity if isinstance(severity, str) else None
 
 
 def render(template: str, labels: Mapping[str, str], value: float | None) -> str:
@@ -96,6 +118,8 @@ class _Metrics:
         self.transitions = make(Counter, "hub_alerting_transitions", "Alert lifecycle transitions", ["to"])
         self.open = make(Gauge, "hub_alerting_open_alerts", "Open hub alerts (firing or acknowledged)", ["state"])
         self.webhook = make(Counter, "hub_alerting_webhook_alerts", "Alerts from Alertmanager webhooks", ["outcome"])
+        self.inhibited = make(Gauge, "hub_alerting_inhibited_alerts",
+                              "Open alerts (warnings) inhibited by the open critical alert of the same labels", [])  # fmt: skip
 
 
 class AlertingService:
@@ -270,6 +294,7 @@ class AlertingService:
             for alert in self.repo.open_alerts(SOURCE):
                 if alert["rule_id"] == rule_id and alert["tenant_id"] == tenant_id:
                     self._resolve(alert, now, "rule deleted")
+            self._inhibit(now)
 
     # -- evaluation -------------------------------------------------------------------------------
     def evaluate_once(self, now: float | None = None) -> dict[str, int]:
@@ -300,7 +325,9 @@ class AlertingService:
                         self._resolve(alert, now, "rule removed")
             if self._persisted:  # the stored timers are current as of this round (one row, not one per entry)
                 self.repo.set_pending_seen(now)
-            self._escalate(now)
+            self._inhibit(now)
+            if self._escalate(now):  # a new severity: a new source or target of inhibition
+                self._inhibit(now)
             open_alerts = self.repo.open_alerts(SOURCE)
             self._send(open_alerts)
             for state in ("firing", "acknowledged"):
@@ -366,15 +393,23 @@ class AlertingService:
     def _resolve(self, alert: dict[str, Any], now: float, by: str) -> None:
         self.repo.update(alert["id"], state="resolved", ends_at=now, updated_at=now, resolved_by=by)
         self.metrics.transitions.labels(to="resolved").inc()
-        if self.alertmanager is not None and alert["source"] == SOURCE:
+        # an alert inhibited from its first evaluation on was never posted: nothing to resolve there either
+        never_sent = alert["inhibited_by"] is not None and alert["released_at"] is None and (
+            alert["inhibited_at"] == alert["starts_at"])  # fmt: skip
+        if self.alertmanager is not None and alert["source"] == SOURCE and not never_sent:
             self.alertmanager.resolve([self._am_alert(alert, ends=now)])
 
-    def _escalate(self, now: float) -> None:
+    def _escalate(self, now: float) -> bool:
+        """Escalate what is due; True if any. An inhibited alert is not (its critical is open); after its
+        inhibition ends, ``escalate_after`` counts from then (not from its start: that would page again at
+        once, just after the critical resolved)."""
         after = self.config.escalate_after_s
         if after <= 0:
-            return
+            return False
+        escalated = False
         for alert in self.repo.open_alerts(SOURCE):
-            if alert["state"] != "firing" or alert["escalated"] or now - alert["starts_at"] < after:
+            since = max(alert["starts_at"], alert["released_at"] or 0.0)
+            if alert["state"] != "firing" or alert["escalated"] or alert["inhibited_by"] or now - since < after:
                 continue
             level = SEVERITIES.index(alert["severity"]) if alert["severity"] in SEVERITIES else 1
             severity = SEVERITIES[min(level + 1, len(SEVERITIES) - 1)]
@@ -382,9 +417,57 @@ class AlertingService:
             self.repo.update(alert["id"], severity=severity, labels=labels, escalated=True, escalated_at=now,
                              updated_at=now)  # fmt: skip
             self.metrics.transitions.labels(to="escalated").inc()
-            if self.alertmanager is not None:  # a new label set: the old one ends, the escalated one fires
+            escalated = True
+            # a new label set: the old one ends; the escalated one is fired by the round's _send (unless inhibited)
+            if self.alertmanager is not None:
                 self.alertmanager.resolve([self._am_alert(alert, ends=now)])
-                self.alertmanager.fire([self._am_alert({**alert, "labels": labels})])
+        return escalated
+
+    def _inhibit(self, now: float) -> None:
+        """Mark (and release) the open warnings inhibited by an open critical of the same labels.
+
+        Alertmanager: withdraw newly inhibited rule alerts (no post; the one it has expires, and its own
+        inhibit rule mutes it meanwhile); fire released ones again (original ``startsAt``)."""
+        open_alerts = self.repo.open_alerts(None)
+        sources: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
+        if self.config.inhibit:
+            for alert in open_alerts:  # oldest first: the oldest open critical is named
+                if _severity(alert) == "critical":
+                    sources.setdefault(_identity(alert), alert)
+        withdrawn: list[dict[str, Any]] = []
+        released: list[dict[str, Any]] = []
+        count = 0
+        for alert in open_alerts:
+            source = sources.get(_identity(alert)) if _severity(alert) == "warning" else None
+            if source is None:
+                if alert["inhibited_by"] is not None:
+                    self.repo.update(alert["id"], inhibited_by=None, inhibited_by_id=None, inhibited_at=None,
+                                     released_at=now)  # fmt: skip
+                    self.metrics.transitions.labels(to="released").inc()
+                    released.append(alert)
+                    log.info("alert released from inhibition", extra={
+                        "alertname": alert["alertname"], "tenant_id": alert["tenant_id"], "id": alert["id"],
+                        "fingerprint": alert["fingerprint"], "labels": alert["labels"]})  # fmt: skip
+                continue
+            count += 1
+            if alert["inhibited_by_id"] == source["id"]:
+                continue
+            first = alert["inhibited_by"] is None
+            self.repo.update(alert["id"], inhibited_by=source["fingerprint"], inhibited_by_id=source["id"],
+                             inhibited_at=now if first else alert["inhibited_at"])  # fmt: skip
+            if first:
+                self.metrics.transitions.labels(to="inhibited").inc()
+                withdrawn.append(alert)
+                log.info("alert inhibited", extra={
+                    "alertname": alert["alertname"], "tenant_id": alert["tenant_id"], "id": alert["id"],
+                    "fingerprint": alert["fingerprint"], "labels": alert["labels"],
+                    "inhibited_by": source["fingerprint"], "inhibited_by_id": source["id"]})  # fmt: skip
+        self.metrics.inhibited.set(count)
+        if self.alertmanager is not None:
+            if gone := [self._am_alert(a) for a in withdrawn if a["source"] == SOURCE]:
+                self.alertmanager.withdraw(gone)
+            if back := [self._am_alert(a) for a in released if a["source"] == SOURCE]:
+                self.alertmanager.fire(back)
 
     def _am_alert(self, alert: dict[str, Any], ends: float | None = None) -> Alert:
         from datetime import UTC, datetime
@@ -398,19 +481,33 @@ class AlertingService:
         )
 
     def _send(self, open_alerts: list[dict[str, Any]]) -> None:
-        """Every open alert is (re)asserted; the client posts new ones at once and re-posts periodically."""
-        if self.alertmanager is not None and open_alerts:
-            self.alertmanager.fire([self._am_alert(a) for a in open_alerts])
+        """Every open alert not inhibited is (re)asserted; the client posts new ones at once and re-posts
+        periodically."""
+        active = [a for a in open_alerts if a["inhibited_by"] is None]
+        if self.alertmanager is not None and active:
+            self.alertmanager.fire([self._am_alert(a) for a in active])
 
     # -- the API's operations ---------------------------------------------------------------------
     def list_alerts(
-        self, tenant_id: str, *, state: str | None = None, severity: str | None = None, limit: int = 1000
-    ) -> list[dict[str, Any]]:
+        self, tenant_id: str, *, state: str | None = None, severity: str | None = None, limit: int = 1000,
+        inhibited: bool | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Newest first. ``inhibited``: False only the alerts not inhibited, True only the inhibited ones,
+        None (the default here; the API's default is False) all."""
         if state is not None and state not in STATES:
             raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
         with self._lock:
             self._ensure_ready()
-            return [to_api(a) for a in self.repo.list_alerts(tenant_id, state=state, severity=severity, limit=limit)]
+            rows = self.repo.list_alerts(tenant_id, state=state, severity=severity, limit=limit, inhibited=inhibited)
+            return [to_api(a) for a in rows]
+
+    def count_inhibited(self, tenant_id: str, *, state: str | None = None, severity: str | None = None) -> int:
+        """How many alerts matching ``state``/``severity`` are inhibited (what ``inhibited=False`` leaves out)."""
+        if state is not None and state not in STATES:
+            raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+        with self._lock:
+            self._ensure_ready()
+            return self.repo.count_inhibited(tenant_id, state=state, severity=severity)
 
     def get_alert(self, tenant_id: str, alert_id: str) -> dict[str, Any]:
         with self._lock:
@@ -446,7 +543,9 @@ class AlertingService:
             if alert is None:
                 raise AlertNotFound(f"no alert {alert_id!r} for tenant {tenant_id!r}")
             if alert["state"] != "resolved":
-                self._resolve(alert, self.clock(), by or "api")
+                now = self.clock()
+                self._resolve(alert, now, by or "api")
+                self._inhibit(now)  # a resolved critical releases its warnings at once
             return to_api(self.repo.get(tenant_id, alert_id) or alert)
 
     def receive_webhook(
@@ -459,8 +558,10 @@ class AlertingService:
         payload = decode_payload(body)
         with self._lock:
             self._ensure_ready()
+            now = self.clock()
             counts = ingest(self.repo, payload, default_tenant=self.default_tenant,
-                            allowed=allowed or (lambda _t: True), now=self.clock(), allowed_team=allowed_team)  # fmt: skip
+                            allowed=allowed or (lambda _t: True), now=now, allowed_team=allowed_team)  # fmt: skip
+            self._inhibit(now)  # Alertmanager's alerts inhibit (and are inhibited) in the hub's list too
         for outcome, n in counts.items():
             self.webhook_totals[outcome] = self.webhook_totals.get(outcome, 0) + n
             if n and outcome != "received":

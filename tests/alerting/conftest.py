@@ -61,6 +61,7 @@ class FakeAlertmanager:
     def __init__(self) -> None:
         self.fired: list[Alert] = []
         self.resolved: list[Alert] = []
+        self.withdrawn: list[Alert] = []
         self.started = self.stopped = 0
 
     def start(self) -> None:
@@ -74,3 +75,6 @@ class FakeAlertmanager:
 
     def resolve(self, labels: Iterable[Mapping[str, str] | Alert]) -> None:
         self.resolved.extend(a for a in labels if isinstance(a, Alert))
+
+    def withdraw(self, labels: Iterable[Mapping[str, str] | Alert]) -> None:
+        self.withdrawn.extend(a for a in labels if isinstance(a, Alert))

@@ -75,7 +75,7 @@ def test_routes_have_alert_permissions() -> None:
 def test_tenant_isolation(hub: RunningHub, keys: dict[str, dict[str, str]], a_alert: dict[str, Any]) -> None:
     assert a_alert["alertname"] == "LLMPromptInjectionBurstFromIP" and a_alert["tenant_id"] == "tenant-a"
     api = hub.api
-    assert httpx.get(f"{api}/api/v1/alerts", headers=keys["b_admin"]).json() == {"alerts": []}
+    assert httpx.get(f"{api}/api/v1/alerts", headers=keys["b_admin"]).json() == {"alerts": [], "inhibited_count": 0}
     assert httpx.get(f"{api}/api/v1/alerts/{a_alert['id']}", headers=keys["b_admin"]).status_code == 404
     r = httpx.post(f"{api}/api/v1/alerts/{a_alert['id']}/acknowledge", headers=keys["b_admin"], json={})
     assert r.status_code == 404
@@ -213,7 +213,7 @@ def test_alertmanager_webhook(hub: RunningHub, keys: dict[str, dict[str, str]]) 
     assert httpx.post(url, json=resolved, headers=keys["a_editor"]).json()["resolved"] == 1
     ext = svc(hub).get_alert("tenant-a", ext["id"])
     assert ext["state"] == "resolved" and ext["ends_at"] == "2026-01-01T10:05:00.000Z"
-    assert httpx.get(f"{hub.api}/api/v1/alerts", headers=keys["b_admin"]).json() == {"alerts": []}
+    assert httpx.get(f"{hub.api}/api/v1/alerts", headers=keys["b_admin"]).json() == {"alerts": [], "inhibited_count": 0}
     # a platform admin's webhook credential may record every tenant's alerts
     r = httpx.post(url, json={**body, "alerts": [_am_alert("firing", "tenant-b", "Other")]}, headers=keys["platform"])
     assert r.json()["created"] == 1
@@ -224,6 +224,50 @@ def test_alertmanager_webhook(hub: RunningHub, keys: dict[str, dict[str, str]]) 
         r = httpx.post(url, json=bad, headers=keys["a_editor"])
         assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
     assert httpx.post(url, content=b"{not json", headers=keys["a_editor"]).status_code == 422
+
+
+def test_inhibited_alerts_are_listed_on_request(hub: RunningHub, keys: dict[str, dict[str, str]]) -> None:
+    """A warning inhibited by the critical of the same alert and labels: not in the default list (counted in
+    ``inhibited_count``), listed with ``?inhibited=true`` or ``any``; released when the critical resolves."""
+    url, platform = f"{hub.api}/api/v1/alerts", keys["platform"]
+
+    def hook(status: str, severity: str, model: str) -> dict[str, Any]:
+        a = _am_alert(
+            status,
+            "tenant-c",
+            "LLMComplianceRateLow",
+            fingerprint=f"c-{severity}-{model}",
+            endsAt="2026-01-01T10:05:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+        )
+        a["labels"].update(severity=severity, gen_ai_request_model=model)
+        return a
+
+    body = {"version": "4", "status": "firing", "alerts": [hook("firing", "critical", "gpt-4o"),
+                                                            hook("firing", "warning", "gpt-4o"),
+                                                            hook("firing", "warning", "claude")]}  # fmt: skip
+    assert httpx.post(f"{url}/alertmanager", json=body, headers=platform).json()["created"] == 3
+
+    def listed(query: str = "") -> tuple[list[tuple[str, str]], int]:
+        r = httpx.get(f"{url}?tenant=tenant-c{query}", headers=platform)
+        assert r.status_code == 200, r.text
+        alerts = r.json()["alerts"]
+        return sorted((a["labels"]["gen_ai_request_model"], a["severity"]) for a in alerts), r.json()["inhibited_count"]
+
+    assert listed() == ([("claude", "warning"), ("gpt-4o", "critical")], 1)
+    assert listed("&inhibited=false&severity=warning") == ([("claude", "warning")], 1)
+    assert listed("&inhibited=true") == ([("gpt-4o", "warning")], 1)
+    assert listed("&inhibited=any")[0] == [("claude", "warning"), ("gpt-4o", "critical"), ("gpt-4o", "warning")]
+    assert listed("&severity=critical") == ([("gpt-4o", "critical")], 0)
+    r = httpx.get(f"{url}?tenant=tenant-c&inhibited=maybe", headers=platform)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_inhibited"
+    [warn] = httpx.get(f"{url}?tenant=tenant-c&inhibited=true", headers=platform).json()["alerts"]
+    one = httpx.get(f"{url}/{warn['id']}?tenant=tenant-c", headers=platform).json()["alert"]
+    assert one["inhibited"] and one["inhibited_by"] == "c-critical-gpt-4o" and one["inhibited_by_id"]
+    # the critical resolves: its warning is to act on again
+    r = httpx.post(f"{url}/alertmanager", json={**body, "alerts": [hook("resolved", "critical", "gpt-4o")]},
+                   headers=platform)  # fmt: skip
+    assert r.json()["resolved"] == 1
+    assert listed("&state=firing") == ([("claude", "warning"), ("gpt-4o", "warning")], 0)
 
 
 def test_alertmanager_webhook_is_team_scoped(hub: RunningHub, keys: dict[str, dict[str, str]]) -> None:

@@ -4,6 +4,7 @@ to the hub's own webhook endpoint, which records nothing twice (its own alerts c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from exporters.alertmanager import AlertmanagerExporter, AlertmanagerExporterConfig
@@ -60,10 +62,18 @@ def wait_for(cond: Callable[[], Any], timeout: float = 15.0) -> Any:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[RunningHub, Receiver, Any]]:
+    with _stack(tmp_path, AlertingConfig()) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _stack(tmp_path: Path, config: AlertingConfig) -> Iterator[tuple[RunningHub, Receiver, Any]]:
+    """A hub whose alerting (``config``, evaluated every 0.2 s) sends to a real Alertmanager with no
+    inhibit rule, which notifies a :class:`Receiver` (and the hub's webhook)."""
     receiver = Receiver()
     with running_hub(tmp_path / "hub", grpc=False, otlp_http=False) as hub:
-        config = tmp_path / "alertmanager.yml"
-        config.write_text(
+        am_config = tmp_path / "alertmanager.yml"
+        am_config.write_text(
             "route:\n"
             "  receiver: test\n"
             "  group_by: [alertname, tenant_id, payload_source_ip]\n"
@@ -75,11 +85,11 @@ def stack(tmp_path: Path) -> Iterator[tuple[RunningHub, Receiver, Any]]:
             f"  - name: test\n    webhook_configs: [{{url: '{receiver.url}', send_resolved: true}}]\n"
             f"  - name: hub\n    webhook_configs: [{{url: '{hub.api}/api/v1/alerts/alertmanager', send_resolved: true}}]\n"
         )
-        with run_alertmanager(tmp_path, config) as am:
+        with run_alertmanager(tmp_path, am_config) as am:
             client = AlertmanagerExporter(AlertmanagerExporterConfig(
                 endpoint=am.url, resend_interval=2.0, dead_letter_directory=str(tmp_path / "am-dlq")))  # fmt: skip
-            svc = AlertingService(AlertingConfig(interval=0.2, external_url=hub.api), hub.service.store,
-                                  hub.service.metrics.registry, client)  # fmt: skip
+            config = msgspec.structs.replace(config, interval=0.2, external_url=hub.api)
+            svc = AlertingService(config, hub.service.store, hub.service.metrics.registry, client)
             hub.service.app.state.alerting = svc
             svc.start()
             try:
@@ -106,7 +116,8 @@ def test_incident_reaches_the_webhook_and_quiet_traffic_does_not(stack: tuple[Ru
     time.sleep(2.0)  # ten evaluations
     assert receiver.bodies == []
     assert httpx.get(f"{am.url}/api/v2/alerts").json() == []
-    assert httpx.get(f"{hub.api}/api/v1/alerts", headers={"X-Scope-OrgID": "acme"}).json() == {"alerts": []}
+    no_alerts = {"alerts": [], "inhibited_count": 0}
+    assert httpx.get(f"{hub.api}/api/v1/alerts", headers={"X-Scope-OrgID": "acme"}).json() == no_alerts
 
     # the incident: a burst of prompt injections from one address
     post(hub, "acme", injections(12, "198.51.100.7"))
@@ -126,7 +137,7 @@ def test_incident_reaches_the_webhook_and_quiet_traffic_does_not(stack: tuple[Ru
     assert [(a["alertname"], a["state"], a["source"]) for a in hub_alerts] == [
         ("LLMPromptInjectionBurstFromIP", "firing", "rule")
     ]
-    assert httpx.get(f"{hub.api}/api/v1/alerts", headers={"X-Scope-OrgID": "globex"}).json() == {"alerts": []}
+    assert httpx.get(f"{hub.api}/api/v1/alerts", headers={"X-Scope-OrgID": "globex"}).json() == no_alerts
 
     # resolving it in the hub sends endsAt; Alertmanager notifies the resolution
     r = httpx.post(f"{hub.api}/api/v1/alerts/{hub_alerts[0]['id']}/resolve", headers={"X-Scope-OrgID": "acme"})
@@ -138,3 +149,42 @@ def test_incident_reaches_the_webhook_and_quiet_traffic_does_not(stack: tuple[Ru
         a["state"] for a in httpx.get(f"{hub.api}/api/v1/alerts", headers={"X-Scope-OrgID": "acme"}).json()["alerts"]
     ]
     assert states == ["resolved"]
+
+
+# the same alert at two severities per model: a count of calls over 5 minutes
+_CALLS = {"type": "threshold", "metric": "gen_ai.client.operation.duration", "aggregation": "count", "window": "5m",
+          "group_by": ["model"], "op": ">="}  # fmt: skip
+PAIR = [{"name": "TooManyCalls", "severity": "warning", "condition": {**_CALLS, "value": 3}},
+        {"name": "TooManyCalls", "severity": "critical", "condition": {**_CALLS, "value": 10}}]  # fmt: skip
+
+
+def test_an_inhibited_warning_is_not_sent_until_its_critical_resolves(tmp_path: Path) -> None:
+    """The hub inhibits by itself: Alertmanager here has no inhibit rule, yet is never told of the warning
+    that the critical of the same model inhibits; another model's warning goes out; resolving the critical
+    sends the warning."""
+    with _stack(tmp_path, AlertingConfig(builtin_rules=False, rules=PAIR)) as (hub, receiver, am):
+        post(hub, "acme", [make_event("telemetry") for _ in range(12)]
+             + [make_event("telemetry", payload={"model": "claude"}) for _ in range(4)])  # fmt: skip
+
+        def notified() -> set[tuple[str, str, str]]:
+            return {(a["labels"]["gen_ai_request_model"], a["labels"]["severity"], a["status"])
+                    for a in receiver.alerts()}  # fmt: skip
+
+        wait_for(lambda: {("gpt-4o", "critical", "firing"), ("claude", "warning", "firing")} <= notified())
+        hub_alerts = httpx.get(f"{hub.api}/api/v1/alerts?inhibited=any", headers={"X-Scope-OrgID": "acme"}).json()
+        assert hub_alerts["inhibited_count"] == 1
+        by = {(a["labels"]["gen_ai_request_model"], a["severity"]): a for a in hub_alerts["alerts"]}
+        assert by[("gpt-4o", "warning")]["inhibited_by_id"] == by[("gpt-4o", "critical")]["id"]
+        time.sleep(1.5)  # several evaluations and Alertmanager flushes (group_interval 1 s)
+        assert ("gpt-4o", "warning", "firing") not in notified()
+        assert {tuple(sorted(a["labels"].items())) for a in httpx.get(f"{am.url}/api/v2/alerts").json()} == {
+            tuple(sorted(by[k]["labels"].items())) for k in (("gpt-4o", "critical"), ("claude", "warning"))
+        }
+
+        r = httpx.post(f"{hub.api}/api/v1/alerts/{by[('gpt-4o', 'critical')]['id']}/resolve",
+                       headers={"X-Scope-OrgID": "acme"})  # fmt: skip
+        assert r.status_code == 200
+        wait_for(lambda: {("gpt-4o", "critical", "resolved"), ("gpt-4o", "warning", "firing")} <= notified())
+        warn = httpx.get(f"{hub.api}/api/v1/alerts/{by[('gpt-4o', 'warning')]['id']}",
+                         headers={"X-Scope-OrgID": "acme"}).json()["alert"]  # fmt: skip
+        assert warn["state"] == "firing" and not warn["inhibited"]

@@ -279,7 +279,12 @@ def test_builtin_anomaly_rule_pages_at_the_critical_severity(store: EmbeddedStor
     repo.write([DerivedRow("acme", T0, "anomaly_alert", 6.5, labels, "anomaly")])
     svc.evaluate_once(T0 + 30)
     alerts = {a["severity"]: a for a in svc.list_alerts("acme", state="firing")}
-    assert set(alerts) == {"warning", "critical"}  # Alertmanager inhibits the warning (same alert and query)
+    assert set(alerts) == {"warning", "critical"}
+    # inhibited like Alertmanager does (same alert and labels): listed only on request, never sent
+    assert (
+        alerts["warning"]["inhibited_by"] == alerts["critical"]["fingerprint"] and not alerts["critical"]["inhibited"]
+    )
+    assert [a["severity"] for a in svc.list_alerts("acme", state="firing", inhibited=False)] == ["critical"]
     critical = alerts["critical"]
     assert critical["alertname"] == "LLMAnomalyDetected" and critical["labels"]["for"] == "error_rate"
     assert critical["annotations"]["summary"] == "Critical anomaly of error_rate (model anomaly_ensemble, tenant acme)"

@@ -5,8 +5,8 @@
   severity and tenant);
 - `amtool template render`: every template in templates/*.tmpl renders;
 - a live Alertmanager with the same config (only the hub webhook pointed at a local server and the
-  secret files replaced): inhibition suppresses the warning of the same alert and model, and the
-  hub webhook receives what is not suppressed.
+  secret files replaced): inhibition suppresses the warning of the same alert and series (not another
+  model's or team's), and the hub webhook receives what is not suppressed.
 """
 
 from __future__ import annotations
@@ -186,12 +186,12 @@ def _post_alerts(url: str, alerts: list[dict[str, Any]]) -> None:
         assert resp.status == 200
 
 
-def _alert(model: str, severity: str) -> dict[str, Any]:
+def _alert(model: str, severity: str, team: str = "search") -> dict[str, Any]:
     return {
         "labels": {
             "alertname": "LLMLatencyP95High",
             "severity": severity,
-            "team": "search",
+            "team": team,
             "tenant_id": "globex",
             "environment": "prod",
             "gen_ai_request_model": model,
@@ -205,6 +205,27 @@ def _alert(model: str, severity: str) -> dict[str, Any]:
     }
 
 
+def test_inhibit_rule_compares_every_series_label() -> None:
+    """The critical -> warning rule: ``equal`` holds the labels that identify the series of the shipped
+    rules (and the hub's group-by dimensions), so a critical never inhibits another series' warning."""
+    from processors.alerting.rules import DIMENSIONS
+
+    config = yaml.safe_load(CONFIG.read_text())
+    [rule] = [r for r in config["inhibit_rules"] if r.get("target_matchers") == ['severity="warning"']]
+    assert rule["source_matchers"] == ['severity="critical"']
+    equal = set(rule["equal"])
+    series = {"alertname", "tenant_id", "environment", "team", "project", "gen_ai_request_model",  # tenant_model_team
+              "for", "model_alias", "budget_id", "policy_id", "regulation", "threat_type", "job"}  # fmt: skip
+    assert series <= equal, series - equal
+    assert {label for _sql, label in DIMENSIONS.values()} <= equal  # the embedded rules' group-by labels
+    assert not equal & {"severity", "escalated"}  # these differ between the two alerts by design
+
+
+def _key(alert: dict[str, Any]) -> tuple[str, str, str]:
+    labels = alert["labels"]
+    return labels["gen_ai_request_model"], labels["team"], labels["severity"]
+
+
 def test_live_inhibition_and_hub_webhook(tmp_path: Path, webhook_sink: tuple[str, list[dict[str, Any]]]) -> None:
     sink_url, received = webhook_sink
     config = _live_config(tmp_path, sink_url)
@@ -216,24 +237,28 @@ def test_live_inhibition_and_hub_webhook(tmp_path: Path, webhook_sink: tuple[str
         while not received and time.monotonic() < deadline:
             time.sleep(0.05)
         assert received, "hub webhook got nothing"
-        _post_alerts(am.url, [_alert("gpt-4o", "warning"), _alert("claude", "warning")])
+        # the same model's warning (inhibited), another model's and another team's of the same model (not)
+        _post_alerts(am.url, [_alert("gpt-4o", "warning"), _alert("claude", "warning"),
+                              _alert("gpt-4o", "warning", team="billing")])  # fmt: skip
         deadline = time.monotonic() + 45  # the hub webhook's group_wait is 1 s (0 s split the two warnings)
-        states: dict[tuple[str, str], dict[str, Any]] = {}
+        states: dict[tuple[str, str, str], dict[str, Any]] = {}
+        webhook_alerts: set[tuple[str, str, str]] = set()
         while time.monotonic() < deadline:
             with urllib.request.urlopen(f"{am.url}/api/v2/alerts", timeout=5) as resp:
-                states = {
-                    (a["labels"]["gen_ai_request_model"], a["labels"]["severity"]): a["status"]
-                    for a in json.loads(resp.read())
-                }
-            webhook_alerts = {
-                (a["labels"]["gen_ai_request_model"], a["labels"]["severity"]) for n in received for a in n["alerts"]
-            }
-            if len(states) == 3 and states[("gpt-4o", "warning")]["inhibitedBy"] and len(webhook_alerts) >= 2:
+                states = {_key(a): a["status"] for a in json.loads(resp.read())}
+            webhook_alerts = {_key(a) for n in received for a in n["alerts"]}
+            if len(states) == 4 and states[("gpt-4o", "search", "warning")]["inhibitedBy"] and len(webhook_alerts) >= 3:
                 break
             time.sleep(0.2)
-        assert states[("gpt-4o", "warning")]["state"] == "suppressed", states
-        assert states[("gpt-4o", "warning")]["inhibitedBy"], states
-        assert states[("gpt-4o", "critical")]["state"] == "active", states
-        assert states[("claude", "warning")]["state"] == "active", "other model's warning must not be inhibited"
-        assert webhook_alerts == {("gpt-4o", "critical"), ("claude", "warning")}, received
+        warning = states[("gpt-4o", "search", "warning")]
+        assert warning["state"] == "suppressed" and warning["inhibitedBy"], states
+        assert states[("gpt-4o", "search", "critical")]["state"] == "active", states
+        assert states[("claude", "search", "warning")]["state"] == "active", (
+            "other model's warning must not be inhibited"
+        )
+        assert states[("gpt-4o", "billing", "warning")]["state"] == "active", (
+            "other team's warning must not be inhibited"
+        )
+        assert webhook_alerts == {("gpt-4o", "search", "critical"), ("claude", "search", "warning"),
+                                  ("gpt-4o", "billing", "warning")}, received  # fmt: skip
         assert all(n["auth"] == "Bearer test-hub_webhook_token" for n in received)
