@@ -11,7 +11,20 @@ from fastapi import Depends, FastAPI
 from api.console import router as console_router
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.middleware import RequestMetricsMiddleware
-from api.routers import admin, alerts, analytics, correlations, dlq, events, health, keys, query, schemas, ws
+from api.routers import (
+    admin,
+    alerts,
+    analytics,
+    correlations,
+    dlq,
+    events,
+    health,
+    keys,
+    otlp_reads,
+    query,
+    schemas,
+    ws,
+)
 from api.security import guard
 from api.state import ApiState
 
@@ -29,6 +42,7 @@ def create_app(state: ApiState) -> FastAPI:
     for router in (health.router, events.router, schemas.router, dlq.router, ws.router, query.router, keys.router,
                    admin.router):  # fmt: skip
         app.include_router(router)
+    app.include_router(otlp_reads.router)
     app.include_router(correlations.router)
     app.include_router(alerts.router)
     app.include_router(analytics.router)

@@ -18,6 +18,7 @@ MODULES = [
     "hubcore.model.events",
     "hubcore.model.schema",
     "hubcore.query.events",
+    "hubcore.query.otlp",
     "hubcore.storage.embedded",
     "hubcore.storage.tables",
     "hubcore.storage.wal",

@@ -1,0 +1,148 @@
+"""Read back OTLP spans and log records from the embedded store: ``GET /api/v1/traces/{trace_id}``,
+``GET /api/v1/spans`` and ``GET /api/v1/logs`` (newest first, cursor pagination), scoped to the caller's
+tenant like ``GET /api/v1/events``.
+
+In stack mode, where no pipeline keeps OTLP data in the embedded store, they answer 501: read traces from
+Tempo and logs from Loki.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from analytics.correlation.timeutil import parse_time
+from api.deps import get_state, read_tenant
+from api.errors import ERROR_RESPONSES, error_response, json_response
+from api.state import ApiState
+from hubcore.errors import InvalidParameter
+from hubcore.query.otlp import (
+    MAX_TRACE_SPANS,
+    LogListQuery,
+    SpanListQuery,
+    check_trace_id,
+    log_dicts,
+    span_dicts,
+    trace_sql,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["traces and logs"])
+
+_NOT_STORED = {**ERROR_RESPONSES[404], "description": "stack mode: OTLP spans and logs are not kept locally"}
+_RESPONSES: dict[int | str, dict[str, Any]] = {501: _NOT_STORED}
+_SPAN_PARAMS = ("service", "name", "status", "model", "trace_id", "min_duration_ms")
+_LOG_PARAMS = ("service", "severity", "trace_id", "contains")
+_COMMON = ("tenant", "start", "end", "limit", "cursor")
+
+
+def keeps_otlp(state: ApiState) -> bool:
+    """Whether a pipeline fed by OTLP writes to the embedded store (not so in ``--stack-only`` mode)."""
+    return any(
+        "embedded" in p.exporters and any(r != "native" for r in p.receivers)
+        for p in state.config.service.pipelines.values()
+    )
+
+
+def _not_stored(what: str, backend: str) -> Response:
+    return error_response(
+        501, "not_stored_locally",
+        f"this hub does not keep OTLP {what} in its embedded store (stack mode); query {backend} instead",
+    )  # fmt: skip
+
+
+def _check_known(request: Request, names: tuple[str, ...]) -> None:
+    """422 for a query parameter the route does not take (a typo would otherwise filter nothing)."""
+    for key in request.query_params:
+        if key not in names:
+            raise InvalidParameter(
+                f"unknown query parameter {key!r}; use {', '.join(names)}", reason="unknown_parameter"
+            )
+
+
+@router.get(
+    "/traces/{trace_id}",
+    summary="Every stored span of one trace, by start time, with its events",
+    responses={**_RESPONSES, 404: {**ERROR_RESPONSES[404], "description": "no span of this trace in the tenant"}},
+)
+async def get_trace(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], trace_id: str, tenant: str | None = None
+) -> Response:
+    """``{"trace_id", "spans": [...], "span_count", "truncated"}``; at most 10,000 spans (``truncated``)."""
+    _check_known(request, ("tenant",))
+    tid = check_trace_id(trace_id)
+    tenant_id = read_tenant(request, state, tenant)
+    if not keeps_otlp(state):
+        return _not_stored("spans", "Tempo")
+    sql, params = trace_sql(tenant_id, tid)
+    rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
+    if not rows:
+        return error_response(404, "not_found", f"no span of trace {tid} is stored for tenant {tenant_id!r}")
+    truncated = len(rows) > MAX_TRACE_SPANS
+    spans = span_dicts(rows[:MAX_TRACE_SPANS])
+    return json_response({"trace_id": tid, "spans": spans, "span_count": len(spans), "truncated": truncated})
+
+
+@router.get("/spans", summary="List stored OTLP spans, newest first, with filters and cursor pagination",
+            responses=_RESPONSES)  # fmt: skip
+async def list_spans(
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    service: str | None = None,
+    name: str | None = None,
+    status: str | None = None,
+    model: str | None = None,
+    trace_id: str | None = None,
+    min_duration_ms: float | None = None,
+    tenant: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Response:
+    """``{"spans": [...], "next_cursor"}``; ``status`` is UNSET, OK or ERROR (any case)."""
+    _check_known(request, _SPAN_PARAMS + _COMMON)
+    q = SpanListQuery(
+        read_tenant(request, state, tenant), service=service, name=name, status=status, model=model,
+        trace_id=trace_id, min_duration_ms=min_duration_ms, start_us=parse_time(start, "start"),
+        end_us=parse_time(end, "end"), limit=limit, cursor=cursor,
+    )  # fmt: skip
+    sql, params = q.to_sql()  # validates every parameter (422) before the mode is looked at
+    if not keeps_otlp(state):
+        return _not_stored("spans", "Tempo")
+    rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
+    page, next_cursor = q.page(rows)
+    return json_response({"spans": span_dicts(page), "next_cursor": next_cursor})
+
+
+@router.get("/logs", summary="List stored OTLP log records, newest first, with filters and cursor pagination",
+            responses=_RESPONSES)  # fmt: skip
+async def list_logs(
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    service: str | None = None,
+    severity: str | None = None,
+    trace_id: str | None = None,
+    contains: str | None = None,
+    tenant: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Response:
+    """``{"logs": [...], "next_cursor"}``; ``severity``: at least this level (TRACE..FATAL or 1-24);
+    ``contains``: a case-insensitive substring of the body (1-256 characters)."""
+    _check_known(request, _LOG_PARAMS + _COMMON)
+    q = LogListQuery(
+        read_tenant(request, state, tenant), service=service, severity=severity, trace_id=trace_id,
+        contains=contains, start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit,
+        cursor=cursor,
+    )  # fmt: skip
+    sql, params = q.to_sql()
+    if not keeps_otlp(state):
+        return _not_stored("log records", "Loki")
+    rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
+    page, next_cursor = q.page(rows)
+    return json_response({"logs": log_dicts(page), "next_cursor": next_cursor})
