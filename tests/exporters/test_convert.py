@@ -31,11 +31,11 @@ def test_delta_histograms_accumulate_and_state_survives_a_restart() -> None:
         bounds=[[0.1, 1.0]] * 2, bucket_counts=[[1, 2, 0], [0, 1, 3]], count=[3, 4], sum=[1.5, 9.0], unit=["s"] * 2,
     )  # fmt: skip
     c = PointsConverter(clock=lambda: 10.0)
-    first = by_name(c.convert(delta))  # a new series starts with a 0 sample 1 ms before its first one
-    assert first["rpc_duration_seconds_count"] == [(1999, 0.0), (2000, 7.0)]
-    assert first["rpc_duration_seconds_bucket{le=0.1}"] == [(1999, 0.0), (2000, 1.0)]
-    assert first["rpc_duration_seconds_bucket{le=1}"] == [(1999, 0.0), (2000, 4.0)]
-    assert first["rpc_duration_seconds_bucket{le=+Inf}"] == [(1999, 0.0), (2000, 7.0)]
+    first = by_name(c.convert(delta))  # a new series: no 0 sample (rate() divides by the samples' span)
+    assert first["rpc_duration_seconds_count"] == [(2000, 7.0)]
+    assert first["rpc_duration_seconds_bucket{le=0.1}"] == [(2000, 1.0)]
+    assert first["rpc_duration_seconds_bucket{le=1}"] == [(2000, 4.0)]
+    assert first["rpc_duration_seconds_bucket{le=+Inf}"] == [(2000, 7.0)]
     restarted = PointsConverter(clock=lambda: 10.0)
     restarted.restore(c.snapshot())
     again = by_name(restarted.convert(delta))  # same timestamps again: the sample moves 1 ms forward
@@ -46,7 +46,7 @@ def test_accumulated_series_never_go_back_in_time_nor_into_the_future() -> None:
     c = PointsConverter(clock=lambda: 5.0)  # "now" is 5 s after the epoch
     cost = dict(name=["llm.cost.usd"], kind=["sum"], temporality=["delta"], monotonic=[True], unit=["USD"])
     first = by_name(c.convert(rows(ts=[3_000_000], value=[1.0], **cost)))
-    assert first == {"llm_cost_usd_total": [(2999, 0.0), (3000, 1.0)]}
+    assert first == {"llm_cost_usd_total": [(3000, 1.0)]}
     late = by_name(c.convert(rows(ts=[1_000_000], value=[2.0], **cost)))  # an older event arrives late
     assert late == {"llm_cost_usd_total": [(3001, 3.0)]}
     future = by_name(c.convert(rows(ts=[60_000_000], value=[1.0], **cost)))  # clamped to now
@@ -65,7 +65,6 @@ def test_observations_use_semantic_convention_buckets_and_configured_ones() -> N
         )
     )  # fmt: skip
     dur = [k for k in out if k.startswith("gen_ai_client_operation_duration_seconds_bucket")]
-    out = {k: v[1:] for k, v in out.items() if v[0] == (999, 0.0)}  # each new series starts with a 0
     assert len(dur) == 15 and out["gen_ai_client_operation_duration_seconds_sum"] == [(1000, 0.25)]
     assert out["gen_ai_client_operation_duration_seconds_bucket{le=0.32}"] == [(1000, 1.0)]
     assert out["gen_ai_client_operation_duration_seconds_bucket{le=0.16}"] == [(1000, 0.0)]
@@ -159,7 +158,7 @@ def test_idle_series_are_forgotten_and_come_back_from_zero_after_a_zero_sample()
     now = [100_000.0]
     c = PointsConverter(clock=lambda: now[0], series_ttl=3600)
     first = by_name(c.convert(_cost("a", 5.0, now[0])))
-    assert first == {"llm_cost_usd_total": [(99_999_999, 0.0), (100_000_000, 5.0)]}
+    assert first == {"llm_cost_usd_total": [(100_000_000, 5.0)]}  # new: no 0 sample
     c.convert(_cost("a", 1.0, now[0] + 10))
     c.convert(_cost("updown", 7.0, now[0], monotonic=False))  # a level, not a counter: kept however idle
     assert c.series_count == 2 and c.stats.tracked == 2
@@ -219,8 +218,11 @@ def test_forgotten_series_are_dropped_from_the_saved_state_too(tmp_path: Path) -
     again = _vm(tmp_path)
     again.restore_state(blob)
     assert again.converter.state == ex.converter.state and again.converter.series_count == 1
-    out = again.converter.convert(_costs(["team-5"]))  # a forgotten one comes back from zero
+    out = ex.converter.convert(_costs(["team-5"]))  # a forgotten one comes back from zero, after a 0
     assert [v for samples in out.values() for _ms, v in samples] == [0.0, 1.0]
+    # (what was forgotten is remembered in memory only: after a restart it comes back as a new series)
+    out = again.converter.convert(_costs(["team-5"]))
+    assert [v for samples in out.values() for _ms, v in samples] == [1.0]
 
 
 def test_a_state_saved_before_series_were_timed_counts_them_as_updated_at_restore(tmp_path: Path) -> None:
