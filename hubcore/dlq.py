@@ -99,11 +99,39 @@ class DeadLetterQueue:
         self, *, tenant_id: str | None, limit: int = 100, offset: int = 0, reason_contains: str | None = None
     ) -> tuple[builtins.list[Entry], int]:
         """Newest first. Returns (entries, total matching). ``tenant_id=None`` lists every tenant."""
+        entries, total, _ = self.list_visible(
+            tenant_id=tenant_id, limit=limit, offset=offset, reason_contains=reason_contains
+        )
+        return entries, total
+
+    def list_visible(
+        self,
+        *,
+        tenant_id: str | None,
+        visible: Callable[[Entry], bool] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        reason_contains: str | None = None,
+    ) -> tuple[builtins.list[Entry], int, int]:
+        """:meth:`list` of the entries ``visible`` keeps (all without it): (entries, total kept, how many
+        matching entries it left out). Paging counts only the entries kept.
+
+            >>> import tempfile
+            >>> q = DeadLetterQueue(tempfile.mkdtemp(), fsync=False)
+            >>> for raw in ('{"tags": {"team": "ml"}}', '{"tags": {"team": "search"}}', "{}"):
+            ...     q.put(tenant_id="t", receiver="rest", reason="bad", raw=raw)
+            >>> entries, total, hidden = q.list_visible(tenant_id="t", visible=lambda e: entry_teams(e) <= {"ml"})
+            >>> total, hidden
+            (2, 1)
+        """
         entries = [e for e in self._read() if tenant_id is None or e.get("tenant_id") == tenant_id]
         if reason_contains:
             entries = [e for e in entries if reason_contains in e.get("reason", "")]
+        matching = len(entries)
+        if visible is not None:
+            entries = [e for e in entries if visible(e)]
         entries.reverse()
-        return entries[offset : offset + limit], len(entries)
+        return entries[offset : offset + limit], len(entries), matching - len(entries)
 
     def select(self, *, tenant_id: str | None, ids: builtins.list[str] | None = None) -> builtins.list[Entry]:
         """The entries :meth:`replay` would hand over (oldest first): the tenant's (``None``: every

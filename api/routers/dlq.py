@@ -1,5 +1,9 @@
 """``GET /api/v1/dlq`` lists dead-lettered input; ``POST /api/v1/dlq/replay`` re-processes it.
 
+A dead letter's raw input belongs to the team(s) its event names (:func:`hubcore.dlq.entry_teams`): a
+caller limited to its team (no ``teams:all``) lists only its own team's entries and those naming no team,
+and the answer's ``hidden_other_teams`` counts the others (the field is present only for such a caller).
+
 ``dlq:replay`` is team-scoped (rule 4 of :func:`hubcore.security.rbac.decide`): a dead letter belongs to
 the team(s) its event names (:func:`hubcore.dlq.entry_teams`), whatever ``?team=`` says. A caller limited
 to its team (no ``teams:all``) that names ``ids`` gets a 403 naming the first entry of another team
@@ -9,17 +13,18 @@ answer's ``skipped_other_teams`` counts the others, left in the queue.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import ensure_team_access, get_state, read_tenant, team_allowed, team_limited
+from api.deps import ensure_team_access, get_state, principal_of, read_tenant, team_allowed, team_limited
 from api.errors import error_response, json_response
 from api.state import ApiState
-from hubcore.dlq import entry_teams
+from hubcore.dlq import Entry, entry_teams
 
 router = APIRouter(prefix="/api/v1/dlq", tags=["dead-letter queue"])
 
@@ -38,10 +43,27 @@ async def list_dlq(
     reason: str | None = None,
 ) -> Response:
     tenant_id = read_tenant(request, state, tenant)
-    entries, total = await run_in_threadpool(
-        state.dlq.list, tenant_id=tenant_id, limit=limit, offset=offset, reason_contains=reason
+    visible = own_team_entries(request)
+    entries, total, hidden = await run_in_threadpool(
+        lambda: state.dlq.list_visible(
+            tenant_id=tenant_id, visible=visible, limit=limit, offset=offset, reason_contains=reason
+        )
     )
-    return json_response({"entries": entries, "total": total, "limit": limit, "offset": offset})
+    answer: dict[str, Any] = {"entries": entries, "total": total, "limit": limit, "offset": offset}
+    if visible is not None:
+        answer["hidden_other_teams"] = hidden
+    return json_response(answer)
+
+
+def own_team_entries(request: Request) -> Callable[[Entry], bool] | None:
+    """For a team-limited caller (no ``teams:all``), which dead letters it may see: those whose teams
+    (:func:`hubcore.dlq.entry_teams`) are all its own team, and those naming no team — the entries it could
+    replay. None for every other caller (they see every entry of the tenant)."""
+    principal = principal_of(request)
+    if principal is None or not team_limited(request):
+        return None
+    mine = frozenset({principal.team} if principal.team else ())
+    return lambda entry: entry_teams(entry) <= mine
 
 
 @router.post("/replay", summary="Replay dead-lettered items (all of the tenant's, or the given ids; team-scoped)")

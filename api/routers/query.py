@@ -5,7 +5,8 @@
   ``{"status": 200, "data", "metadata"}`` or ``{"status": 4xx/5xx, "error"}`` per query, in order
 * ``POST /api/v1/query/export?format=csv|jsonl|parquet`` — every row of a query, streamed
 * ``GET /api/v1/events/export?format=...&model=gpt-4o&tags.team=search&start=...`` — raw events, streamed
-  (at most ``service.query.export_time_limit`` seconds; a stopped export ends with a resume ``next_cursor``)
+  (both at most ``service.query.export_time_limit`` seconds; a stopped export ends with a resume
+  ``next_cursor``: the same request with ``?cursor=`` continues it)
 * ``GET /api/v1/metrics/catalog`` — names, labels, payload fields and tag keys of the caller's tenant
 
 The tenant is the caller's (``X-Scope-OrgID``, else ``tenant``); ``"tenant": "*"`` needs
@@ -19,6 +20,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -32,16 +35,29 @@ from api.negotiation import NotAcceptable, negotiate
 from api.state import ApiState
 from hubcore.query.cache import QueryCache
 from hubcore.query.catalog import build_catalog
-from hubcore.query.executor import EmbeddedBackend, LokiBackend, PromBackend, QueryExecutor, QueryMetrics, QueryTimeout
+from hubcore.query.compile_duckdb import export_key
+from hubcore.query.executor import (
+    EmbeddedBackend,
+    LokiBackend,
+    PromBackend,
+    QueryExecutor,
+    QueryMetrics,
+    QueryTimeout,
+    RowStream,
+)
 from hubcore.query.export import (
     FORMATS,
     MEDIA_TYPES,
     ExportCursor,
     KeyTracker,
+    QueryExportCursor,
+    QueryKeyTracker,
     check_format,
     decode_export_cursor,
+    decode_query_cursor,
     encode_batches,
     encode_export_cursor,
+    encode_query_cursor,
     events_export_sql,
     export_scope,
 )
@@ -257,26 +273,87 @@ _EXPORT_CONTENT = {
 }
 
 
+#: Rows per batch an export reads from the store (one CSV chunk, one Parquet row group).
+EXPORT_BATCH_ROWS = 65_536
+
+
+def _export_timeout(time_limit: float) -> Response:
+    return error_response(
+        504, "export_timeout",
+        f"the export could not start within {time_limit:g} s (service.query.export_time_limit); "
+        "narrow the time range or add filters",
+        timeout_s=time_limit,
+    )  # fmt: skip
+
+
+def _truncated(stream: RowStream, tracker: KeyTracker, time_limit: float, cursor: Callable[[], str]) -> Any:
+    """The trailer of an export: None when it ran to its end, else what stopped it and how to resume."""
+
+    def trailer() -> dict[str, Any] | None:
+        if not stream.truncated:
+            return None
+        more = "" if tracker.rows else "; no row could be read in that time: narrow the time range or add filters"
+        return {
+            "truncated": True, "reason": "time_limit", "rows": tracker.rows, "next_cursor": cursor(),
+            "message": f"the export stopped after {time_limit:g} s (service.query.export_time_limit) with more "
+                       f"rows to send; send the same request with cursor=<next_cursor> to continue{more}",
+        }  # fmt: skip
+
+    return trailer
+
+
 @router.post(
     "/query/export",
     summary="Stream every row of a unified query as CSV, JSON lines or Parquet",
-    responses=_EXPORT_CONTENT,  # type: ignore[arg-type]
+    responses={
+        **_EXPORT_CONTENT,  # type: ignore[dict-item]
+        504: {"description": "the export could not start within service.query.export_time_limit"},
+    },
 )
 async def export_query(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    """Every row of the query (the body of ``POST /api/v1/query``), in a total order: the sort, then the
+    bucket and group columns. The store is read at most ``service.query.export_time_limit`` seconds; an
+    export still streaming then ends with a trailer ``{"truncated": true, "next_cursor": ...}``: the same
+    request (the same body) with ``?cursor=<next_cursor>`` continues right after the last row sent, in the
+    first request's time window and on the events received by then."""
     try:
         fmt = export_format(request)
         body = await _json_body(request)
         tenant = _tenant(request, state, body)
         if tenant is None:
             return _forbidden()
-        q = parse_query(body, tenant=tenant, now_us=time.time_ns() // 1000, max_limit=10**9, paged=False)
+        time_limit = state.config.service.query.export_time_limit
+        now_us = time.time_ns() // 1000
+        q = parse_query(body, tenant=tenant, now_us=now_us, max_limit=10**9, paged=False)
+        key = export_key(q)
+        scope = export_scope("query", q.fingerprint(with_page=False))
+        raw_cursor = request.query_params.get("cursor")
+        if raw_cursor:
+            resume = decode_query_cursor(raw_cursor, scope, [k.kind for k in key])
+            # the first answer's window (a relative "last" does not slide); the cursor replaces the offset
+            q = replace(q, time_range=replace(q.time_range, start_us=resume.start_us, end_us=resume.end_us), offset=0)
+        else:
+            tr = q.time_range
+            resume = QueryExportCursor(tr.start_us, tr.end_us, now_us, None, scope)
         executor = get_executor(request)
-        stream = await run_in_threadpool(executor.stream, q)
+        stream = await run_in_threadpool(
+            lambda: executor.stream(q, batch_rows=EXPORT_BATCH_ROWS, time_limit_s=time_limit, after=resume.after,
+                                    received_by_us=resume.received_by_us)
+        )  # fmt: skip
     except NotAcceptable as exc:
         return _not_acceptable(exc)
     except QueryError as exc:
         return _query_error(exc)
-    return _streaming(stream.columns, stream.batches, fmt, "query")
+    except QueryTimeout:
+        return _export_timeout(time_limit)
+    tracker = QueryKeyTracker(stream.batches, key)
+
+    def cursor() -> str:
+        after = tracker.last if tracker.last is not None else resume.after
+        return encode_query_cursor(replace(resume, after=after))
+
+    trailer = _truncated(stream, tracker, time_limit, cursor)
+    return _streaming(stream.columns, iter(tracker), fmt, "query", trailer, {"X-Export-Time-Limit": f"{time_limit:g}"})
 
 
 _EXPORT_PARAMS = {"format", "start", "end", "last", "limit", "tenant", "cursor"}
@@ -355,32 +432,22 @@ async def export_events(request: Request, state: Annotated[ApiState, Depends(get
             tenant, filters, resume.start_us, resume.end_us, limit, after=resume.after
         )
         backend = EmbeddedBackend(state.store)
-        stream = await run_in_threadpool(lambda: backend.stream_sql(sql, sql_params, columns, time_limit_s=time_limit))
+        stream = await run_in_threadpool(
+            lambda: backend.stream_sql(sql, sql_params, columns, batch_rows=EXPORT_BATCH_ROWS, time_limit_s=time_limit)
+        )
     except NotAcceptable as exc:
         return _not_acceptable(exc)
     except QueryError as exc:
         return _query_error(exc)
     except QueryTimeout:
-        return error_response(
-            504, "export_timeout",
-            f"the export could not start within {time_limit:g} s (service.query.export_time_limit); "
-            "narrow the time range or add filters",
-            timeout_s=time_limit,
-        )  # fmt: skip
+        return _export_timeout(time_limit)
     tracker = KeyTracker(stream.batches, every_tenant=tenant == ALL_TENANTS)
 
-    def trailer() -> dict[str, Any] | None:
-        if not stream.truncated:
-            return None
+    def cursor() -> str:
         after = tracker.last if tracker.last is not None else resume.after
-        cursor = encode_export_cursor(ExportCursor(resume.start_us, resume.end_us, after, scope))
-        more = "" if tracker.rows else "; no row could be read in that time: narrow the time range or add filters"
-        return {
-            "truncated": True, "reason": "time_limit", "rows": tracker.rows, "next_cursor": cursor,
-            "message": f"the export stopped after {time_limit:g} s (service.query.export_time_limit) with more "
-                       f"rows to send; send the same request with cursor=<next_cursor> to continue{more}",
-        }  # fmt: skip
+        return encode_export_cursor(ExportCursor(resume.start_us, resume.end_us, after, scope))
 
+    trailer = _truncated(stream, tracker, time_limit, cursor)
     return _streaming(stream.columns, iter(tracker), fmt, "events", trailer, {"X-Export-Time-Limit": f"{time_limit:g}"})
 
 

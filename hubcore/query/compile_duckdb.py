@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from hubcore.query.composite import COMPOSITES, Part
-from hubcore.query.model import BUCKETS, FieldRef, Filter, Query
+from hubcore.query.model import BUCKETS, FieldRef, Filter, Query, QueryError
 
 _INTERVALS: Final = {
     "1m": "INTERVAL 1 MINUTE", "5m": "INTERVAL 5 MINUTE", "15m": "INTERVAL 15 MINUTE",
@@ -110,7 +110,7 @@ def where_sql(query: Query, *, extra: list[tuple[str, list[Any]]] | None = None)
     return " AND ".join(c for c, _ in conds), [p for _, ps in conds for p in ps]
 
 
-def _part_sql(part: Part) -> tuple[str, list[Any]]:
+def _part_sql(part: Part, *, ordered: bool = False) -> tuple[str, list[Any]]:
     cond, params = "event_type = ?", [part.event_type]
     if part.name is not None:
         cond, params = cond + " AND name = ?", [*params, part.name]
@@ -119,11 +119,133 @@ def _part_sql(part: Part) -> tuple[str, list[Any]]:
     if part.value is None:
         return f"count(*) FILTER (WHERE {cond})", params
     col = "tok" if part.value == "tokens" else "v"
-    return f"{part.agg}({col}) FILTER (WHERE {cond})", params
+    # a sum of DOUBLEs (tokens are integers, summed exactly) in a fixed order when it must not vary by a bit
+    arg = f"{col} ORDER BY {col}" if ordered and col == "v" else col
+    return f"{part.agg}({arg}) FILTER (WHERE {cond})", params
 
 
 def compile_query(query: Query, *, page: bool = True) -> CompiledSql:
     """The whole query. With ``page``, ``LIMIT limit+1 OFFSET offset`` (one extra row says "more")."""
+    select, params, order = _select(query)
+    s = _Sql().add(select, *params)
+    s.add("ORDER BY " + ", ".join(order))
+    if page and query.limit is not None:
+        s.add("LIMIT ? OFFSET ?", query.limit + 1, query.offset)
+    elif query.limit is not None:
+        s.add("LIMIT ? OFFSET ?", query.limit, query.offset)
+    return CompiledSql("\n".join(s.parts), s.params, query.output_columns)
+
+
+#: Aggregates whose floating-point result depends on the order the rows are added in: DuckDB's parallel
+#: aggregation adds them in no fixed order, so two runs of one query may differ in the last bits.
+ORDER_DEPENDENT: Final = frozenset({"sum", "avg", "stddev"})
+
+
+@dataclass(frozen=True, slots=True)
+class KeyColumn:
+    """One column of an export's resume key: its output ``label``, its name in the SQL (``bucket``, ``g0``,
+    ``a0``), its direction, and what it holds (``bucket``: a timestamp, ``group``: a string or NULL,
+    ``value``: an aggregate, a number or NULL)."""
+
+    label: str
+    sql: str
+    descending: bool
+    kind: Literal["bucket", "group", "value"]
+
+
+def export_key(query: Query) -> list[KeyColumn]:
+    """The columns that order a query's rows totally: the sort's, then every bucket and group column not
+    sorted on. A result row is one (bucket, groups) combination, so no two rows share a key; a query
+    without bucket or groups has at most one row, and an empty key.
+
+        >>> from hubcore.query.model import parse_query
+        >>> q = parse_query({"aggregation": {"time_bucket": "1h", "functions": ["p95"], "group_by": ["model"]},
+        ...                  "sort": [{"field": "p95", "order": "desc"}]}, tenant="t", now_us=10**15)
+        >>> [(k.label, k.sql, k.descending) for k in export_key(q)]
+        [('p95', 'a0', True), ('bucket', 'bucket', False), ('model', 'g0', False)]
+    """
+    agg = query.aggregation
+    cols = query.output_columns
+    ngroup = (1 if agg.time_bucket else 0) + len(agg.group_by)
+    if not ngroup:
+        return []
+    names = (["bucket"] if agg.time_bucket else []) + [f"g{i}" for i in range(len(agg.group_by))]
+    names += [f"a{i}" for i in range(len(cols) - ngroup)]
+
+    def column(i: int, descending: bool) -> KeyColumn:
+        kind = "value" if i >= ngroup else ("bucket" if names[i] == "bucket" else "group")
+        return KeyColumn(cols[i], names[i], descending, kind)  # type: ignore[arg-type]
+
+    key = [column(cols.index(s.column), s.descending) for s in query.sort]
+    sorted_on = {k.label for k in key}
+    return key + [column(i, False) for i in range(ngroup) if cols[i] not in sorted_on]
+
+
+def compile_export(query: Query, *, after: list[Any] | None = None, received_by_us: int | None = None) -> CompiledSql:
+    """A query for an export: every row (at most ``limit``) in the total order of :func:`export_key`.
+
+    ``after`` (the key of the last row an earlier answer sent; ``[]`` for the one row of a query without
+    groups) starts right after that row, in place of ``offset``. ``received_by_us`` leaves out events
+    received after it (a resumed export reads what the first answer read, whatever arrived since), and
+    the aggregates sorted on are computed in a fixed order (``sum(v ORDER BY v)``), so that every answer
+    orders the rows alike to the last bit.
+
+        >>> from hubcore.query.model import parse_query
+        >>> q = parse_query({"aggregation": {"functions": ["sum"], "group_by": ["model"]},
+        ...                  "sort": [{"field": "sum", "order": "desc"}]}, tenant="t", now_us=10**15, paged=False)
+        >>> c = compile_export(q, after=[2.5, None])
+        >>> c.sql.splitlines()[0], c.sql.splitlines()[-2:]
+        ('SELECT * FROM (SELECT g0, sum(v ORDER BY v) AS a0', ['WHERE ((a0 < ? OR a0 IS NULL))', 'ORDER BY 2 DESC NULLS LAST, 1 ASC NULLS LAST'])
+    """
+    key = export_key(query)
+    extra = []
+    if received_by_us is not None:
+        extra.append(("(received_at IS NULL OR received_at <= make_timestamp(?))", [received_by_us]))
+    select, params, order = _select(query, extra=extra, stable={k.label for k in key if k.kind == "value"})
+    order = [f"{o} NULLS LAST" for o in order]  # DuckDB's default, written out: _after_sql relies on it
+    s = _Sql()
+    if after is None:
+        s.add(select, *params)
+    else:
+        if len(after) != len(key):
+            raise QueryError("cursor", "belongs to another export; send the same request with its next_cursor")
+        s.add(f"SELECT * FROM ({select}", *params)
+        s.add(")")
+        cond, cond_params = _after_sql(key, after)
+        s.add(f"WHERE {cond}", *cond_params)
+    s.add("ORDER BY " + ", ".join(order))
+    if query.limit is not None:
+        s.add("LIMIT ?", query.limit)
+    if after is None and query.offset:
+        s.add("OFFSET ?", query.offset)
+    return CompiledSql("\n".join(s.parts), s.params, query.output_columns)
+
+
+def _after_sql(key: list[KeyColumn], after: list[Any]) -> tuple[str, list[Any]]:
+    """Rows after the row whose key is ``after``, in the order ``key`` gives (NULLs last in either
+    direction, as the ORDER BY says; a NaN is above every number, as DuckDB orders it)."""
+    terms: list[str] = []
+    params: list[Any] = []
+    same: list[str] = []  # the earlier columns equal to the last row's
+    same_params: list[Any] = []
+    for col, value in zip(key, after, strict=True):
+        mark = "make_timestamp(?)" if col.kind == "bucket" else "?"
+        if value is None:  # nothing sorts after a NULL in this column; the rows that tie go on
+            same.append(f"{col.sql} IS NULL")
+            continue
+        beyond = f"({col.sql} {'<' if col.descending else '>'} {mark} OR {col.sql} IS NULL)"
+        terms.append(" AND ".join([*same, beyond]))
+        params += [*same_params, value]
+        same.append(f"{col.sql} = {mark}")
+        same_params.append(value)
+    return (" OR ".join(f"({t})" for t in terms) or "false"), params
+
+
+def _select(
+    query: Query, *, extra: list[tuple[str, list[Any]]] | None = None, stable: set[str] | frozenset[str] = frozenset()
+) -> tuple[str, list[Any], list[str]]:
+    """``SELECT ... GROUP BY`` of the query (``extra`` WHERE conditions; the value columns named in
+    ``stable`` aggregated in a fixed order), its parameters and the ORDER BY terms."""
     agg = query.aggregation
     inner_cols: list[tuple[str, list[Any]]] = []
     outer: list[str] = []
@@ -135,7 +257,7 @@ def compile_query(query: Query, *, page: bool = True) -> CompiledSql:
         expr, ps = field_sql(g)
         inner_cols.append((f"{expr} AS g{i}", ps))
         outer.append(f"g{i}")
-    extra: list[tuple[str, list[Any]]] = []
+    extra = list(extra or [])
     if query.metric.composite:
         comp = COMPOSITES[query.metric.composite]
         inner_cols += [("event_type, name, status, value AS v", []), (f"{TOKENS_SQL} AS tok", [])]
@@ -148,7 +270,7 @@ def compile_query(query: Query, *, page: bool = True) -> CompiledSql:
                 seconds = BUCKETS[agg.time_bucket] if agg.time_bucket else query.time_range.seconds
                 texts[name], params_of[name] = "CAST(? AS DOUBLE)", [float(seconds)]
             else:
-                texts[name], params_of[name] = _part_sql(comp.parts[name])
+                texts[name], params_of[name] = _part_sql(comp.parts[name], ordered=comp.name in stable)
         # parameters follow the order in which the {placeholders} appear in the text
         order = _placeholders(comp.numerator) + _placeholders(comp.denominator)
         formula_params = [p for name in order for p in params_of[name]]
@@ -165,26 +287,23 @@ def compile_query(query: Query, *, page: bool = True) -> CompiledSql:
             inner_cols.append((f"{expr} AS v", ps))
         for i, fn in enumerate(agg.functions):
             text = "count(*)" if fn == "count" and fld is None else _AGG[fn]
+            if fn in stable and fn in ORDER_DEPENDENT:
+                text = text.replace("(v)", "(v ORDER BY v)")
             outer.append(f"{text} AS a{i}")
     where, where_params = where_sql(query, extra=extra)
     ncols = len(outer)
     ngroup = (1 if agg.time_bucket else 0) + len(agg.group_by)
     cols = query.output_columns
-    order = [f"{cols.index(s.column) + 1} {'DESC' if s.descending else 'ASC'}" for s in query.sort]
+    order_by = [f"{cols.index(s.column) + 1} {'DESC' if s.descending else 'ASC'}" for s in query.sort]
     seen = {cols.index(s.column) + 1 for s in query.sort}
-    order += [f"{i} ASC" for i in range(1, ncols + 1) if i not in seen]
+    order_by += [f"{i} ASC" for i in range(1, ncols + 1) if i not in seen]
     s = _Sql()
     s.add("SELECT " + ", ".join(outer), *outer_params)
     s.add("FROM (SELECT " + ", ".join(c for c, _ in inner_cols), *(p for _, ps in inner_cols for p in ps))
     s.add(f"      FROM events WHERE {where})", *where_params)
     if ngroup:
         s.add("GROUP BY " + ", ".join(str(i) for i in range(1, ngroup + 1)))
-    s.add("ORDER BY " + ", ".join(order))
-    if page and query.limit is not None:
-        s.add("LIMIT ? OFFSET ?", query.limit + 1, query.offset)
-    elif query.limit is not None:
-        s.add("LIMIT ? OFFSET ?", query.limit, query.offset)
-    return CompiledSql("\n".join(s.parts), s.params, cols)
+    return "\n".join(s.parts), s.params, order_by
 
 
 def _placeholders(formula: str) -> list[str]:

@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from hubcore.errors import HubError
 from hubcore.query.cache import QueryCache
-from hubcore.query.compile_duckdb import compile_query
+from hubcore.query.compile_duckdb import compile_export, compile_query
 from hubcore.query.compile_logql import compile_logql
 from hubcore.query.compile_promql import compile_promql
 from hubcore.query.model import Query, QueryError, encode_cursor
@@ -83,8 +83,18 @@ class QueryBackend(Protocol):
         """All rows of one page (``limit + 1`` so the caller can tell whether more exist)."""
         ...
 
-    def stream(self, query: Query, *, batch_rows: int = 65_536) -> RowStream:
-        """Every row (``limit``, if set, caps the total), in batches, without holding them all."""
+    def stream(
+        self,
+        query: Query,
+        *,
+        batch_rows: int = 65_536,
+        time_limit_s: float | None = None,
+        after: list[Any] | None = None,
+        received_by_us: int | None = None,
+    ) -> RowStream:
+        """Every row (``limit``, if set, caps the total), in batches, without holding them all; at most
+        ``time_limit_s`` seconds where the backend holds a store cursor, resumed after the key ``after``
+        (:func:`~hubcore.query.compile_duckdb.export_key`) where it can resume."""
         ...
 
 
@@ -124,9 +134,21 @@ class EmbeddedBackend:
             done.set()
             cur.close()
 
-    def stream(self, query: Query, *, batch_rows: int = 65_536) -> RowStream:
-        compiled = compile_query(query, page=False)
-        return self.stream_sql(compiled.sql, compiled.params, compiled.columns, batch_rows=batch_rows)
+    def stream(
+        self,
+        query: Query,
+        *,
+        batch_rows: int = 65_536,
+        time_limit_s: float | None = None,
+        after: list[Any] | None = None,
+        received_by_us: int | None = None,
+    ) -> RowStream:
+        """Every row of ``query`` in the total order of an export (:func:`compile_export`; ``after`` and
+        ``received_by_us`` resume one), at most ``time_limit_s`` seconds (:meth:`stream_sql`)."""
+        compiled = compile_export(query, after=after, received_by_us=received_by_us)
+        return self.stream_sql(
+            compiled.sql, compiled.params, compiled.columns, batch_rows=batch_rows, time_limit_s=time_limit_s
+        )
 
     def stream_sql(
         self,
@@ -139,72 +161,100 @@ class EmbeddedBackend:
     ) -> RowStream:
         """Start the query now (errors surface here), then yield batches renamed to ``columns``.
 
-        With ``time_limit_s`` the cursor is held at most that long: past it no further batch is read (the
-        stream ends and :attr:`RowStream.truncated` is set) and a read still running is interrupted. If the
-        query cannot even start in time, :class:`QueryTimeout` is raised here, before any row.
+        With ``time_limit_s`` the store's result is held at most that long: past it no further batch is
+        read (the stream ends and :attr:`RowStream.truncated` is set), a read still running is interrupted,
+        and a stream that waits on its client then (a client that stopped reading) has its result and
+        cursor released at once, not when the client reads on or goes away. If the query cannot even start
+        in time, :class:`QueryTimeout` is raised here, before any row.
         """
-        cur = self.store.cursor()
+        held = _HeldResult(self.store.cursor())
         deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
-        reading = threading.Event()  # set while DuckDB works for us (the start, then each read)
-        done = threading.Event()
         if deadline is not None:
-            threading.Thread(
-                target=_interrupt_past, args=(cur, deadline, reading, done), name="hub-export-watchdog", daemon=True
-            ).start()
-        reading.set()
-        try:
-            reader = cur.sql(sql, params=params).to_arrow_reader(batch_rows)
-        except duckdb.InterruptException:
-            done.set()
-            cur.close()
-            raise QueryTimeout(time_limit_s or 0.0) from None
-        except duckdb.InvalidInputException as exc:
-            done.set()
-            cur.close()
-            raise QueryError("filters", f"the store refused the query: {_first_line(exc)}") from None
-        except BaseException:
-            done.set()
-            cur.close()
-            raise
-        finally:
-            reading.clear()
+            threading.Thread(target=held.release_at, args=(deadline,), name="hub-export-watchdog", daemon=True).start()
+        with held.lock:
+            if held.closed:  # the watchdog was first (a limit shorter than starting a thread)
+                raise QueryTimeout(time_limit_s or 0.0)
+            try:
+                held.reader = held.cur.sql(sql, params=params).to_arrow_reader(batch_rows)
+            except duckdb.InterruptException:
+                held.close()
+                raise QueryTimeout(time_limit_s or 0.0) from None
+            except duckdb.InvalidInputException as exc:
+                held.close()
+                raise QueryError("filters", f"the store refused the query: {_first_line(exc)}") from None
+            except BaseException:
+                held.close()
+                raise
         stream = RowStream(columns, iter(()), {"sql": sql, "params": params})
+
+        def past_deadline() -> bool:
+            return deadline is not None and time.monotonic() >= deadline
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
                 while True:
-                    reading.set()  # before the check: the watchdog then either sees it or we see the time
-                    if deadline is not None and time.monotonic() >= deadline:
-                        stream.truncated = True
-                        return
-                    try:
-                        batch = reader.read_next_batch()
-                    except StopIteration:
-                        return
-                    except (OSError, duckdb.InterruptException):  # pyarrow surfaces the interrupt as OSError
-                        if deadline is not None and time.monotonic() >= deadline:
+                    with held.lock:  # the watchdog releases the result only between reads
+                        if held.closed or past_deadline():
                             stream.truncated = True
                             return
-                        raise
-                    finally:
-                        reading.clear()
+                        try:
+                            batch = held.reader.read_next_batch()
+                        except StopIteration:
+                            return
+                        except (OSError, duckdb.InterruptException):  # pyarrow surfaces the interrupt as OSError
+                            if past_deadline():
+                                stream.truncated = True
+                                return
+                            raise
+                    # the batch is Arrow memory of its own: the client may take its time with it
                     yield pa.RecordBatch.from_arrays(batch.columns, names=columns)
             finally:
-                done.set()
-                cur.close()
+                with held.lock:
+                    held.close()
 
         stream.batches = batches()
         return stream
 
 
-def _interrupt_past(cur: Any, deadline: float, reading: threading.Event, done: threading.Event) -> None:
-    """At ``deadline``, interrupt ``cur`` for as long as a read that began before it runs (DuckDB forgets an
-    interrupt that arrives before it starts working, so keep at it); reads after it are never started."""
-    if done.wait(max(0.0, deadline - time.monotonic())):
-        return
-    while reading.is_set() and not done.is_set():
-        cur.interrupt()
-        done.wait(0.01)
+class _HeldResult:
+    """The store cursor and Arrow reader of one streamed query. The reader holds the query's result (a
+    sorted or aggregated one, all of it) and a transaction until it is closed — closing the cursor alone
+    frees nothing — so both are closed together, once, under :attr:`lock` (held by each read)."""
+
+    def __init__(self, cur: Any) -> None:
+        self.cur = cur
+        self.reader: Any = None
+        self.lock = threading.Lock()
+        self.closed = False
+        self._done = threading.Event()
+
+    def close(self) -> None:
+        """Release the result and the cursor (the caller holds :attr:`lock`); the watchdog stops."""
+        if self.closed:
+            return
+        self.closed = True
+        self._done.set()
+        try:
+            if self.reader is not None:
+                self.reader.close()
+        finally:
+            self.cur.close()
+
+    def release_at(self, deadline: float) -> None:
+        """The watchdog: at ``deadline``, release the result as soon as no read is running, interrupting the
+        read (or the query's start) that is (DuckDB forgets an interrupt that arrives before it starts
+        working, so keep at it). A stream waiting on its client holds no lock: it is released at once."""
+        if self._done.wait(max(0.0, deadline - time.monotonic())):
+            return
+        while not self._done.is_set():
+            if self.lock.acquire(blocking=False):
+                try:
+                    self.close()
+                finally:
+                    self.lock.release()
+                return
+            self.cur.interrupt()
+            self._done.wait(0.01)
 
 
 class _SeriesBackend:
@@ -243,7 +293,19 @@ class _SeriesBackend:
         end = None if query.limit is None else query.offset + query.limit + 1
         return BackendResult(columns, rows[query.offset : end], {self.language: plan.queries, "step_s": step})
 
-    def stream(self, query: Query, *, batch_rows: int = 65_536) -> RowStream:
+    def stream(
+        self,
+        query: Query,
+        *,
+        batch_rows: int = 65_536,
+        time_limit_s: float | None = None,
+        after: list[Any] | None = None,
+        received_by_us: int | None = None,
+    ) -> RowStream:
+        """The whole result, read at once (each request bounded by the reader's own timeout): it is never
+        cut short, so it never needs resuming."""
+        if after is not None:
+            raise QueryError("cursor", f"the {self.name} backend sends whole exports; there is nothing to resume")
         result = self.run(query, timeout_s=MAX_TIMEOUT_S)
         table = pa.Table.from_pylist([dict(zip(result.columns, r, strict=True)) for r in result.rows])
         return RowStream(result.columns, iter(table.to_batches(batch_rows)), result.compiled_query)
@@ -372,8 +434,18 @@ class QueryExecutor:
             )
         return {"data": data, "metadata": meta}
 
-    def stream(self, query: Query, *, batch_rows: int = 65_536) -> RowStream:
-        return self.backend.stream(query, batch_rows=batch_rows)
+    def stream(
+        self,
+        query: Query,
+        *,
+        batch_rows: int = 65_536,
+        time_limit_s: float | None = None,
+        after: list[Any] | None = None,
+        received_by_us: int | None = None,
+    ) -> RowStream:
+        return self.backend.stream(
+            query, batch_rows=batch_rows, time_limit_s=time_limit_s, after=after, received_by_us=received_by_us
+        )
 
 
 def _iso(value: Any) -> Any:

@@ -15,6 +15,10 @@ the unified query's filters, for ``GET /api/v1/events/export``. Such an export i
 in a total order (:data:`EVENT_KEY`), :class:`KeyTracker` follows the key of the last row handed on, and
 an export stopped at its time limit ends with a trailer (:func:`encode_batches`' ``trailer``) whose
 ``next_cursor`` (:func:`encode_export_cursor`) continues right after that row.
+
+Unified queries (``POST /api/v1/query/export``) resume the same way, on the query's own total order
+(:func:`~hubcore.query.compile_duckdb.export_key`): :class:`QueryKeyTracker` and
+:func:`encode_query_cursor`, whose cursor also pins the events the first answer read (received by then).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from hubcore.query.compile_duckdb import filter_sql
+from hubcore.query.compile_duckdb import KeyColumn, filter_sql
 from hubcore.query.model import ALL_TENANTS, Filter, QueryError
 
 FORMATS: Final = {
@@ -285,3 +290,86 @@ def decode_export_cursor(raw: str, scope: str) -> ExportCursor:
             "cursor", "belongs to another export: send the same request (tenant, filters, start/end/last) with it"
         )
     return ExportCursor(start_us, end_us, after, scope)
+
+
+# -- exports of the unified query ------------------------------------------------------------------------
+
+_NON_FINITE: Final = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+
+
+class QueryKeyTracker(KeyTracker):
+    """:class:`KeyTracker` for a unified query's export: the key is :func:`export_key`'s columns of the last
+    row (a bucket as epoch microseconds; ``[]`` for the one row of a query without buckets or groups)."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], key: list[KeyColumn]) -> None:
+        super().__init__(batches, every_tenant=False)
+        self._columns = key
+
+    def _key(self, batch: pa.RecordBatch) -> list[Any]:
+        out = []
+        for k in self._columns:
+            col = batch.column(batch.schema.get_field_index(k.label))
+            out.append((col.cast(pa.int64()) if k.kind == "bucket" else col)[-1].as_py())
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class QueryExportCursor:
+    """Where a query export resumes: the first request's window and time (events received after it are left
+    out), the key of the last row sent (None: nothing was sent yet) and the request's ``scope``."""
+
+    start_us: int
+    end_us: int
+    received_by_us: int
+    after: list[Any] | None
+    scope: str
+
+
+def encode_query_cursor(cursor: QueryExportCursor) -> str:
+    """The cursor as URL-safe text (a NaN or an infinite aggregate, which JSON lacks, as a string).
+
+    >>> c = QueryExportCursor(1, 2, 3, [7, "m", float("nan")], "abc")
+    >>> d = decode_query_cursor(encode_query_cursor(c), "abc", ["bucket", "group", "value"])
+    >>> d.after[:2], d.after[2] != d.after[2]
+    ([7, 'm'], True)
+    """
+    after = None
+    if cursor.after is not None:
+        after = [v if not isinstance(v, float) or math.isfinite(v) else str(v) for v in cursor.after]
+    raw = msgspec.json.encode(
+        {"x": "query", "w": [cursor.start_us, cursor.end_us], "r": cursor.received_by_us, "k": after, "s": cursor.scope}
+    )
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _key_value(value: Any, kind: str) -> tuple[bool, Any]:
+    if kind == "bucket":
+        return type(value) is int, value
+    if kind == "group":
+        return value is None or type(value) is str, value
+    if isinstance(value, str):
+        return value in _NON_FINITE, _NON_FINITE.get(value)
+    return value is None or type(value) in (int, float), value
+
+
+def decode_query_cursor(raw: str, scope: str, kinds: list[str]) -> QueryExportCursor:
+    """The cursor ``raw`` of a query export asked for with ``scope``, whose key columns are of ``kinds``
+    (:attr:`KeyColumn.kind`); a 422 on ``cursor`` if it is not one, or belongs to another export."""
+    after: list[Any] | None = None
+    try:
+        data = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        (start_us, end_us), received_by_us, got, got_scope = data["w"], data["r"], data["k"], data["s"]
+        ok = data["x"] == "query" and all(type(v) is int for v in (start_us, end_us, received_by_us))
+        ok = ok and isinstance(got_scope, str) and (got is None or isinstance(got, list))
+    except Exception:
+        ok = False
+    if not ok:
+        raise QueryError("cursor", "not a cursor of a query export; pass next_cursor unchanged")
+    if got_scope != scope:
+        raise QueryError("cursor", "belongs to another export: send the same request (the same body) with it")
+    if got is not None:
+        checked = [_key_value(v, k) for v, k in zip(got, kinds, strict=False)]
+        if len(got) != len(kinds) or not all(good for good, _ in checked):
+            raise QueryError("cursor", "not a cursor of a query export; pass next_cursor unchanged")
+        after = [v for _, v in checked]
+    return QueryExportCursor(start_us, end_us, received_by_us, after, scope)

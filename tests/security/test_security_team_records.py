@@ -132,6 +132,49 @@ def test_dlq_replay_is_scoped_by_each_entrys_team(hub: RunningHub, key: Any) -> 
     assert stored == [("search",)]  # the team the entry was scoped by is the one it was stored under
 
 
+def test_dlq_listing_shows_a_team_limited_caller_its_teams_entries_only(hub: RunningHub, key: Any) -> None:
+    """GET /api/v1/dlq had listed every team's dead letters (their raw input) to a caller limited to team ml;
+    it now shows such a caller its own team's entries and those naming no team (what a bulk replay of its
+    would take), and counts the rest as hidden_other_teams."""
+    events = {
+        "ml": _bad_cost({"team": "ml"}),
+        "search": _bad_cost({"team": "search"}),
+        "mixed": _bad_cost({"team": "ml"}, team="search"),
+        "none": _bad_cost({"project": "assistant"}),
+    }
+    tenant = "listing"
+    r = httpx.post(f"{hub.api}/api/v1/events", json=list(events.values()), headers=key("ingest", tenant=tenant))
+    assert r.status_code == 422, r.text
+
+    def listing(headers: dict[str, str], query: str = "") -> dict[str, Any]:
+        r = httpx.get(f"{hub.api}/api/v1/dlq{query}", headers=headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        body["names"] = {name for e in body["entries"] for name, ev in events.items()
+                         if json.loads(e["raw"])["event_id"] == ev["event_id"]}  # fmt: skip
+        return body
+
+    admin = listing(key("tenant_admin", tenant=tenant))
+    assert admin["total"] == 4 and admin["names"] == set(events) and "hidden_other_teams" not in admin
+    platform = listing(key("platform_admin", tenant="ops"), f"?tenant={tenant}")
+    assert platform["total"] == 4 and "hidden_other_teams" not in platform
+    for role in ("analytics_editor", "dlq_operator"):
+        ml = listing(key(role, "ml", tenant=tenant))
+        assert (ml["names"], ml["total"], ml["hidden_other_teams"]) == ({"ml", "none"}, 2, 2)
+        assert listing(key(role, "ml", tenant=tenant), "?team=search")["names"] == {"ml", "none"}  # ?team= is no way in
+    search = listing(key("analytics_editor", "search", tenant=tenant))
+    assert (search["names"], search["hidden_other_teams"]) == ({"search", "none"}, 2)  # mixed names ml too
+    no_team = listing(key("analytics_editor", tenant=tenant))
+    assert (no_team["names"], no_team["total"], no_team["hidden_other_teams"]) == ({"none"}, 1, 3)
+    # paging and the reason filter count the caller's entries only
+    ml_key = key("analytics_editor", "ml", tenant=tenant)
+    pages = [listing(ml_key, f"?limit=1&offset={i}") for i in range(3)]
+    assert [len(p["entries"]) for p in pages] == [1, 1, 0] and {p["total"] for p in pages} == {2}
+    assert pages[0]["names"] | pages[1]["names"] == {"ml", "none"}
+    assert listing(ml_key, "?reason=no-such-reason") | {"names": None} == {
+        "entries": [], "total": 0, "limit": 100, "offset": 0, "hidden_other_teams": 0, "names": None}  # fmt: skip
+
+
 # -- anomaly feedback --------------------------------------------------------------------------------------
 def _config() -> AnalyticsConfig:
     return AnalyticsConfig(
@@ -188,6 +231,17 @@ def test_anomaly_feedback_is_scoped_by_the_anomalys_team(hub: RunningHub, key: A
         # teams:all: a tenant admin, and a platform admin asking for the tenant, mark any team's
         assert feedback("a-filtered", key("tenant_admin")).status_code == 200
         assert feedback("a-filtered", key("platform_admin", tenant="ops"), "?tenant=acme").status_code == 200
+        # undoing a mark is decided the same way; resetting a whole query (shared by every team) needs teams:all
+        undo = httpx.delete(f"{hub.api}/api/v1/anomalies/a-search/feedback", headers=ml, timeout=60)
+        assert undo.status_code == 403 and "team 'search'" in undo.json()["error"]["message"]
+        assert httpx.delete(f"{hub.api}/api/v1/anomalies/a-search/feedback", headers=search, timeout=60).status_code == 200
+        reset = lambda h: httpx.delete(f"{hub.api}/api/v1/anomalies/feedback", params={"query": "cost_by_team"},  # noqa: E731
+                                       headers=h, timeout=60)  # fmt: skip
+        assert reset(ml).status_code == 403 and "teams:all" in reset(ml).json()["error"]["message"]
+        assert reset(key("tenant_admin")).json() == {"query": "cost_by_team", "removed_marks": 1}
+        viewer = key("analytics_viewer", "ml")
+        assert httpx.get(f"{hub.api}/api/v1/anomalies/feedback", params={"query": "cost_by_team"}, headers=viewer,
+                         timeout=30).json()["marks"] == 0  # fmt: skip
     finally:
         svc.shutdown()
         del hub.service.app.state.analytics
