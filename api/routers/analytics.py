@@ -139,13 +139,18 @@ async def anomaly_feedback(
         return error_response(422, "invalid_feedback", "detector: must be a detector name or null")
     t = read_tenant(request, state, request.query_params.get("tenant"))
     svc = get_service(request, state)
-    # rule 4 on the anomaly's own team (its series' team label, the query's team filter), not on ?team=;
-    # anomaly ids are derived from (tenant, query, model, series, time), so the record cannot change meanwhile
-    rec = await run_in_threadpool(svc.repo.get_anomaly, t, anomaly_id)
-    if rec is not None:
-        for team in sorted(anomaly_teams(svc.config.queries.get(rec["query"]), rec["labels"], t)):
-            ensure_team_access(request, "anomalies:feedback", "anomalies", t, team, what=f"anomaly {anomaly_id!r}")
+    await _check_anomaly_team(request, svc, t, anomaly_id)
     return await _answer(svc.mark_false_positive, t, anomaly_id, detector)
+
+
+async def _check_anomaly_team(request: Request, svc: AnalyticsService, tenant: str, anomaly_id: str) -> None:
+    """Rule 4 on the anomaly's own team (its series' team label, the query's team filter), not on ?team=;
+    anomaly ids are derived from (tenant, query, model, series, time), so the record cannot change meanwhile.
+    An unknown id passes (the service answers 404)."""
+    rec = await run_in_threadpool(svc.repo.get_anomaly, tenant, anomaly_id)
+    if rec is not None:
+        for team in sorted(anomaly_teams(svc.config.queries.get(rec["query"]), rec["labels"], tenant)):
+            ensure_team_access(request, "anomalies:feedback", "anomalies", tenant, team, what=f"anomaly {anomaly_id!r}")
 
 
 @router.delete("/anomalies/{anomaly_id}/feedback", summary="Undo the false-positive mark of an anomaly")
@@ -154,10 +159,7 @@ async def undo_anomaly_feedback(
 ) -> Response:
     t = read_tenant(request, state, request.query_params.get("tenant"))
     svc = get_service(request, state)
-    rec = await run_in_threadpool(svc.repo.get_anomaly, t, anomaly_id)
-    if rec is not None:
-        for team in sorted(anomaly_teams(svc.config.queries.get(rec["query"]), rec["labels"], t)):
-            ensure_team_access(request, "anomalies:feedback", "anomalies", t, team, what=f"anomaly {anomaly_id!r}")
+    await _check_anomaly_team(request, svc, t, anomaly_id)
     return await _answer(svc.undo_false_positive, t, anomaly_id)
 
 
