@@ -402,7 +402,9 @@ class PointsConverter:
             if last is not None and ms <= last:
                 ms = last + 1
             h = s.hists.get(key)
-            if last is None and self._forgotten.pop(hash(key), False) is None:
+            returning = last is None and hash(key) in self._forgotten
+            if returning:
+                del self._forgotten[hash(key)]
                 if floor_ms is not None and ms < floor_ms:
                     ms = floor_ms
                 if h is not None:
