@@ -36,12 +36,11 @@ from typing import Any
 import msgspec
 
 from exporters.prom_naming import label_name, metric_name
+from exporters.victoriametrics.forgotten import FORGOTTEN_LIMIT, series_digest
 
 log = logging.getLogger(__name__)
 
 SeriesKey = tuple[tuple[str, str], ...]  # sorted labels, __name__ included
-#: At most this many forgotten series are remembered (as digests) to restart from 0 when they come back.
-FORGOTTEN_LIMIT = 1_000_000
 Samples = list[tuple[int, float]]  # (ms, value)
 
 #: GenAI semantic conventions, recommended explicit bucket boundaries.
@@ -157,6 +156,7 @@ class PointsConverter:
         self._dirty: set[SeriesKey] = set()
         self._removed: set[SeriesKey] = set()
         self._forgotten: dict[int, None] = {}  # digests of forgotten series, oldest first (see _forget)
+        self.forgotten_changes = 0  # bumped whenever ``_forgotten`` changes (the exporter saves it then)
         self._next_sweep = 0.0
 
     # -- state ------------------------------------------------------------------------------------
@@ -199,6 +199,7 @@ class PointsConverter:
         s = self.state
         for k in data.get("removed", []):
             self._forget(key(k))
+            self._remember(series_digest(key(k)))  # (also when it was not in the state merged so far)
         now = int(self.clock())
         for k, v, *updown in data.get("totals", []):
             sk = key(k)
@@ -287,9 +288,26 @@ class PointsConverter:
         self._dirty.discard(k)
         self._removed.add(k)
         # remembered (a 64-bit digest, bounded) so that the series, if it comes back, restarts from 0
-        self._forgotten[hash(k)] = None
+        self._remember(series_digest(k))
+
+    def _remember(self, digest: int) -> None:
+        self._forgotten.pop(digest, None)  # the newest last: the bound drops the longest forgotten first
+        self._forgotten[digest] = None
+        self.forgotten_changes += 1
         while len(self._forgotten) > FORGOTTEN_LIMIT:
             del self._forgotten[next(iter(self._forgotten))]
+
+    @property
+    def forgotten(self) -> list[int]:
+        """Digests (:func:`~exporters.victoriametrics.forgotten.series_digest`) of the series forgotten (back
+        since or not), oldest first: what :meth:`remember` takes again after a restart."""
+        return list(self._forgotten)
+
+    def remember(self, digests: Iterable[int]) -> None:
+        """Add forgotten series' digests (saved before a restart; oldest first): when one of them comes back
+        it gets its 0 sample (see :meth:`finish`) instead of starting like a new series."""
+        for digest in digests:
+            self._remember(int(digest))
 
     def _mark_dirty(self, k: SeriesKey) -> None:
         self._dirty.add(k)
@@ -402,9 +420,10 @@ class PointsConverter:
             if last is not None and ms <= last:
                 ms = last + 1
             h = s.hists.get(key)
-            returning = last is None and hash(key) in self._forgotten
+            # (the digest stays: should this flush be rolled back, or the state restored from an earlier
+            # acknowledgement, the series is missing from the state again and needs its 0 sample again)
+            returning = last is None and series_digest(key) in self._forgotten
             if returning:
-                del self._forgotten[hash(key)]
                 if floor_ms is not None and ms < floor_ms:
                     ms = floor_ms
                 if h is not None:

@@ -21,6 +21,7 @@ import msgspec
 
 from exporters._common import EventMapping
 from exporters.queue.base import Batch, QueuedExporter
+from exporters.victoriametrics import forgotten
 from exporters.victoriametrics.config import VictoriaMetricsExporterConfig
 from exporters.victoriametrics.convert import PointsConverter, SeriesKey, SeriesStats
 from exporters.victoriametrics.remote_write import HEADERS, compress, encode_labels, encode_series
@@ -46,6 +47,7 @@ class VictoriaMetricsExporter(QueuedExporter):
         self._events_to_points = EventMapping(EVENTS_TO_POINTS_SQL)
         self.samples_sent = 0
         self._base_id = 0  # the state file the acknowledgement builds on (0: none, the empty state)
+        self._forgotten_saved = 0  # ``converter.forgotten_changes`` when ``forgotten.bin`` was last written
 
     # -- state (running totals of delta counters and event histograms) -----------------------------
     # The acknowledgement carries {"base": id, "delta": the series changed since base id} and the whole
@@ -55,7 +57,16 @@ class VictoriaMetricsExporter(QueuedExporter):
     # (kill -9 included) restores exactly the totals of the last acknowledgement. Series idle longer
     # than ``series_ttl`` (or beyond ``max_series``) are forgotten, and the acknowledgement carries their
     # removal; one that comes back restarts from 0 after a 0 sample (a counter reset for PromQL, which
-    # ``increase``/``rate`` count right; see ``PointsConverter.finish``).
+    # ``increase``/``rate`` count right; see ``PointsConverter.finish``). To tell such a series from a new
+    # one (which gets no 0 sample) after a restart too, the digests of the forgotten series are saved in
+    # ``forgotten.bin`` with each new base and read at start; those forgotten since the base come back from
+    # the acknowledgement's removals (``PointsConverter.merge``).
+    def start(self) -> None:
+        if not self._started and not self._closed:
+            self.converter.remember(forgotten.load(self.directory / forgotten.FILE_NAME))
+            self._forgotten_saved = self.converter.forgotten_changes
+        super().start()
+
     def snapshot_state(self) -> bytes | None:
         conv = self.converter
         if len(conv.dirty) + len(conv.removed) > max(REBASE_MIN_SERIES, conv.series_count // 4):
@@ -93,7 +104,9 @@ class VictoriaMetricsExporter(QueuedExporter):
         return self.directory / f"state-{base_id:012d}.msgpack"
 
     def _write_base(self, base_id: int) -> None:
-        """The whole state as base ``base_id``; bases before the previous one are deleted."""
+        """The whole state as base ``base_id``; bases before the previous one are deleted. The forgotten
+        series are saved first (the acknowledgement naming the new base no longer carries their removal)."""
+        self._save_forgotten()
         path = self._base_path(base_id)
         tmp = path.with_suffix(".tmp")
         fsync = self.queue_config.fsync
@@ -118,6 +131,17 @@ class VictoriaMetricsExporter(QueuedExporter):
                 continue
             if old_id not in (previous, base_id):
                 old.unlink(missing_ok=True)
+
+    def _save_forgotten(self) -> None:
+        conv = self.converter
+        if conv.forgotten_changes == self._forgotten_saved:
+            return
+        try:
+            forgotten.save(self.directory / forgotten.FILE_NAME, conv.forgotten, fsync=self.queue_config.fsync)
+        except OSError as exc:  # costs only the 0 samples of series that come back after a restart
+            log.warning("victoriametrics: cannot save the forgotten series in %s: %s", self.directory, exc)
+            return
+        self._forgotten_saved = conv.forgotten_changes
 
     # -- worker -----------------------------------------------------------------------------------
     def process(self, batches: list[Batch]) -> None:

@@ -301,6 +301,61 @@ def test_alerts_can_be_acknowledged(seeded: Seeded, browser: Any) -> None:
     assert state == "acknowledged"
 
 
+def test_inhibited_alerts_say_what_inhibits_them_and_are_counted(seeded: Seeded, browser: Any) -> None:
+    """docs/alerting.md, Inhibition: a warning is inhibited while the critical of the same alertname and labels
+    is open. The page counts them (``inhibited_count``), hides them as the API does, and on request shows
+    each with "inhibited by <the critical>", linking to its row; a hostile alert name stays text."""
+    paths = httpx.get(seeded.api + "/openapi.json").json()["paths"]
+    if "/api/v1/alerts" not in paths:
+        pytest.skip("this hub has no alerts API (GET /api/v1/alerts)")
+    name = "Inhibit" + XSS
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 300))
+    labels = {"alertname": name, "team": "inhibit-test"}
+    alerts = [
+        {"status": "firing", "labels": {**labels, "severity": sev}, "annotations": {"summary": f"{sev} one"},
+         "startsAt": now, "fingerprint": f"console-inhibit-{sev}"}
+        for sev in ("critical", "warning")
+    ]  # fmt: skip
+    hook = {"version": "4", "status": "firing", "receiver": "hub", "groupKey": "inhibit", "alerts": alerts}
+    assert httpx.post(f"{seeded.api}/api/v1/alerts/alertmanager", json=hook, timeout=30).status_code == 200
+    ans = httpx.get(f"{seeded.api}/api/v1/alerts", params={"inhibited": "true"}, timeout=30).json()
+    warn = next(a for a in ans["alerts"] if a["fingerprint"] == "console-inhibit-warning")
+    crit_id, count = warn["inhibited_by_id"], ans["inhibited_count"]
+    assert crit_id and count >= 1
+
+    open_page(browser, seeded.api + "/console/alerts")  # the default: hidden, as the API does, and counted
+    assert browser.find_element(By.ID, "al-inhibited-count").text == f"Inhibited alerts: {count} (hidden)"
+    assert browser.find_element(By.ID, "al-inhibited").get_attribute("value") == ""
+    assert not browser.find_elements(By.CSS_SELECTOR, f"#t-alerts tr[data-alert='{warn['id']}']")
+    assert browser.find_elements(By.CSS_SELECTOR, f"#t-alerts tr[data-alert='{crit_id}']")
+
+    open_page(browser, seeded.api + "/console/alerts?inhibited=any")
+    assert browser.find_element(By.ID, "al-inhibited-count").text == f"Inhibited alerts: {count}"
+    row = browser.find_element(By.CSS_SELECTOR, f"#t-alerts tr[data-alert='{warn['id']}']")
+    hint = row.find_element(By.CSS_SELECTOR, ".inhibited-by")
+    assert hint.text.startswith(f"inhibited by {name} (critical, "), hint.text  # the name as text, not markup
+    assert hint.get_attribute("title") == "fingerprint console-inhibit-critical"
+    assert hint.find_element(By.TAG_NAME, "a").get_attribute("href").endswith(f"#alert-{crit_id}")
+    assert "inhibited" in (row.get_attribute("class") or "")
+    crit_row = browser.find_element(By.ID, f"alert-{crit_id}")  # the link's target: the critical, no hint
+    assert not crit_row.find_elements(By.CSS_SELECTOR, ".inhibited-by")
+    assert browser.execute_script("return window.__xss === undefined")
+    csv = browser.execute_script("return Hub.csv('t-alerts')")
+    assert f"(inhibited by {name} (critical, " in csv.replace('""', '"')
+
+    open_page(browser, seeded.api + "/console/alerts?inhibited=true")  # only those
+    shown = browser.execute_script(
+        "return [...document.querySelectorAll('#t-alerts tbody tr')].map((tr) => [tr.dataset.alert, "
+        "!!tr.querySelector('.inhibited-by')])")  # fmt: skip
+    assert {a for a, _hint in shown} == {a["id"] for a in ans["alerts"]} and all(h for _a, h in shown)
+    sel = browser.find_element(By.ID, "al-inhibited")
+    assert sel.get_attribute("value") == "true"
+    browser.execute_script("arguments[0].value = ''; arguments[0].dispatchEvent(new Event('change'))", sel)
+    until(lambda: "inhibited=" not in browser.current_url)
+    assert "inhibited=" not in browser.current_url
+    assert problems(browser) == []
+
+
 def test_phone_layout(seeded: Seeded, browser: Any, artifacts: Path) -> None:
     browser.set_window_size(390, 844)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.victoriametrics import VictoriaMetricsExporter, VictoriaMetricsExporterConfig
+from exporters.victoriametrics import VictoriaMetricsExporter, VictoriaMetricsExporterConfig, forgotten
 from exporters.victoriametrics.convert import PointsConverter
 from tests.exporters._util import queue_in
 
@@ -220,9 +220,10 @@ def test_forgotten_series_are_dropped_from_the_saved_state_too(tmp_path: Path) -
     assert again.converter.state == ex.converter.state and again.converter.series_count == 1
     out = ex.converter.convert(_costs(["team-5"]))  # a forgotten one comes back from zero, after a 0
     assert [v for samples in out.values() for _ms, v in samples] == [0.0, 1.0]
-    # (what was forgotten is remembered in memory only: after a restart it comes back as a new series)
+    # after a restart too: the new base left them out, and forgotten.bin (written with it) remembers them
+    again.converter.remember(forgotten.load(tmp_path / "q" / forgotten.FILE_NAME))  # what start() does
     out = again.converter.convert(_costs(["team-5"]))
-    assert [v for samples in out.values() for _ms, v in samples] == [1.0]
+    assert [v for samples in out.values() for _ms, v in samples] == [0.0, 1.0]
 
 
 def test_a_state_saved_before_series_were_timed_counts_them_as_updated_at_restore(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ MODULES = [
     "exporters.queue.protoc",
     "exporters.victoriametrics.config",
     "exporters.victoriametrics.convert",
+    "exporters.victoriametrics.forgotten",
     "exporters.victoriametrics.remote_write",
     "exporters.victoriametrics.protos",
     "exporters.loki.config",

@@ -745,21 +745,54 @@
     const fallback = `/api/v1/alerts/${encodeURIComponent(id)}/${verb === 'ack' ? 'acknowledge' : 'resolve'}`;
     return Hub.api(fallback, { method: 'POST', body: {} });
   }
+  // an inhibited warning (docs/alerting.md, Inhibition) names its critical by id: "inhibited by <that alert>"
+  const INHIBITED_MODES = { any: 'any', true: 'true' };
+  async function inhibitors(list) {
+    const byId = new Map(list.map((a) => [String(alertId(a)), a]));
+    const missing = [...new Set(list.filter((a) => a.inhibited && a.inhibited_by_id != null).map((a) => String(a.inhibited_by_id)))]
+      .filter((id) => !byId.has(id)).slice(0, 20);
+    await Promise.all(missing.map(async (id) => {
+      try {
+        const ans = await Hub.api(`/api/v1/alerts/${encodeURIComponent(id)}`);
+        const a = pick(ans || {}, ['alert']) || ans;
+        if (a && typeof a === 'object') byId.set(id, Object.assign({ _elsewhere: true }, a));
+      } catch (e) { /* not readable (resolved and gone, another tenant): the hint names its fingerprint */ }
+    }));
+    return byId;
+  }
+  const alertName = (a) => String(pick(a, ['name', 'title', 'alertname', 'rule']) ?? alertId(a));
+  function inhibitedBy(a, byId) {
+    if (!a.inhibited) return null;
+    const src = a.inhibited_by_id != null ? byId.get(String(a.inhibited_by_id)) : undefined;
+    const what = src ? `${alertName(src)} (${pick(src, ['severity', 'level']) ?? 'critical'}, ${alertState(src)})` : String(a.inhibited_by ?? a.inhibited_by_id ?? 'a critical alert');
+    return { text: 'inhibited by ' + what, src, title: a.inhibited_by ? 'fingerprint ' + a.inhibited_by : '' };
+  }
   P.alerts = async function () {
     const sel = document.getElementById('al-state');
+    const inh = document.getElementById('al-inhibited');
+    const countEl = document.getElementById('al-inhibited-count');
     sel.value = Hub.params.get('state') || '';
+    inh.value = INHIBITED_MODES[Hub.params.get('inhibited')] || '';
     if (!sel.dataset.bound) {
       sel.dataset.bound = '1';
-      sel.addEventListener('change', () => { const p = new URLSearchParams(location.search); if (sel.value) p.set('state', sel.value); else p.delete('state'); location.search = p.toString(); });
+      const onChange = (s, key) => () => { const p = new URLSearchParams(location.search); if (s.value) p.set(key, s.value); else p.delete(key); location.search = p.toString(); };
+      sel.addEventListener('change', onChange(sel, 'state'));
+      inh.addEventListener('change', onChange(inh, 'inhibited'));
     }
     await Hub.panel('t-alerts', 'the alerts API', async () => {
       const path = await Hub.findPath('get', /^\/api\/v1\/alerts$/);
       if (path === null) { Hub.unavailable('t-alerts', 'alerts', 'no GET /api/v1/alerts'); return; }
       const params = Hub.state.tenant ? { tenant: Hub.state.tenant } : {};
       if (sel.value) params.state = sel.value;
+      if (inh.value) params.inhibited = inh.value;
       const ans = await Hub.api('/api/v1/alerts', { params });
       let list = Array.isArray(ans) ? ans : pick(ans, ['alerts', 'items', 'data']) || [];
       if (sel.value) list = list.filter((a) => alertState(a) === sel.value);
+      if (inh.value === 'true') list = list.filter((a) => a.inhibited);
+      const n = ans && typeof ans.inhibited_count === 'number' ? ans.inhibited_count : null;
+      countEl.hidden = n === null;
+      countEl.textContent = n === null ? '' : `Inhibited alerts: ${F.int(n)}${n && !inh.value ? ' (hidden)' : ''}`;
+      const byId = await inhibitors(list);
       const button = (a, verb, label) => {
         const b = el('button', label);
         b.type = 'button';
@@ -774,7 +807,24 @@
       Hub.table('t-alerts', [
         { key: 'state', label: 'State', node: (a) => el('span', alertState(a), 'state state-' + alertState(a)), csv: alertState },
         { key: 'severity', label: 'Severity', fmt: (v, a) => String(pick(a, ['severity', 'level']) ?? '') },
-        { key: 'name', label: 'Alert', fmt: (v, a) => String(pick(a, ['name', 'title', 'alertname', 'rule']) ?? alertId(a)) },
+        {
+          key: 'name', label: 'Alert',
+          node: (a) => {
+            const span = el('span', alertName(a));
+            const by = inhibitedBy(a, byId);
+            if (by) {
+              const hint = el('span', null, 'inhibited-by');
+              hint.dataset.inhibitedBy = String(a.inhibited_by_id ?? '');
+              if (by.title) hint.title = by.title;
+              // a link to the critical's row when the table shows it
+              if (by.src && !by.src._elsewhere) hint.append(link(by.text, '#alert-' + encodeURIComponent(String(alertId(by.src)))));
+              else hint.textContent = by.text;
+              span.append(hint);
+            }
+            return span;
+          },
+          csv: (a) => { const by = inhibitedBy(a, byId); return alertName(a) + (by ? ` (${by.text})` : ''); },
+        },
         { key: 'summary', label: 'Details', fmt: (v, a) => String(pick(a.annotations || {}, ['summary', 'description']) ?? pick(a, ['summary', 'description', 'message']) ?? '') },
         { key: 'labels', label: 'Labels', fmt: (v) => Object.entries(v || {}).filter(([k]) => k !== 'alertname' && k !== 'severity').map(([k, x]) => `${k}=${x}`).join(' ') },
         { key: 'started_at', label: 'Since', fmt: (v, a) => F.time(pick(a, ['started_at', 'starts_at', 'startsAt', 'created_at', 'timestamp'])) },
@@ -789,10 +839,13 @@
           },
         },
       ], list, { empty: 'No alerts.' });
-      for (const tr of document.querySelectorAll('#t-alerts tbody tr')) {
-        const b = tr.querySelector('button[data-alert]');
-        if (b) tr.dataset.alert = b.dataset.alert;
-      }
+      if (!list.length) return;
+      document.querySelectorAll('#t-alerts tbody tr').forEach((tr, i) => {
+        const a = list[i];
+        tr.dataset.alert = String(alertId(a));
+        tr.id = 'alert-' + tr.dataset.alert;  // the target of an "inhibited by" link
+        if (a.inhibited) tr.classList.add('inhibited');
+      });
     });
   };
 
