@@ -329,6 +329,7 @@ def settled(
     outside: np.ndarray,
     recovery: np.ndarray,
     refractory: int,
+    left: np.ndarray | None = None,
 ) -> np.ndarray:
     """The anomalous points that are the aftermath of an announced incident rather than anomalies.
 
@@ -336,7 +337,8 @@ def settled(
     windows after it ends, so normal points keep scoring above 1 for hours. A point is *settled* when
     it is anomalous but not an alert, and either the series is moving back into its long-run range
     (``recovery``) or the event's last alert was a value ``outside`` its expected range and this
-    point's value is back inside it. An event ends when ``refractory`` points pass without an
+    point's value is back inside it (``left``, where the alert is judged, defaults to ``outside``).
+    An event ends when ``refractory`` points pass without an
     alert-worthy (``worthy``) point, as in :func:`run_onsets`. Causal.
 
     >>> a = np.array([0, 1, 1, 1, 0, 1], dtype=bool)
@@ -349,7 +351,8 @@ def settled(
     anomalous, worthy, alerts = (np.asarray(v, dtype=bool) for v in (anomalous, worthy, alerts))
     outside, recovery = np.asarray(outside, dtype=bool), np.asarray(recovery, dtype=bool)
     last_alert = since_alert(worthy, alerts, refractory)
-    after_outside = (last_alert >= 0) & outside[np.maximum(last_alert, 0)]
+    left = outside if left is None else np.asarray(left, dtype=bool)
+    after_outside = (last_alert >= 0) & left[np.maximum(last_alert, 0)]
     return anomalous & ~alerts & (recovery | (after_outside & ~outside))
 
 

@@ -236,11 +236,14 @@ class AnomalyDetector:
         # No alerts during warm-up; an event already under way when it ends is not announced late.
         is_anomaly[: self.warmup if self.warmup is not None else max(100, self._day)] = False
 
-        yhat, lower, upper = _expected(outputs, n)
+        yhat, raw_lower, raw_upper = _expected(outputs, n)
+        # the expected range shown and held against: an incident does not widen it (see steady_band)
+        lower, upper = steady_band(yhat, raw_lower, raw_upper, self._day)
         # A series that has never been negative so far (latency, counts, cost) is not expected below 0.
         with np.errstate(invalid="ignore"):
             nonneg = np.fmin.accumulate(np.where(np.isfinite(frame.target), frame.target, np.inf)) >= 0
         lower = np.where(nonneg & np.isfinite(lower), np.maximum(lower, 0.0), lower)
+        raw_lower = np.where(nonneg & np.isfinite(raw_lower), np.maximum(raw_lower, 0.0), raw_lower)
         if self.recovery:
             # The aftermath of an announced incident is not anomalous: trailing windows still hold the
             # incident, but the value is back in its expected range and in the series' long-run range
@@ -251,19 +254,27 @@ class AnomalyDetector:
             lo, _, hi = long_run_range(frame.target, self._day)
             with np.errstate(over="ignore", invalid="ignore"):  # values near the float range
                 lo, hi = lo - (hi - lo) / 4, hi + (hi - lo) / 4
-            outside = _outside_any(frame.target, [(lower, upper), (lo, hi)])
+            # An alert left its range when its value was outside the steady expected range or the
+            # long-run one; a later point is back when it is inside the long-run range and inside
+            # either expected range (the raw one is centred on the last hour's median without a season
+            # and widens with an incident: it holds a non-seasonal series' normal values after a spike).
+            left = _outside_any(frame.target, [(lower, upper), (lo, hi)])
+            outside = left & _outside_any(frame.target, [(raw_lower, raw_upper), (lo, hi)])
             flags = persistent(worthy, combined, self.persist, self.extreme)
             refractory = self.refractory if self.refractory is not None else self._day
-            after = settled(anomalous, flags, is_anomaly, outside, recovering_now, refractory)
-            combined = np.where(after, np.minimum(combined, 0.999), combined)
+            after = settled(anomalous, flags, is_anomaly, outside, recovering_now, refractory, left)
+            before, combined = combined, np.where(after, np.minimum(combined, 0.999), combined)
             # ... and an incident under way stays anomalous while its value stays beyond the long-run
             # range on the side it left by, with no point back inside it since the alert (noise beyond
             # that range later in the event is not held): the self-normalising bars take an incident's first points
             # into their own history within ten points, and a 3-hour outage had stopped scoring after 50
             # minutes (its anomaly_alert ended mid-outage). It keeps the score of the event's last alert.
             last = since_alert(flags, is_anomaly, refractory)
-            held = holding(frame.target, last, lo, hi, combined > 1.0) & ~is_anomaly & ~missing
-            combined = np.where(held, np.maximum(combined, combined[np.maximum(last, 0)]), combined)
+            held = holding(frame.target, last, lo, hi, combined > 1.0) | holding(
+                frame.target, last, lower, upper, combined > 1.0
+            )
+            held &= ~is_anomaly & ~missing
+            combined = np.where(held, np.maximum(before, before[np.maximum(last, 0)]), combined)
             anomalous = combined > 1.0
         confidence = np.where(
             anomalous, np.clip(0.5 * votes + 0.5 * np.clip((combined - 1) / 2, 0, 1), 0, 1), 0.0
@@ -475,6 +486,34 @@ def _expected(outputs: Mapping[str, DetectorOutput], n: int) -> tuple[np.ndarray
         fill = ~np.isfinite(yhat) & np.isfinite(o.yhat)
         yhat[fill], lower[fill], upper[fill] = o.yhat[fill], o.yhat_lower[fill], o.yhat_upper[fill]
     return yhat, lower, upper
+
+
+def steady_band(
+    yhat: np.ndarray, lower: np.ndarray, upper: np.ndarray, day: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The expected range with each side's width replaced by its median over the last day of points
+    (causal), so that an incident does not widen the range it is judged against.
+
+    A detector's band is its forecast plus or minus its threshold times the trailing scale of its
+    residuals; an incident's large residuals raise both within a few points (a daily cycle of 70-130
+    showed the range [56, 204] 20 minutes into a 3-hour drop), so the incident looked "inside the
+    expected range". The day's median of the width follows a lasting change of volatility within half
+    a day and ignores shorter ones.
+
+    >>> y = np.zeros(6); w = np.array([1.0, 1, 1, 1, 9, 9])
+    >>> steady_band(y, y - w, y + w, 4)[1].tolist()
+    [1.0, 1.0, 1.0, 1.0, 1.0, 5.0]
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        below, above = yhat - lower, upper - yhat
+    width = max(1, int(day))
+    below_s = pd.Series(below).rolling(width, min_periods=1).median().to_numpy()
+    above_s = pd.Series(above).rolling(width, min_periods=1).median().to_numpy()
+    keep = ~np.isfinite(yhat)
+    with np.errstate(invalid="ignore", over="ignore"):
+        lo = np.where(keep | ~np.isfinite(below_s), lower, yhat - below_s)
+        hi = np.where(keep | ~np.isfinite(above_s), upper, yhat + above_s)
+    return lo, hi
 
 
 def number(v: float) -> str:

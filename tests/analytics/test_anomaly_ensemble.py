@@ -221,6 +221,42 @@ def test_a_long_outage_stays_anomalous_while_it_lasts():
     assert set(full.severity[2010:2036]) <= {"high", "critical", "medium"}
 
 
+def test_a_contextual_incident_stays_anomalous_and_its_expected_range_does_not_widen():
+    """At the daily peak (about 130) the value drops to the night's level (about 72) for 3 hours: a
+    normal value at the wrong time, inside the long-run range. Its own large residuals had widened the
+    expected range to [56, 204] within 20 minutes, so its points looked "inside the expected range":
+    they were capped as settled and, from 75 minutes in, scored below 1 while the drop went on."""
+    rng = np.random.default_rng(3)
+    t = np.arange(4000)
+    v = 100 + 30 * np.sin(2 * np.pi * t / 288) + 3 * rng.standard_normal(t.size)
+    s = 288 * 12 + 60
+    v[s : s + 36] = 72 + 3 * rng.standard_normal(36)
+    df = pd.DataFrame({"timestamp": pd.date_range("2026-01-01", periods=v.size, freq="5min"), "value": v})
+    full = AnomalyDetector([RobustDeviationDetector(), SeasonalResidualDetector()]).score(df)
+    plain = AnomalyDetector([RobustDeviationDetector(), SeasonalResidualDetector()], recovery=False).score(df)
+    score = full.anomaly_score.to_numpy()
+    assert (score[s : s + 36] > 1).all()  # every point of the drop
+    assert score[s + 36 : s + 300].max() < 1  # none after it
+    assert (plain.anomaly_score.to_numpy()[s : s + 36] < 1).any()  # what the bars alone say
+    assert full.is_anomaly.tolist() == plain.is_anomaly.tolist()  # the alerts are the same
+    lower, upper = full.yhat_lower.to_numpy(), full.yhat_upper.to_numpy()
+    before = np.median(upper[s - 36 : s] - lower[s - 36 : s])
+    assert (upper[s : s + 36] - lower[s : s + 36]).max() < 1.5 * before
+    assert (v[s : s + 36] < lower[s : s + 36]).all()
+    assert "below the expected range" in full.explanation[s + 30]
+
+
+def test_steady_band_keeps_a_band_without_a_forecast_and_follows_a_lasting_change():
+    from analytics.anomaly.ensemble import steady_band
+
+    y = np.array([np.nan, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    w = np.array([5.0, 1, 1, 1, 4, 4, 4])
+    lo, hi = steady_band(y, y - w, y + w, 3)
+    assert np.isnan(lo[0]) and np.isnan(hi[0])  # no forecast: the band is what the detector gave
+    assert hi[1:].tolist() == [1.0, 1.0, 1.0, 1.0, 4.0, 4.0]  # a lasting change is followed
+    assert steady_band(np.zeros(0), np.zeros(0), np.zeros(0), 5)[0].size == 0
+
+
 def test_settled_points_need_an_announced_event_that_left_its_range():
     from analytics.anomaly._rolling import settled
 
