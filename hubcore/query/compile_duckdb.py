@@ -11,13 +11,13 @@ values, tag keys and payload paths (bound as JSON paths) — is a ``?`` paramete
     >>> c.sql.splitlines()[0]
     'SELECT g0, sum(v) AS a0'
     >>> c.params
-    ['t1', 0, 3600000000, 'cost', 1001, 0]
+    ['t1', 0, 3600000000, 'cost', 1001]
 """
 
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 from hubcore.query.composite import COMPOSITES, Part
@@ -124,16 +124,14 @@ def _part_sql(part: Part, *, ordered: bool = False) -> tuple[str, list[Any]]:
     return f"{part.agg}({arg}) FILTER (WHERE {cond})", params
 
 
-def compile_query(query: Query, *, page: bool = True) -> CompiledSql:
-    """The whole query. With ``page``, ``LIMIT limit+1 OFFSET offset`` (one extra row says "more")."""
-    select, params, order = _select(query)
-    s = _Sql().add(select, *params)
-    s.add("ORDER BY " + ", ".join(order))
-    if page and query.limit is not None:
-        s.add("LIMIT ? OFFSET ?", query.limit + 1, query.offset)
-    elif query.limit is not None:
-        s.add("LIMIT ? OFFSET ?", query.limit, query.offset)
-    return CompiledSql("\n".join(s.parts), s.params, query.output_columns)
+def compile_query(query: Query) -> CompiledSql:
+    """One page of the query: ``limit + 1`` rows (one extra says "more") in the total order of
+    :func:`export_key`, right after ``query.after`` (a later page) or past ``offset`` rows (a first page), of
+    the events received by ``query.received_by_us``; :func:`compile_export` with those, so that pages read
+    one after the other are the rows of one answer (:mod:`hubcore.query.paging`)."""
+    page = query if query.limit is None else replace(query, limit=query.limit + 1)
+    after = None if query.after is None else list(query.after)
+    return compile_export(page, after=after, received_by_us=query.received_by_us)
 
 
 #: Aggregates whose floating-point result depends on the order the rows are added in: DuckDB's parallel

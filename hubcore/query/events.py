@@ -25,6 +25,11 @@ MAX_LIMIT = 1000
 
 _COLUMNS = ("event_id", "ts", "received_at", "tenant_id", "source_module", "event_type", "severity",
             "environment", "correlation_id", "schema_version", "tags", "payload", "enrichment")  # fmt: skip
+#: The total order of a listing (newest first): two rows may share a time and an event id — the same event
+#: sent again after the de-duplication window, or (every tenant's listing) by two tenants — so the tenant and
+#: the receipt time (-1 when unknown) break the tie; a cursor holds the last row's four values.
+LIST_KEY = ("ts", "event_id", "tenant_id", "coalesce(epoch_us(received_at), -1)")
+_KEY_OUT = ("epoch_us(ts) AS ts_us", "coalesce(epoch_us(received_at), -1) AS received_us")
 
 
 @dataclass
@@ -80,13 +85,19 @@ class EventListQuery:
             where.append("ts < make_timestamp(?)")
             params.append(self.end_us)
         if self.cursor:
-            ts_us, event_id = decode_cursor(self.cursor)
-            where.append("(ts < make_timestamp(?) OR (ts = make_timestamp(?) AND event_id < ?))")
-            params += [ts_us, ts_us, event_id]
+            last = decode_cursor(self.cursor)
+            where.append("ts <= make_timestamp(?)")  # the plain bound lets the store skip row groups
+            params.append(last[0])
+            if len(last) == 2:  # a cursor of a hub before the full key: (time, event id)
+                where.append("(ts < make_timestamp(?) OR (ts = make_timestamp(?) AND event_id < ?))")
+                params += [last[0], last[0], last[1]]
+            else:
+                where.append(f"({', '.join(LIST_KEY)}) < (make_timestamp(?), ?, ?, ?)")
+                params += last
         sql = (
-            f"SELECT {', '.join(_COLUMNS)}, epoch_us(ts) AS ts_us FROM events"
+            f"SELECT {', '.join(_COLUMNS)}, {', '.join(_KEY_OUT)} FROM events"
             + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY ts DESC, event_id DESC LIMIT ?"
+            + f" ORDER BY {', '.join(k + ' DESC' for k in LIST_KEY)} LIMIT ?"
         )
         params.append(self.limit + 1)
         return sql, params
@@ -96,17 +107,24 @@ def _json_path(key: str) -> str:
     return "$." + ".".join(f'"{part}"' if "-" in part else part for part in key.split("."))
 
 
-def encode_cursor(ts_us: int, event_id: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([ts_us, event_id])).decode().rstrip("=")
+def encode_cursor(ts_us: int, event_id: str, tenant_id: str, received_us: int) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode([ts_us, event_id, tenant_id, received_us])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[int, str]:
+def decode_cursor(cursor: str) -> list[Any]:
+    """``[time µs, event id, tenant, receipt µs]`` of a cursor; ``[time µs, event id]`` for a cursor of a hub
+    before the full key (it still resumes, on that key)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        ts_us, event_id = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(ts_us, int) or not isinstance(event_id, str):
+        key = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(key, list) or len(key) not in (2, 4):
             raise ValueError
-        return ts_us, event_id
+        kinds = (int, str, str, int)[: len(key)]
+        if not all(type(v) is t for v, t in zip(key, kinds, strict=True)) or not -(2**62) < key[0] < 2**62:
+            raise ValueError
+        if len(key) == 4 and not -(2**62) < key[3] < 2**62:
+            raise ValueError
+        return key
     except (ValueError, TypeError, msgspec.DecodeError):
         raise InvalidParameter(
             "cursor is not valid; pass next_cursor from a previous answer unchanged", reason="bad_cursor"
@@ -127,5 +145,9 @@ def rows_to_events(rows: list[tuple[Any, ...]], limit: int) -> tuple[list[dict[s
         ev["payload"] = dec(ev["payload"]) if ev["payload"] else {}
         ev["enrichment"] = dec(ev["enrichment"]) if ev["enrichment"] else None
         out.append(ev)
-    next_cursor = encode_cursor(rows[-1][-1], rows[-1][0]) if more and rows else None
+    next_cursor = None
+    if more and rows:
+        last = dict(zip(_COLUMNS, rows[-1][: len(_COLUMNS)], strict=True))
+        ts_us, received_us = rows[-1][len(_COLUMNS) :]
+        next_cursor = encode_cursor(ts_us, last["event_id"], last["tenant_id"], received_us)
     return out, next_cursor

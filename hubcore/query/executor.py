@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cmp_to_key
 from typing import Any, Protocol
 
 import duckdb
@@ -34,10 +35,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from hubcore.errors import HubError
 from hubcore.query.cache import QueryCache
-from hubcore.query.compile_duckdb import compile_export, compile_query
+from hubcore.query.compile_duckdb import compile_export, compile_query, export_key
 from hubcore.query.compile_logql import compile_logql
 from hubcore.query.compile_promql import compile_promql
-from hubcore.query.model import Query, QueryError, encode_cursor
+from hubcore.query.model import Query, QueryError
+from hubcore.query.paging import compare_keys, next_page_cursor, row_key
 from hubcore.storage.embedded import EmbeddedStore
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -80,7 +82,8 @@ class QueryBackend(Protocol):
     name: str
 
     def run(self, query: Query, *, timeout_s: float) -> BackendResult:
-        """All rows of one page (``limit + 1`` so the caller can tell whether more exist)."""
+        """All rows of one page (``limit + 1`` so the caller can tell whether more exist), in the total order
+        of :func:`~hubcore.query.compile_duckdb.export_key`, after ``query.after`` when it is set."""
         ...
 
     def stream(
@@ -287,11 +290,22 @@ class _SeriesBackend:
         rows = [
             (*((k[0],) if step else ()), *k[1:], *(v.get(c) for c in query.value_columns)) for k, v in merged.items()
         ]
-        rows.sort(key=lambda r: [(x is None, x) for x in r])
-        for s in reversed(query.sort):
-            rows.sort(key=_column_key(columns.index(s.column)), reverse=s.descending)
-        end = None if query.limit is None else query.offset + query.limit + 1
-        return BackendResult(columns, rows[query.offset : end], {self.language: plan.queries, "step_s": step})
+        # the total order of the embedded backend's pages (sort, then bucket and groups; NULLs last)
+        order = export_key(query)
+        keyed = [(row_key(query, columns, r), r) for r in rows]
+
+        def by_key(a: tuple[list[Any], Any], b: tuple[list[Any], Any]) -> int:
+            return compare_keys(order, a[0], b[0])
+
+        keyed.sort(key=cmp_to_key(by_key))
+        start = query.offset
+        if query.after is not None:  # a later page: right after the last row of the page before
+            after = list(query.after)
+            keyed = [(k, r) for k, r in keyed if compare_keys(order, k, after) > 0]
+            start = 0
+        end = None if query.limit is None else start + query.limit + 1
+        page = [r for _, r in keyed[start:end]]
+        return BackendResult(columns, page, {self.language: plan.queries, "step_s": step})
 
     def stream(
         self,
@@ -348,10 +362,6 @@ class LokiBackend(_SeriesBackend):
             window = f"{max(1, int(plan.end_s - plan.start_s))}s"
             frame = self.reader.query_range(expr, plan.end_s, plan.end_s, direction="forward", step=window)
         return [(r["timestamp"].to_pydatetime(), float(r["value"]), r["labels"]) for r in frame.to_dict("records")]
-
-
-def _column_key(i: int) -> Any:
-    return lambda row: (row[i] is None, row[i])
 
 
 def _first_line(exc: Exception) -> str:
@@ -419,7 +429,9 @@ class QueryExecutor:
             "tenant": query.tenant,
             "offset": query.offset,
             "has_more": has_more,
-            "next_cursor": encode_cursor(query, query.offset + len(data)) if has_more else None,
+            "next_cursor": (
+                next_page_cursor(query, result.columns, rows[-1], sent=query.offset + len(data)) if has_more else None
+            ),
         }
         self.metrics.duration.labels(self.backend.name, "false").observe(elapsed)
         if self.cache is not None:

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from hubcore.query.compile_duckdb import KeyColumn, filter_sql
 from hubcore.query.model import ALL_TENANTS, Filter, QueryError
+from hubcore.times import MAX_TIME_S, MIN_TIME_S
 
 FORMATS: Final = {
     "csv": "text/csv; charset=utf-8",
@@ -315,18 +316,34 @@ class QueryKeyTracker(KeyTracker):
 
 @dataclass(frozen=True, slots=True)
 class QueryExportCursor:
-    """Where a query export resumes: the first request's window and time (events received after it are left
-    out), the key of the last row sent (None: nothing was sent yet) and the request's ``scope``."""
+    """Where a query export (or a page of ``POST /api/v1/query``: :mod:`hubcore.query.paging`) resumes: the
+    first request's window and time (events received after it are left out), the key of the last row sent
+    (None: nothing was sent yet), the request's ``scope`` and how many rows were sent before (``sent``)."""
 
     start_us: int
     end_us: int
     received_by_us: int
     after: list[Any] | None
     scope: str
+    sent: int = 0
 
 
-def encode_query_cursor(cursor: QueryExportCursor) -> str:
-    """The cursor as URL-safe text (a NaN or an infinite aggregate, which JSON lacks, as a string).
+#: What a cursor resumes (its ``"x"``) → what a cursor that is not one, and one of another request, is told.
+CURSOR_KINDS: Final = {
+    "query": ("not a cursor of a query export; pass next_cursor unchanged",
+              "belongs to another export: send the same request (the same body) with it"),
+    "page": ("not a cursor from this API; pass metadata.next_cursor unchanged",
+             "belongs to another query: send the same body (and tenant) with its metadata.next_cursor"),
+}  # fmt: skip
+#: The bounds of a time in a cursor (1970..2100, as every time the API takes): a tampered one must not reach
+#: the store as a timestamp out of its range.
+_MIN_US: Final = int(MIN_TIME_S * 1_000_000)
+_MAX_US: Final = int(MAX_TIME_S * 1_000_000)
+
+
+def encode_query_cursor(cursor: QueryExportCursor, *, of: str = "query") -> str:
+    """The cursor as URL-safe text (a NaN or an infinite aggregate, which JSON lacks, as a string); ``of``
+    says what it resumes (:data:`CURSOR_KINDS`).
 
     >>> c = QueryExportCursor(1, 2, 3, [7, "m", float("nan")], "abc")
     >>> d = decode_query_cursor(encode_query_cursor(c), "abc", ["bucket", "group", "value"])
@@ -336,15 +353,19 @@ def encode_query_cursor(cursor: QueryExportCursor) -> str:
     after = None
     if cursor.after is not None:
         after = [v if not isinstance(v, float) or math.isfinite(v) else str(v) for v in cursor.after]
-    raw = msgspec.json.encode(
-        {"x": "query", "w": [cursor.start_us, cursor.end_us], "r": cursor.received_by_us, "k": after, "s": cursor.scope}
-    )
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    data = {"x": of, "w": [cursor.start_us, cursor.end_us], "r": cursor.received_by_us, "k": after, "s": cursor.scope}
+    if cursor.sent:
+        data["n"] = cursor.sent
+    return base64.urlsafe_b64encode(msgspec.json.encode(data)).decode().rstrip("=")
+
+
+def _is_time(value: Any) -> bool:
+    return type(value) is int and _MIN_US <= value <= _MAX_US
 
 
 def _key_value(value: Any, kind: str) -> tuple[bool, Any]:
     if kind == "bucket":
-        return type(value) is int, value
+        return _is_time(value), value
     if kind == "group":
         return value is None or type(value) is str, value
     if isinstance(value, str):
@@ -352,24 +373,28 @@ def _key_value(value: Any, kind: str) -> tuple[bool, Any]:
     return value is None or type(value) in (int, float), value
 
 
-def decode_query_cursor(raw: str, scope: str, kinds: list[str]) -> QueryExportCursor:
-    """The cursor ``raw`` of a query export asked for with ``scope``, whose key columns are of ``kinds``
-    (:attr:`KeyColumn.kind`); a 422 on ``cursor`` if it is not one, or belongs to another export."""
+def decode_query_cursor(raw: Any, scope: str, kinds: list[str], *, of: str = "query") -> QueryExportCursor:
+    """The cursor ``raw`` of a query export (``of``: or of what :data:`CURSOR_KINDS` names) asked for with
+    ``scope``, whose key columns are of ``kinds`` (:attr:`KeyColumn.kind`); a 422 on ``cursor`` if it is not
+    one, or belongs to another request."""
+    not_one, another = CURSOR_KINDS[of]
     after: list[Any] | None = None
     try:
         data = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         (start_us, end_us), received_by_us, got, got_scope = data["w"], data["r"], data["k"], data["s"]
-        ok = data["x"] == "query" and all(type(v) is int for v in (start_us, end_us, received_by_us))
+        sent = data.get("n", 0)
+        ok = data["x"] == of and all(_is_time(v) for v in (start_us, end_us, received_by_us)) and start_us < end_us
         ok = ok and isinstance(got_scope, str) and (got is None or isinstance(got, list))
+        ok = ok and type(sent) is int and sent >= 0
     except Exception:
         ok = False
     if not ok:
-        raise QueryError("cursor", "not a cursor of a query export; pass next_cursor unchanged")
+        raise QueryError("cursor", not_one)
     if got_scope != scope:
-        raise QueryError("cursor", "belongs to another export: send the same request (the same body) with it")
+        raise QueryError("cursor", another)
     if got is not None:
         checked = [_key_value(v, k) for v, k in zip(got, kinds, strict=False)]
         if len(got) != len(kinds) or not all(good for good, _ in checked):
-            raise QueryError("cursor", "not a cursor of a query export; pass next_cursor unchanged")
+            raise QueryError("cursor", not_one)
         after = [v for _, v in checked]
-    return QueryExportCursor(start_us, end_us, received_by_us, after, scope)
+    return QueryExportCursor(start_us, end_us, received_by_us, after, scope, sent)

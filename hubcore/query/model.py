@@ -137,7 +137,13 @@ class Query:
     aggregation: Aggregation = field(default_factory=Aggregation)
     sort: tuple[SortKey, ...] = ()
     limit: int | None = DEFAULT_LIMIT
+    #: Rows before this page: skipped when ``after`` is None; else the rows the earlier pages held (a count).
     offset: int = 0
+    #: The key (:func:`~hubcore.query.compile_duckdb.export_key`) of the last row of the page before: this
+    #: page starts right after it (a page cursor, :mod:`hubcore.query.paging`). None: the first page.
+    after: tuple[Any, ...] | None = None
+    #: Only events received by then (and those without a receipt time) are read: the first page's time.
+    received_by_us: int | None = None
 
     @property
     def value_columns(self) -> list[str]:
@@ -165,16 +171,14 @@ class Query:
         }  # fmt: skip
         if with_page:
             data["page"] = [self.limit, self.offset]
+            if self.after is not None:  # a later page: where it resumes, and on which window and events
+                data["page"] += [[repr(v) for v in self.after], self.received_by_us, tr.start_us, tr.end_us]
         return hashlib.sha256(msgspec.json.encode(data)).hexdigest()[:32]
 
 
-def encode_cursor(query: Query, offset: int) -> str:
-    raw = msgspec.json.encode({"o": offset, "q": query.fingerprint(with_page=False)[:12]})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: Any) -> tuple[int, str]:
-    """``(offset, query hash)`` of a cursor; the offset is held to the bounds of ``offset`` (a tampered one
+def decode_offset_cursor(cursor: Any) -> tuple[int, str]:
+    """``(offset, query hash)`` of an offset cursor (what ``metadata.next_cursor`` was before keyset paging,
+    :mod:`hubcore.query.paging`: it still resumes, as that offset); the offset is held to the bounds of ``offset`` (a tampered one
     must neither reach the store as a negative or 64-bit-overflowing OFFSET nor page past the cap)."""
     try:
         data = msgspec.json.decode(base64.urlsafe_b64decode(str(cursor) + "=" * (-len(str(cursor)) % 4)))
@@ -416,8 +420,21 @@ def _parse_aggregation(raw: Any, metric: Metric, tr: TimeRange) -> Aggregation:
     return Aggregation(bucket, tuple(funcs), refs)
 
 
-def parse_query(body: Any, *, tenant: str, now_us: int, max_limit: int = MAX_LIMIT, paged: bool = True) -> Query:
-    """Validate the API body into a :class:`Query` for ``tenant`` (``"*"``: all tenants; the API decides)."""
+def parse_query(
+    body: Any,
+    *,
+    tenant: str,
+    now_us: int,
+    max_limit: int = MAX_LIMIT,
+    paged: bool = True,
+    received_by_us: int | None = None,
+) -> Query:
+    """Validate the API body into a :class:`Query` for ``tenant`` (``"*"``: all tenants; the API decides).
+
+    ``received_by_us`` (the API passes the request's time) has a first page read only the events received by
+    then, so that its ``next_cursor`` resumes on the same events; a ``cursor`` (``metadata.next_cursor``)
+    resumes a query right after the last row of its page before (:func:`hubcore.query.paging.resume_page`).
+    """
     if not isinstance(body, dict):
         raise QueryError("", "the body must be a JSON object", status=400, reason="bad_body")
     known = {"time_range", "filters", "metric", "aggregation", "sort", "limit", "offset", "cursor", "tenant",
@@ -452,10 +469,9 @@ def parse_query(body: Any, *, tenant: str, now_us: int, max_limit: int = MAX_LIM
     offset = body.get("offset", 0)
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
         raise QueryError("offset", f"must be an integer between 0 and {MAX_OFFSET}")
-    q = replace(q, sort=tuple(sort), limit=limit, offset=offset)
+    q = replace(q, sort=tuple(sort), limit=limit, offset=offset, received_by_us=received_by_us)
     if body.get("cursor") is not None:
-        cur_offset, fp = _decode_cursor(body["cursor"])
-        if fp != q.fingerprint(with_page=False)[:12]:
-            raise QueryError("cursor", "belongs to a different query; send the same query with its next_cursor")
-        q = replace(q, offset=cur_offset)
+        from hubcore.query.paging import resume_page  # paging builds on this module
+
+        q = resume_page(q, body["cursor"])
     return q

@@ -29,10 +29,10 @@ def test_sql_percentiles_by_model_hourly() -> None:
         "      FROM events WHERE tenant_id = ? AND ts >= make_timestamp(?) AND ts < make_timestamp(?) "
         "AND event_type = ? AND name = ?)\n"
         "GROUP BY 1, 2\n"
-        "ORDER BY 1 ASC, 2 ASC, 3 ASC, 4 ASC\n"
-        "LIMIT ? OFFSET ?"
+        "ORDER BY 1 ASC NULLS LAST, 2 ASC NULLS LAST, 3 ASC NULLS LAST, 4 ASC NULLS LAST\n"
+        "LIMIT ?"
     )
-    assert c.params == ["t1", 1767225600000000, 1767312000000000, "telemetry", DUR["name"], 1001, 0]
+    assert c.params == ["t1", 1767225600000000, 1767312000000000, "telemetry", DUR["name"], 1001]
     assert c.columns == ["bucket", "model", "p95", "count"]
 
 
@@ -53,7 +53,7 @@ def test_sql_binds_tag_keys_payload_paths_and_values() -> None:
         )
     )
     assert c.sql == (
-        "SELECT g0, sum(v) AS a0\n"
+        "SELECT g0, sum(v ORDER BY v) AS a0\n"
         "FROM (SELECT json_extract_string(tags, ?) AS g0, TRY_CAST(json_extract_string(payload, ?) AS DOUBLE) AS v\n"
         "      FROM events WHERE tenant_id = ? AND ts >= make_timestamp(?) AND ts < make_timestamp(?) "
         "AND event_type = ? AND json_extract_string(tags, ?) IN (?, ?) "
@@ -61,12 +61,12 @@ def test_sql_binds_tag_keys_payload_paths_and_values() -> None:
         "AND TRY_CAST(json_extract_string(payload, ?) AS DOUBLE) > ? "
         "AND NOT coalesce(model IN (?), false) AND team IS DISTINCT FROM ?)\n"
         "GROUP BY 1\n"
-        "ORDER BY 2 DESC, 1 ASC\n"
-        "LIMIT ? OFFSET ?"
+        "ORDER BY 2 DESC NULLS LAST, 1 ASC NULLS LAST\n"
+        "LIMIT ?"
     )
     assert c.params == [
         "$.project", "$.amount", "t1", 1767225600000000, 1767312000000000, "cost", "$.team", "a", "b",
-        "$.dimensions.region", "^eu", "$.usage.total", 10, "x", "ops", 11, 0,
+        "$.dimensions.region", "^eu", "$.usage.total", 10, "x", "ops", 11,
     ]  # fmt: skip
 
 
