@@ -1,9 +1,10 @@
-"""Read back OTLP spans and log records from the embedded store: ``GET /api/v1/traces/{trace_id}``,
-``GET /api/v1/spans`` and ``GET /api/v1/logs`` (newest first, cursor pagination), scoped to the caller's
-tenant like ``GET /api/v1/events``.
+"""Read back OTLP spans, log records and metric points from the embedded store:
+``GET /api/v1/traces/{trace_id}``, ``GET /api/v1/spans``, ``GET /api/v1/logs`` and ``GET /api/v1/metrics``
+(newest first, cursor pagination), and ``GET /api/v1/metrics/names``, scoped to the caller's tenant like
+``GET /api/v1/events``.
 
 In stack mode, where no pipeline keeps OTLP data in the embedded store, they answer 501: read traces from
-Tempo and logs from Loki.
+Tempo, logs from Loki and metrics from VictoriaMetrics.
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ from hubcore.query.otlp import (
     span_dicts,
     trace_sql,
 )
+from hubcore.query.otlp_metrics import MAX_NAMES, MetricListQuery, metric_dicts, metric_names_sql, name_dicts
 
-router = APIRouter(prefix="/api/v1", tags=["traces and logs"])
+router = APIRouter(prefix="/api/v1", tags=["OTLP traces, logs and metrics"])
 
-_NOT_STORED = {**ERROR_RESPONSES[404], "description": "stack mode: OTLP spans and logs are not kept locally"}
+_NOT_STORED = {**ERROR_RESPONSES[404], "description": "stack mode: OTLP data is not kept locally"}
 _RESPONSES: dict[int | str, dict[str, Any]] = {501: _NOT_STORED}
 _SPAN_PARAMS = ("service", "name", "status", "model", "trace_id", "min_duration_ms")
 _LOG_PARAMS = ("service", "severity", "trace_id", "contains")
+_METRIC_PARAMS = ("name", "service", "label")
+_NAMES_PARAMS = ("service", "prefix", "tenant", "start", "end", "limit")
 _COMMON = ("tenant", "start", "end", "limit", "cursor")
 
 
@@ -146,3 +150,57 @@ async def list_logs(
     rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
     page, next_cursor = q.page(rows)
     return json_response({"logs": log_dicts(page), "next_cursor": next_cursor})
+
+
+@router.get("/metrics", summary="List stored OTLP metric points, newest first, with filters and cursor pagination",
+            responses=_RESPONSES)  # fmt: skip
+async def list_metric_points(
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    name: str | None = None,
+    service: str | None = None,
+    label: Annotated[list[str] | None, Query()] = None,
+    tenant: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Response:
+    """``{"metric_points": [...], "next_cursor"}``; ``label``: repeated ``key=value`` / ``key!=value`` matchers
+    on the point's attributes (``key=`` matches points without it). An unknown name lists nothing."""
+    _check_known(request, _METRIC_PARAMS + _COMMON)
+    q = MetricListQuery(
+        read_tenant(request, state, tenant), name=name, service=service, labels=label,
+        start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit, cursor=cursor,
+    )  # fmt: skip
+    sql, params = q.to_sql()
+    if not keeps_otlp(state):
+        return _not_stored("metric points", "VictoriaMetrics (PromQL)")
+    rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
+    page, next_cursor = q.page(rows)
+    return json_response({"metric_points": metric_dicts(page), "next_cursor": next_cursor})
+
+
+@router.get("/metrics/names", summary="Stored OTLP metric names with kind, unit and point counts",
+            responses=_RESPONSES)  # fmt: skip
+async def list_metric_names(
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    service: str | None = None,
+    prefix: str | None = None,
+    tenant: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_NAMES)] = MAX_NAMES,
+) -> Response:
+    """``{"metrics": [{"name", "kind", "unit", "points", "first_timestamp", "last_timestamp"}], "truncated"}``,
+    by name: one entry per (name, kind, unit) with points in [start, end) (every stored point by default)."""
+    _check_known(request, _NAMES_PARAMS)
+    sql, params = metric_names_sql(
+        read_tenant(request, state, tenant), service=service, prefix=prefix, start_us=parse_time(start, "start"),
+        end_us=parse_time(end, "end"), limit=limit,
+    )  # fmt: skip
+    if not keeps_otlp(state):
+        return _not_stored("metric points", "VictoriaMetrics (PromQL)")
+    rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
+    return json_response({"metrics": name_dicts(rows[:limit]), "truncated": len(rows) > limit})

@@ -93,8 +93,9 @@ class _Page:
         seen = 0
         if self.cursor:
             ts_us, key, seen = decode_cursor(self.cursor)
-            # a cursor of the other route (or a forged one) would otherwise compare a hash with a string
-            if (type(key) is int) != (key_sql == _LOG_KEY) or (type(key) is str and not _SPAN_KEY_RE.match(key)):
+            # a cursor of another route (or a forged one) would otherwise compare a hash with a string:
+            # spans key on their ids, log records and metric points on a hash
+            if (type(key) is int) != (key_sql != _SPAN_KEY) or (type(key) is str and not _SPAN_KEY_RE.match(key)):
                 raise InvalidParameter(
                     "cursor is not valid for this route; pass next_cursor from a previous answer unchanged",
                     reason="bad_cursor",
