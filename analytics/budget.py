@@ -21,7 +21,7 @@ Formulas (per-period spend ``s_t``; ``S_0`` = spend in the period so far; ``B`` 
   start before the period end (``h = ceil((period_end - last - step) / step)`` steps): the point
   forecast ``yhat_t``, clipped at 0 (spend is never negative), and ``n_paths`` paths ``p^(i)_t`` drawn
   from its calibrated predictive distribution; each step counts pro rata for the part of its bucket
-  inside ``[as_of, period_end)`` (``as_of``: the time spend is known up to; the spend of the current,
+  inside ``[max(as_of, period_start), period_end)`` (``as_of``: the time spend is known up to; the spend of the current,
   incomplete bucket before it is ``partial_spend``, part of ``S_0``), so the forecast covers exactly the
   time left;
 - the paths give the spread, the point forecast the centre: ``s^(i)_t = yhat_t + p^(i)_t - mean_i p^(i)_t``.
@@ -201,10 +201,11 @@ def forecast_budget(
     fc.forecast(hist, h=h, time_col=time_col, target_col=value_col)
     result = next(iter(fc.results_.values()))
     ds = pd.DatetimeIndex(result.ds)  # bucket starts: ds[0] == known
-    # the part of each bucket still ahead and inside the period: [max(ds, now), min(ds + step, end))
+    # the part of each bucket still ahead and inside the period: [max(ds, now, start), min(ds + step, end));
+    # a period that starts after ``now`` counts none of the spend before its start (it counted all of it)
     starts_ns = ds.as_unit("ns").asi8
-    seg_start = np.maximum(starts_ns, now.value)
-    seg_len = np.minimum(starts_ns + step.value, end.value) - seg_start
+    seg_start = np.maximum(starts_ns, max(now.value, start.value))
+    seg_len = np.maximum(np.minimum(starts_ns + step.value, end.value) - seg_start, 0)
     share = seg_len / step.value
     yhat = np.maximum(result.yhat, 0.0) * share
     drawn = result.sample_paths(n_paths)

@@ -52,6 +52,7 @@ __all__ = [
     "PriceChange",
     "ScaleTraffic",
     "Scenario",
+    "ScenarioError",
     "WhatIfResult",
     "mmc_latency",
     "what_if",
@@ -69,8 +70,8 @@ class Fleet:
     def __post_init__(self) -> None:
         if self.instances < 1:
             raise ValueError(f"instances must be at least 1, got {self.instances}")
-        if self.service_rate <= 0:
-            raise ValueError(f"service_rate must be positive, got {self.service_rate}")
+        if not (self.service_rate > 0 and math.isfinite(self.service_rate)):  # nan made every metric null
+            raise ValueError(f"service_rate must be a positive number, got {self.service_rate}")
 
 
 @dataclass
@@ -80,6 +81,16 @@ class State:
     traffic: dict[str, np.ndarray]
     prices: dict[str, float]
     fleet: dict[str, Fleet]
+
+
+class ScenarioError(ValueError):
+    """A transform that cannot apply to the data (a model it names has no traffic or price, a fleet would be
+    emptied): bad input, raised when the scenario is applied."""
+
+
+def _known(model: str | None, models: Mapping[str, object], what: str) -> None:
+    if model is not None and model not in models:
+        raise ScenarioError(f"unknown model {model!r}; models with {what}: {', '.join(sorted(models))}")
 
 
 class Transform(Protocol):
@@ -93,7 +104,12 @@ class ScaleTraffic:
     factor: float
     model: str | None = None
 
+    def __post_init__(self) -> None:
+        if not self.factor >= 0:  # negative traffic is no scenario: costs went negative, bounds crossed
+            raise ValueError(f"factor must be a non-negative number, got {self.factor}")
+
     def apply(self, state: State) -> State:
+        _known(self.model, state.traffic, "traffic")
         traffic = {m: r * self.factor if self.model in (None, m) else r for m, r in state.traffic.items()}
         return replace(state, traffic=traffic)
 
@@ -105,7 +121,12 @@ class PriceChange:
     percent: float
     model: str | None = None
 
+    def __post_init__(self) -> None:
+        if not self.percent >= -100.0:  # below -100 % the price, and so the cost, turns negative
+            raise ValueError(f"percent must be at least -100, got {self.percent}")
+
     def apply(self, state: State) -> State:
+        _known(self.model, state.prices, "a price")
         factor = 1.0 + self.percent / 100.0
         prices = {m: p * factor if self.model in (None, m) else p for m, p in state.prices.items()}
         return replace(state, prices=prices)
@@ -122,6 +143,8 @@ class MoveTraffic:
     def __post_init__(self) -> None:
         if not 0.0 <= self.share <= 1.0:
             raise ValueError(f"share must be between 0 and 1, got {self.share}")
+        if self.source == self.target:
+            raise ValueError(f"source and target must be different models, got {self.source!r} for both")
 
     def apply(self, state: State) -> State:
         if self.source not in state.traffic:
@@ -145,6 +168,11 @@ class AddInstances:
     def apply(self, state: State) -> State:
         if self.model not in state.fleet:
             raise KeyError(f"no fleet configured for model {self.model!r}")
+        if state.fleet[self.model].instances + self.count < 1:
+            raise ScenarioError(
+                f"{self.model!r} has {state.fleet[self.model].instances} instance(s): adding "
+                f"{self.count} leaves none (at least 1 must remain)"
+            )
         fleet = dict(state.fleet)
         fleet[self.model] = replace(fleet[self.model], instances=fleet[self.model].instances + self.count)
         return replace(state, fleet=fleet)

@@ -8,7 +8,8 @@ Usage::
     main(["--input", "spend.csv", "--horizon", "168", "--output", "out.csv"])   # returns 0
 
 Input: a CSV with columns ``ds`` (timestamps) and ``y`` (numbers) at a regular frequency, which is
-inferred; a few missing timestamps (up to 10 %) are re-inserted and linearly interpolated, duplicate
+inferred (delimiter sniffed: ``,``, ``;`` with decimal commas, tab, ``|``; UTF-8, else Latin-1; column
+names matched whatever their case and surrounding spaces); a few missing timestamps (up to 10 %) are re-inserted and linearly interpolated, duplicate
 timestamps averaged, and both reported. Horizon: a number of steps, or a duration (``7d``, ``168h``,
 ``2w``). Output columns: ``ds,yhat,yhat_lower,yhat_upper,model``. Progress goes to stderr; bad input
 (missing file or columns, non-numeric values, irregular frequency, a series too short, a bad horizon
@@ -18,6 +19,8 @@ or level) is reported on stderr with exit status 2.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 import time
 from pathlib import Path
@@ -61,20 +64,54 @@ def _level(text: str) -> float:
     return level
 
 
+def _csv_text(path: Path) -> tuple[str, str]:
+    """The file's text (UTF-8, else Latin-1, as spreadsheets export it) and its delimiter (``,`` ``;`` tab ``|``)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+        _progress(f"{path} is not UTF-8: read as Latin-1")
+    try:
+        delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    return text, delimiter
+
+
+def _find_columns(df: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
+    """``df`` with ``names`` found also as ``DS``, `` y `` (case and spaces ignored) and renamed."""
+    folded = {str(c).strip().lower(): c for c in df.columns}
+    renames = {folded[n.strip().lower()]: n for n in names if n not in df.columns and n.strip().lower() in folded}
+    return df.rename(columns=renames)
+
+
+def _numbers(col: pd.Series, decimal_comma: bool) -> pd.Series:
+    """``col`` as floats (non-numbers as NaN); ``1,5`` as 1.5 where the delimiter is not a comma."""
+    values = pd.to_numeric(col, errors="coerce")
+    if decimal_comma and col.dtype == object:
+        commas = pd.to_numeric(col.astype(str).str.replace(",", ".", regex=False), errors="coerce")
+        values = values.where(values.notna(), commas)
+    return values
+
+
 def _read(path: Path, time_col: str, target_col: str) -> pd.DataFrame:
     if not path.is_file():
         raise ForecastInputError(f"input file not found: {path}")
     try:
-        df = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        text, delimiter = _csv_text(path)
+        df = pd.read_csv(io.StringIO(text), sep=delimiter)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError) as exc:
         raise ForecastInputError(f"cannot read {path} as CSV: {exc}") from None
+    # a semicolon CSV (decimal commas) was "missing column(s) ds, y; found ds;y", a header "DS,Y" missing too
+    df = _find_columns(df, (time_col, target_col))
     missing = [c for c in (time_col, target_col) if c not in df.columns]
     if missing:
         raise ForecastInputError(
             f"missing column(s) {', '.join(missing)} in {path}; found {', '.join(map(str, df.columns))}"
         )
     df = df[[time_col, target_col]]
-    values = pd.to_numeric(df[target_col], errors="coerce")
+    values = _numbers(df[target_col], decimal_comma=delimiter != ",")
     bad = values.isna() & df[target_col].notna()
     if bad.any():
         row = int(bad.to_numpy().argmax())
@@ -93,6 +130,7 @@ def _read(path: Path, time_col: str, target_col: str) -> pd.DataFrame:
         _progress(f"{' and '.join(parts)} in {target_col} left out (their steps are interpolated)")
     values = values.where(np.isfinite(values))
     out = pd.DataFrame({time_col: stamps, target_col: values}).dropna(subset=[target_col])
+    out.attrs["slash_dates"] = bool(df[time_col].astype(str).str.contains("/", regex=False).any())
     if len(out) < MIN_LENGTH:
         raise ForecastInputError(
             f"series too short: {len(out)} observations, at least {MIN_LENGTH} are needed"
@@ -105,7 +143,13 @@ def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     level = _level(args.level)
     df = _read(Path(args.input), args.time_col, args.target_col)
-    freq = infer_frequency(df[args.time_col])
+    try:
+        freq = infer_frequency(df[args.time_col])
+    except ForecastInputError as exc:
+        if df.attrs.get("slash_dates"):
+            raise ForecastInputError(f"{exc} (day-first dates such as 13/01/2024 read month-first where they can: "
+                                     "write ISO-8601 dates, 2024-01-13)") from None  # fmt: skip
+        raise
     regular, report = regularize(df, freq, time_col=args.time_col, target_col=args.target_col)
     _progress(f"read {len(df)} rows from {args.input}; frequency {freq.alias}; {report.describe()}")
     h = parse_horizon(args.horizon, freq)

@@ -86,6 +86,14 @@ def infer_frequency(ds: pd.Series, *, max_missing_share: float = MAX_MISSING_SHA
     diffs = np.diff(stamps.asi8)
     values, counts = np.unique(diffs, return_counts=True)
     step_ns = int(values[np.argmax(counts)])
+    day_ns = 86_400 * 10**9
+    if np.all((diffs >= 28 * day_ns) & (diffs <= 31 * day_ns)) or np.all((diffs >= 365 * day_ns) & (diffs <= 366 * day_ns)):
+        # calendar months or years differ in length: "not whole multiples of the most common step 31 days" said
+        # nothing of why
+        raise ForecastInputError(
+            "monthly or yearly timestamps are not supported: calendar months and years differ in length, and "
+            "the forecaster needs a fixed step (seconds to weeks)"
+        )
     if step_ns <= 0 or np.any(diffs % step_ns != 0):
         raise ForecastInputError(
             "irregular timestamps: differences are not whole multiples of the most common step "

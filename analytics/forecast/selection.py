@@ -16,8 +16,9 @@ Rules (``profile`` from :func:`analytics.forecast.profile.profile_series`):
   all of them, MSTL over the shortest, seasonal naive per season and a two-cycle seasonal window
   average on the longest (AutoETS/AutoTheta model one season only; on M4 hourly adding them cost 3x
   and lost accuracy).
-- one strong season (daily data: weekly): MSTL, AutoTheta, AutoETS, seasonal naive, and AutoARIMA only
-  when ``length * season <= ARIMA_COST_LIMIT`` (its cost grows with both).
+- one strong season (daily data: weekly): MSTL, AutoTheta, AutoETS (only for a season of at most
+  ``ETS_MAX_SEASON`` steps), seasonal naive, and AutoARIMA only when
+  ``length * season <= ARIMA_COST_LIMIT`` (its cost grows with both).
 - otherwise: AutoETS, AutoTheta, naive and (short series only) AutoARIMA.
 - ``mode="fast"`` (bulk): seasonal naive per season, the two-cycle seasonal window average and MSTL on
   the shortest season with an exponential-smoothing trend (no season: SES and naive); about 10x
@@ -44,10 +45,14 @@ from statsforecast.models import (
 
 from analytics.forecast.profile import SeriesProfile
 
-__all__ = ["ARIMA_COST_LIMIT", "SEASONAL_THRESHOLD", "fallback_model", "model_alias", "select_models"]
+__all__ = ["ARIMA_COST_LIMIT", "ETS_MAX_SEASON", "SEASONAL_THRESHOLD", "fallback_model", "model_alias", "select_models"]
 
 #: AutoARIMA is only tried when ``length * season_length`` is at most this (about 1 to 2 s per fit).
 ARIMA_COST_LIMIT = 2_000
+#: Longest season AutoETS is given (R's ``ets`` refuses more: "frequency too high"). A season of 288
+#: (the daily cycle of 5-minute data) took AutoETS about a minute per fit on 1,500 points, and
+#: ``hub forecast`` on 2,000 five-minute points ran for minutes with four fits.
+ETS_MAX_SEASON = 24
 #: Seasonal strength above which a season is modelled.
 SEASONAL_THRESHOLD = 0.3
 #: Share of zeros above which a series is treated as intermittent.
@@ -109,12 +114,10 @@ def select_models(profile: SeriesProfile, mode: Mode = "full") -> list[Any]:
         ]
     if strong:
         main = strong[0]
-        models = [
-            MSTL(season_length=main, alias="mstl"),
-            AutoTheta(season_length=main, alias="theta"),
-            AutoETS(season_length=main, alias="ets"),
-            *snaives,
-        ]
+        models = [MSTL(season_length=main, alias="mstl"), AutoTheta(season_length=main, alias="theta")]
+        if main <= ETS_MAX_SEASON:
+            models.append(AutoETS(season_length=main, alias="ets"))
+        models += snaives
         if profile.length * main <= ARIMA_COST_LIMIT:
             models.append(AutoARIMA(season_length=main, alias="arima"))
         return models

@@ -42,6 +42,9 @@ PERIODS = ("monthly", "quarterly", "custom")
 HISTORY_S = 28 * 86_400.0
 #: The longest custom period (a year, leap or not, with room): longer forecasts of spend mean little.
 MAX_CUSTOM_DAYS = 400
+#: A period ending further ahead than this is not forecast hour by hour (a custom period may start years
+#: ahead); its spend is the recent average rate (``method: "linear"``).
+MAX_FORECAST_AHEAD_S = 2 * MAX_CUSTOM_DAYS * 86_400.0
 BUDGETS_SQL = """CREATE TABLE IF NOT EXISTS analytics_budgets (
   tenant_id VARCHAR, id VARCHAR, body VARCHAR, updated_at TIMESTAMP
 )"""
@@ -189,6 +192,11 @@ class BudgetRepository:
             sql, params = sql + " WHERE tenant_id = ?", [tenant]
         return [Budget(**json.loads(r[0])) for r in self.store.read(sql + " ORDER BY updated_at", params).fetchall()]
 
+    def same_name(self, budget: Budget) -> Budget | None:
+        """Another budget of the tenant named as ``budget`` is (names are what people see and alert on: a
+        POST retried after a timeout made a second budget, and a second page for every alert)."""
+        return next((b for b in self.list(budget.tenant_id) if b.name == budget.name and b.id != budget.id), None)
+
     def delete(self, tenant: str, budget_id: str) -> bool:
         self.ensure()
         existed = self.get(tenant, budget_id) is not None
@@ -233,7 +241,9 @@ def evaluate_budget(
     # The forecast learns from the last HISTORY_S of spend, the period's and the days before it (on the
     # 2nd of a month, two days alone say little about the rest of it); only the period's is spent.
     since = min(start, as_of - HISTORY_S)
-    series = load_series(store, spec, budget.tenant_id, since, as_of) if as_of > start else []
+    # (a period that has not begun is forecast from the spend before it: it was 0 USD, with no alert, even
+    # when the current spend rate would exhaust it in its first hours)
+    series = load_series(store, spec, budget.tenant_id, since, as_of)
     hist = series[0] if series else None
     # Buckets are labelled by their start and complete only: the spend of the current, incomplete hour
     # (from the end of the last bucket to as_of) is the rest of ``spent``; it is spent, and only the rest
@@ -243,7 +253,7 @@ def evaluate_budget(
     in_period = (hist.ts >= start) if hist is not None else None
     complete = float(np.nansum(hist.values[in_period])) if hist is not None else 0.0
     partial = max(0.0, spent - complete)
-    if now < end and hist is not None and np.isfinite(hist.values).sum() >= 16:
+    if now < end and end - as_of <= MAX_FORECAST_AHEAD_S and hist is not None and np.isfinite(hist.values).sum() >= 16:
         # from the hub's first data on (earlier buckets are NaN: no data, not zero spend)
         i = int(np.argmax(np.isfinite(hist.values)))
         spend = pd.DataFrame({"ds": pd.to_datetime(hist.ts[i:], unit="s"), "y": hist.values[i:]})
@@ -271,6 +281,13 @@ def evaluate_budget(
         if spent < budget.amount and rate > 0 and now + (budget.amount - spent) / rate <= end:
             exhaustion = now + (budget.amount - spent) / rate
             probability = 1.0
+    elif method == "linear" and now < start and hist is not None and np.isfinite(hist.values).any():
+        # not begun: the recent average rate over the whole period
+        first = float(hist.ts[int(np.argmax(np.isfinite(hist.values)))])
+        rate = float(np.nansum(hist.values)) / max(known - first, 3600.0)
+        total = lower = upper = rate * (end - start)
+        if rate > 0 and start + budget.amount / rate <= end:
+            exhaustion, probability = start + budget.amount / rate, 1.0
     if spent >= budget.amount and (method == "linear" or exhaustion is None):
         # when the period's cumulative spend crossed the amount: in the past, stable from one run to the next
         ds = pd.to_datetime(hist.ts[in_period], unit="s") if hist is not None else pd.DatetimeIndex([])

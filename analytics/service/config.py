@@ -127,7 +127,7 @@ class QuerySpec(_Base):
         return BUCKETS[self.step]
 
     def validate(self, key: str) -> None:
-        if self.step not in BUCKETS:
+        if not isinstance(self.step, str) or self.step not in BUCKETS:  # a mapping is unhashable: not a 500
             raise ConfigError(f"{key}.step", f"must be one of {', '.join(BUCKETS)}; got {self.step!r}")
         if self.query is not None:
             if not isinstance(self.query, dict) or not isinstance(self.query.get("aggregation") or {}, dict):

@@ -25,7 +25,16 @@ from analytics.service.config import ModelSpec, QuerySpec, parse_duration
 from analytics.service.models import first_finite, horizon_steps, run_forecast
 from analytics.service.series import check_window, load_series
 from analytics.service.service import AnalyticsService
-from analytics.whatif import AddInstances, Fleet, MoveTraffic, PriceChange, ScaleTraffic, Scenario, what_if_result
+from analytics.whatif import (
+    AddInstances,
+    Fleet,
+    MoveTraffic,
+    PriceChange,
+    ScaleTraffic,
+    Scenario,
+    ScenarioError,
+    what_if_result,
+)
 from hubcore.errors import ConfigError, InvalidParameter
 from hubcore.query.executor import EmbeddedBackend
 from hubcore.query.model import BUCKETS, parse_query
@@ -78,6 +87,18 @@ def _forecast_model(svc: AnalyticsService) -> tuple[str, ModelSpec]:
     return "forecast", ModelSpec(model_class="forecast")
 
 
+def _window_time(value: str | None, field: str, now: float) -> float | None:
+    """A window bound: what :func:`parse_time_param` reads, or a time ahead of now (``+2h``; a bare ``2h``
+    too, since an unencoded ``+`` in a query string arrives as a space); None when missing."""
+    text = (value or "").strip()
+    if text and not text.replace(".", "", 1).isdigit() and (text[0] == "+" or text[0].isdigit()):
+        try:
+            return now + parse_duration(text.lstrip("+"), field)
+        except ConfigError:
+            pass  # an ISO-8601 time (2026-11-27T10:00:00Z) starts with a digit too
+    return parse_time_s(value, field, now=now)
+
+
 def _exceedance(r: dict[str, Any], threshold: float, lo: int, hi: int, level: float) -> float:
     res = r.get("result")
     if res is not None:
@@ -89,6 +110,29 @@ def _exceedance(r: dict[str, Any], threshold: float, lo: int, hi: int, level: fl
     sd = np.maximum((r["yhat_upper"][lo:hi] - r["yhat"][lo:hi]) / z, 1e-12)
     p = norm.sf((threshold - r["yhat"][lo:hi]) / sd)
     return float(1.0 - np.prod(1.0 - p))
+
+
+def _steps(horizon: Any, step_s: int) -> int:
+    """``horizon`` in steps of ``step_s`` seconds; 422 for zero, a negative, or a duration under one step or
+    not a whole number of them (``horizon=0`` and ``horizon=1s`` on 5-minute steps were forecast one step
+    ahead, ``90m`` on hourly steps one hour, without a word)."""
+    if isinstance(horizon, bool) or not isinstance(horizon, int | str):
+        raise _bad("horizon", f"must be a duration such as 7d or 24h, or a number of steps; got {horizon!r}")
+    if isinstance(horizon, int) or horizon.strip().isdigit():
+        if int(horizon) < 1:
+            raise _bad("horizon", f"must be at least one step, got {horizon!r}")
+    else:
+        try:
+            seconds = parse_duration(horizon, "horizon")
+        except ConfigError:
+            raise _bad(
+                "horizon", f"must be a duration such as 7d or 24h, or a number of steps; got {horizon!r}"
+            ) from None
+        if seconds < step_s:
+            raise _bad("horizon", f"{horizon!r} is shorter than one step ({step_s} s); give at least one step")
+        if seconds % step_s:  # 90m of 1h steps was 1 step, without a word
+            raise _bad("horizon", f"{horizon!r} is not a whole number of steps of {step_s} s")
+    return horizon_steps(horizon, step_s)
 
 
 def forecast_step(
@@ -107,10 +151,7 @@ def forecast_step(
         if step not in BUCKETS:
             raise _bad("step", f"must be one of {', '.join(BUCKETS)}; got {step!r}")
         spec = msgspec.structs.replace(spec, step=step)
-    try:
-        h = horizon_steps(horizon, spec.step_seconds)
-    except ConfigError:
-        raise _bad("horizon", f"must be a duration such as 7d or 24h, or a number of steps; got {horizon!r}") from None
+    h = _steps(horizon, spec.step_seconds)
     span = h * spec.step_seconds
     if h <= MAX_HORIZON_STEPS:
         if step is not None or horizon.strip().isdigit() or not max_train or span < 86_400:
@@ -149,15 +190,19 @@ def forecast(
         raise _bad("level", f"must be between 0 and 100 (exclusive), got {level}")
     if threshold is not None and not math.isfinite(threshold):
         raise _bad("threshold", f"must be a finite number, got {threshold}")
+    # the window is read before the (costly) forecast: a bad one was reported after it, or never without series
+    now = svc.clock()
+    w_start, w_end = _window_time(window_start, "window_start", now), _window_time(window_end, "window_end", now)
+    if w_start is not None and w_end is not None and w_end < w_start:
+        raise _bad("window_end", f"{_iso(w_end)} is before window_start {_iso(w_start)}")
     alias, spec = resolve_query(svc, query)
     model_alias, model = _forecast_model(svc)
     mode_config = EnsembleConfig() if model.params.get("mode", "bulk") == "full" else EnsembleConfig.bulk()
     spec, h, step_note = forecast_step(spec, horizon, step, mode_config.max_train)
-    now = svc.clock()
     try:
         span_given = parse_duration(history, "history") if history else None
     except ConfigError as exc:
-        raise _bad("history", str(exc)) from None
+        raise InvalidParameter(str(exc)) from None
     span = span_given if span_given is not None else max(svc.fit_window(model_alias, alias) if model_alias in
                                                                    svc.config.models else 14 * 86_400, 2.0 * h * spec.step_seconds)  # fmt: skip
     check_window(span, spec.step_seconds, "history")
@@ -168,12 +213,17 @@ def forecast(
     out = []
     for key, r in results.items():
         ds = r["ds"]
-        w0 = parse_time_param(window_start, "window_start", float(ds[0]))
-        w1 = parse_time_param(window_end, "window_end", float(ds[-1]))
-        lo, hi = int(np.searchsorted(ds, w0, "left")), int(np.searchsorted(ds, w1, "right"))
+        w0 = float(ds[0]) if w_start is None else w_start
+        w1 = float(ds[-1]) if w_end is None else w_end
+        # the steps whose bucket [ds, ds + step) meets [w0, w1]
+        lo, hi = int(np.searchsorted(ds, w0 - spec.step_seconds, "right")), int(np.searchsorted(ds, w1, "right"))
+        if hi <= lo:  # a window in the past or beyond the horizon had a probability of 0
+            raise _bad("window_start" if w_start is not None else "window_end",
+                       f"the window [{_iso(w0)}, {_iso(w1)}] holds no step of the forecast, which covers "
+                       f"[{_iso(ds[0])}, {_iso(float(ds[-1]) + spec.step_seconds)})")  # fmt: skip
         values = hist[key].values[np.isfinite(hist[key].values)]
         thr = float(threshold) if threshold is not None else float(np.quantile(values, 0.99))
-        prob = _exceedance(r, thr, lo, hi, level) if hi > lo else 0.0
+        prob = _exceedance(r, thr, lo, hi, level)
         points = [{"timestamp": _iso(t), "yhat": float(y), "yhat_lower": float(a), "yhat_upper": float(b)}
                   for t, y, a, b in zip(ds, r["yhat"], r["yhat_lower"], r["yhat_upper"], strict=True)]  # fmt: skip
         out.append({"labels": r["labels"], "model": r["model"], "points": points,
@@ -247,12 +297,12 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
                            group_by=["model"], step=step, prom_labels=False)  # fmt: skip
     try:
         usage_spec.validate("step")
-        h = horizon_steps(body.get("horizon", "7d"), usage_spec.step_seconds)
+        h = _steps(body.get("horizon", "7d"), usage_spec.step_seconds)
         if h > MAX_HORIZON_STEPS:
             raise _bad("horizon", f"{h} steps of {step} is too long (at most {MAX_HORIZON_STEPS})")
         span = parse_duration(body.get("history", "14d"), "history")
-    except ConfigError as exc:
-        raise _bad(exc.key or "horizon", str(exc)) from None
+    except ConfigError as exc:  # its message names the key already ("history: history: ..." before)
+        raise InvalidParameter(str(exc) if exc.key else f"horizon: {exc}") from None
     check_window(span, usage_spec.step_seconds, "history")
     now = svc.clock()
     usage = [s for s in load_series(svc.store, usage_spec, tenant, now - span, now) if s.labels.get("model")]
@@ -266,16 +316,24 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
         if not isinstance(body.get(key) or {}, dict):
             raise _bad(key, "must be an object keyed by model")
     prices = dict(_history_prices(svc, tenant, usable, now - span, now))
+    # a model without cost events has price 0: a price change on it changes nothing, and says so
+    unpriced = sorted(m for m, p in prices.items() if p == 0 and m not in (body.get("prices") or {}))
     for m, p in (body.get("prices") or {}).items():
         if isinstance(p, bool) or not isinstance(p, int | float) or p < 0:
             raise _bad(f"prices.{m}", f"must be a non-negative USD amount per request, got {p!r}")
         prices[str(m)] = float(p)
     fleet: dict[str, Fleet] = {}
     for m, f in (body.get("fleet") or {}).items():
-        try:
-            fleet[str(m)] = Fleet(int(f["instances"]), float(f["service_rate"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _bad(f"fleet.{m}", f"needs instances (>= 1) and service_rate (> 0): {exc}") from None
+        # (int(2.7) was 2 instances, float("nan") a service rate that made every latency null)
+        ok = isinstance(f, dict) and not set(f) - {"instances", "service_rate"}
+        instances: Any = f.get("instances") if isinstance(f, dict) else None
+        rate: Any = f.get("service_rate") if isinstance(f, dict) else None
+        ok = ok and isinstance(instances, int) and not isinstance(instances, bool) and instances >= 1
+        ok = ok and isinstance(rate, int | float) and not isinstance(rate, bool) and math.isfinite(rate) and rate > 0
+        if not ok:
+            raise _bad(f"fleet.{m}", "must be {\"instances\": a whole number >= 1, \"service_rate\": requests/s "
+                       f"per instance > 0}}, got {f!r}")  # fmt: skip
+        fleet[str(m)] = Fleet(int(instances), float(rate))
     # memory grows with paths x steps x models (one what-if of 10,000 steps for 6 models held 5.6 GB with
     # 500 paths): fewer paths for long horizons, and a clear refusal where even 100 would not fit
     series_count = 2 * len(usable) + 1 + 3 * len(fleet)  # requests and cost per model, total cost, fleets
@@ -288,6 +346,8 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
         result = what_if_result(frame, prices, scenario, h, fleet=fleet, level=float(level), n_paths=n_paths, forecaster=fc)
     except KeyError as exc:
         raise _bad("scenario", str(exc.args[0] if exc.args else exc)) from None
+    except ScenarioError as exc:  # before ValueError: a transform's error is the scenario's, not the history's
+        raise _bad("scenario", str(exc)) from None
     except (ForecastInputError, ValueError) as exc:
         raise _bad("history", str(exc)) from None
     table = result.table
@@ -295,7 +355,10 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
         {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
         for row in result.summary.sort_values(["model", "metric"]).to_dict(orient="records")
     ]
-    answer: dict[str, Any] = {"horizon_steps": h, "step": step, "level": level, "prices": prices, "summary": summary}
+    note = (f"no cost events for {', '.join(unpriced)} in the history: price 0 USD per request, so its cost and "
+            "any price_change on it are 0; pass prices to set one") if unpriced else None  # fmt: skip
+    answer: dict[str, Any] = {"horizon_steps": h, "step": step, "level": level, "prices": prices, "summary": summary,
+                              "note": note}  # fmt: skip
     if body.get("include_series"):
         t = table.assign(ds=table["ds"].map(lambda d: d.isoformat() + "Z"))
         answer["series"] = json.loads(t.to_json(orient="records"))

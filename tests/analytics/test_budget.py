@@ -169,3 +169,13 @@ def test_a_one_hour_spike_does_not_move_the_level(hours: int, at: int) -> None:
     steady = 26.4 * 24
     assert abs(r.forecast_total - steady) < 0.08 * steady, r.forecast_total
     assert r.forecast_total_lower <= steady <= r.forecast_total_upper
+
+
+def test_a_period_that_has_not_begun_counts_only_its_own_spend() -> None:
+    # 10 per day up to Feb 10; a March budget of 100: 310 USD in March, spent by Mar 11 00:00. The spend
+    # from Feb 10 to Mar 1 was counted too (500 USD, exhausted on Feb 19), before March had begun.
+    result = forecast_budget(_daily(np.full(40, 10.0)), budget=100.0, period_end="2024-04-01",
+                             period_start="2024-03-01")  # fmt: skip
+    assert result.spent_to_date == 0.0
+    assert result.forecast_total == pytest.approx(310.0)
+    assert result.exhaustion == pd.Timestamp("2024-03-11")

@@ -132,3 +132,35 @@ def test_an_infinite_value_is_left_out_like_an_empty_one(tmp_path: Path, capsys:
     assert result["yhat"].max() - result["yhat"].min() > 20  # the daily swing (±20) is forecast
     err = capsys.readouterr().err
     assert "1 empty value(s) and 1 infinite value(s) in y left out" in err
+
+
+def test_spreadsheet_exports_are_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a semicolon CSV with decimal commas, Latin-1 text and a header "DS;Y" were each refused
+    # ("missing column(s) ds, y; found ds;y", "'utf-8' codec can't decode byte 0xe9")
+    df = pd.read_csv(_write(tmp_path / "in.csv"))
+    lines = ["DS;Y;note"] + [f"{t};{str(v).replace('.', ',')};caf\xe9" for t, v in zip(df["ds"], df["y"], strict=True)]
+    src = tmp_path / "excel.csv"
+    src.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    out = tmp_path / "out.csv"
+    assert main(["--input", str(src), "--horizon", "1d", "--output", str(out)]) == 0
+    result = pd.read_csv(out)
+    assert len(result) == 24 and result["ds"].iloc[0] == "2024-03-11 00:00:00"
+    assert 60 < result["yhat"].mean() < 140  # the level of the series (100), not of misread numbers
+    assert "not UTF-8: read as Latin-1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("stamps", "message"),
+    [
+        (pd.date_range("2020-01-01", periods=40, freq="MS").strftime("%Y-%m-%d"), "monthly or yearly timestamps"),
+        (pd.date_range("2024-01-01", periods=40, freq="D").strftime("%d/%m/%Y"), "day-first dates"),
+    ],
+)
+def test_calendar_steps_and_day_first_dates_are_explained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stamps: pd.Index, message: str
+) -> None:
+    # both were "irregular timestamps: ... not whole multiples of ... 31 days" / "... are missing"
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"ds": stamps, "y": np.arange(len(stamps), dtype=float)}).to_csv(src, index=False)
+    assert main(["--input", str(src), "--horizon", "3", "--output", str(tmp_path / "out.csv")]) == 2
+    assert message in capsys.readouterr().err

@@ -114,6 +114,17 @@ def test_selection_follows_characteristics() -> None:
     assert [m.alias for m in select_models(profile_series(np.full(50, 2.0), [7]))] == ["naive"]
 
 
+def test_autoets_is_not_given_a_season_longer_than_a_day_of_hours() -> None:
+    # 5-minute data: AutoETS on its daily season of 288 took about a minute per fit, and `hub forecast`
+    # ran for minutes on 2,000 points; statsforecast's ETS does not forecast seasons over 24 either
+    t = np.arange(2000)
+    y = 100 + 10 * np.sin(2 * np.pi * t / 288) + np.random.default_rng(0).normal(0, 1, t.size)
+    aliases = [m.alias for m in select_models(profile_series(y, [288, 2016]))]
+    assert "ets" not in aliases and {"mstl", "theta", "snaive288"} <= set(aliases)
+    daily = 50 + 10 * (np.arange(120) % 7 == 5) + np.random.default_rng(1).normal(0, 1, 120)
+    assert "ets" in [m.alias for m in select_models(profile_series(daily, [7]))]
+
+
 def test_outliers_are_replaced() -> None:
     y = _seasonal(24 * 14)["y"].to_numpy()
     spiked = y.copy()

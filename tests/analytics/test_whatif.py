@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from analytics.whatif import (
     PriceChange,
     ScaleTraffic,
     Scenario,
+    ScenarioError,
     mmc_latency,
     what_if,
     what_if_result,
@@ -136,3 +139,23 @@ def test_the_summary_total_lies_inside_its_interval_for_sparse_traffic() -> None
             for name in ("baseline", "scenario"):
                 assert 0 <= row[f"{name}_lower"] <= row[name] <= row[f"{name}_upper"], row
             assert row["diff_lower"] <= row["diff"] <= row["diff_upper"], row
+
+
+def test_transforms_that_make_no_sense_are_rejected() -> None:
+    # negative traffic or prices gave negative costs (lower bound above upper); moving traffic to itself or
+    # scaling/pricing a model that has no traffic changed nothing without a word
+    with pytest.raises(ValueError, match="factor must be a non-negative number"):
+        ScaleTraffic(-2.0)
+    with pytest.raises(ValueError, match="percent must be at least -100"):
+        PriceChange(-150.0)
+    with pytest.raises(ValueError, match="source and target must be different"):
+        MoveTraffic("big", "big", share=0.5)
+    with pytest.raises(ValueError, match="service_rate must be a positive number"):
+        Fleet(instances=1, service_rate=float("nan"))
+    for transform, needle in (
+        (ScaleTraffic(2.0, model="nope"), "unknown model 'nope'; models with traffic: big, small"),
+        (PriceChange(10.0, model="nope"), "unknown model 'nope'; models with a price: big, small"),
+        (AddInstances("big", -2), "'big' has 2 instance(s): adding -2 leaves none"),
+    ):
+        with pytest.raises(ScenarioError, match=re.escape(needle)):
+            what_if(_usage(24 * 3), PRICES, Scenario([transform]), h=6, fleet={"big": Fleet(2, 1.0)})
