@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from api.console import router as console_router
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.middleware import RequestMetricsMiddleware
+from api.openapi_bodies import install as install_body_schemas
 from api.routers import (
     admin,
     alerts,
@@ -39,6 +40,7 @@ def create_app(state: ApiState) -> FastAPI:
     )
     app.state.hub = state
     install_error_handlers(app)
+    install_body_schemas(app)
     for router in (health.router, events.router, schemas.router, dlq.router, ws.router, query.router, keys.router,
                    admin.router):  # fmt: skip
         app.include_router(router)

@@ -2,6 +2,13 @@
 
 >>> error_response(400, "bad_json", "not JSON").status_code
 400
+
+A refused WebSocket handshake (``/ws/events``) gets the same answer as an HTTP request would: 401 for
+missing or invalid credentials, 403 for a credential without the permission or the tenant, 429, 400,
+with this body and headers, sent through the ASGI ``websocket.http.response`` extension (uvicorn offers
+it). A server without the extension cannot answer a handshake with a status: the socket is then accepted
+and closed at once with close code ``4000 + status`` (:data:`WS_CLOSE_BASE`: 4401, 4403, 4429, ...) and the
+message as the close reason.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketState
 
 from hubcore.errors import PermanentError, RetryableError
 
@@ -49,6 +58,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: A refused WebSocket handshake that cannot be answered with its HTTP status closes with this + the status.
+WS_CLOSE_BASE = 4000
+#: A WebSocket close reason is at most 123 bytes of UTF-8.
+_MAX_REASON = 123
+
+
 def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(msgspec.json.encode(body), status_code=status_code, media_type="application/json", headers=headers)
 
@@ -60,34 +75,52 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Respon
     return json_response({"error": {"code": code, "message": message, **extra}}, status, headers)
 
 
+async def deliver(conn: HTTPConnection, response: Response, message: str) -> Response | None:
+    """``response`` for an HTTP request, and for a WebSocket handshake whose server offers the denial-response
+    extension (Starlette sends it as the handshake's HTTP answer); otherwise the socket is accepted (if it is
+    not yet) and closed with ``4000 + status`` and ``message`` as the reason, and None is returned."""
+    if conn.scope["type"] != "websocket":
+        return response
+    assert isinstance(conn, WebSocket)
+    connecting = conn.client_state == WebSocketState.CONNECTING
+    if connecting and "websocket.http.response" in conn.scope.get("extensions", {}):
+        return response
+    if connecting:
+        await conn.accept()
+    reason = message.encode()[:_MAX_REASON].decode(errors="ignore")
+    await conn.close(code=WS_CLOSE_BASE + response.status_code, reason=reason)
+    return None
+
+
 def install_error_handlers(app: Any) -> None:
     from api.security import RateLimited
     from hubcore.security.principal import AuthError
     from hubcore.security.rbac import ForbiddenError
 
+    # These five also answer a refused WebSocket handshake (the guard, the tenant of /ws/events): see deliver.
     @app.exception_handler(AuthError)
-    async def _auth(request: Request, exc: AuthError) -> Response:
-        realm = request.app.state.hub.config.service.auth.realm
+    async def _auth(conn: HTTPConnection, exc: AuthError) -> Response | None:
+        realm = conn.app.state.hub.config.service.auth.realm
         resp = error_response(401, exc.code, str(exc))
         resp.headers["WWW-Authenticate"] = exc.www_authenticate(realm)
-        return resp
+        return await deliver(conn, resp, str(exc))
 
     @app.exception_handler(ForbiddenError)
-    async def _forbidden(_: Request, exc: ForbiddenError) -> Response:
-        return error_response(403, "forbidden", exc.reason)
+    async def _forbidden(conn: HTTPConnection, exc: ForbiddenError) -> Response | None:
+        return await deliver(conn, error_response(403, "forbidden", exc.reason), exc.reason)
 
     @app.exception_handler(RateLimited)
-    async def _limited(_: Request, exc: RateLimited) -> Response:
-        return error_response(429, "rate_limited", str(exc), retry_after=exc.retry_after)
+    async def _limited(conn: HTTPConnection, exc: RateLimited) -> Response | None:
+        return await deliver(conn, error_response(429, "rate_limited", str(exc), retry_after=exc.retry_after), str(exc))
 
     @app.exception_handler(PermanentError)
-    async def _permanent(_: Request, exc: PermanentError) -> Response:
+    async def _permanent(conn: HTTPConnection, exc: PermanentError) -> Response | None:
         # a bad parameter value is a 422 (InvalidParameter, QueryError carry theirs), an unreadable request 400
-        return error_response(getattr(exc, "status", 400), exc.reason, str(exc))
+        return await deliver(conn, error_response(getattr(exc, "status", 400), exc.reason, str(exc)), str(exc))
 
     @app.exception_handler(RetryableError)
-    async def _retryable(_: Request, exc: RetryableError) -> Response:
-        return error_response(503, "unavailable", str(exc), retry_after=exc.retry_after)
+    async def _retryable(conn: HTTPConnection, exc: RetryableError) -> Response | None:
+        return await deliver(conn, error_response(503, "unavailable", str(exc), retry_after=exc.retry_after), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:

@@ -12,14 +12,14 @@ The caller's principal lands in ``request.state.principal``; :func:`api.deps.rea
 
 from typing import Annotated
 
-from fastapi import Depends, WebSocketException
+from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from api.deps import AuditScope, get_state_conn, header_tenant
 from api.state import ApiState
 from hubcore.errors import HubError
 from hubcore.security.asgi_tls import client_cert_subject
-from hubcore.security.principal import AuthError, Principal
+from hubcore.security.principal import Principal
 from hubcore.security.rbac import ForbiddenError, Resource, decide
 
 #: Routes that need no credential (probes; the docs and the OpenAPI schema describe no data).
@@ -41,6 +41,8 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/api/v1/traces/{trace_id}"): ("events:read", "traces"),
     ("GET", "/api/v1/spans"): ("events:read", "traces"),
     ("GET", "/api/v1/logs"): ("events:read", "logs"),
+    ("GET", "/api/v1/metrics"): ("events:read", "metric_points"),
+    ("GET", "/api/v1/metrics/names"): ("events:read", "metric_points"),
     ("WS", "/ws/events"): ("events:write", "events"),
     ("GET", "/api/v1/schemas"): ("schemas:read", "schemas"),
     ("GET", "/api/v1/schemas/{version}"): ("schemas:read", "schemas"),
@@ -120,13 +122,9 @@ def is_read(action: str) -> bool:
 
 
 def guard(conn: HTTPConnection, state: Annotated[ApiState, Depends(get_state_conn)]) -> Principal:
-    """The app-wide dependency. Raises AuthError (401), RateLimited (429), ForbiddenError (403)."""
-    try:
-        return _guard(conn, state)
-    except (AuthError, ForbiddenError, RateLimited) as exc:
-        if conn.scope["type"] == "websocket":
-            raise WebSocketException(code=1008, reason=str(exc)[:120]) from None
-        raise
+    """The app-wide dependency. Raises AuthError (401), RateLimited (429), ForbiddenError (403); for a
+    WebSocket the error handlers answer the handshake with that status (:func:`api.errors.deliver`)."""
+    return _guard(conn, state)
 
 
 def _metrics_public(state: ApiState) -> bool:

@@ -218,8 +218,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+#: uvicorn 0.54's default WebSocket implementation (websockets-sansio) logs this at ERROR after every
+#: handshake the app refuses with an HTTP answer (the ``websocket.http.response`` extension), although the
+#: client got that answer (uvicorn PR #3138 fixes it). The hub refuses handshakes on purpose (401, 403,
+#: 429, 400: api/errors.py ``deliver``) and its guard records them, so the line is noise; nothing else
+#: logs it for a handshake that was answered.
+SPURIOUS_HANDSHAKE_ERROR = "ASGI callable returned without completing handshake."
+
+
+class _AnsweredHandshakeFilter(logging.Filter):
+    """Drops uvicorn's :data:`SPURIOUS_HANDSHAKE_ERROR` line and nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != SPURIOUS_HANDSHAKE_ERROR
+
+
 def configure_logging(level: str = "info") -> None:
-    """Structured JSON logs on stderr for the whole process (uvicorn's loggers included)."""
+    """Structured JSON logs on stderr for the whole process (uvicorn's loggers included).
+
+    uvicorn's spurious "ASGI callable returned without completing handshake." after a refused WebSocket
+    handshake (answered with a 401/403/429/400) is dropped: see :data:`SPURIOUS_HANDSHAKE_ERROR`."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -230,3 +248,6 @@ def configure_logging(level: str = "info") -> None:
         lg.handlers[:] = []
         lg.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    uv_error = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _AnsweredHandshakeFilter) for f in uv_error.filters):
+        uv_error.addFilter(_AnsweredHandshakeFilter())

@@ -19,6 +19,7 @@ MODULES = [
     "hubcore.model.schema",
     "hubcore.query.events",
     "hubcore.query.otlp",
+    "hubcore.query.otlp_metrics",
     "hubcore.storage.embedded",
     "hubcore.storage.tables",
     "hubcore.storage.wal",
@@ -29,6 +30,7 @@ MODULES = [
     "processors.native_events.registry",
     "processors.native_events.units",
     "api.errors",
+    "api.openapi_bodies",
     "api.routers.ingest_body",
     "api.jsonbody",
     "api.negotiation",
@@ -45,6 +47,7 @@ MODULES = [
     "analytics.anomaly.ensemble",
     "analytics.service.series",
     "analytics.service.teams",
+    "analytics.service.feedback",
     "hub.service",
 ]
 

@@ -1,7 +1,14 @@
-"""Per-tenant, per-query feedback state of the anomaly ensemble, persisted as JSON in the data dir.
+"""Per-tenant, per-query, per-team feedback state of the anomaly ensemble, persisted as JSON in the data dir.
 
-Layout: ``<data_dir>/analytics/feedback/<tenant>/<query>.json`` (``FeedbackState.to_json()``), written
-atomically (temporary file + rename).
+Layout: the query-wide state in ``<data_dir>/analytics/feedback/<tenant>/<query>.json``
+(``FeedbackState.to_json()``; the file of the releases that kept one state per query, read unchanged),
+and one team's own marks in ``<tenant>/<query>.teams/<team>.json`` (the same JSON plus ``"team"``),
+written atomically (temporary file + rename).
+
+A team's series are scored with :meth:`FeedbackStore.effective`: the query-wide marks, then the team's
+own, learned again in that order (``FeedbackState.replayed``); a team without marks, and a series
+naming no team, get the query-wide state. So a mark on team ``ml``'s series retunes ``ml``'s series
+only, while a query-wide mark (a series naming no team, or ``scope: query``) still teaches every team.
 
     >>> import tempfile
     >>> fs = FeedbackStore(tempfile.mkdtemp())
@@ -11,10 +18,17 @@ atomically (temporary file + rename).
     >>> state.ensemble_threshold = 2.0; fs.save("acme", "latency_p95", state)
     >>> fs.load("acme", "latency_p95").ensemble_threshold
     2.0
+    >>> ml = fs.load("acme", "latency_p95", team="ml"); ml.record_false_positive("t1", {"robust": 3.0}, 3.0)
+    >>> fs.save("acme", "latency_p95", ml, team="ml"); fs.teams("acme", "latency_p95")
+    ['ml']
+    >>> [len(fs.effective("acme", "latency_p95", t).history) for t in ("ml", "search", None)]
+    [1, 0, 0]
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import threading
@@ -32,32 +46,94 @@ def _name(part: str) -> str:
     return cleaned if cleaned not in ("", ".", "..") else f"_{cleaned}"
 
 
+def _team_file(team: str) -> str:
+    """A file name per team: the name itself when it is safe, else a cleaned name plus a hash (``a/b``
+    and ``a_b`` stay apart)."""
+    name = _name(team)
+    return f"{name}.json" if name == team else f"{name}-{hashlib.sha1(team.encode()).hexdigest()[:10]}.json"
+
+
+def _copy(state: FeedbackState) -> FeedbackState:
+    return FeedbackState.from_json(state.to_json())
+
+
 class FeedbackStore:
-    """Loads and saves :class:`FeedbackState` per (tenant, query); thread-safe."""
+    """Loads and saves :class:`FeedbackState` per (tenant, query, team); thread-safe. ``team`` None is
+    the query-wide state."""
 
     def __init__(self, data_dir: str | Path) -> None:
         self.root = Path(data_dir) / "analytics" / "feedback"
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str], FeedbackState] = {}
+        self._cache: dict[tuple[str, str, str | None], FeedbackState] = {}
+        self._teams: dict[tuple[str, str], set[str]] = {}  # (tenant, query) -> teams with a file
 
-    def path(self, tenant: str, query: str) -> Path:
-        return self.root / _name(tenant) / f"{_name(query)}.json"
+    def path(self, tenant: str, query: str, team: str | None = None) -> Path:
+        if team is None:
+            return self.root / _name(tenant) / f"{_name(query)}.json"
+        return self._teams_dir(tenant, query) / _team_file(team)
 
-    def load(self, tenant: str, query: str) -> FeedbackState:
-        """The saved state, or a neutral one (a copy: mutate it, then :meth:`save`)."""
+    def _teams_dir(self, tenant: str, query: str) -> Path:
+        return self.root / _name(tenant) / f"{_name(query)}.teams"
+
+    def load(self, tenant: str, query: str, team: str | None = None) -> FeedbackState:
+        """The saved state of the scope (``team`` None: query-wide), or a neutral one (a copy: mutate it,
+        then :meth:`save`). A team's state holds its own marks only (see :meth:`effective`)."""
         with self._lock:
-            cached = self._cache.get((tenant, query))
-            if cached is None:
-                p = self.path(tenant, query)
-                cached = FeedbackState.from_json(p.read_text()) if p.is_file() else FeedbackState()
-                self._cache[(tenant, query)] = cached
-            return FeedbackState.from_json(cached.to_json())
+            return _copy(self._load(tenant, query, team))
 
-    def save(self, tenant: str, query: str, state: FeedbackState) -> None:
-        p = self.path(tenant, query)
+    def _load(self, tenant: str, query: str, team: str | None) -> FeedbackState:
+        cached = self._cache.get((tenant, query, team))
+        if cached is None:
+            p = self.path(tenant, query, team)
+            cached = FeedbackState.from_json(p.read_text()) if p.is_file() else FeedbackState()
+            self._cache[(tenant, query, team)] = cached
+        return cached
+
+    def effective(self, tenant: str, query: str, team: str | None) -> FeedbackState:
+        """The state that scores a series of ``team`` (None: naming no team): the query-wide marks then
+        the team's own, learned again in that order; the query-wide state when the team has no marks."""
         with self._lock:
+            shared = self._load(tenant, query, None)
+            own = self._load(tenant, query, team) if team is not None else FeedbackState()
+            if not own.history:
+                return _copy(shared)
+            return FeedbackState(history=[*shared.history, *own.history]).replayed(lambda _: True)
+
+    def teams(self, tenant: str, query: str) -> list[str]:
+        """The teams with marks of their own for (tenant, query), sorted (the directory is read once)."""
+        with self._lock:
+            return sorted(self._team_set(tenant, query))
+
+    def _team_set(self, tenant: str, query: str) -> set[str]:
+        found = self._teams.get((tenant, query))
+        if found is None:
+            found = set()
+            d = self._teams_dir(tenant, query)
+            for p in d.glob("*.json") if d.is_dir() else []:
+                try:
+                    team = json.loads(p.read_text()).get("team")
+                except (OSError, ValueError):
+                    continue
+                if isinstance(team, str) and team:
+                    found.add(team)
+            self._teams[(tenant, query)] = found
+        return found
+
+    def save(self, tenant: str, query: str, state: FeedbackState, team: str | None = None) -> None:
+        """Persist the scope's state; a team's state without marks is removed (its series fall back to the
+        query-wide state)."""
+        p = self.path(tenant, query, team)
+        with self._lock:
+            if team is not None and not state.history:
+                p.unlink(missing_ok=True)
+                self._cache[(tenant, query, team)] = FeedbackState()
+                self._team_set(tenant, query).discard(team)
+                return
             p.parent.mkdir(parents=True, exist_ok=True)
             tmp = p.with_suffix(".json.tmp")
-            tmp.write_text(state.to_json())
+            tmp.write_text(state.to_json() if team is None else json.dumps({**state.to_dict(), "team": team},
+                                                                         sort_keys=True))  # fmt: skip
             os.replace(tmp, p)
-            self._cache[(tenant, query)] = FeedbackState.from_json(state.to_json())
+            self._cache[(tenant, query, team)] = _copy(state)
+            if team is not None:
+                self._team_set(tenant, query).add(team)

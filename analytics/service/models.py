@@ -70,11 +70,13 @@ def run_anomaly(
     tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series],
     feedback: FeedbackState | None, *, write_from: dict[str, float] | float | None = None, bulk_threshold: int = 200,
     related: Mapping[str, Sequence[Series]] | None = None, alert_on: str = "both",
+    series_feedback: Mapping[str, FeedbackState] | None = None,
 ) -> tuple[list[DerivedRow], list[AnomalyRecord], float | None]:  # fmt: skip
     """Score every series; rows for points after ``write_from`` (per series key, or one time), records for
     every anomalous point scored, and the time from which points were scored (None: nothing scored;
     the whole window on the ensemble path, the newest points on the bulk path). ``related``: the
-    series of the model's related queries (see :mod:`analytics.service.related`; ensemble path only)."""
+    series of the model's related queries (see :mod:`analytics.service.related`; ensemble path only).
+    ``series_feedback``: the state scoring a series, by series key (its team's), instead of ``feedback``."""
     provide = set(spec.series())
     rows: list[DerivedRow] = []
     records: list[AnomalyRecord] = []
@@ -82,9 +84,10 @@ def run_anomaly(
     if not usable:
         return rows, records, None
     if len(usable) >= bulk_threshold:
-        return _bulk_run(tenant, query, model_alias, spec, usable, feedback, write_from, alert_on)
-    frames = [one_sided(score_series(build_detector(spec.params, feedback), s, related_columns(s, related or {})),
-                        alert_on) for s in usable]  # fmt: skip
+        return _bulk_run(tenant, query, model_alias, spec, usable, feedback, write_from, alert_on, series_feedback)
+    own = series_feedback or {}
+    frames = [one_sided(score_series(build_detector(spec.params, own.get(s.key, feedback)), s,
+                                     related_columns(s, related or {})), alert_on) for s in usable]  # fmt: skip
     for s, frame in zip(usable, frames, strict=True):
         labels = _labels(s, query, model_alias)
         since = write_from.get(s.key) if isinstance(write_from, dict) else write_from
@@ -206,8 +209,10 @@ BULK_PERSIST, BULK_EXTREME = 3, 1.5
 def _bulk_run(
     tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series],
     feedback: FeedbackState | None, write_from: dict[str, float] | float | None, alert_on: str = "both",
+    series_feedback: Mapping[str, FeedbackState] | None = None,
 ) -> tuple[list[DerivedRow], list[AnomalyRecord], float]:  # fmt: skip
-    """The vectorised path: only the newest ``bulk_new_points`` (12) of every series, all at once."""
+    """The vectorised path: only the newest ``bulk_new_points`` (12) of every series, all at once; each
+    series' score is divided by the ensemble threshold of its state (``series_feedback``, else ``feedback``)."""
     n = max(s.values.size for s in series)
     mat = np.full((len(series), n), np.nan)
     for i, s in enumerate(series):
@@ -216,7 +221,9 @@ def _bulk_run(
     # forward value repeated the last point's score, an anomaly with no value)
     new = max(1, min(n // 4, int(spec.params.get("bulk_new_points", 12))))
     out = bulk_score(mat, new, min_periods=int(spec.params.get("min_periods", 30)))
-    score = out.anomaly_score / (feedback.ensemble_threshold if feedback is not None else 1.0)
+    own = series_feedback or {}
+    states = [own.get(s.key, feedback) for s in series]
+    score = out.anomaly_score / np.array([[st.ensemble_threshold if st is not None else 1.0] for st in states])
     score = np.where(_good_side(mat[:, -new:], out.yhat, alert_on), np.minimum(score, 0.999), score)
     provide = [name for name in ("anomaly_score", "yhat", "yhat_lower", "yhat_upper") if name in spec.series()]
     arrays = {"anomaly_score": score, "yhat": out.yhat, "yhat_lower": out.yhat_lower, "yhat_upper": out.yhat_upper}

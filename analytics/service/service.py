@@ -34,7 +34,9 @@ from analytics.service.feedback import FeedbackStore
 from analytics.service.models import alert_state_rows, build_detector, run_anomaly, run_forecast, score_series
 from analytics.service.related import related_columns
 from analytics.service.series import Series, labels_key, load_series, tenants_with_data
+from analytics.service.teams import check_team, series_team, team_dimensions
 from hubcore.errors import InvalidParameter, PermanentError
+from hubcore.security.rbac import ForbiddenError
 from hubcore.storage.embedded import EmbeddedStore
 
 __all__ = ["AnalyticsService", "NotFound", "SeriesListener"]
@@ -210,6 +212,7 @@ class AnalyticsService:
                     bulk_threshold=self.config.bulk_threshold,
                     related=related,
                     alert_on=self.config.queries[query].alert_on,
+                    series_feedback=self._team_feedback(tenant, query, series),
                 )
                 if scored_from is not None:
                     self.repo.replace_anomalies(tenant, query, model, scored_from, records)
@@ -328,52 +331,130 @@ class AnalyticsService:
         return status
 
     # -- feedback -------------------------------------------------------------------------------------
-    def undo_false_positive(self, tenant: str, anomaly_id: str) -> dict[str, Any]:
-        """Forget the marks recorded for an anomaly (its series and time): the query's state is learned
-        again from its other marks, as they were recorded, persisted, and the model rerun."""
+    # The learned state is kept per (tenant, query, team): a mark on a team's series teaches that team's
+    # state (its series are scored with the query-wide marks plus their own); a series naming no team, or
+    # a mark made with scope "query", teaches the query-wide state, which every series falls back to.
+    def _team_feedback(self, tenant: str, query: str, series: Sequence[Series]) -> dict[str, FeedbackState]:
+        """The state of each series whose team has marks of its own, by series key (the others are scored
+        with the query-wide state)."""
+        teams = self.feedback.teams(tenant, query)
+        if not teams:
+            return {}
+        spec = self.config.queries.get(query)
+        dims = team_dimensions(spec, tenant)
+        states = {team: self.feedback.effective(tenant, query, team) for team in teams}
+        out = {}
+        for s in series:
+            team = series_team(spec, s.labels, tenant, dims)
+            if team is not None and team in states:
+                out[s.key] = states[team]
+        return out
+
+    def _anomaly(self, tenant: str, anomaly_id: str) -> tuple[dict[str, Any], str | None]:
+        """The anomaly record and the team whose state scores its series (None: query-wide)."""
         rec = self.repo.get_anomaly(tenant, anomaly_id)
         if rec is None:
             raise NotFound(f"anomaly {anomaly_id!r} does not exist for tenant {tenant!r}")
-        query, model = rec["query"], rec["model_alias"]
-        stamp, series = str(pd.Timestamp(rec["timestamp"]).tz_localize(None)), labels_key(rec["labels"])
-        state = self.feedback.load(tenant, query)
-        kept = state.replayed(lambda fp: not (fp.timestamp == stamp and fp.series in (series, None)))
-        removed = len(state.history) - len(kept.history)
-        if not removed:
-            raise NotFound(f"anomaly {anomaly_id!r} has no false-positive mark to undo")
-        self.feedback.save(tenant, query, kept)
-        if model in self.config.models and query in self.config.queries:
-            self.run_model(tenant, model, query, self.clock(), refit=True)
-        return {"anomaly": anomaly_id, "query": query, "removed_marks": removed, "feedback": kept.to_dict()}
+        return rec, series_team(self.config.queries.get(rec["query"]), rec["labels"], tenant)
 
-    def feedback_state(self, tenant: str, query: str) -> dict[str, Any]:
-        """What the (tenant, query) ensemble has learned from feedback (thresholds, weights, marks)."""
-        if query not in self.config.queries:
+    def _check_query(self, query: str, team: str | None, tenant: str) -> None:
+        """422 unless ``query`` is a configured alias and ``team`` (if any) can hold one of its series."""
+        spec = self.config.queries.get(query)
+        if spec is None:
             raise InvalidParameter(f"query: unknown query alias {query!r}; configured: "
                                    f"{', '.join(sorted(self.config.queries))}")  # fmt: skip
-        state = self.feedback.load(tenant, query)
-        return {"query": query, "marks": len(state.history), "feedback": state.to_dict()}
+        if team is not None:
+            check_team(query, spec, team, tenant)
 
-    def reset_feedback(self, tenant: str, query: str) -> dict[str, Any]:
-        """Forget every mark of the (tenant, query) ensemble; its models rerun with the defaults."""
-        before = self.feedback_state(tenant, query)["marks"]
-        self.feedback.save(tenant, query, FeedbackState())
+    def holds_team(self, query: str, team: str, tenant: str) -> bool:
+        """Whether some series of ``query`` can belong to ``team`` (an unknown query: True, for the 422)."""
+        spec = self.config.queries.get(query)
+        try:
+            return spec is None or check_team(query, spec, team, tenant) == team
+        except InvalidParameter:
+            return False
+
+    def _rerun(self, tenant: str, query: str) -> None:
         for model in self.config.models:
             if self.config.models[model].model_class == "anomaly" and query in self.config.model_queries(model):
                 self.run_model(tenant, model, query, self.clock(), refit=True)
-        return {"query": query, "removed_marks": before}
 
-    def mark_false_positive(self, tenant: str, anomaly_id: str, detector: str | None = None) -> dict[str, Any]:
-        """Teach the (tenant, query) ensemble that an anomaly was a false positive, persist, rescore."""
-        rec = self.repo.get_anomaly(tenant, anomaly_id)
-        if rec is None:
-            raise NotFound(f"anomaly {anomaly_id!r} does not exist for tenant {tenant!r}")
+    def undo_false_positive(self, tenant: str, anomaly_id: str, *, query_wide: bool = True) -> dict[str, Any]:
+        """Forget the marks recorded for an anomaly (its series and time) in its team's state and in the
+        query-wide one: each is learned again from its other marks, as they were recorded, persisted, and
+        the model rerun. ``query_wide`` False (a caller limited to a team): the query-wide marks of a team's
+        series (made with scope "query") are left, and a 403 when they are the only ones."""
+        rec, team = self._anomaly(tenant, anomaly_id)
+        query, model = rec["query"], rec["model_alias"]
+        stamp, series = str(pd.Timestamp(rec["timestamp"]).tz_localize(None)), labels_key(rec["labels"])
+        removed = blocked = 0
+        for scope in ([team] if team is not None else []) + [None]:
+            state = self.feedback.load(tenant, query, scope)
+            kept = state.replayed(lambda fp: not (fp.timestamp == stamp and fp.series in (series, None)))
+            n = len(state.history) - len(kept.history)
+            if n and scope is None and team is not None and not query_wide:
+                blocked += n
+            elif n:
+                self.feedback.save(tenant, query, kept, scope)
+                removed += n
+        if not removed:
+            if blocked:
+                raise ForbiddenError(f"anomaly {anomaly_id!r}: its mark is query-wide (made with scope \"query\", it "
+                                     "teaches every team's series); undoing it needs teams:all")  # fmt: skip
+            raise NotFound(f"anomaly {anomaly_id!r} has no false-positive mark to undo")
+        if model in self.config.models and query in self.config.queries:
+            self.run_model(tenant, model, query, self.clock(), refit=True)
+        return {"anomaly": anomaly_id, "query": query, "team": team, "removed_marks": removed,
+                "feedback": self.feedback.effective(tenant, query, team).to_dict()}  # fmt: skip
+
+    def feedback_state(self, tenant: str, query: str, team: str | None = None) -> dict[str, Any]:
+        """What the (tenant, query) ensemble has learned from feedback (thresholds, weights, marks): the
+        query-wide state and the number of marks of each team with its own (``teams``), or with ``team``
+        the state that scores that team's series (``marks``: the team's own; ``query_marks``: the
+        query-wide ones it also learns from)."""
+        self._check_query(query, team, tenant)
+        shared = self.feedback.load(tenant, query)
+        if team is None:
+            teams = {t: len(self.feedback.load(tenant, query, t).history) for t in self.feedback.teams(tenant, query)}
+            return {"query": query, "team": None, "marks": len(shared.history), "feedback": shared.to_dict(),
+                    "teams": teams}  # fmt: skip
+        return {"query": query, "team": team, "marks": len(self.feedback.load(tenant, query, team).history),
+                "query_marks": len(shared.history), "feedback": self.feedback.effective(tenant, query, team).to_dict()}  # fmt: skip
+
+    def reset_feedback(self, tenant: str, query: str, team: str | None = None) -> dict[str, Any]:
+        """Forget every mark of the (tenant, query) ensemble, query-wide and every team's (``team``: only
+        that team's own marks); its models rerun."""
+        self._check_query(query, team, tenant)
+        scopes: list[str | None] = [team] if team is not None else [None, *self.feedback.teams(tenant, query)]
+        removed: dict[str | None, int] = {}
+        for scope in scopes:
+            removed[scope] = len(self.feedback.load(tenant, query, scope).history)
+            self.feedback.save(tenant, query, FeedbackState(), scope)
+        self._rerun(tenant, query)
+        out: dict[str, Any] = {"query": query, "team": team, "removed_marks": sum(removed.values())}
+        if team is None:
+            out["teams"] = {t: n for t, n in removed.items() if t is not None}
+        return out
+
+    def mark_false_positive(
+        self, tenant: str, anomaly_id: str, detector: str | None = None, scope: str | None = None
+    ) -> dict[str, Any]:
+        """Teach the ensemble that an anomaly was a false positive, persist, rescore. ``scope`` ``team``
+        (the default when the series names a team) teaches its team's state, ``query`` the query-wide one
+        (every series of the query)."""
+        rec, team = self._anomaly(tenant, anomaly_id)
         query, model = rec["query"], rec["model_alias"]
         if model not in self.config.models or query not in self.config.queries:
             raise NotFound(f"anomaly {anomaly_id!r} belongs to query {query!r} / model {model!r}, no longer configured")
+        if scope not in (None, "team", "query"):
+            raise InvalidParameter(f'scope: must be "team", "query" or null, got {scope!r}', reason="invalid_feedback")
+        if scope == "team" and team is None:
+            raise InvalidParameter(f"scope: the series of anomaly {anomaly_id!r} names no team; its feedback is "
+                                   'query-wide ("query" or null)', reason="invalid_feedback")  # fmt: skip
+        learner = None if scope == "query" else team
         spec = self.config.models[model]
         ts = pd.Timestamp(rec["timestamp"]).tz_localize(None)
-        state = self.feedback.load(tenant, query)
+        state = self.feedback.effective(tenant, query, team)  # what scored the series
         if rec["detected_by"] == ["bulk_robust"]:
             state.record_false_positive(str(ts), {"bulk_robust": rec["anomaly_score"]}, rec["anomaly_score"], None,
                                         labels_key(rec["labels"]))  # fmt: skip
@@ -393,6 +474,12 @@ class AnalyticsService:
             score_series(det, match[0], related_columns(match[0], related))
             det.mark_false_positive(ts, detector)
             state = det.feedback
-        self.feedback.save(tenant, query, state)
+        mark = state.history[-1]
+        own = self.feedback.load(tenant, query, learner)
+        own.record_false_positive(mark.timestamp, dict(mark.detector_scores), mark.ensemble_score, mark.detector,
+                                  mark.series)  # fmt: skip
+        self.feedback.save(tenant, query, own, learner)
         self.run_model(tenant, model, query, self.clock(), refit=True)
-        return {"anomaly": anomaly_id, "query": query, "model_alias": model, "feedback": state.to_dict()}
+        return {"anomaly": anomaly_id, "query": query, "model_alias": model, "team": learner,
+                "scope": "query" if learner is None else "team",
+                "feedback": self.feedback.effective(tenant, query, team).to_dict()}  # fmt: skip

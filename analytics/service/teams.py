@@ -16,18 +16,30 @@ called ``team`` counts too. A series that names no team (``latency_p95`` by mode
     ['ads', 'search']
     >>> anomaly_teams(None, {"gen_ai_request_model": "gpt-4o"}, "acme")
     frozenset()
+
+The learned feedback state of a query is kept per team too (:mod:`analytics.service.feedback`):
+:func:`series_team` names the one team whose state scores a series (None: the query-wide state), and
+:func:`check_team` refuses a ``team=`` that no series of the query can belong to.
+
+    >>> series_team(QuerySpec(event_type="cost", field="value", group_by=["team"]), {"team": "ml"}, "acme")
+    'ml'
+    >>> series_team(spec, {"owner": "ads"}, "acme")  # its own label, not every team of the filter
+    'ads'
+    >>> series_team(None, {"gen_ai_request_model": "gpt-4o"}, "acme") is None
+    True
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from analytics.service.config import QuerySpec
 from analytics.service.series import _label_name
+from hubcore.errors import InvalidParameter
 from hubcore.query.model import FieldRef, QueryError, parse_query
 
-__all__ = ["anomaly_teams"]
+__all__ = ["anomaly_teams", "check_team", "series_team"]
 
 #: The event fields that hold a team: the ``team`` column (``tags.team``, or a cost event's
 #: ``payload.team``) and the tag itself.
@@ -38,9 +50,18 @@ def _is_team(ref: FieldRef) -> bool:
     return (ref.kind, ref.name) in _TEAM_FIELDS
 
 
-def anomaly_teams(spec: QuerySpec | None, labels: Mapping[str, Any], tenant: str) -> frozenset[str]:
-    """The teams the series ``labels`` of query ``spec`` (None: no longer configured) belongs to."""
-    found: set[Any] = {labels.get("team")}
+class TeamDimensions(NamedTuple):
+    """Where a query's series carry a team: the label names holding it (``team`` always counts) and the
+    teams of its ``team``/``tags.team`` ``eq``/``in`` filter."""
+
+    labels: tuple[str, ...]
+    filtered: frozenset[str]
+    grouped: bool  # the query groups by a team field (a label holds any team)
+
+
+def team_dimensions(spec: QuerySpec | None, tenant: str) -> TeamDimensions:
+    """The :class:`TeamDimensions` of query ``spec`` (None: no longer configured: only a ``team`` label)."""
+    labels, filtered, grouped = ["team"], set[Any](), False
     if spec is not None:
         try:
             query = parse_query(spec.body(0.0, float(spec.step_seconds)), tenant=tenant,
@@ -49,9 +70,50 @@ def anomaly_teams(spec: QuerySpec | None, labels: Mapping[str, Any], tenant: str
             query = None
         if query is not None:
             for ref in query.aggregation.group_by:
-                if _is_team(ref):
-                    found.add(labels.get(_label_name(ref.label, spec)))
+                name = _label_name(ref.label, spec)
+                if _is_team(ref) or name == "team":
+                    grouped = True
+                    labels.append(name)
             for f in query.filters:
                 if _is_team(f.field) and f.op in ("eq", "in"):
-                    found.update(f.value if isinstance(f.value, list | tuple) else [f.value])
+                    filtered.update(f.value if isinstance(f.value, list | tuple) else [f.value])
+    return TeamDimensions(tuple(dict.fromkeys(labels)), frozenset(t for t in filtered if isinstance(t, str) and t),
+                          grouped)  # fmt: skip
+
+
+def anomaly_teams(spec: QuerySpec | None, labels: Mapping[str, Any], tenant: str) -> frozenset[str]:
+    """The teams the series ``labels`` of query ``spec`` (None: no longer configured) belongs to."""
+    dims = team_dimensions(spec, tenant)
+    found = {labels.get(name) for name in dims.labels} | set(dims.filtered)
     return frozenset(t for t in found if isinstance(t, str) and t)
+
+
+def series_team(
+    spec: QuerySpec | None, labels: Mapping[str, Any], tenant: str, dims: TeamDimensions | None = None
+) -> str | None:
+    """The team whose feedback state scores the series ``labels``: the value of its team label, else the
+    one team the query filters on; None (the query-wide state) when it names none, or several.
+    ``dims``: :func:`team_dimensions` of the query, when the caller resolves many series."""
+    dims = dims if dims is not None else team_dimensions(spec, tenant)
+    named = {v for v in (labels.get(name) for name in dims.labels) if isinstance(v, str) and v}
+    if not named and len(dims.filtered) == 1:
+        named = set(dims.filtered)
+    return next(iter(named)) if len(named) == 1 else None
+
+
+#: The longest ``team=`` accepted (team names are short identifiers).
+MAX_TEAM_LEN = 200
+
+
+def check_team(query: str, spec: QuerySpec, team: str, tenant: str) -> str:
+    """``team`` if some series of query ``spec`` (alias ``query``) can belong to it (the query groups by
+    a team, or filters on it); else :class:`InvalidParameter` (422) naming what the query holds."""
+    if not team.strip() or len(team) > MAX_TEAM_LEN:
+        raise InvalidParameter(f"team: must be a team name (1 to {MAX_TEAM_LEN} characters), got {team!r}")
+    dims = team_dimensions(spec, tenant)
+    if dims.grouped or team in dims.filtered:
+        return team
+    if dims.filtered:
+        raise InvalidParameter(f"team: unknown team {team!r} for query {query!r}: its series are team "
+                               f"{', '.join(sorted(dims.filtered))}'s")  # fmt: skip
+    raise InvalidParameter(f"team: query {query!r} has no team label; its feedback is query-wide (leave out team)")

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from api.deps import ensure_team_access, get_state, principal_of, read_tenant, team_allowed, write_tenant
 from api.errors import ErrorBody, error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
+from api.openapi_bodies import request_body
 from api.state import ApiState
 from hubcore.security.context import authenticated
 from processors.alerting import AlertConflict, AlertingConfig, AlertingService, AlertNotFound, RuleError
@@ -36,19 +37,18 @@ MAX_BODY = 1 << 20
 _CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody, "description": "not allowed in this state"}}
 
 
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    """Document a JSON request body that the handler reads itself (it validates with its own 422s)."""
-    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
-
-
-_BY = _body({"type": "object", "properties": {"by": {"type": "string"}, "comment": {"type": "string"}}})
-_RULE = _body({"type": "object", "required": ["name", "condition"], "description": "see docs/alerting.md",
-               "properties": {"name": {"type": "string"}, "condition": {"type": "object"}, "for": {"type": "string"},
-                              "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
-                              "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                              "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}})  # fmt: skip
-_WEBHOOK = _body({"type": "object", "required": ["version", "alerts"], "description": "Alertmanager webhook v4",
-                  "properties": {"version": {"type": "string"}, "alerts": {"type": "array", "items": {"type": "object"}}}})  # fmt: skip
+_BY = request_body("AlertTransition", required=False, example={"by": "oncall@example.com", "comment": "looking"})
+_RULE = request_body("AlertRule", example={
+    "name": "GPT4oSlow", "for": "5m", "severity": "warning", "labels": {"team": "search"},
+    "condition": {"type": "threshold", "metric": "gen_ai.client.operation.duration", "filters": {"model": "gpt-4o"},
+                  "aggregation": "p95", "window": "5m", "op": ">", "value": 2000},
+})  # fmt: skip
+_WEBHOOK = request_body("WebhookPayload", example={
+    "version": "4", "status": "firing", "receiver": "hub", "groupKey": "{}:{alertname=\"HighLatency\"}",
+    "alerts": [{"status": "firing", "labels": {"alertname": "HighLatency", "severity": "warning", "tenant_id": "acme"},
+                "annotations": {"summary": "p95 above 2 s"}, "startsAt": "2026-01-15T10:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "a1b2c3"}],
+})  # fmt: skip
 
 
 def get_service(request: Request, state: ApiState) -> AlertingService:

@@ -5,9 +5,10 @@ service, which also starts and stops its scheduler); without one, one is created
 same store with the built-in config, and ``GET /anomalies`` runs the caller's due models itself.
 
 * ``GET  /api/v1/anomalies?start=&end=&query=&severity=&limit=&alerts=``
-* ``POST /api/v1/anomalies/{anomaly_id}/feedback``  ``{"label": "false_positive", "detector": null}``
+* ``POST /api/v1/anomalies/{anomaly_id}/feedback``  ``{"label": "false_positive", "detector": null, "scope": null}``
+  (a team's series teaches its team's state; ``"scope": "query"``, teams:all only, every series')
 * ``DELETE /api/v1/anomalies/{anomaly_id}/feedback`` (undo that mark),
-  ``GET|DELETE /api/v1/anomalies/feedback?query=`` (what a query learned; forget it all)
+  ``GET|DELETE /api/v1/anomalies/feedback?query=&team=`` (what a query, or one team, learned; forget it)
 * ``GET  /api/v1/forecast?query=requests_rate&horizon=7d&level=95&step=&threshold=&window_start=&window_end=``
 * ``POST|GET /api/v1/budgets``, ``GET|PUT|DELETE /api/v1/budgets/{budget_id}``
 * ``POST /api/v1/whatif``
@@ -31,8 +32,9 @@ from analytics.service.config import DERIVED_SERIES
 from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
 from analytics.service.teams import anomaly_teams
 from api.deps import ensure_team_access, get_state, principal_of, read_tenant, team_limited, write_tenant
-from api.errors import error_response, json_response
+from api.errors import ErrorBody, error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
+from api.openapi_bodies import request_body
 from api.state import ApiState
 from hubcore.errors import ConfigError, InvalidParameter, PermanentError
 from hubcore.query.executor import QueryTimeout
@@ -121,7 +123,11 @@ async def list_anomalies(
     return await _answer(run)
 
 
-@router.post("/anomalies/{anomaly_id}/feedback", summary="Mark an anomaly as a false positive (the model learns)")
+@router.post(
+    "/anomalies/{anomaly_id}/feedback",
+    summary="Mark an anomaly as a false positive (the model learns)",
+    openapi_extra=request_body("AnomalyFeedback", example={"label": "false_positive"}),
+)
 async def anomaly_feedback(
     anomaly_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
@@ -131,16 +137,23 @@ async def anomaly_feedback(
         return error_response(exc.status, exc.reason, str(exc))
     if not isinstance(body, dict) or body.get("label") != "false_positive":
         return error_response(422, "invalid_feedback", 'label: must be "false_positive" (the only feedback taught)')
-    unknown = sorted(set(body) - {"label", "detector"})
+    unknown = sorted(set(body) - {"label", "detector", "scope"})
     if unknown:
-        return error_response(422, "invalid_feedback", f"{unknown[0]}: unknown field; the body takes label, detector")
-    detector = body.get("detector")
+        return error_response(422, "invalid_feedback",
+                              f"{unknown[0]}: unknown field; the body takes label, detector, scope")  # fmt: skip
+    detector, scope = body.get("detector"), body.get("scope")
     if detector is not None and not isinstance(detector, str):
         return error_response(422, "invalid_feedback", "detector: must be a detector name or null")
+    if scope not in (None, "team", "query"):
+        return error_response(422, "invalid_feedback", 'scope: must be "team" (the series\' team\'s state), "query" '
+                                                       f"(every series of the query) or null, got {scope!r}")  # fmt: skip
+    if scope == "query" and team_limited(request):
+        return error_response(403, "forbidden", 'scope: "query" teaches every team\'s series of the query and needs '
+                                                "teams:all; leave it out to teach your team's state")  # fmt: skip
     t = read_tenant(request, state, request.query_params.get("tenant"))
     svc = get_service(request, state)
     await _check_anomaly_team(request, svc, t, anomaly_id)
-    return await _answer(svc.mark_false_positive, t, anomaly_id, detector)
+    return await _answer(svc.mark_false_positive, t, anomaly_id, detector, scope)
 
 
 async def _check_anomaly_team(request: Request, svc: AnalyticsService, tenant: str, anomaly_id: str) -> None:
@@ -160,28 +173,57 @@ async def undo_anomaly_feedback(
     t = read_tenant(request, state, request.query_params.get("tenant"))
     svc = get_service(request, state)
     await _check_anomaly_team(request, svc, t, anomaly_id)
-    return await _answer(svc.undo_false_positive, t, anomaly_id)
+    return await _answer(svc.undo_false_positive, t, anomaly_id, query_wide=not team_limited(request))
 
 
-@router.get("/anomalies/feedback", summary="What a query's anomaly model learned from feedback")
-async def get_anomaly_feedback(
-    request: Request, state: Annotated[ApiState, Depends(get_state)], query: str, tenant: str | None = None
-) -> Response:
-    t = read_tenant(request, state, tenant)
-    return await _answer(get_service(request, state).feedback_state, t, query)
-
-
-@router.delete("/anomalies/feedback", summary="Forget every false-positive mark of a query (reset its thresholds)")
-async def reset_anomaly_feedback(
-    request: Request, state: Annotated[ApiState, Depends(get_state)], query: str, tenant: str | None = None
-) -> Response:
-    t = read_tenant(request, state, tenant)
-    if team_limited(request):
-        # one state serves every team's series of the query: resetting it is not one team's call
+def _feedback_team(
+    request: Request, svc: AnalyticsService, tenant: str, query: str, team: str | None, verb: str
+) -> str | Response | None:
+    """The team whose feedback state a GET/DELETE is about: ``team=``, or for a caller limited to a team
+    (no teams:all) its own team (when the query can hold it), and never another (403). None: the query."""
+    if not team_limited(request):
+        return team
+    p = principal_of(request)
+    own = p.team if p is not None else None
+    if team is not None and team != own:
+        return error_response(403, "forbidden", f"team: a caller limited to team {own!r} {verb} only its own team's "
+                                                f"feedback state, not team {team!r}'s (or needs teams:all)")  # fmt: skip
+    if team is None and own is not None and not svc.holds_team(query, own, tenant):
+        own = None  # a query whose series name no team (or only others): its state is query-wide
+    if own is None and verb == "resets":
+        # the query-wide state serves every team's series of the query: resetting it is not one team's call
         return error_response(403, "forbidden", "resetting a query's feedback needs teams:all (it is shared by every "
                                                 "team's series of the query); undo single marks with DELETE "
                                                 "/api/v1/anomalies/{id}/feedback")  # fmt: skip
-    return await _answer(get_service(request, state).reset_feedback, t, query)
+    return own
+
+
+@router.get("/anomalies/feedback", summary="What a query's (or one team's) anomaly model learned from feedback")
+async def get_anomaly_feedback(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], query: str, tenant: str | None = None,
+    team: str | None = None,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    svc = get_service(request, state)
+    scope = _feedback_team(request, svc, t, query, team, "reads")
+    if isinstance(scope, Response):
+        return scope
+    if scope is None and team_limited(request):  # the query-wide state, without the other teams' counts
+        return await _answer(lambda: {k: v for k, v in svc.feedback_state(t, query).items() if k != "teams"})
+    return await _answer(svc.feedback_state, t, query, scope)
+
+
+@router.delete("/anomalies/feedback", summary="Forget the false-positive marks of a query, or of one team's series")
+async def reset_anomaly_feedback(
+    request: Request, state: Annotated[ApiState, Depends(get_state)], query: str, tenant: str | None = None,
+    team: str | None = None,
+) -> Response:  # fmt: skip
+    t = read_tenant(request, state, tenant)
+    svc = get_service(request, state)
+    scope = _feedback_team(request, svc, t, query, team, "resets")
+    if isinstance(scope, Response):
+        return scope
+    return await _answer(svc.reset_feedback, t, query, scope)
 
 
 # -- forecasts -----------------------------------------------------------------------------------------
@@ -199,7 +241,12 @@ async def get_forecast(
 
 
 # -- what-if -------------------------------------------------------------------------------------------
-@router.post("/whatif", summary="Baseline vs scenario forecast of cost, requests, latency and capacity")
+@router.post(
+    "/whatif", summary="Baseline vs scenario forecast of cost, requests, latency and capacity",
+    openapi_extra=request_body("WhatIf", example={
+        "scenario": [{"type": "scale_traffic", "factor": 1.5}, {"type": "price_change", "model": "gpt-4o", "percent": -20}],
+        "horizon": "7d", "history": "14d", "step": "1h"}),
+)  # fmt: skip
 async def post_whatif(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     try:
         body = await _body(request)
@@ -214,11 +261,30 @@ def _check_team(request: Request, tenant: str, team: str | None) -> None:
     ensure_team_access(request, "budgets:write", "budgets", tenant, team)
 
 
+def _check_unique_name(svc: AnalyticsService, budget: Budget) -> None:
+    other = svc.budgets.same_name(budget)
+    if other is not None:
+        raise QueryError("name", f"a budget named {budget.name!r} already exists (id {other.id}); PUT "
+                         f"/api/v1/budgets/{other.id} changes it, or choose another name", status=409, reason="conflict")  # fmt: skip
+
+
 def _budget_tenant(request: Request, state: ApiState) -> str:
     return write_tenant(request, request.query_params.get("tenant")) or state.default_tenant
 
 
-@router.post("/budgets", status_code=201, summary="Create a budget (tenant, team, project or model) and evaluate it")
+_BUDGET_EXAMPLE = {"name": "search", "amount": 5000, "period": "monthly", "team": "search", "alert_within_days": 7}
+_NAME_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "another budget of the tenant has this name (code conflict)"}
+}
+
+
+@router.post(
+    "/budgets",
+    status_code=201,
+    summary="Create a budget (tenant, team, project or model) and evaluate it",
+    openapi_extra=request_body("Budget", example=_BUDGET_EXAMPLE),
+    responses=_NAME_TAKEN,
+)
 async def create_budget(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     try:
         body = await _body(request)
@@ -234,6 +300,7 @@ async def create_budget(request: Request, state: Annotated[ApiState, Depends(get
     _check_team(request, t, budget.team)
 
     def run() -> dict[str, Any]:
+        _check_unique_name(svc, budget)
         svc.budgets.put(budget)
         return svc.budget_status(budget)
 
@@ -264,7 +331,12 @@ async def get_budget(budget_id: str, request: Request, state: Annotated[ApiState
     return await _answer(run)
 
 
-@router.put("/budgets/{budget_id}", summary="Replace a budget")
+@router.put(
+    "/budgets/{budget_id}",
+    summary="Replace a budget",
+    openapi_extra=request_body("Budget", example=_BUDGET_EXAMPLE),
+    responses=_NAME_TAKEN,
+)
 async def put_budget(budget_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     try:
         body = await _body(request)
@@ -283,6 +355,7 @@ async def put_budget(budget_id: str, request: Request, state: Annotated[ApiState
     _check_team(request, t, budget.team)
 
     def run() -> dict[str, Any]:
+        _check_unique_name(svc, budget)
         svc.budgets.put(budget)
         return svc.budget_status(budget)
 

@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from api.deps import ensure_team_access, get_state, principal_of, read_tenant, team_allowed, team_limited
 from api.errors import error_response, json_response
+from api.openapi_bodies import struct_body
 from api.state import ApiState
 from hubcore.dlq import Entry, entry_teams
 
@@ -66,7 +67,11 @@ def own_team_entries(request: Request) -> Callable[[Entry], bool] | None:
     return lambda entry: entry_teams(entry) <= mine
 
 
-@router.post("/replay", summary="Replay dead-lettered items (all of the tenant's, or the given ids; team-scoped)")
+@router.post(
+    "/replay", summary="Replay dead-lettered items (all of the tenant's, or the given ids; team-scoped)",
+    openapi_extra=struct_body(ReplayRequest, required=False, example={"ids": ["3f9a1c2e"]},
+                              description="optional: no body (or no ids) replays every entry the caller may"),
+)  # fmt: skip
 async def replay_dlq(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from analytics.correlation.timeutil import parse_time
 from api.deps import get_state, read_tenant, write_tenant
 from api.errors import error_response, json_response
+from api.openapi_bodies import EVENT_EXAMPLE, NDJSON_EXAMPLE, request_body
 from api.routers.ingest_body import BodyError, split_events
 from api.state import ApiState
 from hubcore.errors import InvalidParameter, QueueFullError, RateLimitedError, StoreUnavailableError
@@ -35,10 +36,16 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_NDJSON = {"schema": {"type": "string", "description": "one native event (JSON) per line; blank lines ignored"},
+           "example": NDJSON_EXAMPLE}  # fmt: skip
+_BODY = request_body("EventsBatch", example=[EVENT_EXAMPLE], extra_content={"application/x-ndjson": _NDJSON})
+
+
 @router.post(
     "/events",
     status_code=202,
     summary="Ingest 1-1000 native events",
+    openapi_extra=_BODY,
     responses={
         202: {
             "description": "at least one event accepted: {accepted, rejected: [{index, event_id, reason}], duplicates}"

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from api.deps import audit_target, ensure_tenant_access, get_state, principal_of, read_tenant
 from api.errors import error_response, json_response
+from api.openapi_bodies import Schema, struct_body
 from api.state import ApiState
 from hubcore.security.apikeys import MAX_KEY_LIFETIME_S
 from hubcore.security.rbac import ForbiddenError
@@ -31,7 +32,17 @@ class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
     expires_in_seconds: Annotated[float, msgspec.Meta(le=MAX_KEY_LIFETIME_S)] | None = None
 
 
-@router.post("", status_code=201, summary="Create an API key (the secret is shown once)")
+def _positive_lifetime(schema: Schema) -> None:
+    schema["properties"]["expires_in_seconds"]["anyOf"][0]["exclusiveMinimum"] = 0  # checked after decoding
+
+
+_CREATE_BODY = struct_body(
+    CreateKey, adjust=_positive_lifetime,
+    example={"role": "ingest", "team": "search", "description": "search team's gateway", "expires_in_seconds": 7776000},
+)  # fmt: skip
+
+
+@router.post("", status_code=201, summary="Create an API key (the secret is shown once)", openapi_extra=_CREATE_BODY)
 async def create_key(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     store = state.security.key_store
     if store is None:

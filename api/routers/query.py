@@ -32,6 +32,7 @@ from api.deps import audit_target, get_state, principal_of, read_tenant
 from api.errors import error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
 from api.negotiation import NotAcceptable, negotiate
+from api.openapi_bodies import QUERY_EXAMPLE, request_body
 from api.state import ApiState
 from hubcore.query.cache import QueryCache
 from hubcore.query.catalog import build_catalog
@@ -169,14 +170,19 @@ def _timeout_s(body: dict[str, Any]) -> float | None:
     return raw / 1000
 
 
-@router.post("/query", summary="Unified query: time range, filters, metric, aggregation, sort, paging")
+@router.post(
+    "/query",
+    summary="Unified query: time range, filters, metric, aggregation, sort, paging",
+    openapi_extra=request_body("Query", example=QUERY_EXAMPLE),
+)
 async def query(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     try:
         body = await _json_body(request)
         tenant = _tenant(request, state, body)
         if tenant is None:
             return _forbidden()
-        q = parse_query(body, tenant=tenant, now_us=time.time_ns() // 1000)
+        now_us = time.time_ns() // 1000
+        q = parse_query(body, tenant=tenant, now_us=now_us, received_by_us=now_us)
         timeout_s = _timeout_s(body)
         executor = get_executor(request)
         answer = await run_in_threadpool(executor.execute, q, timeout_s=timeout_s)
@@ -197,7 +203,8 @@ def _run_one(executor: QueryExecutor, item: Any, tenant: str, now_us: int, index
             raise QueryError("", "must be a query body (a JSON object)")
         if item.get("tenant") not in (None, tenant):
             raise QueryError("tenant", "a batch runs for one tenant: set it on the batch, not per query")
-        answer = executor.execute(parse_query(item, tenant=tenant, now_us=now_us), timeout_s=_timeout_s(item))
+        q = parse_query(item, tenant=tenant, now_us=now_us, received_by_us=now_us)
+        answer = executor.execute(q, timeout_s=_timeout_s(item))
         return {"status": 200, **answer}
     except QueryError as exc:
         field = f"queries.{index}.{exc.field}" if exc.field else f"queries.{index}"
@@ -211,7 +218,11 @@ def _run_one(executor: QueryExecutor, item: Any, tenant: str, now_us: int, index
                                          "message": "internal error; the hub's log has the details"}}  # fmt: skip
 
 
-@router.post("/query/batch", summary="Several unified queries in one request (a dashboard page's panels)")
+@router.post(
+    "/query/batch",
+    summary="Several unified queries in one request (a dashboard page's panels)",
+    openapi_extra=request_body("QueryBatch", example={"queries": [QUERY_EXAMPLE, {"time_range": {"last": "1h"}}]}),
+)
 async def query_batch(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     """``{"queries": [...], "tenant": ...}``: each query as ``POST /api/v1/query`` would run it, for the
     batch's tenant, in order; one failing query does not fail the others (its entry carries the error)."""
@@ -305,6 +316,7 @@ def _truncated(stream: RowStream, tracker: KeyTracker, time_limit: float, cursor
 @router.post(
     "/query/export",
     summary="Stream every row of a unified query as CSV, JSON lines or Parquet",
+    openapi_extra=request_body("ExportQuery", example={k: v for k, v in QUERY_EXAMPLE.items() if k != "limit"}),
     responses={
         **_EXPORT_CONTENT,  # type: ignore[dict-item]
         504: {"description": "the export could not start within service.query.export_time_limit"},

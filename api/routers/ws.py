@@ -15,14 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, WebSocketException
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import write_tenant
 from api.routers.ingest_body import BodyError, split_events
 from api.state import ApiState
 from hubcore.errors import PermanentError, QueueFullError
-from hubcore.security.rbac import ForbiddenError
 
 router = APIRouter(tags=["events"])
 RECEIVER = "websocket"
@@ -41,10 +40,9 @@ _control = msgspec.json.Decoder(_Control)
 async def events_socket(ws: WebSocket) -> None:
     state: ApiState = ws.app.state.hub
     native = state.config.receivers.native
-    try:
-        tenant = write_tenant(ws, ws.query_params.get("tenant"))
-    except (PermanentError, ForbiddenError) as exc:
-        raise WebSocketException(code=1008, reason=str(exc)[:120]) from None
+    # a bad tenant (400) or one the credential may not write (403) refuses the handshake like the guard's
+    # 401/403/429: the error handlers answer it with that status and the error body (api.errors.deliver)
+    tenant = write_tenant(ws, ws.query_params.get("tenant"))
     await ws.accept()
     send = ws.send_text  # JSON in text frames
     try:

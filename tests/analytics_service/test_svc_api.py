@@ -159,7 +159,7 @@ def test_a_false_positive_mark_can_be_seen_undone_and_reset(hub: Any) -> None:
     # mark it again, then forget every mark of the query at once
     assert httpx.post(f"{api}/{back['id']}/feedback", json={"label": "false_positive"}, timeout=60).status_code == 200
     reset = httpx.delete(f"{api}/feedback", params={"query": "latency"}, timeout=60)
-    assert reset.status_code == 200 and reset.json() == {"query": "latency", "removed_marks": 1}
+    assert reset.status_code == 200 and reset.json() == {"query": "latency", "team": None, "removed_marks": 1, "teams": {}}
     assert _spike(_anomalies(h))[0]["anomaly_score"] == back["anomaly_score"]
     for method in ("get", "delete"):
         bad = httpx.request(method, f"{api}/feedback", params={"query": "latncy"}, timeout=30)
@@ -293,6 +293,68 @@ def test_whatif_traffic_times_two_doubles_cost(hub: Any) -> None:
     assert lat["scenario"] > lat["baseline"] > 0 and rows[("gpt-4o", "capacity_rps")]["baseline"] == 1.0
 
 
+def test_anomaly_probability_of_a_future_window(hub: Any) -> None:
+    # "+2h" (or a bare "2h": an unencoded "+" arrives as a space) is a time ahead of now; the window's
+    # buckets are those that meet it
+    h, _, _ = hub
+    params = {"query": "latency", "horizon": "6h", "threshold": "0", "window_start": "+2h", "window_end": "+3h"}
+    r = httpx.get(f"{h.api}/api/v1/forecast", params=params, timeout=60)
+    assert r.status_code == 200, r.text
+    p = r.json()["series"][0]["anomaly_probability"]
+    ahead = (parse_time_s(p["window_start"], "t") - now_s()) / 3600
+    assert 1.9 <= ahead <= 2.1 and p["probability"] == 1.0, p
+    assert parse_time_s(p["window_end"], "t") - parse_time_s(p["window_start"], "t") == pytest.approx(3600, abs=301)
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={**params, "window_start": " 2h", "threshold": "1e9"}, timeout=60)
+    assert r.status_code == 200 and r.json()["series"][0]["anomaly_probability"]["probability"] < 0.01, r.text
+
+
+def test_a_budget_that_has_not_begun_is_forecast_from_the_spend_before_it(hub: Any) -> None:
+    # it was 0 USD with no alert, though 1 USD/h exhausts it 30 hours after it begins
+    h, _, _ = hub
+    now = now_s()
+    body = {"name": "next", "amount": 30, "period": "custom", "team": "search", "alert_within_days": 7,
+            "start": now + 2 * 86_400, "end": now + 12 * 86_400}  # fmt: skip
+    r = httpx.post(f"{h.api}/api/v1/budgets", json=body, timeout=60)
+    assert r.status_code == 201, r.text
+    st = r.json()
+    assert st["spent_to_date"] == 0 and 200 <= st["forecast_total"] <= 290, st
+    assert 26 <= (st["exhaustion_timestamp_seconds"] - body["start"]) / 3600 <= 34 and st["alert"] is True, st
+    assert httpx.delete(f"{h.api}/api/v1/budgets/{st['budget']['id']}").status_code == 200
+
+
+def test_a_budget_name_is_used_once(hub: Any) -> None:
+    # a POST retried after a timeout made a second budget of the same name (and a second page per alert)
+    h, _, _ = hub
+    url = f"{h.api}/api/v1/budgets"
+    body = {"name": "dup", "amount": 10, "period": "monthly", "team": "search"}
+    first = httpx.post(url, json=body, timeout=60)
+    assert first.status_code == 201, first.text
+    bid = first.json()["budget"]["id"]
+    r = httpx.post(url, json=body, timeout=60)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict", r.text
+    assert r.json()["error"]["message"].startswith(f"name: a budget named 'dup' already exists (id {bid})")
+    other = httpx.post(url, json={**body, "name": "dup2"}, timeout=60).json()["budget"]["id"]
+    assert httpx.put(f"{url}/{other}", json=body, timeout=60).status_code == 409
+    assert httpx.put(f"{url}/{bid}", json={**body, "amount": 20}, timeout=60).status_code == 200  # its own name
+    r = httpx.post(url, json=body, headers=B, timeout=60)  # names are per tenant
+    assert r.status_code == 201, r.text
+    for budget_id, headers in ((bid, {}), (other, {}), (r.json()["budget"]["id"], B)):
+        assert httpx.delete(f"{url}/{budget_id}", headers=headers).status_code == 200
+
+
+def test_whatif_says_when_a_model_has_no_price(hub: Any) -> None:
+    h, _, _ = hub
+    body = {"scenario": [{"type": "price_change", "percent": 10}], "horizon": "6h", "history": "2d"}
+    r = httpx.post(f"{h.api}/api/v1/whatif", json=body, timeout=60)
+    assert r.status_code == 200 and r.json()["note"] is None, r.text
+    # tenant B has requests and no cost events: its price is 0, and a price change changes nothing
+    body = {**body, "horizon": "1h", "step": "5m"}
+    r = httpx.post(f"{h.api}/api/v1/whatif", json=body, headers=B, timeout=60)
+    assert r.status_code == 200 and "no cost events for gpt-4o in the history" in r.json()["note"], r.text
+    r = httpx.post(f"{h.api}/api/v1/whatif", json={**body, "prices": {"gpt-4o": 0.01}}, headers=B, timeout=60)
+    assert r.status_code == 200 and r.json()["note"] is None, r.text
+
+
 def test_whatif_refuses_a_simulation_too_large_for_memory(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # 10,000 hourly steps for 6 models held 5.6 GB with 500 paths; the paths now shrink with the horizon
     # and a clear 422 comes where even 100 would not fit
@@ -367,6 +429,40 @@ def test_tenant_b_sees_nothing_of_a(hub: Any) -> None:
                                              "history": "99999d"}}, 422, "history: 2,399,976 steps"),
         ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic", "factor": 2}], "step": "7m"}},
          422, "step"),
+        # forecast one step ahead, without a word, for a horizon of 0 or under one step
+        ("get", "/api/v1/forecast", {"params": {"query": "latency", "horizon": "0"}}, 422,
+         "horizon: must be at least one step, got '0'"),
+        ("get", "/api/v1/forecast", {"params": {"query": "latency", "horizon": "1s"}}, 422,
+         "horizon: '1s' is shorter than one step (300 s)"),
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic", "factor": 2}], "horizon": "90m"}},
+         422, "horizon: '90m' is not a whole number of steps of 3600 s"),
+        # a window outside the forecast had an anomaly probability of 0
+        ("get", "/api/v1/forecast", {"params": {"query": "latency", "horizon": "1h", "window_start": "-3d",
+                                                "window_end": "-2d"}}, 422, "window_start: the window"),
+        ("get", "/api/v1/forecast", {"params": {"query": "latency", "horizon": "1h", "window_start": "+30m",
+                                                "window_end": "+10m"}}, 422, "window_end: "),
+        # negative traffic and prices gave negative costs; unknown models and moves to itself changed nothing
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic", "factor": -2}]}}, 422,
+         "scenario[0]: factor must be a non-negative number"),
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "price_change", "percent": -150}]}}, 422,
+         "scenario[0]: percent must be at least -100"),
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "move_traffic", "source": "gpt-4o",
+                                                           "target": "gpt-4o", "share": 0.5}]}}, 422,
+         "scenario[0]: source and target must be different models"),
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic", "factor": 2, "model": "nope"}],
+                                             "horizon": "6h", "history": "2d"}}, 422,
+         "scenario: unknown model 'nope'; models with traffic: gpt-4o"),
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "add_instances", "model": "gpt-4o", "count": -2}],
+                                             "horizon": "6h", "history": "2d",
+                                             "fleet": {"gpt-4o": {"instances": 2, "service_rate": 1}}}}, 422,
+         "scenario: 'gpt-4o' has 2 instance(s)"),  # was "history: instances must be at least 1"
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic", "factor": 2}], "horizon": "6h",
+                                             "fleet": {"gpt-4o": {"instances": 2.7, "service_rate": 1}}}}, 422,
+         "fleet.gpt-4o: must be"),  # 2.7 instances were 2
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic", "factor": 2}], "horizon": "6h",
+                                             "fleet": {"gpt-4o": 3}}}, 422, "fleet.gpt-4o: must be"),
+        ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic", "factor": 2}],
+                                             "history": "soon"}}, 422, "history: "),
     ],
 )  # fmt: skip
 def test_bad_inputs_get_clear_4xx(hub: Any, method: str, path: str, kwargs: dict[str, Any], status: int,

@@ -92,6 +92,7 @@ def test_tenant_isolation_matrix(hub: RunningHub, keys: dict[str, dict[str, str]
         ("GET", "/api/v1/events", None), ("GET", "/api/v1/events?correlation_id=iso-1", None),
         ("GET", "/api/v1/events?tags.team=red", None), ("GET", "/api/v1/events?payload.threat_type=prompt_injection", None),
         ("GET", "/api/v1/dlq", None), ("GET", "/api/v1/keys", None), ("GET", "/api/v1/audit", None),
+        ("GET", "/api/v1/metrics", None), ("GET", "/api/v1/metrics/names", None),
     ]  # fmt: skip
     for method, path, body in reads:
         mine = httpx.request(method, hub.api + path, headers=b, json=body)
@@ -179,6 +180,13 @@ def test_receivers_need_credentials_and_keep_tenants(hub: RunningHub, keys: dict
         stub.Export(body, metadata=(("authorization", token),))
     rows = hub.sql("SELECT DISTINCT tenant_id FROM metric_points WHERE name = 'auth.test.gauge'")
     assert rows == [("tenant-a",)]
+    # read back by tenant A only (the resource's tenant_id attribute did not move it to B)
+    points = "/api/v1/metrics?name=auth.test.gauge"
+    assert {p["tenant_id"] for p in httpx.get(hub.api + points, headers=keys["a_viewer"]).json()["metric_points"]} == {
+        "tenant-a"
+    }
+    assert httpx.get(hub.api + points, headers=keys["b_admin"]).json()["metric_points"] == []
+    assert httpx.get(hub.api + points, headers=keys["a_ingest"]).status_code == 403
     ws_url = hub.api.replace("http", "ws") + "/ws/events"
     with pytest.raises(InvalidStatus), connect(ws_url) as ws:
         ws.recv(5)

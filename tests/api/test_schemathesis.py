@@ -3,6 +3,7 @@ status code, content type and body as documented."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,9 @@ import pytest
 from tests.helpers.hub import running_hub
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+HERE = Path(__file__).parent
+#: bounds the coverage phase on the published request bodies; hooks: a serializer for application/x-ndjson
+CONFIG, HOOKS = HERE / "schemathesis.toml", HERE / "schemathesis_hooks.py"
 
 
 def _st(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -21,9 +25,9 @@ def _st(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     if not Path(exe).exists():
         pytest.skip("schemathesis is not installed (pip install schemathesis)")
     return subprocess.run(
-        [exe, "run", f"{url}/openapi.json", "--checks", CHECKS, "--max-examples", "8", "--workers", "1",
-         "--seed", "1", "--no-color", *extra],
-        capture_output=True, text=True, timeout=300,
+        [exe, "--config-file", str(CONFIG), "run", f"{url}/openapi.json", "--checks", CHECKS, "--max-examples", "8",
+         "--workers", "1", "--seed", "1", "--no-color", *extra],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
     )  # fmt: skip
 
 

@@ -119,7 +119,7 @@ def test_every_page_loads_without_errors_and_with_data(seeded: Seeded, browser: 
     for name, page in PAGES.items():
         url = seeded.api + page.path
         open_page(browser, url)  # warm: the first visit also parses the 1 MB ECharts bundle into cache
-        timings[name] = min(open_page(browser, url), open_page(browser, url))  # best of two: the CPUs are shared
+        timings[name] = open_page(browser, url)  # recorded, not asserted (benchmarks/console.py measures)
         settle(browser)
         assert problems(browser) == [], name
         assert browser.find_elements(By.CSS_SELECTOR, ".error-box") == [], name

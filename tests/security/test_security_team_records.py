@@ -3,7 +3,8 @@ dead letter or the anomaly names, not on the ``?team=`` a caller chose to send.
 
 A caller limited to team ``ml`` cannot replay team ``search``'s dead letters nor mark team ``search``'s
 anomalies (even with ``?team=ml``); records naming no team behave as before; callers with ``teams:all``
-(tenant and platform admins) are unaffected. A bulk replay by a team-limited caller replays its own team's
+(tenant and platform admins) are unaffected. A team's marks teach its own feedback state, which a team
+reads and resets; the query-wide state (``scope: query``) needs ``teams:all``. A bulk replay by a team-limited caller replays its own team's
 entries and those naming no team, and counts the others as ``skipped_other_teams``.
 """
 
@@ -224,24 +225,105 @@ def test_anomaly_feedback_is_scoped_by_the_anomalys_team(hub: RunningHub, key: A
         assert _denials(hub, "anomalies:feedback on team 'search'"), "the refusal is audited"
         assert svc.feedback.load("acme", "cost_by_team").history == []  # nothing was taught
         # one's own team's anomaly, and one naming no team (as before)
-        assert feedback("a-ml", ml).status_code == 200
-        assert feedback("a-none", ml).status_code == 200
+        assert feedback("a-ml", ml).json()["team"] == "ml"
+        assert feedback("a-none", ml).json() | {"feedback": None} == {
+            "anomaly": "a-none", "query": "latency", "model_alias": "anomaly", "team": None, "scope": "query",
+            "feedback": None}  # fmt: skip
         assert feedback("a-search", search).status_code == 200
         assert feedback("a-missing", ml).status_code == 404  # unknown ids stay a 404
         # teams:all: a tenant admin, and a platform admin asking for the tenant, mark any team's
-        assert feedback("a-filtered", key("tenant_admin")).status_code == 200
+        assert feedback("a-filtered", key("tenant_admin")).json()["team"] == "search"  # the query's one team
         assert feedback("a-filtered", key("platform_admin", tenant="ops"), "?tenant=acme").status_code == 200
-        # undoing a mark is decided the same way; resetting a whole query (shared by every team) needs teams:all
+        # each team taught its own state: the query-wide one, which scores every team's series, is untouched
+        assert svc.feedback.load("acme", "cost_by_team").history == []
+        assert svc.feedback.teams("acme", "cost_by_team") == ["ml", "search"]
+        assert [len(svc.feedback.load("acme", "cost_by_team", t).history) for t in ("ml", "search")] == [1, 1]
+        assert len(svc.feedback.load("acme", "latency").history) == 1  # a series naming no team: query-wide
+        assert len(svc.feedback.load("acme", "search_cost", "search").history) == 2
+        # undoing a mark is decided the same way
         undo = httpx.delete(f"{hub.api}/api/v1/anomalies/a-search/feedback", headers=ml, timeout=60)
         assert undo.status_code == 403 and "team 'search'" in undo.json()["error"]["message"]
         assert httpx.delete(f"{hub.api}/api/v1/anomalies/a-search/feedback", headers=search, timeout=60).status_code == 200
-        reset = lambda h: httpx.delete(f"{hub.api}/api/v1/anomalies/feedback", params={"query": "cost_by_team"},  # noqa: E731
-                                       headers=h, timeout=60)  # fmt: skip
-        assert reset(ml).status_code == 403 and "teams:all" in reset(ml).json()["error"]["message"]
-        assert reset(key("tenant_admin")).json() == {"query": "cost_by_team", "removed_marks": 1}
+        assert svc.feedback.teams("acme", "cost_by_team") == ["ml"]
+        # a team resets its own team's state (the default for a team-limited caller), never another's
+        reset = lambda h, **p: httpx.delete(f"{hub.api}/api/v1/anomalies/feedback",  # noqa: E731
+                                            params={"query": "cost_by_team", **p}, headers=h, timeout=60)  # fmt: skip
+        assert reset(search, team="ml").status_code == 403
+        assert reset(search).json() == {"query": "cost_by_team", "team": "search", "removed_marks": 0}
+        assert svc.feedback.teams("acme", "cost_by_team") == ["ml"]
+        assert reset(ml).json() == {"query": "cost_by_team", "team": "ml", "removed_marks": 1}
+        assert svc.feedback.teams("acme", "cost_by_team") == []
+        # the query-wide state (every team's series) is taught and undone with teams:all only
+        body = {"label": "false_positive", "scope": "query"}
+        post = lambda h: httpx.post(f"{hub.api}/api/v1/anomalies/a-ml/feedback", json=body, headers=h, timeout=60)  # noqa: E731
+        refused = post(ml)
+        assert refused.status_code == 403 and "teams:all" in refused.json()["error"]["message"], refused.text
+        assert svc.feedback.load("acme", "cost_by_team").history == []
+        assert post(key("tenant_admin")).json()["scope"] == "query"
+        assert len(svc.feedback.load("acme", "cost_by_team").history) == 1
+        assert svc.feedback.teams("acme", "cost_by_team") == []
+        undo = httpx.delete(f"{hub.api}/api/v1/anomalies/a-ml/feedback", headers=ml, timeout=60)
+        assert undo.status_code == 403 and "query-wide" in undo.json()["error"]["message"], undo.text
+        assert httpx.delete(f"{hub.api}/api/v1/anomalies/a-ml/feedback", headers=key("tenant_admin"),
+                            timeout=60).json()["removed_marks"] == 1  # fmt: skip
+        # a caller in no team resets nothing query-wide
+        assert reset(key("analytics_editor")).status_code == 403
+        assert feedback("a-ml", ml).status_code == 200  # ml's state again, for the reads below
+        assert reset(key("tenant_admin"), team="search").json()["removed_marks"] == 0
+        # reads: a team-limited caller sees its own team's state (another team's: 403); teams:all sees all
+        get = lambda h, **p: httpx.get(f"{hub.api}/api/v1/anomalies/feedback", params={"query": "cost_by_team", **p},  # noqa: E731
+                                       headers=h, timeout=30)  # fmt: skip
         viewer = key("analytics_viewer", "ml")
-        assert httpx.get(f"{hub.api}/api/v1/anomalies/feedback", params={"query": "cost_by_team"}, headers=viewer,
-                         timeout=30).json()["marks"] == 0  # fmt: skip
+        mine = get(viewer).json()
+        assert (mine["team"], mine["marks"], mine["query_marks"], len(mine["feedback"]["history"])) == ("ml", 1, 0, 1)
+        assert get(viewer, team="ml").json() == mine
+        assert get(viewer, team="search").status_code == 403
+        assert get(key("analytics_viewer", "search")).json()["marks"] == 0
+        everyone = get(key("tenant_admin")).json()
+        assert (everyone["team"], everyone["marks"], everyone["teams"]) == (None, 0, {"ml": 1})
+        assert reset(key("tenant_admin")).json() == {"query": "cost_by_team", "team": None, "removed_marks": 1,
+                                                     "teams": {"ml": 1}}  # fmt: skip
+        assert svc.feedback.teams("acme", "cost_by_team") == [] and get(viewer).json()["marks"] == 0
+        # a query whose series name no team: a team-limited caller reads the query-wide state (no team counts)
+        shared = httpx.get(f"{hub.api}/api/v1/anomalies/feedback", params={"query": "latency"}, headers=viewer,
+                           timeout=30).json()  # fmt: skip
+        assert (shared["team"], shared["marks"], "teams" in shared) == (None, 1, False)
+    finally:
+        svc.shutdown()
+        del hub.service.app.state.analytics
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "needle"),
+    [
+        ("post", "/api/v1/anomalies/a-ml/feedback", {"json": {"label": "false_positive", "scope": "everyone"}}, 422,
+         "scope: must be"),
+        ("post", "/api/v1/anomalies/a-ml/feedback", {"json": {"label": "false_positive", "scope": 1}}, 422, "scope"),
+        ("post", "/api/v1/anomalies/a-none/feedback", {"json": {"label": "false_positive", "scope": "team"}}, 422,
+         "names no team"),
+        ("get", "/api/v1/anomalies/feedback", {"params": {"query": "latency", "team": "ml"}}, 422, "has no team label"),
+        ("delete", "/api/v1/anomalies/feedback", {"params": {"query": "latency", "team": "ml"}}, 422, "no team label"),
+        ("get", "/api/v1/anomalies/feedback", {"params": {"query": "search_cost", "team": "ml"}}, 422,
+         "unknown team 'ml'"),
+        ("get", "/api/v1/anomalies/feedback", {"params": {"query": "cost_by_team", "team": " "}}, 422, "team: must be"),
+        ("get", "/api/v1/anomalies/feedback", {"params": {"query": "nope", "team": "ml"}}, 422, "unknown query alias"),
+    ],
+)  # fmt: skip
+def test_anomaly_feedback_scope_and_team_inputs(
+    hub: RunningHub, key: Any, tmp_path: Path, method: str, path: str, kwargs: dict[str, Any], status: int, needle: str
+) -> None:
+    svc = AnalyticsService(_config(), hub.service.store, None, data_dir=str(tmp_path))  # a feedback dir of its own
+    hub.service.app.state.analytics = svc
+    try:
+        ts = (int(time.time()) // 3600 - 2) * 3600.0
+        svc.repo.replace_anomalies("acme", "cost_by_team", "anomaly", 0,
+                                   [_anomaly("a-ml", "cost_by_team", {"owner": "ml"}, ts)])  # fmt: skip
+        svc.repo.replace_anomalies("acme", "latency", "anomaly", 0,
+                                   [_anomaly("a-none", "latency", {"gen_ai_request_model": "gpt-4o"}, ts)])  # fmt: skip
+        r = httpx.request(method, f"{hub.api}{path}", headers=key("tenant_admin"), timeout=60, **kwargs)
+        assert r.status_code == status, r.text
+        assert needle in r.json()["error"]["message"], r.text
+        assert svc.feedback.teams("acme", "cost_by_team") == [] and svc.feedback.load("acme", "latency").history == []
     finally:
         svc.shutdown()
         del hub.service.app.state.analytics
