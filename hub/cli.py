@@ -9,17 +9,17 @@ hub forecast --input FILE.csv --horizon H --level 95 --output OUT.csv
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
-import sqlite3
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import msgspec
+if TYPE_CHECKING:
+    from hubcore.config import HubConfig
 
-from hub.components import validate_components
-from hubcore.config import ConfigError, HubConfig, load_config
-from hubcore.telemetry import configure_logging
+# Imports are deferred to the command that needs them: ``hub --help`` and ``hub run --help`` import no more
+# than argparse, and ``hub run`` reports a configuration error or refusal before the service (the analytic
+# packages: pandas, scipy, statsforecast...) is imported.
 
 #: Subcommands implemented elsewhere: name -> (module, help). Each module has ``main(argv) -> int``.
 DELEGATED: dict[str, tuple[str, str]] = {
@@ -56,7 +56,13 @@ def _run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # 
 
 
 def apply_flags(cfg: HubConfig, args: argparse.Namespace) -> HubConfig:
-    """Flags win over the file. Returns a new, validated config."""
+    """Flags win over the file. Returns a new config, validated by :meth:`HubConfig.validate`; the sections the
+    core keeps raw are validated by :func:`hub.components.validate_components`, which :func:`cmd_run` calls
+    after :func:`hub.components.check_startable` (they need the analytic packages: seconds to import)."""
+    import msgspec
+
+    from hubcore.config import HubConfig, config_from_dict
+
     data = msgspec.to_builtins(cfg)
     recv = data.setdefault("receivers", {})
     protocols = recv.setdefault("otlp", {}).setdefault("protocols", {})
@@ -112,21 +118,37 @@ def apply_flags(cfg: HubConfig, args: argparse.Namespace) -> HubConfig:
         for pipe in pipelines.values():
             if len(pipe["exporters"]) > 1 and "embedded" in pipe["exporters"]:
                 pipe["exporters"].remove("embedded")
-    from hubcore.config import config_from_dict
-
-    cfg = config_from_dict(data)
-    validate_components(cfg)  # the stack exporters' and analytic processors' sections (errors name the key)
-    return cfg
+    return config_from_dict(data)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hub.components import check_startable, validate_components
+    from hubcore.config import load_config
+    from hubcore.errors import ConfigError
+
     try:
         cfg = apply_flags(load_config(args.config), args)
     except ConfigError as exc:
         print(f"hub run: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    configure_logging(cfg.service.telemetry.log_level)
+    try:
+        check_startable(cfg)  # from the configuration alone, before anything heavy is imported
+    except ConfigError as exc:
+        print(f"hub run: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    try:
+        validate_components(cfg)  # the stack exporters' and analytic processors' sections (errors name the key)
+    except ConfigError as exc:
+        print(f"hub run: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    import asyncio
+    import sqlite3
+
     import duckdb
+
+    from hubcore.telemetry import configure_logging
+
+    configure_logging(cfg.service.telemetry.log_level)
 
     from hub.service import HubService
 

@@ -19,6 +19,7 @@ import msgspec
 
 from hubcore.config import STACK_EXPORTERS, HubConfig, config_error
 from hubcore.errors import ConfigError
+from hubcore.security.authenticator import check_bind_safety
 
 
 def _factories() -> dict[str, tuple[type[Any], Callable[..., Any]]]:
@@ -88,11 +89,39 @@ def correlation_config(cfg: HubConfig) -> tuple[bool, float, Any]:
     return enabled, float(flush_interval), engine_cfg
 
 
+def analytics_config(cfg: HubConfig) -> Any:
+    """``processors.analytics`` as the analytics service's config (``None``: the built-in one)."""
+    from analytics.service.config import config_from_dict
+
+    raw = cfg.processors.analytics
+    return config_from_dict(raw, "processors.analytics") if raw else None
+
+
+def check_startable(cfg: HubConfig) -> None:
+    """Raise :class:`ConfigError` when the hub must refuse to run with ``cfg``: a listener on an address other
+    than loopback while authentication is off (:func:`check_bind_safety`).
+
+    It reads the configuration only (no file, no port) and needs no heavy module: ``hub run`` calls it before it
+    imports the service, so the refusal is printed at once, and ``HubService`` calls it before it touches the
+    data directory, for code that builds the service itself. Port conflicts and unreadable files are found
+    later, when the service starts.
+    """
+    auth_on = cfg.service.auth.enabled
+    for key, host in cfg.bind_hosts().items():
+        refusal = check_bind_safety(host, auth_on)
+        if refusal is not None:
+            raise ConfigError(key, refusal)
+
+
 def validate_components(cfg: HubConfig) -> None:
-    """Validate every section the core keeps raw (exporters, analytic processors) now, at load."""
+    """Validate every section the core keeps raw (exporters, analytic processors) now, at load.
+
+    The analytic processors' sections need their packages (pandas, scipy, statsforecast: seconds to import),
+    so ``hub run`` calls this after :func:`check_startable`, and the cheap sections are checked first."""
     stack_exporter_configs(cfg)
     alerting_config(cfg)
     correlation_config(cfg)
+    analytics_config(cfg)
 
 
 def stack_exporter_configs(cfg: HubConfig) -> list[tuple[str, Any]]:

@@ -30,16 +30,21 @@ from analytics.service import AnalyticsService
 from api.app import create_app
 from api.state import ApiState, SecurityContext
 from exporters.embedded import create_exporter
-from hub.components import alerting_config, build_stack_exporters, correlation_config, pipeline_exporters
+from hub.components import (
+    alerting_config,
+    build_stack_exporters,
+    check_startable,
+    correlation_config,
+    pipeline_exporters,
+)
 from hub.pipeline import IngestPipeline
 from hub.selftrace import configure_tracing, tracer
 from hub.storage_usage import StorageUsage
 from hubcore.config import HubConfig
 from hubcore.dlq import DeadLetterQueue
-from hubcore.errors import ConfigError
 from hubcore.security.apikeys import ApiKeyStore
 from hubcore.security.audit import ALL_TENANTS, AuditLog, concerns
-from hubcore.security.authenticator import Authenticator, check_bind_safety, open_warning
+from hubcore.security.authenticator import Authenticator, open_warning
 from hubcore.security.jwt import JwtVerifier
 from hubcore.security.quotas import Quotas
 from hubcore.security.rbac import RoleRegistry
@@ -108,6 +113,7 @@ class _Server(uvicorn.Server):
 
 class HubService:
     def __init__(self, config: HubConfig, *, install_signal_handlers: bool = True) -> None:
+        check_startable(config)  # a refusal (an open bind without auth) before the data directory is touched
         self.config = config
         self.install_signal_handlers = install_signal_handlers
         emb = config.exporters.embedded
@@ -167,12 +173,7 @@ class HubService:
         if self._started:
             return
         started = time.perf_counter()
-        auth_on = self.config.service.auth.enabled
-        for key, host in self.config.bind_hosts().items():
-            refusal = check_bind_safety(host, auth_on)
-            if refusal is not None:
-                raise ConfigError(key, refusal)
-        warning = open_warning(self.config.service.api.host, auth_on)
+        warning = open_warning(self.config.service.api.host, self.config.service.auth.enabled)
         if warning:
             log.warning(warning)
         # before the data directory is touched: a second hub on the same ports stops here, in one line

@@ -119,3 +119,15 @@ def test_stack_exporters_drain_in_parallel_within_one_deadline(tmp_path: Path) -
     assert sorted(n for n, _t, _ok in seen) == ["loki", "tempo", "victoriametrics"]
     assert all(ok for _n, _t, ok in seen), seen
     assert all(t <= 30.0 for _n, t, _ok in seen)
+
+
+def test_an_open_bind_without_auth_is_refused_before_the_data_directory_is_touched(tmp_path: Path) -> None:
+    # the same check as `hub run` (hub.components.check_startable); it used to run in start(), after the
+    # constructor had made the key store, the dead-letter queue and the audit log in the data directory
+    from hubcore.errors import ConfigError
+
+    data = tmp_path / "data"
+    with pytest.raises(ConfigError) as info:
+        HubService(hub_config(data, service__api__host="0.0.0.0"), install_signal_handlers=False)
+    assert info.value.key == "service.api.host" and "without authentication" in str(info.value)
+    assert not data.exists()

@@ -108,6 +108,7 @@ def test_config_struct_round_trips() -> None:
         ("exporters: {loki: {endpoint: 'http://loki:3100', bogus: 1}}", "exporters.loki.bogus"),
         ("exporters: {tempo: {endpoint: 'ftp://x'}}", "exporters.tempo.endpoint"),
         ("processors: {correlation: {flush_interval: 0}}", "processors.correlation.flush_interval"),
+        ("processors: {analytics: {schedulers: {}}}", "processors.analytics.schedulers"),
     ],
 )  # fmt: skip
 def test_component_sections_name_their_keys(text: str, key: str) -> None:
