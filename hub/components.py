@@ -99,7 +99,8 @@ def analytics_config(cfg: HubConfig) -> Any:
 
 def check_startable(cfg: HubConfig) -> None:
     """Raise :class:`ConfigError` when the hub must refuse to run with ``cfg``: a listener on an address other
-    than loopback while authentication is off (:func:`check_bind_safety`).
+    than loopback while authentication is off (:func:`check_bind_safety`), or ``service.query.backend``
+    naming a stack backend that is not configured (it had answered from the embedded store instead).
 
     It reads the configuration only (no file, no port) and needs no heavy module: ``hub run`` calls it before it
     imports the service, so the refusal is printed at once, and ``HubService`` calls it before it touches the
@@ -111,6 +112,13 @@ def check_startable(cfg: HubConfig) -> None:
         refusal = check_bind_safety(host, auth_on)
         if refusal is not None:
             raise ConfigError(key, refusal)
+    backend = cfg.service.query.backend
+    if backend in ("victoriametrics", "loki") and getattr(cfg.exporters, backend) is None:
+        raise ConfigError(
+            "service.query.backend",
+            f"{backend} needs exporters.{backend} (--{backend}-url URL, or exporters.{backend}.endpoint in the "
+            "file); or use auto or embedded",
+        )
 
 
 def validate_components(cfg: HubConfig) -> None:

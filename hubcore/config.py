@@ -197,7 +197,8 @@ class QueryServiceConfig(_Base):
     """``service.query``: which backend answers ``POST /api/v1/query``.
 
     * ``backend``: ``auto`` (the embedded store when it keeps the events, else VictoriaMetrics, else Loki),
-      ``embedded``, ``victoriametrics`` (PromQL/MetricsQL) or ``loki`` (LogQL).
+      ``embedded``, ``victoriametrics`` (PromQL/MetricsQL) or ``loki`` (LogQL); naming a stack backend
+      whose exporter is not configured is refused at start (``hub.components.check_startable``).
     * ``redis_url``: share the result cache between hub replicas (``redis://host:6379/0``).
     * ``export_time_limit``: seconds an events export (``GET /api/v1/events/export``) may hold its store
       cursor; one still streaming then ends with a ``truncated`` marker and a ``next_cursor`` to resume

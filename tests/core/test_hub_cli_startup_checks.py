@@ -94,3 +94,14 @@ def test_check_startable_accepts_loopback_auth_and_disabled_listeners(tmp_path: 
     check_startable(hub_config(tmp_path, service__api__host="0.0.0.0", service__auth__enabled=True))
     # a disabled receiver binds nothing, whatever its endpoint says
     check_startable(hub_config(tmp_path, otlp_http=False, receivers__otlp__protocols__http__endpoint="0.0.0.0:0"))
+
+
+@pytest.mark.parametrize("backend", ["victoriametrics", "loki"])
+def test_a_query_backend_that_is_not_configured_is_refused(tmp_path: Path, backend: str) -> None:
+    """It had silently answered POST /api/v1/query from the embedded store."""
+    with pytest.raises(ConfigError) as info:
+        check_startable(hub_config(tmp_path, service__query__backend=backend))
+    assert info.value.key == "service.query.backend" and f"exporters.{backend}" in str(info.value)
+    check_startable(hub_config(tmp_path, service__query__backend=backend,
+                               **{f"exporters__{backend}": {"endpoint": "http://127.0.0.1:1"}}))  # fmt: skip
+    check_startable(hub_config(tmp_path, service__query__backend="auto"))
