@@ -17,6 +17,7 @@ Counters: ``hub_analytics_runs_total{model,result}``, ``hub_analytics_derived_ro
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from analytics.service.config import AnalyticsConfig, config_from_dict, default_
 from analytics.service.derived import DerivedRepository, DerivedRow
 from analytics.service.feedback import FeedbackStore
 from analytics.service.models import alert_state_rows, build_detector, run_anomaly, run_forecast, score_series
+from analytics.service.models import anomaly_id as anomaly_id_of
 from analytics.service.related import related_columns
 from analytics.service.series import Series, labels_key, load_series, tenants_with_data
 from analytics.service.teams import check_team, series_team, team_dimensions
@@ -351,11 +353,32 @@ class AnalyticsService:
         return out
 
     def _anomaly(self, tenant: str, anomaly_id: str) -> tuple[dict[str, Any], str | None]:
-        """The anomaly record and the team whose state scores its series (None: query-wide)."""
-        rec = self.repo.get_anomaly(tenant, anomaly_id)
+        """The anomaly record and the team whose state scores its series (None: query-wide).
+
+        A point a mark made no longer anomalous has no record after the rescoring; its mark still names
+        it (:meth:`_marked_point`), so it can be undone by the id it was marked with."""
+        rec = self.repo.get_anomaly(tenant, anomaly_id) or self._marked_point(tenant, anomaly_id)
         if rec is None:
             raise NotFound(f"anomaly {anomaly_id!r} does not exist for tenant {tenant!r}")
         return rec, series_team(self.config.queries.get(rec["query"]), rec["labels"], tenant)
+
+    def _marked_point(self, tenant: str, anomaly_id: str) -> dict[str, Any] | None:
+        """The point (query, model alias, series, time) a recorded false-positive mark of ``tenant`` names
+        under ``anomaly_id`` (the id is a digest of them: :func:`anomaly_id`), or None."""
+        for query in self.config.queries:
+            models = [m for m in self.config.models if self.config.models[m].model_class == "anomaly"
+                      and query in self.config.model_queries(m)]  # fmt: skip
+            scopes: list[str | None] = [None, *self.feedback.teams(tenant, query)]
+            for scope in scopes if models else []:
+                for fp in self.feedback.load(tenant, query, scope).history:
+                    if fp.series is None or not fp.timestamp:
+                        continue
+                    ts = float(pd.Timestamp(fp.timestamp).tz_localize(None).timestamp())
+                    for model in models:
+                        if anomaly_id_of(tenant, query, model, fp.series, ts) == anomaly_id:
+                            return {"query": query, "model_alias": model, "timestamp": fp.timestamp,
+                                    "labels": json.loads(fp.series)}  # fmt: skip
+        return None
 
     def _check_query(self, query: str, team: str | None, tenant: str) -> None:
         """422 unless ``query`` is a configured alias and ``team`` (if any) can hold one of its series."""
