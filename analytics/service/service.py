@@ -440,9 +440,27 @@ class AnalyticsService:
         if team is None:
             teams = {t: len(self.feedback.load(tenant, query, t).history) for t in self.feedback.teams(tenant, query)}
             return {"query": query, "team": None, "marks": len(shared.history), "feedback": shared.to_dict(),
-                    "teams": teams}  # fmt: skip
-        return {"query": query, "team": team, "marks": len(self.feedback.load(tenant, query, team).history),
-                "query_marks": len(shared.history), "feedback": self.feedback.effective(tenant, query, team).to_dict()}  # fmt: skip
+                    "teams": teams, "marked": self._marked(tenant, query, shared)}  # fmt: skip
+        own = self.feedback.load(tenant, query, team)
+        return {"query": query, "team": team, "marks": len(own.history), "query_marks": len(shared.history),
+                "feedback": self.feedback.effective(tenant, query, team).to_dict(),
+                "marked": self._marked(tenant, query, own)}  # fmt: skip
+
+    def _marked(self, tenant: str, query: str, state: FeedbackState) -> list[dict[str, Any]]:
+        """The marked points of ``state`` as a user finds them: time, series labels, and the anomaly id of the
+        point under each anomaly model of the query (``DELETE /api/v1/anomalies/{id}/feedback`` takes it, also
+        once the mark has made the point no longer anomalous)."""
+        models = [m for m in self.config.models if self.config.models[m].model_class == "anomaly"
+                  and query in self.config.model_queries(m)]  # fmt: skip
+        out = []
+        for fp in state.history:
+            ids: dict[str, str] = {}
+            if fp.series is not None and fp.timestamp:
+                ts = float(pd.Timestamp(fp.timestamp).tz_localize(None).timestamp())
+                ids = {m: anomaly_id_of(tenant, query, m, fp.series, ts) for m in models}
+            out.append({"timestamp": fp.timestamp, "labels": json.loads(fp.series) if fp.series else None,
+                        "detector": fp.detector, "ensemble_score": fp.ensemble_score, "anomaly_ids": ids})  # fmt: skip
+        return out
 
     def reset_feedback(self, tenant: str, query: str, team: str | None = None) -> dict[str, Any]:
         """Forget every mark of the (tenant, query) ensemble, query-wide and every team's (``team``: only

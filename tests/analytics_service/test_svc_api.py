@@ -152,6 +152,8 @@ def test_a_false_positive_mark_can_be_seen_undone_and_reset(hub: Any) -> None:
     api = f"{h.api}/api/v1/anomalies"
     learned = httpx.get(f"{api}/feedback", params={"query": "latency"}, timeout=30).json()
     assert learned["marks"] == 1 and learned["feedback"]["ensemble_threshold"] > 1  # (the test above marked it)
+    [mark] = learned["marked"]  # where a user finds the id of a point the mark silenced
+    assert MARKED["id"] in mark["anomaly_ids"].values() and mark["labels"] == {"gen_ai_request_model": "gpt-4o"}
     # the marked spike is listed far less anomalous, or (marked points may score below 1) not at all: its
     # record is then gone after the rescoring, and undoing by the id it was marked with had been a 404
     assert [a["id"] for a in _spike(_anomalies(h))] in ([], [MARKED["id"]])
