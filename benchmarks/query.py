@@ -6,9 +6,10 @@
 
 Loads N events straight into an ``EmbeddedStore``'s DuckDB with bulk Arrow inserts (columns generated
 with numpy: realistic models, teams, assets, log-normal latencies and token counts, costs priced per
-model, 2 % errors, 10 tenants with one large one), then runs a mix of dashboard queries through the
-:class:`~hubcore.query.executor.QueryExecutor`, uncached and cached, and prints p50/p95/p99 latency per
-query shape, the load rate and the bytes per stored event. The last line of output is one JSON object.
+model, 2 % errors, 10 tenants with one large one), then runs a mix of dashboard and console queries
+(top-N by a sum; the second page of one) through the :class:`~hubcore.query.executor.QueryExecutor`,
+uncached and cached, as the API asks them (events received by the request's time), and prints
+p50/p95/p99 latency per query shape, the load rate and the bytes per stored event. The last line of output is one JSON object.
 
 ``--layout``: ``tenant_type_time`` (default) sorts each loaded chunk by (tenant_id, event_type, name, ts) —
 what the store's writer could do per batch, or a compaction per day — ``tenant_time`` by (tenant_id, ts),
@@ -71,6 +72,30 @@ QUERIES: dict[str, dict[str, Any]] = {
         "aggregation": {"functions": ["sum"], "group_by": ["asset_id"]},
         "sort": [{"field": "sum", "order": "desc"}],
         "limit": 10,
+    },
+    # the console's spend pages: top-N by a float sum (cost), the whole answer (12 teams) and a truncated one
+    # (360 team/project pairs), whose next page (``"page": 2``, with the first page's next_cursor) is asked too
+    "top15_spend_by_team_7d": {
+        "time_range": {"last": "7d"},
+        "metric": {"event_type": "cost"},
+        "aggregation": {"functions": ["sum"], "group_by": ["team"]},
+        "sort": [{"field": "sum", "order": "desc"}],
+        "limit": 15,
+    },
+    "top200_spend_by_team_project_7d": {
+        "time_range": {"last": "7d"},
+        "metric": {"event_type": "cost"},
+        "aggregation": {"functions": ["sum", "count"], "group_by": ["team", "project"]},
+        "sort": [{"field": "sum", "order": "desc"}],
+        "limit": 200,
+    },
+    "top200_spend_by_team_project_7d_page2": {
+        "time_range": {"last": "7d"},
+        "metric": {"event_type": "cost"},
+        "aggregation": {"functions": ["sum", "count"], "group_by": ["team", "project"]},
+        "sort": [{"field": "sum", "order": "desc"}],
+        "limit": 200,
+        "page": 2,
     },
 }  # fmt: skip
 
@@ -171,8 +196,13 @@ def time_queries(store: EmbeddedStore, repeat: int, tenant: str) -> dict[str, di
     uncached = QueryExecutor(EmbeddedBackend(store), cache=None)
     cached = QueryExecutor(EmbeddedBackend(store), cache=QueryCache())
     results: dict[str, dict[str, Any]] = {}
-    for shape, body in QUERIES.items():
-        q = parse_query(body, tenant=tenant, now_us=time.time_ns() // 1000, max_limit=MAX_LIMIT)
+    for shape, spec in QUERIES.items():
+        body = {k: v for k, v in spec.items() if k != "page"}
+        now_us = time.time_ns() // 1000  # the API reads the events received by the request's time
+        q = parse_query(body, tenant=tenant, now_us=now_us, max_limit=MAX_LIMIT, received_by_us=now_us)
+        for _ in range(spec.get("page", 1) - 1):  # a later page: resume with the page before's next_cursor
+            cursor = uncached.execute(q)["metadata"]["next_cursor"]
+            q = parse_query({**body, "cursor": cursor}, tenant=tenant, now_us=now_us, max_limit=MAX_LIMIT)
         uncached.execute(q)  # warm the buffer pool
         cold, warm = [], []
         rows = 0
@@ -218,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
     for shape, r in results.items():
         u, c = r["uncached_ms"], r["cached_ms"]
-        print(f"{shape:32s} rows={r['rows']:<5d} uncached p50/p95/p99 = {u['p50']:.1f}/{u['p95']:.1f}/{u['p99']:.1f} ms"
+        print(f"{shape:38s} rows={r['rows']:<5d} uncached p50/p95/p99 = {u['p50']:.1f}/{u['p95']:.1f}/{u['p99']:.1f} ms"
               f"   cached = {c['p50']:.3f}/{c['p95']:.3f}/{c['p99']:.3f} ms", file=sys.stderr)  # fmt: skip
     worst = {k: max(r["uncached_ms"][k] for r in results.values()) for k in ("p50", "p95", "p99")}
     summary = {

@@ -137,6 +137,42 @@ def compile_query(query: Query) -> CompiledSql:
 #: Aggregates whose floating-point result depends on the order the rows are added in: DuckDB's parallel
 #: aggregation adds them in no fixed order, so two runs of one query may differ in the last bits.
 ORDER_DEPENDENT: Final = frozenset({"sum", "avg", "stddev"})
+#: Numeric columns of whole numbers: their ``sum`` (a HUGEINT) and ``avg`` (that sum over the count) are
+#: exact, whatever order the rows are added in; ``stddev`` is computed in DOUBLEs even of these.
+INTEGER_COLUMNS: Final = frozenset({"input_tokens", "output_tokens", "total_tokens"})
+#: A bound on how far two evaluations of a DOUBLE ``sum`` (``avg``) of one group, adding its rows in any two
+#: orders, can be apart: this times ``count * sum(abs(v))`` (``sum(abs(v))``). Either is within
+#: ``(n - 1) * 2**-53 * sum(abs(v))`` of the exact sum (an average adds a division's rounding), so two are
+#: within twice that; 2**-46 leaves a margin of 64 (32).
+ROUNDING_BOUND: Final = 2.0**-46
+_BOUND_SQL: Final = {"sum": "max(count(v) * sum(abs(v))) OVER ()", "avg": "max(sum(abs(v))) OVER ()"}
+
+
+def order_dependent(query: Query) -> set[str]:
+    """The labels of the value columns of :func:`export_key` whose result depends on the order the rows are
+    added in (what a page sorted on them computes in a fixed order): ``sum``, ``avg`` and ``stddev`` of
+    DOUBLEs, ``stddev`` of whole numbers, and a composite metric that sums DOUBLEs.
+
+        >>> from hubcore.query.model import parse_query
+        >>> body = {"aggregation": {"functions": ["sum", "avg", "stddev", "p95"], "group_by": ["model"]},
+        ...         "sort": [{"field": "sum"}, {"field": "avg"}, {"field": "stddev"}, {"field": "p95"}]}
+        >>> sorted(order_dependent(parse_query(body, tenant="t", now_us=10**15)))
+        ['avg', 'stddev', 'sum']
+        >>> body["metric"] = {"event_type": "telemetry", "field": "total_tokens"}
+        >>> sorted(order_dependent(parse_query(body, tenant="t", now_us=10**15)))
+        ['stddev']
+    """
+    fld = query.metric.field
+    integers = fld is not None and fld.kind == "column" and fld.name in INTEGER_COLUMNS
+    out = set()
+    for k in export_key(query):
+        if k.kind != "value":
+            continue
+        if query.metric.composite:
+            out.add(k.label)  # its parts sum ``value`` (a DOUBLE) or count; a token sum is exact
+        elif k.label in ORDER_DEPENDENT and not (integers and k.label != "stddev"):
+            out.add(k.label)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +232,7 @@ def compile_export(query: Query, *, after: list[Any] | None = None, received_by_
         ('SELECT * FROM (SELECT g0, sum(v ORDER BY v) AS a0', ['WHERE ((a0 < ? OR a0 IS NULL))', 'ORDER BY 2 DESC NULLS LAST, 1 ASC NULLS LAST'])
     """
     key = export_key(query)
-    extra = []
-    if received_by_us is not None:
-        extra.append(("(received_at IS NULL OR received_at <= make_timestamp(?))", [received_by_us]))
-    select, params, order = _select(query, extra=extra, stable={k.label for k in key if k.kind == "value"})
+    select, params, order = _select(query, extra=_received_by(received_by_us), stable=order_dependent(query))
     order = [f"{o} NULLS LAST" for o in order]  # DuckDB's default, written out: _after_sql relies on it
     s = _Sql()
     if after is None:
@@ -217,6 +250,58 @@ def compile_export(query: Query, *, after: list[Any] | None = None, received_by_
     if after is None and query.offset:
         s.add("OFFSET ?", query.offset)
     return CompiledSql("\n".join(s.parts), s.params, query.output_columns)
+
+
+def compile_plain_page(query: Query) -> CompiledSql | None:
+    """A page sorted first on a ``sum`` or ``avg`` of DOUBLEs with its aggregates added in no fixed order
+    (as fast as an unsorted query; :func:`compile_query` adds the ones sorted on in value order, which
+    costs a sort of every group's rows), and a last column ``err``: what, times :data:`ROUNDING_BOUND`,
+    bounds how far any row's sorted-on value can be from the fixed order's. A later page (``after``) also
+    holds the rows up to twice that bound before its cursor's value, first: there must be none.
+    :func:`hubcore.query.paging.settle_plain_page` keeps the page when no rounding can reorder its rows
+    nor move one across either end; None: :func:`compile_query` is the only way (nothing to gain, an
+    ``offset`` page, a cursor past the values).
+
+        >>> from hubcore.query.model import parse_query
+        >>> q = parse_query({"aggregation": {"functions": ["sum"], "group_by": ["model"]},
+        ...                  "sort": [{"field": "sum", "order": "desc"}], "limit": 10}, tenant="t", now_us=10**15)
+        >>> c = compile_plain_page(q)
+        >>> c.sql.splitlines()[0], c.sql.splitlines()[-2:], c.params[-1], c.columns
+        ('SELECT g0, sum(v) AS a0, max(count(v) * sum(abs(v))) OVER () AS err', ['ORDER BY 2 DESC NULLS LAST, 1 ASC NULLS LAST', 'LIMIT ?'], 11, ['model', 'sum', 'err'])
+        >>> c = compile_plain_page(replace(q, after=(2.5, "m"), offset=10))
+        >>> c.sql.splitlines()[-3], c.params[-3:]
+        ('WHERE (a0 < ? + ? * err OR a0 IS NULL)', [2.5, 2.842170943040401e-14, 11])
+    """
+    key = export_key(query)
+    if query.limit is None or not key or query.metric.composite:
+        return None
+    if key[0].kind != "value" or key[0].label not in _BOUND_SQL or key[0].label not in order_dependent(query):
+        return None
+    if query.after is None and query.offset:
+        return None
+    if query.after is not None and type(query.after[0]) not in (int, float):  # NULL: past every value
+        return None
+    bound = _BOUND_SQL[key[0].label]
+    select, params, order = _select(query, extra=_received_by(query.received_by_us), bound=bound)
+    s = _Sql()
+    if query.after is None:
+        s.add(select, *params)
+    else:  # the rows after the cursor's value, and those within twice the bound before it
+        s.add(f"SELECT * FROM ({select}", *params)
+        s.add(")")
+        op, sign = ("<", 1) if key[0].descending else (">", -1)
+        s.add(
+            f"WHERE ({key[0].sql} {op} ? + ? * err OR {key[0].sql} IS NULL)", query.after[0], sign * 2 * ROUNDING_BOUND
+        )
+    s.add("ORDER BY " + ", ".join(f"{o} NULLS LAST" for o in order))
+    s.add("LIMIT ?", query.limit + 1)
+    return CompiledSql("\n".join(s.parts), s.params, [*query.output_columns, "err"])
+
+
+def _received_by(received_by_us: int | None) -> list[tuple[str, list[Any]]]:
+    if received_by_us is None:
+        return []
+    return [("(received_at IS NULL OR received_at <= make_timestamp(?))", [received_by_us])]
 
 
 def _after_sql(key: list[KeyColumn], after: list[Any]) -> tuple[str, list[Any]]:
@@ -240,10 +325,15 @@ def _after_sql(key: list[KeyColumn], after: list[Any]) -> tuple[str, list[Any]]:
 
 
 def _select(
-    query: Query, *, extra: list[tuple[str, list[Any]]] | None = None, stable: set[str] | frozenset[str] = frozenset()
+    query: Query,
+    *,
+    extra: list[tuple[str, list[Any]]] | None = None,
+    stable: set[str] | frozenset[str] = frozenset(),
+    bound: str | None = None,
 ) -> tuple[str, list[Any], list[str]]:
     """``SELECT ... GROUP BY`` of the query (``extra`` WHERE conditions; the value columns named in
-    ``stable`` aggregated in a fixed order), its parameters and the ORDER BY terms."""
+    ``stable`` aggregated in a fixed order; ``bound``, an expression, selected last as ``err``), its
+    parameters and the ORDER BY terms."""
     agg = query.aggregation
     inner_cols: list[tuple[str, list[Any]]] = []
     outer: list[str] = []
@@ -295,6 +385,8 @@ def _select(
     order_by = [f"{cols.index(s.column) + 1} {'DESC' if s.descending else 'ASC'}" for s in query.sort]
     seen = {cols.index(s.column) + 1 for s in query.sort}
     order_by += [f"{i} ASC" for i in range(1, ncols + 1) if i not in seen]
+    if bound is not None:
+        outer.append(f"{bound} AS err")
     s = _Sql()
     s.add("SELECT " + ", ".join(outer), *outer_params)
     s.add("FROM (SELECT " + ", ".join(c for c, _ in inner_cols), *(p for _, ps in inner_cols for p in ps))

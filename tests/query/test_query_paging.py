@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from hubcore.query.cache import QueryCache
+from hubcore.query.compile_duckdb import compile_export
 from hubcore.query.executor import EmbeddedBackend, PromBackend, QueryExecutor
 from hubcore.query.export import QueryExportCursor, encode_query_cursor, export_scope
 from hubcore.query.model import parse_query
@@ -352,3 +353,128 @@ def test_a_bad_cursor_in_a_batch_fails_its_entry_only(client: httpx.Client) -> N
     good, bad = r.json()["results"]
     assert good["status"] == 200 and good["metadata"]["offset"] == 3
     assert bad["status"] == 422 and bad["error"]["field"] == "queries.1.cursor"
+
+
+# A first page sorted on a float sum or average adds its rows in no fixed order (as fast as an unsorted
+# query) when no rounding can reorder it nor move a row across its end; the pages after it, and a page
+# that might be reordered, add them in a fixed order.
+
+SEPARATE_TENANT = "s"
+
+
+@pytest.fixture(scope="module")
+def separate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    """30 models whose sums and averages are far apart (model i: 40 values near (i + 1) * 0.37, and token
+    counts), a model without values (NULL sum and avg) and two models whose sums tie (t1, t2: the same
+    values, whose plain sums may differ in their last bits by the order they are added in)."""
+    s = EmbeddedStore(tmp_path_factory.mktemp("separate"), wal_fsync=False)
+    s.start()
+    s.cursor().execute(
+        "INSERT INTO events (tenant_id, ts, received_at, event_id, event_type, name, value, model, input_tokens, "
+        "tags, payload) "
+        "SELECT 's', make_timestamp(?) + (i % 50) * INTERVAL 1 MINUTE, make_timestamp(?), 's' || i, 'telemetry', "
+        "'d', CASE WHEN i < 1200 THEN (i % 30 + 1) * 0.37 + (i // 30) * 0.001 WHEN i < 1240 THEN NULL "
+        "ELSE 0.1 * (i // 2 % 7) + 0.01 END, "
+        "CASE WHEN i < 1200 THEN 'm' || lpad((i % 30)::VARCHAR, 2, '0') WHEN i < 1240 THEN 'none' "
+        "ELSE 't' || (i % 2 + 1) END, (i % 30) * 10 + i // 30, '{}', '{}' "
+        "FROM range(1280) t(i)",
+        [BASE_US, BASE_US],
+    )
+    yield s
+    s.shutdown()
+
+
+def _fixed_order(store: EmbeddedStore, body: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``body`` in the export's total order, the aggregates sorted on added in a fixed order."""
+    q = parse_query({**body, "limit": 10_000}, tenant=SEPARATE_TENANT, now_us=NOW_US)
+    compiled = compile_export(q, received_by_us=NOW_US)
+    assert "ORDER BY v)" in compiled.sql or "tokens" in json.dumps(body)
+    return [tuple(r) for r in store.read(compiled.sql, compiled.params).fetchall()]
+
+
+def _separate_pages(ex: QueryExecutor, body: dict[str, Any]) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """Every page of ``body`` (rows as tuples) and the SQL of each."""
+    rows: list[tuple[Any, ...]] = []
+    sqls: list[str] = []
+    cursor = None
+    while True:
+        page_body = body if cursor is None else {**body, "cursor": cursor}
+        answer = ex.execute(parse_query(page_body, tenant=SEPARATE_TENANT, now_us=NOW_US, received_by_us=NOW_US))
+        rows += [tuple(r.values()) for r in answer["data"]]
+        sqls.append(answer["metadata"]["compiled_query"]["sql"])
+        cursor = answer["metadata"]["next_cursor"]
+        if cursor is None:
+            return rows, sqls
+
+
+def _same_rows(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> None:
+    """The same rows in the same order; floats equal but for their last bits."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert len(g) == len(w)
+        for a, b in zip(g, w, strict=True):
+            if isinstance(a, float) and isinstance(b, float):
+                assert math.isclose(a, b, rel_tol=1e-12)
+            else:
+                assert a == b
+
+
+SEPARATE_SORTS: list[dict[str, Any]] = [
+    {"aggregation": {"functions": ["sum", "count"], "group_by": ["model"]}, "sort": [{"field": "sum", "order": "desc"}]},
+    {"aggregation": {"functions": ["sum"], "group_by": ["model"]}, "sort": [{"field": "sum"}]},
+    {"aggregation": {"functions": ["avg", "sum"], "group_by": ["model"]},
+     "sort": [{"field": "avg", "order": "desc"}, {"field": "sum"}]},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("limit", [1, 4, 29, 30])
+@pytest.mark.parametrize("body", SEPARATE_SORTS, ids=range(len(SEPARATE_SORTS)))
+def test_pages_of_far_apart_float_sums_add_in_no_fixed_order(
+    separate: EmbeddedStore, body: dict[str, Any], limit: int
+) -> None:
+    """Every page is the plain query (no sort of each group's rows), each resuming right after the one
+    before, also where the NULL sum comes next (limit 30); concatenated, they are the fixed-order answer
+    (its values but for their last bits)."""
+    ex = QueryExecutor(EmbeddedBackend(separate), QueryCache())
+    body = {"time_range": {"last": "1h"}, "filters": [{"field": "model", "operator": "not_in", "value": ["t1", "t2"]}],
+            **body, "limit": limit}  # fmt: skip
+    rows, sqls = _separate_pages(ex, body)
+    assert len(sqls) == math.ceil(31 / limit)
+    assert all("ORDER BY v)" not in sql and "OVER () AS err" in sql for sql in sqls)
+    _same_rows(rows, _fixed_order(separate, body))
+
+
+def test_a_whole_answer_of_far_apart_float_sums_adds_in_no_fixed_order(separate: EmbeddedStore) -> None:
+    ex = QueryExecutor(EmbeddedBackend(separate))
+    body = {"time_range": {"last": "1h"}, "filters": [{"field": "model", "operator": "ne", "value": "t1"}],
+            **SEPARATE_SORTS[0], "limit": 100}  # fmt: skip
+    answer = ex.execute(parse_query(body, tenant=SEPARATE_TENANT, now_us=NOW_US, received_by_us=NOW_US))
+    assert answer["metadata"]["next_cursor"] is None
+    assert "sum(v) AS a0" in answer["metadata"]["compiled_query"]["sql"]
+    _same_rows([tuple(r.values()) for r in answer["data"]], _fixed_order(separate, body))
+
+
+def test_float_sums_that_may_tie_are_added_in_a_fixed_order(separate: EmbeddedStore) -> None:
+    """t1 and t2 sum the same values: rounding could order them either way, so a page holding both (or
+    ending between them) is the fixed-order query, and so is the page after one that ended on a
+    fixed-order value (its last row's plain sum might come before or after it); one that ends before them
+    is not."""
+    ex = QueryExecutor(EmbeddedBackend(separate))
+    pages = {100: [True], 32: [True, True], 31: [True, True], 30: [False, True], 15: [False, False, True]}
+    for limit, fixed in pages.items():
+        body = {"time_range": {"last": "1h"}, **SEPARATE_SORTS[0], "limit": limit}
+        rows, sqls = _separate_pages(ex, body)
+        assert ["ORDER BY v)" in sql for sql in sqls] == fixed, limit
+        _same_rows(rows, _fixed_order(separate, body))
+        assert rows[30][0] == "t1" and rows[31][0] == "t2"  # the fixed order's tie-break: the model
+
+
+def test_a_sum_of_whole_numbers_is_never_sorted_first(separate: EmbeddedStore) -> None:
+    """Token sums are exact (HUGEINT) in any order: no page sorts the rows it adds."""
+    ex = QueryExecutor(EmbeddedBackend(separate))
+    body = {"time_range": {"last": "1h"}, "metric": {"event_type": "telemetry", "field": "input_tokens"},
+            "aggregation": {"functions": ["sum", "avg"], "group_by": ["model"]},
+            "sort": [{"field": "avg"}, {"field": "sum", "order": "desc"}], "limit": 7}  # fmt: skip
+    rows, sqls = _separate_pages(ex, body)
+    assert len(sqls) == 5 and not any("ORDER BY v)" in sql or "OVER ()" in sql for sql in sqls)
+    assert rows == _fixed_order(separate, body)
