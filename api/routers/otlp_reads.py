@@ -9,6 +9,7 @@ Tempo, logs from Loki and metrics from VictoriaMetrics.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -55,6 +56,18 @@ def _not_stored(what: str, backend: str) -> Response:
         501, "not_stored_locally",
         f"this hub does not keep OTLP {what} in its embedded store (stack mode); query {backend} instead",
     )  # fmt: skip
+
+
+async def _page(state: ApiState, q: Any, what: str, backend: str, key: str,
+                to_dicts: Callable[[list[tuple[Any, ...]]], list[dict[str, Any]]]) -> Response:
+    """One page of a list query (:class:`hubcore.query.otlp._Page`): every parameter is validated (422)
+    before the mode is looked at (501 in stack mode); ``{key: [...], "next_cursor"}``."""
+    sql, params = q.to_sql()
+    if not keeps_otlp(state):
+        return _not_stored(what, backend)
+    rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
+    page, next_cursor = q.page(rows)
+    return json_response({key: to_dicts(page), "next_cursor": next_cursor})
 
 
 def _check_known(request: Request, names: tuple[str, ...]) -> None:
@@ -113,12 +126,7 @@ async def list_spans(
         trace_id=trace_id, min_duration_ms=min_duration_ms, start_us=parse_time(start, "start"),
         end_us=parse_time(end, "end"), limit=limit, cursor=cursor,
     )  # fmt: skip
-    sql, params = q.to_sql()  # validates every parameter (422) before the mode is looked at
-    if not keeps_otlp(state):
-        return _not_stored("spans", "Tempo")
-    rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
-    page, next_cursor = q.page(rows)
-    return json_response({"spans": span_dicts(page), "next_cursor": next_cursor})
+    return await _page(state, q, "spans", "Tempo", "spans", span_dicts)
 
 
 @router.get("/logs", summary="List stored OTLP log records, newest first, with filters and cursor pagination",
@@ -144,12 +152,7 @@ async def list_logs(
         contains=contains, start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit,
         cursor=cursor,
     )  # fmt: skip
-    sql, params = q.to_sql()
-    if not keeps_otlp(state):
-        return _not_stored("log records", "Loki")
-    rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
-    page, next_cursor = q.page(rows)
-    return json_response({"logs": log_dicts(page), "next_cursor": next_cursor})
+    return await _page(state, q, "log records", "Loki", "logs", log_dicts)
 
 
 @router.get("/metrics", summary="List stored OTLP metric points, newest first, with filters and cursor pagination",
@@ -173,12 +176,7 @@ async def list_metric_points(
         read_tenant(request, state, tenant), name=name, service=service, labels=label,
         start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit, cursor=cursor,
     )  # fmt: skip
-    sql, params = q.to_sql()
-    if not keeps_otlp(state):
-        return _not_stored("metric points", "VictoriaMetrics (PromQL)")
-    rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
-    page, next_cursor = q.page(rows)
-    return json_response({"metric_points": metric_dicts(page), "next_cursor": next_cursor})
+    return await _page(state, q, "metric points", "VictoriaMetrics (PromQL)", "metric_points", metric_dicts)
 
 
 @router.get("/metrics/names", summary="Stored OTLP metric names with kind, unit and point counts",
