@@ -3,6 +3,7 @@ and one line (no traceback) for a bad config or a corrupt state file."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -98,6 +99,10 @@ def test_a_port_in_use_exits_1_in_one_line_before_opening_the_store(tmp_path: Pa
     assert out.returncode == 1, out.stderr
     assert f"hub run: cannot listen on 127.0.0.1:{port} (service.api.host): address already in use" in out.stderr
     assert "--api-port chooses another port" in out.stderr and "Traceback" not in out.stderr
+    # the first line comes before the seconds of loading the service (`hub run` had been silent for ~5 s)
+    first = json.loads(out.stderr.splitlines()[0])
+    assert first["msg"] == "hub starting" and first["data_dir"] == str(data)
+    assert any(json.loads(x).get("msg") == "hub loaded" for x in out.stderr.splitlines() if x.startswith("{"))
     assert not (data / "hub.duckdb").exists() and not (data / "wal").exists()
 
 
