@@ -25,6 +25,7 @@ from hubcore.errors import ConfigError
 from hubcore.security.apikeys import ApiKeyInfo, ApiKeyStore, ApiKeyStoreError
 from hubcore.security.config import AuthConfig
 from hubcore.security.rbac import RoleRegistry
+from hubcore.times import iso_s
 
 
 def parse_duration(text: str) -> float:
@@ -37,7 +38,8 @@ def parse_duration(text: str) -> float:
 
 
 def _iso(ts: float | None) -> str:
-    return "never" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    """A key's time as ``GET /api/v1/keys`` gives it (:func:`hubcore.times.iso_s`), or ``never``."""
+    return "never" if ts is None else iso_s(ts)
 
 
 def load_registry(config: str | None) -> RoleRegistry:

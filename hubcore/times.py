@@ -1,7 +1,10 @@
-"""Times in query parameters: one grammar for every endpoint (events, correlations, anomalies, series).
+"""Times in query parameters: one grammar for every endpoint (events, correlations, anomalies, series);
+and times in answers: one form, :func:`iso_s`.
 
 >>> parse_time_s("now", "end", now=100.0)
 100.0
+>>> iso_s(parse_time_s("2026-11-27T09:00:00Z", "start") or 0.0)
+'2026-11-27T09:00:00Z'
 """
 
 from __future__ import annotations
@@ -58,3 +61,16 @@ def parse_time_s(value: str | None, name: str, *, now: float | None = None) -> f
     if not MIN_TIME_S <= seconds <= MAX_TIME_S:
         raise BadTimeError(f"{name} must be between 1970-01-01 and 2100-01-01, got {value!r}")
     return seconds
+
+
+def iso_s(seconds: float) -> str:
+    """Epoch seconds as the API answers times: ISO-8601 UTC with ``Z``, whole seconds bare and otherwise
+    with microseconds (``datetime.isoformat``), as events, query rows and the analytics answers give them.
+    :func:`parse_time_s` reads it back to the same instant (to the microsecond).
+
+    >>> iso_s(1764234000.0)
+    '2025-11-27T09:00:00Z'
+    >>> iso_s(1764234000.25)
+    '2025-11-27T09:00:00.250000Z'
+    """
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")

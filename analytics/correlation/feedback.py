@@ -19,6 +19,7 @@ import httpx
 
 from analytics.correlation.persist import StoreLike
 from analytics.correlation.timeutil import iso
+from hubcore.times import iso_s
 
 _COMPLIANCE_SQL = """
 SELECT name, epoch_us(time_bucket(INTERVAL 1 HOUR, ts)) AS hour, count(*) AS evaluations,
@@ -31,19 +32,22 @@ GROUP BY 1, 2 ORDER BY 2, 1
 
 
 def compliance_report(store: StoreLike, tenant: str, start_us: int, end_us: int) -> dict[str, Any]:
-    """Hourly compliance per policy: evaluations, pass/fail/warn, compliance rate (pass / evaluations)."""
+    """Hourly compliance per policy: evaluations, pass/fail/warn, compliance rate (pass / evaluations). ``hour``,
+    ``start`` and ``end`` are ISO-8601 UTC as the API gives times (:func:`hubcore.times.iso_s`: an hour is
+    ``2026-11-27T09:00:00Z``; it had six zero decimals before, a response-format change)."""
     rows = store.read(_COMPLIANCE_SQL, [tenant, start_us, end_us]).fetchall()
     hourly = []
     totals: dict[str, list[int]] = {}
     for policy, hour, n, ok, fail, warn in rows:
-        hourly.append({"policy_id": policy, "hour": iso(int(hour)), "evaluations": n, "pass": ok, "fail": fail,
+        hourly.append({"policy_id": policy, "hour": iso_s(int(hour) / 1e6), "evaluations": n, "pass": ok, "fail": fail,
                        "warn": warn, "compliance_rate": round(ok / n, 6) if n else None})  # fmt: skip
         t = totals.setdefault(policy, [0, 0, 0, 0])
         for i, v in enumerate((n, ok, fail, warn)):
             t[i] += v
     policies = [{"policy_id": p, "evaluations": t[0], "pass": t[1], "fail": t[2], "warn": t[3],
                  "compliance_rate": round(t[1] / t[0], 6) if t[0] else None} for p, t in sorted(totals.items())]  # fmt: skip
-    return {"tenant_id": tenant, "start": iso(start_us), "end": iso(end_us), "hourly": hourly, "policies": policies}
+    start, end = iso_s(start_us / 1e6), iso_s(end_us / 1e6)
+    return {"tenant_id": tenant, "start": start, "end": end, "hourly": hourly, "policies": policies}
 
 
 @dataclass(frozen=True)

@@ -352,15 +352,22 @@ class AnalyticsService:
                 out[s.key] = states[team]
         return out
 
-    def _anomaly(self, tenant: str, anomaly_id: str) -> tuple[dict[str, Any], str | None]:
+    def _anomaly(self, tenant: str, anomaly_id: str, *, marked: bool = False) -> tuple[dict[str, Any], str | None]:
         """The anomaly record and the team whose state scores its series (None: query-wide).
 
-        A point a mark made no longer anomalous has no record after the rescoring; its mark still names
-        it (:meth:`_marked_point`), so it can be undone by the id it was marked with."""
-        rec = self.repo.get_anomaly(tenant, anomaly_id) or self._marked_point(tenant, anomaly_id)
+        ``marked``: a point a mark made no longer anomalous has no record after the rescoring; its mark
+        still names it (:meth:`_marked_point`: query, model, labels and time only), so it can be undone by
+        the id it was marked with."""
+        rec = self.find_anomaly(tenant, anomaly_id, marked=marked)
         if rec is None:
             raise NotFound(f"anomaly {anomaly_id!r} does not exist for tenant {tenant!r}")
         return rec, series_team(self.config.queries.get(rec["query"]), rec["labels"], tenant)
+
+    def find_anomaly(self, tenant: str, anomaly_id: str, *, marked: bool = False) -> dict[str, Any] | None:
+        """The stored anomaly record, or (``marked``) the point a false-positive mark names under that id
+        once the mark has made it no longer anomalous (query, model alias, labels and time only); None."""
+        rec = self.repo.get_anomaly(tenant, anomaly_id)
+        return self._marked_point(tenant, anomaly_id) if rec is None and marked else rec
 
     def _marked_point(self, tenant: str, anomaly_id: str) -> dict[str, Any] | None:
         """The point (query, model alias, series, time) a recorded false-positive mark of ``tenant`` names
@@ -407,7 +414,7 @@ class AnalyticsService:
         query-wide one: each is learned again from its other marks, as they were recorded, persisted, and
         the model rerun. ``query_wide`` False (a caller limited to a team): the query-wide marks of a team's
         series (made with scope "query") are left, and a 403 when they are the only ones."""
-        rec, team = self._anomaly(tenant, anomaly_id)
+        rec, team = self._anomaly(tenant, anomaly_id, marked=True)
         query, model = rec["query"], rec["model_alias"]
         stamp, series = str(pd.Timestamp(rec["timestamp"]).tz_localize(None)), labels_key(rec["labels"])
         removed = blocked = 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -39,16 +38,13 @@ from api.state import ApiState
 from hubcore.errors import ConfigError, InvalidParameter, PermanentError
 from hubcore.query.executor import QueryTimeout
 from hubcore.query.model import QueryError
+from hubcore.times import iso_s
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 _lock = threading.Lock()
 MAX_BODY = 256 * 1024
 #: Rows one ``GET /analytics/series`` answer holds at most (``limit``; page on with ``next_start``).
 MAX_SERIES_ROWS = 50_000
-
-
-def _iso_s(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 def get_service(request: Request, state: ApiState) -> AnalyticsService:
@@ -156,11 +152,14 @@ async def anomaly_feedback(
     return await _answer(svc.mark_false_positive, t, anomaly_id, detector, scope)
 
 
-async def _check_anomaly_team(request: Request, svc: AnalyticsService, tenant: str, anomaly_id: str) -> None:
+async def _check_anomaly_team(
+    request: Request, svc: AnalyticsService, tenant: str, anomaly_id: str, *, marked: bool = False
+) -> None:
     """Rule 4 on the anomaly's own team (its series' team label, the query's team filter), not on ?team=;
     anomaly ids are derived from (tenant, query, model, series, time), so the record cannot change meanwhile.
-    An unknown id passes (the service answers 404)."""
-    rec = await run_in_threadpool(svc.repo.get_anomaly, tenant, anomaly_id)
+    ``marked`` (an undo): also a point a mark made no longer anomalous, as the service finds it. An unknown
+    id passes (the service answers 404)."""
+    rec = await run_in_threadpool(lambda: svc.find_anomaly(tenant, anomaly_id, marked=marked))
     if rec is not None:
         for team in sorted(anomaly_teams(svc.config.queries.get(rec["query"]), rec["labels"], tenant)):
             ensure_team_access(request, "anomalies:feedback", "anomalies", tenant, team, what=f"anomaly {anomaly_id!r}")
@@ -172,7 +171,7 @@ async def undo_anomaly_feedback(
 ) -> Response:
     t = read_tenant(request, state, request.query_params.get("tenant"))
     svc = get_service(request, state)
-    await _check_anomaly_team(request, svc, t, anomaly_id)
+    await _check_anomaly_team(request, svc, t, anomaly_id, marked=True)
     return await _answer(svc.undo_false_positive, t, anomaly_id, query_wide=not team_limited(request))
 
 
@@ -406,6 +405,6 @@ async def derived_series(
         if not page:
             raise InvalidParameter(f"limit: more than {limit} rows share one timestamp (a page never splits one); "
                                    "raise limit, or narrow with name= or query=")  # fmt: skip
-        return {"series": page, "truncated": True, "next_start": _iso_s(boundary)}
+        return {"series": page, "truncated": True, "next_start": iso_s(boundary)}
 
     return await _answer(run)

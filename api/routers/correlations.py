@@ -147,7 +147,20 @@ async def dependencies(
     return json_response(await run_in_threadpool(dependency_graph, state.store, t, start_us, end_us))
 
 
-@router.get("/policy/compliance/report", summary="Hourly compliance per policy (evaluations, pass/fail/warn, rate)")
+_COMPLIANCE_EXAMPLE = {
+    "tenant_id": "acme", "start": "2026-11-26T09:00:00Z", "end": "2026-11-27T09:00:00Z",
+    "hourly": [{"policy_id": "pii-redaction", "hour": "2026-11-27T08:00:00Z", "evaluations": 40, "pass": 38, "fail": 1,
+                "warn": 1, "compliance_rate": 0.95}],
+    "policies": [{"policy_id": "pii-redaction", "evaluations": 40, "pass": 38, "fail": 1, "warn": 1,
+                  "compliance_rate": 0.95}],
+}  # fmt: skip
+
+
+@router.get(
+    "/policy/compliance/report", summary="Hourly compliance per policy (evaluations, pass/fail/warn, rate)",
+    responses={200: {"description": "hour, start and end are ISO-8601 UTC",
+                     "content": {"application/json": {"example": _COMPLIANCE_EXAMPLE}}}},
+)  # fmt: skip
 async def policy_compliance_report(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, tenant: str | None = None,

@@ -9,6 +9,9 @@ the team(s) its event names (:func:`hubcore.dlq.entry_teams`), whatever ``?team=
 to its team (no ``teams:all``) that names ``ids`` gets a 403 naming the first entry of another team
 (nothing is replayed); without ``ids`` it replays its own team's entries and those naming no team, and the
 answer's ``skipped_other_teams`` counts the others, left in the queue.
+
+An entry's ``received_at`` is an ISO-8601 UTC string (:func:`hubcore.times.iso_s`), as the other times in the API's
+answers; it was epoch seconds before (a response-format change). The queue's file keeps epoch seconds.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from api.errors import error_response, json_response
 from api.openapi_bodies import struct_body
 from api.state import ApiState
 from hubcore.dlq import Entry, entry_teams
+from hubcore.times import iso_s
 
 router = APIRouter(prefix="/api/v1/dlq", tags=["dead-letter queue"])
 
@@ -34,7 +38,25 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
     ids: list[str] | None = None
 
 
-@router.get("", summary="Dead-lettered items of the caller's tenant, newest first")
+_ENTRY_EXAMPLE = {
+    "id": "3f9a1c2e5b7d4a6081c2d3e4f5a6b7c8", "received_at": "2026-11-27T09:00:00.123456Z", "tenant_id": "acme",
+    "receiver": "rest", "reason": "payload.amount: Expected `float`, got `str`", "index": 0,
+    "raw": '{"event_type": "cost", "payload": {"amount": "x"}}',
+}  # fmt: skip
+
+
+def entry_json(entry: Entry) -> Entry:
+    """A dead letter as the API shows it: ``received_at`` (stored as epoch seconds) as ISO-8601 UTC."""
+    received = entry.get("received_at")
+    return {**entry, "received_at": iso_s(received) if isinstance(received, int | float) else received}
+
+
+@router.get(
+    "", summary="Dead-lettered items of the caller's tenant, newest first",
+    responses={200: {"description": "entries newest first; received_at is ISO-8601 UTC",
+                     "content": {"application/json": {"example": {"entries": [_ENTRY_EXAMPLE], "total": 1,
+                                                                  "limit": 100, "offset": 0}}}}},
+)  # fmt: skip
 async def list_dlq(
     request: Request,
     state: Annotated[ApiState, Depends(get_state)],
@@ -50,7 +72,8 @@ async def list_dlq(
             tenant_id=tenant_id, visible=visible, limit=limit, offset=offset, reason_contains=reason
         )
     )
-    answer: dict[str, Any] = {"entries": entries, "total": total, "limit": limit, "offset": offset}
+    shown = [entry_json(e) for e in entries]
+    answer: dict[str, Any] = {"entries": shown, "total": total, "limit": limit, "offset": offset}
     if visible is not None:
         answer["hidden_other_teams"] = hidden
     return json_response(answer)

@@ -1,7 +1,9 @@
 """API keys for key managers: ``POST/GET /api/v1/keys``, ``DELETE /api/v1/keys/{key_id}``.
 
 A tenant admin manages its own tenant's keys; a platform admin may name another tenant.
-The secret is returned once, at creation.
+The secret is returned once, at creation. A key's ``created_at``, ``expires_at`` and ``revoked_at`` are
+ISO-8601 UTC strings (:func:`hubcore.times.iso_s`; ``null`` when not set), as ``hub keys list --json`` prints
+them (they were epoch seconds before: a response-format change).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from api.deps import audit_target, ensure_tenant_access, get_state, principal_of
 from api.errors import error_response, json_response
 from api.openapi_bodies import Schema, struct_body
 from api.state import ApiState
-from hubcore.security.apikeys import MAX_KEY_LIFETIME_S
+from hubcore.security.apikeys import MAX_KEY_LIFETIME_S, ApiKeyInfo
 from hubcore.security.rbac import ForbiddenError
+from hubcore.times import iso_s
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
@@ -42,7 +45,24 @@ _CREATE_BODY = struct_body(
 )  # fmt: skip
 
 
-@router.post("", status_code=201, summary="Create an API key (the secret is shown once)", openapi_extra=_CREATE_BODY)
+_KEY_EXAMPLE = {
+    "key_id": "3f9a1c2e5b7d4a60", "tenant_id": "acme", "role": "ingest", "team": "search",
+    "description": "search team's gateway", "created_at": "2026-11-27T09:00:00.123456Z",
+    "expires_at": "2027-02-25T09:00:00.123456Z", "revoked_at": None,
+}  # fmt: skip
+
+
+def key_json(info: ApiKeyInfo) -> dict[str, object]:
+    """A key as the API shows it: its fields, the times as ISO-8601 UTC strings (None stays null)."""
+    times = {"created_at": info.created_at, "expires_at": info.expires_at, "revoked_at": info.revoked_at}
+    return {**dataclasses.asdict(info), **{k: None if v is None else iso_s(v) for k, v in times.items()}}
+
+
+@router.post(
+    "", status_code=201, summary="Create an API key (the secret is shown once)", openapi_extra=_CREATE_BODY,
+    responses={201: {"description": "the key (secret once) and its record; times are ISO-8601 UTC",
+                     "content": {"application/json": {"example": {"key": "lah_3f9a1c2e5b7d4a60_…", **_KEY_EXAMPLE}}}}},
+)  # fmt: skip
 async def create_key(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     store = state.security.key_store
     if store is None:
@@ -64,10 +84,14 @@ async def create_key(request: Request, state: Annotated[ApiState, Depends(get_st
         )  # fmt: skip
     except ValueError as exc:
         return error_response(422, "validation_error", str(exc))
-    return json_response({"key": created.key, **dataclasses.asdict(created.info)}, 201)
+    return json_response({"key": created.key, **key_json(created.info)}, 201)
 
 
-@router.get("", summary="List the tenant's API keys (never their secrets)")
+@router.get(
+    "", summary="List the tenant's API keys (never their secrets)",
+    responses={200: {"description": "the keys; times are ISO-8601 UTC (null: no expiry, not revoked)",
+                     "content": {"application/json": {"example": {"keys": [_KEY_EXAMPLE]}}}}},
+)  # fmt: skip
 async def list_keys(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
@@ -76,7 +100,7 @@ async def list_keys(
         return json_response({"keys": []})
     tenant_id = read_tenant(request, state, tenant)
     keys = await run_in_threadpool(store.list, tenant_id=tenant_id)
-    return json_response({"keys": [dataclasses.asdict(k) for k in keys]})
+    return json_response({"keys": [key_json(k) for k in keys]})
 
 
 @router.delete("/{key_id}", summary="Revoke an API key")

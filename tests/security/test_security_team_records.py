@@ -293,6 +293,40 @@ def test_anomaly_feedback_is_scoped_by_the_anomalys_team(hub: RunningHub, key: A
         del hub.service.app.state.analytics
 
 
+def test_undoing_a_mark_that_silenced_its_point_is_scoped_by_its_team(hub: RunningHub, key: Any) -> None:
+    """The rescoring after a mark deletes the record of a point that is no longer anomalous; the undo finds
+    the point through the mark, and the team check must find it the same way (skipping it let another team
+    undo the mark)."""
+    from analytics.service.models import anomaly_id
+    from analytics.service.series import labels_key
+
+    svc = AnalyticsService(_config(), hub.service.store, None)
+    hub.service.app.state.analytics = svc
+    try:
+        ts = (int(time.time()) // 3600 - 3) * 3600.0
+        aid = anomaly_id("acme", "cost_by_team", "anomaly", labels_key({"owner": "search"}), ts)
+        svc.repo.replace_anomalies("acme", "cost_by_team", "anomaly", 0,
+                                   [_anomaly(aid, "cost_by_team", {"owner": "search"}, ts)])  # fmt: skip
+        ml, search = key("analytics_editor", "ml"), key("analytics_editor", "search")
+        r = httpx.post(f"{hub.api}/api/v1/anomalies/{aid}/feedback", json={"label": "false_positive"},
+                       headers=search, timeout=60)  # fmt: skip
+        assert r.status_code == 200, r.text
+        svc.repo.replace_anomalies("acme", "cost_by_team", "anomaly", 0, [])  # as a rescoring that drops it
+        assert svc.repo.get_anomaly("acme", aid) is None
+        undo = httpx.delete(f"{hub.api}/api/v1/anomalies/{aid}/feedback", headers=ml, timeout=60)
+        assert undo.status_code == 403 and "team 'search'" in undo.json()["error"]["message"], undo.text
+        assert len(svc.feedback.load("acme", "cost_by_team", "search").history) == 1
+        mark_again = httpx.post(f"{hub.api}/api/v1/anomalies/{aid}/feedback", json={"label": "false_positive"},
+                                headers=search, timeout=60)  # fmt: skip
+        assert mark_again.status_code == 404  # marking needs the anomaly itself
+        undo = httpx.delete(f"{hub.api}/api/v1/anomalies/{aid}/feedback", headers=search, timeout=60)
+        assert undo.status_code == 200 and undo.json()["removed_marks"] == 1, undo.text
+        assert svc.feedback.load("acme", "cost_by_team", "search").history == []
+    finally:
+        svc.shutdown()
+        del hub.service.app.state.analytics
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "needle"),
     [
