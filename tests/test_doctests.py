@@ -13,6 +13,7 @@ MODULES = [
     "hubcore.dlq",
     "hubcore.durations",
     "hubcore.times",
+    "hubcore.files",
     "hubcore.errors",
     "hubcore.mapping",
     "hubcore.model.events",

@@ -12,7 +12,6 @@ See ``README.md`` for the mapping, naming and delivery guarantees.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +24,7 @@ from exporters.victoriametrics import forgotten
 from exporters.victoriametrics.config import VictoriaMetricsExporterConfig
 from exporters.victoriametrics.convert import PointsConverter, SeriesKey, SeriesStats
 from exporters.victoriametrics.remote_write import HEADERS, compress, encode_labels, encode_series
+from hubcore.files import write_atomic
 from hubcore.mapping import EVENTS_TO_POINTS_SQL
 
 log = logging.getLogger(__name__)
@@ -107,21 +107,7 @@ class VictoriaMetricsExporter(QueuedExporter):
         """The whole state as base ``base_id``; bases before the previous one are deleted. The forgotten
         series are saved first (the acknowledgement naming the new base no longer carries their removal)."""
         self._save_forgotten()
-        path = self._base_path(base_id)
-        tmp = path.with_suffix(".tmp")
-        fsync = self.queue_config.fsync
-        with open(tmp, "wb") as fh:
-            fh.write(self.converter.snapshot())
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        if fsync:
-            fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        write_atomic(self._base_path(base_id), self.converter.snapshot(), fsync=self.queue_config.fsync)
         previous, self._base_id = self._base_id, base_id
         self.converter.clear_dirty()
         for old in self.directory.glob(_BASE_GLOB):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import struct
 import sys
 import zlib
@@ -28,6 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
+
+from hubcore.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +76,7 @@ def decode(data: bytes) -> list[int]:
 
 def save(path: Path, digests: Iterable[int], *, fsync: bool) -> None:
     """Write ``digests`` to ``path`` atomically: a temporary file (fsynced when ``fsync``), renamed over."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(encode(digests))
-        fh.flush()
-        if fsync:
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    if fsync:
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    write_atomic(path, encode(digests), fsync=fsync)
 
 
 def load(path: Path) -> list[int]:

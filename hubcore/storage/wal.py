@@ -41,6 +41,8 @@ from typing import Any
 
 import msgspec
 
+from hubcore.files import fsync_dir
+
 _HEADER = struct.Struct("<QII")
 _SEGMENT_SUFFIX = ".wal"
 _encoder = msgspec.msgpack.Encoder()
@@ -203,7 +205,7 @@ class WriteAheadLog:
         path = self.directory / f"{first_seq:020d}{_SEGMENT_SUFFIX}"
         self._segments.append((first_seq, path))
         fh = open(path, "ab")  # noqa: SIM115 - held open for appends
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return fh
 
     def _recover(self) -> None:
@@ -251,7 +253,7 @@ class WriteAheadLog:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
 
 def _record_at(data: bytes, pos: int, seq_floor: int) -> tuple[int, bytes] | None:
@@ -316,13 +318,3 @@ def _read_records(path: Path) -> Iterator[tuple[int, bytes]]:
         yield rec
         pos += _HEADER.size + len(rec[1])
 
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
