@@ -184,6 +184,10 @@ class HubService:
                                    f"{_PORT_FLAGS[key]} chooses another port")  # fmt: skip
         with self._database_errors():
             await asyncio.to_thread(self.store.start)
+        # the data directory is this process's now (the store holds its lock): what a crash left mid-rewrite goes
+        self.dlq.discard_partial_writes()
+        if self.security.audit is not None:
+            self.security.audit.discard_partial_writes()
         if not await self._wait_for_replay():
             log.info(
                 "stop requested during the write-ahead log replay: not serving; the log keeps what is not applied",

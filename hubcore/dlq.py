@@ -13,6 +13,7 @@ that were accepted. The file is bounded (``max_bytes``): past it, the oldest hal
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import threading
 import time
@@ -23,10 +24,13 @@ from typing import Any
 
 import msgspec
 
+from hubcore.files import discard_tmp, fsync_dir, write_atomic
+
 Entry = dict[str, Any]
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
+log = logging.getLogger(__name__)
 
 
 def entry_teams(entry: Entry) -> frozenset[str]:
@@ -87,11 +91,14 @@ class DeadLetterQueue:
             )
         data = b"\n".join(lines) + b"\n"
         with self._lock:
+            created = not self.path.exists()
             with open(self.path, "ab") as fh:
                 fh.write(data)
                 fh.flush()
                 if self.fsync:
                     os.fsync(fh.fileno())
+            if created and self.fsync:  # the new file's name is durable too
+                fsync_dir(self.directory)
             if self.path.stat().st_size > self.max_bytes:
                 self._drop_oldest_half()
 
@@ -170,6 +177,18 @@ class DeadLetterQueue:
             self._rewrite(keep)
             return len(selected), len(accepted_ids)
 
+    def discard_partial_writes(self) -> bool:
+        """Remove the temporary file of a rewrite (replay, trim) that a crash cut short before its rename:
+        the queue is the old file, intact, and the temporary file is never read. For the owner at start,
+        once the data directory is its own (the hub: after the store took the directory's lock; a second hub
+        refused on that lock must not remove the running one's file mid-rewrite). Whether one was removed."""
+        with self._lock:
+            removed = discard_tmp(self.path, self.directory / "dlq.tmp")  # (dlq.tmp: earlier releases' name)
+        if removed:
+            log.info("dead-letter queue: removed the temporary file of a rewrite cut short",
+                     extra={"file": str(self.path)})  # fmt: skip
+        return removed
+
     def count(self) -> int:
         return len(self._read())
 
@@ -189,14 +208,9 @@ class DeadLetterQueue:
         return out
 
     def _rewrite(self, entries: builtins.list[Entry]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            for e in entries:
-                fh.write(_enc.encode(e) + b"\n")
-            fh.flush()
-            if self.fsync:
-                os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        """Replace the file with ``entries`` at once; with ``fsync`` the file and the rename are durable (a
+        power loss after a replay must not bring back the entries it accepted, nor lose the others)."""
+        write_atomic(self.path, (_enc.encode(e) + b"\n" for e in entries), fsync=self.fsync)
 
     def _drop_oldest_half(self) -> None:
         entries = self._read()

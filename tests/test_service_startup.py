@@ -131,3 +131,27 @@ def test_an_open_bind_without_auth_is_refused_before_the_data_directory_is_touch
         HubService(hub_config(data, service__api__host="0.0.0.0"), install_signal_handlers=False)
     assert info.value.key == "service.api.host" and "without authentication" in str(info.value)
     assert not data.exists()
+
+
+def test_what_a_crash_left_mid_rewrite_is_removed_once_the_hub_holds_the_data_directory(tmp_path: Path) -> None:
+    # the dead-letter queue's rewrite and the audit head's leave a .tmp when a crash comes before the rename;
+    # it is never read, and the hub removes it at start, once the store holds the directory's lock: not in
+    # the constructor, which a second hub (refused on that lock) also runs while the first one may be
+    # mid-rewrite
+    data = tmp_path / "data"
+    leftovers = [data / "dlq" / "dlq.jsonl.tmp", data / "dlq" / "dlq.tmp", data / "audit" / "audit.jsonl.head.tmp"]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    svc = HubService(hub_config(data, grpc=False, otlp_http=False, service__audit__enabled=True),
+                     install_signal_handlers=False)  # fmt: skip
+    assert all(path.exists() for path in leftovers)
+
+    async def main() -> None:
+        await svc.start()
+        try:
+            assert not any(path.exists() for path in leftovers)
+        finally:
+            await svc.shutdown()
+
+    asyncio.run(main())

@@ -2,7 +2,7 @@
 
     repo = BudgetRepository(store); repo.ensure()
     budget = Budget.from_body({"name": "search", "amount": 5000, "period": "monthly", "team": "search"}, "acme")
-    repo.put(budget)
+    repo.create(budget)  # BudgetNameTaken when another budget of the tenant has its name
     status = evaluate_budget(store, budget, now_s=time.time())
     status["exhaustion"], status["alert"], status["forecast_total"]
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
@@ -35,7 +36,7 @@ from hubcore.query.executor import EmbeddedBackend
 from hubcore.query.model import parse_query
 from hubcore.storage.embedded import EmbeddedStore
 
-__all__ = ["Budget", "BudgetRepository", "budget_rows", "evaluate_budget", "period_bounds"]
+__all__ = ["Budget", "BudgetNameTaken", "BudgetRepository", "budget_rows", "evaluate_budget", "period_bounds"]
 
 PERIODS = ("monthly", "quarterly", "custom")
 #: Spend history the forecast learns from (besides the period's own): four weeks, for weekly patterns.
@@ -151,8 +152,24 @@ def period_bounds(budget: Budget, now_s: float) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
+class BudgetNameTaken(Exception):
+    """Another budget of the tenant (``other``) already has the name of ``budget`` (the API's 409)."""
+
+    def __init__(self, budget: Budget, other: Budget) -> None:
+        super().__init__(f"a budget named {budget.name!r} already exists (id {other.id})")
+        self.budget, self.other = budget, other
+
+
+#: Serialises the budget writes of every repository of the process, so that the name check and the write
+#: are one step (two concurrent POSTs of a name both passed the check, and made two budgets). A lock in
+#: the process is enough: DuckDB lets one process open a data directory (the store holds its lock), and a
+#: DuckDB transaction would not do (two inserts of new rows never conflict in it).
+_WRITES = threading.Lock()
+
+
 class BudgetRepository:
-    """Budgets as JSON rows in ``analytics_budgets`` (same DuckDB as the events)."""
+    """Budgets as JSON rows in ``analytics_budgets`` (same DuckDB as the events). Names are unique per
+    tenant: :meth:`create` and :meth:`replace` check and write under one lock."""
 
     def __init__(self, store: EmbeddedStore) -> None:
         self.store = store
@@ -167,7 +184,29 @@ class BudgetRepository:
                 cur.close()
             self._ready = True
 
+    def create(self, budget: Budget) -> None:
+        """Store a new budget; :class:`BudgetNameTaken` when another budget of the tenant has its name."""
+        with _WRITES:
+            self._check_name(budget)
+            self.put(budget)
+
+    def replace(self, budget: Budget) -> bool:
+        """Replace the stored budget ``budget.id``; False when there is none (deleted meanwhile: it is not
+        brought back); :class:`BudgetNameTaken` when another budget of the tenant has the (new) name."""
+        with _WRITES:
+            if self.get(budget.tenant_id, budget.id) is None:
+                return False
+            self._check_name(budget)
+            self.put(budget)
+        return True
+
+    def _check_name(self, budget: Budget) -> None:
+        other = self.same_name(budget)
+        if other is not None:
+            raise BudgetNameTaken(budget, other)
+
     def put(self, budget: Budget) -> None:
+        """Write ``budget`` as it is (no name check: :meth:`create` and :meth:`replace` make one)."""
         self.ensure()
         cur = self.store.cursor()
         try:
@@ -199,12 +238,13 @@ class BudgetRepository:
 
     def delete(self, tenant: str, budget_id: str) -> bool:
         self.ensure()
-        existed = self.get(tenant, budget_id) is not None
-        cur = self.store.cursor()
-        try:
-            cur.execute("DELETE FROM analytics_budgets WHERE tenant_id = ? AND id = ?", [tenant, budget_id])
-        finally:
-            cur.close()
+        with _WRITES:  # (a replace in flight sees the budget gone, or writes before it goes)
+            existed = self.get(tenant, budget_id) is not None
+            cur = self.store.cursor()
+            try:
+                cur.execute("DELETE FROM analytics_budgets WHERE tenant_id = ? AND id = ?", [tenant, budget_id])
+            finally:
+                cur.close()
         return existed
 
 

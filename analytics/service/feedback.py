@@ -3,7 +3,8 @@
 Layout: the query-wide state in ``<data_dir>/analytics/feedback/<tenant>/<query>.json``
 (``FeedbackState.to_json()``; the file of the releases that kept one state per query, read unchanged),
 and one team's own marks in ``<tenant>/<query>.teams/<team>.json`` (the same JSON plus ``"team"``),
-written atomically (temporary file + rename).
+written atomically and synced (:func:`hubcore.files.write_atomic`: a crash leaves the old file or the
+new one; the ``.json.tmp`` it may leave is never read, nor listed as a team).
 
 A team's series are scored with :meth:`FeedbackStore.effective`: the query-wide marks, then the team's
 own, learned again in that order (``FeedbackState.replayed``); a team without marks, and a series
@@ -29,12 +30,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
 from pathlib import Path
 
 from analytics.anomaly import FeedbackState
+from hubcore.files import fsync_dir, write_atomic
 
 __all__ = ["FeedbackStore"]
 
@@ -125,15 +126,18 @@ class FeedbackStore:
         p = self.path(tenant, query, team)
         with self._lock:
             if team is not None and not state.history:
-                p.unlink(missing_ok=True)
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
+                else:
+                    fsync_dir(p.parent)  # the undo or reset that removed the last mark is durable too
                 self._cache[(tenant, query, team)] = FeedbackState()
                 self._team_set(tenant, query).discard(team)
                 return
             p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_suffix(".json.tmp")
-            tmp.write_text(state.to_json() if team is None else json.dumps({**state.to_dict(), "team": team},
-                                                                         sort_keys=True))  # fmt: skip
-            os.replace(tmp, p)
+            text = state.to_json() if team is None else json.dumps({**state.to_dict(), "team": team}, sort_keys=True)
+            write_atomic(p, text.encode(), fsync=True)  # a mark someone made must survive a power loss
             self._cache[(tenant, query, team)] = _copy(state)
             if team is not None:
                 self._team_set(tenant, query).add(team)

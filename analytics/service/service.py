@@ -335,7 +335,8 @@ class AnalyticsService:
     # -- feedback -------------------------------------------------------------------------------------
     # The learned state is kept per (tenant, query, team): a mark on a team's series teaches that team's
     # state (its series are scored with the query-wide marks plus their own); a series naming no team, or
-    # a mark made with scope "query", teaches the query-wide state, which every series falls back to.
+    # a mark made with scope "query", teaches the query-wide state, which every series falls back to (the
+    # API lets only callers with teams:all teach it where the query also holds teams' series).
     def _team_feedback(self, tenant: str, query: str, series: Sequence[Series]) -> dict[str, FeedbackState]:
         """The state of each series whose team has marks of its own, by series key (the others are scored
         with the query-wide state)."""

@@ -19,7 +19,10 @@ called ``team`` counts too. A series that names no team (``latency_p95`` by mode
 
 The learned feedback state of a query is kept per team too (:mod:`analytics.service.feedback`):
 :func:`series_team` names the one team whose state scores a series (None: the query-wide state), and
-:func:`check_team` refuses a ``team=`` that no series of the query can belong to.
+:func:`check_team` refuses a ``team=`` that no series of the query can belong to. A series naming no team
+in a query of teams' series (``team`` empty: events without one) is scored with the query-wide state,
+which scores every team's series: :func:`teaches_other_teams` says so, and a mark on it needs
+``teams:all`` (the API's 403 for a caller limited to a team).
 
     >>> series_team(QuerySpec(event_type="cost", field="value", group_by=["team"]), {"team": "ml"}, "acme")
     'ml'
@@ -39,7 +42,7 @@ from analytics.service.series import _label_name
 from hubcore.errors import InvalidParameter
 from hubcore.query.model import FieldRef, QueryError, parse_query
 
-__all__ = ["anomaly_teams", "check_team", "series_team"]
+__all__ = ["anomaly_teams", "check_team", "series_team", "teaches_other_teams"]
 
 #: The event fields that hold a team: the ``team`` column (``tags.team``, or a cost event's
 #: ``payload.team``) and the tag itself.
@@ -99,6 +102,24 @@ def series_team(
     if not named and len(dims.filtered) == 1:
         named = set(dims.filtered)
     return next(iter(named)) if len(named) == 1 else None
+
+
+def teaches_other_teams(
+    spec: QuerySpec | None, labels: Mapping[str, Any], tenant: str, dims: TeamDimensions | None = None
+) -> bool:
+    """Whether a mark on the series ``labels`` of query ``spec`` changes how other teams' series are
+    scored: the series names no one team (its marks go to the query-wide state) while the query holds
+    teams' series (it groups or filters by a team), which that state scores too. A query whose series name
+    no team at all has only the query-wide state, shared by series that are no team's: False.
+
+    >>> by_team = QuerySpec(event_type="cost", field="value", group_by=["team"])
+    >>> teaches_other_teams(by_team, {"team": ""}, "acme"), teaches_other_teams(by_team, {"team": "ml"}, "acme")
+    (True, False)
+    >>> teaches_other_teams(QuerySpec(event_type="cost", field="value", group_by=["model"]), {"model": "m"}, "acme")
+    False
+    """
+    dims = dims if dims is not None else team_dimensions(spec, tenant)
+    return series_team(spec, labels, tenant, dims) is None and (dims.grouped or bool(dims.filtered))
 
 
 #: The longest ``team=`` accepted (team names are short identifiers).

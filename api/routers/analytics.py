@@ -6,7 +6,8 @@ same store with the built-in config, and ``GET /anomalies`` runs the caller's du
 
 * ``GET  /api/v1/anomalies?start=&end=&query=&severity=&limit=&alerts=``
 * ``POST /api/v1/anomalies/{anomaly_id}/feedback``  ``{"label": "false_positive", "detector": null, "scope": null}``
-  (a team's series teaches its team's state; ``"scope": "query"``, teams:all only, every series')
+  (a team's series teaches its team's state; ``"scope": "query"``, teams:all only, every series'; so does a
+  series naming no team in a query of teams' series, also teams:all only)
 * ``DELETE /api/v1/anomalies/{anomaly_id}/feedback`` (undo that mark),
   ``GET|DELETE /api/v1/anomalies/feedback?query=&team=`` (what a query, or one team, learned; forget it)
 * ``GET  /api/v1/forecast?query=requests_rate&horizon=7d&level=95&step=&threshold=&window_start=&window_end=``
@@ -26,11 +27,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from analytics.service import AnalyticsService, NotFound
-from analytics.service.budgets import Budget
+from analytics.service.budgets import Budget, BudgetNameTaken
 from analytics.service.config import DERIVED_SERIES
 from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
-from analytics.service.teams import anomaly_teams
-from api.deps import ensure_team_access, get_state, principal_of, read_tenant, team_limited, write_tenant
+from analytics.service.teams import anomaly_teams, teaches_other_teams
+from api.deps import (
+    audit_target,
+    ensure_team_access,
+    get_state,
+    principal_of,
+    read_tenant,
+    team_limited,
+    write_tenant,
+)
 from api.errors import ErrorBody, error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
 from api.openapi_bodies import request_body
@@ -38,6 +47,7 @@ from api.state import ApiState
 from hubcore.errors import ConfigError, InvalidParameter, PermanentError
 from hubcore.query.executor import QueryTimeout
 from hubcore.query.model import QueryError
+from hubcore.security.rbac import ForbiddenError
 from hubcore.times import iso_s
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
@@ -158,11 +168,22 @@ async def _check_anomaly_team(
     """Rule 4 on the anomaly's own team (its series' team label, the query's team filter), not on ?team=;
     anomaly ids are derived from (tenant, query, model, series, time), so the record cannot change meanwhile.
     ``marked`` (an undo): also a point a mark made no longer anomalous, as the service finds it. An unknown
-    id passes (the service answers 404)."""
+    id passes (the service answers 404). A series naming no team in a query of teams' series is scored with
+    the query-wide state, which scores every team's series: marking it, or undoing its mark, needs
+    teams:all (as ``"scope": "query"`` does), else a 403 that says why (audited)."""
     rec = await run_in_threadpool(lambda: svc.find_anomaly(tenant, anomaly_id, marked=marked))
-    if rec is not None:
-        for team in sorted(anomaly_teams(svc.config.queries.get(rec["query"]), rec["labels"], tenant)):
-            ensure_team_access(request, "anomalies:feedback", "anomalies", tenant, team, what=f"anomaly {anomaly_id!r}")
+    if rec is None:
+        return
+    spec = svc.config.queries.get(rec["query"])
+    for team in sorted(anomaly_teams(spec, rec["labels"], tenant)):
+        ensure_team_access(request, "anomalies:feedback", "anomalies", tenant, team, what=f"anomaly {anomaly_id!r}")
+    p = principal_of(request)
+    if p is not None and team_limited(request) and teaches_other_teams(spec, rec["labels"], tenant):
+        reason = (f"anomaly {anomaly_id!r}: its series names no team, so its mark is kept in the query-wide feedback "
+                  f"state of query {rec['query']!r}, which scores every team's series of the query; "
+                  f"{'undoing' if marked else 'marking'} it needs teams:all")  # fmt: skip
+        audit_target(request, p, tenant, denied=reason)
+        raise ForbiddenError(reason)
 
 
 @router.delete("/anomalies/{anomaly_id}/feedback", summary="Undo the false-positive mark of an anomaly")
@@ -260,11 +281,11 @@ def _check_team(request: Request, tenant: str, team: str | None) -> None:
     ensure_team_access(request, "budgets:write", "budgets", tenant, team)
 
 
-def _check_unique_name(svc: AnalyticsService, budget: Budget) -> None:
-    other = svc.budgets.same_name(budget)
-    if other is not None:
-        raise QueryError("name", f"a budget named {budget.name!r} already exists (id {other.id}); PUT "
-                         f"/api/v1/budgets/{other.id} changes it, or choose another name", status=409, reason="conflict")  # fmt: skip
+def _name_taken(exc: BudgetNameTaken) -> QueryError:
+    """The 409 of a name another budget of the tenant has (the repository checks and writes atomically)."""
+    budget, other = exc.budget, exc.other
+    return QueryError("name", f"a budget named {budget.name!r} already exists (id {other.id}); PUT "
+                      f"/api/v1/budgets/{other.id} changes it, or choose another name", status=409, reason="conflict")  # fmt: skip
 
 
 def _budget_tenant(request: Request, state: ApiState) -> str:
@@ -299,8 +320,10 @@ async def create_budget(request: Request, state: Annotated[ApiState, Depends(get
     _check_team(request, t, budget.team)
 
     def run() -> dict[str, Any]:
-        _check_unique_name(svc, budget)
-        svc.budgets.put(budget)
+        try:
+            svc.budgets.create(budget)
+        except BudgetNameTaken as exc:
+            raise _name_taken(exc) from None
         return svc.budget_status(budget)
 
     return await _answer(run, status=201)
@@ -354,8 +377,12 @@ async def put_budget(budget_id: str, request: Request, state: Annotated[ApiState
     _check_team(request, t, budget.team)
 
     def run() -> dict[str, Any]:
-        _check_unique_name(svc, budget)
-        svc.budgets.put(budget)
+        try:
+            replaced = svc.budgets.replace(budget)
+        except BudgetNameTaken as exc:
+            raise _name_taken(exc) from None
+        if not replaced:  # deleted since it was read above: not brought back
+            raise NotFound(f"budget {budget_id!r} does not exist for tenant {t!r}")
         return svc.budget_status(budget)
 
     return await _answer(run)

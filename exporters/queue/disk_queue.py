@@ -25,7 +25,6 @@ records how far it read and, per held tenant, where its held rows start, and ``p
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from typing import Any
 import msgspec
 
 from hubcore.errors import QueueFullError, StoreUnavailableError
+from hubcore.files import discard_tmp, write_atomic
 from hubcore.storage.wal import WriteAheadLog
 
 _ACK_FILE = "ack"
@@ -72,6 +72,9 @@ class DiskQueue:
         self.fsync = fsync
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
+        # an ack write cut short by a crash left ack.tmp (never read: the ack is the old one, intact); one
+        # writer process per directory (the exporter opens its queue at start, once the data dir is its own)
+        discard_tmp(self.directory / _ACK_FILE)
         ack = self._read_ack()
         self._acked = ack.seq
         self._state = ack.state
@@ -259,11 +262,7 @@ class DiskQueue:
             raise RuntimeError(f"{path} is corrupt: {exc}") from None
 
     def _write_ack(self, ack: _Ack) -> None:
-        path = self.directory / _ACK_FILE
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(msgspec.msgpack.encode(ack))
-            fh.flush()
-            if self.fsync:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        """Replace ``ack`` at once; with ``fsync`` its content and its rename survive a power loss (a rename
+        lost after :meth:`ack` deleted the segments it covers would bring back an older ``state``, e.g.
+        running totals, without the batches that moved it on)."""
+        write_atomic(self.directory / _ACK_FILE, msgspec.msgpack.encode(ack), fsync=self.fsync)

@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from hubcore.files import discard_tmp, write_atomic
 from hubcore.security.principal import Principal
 
 GENESIS = "0" * 64
@@ -194,6 +195,13 @@ class AuditLog:
                 self._write_head_locked(last_seq, last_hash, fsync=self.fsync)
             if self.fsync:
                 self._durable_seq = last_seq
+
+    def discard_partial_writes(self) -> bool:
+        """Remove the temporary file of a sidecar write that a crash cut short before its rename (the sidecar
+        is the old one, intact; the temporary file is never read). For the owner at start, once the data
+        directory is its own (the hub: after the store took its lock). Whether one was removed."""
+        with self._sync_lock:  # (head writes hold it)
+            return discard_tmp(self.head, self.head.with_suffix(".tmp"))  # (audit.jsonl.tmp: earlier releases')
 
     def record(self, principal: Principal, action: str, resource: str = "", *, outcome: str = "allowed",
                reason: str = "", source_ip: str | None = None, user_agent: str | None = None,
@@ -418,13 +426,10 @@ def _hash_at(path: Path, seq: int) -> str | None:
 
 
 def _write_head(head: Path, seq: int, last_hash: str, *, fsync: bool) -> None:
-    tmp = head.with_suffix(".tmp")
-    with open(tmp, "w") as fh:
-        json.dump({"seq": seq, "hash": last_hash}, fh)
-        fh.flush()
-        if fsync:
-            os.fsync(fh.fileno())
-    os.replace(tmp, head)
+    """Replace the sidecar at once; with ``fsync`` its content and its rename survive a power loss (a lost
+    rename leaves the sidecar naming an earlier record, or none after its first write: ``verify`` reports
+    a missing sidecar)."""
+    write_atomic(head, json.dumps({"seq": seq, "hash": last_hash}).encode(), fsync=fsync)
 
 
 def _read_head(head: Path) -> tuple[int, str] | None:

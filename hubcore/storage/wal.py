@@ -41,7 +41,7 @@ from typing import Any
 
 import msgspec
 
-from hubcore.files import fsync_dir
+from hubcore.files import fsync_dir, write_atomic
 
 _HEADER = struct.Struct("<QII")
 _SEGMENT_SUFFIX = ".wal"
@@ -209,6 +209,10 @@ class WriteAheadLog:
         return fh
 
     def _recover(self) -> None:
+        for tmp in self.directory.glob(f"*{_SEGMENT_SUFFIX}.tmp"):  # a rewrite a crash cut short: never read
+            log.warning("removed the unfinished rewrite of a write-ahead log segment (the segment is intact)",
+                        extra={"file": str(tmp)})  # fmt: skip
+            tmp.unlink(missing_ok=True)
         segments: list[tuple[int, Path]] = []
         for path in self.directory.glob(f"*{_SEGMENT_SUFFIX}"):
             if not path.stem.isdigit() or not path.is_file():
@@ -246,14 +250,8 @@ class WriteAheadLog:
                 extra={"segment": str(path), "offset": offset, "lost_seqs": f"{lost_from}..{lost_to}",
                        "copy": str(aside)},
             )  # fmt: skip
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            for seq, raw in records:
-                fh.write(_HEADER.pack(seq, len(raw), zlib.crc32(raw)) + raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(self.directory)
+        chunks = (_HEADER.pack(seq, len(raw), zlib.crc32(raw)) + raw for seq, raw in records)
+        write_atomic(path, chunks, fsync=True)  # (always synced: it replaces acknowledged records)
 
 
 def _record_at(data: bytes, pos: int, seq_floor: int) -> tuple[int, bytes] | None:

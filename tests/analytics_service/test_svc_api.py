@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -356,6 +359,81 @@ def test_a_budget_name_is_used_once(hub: Any) -> None:
     assert r.status_code == 201, r.text
     for budget_id, headers in ((bid, {}), (other, {}), (r.json()["budget"]["id"], B)):
         assert httpx.delete(f"{url}/{budget_id}", headers=headers).status_code == 200
+
+
+def _racing_name_checks(monkeypatch: pytest.MonkeyPatch, svc: AnalyticsService, parties: int) -> None:
+    """Hold each budget name check until ``parties`` requests have made theirs (a check-then-write that is
+    not atomic lets them all pass); where the check and the write are one step the first check waits out
+    the barrier's timeout alone, and the others find it broken."""
+    barrier = threading.Barrier(parties, timeout=1.0)
+    real = svc.budgets.same_name
+
+    def racing(budget: Any) -> Any:
+        other = real(budget)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+        return other
+
+    monkeypatch.setattr(svc.budgets, "same_name", racing)
+
+
+def _concurrently(calls: list[Any]) -> list[httpx.Response]:
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda call: call(), calls))
+
+
+def test_concurrent_creations_and_renames_onto_one_name_make_one_budget(
+    hub: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the name check read the budgets, then the write came: two POSTs of one name both passed it
+    h, svc, _ = hub
+    url = f"{h.api}/api/v1/budgets"
+    body = {"name": "race", "amount": 10, "period": "monthly", "team": "search"}
+    n = 5
+    _racing_name_checks(monkeypatch, svc, n)
+    answers = _concurrently([lambda: httpx.post(url, json=body, timeout=60)] * n)
+    assert sorted(r.status_code for r in answers) == [201] + [409] * (n - 1), [r.text for r in answers]
+    [winner] = [r.json()["budget"]["id"] for r in answers if r.status_code == 201]
+    for r in answers:
+        if r.status_code == 409:
+            assert r.json()["error"]["code"] == "conflict" and r.json()["error"]["message"].startswith(
+                f"name: a budget named 'race' already exists (id {winner})"), r.text
+    assert [b.id for b in svc.budgets.list("default") if b.name == "race"] == [winner]
+    # a rename onto a name (PUT) is decided the same way
+    monkeypatch.undo()
+    ids = [httpx.post(url, json={**body, "name": f"race-{i}"}, timeout=60).json()["budget"]["id"] for i in range(n)]
+    _racing_name_checks(monkeypatch, svc, n)
+    renamed = {**body, "name": "renamed"}
+    answers = _concurrently([lambda bid=bid: httpx.put(f"{url}/{bid}", json=renamed, timeout=60) for bid in ids])
+    assert sorted(r.status_code for r in answers) == [200] + [409] * (n - 1), [r.text for r in answers]
+    assert len([b for b in svc.budgets.list("default") if b.name == "renamed"]) == 1
+    monkeypatch.undo()
+    for budget_id in [winner, *ids]:
+        assert httpx.delete(f"{url}/{budget_id}", timeout=60).status_code == 200
+
+
+def test_a_put_does_not_bring_back_a_budget_deleted_meanwhile(hub: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PUT read the budget, then wrote it unconditionally: a DELETE in between was undone
+    h, svc, _ = hub
+    url = f"{h.api}/api/v1/budgets"
+    body = {"name": "short-lived", "amount": 10, "period": "monthly"}
+    bid = httpx.post(url, json=body, timeout=60).json()["budget"]["id"]
+    real_get = svc.budgets.get
+    deleted: list[str] = []
+
+    def get_then_delete(tenant: str, budget_id: str) -> Any:
+        found = real_get(tenant, budget_id)
+        if not deleted:  # the route's read; a DELETE of another request lands right after it
+            deleted.append(budget_id)
+            svc.budgets.delete(tenant, budget_id)
+        return found
+
+    monkeypatch.setattr(svc.budgets, "get", get_then_delete)
+    r = httpx.put(f"{url}/{bid}", json={**body, "amount": 20}, timeout=60)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+    assert f"budget {bid!r} does not exist" in r.json()["error"]["message"]
+    monkeypatch.undo()
+    assert svc.budgets.get("default", bid) is None
 
 
 def test_whatif_says_when_a_model_has_no_price(hub: Any) -> None:

@@ -210,3 +210,27 @@ def test_the_bulk_path_divides_each_series_by_its_own_threshold() -> None:
     plain = run()
     mixed = run(series_feedback={ml.key: taught})
     assert mixed["search"] == plain["search"] and mixed.get("ml", 0.0) == pytest.approx(plain["ml"] / 5.0)
+
+
+def test_feedback_is_saved_durably_and_a_leftover_tmp_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the state was written with write_text + rename and never synced: a mark could vanish in a power loss
+    import analytics.service.feedback as feedback_mod
+    import hubcore.files as files
+
+    synced: list[Path] = []
+    for module in (files, feedback_mod):  # the directory syncs (write_atomic syncs the file before)
+        monkeypatch.setattr(module, "fsync_dir", lambda d: synced.append(Path(d)))
+    store = FeedbackStore(tmp_path)
+    state = FeedbackState()
+    state.record_false_positive("t1", {"robust": 3.0}, 3.0, None, '{"team":"ml"}')
+    store.save("acme", QUERY, state, "ml")
+    assert synced == [store.path("acme", QUERY, "ml").parent]
+    # a save a crash cut short before its rename: the old state is read, the .tmp is no team of its own
+    team_file = store.path("acme", QUERY, "ml")
+    (team_file.parent / "search.json.tmp").write_text('{"team": "search", "history": [')
+    team_file.with_name(team_file.name + ".tmp").write_text("{")
+    again = FeedbackStore(tmp_path)
+    assert again.teams("acme", QUERY) == ["ml"] and again.load("acme", QUERY, "ml") == state
+    synced.clear()
+    again.save("acme", QUERY, FeedbackState(), "ml")  # the last mark undone: the removal is synced too
+    assert not team_file.exists() and synced == [team_file.parent]

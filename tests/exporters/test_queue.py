@@ -321,3 +321,30 @@ def test_the_pipeline_encoded_bytes_are_queued_as_given(tmp_path: Path) -> None:
         assert ex._queue.pending_bytes == 2 * len(raw)
     finally:
         ex.shutdown(1.0)
+
+
+def test_the_ack_is_replaced_durably_and_a_leftover_ack_tmp_is_ignored_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the ack went through its own copy of temp-write-rename, which synced the file but not its directory:
+    # a power loss could bring back an older ack (and its state blob) after the segments it covered were gone
+    import hubcore.files as files
+
+    synced: list[Path] = []
+    monkeypatch.setattr(files, "fsync_dir", lambda d: synced.append(Path(d)))
+    q = DiskQueue(tmp_path, fsync=True)
+    q.put({"i": 1})
+    synced.clear()  # (the write-ahead log syncs its directory for a new segment)
+    q.ack(1, state=b"totals")
+    assert synced == [tmp_path]
+    q.close()
+    (tmp_path / "ack.tmp").write_bytes(b"\x93\x05")  # an ack write a crash cut short, never renamed
+    again = DiskQueue(tmp_path, fsync=False)
+    assert (again.acked_seq, again.state) == (1, b"totals") and not (tmp_path / "ack.tmp").exists()
+    again.close()
+    unsynced = DiskQueue(tmp_path / "nosync", fsync=False)
+    unsynced.put({"i": 1})
+    synced.clear()
+    unsynced.ack(1)
+    assert synced == []  # fsync off: no directory sync either
+    unsynced.close()

@@ -327,6 +327,57 @@ def test_undoing_a_mark_that_silenced_its_point_is_scoped_by_its_team(hub: Runni
         del hub.service.app.state.analytics
 
 
+def test_a_series_naming_no_team_in_a_query_of_teams_needs_teams_all(hub: RunningHub, key: Any, tmp_path: Path) -> None:
+    """A series of ``cost_by_team`` without a team (events that name none) is scored with the query-wide
+    state, which scores every team's series too: a caller limited to a team marked it (no team to check),
+    retuning the other teams' series. Now marking it, or undoing its mark, needs teams:all; the other
+    paths are as before, and the query-wide file of earlier releases (with such a mark) still loads."""
+    from analytics.anomaly import FeedbackState
+
+    svc = AnalyticsService(_config(), hub.service.store, None, data_dir=str(tmp_path))  # a feedback dir of its own
+    hub.service.app.state.analytics = svc
+    try:
+        earlier = FeedbackState()  # a mark a team-limited caller could make before, as those releases wrote it
+        earlier.record_false_positive("2023-11-14 22:00:00", {"bulk_robust": 3.0}, 3.0, None, '{"owner":""}')
+        path = svc.feedback.path("acme", "cost_by_team")
+        path.parent.mkdir(parents=True)
+        path.write_text(earlier.to_json())
+        ts = (int(time.time()) // 3600 - 2) * 3600.0
+        svc.repo.replace_anomalies("acme", "cost_by_team", "anomaly", 0,
+                                   [_anomaly("a-teamless", "cost_by_team", {"owner": ""}, ts),
+                                    _anomaly("a-ml", "cost_by_team", {"owner": "ml"}, ts + 1)])  # fmt: skip
+        svc.repo.replace_anomalies("acme", "latency", "anomaly", 0,
+                                   [_anomaly("a-none", "latency", {"gen_ai_request_model": "gpt-4o"}, ts)])  # fmt: skip
+        ml, admin = key("analytics_editor", "ml"), key("tenant_admin")
+        url = f"{hub.api}/api/v1/anomalies"
+        mark = lambda aid, h: httpx.post(f"{url}/{aid}/feedback", json={"label": "false_positive"}, headers=h,  # noqa: E731
+                                         timeout=60)  # fmt: skip
+        undo = lambda aid, h: httpx.delete(f"{url}/{aid}/feedback", headers=h, timeout=60)  # noqa: E731
+        shared = lambda: len(svc.feedback.load("acme", "cost_by_team").history)  # noqa: E731
+        state = httpx.get(f"{url}/feedback", params={"query": "cost_by_team"}, headers=admin, timeout=30)
+        assert state.json()["marks"] == 1 and state.json()["marked"][0]["labels"] == {"owner": ""}, state.text
+        refused = mark("a-teamless", ml)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden", refused.text
+        msg = refused.json()["error"]["message"]
+        assert msg.startswith("anomaly 'a-teamless': its series names no team") and "every team's series" in msg, msg
+        assert msg.endswith("marking it needs teams:all"), msg
+        assert _denials(hub, "anomaly 'a-teamless': its series names no team"), "the refusal is audited"
+        assert shared() == 1 and svc.feedback.teams("acme", "cost_by_team") == []  # nothing was taught
+        # allowed: one's own team's series, a query whose series name no team at all, and teams:all
+        assert mark("a-ml", ml).json()["team"] == "ml"
+        assert mark("a-none", ml).json()["scope"] == "query"
+        taught = mark("a-teamless", admin)
+        assert taught.status_code == 200 and (taught.json()["team"], taught.json()["scope"]) == (None, "query")
+        assert shared() == 2
+        refused = undo("a-teamless", ml)
+        assert refused.status_code == 403 and refused.json()["error"]["message"].endswith("undoing it needs teams:all")
+        assert shared() == 2
+        assert undo("a-teamless", admin).json()["removed_marks"] == 1 and shared() == 1
+    finally:
+        svc.shutdown()
+        del hub.service.app.state.analytics
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "needle"),
     [
