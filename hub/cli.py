@@ -1,5 +1,6 @@
 """The ``hub`` command.
 
+hub --version
 hub run [--config FILE] [--data-dir DIR] [--host H] [--api-port P] [--otlp-grpc-port P] [--otlp-http-port P]
 hub simulate --api URL [--otlp URL] --rate N --duration S
 hub detect --input FILE.csv --output OUT.csv
@@ -12,14 +13,41 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hubcore.config import HubConfig
 
-# Imports are deferred to the command that needs them: ``hub --help`` and ``hub run --help`` import no more
-# than argparse, and ``hub run`` reports a configuration error or refusal before the service (the analytic
-# packages: pandas, scipy, statsforecast...) is imported.
+# Imports are deferred to the command that needs them: ``hub --help``, ``hub --version`` and ``hub run --help``
+# import no more than argparse, and ``hub run`` reports a configuration error or refusal before the service
+# (the analytic packages: pandas, scipy, statsforecast...) is imported. The delegated commands do the same:
+# each checks its arguments (and that its input file exists) before importing its engine
+# (tests/core/test_hub_cli_imports.py).
+
+DISTRIBUTION = "llm-analytics-hub"
+
+
+def hub_version() -> str:
+    """The installed distribution's version (``unknown`` when running from a tree that is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: prints ``hub <version>`` and exits 0; the version is looked up only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        print(f"hub {hub_version()}")
+        parser.exit()
+
 
 #: Subcommands implemented elsewhere: name -> (module, help). Each module has ``main(argv) -> int``.
 DELEGATED: dict[str, tuple[str, str]] = {
@@ -183,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         entry: Callable[[list[str]], int] = importlib.import_module(module).main
         return int(entry(argv[1:]))
     parser = argparse.ArgumentParser(prog="hub", description="LLM Analytics Hub")
+    parser.add_argument("--version", action=_VersionAction, help="print the hub's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
     for name, (_module, help_text) in DELEGATED.items():

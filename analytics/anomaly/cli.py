@@ -18,6 +18,9 @@ by name (default: ``robust,seasonal,iforest,autoencoder``; ``lstm`` and ``zscore
 whose dependency is missing is skipped with a warning). ``--all-columns`` adds ``confidence``,
 ``yhat``, ``yhat_lower``, ``yhat_upper`` and ``explanation``. Bad input exits with status 2 and a
 one-line message on stderr.
+
+The arguments and the input file's presence are checked before the detectors (pandas, scikit-learn,
+torch: a second or more) are imported, so ``--help`` and a typo are answered at once.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+from .names import DEFAULT_DETECTORS, DETECTOR_NAMES
 
-from analytics.timestamps import parse_timestamps
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
-from .ensemble import AnomalyDetector, default_detectors
-from .registry import DETECTOR_CLASSES, make_detectors
+    from .ensemble import AnomalyDetector
 
 EXIT_USAGE = 2
 PROGRESS_MIN_ROWS = 20_000
@@ -45,12 +49,27 @@ class InputError(ValueError):
     """The input file cannot be scored; the message says why (exit status 2)."""
 
 
-def read_series(path: Path) -> pd.DataFrame:
-    """Read and validate a ``timestamp,value`` CSV; raise :class:`InputError` with a clear message."""
+def check_input(path: Path) -> None:
+    """Raise :class:`InputError` unless ``path`` is a file that can be opened (before anything heavy)."""
     if not path.exists():
         raise InputError(f"input file not found: {path}")
     if not path.is_file():
         raise InputError(f"input is not a file: {path}")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
+
+
+def read_series(path: Path) -> pd.DataFrame:
+    """Read and validate a ``timestamp,value`` CSV; raise :class:`InputError` with a clear message."""
+    import numpy as np
+    import pandas as pd
+
+    from analytics.timestamps import parse_timestamps
+
+    check_input(path)
     try:
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -98,8 +117,7 @@ def _parser() -> argparse.ArgumentParser:
         "--detectors",
         default="",
         metavar="NAME[,NAME...]",
-        help=f"the ensemble's detectors (default: {','.join(d.name for d in default_detectors())}; "
-        f"known: {', '.join(DETECTOR_CLASSES)})",
+        help=f"the ensemble's detectors (default: {','.join(DEFAULT_DETECTORS)}; known: {', '.join(DETECTOR_NAMES)})",
     )
     p.add_argument(
         "--all-columns",
@@ -110,13 +128,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def build(spec: str) -> AnomalyDetector:
-    """The ensemble for ``--detectors`` (empty: the defaults); raise :class:`InputError` on a bad name."""
+def detector_names(spec: str) -> list[str]:
+    """The names ``--detectors`` gives (empty: the defaults); raise :class:`InputError` on a name given
+    twice or unknown. Needs no detector to be imported."""
     names = [n.strip() for n in spec.split(",") if n.strip()]
-    if not names:
-        return AnomalyDetector()
     if len(set(names)) != len(names):
         raise InputError(f"--detectors names a detector twice: {spec}")
+    for name in names:  # as make_detectors says it
+        if name not in DETECTOR_NAMES:
+            raise InputError(f"--detectors: unknown detector {name!r}; choose from {', '.join(DETECTOR_NAMES)}")
+    return names
+
+
+def build(spec: str) -> AnomalyDetector:
+    """The ensemble for ``--detectors`` (empty: the defaults); raise :class:`InputError` on a bad name."""
+    names = detector_names(spec)
+    from .ensemble import AnomalyDetector
+    from .registry import make_detectors
+
+    if not names:
+        return AnomalyDetector()
     try:
         return AnomalyDetector(make_detectors(names))
     except ValueError as exc:
@@ -125,6 +156,8 @@ def build(spec: str) -> AnomalyDetector:
 
 def related_columns(df: pd.DataFrame, spec: str, path: Path) -> dict[str, np.ndarray]:
     """The ``--related`` columns as floats; raise :class:`InputError` naming a missing or non-numeric one."""
+    import pandas as pd
+
     out: dict[str, np.ndarray] = {}
     for name in [c.strip() for c in spec.split(",") if c.strip()]:
         if name in ("timestamp", "value") or name not in df.columns:
@@ -145,6 +178,15 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the message
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    try:  # what the command line alone shows wrong, before the detectors are imported (seconds)
+        detector_names(args.detectors)
+        check_input(args.input)
+    except InputError as exc:
+        print(f"hub detect: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    import numpy as np
+    import pandas as pd
+
     try:
         detector = build(args.detectors)
         df = read_series(args.input)

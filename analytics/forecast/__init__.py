@@ -13,18 +13,36 @@ Command line: ``hub forecast --input FILE.csv --horizon 7d --level 95 --output O
 (:mod:`analytics.forecast.cli`). See docs/forecast.md.
 """
 
-from analytics.forecast.calibration import Calibration, breach_series
-from analytics.forecast.ensemble import EnsembleConfig, EnsembleForecaster, SeriesForecast, forecast_array
-from analytics.forecast.frequency import (
-    ForecastInputError,
-    Frequency,
-    infer_frequency,
-    parse_horizon,
-    regularize,
-    season_lengths,
-)
-from analytics.forecast.profile import SeriesProfile, clean_outliers, profile_series
-from analytics.forecast.selection import fallback_model, select_models
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hubcore.lazy import lazy_attribute
+
+if TYPE_CHECKING:
+    from analytics.forecast.arguments import ForecastInputError
+    from analytics.forecast.calibration import Calibration, breach_series
+    from analytics.forecast.ensemble import EnsembleConfig, EnsembleForecaster, SeriesForecast, forecast_array
+    from analytics.forecast.frequency import (
+        Frequency,
+        infer_frequency,
+        parse_horizon,
+        regularize,
+        season_lengths,
+    )
+    from analytics.forecast.profile import SeriesProfile, clean_outliers, profile_series
+    from analytics.forecast.selection import fallback_model, select_models
+
+#: Each public name -> the submodule that defines it, imported on first use (:mod:`hubcore.lazy`): importing
+#: ``analytics.forecast.cli`` for ``hub forecast --help`` does not import pandas or statsforecast.
+_SOURCES: dict[str, str] = {
+    **dict.fromkeys(("Calibration", "breach_series"), "calibration"),
+    **dict.fromkeys(("EnsembleConfig", "EnsembleForecaster", "SeriesForecast", "forecast_array"), "ensemble"),
+    **dict.fromkeys(("Frequency", "infer_frequency", "parse_horizon", "regularize", "season_lengths"), "frequency"),
+    "ForecastInputError": "arguments",
+    **dict.fromkeys(("SeriesProfile", "clean_outliers", "profile_series"), "profile"),
+    **dict.fromkeys(("fallback_model", "select_models"), "selection"),
+}  # fmt: skip
 
 __all__ = [
     "Calibration",
@@ -45,3 +63,8 @@ __all__ = [
     "season_lengths",
     "select_models",
 ]
+
+if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any misspelt name
+
+    def __getattr__(name: str) -> Any:
+        return lazy_attribute(__name__, _SOURCES, name)

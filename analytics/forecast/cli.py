@@ -13,7 +13,8 @@ names matched whatever their case and surrounding spaces); a few missing timesta
 timestamps averaged, and both reported. Horizon: a number of steps, or a duration (``7d``, ``168h``,
 ``2w``). Output columns: ``ds,yhat,yhat_lower,yhat_upper,model``. Progress goes to stderr; bad input
 (missing file or columns, non-numeric values, irregular frequency, a series too short, a bad horizon
-or level) is reported on stderr with exit status 2.
+or level) is reported on stderr with exit status 2. ``--level``, the input file's presence and the
+horizon's syntax are checked before the forecasting engine (pandas, statsforecast: seconds) is imported.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ import io
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+from analytics.forecast.arguments import ForecastInputError, split_horizon
 
-from analytics.forecast.ensemble import MIN_LENGTH, EnsembleForecaster
-from analytics.forecast.frequency import ForecastInputError, infer_frequency, parse_horizon, regularize
-from analytics.timestamps import parse_timestamps
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["build_parser", "main"]
 
@@ -88,6 +88,8 @@ def _find_columns(df: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
 
 def _numbers(col: pd.Series, decimal_comma: bool) -> pd.Series:
     """``col`` as floats (non-numbers as NaN); ``1,5`` as 1.5 where the delimiter is not a comma."""
+    import pandas as pd
+
     values = pd.to_numeric(col, errors="coerce")
     if decimal_comma and col.dtype == object:
         commas = pd.to_numeric(col.astype(str).str.replace(",", ".", regex=False), errors="coerce")
@@ -95,9 +97,34 @@ def _numbers(col: pd.Series, decimal_comma: bool) -> pd.Series:
     return values
 
 
-def _read(path: Path, time_col: str, target_col: str) -> pd.DataFrame:
+def _check_input(path: Path) -> None:
+    """Raise :class:`ForecastInputError` unless ``path`` is a file that can be opened."""
     if not path.is_file():
         raise ForecastInputError(f"input file not found: {path}")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ForecastInputError(f"cannot read {path} as CSV: {exc}") from None
+
+
+def check(args: argparse.Namespace) -> None:
+    """What the command line alone shows wrong, in :func:`run`'s order (the level, the input file, the
+    horizon's syntax), before the engine is imported; raises :class:`ForecastInputError`. Whether a duration
+    is a whole number of the series' steps, and not longer than it, needs the data: :func:`run` checks that."""
+    _level(args.level)
+    _check_input(Path(args.input))
+    split_horizon(args.horizon)
+
+
+def _read(path: Path, time_col: str, target_col: str) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
+    from analytics.forecast.ensemble import MIN_LENGTH
+    from analytics.timestamps import parse_timestamps
+
+    _check_input(path)
     try:
         text, delimiter = _csv_text(path)
         df = pd.read_csv(io.StringIO(text), sep=delimiter)
@@ -140,6 +167,11 @@ def _read(path: Path, time_col: str, target_col: str) -> pd.DataFrame:
 
 def run(args: argparse.Namespace) -> None:
     """Execute a parsed command line; raises :class:`ForecastInputError` on bad input."""
+    import numpy as np
+
+    from analytics.forecast.ensemble import EnsembleForecaster
+    from analytics.forecast.frequency import infer_frequency, parse_horizon, regularize
+
     started = time.perf_counter()
     level = _level(args.level)
     df = _read(Path(args.input), args.time_col, args.target_col)
@@ -186,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed usage and the error
         return int(exc.code) if isinstance(exc.code, int) else 2
     try:
+        check(args)  # a typo is reported at once, not after importing the engine
         run(args)
     except ForecastInputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

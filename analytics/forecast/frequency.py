@@ -12,11 +12,12 @@ Usage::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from analytics.forecast.arguments import ForecastInputError, split_horizon
 
 __all__ = [
     "ForecastInputError",
@@ -30,10 +31,6 @@ __all__ = [
 
 #: Largest share of missing timestamps that is silently filled by interpolation.
 MAX_MISSING_SHARE = 0.10
-
-
-class ForecastInputError(ValueError):
-    """Bad input to the forecasting library (permanent: retrying cannot help)."""
 
 
 @dataclass(frozen=True)
@@ -141,10 +138,6 @@ def season_lengths(freq: Frequency) -> list[int]:
     return []
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(d|h|w|m|min|s)\s*$", re.IGNORECASE)
-_UNITS = {"w": "7D", "d": "1D", "h": "1h", "m": "1min", "min": "1min", "s": "1s"}
-
-
 def parse_horizon(text: str | int, freq: Frequency) -> int:
     """Parse a horizon as a number of steps (``"48"``) or a duration (``"7d"``, ``"168h"``, ``"2w"``).
 
@@ -152,19 +145,15 @@ def parse_horizon(text: str | int, freq: Frequency) -> int:
     """
     if isinstance(text, int):
         steps = text
-    elif text.strip().isdigit():
-        steps = int(text.strip())
     else:
-        match = _DURATION.match(text)
-        if match is None:
-            raise ForecastInputError(
-                f"horizon {text!r} is neither a number of steps nor a duration such as 7d or 168h"
-            )
-        duration = int(match.group(1)) * pd.Timedelta(_UNITS[match.group(2).lower()])
-        ratio = duration / freq.step
-        if not float(ratio).is_integer():
-            raise ForecastInputError(f"horizon {text!r} is not a whole number of {freq.step} steps")
-        steps = int(ratio)
+        count, unit = split_horizon(text)  # the syntax (analytics.forecast.arguments: hub forecast checks it early)
+        if unit is None:
+            steps = count
+        else:
+            ratio = count * pd.Timedelta(unit) / freq.step
+            if not float(ratio).is_integer():
+                raise ForecastInputError(f"horizon {text!r} is not a whole number of {freq.step} steps")
+            steps = int(ratio)
     if steps < 1:
         raise ForecastInputError(f"horizon must be at least one step, got {text!r}")
     return steps

@@ -9,6 +9,9 @@ Exit codes: 0 done, 1 the API could not be reached (or refused the credentials),
 (Ctrl-C; the summary is still printed). The first Ctrl-C stops generating, lets the batches in flight
 finish and sends what was already generated, so ``sent`` counts what the hub accepted; a second Ctrl-C
 abandons those too. The summary is one JSON line on stdout; progress goes to stderr.
+
+The arguments are checked before the senders (httpx, gRPC) and the trace loader are imported, so
+``--help`` and a typo are answered at once.
 """
 
 from __future__ import annotations
@@ -25,17 +28,16 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
-import httpx
-import msgspec
-import numpy as np
-
-from hub.simulate.generator import Event, GeneratorState, generate_timed
 from hub.simulate.scenarios import SCENARIOS, Scenario, ScenarioError, make_scenario
-from hub.simulate.senders import ConcurrentSender, FileSink, GrpcSender, OtlpSender, RestSender, SendError
-from hub.simulate.traces import load_or_fallback
 from hubcore import durations
+
+if TYPE_CHECKING:
+    import httpx
+
+    from hub.simulate.generator import Event
+    from hub.simulate.senders import ConcurrentSender, FileSink, GrpcSender, OtlpSender, RestSender
 
 MAX_BATCH = 1000
 OTLP_AUTO_REQUESTS_PER_S = 2000
@@ -297,6 +299,8 @@ def correlate_span(api: str, start_s: float, end_s: float, *, tenant: str | None
     its streaming engine sees only live data, so a backfilled span gets its incidents this way.
     Returns ``{"incidents", "correlations", "events", "calls", "seconds", "truncated"}`` or ``{"error": ...}``.
     ``progress`` gets a line after each span (this takes about as long as sending the backfill did)."""
+    import httpx
+
     headers = {"User-Agent": "hub-simulate/1.0", **({"X-Scope-OrgID": tenant} if tenant else {}),
                **({"Authorization": f"Bearer {token}"} if token else {})}  # fmt: skip
     out: dict[str, Any] = {"incidents": 0, "correlations": 0, "events": 0, "calls": 0, "seconds": 0.0, "truncated": 0}
@@ -339,6 +343,13 @@ def correlate_span(api: str, start_s: float, end_s: float, *, tenant: str | None
 
 
 def _run(args: argparse.Namespace, scenario: Scenario) -> int:
+    import msgspec
+    import numpy as np
+
+    from hub.simulate.generator import GeneratorState, generate_timed
+    from hub.simulate.senders import ConcurrentSender, FileSink, GrpcSender, OtlpSender, RestSender, SendError
+    from hub.simulate.traces import load_or_fallback
+
     traces, warning = load_or_fallback(args.traces_dir)
     if warning:
         _err(f"warning: {warning}")

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hub.simulate import catalog as C
-from hub.simulate.events import Event, security_event, uuid4_strings
-from hub.simulate.state import GeneratorState
+
+if TYPE_CHECKING:  # the registry (hub simulate --help lists it) imports neither numpy nor the generator
+    import numpy as np
+
+    from hub.simulate.events import Event
+    from hub.simulate.state import GeneratorState
 
 
 class ScenarioError(ValueError):
@@ -242,6 +244,10 @@ class InjectionBurst(Scenario):
         self._next_t = t
         if not new_t:
             return
+        import numpy as np
+
+        from hub.simulate.events import security_event, uuid4_strings
+
         ids = uuid4_strings(2 * len(new_t), rng)
         ts = state.timestamp_strings(np.array(new_t))
         model = C.MODELS[2]

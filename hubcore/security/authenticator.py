@@ -23,12 +23,15 @@ When auth is on and the credential is missing or invalid, :class:`AuthError` (â†
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from hubcore.security.apikeys import KEY_PREFIX, ApiKeyStore
 from hubcore.security.config import AuthConfig
-from hubcore.security.jwt import JwtVerifier
 from hubcore.security.principal import AuthError, Principal
 from hubcore.security.rbac import Hierarchy, RoleRegistry
+
+if TYPE_CHECKING:  # the verifier is handed in; importing it (httpx, PyJWT) would slow `hub run`'s config checks
+    from hubcore.security.jwt import JwtVerifier
 
 
 class Authenticator:
