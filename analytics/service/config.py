@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from analytics.anomaly.registry import DETECTOR_CLASSES
+from analytics.anomaly.names import DETECTOR_NAMES
 from hubcore import durations
 from hubcore.errors import ConfigError
 from hubcore.query.model import BUCKETS, FUNCTIONS
@@ -70,7 +70,8 @@ FORECAST_SERIES = ("yhat", "yhat_lower", "yhat_upper", "forecast_breach")
 BUDGET_SERIES = ("budget_limit_usd", "budget_spend_usd", "budget_exhaustion_alert", "budget_exhaustion_timestamp_seconds")
 #: Every name the service writes to ``derived_series``.
 DERIVED_SERIES = tuple(dict.fromkeys(ANOMALY_SERIES + FORECAST_SERIES + BUDGET_SERIES))
-DETECTORS = tuple(DETECTOR_CLASSES)
+#: Every detector name ``params.detectors`` accepts (known without importing the detectors).
+DETECTORS = DETECTOR_NAMES
 #: The service's detectors when ``params.detectors`` is not given.
 DEFAULT_DETECTORS = ("robust", "seasonal")
 #: Detectors that use related series (the extra columns of a 2-D input).
