@@ -173,9 +173,6 @@ class HubService:
         if self._started:
             return
         started = time.perf_counter()
-        warning = open_warning(self.config.service.api.host, self.config.service.auth.enabled)
-        if warning:
-            log.warning(warning)
         # before the data directory is touched: a second hub on the same ports stops here, in one line
         for key, (host, port) in self.config.listeners().items():
             reason = port_unavailable(host, port)
@@ -184,10 +181,16 @@ class HubService:
                                    f"{_PORT_FLAGS[key]} chooses another port")  # fmt: skip
         with self._database_errors():
             await asyncio.to_thread(self.store.start)
-        # the data directory is this process's now (the store holds its lock): what a crash left mid-rewrite goes
+        # the data directory is this process's now (the store holds its lock): what a crash left mid-rewrite goes,
+        # and the audit log's torn or damaged last line is cut (a refused second hub must touch neither)
         self.dlq.discard_partial_writes()
         if self.security.audit is not None:
+            self.security.audit.recover()
             self.security.audit.discard_partial_writes()
+        # once this hub is the one that will serve: a hub refused on a port or the lock says only why
+        warning = open_warning(self.config.service.api.host, self.config.service.auth.enabled)
+        if warning:
+            log.warning(warning)
         if not await self._wait_for_replay():
             log.info(
                 "stop requested during the write-ahead log replay: not serving; the log keeps what is not applied",
@@ -553,7 +556,11 @@ def build_security(config: HubConfig, metrics: HubMetrics) -> SecurityContext:
     verifier = JwtVerifier(sec.auth.jwt, registry=registry) if sec.auth.jwt is not None else None
     authenticator = Authenticator(sec.auth, key_store, verifier, default_tenant=default_tenant, registry=registry)
     quotas = Quotas(sec.quotas, registry=metrics.registry) if sec.quotas.enabled else None
-    audit = AuditLog(data_dir, fsync=sec.audit.fsync, directory=sec.audit.directory) if sec.audit.enabled else None
+    audit = (  # its tail is repaired by HubService.start, once the store holds the data directory's lock
+        AuditLog(data_dir, fsync=sec.audit.fsync, directory=sec.audit.directory, recover=False)
+        if sec.audit.enabled
+        else None
+    )
     return SecurityContext(
         authenticator=authenticator,
         enabled=sec.auth.enabled,

@@ -201,7 +201,10 @@ class _SeriesCollector:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any ``extra=`` fields."""
 
-    _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+    #: ``color_message``: uvicorn's copy of its message with ANSI colour codes (``\u001b[36m``), for its own
+    #: console formatter; in a JSON line it only repeats ``msg`` with escape codes
+    _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime",
+                                                                                     "color_message"}  # fmt: skip
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -224,6 +227,19 @@ class JsonFormatter(logging.Formatter):
 #: 429, 400: api/errors.py ``deliver``) and its guard records them, so the line is noise; nothing else
 #: logs it for a handshake that was answered.
 SPURIOUS_HANDSHAKE_ERROR = "ASGI callable returned without completing handshake."
+
+
+#: uvicorn logs these once per server, and the hub runs two (the API and OTLP/HTTP) in one process: two
+#: "Started server process [pid]" lines with the same pid read as two processes. ``hub starting``,
+#: ``hub started`` (with the ports) and ``hub stopped`` say it once.
+PER_SERVER_PROCESS_LINES = frozenset({"Started server process [%d]", "Finished server process [%d]"})
+
+
+class _PerServerProcessFilter(logging.Filter):
+    """Drops uvicorn's :data:`PER_SERVER_PROCESS_LINES`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in PER_SERVER_PROCESS_LINES
 
 
 class _AnsweredHandshakeFilter(logging.Filter):
@@ -251,3 +267,5 @@ def configure_logging(level: str = "info") -> None:
     uv_error = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _AnsweredHandshakeFilter) for f in uv_error.filters):
         uv_error.addFilter(_AnsweredHandshakeFilter())
+    if not any(isinstance(f, _PerServerProcessFilter) for f in uv_error.filters):
+        uv_error.addFilter(_PerServerProcessFilter())

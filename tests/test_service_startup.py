@@ -155,3 +155,103 @@ def test_what_a_crash_left_mid_rewrite_is_removed_once_the_hub_holds_the_data_di
             await svc.shutdown()
 
     asyncio.run(main())
+
+
+def _audit_log_with_a_torn_tail(data: Path) -> tuple[Path, bytes]:
+    """An audit log of two records and a half-written third line (a running hub mid-append, or a crash)."""
+    from hubcore.security.audit import AuditLog
+
+    log = AuditLog(data, fsync=False)
+    for n in range(2):
+        log.append(subject="alice", tenant_id="acme", action="keys:manage", resource=f"key/{n}")
+    log.close()
+    with open(log.path, "ab") as fh:
+        fh.write(b'{"seq": 3, "ts": "2026-')
+    return log.path, log.path.read_bytes()
+
+
+def test_a_hub_refused_on_the_data_directory_lock_leaves_the_audit_logs_last_line_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # AuditLog's constructor used to cut a torn last line, and the hub constructs it before the store takes the
+    # data directory's lock: a second hub, then refused on that lock, cut the running hub's record in mid-write
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    path, before = _audit_log_with_a_torn_tail(data)
+    holder = subprocess.Popen(  # another process holds hub.duckdb, as a running hub does
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "sys.stdin.read()", str(data / "hub.duckdb")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        svc = HubService(hub_config(data, grpc=False, otlp_http=False, service__audit__enabled=True),
+                         install_signal_handlers=False)  # fmt: skip
+
+        async def main() -> None:
+            try:
+                await svc.start()
+            finally:
+                await svc.shutdown()
+
+        with caplog.at_level(logging.WARNING, logger="hub"), pytest.raises(RuntimeError, match="in use by another"):
+            asyncio.run(main())
+    finally:
+        holder.communicate("", timeout=30)
+    assert path.read_bytes() == before
+    assert not [r for r in caplog.records if r.name == "hub"]  # the refusal alone: no "AUTHENTICATION IS OFF"
+
+
+def test_a_hub_refused_on_a_busy_port_says_only_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # the loud "AUTHENTICATION IS OFF" warning came first, then the one line saying this hub does not start
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        svc = HubService(hub_config(tmp_path / "data", grpc=False, otlp_http=False, service__api__port=port),
+                         install_signal_handlers=False)  # fmt: skip
+
+        async def main() -> None:
+            try:
+                await svc.start()
+            finally:
+                await svc.shutdown()
+
+        with caplog.at_level(logging.WARNING, logger="hub"), pytest.raises(RuntimeError, match="--api-port"):
+            asyncio.run(main())
+    assert not [r.getMessage() for r in caplog.records if r.name == "hub"]
+
+
+def test_an_open_hub_that_starts_still_warns_that_authentication_is_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.helpers.hub import running_hub
+
+    with caplog.at_level(logging.WARNING, logger="hub"), running_hub(tmp_path, grpc=False, otlp_http=False):
+        pass
+    assert any(r.getMessage().startswith("AUTHENTICATION IS OFF") for r in caplog.records if r.name == "hub")
+
+
+def test_the_audit_logs_torn_last_line_is_cut_once_the_hub_holds_the_data_directory(tmp_path: Path) -> None:
+    from hubcore.security.audit import verify
+
+    data = tmp_path / "data"
+    path, before = _audit_log_with_a_torn_tail(data)
+    svc = HubService(hub_config(data, grpc=False, otlp_http=False, service__audit__enabled=True),
+                     install_signal_handlers=False)  # fmt: skip
+    assert path.read_bytes() == before  # constructing the hub touches nothing
+
+    async def main() -> None:
+        await svc.start()
+        try:
+            assert path.read_bytes() == before[: before.rindex(b"\n") + 1]
+            assert svc.security.audit is not None and svc.security.audit.count == 2
+        finally:
+            await svc.shutdown()
+
+    asyncio.run(main())
+    assert verify(path).ok

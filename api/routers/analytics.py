@@ -429,9 +429,16 @@ async def derived_series(
             return {"series": rows, "truncated": False, "next_start": None}
         boundary = rows[limit]["ts"]
         page = [r for r in rows[:limit] if r["ts"] < boundary]  # a timestamp's rows are never split
-        if not page:
-            raise InvalidParameter(f"limit: more than {limit} rows share one timestamp (a page never splits one); "
-                                   "raise limit, or narrow with name= or query=")  # fmt: skip
+        if not page:  # name the limit that holds them (it had to be found by trial)
+            n = len(svc.repo.read_series(t, name, query=query, start_s=boundary, end_s=boundary + 1e-6,
+                                         limit=MAX_SERIES_ROWS + 1))  # fmt: skip
+            narrow = " or ".join(p for p, v in (("name=", name), ("query=", query)) if v is None)
+            raise InvalidParameter(
+                f"limit: {n if n <= MAX_SERIES_ROWS else f'more than {MAX_SERIES_ROWS}'} rows share the timestamp "
+                f"{iso_s(boundary)} (a page never splits one); "
+                + (f"raise limit to {n}" if n <= MAX_SERIES_ROWS else "no page can hold them")
+                + (f", or narrow with {narrow}" if narrow else "")
+            )
         return {"series": page, "truncated": True, "next_start": iso_s(boundary)}
 
     return await _answer(run)

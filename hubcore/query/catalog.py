@@ -46,11 +46,7 @@ def build_catalog(store: EmbeddedStore, tenant: str, *, since_us: int) -> dict[s
             f"GROUP BY 1 ORDER BY 1 LIMIT {MAX_NAMES}",
             params,
         ).fetchall()
-        label_sql = " UNION ALL ".join(
-            f"SELECT '{c}' AS k FROM (SELECT 1 FROM {points_src} WHERE {where} AND {c} IS NOT NULL LIMIT 1)"
-            for c in _METRIC_LABELS
-        )
-        labels = [r[0] for r in cur.execute(label_sql, params * len(_METRIC_LABELS)).fetchall()]
+        labels = _metric_labels(cur, points_src, where, params)
         attr_keys = cur.execute(
             f"SELECT DISTINCT unnest(json_keys(attributes)) AS k FROM (SELECT attributes FROM {points_src} "
             f"WHERE {where} AND attributes IS NOT NULL LIMIT {SAMPLE_ROWS}) ORDER BY 1 LIMIT {MAX_NAMES}",
@@ -103,6 +99,27 @@ def build_catalog(store: EmbeddedStore, tenant: str, *, since_us: int) -> dict[s
         "time_buckets": list(BUCKETS),
         "composites": [{"name": c.name, "unit": c.unit, "description": c.description} for c in COMPOSITES.values()],
     }
+
+
+def _metric_labels(cur: Any, points_src: str, where: str, params: list[Any]) -> list[str]:
+    """The labels of :data:`_METRIC_LABELS` some point has. A sample of :data:`SAMPLE_ROWS` points shows most of
+    them in one pass; a label it lacks is looked for in every point (``LIMIT 1``: a scan of the rows until one
+    has it). That look-up for every label, over the view of event-derived points, was 0.6-3 s of a 1-3 s
+    catalogue on two days of simulated traffic (900 k events), as most of a label's rows are behind the view."""
+    seen = cur.execute(
+        "SELECT " + ", ".join(f"bool_or({c} IS NOT NULL)" for c in _METRIC_LABELS)
+        + f" FROM (SELECT {', '.join(_METRIC_LABELS)} FROM {points_src} WHERE {where} LIMIT {SAMPLE_ROWS})",
+        params,
+    ).fetchone()
+    found = {c for c, hit in zip(_METRIC_LABELS, seen or (), strict=False) if hit}
+    rest = [c for c in _METRIC_LABELS if c not in found]
+    if rest:
+        exists = " UNION ALL ".join(
+            f"SELECT '{c}' AS k FROM (SELECT 1 FROM {points_src} WHERE {where} AND {c} IS NOT NULL LIMIT 1)"
+            for c in rest
+        )
+        found.update(r[0] for r in cur.execute(exists, params * len(rest)).fetchall())
+    return [c for c in _METRIC_LABELS if c in found]
 
 
 def _points_source(cur: Any) -> str:

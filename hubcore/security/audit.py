@@ -85,9 +85,14 @@ def head_path(path: Path) -> Path:
 
 
 class AuditLog:
-    """Append-only writer. ``directory`` defaults to ``<data_dir>/audit``."""
+    """Append-only writer. ``directory`` defaults to ``<data_dir>/audit``.
 
-    def __init__(self, data_dir: str | Path, *, fsync: bool = True, directory: str | Path | None = None) -> None:
+    ``recover=False`` leaves the file untouched until :meth:`recover` (or the first append): the hub constructs
+    its log before the store takes the data directory's lock, and a second hub refused on that lock must not
+    cut the running hub's half-written last line."""
+
+    def __init__(self, data_dir: str | Path, *, fsync: bool = True, directory: str | Path | None = None,
+                 recover: bool = True) -> None:  # fmt: skip
         self.directory = Path(directory) if directory is not None else Path(data_dir) / "audit"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "audit.jsonl"
@@ -95,11 +100,25 @@ class AuditLog:
         self.fsync = fsync
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
-        self._seq, self._last_hash = _tail_state(self.path)
-        self._durable_seq = self._head_seq = self._seq
+        self._seq, self._last_hash = 0, GENESIS
+        self._durable_seq = self._head_seq = 0
+        self._recovered = False
         self._fh: Any = None  # opened at the first append, reopened if the file is replaced
         #: called with each record after it is durable (e.g. to ship it to Loki in stack mode)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        if recover:
+            self.recover()
+
+    def recover(self) -> None:
+        """Continue the chain from the last record: cut a torn last line, set damaged lines after the last record
+        aside (:func:`_tail_state`; :class:`AuditLogDamaged` when that would lose a durable record). Idempotent.
+        For the log's owner once the data directory is its own (the hub: after the store took its lock)."""
+        with self._sync_lock, self._lock:
+            if self._recovered:
+                return
+            self._seq, self._last_hash = _tail_state(self.path)
+            self._durable_seq = self._head_seq = self._seq
+            self._recovered = True
 
     def append(self, *, subject: str, tenant_id: str | None, action: str, resource: str = "",
                outcome: str = "allowed", reason: str = "", key_id: str | None = None,
@@ -111,6 +130,8 @@ class AuditLog:
         ``tenant_id`` is the actor's tenant, ``target_tenant_id`` the tenant acted upon (default: the same)."""
         do_sync = self.fsync if sync is None else sync
         target = target_tenant_id if target_tenant_id is not None else tenant_id
+        if not self._recovered:  # never fork the chain: a record continues the last one on disk
+            self.recover()
         values = {"subject": subject, "key_id": key_id, "tenant_id": tenant_id, "target_tenant_id": target,
                   "action": action, "resource": resource, "outcome": outcome, "reason": reason, "source_ip": source_ip,
                   "user_agent": (user_agent or "")[:512] or None}  # fmt: skip

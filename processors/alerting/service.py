@@ -95,6 +95,15 @@ def _severity(alert: Mapping[str, Any]) -> str | None:
     return severity if isinstance(severity, str) else None
 
 
+def _not_deletable(rule: Rule) -> str:
+    """Why a built-in or configured rule cannot be deleted through the API, and the key that removes it."""
+    if rule.id.startswith("config-"):
+        return (f"rule {rule.id!r} is configured: remove it from processors.alerting.rules (the entry named "
+                f"{rule.name}) and restart the hub")  # fmt: skip
+    return (f"rule {rule.id!r} is built in: processors.alerting.builtin_rules: false turns off every built-in "
+            "rule (for every tenant); a rule of your own can replace it")  # fmt: skip
+
+
 def render(template: str, labels: Mapping[str, str], value: float | None) -> str:
     """``{{ $value }}`` and ``{{ $labels.name }}`` (Prometheus' notation) in annotations."""
 
@@ -281,7 +290,7 @@ class AlertingService:
             self._ensure_ready()
             known = next((r for r in self._rules if r.id == rule_id), None)
             if known is not None and known.builtin and known.tenant_id in (None, tenant_id):
-                raise AlertConflict(f"rule {rule_id!r} is built in or configured; disable it in processors.alerting")
+                raise AlertConflict(_not_deletable(known))
             if not self.repo.delete_rule(tenant_id, rule_id):
                 raise AlertNotFound(f"no alert rule {rule_id!r} for tenant {tenant_id!r}")
             self._rules = [r for r in self._rules if r.id != rule_id]

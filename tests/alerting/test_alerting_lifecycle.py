@@ -290,3 +290,23 @@ def test_builtin_anomaly_rule_pages_at_the_critical_severity(store: EmbeddedStor
     assert critical["annotations"]["summary"] == "Critical anomaly of error_rate (model anomaly_ensemble, tenant acme)"
     assert {r["id"] for r in svc.rules("acme") if r["name"] == "LLMAnomalyDetected"} == {
         "builtin-LLMAnomalyDetected-warning", "builtin-LLMAnomalyDetected-critical"}  # fmt: skip
+
+
+def test_deleting_a_built_in_or_configured_rule_says_which_key_removes_it(store: EmbeddedStore) -> None:
+    # the 409 said "disable it in processors.alerting", a section without a key of that name
+    from processors.alerting.service import AlertConflict
+
+    svc = AlertingService(AlertingConfig(enabled=False, rules=[SLOW]), store, None)
+    with pytest.raises(AlertConflict) as built_in:
+        svc.delete_rule("acme", "builtin-LLMLatencyP95High")
+    assert str(built_in.value) == (
+        "rule 'builtin-LLMLatencyP95High' is built in: processors.alerting.builtin_rules: false turns off every "
+        "built-in rule (for every tenant); a rule of your own can replace it"
+    )
+    with pytest.raises(AlertConflict) as configured:
+        svc.delete_rule("acme", "config-0")
+    assert str(configured.value) == (
+        "rule 'config-0' is configured: remove it from processors.alerting.rules (the entry named GPT4oSlow) "
+        "and restart the hub"
+    )
+    assert {"builtin-LLMLatencyP95High", "config-0"} <= {r["id"] for r in svc.rules("acme")}

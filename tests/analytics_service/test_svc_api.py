@@ -110,14 +110,32 @@ def test_anomalies_can_be_listed_as_alerts_only(hub: Any) -> None:
         ({"limit": 50_001}, "request parameters are invalid"),
         ({"start": "yesterday"}, "start"),
         # anomaly_score, yhat, yhat_lower and yhat_upper share a scored timestamp: a page of one cannot hold them
-        ({"start": "-2h", "query": "latency", "limit": 1},
-         "limit: more than 1 rows share one timestamp (a page never splits one); raise"),
+        ({"start": "-2h", "query": "latency", "limit": 1}, "rows share the timestamp"),
     ],
 )
 def test_derived_series_bad_parameters(hub: Any, params: dict[str, Any], needle: str) -> None:
     h, _, _ = hub
     r = httpx.get(f"{h.api}/api/v1/analytics/series", params=params, timeout=30)
     assert r.status_code == 422 and needle in r.json()["error"]["message"], r.text
+
+
+def test_a_limit_below_one_timestamps_rows_names_the_limit_that_holds_them(hub: Any) -> None:
+    # the 422 said "more than 1 rows share one timestamp ... raise limit" and left the limit to be found by trial
+    h, _, _ = hub
+    params: dict[str, Any] = {"start": "-2h", "query": "latency", "limit": 1}  # anomaly_score, yhat*: one time
+    r = httpx.get(f"{h.api}/api/v1/analytics/series", params=params, timeout=30)
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"]
+    head, _, tail = message.partition(" rows share the timestamp ")
+    n = int(head.removeprefix("limit: "))
+    stamp = tail.split(" ", 1)[0]
+    assert n > 1 and message.endswith(f"(a page never splits one); raise limit to {n}, or narrow with name="), message
+    r = httpx.get(f"{h.api}/api/v1/analytics/series", params={**params, "limit": n}, timeout=30)
+    assert r.status_code == 200, r.text
+    rows = r.json()["series"]
+    assert len(rows) == n and {row["ts"] for row in rows} == {parse_time_s(stamp, "stamp")}
+    r = httpx.get(f"{h.api}/api/v1/analytics/series", params={"start": "-2h", "limit": 1}, timeout=30)
+    assert r.status_code == 422 and r.json()["error"]["message"].endswith(", or narrow with name= or query="), r.text
 
 
 #: the spike the test below marks (its id, and its score once marked: 1.0 when no longer anomalous)
