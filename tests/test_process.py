@@ -1,5 +1,10 @@
 """`hub run` as a real process: clean SIGTERM (also during the startup replay), nothing acknowledged lost on kill -9,
-and one line (no traceback) for a bad config or a corrupt state file."""
+and one line (no traceback) for a bad config or a corrupt state file.
+
+The process that is stopped or killed is a real `hub run`; the hub that then reads the data directory back is
+the same service started in-process (`running_hub`: the same startup and write-ahead log replay, without the
+seconds a new interpreter spends importing it). `hub run` on an existing data directory is itself exercised by
+the replay and audit-log tests below."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import httpx
 import pytest
 
 from tests.helpers.events import make_event
-from tests.helpers.hub import start_hub_process, stop_hub_process
+from tests.helpers.hub import running_hub, start_hub_process, stop_hub_process
 
 
 def stored_ids(api: str) -> set[str]:
@@ -41,12 +46,9 @@ def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
     assert rc == 0, hp.log()
     log = hp.log()
     assert '"msg": "hub stopped"' in log
-    hp2 = start_hub_process(tmp_path / "data")
-    try:
-        got = httpx.get(f"{hp2.api}/api/v1/events", params={"limit": 100}).json()["events"]
+    with running_hub(tmp_path / "data", grpc=False, otlp_http=False) as again:
+        got = httpx.get(f"{again.api}/api/v1/events", params={"limit": 100}).json()["events"]
         assert len(got) == 50
-    finally:
-        stop_hub_process(hp2)
 
 
 def test_kill_9_after_ack_loses_nothing(tmp_path: Path) -> None:
@@ -61,11 +63,8 @@ def test_kill_9_after_ack_loses_nothing(tmp_path: Path) -> None:
     finally:
         hp.proc.send_signal(signal.SIGKILL)
         hp.proc.wait(10)
-    hp2 = start_hub_process(tmp_path / "data")
-    try:
-        assert stored_ids(hp2.api) == set(acked)
-    finally:
-        stop_hub_process(hp2)
+    with running_hub(tmp_path / "data", grpc=False, otlp_http=False) as again:
+        assert stored_ids(again.api) == set(acked)
 
 
 def test_invalid_config_exits_2_with_the_key(tmp_path: Path) -> None:
@@ -221,8 +220,5 @@ def test_sigterm_during_the_startup_replay_stops_without_serving_and_loses_nothi
     assert rc == 0, log
     assert "stop requested during the write-ahead log replay" in log
     assert '"msg": "hub started"' not in log and "Traceback" not in log
-    hp3 = start_hub_process(data)
-    try:
-        assert stored_ids(hp3.api) == set(acked)
-    finally:
-        stop_hub_process(hp3)
+    with running_hub(data, grpc=False, otlp_http=False) as again:
+        assert stored_ids(again.api) == set(acked)

@@ -173,7 +173,7 @@ def test_a_backend_outage_loses_nothing(tmp_path: Path) -> None:
 def test_kill_9_mid_export_then_restart_drains_the_queue(tmp_path: Path) -> None:
     import signal
 
-    from tests.helpers.hub import start_hub_process, stop_hub_process
+    from tests.helpers.hub import start_hub_process
 
     vm_dir = tmp_path / "vm"
     with run_victoriametrics(vm_dir) as vm:
@@ -189,19 +189,20 @@ def test_kill_9_mid_export_then_restart_drains_the_queue(tmp_path: Path) -> None
     finally:
         hp.proc.send_signal(signal.SIGKILL)
         hp.proc.wait(10)
-    with run_victoriametrics(vm_dir, port=port) as vm2:
-        hp2 = start_hub_process(data, "--victoriametrics-url", url, "--log-level", "warning")
-        try:
-            reader = PromReader(vm2.url)
+    # restarted on the same data directory (in-process: the configuration `--victoriametrics-url` makes), the
+    # hub sends what the killed one had queued
+    with run_victoriametrics(vm_dir, port=port) as vm2, running_hub(
+        data, grpc=False, otlp_http=False, exporters__victoriametrics={"endpoint": url},
+        service__pipelines=_pipelines("embedded", "victoriametrics"),
+    ):  # fmt: skip
+        reader = PromReader(vm2.url)
 
-            def total() -> float:
-                vm2.flush()
-                df = reader.query('sum(llm_cost_usd_total{tenant_id="k9"})')
-                return float(df["value"].iloc[0]) if len(df) else 0.0
+        def total() -> float:
+            vm2.flush()
+            df = reader.query('sum(llm_cost_usd_total{tenant_id="k9"})')
+            return float(df["value"].iloc[0]) if len(df) else 0.0
 
-            assert _wait(lambda: total() == 100.0, timeout=60), total()
-        finally:
-            stop_hub_process(hp2)
+        assert _wait(lambda: total() == 100.0, timeout=60), total()
 
 
 def test_derived_series_reach_victoriametrics(tmp_path: Path) -> None:

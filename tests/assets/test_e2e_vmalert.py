@@ -51,6 +51,36 @@ def _am_alerts(am_url: str) -> list[dict[str, Any]]:
         return list(json.loads(resp.read()))
 
 
+def _evaluations(vmalert_url: str) -> dict[str, float]:
+    """Rule-group evaluations vmalert has run so far, by group (``vmalert_iteration_total``)."""
+    try:
+        with urllib.request.urlopen(f"{vmalert_url}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:  # not listening yet
+        return {}
+    return {
+        series: float(value)
+        for series, _, value in (line.rpartition(" ") for line in text.splitlines())
+        if series.startswith("vmalert_iteration_total{")
+    }
+
+
+def _wait_for_evaluations(vmalert_url: str, rounds: int, timeout: float = 60.0) -> None:
+    """Until every rule group has been evaluated at least ``rounds`` more times than it had been now."""
+    deadline = time.monotonic() + timeout
+    before = _evaluations(vmalert_url)
+    while not before and time.monotonic() < deadline:
+        time.sleep(0.2)
+        before = _evaluations(vmalert_url)
+    assert before, "vmalert exposes no vmalert_iteration_total"
+    while time.monotonic() < deadline:
+        now = _evaluations(vmalert_url)
+        if all(now.get(group, 0.0) >= done + rounds for group, done in before.items()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"vmalert did not evaluate every group {rounds} more times in {timeout} s: {before}")
+
+
 def _simulate(api: str, seconds: int) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "hub.cli", "simulate", "--api", api, "--rate", "80", "--duration", str(seconds),
@@ -75,14 +105,17 @@ def test_injected_incident_alerts_through_vmalert_and_alertmanager(
     ) as hub:  # fmt: skip
         rule_flags = [f"-rule={p}" for p in _fast_rules(tmp_path)]
         log = open(tmp_path / "vmalert.log", "wb")  # noqa: SIM115 - closed below
+        vmalert_addr = f"127.0.0.1:{free_port()}"
         proc = subprocess.Popen(
             [vmalert, *rule_flags, f"-datasource.url={vm.url}", f"-notifier.url={am.url}",
-             f"-remoteWrite.url={vm.url}", "-evaluationInterval=2s", f"-httpListenAddr=127.0.0.1:{free_port()}"],
+             f"-remoteWrite.url={vm.url}", "-evaluationInterval=2s", f"-httpListenAddr={vmalert_addr}"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
             _simulate(hub.api, 12)  # quiet traffic: the default tenant
-            time.sleep(8)  # several evaluations over what the quiet traffic left in VictoriaMetrics
+            # several evaluations of every group over what the quiet traffic left in VictoriaMetrics (the
+            # exporter sends every 0.5 s: the first may miss the last half second, the next ones do not)
+            _wait_for_evaluations(f"http://{vmalert_addr}", rounds=3)
             quiet = [a["labels"]["alertname"] for a in _am_alerts(am.url)]
             assert not [n for n in quiet if n.startswith(QUIET_FAMILIES)], quiet
             burst = [
@@ -98,7 +131,7 @@ def test_injected_incident_alerts_through_vmalert_and_alertmanager(
             fired: list[dict[str, Any]] = []
             while time.monotonic() < deadline and not fired:
                 fired = [a for a in _am_alerts(am.url) if a["labels"]["alertname"] == "LLMSecurityThreatSpike"]
-                time.sleep(1)
+                time.sleep(0.25)
             assert fired, (
                 f"LLMSecurityThreatSpike did not fire; vmalert log:\\n{(tmp_path / 'vmalert.log').read_text()[-3000:]}"
             )
@@ -112,7 +145,7 @@ def test_injected_incident_alerts_through_vmalert_and_alertmanager(
                 names = {a["labels"]["alertname"] for n in received for a in n["alerts"]}
                 if "LLMSecurityThreatSpike" in names:
                     break
-                time.sleep(0.5)
+                time.sleep(0.25)
             assert "LLMSecurityThreatSpike" in {a["labels"]["alertname"] for n in received for a in n["alerts"]}
         finally:
             proc.terminate()
