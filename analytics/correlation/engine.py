@@ -49,6 +49,8 @@ from analytics.correlation.persist import CorrelationRepository, StoreLike
 from analytics.correlation.rca import group_incidents, rank_hypotheses
 
 MAX_ANALYZE_ROWS = 500_000
+#: At most this many forgotten events of the current correlations are read back from the store per analysis
+MAX_RECALLED_ROWS = 2_000
 _CID = COLUMNS.index("correlation_id")
 _TS = COLUMNS.index("ts")
 
@@ -111,6 +113,10 @@ class CorrelationEngine:
         cols = [columns.get(c) or [None] * n for c in COLUMNS]
         tenants = columns.get("tenant_id") or [self.default_tenant] * n
         kept = 0
+        # an event stamped ahead of the clock (a skewed source: the normaliser accepts up to an hour) moves the
+        # window no further than now: it had evicted every event of the last window_s at once, and then kept
+        # the window from closing behind it for as long as it was ahead
+        wall_us = int(time.time() * 1e6)
         with self._lock:
             for tenant, row in zip(tenants, zip(*cols, strict=True), strict=True):
                 win = self._window(tenant or self.default_tenant)
@@ -121,7 +127,7 @@ class CorrelationEngine:
                         continue
                     win.per_key[key] += 1
                 win.rows.append(row)
-                ts = int(row[_TS] or 0)
+                ts = min(int(row[_TS] or 0), max(wall_us, win.max_ts))
                 if ts > win.max_ts:
                     win.max_ts = ts
                 win.dirty = True
@@ -150,6 +156,18 @@ class CorrelationEngine:
                 per_key[key] -= 1
                 if per_key[key] <= 0:
                     del per_key[key]
+
+    def _in_window(self, win: _Window) -> list[tuple[Any, ...]]:
+        """The window's rows no older than ``window_s`` behind its newest. Rows are held in arrival order and
+        evicted from the front, so a late event (or one behind an event stamped ahead) could stay, and be
+        analysed, long after its time: those are dropped here (under the lock)."""
+        horizon = win.max_ts - int(self.config.window_s * 1e6)
+        rows = list(win.rows)
+        kept = [r for r in rows if int(r[_TS] or 0) >= horizon]
+        if len(kept) < len(rows):
+            win.rows = deque(kept)
+            win.per_key = Counter(r[_CID] for r in kept if r[_CID] is not None)
+        return kept
 
     def forget(self, tenant: str) -> None:
         """Drop everything held in memory for ``tenant`` — its window of events, remembered rows and
@@ -190,7 +208,7 @@ class CorrelationEngine:
                 win.max_ts = max(win.max_ts, now_us)
                 self._evict(win)
                 if win.dirty and win.rows:
-                    todo.append((tenant, list(win.rows)))
+                    todo.append((tenant, self._in_window(win)))
                     win.dirty = False
         results = []
         for tenant, rows in todo:
@@ -292,6 +310,24 @@ class CorrelationEngine:
                 self._by_dims.pop(next(iter(self._by_dims)))
         return c
 
+    def _recall(self, tenant: str, found: list[Correlation]) -> set[str]:
+        """Remember the stored correlations among ``found`` that memory has lost (a restart, or more than
+        ``max_recent`` since): :meth:`_merge` then continues them as it does in-memory ones. Without this, a
+        correlation seen again after a restart (same id: a causal chain's request, say) was stored with only
+        the events seen since, its earlier events and root dropped, and its incident replaced by one rooted
+        at a later event. Returns the ids recalled."""
+        if self.repo is None:
+            return set()
+        with self._lock:
+            lost = [c.id for c in found if c.id not in self._recent]
+        if not lost:
+            return set()
+        stored = self.repo.load_correlations(tenant, lost)
+        with self._lock:
+            for old in stored:
+                self._recent.setdefault(old.id, old)
+        return {old.id for old in stored}
+
     def _changed(self, c: Correlation) -> bool:
         """True when ``c`` differs from what was last stored (so unchanged rows are not rewritten)."""
         sig = (len(c.event_ids), c.end_us, c.confidence)
@@ -302,9 +338,11 @@ class CorrelationEngine:
             self._stored_sig.pop(next(iter(self._stored_sig)))
         return True
 
-    def _with_remembered(self, df: pd.DataFrame, tenant: str, corrs: list[Correlation]) -> pd.DataFrame:
+    def _with_remembered(self, df: pd.DataFrame, tenant: str, corrs: list[Correlation],
+                         recalled: set[str] | None = None) -> pd.DataFrame:  # fmt: skip
         """``df`` plus the remembered rows of correlated events already evicted from the window (so RCA
-        still sees an incident's first events); remembers the rows of this window's correlated events."""
+        still sees an incident's first events); remembers the rows of this window's correlated events.
+        The events of correlations ``recalled`` from the store that memory lacks are read back from it."""
         wanted = {e for c in corrs for e in c.event_ids}
         if not wanted:
             return df
@@ -318,9 +356,25 @@ class CorrelationEngine:
                 self._rows.popitem(last=False)
             missing = wanted - set(df["event_id"][present])
             extra = [self._rows[(tenant, e)] for e in missing if (tenant, e) in self._rows]
-        if not extra:
+            missing -= {e for e in missing if (tenant, e) in self._rows}
+        frames = [pd.DataFrame(extra)] if extra else []
+        # forgotten by a restart: read back from the store (once: the rows are remembered from then on)
+        missing &= {e for c in corrs if c.id in (recalled or ()) for e in c.event_ids}
+        if missing and self.repo is not None:
+            spans = [(c.start_us, c.end_us) for c in corrs if missing.intersection(c.event_ids)]
+            ids = sorted(missing)[:MAX_RECALLED_ROWS]
+            rows = self.repo.load_events(tenant, ids, min(a for a, _ in spans), max(b for _, b in spans))
+            if rows:
+                stored = build_frame(rows_from_sql(rows))
+                frames.append(stored)
+                with self._lock:
+                    for rec in stored.to_dict("records"):
+                        self._rows[(tenant, str(rec["event_id"]))] = rec
+                    while len(self._rows) > self.max_rows:
+                        self._rows.popitem(last=False)
+        if not frames:
             return df
-        return pd.concat([pd.DataFrame(extra), df], ignore_index=True)
+        return pd.concat([*frames, df], ignore_index=True)
 
     def _run(self, df: pd.DataFrame, tenant: str, *, anomalies: Sequence[AnomalyRecord] | None = None,
              deps: Edges | None = None, store_results: bool = True) -> AnalysisResult:  # fmt: skip
@@ -330,10 +384,12 @@ class CorrelationEngine:
     def _run_locked(self, df: pd.DataFrame, tenant: str, *, anomalies: Sequence[AnomalyRecord] | None,
                     deps: Edges | None, store_results: bool) -> AnalysisResult:  # fmt: skip
         t = time.perf_counter()
-        corrs = [self._merge(c) for c in detect_all(df, tenant, self.config, deps, anomalies)]
+        found = detect_all(df, tenant, self.config, deps, anomalies)
+        recalled = self._recall(tenant, found)
+        corrs = [self._merge(c) for c in found]
         incidents = group_incidents(corrs)
         by_id = {c.id: c for c in corrs}
-        rca_frame = self._with_remembered(df, tenant, corrs)
+        rca_frame = self._with_remembered(df, tenant, corrs, recalled)
         hyps: dict[str, list[dict[str, Any]]] = {}
         learned = dict(deps or {})
         changed_incidents = []
@@ -352,5 +408,6 @@ class CorrelationEngine:
         new: list[Correlation] = []
         if store_results and self.repo is not None:
             changed = [c for c in corrs if self._changed(c)]
-            new = self.repo.save(changed, changed_incidents, hyps, df)
+            owners = {cid: inc.id for inc in incidents for cid in inc.correlation_ids}
+            new = self.repo.save(changed, changed_incidents, hyps, df, incident_of=owners)
         return AnalysisResult(corrs, incidents, hyps, new, len(df), time.perf_counter() - t)

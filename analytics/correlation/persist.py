@@ -24,6 +24,7 @@ import msgspec
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter
 
+from analytics.correlation.frame import SELECT_SQL
 from analytics.correlation.model import Correlation, Incident
 from analytics.correlation.timeutil import iso
 
@@ -98,14 +99,18 @@ class CorrelationRepository:
 
     # -- writes -------------------------------------------------------------------------------------
     def save(self, correlations: list[Correlation], incidents: list[Incident],
-             hypotheses: dict[str, list[dict[str, Any]]], frame: pd.DataFrame | None = None) -> list[Correlation]:  # fmt: skip
-        """Upsert; returns the correlations that were new (and exports those)."""
+             hypotheses: dict[str, list[dict[str, Any]]], frame: pd.DataFrame | None = None, *,
+             incident_of: dict[str, str] | None = None) -> list[Correlation]:  # fmt: skip
+        """Upsert; returns the correlations that were new (and exports those).
+
+        ``incident_of``: correlation id → its incident's id, for every current incident (``incidents`` may
+        be only those that changed); each saved incident's correlations are pointed at it as well."""
         if not correlations and not incidents:
             return []
         cur = self.store.cursor()
         new: list[Correlation] = []
         now = int(time.time() * 1e6)
-        inc_of = {cid: inc.id for inc in incidents for cid in inc.correlation_ids}
+        inc_of = {**(incident_of or {}), **{cid: inc.id for inc in incidents for cid in inc.correlation_ids}}
         by_tenant: dict[str, list[Correlation]] = {}
         for c in correlations:
             by_tenant.setdefault(c.tenant_id, []).append(c)
@@ -131,6 +136,9 @@ class CorrelationRepository:
                     "INSERT OR REPLACE INTO incidents VALUES (?, ?, make_timestamp(?), make_timestamp(?), ?, ?, ?, ?, ?, "
                     "?, ?, make_timestamp(?))", inc_rows)  # fmt: skip
                 _release_superseded(cur, incidents)
+                cur.executemany(  # an unchanged correlation whose incident got a new id (or had none) follows it
+                    "UPDATE correlations SET incident_id = ? WHERE tenant_id = ? AND list_contains(?, id) "
+                    "AND incident_id IS DISTINCT FROM ?", [(i.id, i.tenant_id, i.correlation_ids, i.id) for i in incidents])  # fmt: skip
             cur.execute("COMMIT")
         except Exception:
             cur.execute("ROLLBACK")
@@ -210,6 +218,23 @@ class CorrelationRepository:
         sql += " ORDER BY start_ts DESC, id LIMIT ?"
         params.append(limit)
         return [_corr_row(tenant, r) for r in self.store.read(sql, params).fetchall()]
+
+    def load_correlations(self, tenant: str, ids: list[str]) -> list[Correlation]:
+        """The stored correlations among ``ids``, as the engine holds them (to continue one it no longer
+        remembers, after a restart, instead of overwriting the stored row with only what it sees now)."""
+        if not ids:
+            return []
+        rows = self.store.read(f"SELECT {_COLS} FROM correlations WHERE tenant_id = ? AND list_contains(?, id)",
+                               [tenant, sorted(set(ids))]).fetchall()  # fmt: skip
+        return [Correlation(r[0], r[1], tenant, list(_dec(r[6])), list(_dec(r[5])), float(r[4]), r[8], int(r[2]),
+                            int(r[3]), dict(_dec(r[9])), r[7], dict(_dec(r[10]))) for r in rows]  # fmt: skip
+
+    def load_events(self, tenant: str, event_ids: list[str], start_us: int, end_us: int) -> list[tuple[Any, ...]]:
+        """Stored event rows (``SELECT_SQL``'s columns) of ``event_ids`` within ``[start_us, end_us]``."""
+        if not event_ids:
+            return []
+        sql = SELECT_SQL.replace("ts < make_timestamp(?)", "ts <= make_timestamp(?) AND list_contains(?, event_id)")
+        return list(self.store.read(sql, [tenant, start_us, end_us, sorted(set(event_ids)), len(event_ids)]).fetchall())
 
     def get_incident(self, tenant: str, incident_id: str) -> dict[str, Any] | None:
         rows = self.list_incidents(tenant, incident_id=incident_id)

@@ -181,32 +181,37 @@ def rank_hypotheses(
     graph = _graph(ev, w, score)
     hyps = []
     for i, p in zip(picked, probs, strict=True):
-        evidence = _downstream(i, w, ev)
+        evidence, later = _downstream(i, w, ev)
         row = ev.iloc[i]
         dims = ", ".join(f"{d}={row[d]}" for d in ("model", "project", "user_id") if pd.notna(row[d]))
+        depend = "1 later event depends" if later == 1 else f"{later} later events depend"
         hyps.append({
             "cause": f"{row['signal']} in {row['component']} at {iso(int(row['ts']))}"
-                     + (f" ({dims})" if dims else "") + f"; {len(evidence) - 1} later events depend on it",
+                     + (f" ({dims})" if dims else "") + f"; {depend} on it",
             "confidence": round(float(p), 4), "score": round(float(score[i]), 4),
             "root_event_id": str(row["event_id"]), "evidence": evidence, "graph": graph,
         })  # fmt: skip
     return hyps
 
 
-def _downstream(i: int, w: np.ndarray, ev: pd.DataFrame, cap: int = 25) -> list[str]:
+def _downstream(i: int, w: np.ndarray, ev: pd.DataFrame, cap: int = 25) -> tuple[list[str], int]:
+    """Event ``i`` then the events reachable from it (breadth first), at most ``cap`` ids; and how many
+    events are reachable in all (the cause's count: it had been the capped list's, 24 at most)."""
     seen = [i]
+    known = {i}
     frontier = [i]
     strong = w > 0.15
-    while frontier and len(seen) < cap:
+    while frontier:
         nxt = []
         for a in frontier:
-            for b in np.flatnonzero(strong[a]):
-                if int(b) not in seen:
-                    seen.append(int(b))
-                    nxt.append(int(b))
+            for b in np.flatnonzero(strong[a]).tolist():
+                if b not in known:
+                    known.add(b)
+                    seen.append(b)
+                    nxt.append(b)
         frontier = nxt
     ids = ev["event_id"].tolist()
-    return [str(ids[k]) for k in seen[:cap]]
+    return [str(ids[k]) for k in seen[:cap]], len(seen) - 1
 
 
 def _graph(ev: pd.DataFrame, w: np.ndarray, score: np.ndarray, max_edges: int = 300) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from api.deps import get_state, read_tenant
 from api.errors import error_response, json_response
 from api.state import ApiState
 from hubcore.errors import InvalidParameter
+from hubcore.times import iso_s
 
 router = APIRouter(prefix="/api/v1", tags=["correlations"])
 _lock = threading.Lock()
@@ -46,13 +47,24 @@ def get_engine(request: Request, state: ApiState) -> CorrelationEngine:
     return engine
 
 
+def _check_known(request: Request, *names: str) -> None:
+    """422 ``unknown_parameter`` for a query parameter the route does not take: a typo (``types=``,
+    ``start_time=``) would otherwise be ignored and answer, say, every type instead of the one asked for."""
+    for key in request.query_params:
+        if key not in names:
+            raise InvalidParameter(f"unknown query parameter {key!r}; use {', '.join(names)}",
+                                   reason="unknown_parameter")  # fmt: skip
+
+
 def _range(start: str | None, end: str | None, default_s: float) -> tuple[int, int]:
     end_us = parse_time(end, "end")
     start_us = parse_time(start, "start")
     end_us = end_us if end_us is not None else int(time.time() * 1e6) + 1
     start_us = start_us if start_us is not None else end_us - int(default_s * 1e6)
-    if end_us <= start_us:
-        raise InvalidParameter("end must be after start", reason="bad_time")
+    if end_us <= start_us:  # name both instants: an end left out is now, which a start ahead of it passed
+        default = ", the default: now" if end is None else ""
+        raise InvalidParameter(f"end ({iso_s(end_us / 1e6)}{default}) must be after start ({iso_s(start_us / 1e6)})",
+                               reason="bad_time")  # fmt: skip
     return start_us, end_us
 
 
@@ -62,6 +74,7 @@ async def list_correlations(
     end: str | None = None, type: str | None = None, tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> Response:  # fmt: skip
+    _check_known(request, "start", "end", "type", "tenant", "limit")
     if type is not None and type not in CORRELATION_TYPES:
         return error_response(422, "invalid_parameter", f"type must be one of {list(CORRELATION_TYPES)}, got {type!r}")
     t = read_tenant(request, state, tenant)
@@ -69,8 +82,8 @@ async def list_correlations(
     engine = get_engine(request, state)
     assert engine.repo is not None
     repo = engine.repo
-    rows = await run_in_threadpool(repo.list_correlations, t, start_us, end_us, type, limit)
-    return json_response({"correlations": rows})
+    rows = await run_in_threadpool(repo.list_correlations, t, start_us, end_us, type, limit + 1)
+    return json_response({"correlations": rows[:limit], "truncated": len(rows) > limit})
 
 
 @router.post("/correlations/analyze", summary="Correlate the stored events of [start, end) now and store results")
@@ -78,6 +91,7 @@ async def analyze(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, tenant: str | None = None,
 ) -> Response:  # fmt: skip
+    _check_known(request, "start", "end", "tenant")
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 3600)
     if end_us - start_us > MAX_ANALYZE_S * 1_000_000:
@@ -89,7 +103,8 @@ async def analyze(
     def run() -> dict[str, Any]:
         state.store.flush(5.0)
         res = engine.analyze(t, start_us, end_us)
-        return {"correlations": [c.to_dict() for c in res.correlations],
+        owner = {cid: inc.id for inc in res.incidents for cid in inc.correlation_ids}  # as GET /correlations has it
+        return {"correlations": [{**c.to_dict(), "incident_id": owner.get(c.id)} for c in res.correlations],
                 "incidents": [i.to_dict() for i in res.incidents], "events": res.events,
                 "seconds": round(res.seconds, 4),
                 # at most MAX_ANALYZE_ROWS events are read: a busier span needs shorter calls
@@ -103,18 +118,20 @@ async def list_incidents(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, tenant: str | None = None, limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> Response:  # fmt: skip
+    _check_known(request, "start", "end", "tenant", "limit")
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 365 * 86_400)
     repo = get_engine(request, state).repo
     assert repo is not None
-    rows = await run_in_threadpool(repo.list_incidents, t, start_us, end_us, limit)
-    return json_response({"incidents": rows})
+    rows = await run_in_threadpool(repo.list_incidents, t, start_us, end_us, limit + 1)
+    return json_response({"incidents": rows[:limit], "truncated": len(rows) > limit})
 
 
 @router.get("/incidents/{incident_id}", summary="One incident")
 async def get_incident(
     incident_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None,
 ) -> Response:  # fmt: skip
+    _check_known(request, "tenant")
     t = read_tenant(request, state, tenant)
     repo = get_engine(request, state).repo
     assert repo is not None
@@ -128,6 +145,7 @@ async def get_incident(
 async def incident_rca(
     incident_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None,
 ) -> Response:  # fmt: skip
+    _check_known(request, "tenant")
     t = read_tenant(request, state, tenant)
     repo = get_engine(request, state).repo
     assert repo is not None
@@ -142,6 +160,7 @@ async def dependencies(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, tenant: str | None = None,
 ) -> Response:  # fmt: skip
+    _check_known(request, "start", "end", "tenant")
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 86_400)
     return json_response(await run_in_threadpool(dependency_graph, state.store, t, start_us, end_us))
@@ -165,6 +184,7 @@ async def policy_compliance_report(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, tenant: str | None = None,
 ) -> Response:  # fmt: skip
+    _check_known(request, "start", "end", "tenant")
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 86_400)
     return json_response(await run_in_threadpool(compliance_report, state.store, t, start_us, end_us))
@@ -176,6 +196,7 @@ async def security_threat_intel(
     end: str | None = None, tenant: str | None = None, min_count: Annotated[int, Query(ge=1)] = 1,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> Response:  # fmt: skip
+    _check_known(request, "start", "end", "tenant", "min_count", "limit")
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 86_400)
     body = await run_in_threadpool(

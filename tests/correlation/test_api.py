@@ -92,6 +92,7 @@ def test_bad_parameters_are_4xx(tmp_path: Path) -> None:
             ("GET", "/api/v1/correlations", {"type": "nope"}, 422),
             ("GET", "/api/v1/correlations", {"start": "yesterday"}, 422),
             ("GET", "/api/v1/correlations", {"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, 422),
+            ("GET", "/api/v1/correlations", {"start": "2100-01-01"}, 422),  # "end must be after start": which end?
             ("GET", "/api/v1/correlations", {"limit": "0"}, 422),
             ("POST", "/api/v1/correlations/analyze", {"start": "0", "end": "99999999"}, 422),
             ("POST", "/api/v1/correlations/analyze", {"end": "not-a-time"}, 422),
@@ -108,6 +109,9 @@ def test_bad_parameters_are_4xx(tmp_path: Path) -> None:
             assert "error" in r.json()
             if {"start", "end"} & set(params):  # one code for bad times on every endpoint
                 assert r.json()["error"]["code"] in ("bad_time", "range_too_large"), r.text
+            if params.get("start") == "2100-01-01":  # no end: it is now, and the message says so
+                assert r.json()["error"]["message"].endswith(", the default: now) must be after start "
+                                                              "(2100-01-01T00:00:00Z)"), r.text  # fmt: skip
             if r.json()["error"]["code"] == "range_too_large":  # the message names the parameter and the limit
                 assert r.json()["error"]["message"].startswith("start: the span [start, end) is 1,157.4 days; "
                                                                "analyze at most 7 days at a time"), r.text

@@ -41,3 +41,30 @@ def test_a_correlation_moves_to_the_incident_computed_last(tmp_path: Path) -> No
         assert "new" in incidents() and "o" in incidents()  # tenants are separate
     finally:
         store.shutdown()
+
+
+def test_a_stored_correlation_always_names_its_current_incident(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path, wal_fsync=False)
+    store.start()
+    try:
+        repo = CorrelationRepository(store, export=False)
+        repo.create_tables()
+
+        def owners() -> dict[str, str | None]:
+            return {c["id"]: c["incident_id"] for c in repo.list_correlations("t", None, None, None)}
+
+        c1, c2 = _corr("c1"), _corr("c2")
+        repo.save([c1, c2], [_inc("i1", ["c1"]), _inc("i2", ["c2"])], {})
+        assert owners() == {"c1": "i1", "c2": "i2"}
+        # c1 changed (more events), its incident did not (the engine saves only incidents that changed):
+        # its row had been rewritten with no incident (GET /incidents/None: 404)
+        c1.event_ids.append("e-late")
+        repo.save([c1], [], {}, incident_of={"c1": "i1", "c2": "i2"})
+        assert owners() == {"c1": "i1", "c2": "i2"}
+        # the two merged into an incident with a new id, neither correlation changed: both follow it (they had
+        # kept naming i1 and i2, deleted since)
+        repo.save([], [_inc("i3", ["c1", "c2"])], {})
+        assert owners() == {"c1": "i3", "c2": "i3"}
+        assert [i["id"] for i in repo.list_incidents("t")] == ["i3"]
+    finally:
+        store.shutdown()
