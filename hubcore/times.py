@@ -40,11 +40,17 @@ def parse_time_s(value: str | None, name: str, *, now: float | None = None) -> f
     Traceback (most recent call last):
     ...
     hubcore.times.BadTimeError: start must be ISO-8601, epoch seconds, now or -24h, got 'yesterday'
+    >>> parse_time_s("\u0661\u0662\u0663", "start")  # Arabic-Indic digits: not read as epoch 123
+    Traceback (most recent call last):
+    ...
+    hubcore.times.BadTimeError: start must be ISO-8601, epoch seconds, now or -24h, got '١٢٣'
     """
     if value is None or value == "":
         return None
     text = value.strip()
     bad = BadTimeError(f"{name} must be ISO-8601, epoch seconds, now or -24h, got {value!r}")
+    if not text.isascii():  # float() and fromisoformat() read other scripts' digits: '١٢٣' would be epoch 123
+        raise bad
     try:
         seconds = relative_seconds(text, now=now)
     except DurationError:
