@@ -76,7 +76,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # 
     p.add_argument("--tempo-url", help="also write traces to Tempo (OTLP/HTTP)")
     p.add_argument("--alertmanager-url", help="send the hub's analytic alerts to Alertmanager")
     p.add_argument("--stack-only", action="store_true", help="keep no raw data locally: export only")
-    p.add_argument("--auth", choices=["on", "off"], help="require API keys / JWTs (default off; on for non-loopback)")
+    p.add_argument("--auth", choices=["on", "off"], help="require API keys / JWTs (default off; a non-loopback --host needs it on)")
     p.add_argument("--tls-cert", help="server certificate (PEM): TLS on every listener")
     p.add_argument("--tls-key", help="server private key (PEM)")
     p.add_argument("--tls-client-ca", help="CA (PEM) that client certificates must chain to: mTLS")

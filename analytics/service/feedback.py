@@ -32,12 +32,15 @@ import hashlib
 import json
 import re
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from analytics.anomaly import FeedbackState
 from hubcore.files import fsync_dir, write_atomic
+from hubcore.times import iso_s
 
-__all__ = ["FeedbackStore"]
+__all__ = ["FeedbackStore", "mark_time_iso", "state_answer"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -52,6 +55,29 @@ def _team_file(team: str) -> str:
     and ``a_b`` stay apart)."""
     name = _name(team)
     return f"{name}.json" if name == team else f"{name}-{hashlib.sha1(team.encode()).hexdigest()[:10]}.json"
+
+
+def mark_time_iso(stamp: str) -> str:
+    """A mark's time as the API answers times: ISO-8601 UTC with ``Z`` (:func:`hubcore.times.iso_s`). The
+    state keeps (and the files of every release hold) pandas' naive UTC form, which undoing a mark matches
+    on; only the answers convert. A value that is no time is returned as it is.
+
+    >>> mark_time_iso("2026-11-27 15:45:00"), mark_time_iso("2026-11-27T15:45:00.5Z"), mark_time_iso("t1")
+    ('2026-11-27T15:45:00Z', '2026-11-27T15:45:00.500000Z', 't1')
+    """
+    try:
+        ts = datetime.fromisoformat(stamp)
+    except (ValueError, TypeError):
+        return stamp
+    return iso_s((ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).timestamp())
+
+
+def state_answer(state: FeedbackState) -> dict[str, Any]:
+    """``state`` as the API answers it: :meth:`FeedbackState.to_dict` with each mark's time in ISO-8601 UTC."""
+    out = state.to_dict()
+    for mark in out["history"]:
+        mark["timestamp"] = mark_time_iso(mark["timestamp"])
+    return out
 
 
 def _copy(state: FeedbackState) -> FeedbackState:

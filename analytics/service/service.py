@@ -31,7 +31,7 @@ from analytics.anomaly import FeedbackState
 from analytics.service.budgets import BudgetRepository, budget_rows, evaluate_budget
 from analytics.service.config import AnalyticsConfig, config_from_dict, default_config, parse_duration
 from analytics.service.derived import DerivedRepository, DerivedRow
-from analytics.service.feedback import FeedbackStore
+from analytics.service.feedback import FeedbackStore, mark_time_iso, state_answer
 from analytics.service.models import alert_state_rows, build_detector, run_anomaly, run_forecast, score_series
 from analytics.service.models import anomaly_id as anomaly_id_of
 from analytics.service.related import related_columns
@@ -436,7 +436,7 @@ class AnalyticsService:
         if model in self.config.models and query in self.config.queries:
             self.run_model(tenant, model, query, self.clock(), refit=True)
         return {"anomaly": anomaly_id, "query": query, "team": team, "removed_marks": removed,
-                "feedback": self.feedback.effective(tenant, query, team).to_dict()}  # fmt: skip
+                "feedback": state_answer(self.feedback.effective(tenant, query, team))}  # fmt: skip
 
     def feedback_state(self, tenant: str, query: str, team: str | None = None) -> dict[str, Any]:
         """What the (tenant, query) ensemble has learned from feedback (thresholds, weights, marks): the
@@ -447,11 +447,11 @@ class AnalyticsService:
         shared = self.feedback.load(tenant, query)
         if team is None:
             teams = {t: len(self.feedback.load(tenant, query, t).history) for t in self.feedback.teams(tenant, query)}
-            return {"query": query, "team": None, "marks": len(shared.history), "feedback": shared.to_dict(),
+            return {"query": query, "team": None, "marks": len(shared.history), "feedback": state_answer(shared),
                     "teams": teams, "marked": self._marked(tenant, query, shared)}  # fmt: skip
         own = self.feedback.load(tenant, query, team)
         return {"query": query, "team": team, "marks": len(own.history), "query_marks": len(shared.history),
-                "feedback": self.feedback.effective(tenant, query, team).to_dict(),
+                "feedback": state_answer(self.feedback.effective(tenant, query, team)),
                 "marked": self._marked(tenant, query, own)}  # fmt: skip
 
     def _marked(self, tenant: str, query: str, state: FeedbackState) -> list[dict[str, Any]]:
@@ -466,7 +466,7 @@ class AnalyticsService:
             if fp.series is not None and fp.timestamp:
                 ts = float(pd.Timestamp(fp.timestamp).tz_localize(None).timestamp())
                 ids = {m: anomaly_id_of(tenant, query, m, fp.series, ts) for m in models}
-            out.append({"timestamp": fp.timestamp, "labels": json.loads(fp.series) if fp.series else None,
+            out.append({"timestamp": mark_time_iso(fp.timestamp), "labels": json.loads(fp.series) if fp.series else None,
                         "detector": fp.detector, "ensemble_score": fp.ensemble_score, "anomaly_ids": ids})  # fmt: skip
         return out
 
@@ -531,4 +531,4 @@ class AnalyticsService:
         self.run_model(tenant, model, query, self.clock(), refit=True)
         return {"anomaly": anomaly_id, "query": query, "model_alias": model, "team": learner,
                 "scope": "query" if learner is None else "team",
-                "feedback": self.feedback.effective(tenant, query, team).to_dict()}  # fmt: skip
+                "feedback": state_answer(self.feedback.effective(tenant, query, team))}  # fmt: skip

@@ -10,6 +10,10 @@ to its team (no ``teams:all``) that names ``ids`` gets a 403 naming the first en
 (nothing is replayed); without ``ids`` it replays its own team's entries and those naming no team, and the
 answer's ``skipped_other_teams`` counts the others, left in the queue.
 
+With ``ids``, the answer's ``not_found`` lists the ids that name no entry of the tenant (never one, a typo,
+or one already replayed and accepted), in the order given; the call still replays the others (200), as a
+replay of every entry answers 200 with ``replayed: 0`` on an empty queue. Without ``ids`` it is ``[]``.
+
 An entry's ``received_at`` is an ISO-8601 UTC string (:func:`hubcore.times.iso_s`), as the other times in the API's
 answers; it was epoch seconds before (a response-format change). The queue's file keeps epoch seconds.
 """
@@ -94,6 +98,10 @@ def own_team_entries(request: Request) -> Callable[[Entry], bool] | None:
     "/replay", summary="Replay dead-lettered items (all of the tenant's, or the given ids; team-scoped)",
     openapi_extra=struct_body(ReplayRequest, required=False, example={"ids": ["3f9a1c2e"]},
                               description="optional: no body (or no ids) replays every entry the caller may"),
+    responses={200: {"description": "replayed, accepted (removed from the queue), still_rejected (kept); "
+                                    "not_found: the given ids that name no entry of the tenant",
+                     "content": {"application/json": {"example": {"replayed": 1, "accepted": 1, "still_rejected": 0,
+                                                                  "not_found": ["nope"]}}}}},
 )  # fmt: skip
 async def replay_dlq(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
@@ -104,12 +112,15 @@ async def replay_dlq(
         req = msgspec.json.decode(body, type=ReplayRequest) if body.strip() else ReplayRequest()
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
         return error_response(400, "bad_request", f'body must be {{"ids": [...]}} or empty: {exc}')
+    entries = await run_in_threadpool(state.dlq.select, tenant_id=tenant_id, ids=req.ids)
+    found = {e["id"] for e in entries}
+    not_found = list(dict.fromkeys(i for i in req.ids or () if i not in found))
     if not team_limited(request):
         replayed, accepted = await run_in_threadpool(state.pipeline.replay_dlq, tenant_id=tenant_id, ids=req.ids)
-        return json_response({"replayed": replayed, "accepted": accepted, "still_rejected": replayed - accepted})
+        return json_response({"replayed": replayed, "accepted": accepted, "still_rejected": replayed - accepted,
+                              "not_found": not_found})  # fmt: skip
     # a team-limited caller: decide on each entry's own team(s), then replay exactly the ids decided on (an
     # entry's event never changes; one dead-lettered meanwhile is not replayed by this call)
-    entries = await run_in_threadpool(state.dlq.select, tenant_id=tenant_id, ids=req.ids)
     mine: list[str] = []
     for e in entries:
         teams = sorted(entry_teams(e))
@@ -123,4 +134,4 @@ async def replay_dlq(
     if mine:  # (ids=[] would mean every entry)
         replayed, accepted = await run_in_threadpool(state.pipeline.replay_dlq, tenant_id=tenant_id, ids=mine)
     return json_response({"replayed": replayed, "accepted": accepted, "still_rejected": replayed - accepted,
-                          "skipped_other_teams": len(entries) - len(mine)})  # fmt: skip
+                          "skipped_other_teams": len(entries) - len(mine), "not_found": not_found})  # fmt: skip

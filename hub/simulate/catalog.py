@@ -130,3 +130,13 @@ P_GOVERNANCE: Final = 0.08
 P_REGISTRY_UPDATE: Final = 0.0005
 P_LATENCY_IN_SECONDS: Final = 0.2  # share of telemetry events that report seconds instead of ms
 P_HEAVY_TAIL: Final = 0.02
+
+# Where each module's event of a request falls, in milliseconds from the model call's telemetry (the request's
+# time), in the order a platform handles a call: the policy check and the security scan of the prompt before
+# the call, the cost and the governance audit record after it. Distinct times give the correlation engine the
+# order it learns the dependency graph from (``GET /api/v1/dependencies``: events of one correlation id that
+# share their time give none).
+OFFSET_MS_POLICY: Final = -4
+OFFSET_MS_SECURITY: Final = -2
+OFFSET_MS_COST: Final = 1
+OFFSET_MS_GOVERNANCE: Final = 2

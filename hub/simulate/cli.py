@@ -342,6 +342,42 @@ def correlate_span(api: str, start_s: float, end_s: float, *, tenant: str | None
     return out
 
 
+def unsent(generated: int, handed: int, sent: int, given_up: int, late: int = 0) -> dict[str, int]:
+    """Why ``generated - sent`` events were not sent (``total``), so that none goes missing silently:
+
+    * ``after_end``: generated ahead (a batch at a time) but due after the run ended (the end of
+      ``--duration``, a Ctrl-C, a failure): never handed to the sender;
+    * ``late``: due before a wall-clock end of ``--duration`` that came while the sender was behind
+      schedule (the destination could not keep up: see ``lag_s``);
+    * ``given_up``: handed over and given up after the retries (5xx, throttled 60 times in a row);
+    * ``abandoned``: handed over and never answered (a second Ctrl-C, or the destination failed).
+
+    >>> unsent(10_500, 10_008, 10_008, 0)
+    {'total': 492, 'after_end': 492, 'late': 0, 'given_up': 0, 'abandoned': 0}
+    """
+    return {"total": generated - sent, "after_end": generated - handed - late, "late": late, "given_up": given_up,
+            "abandoned": max(0, handed - sent - given_up)}  # fmt: skip
+
+
+def explain_unsent(s: dict[str, Any], not_sent: dict[str, int]) -> str:
+    """The stderr line that says where the events ``generated`` but not ``sent`` went (:func:`unsent`).
+
+    >>> explain_unsent({"generated": 10_500, "sent": 10_008, "accepted": 10_000, "rejected": 8, "duplicates": 0},
+    ...                unsent(10_500, 10_008, 10_008, 0))  # doctest: +NORMALIZE_WHITESPACE
+    'hub simulate: generated 10,500, sent 10,008 (accepted 10,000, rejected 8, duplicates 0); 492 not sent:
+    492 generated ahead, due only after the run ended (so not part of it: nothing was lost)'
+    """
+    reasons = {
+        "after_end": "generated ahead, due only after the run ended (so not part of it: nothing was lost)",
+        "late": "due before --duration ran out, but the destination was behind schedule (see lag_s)",
+        "given_up": "given up after the retries (see last_error)",
+        "abandoned": "handed over but never answered (a second Ctrl-C, or the destination failed)",
+    }
+    parts = [f"{not_sent[k]:,} {why}" for k, why in reasons.items() if not_sent[k]]
+    return (f"hub simulate: generated {s['generated']:,}, sent {s['sent']:,} (accepted {s['accepted']:,}, rejected "
+            f"{s['rejected']:,}, duplicates {s['duplicates']:,}); {not_sent['total']:,} not sent: {'; '.join(parts)}")
+
+
 def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     import msgspec
     import numpy as np
@@ -425,6 +461,7 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     buf: list[Event] = []
     buf_since = 0.0
     last_t = 0.0
+    late = 0  # generated events due before a wall-clock end that the run had no time to send
     stop = threading.Event()
     restore = _graceful_interrupt(stop)
     try:
@@ -450,7 +487,9 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
             hi = min(len(gen_e), gi + room)
             if not args.dry_run and not backfill and now >= duration:  # wall-clock end, even when behind schedule
                 if paced:
-                    buf.extend(gen_e[gi : bisect.bisect_left(gen_t, min(now, duration), gi, hi)])
+                    due = bisect.bisect_left(gen_t, min(now, duration), gi, hi)
+                    buf.extend(gen_e[gi:due])
+                    late = bisect.bisect_left(gen_t, min(now, duration), gi) - due  # due, but no room left
                 break
             if paced:
                 hi = bisect.bisect_right(gen_t, now, gi, hi)
@@ -517,6 +556,10 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
                 status, code = "uncorrelated", 3
         else:
             _err("note: the backfilled span is not correlated over gRPC; POST /api/v1/correlations/analyze does it")
+    summary["not_sent"] = not_sent = unsent(generated, sum(by_type.values()), sink.stats.sent,
+                                            sink.stats.failed_events, late)  # fmt: skip
+    if not_sent["total"] and not args.quiet:
+        _err(explain_unsent(summary, not_sent))
     summary.update({
         "status": status, "exit_code": code, "mode": "dry-run" if args.dry_run else "grpc" if args.grpc else "rest",
         "destination": args.output if isinstance(sink, FileSink) else sink.url,

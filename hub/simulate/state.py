@@ -11,6 +11,8 @@ Arrival times follow empirical inter-arrival gaps: contiguous blocks from a rand
     (422.9, 5)
     >>> state.timestamp_strings(np.array([0.0, 1.5]))
     ['2023-11-14T22:13:20.000Z', '2023-11-14T22:13:21.500Z']
+    >>> state.timestamp_strings(np.array([0.0]), offset_ms=-4)
+    ['2023-11-14T22:13:19.996Z']
 """
 
 from __future__ import annotations
@@ -121,10 +123,13 @@ class GeneratorState:
             got += take
         return out
 
-    def timestamp_strings(self, sim_times: np.ndarray) -> list[str]:
+    def timestamp_strings(self, sim_times: np.ndarray, offset_ms: int = 0) -> list[str]:
+        """ISO-8601 UTC times (milliseconds) of ``sim_times``, ``offset_ms`` whole milliseconds later (exactly,
+        so that the events of one request keep their order)."""
         if self.clock == "wall":
             ms = np.full(len(sim_times), int(time.time() * 1000), dtype=np.int64)
         else:
             ms = np.round((self.t0 + sim_times) * 1000.0).astype(np.int64)
+        ms = ms + offset_ms
         strings: list[str] = np.datetime_as_string(ms.astype("datetime64[ms]"), unit="ms", timezone="UTC").tolist()
         return strings

@@ -40,6 +40,7 @@ from hub.simulate.state import GeneratorState
 from hub.simulate.tables import pick
 
 MAX_LATENCY_MS = 300_000.0
+GOV_VIOLATION = [name for name, _ in C.GOVERNANCE_ACTIONS].index("violation")
 
 
 def chunk(m: int, rng: np.random.Generator, state: GeneratorState) -> tuple[list[Event], list[float]]:
@@ -91,13 +92,26 @@ def chunk(m: int, rng: np.random.Generator, state: GeneratorState) -> tuple[list
     amount = np.maximum(amount, 1e-10)
 
     has_pol = r[11] < C.P_POLICY
-    has_sec = r[12] < C.P_SECURITY
+    # Healthy traffic: at most one module reports trouble per request (an error or a > 20 s call, a security
+    # finding, a policy warn/fail, a governance violation). Two in one request, in the order the platform
+    # handles a call (catalog.OFFSET_MS_*), is what the correlation engine reports as a causal chain: the
+    # scenarios inject those; chance coincidences of independent draws would be false incidents.
+    troubled = err | (lat > 20_000.0)
+    has_sec = (r[12] < C.P_SECURITY) & ~troubled
+    troubled = troubled | has_sec
     has_gov = r[13] < C.P_GOVERNANCE
     has_upd = r[14] < C.P_REGISTRY_UPDATE
     per_request = 1 + (~err).astype(np.int64) + has_pol + has_sec + has_gov + has_upd
     n_events = int(per_request.sum())
     ids = uuid4_strings(n_events + m, rng)
     ts = state.timestamp_strings(times)
+    # the other modules' events of a request, a few ms before (policy, security) or after (cost, governance) its
+    # telemetry, in the order the platform handles a call (see catalog.OFFSET_MS_*)
+    ts_cost = state.timestamp_strings(times, C.OFFSET_MS_COST)
+    ts_pol, ts_sec, ts_gov = (dict(zip(np.flatnonzero(has).tolist(), state.timestamp_strings(times[has], off),
+                                       strict=True))  # only the requests that have one: most have none
+                              for has, off in ((has_pol, C.OFFSET_MS_POLICY), (has_sec, C.OFFSET_MS_SECURITY),
+                                               (has_gov, C.OFFSET_MS_GOVERNANCE)))  # fmt: skip
 
     # side-event parameters (cheap to draw for all, used for a few)
     pol_idx = (r[15] * len(C.POLICIES)).astype(np.int64)
@@ -108,6 +122,9 @@ def chunk(m: int, rng: np.random.Generator, state: GeneratorState) -> tuple[list
     gov_act = pick(T.gov_action_cum, q[3])
     thr = pick(T.threat_cum, q[4])
     lvl = pick(T.level_cum, q[5])
+    pol_res = np.where(troubled, 0, pol_res)  # pass (POLICY_RESULTS[0])
+    troubled = troubled | (has_pol & (pol_res != 0))
+    gov_act = np.where(troubled & (gov_act == GOV_VIOLATION), 0, gov_act)  # audit (GOVERNANCE_ACTIONS[0])
 
     events: list[Event] = []
     add = events.append
@@ -150,7 +167,7 @@ def chunk(m: int, rng: np.random.Generator, state: GeneratorState) -> tuple[list
              "event_type": "telemetry", "schema_version": SCHEMA_VERSION, "correlation_id": corr,
              "severity": sev, "environment": envn, "tags": tags, "payload": tel})  # fmt: skip
         if not e:
-            add({"event_id": next_id(), "timestamp": ts_i, "source_module": "llm-costops",
+            add({"event_id": next_id(), "timestamp": ts_cost[i], "source_module": "llm-costops",
                  "event_type": "cost", "schema_version": SCHEMA_VERSION, "correlation_id": corr,
                  "severity": "info", "environment": envn, "tags": dict(tags),
                  "payload": {"cost_type": "token", "amount": amt, "currency": "EUR" if is_eur else "USD",
@@ -158,15 +175,15 @@ def chunk(m: int, rng: np.random.Generator, state: GeneratorState) -> tuple[list
                              "input_tokens": ins_l[i], "output_tokens": outs_l[i],
                              "project": pname, "team": tname, "request_id": corr}})  # fmt: skip
         if pol:
-            add(policy_event(next_id(), ts_i, C.POLICIES[pol_idx[i]], C.POLICY_RESULTS[pol_res[i]][0],
+            add(policy_event(next_id(), ts_pol[i], C.POLICIES[pol_idx[i]], C.POLICY_RESULTS[pol_res[i]][0],
                              float(pol_ms[i]), pname, uname, mname, aid, corr, envn, dict(tags)))  # fmt: skip
         if sec:
-            add(security_event(next_id(), ts_i, C.THREAT_TYPES[thr[i]][0], C.THREAT_LEVELS[lvl[i]][0],
+            add(security_event(next_id(), ts_sec[i], C.THREAT_TYPES[thr[i]][0], C.THREAT_LEVELS[lvl[i]][0],
                                float(0.5 + 0.49 * q[4, i]), mname, aid, uname,
                                f"10.{p}.{ui // 200}.{ui % 200 + 1}", f"key-{pname}-{ui % 3}",
                                corr, envn, dict(tags)))  # fmt: skip
         if gov:
-            add(governance_event(next_id(), ts_i, C.GOVERNANCE_POLICIES[gov_idx[i]],
+            add(governance_event(next_id(), ts_gov[i], C.GOVERNANCE_POLICIES[gov_idx[i]],
                                  C.GOVERNANCE_ACTIONS[gov_act[i]][0], pname, uname, mname, aid, corr, envn,
                                  dict(tags)))  # fmt: skip
         if upd:

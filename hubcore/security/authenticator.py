@@ -102,7 +102,8 @@ def check_bind_safety(host: str, auth_enabled: bool) -> str | None:
         return None
     return (
         f"refusing to listen on {host!r} without authentication: anyone who can reach it could read and "
-        "write every tenant's data. Enable service.auth (API keys or JWT) or bind to 127.0.0.1."
+        "write every tenant's data. Turn authentication on (API keys or JWT): `hub run --auth on` or "
+        "service.auth.enabled: true in the config file; or bind to 127.0.0.1."
     )
 
 
@@ -112,5 +113,6 @@ def open_warning(host: str, auth_enabled: bool) -> str | None:
         return None
     return (
         f"AUTHENTICATION IS OFF: every request to {host} acts as an anonymous platform admin of the default "
-        "tenant. This is only safe on a single-user machine; set service.auth.enabled: true otherwise."
+        "tenant. This is only safe on a single-user machine; otherwise turn authentication on: `hub run --auth on` "
+        "or service.auth.enabled: true in the config file."
     )

@@ -174,6 +174,9 @@ def test_a_false_positive_mark_can_be_seen_undone_and_reset(hub: Any) -> None:
     learned = httpx.get(f"{api}/feedback", params={"query": "latency"}, timeout=30).json()
     assert learned["marks"] == 1 and learned["feedback"]["ensemble_threshold"] > 1  # (the test above marked it)
     [mark] = learned["marked"]  # where a user finds the id of a point the mark silenced
+    # times in ISO-8601 UTC, as every answer gives them (they were "2026-11-27 15:45:00")
+    assert mark["timestamp"].endswith("Z") and [h["timestamp"] for h in learned["feedback"]["history"]] == [
+        mark["timestamp"]]  # fmt: skip
     assert MARKED["id"] in mark["anomaly_ids"].values() and mark["labels"] == {"gen_ai_request_model": "gpt-4o"}
     # the marked spike is listed far less anomalous, or (marked points may score below 1) not at all: its
     # record is then gone after the rescoring, and undoing by the id it was marked with had been a 404

@@ -16,12 +16,13 @@ import pytest
 from analytics.anomaly import FeedbackState
 from analytics.service import AnalyticsService
 from analytics.service.config import AnalyticsConfig, ModelSpec, QuerySpec, SchedulerSpec
-from analytics.service.feedback import FeedbackStore
+from analytics.service.feedback import FeedbackStore, mark_time_iso, state_answer
 from analytics.service.models import run_anomaly
 from analytics.service.series import Series
 from hubcore.errors import InvalidParameter
 from hubcore.security.rbac import ForbiddenError
 from hubcore.storage.embedded import EmbeddedStore
+from hubcore.times import iso_s
 
 T0 = 1_700_000_100 // 3600 * 3600
 HOURS = 24
@@ -138,6 +139,31 @@ def test_undo_takes_back_one_teams_mark_only(svc: AnalyticsService) -> None:
     assert svc.feedback.load("default", QUERY).history == []
     assert svc.reset_feedback("default", QUERY, "search") == {"query": QUERY, "team": "search", "removed_marks": 1}
     assert _scores(svc) == before
+
+
+def test_feedback_answers_give_mark_times_in_iso_8601_utc(svc: AnalyticsService) -> None:
+    # they were pandas' naive form ("2023-11-14 22:00:00"), unlike every other time the API answers
+    svc.run_once(NOW, force=True)
+    aid = _spike_id(svc, "ml")
+    marked = svc.mark_false_positive("default", aid)
+    assert [h["timestamp"] for h in marked["feedback"]["history"]] == [iso_s(SPIKE)]
+    for view in (svc.feedback_state("default", QUERY, "ml"), svc.feedback_state("default", QUERY)):
+        assert all(h["timestamp"].endswith("Z") for h in view["feedback"]["history"])
+    [mark] = svc.feedback_state("default", QUERY, "ml")["marked"]
+    assert mark["timestamp"] == iso_s(SPIKE) and aid in mark["anomaly_ids"].values()
+    # the file keeps the form every release wrote (and reads), and undo still finds the mark by it
+    saved = json.loads(svc.feedback.path("default", QUERY, "ml").read_text())
+    assert [h["timestamp"] for h in saved["history"]] == ["2023-11-15 16:00:00"]
+    assert svc.undo_false_positive("default", aid)["removed_marks"] == 1
+
+
+def test_a_state_written_by_an_earlier_release_is_answered_in_iso_8601() -> None:
+    state = FeedbackState()
+    state.record_false_positive("2023-11-14 22:00:00", {"robust": 4.0}, 4.0, None, '{"team":"ml"}')
+    loaded = FeedbackState.from_json(state.to_json())
+    assert state_answer(loaded)["history"][0]["timestamp"] == "2023-11-14T22:00:00Z"
+    assert loaded.history[0].timestamp == "2023-11-14 22:00:00"  # the state itself is left as it was stored
+    assert mark_time_iso("2023-11-14T22:00:00.25+01:00") == "2023-11-14T21:00:00.250000Z"
 
 
 def test_the_per_query_file_of_earlier_releases_loads_as_the_query_wide_state(tmp_path: Path) -> None:

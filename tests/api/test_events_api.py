@@ -182,16 +182,25 @@ def test_dead_letters_are_listed_and_replayed(tmp_path: Path) -> None:
         assert dlq["total"] == 1 and "unknown currency" in dlq["entries"][0]["reason"]
         assert json.loads(dlq["entries"][0]["raw"])["event_id"] == bad["event_id"]
         assert httpx.get(f"{h1.api}/api/v1/dlq", headers={"X-Scope-OrgID": "other"}).json()["total"] == 0
+        entry_id = dlq["entries"][0]["id"]
     # the operator adds the currency and replays
     from tests.helpers.hub import hub_config
 
     cfg = hub_config(tmp_path, grpc=False, otlp_http=False,
                      processors__native_events__exchange_rates={"USD": 1.0, "XYZ": 2.0})  # fmt: skip
     with running_hub(tmp_path, cfg) as h2:
-        out = httpx.post(f"{h2.api}/api/v1/dlq/replay", headers={"X-Scope-OrgID": "t9"}).json()
-        assert out == {"replayed": 1, "accepted": 1, "still_rejected": 0}
+        replay = f"{h2.api}/api/v1/dlq/replay"
+        # ids that name no entry of the tenant (a typo; another tenant's entry) are listed, not silently ignored
+        for tenant, ids in (("t9", ["nope", "nope"]), ("other", [entry_id, "nope"])):
+            out = httpx.post(replay, json={"ids": ids}, headers={"X-Scope-OrgID": tenant}).json()
+            assert out == {"replayed": 0, "accepted": 0, "still_rejected": 0, "not_found": list(dict.fromkeys(ids))}
+        out = httpx.post(replay, headers={"X-Scope-OrgID": "t9"}).json()
+        assert out == {"replayed": 1, "accepted": 1, "still_rejected": 0, "not_found": []}
         assert h2.sql("SELECT value FROM events WHERE event_id = ?", [bad["event_id"]]) == [(0.0246,)]
         assert httpx.get(f"{h2.api}/api/v1/dlq", headers={"X-Scope-OrgID": "t9"}).json()["total"] == 0
+        # replayed and accepted: gone from the queue, so a retry by id says so (and replays nothing)
+        out = httpx.post(replay, json={"ids": [entry_id]}, headers={"X-Scope-OrgID": "t9"}).json()
+        assert out == {"replayed": 0, "accepted": 0, "still_rejected": 0, "not_found": [entry_id]}
 
 
 def test_health_readiness_and_metrics(client: httpx.Client) -> None:

@@ -36,3 +36,12 @@ def test_run_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
         main(["run", "--help"])
     assert exc.value.code == 0
     assert "--data-dir" in capsys.readouterr().out
+
+
+def test_run_help_says_a_non_loopback_host_needs_auth_on(capsys: pytest.CaptureFixture[str]) -> None:
+    # it used to say "on for non-loopback", as if auth turned itself on: the hub refuses to start instead (exit 2)
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps help lines
+    assert "a non-loopback --host needs it on" in out
+    assert "on for non-loopback" not in out

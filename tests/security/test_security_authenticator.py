@@ -110,11 +110,13 @@ def test_bind_safety(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
     err = check_bind_safety(host, auth_enabled=False)
     assert (err is None) is loopback
-    if err:
-        assert "refusing" in err and "service.auth" in err
+    if err:  # both ways to turn authentication on: the flag a command-line user looks for, and the config key
+        assert "refusing" in err and "--auth on" in err and "service.auth.enabled: true" in err
     assert check_bind_safety(host, auth_enabled=True) is None
     warning = open_warning(host, auth_enabled=False)
     assert (warning is not None) is loopback
+    if warning:
+        assert "--auth on" in warning and "service.auth.enabled: true" in warning
     assert open_warning(host, auth_enabled=True) is None
 
 

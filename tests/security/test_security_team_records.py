@@ -105,27 +105,28 @@ def test_dlq_replay_is_scoped_by_each_entrys_team(hub: RunningHub, key: Any) -> 
     assert httpx.get(f"{hub.api}/api/v1/dlq", headers=admin).json()["total"] == 4
 
     # own team's and no team's entries by id: replayed (still rejected: the currency is unknown)
-    r = httpx.post(url, json={"ids": [ids["ml"], ids["none"]]}, headers=ml)
+    r = httpx.post(url, json={"ids": [ids["ml"], "nope", ids["none"]]}, headers=ml)
     assert r.status_code == 200, r.text
-    assert r.json() == {"replayed": 2, "accepted": 0, "still_rejected": 2, "skipped_other_teams": 0}
+    assert r.json() == {"replayed": 2, "accepted": 0, "still_rejected": 2, "skipped_other_teams": 0,
+                        "not_found": ["nope"]}  # fmt: skip
 
     # bulk: a team-limited caller replays its team's and team-less entries and counts the others
     hub.service.pipeline.processor.config.exchange_rates["XYZ"] = 2.0  # the operator fixes the cause
     try:
         r = httpx.post(url, headers=no_team)  # a caller in no team: team-less entries only
-        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0, "skipped_other_teams": 3}
+        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0, "skipped_other_teams": 3, "not_found": []}
         r = httpx.post(url, headers=ml)
         assert r.status_code == 200, r.text
-        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0, "skipped_other_teams": 2}
+        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0, "skipped_other_teams": 2, "not_found": []}
         left = {e["id"] for e in httpx.get(f"{hub.api}/api/v1/dlq", headers=admin).json()["entries"]}
         assert left == {ids["search"], ids["mixed"]}
         assert httpx.post(url, headers=ml).json()["replayed"] == 0  # nothing of ml's left: not "every entry"
         # a tenant admin (teams:all) replays every team's, as before (and the answer has no skipped count)
         r = httpx.post(url, json={"ids": [ids["search"]]}, headers=admin)
-        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0}
+        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0, "not_found": []}
         # a platform admin of another tenant, asking for acme: every team's too
         r = httpx.post(f"{url}?tenant=acme", headers=key("platform_admin", tenant="ops"))
-        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0}
+        assert r.json() == {"replayed": 1, "accepted": 1, "still_rejected": 0, "not_found": []}
     finally:
         del hub.service.pipeline.processor.config.exchange_rates["XYZ"]
     assert httpx.get(f"{hub.api}/api/v1/dlq", headers=admin).json()["total"] == 0
