@@ -15,6 +15,14 @@ from hub.service import HubService
 from tests.helpers.hub import hub_config
 
 
+async def _start_then_shut_down(svc: HubService) -> None:
+    """Start the hub (what a refusal raises, it raises) and shut it down in any case."""
+    try:
+        await svc.start()
+    finally:
+        await svc.shutdown()
+
+
 def test_a_stop_during_the_startup_replay_stops_without_serving_and_progress_is_logged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -81,14 +89,8 @@ def test_a_corrupt_database_is_one_error_naming_the_file(tmp_path: Path) -> None
     (data / "hub.duckdb").write_text("x\n")
     svc = HubService(hub_config(data), install_signal_handlers=False)
 
-    async def main() -> None:
-        try:
-            await svc.start()
-        finally:
-            await svc.shutdown()
-
     with pytest.raises(RuntimeError) as info:
-        asyncio.run(main())
+        asyncio.run(_start_then_shut_down(svc))
     msg = str(info.value)
     assert str(data / "hub.duckdb") in msg and "not a valid DuckDB database file" in msg
     assert "restore it from a backup" in msg and "\n" not in msg
@@ -190,14 +192,8 @@ def test_a_hub_refused_on_the_data_directory_lock_leaves_the_audit_logs_last_lin
         svc = HubService(hub_config(data, grpc=False, otlp_http=False, service__audit__enabled=True),
                          install_signal_handlers=False)  # fmt: skip
 
-        async def main() -> None:
-            try:
-                await svc.start()
-            finally:
-                await svc.shutdown()
-
         with caplog.at_level(logging.WARNING, logger="hub"), pytest.raises(RuntimeError, match="in use by another"):
-            asyncio.run(main())
+            asyncio.run(_start_then_shut_down(svc))
     finally:
         holder.communicate("", timeout=30)
     assert path.read_bytes() == before
@@ -215,14 +211,8 @@ def test_a_hub_refused_on_a_busy_port_says_only_why(tmp_path: Path, caplog: pyte
         svc = HubService(hub_config(tmp_path / "data", grpc=False, otlp_http=False, service__api__port=port),
                          install_signal_handlers=False)  # fmt: skip
 
-        async def main() -> None:
-            try:
-                await svc.start()
-            finally:
-                await svc.shutdown()
-
         with caplog.at_level(logging.WARNING, logger="hub"), pytest.raises(RuntimeError, match="--api-port"):
-            asyncio.run(main())
+            asyncio.run(_start_then_shut_down(svc))
     assert not [r.getMessage() for r in caplog.records if r.name == "hub"]
 
 

@@ -9,13 +9,14 @@ in a fresh interpreter (other tests' imports would hide a regression) and lists 
 from __future__ import annotations
 
 import importlib
-import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers.cli_probe import heavy_modules, probe_hub
 
 #: What a usage text or an argument error must not import: the engines and the clients (top-level names or
 #: dotted modules; a name covers its submodules).
@@ -25,28 +26,15 @@ HEAVY = ("torch", "sklearn", "scipy", "statsforecast", "statsmodels", "numba", "
          "analytics.anomaly.registry", "analytics.forecast.ensemble", "analytics.forecast.frequency",
          "analytics.timestamps", "processors", "api")  # fmt: skip
 
-_PROBE = """
-import json, sys
-from hub.cli import main
-try:
-    code = main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
-"""
 
-
-def _probe(*argv: str) -> tuple[int, str, str, list[str]]:
+def _probe(*argv: str) -> tuple[int | str | None, str, str, list[str]]:
     """``hub ARGV`` in a fresh interpreter: (exit code, stdout before the probe's line, stderr, modules)."""
-    out = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    *lines, last = out.stdout.strip().splitlines()
-    result: dict[str, Any] = json.loads(last)
-    return result["code"], "\n".join(lines), out.stderr, result["modules"]
+    probe = probe_hub(*argv)
+    return probe.code, probe.stdout, probe.stderr, probe.modules
 
 
 def _heavy(modules: list[str]) -> list[str]:
-    return [m for m in modules if any(m == h or m.startswith(f"{h}.") for h in HEAVY)]
+    return heavy_modules(modules, HEAVY)
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@ service and the analytic packages (pandas, scipy, statsforecast...: seconds), an
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +12,22 @@ import pytest
 
 from hub.components import check_startable
 from hubcore.errors import ConfigError
+from tests.helpers.cli_probe import heavy_modules, probe_hub
 from tests.helpers.hub import hub_config
 
 #: Packages the service needs and a refusal or a usage text does not (top-level names or dotted modules).
 HEAVY = ("scipy", "statsforecast", "statsmodels", "sklearn", "pandas", "numpy", "duckdb", "fastapi", "uvicorn",
          "grpc", "analytics", "api", "hub.service", "processors")  # fmt: skip
 
-_PROBE = """
-import json, sys
-from hub.cli import main
-try:
-    code = main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
-"""
-
 
 def _probe(*argv: str) -> tuple[dict[str, Any], str]:
     """Run ``hub ARGV`` in a fresh interpreter: (exit code and the modules it imported, stderr)."""
-    out = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+    probe = probe_hub(*argv)
+    return {"code": probe.code, "modules": probe.modules}, probe.stderr
 
 
 def _heavy(modules: list[str]) -> list[str]:
-    return [m for m in modules if any(m == h or m.startswith(f"{h}.") for h in HEAVY)]
+    return heavy_modules(modules, HEAVY)
 
 
 def test_an_open_bind_without_auth_is_refused_before_the_service_is_imported(tmp_path: Path) -> None:

@@ -17,6 +17,17 @@ from processors.native_events.processor import NativeEventsProcessor
 
 T0 = float(int(time.time()) - 1800)
 DURATION = 90.0
+#: The injected scenario (analytics.correlation.scenarios) that each correlation type must find (the
+#: eighth type, performance degradation, comes from service traffic with a degraded dependency).
+CASES = {
+    "causal_chain": "security_chain",
+    "temporal": "provider_outage",
+    "pattern": "retry_storm",
+    "anomaly": "model_rollout",
+    "cost_impact": "failed_billing",
+    "security_incident": "attack_campaign",
+    "compliance_cascade": "rate_limit_cascade",
+}
 
 
 def process(events: list[dict[str, Any]], tenant: str = "t1") -> dict[str, list[Any]]:

@@ -9,17 +9,7 @@ import pytest
 
 from analytics.correlation import CORRELATION_TYPES, EngineConfig, build_frame, detect_all
 from analytics.correlation.scenarios import SCENARIOS, Dims, Injected, service_traffic
-from tests.correlation._data import DURATION, T0, with_incident
-
-CASES = {
-    "causal_chain": "security_chain",
-    "temporal": "provider_outage",
-    "pattern": "retry_storm",
-    "anomaly": "model_rollout",
-    "cost_impact": "failed_billing",
-    "security_incident": "attack_campaign",
-    "compliance_cascade": "rate_limit_cascade",
-}
+from tests.correlation._data import CASES, DURATION, T0, with_incident
 
 
 def _inject(name: str, seed: int = 3) -> Injected:

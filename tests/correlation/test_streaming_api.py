@@ -24,17 +24,8 @@ from api.errors import install_error_handlers
 from api.routers import correlations
 from api.state import SecurityContext
 from hubcore.storage.embedded import EmbeddedStore
-from tests.correlation._data import DURATION, T0, process
+from tests.correlation._data import CASES, DURATION, T0, process
 
-CASES = {
-    "causal_chain": "security_chain",
-    "temporal": "provider_outage",
-    "pattern": "retry_storm",
-    "anomaly": "model_rollout",
-    "cost_impact": "failed_billing",
-    "security_incident": "attack_campaign",
-    "compliance_cascade": "rate_limit_cascade",
-}
 #: iso_s: whole seconds bare, otherwise six decimals (the correlation answers had ".000000Z" before)
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{5}[1-9])?Z$|^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
