@@ -46,6 +46,7 @@ MODULES = [
     "analytics.anomaly._rolling",
     "analytics.anomaly.feedback",
     "analytics.anomaly.ensemble",
+    "analytics.anomaly.raw_cache",
     "analytics.service.series",
     "analytics.service.teams",
     "analytics.service.feedback",

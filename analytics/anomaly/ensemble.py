@@ -38,6 +38,7 @@ from .autoencoder import AutoencoderDetector
 from .feedback import FeedbackState
 from .iforest import IsolationForestDetector
 from .model import AnomalyScore, Detector, DetectorOutput, Severity, severities
+from .raw_cache import RawScoreCache
 from .statistical import RobustDeviationDetector, SeasonalResidualDetector
 
 #: Relative weights: each detector's F1 alone on the NAB benchmark (``benchmarks/anomaly_eval.py``,
@@ -104,7 +105,9 @@ class AnomalyDetector:
     once ``warmup`` points are in (``None``: one day of points, at least 100). With ``recovery`` the
     aftermath of an announced incident is not anomalous either (``anomaly_score`` capped below 1): the
     points of its event whose value is back inside the expected range after an alert outside it, and
-    the points moving back into the long-run range (see :func:`settled`).
+    the points moving back into the long-run range (see :func:`settled`). ``raw_cache`` (a
+    :class:`~analytics.anomaly.raw_cache.RawScoreCache`): the detectors' raw outputs are looked up there
+    by detectors and data, and computed only for data not scored before (they do not depend on feedback).
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class AnomalyDetector:
         timestamp_col: str = "timestamp",
         value_col: str = "value",
         series: str | None = None,
+        raw_cache: RawScoreCache | None = None,
     ) -> None:
         if not 0 < quorum <= 1:
             raise ValueError(f"quorum must be in (0, 1], got {quorum!r}")
@@ -157,6 +161,8 @@ class AnomalyDetector:
         self.series = series
         self._last: pd.DataFrame | None = None
         self._last_scores: dict[str, np.ndarray] = {}
+        #: Raw detector outputs already computed for the same data (they do not depend on feedback).
+        self.raw_cache = raw_cache
 
     # -- input -------------------------------------------------------------------------------------
     def _frame(self, data: pd.DataFrame | pd.Series | np.ndarray) -> SeriesFrame:
@@ -192,9 +198,14 @@ class AnomalyDetector:
         return self._run(self._frame(data))
 
     def _run(self, frame: SeriesFrame) -> dict[str, DetectorOutput]:
-        # Values near the float range (1e300) overflow in bands and scales; the scores stay usable.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return {d.name: d.score(frame.values, frame.timestamps) for d in self.detectors}
+        def compute() -> dict[str, DetectorOutput]:
+            # Values near the float range (1e300) overflow in bands and scales; the scores stay usable.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return {d.name: d.score(frame.values, frame.timestamps) for d in self.detectors}
+
+        if self.raw_cache is None:
+            return compute()
+        return self.raw_cache.get_or_compute(self.detectors, frame.values, frame.timestamps, compute)
 
     def score(self, data: pd.DataFrame | pd.Series | np.ndarray) -> pd.DataFrame:
         """Score every point; returns the columns in :data:`OUTPUT_COLUMNS` (one row per input row).

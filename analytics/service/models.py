@@ -22,6 +22,7 @@ import pandas as pd
 from analytics.anomaly import AnomalyDetector, FeedbackState
 from analytics.anomaly.ensemble import explain
 from analytics.anomaly.model import severities
+from analytics.anomaly.raw_cache import RawScoreCache
 from analytics.anomaly.registry import make_detectors
 from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError, SeriesForecast
 from analytics.service.bulk import bulk_forecast, bulk_score
@@ -45,12 +46,15 @@ __all__ = [
 MIN_POINTS = 16
 
 
-def build_detector(params: dict[str, Any], feedback: FeedbackState | None = None) -> AnomalyDetector:
-    """An :class:`AnomalyDetector` from model ``params`` (see :class:`ModelSpec`)."""
+def build_detector(
+    params: dict[str, Any], feedback: FeedbackState | None = None, raw_cache: RawScoreCache | None = None
+) -> AnomalyDetector:
+    """An :class:`AnomalyDetector` from model ``params`` (see :class:`ModelSpec`); ``raw_cache``: where the
+    detectors' raw outputs of data scored before are found (see :mod:`analytics.anomaly.raw_cache`)."""
     names = params.get("detectors") or list(DEFAULT_DETECTORS)
     detectors = make_detectors(names, **{k: params[k] for k in ("min_periods", "window") if k in params})
     ens = {k: params[k] for k in ("quorum", "vote_window") if k in params}
-    return AnomalyDetector(detectors, feedback=feedback, **ens)
+    return AnomalyDetector(detectors, feedback=feedback, raw_cache=raw_cache, **ens)
 
 
 def anomaly_id(tenant: str, query: str, model_alias: str, key: str, ts: float) -> str:
@@ -70,13 +74,14 @@ def run_anomaly(
     tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series],
     feedback: FeedbackState | None, *, write_from: dict[str, float] | float | None = None, bulk_threshold: int = 200,
     related: Mapping[str, Sequence[Series]] | None = None, alert_on: str = "both",
-    series_feedback: Mapping[str, FeedbackState] | None = None,
+    series_feedback: Mapping[str, FeedbackState] | None = None, raw_cache: RawScoreCache | None = None,
 ) -> tuple[list[DerivedRow], list[AnomalyRecord], float | None]:  # fmt: skip
     """Score every series; rows for points after ``write_from`` (per series key, or one time), records for
     every anomalous point scored, and the time from which points were scored (None: nothing scored;
     the whole window on the ensemble path, the newest points on the bulk path). ``related``: the
     series of the model's related queries (see :mod:`analytics.service.related`; ensemble path only).
-    ``series_feedback``: the state scoring a series, by series key (its team's), instead of ``feedback``."""
+    ``series_feedback``: the state scoring a series, by series key (its team's), instead of ``feedback``.
+    ``raw_cache``: the detectors' raw outputs of series scored before on the same data (ensemble path)."""
     provide = set(spec.series())
     rows: list[DerivedRow] = []
     records: list[AnomalyRecord] = []
@@ -86,7 +91,7 @@ def run_anomaly(
     if len(usable) >= bulk_threshold:
         return _bulk_run(tenant, query, model_alias, spec, usable, feedback, write_from, alert_on, series_feedback)
     own = series_feedback or {}
-    frames = [one_sided(score_series(build_detector(spec.params, own.get(s.key, feedback)), s,
+    frames = [one_sided(score_series(build_detector(spec.params, own.get(s.key, feedback), raw_cache), s,
                                      related_columns(s, related or {})), alert_on) for s in usable]  # fmt: skip
     for s, frame in zip(usable, frames, strict=True):
         labels = _labels(s, query, model_alias)

@@ -28,6 +28,7 @@ import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from analytics.anomaly import FeedbackState
+from analytics.anomaly.raw_cache import RawScoreCache
 from analytics.service.budgets import BudgetRepository, budget_rows, evaluate_budget
 from analytics.service.config import AnalyticsConfig, config_from_dict, default_config, parse_duration
 from analytics.service.derived import DerivedRepository, DerivedRow
@@ -80,6 +81,9 @@ class AnalyticsService:
         self._last_fit: dict[tuple[str, str, str], float] = {}
         self._alert_written: dict[tuple[str, str], tuple[float, float]] = {}
         self._written: dict[tuple[str, str, str], dict[str, float]] = {}
+        # The detectors' raw outputs by detectors and exact data: the rescoring of a false-positive mark
+        # (a new threshold, the same data) reuses those of the last run instead of recomputing them.
+        self.raw_scores = RawScoreCache()
         self._last_budgets = float("-inf")
         self._last_prune = float("-inf")
         reg = metrics_registry if metrics_registry is not None else CollectorRegistry()
@@ -215,6 +219,7 @@ class AnalyticsService:
                     related=related,
                     alert_on=self.config.queries[query].alert_on,
                     series_feedback=self._team_feedback(tenant, query, series),
+                    raw_cache=self.raw_scores,
                 )
                 if scored_from is not None:
                     self.repo.replace_anomalies(tenant, query, model, scored_from, records)
@@ -504,6 +509,7 @@ class AnalyticsService:
         spec = self.config.models[model]
         ts = pd.Timestamp(rec["timestamp"]).tz_localize(None)
         state = self.feedback.effective(tenant, query, team)  # what scored the series
+        now: float | None = None
         if rec["detected_by"] == ["bulk_robust"]:
             state.record_false_positive(str(ts), {"bulk_robust": rec["anomaly_score"]}, rec["anomaly_score"], None,
                                         labels_key(rec["labels"]))  # fmt: skip
@@ -515,7 +521,7 @@ class AnalyticsService:
             match = [s for s in self.load(tenant, query, start, end) if s.labels == rec["labels"]]
             if not match:
                 raise NotFound(f"the series of anomaly {anomaly_id!r} has no data any more")
-            det = build_detector(spec.params, state)
+            det = build_detector(spec.params, state, self.raw_scores)
             if detector is not None and detector not in det.weights:
                 raise PermanentError(f"detector: unknown detector {detector!r}; known: {sorted(det.weights)}",
                                      reason="bad_detector")  # fmt: skip
@@ -528,7 +534,8 @@ class AnalyticsService:
         own.record_false_positive(mark.timestamp, dict(mark.detector_scores), mark.ensemble_score, mark.detector,
                                   mark.series)  # fmt: skip
         self.feedback.save(tenant, query, own, learner)
-        self.run_model(tenant, model, query, self.clock(), refit=True)
+        # rescored over the window the mark was scored on (``now``): its raw detector outputs are reused
+        self.run_model(tenant, model, query, now if now is not None else self.clock(), refit=True)
         return {"anomaly": anomaly_id, "query": query, "model_alias": model, "team": learner,
                 "scope": "query" if learner is None else "team",
                 "feedback": state_answer(self.feedback.effective(tenant, query, team))}  # fmt: skip
