@@ -138,6 +138,16 @@ def _edge_matrix(ev: pd.DataFrame, members: list[Correlation], deps: dict[tuple[
     return np.asarray(w)
 
 
+def shown_confidence(p: float) -> float:
+    """A hypothesis' confidence as answered: four significant digits, not four decimals (a low-ranked
+    hypothesis at 3e-5 had read as 0.0, as if it were ruled out).
+
+    >>> shown_confidence(0.123456), shown_confidence(3.2e-05), shown_confidence(0.0)
+    (0.1235, 3.2e-05, 0.0)
+    """
+    return float(f"{p:.4g}")
+
+
 def rank_hypotheses(
     incident: Incident, members: list[Correlation], frame: pd.DataFrame, deps: dict[tuple[str, str], float],
     top: int = 5,
@@ -188,7 +198,7 @@ def rank_hypotheses(
         hyps.append({
             "cause": f"{row['signal']} in {row['component']} at {iso(int(row['ts']))}"
                      + (f" ({dims})" if dims else "") + f"; {depend} on it",
-            "confidence": round(float(p), 4), "score": round(float(score[i]), 4),
+            "confidence": shown_confidence(float(p)), "score": round(float(score[i]), 4),
             "root_event_id": str(row["event_id"]), "evidence": evidence, "graph": graph,
         })  # fmt: skip
     return hyps
