@@ -173,3 +173,12 @@ def write_tenant(conn: HTTPConnection, requested: str | None = None) -> str | No
         audit_target(conn, p, p.tenant_id)
         return p.tenant_id
     return asked
+
+
+def check_known_params(request: Request, names: tuple[str, ...]) -> None:
+    """422 ``unknown_parameter`` for a query parameter the route does not take: a typo (``types=``,
+    ``start_time=``) would otherwise be ignored and answer, say, every type instead of the one asked for."""
+    for key in request.query_params:
+        if key not in names:
+            raise InvalidParameter(f"unknown query parameter {key!r}; use {', '.join(names)}",
+                                   reason="unknown_parameter")  # fmt: skip

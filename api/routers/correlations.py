@@ -23,7 +23,7 @@ from analytics.correlation import (
 )
 from analytics.correlation.engine import MAX_ANALYZE_ROWS
 from analytics.correlation.timeutil import parse_time
-from api.deps import get_state, read_tenant
+from api.deps import check_known_params, get_state, read_tenant
 from api.errors import error_response, json_response
 from api.state import ApiState
 from hubcore.errors import InvalidParameter
@@ -47,15 +47,6 @@ def get_engine(request: Request, state: ApiState) -> CorrelationEngine:
     return engine
 
 
-def _check_known(request: Request, *names: str) -> None:
-    """422 ``unknown_parameter`` for a query parameter the route does not take: a typo (``types=``,
-    ``start_time=``) would otherwise be ignored and answer, say, every type instead of the one asked for."""
-    for key in request.query_params:
-        if key not in names:
-            raise InvalidParameter(f"unknown query parameter {key!r}; use {', '.join(names)}",
-                                   reason="unknown_parameter")  # fmt: skip
-
-
 def _range(start: str | None, end: str | None, default_s: float) -> tuple[int, int]:
     end_us = parse_time(end, "end")
     start_us = parse_time(start, "start")
@@ -74,7 +65,7 @@ async def list_correlations(
     end: str | None = None, type: str | None = None, tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> Response:  # fmt: skip
-    _check_known(request, "start", "end", "type", "tenant", "limit")
+    check_known_params(request, ("start", "end", "type", "tenant", "limit"))
     if type is not None and type not in CORRELATION_TYPES:
         return error_response(422, "invalid_parameter", f"type must be one of {list(CORRELATION_TYPES)}, got {type!r}")
     t = read_tenant(request, state, tenant)
@@ -91,7 +82,7 @@ async def analyze(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, tenant: str | None = None,
 ) -> Response:  # fmt: skip
-    _check_known(request, "start", "end", "tenant")
+    check_known_params(request, ("start", "end", "tenant"))
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 3600)
     if end_us - start_us > MAX_ANALYZE_S * 1_000_000:
@@ -118,7 +109,7 @@ async def list_incidents(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, tenant: str | None = None, limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> Response:  # fmt: skip
-    _check_known(request, "start", "end", "tenant", "limit")
+    check_known_params(request, ("start", "end", "tenant", "limit"))
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 365 * 86_400)
     repo = get_engine(request, state).repo
@@ -131,7 +122,7 @@ async def list_incidents(
 async def get_incident(
     incident_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None,
 ) -> Response:  # fmt: skip
-    _check_known(request, "tenant")
+    check_known_params(request, ("tenant",))
     t = read_tenant(request, state, tenant)
     repo = get_engine(request, state).repo
     assert repo is not None
@@ -145,7 +136,7 @@ async def get_incident(
 async def incident_rca(
     incident_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None,
 ) -> Response:  # fmt: skip
-    _check_known(request, "tenant")
+    check_known_params(request, ("tenant",))
     t = read_tenant(request, state, tenant)
     repo = get_engine(request, state).repo
     assert repo is not None
@@ -160,7 +151,7 @@ async def dependencies(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, tenant: str | None = None,
 ) -> Response:  # fmt: skip
-    _check_known(request, "start", "end", "tenant")
+    check_known_params(request, ("start", "end", "tenant"))
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 86_400)
     return json_response(await run_in_threadpool(dependency_graph, state.store, t, start_us, end_us))
@@ -184,7 +175,7 @@ async def policy_compliance_report(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, tenant: str | None = None,
 ) -> Response:  # fmt: skip
-    _check_known(request, "start", "end", "tenant")
+    check_known_params(request, ("start", "end", "tenant"))
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 86_400)
     return json_response(await run_in_threadpool(compliance_report, state.store, t, start_us, end_us))
@@ -196,7 +187,7 @@ async def security_threat_intel(
     end: str | None = None, tenant: str | None = None, min_count: Annotated[int, Query(ge=1)] = 1,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> Response:  # fmt: skip
-    _check_known(request, "start", "end", "tenant", "min_count", "limit")
+    check_known_params(request, ("start", "end", "tenant", "min_count", "limit"))
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 86_400)
     body = await run_in_threadpool(

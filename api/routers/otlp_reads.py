@@ -17,10 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from analytics.correlation.timeutil import parse_time
-from api.deps import get_state, read_tenant
+from api.deps import check_known_params, get_state, read_tenant
 from api.errors import ERROR_RESPONSES, error_response, json_response
 from api.state import ApiState
-from hubcore.errors import InvalidParameter
 from hubcore.query.otlp import (
     MAX_TRACE_SPANS,
     LogListQuery,
@@ -70,15 +69,6 @@ async def _page(state: ApiState, q: Any, what: str, backend: str, key: str,
     return json_response({key: to_dicts(page), "next_cursor": next_cursor})
 
 
-def _check_known(request: Request, names: tuple[str, ...]) -> None:
-    """422 for a query parameter the route does not take (a typo would otherwise filter nothing)."""
-    for key in request.query_params:
-        if key not in names:
-            raise InvalidParameter(
-                f"unknown query parameter {key!r}; use {', '.join(names)}", reason="unknown_parameter"
-            )
-
-
 @router.get(
     "/traces/{trace_id}",
     summary="Every stored span of one trace, by start time, with its events",
@@ -88,7 +78,7 @@ async def get_trace(
     request: Request, state: Annotated[ApiState, Depends(get_state)], trace_id: str, tenant: str | None = None
 ) -> Response:
     """``{"trace_id", "spans": [...], "span_count", "truncated"}``; at most 10,000 spans (``truncated``)."""
-    _check_known(request, ("tenant",))
+    check_known_params(request, ("tenant",))
     tid = check_trace_id(trace_id)
     tenant_id = read_tenant(request, state, tenant)
     if not keeps_otlp(state):
@@ -120,7 +110,7 @@ async def list_spans(
     cursor: str | None = None,
 ) -> Response:
     """``{"spans": [...], "next_cursor"}``; ``status`` is UNSET, OK or ERROR (any case)."""
-    _check_known(request, _SPAN_PARAMS + _COMMON)
+    check_known_params(request, _SPAN_PARAMS + _COMMON)
     q = SpanListQuery(
         read_tenant(request, state, tenant), service=service, name=name, status=status, model=model,
         trace_id=trace_id, min_duration_ms=min_duration_ms, start_us=parse_time(start, "start"),
@@ -146,7 +136,7 @@ async def list_logs(
 ) -> Response:
     """``{"logs": [...], "next_cursor"}``; ``severity``: at least this level (TRACE..FATAL or 1-24);
     ``contains``: a case-insensitive substring of the body (1-256 characters)."""
-    _check_known(request, _LOG_PARAMS + _COMMON)
+    check_known_params(request, _LOG_PARAMS + _COMMON)
     q = LogListQuery(
         read_tenant(request, state, tenant), service=service, severity=severity, trace_id=trace_id,
         contains=contains, start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit,
@@ -171,7 +161,7 @@ async def list_metric_points(
 ) -> Response:
     """``{"metric_points": [...], "next_cursor"}``; ``label``: repeated ``key=value`` / ``key!=value`` matchers
     on the point's attributes (``key=`` matches points without it). An unknown name lists nothing."""
-    _check_known(request, _METRIC_PARAMS + _COMMON)
+    check_known_params(request, _METRIC_PARAMS + _COMMON)
     q = MetricListQuery(
         read_tenant(request, state, tenant), name=name, service=service, labels=label,
         start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit, cursor=cursor,
@@ -193,7 +183,7 @@ async def list_metric_names(
 ) -> Response:
     """``{"metrics": [{"name", "kind", "unit", "points", "first_timestamp", "last_timestamp"}], "truncated"}``,
     by name: one entry per (name, kind, unit) with points in [start, end) (every stored point by default)."""
-    _check_known(request, _NAMES_PARAMS)
+    check_known_params(request, _NAMES_PARAMS)
     sql, params = metric_names_sql(
         read_tenant(request, state, tenant), service=service, prefix=prefix, start_us=parse_time(start, "start"),
         end_us=parse_time(end, "end"), limit=limit,
