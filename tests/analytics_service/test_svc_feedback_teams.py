@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,9 @@ def _add_latency(store: EmbeddedStore, teams: tuple[str, ...]) -> None:
     assert store.flush(10.0)
 
 
-@pytest.fixture
-def svc(tmp_path: Path) -> Iterator[AnalyticsService]:
+@contextmanager
+def two_teams_service(tmp_path: Path) -> Iterator[AnalyticsService]:
+    """A service over two teams' latency series (``ml``, ``search``) with one spike each, at ``NOW``."""
     store = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.01)
     store.start()
     try:
@@ -68,6 +70,12 @@ def svc(tmp_path: Path) -> Iterator[AnalyticsService]:
         service.shutdown()
     finally:
         store.shutdown()
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[AnalyticsService]:
+    with two_teams_service(tmp_path) as service:
+        yield service
 
 
 def _scores(svc: AnalyticsService) -> dict[str, dict[float, tuple[float, bool]]]:

@@ -13,30 +13,21 @@ import pytest
 from analytics.anomaly.raw_cache import RawScoreCache
 from analytics.anomaly.statistical import RobustDeviationDetector
 from analytics.service import AnalyticsService
-from hubcore.storage.embedded import EmbeddedStore
 from tests.analytics_service.test_svc_feedback_teams import (
     NOW,
     QUERY,
     SPIKE,
     T0,
-    _add_latency,
-    _config,
     _scores,
     _spike_id,
+    two_teams_service,
 )
 
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[AnalyticsService]:
-    store = EmbeddedStore(tmp_path, wal_fsync=False, flush_interval=0.01)
-    store.start()
-    try:
-        _add_latency(store, ("ml", "search"))
-        service = AnalyticsService(_config(), store, clock=lambda: NOW)
+    with two_teams_service(tmp_path) as service:
         yield service
-        service.shutdown()
-    finally:
-        store.shutdown()
 
 
 def test_a_mark_reuses_the_raw_outputs_of_the_last_run_and_answers_as_a_full_rescoring(svc: AnalyticsService) -> None:
