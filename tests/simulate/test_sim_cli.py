@@ -23,6 +23,7 @@ import pytest
 from hub.simulate.cli import main
 from hub.simulate.senders import parse_retry_after
 from processors.native_events import NativeEventsConfig, NativeEventsProcessor
+from tests.simulate._trees import WireSpan, assert_trees, wire_spans
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -315,13 +316,16 @@ def test_otlp_metrics_traces_and_logs(stub: StubHub, capsys: pytest.CaptureFixtu
                  "1", "--otlp-sample", "1", "--quiet", "--tenant", "acme"])  # fmt: skip
     assert code == 0
     s, _ = summary(capsys)
-    assert s["otlp"]["requests"] > 500 and s["otlp"]["spans"] == s["otlp"]["requests"]
+    # every request traced (--span-sample 1): a tree of at least 4 spans (gateway, its call, observatory, model)
+    assert s["otlp"]["requests"] > 500 and s["otlp"]["traces"] == s["otlp"]["requests"]
+    assert s["otlp"]["spans"] >= 4 * s["otlp"]["traces"]
     assert s["otlp"]["export_failures"] == {"metrics": 0, "traces": 0, "logs": 0}
     assert s["otlp"]["exports"]["metrics"] >= 1 and s["otlp"]["exports"]["traces"] >= 1
     paths = {r[0] for r in stub.requests}
     assert {"/v1/metrics", "/v1/traces"} <= paths
     names: set[str] = set()
     attrs: set[str] = set()
+    wire: list[WireSpan] = []
     for path, headers, body in stub.requests:
         if path == "/v1/metrics":
             assert headers["x-scope-orgid"] == "acme"
@@ -333,10 +337,14 @@ def test_otlp_metrics_traces_and_logs(stub: StubHub, capsys: pytest.CaptureFixtu
                         for dp in m.histogram.data_points:
                             attrs.update(kv.key for kv in dp.attributes)
         elif path == "/v1/traces":
-            spans = [sp for rs in ExportTraceServiceRequest.FromString(body).resource_spans
-                     for ss in rs.scope_spans for sp in ss.spans]  # fmt: skip
-            assert spans and spans[0].name.startswith("chat ")
+            assert headers["x-scope-orgid"] == "acme"
+            wire += wire_spans(ExportTraceServiceRequest.FromString(body))
     assert {"gen_ai.client.operation.duration|s", "gen_ai.client.token.usage|{token}"} <= names
+    # what went over the wire: one tree per request, each module's spans under its own service.name
+    assert len(wire) == s["otlp"]["spans"]
+    trees = assert_trees(wire)
+    assert len(trees) == s["otlp"]["traces"]
+    assert {w.service for w in wire} >= {"llm-gateway", "llm-observatory", "llm-costops", "llm-policy-engine"}
     assert {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "gen_ai.token.type"} <= attrs
 
 

@@ -19,6 +19,7 @@ import pytest
         "hub.simulate.traffic",
         "hub.simulate.generator",
         "hub.simulate.scenarios",
+        "hub.simulate.spans",
         "hub.simulate.senders",
         "hub.simulate.senders.base",
         "hub.simulate.senders.rest",

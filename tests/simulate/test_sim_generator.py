@@ -187,14 +187,18 @@ def test_empirical_traces_are_used_when_present(traces: TraceData) -> None:
     assert traces.gaps.std() / traces.gaps.mean() > 1.0  # bursty arrivals
 
 
-def test_generator_is_fast(traces: TraceData) -> None:
+def test_a_long_run_at_a_high_rate_gives_distinct_valid_events(traces: TraceData) -> None:
+    """100 batches at 100,000 events/s: every body decodes, and no event id repeats across batches.
+
+    (No speed is asserted here: `hub simulate` reports its `achieved_rate` in its progress lines.)
+    """
     state = GeneratorState.create(synthetic_traces(), rate=100_000.0, clock="wall")
     rng = np.random.default_rng(0)
-    generate_batch(1000, rng, state)
-    t = time.perf_counter()
+    ids: set[str] = set()
     n = 0
-    while n < 100_000:
-        encode_batch(generate_batch(1000, rng, state))
-        n += 1000
-    rate = n / (time.perf_counter() - t)
-    assert rate > 50_000, f"{rate:.0f} events/s"  # ~250k/s on a quiet core; loose for shared CI
+    for _ in range(100):
+        decoded = msgspec.json.decode(encode_batch(generate_batch(1000, rng, state)))
+        assert len(decoded) == 1000
+        ids.update(ev["event_id"] for ev in decoded)
+        n += len(decoded)
+    assert len(ids) == n == 100_000

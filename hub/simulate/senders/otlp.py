@@ -1,8 +1,10 @@
 """``--otlp URL``: the OpenTelemetry SDK's OTLP/HTTP exporters — GenAI metrics for every request (or a
-sample), spans for a sample of those, log records for errors and security findings.
+sample), one trace for each of a sample of those, log records for errors and security findings.
 
-The SDK is imported when a sender is built; ``record`` reads the native events the generator made
-(telemetry and security), so OTLP always describes the same requests as the native events.
+The SDK is imported when a sender is built; ``record`` reads the native events the generator made, so
+OTLP always describes the same requests as the native events. A traced request's spans (one tree across
+the modules that reported on it: :mod:`hub.simulate.spans`) are built once all of its events have been
+recorded — they come together, so when the next request's telemetry arrives (or at ``shutdown``).
 
     >>> sender = OtlpSender("http://127.0.0.1:4318", tenant="acme", sample=0.5, seed=1)  # doctest: +SKIP
     >>> sender.record(events); sender.stats()["requests"]                                 # doctest: +SKIP
@@ -21,11 +23,15 @@ from typing import Any
 import msgspec
 
 from hub.simulate.events import Event
+from hub.simulate.spans import PlannedSpan, request_spans
+
+SPAN_QUEUE_SIZE = 32_768  # spans waiting for export; the SDK drops (silently) beyond it
 
 
 class OtlpSender:
-    """GenAI metrics (every request, or a ``sample``), spans (``span_sample`` of those) and logs (errors,
-    security findings) via OTLP/HTTP.
+    """GenAI metrics (every request, or a ``sample``), traces (``span_sample`` of those: a root span at the
+    gateway, a span per module call, the GenAI inference span; ``service.name`` per module) and logs
+    (errors, security findings) via OTLP/HTTP.
 
     The SDK costs about 20-60 µs per recorded request, so the CLI records a sample above ~2,000
     requests/s (``--otlp-sample auto``); the summary says which fraction.
@@ -53,8 +59,8 @@ class OtlpSender:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
         base = base_url.rstrip("/")
         self.endpoint = base
@@ -84,15 +90,21 @@ class OtlpSender:
             explicit_bucket_boundaries_advisory=[1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144,
                                                  1048576, 4194304, 16777216, 67108864],
         )  # fmt: skip
-        self.tracer_provider = TracerProvider(resource=resource)
-        self.tracer_provider.add_span_processor(
-            BatchSpanProcessor(
-                self._counting(OTLPSpanExporter, "traces")(
-                    endpoint=f"{base}/v1/traces", headers=headers, timeout=timeout_s
-                )
-            )
-        )
-        self.tracer = self.tracer_provider.get_tracer("hub.simulate", "1.0.0")
+        # Spans are built whole (ids, parents, times from the events) and handed to the SDK's batch processor
+        # and OTLP exporter; each module's spans carry its own resource (service.name), which a
+        # TracerProvider (one resource) cannot give.
+        # The processor drops spans beyond its queue (2,048 by default, about 300 traced requests): room for a
+        # few seconds of --span-sample 1 at the --otlp-sample auto limit (2,000 requests/s, 7.1 spans each).
+        self.span_processor = BatchSpanProcessor(
+            self._counting(OTLPSpanExporter, "traces")(endpoint=f"{base}/v1/traces", headers=headers,
+                                                       timeout=timeout_s),
+            max_queue_size=SPAN_QUEUE_SIZE,
+        )  # fmt: skip
+        self._scope = InstrumentationScope("hub.simulate", "1.0.0")
+        self._resource_attrs = attrs
+        self._resources: dict[tuple[str, str], Any] = {}
+        self._open: dict[str, list[Event]] = {}  # traced requests whose events may not all be in yet
+        self.tenant = tenant
         self.logger_provider = LoggerProvider(resource=resource)
         self.logger_provider.add_log_record_processor(
             BatchLogRecordProcessor(
@@ -106,6 +118,7 @@ class OtlpSender:
         self._attr_cache: dict[tuple[str, str, str, str | None], tuple[dict[str, str], ...]] = {}
         self.skipped = 0
         self.requests = 0
+        self.traces = 0
         self.spans = 0
         self.logs = 0
         # The SDK exporters log every failed export at ERROR; keep the progress line readable.
@@ -138,19 +151,25 @@ class OtlpSender:
         return cached
 
     def record(self, events: Sequence[Event]) -> None:
-        """Record the batch's requests (telemetry events; a ``sample`` of them) and security findings."""
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-
+        """Record the batch's requests (telemetry events; a ``sample`` of them), security findings, and the
+        traces of ``span_sample`` of the recorded requests."""
         now_ns = time.time_ns()
         rnd = self._rng.random
         sample = self.sample
+        opened = self._open
         for ev in events:
             etype = ev["event_type"]
+            if opened and etype != "telemetry":
+                corr = ev.get("correlation_id")
+                if corr is not None and corr in opened:
+                    opened[corr].append(ev)
             if etype == "security":
                 self._log(ev, now_ns)
                 continue
             if etype != "telemetry":
                 continue
+            if opened:  # a request's events come together: the traced ones before this are complete
+                self._close_traces()
             if sample < 1.0 and rnd() >= sample:
                 self.skipped += 1
                 continue
@@ -165,20 +184,40 @@ class OtlpSender:
             self.requests += 1
             if error:
                 self._log(ev, now_ns)
-            if rnd() < self.span_sample:
-                start = now_ns - int(seconds * 1e9)
-                tags = ev.get("tags", {})
-                span = self.tracer.start_span(
-                    f"chat {p['model']}", kind=SpanKind.CLIENT, start_time=start,
-                    attributes={**attrs, "gen_ai.usage.input_tokens": p["input_tokens"],
-                                "gen_ai.usage.output_tokens": p["output_tokens"],
-                                "hub.correlation_id": ev.get("correlation_id", ""),
-                                "hub.team": tags.get("team", ""), "hub.project": tags.get("project", "")},
-                )  # fmt: skip
-                if error:
-                    span.set_status(Status(StatusCode.ERROR, error))
-                span.end(end_time=now_ns)
-                self.spans += 1
+            if rnd() < self.span_sample and ev.get("correlation_id"):
+                opened[ev["correlation_id"]] = [ev]
+
+    def _close_traces(self) -> None:
+        """Send the spans of the traced requests recorded so far."""
+        for evs in self._open.values():
+            planned = request_spans(evs, tenant=self.tenant, rng=self._rng)
+            for ps in planned:
+                self.span_processor.on_end(self._readable(ps, evs[0].get("environment", "production")))
+            self.spans += len(planned)
+            self.traces += 1 if planned else 0
+        self._open.clear()
+
+    def _readable(self, ps: PlannedSpan, environment: str) -> Any:
+        """``ps`` as the SDK's finished span, with its module's resource."""
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+        key = (ps.service, environment)
+        resource = self._resources.get(key)
+        if resource is None:
+            resource = Resource.create({**self._resource_attrs, "service.name": ps.service,
+                                        "deployment.environment.name": environment})  # fmt: skip
+            self._resources[key] = resource
+        flags = TraceFlags(TraceFlags.SAMPLED)
+        parent = None if ps.parent_id is None else SpanContext(ps.trace_id, ps.parent_id, False, flags)
+        attributes = {k: tuple(v) if isinstance(v, list) else v for k, v in ps.attributes.items()}
+        return ReadableSpan(
+            ps.name, context=SpanContext(ps.trace_id, ps.span_id, False, flags), parent=parent, resource=resource,
+            attributes=attributes, kind=SpanKind[ps.kind], start_time=ps.start_ns, end_time=ps.end_ns,
+            status=Status(StatusCode.ERROR, ps.error) if ps.error else Status(StatusCode.UNSET),
+            instrumentation_scope=self._scope,
+        )  # fmt: skip
 
     def _log(self, ev: Event, now_ns: int) -> None:
         from opentelemetry._logs import SeverityNumber
@@ -196,12 +235,14 @@ class OtlpSender:
         self.logs += 1
 
     def stats(self) -> dict[str, Any]:
-        return {"sample": self.sample, "requests": self.requests, "skipped": self.skipped, "spans": self.spans,
-                "logs": self.logs, "exports": dict(self.exports),
+        return {"sample": self.sample, "requests": self.requests, "skipped": self.skipped, "traces": self.traces,
+                "spans": self.spans, "logs": self.logs, "exports": dict(self.exports),
                 "export_failures": dict(self.export_failures)}  # fmt: skip
 
     def shutdown(self) -> None:
-        """Flush and stop the providers (each flush bounded by the exporters' timeout)."""
-        for fn in (self.tracer_provider.shutdown, self.logger_provider.shutdown, self.meter_provider.shutdown):
+        """Send the open traces, flush and stop the providers (each flush bounded by the exporters' timeout)."""
+        with contextlib.suppress(Exception):
+            self._close_traces()
+        for fn in (self.span_processor.shutdown, self.logger_provider.shutdown, self.meter_provider.shutdown):
             with contextlib.suppress(Exception):  # best effort at exit
                 fn()
