@@ -175,10 +175,27 @@ def write_tenant(conn: HTTPConnection, requested: str | None = None) -> str | No
     return asked
 
 
-def check_known_params(request: Request, names: tuple[str, ...]) -> None:
+def check_known_params(
+    request: HTTPConnection, names: tuple[str, ...], *, repeatable: tuple[str, ...] = (), hint: str = ""
+) -> None:
     """422 ``unknown_parameter`` for a query parameter the route does not take: a typo (``types=``,
-    ``start_time=``) would otherwise be ignored and answer, say, every type instead of the one asked for."""
-    for key in request.query_params:
+    ``start_time=``) would otherwise be ignored and answer, say, every type instead of the one asked for.
+    422 ``repeated_parameter`` for one given twice that is not in ``repeatable`` (``limit=1&limit=2``: the
+    route would silently use the last). ``hint`` ends the unknown-parameter message (what to do instead).
+
+        >>> from starlette.requests import Request
+        >>> check_known_params(Request({"type": "http", "query_string": b"state=firing"}), ("state",))
+        >>> check_known_params(Request({"type": "http", "query_string": b"status=firing"}), ("state", "tenant"))
+        Traceback (most recent call last):
+        ...
+        hubcore.errors.InvalidParameter: unknown query parameter 'status'; use state, tenant
+    """
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
         if key not in names:
-            raise InvalidParameter(f"unknown query parameter {key!r}; use {', '.join(names)}",
-                                   reason="unknown_parameter")  # fmt: skip
+            use = f"use {', '.join(names)}" if names else "this route takes no query parameters"
+            raise InvalidParameter(f"unknown query parameter {key[:64]!r}; {use}{hint}", reason="unknown_parameter")
+        if key in seen and key not in repeatable:
+            raise InvalidParameter(f"query parameter {key!r} is given more than once; give it once",
+                                   reason="repeated_parameter")  # fmt: skip
+        seen.add(key)

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import get_state, principal_of, read_tenant
+from api.deps import check_known_params, get_state, header_tenant, principal_of, read_tenant
 from api.errors import json_response
 from api.state import ApiState
+from hubcore.errors import InvalidParameter
 from hubcore.security.audit import tail
 from hubcore.security.erasure import erase_tenant, erase_user, vm_delete_series_request
 
@@ -22,11 +23,26 @@ router = APIRouter(prefix="/api/v1", tags=["data rights and audit"])
 async def erase_tenant_data(
     request: Request, tenant_id: str, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
-    tenant = read_tenant(request, state, tenant_id)
+    tenant = _erased_tenant(request, state, tenant_id)
     _forget_in_memory(request, tenant)
     counts = await run_in_threadpool(erase_tenant, state.store, tenant, dlq=state.dlq)
     backends = await _erase_in_backends(state, tenant)
     return json_response({"tenant_id": tenant, "deleted": counts, "backends": backends})
+
+
+def _erased_tenant(request: Request, state: ApiState, tenant_id: str) -> str:
+    """The tenant of an erasure: the path's, checked like any read's. It takes no query parameter (a
+    ``?dry_run=true`` would otherwise erase), and an ``X-Scope-OrgID`` naming another tenant is a 422: the
+    header had won over the path, so ``DELETE /tenants/b/data`` sent through a proxy that sets the header to
+    ``a`` erased tenant ``a``."""
+    check_known_params(request, ())
+    header = header_tenant(request)
+    if header is not None and header != tenant_id:
+        raise InvalidParameter(
+            f"X-Scope-OrgID ({header[:128]!r}) names another tenant than the path ({tenant_id[:128]!r}): "
+            "send the header with the path's tenant, or leave it out", reason="conflicting_tenant",
+        )  # fmt: skip
+    return read_tenant(request, state, tenant_id)
 
 
 def _forget_in_memory(request: Request, tenant: str) -> None:
@@ -69,7 +85,7 @@ async def _call(client: httpx.AsyncClient, method: str, url: str, params: dict[s
 async def erase_user_data(
     request: Request, tenant_id: str, user_id: str, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
-    tenant = read_tenant(request, state, tenant_id)
+    tenant = _erased_tenant(request, state, tenant_id)
     _forget_in_memory(request, tenant)
     counts = await run_in_threadpool(erase_user, state.store, tenant, user_id, dlq=state.dlq)
     return json_response({"tenant_id": tenant, "user_id": user_id, "deleted": counts})
@@ -85,6 +101,7 @@ async def audit_records(
     """Records that concern the tenant: its principals' actions (``tenant_id``) and what was done to its data
     (``target_tenant_id``, e.g. by a platform admin). Other tenants' *denied* attempts on it are shown to
     platform admins only (they name the other tenant's users). ``tenant=*`` (platform admins): every record."""
+    check_known_params(request, ("tenant", "limit"))
     tenant_id = read_tenant(request, state, tenant, all_tenants=True)
     audit = state.security.audit
     if audit is None:

@@ -23,7 +23,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import ensure_team_access, get_state, principal_of, read_tenant, team_allowed, write_tenant
+from api.deps import (
+    check_known_params,
+    ensure_team_access,
+    get_state,
+    principal_of,
+    read_tenant,
+    team_allowed,
+    write_tenant,
+)
 from api.errors import ErrorBody, error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
 from api.openapi_bodies import request_body
@@ -106,6 +114,7 @@ async def list_alerts(
         description="false (default): leave out the warnings inhibited by the critical alert of the same labels; "
                     "true: only those; any: all. `inhibited_count` counts them either way")] = "false",
 ) -> Response:  # fmt: skip
+    check_known_params(request, ("state", "severity", "tenant", "team", "limit", "inhibited"))
     t = read_tenant(request, state, tenant, all_tenants=True)
     if inhibited.lower() not in _INHIBITED:
         return error_response(422, "bad_inhibited", f"inhibited must be false, true or any, got {inhibited!r}")
@@ -127,6 +136,7 @@ async def list_alerts(
 async def list_rules(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
+    check_known_params(request, ("tenant", "team"))
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
     return json_response({"rules": await run_in_threadpool(svc.rules, t)})
@@ -138,6 +148,7 @@ async def list_rules(
 async def create_rule(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
+    check_known_params(request, ("tenant", "team"))
     t = _tenant_for_write(request, state, tenant)
     data, err = await _json(request, optional=False)
     if err is not None:
@@ -159,6 +170,7 @@ async def create_rule(
 async def delete_rule(
     rule_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
+    check_known_params(request, ("tenant", "team"))
     t = _tenant_for_write(request, state, tenant)
     svc = get_service(request, state)
     rule = next((r for r in await run_in_threadpool(svc.rules, t) if r.get("id") == rule_id), None)
@@ -197,6 +209,7 @@ async def alertmanager_webhook(request: Request, state: Annotated[ApiState, Depe
 async def get_alert(
     alert_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
+    check_known_params(request, ("tenant", "team"))
     t = read_tenant(request, state, tenant)
     try:
         alert = await run_in_threadpool(get_service(request, state).get_alert, t, alert_id)
@@ -206,12 +219,17 @@ async def get_alert(
 
 
 async def _transition(request: Request, state: ApiState, alert_id: str, tenant: str | None, ack: bool) -> Response:
+    check_known_params(request, ("tenant", "team"))
     t = _tenant_for_write(request, state, tenant)
     data, err = await _json(request, optional=True)
     if err is not None:
         return err
     if not isinstance(data, dict) or any(not isinstance(data.get(k), str | None) for k in ("by", "comment")):
         return error_response(422, "bad_body", 'body must be {"by": string?, "comment": string?}')
+    unknown = sorted(str(k) for k in data if k not in ("by", "comment"))
+    if unknown:  # a typo ("comments") would otherwise be dropped without a word
+        return error_response(422, "bad_body", f'unknown key {unknown[0][:64]!r}: the body is {{"by": string?, '
+                              '"comment": string?}', field=unknown[0][:64])  # fmt: skip
     p = principal_of(request)
     svc = get_service(request, state)
     try:

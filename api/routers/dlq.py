@@ -28,7 +28,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import ensure_team_access, get_state, principal_of, read_tenant, team_allowed, team_limited
+from api.deps import (
+    check_known_params,
+    ensure_team_access,
+    get_state,
+    principal_of,
+    read_tenant,
+    team_allowed,
+    team_limited,
+)
 from api.errors import error_response, json_response
 from api.openapi_bodies import struct_body
 from api.state import ApiState
@@ -69,6 +77,7 @@ async def list_dlq(
     offset: Annotated[int, Query(ge=0)] = 0,
     reason: str | None = None,
 ) -> Response:
+    check_known_params(request, ("tenant", "team", "limit", "offset", "reason"))
     tenant_id = read_tenant(request, state, tenant)
     visible = own_team_entries(request)
     entries, total, hidden = await run_in_threadpool(
@@ -106,6 +115,7 @@ def own_team_entries(request: Request) -> Callable[[Entry], bool] | None:
 async def replay_dlq(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
+    check_known_params(request, ("tenant", "team"))
     tenant_id = read_tenant(request, state, tenant)
     body = await request.body()
     try:

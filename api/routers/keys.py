@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import audit_target, ensure_tenant_access, get_state, principal_of, read_tenant
+from api.deps import audit_target, check_known_params, ensure_tenant_access, get_state, principal_of, read_tenant
 from api.errors import error_response, json_response
 from api.openapi_bodies import Schema, struct_body
 from api.state import ApiState
@@ -64,6 +64,7 @@ def key_json(info: ApiKeyInfo) -> dict[str, object]:
                      "content": {"application/json": {"example": {"key": "lah_3f9a1c2e5b7d4a60_…", **_KEY_EXAMPLE}}}}},
 )  # fmt: skip
 async def create_key(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    check_known_params(request, (), hint=" (the tenant goes in the body's tenant_id)")
     store = state.security.key_store
     if store is None:
         return error_response(404, "not_found", "API keys are disabled (service.auth.api_keys: false)")
@@ -95,6 +96,7 @@ async def create_key(request: Request, state: Annotated[ApiState, Depends(get_st
 async def list_keys(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
+    check_known_params(request, ("tenant",))
     store = state.security.key_store
     if store is None:
         return json_response({"keys": []})
@@ -105,6 +107,7 @@ async def list_keys(
 
 @router.delete("/{key_id}", summary="Revoke an API key")
 async def revoke_key(request: Request, key_id: str, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    check_known_params(request, ())
     store = state.security.key_store
     info = await run_in_threadpool(store.get, key_id) if store is not None else None
     if store is None or info is None:

@@ -161,7 +161,7 @@ async def list_metric_points(
 ) -> Response:
     """``{"metric_points": [...], "next_cursor"}``; ``label``: repeated ``key=value`` / ``key!=value`` matchers
     on the point's attributes (``key=`` matches points without it). An unknown name lists nothing."""
-    check_known_params(request, _METRIC_PARAMS + _COMMON)
+    check_known_params(request, _METRIC_PARAMS + _COMMON, repeatable=("label",))
     q = MetricListQuery(
         read_tenant(request, state, tenant), name=name, service=service, labels=label,
         start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit, cursor=cursor,

@@ -17,6 +17,7 @@ one); anyone else gets a 403.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -28,7 +29,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from api.deps import audit_target, get_state, principal_of, read_tenant
+from api.deps import audit_target, check_known_params, get_state, principal_of, read_tenant
 from api.errors import error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
 from api.negotiation import NotAcceptable, negotiate
@@ -47,6 +48,7 @@ from hubcore.query.executor import (
     RowStream,
 )
 from hubcore.query.export import (
+    CURSOR_KINDS,
     FORMATS,
     MEDIA_TYPES,
     ExportCursor,
@@ -140,6 +142,9 @@ async def _json_body(request: Request) -> Any:
         raise QueryError("", str(exc), status=400, reason="bad_json") from None
 
 
+#: The end of the message for a query parameter a unified-query route does not take: ``?tenant=`` or ``?limit=``
+#: would otherwise be ignored (the caller's own tenant queried, the default page size used).
+_BODY_HINT = " (the query, its tenant and limit included, is the JSON body; a tenant may also come in X-Scope-OrgID)"
 _ALL_TENANTS_DENIED = 'tenant "*" (all tenants) is for platform admins only'
 
 
@@ -177,6 +182,7 @@ def _timeout_s(body: dict[str, Any]) -> float | None:
 )
 async def query(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
     try:
+        check_known_params(request, (), hint=_BODY_HINT)
         body = await _json_body(request)
         tenant = _tenant(request, state, body)
         if tenant is None:
@@ -227,6 +233,7 @@ async def query_batch(request: Request, state: Annotated[ApiState, Depends(get_s
     """``{"queries": [...], "tenant": ...}``: each query as ``POST /api/v1/query`` would run it, for the
     batch's tenant, in order; one failing query does not fail the others (its entry carries the error)."""
     try:
+        check_known_params(request, (), hint=_BODY_HINT)
         body = await _json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("queries"), list):
             raise QueryError("queries", "must be a list of query bodies")
@@ -329,6 +336,7 @@ async def export_query(request: Request, state: Annotated[ApiState, Depends(get_
     request (the same body) with ``?cursor=<next_cursor>`` continues right after the last row sent, in the
     first request's time window and on the events received by then."""
     try:
+        check_known_params(request, ("format", "cursor"), hint=_BODY_HINT)
         fmt = export_format(request)
         body = await _json_body(request)
         tenant = _tenant(request, state, body)
@@ -342,6 +350,9 @@ async def export_query(request: Request, state: Annotated[ApiState, Depends(get_
         raw_cursor = request.query_params.get("cursor")
         if raw_cursor:
             resume = decode_query_cursor(raw_cursor, scope, [k.kind for k in key])
+            if not q.time_range.resumable_in(resume.start_us, resume.end_us):
+                # a tampered window: it would bypass the range and bucket limits the body was checked against
+                raise QueryError("cursor", CURSOR_KINDS["query"][0])
             # the first answer's window (a relative "last" does not slide); the cursor replaces the offset
             q = replace(q, time_range=replace(q.time_range, start_us=resume.start_us, end_us=resume.end_us), offset=0)
         else:
@@ -402,9 +413,23 @@ def _export_filter(key: str, value: str) -> Filter:
     if not fld.numeric:
         return Filter(fld, "eq", value)
     try:
-        return Filter(fld, "eq", float(value))
+        number = float(value) if value.isascii() else math.nan  # float() reads other scripts' digits too
     except ValueError:
-        raise QueryError(key, f"field {fld.label!r} is numeric; got {value[:40]!r}") from None
+        number = math.nan
+    if not math.isfinite(number):  # nan, inf and 1e999 (inf) had been taken as a value no row equals
+        raise QueryError(key, f"field {fld.label!r} is numeric: give a finite number; got {value[:40]!r}")
+    return Filter(fld, "eq", number)
+
+
+def _check_repeated(params: Any) -> None:
+    """422 for a parameter of an events export given twice: two equality filters on one field match nothing
+    (``model=a&model=b``), and a repeated ``limit`` or ``start`` would silently be the last one."""
+    seen: set[str] = set()
+    for key, _ in params.multi_items():
+        if key in seen:
+            what = "" if key in _EXPORT_PARAMS else " (a filter is one equality; POST /api/v1/query/export takes 'in')"
+            raise QueryError(key[:64], f"is given more than once; give it once{what}", reason="repeated_parameter")
+        seen.add(key)
 
 
 @router.get(
@@ -426,6 +451,7 @@ async def export_events(request: Request, state: Annotated[ApiState, Depends(get
     params = request.query_params
     time_limit = state.config.service.query.export_time_limit
     try:
+        _check_repeated(params)
         fmt = export_format(request)
         tenant = read_tenant(request, state, params.get("tenant"), all_tenants=True)
         filters = [_export_filter(k, v) for k, v in params.multi_items() if k not in _EXPORT_PARAMS]
@@ -468,6 +494,7 @@ async def catalog(
     request: Request, state: Annotated[ApiState, Depends(get_state)], last: str = "30d", tenant: str | None = None
 ) -> Response:
     try:
+        check_known_params(request, ("last", "tenant"))
         q = parse_query({"time_range": {"last": last}}, tenant="-", now_us=time.time_ns() // 1000)
         who = read_tenant(request, state, tenant)
         result = await run_in_threadpool(build_catalog, state.store, who, since_us=q.time_range.start_us)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from api.deps import check_known_params
 from api.errors import error_response, json_response
 from hubcore.model.events import CURRENT_SCHEMA_VERSION, EVENT_TYPES, SOURCE_MODULES
 from hubcore.model.schema import PUBLISHED_VERSIONS, event_json_schema
@@ -13,9 +14,10 @@ router = APIRouter(prefix="/api/v1", tags=["schemas"])
 
 
 @router.get("/schemas", summary="Published native-event schema versions")
-async def list_schemas(version: str | None = None) -> Response:
+async def list_schemas(request: Request, version: str | None = None) -> Response:
+    check_known_params(request, ("version",))
     if version is not None:
-        return await get_schema(version)
+        return _schema(version)
     return json_response(
         {
             "current": CURRENT_SCHEMA_VERSION,
@@ -31,7 +33,12 @@ async def list_schemas(version: str | None = None) -> Response:
 
 
 @router.get("/schemas/{version}", summary="The JSON Schema (2020-12) of one version")
-async def get_schema(version: str) -> Response:
+async def get_schema(request: Request, version: str) -> Response:
+    check_known_params(request, ())
+    return _schema(version)
+
+
+def _schema(version: str) -> Response:
     if version == "latest":
         version = CURRENT_SCHEMA_VERSION
     try:

@@ -38,7 +38,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from hubcore.query.compile_duckdb import KeyColumn, filter_sql
-from hubcore.query.model import ALL_TENANTS, Filter, QueryError
+from hubcore.query.model import ALL_TENANTS, MAX_RANGE_DAYS, Filter, QueryError
 from hubcore.times import MAX_TIME_S, MIN_TIME_S
 
 FORMATS: Final = {
@@ -279,8 +279,12 @@ def decode_export_cursor(raw: str, scope: str) -> ExportCursor:
     try:
         data = msgspec.json.decode(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         (start_us, end_us), after, got_scope = data["w"], data["k"], data["s"]
-        ok = all(type(v) is int for v in (start_us, end_us)) and isinstance(got_scope, str)
-        ok = ok and (after is None or (isinstance(after, list) and type(after[0]) is int and type(after[-1]) is int
+        # times within 1970..2100 (the window's, and the last row's, which lies in it) and a receipt time (or -1)
+        # that fits the store's BIGINT: a tampered one must not reach the store out of its range (a 500)
+        ok = _is_time(start_us) and _is_time(end_us) and 0 < end_us - start_us <= MAX_RANGE_DAYS * 86_400_000_000
+        ok = ok and isinstance(got_scope, str)
+        ok = ok and (after is None or (isinstance(after, list) and _is_time(after[0]) and type(after[-1]) is int
+                                       and -1 <= after[-1] < 2**63
                                        and all(type(v) is str for v in after[1:-1])))  # fmt: skip
     except Exception:
         ok = False
@@ -385,7 +389,7 @@ def decode_query_cursor(raw: Any, scope: str, kinds: list[str], *, of: str = "qu
         sent = data.get("n", 0)
         ok = data["x"] == of and all(_is_time(v) for v in (start_us, end_us, received_by_us)) and start_us < end_us
         ok = ok and isinstance(got_scope, str) and (got is None or isinstance(got, list))
-        ok = ok and type(sent) is int and sent >= 0
+        ok = ok and type(sent) is int and 0 <= sent < 2**63  # (a count of rows: echoed as metadata.offset)
     except Exception:
         ok = False
     if not ok:

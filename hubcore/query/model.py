@@ -114,6 +114,13 @@ class TimeRange:
     def seconds(self) -> float:
         return (self.end_us - self.start_us) / 1e6
 
+    def resumable_in(self, start_us: int, end_us: int) -> bool:
+        """Whether a cursor whose window is ``[start_us, end_us)`` resumes a query of this range: the same
+        instants, or for a relative range (``last``) the same length (a "last 24h" does not slide)."""
+        if self.last is None:
+            return (start_us, end_us) == (self.start_us, self.end_us)
+        return end_us - start_us == self.end_us - self.start_us
+
 
 @dataclass(frozen=True, slots=True)
 class Aggregation:
@@ -309,8 +316,8 @@ def _parse_metric(raw: Any) -> Metric:
         return Metric(composite=composite)
     event_type, name = raw.get("event_type"), raw.get("name")
     for key, val in (("event_type", event_type), ("name", name)):
-        if val is not None and (not isinstance(val, str) or not val or len(val) > 256):
-            raise QueryError(f"metric.{key}", "must be a non-empty string")
+        if val is not None and (not isinstance(val, str) or not val.strip() or len(val) > 256):
+            raise QueryError(f"metric.{key}", "must be a non-blank string of at most 256 characters")
     if name in COMPOSITES and event_type is None and raw.get("field") is None:
         return Metric(composite=name)
     fld = None
@@ -377,7 +384,7 @@ def _parse_range(raw: Any, now_us: int) -> TimeRange:
 
 
 def _parse_aggregation(raw: Any, metric: Metric, tr: TimeRange) -> Aggregation:
-    raw = raw or {}
+    raw = {} if raw is None else raw  # (0, "" or [] are not "no aggregation": a 422 below)
     if not isinstance(raw, dict):
         raise QueryError("aggregation", "must be an object {time_bucket, functions, group_by}")
     bucket = raw.get("time_bucket")
@@ -408,7 +415,8 @@ def _parse_aggregation(raw: Any, metric: Metric, tr: TimeRange) -> Aggregation:
             raise QueryError(f"aggregation.functions[{i}]", f"unknown function {fn!r}; use {', '.join(FUNCTIONS)}")
     if len(set(funcs)) != len(funcs):
         raise QueryError("aggregation.functions", "lists a function twice")
-    groups = raw.get("group_by") or []
+    groups = raw.get("group_by")
+    groups = [] if groups is None else groups
     if not isinstance(groups, list) or len(groups) > 8:
         raise QueryError("aggregation.group_by", "must be a list of at most 8 fields")
     refs = tuple(parse_field(g, f"aggregation.group_by[{i}]", allow_numeric=False) for i, g in enumerate(groups))
@@ -443,7 +451,8 @@ def parse_query(
     if unknown:
         raise QueryError(sorted(unknown)[0], f"unknown key; the body takes {', '.join(sorted(known))}")
     tr = _parse_range(body.get("time_range"), now_us)
-    raw_filters = body.get("filters") or []
+    raw_filters = body.get("filters")
+    raw_filters = [] if raw_filters is None else raw_filters  # {}, 0 or "" had meant "no filters"
     if not isinstance(raw_filters, list) or len(raw_filters) > 50:
         raise QueryError("filters", "must be a list of at most 50 filters")
     filters = tuple(_parse_filter(f, i) for i, f in enumerate(raw_filters))
@@ -452,7 +461,8 @@ def parse_query(
     q = Query(tenant, tr, metric, filters, agg)
     cols = q.output_columns
     sort: list[SortKey] = []
-    raw_sort = body.get("sort") or []
+    raw_sort = body.get("sort")
+    raw_sort = [] if raw_sort is None else raw_sort
     if not isinstance(raw_sort, list):
         raise QueryError("sort", "must be a list of {field, order}")
     for i, s in enumerate(raw_sort):

@@ -31,6 +31,9 @@ MAX_TRACE_SPANS: Final = 10_000
 MAX_CONTAINS: Final = 256
 #: The most rows tying on (time, key) a cursor may say were returned (exact duplicates of one span or record).
 MAX_TIES: Final = 100_000
+#: The latest time a cursor may hold, in µs: OTLP times are unsigned 64-bit nanoseconds (year 2554), so no stored
+#: row is later; a tampered cursor must not reach the store as a timestamp out of its range (a 500).
+MAX_CURSOR_US: Final = 2**64 // 1000
 TRACE_ID_RE: Final = re.compile(r"^[0-9a-fA-F]{32}$")
 STATUS_CODES: Final = ("UNSET", "OK", "ERROR")
 #: OTLP severity ranges: a level name means "at least the lowest number of that level".
@@ -242,7 +245,7 @@ def decode_cursor(cursor: str) -> tuple[int, str | int, int]:
         ts_us, key, seen = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()))
         if type(ts_us) is not int or type(key) not in (int, str) or type(seen) is not int or seen < 1:
             raise ValueError
-        if (type(key) is int and not 0 <= key < 2**64) or seen > MAX_TIES:
+        if (type(key) is int and not 0 <= key < 2**64) or seen > MAX_TIES or not 0 <= ts_us <= MAX_CURSOR_US:
             raise ValueError
         return ts_us, key, seen
     except (ValueError, TypeError, msgspec.DecodeError):

@@ -171,11 +171,7 @@ def resume_page(query: Query, raw: Any) -> Query:
         return replace(query, offset=offset)
     c = decode_query_cursor(raw, page_scope(query), [k.kind for k in export_key(query)], of=PAGE)
     tr = query.time_range
-    if tr.last is None:
-        same_window = (c.start_us, c.end_us) == (tr.start_us, tr.end_us)
-    else:  # the first page's "last 24h": its length, not where it ends
-        same_window = c.end_us - c.start_us == tr.end_us - tr.start_us
-    if c.after is None or not same_window:
+    if c.after is None or not tr.resumable_in(c.start_us, c.end_us):
         raise QueryError("cursor", not_one)
     return replace(
         query,

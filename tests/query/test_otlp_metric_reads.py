@@ -263,6 +263,7 @@ def test_another_tenant_sees_only_its_own(client: httpx.Client, hub: RunningHub)
         ("/api/v1/metrics", {"cursor": "garbage"}, "cursor"),
         ("/api/v1/metrics", {"cursor": "WzEsImEiLDFd"}, "cursor"),  # [1,"a",1]: a string key
         ("/api/v1/metrics", {"cursor": SPAN_CURSOR}, "cursor"),  # a span cursor on metric points
+        ("/api/v1/metrics", {"cursor": encode_cursor(2**63, 5, 1)}, "cursor"),  # a time out of the store's range
         ("/api/v1/metrics", {"label": "gen_ai.token.type"}, "label"),  # no '='
         ("/api/v1/metrics", {"label": "=input"}, "label"),  # no key
         ("/api/v1/metrics", {"label": "!=input"}, "label"),

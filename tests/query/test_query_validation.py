@@ -70,6 +70,16 @@ CASES: list[tuple[str, Any, int, str]] = [
     ("unknown key", {"colour": 1}, 422, "colour: unknown key"),
     ("timeout out of range", {"timeout_ms": 0}, 422, "timeout_ms: must be an integer between 1 and 60000"),
     ("not an object", [1, 2], 400, "the body must be a JSON object"),
+    # a falsy value of the wrong type had meant "none" (0, "", {} for a list; 0, "", [] for an object)
+    ("filters an empty object", {"filters": {}}, 422, "filters: must be a list of at most 50 filters"),
+    ("filters zero", {"filters": 0}, 422, "filters: must be a list"),
+    ("sort an empty string", {"sort": ""}, 422, "sort: must be a list of {field, order}"),
+    ("sort false", {"sort": False}, 422, "sort: must be a list"),
+    ("aggregation an empty list", {"aggregation": []}, 422, "aggregation: must be an object"),
+    ("aggregation zero", {"aggregation": 0}, 422, "aggregation: must be an object"),
+    ("group_by an empty string", {"aggregation": {"group_by": ""}}, 422, "aggregation.group_by: must be a list"),
+    ("blank metric name", {"metric": " \t"}, 422, "metric.name: must be a non-blank string"),
+    ("blank event type", {"metric": {"event_type": " "}}, 422, "metric.event_type: must be a non-blank string"),
 ]  # fmt: skip
 
 
