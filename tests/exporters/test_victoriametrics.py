@@ -110,6 +110,7 @@ def test_counters_accumulate_across_flushes_and_restarts(tmp_path: Path) -> None
             with exporter(tmp_path, vm.url) as ex:
                 ex.export("events", event_columns([make_event("cost", payload={"amount": 1.0}) for _ in range(2)]))
                 assert ex.flush(10)
+            vm.flush()  # a new series is searchable now, not at VictoriaMetrics' own index update (~10 s)
             expected = 2.0 * (round_ + 1)
             assert settle(reader, "max_over_time(llm_cost_usd_total[1h])", expected) == expected
         # counter never went down: no resets seen by PromQL
@@ -224,7 +225,7 @@ def test_outage_loses_nothing_and_resends_change_nothing(tmp_path: Path, outage_
             for q, want in queries.items():
                 if want is not None:
                     assert settle(reader, q, want) == pytest.approx(want), q
-            time.sleep(1.5)
+            handle.flush()  # every sample delivered is searchable: these answers are final
             before = {q: scalar(reader, q) for q in queries}
             assert not ex.dead_letter.entries() and len(posted) >= 2
             # an outage's resend: post every accepted request again; answers must not change
@@ -232,8 +233,7 @@ def test_outage_loses_nothing_and_resends_change_nothing(tmp_path: Path, outage_
 
             for url, body, headers in posted:
                 assert httpx.post(url, content=body, headers=headers).status_code == 204
-            handle.flush()
-            time.sleep(1.5)
+            handle.flush()  # the resent samples are searchable: a duplicate counted twice would show now
             after = {q: scalar(reader, q) for q in queries}
             assert after == pytest.approx(before)
             assert scalar(reader, "resets(llm_cost_usd_total[1h])") == 0
