@@ -8,10 +8,12 @@ header, and the in-memory DuckDB on which native events are mapped.
     >>> from hubcore.mapping import EVENTS_TO_SPANS_SQL
     >>> to_spans = EventMapping(EVENTS_TO_SPANS_SQL)
     >>> to_spans.close()  # the worker calls ``to_spans(event_columns)``; the connection opens then
+    True
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -58,15 +60,27 @@ class EventMapping:
     def __init__(self, mapping_sql: str) -> None:
         self.mapping_sql = mapping_sql
         self._con: duckdb.DuckDBPyConnection | None = None
+        #: held while a batch is mapped: ``close`` must not close the connection under a worker that
+        #: outlived its shutdown's wait (DuckDB raised "connection is busy with another call" in shutdown)
+        self._busy = threading.Lock()
 
     def __call__(self, cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        if self._con is None:
-            import duckdb  # here: the wire helpers above need no DuckDB
+        with self._busy:
+            if self._con is None:
+                import duckdb  # here: the wire helpers above need no DuckDB
 
-            self._con = duckdb.connect()
-        return run_mapping(self._con, self.mapping_sql, cols)
+                self._con = duckdb.connect()
+            return run_mapping(self._con, self.mapping_sql, cols)
 
-    def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
+    def close(self, wait: float = 1.0) -> bool:
+        """Close the connection (True); False when a batch is still being mapped after ``wait`` seconds:
+        the connection is then left to that worker (an in-memory database, gone with the process)."""
+        if not self._busy.acquire(timeout=wait):
+            return False
+        try:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+            return True
+        finally:
+            self._busy.release()
