@@ -47,6 +47,7 @@ def impact_of(sub: pd.DataFrame) -> dict[str, Any]:
 def make_correlation(
     ctype: str, tenant: str, sub: pd.DataFrame, confidence: float, explanation: str, key: str,
     root_event_id: str | None = None, dimensions: dict[str, str] | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> Correlation:  # fmt: skip
     sub = sub.sort_values("ts", kind="stable")
     root = root_event_id or (str(sub["event_id"].iloc[0]) if len(sub) else None)
@@ -57,6 +58,7 @@ def make_correlation(
     corr = Correlation.build(
         ctype, tenant, ids, [str(m) for m in sub["source_module"].unique()], confidence, explanation,
         int(sub["ts"].min()), int(sub["ts"].max()), key=key, root_event_id=root, dimensions=dimensions,
+        evidence=evidence,
     )  # fmt: skip
     corr.impact = impact_of(sub)
     return corr

@@ -41,7 +41,8 @@ def detect_all(
         learned[edge] = learned.get(edge, 0.0) + w
     alpha = config.temporal_alpha
     detectors: dict[str, Callable[[], list[Correlation]]] = {
-        "causal_chain": lambda: detect_causal_chains(df, tenant, config.chain_max_gap_s),
+        "causal_chain": lambda: detect_causal_chains(
+            df, tenant, config.chain_max_gap_s, config.chain_alpha, config.chain_min_lift),
         "temporal": lambda: detect_temporal(df, tenant, config.bucket_s, config.max_lag_buckets, alpha),
         "pattern": lambda: detect_patterns(df, tenant),
         "anomaly": lambda: detect_anomalies(df, tenant, alpha, anomalies),

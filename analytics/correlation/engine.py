@@ -19,6 +19,7 @@ and at most ``max_tenants`` tenants (least recently active evicted).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -44,13 +45,17 @@ from analytics.correlation.frame import (
     mark_outliers,
     rows_from_sql,
 )
-from analytics.correlation.model import AnomalyRecord, Correlation, EngineConfig, Incident
+from analytics.correlation.model import AnomalyRecord, Correlation, EngineConfig, Incident, stable_id
 from analytics.correlation.persist import CorrelationRepository, StoreLike
-from analytics.correlation.rca import group_incidents, rank_hypotheses
+from analytics.correlation.rca import build_incident, group_incidents, rank_hypotheses, shares_dimension
 
 MAX_ANALYZE_ROWS = 500_000
 #: At most this many forgotten events of the current correlations are read back from the store per analysis
 MAX_RECALLED_ROWS = 2_000
+#: An incident found in a later window continues an earlier one this close in time (and on common ground)
+ADJACENT_US = 30_000_000
+#: At most this many remembered incidents are scanned for one a new incident continues
+_MAX_SCAN = 500
 _CID = COLUMNS.index("correlation_id")
 _TS = COLUMNS.index("ts")
 
@@ -93,6 +98,8 @@ class CorrelationEngine:
         self._stored_sig: dict[str, tuple[int, int, float]] = {}
         self._by_event: dict[tuple[str, str, str], str] = {}
         self._by_dims: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
+        self._incidents: OrderedDict[tuple[str, str], Incident] = OrderedDict()  # recent incidents, by id
+        self._incident_of: dict[tuple[str, str], str] = {}  # (tenant, correlation id) -> its incident's id
         self._rows: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()  # correlated events' rows
         self.max_rows = 50_000
         self.default_tenant = "default"
@@ -186,6 +193,10 @@ class CorrelationEngine:
                 del self._by_event[event_key]
             for dims_key in [k for k in self._by_dims if k[0] == tenant]:
                 del self._by_dims[dims_key]
+            for inc_key in [k for k in self._incidents if k[0] == tenant]:
+                del self._incidents[inc_key]
+            for of_key in [k for k in self._incident_of if k[0] == tenant]:
+                del self._incident_of[of_key]
 
     def window_sizes(self) -> dict[str, tuple[int, int]]:
         """tenant → (rows, distinct keys) currently held (for tests and metrics)."""
@@ -292,6 +303,7 @@ class CorrelationEngine:
                 c.modules = sorted(set(old.modules) | set(c.modules))
                 c.start_us, c.end_us = min(old.start_us, c.start_us), max(old.end_us, c.end_us)
                 c.confidence = max(old.confidence, c.confidence)
+                c.evidence = c.evidence or old.evidence
                 if old.start_us <= c.start_us and old.root_event_id:
                     c.root_event_id = old.root_event_id
                 if c.root_event_id in ids:
@@ -309,6 +321,71 @@ class CorrelationEngine:
             while len(self._by_dims) > self.max_recent:
                 self._by_dims.pop(next(iter(self._by_dims)))
         return c
+
+    def _continue_incidents(self, tenant: str, incidents: list[Incident], corrs: list[Correlation],
+                            ) -> tuple[list[Incident], list[Correlation]]:  # fmt: skip
+        """An incident found again in a later window keeps its id and its earlier correlations.
+
+        A window groups only the correlations it found, and an incident's id follows its earliest root: when
+        a correlation with an earlier root joined (a latency anomaly first, the temporal correlation of the
+        same degradation a flush later), or when the first correlations left the window, the same
+        degradation had been reported as a second incident. "Again" means: it holds a correlation of the
+        earlier incident, or has the earlier one's id (same root), or shares an event with it, or one of its
+        correlations shares a dimension value (model, project, user, asset, component, request) with one of
+        the earlier incident's within ``ADJACENT_US`` — the rule that groups correlations within a window.
+        Returns the incidents (ids continued, earlier correlations not found now added back) and those
+        correlations added back."""
+        current = {c.id for c in corrs}
+        taken: set[str] = set()
+        out: list[Incident] = []
+        kept: dict[str, Correlation] = {}
+        with self._lock:
+            by_id = {c.id: c for c in corrs}
+            for inc in sorted(incidents, key=lambda i: (i.start_us, i.id)):
+                members = [by_id[cid] for cid in inc.correlation_ids]
+                prev = self._earlier_incidents(tenant, inc, members, taken)
+                if not prev:
+                    # its root's id may be held already by the incident that continued the earlier one
+                    out.append(build_incident(members, stable_id(inc.id, "split")) if inc.id in taken else inc)
+                    taken.add(out[-1].id)
+                    continue
+                taken.update(prev)
+                extra = [self._recent[cid] for p in prev for cid in self._incidents[(tenant, p)].correlation_ids
+                         if cid not in current and cid not in kept and cid in self._recent]  # fmt: skip
+                kept.update((c.id, c) for c in extra)
+                out.append(build_incident([*members, *extra], prev[0]))
+            for inc in out:
+                self._incidents[(tenant, inc.id)] = inc
+                self._incidents.move_to_end((tenant, inc.id))
+                for cid in inc.correlation_ids:
+                    self._incident_of[(tenant, cid)] = inc.id
+            while len(self._incidents) > self.max_recent:
+                self._incidents.popitem(last=False)
+            while len(self._incident_of) > self.max_recent:
+                self._incident_of.pop(next(iter(self._incident_of)))
+        return out, list(kept.values())
+
+    def _earlier_incidents(self, tenant: str, inc: Incident, members: list[Correlation], taken: set[str]) -> list[str]:
+        """Ids of the remembered incidents ``inc`` continues (see :meth:`_continue_incidents`), the one it
+        continues most first (most shared correlations, then earliest); empty when it is new. Call locked."""
+        held = Counter(self._incident_of.get((tenant, c.id)) for c in members)
+        ids = [i for i, _ in held.most_common() if i is not None and i not in taken and (tenant, i) in self._incidents]
+        if (tenant, inc.id) in self._incidents and inc.id not in taken and inc.id not in ids:
+            ids.append(inc.id)  # the same root
+        if ids:
+            return sorted(ids, key=lambda i: (-held.get(i, 0), self._incidents[(tenant, i)].start_us))
+        events = set(inc.event_ids)
+        for (t, old_id), old in itertools.islice(reversed(self._incidents.items()), _MAX_SCAN):
+            if t != tenant or old_id in taken:
+                continue
+            if old.start_us > inc.end_us + ADJACENT_US or inc.start_us > old.end_us + ADJACENT_US:
+                continue
+            if events.intersection(old.event_ids) or any(
+                shares_dimension(a, b) and a.start_us <= b.end_us + ADJACENT_US and b.start_us <= a.end_us + ADJACENT_US
+                for a in members for b in (self._recent.get(c) for c in old.correlation_ids) if b is not None
+            ):  # fmt: skip
+                return [old_id]  # the most recent one it continues
+        return []
 
     def _recall(self, tenant: str, found: list[Correlation]) -> set[str]:
         """Remember the stored correlations among ``found`` that memory has lost (a restart, or more than
@@ -387,9 +464,9 @@ class CorrelationEngine:
         found = detect_all(df, tenant, self.config, deps, anomalies)
         recalled = self._recall(tenant, found)
         corrs = [self._merge(c) for c in found]
-        incidents = group_incidents(corrs)
-        by_id = {c.id: c for c in corrs}
-        rca_frame = self._with_remembered(df, tenant, corrs, recalled)
+        incidents, kept = self._continue_incidents(tenant, group_incidents(corrs), corrs)
+        by_id = {c.id: c for c in [*kept, *corrs]}
+        rca_frame = self._with_remembered(df, tenant, [*kept, *corrs], recalled)
         hyps: dict[str, list[dict[str, Any]]] = {}
         learned = dict(deps or {})
         changed_incidents = []

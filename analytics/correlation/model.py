@@ -54,19 +54,21 @@ class Correlation:
     impact: dict[str, Any] = field(default_factory=empty_impact)
     root_event_id: str | None = None
     dimensions: dict[str, str] = field(default_factory=dict)
+    #: statistics behind the finding where the detector ran a test (a causal chain's base-rate test)
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(
         cls, ctype: str, tenant_id: str, event_ids: list[str], modules: list[str], confidence: float,
         explanation: str, start_us: int, end_us: int, *, key: str, root_event_id: str | None = None,
-        dimensions: dict[str, str] | None = None,
+        dimensions: dict[str, str] | None = None, evidence: dict[str, Any] | None = None,
     ) -> Correlation:  # fmt: skip
         if ctype not in CORRELATION_TYPES:
             raise ValueError(f"ctype must be one of {CORRELATION_TYPES}, got {ctype!r}")
         return cls(
             stable_id(tenant_id, ctype, key), ctype, tenant_id, list(dict.fromkeys(event_ids)),
             sorted(set(modules)), round(min(max(confidence, 0.0), 1.0), 4), explanation, int(start_us), int(end_us),
-            root_event_id=root_event_id, dimensions=dict(dimensions or {}),
+            root_event_id=root_event_id, dimensions=dict(dimensions or {}), evidence=dict(evidence or {}),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,7 +78,7 @@ class Correlation:
             "id": self.id, "type": self.type, "tenant_id": self.tenant_id, "event_ids": self.event_ids,
             "modules": self.modules, "confidence": self.confidence, "impact": self.impact,
             "explanation": self.explanation, "start": iso(self.start_us), "end": iso(self.end_us),
-            "root_event_id": self.root_event_id, "dimensions": self.dimensions,
+            "root_event_id": self.root_event_id, "dimensions": self.dimensions, "evidence": self.evidence,
         }  # fmt: skip
 
 
@@ -129,6 +131,9 @@ class EngineConfig:
     bucket_s: float = 1.0
     max_lag_buckets: int = 10
     temporal_alpha: float = 0.001
+    #: a causal chain's modules must co-occur on requests above their base rates: p < chain_alpha, lift >= this
+    chain_alpha: float = 0.01
+    chain_min_lift: float = 3.0
     spike_z: float = 4.0
     min_confidence: float = 0.5
 
@@ -141,3 +146,7 @@ class EngineConfig:
             raise ValueError("bucket_s must be positive and at most window_s / 4")
         if not 0 < self.temporal_alpha < 1:
             raise ValueError("temporal_alpha must be in (0, 1)")
+        if not 0 < self.chain_alpha < 1:
+            raise ValueError("chain_alpha must be in (0, 1)")
+        if not self.chain_min_lift >= 1:
+            raise ValueError("chain_min_lift must be at least 1")

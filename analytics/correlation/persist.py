@@ -32,7 +32,9 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS correlations (
   tenant_id VARCHAR, id VARCHAR, type VARCHAR, start_ts TIMESTAMP, end_ts TIMESTAMP, confidence DOUBLE,
   modules VARCHAR, event_ids VARCHAR, root_event_id VARCHAR, explanation VARCHAR, impact VARCHAR,
-  dimensions VARCHAR, incident_id VARCHAR, updated_at TIMESTAMP, PRIMARY KEY (tenant_id, id))""",
+  dimensions VARCHAR, incident_id VARCHAR, updated_at TIMESTAMP, evidence VARCHAR, PRIMARY KEY (tenant_id, id))""",
+    # tables created before the evidence column (it is added last, so positional inserts match both)
+    "ALTER TABLE correlations ADD COLUMN IF NOT EXISTS evidence VARCHAR",
     """CREATE TABLE IF NOT EXISTS incidents (
   tenant_id VARCHAR, id VARCHAR, start_ts TIMESTAMP, end_ts TIMESTAMP, confidence DOUBLE, title VARCHAR,
   types VARCHAR, correlation_ids VARCHAR, event_ids VARCHAR, impact VARCHAR, hypotheses VARCHAR,
@@ -41,7 +43,7 @@ DDL = (
 _enc = msgspec.json.encode
 _dec = msgspec.json.decode
 _COLS = "id, type, epoch_us(start_ts), epoch_us(end_ts), confidence, modules, event_ids, root_event_id, " \
-        "explanation, impact, dimensions, incident_id"  # fmt: skip
+        "explanation, impact, dimensions, incident_id, coalesce(evidence, '{}')"  # fmt: skip
 
 
 def _release_superseded(cur: Any, incidents: list[Incident]) -> None:
@@ -121,7 +123,8 @@ class CorrelationRepository:
             new.extend(c for c in items if c.id not in known)
         rows = [(c.tenant_id, c.id, c.type, c.start_us, c.end_us, c.confidence, _enc(c.modules).decode(),
                  _enc(c.event_ids).decode(), c.root_event_id, c.explanation, _enc(c.impact).decode(),
-                 _enc(c.dimensions).decode(), inc_of.get(c.id), now) for c in correlations]  # fmt: skip
+                 _enc(c.dimensions).decode(), inc_of.get(c.id), now, _enc(c.evidence).decode())
+                for c in correlations]  # fmt: skip
         inc_rows = [(i.tenant_id, i.id, i.start_us, i.end_us, i.confidence, i.title, _enc(i.types).decode(),
                      _enc(i.correlation_ids).decode(), _enc(i.event_ids).decode(), _enc(i.impact).decode(),
                      _enc(hypotheses.get(i.id, [])).decode(), now) for i in incidents]  # fmt: skip
@@ -130,7 +133,7 @@ class CorrelationRepository:
             if rows:
                 cur.executemany(
                     "INSERT OR REPLACE INTO correlations VALUES (?, ?, ?, make_timestamp(?), make_timestamp(?), ?, ?, ?, "
-                    "?, ?, ?, ?, ?, make_timestamp(?))", rows)  # fmt: skip
+                    "?, ?, ?, ?, ?, make_timestamp(?), ?)", rows)  # fmt: skip
             if inc_rows:
                 cur.executemany(
                     "INSERT OR REPLACE INTO incidents VALUES (?, ?, make_timestamp(?), make_timestamp(?), ?, ?, ?, ?, ?, "
@@ -227,7 +230,8 @@ class CorrelationRepository:
         rows = self.store.read(f"SELECT {_COLS} FROM correlations WHERE tenant_id = ? AND list_contains(?, id)",
                                [tenant, sorted(set(ids))]).fetchall()  # fmt: skip
         return [Correlation(r[0], r[1], tenant, list(_dec(r[6])), list(_dec(r[5])), float(r[4]), r[8], int(r[2]),
-                            int(r[3]), dict(_dec(r[9])), r[7], dict(_dec(r[10]))) for r in rows]  # fmt: skip
+                            int(r[3]), dict(_dec(r[9])), r[7], dict(_dec(r[10])), dict(_dec(r[12])))
+                for r in rows]  # fmt: skip
 
     def load_events(self, tenant: str, event_ids: list[str], start_us: int, end_us: int) -> list[tuple[Any, ...]]:
         """Stored event rows (``SELECT_SQL``'s columns) of ``event_ids`` within ``[start_us, end_us]``."""
@@ -272,4 +276,4 @@ class CorrelationRepository:
 def _corr_row(tenant: str, r: tuple[Any, ...]) -> dict[str, Any]:
     return {"id": r[0], "type": r[1], "tenant_id": tenant, "start": iso(r[2]), "end": iso(r[3]), "confidence": r[4],
             "modules": _dec(r[5]), "event_ids": _dec(r[6]), "root_event_id": r[7], "explanation": r[8],
-            "impact": _dec(r[9]), "dimensions": _dec(r[10]), "incident_id": r[11]}  # fmt: skip
+            "impact": _dec(r[9]), "dimensions": _dec(r[10]), "incident_id": r[11], "evidence": _dec(r[12])}  # fmt: skip

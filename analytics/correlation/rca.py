@@ -78,20 +78,27 @@ def group_incidents(correlations: list[Correlation]) -> list[Incident]:
     groups: dict[int, list[Correlation]] = defaultdict(list)
     for i, c in enumerate(correlations):
         groups[find(i)].append(c)
-    incidents = []
-    for members in groups.values():
-        members.sort(key=lambda c: (c.start_us, -c.confidence))
-        first = members[0]
-        events = list(dict.fromkeys(e for c in members for e in c.event_ids))
-        conf = 1.0 - float(np.prod([1.0 - c.confidence for c in members]))
-        types = sorted({c.type for c in members})
-        incidents.append(Incident(
-            stable_id(first.tenant_id, "incident", first.root_event_id or first.id), first.tenant_id,
-            [c.id for c in members], types, events, min(c.start_us for c in members),
-            max(c.end_us for c in members), round(min(conf, 0.999), 4),
-            f"{' + '.join(types)}: {first.explanation}"[:200], _merge_impact(members),
-        ))  # fmt: skip
-    return incidents
+    return [build_incident(members) for members in groups.values()]
+
+
+def build_incident(members: list[Correlation], incident_id: str | None = None) -> Incident:
+    """One incident of ``members`` (at least one); its id follows the earliest member's root unless given."""
+    members = sorted(members, key=lambda c: (c.start_us, -c.confidence))
+    first = members[0]
+    events = list(dict.fromkeys(e for c in members for e in c.event_ids))
+    conf = 1.0 - float(np.prod([1.0 - c.confidence for c in members]))
+    types = sorted({c.type for c in members})
+    return Incident(
+        incident_id or stable_id(first.tenant_id, "incident", first.root_event_id or first.id), first.tenant_id,
+        [c.id for c in members], types, events, min(c.start_us for c in members),
+        max(c.end_us for c in members), round(min(conf, 0.999), 4),
+        f"{' + '.join(types)}: {first.explanation}"[:200], _merge_impact(members),
+    )  # fmt: skip
+
+
+def shares_dimension(a: Correlation, b: Correlation) -> bool:
+    """True when two correlations were found on a common dimension value (model, project, user, ...)."""
+    return any(a.dimensions.get(k) == v for k, v in b.dimensions.items() if k in _MERGE_DIMS)
 
 
 def _merge_impact(members: list[Correlation]) -> dict[str, Any]:

@@ -292,6 +292,46 @@ def service_traffic(
     return Injected(b.events, Truth("db_slowdown", "performance_degradation", ids, root))
 
 
+def busy_independent_traffic(
+    rng: np.random.Generator, t0: float, t1: float, rate: float = 20.0, p_error: float = 0.25, p_fail: float = 0.25,
+) -> Injected:  # fmt: skip
+    """Requests (policy check, then the model call) from two busy modules that fail independently: the
+    model call errors with probability ``p_error``, the policy check fails with ``p_fail``, whatever the
+    other did. Some requests have both by chance (``p_error * p_fail`` of them) and no incident is
+    injected: the truth is empty, and a causal chain found here is a coincidence."""
+    dims = Dims("busy", "busy-team", "gpt-4o-mini", "openai", "asset-gpt-4o-mini", ["busy-user"], "", "")
+    b = _Builder(rng, dims)
+    for s in np.sort(rng.uniform(t0, t1, int(rng.poisson(rate * (t1 - t0))))):
+        corr = b.uid()
+        user = f"busy-user-{int(rng.integers(50))}"
+        b.policy(float(s), "pol-content-safety", "fail" if rng.random() < p_fail else "pass", corr=corr, user=user)
+        err = "server_error" if rng.random() < p_error else None
+        b.telemetry(float(s) + _u(rng, 0.05, 0.5), _u(rng, 300, 900), corr=corr, error=err, user=user)
+    return Injected(b.events, Truth("busy_independent", "causal_chain", [], ""))
+
+
+def lagged_dependent_traffic(
+    rng: np.random.Generator, t0: float, t1: float, rate: float = 20.0, p_fail: float = 0.05,
+    p_error: float = 0.02,
+) -> Injected:  # fmt: skip
+    """Like :func:`busy_independent_traffic`, but a failed policy check makes the model call fail 0.2 to 3 s
+    later (a real, lagged dependence); other calls fail at ``p_error``. The truth holds the chained requests'
+    abnormal events, rooted at the first policy failure."""
+    dims = Dims("lagged", "lagged-team", "gpt-4o-mini", "openai", "asset-gpt-4o-mini", ["lagged-user"], "", "")
+    b = _Builder(rng, dims)
+    ids: list[str] = []
+    for s in np.sort(rng.uniform(t0, t1, int(rng.poisson(rate * (t1 - t0))))):
+        corr = b.uid()
+        failed = rng.random() < p_fail
+        pid = b.policy(float(s), "pol-content-safety", "fail" if failed else "pass", corr=corr)
+        err = "blocked_by_policy" if failed else ("server_error" if rng.random() < p_error else None)
+        tid = b.telemetry(float(s) + (_u(rng, 0.2, 3.0) if failed else _u(rng, 0.05, 0.5)), _u(rng, 300, 900),
+                          corr=corr, error=err)  # fmt: skip
+        if failed:
+            ids.extend([pid, tid])
+    return Injected(b.events, Truth("lagged_dependent", "causal_chain", ids, ids[0] if ids else ""))
+
+
 SCENARIOS: Final[dict[str, Callable[[np.random.Generator, float, Dims], Injected]]] = {
     "security_chain": security_chain,
     "provider_outage": provider_outage,

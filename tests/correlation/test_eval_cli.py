@@ -22,6 +22,7 @@ def test_eval_rca_prints_table_and_json(capsys: pytest.CaptureFixture[str]) -> N
     assert result["eval"] == "rca" and result["incidents"] == 4
     assert set(result["per_type"]) >= {"causal_chain", "security_incident", "compliance_cascade"}
     assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["rca_top1"] <= result["rca_top3"] <= 1.0
+    assert result["chance_chains"] == 0  # two busy, independent modules: no causal chain
 
 
 @pytest.mark.parametrize(
