@@ -3,7 +3,10 @@
 Starts ``hub run`` as a subprocess on free ports with a fresh data directory, sends batches from
 ``--connections`` concurrent HTTP/1.1 connections for ``--duration`` seconds, then waits until every
 accepted event is stored (the store's pending-rows gauge reaches 0) and counts the rows in DuckDB.
-In the same run it measures the bare decode rate of the same bodies with msgspec (the baseline).
+In the same run it measures the bare decode rate of the same bodies with msgspec (the baseline), and
+the CPU time the hub process used per stored event (user + system, all its threads, from the load's start
+to the last row stored): on a shared machine the rates follow the neighbours' load, the CPU per event much
+less so.
 
     .venv/bin/python benchmarks/ingest.py --duration 10
     .venv/bin/python benchmarks/ingest.py --quick
@@ -108,6 +111,15 @@ def pending_rows(api: str) -> float:
     return float("nan")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=15.0)
@@ -127,12 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["--config", args.config] if args.config else []
     hp = start_hub_process(tmp / "data", "--log-level", "warning", *extra, fsync=not args.no_fsync)
     try:
+        cpu0 = process_cpu_seconds(hp.proc.pid)
         t0 = time.perf_counter()
         stats = asyncio.run(load(hp.api, parts, args.duration, args.connections))
         sent_s = time.perf_counter() - t0
         while pending_rows(hp.api) > 0:
             time.sleep(0.05)
         stored_s = time.perf_counter() - t0
+        hub_cpu = process_cpu_seconds(hp.proc.pid) - cpu0
     finally:
         stop_hub_process(hp)
     con = duckdb.connect(str(tmp / "data" / "hub.duckdb"), read_only=True)
@@ -155,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "stored_per_s_end_to_end": round(stored / stored_s),
         "bare_msgspec_decode_per_s": round(baseline),
         "ratio_to_bare_decode": round((stored / stored_s) / baseline, 3),
+        "hub_cpu_us_per_event": round(hub_cpu / max(stored, 1) * 1e6, 1),
         "bytes_per_event_on_disk": round(size / max(stored, 1), 1),
         "fsync": not args.no_fsync,
         "cpus": os.cpu_count(),

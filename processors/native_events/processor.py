@@ -1,7 +1,10 @@
 """Turn a batch of raw native events into rows of the ``events`` table, or rejections with reasons.
 
 Hot path: one msgspec decode of the envelope and one of the payload per event, a few dict look-ups,
-and appends to column lists. No per-event objects survive the call.
+each normaliser returning its part of the row as a tuple, and the row's values appended to one flat list
+that is sliced into columns at the end. No per-event container survives the event: a tuple per row and a
+(tenant, id) tuple per accepted and per remembered id had (the garbage collector ran every 700 of them, in
+a hub whose heap holds hundreds of thousands of objects).
 """
 
 from __future__ import annotations
@@ -9,12 +12,11 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import operator
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -45,7 +47,6 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 
 log = logging.getLogger(__name__)
-_row_values = operator.itemgetter(*EVENT_COLUMNS)
 _envelope_decoder = msgspec.json.Decoder(AnalyticsEvent)
 _payload_decoders = {k: msgspec.json.Decoder(v) for k, v in PAYLOAD_TYPES.items()}
 _BAD_ENUM = re.compile(r"Invalid enum value .* - at `\$((?:\.\w+)*)`$")
@@ -96,6 +97,10 @@ _encode = msgspec.json.encode
 _SEVERITY_RANK = {"debug": 0, "info": 1, "warning": 2, "error": 3, "critical": 4}
 _KNOWN_MODULES = frozenset(SOURCE_MODULES)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+#: schema_version → whether its major version is supported (bounded: the strings come from clients)
+_MAJOR_OK: dict[str, bool] = {}
+_MAJOR_OK_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +125,26 @@ class ProcessResult:
     columns: dict[str, list[Any]]
     rejected: list[Rejection] = field(default_factory=list)
     duplicates: int = 0
-    accepted_keys: list[tuple[str, str]] = field(default_factory=list)
     metadata_updates: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
 
     @property
     def accepted(self) -> int:
         return len(self.columns["event_id"])
 
+    @property
+    def accepted_keys(self) -> list[tuple[str, str]]:
+        """``(tenant, event_id)`` of every accepted event, in order (from the columns: no per-event list)."""
+        return list(zip(self.columns["tenant_id"], self.columns["event_id"], strict=True))
+
 
 class _Reject(Exception):
     pass
+
+
+#: what a payload type's normaliser returns (see NativeEventsProcessor._telemetry)
+_Fields = tuple[Any, ...]
+_ASSET_ID = EVENT_COLUMNS.index("asset_id")
+_N_COLUMNS = len(EVENT_COLUMNS)
 
 
 class NativeEventsProcessor:
@@ -159,14 +174,20 @@ class NativeEventsProcessor:
         lo = now_us - int(cfg.max_age * 1e6)
         hi = now_us + int(cfg.max_future * 1e6)
         result = ProcessResult({c: [] for c in EVENT_COLUMNS})
-        rows: list[tuple[Any, ...]] = []
+        # every accepted row's values one after the other: a list of per-event tuples kept a thousand objects
+        # alive for the garbage collector to count and promote (a collection every 700 of them)
+        flat: list[Any] = []
+        rejected = result.rejected
         now_s = now_us / 1e6
+        decode = _envelope_decoder.decode
+        normalise = self._normalise
+        seen_or_add = self.dedup.seen_or_add
         for index, raw in enumerate(raw_events):
             event_id: str | None = None
             tenant: str | None = tenant_id
             try:
                 try:
-                    ev = _envelope_decoder.decode(raw)
+                    ev = decode(raw)
                 except msgspec.ValidationError as exc:
                     raise _Reject(f"invalid event: {_validation_message(exc, AnalyticsEvent)}") from None
                 except msgspec.DecodeError as exc:
@@ -181,26 +202,23 @@ class NativeEventsProcessor:
                     # "_hub", "*" or "../x" would be stored where no API call could read or erase it
                     raise _Reject(f"tags.tenant_id must be {TENANT_RULE}")
                 tenant = tenant_id or tag_tenant or cfg.default_tenant
-                row = self._normalise(ev, tenant, lo, hi)
-                if self.dedup.seen_or_add(tenant, ev.event_id, now_s):
+                row, meta = normalise(ev, tenant, lo, hi, now_us)
+                if seen_or_add(tenant, event_id, now_s):
                     result.duplicates += 1
                     continue
             except _Reject as rej:
-                result.rejected.append(Rejection(index, event_id, str(rej), tenant))
+                rejected.append(Rejection(index, event_id, str(rej), tenant))
                 continue
             except Exception as exc:  # a bug must not lose the event: dead-letter it for replay
                 log.exception("unexpected error processing an event", extra={"event_id": event_id})
                 reason = f"internal error: {type(exc).__name__}: {exc}"
-                result.rejected.append(Rejection(index, event_id, reason, tenant))
+                rejected.append(Rejection(index, event_id, reason, tenant))
                 continue
-            result.accepted_keys.append((tenant, ev.event_id))
             if ev.event_type == "metadata":
-                meta = row.pop("_meta")
-                result.metadata_updates.append((tenant, row["asset_id"], meta))
-            row["received_at"] = now_us
-            rows.append(_row_values(row))
-        if rows:
-            result.columns = dict(zip(EVENT_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+                result.metadata_updates.append((tenant, row[_ASSET_ID], meta))
+            flat.extend(row)
+        if flat:
+            result.columns = {c: flat[i::_N_COLUMNS] for i, c in enumerate(EVENT_COLUMNS)}
         for tenant, asset_id, meta in result.metadata_updates:
             self.registry.update(tenant, asset_id, meta)
         return result
@@ -211,35 +229,47 @@ class NativeEventsProcessor:
             self.dedup.forget(tenant, event_id)
 
     # -- per event --------------------------------------------------------------------------------
-    def _normalise(self, ev: AnalyticsEvent, tenant: str, lo: int, hi: int) -> dict[str, Any]:
-        major = ev.schema_version.split(".", 1)[0]
-        if int(major) not in SUPPORTED_MAJOR_VERSIONS:
+    def _normalise(
+        self, ev: AnalyticsEvent, tenant: str, lo: int, hi: int, received_at: int
+    ) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+        """The event's row (in :data:`EVENT_COLUMNS` order) and, for a metadata event, the asset's
+        new metadata (None when it was deleted); raises :class:`_Reject`."""
+        version = ev.schema_version
+        supported = _MAJOR_OK.get(version)
+        if supported is None:
+            supported = int(version.split(".", 1)[0]) in SUPPORTED_MAJOR_VERSIONS
+            if len(_MAJOR_OK) < _MAJOR_OK_MAX:
+                _MAJOR_OK[version] = supported
+        if not supported:
             raise _Reject(
-                f"unsupported schema_version {ev.schema_version!r}: this hub accepts major version(s) "
+                f"unsupported schema_version {version!r}: this hub accepts major version(s) "
                 f"{sorted(SUPPORTED_MAJOR_VERSIONS)}; see GET /api/v1/schemas"
             )
-        if ev.source_module not in _KNOWN_MODULES:
-            raise _Reject(f"unknown source_module {ev.source_module!r}: expected one of {list(SOURCE_MODULES)}")
+        source_module = ev.source_module
+        if source_module not in _KNOWN_MODULES:
+            raise _Reject(f"unknown source_module {source_module!r}: expected one of {list(SOURCE_MODULES)}")
         ts = _parse_timestamp(ev.timestamp)
-        skew = self.config.clock_skew.get(ev.source_module)
+        cfg = self.config
+        skew = cfg.clock_skew.get(source_module) if cfg.clock_skew else None
         if skew:
             ts += int(skew * 1e6)
         if ts < lo:
             raise _Reject(
                 f"timestamp {ev.timestamp} is older than the accepted window "
-                f"({self.config.max_age:g} s; processors.native_events.max_age)"
+                f"({cfg.max_age:g} s; processors.native_events.max_age)"
             )
         if ts > hi:
             raise _Reject(
-                f"timestamp {ev.timestamp} is more than {self.config.max_future:g} s in the future "
+                f"timestamp {ev.timestamp} is more than {cfg.max_future:g} s in the future "
                 "(processors.native_events.max_future); check the sender's clock"
             )
+        event_type = ev.event_type
         try:
-            payload = _payload_decoders[ev.event_type].decode(ev.payload)
+            payload = _payload_decoders[event_type].decode(ev.payload)
         except msgspec.ValidationError as exc:
             raise _Reject(
-                f"invalid payload for event_type {ev.event_type!r}: "
-                f"{_validation_message(exc, PAYLOAD_TYPES[ev.event_type])}".replace("`$", "`$.payload")
+                f"invalid payload for event_type {event_type!r}: "
+                f"{_validation_message(exc, PAYLOAD_TYPES[event_type])}".replace("`$", "`$.payload")
             ) from None
         except msgspec.DecodeError as exc:
             raise _Reject(f"malformed payload JSON: {exc}") from None
@@ -248,46 +278,30 @@ class NativeEventsProcessor:
         except RecursionError:
             raise _Reject("malformed payload JSON: nested too deeply") from None
         tags = ev.tags
-        row: dict[str, Any] = {
-            "tenant_id": tenant,
-            "ts": ts,
-            "event_id": ev.event_id,
-            "source_module": ev.source_module,
-            "event_type": ev.event_type,
-            "severity": ev.severity,
-            "environment": ev.environment,
-            "correlation_id": ev.correlation_id,
-            "schema_version": ev.schema_version,
-            "team": tags.get("team"),
-            "project": tags.get("project"),
-            "user_id": tags.get("user_id"),
-            "name": None,
-            "value": None,
-            "unit": None,
-            "status": None,
-            "input_tokens": None,
-            "output_tokens": None,
-            "model": None,
-            "provider": None,
-            "asset_id": None,
-            "tags": _encode(tags).decode() if tags else "{}",
-            "payload": None,
-            "enrichment": None,
-        }
-        new_payload = _NORMALISERS[ev.event_type](self, payload, row)
-        row["payload"] = _encode(new_payload).decode() if new_payload is not None else bytes(ev.payload).decode()
-        asset_id = row["asset_id"]
-        if asset_id and ev.event_type != "metadata":
-            meta = self.registry.lookup(tenant, asset_id)
-            if meta is not None:
-                row["enrichment"] = _encode({"asset": meta}).decode()
-                if row["model"] is None and meta.get("asset_type") == "model":
-                    row["model"] = meta.get("name")
-                if row["provider"] is None:
-                    row["provider"] = meta.get("provider")
-        return row
+        (name, value, unit, status, model, provider, asset_id, input_tokens, output_tokens, team, project,
+         user_id, severity, new_payload, meta) = _NORMALISERS[event_type](self, payload, ev, tags)  # fmt: skip
+        enrichment = None
+        if asset_id and event_type != "metadata":
+            asset = self.registry.lookup(tenant, asset_id)
+            if asset is not None:
+                enrichment = _encode({"asset": asset}).decode()
+                if model is None and asset.get("asset_type") == "model":
+                    model = asset.get("name")
+                if provider is None:
+                    provider = asset.get("provider")
+        row = (
+            tenant, ts, received_at, ev.event_id, source_module, event_type, severity, ev.environment,
+            ev.correlation_id, version, name, value, unit, status, model, provider, asset_id, team, project,
+            user_id, input_tokens, output_tokens, _encode(tags).decode() if tags else "{}",
+            _encode(new_payload).decode() if new_payload is not None else bytes(ev.payload).decode(),
+            enrichment,
+        )  # fmt: skip
+        return row, meta
 
-    def _telemetry(self, p: TelemetryPayload, row: dict[str, Any]) -> Any:
+    # Each normaliser checks its payload's business rules and returns its part of the row:
+    # (name, value, unit, status, model, provider, asset_id, input_tokens, output_tokens, team, project,
+    #  user_id, severity, the payload to store when it changed (else None), the asset metadata).
+    def _telemetry(self, p: TelemetryPayload, ev: AnalyticsEvent, tags: dict[str, str]) -> _Fields:
         if not math.isfinite(p.value):
             raise _Reject(f"payload.value must be a finite number (metric {p.metric_name!r})")
         if p.value < 0:
@@ -296,35 +310,22 @@ class NativeEventsProcessor:
         if not math.isfinite(value):
             raise _Reject(f"payload.value is out of range once converted to {unit!r} (metric {p.metric_name!r})")
         dims = p.dimensions
-        row["name"] = p.metric_name
-        row["value"] = value
-        row["unit"] = unit
-        row["status"] = p.status
-        row["model"] = p.model or dims.get("model") or dims.get("gen_ai.request.model")
-        row["provider"] = p.provider or dims.get("provider") or dims.get("gen_ai.provider.name")
-        row["asset_id"] = p.asset_id
-        row["input_tokens"] = p.input_tokens
-        row["output_tokens"] = p.output_tokens
-        row["team"] = row["team"] or dims.get("team")
-        row["project"] = row["project"] or dims.get("project")
-        row["user_id"] = row["user_id"] or dims.get("user_id")
-        if unit != p.unit:
-            return msgspec.structs.replace(p, value=value, unit=unit)
-        return None
+        changed = msgspec.structs.replace(p, value=value, unit=unit) if unit != p.unit else None
+        return (p.metric_name, value, unit, p.status,
+                p.model or dims.get("model") or dims.get("gen_ai.request.model"),
+                p.provider or dims.get("provider") or dims.get("gen_ai.provider.name"),
+                p.asset_id, p.input_tokens, p.output_tokens,
+                tags.get("team") or dims.get("team"), tags.get("project") or dims.get("project"),
+                tags.get("user_id") or dims.get("user_id"), ev.severity, changed, None)  # fmt: skip
 
-    def _security(self, p: SecurityPayload, row: dict[str, Any]) -> Any:
-        if _SEVERITY_RANK[row["severity"]] < _SEVERITY_RANK["warning"]:
-            row["severity"] = "warning"  # business rule: security findings are at least warnings
-        row["name"] = p.threat_type
-        row["value"] = p.confidence
-        row["unit"] = "1"
-        row["status"] = p.action_taken
-        row["model"] = p.model
-        row["asset_id"] = p.asset_id
-        row["user_id"] = p.user_id or row["user_id"]
-        return None
+    def _security(self, p: SecurityPayload, ev: AnalyticsEvent, tags: dict[str, str]) -> _Fields:
+        severity = ev.severity
+        if _SEVERITY_RANK[severity] < _SEVERITY_RANK["warning"]:
+            severity = "warning"  # business rule: security findings are at least warnings
+        return (p.threat_type, p.confidence, "1", p.action_taken, p.model, None, p.asset_id, None, None,
+                tags.get("team"), tags.get("project"), p.user_id or tags.get("user_id"), severity, None, None)  # fmt: skip
 
-    def _cost(self, p: CostPayload, row: dict[str, Any]) -> Any:
+    def _cost(self, p: CostPayload, ev: AnalyticsEvent, tags: dict[str, str]) -> _Fields:
         if not math.isfinite(p.amount) or p.amount <= 0:
             raise _Reject(f"payload.amount must be a positive number (got {p.amount})")
         currency = p.currency.upper()
@@ -334,37 +335,19 @@ class NativeEventsProcessor:
         usd = p.amount * rate
         if not math.isfinite(usd):
             raise _Reject(f"payload.amount {p.amount} {currency} is out of range once converted to USD")
-        row["name"] = p.cost_type
-        row["value"] = usd
-        row["unit"] = "USD"
-        row["model"] = p.model
-        row["provider"] = p.provider
-        row["asset_id"] = p.asset_id
-        row["input_tokens"] = p.input_tokens
-        row["output_tokens"] = p.output_tokens
-        row["team"] = p.team or row["team"]
-        row["project"] = p.project or row["project"]
-        if currency != "USD":
-            return msgspec.structs.replace(p, amount=usd, currency="USD")
-        return None
+        changed = msgspec.structs.replace(p, amount=usd, currency="USD") if currency != "USD" else None
+        return (p.cost_type, usd, "USD", None, p.model, p.provider, p.asset_id, p.input_tokens, p.output_tokens,
+                p.team or tags.get("team"), p.project or tags.get("project"), tags.get("user_id"), ev.severity,
+                changed, None)  # fmt: skip
 
-    def _governance(self, p: GovernancePayload, row: dict[str, Any]) -> Any:
-        row["name"] = p.policy_id
-        row["value"] = 0.0 if p.compliant and p.action != "violation" else 1.0
-        row["status"] = "violation" if (p.action == "violation" or not p.compliant) else p.action
-        row["model"] = p.model
-        row["asset_id"] = p.asset_id
-        row["user_id"] = p.user_id or row["user_id"]
-        return None
+    def _governance(self, p: GovernancePayload, ev: AnalyticsEvent, tags: dict[str, str]) -> _Fields:
+        violation = p.action == "violation" or not p.compliant
+        return (p.policy_id, 1.0 if violation else 0.0, None, "violation" if violation else p.action, p.model,
+                None, p.asset_id, None, None, tags.get("team"), tags.get("project"),
+                p.user_id or tags.get("user_id"), ev.severity, None, None)  # fmt: skip
 
-    def _metadata(self, p: MetadataPayload, row: dict[str, Any]) -> Any:
-        row["name"] = p.name
-        row["status"] = p.action
-        row["asset_id"] = p.asset_id
-        row["provider"] = p.provider
-        if p.asset_type == "model":
-            row["model"] = p.name
-        row["_meta"] = (
+    def _metadata(self, p: MetadataPayload, ev: AnalyticsEvent, tags: dict[str, str]) -> _Fields:
+        meta = (
             None
             if p.action == "deleted"
             else {
@@ -376,9 +359,10 @@ class NativeEventsProcessor:
                 "owner": p.owner,
             }
         )
-        return None
+        return (p.name, None, None, p.action, p.name if p.asset_type == "model" else None, p.provider, p.asset_id,
+                None, None, tags.get("team"), tags.get("project"), tags.get("user_id"), ev.severity, None, meta)  # fmt: skip
 
-    def _policy(self, p: PolicyPayload, row: dict[str, Any]) -> Any:
+    def _policy(self, p: PolicyPayload, ev: AnalyticsEvent, tags: dict[str, str]) -> _Fields:
         ms = duration_to_ms(p.evaluation_time, p.evaluation_time_unit)
         if ms is None:
             raise _Reject(f"payload.evaluation_time_unit {p.evaluation_time_unit!r} is not a duration unit")
@@ -386,15 +370,13 @@ class NativeEventsProcessor:
             raise _Reject(
                 f"payload.evaluation_time must be a finite duration (got {p.evaluation_time} {p.evaluation_time_unit})"
             )
-        row["name"] = p.policy_id
-        row["value"] = ms
-        row["unit"] = "ms"
-        row["status"] = p.result
-        row["model"] = p.model
-        row["asset_id"] = p.asset_id
-        if p.evaluation_time_unit != "ms":
-            return msgspec.structs.replace(p, evaluation_time=ms, evaluation_time_unit="ms")
-        return None
+        changed = (
+            msgspec.structs.replace(p, evaluation_time=ms, evaluation_time_unit="ms")
+            if p.evaluation_time_unit != "ms"
+            else None
+        )
+        return (p.policy_id, ms, "ms", p.result, p.model, None, p.asset_id, None, None, tags.get("team"),
+                tags.get("project"), tags.get("user_id"), ev.severity, changed, None)  # fmt: skip
 
 
 _NORMALISERS: dict[str, Any] = {
@@ -415,5 +397,4 @@ def _parse_timestamp(text: str) -> int:
         raise _Reject(f"timestamp {text!r} is not ISO-8601 (e.g. 2026-01-01T12:00:00Z)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    delta = dt - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (dt - _EPOCH) // _ONE_US

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 
@@ -10,6 +11,7 @@ import pytest
 
 from hubcore.config import NativeEventsConfig
 from processors.native_events import NativeEventsProcessor
+from processors.native_events.dedup import Deduplicator
 from tests.helpers.events import EVENT_TYPES, make_event, now_iso
 
 NOW_US = int(time.time() * 1e6)
@@ -165,3 +167,94 @@ def test_tenant_from_header_wins_then_tags_then_default() -> None:
     assert res.columns["tenant_id"] == ["acme", "default"]
     _, res = run([make_event("cost", tags={"tenant_id": "acme"})], tenant_id="hdr")
     assert res.columns["tenant_id"] == ["hdr"]
+
+
+# -- which field fills each column (the normalisers return their part of the row) ---------------------
+COLUMN_SOURCES = [
+    ("telemetry: payload model and provider win over dimensions",
+     make_event("telemetry", payload={"dimensions": {"model": "dm", "provider": "dp"}}), {"model": "gpt-4o", "provider": "openai"}),
+    ("telemetry: dimensions, then GenAI names, fill what the payload lacks",
+     make_event("telemetry", payload={"model": None, "provider": None,
+                                      "dimensions": {"gen_ai.request.model": "gm", "gen_ai.provider.name": "gp"}}),
+     {"model": "gm", "provider": "gp"}),
+    ("telemetry: an empty tag falls through to the dimension, a missing one to None",
+     make_event("telemetry", tags={"team": "", "user_id": ""}, payload={"dimensions": {"team": "dt"}}),
+     {"team": "dt", "project": None, "user_id": None}),
+    ("telemetry: no dimensions and an empty tag give None, not ''",
+     make_event("telemetry", tags={"team": ""}, payload={"dimensions": {}}), {"team": None}),
+    ("cost: the payload's team and project win over the tags",
+     make_event("cost", tags={"team": "tt", "project": "tp", "user_id": "tu"}, payload={"team": "pt"}),
+     {"team": "pt", "project": "tp", "user_id": "tu", "status": None, "name": "token"}),
+    ("security: the payload's user wins; no provider or tokens",
+     make_event("security", tags={"user_id": "tu"}), {"user_id": "u-7", "provider": None, "input_tokens": None,
+                                                      "unit": "1", "status": "blocked", "value": 0.93}),
+    ("security: the tag's user when the payload has none",
+     make_event("security", tags={"user_id": "tu"}, payload={"user_id": None}), {"user_id": "tu"}),
+    ("governance: not compliant is a violation",
+     make_event("governance", payload={"action": "audit", "compliant": False}), {"value": 1.0, "status": "violation"}),
+    ("governance: compliant and no violation",
+     make_event("governance", payload={"action": "audit", "compliant": True}), {"value": 0.0, "status": "audit", "unit": None}),
+    ("metadata: the model column only for a model asset",
+     make_event("metadata", payload={"asset_type": "dataset", "asset_id": "ds-1"}),
+     {"model": None, "name": "gpt-4o", "provider": "openai", "asset_id": "ds-1", "value": None}),
+    ("policy: no provider; the tags' team",
+     make_event("policy"), {"provider": None, "team": "search", "unit": "ms", "status": "pass", "name": "rate-limit"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "event", "expected"), COLUMN_SOURCES, ids=[c[0] for c in COLUMN_SOURCES])
+def test_each_column_comes_from_the_right_field(
+    name: str, event: dict[str, object], expected: dict[str, object]
+) -> None:
+    _, res = run([event], now_us=NOW_US)
+    assert res.accepted == 1, res.rejected  # type: ignore[attr-defined]
+    row = {column: values[0] for column, values in res.columns.items()}  # type: ignore[attr-defined]
+    assert {k: row[k] for k in expected} == expected
+    assert row["received_at"] == NOW_US and row["event_id"] == event["event_id"]
+
+
+def test_enrichment_fills_model_and_provider_only_when_missing() -> None:
+    proc, _ = run([make_event("metadata")])
+    own = make_event("cost", payload={"asset_id": "asset-gpt4o", "model": "mine", "provider": None})
+    res = proc.process([json.dumps(own).encode()])
+    assert res.columns["model"] == ["mine"] and res.columns["provider"] == ["openai"]
+    proc.process([json.dumps(make_event("metadata", payload={"action": "deleted"})).encode()])
+    res = proc.process([json.dumps(make_event("cost", payload={"asset_id": "asset-gpt4o", "model": None})).encode()])
+    assert res.columns["enrichment"] == [None] and res.columns["model"] == [None]
+
+
+def test_accepted_keys_are_the_accepted_events_in_order() -> None:
+    dup = make_event("cost")
+    events = [make_event("cost", tags={"tenant_id": "acme"}), dup, b"{", dup, make_event("policy")]
+    _, res = run(events)
+    keys = res.accepted_keys  # type: ignore[attr-defined]
+    assert keys == list(zip(res.columns["tenant_id"], res.columns["event_id"], strict=True))  # type: ignore[attr-defined]
+    assert [k[0] for k in keys] == ["acme", "default", "default"] and keys[1][1] == dup["event_id"]
+
+
+def test_unsupported_schema_versions_stay_rejected_after_many_distinct_versions() -> None:
+    """The supported-major cache is bounded; versions past its size are still checked."""
+    events = [make_event("cost", schema_version=f"{major}.{minor}.0") for major in (1, 2) for minor in range(300)]
+    _, res = run(events)
+    assert res.accepted == 300  # type: ignore[attr-defined]
+    assert {r.index for r in res.rejected} == set(range(300, 600))  # type: ignore[attr-defined]
+    assert all("unsupported schema_version" in r.reason for r in res.rejected)  # type: ignore[attr-defined]
+
+
+# -- the deduplicator -----------------------------------------------------------------------------------
+def test_dedup_tells_apart_tenants_and_ids_that_concatenate_alike() -> None:
+    d = Deduplicator(window_seconds=300, max_ids=100)
+    pairs = [("a", "b\x00c"), ("a\x00b", "c"), ("", "a\x00b\x00c"), ("3:a", "\x00bc"), ("a", "bc")]
+    assert [d.seen_or_add(t, e, now=0.0) for t, e in pairs] == [False] * len(pairs)
+    assert [d.seen_or_add(t, e, now=1.0) for t, e in pairs] == [True] * len(pairs)
+    d.forget("a\x00b", "c")
+    assert d.seen_or_add("a\x00b", "c", now=2.0) is False and d.seen_or_add("a", "b\x00c", now=2.0) is True
+
+
+def test_dedup_keeps_no_object_the_garbage_collector_tracks_per_id() -> None:
+    """A (tenant, id) tuple per remembered id was an object for the collector to traverse, up to
+    ``max_ids`` of them for the whole window; one string per id is not."""
+    d = Deduplicator(window_seconds=300, max_ids=10_000)
+    for i in range(1000):
+        d.seen_or_add("t1", f"id-{i}", now=0.0)
+    assert not any(gc.is_tracked(key) for key in d._seen)
