@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from analytics.correlation.timeutil import parse_time
-from api.deps import get_state, read_tenant, write_tenant
+from api.deps import check_known_params, get_state, read_tenant, write_tenant
 from api.errors import error_response, json_response
 from api.openapi_bodies import EVENT_EXAMPLE, NDJSON_EXAMPLE, request_body
 from api.routers.ingest_body import BodyError, split_events
@@ -68,6 +68,11 @@ async def ingest_events(request: Request, state: Annotated[ApiState, Depends(get
             f"Content-Type must be application/json or application/x-ndjson, got {ctype!r}",
         )
     native = state.config.receivers.native
+    try:  # ?tenant=a&tenant=b had silently used b, and ?tennat=b the caller's own tenant
+        check_known_params(request, ("tenant",))
+    except InvalidParameter as exc:
+        state.pipeline.reject_request(RECEIVER, exc.reason)
+        raise
     try:
         tenant = write_tenant(request, request.query_params.get("tenant"))
         body = await read_body_limited(request, native.max_body_bytes)
@@ -117,7 +122,12 @@ async def list_events(
     tag_filters: dict[str, str] = {}
     payload_filters: dict[str, str] = {}
     known = set(named) | {"tenant", "start", "end", "limit", "cursor"}
-    for key, value in request.query_params.items():
+    seen: set[str] = set()
+    for key, value in request.query_params.multi_items():
+        if key in seen:  # model=a&model=b had silently meant model=b
+            raise InvalidParameter(f"query parameter {key[:64]!r} is given more than once; give it once",
+                                   reason="repeated_parameter")  # fmt: skip
+        seen.add(key)
         if key.startswith("tags."):
             tag_filters[key[5:]] = value
         elif key.startswith("payload."):
@@ -126,7 +136,7 @@ async def list_events(
             filters[key] = value
         elif key not in known:
             raise InvalidParameter(
-                f"unknown query parameter {key!r}; use {', '.join(FILTERABLE)}, tags.<key>, payload.<path>, "
+                f"unknown query parameter {key[:64]!r}; use {', '.join(FILTERABLE)}, tags.<key>, payload.<path>, "
                 "tenant, start, end, limit, cursor",
                 reason="unknown_parameter",
             )

@@ -162,6 +162,36 @@ def test_bad_listing_parameters_are_422(client: httpx.Client, params: dict[str, 
     assert code == "bad_time" if "start" in params else code != "bad_time"  # one code for bad times everywhere
 
 
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [("model=a&model=b", "repeated_parameter"), ("tags.env=a&tags.env=b", "repeated_parameter"),
+     ("limit=1&limit=2", "repeated_parameter")],
+)  # fmt: skip
+def test_a_listing_parameter_given_twice_is_422(client: httpx.Client, query: str, code: str) -> None:
+    r = client.get(f"/api/v1/events?{query}")
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == code and "more than once" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [("tenant=a&tenant=b", "repeated_parameter"), ("tennat=b", "unknown_parameter"),
+     ("dry_run=true", "unknown_parameter")],
+)  # fmt: skip
+def test_an_ingest_query_parameter_other_than_one_tenant_is_422_and_nothing_is_stored(
+    client: httpx.Client, query: str, code: str
+) -> None:
+    ev = make_event("telemetry", correlation_id=f"req-{query}")
+    r = client.post(f"/api/v1/events?{query}", json=[ev])
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == code
+    metrics = client.get("/metrics").text
+    assert f'reason="{code}"' in metrics
+    for tenant in ("a", "b", "default"):
+        listed = client.get("/api/v1/events", params={"tenant": tenant, "correlation_id": ev["correlation_id"]})
+        assert listed.status_code == 200 and listed.json()["events"] == [], (tenant, listed.text)
+
+
 def test_schemas_are_served_and_validate_events(client: httpx.Client) -> None:
     idx = client.get("/api/v1/schemas").json()
     assert idx["current"] == "1.0.0"
