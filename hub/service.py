@@ -209,6 +209,8 @@ class HubService:
             log.info("exporter started", extra={"exporter": name})
         await asyncio.to_thread(self.alerting.start)
         await asyncio.to_thread(self.analytics.start)
+        if self.analytics.config.warm_up:  # (the forecast warm-up is the analytics service's own)
+            threading.Thread(target=_warm_api, args=(self.app,), name="hub-api-warm-up", daemon=True).start()
         await asyncio.to_thread(self.correlation.start)
         if self.pipeline.correlation is not None:
             self._corr_stop.clear()
@@ -446,6 +448,21 @@ class HubService:
         ).fetchall()
         for tenant, event_id, received in recent:
             proc.dedup.seen_or_add(tenant, event_id, float(received))
+
+
+def _warm_api(app: Any) -> None:
+    """Build the API's routes before the first request needs them (``processors.analytics.warm_up``).
+
+    FastAPI builds an included router's routes (dependencies, pydantic schemas) on the first request that
+    reaches the router: the first ``GET /api/v1/budgets`` after a start took 1.4 s on a loaded 2-core
+    machine, with no budget at all, and 0.02 s after. Generating the OpenAPI document builds every route."""
+    started = time.perf_counter()
+    try:
+        app.openapi()
+    except Exception:  # a failed warm-up costs only the first requests' latency
+        log.exception("API warm-up failed")
+        return
+    log.info("API warm-up done", extra={"seconds": round(time.perf_counter() - started, 3)})
 
 
 def _audit_to_loki(exporter: Any) -> Callable[[dict[str, Any]], None]:

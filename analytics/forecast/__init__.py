@@ -2,11 +2,12 @@
 
 Usage::
 
-    from analytics.forecast import EnsembleForecaster, breach_series
+    from analytics.forecast import EnsembleForecaster, ForecastCache, breach_series
 
     fc = EnsembleForecaster(level=95)                 # frequency inferred, models chosen per series
     out = fc.forecast(df, h=168)                      # unique_id, ds, yhat, yhat_lower, yhat_upper, model
     alerts = breach_series(actual_df, out)            # 1 where the actual leaves the interval
+    fc = EnsembleForecaster(cache=ForecastCache())    # the same data forecast again: not fitted again
     p = fc.results_["a"].exceedance_probability(900.0, start=t0, end=t1)
 
 Command line: ``hub forecast --input FILE.csv --horizon 7d --level 95 --output OUT.csv``
@@ -21,6 +22,7 @@ from hubcore.lazy import lazy_attribute
 
 if TYPE_CHECKING:
     from analytics.forecast.arguments import ForecastInputError
+    from analytics.forecast.cache import ForecastCache
     from analytics.forecast.calibration import Calibration, breach_series
     from analytics.forecast.ensemble import EnsembleConfig, EnsembleForecaster, SeriesForecast, forecast_array
     from analytics.forecast.frequency import (
@@ -40,6 +42,7 @@ _SOURCES: dict[str, str] = {
     **dict.fromkeys(("EnsembleConfig", "EnsembleForecaster", "SeriesForecast", "forecast_array"), "ensemble"),
     **dict.fromkeys(("Frequency", "infer_frequency", "parse_horizon", "regularize", "season_lengths"), "frequency"),
     "ForecastInputError": "arguments",
+    "ForecastCache": "cache",
     **dict.fromkeys(("SeriesProfile", "clean_outliers", "profile_series"), "profile"),
     **dict.fromkeys(("fallback_model", "select_models"), "selection"),
 }  # fmt: skip
@@ -48,6 +51,7 @@ __all__ = [
     "Calibration",
     "EnsembleConfig",
     "EnsembleForecaster",
+    "ForecastCache",
     "ForecastInputError",
     "Frequency",
     "SeriesForecast",

@@ -23,6 +23,9 @@ Per series:
    (``p = weight_power``); a model that raises gets weight 0, and when every model fails the
    ``fallback_model`` (seasonal naive) is used;
 5. intervals are the conformal intervals of the ensemble's own validation errors (:mod:`.calibration`).
+
+With a :class:`~analytics.forecast.cache.ForecastCache` (``cache=``), a series forecast before with the same
+values, horizon, seasons and config is not fitted again (models chosen per series, in process only).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from analytics.forecast.cache import ForecastCache
 from analytics.forecast.calibration import Calibration
 from analytics.forecast.frequency import (
     ForecastInputError,
@@ -198,12 +202,25 @@ def _weights(scores: dict[str, float], power: float, cutoff: float) -> dict[str,
 
 
 def forecast_array(
-    y: np.ndarray, h: int, seasons: list[int], config: EnsembleConfig, models: Sequence[Any] | None = None
+    y: np.ndarray, h: int, seasons: list[int], config: EnsembleConfig, models: Sequence[Any] | None = None,
+    cache: ForecastCache | None = None,
 ) -> _ArrayResult:
-    """Forecast one regular series given as an array (the core of :class:`EnsembleForecaster`)."""
+    """Forecast one regular series given as an array (the core of :class:`EnsembleForecaster`).
+
+    ``cache``: where forecasts of the same data, horizon, seasons and config are found (only with the
+    models chosen per series; see :mod:`analytics.forecast.cache`)."""
     y = np.asarray(y, dtype=float)
     if config.max_train and len(y) > config.max_train:
         y = y[-config.max_train :]
+    if cache is not None and not models:
+        key = cache.key(y, h, seasons, config)
+        return cache.get_or_compute(key, lambda: _forecast_array(y, h, seasons, config, None))
+    return _forecast_array(y, h, seasons, config, models)
+
+
+def _forecast_array(
+    y: np.ndarray, h: int, seasons: list[int], config: EnsembleConfig, models: Sequence[Any] | None
+) -> _ArrayResult:
     if len(y) < MIN_LENGTH:
         raise ForecastInputError(f"series too short: {len(y)} observations, at least {MIN_LENGTH} needed")
     profile = profile_series(y, seasons)
@@ -288,9 +305,9 @@ def forecast_array(
 
 def _run_chunk(
     chunk: list[tuple[Any, np.ndarray]], h: int, seasons: list[int], config: EnsembleConfig,
-    models: Sequence[Any] | None,
+    models: Sequence[Any] | None, cache: ForecastCache | None = None,
 ) -> list[tuple[Any, _ArrayResult]]:
-    return [(uid, forecast_array(y, h, seasons, config, models)) for uid, y in chunk]
+    return [(uid, forecast_array(y, h, seasons, config, models, cache)) for uid, y in chunk]
 
 
 class EnsembleForecaster:
@@ -299,7 +316,9 @@ class EnsembleForecaster:
     ``models``: configured statsforecast models with unique aliases, or ``None`` to choose per series;
     ``level``: interval level in percent (default: ``config.level``, 95);
     ``freq``: pandas alias (``"h"``, ``"D"``) or ``None`` to infer it from the timestamps;
-    ``n_jobs``: worker processes over series (1 = in process).
+    ``n_jobs``: worker processes over series (1 = in process);
+    ``cache``: a :class:`~analytics.forecast.cache.ForecastCache` where the forecasts of series seen before
+    (the same values, horizon and config) are found instead of being fitted again (in process only).
     """
 
     def __init__(
@@ -309,6 +328,7 @@ class EnsembleForecaster:
         level: float | None = None,
         n_jobs: int = 1,
         config: EnsembleConfig | None = None,
+        cache: ForecastCache | None = None,
     ) -> None:
         base = config or EnsembleConfig()
         self.config = base if level is None else replace(base, level=level)
@@ -319,6 +339,7 @@ class EnsembleForecaster:
                 raise ValueError(f"model aliases must be unique, got {aliases}")
         self.freq = freq
         self.n_jobs = max(1, n_jobs)
+        self.cache = cache
         self.results_: dict[Any, SeriesForecast] = {}
 
     def _frequency(self, ds: pd.Series) -> Frequency:
@@ -356,7 +377,7 @@ class EnsembleForecaster:
         groups = [(uid, regularize(g, freq, time_col=time_col, target_col=target_col)[0]) for uid, g in groups]
         items = [(uid, g[target_col].to_numpy(dtype=float)) for uid, g in groups]
         if self.n_jobs == 1 or len(items) < 2 * self.n_jobs:
-            results = _run_chunk(items, h, seasons, self.config, self.models)
+            results = _run_chunk(items, h, seasons, self.config, self.models, self.cache)
         else:
             chunks = [items[i :: self.n_jobs * 4] for i in range(self.n_jobs * 4)]
             with ProcessPoolExecutor(self.n_jobs) as pool:

@@ -10,6 +10,8 @@ The spend is the sum of the tenant's ``cost`` events (USD) matching the budget's
 read through the unified query layer. The forecast to the period end is
 :func:`analytics.budget.forecast_budget` on hourly spend (bulk ensemble, calibrated paths) once 16 hours
 of spend exist; before that a straight line at the period's average rate (``method: "linear"``).
+Evaluating writes nothing: the service writes a budget's series (:func:`budget_rows`) on its schedule and
+when the budget is created or replaced.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +38,11 @@ from hubcore.query.executor import EmbeddedBackend
 from hubcore.query.model import parse_query
 from hubcore.storage.embedded import EmbeddedStore
 
-__all__ = ["Budget", "BudgetNameTaken", "BudgetRepository", "budget_rows", "evaluate_budget", "period_bounds"]
+if TYPE_CHECKING:
+    from analytics.forecast.cache import ForecastCache
+
+__all__ = ["BUDGET_SERIES", "Budget", "BudgetNameTaken", "BudgetRepository", "budget_rows", "evaluate_budget",
+           "period_bounds"]
 
 PERIODS = ("monthly", "quarterly", "custom")
 #: Spend history the forecast learns from (besides the period's own): four weeks, for weekly patterns.
@@ -46,6 +52,10 @@ MAX_CUSTOM_DAYS = 400
 #: A period ending further ahead than this is not forecast hour by hour (a custom period may start years
 #: ahead); its spend is the recent average rate (``method: "linear"``).
 MAX_FORECAST_AHEAD_S = 2 * MAX_CUSTOM_DAYS * 86_400.0
+#: The derived series of a budget (label ``budget_id``): written by :func:`budget_rows` when the scheduler
+#: re-evaluates the budgets (``budget_every``) and when a budget is created or replaced, never on a read;
+#: deleted with the budget.
+BUDGET_SERIES = ("budget_limit_usd", "budget_spend_usd", "budget_exhaustion_alert", "budget_exhaustion_timestamp_seconds")
 BUDGETS_SQL = """CREATE TABLE IF NOT EXISTS analytics_budgets (
   tenant_id VARCHAR, id VARCHAR, body VARCHAR, updated_at TIMESTAMP
 )"""
@@ -263,9 +273,16 @@ def spent_between(store: EmbeddedStore, budget: Budget, start_s: float, end_s: f
 
 
 def evaluate_budget(
-    store: EmbeddedStore, budget: Budget, *, now_s: float | None = None, level: float = 95.0
+    store: EmbeddedStore, budget: Budget, *, now_s: float | None = None, level: float = 95.0,
+    cache: ForecastCache | None = None,
 ) -> dict[str, Any]:
-    """Spend to date, forecast spend to the period end (with interval), predicted exhaustion, alert flag."""
+    """Spend to date, forecast spend to the period end (with interval), predicted exhaustion, alert flag.
+
+    ``cache``: where the ensemble forecast of the same hourly spend (values, horizon, config) is found
+    instead of being fitted again: within an hour, with no new spend in a complete hour, every evaluation
+    of a budget (the scheduler's, each GET) forecasts the same series. The answer is the same with or
+    without it (the time-dependent rest, the current hour's share, the paths, the crossing, is computed
+    each time)."""
     now = time.time() if now_s is None else now_s
     start, end = period_bounds(budget, now)
     as_of = min(now, end)
@@ -301,7 +318,7 @@ def evaluate_budget(
             hours = max(1.0, (end - as_of) / 3600.0)  # paths x hours at most 4 million (a year ahead: 456 paths)
             fc = forecast_budget(spend, budget.amount, pd.Timestamp(end, unit="s"), period_start=pd.Timestamp(start, unit="s"),
                                  level=level, n_paths=int(max(200, min(1000, 4_000_000 // hours))),
-                                 forecaster=EnsembleForecaster(freq="h", config=EnsembleConfig.totals(level)),
+                                 forecaster=EnsembleForecaster(freq="h", config=EnsembleConfig.totals(level), cache=cache),
                                  as_of=pd.Timestamp(as_of, unit="s"), partial_spend=partial)  # fmt: skip
             method = "forecast"
             total, lower, upper = fc.forecast_total, fc.forecast_total_lower, fc.forecast_total_upper

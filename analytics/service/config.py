@@ -248,8 +248,12 @@ class AnalyticsConfig(_Base):
 
     ``max_series`` caps the series one query may yield per tenant; ``bulk_threshold``: from that many
     series on, a query is scored/forecast with the vectorised bulk path; ``budget_every``: how often
-    budgets are re-evaluated (their ``budget_exhaustion_timestamp_seconds`` series);
-    ``retention_days``: derived rows older than that are deleted.
+    budgets are re-evaluated and their ``budget_*`` series written (a read of a budget writes nothing; 2
+    minutes by default, so that Prometheus' 5-minute lookback always holds a sample for the budget alert
+    rules); ``retention_days``: derived rows older than that are deleted; ``warm_up``: at start, in
+    background threads, build the API's routes (the hub: FastAPI builds them on the first request) and
+    forecast a small synthetic series (:func:`analytics.forecast.warm.warm_up`), so that the first budget
+    or forecast request does not pay for either (on by default; the test hubs turn it off).
     """
 
     enabled: bool = True
@@ -258,9 +262,10 @@ class AnalyticsConfig(_Base):
     schedulers: dict[str, SchedulerSpec] = msgspec.field(default_factory=lambda: dict(DEFAULT_SCHEDULERS))
     max_series: int = 1000
     bulk_threshold: int = 200
-    budget_every: str = "5m"
+    budget_every: str = "2m"
     retention_days: int = 30
     query_timeout_s: float = 30.0
+    warm_up: bool = True
 
     def validate(self, key: str = "processors.analytics") -> AnalyticsConfig:
         """Check every entry and the cross-references (models → queries, schedulers)."""

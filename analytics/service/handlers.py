@@ -58,6 +58,23 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(float(seconds), UTC).isoformat().replace("+00:00", "Z")
 
 
+#: Epoch seconds of 10000-01-01: :func:`_iso_many` formats whole seconds before it at once.
+_YEAR_10000_S = 253_402_300_800
+
+
+def _iso_many(seconds: np.ndarray) -> list[str]:
+    """:func:`_iso` of every value; whole seconds (a forecast's steps) in one numpy call, the same text.
+
+    >>> _iso_many(np.array([0.0, 1_764_201_600.0])) == [_iso(0.0), _iso(1_764_201_600.0)]
+    True
+    """
+    values = np.asarray(seconds, dtype=float)
+    if values.size and bool(np.all((values == np.floor(values)) & (values >= 0) & (values < _YEAR_10000_S))):
+        stamps = np.datetime_as_string(values.astype(np.int64).astype("datetime64[s]"), unit="s")
+        return [f"{t}Z" for t in stamps.tolist()]
+    return [_iso(v) for v in values.tolist()]
+
+
 def parse_time_param(value: str | None, field: str, default: float) -> float:
     """Epoch seconds from a query parameter (:func:`hubcore.times.parse_time_s`: ISO-8601,
     epoch seconds, ``now`` or ``-24h``), ``default`` when it is missing; 422 ``bad_time`` otherwise."""
@@ -208,7 +225,7 @@ def forecast(
     check_window(span, spec.step_seconds, "history")
     series = load_series(svc.store, spec, tenant, now - span, now, max_series=MAX_FORECAST_SERIES)
     _, results = run_forecast(tenant, alias, model_alias, model, series, horizon=h, level=level,
-                              bulk_threshold=svc.config.bulk_threshold)  # fmt: skip
+                              bulk_threshold=svc.config.bulk_threshold, cache=svc.forecasts, rows=False)  # fmt: skip
     hist = {s.key: s for s in series}
     out = []
     for key, r in results.items():
@@ -224,8 +241,10 @@ def forecast(
         values = hist[key].values[np.isfinite(hist[key].values)]
         thr = float(threshold) if threshold is not None else float(np.quantile(values, 0.99))
         prob = _exceedance(r, thr, lo, hi, level)
-        points = [{"timestamp": _iso(t), "yhat": float(y), "yhat_lower": float(a), "yhat_upper": float(b)}
-                  for t, y, a, b in zip(ds, r["yhat"], r["yhat_lower"], r["yhat_upper"], strict=True)]  # fmt: skip
+        # (one numpy call per column, not a float() and a datetime per value: 36,000 of them took ~1 s)
+        columns = (_iso_many(ds), *(np.asarray(r[c], dtype=float).tolist() for c in ("yhat", "yhat_lower", "yhat_upper")))
+        points = [{"timestamp": t, "yhat": y, "yhat_lower": a, "yhat_upper": b}
+                  for t, y, a, b in zip(*columns, strict=True)]  # fmt: skip
         out.append({"labels": r["labels"], "model": r["model"], "points": points,
                     "anomaly_probability": {"threshold": thr, "window_start": _iso(ds[min(lo, len(ds) - 1)]),
                                             "window_end": _iso(ds[max(hi - 1, 0)]), "probability": prob}})  # fmt: skip
@@ -341,7 +360,8 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
     if n_paths < 100:
         raise _bad("horizon", f"{h} steps for {len(usable)} model{'s' * (len(usable) != 1)} is too much to simulate (at most "
                    f"{MAX_PATH_VALUES // (100 * series_count):,} steps); shorten it or use a coarser step")  # fmt: skip
-    fc = EnsembleForecaster(freq=f"{usage_spec.step_seconds}s", config=EnsembleConfig.totals(float(level)))
+    fc = EnsembleForecaster(freq=f"{usage_spec.step_seconds}s", config=EnsembleConfig.totals(float(level)),
+                            cache=svc.forecasts)  # fmt: skip
     try:
         result = what_if_result(frame, prices, scenario, h, fleet=fleet, level=float(level), n_paths=n_paths, forecaster=fc)
     except KeyError as exc:

@@ -25,6 +25,7 @@ from analytics.anomaly.model import severities
 from analytics.anomaly.raw_cache import RawScoreCache
 from analytics.anomaly.registry import make_detectors
 from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError, SeriesForecast
+from analytics.forecast.cache import ForecastCache
 from analytics.service.bulk import bulk_forecast, bulk_score
 from analytics.service.config import DEFAULT_DETECTORS, ModelSpec, parse_duration
 from analytics.service.derived import AnomalyRecord, DerivedRow
@@ -290,10 +291,13 @@ def forecast_frame(series: Sequence[Series]) -> pd.DataFrame:
 def run_forecast(
     tenant: str, query: str, model_alias: str, spec: ModelSpec, series: Sequence[Series], *,
     horizon: str | int | None = None, level: float | None = None, bulk_threshold: int = 200,
+    cache: ForecastCache | None = None, rows: bool = True,
 ) -> tuple[list[DerivedRow], dict[str, dict[str, Any]]]:  # fmt: skip
-    """Forecast every usable series. Returns derived rows (future ``yhat*``) and, per series key, a dict
-    with ``labels``, ``ds`` (epoch s), ``yhat``, ``yhat_lower``, ``yhat_upper``, ``model`` and the
-    library's :class:`SeriesForecast` (``result``, None on the bulk path)."""
+    """Forecast every usable series. Returns derived rows (future ``yhat*``; none with ``rows=False``,
+    for callers that only answer with the forecasts) and, per series key, a dict with ``labels``, ``ds``
+    (epoch s), ``yhat``, ``yhat_lower``, ``yhat_upper``, ``model`` and the library's
+    :class:`SeriesForecast` (``result``, None on the bulk path). ``cache``: where the ensemble finds the
+    forecasts of series it forecast before on the same data (see :mod:`analytics.forecast.cache`)."""
     usable = [s for s in series if _usable(s)]
     if not usable:
         return [], {}
@@ -314,7 +318,7 @@ def run_forecast(
                               "yhat_upper": fc.yhat_upper[i], "model": f"bulk_swa{season}", "result": None}  # fmt: skip
     else:
         config = EnsembleConfig() if spec.params.get("mode", "bulk") == "full" else EnsembleConfig.bulk()
-        fc_ = EnsembleForecaster(freq=f"{step}s", level=lvl, config=config)
+        fc_ = EnsembleForecaster(freq=f"{step}s", level=lvl, config=config, cache=cache)
         by_key = {s.key: s for s in usable}
         try:
             fc_.forecast(forecast_frame(usable), h=h)
@@ -323,15 +327,17 @@ def run_forecast(
         for key, res in fc_.results_.items():
             s = by_key[str(key)]
             results[s.key] = _result_dict(s, res)
-    rows: list[DerivedRow] = []
+    if not rows:
+        return [], results
+    derived: list[DerivedRow] = []
     provide = set(spec.series())
     for r in results.values():
         labels = {**r["labels"], "for": query, "model_alias": model_alias}
         for name in ("yhat", "yhat_lower", "yhat_upper"):
             if name in provide:
-                rows += [DerivedRow(tenant, float(t), name, float(v), labels, "forecast")
-                         for t, v in zip(r["ds"], r[name], strict=True)]  # fmt: skip
-    return rows, results
+                derived += [DerivedRow(tenant, float(t), name, float(v), labels, "forecast")
+                            for t, v in zip(r["ds"], r[name], strict=True)]  # fmt: skip
+    return derived, results
 
 
 def _result_dict(s: Series, res: SeriesForecast) -> dict[str, Any]:

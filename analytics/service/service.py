@@ -4,10 +4,12 @@ Every ``infer_every`` of its scheduler, each model runs on each of its queries f
 events in the last ``fit_window``: the query's series are read through the unified query layer, scored
 (anomaly) or forecast (forecast, refreshed every ``fit_every``), and the derived rows are written to
 ``derived_series`` and handed to every ``on_series`` listener (stack mode: the VictoriaMetrics
-exporter). Budgets are re-evaluated every ``budget_every``.
+exporter). Budgets are re-evaluated every ``budget_every``, which writes their ``budget_*`` series;
+reading a budget's status (:meth:`AnalyticsService.budget_status`) writes nothing.
 
     svc = AnalyticsService(AnalyticsConfig(), store, metrics.registry, on_series=vm_exporter.write_rows)
-    svc.start()                     # background thread "hub-analytics"
+    svc.start()                     # background thread "hub-analytics" (and, with ``warm_up``, a one-off
+                                    # "hub-analytics-warm-up" that warms the forecasting stack)
     svc.run_once(force=True)        # one synchronous pass (tests, `hub analytics run-once`)
     svc.shutdown()                  # idempotent; safe without start
 
@@ -29,7 +31,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from analytics.anomaly import FeedbackState
 from analytics.anomaly.raw_cache import RawScoreCache
-from analytics.service.budgets import BudgetRepository, budget_rows, evaluate_budget
+from analytics.forecast.cache import QUERY_MANTISSA_BITS, ForecastCache
+from analytics.service.budgets import BUDGET_SERIES, Budget, BudgetRepository, budget_rows, evaluate_budget
 from analytics.service.config import AnalyticsConfig, config_from_dict, default_config, parse_duration
 from analytics.service.derived import DerivedRepository, DerivedRow
 from analytics.service.feedback import FeedbackStore, mark_time_iso, state_answer
@@ -57,6 +60,18 @@ class NotFound(PermanentError):
         super().__init__(message, reason="not_found")
 
 
+def _warm_up() -> None:
+    """Warm the forecasting stack (the start hook's thread); logs when done, or why it failed."""
+    from analytics.forecast.warm import warm_up
+
+    try:
+        seconds = warm_up()
+    except Exception:  # a failed warm-up costs only the first request's latency
+        log.exception("forecast warm-up failed")
+        return
+    log.info("forecast warm-up done", extra={"seconds": round(seconds, 3)})
+
+
 class AnalyticsService:
     """Scheduler + stores of the analytic processors (see the module docstring)."""
 
@@ -77,6 +92,11 @@ class AnalyticsService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pass_lock = threading.RLock()
+        # a budget's series are written (and deleted with it) under this lock, after a check that the budget
+        # is still stored as evaluated: a pass that read it before a DELETE or PUT does not bring back, or
+        # overwrite, its series
+        self._budget_writes = threading.Lock()
+        self._warm_thread: threading.Thread | None = None
         self._last_run: dict[tuple[str, str, str], float] = {}
         self._last_fit: dict[tuple[str, str, str], float] = {}
         self._alert_written: dict[tuple[str, str], tuple[float, float]] = {}
@@ -84,6 +104,10 @@ class AnalyticsService:
         # The detectors' raw outputs by detectors and exact data: the rescoring of a false-positive mark
         # (a new threshold, the same data) reuses those of the last run instead of recomputing them.
         self.raw_scores = RawScoreCache()
+        # Forecasts by series, horizon and config: a forecast, what-if or budget asked again of the same
+        # data (before the query's next bucket completes) is not fitted again. Values are keyed by their
+        # leading bits: a sum read twice differs in its last bits (DuckDB adds in parallel, in no fixed order).
+        self.forecasts = ForecastCache(mantissa_bits=QUERY_MANTISSA_BITS)
         self._last_budgets = float("-inf")
         self._last_prune = float("-inf")
         reg = metrics_registry if metrics_registry is not None else CollectorRegistry()
@@ -99,7 +123,11 @@ class AnalyticsService:
         self._listeners.append(listener)
 
     def start(self) -> None:
-        """Start the scheduler thread (no-op when disabled or already started)."""
+        """Start the scheduler thread (no-op when disabled or already started) and, with ``warm_up`` (also
+        when disabled: the API still forecasts), the forecasting stack's warm-up in a thread of its own."""
+        if self.config.warm_up and self._warm_thread is None:
+            self._warm_thread = threading.Thread(target=_warm_up, name="hub-analytics-warm-up", daemon=True)
+            self._warm_thread.start()
         if self._thread is not None or not self.config.enabled:
             return
         self._stop.clear()
@@ -122,9 +150,14 @@ class AnalyticsService:
         return max(1.0, min(10.0, *infer))
 
     def _loop(self) -> None:
-        while not self._stop.wait(0 if not self._last_run else self._tick()):
+        # the first pass at once, then one per tick (it waited 0 for as long as no model had run: a hub
+        # with no data yet, or none in the fit window, spun a core on passes that found nothing to do)
+        delay = 0.0
+        while not self._stop.wait(delay):
             if not self.store.ready:
+                delay = 0.1
                 continue
+            delay = self._tick()
             try:
                 self.run_once()
             except Exception:  # a failed pass is logged and retried at the next tick
@@ -316,6 +349,10 @@ class AnalyticsService:
                 log.exception("analytics series listener failed")
 
     # -- budgets --------------------------------------------------------------------------------------
+    # Reads are pure: the ``budget_*`` series are written by the scheduler (every ``budget_every``) and
+    # when a budget is created or replaced (:meth:`refresh_budget`), never by ``GET /budgets``, so that a
+    # read needs no write capacity, concurrent readers do not race on the same rows, and a viewer writes
+    # nothing.
     def run_budgets(self, now: float, tenants: Sequence[str] | None = None) -> int:
         """Evaluate every budget (of ``tenants``) and write its derived series; returns how many."""
         count = 0
@@ -323,19 +360,40 @@ class AnalyticsService:
             if tenants is not None and budget.tenant_id not in tenants:
                 continue
             try:
-                self.budget_status(budget, now)
+                self.refresh_budget(budget, now)
                 count += 1
             except Exception:
                 log.exception("budget evaluation failed", extra={"budget_id": budget.id})
         return count
 
-    def budget_status(self, budget: Any, now: float | None = None) -> dict[str, Any]:
-        """Evaluate one budget now and refresh its ``budget_*`` derived series."""
+    def budget_status(self, budget: Budget, now: float | None = None) -> dict[str, Any]:
+        """Evaluate one budget now: spend, forecast, predicted exhaustion. Writes nothing; the forecast of
+        the same spend series is fitted once (``self.forecasts``; the answer does not change)."""
         now = self.clock() if now is None else now
-        status = evaluate_budget(self.store, budget, now_s=now)
-        self.repo.delete_named(budget.tenant_id, "budget_exhaustion_timestamp_seconds", "budget_id", budget.id)
-        self.emit(budget_rows(budget, status, now))
+        return evaluate_budget(self.store, budget, now_s=now, cache=self.forecasts)
+
+    def refresh_budget(self, budget: Budget, now: float | None = None) -> dict[str, Any]:
+        """Evaluate one budget and write its ``budget_*`` series (its newest exhaustion time replaces the
+        stored one); returns the status. Nothing is written when the budget was deleted or replaced since
+        it was read (the series of a deleted budget would come back; a replaced one's would go back to the
+        old definition)."""
+        now = self.clock() if now is None else now
+        status = self.budget_status(budget, now)
+        with self._budget_writes:
+            if self.budgets.get(budget.tenant_id, budget.id) != budget:
+                return status
+            self.repo.delete_named(budget.tenant_id, "budget_exhaustion_timestamp_seconds", "budget_id", budget.id)
+            self.emit(budget_rows(budget, status, now))
         return status
+
+    def delete_budget(self, tenant: str, budget_id: str) -> bool:
+        """Delete a budget and every ``budget_*`` series of it from the embedded store (a remote backend keeps
+        the samples it was sent; no new ones come); False when there was none."""
+        with self._budget_writes:
+            existed = self.budgets.delete(tenant, budget_id)
+            for name in BUDGET_SERIES:
+                self.repo.delete_named(tenant, name, "budget_id", budget_id)
+        return existed
 
     # -- feedback -------------------------------------------------------------------------------------
     # The learned state is kept per (tenant, query, team): a mark on a team's series teaches that team's

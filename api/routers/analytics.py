@@ -301,7 +301,7 @@ _NAME_TAKEN: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/budgets",
     status_code=201,
-    summary="Create a budget (tenant, team, project or model) and evaluate it",
+    summary="Create a budget (tenant, team, project or model), evaluate it and write its budget_* series",
     openapi_extra=request_body("Budget", example=_BUDGET_EXAMPLE),
     responses=_NAME_TAKEN,
 )
@@ -324,21 +324,23 @@ async def create_budget(request: Request, state: Annotated[ApiState, Depends(get
             svc.budgets.create(budget)
         except BudgetNameTaken as exc:
             raise _name_taken(exc) from None
-        return svc.budget_status(budget)
+        return svc.refresh_budget(budget)
 
     return await _answer(run, status=201)
 
 
-@router.get("/budgets", summary="Budgets of the tenant with spend, forecast and predicted exhaustion")
+@router.get("/budgets", summary="Budgets of the tenant with spend, forecast and predicted exhaustion (writes nothing)")
 async def list_budgets(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
+    # a read evaluates and writes nothing: the budget_* series come from the scheduler (budget_every) and
+    # from POST/PUT (AnalyticsService.refresh_budget)
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
     return await _answer(lambda: {"budgets": [svc.budget_status(b) for b in svc.budgets.list(t)]})
 
 
-@router.get("/budgets/{budget_id}", summary="One budget's status")
+@router.get("/budgets/{budget_id}", summary="One budget's status (writes nothing)")
 async def get_budget(budget_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)],
                      tenant: str | None = None) -> Response:  # fmt: skip
     t = read_tenant(request, state, tenant)
@@ -355,7 +357,7 @@ async def get_budget(budget_id: str, request: Request, state: Annotated[ApiState
 
 @router.put(
     "/budgets/{budget_id}",
-    summary="Replace a budget",
+    summary="Replace a budget and write its budget_* series",
     openapi_extra=request_body("Budget", example=_BUDGET_EXAMPLE),
     responses=_NAME_TAKEN,
 )
@@ -383,7 +385,7 @@ async def put_budget(budget_id: str, request: Request, state: Annotated[ApiState
             raise _name_taken(exc) from None
         if not replaced:  # deleted since it was read above: not brought back
             raise NotFound(f"budget {budget_id!r} does not exist for tenant {t!r}")
-        return svc.budget_status(budget)
+        return svc.refresh_budget(budget)
 
     return await _answer(run)
 
@@ -398,8 +400,7 @@ async def delete_budget(budget_id: str, request: Request, state: Annotated[ApiSt
     _check_team(request, t, old.team)
 
     def run() -> dict[str, Any]:
-        svc.budgets.delete(t, budget_id)
-        svc.repo.delete_named(t, "budget_exhaustion_timestamp_seconds", "budget_id", budget_id)
+        svc.delete_budget(t, budget_id)  # with every budget_* series of it
         return {"deleted": budget_id}
 
     return await _answer(run)

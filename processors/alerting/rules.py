@@ -331,8 +331,9 @@ BUILTIN_RULE_SPECS: tuple[dict[str, Any], ...] = (
     _anomaly_rule("critical", ">=", 4, "Critical anomaly of", "a critical anomaly"),
     {
         # budget_exhaustion_alert is written by the analytics service each time it re-evaluates a budget
-        # (``budget_every``, 5 minutes by default): 1 while exhaustion is predicted within the budget's own
-        # alert_within_days. The window spans two evaluations so that one late run does not resolve it.
+        # (``budget_every``, 2 minutes by default, and on POST/PUT; never on a read): 1 while exhaustion is
+        # predicted within the budget's own alert_within_days. The window spans several evaluations so that
+        # one late run does not resolve it.
         "name": "LLMBudgetExhaustionPredicted",
         "condition": {"type": "anomaly", "series": "budget_exhaustion_alert", "op": ">=", "value": 1,
                       "window": "10m"},

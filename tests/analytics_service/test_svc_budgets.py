@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from analytics.forecast.cache import ForecastCache
 from analytics.service.budgets import Budget, evaluate_budget
 from hubcore.storage.embedded import EmbeddedStore
 from tests.alerting.conftest import add_events
@@ -74,3 +75,19 @@ def test_an_overspent_budget_with_a_few_hours_of_spend_is_extrapolated(store: Em
         assert st["method"] == "linear" and st["exhausted"] is True and st["spent_to_date"] == pytest.approx(10.0)
         assert st["exhaustion"] == "2026-11-24T15:00:00Z"  # the end of the fifth hour, 14:00 .. 15:00
         assert st["forecast_total"] > 40.0  # about 1 USD/h to the period end, not frozen at the 10 spent
+
+
+def test_a_cached_forecast_gives_the_same_answer_until_the_spend_changes(store: EmbeddedStore) -> None:
+    # each evaluation fitted the ensemble again (~40 ms a budget, every GET): within the hour, with no new
+    # spend in a complete hour, the hourly series, horizon and config are the same
+    budget = _budget(80.0)
+    cache = ForecastCache()
+    for t in (NOW, NOW + 600):  # two times in the same hour: the answer moves with the time, not the cache
+        plain = evaluate_budget(store, budget, now_s=t)
+        assert evaluate_budget(store, budget, now_s=t, cache=cache) == plain
+        assert evaluate_budget(store, budget, now_s=t, cache=cache) == plain
+    assert cache.stats()["misses"] == 1 and cache.stats()["hits"] == 3
+    add_events(store, [{"ts": START + 5 * 3600 + 60, "event_type": "cost", "name": "usage", "value": 3.0}])  # late
+    changed = evaluate_budget(store, budget, now_s=NOW, cache=cache)
+    assert changed == evaluate_budget(store, budget, now_s=NOW) and cache.stats()["misses"] == 2
+    assert changed["spent_to_date"] == pytest.approx(75.25)

@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def hub_config(data_dir: Path, *, grpc: bool = True, otlp_http: bool = True, **overrides: Any) -> HubConfig:
-    """A test config on port 0 everywhere, fsync off (tests that check durability turn it on)."""
+    """A test config on port 0 everywhere, fsync off (tests that check durability turn it on), no forecast
+    warm-up at start (``processors.analytics.warm_up``)."""
     data: dict[str, Any] = {
         "receivers": {
             "otlp": {
@@ -51,6 +52,11 @@ def hub_config(data_dir: Path, *, grpc: bool = True, otlp_http: bool = True, **o
         for part in path:
             node = node.setdefault(part, {})
         node[last] = value
+    # no forecast warm-up thread per test hub (tests that want it set processors__analytics={"warm_up": True})
+    processors = data.setdefault("processors", {})
+    analytics = processors.get("analytics") or {}
+    if isinstance(analytics, dict):
+        processors["analytics"] = {"warm_up": False, **analytics}
     return config_from_dict(data)
 
 
