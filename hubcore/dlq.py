@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -54,6 +54,11 @@ def entry_teams(entry: Entry) -> frozenset[str]:
     dims = payload.get("dimensions") if isinstance(payload, dict) else None
     found = (part.get("team") for part in (tags, payload, dims) if isinstance(part, dict))
     return frozenset(t for t in found if isinstance(t, str) and t)
+
+
+#: The largest ``offset`` ``GET /api/v1/dlq`` takes (as the unified query's): a listing reads the queue whole,
+#: so paging past a million entries is better done by narrowing it (``reason``). A larger one is a 422.
+MAX_LIST_OFFSET: Final = 1_000_000
 
 
 class DeadLetterQueue:

@@ -14,7 +14,7 @@ from api.errors import json_response
 from api.state import ApiState
 from hubcore.errors import InvalidParameter
 from hubcore.security.audit import tail
-from hubcore.security.erasure import erase_tenant, erase_user, vm_delete_series_request
+from hubcore.security.erasure import check_user_id, erase_tenant, erase_user, vm_delete_series_request
 
 router = APIRouter(prefix="/api/v1", tags=["data rights and audit"])
 
@@ -85,7 +85,10 @@ async def _call(client: httpx.AsyncClient, method: str, url: str, params: dict[s
 async def erase_user_data(
     request: Request, tenant_id: str, user_id: str, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
+    """A blank ``user_id`` (``%20``) or ``*`` is a 422 ``bad_user_id`` (it had answered 200, erasing nothing):
+    every user of a tenant goes with the tenant's erasure."""
     tenant = _erased_tenant(request, state, tenant_id)
+    check_user_id(user_id)  # before anything is forgotten
     _forget_in_memory(request, tenant)
     counts = await run_in_threadpool(erase_user, state.store, tenant, user_id, dlq=state.dlq)
     return json_response({"tenant_id": tenant, "user_id": user_id, "deleted": counts})

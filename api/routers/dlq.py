@@ -14,6 +14,9 @@ With ``ids``, the answer's ``not_found`` lists the ids that name no entry of the
 or one already replayed and accepted), in the order given; the call still replays the others (200), as a
 replay of every entry answers 200 with ``replayed: 0`` on an empty queue. Without ``ids`` it is ``[]``.
 
+``offset`` is 0 to 1,000,000 (:data:`hubcore.dlq.MAX_LIST_OFFSET`): a larger one is a 422 ``validation_error``
+(any integer had been taken, 10**30 included, and answered an empty page).
+
 An entry's ``received_at`` is an ISO-8601 UTC string (:func:`hubcore.times.iso_s`), as the other times in the API's
 answers; it was epoch seconds before (a response-format change). The queue's file keeps epoch seconds.
 """
@@ -40,7 +43,7 @@ from api.deps import (
 from api.errors import error_response, json_response
 from api.openapi_bodies import struct_body
 from api.state import ApiState
-from hubcore.dlq import Entry, entry_teams
+from hubcore.dlq import MAX_LIST_OFFSET, Entry, entry_teams
 from hubcore.times import iso_s
 
 router = APIRouter(prefix="/api/v1/dlq", tags=["dead-letter queue"])
@@ -74,7 +77,7 @@ async def list_dlq(
     state: Annotated[ApiState, Depends(get_state)],
     tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_LIST_OFFSET)] = 0,
     reason: str | None = None,
 ) -> Response:
     check_known_params(request, ("tenant", "team", "limit", "offset", "reason"))

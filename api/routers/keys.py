@@ -20,7 +20,7 @@ from api.deps import audit_target, check_known_params, ensure_tenant_access, get
 from api.errors import error_response, json_response
 from api.openapi_bodies import Schema, struct_body
 from api.state import ApiState
-from hubcore.security.apikeys import MAX_KEY_LIFETIME_S, ApiKeyInfo
+from hubcore.security.apikeys import MAX_KEY_LIFETIME_S, MIN_KEY_LIFETIME_S, ApiKeyInfo, lifetime_error
 from hubcore.security.rbac import ForbiddenError
 from hubcore.times import iso_s
 
@@ -32,15 +32,17 @@ class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
     tenant_id: str | None = None
     team: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     description: Annotated[str, msgspec.Meta(max_length=1000)] = ""
-    expires_in_seconds: Annotated[float, msgspec.Meta(le=MAX_KEY_LIFETIME_S)] | None = None
+    #: seconds, 1 to 10 years (checked after decoding, for one message naming both bounds)
+    expires_in_seconds: float | None = None
 
 
-def _positive_lifetime(schema: Schema) -> None:
-    schema["properties"]["expires_in_seconds"]["anyOf"][0]["exclusiveMinimum"] = 0  # checked after decoding
+def _lifetime_bounds(schema: Schema) -> None:
+    bounds = {"minimum": MIN_KEY_LIFETIME_S, "maximum": MAX_KEY_LIFETIME_S}
+    schema["properties"]["expires_in_seconds"]["anyOf"][0].update(bounds)  # checked after decoding
 
 
 _CREATE_BODY = struct_body(
-    CreateKey, adjust=_positive_lifetime,
+    CreateKey, adjust=_lifetime_bounds,
     example={"role": "ingest", "team": "search", "description": "search team's gateway", "expires_in_seconds": 7776000},
 )  # fmt: skip
 
@@ -76,8 +78,10 @@ async def create_key(request: Request, state: Annotated[ApiState, Depends(get_st
     caller = principal_of(request)
     if caller is not None and req.role == "platform_admin" and "platform_admin" not in caller.roles:
         raise ForbiddenError("denied: only a platform_admin may create platform_admin keys")
-    if req.expires_in_seconds is not None and req.expires_in_seconds <= 0:
-        return error_response(422, "validation_error", "expires_in_seconds must be positive")
+    lifetime = req.expires_in_seconds
+    if lifetime is not None and not MIN_KEY_LIFETIME_S <= lifetime <= MAX_KEY_LIFETIME_S:
+        return error_response(422, "validation_error", lifetime_error("expires_in_seconds", lifetime),
+                              field="expires_in_seconds")  # fmt: skip
     try:
         created = await run_in_threadpool(
             store.create, tenant_id=tenant, role=req.role, team=req.team, description=req.description,

@@ -1,7 +1,8 @@
 """Read back OTLP spans, log records and metric points from the embedded store:
 ``GET /api/v1/traces/{trace_id}``, ``GET /api/v1/spans``, ``GET /api/v1/logs`` and ``GET /api/v1/metrics``
-(newest first, cursor pagination), and ``GET /api/v1/metrics/names``, scoped to the caller's tenant like
-``GET /api/v1/events``.
+(newest first, cursor pagination: a cursor is bound to the filters, tenant and ``start``/``end`` it was
+made for, and is a 422 ``bad_cursor`` with others), and ``GET /api/v1/metrics/names``, scoped to the
+caller's tenant like ``GET /api/v1/events``.
 
 In stack mode, where no pipeline keeps OTLP data in the embedded store, they answer 501: read traces from
 Tempo, logs from Loki and metrics from VictoriaMetrics.
@@ -114,7 +115,7 @@ async def list_spans(
     q = SpanListQuery(
         read_tenant(request, state, tenant), service=service, name=name, status=status, model=model,
         trace_id=trace_id, min_duration_ms=min_duration_ms, start_us=parse_time(start, "start"),
-        end_us=parse_time(end, "end"), limit=limit, cursor=cursor,
+        end_us=parse_time(end, "end"), limit=limit, cursor=cursor, window=(start, end),
     )  # fmt: skip
     return await _page(state, q, "spans", "Tempo", "spans", span_dicts)
 
@@ -140,7 +141,7 @@ async def list_logs(
     q = LogListQuery(
         read_tenant(request, state, tenant), service=service, severity=severity, trace_id=trace_id,
         contains=contains, start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit,
-        cursor=cursor,
+        cursor=cursor, window=(start, end),
     )  # fmt: skip
     return await _page(state, q, "log records", "Loki", "logs", log_dicts)
 
@@ -165,6 +166,7 @@ async def list_metric_points(
     q = MetricListQuery(
         read_tenant(request, state, tenant), name=name, service=service, labels=label,
         start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit, cursor=cursor,
+        window=(start, end),
     )  # fmt: skip
     return await _page(state, q, "metric points", "VictoriaMetrics (PromQL)", "metric_points", metric_dicts)
 

@@ -3,7 +3,8 @@
 Every read is scoped to one tenant. Lists page by an opaque keyset cursor over ``(time, key)``: ``key`` is
 ``trace_id || span_id`` for spans and a hash of the record's columns for logs. Rows that tie on both (the
 same span or log record sent twice) are told apart by how many of them the previous pages returned, so
-paging neither loses nor repeats a row.
+paging neither loses nor repeats a row. A cursor is bound to the query it was made for (:meth:`_Page.scope`:
+the route, tenant, filters and time window, not the page size): sent with another, it is a 422.
 
 >>> q = SpanListQuery(tenant_id="t1", service="chat", status="error", limit=2)
 >>> sql, params = q.to_sql()
@@ -24,6 +25,7 @@ from typing import Any, Final
 import msgspec
 
 from hubcore.errors import InvalidParameter
+from hubcore.query.export import export_scope
 
 MAX_LIMIT: Final = 1000
 #: The most spans ``GET /api/v1/traces/{trace_id}`` returns (a longer trace is answered ``truncated``).
@@ -73,11 +75,42 @@ def check_limit(limit: int) -> None:
 
 
 class _Page:
-    """Shared keyset paging: ``ORDER BY time DESC, key DESC``, the cursor ``[time_us, key, seen]``."""
+    """Shared keyset paging: ``ORDER BY time DESC, key DESC``, the cursor ``[time_us, key, seen, scope]``.
+
+    ``window``: the time window as the request gave it (its raw ``start`` and ``end``), which the cursor is
+    bound to: a relative ``-1h`` stays the same text from page to page while its time moves. None: the
+    window is ``(start_us, end_us)``.
+    """
+
+    #: what the list is of (a cursor of one list is refused by another)
+    kind = ""
 
     def __init__(self, tenant_id: str, start_us: int | None, end_us: int | None, limit: int,
-                 cursor: str | None) -> None:  # fmt: skip
+                 cursor: str | None, window: tuple[str | None, str | None] | None = None) -> None:  # fmt: skip
         self.tenant_id, self.start_us, self.end_us, self.limit, self.cursor = tenant_id, start_us, end_us, limit, cursor
+        self.window: tuple[Any, Any] = window if window is not None else (start_us, end_us)
+
+    def _filters(self) -> list[Any]:
+        """The filter values of the query (each list's own), as the cursor is bound to them."""
+        return []
+
+    def scope(self) -> str:
+        """A short digest of the query a cursor is bound to: the list, tenant, filters and time window (not the
+        page size, which may change from page to page)."""
+        return export_scope(self.kind, self.tenant_id, self._filters(), list(self.window))
+
+    def _resume(self) -> tuple[int, str | int, int]:
+        """The cursor's ``(time_us, key, seen)``; a 422 ``bad_cursor`` if it is not one of this query."""
+        assert self.cursor is not None
+        ts_us, key, seen, scope = decode_cursor(self.cursor)
+        if scope != self.scope():
+            raise InvalidParameter(
+                "cursor belongs to another query (other filters, time window or tenant) or to an earlier version of "
+                "the hub: repeat the request that returned it with the same filters, or drop the cursor to start "
+                "from the first page",
+                reason="bad_cursor",
+            )
+        return ts_us, key, seen
 
     def _page_sql(self, table: str, columns: str, time_col: str, key_sql: str,
                   where: list[str], params: list[Any], tie_order: str = "") -> tuple[str, list[Any]]:  # fmt: skip
@@ -95,7 +128,7 @@ class _Page:
             params.append(self.end_us)
         seen = 0
         if self.cursor:
-            ts_us, key, seen = decode_cursor(self.cursor)
+            ts_us, key, seen = self._resume()
             # a cursor of another route (or a forged one) would otherwise compare a hash with a string:
             # spans key on their ids, log records and metric points on a hash
             if (type(key) is int) != (key_sql != _SPAN_KEY) or (type(key) is str and not _SPAN_KEY_RE.match(key)):
@@ -116,7 +149,7 @@ class _Page:
     def page(self, rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], str | None]:
         """The page's rows (each ending with ``t_us, k``) and ``next_cursor``, from the rows of :meth:`to_sql`."""
         if self.cursor:
-            ts_us, key, seen = decode_cursor(self.cursor)
+            ts_us, key, seen = self._resume()
             skip = 0
             while skip < len(rows) and skip < seen and rows[skip][-2] == ts_us and rows[skip][-1] == key:
                 skip += 1
@@ -131,19 +164,25 @@ class _Page:
         count = sum(1 for r in rows if r[-2] == last_t and r[-1] == last_k)
         if self.cursor and (last_t, last_k) == (ts_us, key):
             count += seen  # the whole page tied with the cursor's row: add the ones skipped
-        return rows, encode_cursor(last_t, last_k, count)
+        return rows, encode_cursor(last_t, last_k, count, self.scope())
 
 
 class SpanListQuery(_Page):
     """Spans newest first (by start time)."""
 
+    kind = "spans"
+
     def __init__(self, tenant_id: str, *, service: str | None = None, name: str | None = None,
                  status: str | None = None, model: str | None = None, trace_id: str | None = None,
                  min_duration_ms: float | None = None, start_us: int | None = None, end_us: int | None = None,
-                 limit: int = 100, cursor: str | None = None) -> None:  # fmt: skip
-        super().__init__(tenant_id, start_us, end_us, limit, cursor)
+                 limit: int = 100, cursor: str | None = None,
+                 window: tuple[str | None, str | None] | None = None) -> None:  # fmt: skip
+        super().__init__(tenant_id, start_us, end_us, limit, cursor, window)
         self.service, self.name, self.status, self.model = service, name, status, model
         self.trace_id, self.min_duration_ms = trace_id, min_duration_ms
+
+    def _filters(self) -> list[Any]:
+        return [self.service, self.name, self.status, self.model, self.trace_id, self.min_duration_ms]
 
     def to_sql(self) -> tuple[str, list[Any]]:
         where: list[str] = []
@@ -173,11 +212,17 @@ class SpanListQuery(_Page):
 class LogListQuery(_Page):
     """Log records newest first (by their time)."""
 
+    kind = "logs"
+
     def __init__(self, tenant_id: str, *, service: str | None = None, severity: str | None = None,
                  trace_id: str | None = None, contains: str | None = None, start_us: int | None = None,
-                 end_us: int | None = None, limit: int = 100, cursor: str | None = None) -> None:  # fmt: skip
-        super().__init__(tenant_id, start_us, end_us, limit, cursor)
+                 end_us: int | None = None, limit: int = 100, cursor: str | None = None,
+                 window: tuple[str | None, str | None] | None = None) -> None:  # fmt: skip
+        super().__init__(tenant_id, start_us, end_us, limit, cursor, window)
         self.service, self.severity, self.trace_id, self.contains = service, severity, trace_id, contains
+
+    def _filters(self) -> list[Any]:
+        return [self.service, self.severity, self.trace_id, self.contains]
 
     def to_sql(self) -> tuple[str, list[Any]]:
         where: list[str] = []
@@ -235,19 +280,33 @@ def trace_sql(tenant_id: str, trace_id: str) -> tuple[str, list[Any]]:
     return sql, [tenant_id, check_trace_id(trace_id), MAX_TRACE_SPANS + 1]
 
 
-def encode_cursor(ts_us: int, key: str | int, seen: int) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([ts_us, key, seen])).decode().rstrip("=")
+def encode_cursor(ts_us: int, key: str | int, seen: int, scope: str) -> str:
+    """The cursor resuming after the ``seen``-th row tying on ``(ts_us, key)`` of the query whose
+    :meth:`_Page.scope` is ``scope``.
+
+    >>> decode_cursor(encode_cursor(5, "ab", 1, "0123"))
+    (5, 'ab', 1, '0123')
+    """
+    return base64.urlsafe_b64encode(msgspec.json.encode([ts_us, key, seen, scope])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[int, str | int, int]:
+def decode_cursor(cursor: str) -> tuple[int, str | int, int, str | None]:
+    """``(time_us, key, seen, scope)`` of a cursor; scope None for a cursor of an earlier hub (``[time_us, key,
+    seen]``, bound to no query); a 422 ``bad_cursor`` for anything else."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        ts_us, key, seen = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()))
+        data = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()))
+        if type(data) is not list or len(data) not in (3, 4):
+            raise ValueError
+        ts_us, key, seen = data[:3]
+        scope = data[3] if len(data) == 4 else None
         if type(ts_us) is not int or type(key) not in (int, str) or type(seen) is not int or seen < 1:
             raise ValueError
         if (type(key) is int and not 0 <= key < 2**64) or seen > MAX_TIES or not 0 <= ts_us <= MAX_CURSOR_US:
             raise ValueError
-        return ts_us, key, seen
+        if len(data) == 4 and type(scope) is not str:
+            raise ValueError
+        return ts_us, key, seen, scope
     except (ValueError, TypeError, msgspec.DecodeError):
         raise InvalidParameter(
             "cursor is not valid; pass next_cursor from a previous answer unchanged", reason="bad_cursor"

@@ -2,7 +2,8 @@
 
 Every read is scoped to one tenant. The list pages like spans and log records (:class:`hubcore.query.otlp._Page`):
 an opaque keyset cursor over ``(time, key)``, ``key`` a hash of the point's columns, exact duplicates told
-apart by how many of them the previous pages returned.
+apart by how many of them the previous pages returned, the cursor bound to its query (name, service, label
+matchers in any order, tenant and time window).
 
 Label matchers select on the data point's attributes, Prometheus style: ``key=value`` (the attribute's value
 as text equals ``value``; ``key=`` matches points without the attribute) and ``key!=value``.
@@ -74,11 +75,18 @@ def _label_where(labels: list[str] | None) -> tuple[list[str], list[Any]]:
 class MetricListQuery(_Page):
     """Metric points newest first (by the point's time): gauge and sum values, histograms with their buckets."""
 
+    kind = "metric_points"
+
     def __init__(self, tenant_id: str, *, name: str | None = None, service: str | None = None,
                  labels: list[str] | None = None, start_us: int | None = None, end_us: int | None = None,
-                 limit: int = 100, cursor: str | None = None) -> None:  # fmt: skip
-        super().__init__(tenant_id, start_us, end_us, limit, cursor)
+                 limit: int = 100, cursor: str | None = None,
+                 window: tuple[str | None, str | None] | None = None) -> None:  # fmt: skip
+        super().__init__(tenant_id, start_us, end_us, limit, cursor, window)
         self.name, self.service, self.labels = name, service, labels
+
+    def _filters(self) -> list[Any]:
+        # the matchers are ANDed: their order does not change the query
+        return [self.name, self.service, sorted(self.labels or [])]
 
     def to_sql(self) -> tuple[str, list[Any]]:
         where: list[str] = []

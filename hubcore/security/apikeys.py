@@ -40,6 +40,19 @@ from hubcore.tenants import TENANT_RULE, is_tenant
 
 KEY_PREFIX = "lah_"
 MAX_KEY_LIFETIME_S = 10 * 365 * 86_400  # an expiry beyond this is a typo, not a policy
+MIN_KEY_LIFETIME_S = 1  # one below this (``1e-300``) would make a key already expired when it is handed out
+
+
+def lifetime_error(name: str, value: float) -> str:
+    """What is wrong with a key lifetime ``value`` (in seconds) given as ``name``.
+
+    >>> lifetime_error("expires_in_seconds", 1e-300)
+    'expires_in_seconds must be between 1 and 315,360,000 seconds (10 years), got 1e-300'
+    """
+    return (f"{name} must be between {MIN_KEY_LIFETIME_S} and {MAX_KEY_LIFETIME_S:,} seconds (10 years), "
+            f"got {value:.6g}")  # fmt: skip
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
   key_id TEXT PRIMARY KEY,
@@ -156,8 +169,8 @@ class ApiKeyStore:
             raise ValueError(f"unknown role {role!r} (known: {', '.join(sorted(self.registry.roles))})")
         if not is_tenant(tenant_id):
             raise ValueError(f"bad tenant {tenant_id!r}: {TENANT_RULE} (as X-Scope-OrgID)")
-        if expires_in is not None and not 0 < expires_in <= MAX_KEY_LIFETIME_S:
-            raise ValueError(f"expires_in must be positive and at most {MAX_KEY_LIFETIME_S:,} s (10 years)")
+        if expires_in is not None and not MIN_KEY_LIFETIME_S <= expires_in <= MAX_KEY_LIFETIME_S:
+            raise ValueError(lifetime_error("expires_in", expires_in))
         if team is not None and not 0 < len(team) <= 128:
             raise ValueError("team must be 1-128 characters")
         key_id = secrets.token_hex(8)

@@ -43,7 +43,7 @@ from typing import Any
 import msgspec
 
 from hubcore.dlq import DeadLetterQueue
-from hubcore.errors import RetryableError
+from hubcore.errors import InvalidParameter, RetryableError
 from hubcore.storage.embedded import EmbeddedStore
 from hubcore.storage.tables import TABLES
 
@@ -87,12 +87,40 @@ def _events_user() -> str:
     )
 
 
+def check_user_id(user_id: str) -> str:
+    """``user_id`` if :func:`erase_user` can take it; :class:`InvalidParameter` (422 ``bad_user_id``) when it
+    is blank (empty or only whitespace: no one's id, and nothing would be erased) or ``*``, which is no
+    wildcard here (it would erase only a user literally named ``*``): a tenant's every user goes with the
+    tenant's erasure. The hub has no user-id grammar beyond that: any other text an event's field or tag, or an
+    OTLP attribute, can carry may name a user.
+
+    >>> check_user_id("u-42")
+    'u-42'
+    >>> check_user_id(" ")
+    Traceback (most recent call last):
+    ...
+    hubcore.errors.InvalidParameter: user_id must not be blank (empty or only whitespace): name the user to erase
+    """
+    if not user_id or user_id.isspace():
+        raise InvalidParameter(
+            "user_id must not be blank (empty or only whitespace): name the user to erase",
+            reason="bad_user_id",
+        )
+    if user_id == "*":
+        raise InvalidParameter(
+            "user_id '*' is not a wildcard: an erasure names one user; to erase every user's data, erase the "
+            "tenant (DELETE /api/v1/tenants/{tenant_id}/data)",
+            reason="bad_user_id",
+        )
+    return user_id
+
+
 def erase_user(
     store: EmbeddedStore, tenant_id: str, user_id: str, *, dlq: DeadLetterQueue | None = None
 ) -> dict[str, int]:
-    """Delete everything of ``user_id`` in ``tenant_id`` (see the module docstring); rows per table."""
-    if not user_id:
-        raise ValueError("user_id must not be empty")
+    """Delete everything of ``user_id`` in ``tenant_id`` (see the module docstring); rows per table.
+    :func:`check_user_id` refuses a blank id and ``*``."""
+    check_user_id(user_id)
     params = {"tenant": tenant_id, "user": user_id}
     # spans first: they are found through the events that are about to go
     order = ["spans", *[t for t in TABLES if t != "spans"]]

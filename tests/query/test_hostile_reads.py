@@ -190,3 +190,32 @@ def test_an_erasure_refuses_a_header_naming_another_tenant(hub: RunningHub, clie
     assert count == [{"count": 1}]
     same = client.delete("/api/v1/tenants/keep-me/data", headers=keep)  # the header may repeat the path's tenant
     assert same.status_code == 200 and same.json()["deleted"]["events"] == 1, same.text
+
+
+# -- bounds of listing and erasure parameters -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", ["1000001", "1" + "0" * 30, "1" + "0" * 1000])
+def test_a_dead_letter_offset_past_a_million_is_a_422(client: httpx.Client, offset: str) -> None:
+    # any integer had been taken (10**30 answered an empty page, echoing the offset)
+    error = _error(client.get("/api/v1/dlq", params={"offset": offset}, headers=ACME))
+    assert error["code"] == "validation_error" and error["details"][0]["loc"] == "query.offset", error
+    assert client.get("/api/v1/dlq", params={"offset": "1000000"}, headers=ACME).status_code == 200
+
+
+@pytest.mark.parametrize(("user", "words"), [("%20", "blank"), ("%09%20", "blank"), ("*", "not a wildcard")])
+def test_erasing_a_blank_or_star_user_is_a_422_that_erases_nothing(
+    hub: RunningHub, client: httpx.Client, user: str, words: str
+) -> None:
+    # it had answered 200 with every count 0: a caller meaning "every user" believed the data gone
+    tenant = {"X-Scope-OrgID": "erase-users"}
+    assert client.post("/api/v1/events", json=[make_event("telemetry")], headers=tenant).status_code == 202
+    hub.flush()
+    error = _error(client.delete(f"/api/v1/tenants/erase-users/users/{user}/data", headers=tenant))
+    assert error["code"] == "bad_user_id" and "user_id" in error["message"] and words in error["message"], error
+    if user == "*":
+        assert "DELETE /api/v1/tenants/{tenant_id}/data" in error["message"]
+    count = client.post("/api/v1/query", json={"time_range": {"last": "1h"}}, headers=tenant).json()["data"]
+    assert count[0]["count"] >= 1
+    named = client.delete("/api/v1/tenants/erase-users/users/u-7/data", headers=tenant)
+    assert named.status_code == 200 and named.json()["user_id"] == "u-7", named.text

@@ -18,7 +18,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-from hubcore.query.otlp import encode_cursor
+from hubcore.query.otlp import SpanListQuery, encode_cursor
+from hubcore.query.otlp_metrics import MetricListQuery
 from tests.helpers.hub import RunningHub, running_hub
 
 PB = {"Content-Type": "application/x-protobuf"}
@@ -26,7 +27,8 @@ T0 = (time.time_ns() // 10**9 - 3600) * 10**9  # an hour ago, whole seconds
 S = 10**9
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
-SPAN_CURSOR = encode_cursor(T0 // 1000, "1" * 48, 1)  # the key of a span: trace id + span id
+POINTS = MetricListQuery("acme").scope()  # what a cursor of acme's unfiltered list of points is bound to
+SPAN_CURSOR = encode_cursor(T0 // 1000, "1" * 48, 1, SpanListQuery("acme").scope())  # a span's: trace + span id
 
 
 def _kvs(**attrs: Any) -> list[KeyValue]:
@@ -209,6 +211,22 @@ def test_pages_neither_lose_nor_repeat_points(client: httpx.Client) -> None:
     )
 
 
+def test_a_cursor_is_bound_to_its_filters_but_not_to_the_order_of_the_matchers(client: httpx.Client) -> None:
+    params = {"name": "bulk", "label": ["i!=1", "i!=2"], "limit": 3}
+    first = client.get("/api/v1/metrics", params=params).json()
+    cursor = first["next_cursor"]
+    assert cursor is not None
+    again = client.get("/api/v1/metrics", params={**params, "label": ["i!=2", "i!=1"], "cursor": cursor})
+    assert again.status_code == 200, again.text
+    assert again.json()["metric_points"][0]["timestamp"] <= first["metric_points"][-1]["timestamp"]
+    for other in ({**params, "label": ["i!=1"]}, {**params, "name": "llm.tokens"}, {"limit": 3}):
+        r = client.get("/api/v1/metrics", params={**other, "cursor": cursor})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "bad_cursor", r.text
+        assert "belongs to another query" in r.json()["error"]["message"]
+    logs = client.get("/api/v1/logs", params={"cursor": cursor})  # the same kind of key, another list
+    assert logs.status_code == 422 and logs.json()["error"]["code"] == "bad_cursor", logs.text
+
+
 def test_names_with_kind_unit_and_counts(client: httpx.Client) -> None:
     r = client.get("/api/v1/metrics/names")
     assert r.status_code == 200, r.text
@@ -263,7 +281,8 @@ def test_another_tenant_sees_only_its_own(client: httpx.Client, hub: RunningHub)
         ("/api/v1/metrics", {"cursor": "garbage"}, "cursor"),
         ("/api/v1/metrics", {"cursor": "WzEsImEiLDFd"}, "cursor"),  # [1,"a",1]: a string key
         ("/api/v1/metrics", {"cursor": SPAN_CURSOR}, "cursor"),  # a span cursor on metric points
-        ("/api/v1/metrics", {"cursor": encode_cursor(2**63, 5, 1)}, "cursor"),  # a time out of the store's range
+        ("/api/v1/metrics", {"cursor": encode_cursor(T0 // 1000, "1" * 48, 1, POINTS)}, "cursor"),  # a span key
+        ("/api/v1/metrics", {"cursor": encode_cursor(2**63, 5, 1, POINTS)}, "cursor"),  # a time out of range
         ("/api/v1/metrics", {"label": "gen_ai.token.type"}, "label"),  # no '='
         ("/api/v1/metrics", {"label": "=input"}, "label"),  # no key
         ("/api/v1/metrics", {"label": "!=input"}, "label"),

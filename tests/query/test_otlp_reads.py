@@ -4,6 +4,8 @@ tenant-scoped, paged without loss or repetition (ties and exact duplicates inclu
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,13 +19,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from hubcore.query.otlp import encode_cursor
+from hubcore.query.otlp import LogListQuery, SpanListQuery, encode_cursor
 from tests.helpers.hub import RunningHub, running_hub
 
 PB = {"Content-Type": "application/x-protobuf"}
 TRACE = "5b8efff798038103d269b633813fc60c"
 T0 = (time.time_ns() // 10**9 - 3600) * 10**9  # an hour ago, whole seconds
 MS = 10**6
+#: what the cursors of acme's unfiltered lists are bound to: a forged cursor carrying it is checked for itself
+SPANS, LOGS = SpanListQuery("acme").scope(), LogListQuery("acme").scope()
 
 
 def _kv(key: str, value: str) -> KeyValue:
@@ -236,10 +240,17 @@ def test_another_tenant_lists_nothing(client: httpx.Client) -> None:
         ("/api/v1/spans", {"cursor": "WzEsNSwxXQ"}, "cursor"),  # [1,5,1]: a hash key on spans
         ("/api/v1/spans", {"cursor": "WzEsImFiIiwxXQ"}, "cursor"),  # [1,"ab",1]: not trace+span ids
         ("/api/v1/logs", {"cursor": "WzEsNSwxMDAwMDAwXQ"}, "cursor"),  # [1,5,1000000]: too many ties
+        # the same, bound to the query they are sent with
+        ("/api/v1/logs", {"cursor": encode_cursor(1, "a", 0, LOGS)}, "cursor"),
+        ("/api/v1/logs", {"cursor": encode_cursor(1, "a", 1, LOGS)}, "cursor"),
+        ("/api/v1/spans", {"cursor": encode_cursor(1, 5, 1, SPANS)}, "cursor"),
+        ("/api/v1/spans", {"cursor": encode_cursor(1, "ab", 1, SPANS)}, "cursor"),
+        ("/api/v1/logs", {"cursor": encode_cursor(1, 5, 10**6, LOGS)}, "cursor"),
+        ("/api/v1/logs", {"cursor": encode_cursor(1, 5, 1, 7)}, "cursor"),  # type: ignore[arg-type]  # a number
         # a time out of the store's range (a 500 from DuckDB's make_timestamp before)
-        ("/api/v1/logs", {"cursor": encode_cursor(2**63, 5, 1)}, "cursor"),
-        ("/api/v1/spans", {"cursor": encode_cursor(2**63 - 1, "1" * 48, 1)}, "cursor"),
-        ("/api/v1/logs", {"cursor": encode_cursor(-(2**63) - 1, 5, 1)}, "cursor"),
+        ("/api/v1/logs", {"cursor": encode_cursor(2**63, 5, 1, LOGS)}, "cursor"),
+        ("/api/v1/spans", {"cursor": encode_cursor(2**63 - 1, "1" * 48, 1, SPANS)}, "cursor"),
+        ("/api/v1/logs", {"cursor": encode_cursor(-(2**63) - 1, 5, 1, LOGS)}, "cursor"),
         ("/api/v1/spans", {"status": "broken"}, "status"),
         ("/api/v1/spans", {"trace_id": "xyz"}, "trace_id"),
         ("/api/v1/logs", {"trace_id": "0" * 32}, "trace_id"),
@@ -264,6 +275,47 @@ def test_bad_parameters_are_422_naming_them(hub: RunningHub, path: str, params: 
     r = httpx.get(hub.api + path, params=params, headers=headers)
     assert r.status_code == 422, (params, r.status_code, r.text)
     assert name in r.text, r.text
+
+
+def _cursor_error(r: httpx.Response) -> str:
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "bad_cursor", error
+    message: str = error["message"]
+    return message
+
+
+def test_a_cursor_is_bound_to_the_query_it_was_made_for(client: httpx.Client) -> None:
+    params = {"service": "llm-svc", "start": "-2h", "limit": 2}
+    first = client.get("/api/v1/spans", params=params).json()
+    cursor = first["next_cursor"]
+    assert cursor is not None
+    # another filter, time window, tenant or list: the cursor's resume point means nothing there
+    for other, headers in (
+        ({**params, "service": "gateway"}, {}),
+        ({**params, "status": "ERROR"}, {}),
+        ({**params, "start": "-3h"}, {}),
+        ({**params, "end": "now"}, {}),
+        ({"limit": 2}, {}),
+        (params, {"X-Scope-OrgID": "globex"}),
+    ):
+        message = _cursor_error(client.get("/api/v1/spans", params={**other, "cursor": cursor}, headers=headers))
+        assert "belongs to another query" in message and "drop the cursor" in message, message
+    assert "another query" in _cursor_error(client.get("/api/v1/logs", params={"start": "-2h", "cursor": cursor}))
+    # the same query resumes, with another page size too, and a relative start (which moves) is no other query
+    nxt = client.get("/api/v1/spans", params={**params, "limit": 3, "cursor": cursor})
+    assert nxt.status_code == 200, nxt.text
+    assert {s["span_id"] for s in nxt.json()["spans"]}.isdisjoint(s["span_id"] for s in first["spans"])
+    got = _all_pages(client, "/api/v1/spans", "spans", service="llm-svc", start="-2h", limit=4)
+    assert len(got) == len(client.get("/api/v1/spans", params={"service": "llm-svc", "limit": 1000}).json()["spans"])
+
+
+def test_a_cursor_of_an_earlier_hub_is_refused_clearly(client: httpx.Client) -> None:
+    cursor = client.get("/api/v1/logs", params={"limit": 1}).json()["next_cursor"]
+    ts_us, key, seen, _ = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    old = base64.urlsafe_b64encode(json.dumps([ts_us, key, seen]).encode()).decode().rstrip("=")
+    message = _cursor_error(client.get("/api/v1/logs", params={"limit": 1, "cursor": old}))
+    assert "earlier version of the hub" in message and "drop the cursor" in message
 
 
 def test_auth_on(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from hubcore.config import NativeEventsConfig
 from hubcore.dlq import DeadLetterQueue
-from hubcore.security.erasure import erase_tenant, erase_user, vm_delete_series_request
+from hubcore.errors import InvalidParameter
+from hubcore.security.erasure import check_user_id, erase_tenant, erase_user, vm_delete_series_request
 from hubcore.storage.embedded import EmbeddedStore
 from processors.native_events import NativeEventsProcessor
 from tests.helpers.events import make_event
@@ -92,6 +93,18 @@ def test_erase_user_counts_per_table(store: EmbeddedStore, tmp_path: Path) -> No
         "logs": 0,
         "dlq": 0,
     }
+
+
+@pytest.mark.parametrize("user_id", ["", " ", "\t\n", "*"])
+def test_a_blank_or_star_user_id_is_refused_before_anything_is_erased(store: EmbeddedStore, user_id: str) -> None:
+    with pytest.raises(InvalidParameter, match="user_id") as caught:
+        erase_user(store, "acme", user_id)
+    assert caught.value.reason == "bad_user_id"
+
+
+def test_other_user_ids_are_taken_as_they_are() -> None:
+    for user_id in ("u-7", "a*", "**", " u-7", "user@example.com", "名前"):
+        assert check_user_id(user_id) == user_id
 
 
 def test_erase_tenant(store: EmbeddedStore, tmp_path: Path) -> None:

@@ -144,6 +144,36 @@ def test_key_fields_are_bounded(hub: RunningHub, body: dict[str, Any]) -> None:
     assert r.status_code == 422, r.text
 
 
+@pytest.mark.parametrize("lifetime", [1e-300, 0.5, 0, -1, 315_360_001, 1e308])
+def test_a_key_lifetime_is_1_second_to_10_years(hub: RunningHub, lifetime: float) -> None:
+    # 1e-300 had made a key already expired when it was handed out
+    body = f'{{"role": "ingest", "expires_in_seconds": {lifetime}}}'
+    admin = {**_key(hub, "tenant-k", "tenant_admin"), "Content-Type": "application/json"}
+    r = httpx.post(f"{hub.api}/api/v1/keys", content=body, headers=admin)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "validation_error" and error["field"] == "expires_in_seconds", error
+    assert "between 1 and 315,360,000 seconds" in error["message"], error
+    store = hub.service.security.key_store
+    assert store is not None
+    assert not [k for k in store.list(tenant_id="tenant-k") if k.role == "ingest" and k.expires_at is not None
+                and k.expires_at - k.created_at < 1]  # fmt: skip
+
+
+def test_a_key_lifetime_out_of_the_float_range_is_a_422_naming_it(hub: RunningHub) -> None:
+    admin = {**_key(hub, "tenant-k", "tenant_admin"), "Content-Type": "application/json"}
+    r = httpx.post(f"{hub.api}/api/v1/keys", content='{"role": "ingest", "expires_in_seconds": 1e999}', headers=admin)
+    assert r.status_code == 422 and "expires_in_seconds" in r.json()["error"]["message"], r.text
+
+
+def test_a_key_of_the_shortest_and_longest_lifetime_is_made(hub: RunningHub) -> None:
+    admin = _key(hub, "tenant-k", "tenant_admin")
+    for lifetime in (1, 315_360_000):
+        r = httpx.post(f"{hub.api}/api/v1/keys", json={"role": "ingest", "expires_in_seconds": lifetime}, headers=admin)
+        assert r.status_code == 201, r.text
+        assert r.json()["expires_at"] > r.json()["created_at"]
+
+
 def test_post_events_honours_tenant_parameter(hub: RunningHub) -> None:
     admin = _key(hub, "ops", "platform_admin")
     r = httpx.post(f"{hub.api}/api/v1/events?tenant=tenant-p", json=[make_event("policy")], headers=admin)
