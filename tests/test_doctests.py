@@ -43,6 +43,7 @@ MODULES = [
     "analytics.service.config",
     "analytics.service.related",
     "analytics.correlation.timeutil",
+    "analytics.correlation.window",
     "analytics.forecast.ensemble",
     "analytics.forecast.cache",
     "analytics.forecast.calibration",

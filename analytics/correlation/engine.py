@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +33,6 @@ from prometheus_client import CollectorRegistry
 from analytics.correlation.detect import detect_all
 from analytics.correlation.detect_graphs import Edges
 from analytics.correlation.frame import (
-    COLUMNS,
     COST_KEYS,
     LATENCY_KEYS,
     SELECT_SQL,
@@ -48,6 +47,7 @@ from analytics.correlation.frame import (
 from analytics.correlation.model import AnomalyRecord, Correlation, EngineConfig, Incident, stable_id
 from analytics.correlation.persist import CorrelationRepository, StoreLike
 from analytics.correlation.rca import build_incident, group_incidents, rank_hypotheses, shares_dimension
+from analytics.correlation.window import LIST_COLUMNS, EventWindow, as_ts
 
 MAX_ANALYZE_ROWS = 500_000
 #: At most this many forgotten events of the current correlations are read back from the store per analysis
@@ -56,8 +56,6 @@ MAX_RECALLED_ROWS = 2_000
 ADJACENT_US = 30_000_000
 #: At most this many remembered incidents are scanned for one a new incident continues
 _MAX_SCAN = 500
-_CID = COLUMNS.index("correlation_id")
-_TS = COLUMNS.index("ts")
 
 
 @dataclass
@@ -70,14 +68,19 @@ class AnalysisResult:
     seconds: float = 0.0
 
 
-@dataclass
-class _Window:
-    rows: deque[tuple[Any, ...]] = field(default_factory=deque)
-    per_key: Counter[str] = field(default_factory=Counter)
-    baselines: dict[str, Baselines] = field(default_factory=lambda: {"latency_baselines": {}, "cost_baselines": {}})
-    max_ts: int = 0
-    dirty: bool = False
-    dropped: int = 0
+def _tenant_runs(tenants: list[Any], n: int) -> list[tuple[Any, range]]:
+    """The batch's runs of consecutive rows of one tenant, in order."""
+    first = tenants[0]
+    if tenants.count(first) == n:
+        return [(first, range(n))]
+    runs = []
+    start = 0
+    for i in range(1, n):
+        if tenants[i] != tenants[start]:
+            runs.append((tenants[start], range(start, i)))
+            start = i
+    runs.append((tenants[start], range(start, n)))
+    return runs
 
 
 class CorrelationEngine:
@@ -88,7 +91,7 @@ class CorrelationEngine:
         self.config = config or EngineConfig()
         self.store = store
         self.repo = CorrelationRepository(store, registry, export) if store is not None else None
-        self._windows: OrderedDict[str, _Window] = OrderedDict()
+        self._windows: OrderedDict[str, EventWindow] = OrderedDict()
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()  # one analysis at a time (stream flush vs API analyze)
         self._started = False
@@ -117,64 +120,41 @@ class CorrelationEngine:
         if n == 0:
             return 0
         cfg = self.config
-        cols = [columns.get(c) or [None] * n for c in COLUMNS]
+        held = {c: v for c in LIST_COLUMNS if (v := columns.get(c))}
+        ts = as_ts(columns.get("ts") or None, n)
+        if len(ts) != n or any(len(v) != n for v in held.values()):
+            raise ValueError("the batch's columns differ in length")
         tenants = columns.get("tenant_id") or [self.default_tenant] * n
-        kept = 0
         # an event stamped ahead of the clock (a skewed source: the normaliser accepts up to an hour) moves the
         # window no further than now: it had evicted every event of the last window_s at once, and then kept
         # the window from closing behind it for as long as it was ahead
         wall_us = int(time.time() * 1e6)
+        kept = 0
         with self._lock:
-            for tenant, row in zip(tenants, zip(*cols, strict=True), strict=True):
+            # each run of rows of one tenant touches its window (the least recently active tenant goes first)
+            parts: dict[int, tuple[EventWindow, list[range]]] = {}
+            for tenant, rows in _tenant_runs(tenants, n):
                 win = self._window(tenant or self.default_tenant)
-                key = row[_CID]
-                if key is not None:
-                    if win.per_key[key] >= cfg.max_events_per_key:
-                        win.dropped += 1
-                        continue
-                    win.per_key[key] += 1
-                win.rows.append(row)
-                ts = min(int(row[_TS] or 0), max(wall_us, win.max_ts))
-                if ts > win.max_ts:
-                    win.max_ts = ts
-                win.dirty = True
-                kept += 1
+                parts.setdefault(id(win), (win, []))[1].append(rows)
+            # (a window evicted by a later tenant of this batch takes its rows too, then is dropped)
+            for win, ranges in parts.values():
+                kept += win.append(held, ts, ranges, cfg.max_events_per_key, now_us=wall_us)
             for win in self._windows.values():
                 self._evict(win)
         return kept
 
-    def _window(self, tenant: str) -> _Window:
+    def _window(self, tenant: str) -> EventWindow:
         win = self._windows.get(tenant)
         if win is None:
-            win = self._windows[tenant] = _Window()
+            win = self._windows[tenant] = EventWindow()
             while len(self._windows) > self.config.max_tenants:
                 self._windows.popitem(last=False)
         else:
             self._windows.move_to_end(tenant)
         return win
 
-    def _evict(self, win: _Window) -> None:
-        horizon = win.max_ts - int(self.config.window_s * 1e6)
-        rows, per_key = win.rows, win.per_key
-        while rows and (len(rows) > self.config.max_events_per_window or int(rows[0][_TS] or 0) < horizon):
-            old = rows.popleft()
-            key = old[_CID]
-            if key is not None:
-                per_key[key] -= 1
-                if per_key[key] <= 0:
-                    del per_key[key]
-
-    def _in_window(self, win: _Window) -> list[tuple[Any, ...]]:
-        """The window's rows no older than ``window_s`` behind its newest. Rows are held in arrival order and
-        evicted from the front, so a late event (or one behind an event stamped ahead) could stay, and be
-        analysed, long after its time: those are dropped here (under the lock)."""
-        horizon = win.max_ts - int(self.config.window_s * 1e6)
-        rows = list(win.rows)
-        kept = [r for r in rows if int(r[_TS] or 0) >= horizon]
-        if len(kept) < len(rows):
-            win.rows = deque(kept)
-            win.per_key = Counter(r[_CID] for r in kept if r[_CID] is not None)
-        return kept
+    def _evict(self, win: EventWindow) -> None:
+        win.evict(win.max_ts - int(self.config.window_s * 1e6), self.config.max_events_per_window)
 
     def forget(self, tenant: str) -> None:
         """Drop everything held in memory for ``tenant`` — its window of events, remembered rows and
@@ -201,7 +181,7 @@ class CorrelationEngine:
     def window_sizes(self) -> dict[str, tuple[int, int]]:
         """tenant → (rows, distinct keys) currently held (for tests and metrics)."""
         with self._lock:
-            return {t: (len(w.rows), len(w.per_key)) for t, w in self._windows.items()}
+            return {t: (len(w), w.keys()) for t, w in self._windows.items()}
 
     def flush(self, now_us: int | None = None) -> list[Correlation]:
         """Analyse each tenant's window that received data since the last flush; returns new correlations.
@@ -213,17 +193,16 @@ class CorrelationEngine:
     def flush_results(self, now_us: int | None = None) -> list[AnalysisResult]:
         """Like :meth:`flush`, returning each analysed window's full result (correlations, incidents, RCA)."""
         now_us = now_us if now_us is not None else int(time.time() * 1e6)
-        todo: list[tuple[str, list[tuple[Any, ...]]]] = []
+        todo: list[tuple[str, dict[str, Any]]] = []
         with self._lock:
             for tenant, win in self._windows.items():
                 win.max_ts = max(win.max_ts, now_us)
                 self._evict(win)
-                if win.dirty and win.rows:
-                    todo.append((tenant, self._in_window(win)))
+                if win.dirty and len(win):
+                    todo.append((tenant, win.columns(win.max_ts - int(self.config.window_s * 1e6))))
                     win.dirty = False
         results = []
-        for tenant, rows in todo:
-            columns = {c: list(v) for c, v in zip(COLUMNS, zip(*rows, strict=True), strict=True)}
+        for tenant, columns in todo:
             df = build_frame(columns, outliers=False)
             current = self._windows.get(tenant)
             if current is not None:

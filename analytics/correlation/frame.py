@@ -46,12 +46,17 @@ def _obj(text: Any) -> dict[str, Any]:
         return {}
 
 
+def _column(values: Sequence[Any]) -> Sequence[Any]:
+    return values if isinstance(values, list | np.ndarray) else list(values)
+
+
 def build_frame(columns: Mapping[str, Sequence[Any]], *, outliers: bool = True) -> pd.DataFrame:
     """A frame with :data:`COLUMNS` plus the derived ones; missing input columns become nulls.
 
     ``outliers=False`` leaves ``slow`` / ``cost_outlier`` False (call :func:`mark_outliers` later)."""
     n = len(columns.get("event_id", ()))
-    data = {c: list(columns[c]) if c in columns else [None] * n for c in COLUMNS}
+    # lists and arrays go to pandas as they are (it copies them); other sequences are listed first
+    data = {c: _column(columns[c]) if c in columns else [None] * n for c in COLUMNS}
     df = pd.DataFrame(data)
     if n == 0:
         for extra in ("component", "error_type", "source_ip", "api_key_id", "signal"):
@@ -89,8 +94,9 @@ def build_frame(columns: Mapping[str, Sequence[Any]], *, outliers: bool = True) 
     err: list[Any] = [None] * n
     ip: list[Any] = [None] * n
     key: list[Any] = [None] * n
+    payloads = df["payload"].to_numpy()
     for i in np.flatnonzero(need.to_numpy()):
-        p = _obj(df.at[i, "payload"])
+        p = _obj(payloads[i])
         err[i] = p.get("error_type")
         ip[i] = p.get("source_ip")
         key[i] = p.get("api_key_id")
