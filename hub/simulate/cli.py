@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from hub.simulate.senders import ConcurrentSender, FileSink, GrpcSender, OtlpSender, RestSender
 
 MAX_BATCH = 1000
+#: the hub's default processors.native_events.max_age (hubcore.config): the oldest event it accepts
+DEFAULT_MAX_AGE_S = 7 * 86_400.0
 OTLP_AUTO_REQUESTS_PER_S = 2000
 
 
@@ -125,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--backfill", type=_span, metavar="SPAN",
                       help="send SPAN of history that ends now (e.g. 2d) as fast as the hub takes it, timestamps "
                            "spread over it at --rate events per simulated second, then exit; the hub rejects "
-                           "events older than its max_age (7 days by default)")  # fmt: skip
+                           "events older than its max_age (7 days by default: --max-age)")  # fmt: skip
+    load.add_argument("--max-age", type=_span, default=DEFAULT_MAX_AGE_S, metavar="SPAN",
+                      help="the oldest event the hub accepts (its processors.native_events.max_age; default 7d): "
+                           "a longer --backfill is refused before anything is sent")  # fmt: skip
     load.add_argument("--concurrency", type=_positive_int, default=1, metavar="N",
                       help="batches in flight at once (default 1; 2-4 for benchmarks)")  # fmt: skip
     load.add_argument("--flush-interval", type=_positive_float, default=0.5, metavar="S",
@@ -166,6 +171,13 @@ def _validate(args: argparse.Namespace) -> None:
                 raise _UsageError(f"--backfill sets the time span itself: leave out {flag}")
         if args.unpaced:
             raise _UsageError("--backfill is already unpaced (its timestamps are simulated): leave out --unpaced")
+        if args.backfill > args.max_age:  # the hub would dead-letter the older part (a 10d backfill: 1.3 M events)
+            raise _UsageError(
+                f"--backfill {args.backfill / 86_400:g}d reaches further back than the hub accepts (--max-age "
+                f"{args.max_age / 86_400:g}d, the hub's processors.native_events.max_age): the older events would be "
+                "rejected into its dead-letter queue; shorten --backfill, or raise --max-age to match a hub "
+                "configured to keep older events"
+            )
     elif args.duration is None and args.count is None:
         raise _UsageError("give --duration S or --count N (or --backfill SPAN)")
     if args.batch > MAX_BATCH:
@@ -307,8 +319,11 @@ def correlate_span(api: str, start_s: float, end_s: float, *, tenant: str | None
     spans = []
     lo = start_s
     while lo < end_s:
-        spans.append((lo, min(end_s, lo + ANALYZE_CHUNK_S)))
-        lo = spans[-1][1]
+        hi = min(end_s, lo + ANALYZE_CHUNK_S)
+        if end_s - hi < ANALYZE_MIN_S:  # a short rest joins this span (a 1 s one had its own call and line)
+            hi = end_s
+        spans.append((lo, hi))
+        lo = hi
     began, done_s, total_s = time.monotonic(), 0.0, max(end_s - start_s, 0.0)
     if progress is not None:
         progress(f"correlating the backfilled span ({total_s / 3600:.1f} h) with POST /api/v1/correlations/analyze, "
@@ -364,7 +379,7 @@ def explain_unsent(s: dict[str, Any], not_sent: dict[str, int]) -> str:
 
     >>> explain_unsent({"generated": 10_500, "sent": 10_008, "accepted": 10_000, "rejected": 8, "duplicates": 0},
     ...                unsent(10_500, 10_008, 10_008, 0))  # doctest: +NORMALIZE_WHITESPACE
-    'hub simulate: generated 10,500, sent 10,008 (accepted 10,000, rejected 8, duplicates 0); 492 not sent:
+    'generated 10,500, sent 10,008 (accepted 10,000, rejected 8, duplicates 0); 492 not sent:
     492 generated ahead, due only after the run ended (so not part of it: nothing was lost)'
     """
     reasons = {
@@ -374,7 +389,7 @@ def explain_unsent(s: dict[str, Any], not_sent: dict[str, int]) -> str:
         "abandoned": "handed over but never answered (a second Ctrl-C, or the destination failed)",
     }
     parts = [f"{not_sent[k]:,} {why}" for k, why in reasons.items() if not_sent[k]]
-    return (f"hub simulate: generated {s['generated']:,}, sent {s['sent']:,} (accepted {s['accepted']:,}, rejected "
+    return (f"generated {s['generated']:,}, sent {s['sent']:,} (accepted {s['accepted']:,}, rejected "
             f"{s['rejected']:,}, duplicates {s['duplicates']:,}); {not_sent['total']:,} not sent: {'; '.join(parts)}")
 
 

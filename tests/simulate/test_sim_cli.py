@@ -171,6 +171,9 @@ def test_the_summary_says_why_generated_events_were_not_sent(tmp_path: Path, cap
         ["--api", "http://x", "--backfill", "soon"],
         ["--api", "http://x", "--backfill", "-2h"],
         ["--api", "http://x", "--backfill", "0"],
+        ["--api", "http://x", "--backfill", "10d"],  # past the hub's default max_age (7d): dead letters
+        ["--api", "http://x", "--backfill", "2d", "--max-age", "1d"],
+        ["--api", "http://x", "--backfill", "2d", "--max-age", "0"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -215,6 +218,36 @@ def test_a_backfill_the_hub_cannot_correlate_exits_3(stub: StubHub, capsys: pyte
     assert code == 3 and s["exit_code"] == 3 and s["status"] == "uncorrelated"
     assert s["accepted"] == s["sent"] > 0 and s["correlated"]["error"].startswith("HTTP 503")
     assert "do not resend" in err and "/api/v1/correlations/analyze" in err
+
+
+def test_a_backfill_past_the_hubs_max_age_is_refused_before_sending(
+    stub: StubHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--api", stub.url, "--backfill", "8d", "--rate", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-age 7d" in err and "dead-letter" in err and not stub.requests
+    # a hub configured to keep older events: say so
+    assert main(["--api", stub.url, "--backfill", "8d", "--max-age", "9d", "--rate", "0.001", "--quiet"]) == 0
+
+
+def test_the_last_second_of_a_backfill_is_not_a_span_of_its_own() -> None:
+    """The backfill asks for [t0, t0 + SPAN + 1 s): the second joins the last span (it had its own call and a
+    repeated "correlated 24.0 h of 24.0 h" line)."""
+    import httpx
+
+    from hub.simulate.cli import correlate_span
+
+    spans: list[tuple[float, float]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        spans.append((float(request.url.params["start"]), float(request.url.params["end"])))
+        return httpx.Response(200, json={"correlations": [], "incidents": [], "events": 1, "seconds": 0.1})
+
+    lines: list[str] = []
+    correlate_span("http://hub", 0.0, 12 * 3600.0 + 1.0, tenant=None, token=None,
+                   transport=httpx.MockTransport(answer), progress=lines.append)  # fmt: skip
+    assert spans == [(0.0, 6 * 3600.0), (6 * 3600.0, 12 * 3600.0 + 1.0)]
+    assert [ln.split(" in ")[0] for ln in lines[1:]] == ["correlated 6.0 h of 12.0 h", "correlated 12.0 h of 12.0 h"]
 
 
 def test_correlating_a_backfill_goes_span_by_span_and_halves_busy_spans() -> None:
