@@ -14,6 +14,10 @@ same store with the built-in config, and ``GET /anomalies`` runs the caller's du
 * ``POST|GET /api/v1/budgets``, ``GET|PUT|DELETE /api/v1/budgets/{budget_id}``
 * ``POST /api/v1/whatif``
 * ``GET  /api/v1/analytics/series?name=&query=&start=&end=``
+
+Every route takes its own query parameters, ``tenant`` and ``team`` (the guard's rule 4): any other is a 422
+``unknown_parameter``, one given twice a 422 ``repeated_parameter``. A ``PUT`` body that leaves out a field
+the stored budget sets is a 422 (PUT replaces the whole budget).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, w
 from analytics.service.teams import anomaly_teams, teaches_other_teams
 from api.deps import (
     audit_target,
+    check_known_params,
     ensure_team_access,
     get_state,
     principal_of,
@@ -55,6 +60,9 @@ _lock = threading.Lock()
 MAX_BODY = 256 * 1024
 #: Rows one ``GET /analytics/series`` answer holds at most (``limit``; page on with ``next_start``).
 MAX_SERIES_ROWS = 50_000
+#: The query parameters of a route that takes none of its own: the tenant, and ``team``, which the app-wide
+#: permission guard reads (rule 4 on ``?team=``); any other (a typo) is a 422 ``unknown_parameter``.
+_TENANT_TEAM = ("tenant", "team")
 
 
 def get_service(request: Request, state: ApiState) -> AnalyticsService:
@@ -104,6 +112,7 @@ async def list_anomalies(
     alerts: Annotated[bool, Query(description="only the points that announced an event (is_alert): one per "
                                               "incident, what the paging rule fires on")] = False,
 ) -> Response:  # fmt: skip
+    check_known_params(request, ("start", "end", "query", "severity", "tenant", "team", "limit", "alerts"))
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
 
@@ -137,6 +146,7 @@ async def list_anomalies(
 async def anomaly_feedback(
     anomaly_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
+    check_known_params(request, _TENANT_TEAM)
     try:
         body = await _body(request)
     except QueryError as exc:
@@ -190,6 +200,7 @@ async def _check_anomaly_team(
 async def undo_anomaly_feedback(
     anomaly_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
+    check_known_params(request, _TENANT_TEAM)
     t = read_tenant(request, state, request.query_params.get("tenant"))
     svc = get_service(request, state)
     await _check_anomaly_team(request, svc, t, anomaly_id, marked=True)
@@ -223,6 +234,7 @@ async def get_anomaly_feedback(
     request: Request, state: Annotated[ApiState, Depends(get_state)], query: str, tenant: str | None = None,
     team: str | None = None,
 ) -> Response:  # fmt: skip
+    check_known_params(request, ("query", "tenant", "team"))
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
     scope = _feedback_team(request, svc, t, query, team, "reads")
@@ -238,6 +250,7 @@ async def reset_anomaly_feedback(
     request: Request, state: Annotated[ApiState, Depends(get_state)], query: str, tenant: str | None = None,
     team: str | None = None,
 ) -> Response:  # fmt: skip
+    check_known_params(request, ("query", "tenant", "team"))
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
     scope = _feedback_team(request, svc, t, query, team, "resets")
@@ -254,6 +267,8 @@ async def get_forecast(
     window_start: str | None = None, window_end: str | None = None, tenant: str | None = None,
     step: str | None = None,
 ) -> Response:  # fmt: skip
+    check_known_params(request, ("query", "horizon", "level", "history", "threshold", "window_start", "window_end",
+                                 "step", "tenant", "team"))  # fmt: skip
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
     return await _answer(forecast, svc, t, query, horizon=horizon, level=level, history=history, threshold=threshold,
@@ -268,6 +283,7 @@ async def get_forecast(
         "horizon": "7d", "history": "14d", "step": "1h"}),
 )  # fmt: skip
 async def post_whatif(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    check_known_params(request, _TENANT_TEAM)
     try:
         body = await _body(request)
     except QueryError as exc:
@@ -292,6 +308,28 @@ def _budget_tenant(request: Request, state: ApiState) -> str:
     return write_tenant(request, request.query_params.get("tenant")) or state.default_tenant
 
 
+#: The fields of a budget body, in the order a PUT that leaves some out names them.
+_BUDGET_FIELDS = ("name", "amount", "period", "team", "project", "model", "start", "end", "alert_within_days")
+#: Those a body may set to null to clear.
+_NULLABLE = ("team", "project", "model")
+
+
+def _stored(budget: Budget, field: str) -> Any:
+    return budget.to_dict()[field]
+
+
+def _left_out(body: Any, old: Budget) -> list[str]:
+    """The fields a PUT body leaves out whose stored value is not what leaving them out gives (the
+    default; a name derived from the body's team/project/model): PUT replaces the whole budget, so leaving
+    them out would silently rewrite them (``{"amount": 200}`` made a team budget the whole tenant's)."""
+    if not isinstance(body, dict):
+        return []  # Budget.from_body says what is wrong
+    scope = "/".join(str(body.get(k)) for k in ("team", "project", "model") if body.get(k))
+    defaults: dict[str, Any] = {"name": scope or "tenant", "period": "monthly", "team": None, "project": None,
+                                "model": None, "start": None, "end": None, "alert_within_days": 7.0}  # fmt: skip
+    return [f for f in _BUDGET_FIELDS if f not in body and (f not in defaults or getattr(old, f) != defaults[f])]
+
+
 _BUDGET_EXAMPLE = {"name": "search", "amount": 5000, "period": "monthly", "team": "search", "alert_within_days": 7}
 _NAME_TAKEN: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "another budget of the tenant has this name (code conflict)"}
@@ -306,6 +344,7 @@ _NAME_TAKEN: dict[int | str, dict[str, Any]] = {
     responses=_NAME_TAKEN,
 )
 async def create_budget(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    check_known_params(request, _TENANT_TEAM)
     try:
         body = await _body(request)
     except QueryError as exc:
@@ -333,6 +372,7 @@ async def create_budget(request: Request, state: Annotated[ApiState, Depends(get
 async def list_budgets(
     request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
 ) -> Response:
+    check_known_params(request, _TENANT_TEAM)
     # a read evaluates and writes nothing: the budget_* series come from the scheduler (budget_every) and
     # from POST/PUT (AnalyticsService.refresh_budget)
     t = read_tenant(request, state, tenant)
@@ -343,6 +383,7 @@ async def list_budgets(
 @router.get("/budgets/{budget_id}", summary="One budget's status (writes nothing)")
 async def get_budget(budget_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)],
                      tenant: str | None = None) -> Response:  # fmt: skip
+    check_known_params(request, _TENANT_TEAM)
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
 
@@ -362,6 +403,7 @@ async def get_budget(budget_id: str, request: Request, state: Annotated[ApiState
     responses=_NAME_TAKEN,
 )
 async def put_budget(budget_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    check_known_params(request, _TENANT_TEAM)
     try:
         body = await _body(request)
     except QueryError as exc:
@@ -371,11 +413,22 @@ async def put_budget(budget_id: str, request: Request, state: Annotated[ApiState
     old = await run_in_threadpool(svc.budgets.get, t, budget_id)
     if old is None:
         return error_response(404, "not_found", f"budget {budget_id!r} does not exist for tenant {t!r}")
+    _check_team(request, t, old.team)  # before the 422 below, which names the stored values
+    missing = _left_out(body, old)
+    if missing:
+        clear = [f for f in missing if f in _NULLABLE]
+        return error_response(
+            422, "invalid_budget",
+            f"{missing[0]}: PUT replaces the whole budget, and the body leaves out what budget {budget_id!r} "
+            f"sets: {', '.join(f'{f} (stored: {_stored(old, f)!r})' for f in missing)}; send "
+            f"{'it' if len(missing) == 1 else 'them'} again"
+            + (f" (or null to clear {', '.join(clear)})" if clear else ""),
+            fields=missing,
+        )  # fmt: skip
     try:
         budget = Budget.from_body(body, t, budget_id=budget_id, created_by=old.created_by)
     except PermanentError as exc:
         return error_response(422, exc.reason, str(exc))
-    _check_team(request, t, old.team)
     _check_team(request, t, budget.team)
 
     def run() -> dict[str, Any]:
@@ -392,6 +445,7 @@ async def put_budget(budget_id: str, request: Request, state: Annotated[ApiState
 
 @router.delete("/budgets/{budget_id}", summary="Delete a budget and its derived series")
 async def delete_budget(budget_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    check_known_params(request, _TENANT_TEAM)
     t = _budget_tenant(request, state)
     svc = get_service(request, state)
     old = await run_in_threadpool(svc.budgets.get, t, budget_id)
@@ -415,6 +469,7 @@ async def derived_series(
 ) -> Response:  # fmt: skip
     """Rows of ``derived_series``, oldest first, at most ``limit``; when more match, ``truncated`` is true
     and ``next_start`` is where the next page starts (the page holds every row before it)."""
+    check_known_params(request, ("name", "query", "start", "end", "tenant", "team", "limit"))
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
 
