@@ -110,7 +110,9 @@ class SecurityPayload(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class CostPayload(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A cost record from llm-costops. ``amount`` is in ``currency`` and converted to USD on ingest."""
+    """A cost record from llm-costops. ``amount`` is in ``currency`` and converted to USD on ingest; the
+    stored event then keeps what was sent in ``original_amount`` / ``original_currency`` and the rate used in
+    ``exchange_rate`` (set by the hub: a conversion is not undone by a later rate, so the sent figure stays)."""
 
     cost_type: Literal["token", "api", "compute", "storage"]
     amount: float
@@ -123,6 +125,9 @@ class CostPayload(msgspec.Struct, frozen=True, omit_defaults=True):
     project: Str256 | None = None
     team: Str256 | None = None
     request_id: Str256 | None = None
+    original_amount: float | None = None
+    original_currency: Annotated[str, msgspec.Meta(min_length=3, max_length=3)] | None = None
+    exchange_rate: float | None = None
 
 
 class GovernancePayload(msgspec.Struct, frozen=True, omit_defaults=True):

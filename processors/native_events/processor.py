@@ -335,7 +335,9 @@ class NativeEventsProcessor:
         usd = p.amount * rate
         if not math.isfinite(usd):
             raise _Reject(f"payload.amount {p.amount} {currency} is out of range once converted to USD")
-        changed = msgspec.structs.replace(p, amount=usd, currency="USD") if currency != "USD" else None
+        changed = (msgspec.structs.replace(p, amount=usd, currency="USD", original_amount=p.amount,
+                                           original_currency=currency, exchange_rate=rate)
+                   if currency != "USD" else None)  # fmt: skip
         return (p.cost_type, usd, "USD", None, p.model, p.provider, p.asset_id, p.input_tokens, p.output_tokens,
                 p.team or tags.get("team"), p.project or tags.get("project"), tags.get("user_id"), ev.severity,
                 changed, None)  # fmt: skip

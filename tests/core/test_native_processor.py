@@ -116,6 +116,12 @@ def test_units_and_currencies_are_normalised() -> None:
     assert res.columns["unit"] == ["ms", "USD", "ms"]
     stored = msgspec.json.decode(res.columns["payload"][1])
     assert stored["amount"] == 15.0 and stored.get("currency", "USD") == "USD"  # USD is the default
+    # what was sent is kept (a conversion is not undone by a later rate: the sent figure would be lost)
+    assert (stored["original_amount"], stored["original_currency"], stored["exchange_rate"]) == (10.0, "EUR", 1.5)
+    usd = msgspec.json.decode(res.columns["payload"][1])
+    assert "original_amount" in usd  # (the EUR event) and a USD one carries none:
+    _, plain = run([make_event("cost", payload={"amount": 3.0})], config=cfg)
+    assert "original_amount" not in msgspec.json.decode(plain.columns["payload"][0])
 
 
 def test_timestamps_are_utc_with_clock_skew() -> None:
