@@ -68,6 +68,17 @@ def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | N
     return Response(msgspec.json.encode(body), status_code=status_code, media_type="application/json", headers=headers)
 
 
+def head_response(response: Response) -> Response:
+    """The answer to ``HEAD`` of a route whose ``GET`` gives ``response``: its status and headers
+    (``Content-Length`` the body's), no body. Load balancers and uptime checkers probe with HEAD.
+
+    >>> r = head_response(json_response({"status": "ok"}))
+    >>> r.status_code, r.body, r.headers["content-length"]
+    (200, b'', '15')
+    """
+    return Response(b"", status_code=response.status_code, headers=dict(response.headers))
+
+
 def error_response(status: int, code: str, message: str, **extra: Any) -> Response:
     headers = None
     if "retry_after" in extra:

@@ -72,6 +72,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): ("alerts:ack", "alerts"),
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): ("alerts:ack", "alerts"),
     ("GET", "/api/v1/alerts/rules"): ("alerts:read", "alert_rules"),
+    ("GET", "/api/v1/alerts/rules/{rule_id}"): ("alerts:read", "alert_rules"),
     ("POST", "/api/v1/alerts/rules"): ("alerts:manage", "alert_rules"),
     ("DELETE", "/api/v1/alerts/rules/{rule_id}"): ("alerts:manage", "alert_rules"),
     ("POST", "/api/v1/alerts/alertmanager"): ("alerts:manage", "alerts"),

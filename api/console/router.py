@@ -6,6 +6,8 @@
 * ``GET /console/static/{path}`` — CSS, JavaScript and the vendored ECharts (public, no data). The
   pages link them as ``{path}?v=<content hash>``: such a URL never changes meaning, so it is cached
   for a year without revalidation (``immutable``); without ``v`` (or with a stale one) ``no-cache``.
+* ``HEAD`` of a page or a static file answers the GET's status and headers without a body (load
+  balancers and uptime checkers probe with HEAD).
 * ``GET /console/stream`` — Server-Sent Events: ``event: summary`` with fresh headline numbers every
   ``interval`` seconds (default 5) for the caller's tenant; needs ``dashboards:read``. Streams of the
   same tenant, window and filters share one computation per interval (:class:`SummaryMemo`).
@@ -35,7 +37,7 @@ from starlette.responses import Response, StreamingResponse
 
 from api.console.summary import compute_summary
 from api.deps import get_state, read_tenant
-from api.errors import error_response
+from api.errors import error_response, head_response
 from api.negotiation import preferred_encoding
 from api.routers.query import get_executor
 from api.state import ApiState
@@ -138,8 +140,13 @@ def _add_page(name: str, path: str) -> None:
     async def page(request: Request) -> Response:
         return _page_response(request, name)
 
+    async def page_head(request: Request) -> Response:  # load balancers and uptime checkers probe with HEAD
+        return head_response(_page_response(request, name))
+
     page.__name__ = f"console_{name}"
+    page_head.__name__ = f"console_{name}_head"
     router.add_api_route(path, page, methods=["GET"], response_class=Response, name=f"console_{name}")
+    router.add_api_route(path, page_head, methods=["HEAD"], response_class=Response, name=f"console_{name}_head")
 
 
 for _name, _page in PAGES.items():
@@ -172,6 +179,12 @@ async def static_file(request: Request, path: str, v: str | None = None) -> Resp
     if asset.gzipped is not None and coding == "gzip":  # q-values honoured: "gzip;q=0" refuses it
         return Response(asset.gzipped, media_type=media, headers={**headers, "Content-Encoding": "gzip"})
     return Response(asset.raw, media_type=media, headers=headers)
+
+
+@router.head(STATIC_ROUTE, name="console_static_head")
+async def static_file_head(request: Request, path: str, v: str | None = None) -> Response:
+    """``HEAD`` of :func:`static_file`: its status and headers, no body."""
+    return head_response(await static_file(request, path, v))
 
 
 class SummaryMemo:

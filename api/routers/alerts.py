@@ -6,6 +6,7 @@
     POST   /api/v1/alerts/{alert_id}/acknowledge  {"by", "comment"} -> {"alert": {...}}
     POST   /api/v1/alerts/{alert_id}/resolve      {"by"}      -> {"alert": {...}}
     GET    /api/v1/alerts/rules                               -> {"rules": [...]}
+    GET    /api/v1/alerts/rules/{rule_id}                     -> {"rule": {...}} | 404
     POST   /api/v1/alerts/rules                   rule JSON   -> 201 {"rule": {...}} | 422
     DELETE /api/v1/alerts/rules/{rule_id}                     -> 204
     POST   /api/v1/alerts/alertmanager            webhook v4  -> {"received", "created", ...}
@@ -140,6 +141,22 @@ async def list_rules(
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
     return json_response({"rules": await run_in_threadpool(svc.rules, t)})
+
+
+@router.get(
+    "/rules/{rule_id}", summary="One alert rule that applies to the tenant (as in the list), with its health",
+    responses={200: {"description": '{"rule": {...}}; 404 for an id that names no rule of the tenant'}},
+)  # fmt: skip
+async def get_rule(
+    rule_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
+) -> Response:
+    check_known_params(request, ("tenant", "team"))
+    t = read_tenant(request, state, tenant)
+    svc = get_service(request, state)
+    rule = next((r for r in await run_in_threadpool(svc.rules, t) if r.get("id") == rule_id), None)
+    if rule is None:  # an unknown id, or another tenant's rule: the same answer (no existence oracle)
+        return error_response(404, "not_found", f"no alert rule {rule_id[:200]!r} for tenant {t!r}")
+    return json_response({"rule": rule})
 
 
 @router.post(

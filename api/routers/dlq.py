@@ -23,6 +23,7 @@ answers; it was epoch seconds before (a response-format change). The queue's fil
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -51,6 +52,22 @@ router = APIRouter(prefix="/api/v1/dlq", tags=["dead-letter queue"])
 
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True):
     ids: list[str] | None = None
+
+
+_AT = re.compile(r"at `\$\.?([^`]*)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]*)`")
+
+
+def body_field(exc: msgspec.ValidationError) -> str:
+    """The body field a msgspec validation error is about (``ids``, ``ids[0]``, an unknown ``idz``), else
+    ``body`` (the body itself: an array, a string)."""
+    text = str(exc)
+    where = _AT.search(text)
+    unknown = _UNKNOWN.search(text)
+    path = where.group(1) if where else ""
+    if unknown:
+        path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+    return path or "body"
 
 
 _ENTRY_EXAMPLE = {
@@ -123,8 +140,12 @@ async def replay_dlq(
     body = await request.body()
     try:
         req = msgspec.json.decode(body, type=ReplayRequest) if body.strip() else ReplayRequest()
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
-        return error_response(400, "bad_request", f'body must be {{"ids": [...]}} or empty: {exc}')
+    except msgspec.ValidationError as exc:  # readable JSON, a bad field: {"ids": "abc"}, {"ids": [1]}, {"idz": []}
+        field = body_field(exc)
+        return error_response(422, "validation_error", f'body: {exc}; the body is {{"ids": ["<entry id>", ...]}} '
+                              "or empty", field=field)  # fmt: skip
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return error_response(400, "bad_json", f'body must be {{"ids": [...]}} or empty: {exc}')
     entries = await run_in_threadpool(state.dlq.select, tenant_id=tenant_id, ids=req.ids)
     found = {e["id"] for e in entries}
     not_found = list(dict.fromkeys(i for i in req.ids or () if i not in found))

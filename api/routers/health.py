@@ -1,4 +1,7 @@
-"""``/healthz`` (the process is up), ``/readyz`` (it can take traffic) and ``/metrics`` (Prometheus)."""
+"""``/healthz`` (the process is up), ``/readyz`` (it can take traffic) and ``/metrics`` (Prometheus).
+
+``HEAD /healthz`` and ``HEAD /readyz`` answer the status and headers of the GET, without a body (load
+balancers and uptime checkers probe with HEAD); they are left out of the OpenAPI schema."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import PlainTextResponse, Response
 
 from api.deps import get_state
-from api.errors import ERROR_RESPONSES, json_response
+from api.errors import ERROR_RESPONSES, head_response, json_response
 from api.state import ApiState
 
 router = APIRouter(tags=["health"])
@@ -31,6 +34,16 @@ async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> Response:
         checks[name] = bool(check())
     ok = all(checks.values())
     return json_response({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
+
+
+@router.head("/healthz", include_in_schema=False)
+async def healthz_head() -> Response:
+    return head_response(await healthz())
+
+
+@router.head("/readyz", include_in_schema=False)
+async def readyz_head(state: Annotated[ApiState, Depends(get_state)]) -> Response:
+    return head_response(await readyz(state))
 
 
 @router.get(

@@ -38,6 +38,7 @@ from api.state import ApiState
 from hubcore.query.cache import QueryCache
 from hubcore.query.catalog import build_catalog
 from hubcore.query.compile_duckdb import export_key
+from hubcore.query.events import ENUMERATED
 from hubcore.query.executor import (
     EmbeddedBackend,
     LokiBackend,
@@ -64,7 +65,16 @@ from hubcore.query.export import (
     events_export_sql,
     export_scope,
 )
-from hubcore.query.model import ALL_TENANTS, Filter, QueryError, TimeRange, parse_field, parse_query
+from hubcore.query.model import (
+    ALL_TENANTS,
+    NUMERIC_COLUMNS,
+    STRING_COLUMNS,
+    Filter,
+    QueryError,
+    TimeRange,
+    parse_field,
+    parse_query,
+)
 from hubcore.times import BadTimeError, parse_time_s
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
@@ -379,7 +389,9 @@ async def export_query(request: Request, state: Annotated[ApiState, Depends(get_
     return _streaming(stream.columns, iter(tracker), fmt, "query", trailer, {"X-Export-Time-Limit": f"{time_limit:g}"})
 
 
-_EXPORT_PARAMS = {"format", "start", "end", "last", "limit", "tenant", "cursor"}
+#: The parameters of an events export besides its filters, in the order its unknown-parameter message names them.
+_EXPORT_PARAM_ORDER = ("format", "start", "end", "last", "limit", "tenant", "cursor")
+_EXPORT_PARAMS = set(_EXPORT_PARAM_ORDER)
 MAX_EXPORT_LIMIT = 10**9
 
 
@@ -408,7 +420,19 @@ def _export_limit(raw: str | None) -> int | None:
 
 
 def _export_filter(key: str, value: str) -> Filter:
-    """An equality filter ``<field>=value`` of an events export (a number for a numeric field)."""
+    """An equality filter ``<field>=value`` of an events export (a number for a numeric field). A key that is
+    neither a parameter nor a field (``lst=1h``) is a 422 ``unknown_parameter`` naming every one it takes; a
+    value no event can have of an enumerated field (``severity=critcal``) a 422 naming the allowed ones."""
+    if not key.startswith(("tags.", "payload.")) and key not in STRING_COLUMNS + NUMERIC_COLUMNS:
+        raise QueryError(
+            key[:64],
+            f"unknown query parameter {key[:64]!r}; use {', '.join(_EXPORT_PARAM_ORDER)}, or a filter "
+            f"<field>=value on {', '.join(STRING_COLUMNS + NUMERIC_COLUMNS)}, tags.<key>, payload.<path>",
+            reason="unknown_parameter",
+        )
+    allowed = ENUMERATED.get(key)
+    if allowed is not None and value not in allowed:
+        raise QueryError(key, f"must be one of {', '.join(allowed)}, got {value[:64]!r}", reason="invalid_parameter")
     fld = parse_field(key, key)
     if not fld.numeric:
         return Filter(fld, "eq", value)

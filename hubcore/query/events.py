@@ -17,11 +17,32 @@ from typing import Any
 import msgspec
 
 from hubcore.errors import InvalidParameter
+from hubcore.model.events import EVENT_TYPES, SEVERITIES, SOURCE_MODULES
 
 FILTERABLE = ("source_module", "event_type", "severity", "environment", "correlation_id", "model", "team",
               "project", "name", "status", "event_id", "asset_id", "user_id")  # fmt: skip
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*){0,4}$")
 MAX_LIMIT = 1000
+#: The filters whose values are enumerated: a typo (``severity=critcal``) matches no row, so it is a 422 that
+#: names the allowed values rather than an empty answer.
+ENUMERATED: dict[str, tuple[str, ...]] = {
+    "source_module": SOURCE_MODULES, "event_type": EVENT_TYPES, "severity": SEVERITIES,
+}  # fmt: skip
+
+
+def check_enumerated(key: str, value: str) -> None:
+    """422 ``invalid_parameter`` for a value of an enumerated filter that no event can have.
+
+    >>> check_enumerated("severity", "critical")
+    >>> check_enumerated("severity", "critcal")
+    Traceback (most recent call last):
+    ...
+    hubcore.errors.InvalidParameter: severity must be one of debug, info, warning, error, critical, got 'critcal'
+    """
+    allowed = ENUMERATED.get(key)
+    if allowed is not None and value not in allowed:
+        raise InvalidParameter(f"{key} must be one of {', '.join(allowed)}, got {value[:64]!r}")
+
 
 _COLUMNS = ("event_id", "ts", "received_at", "tenant_id", "source_module", "event_type", "severity",
             "environment", "correlation_id", "schema_version", "tags", "payload", "enrichment")  # fmt: skip
@@ -53,6 +74,7 @@ class EventListQuery:
                 raise InvalidParameter(
                     f"unknown filter {key!r}; filterable: {', '.join(FILTERABLE)}, tags.<k>, payload.<path>"
                 )
+            check_enumerated(key, self.filters[key])
         for prefix, keys in (("tags.", self.tag_filters), ("payload.", self.payload_filters)):
             for key in keys:
                 if not _PATH.match(key):

@@ -69,7 +69,7 @@ def a_alert(hub: RunningHub, keys: dict[str, dict[str, str]]) -> dict[str, Any]:
 
 def test_routes_have_alert_permissions() -> None:
     mine = {k: v for k, v in ROUTE_PERMISSIONS.items() if k[1].startswith("/api/v1/alerts")}
-    assert len(mine) == 8 and {p for p, _ in mine.values()} == {"alerts:read", "alerts:ack", "alerts:manage"}
+    assert len(mine) == 9 and {p for p, _ in mine.values()} == {"alerts:read", "alerts:ack", "alerts:manage"}
 
 
 def test_tenant_isolation(hub: RunningHub, keys: dict[str, dict[str, str]], a_alert: dict[str, Any]) -> None:
@@ -175,6 +175,22 @@ def test_rules_crud_is_tenant_scoped(hub: RunningHub, keys: dict[str, dict[str, 
     assert created["tenant_id"] == "tenant-a" and created["name"] == "CostlyCalls" and not created["builtin"]
     names_b = [x["name"] for x in httpx.get(f"{api}/api/v1/alerts/rules", headers=keys["b_admin"]).json()["rules"]]
     assert "CostlyCalls" not in names_b
+    # one rule by id (it had been a 405): the caller's own or a built-in one; another tenant's is a 404
+    one = f"{api}/api/v1/alerts/rules/{created['id']}"
+    r = httpx.get(one, headers=keys["a_viewer"])
+    assert r.status_code == 200 and r.json()["rule"]["id"] == created["id"], r.text
+    assert r.json()["rule"]["name"] == "CostlyCalls" and "health" in r.json()["rule"]
+    r = httpx.get(f"{api}/api/v1/alerts/rules/builtin-LLMErrorRateHigh", headers=keys["b_admin"])
+    assert r.status_code == 200 and r.json()["rule"]["builtin"], r.text
+    for who in ("b_admin", "a_viewer"):
+        url = one if who == "b_admin" else f"{api}/api/v1/alerts/rules/r-nope"
+        r = httpx.get(url, headers=keys[who])
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (who, r.text)
+    listing = httpx.get(f"{api}/api/v1/alerts/rules", headers=keys["a_ingest"]).status_code
+    assert httpx.get(one, headers=keys["a_ingest"]).status_code == listing  # the permission of the listing
+    assert httpx.get(one, params={"colour": "x"}, headers=keys["a_viewer"]).json()["error"]["code"] == (
+        "unknown_parameter"
+    )
     assert httpx.delete(f"{api}/api/v1/alerts/rules/{created['id']}", headers=keys["b_admin"]).status_code == 404
     r = httpx.delete(f"{api}/api/v1/alerts/rules/builtin-LLMErrorRateHigh", headers=keys["a_editor"])
     assert r.status_code == 409

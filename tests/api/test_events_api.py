@@ -163,6 +163,24 @@ def test_bad_listing_parameters_are_422(client: httpx.Client, params: dict[str, 
 
 
 @pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [("severity", "critcal", "debug, info, warning, error, critical"),
+     ("event_type", "costs", "telemetry, security, cost, governance, metadata, policy"),
+     ("source_module", "llm-costop", "llm-observatory, llm-sentinel, llm-costops")],
+)  # fmt: skip
+def test_a_typo_of_an_enumerated_filter_is_a_422_naming_the_allowed_values(
+    client: httpx.Client, name: str, value: str, allowed: str
+) -> None:
+    r = client.get("/api/v1/events", params={name: value})  # had answered an empty 200
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "invalid_parameter" and name in error["message"] and repr(value) in error["message"]
+    assert allowed in error["message"], error
+    fixed = {"severity": "critical", "event_type": "cost", "source_module": "llm-costops"}[name]
+    assert client.get("/api/v1/events", params={name: fixed}).status_code == 200
+
+
+@pytest.mark.parametrize(
     ("query", "code"),
     [("model=a&model=b", "repeated_parameter"), ("tags.env=a&tags.env=b", "repeated_parameter"),
      ("limit=1&limit=2", "repeated_parameter")],
@@ -231,6 +249,33 @@ def test_dead_letters_are_listed_and_replayed(tmp_path: Path) -> None:
         # replayed and accepted: gone from the queue, so a retry by id says so (and replays nothing)
         out = httpx.post(replay, json={"ids": [entry_id]}, headers={"X-Scope-OrgID": "t9"}).json()
         assert out == {"replayed": 0, "accepted": 0, "still_rejected": 0, "not_found": [entry_id]}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"ids": "abc"}, "ids"), ({"ids": [1, 2]}, "ids[0]"), ({"idz": ["x"]}, "idz"), (["x"], "body")],
+)
+def test_a_replay_body_with_a_bad_field_is_a_422_naming_it(client: httpx.Client, body: object, field: str) -> None:
+    r = client.post("/api/v1/dlq/replay", json=body)  # had been 400 bad_request
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "validation_error" and error["field"] == field, error
+    assert '"ids"' in error["message"]
+
+
+def test_a_replay_body_that_is_not_json_stays_400(client: httpx.Client) -> None:
+    r = client.post("/api/v1/dlq/replay", content=b"{nope", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_json", r.text
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_head_on_the_probes_answers_like_get_without_a_body(client: httpx.Client, path: str) -> None:
+    got = client.get(path)
+    head = client.head(path)  # load balancers and uptime checkers probe with HEAD: it had been a 405
+    assert head.status_code == got.status_code == 200, head.text
+    assert head.content == b""
+    for name in ("content-type", "content-length"):
+        assert head.headers[name] == got.headers[name], name
 
 
 def test_health_readiness_and_metrics(client: httpx.Client) -> None:

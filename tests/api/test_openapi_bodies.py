@@ -136,7 +136,7 @@ REFUSED: list[tuple[str, str, Any, int]] = [
     ("post", "/api/v1/keys", {"role": "ingest", "expires_in_seconds": 0}, 422),
     ("post", "/api/v1/keys", {"role": "ingest", "owner": "me"}, 422),
     ("post", "/api/v1/keys", {}, 422),
-    ("post", "/api/v1/dlq/replay", {"ids": "e1"}, 400),
+    ("post", "/api/v1/dlq/replay", {"ids": "e1"}, 422),  # was 400 bad_request
     ("post", "/api/v1/anomalies/{anomaly_id}/feedback", {"label": "true_positive"}, 422),
     ("post", "/api/v1/anomalies/{anomaly_id}/feedback", {"label": "false_positive", "why": "x"}, 422),
     ("post", "/api/v1/whatif", {"scenario": []}, 422),

@@ -49,6 +49,18 @@ def test_static_files_are_served_with_types_and_no_escape(seeded: Seeded) -> Non
     assert vendor.headers["cache-control"] == "no-cache"  # unversioned: revalidated
 
 
+def test_head_on_pages_and_static_files_answers_like_get_without_a_body(seeded: Seeded) -> None:
+    # load balancers and uptime checkers probe with HEAD: it had been a 405
+    paths = ["/console", "/console/static/console.js", "/console/static/nope.js", *(p.path for p in PAGES.values())]
+    for path in paths:
+        got, head = httpx.get(seeded.api + path), httpx.head(seeded.api + path)
+        assert head.status_code == got.status_code, (path, head.status_code)
+        assert head.content == b"", path
+        for name in ("content-type", "content-length", "content-security-policy", "cache-control"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+    assert httpx.head(seeded.api + "/console/static/nope.js").status_code == 404
+
+
 def test_pages_link_versioned_assets_that_are_cached_without_revalidation(seeded: Seeded) -> None:
     html = httpx.get(seeded.api + "/").text
     links = re.findall(r'(?:src|href)="(/console/static/[^"]+)"', html)

@@ -100,11 +100,23 @@ def test_events_export_takes_the_time_grammar_of_every_get_endpoint(client: http
 
 @pytest.mark.parametrize(
     ("params", "fragment"),
-    [({"format": "xml"}, "unknown export format 'xml'"), ({"colour": "red"}, "unknown field 'colour'")],
-)
+    [({"format": "xml"}, "unknown export format 'xml'"), ({"colour": "red"}, "unknown query parameter 'colour'"),
+     ({"severity": "critcal"}, "severity: must be one of debug, info, warning, error, critical, got 'critcal'")],
+)  # fmt: skip
 def test_export_errors(client: httpx.Client, params: dict[str, str], fragment: str) -> None:
     r = client.get("/api/v1/events/export", params=params, headers=ACME)
     assert r.status_code == 422 and fragment in r.json()["error"]["message"]
+
+
+def test_an_unknown_export_parameter_names_every_parameter_the_route_takes(client: httpx.Client) -> None:
+    r = client.get("/api/v1/events/export", params={"lst": "1h"}, headers=ACME)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]  # had been invalid_query, naming the fields but not last, start, end...
+    assert error["code"] == "unknown_parameter" and error["field"] == "lst", error
+    named = error["message"].split("; use ", 1)[1]
+    for name in ("format", "start", "end", "last", "limit", "tenant", "cursor", "source_module", "model",
+                 "tags.<key>", "payload.<path>"):  # fmt: skip
+        assert name in named, name
 
 
 def test_large_event_export_streams_in_chunks(client: httpx.Client, hub: RunningHub) -> None:
