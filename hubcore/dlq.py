@@ -70,6 +70,9 @@ class DeadLetterQueue:
         self.fsync = fsync
         self.dropped = 0
         self._lock = threading.Lock()
+        #: (rewrites so far, bytes counted, lines in them): :meth:`count` reads only what was appended since
+        self._rewrites = 0
+        self._counted = (0, 0, 0)
 
     def put(self, *, tenant_id: str, receiver: str, reason: str, raw: bytes | str, index: int | None = None) -> None:
         self.put_many([(tenant_id, receiver, reason, raw, index)])
@@ -195,7 +198,32 @@ class DeadLetterQueue:
         return removed
 
     def count(self) -> int:
-        return len(self._read())
+        """Entries in the queue: its lines, counted incrementally (the file is appended to, and replaced
+        only by this object's rewrites), so that each ``/metrics`` scrape does not decode the whole file
+        (234,000 entries, 237 MB, had taken over a second a scrape). A line torn by a crash counts until
+        the next rewrite.
+
+            >>> import tempfile
+            >>> q = DeadLetterQueue(tempfile.mkdtemp(), fsync=False)
+            >>> q.put(tenant_id="t", receiver="rest", reason="bad", raw="{}"); q.count()
+            1
+        """
+        with self._lock:  # put and rewrites hold it: the file does not change during the count
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                return 0
+            rewrites, done, lines = self._counted
+            if rewrites != self._rewrites or done > size:
+                done, lines = 0, 0
+            if done < size:
+                with open(self.path, "rb") as fh:
+                    fh.seek(done)
+                    while chunk := fh.read(1 << 20):
+                        lines += chunk.count(b"\n")
+                        done += len(chunk)
+            self._counted = (self._rewrites, done, lines)
+            return lines
 
     def _read(self) -> builtins.list[Entry]:
         if not self.path.exists():
@@ -216,6 +244,7 @@ class DeadLetterQueue:
         """Replace the file with ``entries`` at once; with ``fsync`` the file and the rename are durable (a
         power loss after a replay must not bring back the entries it accepted, nor lose the others)."""
         write_atomic(self.path, (_enc.encode(e) + b"\n" for e in entries), fsync=self.fsync)
+        self._rewrites += 1
 
     def _drop_oldest_half(self) -> None:
         entries = self._read()

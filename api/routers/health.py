@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from api.deps import get_state
@@ -64,5 +65,5 @@ async def readyz_head(state: Annotated[ApiState, Depends(get_state)]) -> Respons
     },
 )
 async def metrics(state: Annotated[ApiState, Depends(get_state)]) -> Response:
-    state.metrics.dlq_entries.set(state.dlq.count())
+    state.metrics.dlq_entries.set(await run_in_threadpool(state.dlq.count))  # (file I/O: off the event loop)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

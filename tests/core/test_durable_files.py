@@ -171,3 +171,24 @@ def test_a_damaged_wal_segment_is_rewritten_through_write_atomic(tmp_path: Path,
     assert [body["n"] for _seq, body in reopened.replay(after=0)] == [0, 2]
     assert tmp_path in synced and not list(tmp_path.glob("*.tmp"))  # synced even with fsync off, as before
     reopened.close()
+
+
+def test_the_dlq_count_reads_only_what_was_appended_and_follows_rewrites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    q = DeadLetterQueue(tmp_path, fsync=False)
+    assert q.count() == 0  # no file yet
+    q.put_many([("a", "rest", "bad", "{}", i) for i in range(5)])
+    q.put_many([("b", "rest", "bad", "{}", i) for i in range(3)])
+    assert q.count() == 8
+    # the next count reads from where the last one stopped: decoding (or re-reading) the file is not needed
+    monkeypatch.setattr(q, "_read", lambda: pytest.fail("count() decoded the whole file"))
+    q.put(tenant_id="a", receiver="rest", reason="bad", raw="{}")
+    assert q.count() == 9 and q._counted[1] == q.path.stat().st_size
+    monkeypatch.undo()
+    # a rewrite (replay, erasure, trimming) replaces the file: counted afresh, even where it is no smaller
+    assert q.replay(lambda entries: [True] * len(entries), tenant_id="b") == (3, 3)
+    assert q.count() == 6 == len(q._read())
+    q.put_many([("c", "rest", "bad", "{}", i) for i in range(3)])
+    assert q.replay(lambda entries: [False] * len(entries), tenant_id="c") == (3, 0)  # same content, rewritten
+    assert q.count() == 9 == len(q._read())
