@@ -14,6 +14,7 @@ MODULES = [
     "hubcore.durations",
     "hubcore.times",
     "hubcore.files",
+    "hubcore.lru",
     "hubcore.errors",
     "hubcore.mapping",
     "hubcore.model.events",

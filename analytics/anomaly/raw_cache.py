@@ -23,12 +23,12 @@ be invalidated, and an entry that no longer matches any data ages out (least rec
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from hubcore.lru import SizedLRU
 
 from .model import DetectorOutput
 
@@ -61,18 +61,11 @@ def _frozen(output: DetectorOutput) -> DetectorOutput:
     return DetectorOutput(*arrays)
 
 
-class RawScoreCache:
+class RawScoreCache(SizedLRU[dict[str, DetectorOutput]]):
     """Least-recently-used raw detector outputs, at most ``max_bytes`` of arrays (thread-safe)."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self.hits = self.misses = 0
-        self._bytes = 0
-        self._entries: OrderedDict[str, tuple[dict[str, DetectorOutput], int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        super().__init__(max_bytes)
 
     def get_or_compute(
         self, detectors: Sequence[Any], values: np.ndarray, timestamps: np.ndarray | None,
@@ -80,27 +73,10 @@ class RawScoreCache:
     ) -> dict[str, DetectorOutput]:  # fmt: skip
         """The outputs for this data, computed (``compute``) only when not held already."""
         key = _key(detectors, values, timestamps)
-        with self._lock:
-            held = self._entries.get(key)
-            if held is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return dict(held[0])
-            self.misses += 1
+        held = self.get(key)
+        if held is not None:
+            return dict(held)
         outputs = compute()
         frozen = {name: _frozen(o) for name, o in outputs.items()}
-        size = sum(a.nbytes for o in frozen.values() for a in o)
-        if size <= self.max_bytes:
-            with self._lock:
-                if key not in self._entries:
-                    self._entries[key] = (frozen, size)
-                    self._bytes += size
-                while self._bytes > self.max_bytes and self._entries:
-                    _, (_, dropped) = self._entries.popitem(last=False)
-                    self._bytes -= dropped
+        self.put(key, frozen, sum(a.nbytes for o in frozen.values() for a in o))
         return outputs
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0

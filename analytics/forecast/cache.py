@@ -29,13 +29,13 @@ forecast of the one before; values that differ by more are a different key.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from hubcore.lru import SizedLRU
 
 if TYPE_CHECKING:
     from analytics.forecast.ensemble import EnsembleConfig, _ArrayResult
@@ -101,24 +101,15 @@ def _size(result: _ArrayResult) -> int:
     return int(sum(a.nbytes for a in (result.yhat, result.lower, result.upper, cal.bucket_scale, cal.z))) + 512
 
 
-class ForecastCache:
+class ForecastCache(SizedLRU["_ArrayResult"]):
     """Least-recently-used ensemble forecasts, at most ``max_bytes`` of them (thread-safe); values keyed by
     their leading ``mantissa_bits`` (1 to 52; None: every bit)."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, mantissa_bits: int | None = None) -> None:
-        if max_bytes < 0:
-            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         if mantissa_bits is not None and not 1 <= mantissa_bits <= 52:
             raise ValueError(f"mantissa_bits must be between 1 and 52 (or None), got {mantissa_bits}")
-        self.max_bytes = max_bytes
+        super().__init__(max_bytes)
         self.mantissa_bits = mantissa_bits
-        self.hits = self.misses = 0
-        self._bytes = 0
-        self._entries: OrderedDict[str, tuple[_ArrayResult, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def key(self, y: np.ndarray, h: int, seasons: Sequence[int], config: EnsembleConfig) -> str:
         """:func:`forecast_key` with this cache's ``mantissa_bits``."""
@@ -127,32 +118,10 @@ class ForecastCache:
     def get_or_compute(self, key: str, compute: Callable[[], _ArrayResult]) -> _ArrayResult:
         """The forecast stored under ``key`` (see :func:`forecast_key`), computed (``compute``) only when
         not held already; an error of ``compute`` is raised, and nothing is stored."""
-        with self._lock:
-            held = self._entries.get(key)
-            if held is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return _handed_out(held[0])
-            self.misses += 1
+        held = self.get(key)
+        if held is not None:
+            return _handed_out(held)
         result = compute()
         stored = _stored(result)
-        size = _size(stored)
-        if size <= self.max_bytes:
-            with self._lock:
-                if key not in self._entries:
-                    self._entries[key] = (stored, size)
-                    self._bytes += size
-                while self._bytes > self.max_bytes and self._entries:
-                    _, (_, dropped) = self._entries.popitem(last=False)
-                    self._bytes -= dropped
+        self.put(key, stored, _size(stored))
         return result
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
-
-    def stats(self) -> dict[str, Any]:
-        """``entries``, ``bytes``, ``hits`` and ``misses`` (for logs and tests)."""
-        with self._lock:
-            return {"entries": len(self._entries), "bytes": self._bytes, "hits": self.hits, "misses": self.misses}

@@ -153,10 +153,15 @@ async def get_rule(
     check_known_params(request, ("tenant", "team"))
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
-    rule = next((r for r in await run_in_threadpool(svc.rules, t) if r.get("id") == rule_id), None)
+    rule = await _find_rule(svc, t, rule_id)
     if rule is None:  # an unknown id, or another tenant's rule: the same answer (no existence oracle)
         return error_response(404, "not_found", f"no alert rule {rule_id[:200]!r} for tenant {t!r}")
     return json_response({"rule": rule})
+
+
+async def _find_rule(svc: AlertingService, tenant: str, rule_id: str) -> dict[str, Any] | None:
+    """The rule ``rule_id`` among those that apply to ``tenant`` (its own, configured, built-in), or None."""
+    return next((r for r in await run_in_threadpool(svc.rules, tenant) if r.get("id") == rule_id), None)
 
 
 @router.post(
@@ -190,7 +195,7 @@ async def delete_rule(
     check_known_params(request, ("tenant", "team"))
     t = _tenant_for_write(request, state, tenant)
     svc = get_service(request, state)
-    rule = next((r for r in await run_in_threadpool(svc.rules, t) if r.get("id") == rule_id), None)
+    rule = await _find_rule(svc, t, rule_id)
     if rule is not None and not rule.get("builtin"):  # a built-in one is a 409 whoever asks
         ensure_team_access(request, "alerts:manage", "alert_rules", t, _team(rule.get("labels")))
     try:

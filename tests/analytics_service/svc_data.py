@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 
 from analytics.service.config import AnalyticsConfig, ModelSpec, QuerySpec, SchedulerSpec
 from tests.helpers.events import make_event
+
+if TYPE_CHECKING:
+    from analytics.service import AnalyticsService
+    from tests.helpers.hub import RunningHub
 
 HOURS = 48
 STEP_S = 300
@@ -67,3 +74,26 @@ def ingest(api: str, evs: list[dict[str, Any]], headers: dict[str, str] | None =
 
 def now_s() -> float:
     return time.time()
+
+
+COST_HOURS = 72  # 1 USD per hour per team, up to now: enough history for a forecast of hourly cost
+
+
+@contextlib.contextmanager
+def two_team_cost_hub(data_dir: Path) -> Iterator[tuple[RunningHub, AnalyticsService]]:
+    """A running hub with ``COST_HOURS`` of hourly cost for teams search and ads (1 USD an hour each), and
+    an analytics service of its own (no models, no warm-up, its scheduler not started: a test runs its
+    passes) behind the hub's API."""
+    from analytics.service import AnalyticsService
+    from tests.alerting.conftest import add_events
+    from tests.helpers.hub import running_hub
+
+    with running_hub(data_dir, grpc=False, otlp_http=False, processors__analytics={"enabled": False}) as h:
+        now = time.time()
+        add_events(h.service.store, [
+            {"tenant_id": "default", "ts": now - k * 3600 + 60, "event_type": "cost", "name": "usage", "value": 1.0,
+             "team": team} for k in range(1, COST_HOURS + 1) for team in ("search", "ads")
+        ])  # fmt: skip
+        svc = AnalyticsService(AnalyticsConfig(models={}, warm_up=False), h.service.store, None)
+        h.service.app.state.analytics = svc
+        yield h, svc

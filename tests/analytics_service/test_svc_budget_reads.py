@@ -19,25 +19,14 @@ from analytics.service.budgets import BUDGET_SERIES, Budget
 from analytics.service.config import config_from_dict, parse_duration
 from hubcore.errors import ConfigError
 from hubcore.storage.embedded import EmbeddedStore
-from tests.alerting.conftest import add_events
+from tests.analytics_service.svc_data import two_team_cost_hub
 from tests.helpers.hub import RunningHub, hub_config, running_hub
-
-HOURS = 72  # 1 USD per hour per team, up to now: enough history for the forecast
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHub, AnalyticsService]]:
-    with running_hub(tmp_path_factory.mktemp("budget-reads"), grpc=False, otlp_http=False,
-                     processors__analytics={"enabled": False}) as h:  # fmt: skip
-        now = time.time()
-        add_events(h.service.store, [
-            {"tenant_id": "default", "ts": now - k * 3600 + 60, "event_type": "cost", "name": "usage", "value": 1.0,
-             "team": team} for k in range(1, HOURS + 1) for team in ("search", "ads")
-        ])  # fmt: skip
-        # the budget series of this service only (no models: a pass runs the budgets alone)
-        svc = AnalyticsService(AnalyticsConfig(models={}, warm_up=False), h.service.store, None)
-        h.service.app.state.analytics = svc
-        yield h, svc
+    with two_team_cost_hub(tmp_path_factory.mktemp("budget-reads")) as pair:
+        yield pair
 
 
 def _body(name: str, amount: float = 60.0, team: str = "search") -> dict[str, Any]:

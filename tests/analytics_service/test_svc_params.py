@@ -12,25 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from analytics.service import AnalyticsConfig, AnalyticsService
-from tests.alerting.conftest import add_events
-from tests.helpers.hub import RunningHub, running_hub
-
-HOURS = 72  # 1 USD per hour per team, up to now: enough history for a forecast of hourly cost
+from analytics.service import AnalyticsService
+from tests.analytics_service.svc_data import two_team_cost_hub
+from tests.helpers.hub import RunningHub
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHub, AnalyticsService]]:
-    with running_hub(tmp_path_factory.mktemp("analytics-params"), grpc=False, otlp_http=False,
-                     processors__analytics={"enabled": False}) as h:  # fmt: skip
-        now = time.time()
-        add_events(h.service.store, [
-            {"tenant_id": "default", "ts": now - k * 3600 + 60, "event_type": "cost", "name": "usage", "value": 1.0,
-             "team": team} for k in range(1, HOURS + 1) for team in ("search", "ads")
-        ])  # fmt: skip
-        svc = AnalyticsService(AnalyticsConfig(models={}, warm_up=False), h.service.store, None)
-        h.service.app.state.analytics = svc
-        yield h, svc
+    with two_team_cost_hub(tmp_path_factory.mktemp("analytics-params")) as pair:
+        yield pair
 
 
 @pytest.fixture
