@@ -14,12 +14,14 @@ On demand::
 
 Memory is bounded: at most ``max_events_per_window`` rows per tenant (oldest evicted first), at most
 ``max_events_per_key`` per correlation id, events older than ``window_s`` behind the newest evicted,
-and at most ``max_tenants`` tenants (least recently active evicted).
+and at most ``max_tenants`` tenants (least recently active evicted). After a restart, the stored correlations
+and incidents an analysis continues are read back from the store (bounded: see ``_restore_incidents``).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -56,6 +58,10 @@ MAX_RECALLED_ROWS = 2_000
 ADJACENT_US = 30_000_000
 #: At most this many remembered incidents are scanned for one a new incident continues
 _MAX_SCAN = 500
+#: At most this many stored incidents, and correlations of theirs, are read back per analysis (after a restart)
+MAX_RESTORED_INCIDENTS = 100
+MAX_RESTORED_CORRELATIONS = 5_000
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -293,12 +299,7 @@ class CorrelationEngine:
             self._by_dims[(c.tenant_id, c.type, tuple(sorted(c.dimensions.items())))] = c.id
             for e in c.event_ids:
                 self._by_event[(c.tenant_id, c.type, e)] = c.id
-            while len(self._recent) > self.max_recent:
-                self._recent.popitem(last=False)
-            while len(self._by_event) > 10 * self.max_recent:
-                self._by_event.pop(next(iter(self._by_event)))
-            while len(self._by_dims) > self.max_recent:
-                self._by_dims.pop(next(iter(self._by_dims)))
+            self._trim()
         return c
 
     def _continue_incidents(self, tenant: str, incidents: list[Incident], corrs: list[Correlation],
@@ -338,10 +339,7 @@ class CorrelationEngine:
                 self._incidents.move_to_end((tenant, inc.id))
                 for cid in inc.correlation_ids:
                     self._incident_of[(tenant, cid)] = inc.id
-            while len(self._incidents) > self.max_recent:
-                self._incidents.popitem(last=False)
-            while len(self._incident_of) > self.max_recent:
-                self._incident_of.pop(next(iter(self._incident_of)))
+            self._trim()
         return out, list(kept.values())
 
     def _earlier_incidents(self, tenant: str, inc: Incident, members: list[Correlation], taken: set[str]) -> list[str]:
@@ -366,23 +364,72 @@ class CorrelationEngine:
                 return [old_id]  # the most recent one it continues
         return []
 
-    def _recall(self, tenant: str, found: list[Correlation]) -> set[str]:
+    def _recall(self, tenant: str, found: list[Correlation]) -> tuple[set[str], set[str]]:
         """Remember the stored correlations among ``found`` that memory has lost (a restart, or more than
         ``max_recent`` since): :meth:`_merge` then continues them as it does in-memory ones. Without this, a
         correlation seen again after a restart (same id: a causal chain's request, say) was stored with only
         the events seen since, its earlier events and root dropped, and its incident replaced by one rooted
-        at a later event. Returns the ids recalled."""
+        at a later event. Returns the ids recalled and the ids of their stored incidents."""
         if self.repo is None:
-            return set()
+            return set(), set()
         with self._lock:
             lost = [c.id for c in found if c.id not in self._recent]
         if not lost:
-            return set()
-        stored = self.repo.load_correlations(tenant, lost)
+            return set(), set()
+        stored = self.repo.load_correlations_owned(tenant, lost)
         with self._lock:
-            for old in stored:
+            for old, _ in stored:
                 self._recent.setdefault(old.id, old)
-        return {old.id for old in stored}
+        return {old.id for old, _ in stored}, {inc for _, inc in stored if inc is not None}
+
+    def _restore_incidents(self, tenant: str, groups: list[Incident], owners: set[str]) -> set[str]:
+        """Read back the stored incidents that memory lacks and this analysis may continue (its memory starts
+        empty after a restart, and forgets beyond ``max_recent``): those ``groups`` name (the same root), those
+        of recalled correlations (``owners``), and the latest ending within ``ADJACENT_US`` of ``groups``; at
+        most ``MAX_RESTORED_INCIDENTS``, with at most ``MAX_RESTORED_CORRELATIONS`` of their correlations.
+        Nothing is read while every correlation of ``groups`` belongs to an incident memory holds. A store
+        that cannot answer is logged: the incidents are then grouped from what memory holds, as before.
+        Returns the ids of the correlations read back (their events are read back for the root-cause ranking)."""
+        if self.repo is None or not groups:
+            return set()
+        with self._lock:
+            if all((tenant, self._incident_of.get((tenant, c))) in self._incidents
+                   for i in groups for c in i.correlation_ids):  # fmt: skip
+                return set()
+            named = {i for i in {g.id for g in groups} | owners if (tenant, i) not in self._incidents}
+        since = min(i.start_us for i in groups) - ADJACENT_US
+        until = max(i.end_us for i in groups) + ADJACENT_US
+        try:
+            stored = self.repo.load_incidents(tenant, sorted(named), since, until, MAX_RESTORED_INCIDENTS)
+            with self._lock:
+                fresh = [inc for inc in stored if (tenant, inc.id) not in self._incidents]
+                lost = [c for inc in fresh for c in inc.correlation_ids if c not in self._recent]
+            loaded = self.repo.load_correlations(tenant, list(dict.fromkeys(lost))[:MAX_RESTORED_CORRELATIONS])
+        except Exception:  # best effort, like the rest of streaming correlation: never fail the analysis
+            log.warning("could not read back the stored incidents of tenant %r: incidents found now are grouped "
+                        "from memory only", tenant, exc_info=True)  # fmt: skip
+            return set()
+        with self._lock:
+            for c in loaded:
+                self._recent.setdefault(c.id, c)
+                self._by_dims.setdefault((tenant, c.type, tuple(sorted(c.dimensions.items()))), c.id)
+                for e in c.event_ids:
+                    self._by_event.setdefault((tenant, c.type, e), c.id)
+            for inc in sorted(fresh, key=lambda i: (i.end_us, i.id)):  # the latest ending is scanned first
+                self._incidents[(tenant, inc.id)] = inc
+                for cid in inc.correlation_ids:
+                    self._incident_of.setdefault((tenant, cid), inc.id)  # what memory holds is newer
+            self._trim()
+        return {c.id for c in loaded}
+
+    def _trim(self) -> None:
+        """Keep the memory of correlations and incidents within its bounds (call locked)."""
+        bounds: list[tuple[dict[Any, Any], int]] = [
+            (self._recent, self.max_recent), (self._incidents, self.max_recent), (self._incident_of, self.max_recent),
+            (self._by_dims, self.max_recent), (self._by_event, 10 * self.max_recent)]  # fmt: skip
+        for held, cap in bounds:
+            while len(held) > cap:
+                held.pop(next(iter(held)))
 
     def _changed(self, c: Correlation) -> bool:
         """True when ``c`` differs from what was last stored (so unchanged rows are not rewritten)."""
@@ -441,9 +488,11 @@ class CorrelationEngine:
                     deps: Edges | None, store_results: bool) -> AnalysisResult:  # fmt: skip
         t = time.perf_counter()
         found = detect_all(df, tenant, self.config, deps, anomalies)
-        recalled = self._recall(tenant, found)
+        recalled, recalled_incidents = self._recall(tenant, found)
         corrs = [self._merge(c) for c in found]
-        incidents, kept = self._continue_incidents(tenant, group_incidents(corrs), corrs)
+        groups = group_incidents(corrs)
+        recalled |= self._restore_incidents(tenant, groups, recalled_incidents)
+        incidents, kept = self._continue_incidents(tenant, groups, corrs)
         by_id = {c.id: c for c in [*kept, *corrs]}
         rca_frame = self._with_remembered(df, tenant, [*kept, *corrs], recalled)
         hyps: dict[str, list[dict[str, Any]]] = {}

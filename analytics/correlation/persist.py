@@ -17,6 +17,7 @@ trace id) and ``hub_correlations_total{type}``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ import pandas as pd
 from prometheus_client import CollectorRegistry, Counter
 
 from analytics.correlation.frame import SELECT_SQL
-from analytics.correlation.model import Correlation, Incident
+from analytics.correlation.model import Correlation, Incident, empty_impact
 from analytics.correlation.timeutil import iso
 
 DDL = (
@@ -44,6 +45,50 @@ _enc = msgspec.json.encode
 _dec = msgspec.json.decode
 _COLS = "id, type, epoch_us(start_ts), epoch_us(end_ts), confidence, modules, event_ids, root_event_id, " \
         "explanation, impact, dimensions, incident_id, coalesce(evidence, '{}')"  # fmt: skip
+_INCIDENT_COLS = (
+    "id, epoch_us(start_ts), epoch_us(end_ts), confidence, title, types, correlation_ids, event_ids, impact"
+)
+#: what a stored row that cannot be read back raises (damaged JSON, a NULL, a value of the wrong type)
+_UNREADABLE = (msgspec.DecodeError, TypeError, ValueError)
+log = logging.getLogger(__name__)
+
+
+def _impact(raw: Any) -> dict[str, Any]:
+    """A stored impact in :func:`empty_impact`'s shape: a field missing or of another type is its default, so
+    that merging the impacts of read-back correlations never fails on an older or damaged row."""
+    got = _dec(raw)
+    if not isinstance(got, dict):
+        raise ValueError("impact is not a JSON object")
+    out = empty_impact()
+    for section, fields in out.items():
+        have = got.get(section)
+        if not isinstance(have, dict):
+            continue
+        for key, default in fields.items():
+            value = have.get(key)
+            if default is None:
+                ok = value is None or isinstance(value, str)
+            elif isinstance(default, bool):
+                ok = isinstance(value, bool)
+            else:
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if ok:
+                fields[key] = value
+    return out
+
+
+def _correlation(tenant: str, r: tuple[Any, ...]) -> Correlation:
+    """A row of ``_COLS`` as the engine holds it (raises one of ``_UNREADABLE`` when it cannot be read)."""
+    return Correlation(str(r[0]), str(r[1]), tenant, _dec(r[6], type=list[str]), _dec(r[5], type=list[str]),
+                       float(r[4]), str(r[8] or ""), int(r[2]), int(r[3]), _impact(r[9]), r[7],
+                       _dec(r[10], type=dict[str, Any]), _dec(r[12], type=dict[str, Any]))  # fmt: skip
+
+
+def _incident(tenant: str, r: tuple[Any, ...]) -> Incident:
+    """A row of ``_INCIDENT_COLS`` (raises one of ``_UNREADABLE`` when it cannot be read)."""
+    return Incident(str(r[0]), tenant, _dec(r[6], type=list[str]), _dec(r[5], type=list[str]),
+                    _dec(r[7], type=list[str]), int(r[1]), int(r[2]), float(r[3]), str(r[4] or ""),
+                    _impact(r[8]))  # fmt: skip
 
 
 def _release_superseded(cur: Any, incidents: list[Incident]) -> None:
@@ -57,9 +102,12 @@ def _release_superseded(cur: Any, incidents: list[Incident]) -> None:
         ids.add(inc.id)
         cids.update(inc.correlation_ids)
     for tenant, (ids, cids) in by_tenant.items():
+        # (a row whose list is not a JSON array is left as it is: it had failed every later save of the tenant)
         stale = cur.execute(
             "SELECT id, correlation_ids FROM incidents WHERE tenant_id = ? AND NOT list_contains(?, id) "
-            "AND list_has_any(from_json(correlation_ids, '[\"VARCHAR\"]'), ?)", [tenant, sorted(ids), sorted(cids)],
+            "AND CASE WHEN json_valid(correlation_ids) AND json_type(correlation_ids) = 'ARRAY' "
+            "THEN list_has_any(from_json(correlation_ids, '[\"VARCHAR\"]'), ?) ELSE false END",
+            [tenant, sorted(ids), sorted(cids)],
         ).fetchall()  # fmt: skip
         for inc_id, raw in stale:
             keep = [c for c in _dec(raw) if c not in cids]
@@ -225,13 +273,48 @@ class CorrelationRepository:
     def load_correlations(self, tenant: str, ids: list[str]) -> list[Correlation]:
         """The stored correlations among ``ids``, as the engine holds them (to continue one it no longer
         remembers, after a restart, instead of overwriting the stored row with only what it sees now)."""
+        return [c for c, _ in self.load_correlations_owned(tenant, ids)]
+
+    def load_correlations_owned(self, tenant: str, ids: list[str]) -> list[tuple[Correlation, str | None]]:
+        """Like :meth:`load_correlations`, each with its stored incident's id. A row that cannot be read back
+        is logged and skipped (it stays stored as it is)."""
         if not ids:
             return []
         rows = self.store.read(f"SELECT {_COLS} FROM correlations WHERE tenant_id = ? AND list_contains(?, id)",
                                [tenant, sorted(set(ids))]).fetchall()  # fmt: skip
-        return [Correlation(r[0], r[1], tenant, list(_dec(r[6])), list(_dec(r[5])), float(r[4]), r[8], int(r[2]),
-                            int(r[3]), dict(_dec(r[9])), r[7], dict(_dec(r[10])), dict(_dec(r[12])))
-                for r in rows]  # fmt: skip
+        out: list[tuple[Correlation, str | None]] = []
+        bad: list[str] = []
+        for r in rows:
+            try:
+                out.append((_correlation(tenant, r), None if r[11] is None else str(r[11])))
+            except _UNREADABLE:
+                bad.append(str(r[0]))
+        if bad:
+            log.warning("stored correlations of tenant %r skipped, their rows cannot be read back: %s", tenant,
+                        ", ".join(bad[:20]))  # fmt: skip
+        return out
+
+    def load_incidents(self, tenant: str, ids: list[str], since_us: int, until_us: int, limit: int) -> list[Incident]:
+        """The stored incidents of ``tenant`` named in ``ids`` or overlapping ``[since_us, until_us]``, those
+        named first, then the latest ending; at most ``limit``. A row that cannot be read back is logged and
+        skipped (it stays stored as it is)."""
+        named = sorted(set(ids))
+        rows = self.store.read(
+            f"SELECT {_INCIDENT_COLS} FROM incidents WHERE tenant_id = ? AND (list_contains(?::VARCHAR[], id) OR "
+            "(end_ts >= make_timestamp(?) AND start_ts <= make_timestamp(?))) "
+            "ORDER BY list_contains(?::VARCHAR[], id) DESC, end_ts DESC, id LIMIT ?",
+            [tenant, named, since_us, until_us, named, limit]).fetchall()  # fmt: skip
+        out: list[Incident] = []
+        bad: list[str] = []
+        for r in rows:
+            try:
+                out.append(_incident(tenant, r))
+            except _UNREADABLE:
+                bad.append(str(r[0]))
+        if bad:
+            log.warning("stored incidents of tenant %r skipped, their rows cannot be read back: %s", tenant,
+                        ", ".join(bad[:20]))  # fmt: skip
+        return out
 
     def load_events(self, tenant: str, event_ids: list[str], start_us: int, end_us: int) -> list[tuple[Any, ...]]:
         """Stored event rows (``SELECT_SQL``'s columns) of ``event_ids`` within ``[start_us, end_us]``."""
