@@ -113,7 +113,8 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> Response:
-    """Also accepts ``tags.<key>=value`` and ``payload.<path>=value`` query parameters."""
+    """Also accepts ``tags.<key>=value`` and ``payload.<path>=value`` query parameters. A ``cursor`` is bound to
+    the tenant, filters and ``start``/``end`` it was made for (not ``limit``): with others it is a 422 ``bad_cursor``."""
     named = {
         "source_module": source_module, "event_type": event_type, "severity": severity,
         "environment": environment, "correlation_id": correlation_id, "model": model, "team": team,
@@ -149,8 +150,9 @@ async def list_events(
         end_us=parse_time(end, "end"),
         limit=limit,
         cursor=cursor,
+        window=(start, end),
     )
     sql, params = q.to_sql()
     rows = await run_in_threadpool(lambda: state.store.read(sql, params).fetchall())
-    events, next_cursor = rows_to_events(rows, limit)
+    events, next_cursor = rows_to_events(rows, limit, q.scope())
     return json_response({"events": events, "next_cursor": next_cursor})

@@ -13,11 +13,22 @@ time window, so a tenant never learns another tenant's names.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
 from hubcore.query.composite import COMPOSITES
-from hubcore.query.model import BUCKETS, FUNCTIONS, KEY_PATTERN, NUMERIC_COLUMNS, OPERATORS, STRING_COLUMNS
+from hubcore.query.model import (
+    ALL_TENANTS,
+    BUCKETS,
+    FUNCTIONS,
+    KEY_PATTERN,
+    NUMERIC_COLUMNS,
+    OPERATORS,
+    STRING_COLUMNS,
+    Query,
+    QueryError,
+)
 from hubcore.storage.embedded import EmbeddedStore
 
 _METRIC_LABELS = ("service_name", "model", "provider", "operation", "token_type", "error_type", "team", "project",
@@ -99,6 +110,38 @@ def build_catalog(store: EmbeddedStore, tenant: str, *, since_us: int) -> dict[s
         "time_buckets": list(BUCKETS),
         "composites": [{"name": c.name, "unit": c.unit, "description": c.description} for c in COMPOSITES.values()],
     }
+
+
+def stored_name_probe(query: Query) -> tuple[str, list[Any]] | None:
+    """SQL (and its parameters) whose answer has a row if the tenant has ever stored the metric name of
+    ``query``, for a name given as a bare string close to a composite's (``"metric": "error_rat"``); None for
+    any other query. Without such a row the name is a typo of the composite: :func:`unknown_name_error`.
+
+    The look-up reads every time, not only the range queried, and runs only for such names, which are rare.
+
+        >>> from hubcore.query.model import parse_query
+        >>> stored_name_probe(parse_query({"metric": "error_rat"}, tenant="t1", now_us=10**15))
+        ('SELECT 1 FROM events WHERE tenant_id = ? AND name = ? LIMIT 1', ['t1', 'error_rat'])
+        >>> stored_name_probe(parse_query({"metric": "gen_ai.client.token.usage"}, tenant="t1", now_us=10**15))
+    """
+    if query.metric.near_composite is None or query.metric.name is None:
+        return None
+    where, params = "name = ?", [query.metric.name]
+    if query.tenant != ALL_TENANTS:
+        where, params = "tenant_id = ? AND " + where, [query.tenant, *params]
+    return f"SELECT 1 FROM events WHERE {where} LIMIT 1", params
+
+
+def unknown_name_error(query: Query) -> QueryError:
+    """The 422 on ``metric`` for a bare-string name close to a composite's that the tenant never stored: a typo
+    of the composite, which had read as a metric with no data (200, count 0)."""
+    name = query.metric.name
+    return QueryError(
+        "metric",
+        f"{name!r} is neither a composite metric nor a metric name stored for this tenant; did you mean "
+        f"{query.metric.near_composite!r}? (composites: {', '.join(COMPOSITES)}; a name not yet stored is read "
+        f'with "metric": {{"name": {json.dumps(name)}}})',
+    )
 
 
 def _metric_labels(cur: Any, points_src: str, where: str, params: list[Any]) -> list[str]:

@@ -8,8 +8,8 @@ values, tag keys and payload paths (bound as JSON paths) — is a ``?`` paramete
     ...                  "metric": {"event_type": "cost"},
     ...                  "aggregation": {"functions": ["sum"], "group_by": ["team"]}}, tenant="t1", now_us=0)
     >>> c = compile_query(q)
-    >>> c.sql.splitlines()[0]
-    'SELECT g0, sum(v) AS a0'
+    >>> c.sql.splitlines()[0][:49]
+    'SELECT g0, CASE WHEN count(TRY_CAST(trunc(v) AS B'
     >>> c.params
     ['t1', 0, 3600000000, 'cost', 1001]
 """
@@ -33,6 +33,40 @@ _AGG: Final = {
     "stddev": "stddev_samp(v)",
 }  # fmt: skip
 _CMP: Final = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def exact_sum_sql(x: str, where: str | None = None, params: list[Any] | tuple[Any, ...] = ()) -> tuple[str, list[Any]]:
+    """The sum of the DOUBLE column ``x`` [over the rows where ``where`` holds, whose ``?`` take ``params``]
+    as SQL that gives the same bits whatever order the rows are added in: DuckDB's ``sum`` of DOUBLEs adds
+    them in parallel in no fixed order, so two reads of one sum (a team's spend) differed in their last digits.
+
+    Each value is split into three integers, summed exactly (an integer sum does not depend on the order),
+    and the three sums are combined into a DOUBLE once: within about one unit in the last place of the exact
+    sum. The parts: the integer part, then the fraction's first 40 bits and the next 62 (the fraction scaled
+    by 2**40 and 2**102). Exact for every value from 2**-50 (about 8.9e-16; a smaller one is rounded to a
+    multiple of 2**-102, about 2e-31) up to 2**63 (about 9.2e18). A group holding a larger value, an
+    infinity or a NaN is summed with ``fsum`` (Kahan summation; a NaN or an infinity gives what ``sum``
+    gives). No value (no row, all NULL): NULL, as ``sum``.
+
+        >>> text, params = exact_sum_sql("v", "event_type = ?", ["cost"])
+        >>> text.count("sum(TRY_CAST("), text.count("FILTER (WHERE event_type = ?)"), params
+        (3, 6, ['cost', 'cost', 'cost', 'cost', 'cost', 'cost'])
+    """
+    if where is None:
+        return _EXACT_SUM.format(x=x, only=""), []
+    return _EXACT_SUM.format(x=x, only=f" FILTER (WHERE {where})"), list(params) * _EXACT_SUM.count("{only}")
+
+
+_WHOLE: Final = "TRY_CAST(trunc({x}) AS BIGINT)"  # NULL for 2**63 and up, infinities and NaN
+_FRACTION: Final = "({x} - trunc({x}))"  # exact, as scaling by a power of two is
+_MID: Final = f"TRY_CAST(trunc({_FRACTION} * {2.0**40!r}) AS BIGINT)"
+_LOW: Final = f"TRY_CAST(({_FRACTION} * {2.0**40!r} - trunc({_FRACTION} * {2.0**40!r})) * {2.0**62!r} AS BIGINT)"
+#: ``{x}``: the column; ``{only}``: a FILTER clause of every aggregate, or nothing.
+_EXACT_SUM: Final = (
+    f"CASE WHEN count({_WHOLE}){{only}} = count({{x}}){{only}} THEN CAST(sum({_WHOLE}){{only}} AS DOUBLE) + "
+    f"CAST(sum({_MID}){{only}} AS DOUBLE) * {2.0**-40!r} + CAST(sum({_LOW}){{only}} AS DOUBLE) * {2.0**-102!r} "
+    "ELSE fsum({x}){only} END"
+)
 #: HUGEINT: two BIGINT counts near 2**62 must not overflow the addition (the ingest bound is 2**53, but
 #: rows written before it, or by other writers, may hold anything a BIGINT holds).
 TOKENS_SQL: Final = "(CAST(coalesce(input_tokens, 0) AS HUGEINT) + coalesce(output_tokens, 0))"
@@ -110,7 +144,7 @@ def where_sql(query: Query, *, extra: list[tuple[str, list[Any]]] | None = None)
     return " AND ".join(c for c, _ in conds), [p for _, ps in conds for p in ps]
 
 
-def _part_sql(part: Part, *, ordered: bool = False) -> tuple[str, list[Any]]:
+def _part_sql(part: Part) -> tuple[str, list[Any]]:
     cond, params = "event_type = ?", [part.event_type]
     if part.name is not None:
         cond, params = cond + " AND name = ?", [*params, part.name]
@@ -118,10 +152,9 @@ def _part_sql(part: Part, *, ordered: bool = False) -> tuple[str, list[Any]]:
         cond, params = cond + " AND status = ?", [*params, part.status]
     if part.value is None:
         return f"count(*) FILTER (WHERE {cond})", params
-    col = "tok" if part.value == "tokens" else "v"
-    # a sum of DOUBLEs (tokens are integers, summed exactly) in a fixed order when it must not vary by a bit
-    arg = f"{col} ORDER BY {col}" if ordered and col == "v" else col
-    return f"{part.agg}({arg}) FILTER (WHERE {cond})", params
+    if part.value == "tokens":  # integers: a HUGEINT sum, exact in any order
+        return f"{part.agg}(tok) FILTER (WHERE {cond})", params
+    return exact_sum_sql("v", cond, params)  # USD: the same bits in any order
 
 
 def compile_query(query: Query) -> CompiledSql:
@@ -135,44 +168,27 @@ def compile_query(query: Query) -> CompiledSql:
 
 
 #: Aggregates whose floating-point result depends on the order the rows are added in: DuckDB's parallel
-#: aggregation adds them in no fixed order, so two runs of one query may differ in the last bits.
-ORDER_DEPENDENT: Final = frozenset({"sum", "avg", "stddev"})
+#: aggregation adds them in no fixed order, so two runs of one query may differ in the last bits. ``sum`` and
+#: ``avg`` are not (:func:`exact_sum_sql`; of whole numbers a HUGEINT sum), nor are the composites.
+ORDER_DEPENDENT: Final = frozenset({"stddev"})
 #: Numeric columns of whole numbers: their ``sum`` (a HUGEINT) and ``avg`` (that sum over the count) are
-#: exact, whatever order the rows are added in; ``stddev`` is computed in DOUBLEs even of these.
+#: exact as DuckDB computes them; ``stddev`` is computed in DOUBLEs even of these.
 INTEGER_COLUMNS: Final = frozenset({"input_tokens", "output_tokens", "total_tokens"})
-#: A bound on how far two evaluations of a DOUBLE ``sum`` (``avg``) of one group, adding its rows in any two
-#: orders, can be apart: this times ``count * sum(abs(v))`` (``sum(abs(v))``). Either is within
-#: ``(n - 1) * 2**-53 * sum(abs(v))`` of the exact sum (an average adds a division's rounding), so two are
-#: within twice that; 2**-46 leaves a margin of 64 (32).
-ROUNDING_BOUND: Final = 2.0**-46
-_BOUND_SQL: Final = {"sum": "max(count(v) * sum(abs(v))) OVER ()", "avg": "max(sum(abs(v))) OVER ()"}
 
 
 def order_dependent(query: Query) -> set[str]:
     """The labels of the value columns of :func:`export_key` whose result depends on the order the rows are
-    added in (what a page sorted on them computes in a fixed order): ``sum``, ``avg`` and ``stddev`` of
-    DOUBLEs, ``stddev`` of whole numbers, and a composite metric that sums DOUBLEs.
+    added in (what an export sorted on them computes in a fixed order): ``stddev``.
 
         >>> from hubcore.query.model import parse_query
         >>> body = {"aggregation": {"functions": ["sum", "avg", "stddev", "p95"], "group_by": ["model"]},
         ...         "sort": [{"field": "sum"}, {"field": "avg"}, {"field": "stddev"}, {"field": "p95"}]}
         >>> sorted(order_dependent(parse_query(body, tenant="t", now_us=10**15)))
-        ['avg', 'stddev', 'sum']
-        >>> body["metric"] = {"event_type": "telemetry", "field": "total_tokens"}
-        >>> sorted(order_dependent(parse_query(body, tenant="t", now_us=10**15)))
         ['stddev']
     """
-    fld = query.metric.field
-    integers = fld is not None and fld.kind == "column" and fld.name in INTEGER_COLUMNS
-    out = set()
-    for k in export_key(query):
-        if k.kind != "value":
-            continue
-        if query.metric.composite:
-            out.add(k.label)  # its parts sum ``value`` (a DOUBLE) or count; a token sum is exact
-        elif k.label in ORDER_DEPENDENT and not (integers and k.label != "stddev"):
-            out.add(k.label)
-    return out
+    if query.metric.composite:  # counts, token sums and exact USD sums
+        return set()
+    return {k.label for k in export_key(query) if k.kind == "value" and k.label in ORDER_DEPENDENT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,15 +237,16 @@ def compile_export(query: Query, *, after: list[Any] | None = None, received_by_
     ``after`` (the key of the last row an earlier answer sent; ``[]`` for the one row of a query without
     groups) starts right after that row, in place of ``offset``. ``received_by_us`` leaves out events
     received after it (a resumed export reads what the first answer read, whatever arrived since), and
-    the aggregates sorted on are computed in a fixed order (``sum(v ORDER BY v)``), so that every answer
-    orders the rows alike to the last bit.
+    a ``stddev`` sorted on is computed in a fixed order (``stddev_samp(v ORDER BY v)``; sums and averages
+    are the same bits in any order: :func:`exact_sum_sql`), so that every answer orders the rows alike to
+    the last bit.
 
         >>> from hubcore.query.model import parse_query
-        >>> q = parse_query({"aggregation": {"functions": ["sum"], "group_by": ["model"]},
-        ...                  "sort": [{"field": "sum", "order": "desc"}]}, tenant="t", now_us=10**15, paged=False)
+        >>> q = parse_query({"aggregation": {"functions": ["stddev"], "group_by": ["model"]},
+        ...                  "sort": [{"field": "stddev", "order": "desc"}]}, tenant="t", now_us=10**15, paged=False)
         >>> c = compile_export(q, after=[2.5, None])
         >>> c.sql.splitlines()[0], c.sql.splitlines()[-2:]
-        ('SELECT * FROM (SELECT g0, sum(v ORDER BY v) AS a0', ['WHERE ((a0 < ? OR a0 IS NULL))', 'ORDER BY 2 DESC NULLS LAST, 1 ASC NULLS LAST'])
+        ('SELECT * FROM (SELECT g0, stddev_samp(v ORDER BY v) AS a0', ['WHERE ((a0 < ? OR a0 IS NULL))', 'ORDER BY 2 DESC NULLS LAST, 1 ASC NULLS LAST'])
     """
     key = export_key(query)
     select, params, order = _select(query, extra=_received_by(received_by_us), stable=order_dependent(query))
@@ -250,52 +267,6 @@ def compile_export(query: Query, *, after: list[Any] | None = None, received_by_
     if after is None and query.offset:
         s.add("OFFSET ?", query.offset)
     return CompiledSql("\n".join(s.parts), s.params, query.output_columns)
-
-
-def compile_plain_page(query: Query) -> CompiledSql | None:
-    """A page sorted first on a ``sum`` or ``avg`` of DOUBLEs with its aggregates added in no fixed order
-    (as fast as an unsorted query; :func:`compile_query` adds the ones sorted on in value order, which
-    costs a sort of every group's rows), and a last column ``err``: what, times :data:`ROUNDING_BOUND`,
-    bounds how far any row's sorted-on value can be from the fixed order's. A later page (``after``) also
-    holds the rows up to twice that bound before its cursor's value, first: there must be none.
-    :func:`hubcore.query.paging.settle_plain_page` keeps the page when no rounding can reorder its rows
-    nor move one across either end; None: :func:`compile_query` is the only way (nothing to gain, an
-    ``offset`` page, a cursor past the values).
-
-        >>> from hubcore.query.model import parse_query
-        >>> q = parse_query({"aggregation": {"functions": ["sum"], "group_by": ["model"]},
-        ...                  "sort": [{"field": "sum", "order": "desc"}], "limit": 10}, tenant="t", now_us=10**15)
-        >>> c = compile_plain_page(q)
-        >>> c.sql.splitlines()[0], c.sql.splitlines()[-2:], c.params[-1], c.columns
-        ('SELECT g0, sum(v) AS a0, max(count(v) * sum(abs(v))) OVER () AS err', ['ORDER BY 2 DESC NULLS LAST, 1 ASC NULLS LAST', 'LIMIT ?'], 11, ['model', 'sum', 'err'])
-        >>> c = compile_plain_page(replace(q, after=(2.5, "m"), offset=10))
-        >>> c.sql.splitlines()[-3], c.params[-3:]
-        ('WHERE (a0 < ? + ? * err OR a0 IS NULL)', [2.5, 2.842170943040401e-14, 11])
-    """
-    key = export_key(query)
-    if query.limit is None or not key or query.metric.composite:
-        return None
-    if key[0].kind != "value" or key[0].label not in _BOUND_SQL or key[0].label not in order_dependent(query):
-        return None
-    if query.after is None and query.offset:
-        return None
-    if query.after is not None and type(query.after[0]) not in (int, float):  # NULL: past every value
-        return None
-    bound = _BOUND_SQL[key[0].label]
-    select, params, order = _select(query, extra=_received_by(query.received_by_us), bound=bound)
-    s = _Sql()
-    if query.after is None:
-        s.add(select, *params)
-    else:  # the rows after the cursor's value, and those within twice the bound before it
-        s.add(f"SELECT * FROM ({select}", *params)
-        s.add(")")
-        op, sign = ("<", 1) if key[0].descending else (">", -1)
-        s.add(
-            f"WHERE ({key[0].sql} {op} ? + ? * err OR {key[0].sql} IS NULL)", query.after[0], sign * 2 * ROUNDING_BOUND
-        )
-    s.add("ORDER BY " + ", ".join(f"{o} NULLS LAST" for o in order))
-    s.add("LIMIT ?", query.limit + 1)
-    return CompiledSql("\n".join(s.parts), s.params, [*query.output_columns, "err"])
 
 
 def _received_by(received_by_us: int | None) -> list[tuple[str, list[Any]]]:
@@ -329,11 +300,9 @@ def _select(
     *,
     extra: list[tuple[str, list[Any]]] | None = None,
     stable: set[str] | frozenset[str] = frozenset(),
-    bound: str | None = None,
 ) -> tuple[str, list[Any], list[str]]:
     """``SELECT ... GROUP BY`` of the query (``extra`` WHERE conditions; the value columns named in
-    ``stable`` aggregated in a fixed order; ``bound``, an expression, selected last as ``err``), its
-    parameters and the ORDER BY terms."""
+    ``stable`` aggregated in a fixed order), its parameters and the ORDER BY terms."""
     agg = query.aggregation
     inner_cols: list[tuple[str, list[Any]]] = []
     outer: list[str] = []
@@ -358,7 +327,7 @@ def _select(
                 seconds = BUCKETS[agg.time_bucket] if agg.time_bucket else query.time_range.seconds
                 texts[name], params_of[name] = "CAST(? AS DOUBLE)", [float(seconds)]
             else:
-                texts[name], params_of[name] = _part_sql(comp.parts[name], ordered=comp.name in stable)
+                texts[name], params_of[name] = _part_sql(comp.parts[name])
         # parameters follow the order in which the {placeholders} appear in the text
         order = _placeholders(comp.numerator) + _placeholders(comp.denominator)
         formula_params = [p for name in order for p in params_of[name]]
@@ -373,8 +342,12 @@ def _select(
         else:
             expr, ps = field_sql(fld, numeric=True)
             inner_cols.append((f"{expr} AS v", ps))
+        integers = fld is not None and fld.kind == "column" and fld.name in INTEGER_COLUMNS
         for i, fn in enumerate(agg.functions):
             text = "count(*)" if fn == "count" and fld is None else _AGG[fn]
+            if fn in ("sum", "avg") and not integers:  # DOUBLEs: the same bits in any order
+                total = exact_sum_sql("v")[0]
+                text = total if fn == "sum" else f"({total}) / nullif(count(v), 0)"
             if fn in stable and fn in ORDER_DEPENDENT:
                 text = text.replace("(v)", "(v ORDER BY v)")
             outer.append(f"{text} AS a{i}")
@@ -385,8 +358,6 @@ def _select(
     order_by = [f"{cols.index(s.column) + 1} {'DESC' if s.descending else 'ASC'}" for s in query.sort]
     seen = {cols.index(s.column) + 1 for s in query.sort}
     order_by += [f"{i} ASC" for i in range(1, ncols + 1) if i not in seen]
-    if bound is not None:
-        outer.append(f"{bound} AS err")
     s = _Sql()
     s.add("SELECT " + ", ".join(outer), *outer_params)
     s.add("FROM (SELECT " + ", ".join(c for c, _ in inner_cols), *(p for _, ps in inner_cols for p in ps))

@@ -1,5 +1,9 @@
 """List stored native events newest first, with filters and keyset (cursor) pagination.
 
+A cursor is bound to the listing it was made for (:meth:`EventListQuery.scope`: the tenant, the filters and
+``start``/``end`` as the request wrote them, not the page size): sent with another, it is a 422
+``bad_cursor``, as the OTLP lists' cursors are (:mod:`hubcore.query.otlp`).
+
 >>> q = EventListQuery(tenant_id="t1", filters={"source_module": "llm-costops"},
 ...                    payload_filters={"model": "gpt-4o"}, limit=2)
 >>> sql, params = q.to_sql()
@@ -18,6 +22,7 @@ import msgspec
 
 from hubcore.errors import InvalidParameter
 from hubcore.model.events import EVENT_TYPES, SEVERITIES, SOURCE_MODULES
+from hubcore.query.export import export_scope
 
 FILTERABLE = ("source_module", "event_type", "severity", "environment", "correlation_id", "model", "team",
               "project", "name", "status", "event_id", "asset_id", "user_id")  # fmt: skip
@@ -55,7 +60,11 @@ _KEY_OUT = ("epoch_us(ts) AS ts_us", "coalesce(epoch_us(received_at), -1) AS rec
 
 @dataclass
 class EventListQuery:
-    """``tenant_id=None`` means every tenant (platform admins only; the API decides who may)."""
+    """``tenant_id=None`` means every tenant (platform admins only; the API decides who may).
+
+    ``window``: ``start`` and ``end`` as the request wrote them, which a cursor is bound to (a relative
+    ``-1h`` is the same text from page to page while its time moves); None: ``(start_us, end_us)``.
+    """
 
     tenant_id: str | None
     filters: dict[str, str] = field(default_factory=dict)
@@ -65,6 +74,20 @@ class EventListQuery:
     end_us: int | None = None
     limit: int = 100
     cursor: str | None = None
+    window: tuple[str | None, str | None] | None = None
+
+    def scope(self) -> str:
+        """A short digest of what a cursor is bound to: tenant, filters and time window (not the page size).
+
+        >>> a = EventListQuery(tenant_id="t1", filters={"model": "gpt-4o"}, window=("-1h", None))
+        >>> a.scope() == EventListQuery(tenant_id="t1", filters={"model": "gpt-4o"}, window=("-1h", None)).scope()
+        True
+        >>> a.scope() == EventListQuery(tenant_id="t1", filters={"model": "gpt-4"}, window=("-1h", None)).scope()
+        False
+        """
+        window = list(self.window) if self.window is not None else [self.start_us, self.end_us]
+        return export_scope("events", self.tenant_id, sorted(self.filters.items()), sorted(self.tag_filters.items()),
+                            sorted(self.payload_filters.items()), window)  # fmt: skip
 
     def validate(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -108,6 +131,13 @@ class EventListQuery:
             params.append(self.end_us)
         if self.cursor:
             last = decode_cursor(self.cursor)
+            # bound to its listing (a cursor of an earlier hub is not: it resumes as it did)
+            if len(last) == 5 and last.pop() != self.scope():
+                raise InvalidParameter(
+                    "cursor belongs to another listing (other filters, start/end or tenant): repeat the request "
+                    "that returned it with the same parameters, or drop the cursor to start from the first page",
+                    reason="bad_cursor",
+                )
             where.append("ts <= make_timestamp(?)")  # the plain bound lets the store skip row groups
             params.append(last[0])
             if len(last) == 2:  # a cursor of a hub before the full key: (time, event id)
@@ -129,22 +159,24 @@ def _json_path(key: str) -> str:
     return "$." + ".".join(f'"{part}"' if "-" in part else part for part in key.split("."))
 
 
-def encode_cursor(ts_us: int, event_id: str, tenant_id: str, received_us: int) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([ts_us, event_id, tenant_id, received_us])).decode().rstrip("=")
+def encode_cursor(ts_us: int, event_id: str, tenant_id: str, received_us: int, scope: str | None = None) -> str:
+    """The cursor of a listing whose last row is the one given, bound to ``scope`` (:meth:`EventListQuery.scope`)."""
+    key: list[Any] = [ts_us, event_id, tenant_id, received_us]
+    return base64.urlsafe_b64encode(msgspec.json.encode(key if scope is None else [*key, scope])).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> list[Any]:
-    """``[time µs, event id, tenant, receipt µs]`` of a cursor; ``[time µs, event id]`` for a cursor of a hub
-    before the full key (it still resumes, on that key)."""
+    """``[time µs, event id, tenant, receipt µs, scope]`` of a cursor; ``[time µs, event id, tenant, receipt µs]``
+    or ``[time µs, event id]`` for a cursor of an earlier hub, bound to no listing (it still resumes, on its key)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(key, list) or len(key) not in (2, 4):
+        if not isinstance(key, list) or len(key) not in (2, 4, 5):
             raise ValueError
-        kinds = (int, str, str, int)[: len(key)]
+        kinds = (int, str, str, int, str)[: len(key)]
         if not all(type(v) is t for v, t in zip(key, kinds, strict=True)) or not -(2**62) < key[0] < 2**62:
             raise ValueError
-        if len(key) == 4 and not -(2**62) < key[3] < 2**62:
+        if len(key) >= 4 and not -(2**62) < key[3] < 2**62:
             raise ValueError
         return key
     except (ValueError, TypeError, msgspec.DecodeError):
@@ -153,8 +185,11 @@ def decode_cursor(cursor: str) -> list[Any]:
         ) from None
 
 
-def rows_to_events(rows: list[tuple[Any, ...]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    """Shape result rows as API events and compute ``next_cursor``."""
+def rows_to_events(
+    rows: list[tuple[Any, ...]], limit: int, scope: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Shape result rows as API events and compute ``next_cursor`` (bound to ``scope``, the query's
+    :meth:`EventListQuery.scope`)."""
     more = len(rows) > limit
     rows = rows[:limit]
     out = []
@@ -171,5 +206,5 @@ def rows_to_events(rows: list[tuple[Any, ...]], limit: int) -> tuple[list[dict[s
     if more and rows:
         last = dict(zip(_COLUMNS, rows[-1][: len(_COLUMNS)], strict=True))
         ts_us, received_us = rows[-1][len(_COLUMNS) :]
-        next_cursor = encode_cursor(ts_us, last["event_id"], last["tenant_id"], received_us)
+        next_cursor = encode_cursor(ts_us, last["event_id"], last["tenant_id"], received_us, scope)
     return out, next_cursor

@@ -35,11 +35,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from hubcore.errors import HubError
 from hubcore.query.cache import QueryCache
-from hubcore.query.compile_duckdb import compile_export, compile_plain_page, compile_query, export_key
+from hubcore.query.catalog import stored_name_probe, unknown_name_error
+from hubcore.query.compile_duckdb import compile_export, compile_query, export_key
 from hubcore.query.compile_logql import compile_logql
 from hubcore.query.compile_promql import compile_promql
 from hubcore.query.model import Query, QueryError
-from hubcore.query.paging import compare_keys, next_page_cursor, row_key, settle_plain_page
+from hubcore.query.paging import compare_keys, next_page_cursor, row_key
 from hubcore.storage.embedded import EmbeddedStore
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -62,8 +63,6 @@ class BackendResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     compiled_query: Any
-    #: The key the next page resumes after, where it is not the last row's (:func:`settle_plain_page`).
-    next_after: list[Any] | None = None
 
 
 @dataclass(slots=True)
@@ -111,17 +110,15 @@ class EmbeddedBackend:
     def __init__(self, store: EmbeddedStore) -> None:
         self.store = store
 
+    def check(self, query: Query, *, timeout_s: float) -> None:
+        """A 422 for what only the store can tell is wrong: a misspelt composite given as a bare string
+        (:func:`~hubcore.query.catalog.stored_name_probe`)."""
+        probe = stored_name_probe(query)
+        if probe is not None and not self.run_sql(*probe, timeout_s=timeout_s):
+            raise unknown_name_error(query)
+
     def run(self, query: Query, *, timeout_s: float) -> BackendResult:
-        first = compile_plain_page(query)
-        if first is not None:  # a page sorted on a float sum: added in a fixed order only if need be
-            started = time.monotonic()
-            settled = settle_plain_page(
-                query, first.columns, self.run_sql(first.sql, first.params, timeout_s=timeout_s)
-            )
-            if settled is not None:
-                rows, after = settled
-                return BackendResult(first.columns[:-1], rows, {"sql": first.sql, "params": first.params}, after)
-            timeout_s = max(timeout_s - (time.monotonic() - started), 0.001)
+        self.check(query, timeout_s=timeout_s)
         compiled = compile_query(query)
         rows = self.run_sql(compiled.sql, compiled.params, timeout_s=timeout_s)
         return BackendResult(compiled.columns, rows, {"sql": compiled.sql, "params": compiled.params})
@@ -160,6 +157,7 @@ class EmbeddedBackend:
     ) -> RowStream:
         """Every row of ``query`` in the total order of an export (:func:`compile_export`; ``after`` and
         ``received_by_us`` resume one), at most ``time_limit_s`` seconds (:meth:`stream_sql`)."""
+        self.check(query, timeout_s=time_limit_s or DEFAULT_TIMEOUT_S)
         compiled = compile_export(query, after=after, received_by_us=received_by_us)
         return self.stream_sql(
             compiled.sql, compiled.params, compiled.columns, batch_rows=batch_rows, time_limit_s=time_limit_s
@@ -442,9 +440,7 @@ class QueryExecutor:
             "offset": query.offset,
             "has_more": has_more,
             "next_cursor": (
-                next_page_cursor(
-                    query, result.columns, rows[-1], sent=query.offset + len(data), after=result.next_after
-                )
+                next_page_cursor(query, result.columns, rows[-1], sent=query.offset + len(data))
                 if has_more
                 else None
             ),

@@ -18,6 +18,7 @@ Errors are :class:`QueryError` (HTTP 422 by default) naming the offending field 
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import math
 import re
@@ -102,6 +103,20 @@ class Metric:
     name: str | None = None
     field: FieldRef | None = None  # None: rows are counted (count) / value column (others)
     composite: str | None = None
+    #: The composite a metric name given as a bare string (``"metric": "error_rat"``) is close to: a typo of
+    #: it unless the tenant has stored events of that name (the embedded backend refuses it otherwise,
+    #: :func:`hubcore.query.catalog.stored_name_probe`).
+    near_composite: str | None = None
+
+
+def closest_composite(name: str) -> str | None:
+    """The composite metric ``name`` is close to (a typo of it?), or None.
+
+        >>> [closest_composite(n) for n in ("error_rat", "Cost_Per_Request", "gen_ai.client.token.usage")]
+        ['error_rate', 'cost_per_request', None]
+    """
+    close = difflib.get_close_matches(name.lower(), list(COMPOSITES), n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +191,8 @@ class Query:
                     [g.label for g in self.aggregation.group_by]],
             "sort": [[s.column, s.descending] for s in self.sort],
         }  # fmt: skip
+        if self.metric.near_composite is not None:  # refused unless stored: not the answer of {"name": ...}
+            data["near"] = self.metric.near_composite
         if with_page:
             data["page"] = [self.limit, self.offset]
             if self.after is not None:  # a later page: where it resumes, and on which window and events
@@ -298,8 +315,10 @@ def _check_scalar(value: Any, fld: FieldRef, where: str) -> None:
 def _parse_metric(raw: Any) -> Metric:
     if raw is None:
         return Metric()
+    if isinstance(raw, str) and raw not in COMPOSITES:
+        return replace(_parse_metric({"name": raw}), near_composite=closest_composite(raw))
     if isinstance(raw, str):
-        raw = {"composite": raw} if raw in COMPOSITES else {"name": raw}
+        raw = {"composite": raw}
     if not isinstance(raw, dict):
         raise QueryError("metric", "must be an object {event_type, name, field} or a composite metric name")
     unknown = set(raw) - {"event_type", "name", "field", "composite"}

@@ -20,8 +20,6 @@ An offset cursor of an earlier hub (``{"o": offset, "q": hash}``) still resumes,
 from __future__ import annotations
 
 import base64
-import itertools
-import math
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -29,7 +27,7 @@ from typing import Any, Final
 
 import msgspec
 
-from hubcore.query.compile_duckdb import ROUNDING_BOUND, KeyColumn, export_key, order_dependent
+from hubcore.query.compile_duckdb import KeyColumn, export_key
 from hubcore.query.export import CURSOR_KINDS, QueryExportCursor, decode_query_cursor, encode_query_cursor, export_scope
 from hubcore.query.model import Query, QueryError, decode_offset_cursor
 
@@ -80,81 +78,18 @@ def _rank(value: Any) -> tuple[bool, Any]:
     return nan, 0.0 if nan else value
 
 
-def settle_plain_page(
-    query: Query, columns: list[str], rows: list[tuple[Any, ...]]
-) -> tuple[list[tuple[Any, ...]], list[Any] | None] | None:
-    """The rows of :func:`~hubcore.query.compile_duckdb.compile_plain_page` (``columns``: its columns, ``err``
-    last) as a page (with the row after it, which says there is more), its ``err`` column dropped, and the
-    key its next page resumes after (None: no next page) — or None when that page might not be the one the
-    fixed-order query gives.
-
-    It is when no rounding can reorder its rows nor move one across either end: each of its rows (and the
-    one after it) is more than twice the rounding bound from the next one on the first sort column, and,
-    on a later page, from the value its cursor resumes after. Its values may then differ from the fixed
-    order's in their last bits only. The next page resumes after a value halfway between its last row's
-    and the next one's, which no row's fixed-order value equals.
-
-        >>> from hubcore.query.model import parse_query
-        >>> q = parse_query({"aggregation": {"functions": ["sum"], "group_by": ["model"]},
-        ...                  "sort": [{"field": "sum", "order": "desc"}], "limit": 2}, tenant="t", now_us=10**15)
-        >>> cols = ["model", "sum", "err"]
-        >>> settle_plain_page(q, cols, [("a", 9.0, 30.0), ("b", 5.0, 30.0), ("c", 1.0, 30.0)])
-        ([('a', 9.0), ('b', 5.0), ('c', 1.0)], [3.0, 'b'])
-        >>> settle_plain_page(q, cols, [("a", 9.0, 30.0), ("b", 5.0, 30.0)])
-        ([('a', 9.0), ('b', 5.0)], None)
-        >>> settle_plain_page(q, cols, [("a", 9.0, 2.0**50), ("b", 5.0, 2.0**50), ("c", 1.0, 2.0**50)]) is None
-        True
-        >>> later = replace(q, after=(9.0, "a"), offset=1)  # "b" resumes right after a fixed-order 9.0
-        >>> settle_plain_page(later, cols, [("a", 9.0, 30.0), ("b", 5.0, 30.0)]) is None
-        True
-    """
-    if not rows:  # a later page: its err, which a NaN among the values makes NaN, may have left out every row
-        return ([], None) if query.after is None else None
-    key = export_key(query)
-    first = key[0]
-    i = columns.index(first.label)
-    err = rows[0][-1]
-    page = [tuple(r[:-1]) for r in rows]
-    if err is None or not math.isfinite(err):  # a NaN or an infinity among the values
-        return None
-    err *= ROUNDING_BOUND
-    if query.after is not None and page[0][i] is not None and not abs(page[0][i] - query.after[0]) > 2 * err:
-        return None  # a row this close to the cursor's value may come before or after it
-    for a, b in itertools.pairwise(page):
-        x, y = a[i], b[i]
-        if x is None:  # both NULL (NULLs are last): the columns after decide, exactly if none is rounded
-            if y is not None or len(order_dependent(query)) > 1:
-                return None
-        elif y is not None and not abs(x - y) > 4 * err:
-            return None
-    if query.limit is None or len(page) <= query.limit:
-        return page, None
-    last, following = page[query.limit - 1], page[query.limit]
-    after = row_key(query, columns[:-1], last)
-    x, y = last[i], following[i]
-    if x is not None:
-        if y is None:  # the NULLs come next: resume past every value of this page
-            after[0] = x - 2 * err if first.descending else x + 2 * err
-        else:
-            after[0] = x / 2 + y / 2
-    return page, after
-
-
 def next_page_cursor(
     query: Query,
     columns: list[str],
     last_row: tuple[Any, ...] | list[Any],
     *,
     sent: int,
-    after: list[Any] | None = None,
 ) -> str:
-    """The cursor of the page after the one that ended with ``last_row`` (``sent``: rows up to its end;
-    ``after``: the key to resume after, when not that row's). A query without ``received_by_us`` (not from
-    the API) pins the events received by now."""
+    """The cursor of the page after the one that ended with ``last_row`` (``sent``: rows up to its end). A
+    query without ``received_by_us`` (not from the API) pins the events received by now."""
     tr = query.time_range
     received = query.received_by_us if query.received_by_us is not None else time.time_ns() // 1000
-    if after is None:
-        after = row_key(query, columns, last_row)
+    after = row_key(query, columns, last_row)
     cursor = QueryExportCursor(tr.start_us, tr.end_us, received, after, page_scope(query), sent)
     return encode_query_cursor(cursor, of=PAGE)
 

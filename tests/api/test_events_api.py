@@ -150,6 +150,25 @@ def test_listing_filters_and_cursor_pagination(client: httpx.Client, hub: Runnin
     assert earlier["events"] == []
 
 
+def test_a_listing_cursor_is_bound_to_its_filters_tenant_and_window(client: httpx.Client, hub: RunningHub) -> None:
+    events = [make_event("telemetry", tags={"team": "bound"}, correlation_id=f"b{i % 2}") for i in range(5)]
+    assert post(client, events).status_code == 202
+    hub.flush()
+    base = {"tags.team": "bound", "start": "-1h", "limit": 2}
+    cursor = client.get("/api/v1/events", params=base).json()["next_cursor"]
+    assert cursor is not None
+    # the same filters and window (a relative start is the same text) with another page size: it resumes
+    rest = client.get("/api/v1/events", params={**base, "limit": 10, "cursor": cursor})
+    assert rest.status_code == 200 and len(rest.json()["events"]) == 3, rest.text
+    others = [{**base, "correlation_id": "b1"}, {**base, "tags.team": "pager"}, {**base, "start": "-2h"},
+              {**base, "end": "now"}, {"tags.team": "bound", "limit": 2}, {**base, "tenant": "someone-else"}]  # fmt: skip
+    for params in others:  # each had resumed on the other listing, as if it were its cursor
+        r = client.get("/api/v1/events", params={**params, "cursor": cursor})
+        assert r.status_code == 422, (params, r.text)
+        error = r.json()["error"]
+        assert error["code"] == "bad_cursor" and error["message"].startswith("cursor belongs to another listing"), error
+
+
 @pytest.mark.parametrize(
     "params",
     [{"limit": 0}, {"limit": 5000}, {"cursor": "garbage!!"}, {"start": "noon"}, {"bogus": "1"},

@@ -81,11 +81,28 @@ def test_a_cursor_of_an_earlier_hub_still_resumes_after_its_pair(store: Embedded
 def test_a_cursor_round_trips() -> None:
     assert decode_cursor(encode_cursor(TS_US, "e", "a", -1)) == [TS_US, "e", "a", -1]
     assert decode_cursor(_old_cursor(TS_US, "e")) == [TS_US, "e"]
+    assert decode_cursor(encode_cursor(TS_US, "e", "a", -1, "0123")) == [TS_US, "e", "a", -1, "0123"]
+
+
+def test_a_cursor_resumes_only_the_listing_it_was_made_for(store: EmbeddedStore) -> None:
+    q = EventListQuery(tenant_id="a", limit=2, window=("-1h", None))
+    cursor = encode_cursor(TS_US, "e2", "a", -1, q.scope())
+    EventListQuery(tenant_id="a", limit=5, cursor=cursor, window=("-1h", None)).to_sql()  # the page size may change
+    for other in (EventListQuery(tenant_id="b", cursor=cursor, window=("-1h", None)),
+                  EventListQuery(tenant_id="a", filters={"model": "m"}, cursor=cursor, window=("-1h", None)),
+                  EventListQuery(tenant_id="a", tag_filters={"team": "x"}, cursor=cursor, window=("-1h", None)),
+                  EventListQuery(tenant_id="a", payload_filters={"k": "v"}, cursor=cursor, window=("-1h", None)),
+                  EventListQuery(tenant_id="a", cursor=cursor, window=("-2h", None))):  # fmt: skip
+        with pytest.raises(InvalidParameter, match="cursor belongs to another listing") as info:
+            other.to_sql()
+        assert info.value.reason == "bad_cursor"
 
 
 @pytest.mark.parametrize(
-    "key", [[1, 2], ["1", "e"], [1, "e", "a"], [1, "e", 2, 1], [1, "e", "a", "1"], [2**63 - 1, "e"], {"ts": 1}]
-)
+    "key",
+    [[1, 2], ["1", "e"], [1, "e", "a"], [1, "e", 2, 1], [1, "e", "a", "1"], [2**63 - 1, "e"], {"ts": 1},
+     [1, "e", "a", 1, 7], [1, "e", "a", 1, "s", "x"]],
+)  # fmt: skip
 def test_a_bad_cursor_is_refused(key: Any) -> None:
     raw = base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")
     for cursor in (raw, "garbage!!", ""):

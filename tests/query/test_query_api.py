@@ -118,6 +118,25 @@ def test_composite_metrics(client: httpx.Client) -> None:
     assert len(bucketed) in (1, 2) and all("bucket" in r for r in bucketed)
 
 
+def test_a_misspelt_composite_in_the_string_form_is_a_422_with_a_suggestion(client: httpx.Client) -> None:
+    typos = (("error_rat", "error_rate"), ("Error_Rate", "error_rate"), ("cost_per_reqest", "cost_per_request"))
+    for typo, meant in typos:
+        for path, body in (("/api/v1/query", {"time_range": {"last": "1h"}, "metric": typo}),
+                           ("/api/v1/query/export?format=jsonl", {"time_range": {"last": "1h"}, "metric": typo})):  # fmt: skip
+            r = client.post(path, json=body, headers={"X-Scope-OrgID": "acme"})  # had been 200, count 0
+            assert r.status_code == 422, r.text
+            error = r.json()["error"]
+            assert error["field"] == "metric" and f"did you mean {meant!r}?" in error["message"], error
+    batch = client.post("/api/v1/query/batch", json={"queries": [{"metric": "error_rat"}, {"metric": "error_rate"}]},
+                        headers={"X-Scope-OrgID": "acme"}).json()["results"]  # fmt: skip
+    assert [q["status"] for q in batch] == [422, 200] and batch[0]["error"]["field"] == "queries.0.metric", batch
+
+
+def test_a_metric_name_in_the_string_form_is_read_as_that_metric(client: httpx.Client) -> None:
+    assert rows(client, {"metric": DUR}) == [{"count": 6}]
+    assert rows(client, {"metric": "gen_ai.client.token.usage"}) == [{"count": 0}]  # no data yet: not a typo
+
+
 def test_sort_limit_offset_and_cursor(client: httpx.Client) -> None:
     body: dict[str, Any] = {
         "time_range": {"last": "3h"},

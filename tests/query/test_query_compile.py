@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hubcore.query.compile_duckdb import compile_query
+from hubcore.query.compile_duckdb import compile_query, exact_sum_sql
 from hubcore.query.compile_logql import compile_logql
 from hubcore.query.compile_promql import Unsupported, compile_promql
 from hubcore.query.model import Query, QueryError, parse_query
@@ -53,7 +53,7 @@ def test_sql_binds_tag_keys_payload_paths_and_values() -> None:
         )
     )
     assert c.sql == (
-        "SELECT g0, sum(v ORDER BY v) AS a0\n"
+        f"SELECT g0, {exact_sum_sql('v')[0]} AS a0\n"
         "FROM (SELECT json_extract_string(tags, ?) AS g0, TRY_CAST(json_extract_string(payload, ?) AS DOUBLE) AS v\n"
         "      FROM events WHERE tenant_id = ? AND ts >= make_timestamp(?) AND ts < make_timestamp(?) "
         "AND event_type = ? AND json_extract_string(tags, ?) IN (?, ?) "
