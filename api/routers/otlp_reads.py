@@ -78,7 +78,9 @@ async def _page(state: ApiState, q: Any, what: str, backend: str, key: str,
 async def get_trace(
     request: Request, state: Annotated[ApiState, Depends(get_state)], trace_id: str, tenant: str | None = None
 ) -> Response:
-    """``{"trace_id", "spans": [...], "span_count", "truncated"}``; at most 10,000 spans (``truncated``)."""
+    """``{"trace_id", "spans": [...], "span_count", "truncated"}``; at most 10,000 spans (``truncated``): the
+    OTLP spans of the trace and the spans of the tenant's native events of it (``source`` ``event``, under the
+    synthetic root of their correlation id, ``source`` ``event_root``, or their traceparent's span)."""
     check_known_params(request, ("tenant",))
     tid = check_trace_id(trace_id)
     tenant_id = read_tenant(request, state, tenant)

@@ -25,6 +25,7 @@ from typing import Any, Final
 import msgspec
 
 from hubcore.errors import InvalidParameter
+from hubcore.mapping import EVENTS_TO_SPANS_SQL, mapping_over, trace_key
 from hubcore.query.export import export_scope
 
 MAX_LIMIT: Final = 1000
@@ -44,7 +45,7 @@ SEVERITY_LEVELS: Final[dict[str, int]] = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WA
 
 _SPAN_COLUMNS = ("tenant_id", "trace_id", "span_id", "parent_span_id", "name", "kind", "duration_ms",
                  "status_code", "status_message", "service_name", "model", "provider", "operation",
-                 "error_type", "attributes", "resource", "events")  # fmt: skip
+                 "error_type", "attributes", "resource", "events", "source", "event_id")  # fmt: skip
 _LOG_COLUMNS = ("tenant_id", "service_name", "severity_number", "severity_text", "body", "event_name",
                 "trace_id", "span_id", "scope_name", "attributes", "resource")  # fmt: skip
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -271,13 +272,21 @@ def severity_floor(value: str) -> int:
 
 
 def trace_sql(tenant_id: str, trace_id: str) -> tuple[str, list[Any]]:
-    """Every span of one trace (at most :data:`MAX_TRACE_SPANS` + 1), by start time."""
+    """Every span of one trace (at most :data:`MAX_TRACE_SPANS` + 1), by start time (a parent before a child
+    that starts with it): the OTLP spans and those mapped from the tenant's native events of the trace
+    (:data:`hubcore.mapping.EVENTS_TO_SPANS_SQL` over the events whose stored ``trace_key`` is this trace's —
+    a 4-byte compare per event, none is hashed — with the synthetic root span they hang under; an event of
+    another trace with the same key maps onto that trace's id and is left out)."""
+    tid = check_trace_id(trace_id)
     columns = ", ".join(_SPAN_COLUMNS) + ", start_ts, end_ts"
+    events = mapping_over(EVENTS_TO_SPANS_SQL, "SELECT * FROM events WHERE tenant_id = ? AND trace_key = ?")
     sql = (
-        f"SELECT {columns}, epoch_us(start_ts) AS t_us, {_SPAN_KEY} AS k FROM spans"
-        " WHERE tenant_id = ? AND trace_id = ? ORDER BY start_ts, span_id LIMIT ?"
+        f"SELECT {columns}, epoch_us(start_ts) AS t_us, {_SPAN_KEY} AS k FROM ("
+        f"SELECT * FROM spans WHERE tenant_id = ? AND trace_id = ?"
+        f" UNION ALL BY NAME (SELECT * FROM ({events}) WHERE trace_id = ?))"
+        " ORDER BY start_ts, parent_span_id IS NOT NULL, span_id LIMIT ?"
     )
-    return sql, [tenant_id, check_trace_id(trace_id), MAX_TRACE_SPANS + 1]
+    return sql, [tenant_id, tid, tenant_id, trace_key(tid), tid, MAX_TRACE_SPANS + 1]
 
 
 def encode_cursor(ts_us: int, key: str | int, seen: int, scope: str) -> str:

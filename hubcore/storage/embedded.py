@@ -36,7 +36,14 @@ import msgspec
 import pyarrow as pa
 
 from hubcore.errors import PermanentError, QueueFullError, StoreUnavailableError
-from hubcore.mapping import EVENTS_TO_POINTS_SQL, EVENTS_TO_SPANS_SQL, mapping_view_sql
+from hubcore.mapping import (
+    EVENT_TRACE_KEY_SQL,
+    EVENTS_INSERT_SQL,
+    EVENTS_TO_POINTS_SQL,
+    EVENTS_TO_SPANS_SQL,
+    mapping_view_sql,
+)
+from hubcore.storage.lock import in_use_message
 from hubcore.storage.tables import TABLES
 from hubcore.storage.wal import WriteAheadLog
 
@@ -60,6 +67,14 @@ _ORDER = {
     "logs": " ORDER BY tenant_id, service_name, ts",
     "spans": " ORDER BY tenant_id, service_name, start_ts",
 }
+
+#: What each batch is inserted as: an event's trace key (``events.trace_key``, by which a trace's event spans
+#: are read: a 4-byte compare instead of hashing every event) is derived here, once, as the rows go in.
+_INSERT = {"events": EVENTS_INSERT_SQL}
+
+#: Columns added to a table after the first release: an existing database gets them when the store starts,
+#: and its stored rows are filled in with this expression (None: left NULL).
+_ADDED_COLUMNS: dict[str, dict[str, str | None]] = {"events": {"trace_key": EVENT_TRACE_KEY_SQL}}
 
 #: Called after each commit with (kind, tenant ids, min ts µs, max ts µs) — e.g. to invalidate caches.
 AppliedListener = Callable[[str, frozenset[str], int, int], None]
@@ -141,14 +156,12 @@ class EmbeddedStore:
             if "lock" not in str(exc).lower():
                 raise
             # another hub (or a DuckDB shell) has this data directory open; its WAL is not touched
-            holder = re.search(r"PID \d+", str(exc))
-            raise RuntimeError(
-                f"the data directory {self.data_dir} is in use by another process"
-                f"{f' ({holder.group(0)})' if holder else ''}; stop it, or give this hub another --data-dir"
-            ) from None
+            holder = re.search(r"PID (\d+)", str(exc))
+            raise RuntimeError(in_use_message(self.data_dir, int(holder.group(1)) if holder else None)) from None
         setup = self._con.cursor()
         for table in TABLES.values():
             setup.execute(table.create_sql())
+        _add_columns(setup)
         for statement in VIEWS:
             setup.execute(statement)
         setup.execute("CREATE TABLE IF NOT EXISTS hub_wal_state (id INTEGER PRIMARY KEY, applied_seq BIGINT)")
@@ -425,7 +438,7 @@ class EmbeddedStore:
                 table = TABLES[kind]
                 arrow_batch = table.to_arrow(cols)
                 con.register("batch", arrow_batch)
-                con.execute(f"INSERT INTO {table.name} SELECT * FROM batch{_ORDER.get(kind, '')}")
+                con.execute(f"INSERT INTO {table.name} {_INSERT.get(kind, 'SELECT * FROM batch')}{_ORDER.get(kind, '')}")
                 con.unregister("batch")
                 ts_col = cols.get(table.time_column) or [0]
                 ts_vals = [t for t in ts_col if t is not None] or [0]
@@ -464,6 +477,24 @@ class EmbeddedStore:
                     log.info("retention removed old rows", extra={"rows": deleted})
             except Exception:  # pragma: no cover
                 log.exception("retention failed")
+
+
+def _add_columns(cur: duckdb.DuckDBPyConnection) -> None:
+    """Give a database made by an earlier hub the columns of :data:`_ADDED_COLUMNS` (appended, in the order of
+    :data:`TABLES`, so inserts by position still line up), filling them in for the rows already stored."""
+    for name, added in _ADDED_COLUMNS.items():
+        have = {r[0] for r in cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?",
+            [name],
+        ).fetchall()}  # fmt: skip
+        for column in TABLES[name].columns:
+            if column.name in have or column.name not in added:
+                continue
+            cur.execute(f"ALTER TABLE {name} ADD COLUMN {column.name} {column.sql}")
+            fill = added[column.name]
+            if fill is not None:
+                cur.execute(f"UPDATE {name} SET {column.name} = {fill}")
+            log.info("added a column to a table of an earlier hub", extra={"table": name, "column": column.name})
 
 
 def _is_data_error(exc: BaseException) -> bool:

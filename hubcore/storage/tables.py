@@ -98,6 +98,9 @@ EVENTS = Table(
         _s("tags"),
         _s("payload"),
         _s("enrichment"),
+        # the first 32 bits of the trace id of the event's span (hubcore.mapping.EVENT_TRACE_KEY_SQL), set by the
+        # store on insert: what a trace's events are found by (a 4-byte compare, not a hash of every event)
+        Column("trace_key", "UINTEGER", pa.uint32()),
     ),
     "ts",
 )

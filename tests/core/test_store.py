@@ -57,7 +57,11 @@ def test_events_map_onto_metric_points_and_spans(store: EmbeddedStore) -> None:
     assert json.loads(sec[0]) == {"threat_type": "prompt_injection", "threat_level": "high", "action": "blocked"}
     spans = store.read("SELECT DISTINCT trace_id FROM all_spans").fetchall()
     assert len(spans) == 1  # every event of the correlation id is a span of one trace
-    assert store.read("SELECT count(*) FROM all_spans").fetchone()[0] == len(events) - 1  # the audit has no id
+    # the audit has no id; the others hang under the trace's one synthetic root span
+    assert store.read("SELECT count(*) FROM all_spans WHERE source = 'event'").fetchone()[0] == len(events) - 1
+    root = store.read("SELECT span_id FROM all_spans WHERE source = 'event_root'").fetchall()
+    parents = store.read("SELECT DISTINCT parent_span_id FROM all_spans WHERE source = 'event'").fetchall()
+    assert len(root) == 1 and parents == root
     dur = store.read("SELECT duration_ms FROM all_spans WHERE name LIKE 'telemetry%'").fetchone()
     assert dur == (850.0,)
 

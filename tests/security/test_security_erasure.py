@@ -77,9 +77,9 @@ def test_erase_user_counts_per_table(store: EmbeddedStore, tmp_path: Path) -> No
     assert {t: gone[t] for t in ("events", "metric_points", "logs", "spans")} == {
         k: v for k, v in counts.items() if k != "dlq"
     }
-    # the OTel views over events follow: 2 spans (correlation c1); 5 points (security +1, cost, telemetry
-    # duration + 2 token usages)
-    assert (gone["event_spans"], gone["event_metric_points"]) == (2, 5)
+    # the OTel views over events follow: 2 spans (correlation c1) and their synthetic root; 5 points
+    # (security +1, cost, telemetry duration + 2 token usages)
+    assert (gone["event_spans"], gone["event_metric_points"]) == (3, 5)
     assert store.read("SELECT count(*) FROM all_metric_points WHERE attributes LIKE '%u-7%'").fetchone() == (0,)
     left = store.read("SELECT count(*) FROM events WHERE tenant_id = 'acme' AND (user_id = 'u-7' OR tags LIKE '%u-7%' "
                       "OR payload LIKE '%u-7%')").fetchone()  # fmt: skip

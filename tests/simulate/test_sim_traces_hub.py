@@ -65,7 +65,14 @@ def test_simulated_traces_are_stored_and_read_back_as_trees(tmp_path: Path) -> N
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["span_count"] == len(body["spans"]) and not body["truncated"]
-            spans = from_api(body["spans"])
+            # the trace also holds the spans of the request's native events, under their synthetic root
+            by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for sp in body["spans"]:
+                by_source[sp["source"]].append(sp)
+            (root,) = by_source["event_root"]
+            assert {sp["event_id"] for sp in by_source["event"]} == {e["event_id"] for e in evs}
+            assert {sp["parent_span_id"] for sp in by_source["event"]} == {root["span_id"]}
+            spans = from_api(by_source["otlp"])
             api_spans += spans
             # a span per module call: the gateway's root, a CLIENT and a SERVER span per event of the request,
             # the inference span, and one INTERNAL span per policy rule
