@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from hubcore.config import HubConfig
 
 # Imports are deferred to the command that needs them: ``hub --help``, ``hub --version`` and ``hub run --help``
-# import no more than argparse, and ``hub run`` reports a configuration error or refusal before the service
-# (the analytic packages: pandas, scipy, statsforecast...) is imported. The delegated commands do the same:
-# each checks its arguments (and that its input file exists) before importing its engine
-# (tests/core/test_hub_cli_imports.py).
+# import no more than argparse, and ``hub run`` reports a configuration error or refusal (another hub on its data
+# directory or ports included) before the service (the analytic packages: pandas, scipy, statsforecast...) is
+# imported. The delegated commands do the same: each checks its arguments (and that its input file exists; detect
+# and forecast also its columns and the output path) before importing its engine (tests/core/test_hub_cli_imports.py).
 
 DISTRIBUTION = "llm-analytics-hub"
 
@@ -52,8 +52,8 @@ class _VersionAction(argparse.Action):
 #: Subcommands implemented elsewhere: name -> (module, help). Each module has ``main(argv) -> int``.
 DELEGATED: dict[str, tuple[str, str]] = {
     "simulate": ("hub.simulate.cli", "send realistic traffic from all six modules to a hub"),
-    "detect": ("analytics.anomaly.cli", "score a timestamp,value CSV for anomalies"),
-    "forecast": ("analytics.forecast.cli", "forecast a ds,y CSV with 95%% intervals"),
+    "detect": ("analytics.anomaly.cli", "score a timestamp,value (or ds,y) CSV for anomalies"),
+    "forecast": ("analytics.forecast.cli", "forecast a ds,y (or timestamp,value) CSV with 95%% intervals"),
     "keys": ("hub.keys_cli", "create, list and revoke API keys (hub keys create --tenant T --role R)"),
     "audit": ("hub.audit_cli", "verify or list the hash-chained audit log"),
     "eval": ("hub.eval_cli", "evaluate correlation and root-cause analysis on injected incidents"),
@@ -150,7 +150,7 @@ def apply_flags(cfg: HubConfig, args: argparse.Namespace) -> HubConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hub.components import check_startable, validate_components
+    from hub.components import check_startable, startup_conflict, validate_components
     from hubcore.config import load_config
     from hubcore.errors import ConfigError
 
@@ -164,6 +164,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"hub run: refusing to start: {exc}", file=sys.stderr)
         return 2
+    # another process in the way (a running hub on this data directory or these ports): said at once, exit 1 as
+    # when the service finds it (it asks again: a hub that loses the race is refused there), not after ~5 s
+    conflict = startup_conflict(cfg)
+    if conflict is not None:
+        print(f"hub run: {conflict}", file=sys.stderr)
+        return 1
     import logging
     import time
 

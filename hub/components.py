@@ -20,6 +20,7 @@ import msgspec
 from hubcore.config import STACK_EXPORTERS, HubConfig, config_error
 from hubcore.errors import ConfigError
 from hubcore.security.authenticator import check_bind_safety
+from hubcore.storage.lock import database_holder, in_use_message
 
 
 def _factories() -> dict[str, tuple[type[Any], Callable[..., Any]]]:
@@ -119,6 +120,60 @@ def check_startable(cfg: HubConfig) -> None:
             f"{backend} needs exporters.{backend} (--{backend}-url URL, or exporters.{backend}.endpoint in the "
             "file); or use auto or embedded",
         )
+
+
+#: The flag that moves each listener, named when its port is taken.
+PORT_FLAGS = {
+    "service.api.host": "--api-port",
+    "receivers.otlp.protocols.grpc.endpoint": "--otlp-grpc-port",
+    "receivers.otlp.protocols.http.endpoint": "--otlp-http-port",
+}
+
+
+def port_unavailable(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on now (``None`` when it can; port 0 always can).
+
+    >>> port_unavailable("127.0.0.1", 0) is None
+    True
+    """
+    if port == 0:
+        return None
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r}: {exc.strerror}"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
+        try:
+            probe.bind(addr)
+        except OSError as exc:
+            return (exc.strerror or str(exc)).lower()
+    return None
+
+
+def port_conflict(cfg: HubConfig) -> str | None:
+    """The refusal for the first listener of ``cfg`` whose port cannot be listened on now, else ``None``."""
+    for key, (host, port) in cfg.listeners().items():
+        reason = port_unavailable(host, port)
+        if reason is not None:
+            return (f"cannot listen on {host}:{port} ({key}): {reason}; is another hub running? "
+                    f"{PORT_FLAGS[key]} chooses another port")  # fmt: skip
+    return None
+
+
+def startup_conflict(cfg: HubConfig) -> str | None:
+    """Why another process stops a hub with ``cfg`` from starting now, else ``None``: its data directory's
+    database held by another process (a running hub: named by its pid), or a listener's port taken.
+
+    ``hub run`` asks before it imports the service (seconds), so a second hub is refused at once; the service
+    asks again when it starts (ports) and the store refuses a held database when it opens it (a hub that
+    lost the race). Call it only from a process that does not have the database open itself
+    (:func:`hubcore.storage.lock.database_holder`)."""
+    data_dir = cfg.exporters.embedded.data_dir
+    holder = database_holder(Path(data_dir) / "hub.duckdb")
+    if holder is not None:
+        return in_use_message(data_dir, holder)
+    return port_conflict(cfg)
 
 
 def validate_components(cfg: HubConfig) -> None:

@@ -2,7 +2,8 @@
 
     hub eval rca --seeds 4            # inject incidents into simulated traffic; score correlation + RCA
 
-Prints a table, then ONE JSON line (the last line) with the figures.
+Prints a table (per correlation type: precision = matched / found events, recall = covered / truth events,
+explained under it), then ONE JSON line (the last line) with the figures.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+
+#: Printed under the table: precision and recall count different events, so ``found`` and ``truth`` differ.
+TABLE_NOTES = (
+    "precision = matched / found: found = events the correlations of this type link; matched = those that belong to",
+    "  the injected incident each correlation overlaps most (an incident of any type)",
+    "recall = covered / truth: truth = events of the injected incidents of this type; covered = those linked by a",
+    "  correlation of this type",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,11 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     out = run_eval(seeds=args.seeds, duration_s=args.duration, rate=args.rate)
     out["seconds"] = round(time.perf_counter() - started, 2)
-    print(f"{'type':<26}{'precision':>10}{'recall':>8}{'found':>8}{'truth':>8}")
+    print(f"{'type':<26}{'precision':>10}{'matched':>9}{'found':>7}{'recall':>9}{'covered':>9}{'truth':>7}")
     for ctype, row in out["per_type"].items():
         prec = "-" if row["precision"] is None else f"{row['precision']:.3f}"
         rec = "-" if row["recall"] is None else f"{row['recall']:.3f}"
-        print(f"{ctype:<26}{prec:>10}{rec:>8}{row['found_events']:>8}{row['truth_events']:>8}")
+        print(f"{ctype:<26}{prec:>10}{row['matched_events']:>9}{row['found_events']:>7}"
+              f"{rec:>9}{row['covered_events']:>9}{row['truth_events']:>7}")  # fmt: skip
+    for line in TABLE_NOTES:
+        print(line)
     print(f"overall: precision {out['precision']:.3f} recall {out['recall']:.3f} accuracy (F1) {out['accuracy']:.3f}")
     print(f"RCA: top-1 {out['rca_top1']:.3f} top-3 {out['rca_top3']:.3f} over {out['incidents']} incidents; "
           f"flush p50 {out['flush_p50_ms']} ms p95 {out['flush_p95_ms']} ms")  # fmt: skip

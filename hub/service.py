@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -36,6 +35,7 @@ from hub.components import (
     check_startable,
     correlation_config,
     pipeline_exporters,
+    port_conflict,
 )
 from hub.pipeline import IngestPipeline
 from hub.selftrace import configure_tracing, tracer
@@ -73,34 +73,6 @@ _REPLAY_POLL_SECONDS = 0.25
 #: The store's shutdown deadline when the hub never served: nothing was acknowledged by this process, and the
 #: write-ahead log keeps whatever the startup replay has not applied yet.
 UNSERVED_STORE_TIMEOUT = 2.0
-
-
-_PORT_FLAGS = {
-    "service.api.host": "--api-port",
-    "receivers.otlp.protocols.grpc.endpoint": "--otlp-grpc-port",
-    "receivers.otlp.protocols.http.endpoint": "--otlp-http-port",
-}
-
-
-def port_unavailable(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on now (``None`` when it can; port 0 always can).
-
-    >>> port_unavailable("127.0.0.1", 0) is None
-    True
-    """
-    if port == 0:
-        return None
-    try:
-        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    except socket.gaierror as exc:
-        return f"cannot resolve {host!r}: {exc.strerror}"
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
-        try:
-            probe.bind(addr)
-        except OSError as exc:
-            return (exc.strerror or str(exc)).lower()
-    return None
 
 
 class _Server(uvicorn.Server):
@@ -174,11 +146,9 @@ class HubService:
             return
         started = time.perf_counter()
         # before the data directory is touched: a second hub on the same ports stops here, in one line
-        for key, (host, port) in self.config.listeners().items():
-            reason = port_unavailable(host, port)
-            if reason is not None:
-                raise RuntimeError(f"cannot listen on {host}:{port} ({key}): {reason}; is another hub running? "
-                                   f"{_PORT_FLAGS[key]} chooses another port")  # fmt: skip
+        conflict = port_conflict(self.config)  # (hub run asked before importing the service: hub.components)
+        if conflict is not None:
+            raise RuntimeError(conflict)
         with self._database_errors():
             await asyncio.to_thread(self.store.start)
         # the data directory is this process's now (the store holds its lock): what a crash left mid-rewrite goes,

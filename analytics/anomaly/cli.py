@@ -1,4 +1,4 @@
-"""``hub detect``: score a ``timestamp,value`` CSV (NAB layout) and write it back with anomaly columns.
+"""``hub detect``: score a ``timestamp,value`` (NAB layout) or ``ds,y`` CSV and write it back with anomaly columns.
 
 Usage::
 
@@ -7,20 +7,25 @@ Usage::
     hub detect --input big.csv --output scored.csv --detectors robust,seasonal        # faster, no learned models
     hub detect --input series.csv --output scored.csv --all-columns                   # + expected range, explanation
 
-Rows are scored in timestamp order and written back in the input's order. Output: the input rows
+The input's columns are ``timestamp,value``, or ``ds,y`` (the layout ``hub forecast`` reads; ``timestamp,value``
+first when a file has both). Rows are scored in timestamp order and written back in the input's order, with
+the input's column names. Output: the input rows
 plus ``anomaly_score`` (> 1 anomalous), ``is_anomaly`` (the alerts: the first alert-worthy point of
 each anomalous event, and any point where it escalates to 3x its last alert; see ``AnomalyDetector``),
 ``severity`` and ``detected_by`` (detector names joined by ``|``). Timestamps: ISO-8601 text or epoch
 numbers (``analytics.timestamps``). ``--related`` names numeric columns of the same file that the
-Isolation Forest scores jointly with ``value`` (a broken relationship between them is an anomaly of
-``value``; with related columns it may alert alone). ``--detectors`` chooses the ensemble's detectors
+Isolation Forest scores jointly with the value column (a broken relationship between them is an anomaly of
+the value; with related columns it may alert alone). ``--detectors`` chooses the ensemble's detectors
 by name (default: ``robust,seasonal,iforest,autoencoder``; ``lstm`` and ``zscore`` exist too; one
 whose dependency is missing is skipped with a warning). ``--all-columns`` adds ``confidence``,
 ``yhat``, ``yhat_lower``, ``yhat_upper`` and ``explanation``. Bad input exits with status 2 and a
-one-line message on stderr.
+one-line message on stderr. Unless ``--quiet``, stderr says what was read (rows, columns) and what was
+written (rows, anomalies flagged, the output path), as ``hub forecast`` does.
 
-The arguments and the input file's presence are checked before the detectors (pandas, scikit-learn,
-torch: a second or more) are imported, so ``--help`` and a typo are answered at once.
+The arguments, the input file's presence and columns (its header line: the time and value columns and the
+``--related`` ones) and the output path are checked before pandas and the detectors (scikit-learn, torch:
+a second or more) are imported, so ``--help``, a typo and a file of the wrong layout are answered at once;
+the data itself (numbers, timestamps) is read before the detectors are imported.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analytics.cli_files import FileCheckError, check_output, find_layout, missing_columns, read_header
+
 from .names import DEFAULT_DETECTORS, DETECTOR_NAMES
 
 if TYPE_CHECKING:
@@ -40,7 +47,8 @@ if TYPE_CHECKING:
     from .ensemble import AnomalyDetector
 
 EXIT_USAGE = 2
-PROGRESS_MIN_ROWS = 20_000
+#: The layouts read, in order of preference: (time column, value column).
+LAYOUTS: tuple[tuple[str, str], ...] = (("timestamp", "value"), ("ds", "y"))
 #: Written after the four required columns with ``--all-columns``.
 EXTRA_COLUMNS = ("confidence", "yhat", "yhat_lower", "yhat_upper", "explanation")
 
@@ -62,8 +70,30 @@ def check_input(path: Path) -> None:
         raise InputError(f"cannot read input file {path}: {exc.strerror or exc}") from None
 
 
+def layout(columns: list[str], path: Path) -> tuple[str, str]:
+    """The file's ``(time, value)`` columns (the first of :data:`LAYOUTS` it holds); raise :class:`InputError`."""
+    found = find_layout(columns, LAYOUTS, fold=False)
+    if found is None:
+        raise InputError(missing_columns(path, columns, LAYOUTS, fold=False))
+    return found
+
+
+def check_related(spec: str, columns: list[str], pair: tuple[str, str], path: Path) -> list[str]:
+    """The ``--related`` names; raise :class:`InputError` naming one that is not a column of the file other than
+    the time and value columns ``pair`` (the header is enough: whether it holds numbers needs the data)."""
+    names = [c.strip() for c in spec.split(",") if c.strip()]
+    for name in names:
+        if name in (*pair, "_ts") or name not in columns:
+            known = ", ".join(c for c in columns if c not in (*pair, "_ts")) or "none"
+            raise InputError(f"--related column {name!r} is not a related column of {path}; found: {known}")
+    return names
+
+
 def read_series(path: Path) -> pd.DataFrame:
-    """Read and validate a ``timestamp,value`` CSV; raise :class:`InputError` with a clear message."""
+    """Read and validate a ``timestamp,value`` (or ``ds,y``) CSV; raise :class:`InputError` with a clear message.
+
+    The frame keeps the file's columns, its value column as floats, plus ``_ts`` (the parsed timestamps);
+    ``attrs["layout"]`` holds the ``(time, value)`` column names."""
     import numpy as np
     import pandas as pd
 
@@ -76,20 +106,16 @@ def read_series(path: Path) -> pd.DataFrame:
         raise InputError(f"input file is empty: {path}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(f"input file is not a readable CSV: {path}: {exc}") from None
-    missing = [c for c in ("timestamp", "value") if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"missing column(s) {', '.join(missing)} in {path}; found: {', '.join(map(str, df.columns))}"
-        )
+    time_col, value_col = layout([str(c) for c in df.columns], path)
     if df.empty:
         raise InputError(f"input file has a header but no rows: {path}")
-    values = pd.to_numeric(df["value"], errors="coerce")
-    bad = df.index[values.isna() & df["value"].notna()]
+    values = pd.to_numeric(df[value_col], errors="coerce")
+    bad = df.index[values.isna() & df[value_col].notna()]
     if len(bad):
         row = int(bad[0])
-        raise InputError(f"non-numeric value {df['value'].iat[row]!r} at data row {row + 1} of {path}")
+        raise InputError(f"non-numeric {value_col} {df[value_col].iat[row]!r} at data row {row + 1} of {path}")
     try:
-        ts = parse_timestamps(df["timestamp"])
+        ts = parse_timestamps(df[time_col])
     except (ValueError, TypeError) as exc:
         raise InputError(f"unparseable timestamp in {path}: {exc}") from None
     if ts.isna().any():
@@ -98,20 +124,21 @@ def read_series(path: Path) -> pd.DataFrame:
     if not np.isfinite(values.to_numpy(dtype=float)).any():
         raise InputError(f"no numeric values in {path}")
     out = df.copy()
-    out["value"] = values.astype(float)
+    out[value_col] = values.astype(float)
     out["_ts"] = ts
+    out.attrs["layout"] = (time_col, value_col)
     return out
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hub detect", description="Score a timestamp,value CSV for anomalies.")
-    p.add_argument("--input", required=True, type=Path, help="CSV with timestamp,value columns")
+    p = argparse.ArgumentParser(prog="hub detect", description="Score a timestamp,value (or ds,y) CSV for anomalies.")
+    p.add_argument("--input", required=True, type=Path, help="CSV with timestamp,value (or ds,y) columns")
     p.add_argument("--output", required=True, type=Path, help="where to write the scored CSV")
     p.add_argument(
         "--related",
         default="",
         metavar="COL[,COL...]",
-        help="numeric columns of the same file scored jointly with value (multivariate Isolation Forest)",
+        help="numeric columns of the same file scored jointly with the value (multivariate Isolation Forest)",
     )
     p.add_argument(
         "--detectors",
@@ -159,10 +186,8 @@ def related_columns(df: pd.DataFrame, spec: str, path: Path) -> dict[str, np.nda
     import pandas as pd
 
     out: dict[str, np.ndarray] = {}
-    for name in [c.strip() for c in spec.split(",") if c.strip()]:
-        if name in ("timestamp", "value") or name not in df.columns:
-            known = ", ".join(c for c in map(str, df.columns) if c not in ("timestamp", "value", "_ts")) or "none"
-            raise InputError(f"--related column {name!r} is not a related column of {path}; found: {known}")
+    pair = df.attrs.get("layout", LAYOUTS[0])
+    for name in check_related(spec, [str(c) for c in df.columns], pair, path):
         values = pd.to_numeric(df[name], errors="coerce")
         bad = df.index[values.isna() & df[name].notna()]
         if len(bad):
@@ -172,25 +197,39 @@ def related_columns(df: pd.DataFrame, spec: str, path: Path) -> dict[str, np.nda
     return out
 
 
+def check_files(args: argparse.Namespace) -> None:
+    """What the input's header and the output path show wrong (the layout, the ``--related`` names, an output
+    that cannot be written), before pandas and the detectors are imported; raise :class:`InputError`."""
+    header = read_header(args.input)
+    if header is not None:
+        check_related(args.related, header, layout(header, args.input), args.input)
+    try:
+        check_output(args.output, args.input, create_parents=True)
+    except FileCheckError as exc:
+        raise InputError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``hub detect``; returns the exit status (0 ok, 2 bad input or usage)."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the message
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    try:  # what the command line alone shows wrong, before the detectors are imported (seconds)
+    started = time.monotonic()
+    try:  # what the command line and the file's header show wrong, before pandas and the detectors (seconds)
         detector_names(args.detectors)
         check_input(args.input)
+        check_files(args)
     except InputError as exc:
         print(f"hub detect: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     import numpy as np
     import pandas as pd
 
-    try:
-        detector = build(args.detectors)
+    try:  # the data before the detectors: a bad number or timestamp is reported without importing them
         df = read_series(args.input)
         related = related_columns(df, args.related, args.input)
+        detector = build(args.detectors)
     except InputError as exc:
         print(f"hub detect: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -201,20 +240,23 @@ def main(argv: list[str] | None = None) -> int:
     if not detector.detectors:
         print("hub detect: error: none of the chosen detectors can run here", file=sys.stderr)
         return EXIT_USAGE
+    time_col, value_col = df.attrs["layout"]
+    if not args.quiet:
+        extra = f"; related {', '.join(n.split(':', 1)[1] for n in related)}" if related else ""
+        print(f"hub detect: read {len(df)} rows from {args.input} (columns {time_col},{value_col}{extra}); scoring "
+              f"with {', '.join(d.name for d in detector.detectors)}", file=sys.stderr)  # fmt: skip
     duplicates = int(df["_ts"].duplicated().sum())
     if duplicates and not args.quiet:  # each row is still scored (in time order, equal stamps in file order)
         print(f"hub detect: warning: {duplicates} duplicate timestamp(s) (merged files?); each row is scored, rows "
               "with the same timestamp in file order", file=sys.stderr)  # fmt: skip
-    progress = not args.quiet and len(df) >= PROGRESS_MIN_ROWS
-    started = time.monotonic()
-    if progress:
-        print(f"hub detect: scoring {len(df)} points from {args.input} ...", file=sys.stderr)
+    scoring = time.monotonic()
     # Detectors need time order; rows are written back in the input's order.
     order = np.argsort(df["_ts"].to_numpy(), kind="stable")
-    series = pd.DataFrame({"timestamp": df["_ts"].to_numpy()[order], "value": df["value"].to_numpy()[order]})
+    series = pd.DataFrame({"timestamp": df["_ts"].to_numpy()[order], "value": df[value_col].to_numpy()[order]})
     for name, column in related.items():
         series[name] = column[order]
     scored = detector.score(series)
+    took = time.monotonic() - scoring
     back = np.empty_like(order)
     back[order] = np.arange(order.size)
     out = df.drop(columns="_ts")
@@ -232,11 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"hub detect: error: cannot write {args.output}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if progress:
-        took = time.monotonic() - started
+    if not args.quiet:
         print(
-            f"hub detect: {int(out['is_anomaly'].sum())} anomalies in {len(out)} points "
-            f"({len(out) / max(took, 1e-9):.0f} points/s) -> {args.output}",
+            f"hub detect: wrote {len(out)} rows to {args.output}: {int(out['is_anomaly'].sum())} anomalies flagged "
+            f"(is_anomaly); scored in {took:.1f} s ({len(out) / max(took, 1e-9):.0f} points/s), "
+            f"{time.monotonic() - started:.1f} s in all",
             file=sys.stderr,
         )
     return 0

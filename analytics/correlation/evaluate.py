@@ -146,7 +146,8 @@ def summarize(score: Score) -> dict[str, Any]:
         f, t, c, n = (score.found_events[ctype], score.true_events[ctype], score.covered[ctype],
                       score.truth_events[ctype])  # fmt: skip
         per_type[ctype] = {"precision": round(t / f, 4) if f else None, "recall": round(c / n, 4) if n else None,
-                           "found_events": f, "truth_events": n}  # fmt: skip
+                           "found_events": f, "matched_events": t, "truth_events": n,
+                           "covered_events": c}  # fmt: skip
         tp, fe, cov, te = tp + t, fe + f, cov + c, te + n
     precision = tp / fe if fe else 0.0
     recall = cov / te if te else 0.0

@@ -7,14 +7,16 @@ Usage::
     from analytics.forecast.cli import main
     main(["--input", "spend.csv", "--horizon", "168", "--output", "out.csv"])   # returns 0
 
-Input: a CSV with columns ``ds`` (timestamps) and ``y`` (numbers) at a regular frequency, which is
+Input: a CSV with columns ``ds`` (timestamps) and ``y`` (numbers), or ``timestamp`` and ``value`` (the layout
+``hub detect`` reads; ``ds,y`` first when a file has both), at a regular frequency, which is
 inferred (delimiter sniffed: ``,``, ``;`` with decimal commas, tab, ``|``; UTF-8, else Latin-1; column
 names matched whatever their case and surrounding spaces); a few missing timestamps (up to 10 %) are re-inserted and linearly interpolated, duplicate
 timestamps averaged, and both reported. Horizon: a number of steps, or a duration (``7d``, ``168h``,
 ``2w``). Output columns: ``ds,yhat,yhat_lower,yhat_upper,model``. Progress goes to stderr; bad input
 (missing file or columns, non-numeric values, irregular frequency, a series too short, a bad horizon
-or level) is reported on stderr with exit status 2. ``--level``, the input file's presence and the
-horizon's syntax are checked before the forecasting engine (pandas, statsforecast: seconds) is imported.
+or level, an output that cannot be written) is reported on stderr with exit status 2. ``--level``, the input
+file's presence and columns (its header line), the horizon's syntax and the output path are checked before the
+forecasting engine (pandas, statsforecast: seconds) is imported.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analytics.cli_files import FileCheckError, check_output, find_layout, missing_columns, read_header
 from analytics.forecast.arguments import ForecastInputError, split_horizon
 
 if TYPE_CHECKING:
@@ -35,18 +38,22 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "main"]
 
 PROG = "hub forecast"
+#: The layouts read without --time-col/--target-col, in order of preference.
+LAYOUTS: tuple[tuple[str, str], ...] = (("ds", "y"), ("timestamp", "value"))
+#: What the input's delimiter is sniffed among.
+DELIMITERS = ",;\t|"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Forecast a regular time series with a validated statsforecast ensemble."
     )
-    parser.add_argument("--input", required=True, help="CSV file with columns ds,y")
+    parser.add_argument("--input", required=True, help="CSV file with columns ds,y (or timestamp,value)")
     parser.add_argument("--horizon", required=True, help="steps (e.g. 48) or a duration (7d, 168h, 2w)")
     parser.add_argument("--level", default="95", help="prediction interval level in percent (default 95)")
     parser.add_argument("--output", required=True, help="CSV file to write ds,yhat,yhat_lower,yhat_upper,model")
-    parser.add_argument("--time-col", default="ds", help="timestamp column (default ds)")
-    parser.add_argument("--target-col", default="y", help="value column (default y)")
+    parser.add_argument("--time-col", help="timestamp column (default ds, or timestamp with a value column)")
+    parser.add_argument("--target-col", help="value column (default y, or value with a timestamp column)")
     return parser
 
 
@@ -73,17 +80,18 @@ def _csv_text(path: Path) -> tuple[str, str]:
         text = raw.decode("latin-1")
         _progress(f"{path} is not UTF-8: read as Latin-1")
     try:
-        delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|").delimiter
+        delimiter = csv.Sniffer().sniff(text[:4096], delimiters=DELIMITERS).delimiter
     except csv.Error:
         delimiter = ","
     return text, delimiter
 
 
-def _find_columns(df: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
-    """``df`` with ``names`` found also as ``DS``, `` y `` (case and spaces ignored) and renamed."""
-    folded = {str(c).strip().lower(): c for c in df.columns}
-    renames = {folded[n.strip().lower()]: n for n in names if n not in df.columns and n.strip().lower() in folded}
-    return df.rename(columns=renames)
+def layouts(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The ``(time, value)`` column pairs to look for: ``--time-col``/``--target-col`` when given (the other
+    one defaulting to ``ds``/``y``), else :data:`LAYOUTS`."""
+    if args.time_col is None and args.target_col is None:
+        return list(LAYOUTS)
+    return [(args.time_col or "ds", args.target_col or "y")]
 
 
 def _numbers(col: pd.Series, decimal_comma: bool) -> pd.Series:
@@ -109,15 +117,30 @@ def _check_input(path: Path) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    """What the command line alone shows wrong, in :func:`run`'s order (the level, the input file, the
-    horizon's syntax), before the engine is imported; raises :class:`ForecastInputError`. Whether a duration
-    is a whole number of the series' steps, and not longer than it, needs the data: :func:`run` checks that."""
+    """What the command line and the input's header show wrong, in :func:`run`'s order (the level, the input
+    file and its columns, the horizon's syntax, the output path), before the engine is imported; raises
+    :class:`ForecastInputError`. Whether a duration is a whole number of the series' steps, and not longer than
+    it, needs the data: :func:`run` checks that."""
     _level(args.level)
-    _check_input(Path(args.input))
+    path = Path(args.input)
+    _check_input(path)
+    header = read_header(path, DELIMITERS)
+    if header is not None and find_layout(header, layouts(args), fold=True) is None:
+        raise ForecastInputError(_missing(path, header, layouts(args)))
     split_horizon(args.horizon)
+    try:
+        check_output(Path(args.output), path, create_parents=False)
+    except FileCheckError as exc:
+        raise ForecastInputError(str(exc)) from None
 
 
-def _read(path: Path, time_col: str, target_col: str) -> pd.DataFrame:
+def _missing(path: Path, columns: list[str], pairs: list[tuple[str, str]]) -> str:
+    hint = "; --time-col and --target-col name others" if len(pairs) > 1 else ""
+    return missing_columns(path, columns, pairs, fold=True, hint=hint)
+
+
+def _read(path: Path, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """The series as two columns named after the first of ``pairs`` the file holds (``DS`` read as ``ds``)."""
     import numpy as np
     import pandas as pd
 
@@ -131,13 +154,14 @@ def _read(path: Path, time_col: str, target_col: str) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError) as exc:
         raise ForecastInputError(f"cannot read {path} as CSV: {exc}") from None
     # a semicolon CSV (decimal commas) was "missing column(s) ds, y; found ds;y", a header "DS,Y" missing too
-    df = _find_columns(df, (time_col, target_col))
-    missing = [c for c in (time_col, target_col) if c not in df.columns]
-    if missing:
-        raise ForecastInputError(
-            f"missing column(s) {', '.join(missing)} in {path}; found {', '.join(map(str, df.columns))}"
-        )
-    df = df[[time_col, target_col]]
+    columns = [str(c) for c in df.columns]
+    for time_col, target_col in pairs:
+        found = find_layout(columns, [(time_col, target_col)], fold=True)
+        if found is not None:
+            break
+    else:
+        raise ForecastInputError(_missing(path, columns, pairs))
+    df = df[list(found)].set_axis([time_col, target_col], axis=1)
     values = _numbers(df[target_col], decimal_comma=delimiter != ",")
     bad = values.isna() & df[target_col].notna()
     if bad.any():
@@ -174,16 +198,18 @@ def run(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     level = _level(args.level)
-    df = _read(Path(args.input), args.time_col, args.target_col)
+    df = _read(Path(args.input), layouts(args))
+    time_col, target_col = map(str, df.columns)
     try:
-        freq = infer_frequency(df[args.time_col])
+        freq = infer_frequency(df[time_col])
     except ForecastInputError as exc:
         if df.attrs.get("slash_dates"):
             raise ForecastInputError(f"{exc} (day-first dates such as 13/01/2024 read month-first where they can: "
                                      "write ISO-8601 dates, 2024-01-13)") from None  # fmt: skip
         raise
-    regular, report = regularize(df, freq, time_col=args.time_col, target_col=args.target_col)
-    _progress(f"read {len(df)} rows from {args.input}; frequency {freq.alias}; {report.describe()}")
+    regular, report = regularize(df, freq, time_col=time_col, target_col=target_col)
+    _progress(f"read {len(df)} rows from {args.input} (columns {time_col},{target_col}); frequency {freq.alias}; "
+              f"{report.describe()}")
     h = parse_horizon(args.horizon, freq)
     if h > len(regular):
         raise ForecastInputError(
@@ -193,7 +219,7 @@ def run(args: argparse.Namespace) -> None:
     forecaster = EnsembleForecaster(freq=freq.alias, level=level)
     # values near the float range (1e308) overflow in errors and scales: the forecast still comes out
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        out = forecaster.forecast(regular, h=h, time_col=args.time_col, target_col=args.target_col)
+        out = forecaster.forecast(regular, h=h, time_col=time_col, target_col=target_col)
     result = next(iter(forecaster.results_.values()))
     if result.failures:
         failed = "; ".join(f"{k} ({v})" for k, v in result.failures.items())
@@ -202,7 +228,7 @@ def run(args: argparse.Namespace) -> None:
     if not np.isfinite(out[["yhat_lower", "yhat_upper"]].to_numpy(dtype=float)).all():
         _progress("warning: some intervals could not be computed (their errors overflow: values near the float "
                   "range); those yhat_lower/yhat_upper cells are empty")  # fmt: skip
-    columns = [args.time_col, "yhat", "yhat_lower", "yhat_upper", "model"]
+    columns = [time_col, "yhat", "yhat_lower", "yhat_upper", "model"]
     try:
         out[columns].to_csv(args.output, index=False)
     except OSError as exc:

@@ -61,14 +61,95 @@ def test_missing_arguments_exit_2(capsys):
     assert "--input" in capsys.readouterr().err
 
 
-def test_progress_on_stderr_for_long_files(tmp_path, capsys, monkeypatch):
+def test_says_what_it_read_and_wrote(tmp_path, capsys):
+    """It printed nothing on success (only files of 20,000 rows or more got a line), while hub forecast says
+    what it read, its model and what it wrote."""
+    src, dst = tmp_path / "in.csv", tmp_path / "o.csv"
+    write_series(src)
+    assert main(["--input", str(src), "--output", str(dst), "--detectors", "robust,seasonal"]) == 0
+    flagged = int(pd.read_csv(dst).is_anomaly.sum())
+    assert flagged >= 1
+    read, wrote = capsys.readouterr().err.splitlines()
+    assert read == f"hub detect: read 600 rows from {src} (columns timestamp,value); scoring with robust, seasonal"
+    assert wrote.startswith(f"hub detect: wrote 600 rows to {dst}: {flagged} anomalies flagged (is_anomaly); scored in ")
+    assert "points/s" in wrote
+    assert main(["--input", str(src), "--output", str(dst), "--detectors", "robust", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_forecast_layout_ds_y_is_scored_too(tmp_path, capsys):
+    """Each shared data file fitted only one of hub detect (timestamp,value) and hub forecast (ds,y)."""
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_series(src).rename(columns={"timestamp": "ds", "value": "y"}).assign(tokens=1.0).to_csv(src, index=False)
+    assert main(["--input", str(src), "--output", str(dst), "--related", "tokens"]) == 0
+    out = pd.read_csv(dst)
+    assert list(out.columns) == ["ds", "y", "tokens", "anomaly_score", "is_anomaly", "severity", "detected_by"]
+    assert out.is_anomaly.iloc[500]
+    assert "(columns ds,y; related tokens)" in capsys.readouterr().err
+    # the value column is not a related column, whichever layout names it
+    assert main(["--input", str(src), "--output", str(dst), "--related", "y"]) == 2
+    assert "--related column 'y' is not a related column" in capsys.readouterr().err
+
+
+def test_timestamp_value_comes_first_when_a_file_has_both_layouts(tmp_path, capsys):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    df = write_series(src)
+    df.assign(ds="not a date", y="not a number").to_csv(src, index=False)
+    assert main(["--input", str(src), "--output", str(dst), "--detectors", "robust"]) == 0
+    assert "(columns timestamp,value)" in capsys.readouterr().err
+    assert pd.read_csv(dst).is_anomaly.iloc[500]
+
+
+def test_an_unwritable_output_is_refused_before_the_file_is_read(tmp_path, capsys, monkeypatch):
+    """It was found only when the scored file was written, after the detectors ran. Root writes anywhere that
+    is not read-only, so the refusal is simulated; reading the series would fail the test."""
+    import os
+
     import analytics.anomaly.cli as cli
 
-    monkeypatch.setattr(cli, "PROGRESS_MIN_ROWS", 100)
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_series(src)
+    real_open = os.open
+
+    def refuse(path, flags, *args):
+        if str(path) == str(dst):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refuse)
+    monkeypatch.setattr(cli, "read_series", lambda path: pytest.fail("the input was read before the output checked"))
+    assert main(["--input", str(src), "--output", str(dst)]) == 2
+    assert capsys.readouterr().err == f"hub detect: error: cannot write {dst}: Permission denied\n"
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("{src}", "--output {src} is the input file; write the result to another file"),
+        ("{tmp}", "--output {tmp} is a directory; give a file name"),
+        ("{src}/x.csv", "cannot write {src}/x.csv: {src} is not a directory"),
+        ("{src}/a/b/x.csv", "cannot write {src}/a/b/x.csv: {src} is not a directory"),
+    ],
+)
+def test_bad_outputs_exit_2_before_scoring(tmp_path, capsys, monkeypatch, output, message):
+    import analytics.anomaly.cli as cli
+
     src = tmp_path / "in.csv"
     write_series(src)
-    assert main(["--input", str(src), "--output", str(tmp_path / "o.csv")]) == 0
-    assert "points/s" in capsys.readouterr().err
+    before = src.read_bytes()
+    monkeypatch.setattr(cli, "read_series", lambda path: pytest.fail("the input was read before the output checked"))
+    names = {"src": src, "tmp": tmp_path}
+    assert main(["--input", str(src), "--output", output.format(**names)]) == 2
+    assert capsys.readouterr().err == f"hub detect: error: {message.format(**names)}\n"
+    assert src.read_bytes() == before
+
+
+def test_missing_output_directories_are_still_created(tmp_path):
+    src, dst = tmp_path / "in.csv", tmp_path / "a" / "b" / "out.csv"
+    write_series(src)
+    assert main(["--input", str(src), "--output", str(dst), "--detectors", "robust", "--quiet"]) == 0
+    assert len(pd.read_csv(dst)) == 600
 
 
 def test_unsorted_rows_keep_their_order(tmp_path):

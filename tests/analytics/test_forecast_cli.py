@@ -164,3 +164,94 @@ def test_calendar_steps_and_day_first_dates_are_explained(
     pd.DataFrame({"ds": stamps, "y": np.arange(len(stamps), dtype=float)}).to_csv(src, index=False)
     assert main(["--input", str(src), "--horizon", "3", "--output", str(tmp_path / "out.csv")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_detect_layout_timestamp_value_is_forecast_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each shared data file fitted only one of hub detect (timestamp,value) and hub forecast (ds,y)."""
+    src = _write(tmp_path / "in.csv", n=24 * 3)
+    pd.read_csv(src).rename(columns={"ds": "timestamp", "y": "value"}).to_csv(src, index=False)
+    out = tmp_path / "out.csv"
+    assert main(["--input", str(src), "--horizon", "6h", "--output", str(out)]) == 0
+    result = pd.read_csv(out)
+    assert list(result.columns) == ["timestamp", "yhat", "yhat_lower", "yhat_upper", "model"]  # its own name kept
+    assert len(result) == 6 and result["timestamp"].iloc[0] == "2024-03-04 00:00:00"
+    assert f"read 72 rows from {src} (columns timestamp,value)" in capsys.readouterr().err
+
+
+def test_ds_y_comes_first_and_named_columns_are_the_only_layout(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    src = _write(tmp_path / "in.csv", n=24 * 3)
+    pd.read_csv(src).assign(timestamp="not a date", value="not a number").to_csv(src, index=False)
+    out = tmp_path / "out.csv"
+    assert main(["--input", str(src), "--horizon", "6h", "--output", str(out)]) == 0
+    assert "(columns ds,y)" in capsys.readouterr().err
+    pd.read_csv(src)[["timestamp", "value"]].to_csv(src, index=False)
+    assert main(["--input", str(src), "--horizon", "1d", "--output", str(out), "--target-col", "value"]) == 2
+    err = capsys.readouterr().err  # --target-col given: ds,value and nothing else
+    assert err == (f"hub forecast: error: missing column(s) ds in {src}; found timestamp, value. Expected one row per "
+                   "time step with a time column and a value column (ds,value)\n")  # fmt: skip
+
+
+def test_a_wide_file_gets_a_short_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """M4's Hourly-train.csv (one series per row, columns V1..V961) had all 961 names printed on one line."""
+    src = tmp_path / "wide.csv"
+    src.write_text(",".join(f'"V{i}"' for i in range(1, 962)) + "\n" + ",".join(['"H1"'] + ["5"] * 960) + "\n")
+    assert main(["--input", str(src), "--horizon", "48", "--output", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"hub forecast: error: missing column(s) ds, y in {src}; found 961 columns: V1, V2, V3, V4, V5, "
+                   "..., V961. Expected one row per time step with a time column and a value column (ds,y or "
+                   "timestamp,value; --time-col and --target-col name others); this looks like a wide file (many "
+                   "series side by side, or one per row): write the series to forecast or score as two columns\n")
+    assert len(err) - len(str(src)) < 400 and "V480" not in err
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("{tmp}/nowhere/out.csv", "cannot write {tmp}/nowhere/out.csv: directory {tmp}/nowhere does not exist"),
+        ("{tmp}", "--output {tmp} is a directory; give a file name"),
+        ("{src}", "--output {src} is the input file; write the result to another file"),
+        ("{src}/out.csv", "cannot write {src}/out.csv: {src} is not a directory"),
+    ],
+)
+def test_a_bad_output_is_refused_before_the_model_is_fitted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch, output: str,
+                                                            message: str) -> None:  # fmt: skip
+    """``--output /nonexistent/dir/x.csv`` failed after the fit (4.9 s); now before the file is read."""
+    from analytics.forecast import cli
+
+    src = _write(tmp_path / "in.csv")
+    before = src.read_bytes()
+    monkeypatch.setattr(cli, "_read", lambda *a: pytest.fail("the input was read before the output was checked"))
+    names = {"tmp": tmp_path, "src": src}
+    assert main(["--input", str(src), "--horizon", "1d", "--output", output.format(**names)]) == 2
+    assert capsys.readouterr().err == f"hub forecast: error: {message.format(**names)}\n"
+    assert src.read_bytes() == before
+
+
+def test_an_unwritable_output_is_refused_before_the_model_is_fitted(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Root writes anywhere that is not read-only, so the refusal is simulated; an existing output is opened
+    without being changed."""
+    import os
+
+    from analytics.forecast import cli
+
+    src, out = _write(tmp_path / "in.csv"), tmp_path / "out.csv"
+    out.write_text("old\n")
+    real_open = os.open
+
+    def refuse(path: object, flags: int, *args: int) -> int:
+        if str(path) == str(out):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refuse)
+    monkeypatch.setattr(cli, "_read", lambda *a: pytest.fail("the input was read before the output was checked"))
+    assert main(["--input", str(src), "--horizon", "1d", "--output", str(out)]) == 2
+    assert capsys.readouterr().err == f"hub forecast: error: cannot write {out}: Permission denied\n"
+    assert out.read_text() == "old\n"
+    monkeypatch.setattr(os, "open", real_open)
+    cli.check_output(out, src, create_parents=False)  # writable: checked, and left as it was
+    assert out.read_text() == "old\n"

@@ -44,8 +44,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     daily.write_text("ds,y\n" + "".join(f"2024-01-{d:02d},{d}\n" for d in range(1, 32)))
     series = root / "series.csv"
     series.write_text("timestamp,value\n" + "".join(f"2024-01-01T00:{m:02d}:00Z,{m % 7}\n" for m in range(60)))
+    wide = root / "wide.csv"  # M4's layout: one series per row, 961 columns V1..V961
+    wide.write_text(",".join(f'"V{i}"' for i in range(1, 962)) + "\n" + ",".join(['"H1"'] + ["1"] * 960) + "\n")
+    other = root / "other.csv"
+    other.write_text("time,amount\n2024-01-01,1\n")
     return {"daily": str(daily), "series": str(series), "dir": str(root), "missing": str(root / "missing.csv"),
-            "out": str(root / "out.csv"), "no_data_dir": str(root / "no-such-dir")}  # fmt: skip
+            "out": str(root / "out.csv"), "no_data_dir": str(root / "no-such-dir"), "wide": str(wide),
+            "other": str(other)}  # fmt: skip
 
 
 #: (argv with {placeholders} from ``files``, expected exit code, text expected on stdout (code 0) or stderr).
@@ -68,6 +73,17 @@ CASES: list[tuple[list[str], int, str]] = [
      "autoencoder, lstm, zscore"),
     (["detect", "--input", "{series}", "--output", "{out}", "--detectors", "robust,robust"], 2,
      "hub detect: error: --detectors names a detector twice: robust,robust"),
+    # the file's columns and the output path, from the header line alone (they came after the engine: 2-5 s)
+    (["detect", "--input", "{other}", "--output", "{out}"], 2,
+     "hub detect: error: missing column(s) timestamp, value in {other}; found time, amount. Expected one row per "
+     "time step with a time column and a value column (timestamp,value or ds,y)\n"),
+    (["detect", "--input", "{series}", "--output", "{out}", "--related", "tokens"], 2,
+     "hub detect: error: --related column 'tokens' is not a related column of {series}; found: none"),
+    (["detect", "--input", "{series}", "--output", "{series}"], 2,
+     "hub detect: error: --output {series} is the input file; write the result to another file"),
+    (["detect", "--input", "{series}", "--output", "{dir}"], 2, "hub detect: error: --output {dir} is a directory"),
+    (["detect", "--input", "{series}", "--output", "{series}/x.csv"], 2,
+     "hub detect: error: cannot write {series}/x.csv: {series} is not a directory"),
     (["forecast", "--help"], 0, "--horizon"),
     (["forecast", "--input", "{missing}", "--horizon", "7d", "--output", "{out}"], 2,
      "hub forecast: error: input file not found:"),
@@ -77,6 +93,14 @@ CASES: list[tuple[list[str], int, str]] = [
      "hub forecast: error: horizon must be at least one step, got '0d'"),
     (["forecast", "--input", "{daily}", "--horizon", "7d", "--level", "200", "--output", "{out}"], 2,
      "hub forecast: error: level must be a percentage between 0 and 100 (exclusive), got 200"),
+    (["forecast", "--input", "{wide}", "--horizon", "48", "--output", "{out}"], 2,
+     "hub forecast: error: missing column(s) ds, y in {wide}; found 961 columns: V1, V2, V3, V4, V5, ..., V961. "
+     "Expected one row per time step with a time column and a value column (ds,y or timestamp,value; --time-col "
+     "and --target-col name others); this looks like a wide file"),
+    (["forecast", "--input", "{daily}", "--horizon", "7d", "--output", "{no_data_dir}/x.csv"], 2,
+     "hub forecast: error: cannot write {no_data_dir}/x.csv: directory {no_data_dir} does not exist\n"),
+    (["forecast", "--input", "{daily}", "--horizon", "7d", "--output", "{daily}"], 2,
+     "hub forecast: error: --output {daily} is the input file"),
     (["keys", "--help"], 0, "usage: hub keys"),
     (["keys", "create", "--help"], 0, "--expires-in"),
     (["keys", "list", "--data-dir", "{no_data_dir}"], 2, "hub keys: data directory"),
@@ -92,7 +116,7 @@ def test_usage_and_argument_errors_import_no_engine(argv: list[str], code: int, 
                                                     files: dict[str, str]) -> None:  # fmt: skip
     got, out, err, modules = _probe(*(a.format(**files) for a in argv))
     assert got == code, err
-    assert text in (out if code == 0 else err)
+    assert text.format(**files) in (out if code == 0 else err)
     assert _heavy(modules) == []
     assert not Path(files["out"]).exists()
 

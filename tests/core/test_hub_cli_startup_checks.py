@@ -92,3 +92,57 @@ def test_a_query_backend_that_is_not_configured_is_refused(tmp_path: Path, backe
     check_startable(hub_config(tmp_path, service__query__backend=backend,
                                **{f"exporters__{backend}": {"endpoint": "http://127.0.0.1:1"}}))  # fmt: skip
     check_startable(hub_config(tmp_path, service__query__backend="auto"))
+
+
+def test_a_held_data_directory_is_refused_before_the_service_is_imported(tmp_path: Path) -> None:
+    """A second ``hub run`` on a data directory another process has open was refused only by the store, after
+    the service had been imported (6-13 s). This process holds the database as a running hub does (DuckDB's
+    lock); the refusal names the directory and this pid, and touches nothing in the directory."""
+    import os
+
+    import duckdb
+
+    from hubcore.storage.lock import in_use_message
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with duckdb.connect(str(data / "hub.duckdb")):
+        before = sorted(p.name for p in data.iterdir())
+        result, stderr = _probe("run", "--data-dir", str(data), "--api-port", "0", "--otlp-grpc-port", "0",
+                                "--otlp-http-port", "0")  # fmt: skip
+        assert sorted(p.name for p in data.iterdir()) == before
+    assert result["code"] == 1
+    assert stderr.strip().splitlines() == [f"hub run: {in_use_message(data, os.getpid())}"]
+    assert f"is in use by another process (PID {os.getpid()})" in stderr and str(data) in stderr
+    assert _heavy(result["modules"]) == []
+
+
+def test_a_taken_port_is_refused_before_the_service_is_imported(tmp_path: Path) -> None:
+    """A second hub with the same ports (another data directory) had imported the service and created the key
+    store, the dead-letter queue and the audit log there before the port check refused it."""
+    import socket
+
+    data = tmp_path / "data"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result, stderr = _probe("run", "--data-dir", str(data), "--api-port", str(port), "--otlp-grpc-port", "0",
+                                "--otlp-http-port", "0")  # fmt: skip
+    assert result["code"] == 1
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith(f"hub run: cannot listen on 127.0.0.1:{port} (service.api.host): ")
+    assert line.endswith("is another hub running? --api-port chooses another port")
+    assert _heavy(result["modules"]) == []
+    assert not data.exists()
+
+
+def test_database_holder_sees_no_holder_of_a_free_or_missing_file(tmp_path: Path) -> None:
+    """(A held one: the test above, where another process asks.)"""
+    import duckdb
+
+    from hubcore.storage.lock import database_holder
+
+    assert database_holder(tmp_path / "hub.duckdb") is None  # missing
+    duckdb.connect(str(tmp_path / "hub.duckdb")).close()
+    assert database_holder(tmp_path / "hub.duckdb") is None  # present, nobody has it open
