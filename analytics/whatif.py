@@ -85,12 +85,25 @@ class State:
 
 class ScenarioError(ValueError):
     """A transform that cannot apply to the data (a model it names has no traffic or price, a fleet would be
-    emptied): bad input, raised when the scenario is applied."""
+    emptied): bad input, raised when the scenario is applied. ``field`` is the transform's field at fault
+    (``model``, ``source``, ``target``, ``count``), ``index`` the transform's place in its scenario (set by
+    :meth:`Scenario.apply`); :attr:`where` names both as an API body does (``scenario[0].model``)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.index: int | None = None
+
+    @property
+    def where(self) -> str:
+        at = "scenario" if self.index is None else f"scenario[{self.index}]"
+        return f"{at}.{self.field}" if self.field and self.index is not None else at
 
 
-def _known(model: str | None, models: Mapping[str, object], what: str) -> None:
+def _known(model: str | None, models: Mapping[str, object], what: str, field: str = "model") -> None:
     if model is not None and model not in models:
-        raise ScenarioError(f"unknown model {model!r}; models with {what}: {', '.join(sorted(models))}")
+        known = f"models with {what}: {', '.join(sorted(models))}" if models else f"no model has {what}"
+        raise ScenarioError(f"unknown model {model!r}; {known}", field=field)
 
 
 class Transform(Protocol):
@@ -144,13 +157,12 @@ class MoveTraffic:
         if not 0.0 <= self.share <= 1.0:
             raise ValueError(f"share must be between 0 and 1, got {self.share}")
         if self.source == self.target:
-            raise ValueError(f"source and target must be different models, got {self.source!r} for both")
+            raise ValueError(f"target must be a model other than source, got {self.source!r} for both")
 
     def apply(self, state: State) -> State:
-        if self.source not in state.traffic:
-            raise KeyError(f"unknown source model {self.source!r}")
-        if self.target not in state.prices:
-            raise KeyError(f"no price for target model {self.target!r}")
+        # (the same words on both sides: the source had been "unknown source model", the target "no price")
+        _known(self.source, state.traffic, "traffic", "source")
+        _known(self.target, state.prices, "a price", "target")
         traffic = dict(state.traffic)
         moved = traffic[self.source] * self.share
         traffic[self.source] = traffic[self.source] - moved
@@ -166,12 +178,12 @@ class AddInstances:
     count: int
 
     def apply(self, state: State) -> State:
-        if self.model not in state.fleet:
-            raise KeyError(f"no fleet configured for model {self.model!r}")
+        _known(self.model, state.fleet, "a fleet", "model")
         if state.fleet[self.model].instances + self.count < 1:
             raise ScenarioError(
                 f"{self.model!r} has {state.fleet[self.model].instances} instance(s): adding "
-                f"{self.count} leaves none (at least 1 must remain)"
+                f"{self.count} leaves none (at least 1 must remain)",
+                field="count",
             )
         fleet = dict(state.fleet)
         fleet[self.model] = replace(fleet[self.model], instances=fleet[self.model].instances + self.count)
@@ -185,8 +197,12 @@ class Scenario:
     transforms: Sequence[Transform]
 
     def apply(self, state: State) -> State:
-        for transform in self.transforms:
-            state = transform.apply(state)
+        for index, transform in enumerate(self.transforms):
+            try:
+                state = transform.apply(state)
+            except ScenarioError as exc:
+                exc.index = index
+                raise
         return state
 
 

@@ -15,6 +15,9 @@ keeps deep values away from code that walks them recursively (``repr``, hashing,
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Sequence
 from typing import Any, Final
 
 import msgspec
@@ -60,3 +63,51 @@ def _deeper_than(value: Any, limit: int) -> bool:
             return True
         stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
     return False
+
+
+_AT = re.compile(r"at `\$\.?([^`]*)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]*)`")
+_MISSING = re.compile(r"missing required field `([^`]*)`")
+
+
+def body_field(exc: msgspec.ValidationError) -> str:
+    """The body field a msgspec validation error is about (``ids``, ``ids[0]``, an unknown ``idz``, a missing
+    ``role``), else ``body`` (the body itself: an array, a string).
+
+    >>> body_field(msgspec.ValidationError("Object contains unknown field `idz`"))
+    'idz'
+    >>> body_field(msgspec.ValidationError("Expected `str`, got `int` - at `$.ids[0]`"))
+    'ids[0]'
+    """
+    text = str(exc)
+    where = _AT.search(text)
+    named = _UNKNOWN.search(text) or _MISSING.search(text)
+    path = where.group(1) if where else ""
+    if named:
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    return path or "body"
+
+
+def struct_error(exc: msgspec.ValidationError, fields: Sequence[str], *, listing: str | None = None) -> tuple[str, str]:
+    """(field, message) for a body that msgspec refused against a struct taking ``fields``: the message names
+    the field, says what is wrong and lists the fields the body takes (``listing``: that list in words); an
+    unknown field also gets the closest accepted name.
+
+    >>> struct_error(msgspec.ValidationError("Object contains unknown field `tenantid`"), ["role", "tenant_id"])
+    ('tenantid', 'tenantid: unknown field (did you mean tenant_id?); the body takes role, tenant_id')
+    >>> struct_error(msgspec.ValidationError("Object missing required field `role`"), ["role", "team"])
+    ('role', 'role: missing; the body takes role, team')
+    >>> struct_error(msgspec.ValidationError("Expected `str`, got `int` - at `$.role`"), ["role"])
+    ('role', 'role: Expected `str`, got `int`; the body takes role')
+    """
+    field = body_field(exc)
+    takes = f"the body takes {listing or ', '.join(fields)}"
+    text = str(exc)
+    if _UNKNOWN.search(text):
+        close = difflib.get_close_matches(field, list(fields), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return field, f"{field}: unknown field{hint}; {takes}"
+    if _MISSING.search(text):
+        return field, f"{field}: missing; {takes}"
+    detail = _AT.sub("", text).rstrip(" -")
+    return field, f"{field}: {detail}; {takes}"

@@ -20,10 +20,11 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final, NamedTuple
 
 import msgspec
 
+from hubcore.dlq_index import DeadLetterIndex, IndexView
 from hubcore.files import discard_tmp, fsync_dir, write_atomic
 
 Entry = dict[str, Any]
@@ -56,9 +57,25 @@ def entry_teams(entry: Entry) -> frozenset[str]:
     return frozenset(t for t in found if isinstance(t, str) and t)
 
 
-#: The largest ``offset`` ``GET /api/v1/dlq`` takes (as the unified query's): a listing reads the queue whole,
-#: so paging past a million entries is better done by narrowing it (``reason``). A larger one is a 422.
+#: The largest ``offset`` ``GET /api/v1/dlq`` takes (as the unified query's); past a million entries, page with
+#: its cursor or narrow the listing (``reason``). A larger one is a 422.
 MAX_LIST_OFFSET: Final = 1_000_000
+
+
+class DeadLetterPage(NamedTuple):
+    """A page of :meth:`DeadLetterQueue.list_visible`: its entries (newest first), how many entries it
+    lists in all (``total``), how many matching entries the ``visible`` test left out, and where the next
+    page starts (``next_position``, for ``before``; None after the last page)."""
+
+    entries: list[Entry]
+    total: int
+    hidden: int
+    next_position: str | None
+
+
+class StalePosition(ValueError):
+    """A ``before`` position of another numbering of the queue (the hub restarted, or another process
+    replaced the file since): list again from the newest entry."""
 
 
 class DeadLetterQueue:
@@ -73,6 +90,8 @@ class DeadLetterQueue:
         #: (rewrites so far, bytes counted, lines in them): :meth:`count` reads only what was appended since
         self._rewrites = 0
         self._counted = (0, 0, 0)
+        #: where each entry lies in the file (:mod:`hubcore.dlq_index`): a listing reads only its page
+        self._index = DeadLetterIndex()
 
     def put(self, *, tenant_id: str, receiver: str, reason: str, raw: bytes | str, index: int | None = None) -> None:
         self.put_many([(tenant_id, receiver, reason, raw, index)])
@@ -101,10 +120,16 @@ class DeadLetterQueue:
         with self._lock:
             created = not self.path.exists()
             with open(self.path, "ab") as fh:
+                before = fh.tell()
                 fh.write(data)
                 fh.flush()
                 if self.fsync:
                     os.fsync(fh.fileno())
+                stat = os.fstat(fh.fileno())
+            idx = self._index
+            if idx.identity == (stat.st_dev, stat.st_ino) and idx.indexed == before:  # in step: no re-read
+                for (tenant_id, _, reason, _, _), line in zip(entries, lines, strict=True):
+                    idx.add(idx.indexed, len(line), tenant_id, reason)
             if created and self.fsync:  # the new file's name is durable too
                 fsync_dir(self.directory)
             if self.path.stat().st_size > self.max_bytes:
@@ -114,39 +139,82 @@ class DeadLetterQueue:
         self, *, tenant_id: str | None, limit: int = 100, offset: int = 0, reason_contains: str | None = None
     ) -> tuple[builtins.list[Entry], int]:
         """Newest first. Returns (entries, total matching). ``tenant_id=None`` lists every tenant."""
-        entries, total, _ = self.list_visible(
-            tenant_id=tenant_id, limit=limit, offset=offset, reason_contains=reason_contains
-        )
-        return entries, total
+        page = self.list_visible(tenant_id=tenant_id, limit=limit, offset=offset, reason_contains=reason_contains)
+        return page.entries, page.total
 
     def list_visible(
         self,
         *,
         tenant_id: str | None,
-        visible: Callable[[Entry], bool] | None = None,
+        visible: Callable[[frozenset[str]], bool] | None = None,
         limit: int = 100,
         offset: int = 0,
         reason_contains: str | None = None,
-    ) -> tuple[builtins.list[Entry], int, int]:
-        """:meth:`list` of the entries ``visible`` keeps (all without it): (entries, total kept, how many
-        matching entries it left out). Paging counts only the entries kept.
+        before: str | None = None,
+    ) -> DeadLetterPage:
+        """:meth:`list` of the entries whose teams (:func:`entry_teams`) ``visible`` keeps (all without it).
+        Paging counts only the entries kept: ``offset`` entries are skipped after ``before`` (a page's
+        ``next_position``: the entries older than the last one it showed; :class:`StalePosition` if it is
+        of another numbering of the queue). Reads only the page's lines from the file (and, once per entry,
+        the teams of those ``visible`` is asked about), not the whole queue.
 
             >>> import tempfile
             >>> q = DeadLetterQueue(tempfile.mkdtemp(), fsync=False)
             >>> for raw in ('{"tags": {"team": "ml"}}', '{"tags": {"team": "search"}}', "{}"):
             ...     q.put(tenant_id="t", receiver="rest", reason="bad", raw=raw)
-            >>> entries, total, hidden = q.list_visible(tenant_id="t", visible=lambda e: entry_teams(e) <= {"ml"})
-            >>> total, hidden
-            (2, 1)
+            >>> page = q.list_visible(tenant_id="t", visible=lambda teams: teams <= {"ml"}, limit=1)
+            >>> page.total, page.hidden, [e["raw"] for e in page.entries]
+            (2, 1, ['{}'])
+            >>> [e["raw"] for e in q.list_visible(tenant_id="t", before=page.next_position).entries]
+            ['{"tags": {"team": "search"}}', '{"tags": {"team": "ml"}}']
         """
-        entries = [e for e in self._read() if tenant_id is None or e.get("tenant_id") == tenant_id]
-        if reason_contains:
-            entries = [e for e in entries if reason_contains in e.get("reason", "")]
-        matching = len(entries)
-        if visible is not None:
-            entries = [e for e in entries if visible(e)]
-        entries.reverse()
-        return entries[offset : offset + limit], len(entries), matching - len(entries)
+        view, positions, opened = self._matching(tenant_id, reason_contains)
+        matching = len(positions)
+        # (outside the lock: a rewrite renames a new file in, and the one opened, with the positions of the
+        # view, stays as it was; appends only add entries past the view's)
+        with opened or _no_file() as fh:
+            if visible is not None:
+                found: dict[int, frozenset[str]] = {}
+
+                def decode(position: int) -> frozenset[str]:
+                    return entry_teams(_entry_at(fh, view, position))
+
+                positions = [p for p in positions if visible(view.teams_at(p, decode, found))]
+                if found:
+                    with self._lock:
+                        self._index.remember_teams(view, found)
+            end = len(positions)
+            if before is not None:
+                epoch, _, seq = before.partition(":")
+                if epoch != view.epoch or not (seq.isascii() and seq.isdigit() and len(seq) <= 18):
+                    raise StalePosition(before)
+                end = view.before(positions, int(seq))
+            end = max(0, end - offset)
+            shown = positions[max(0, end - limit) : end][::-1]
+            entries = [_entry_at(fh, view, p) for p in shown]
+        more = bool(shown) and end - len(shown) > 0
+        next_position = f"{view.epoch}:{view.seqs[shown[-1]]}" if more else None
+        return DeadLetterPage(entries, len(positions), matching - len(positions), next_position)
+
+    def _matching(
+        self, tenant_id: str | None, reason_contains: str | None
+    ) -> tuple[IndexView, builtins.list[int], BinaryIO | None]:
+        """A view of the index, caught up with the file, the positions of the entries matching, and the file
+        it indexes, open (None when nothing matches). The first read of a large file (a new process) is
+        indexed outside the lock: writers are not held up by it."""
+        with self._lock:
+            cold, rewrites = len(self._index) == 0 and self._index.indexed == 0, self._rewrites
+        if cold:
+            fresh = DeadLetterIndex()
+            fresh.sync(self.path)
+            with self._lock:
+                if self._rewrites == rewrites and len(self._index) == 0 and self._index.indexed == 0:
+                    self._index = fresh
+        with self._lock:
+            self._index.sync(self.path)
+            positions = self._index.matching(tenant_id, reason_contains)
+            opened = open(self.path, "rb") if positions else None  # noqa: SIM115 (the caller closes it)
+            return self._index.view(), positions, opened
 
     def select(self, *, tenant_id: str | None, ids: builtins.list[str] | None = None) -> builtins.list[Entry]:
         """The entries :meth:`replay` would hand over (oldest first): the tenant's (``None``: every
@@ -170,7 +238,8 @@ class DeadLetterQueue:
         Returns (replayed, accepted).
         """
         with self._lock:
-            entries = self._read()
+            located = self._read_located()
+            entries = [e for _, e in located]
             wanted = set(ids) if ids else None
             selected = [
                 e
@@ -181,8 +250,7 @@ class DeadLetterQueue:
                 return 0, 0
             flags = handler(selected)
             accepted_ids = {e["id"] for e, ok in zip(selected, flags, strict=True) if ok}
-            keep = [e for e in entries if e["id"] not in accepted_ids]
-            self._rewrite(keep)
+            self._rewrite([(at, e) for at, e in located if e["id"] not in accepted_ids])
             return len(selected), len(accepted_ids)
 
     def discard_partial_writes(self) -> bool:
@@ -226,28 +294,61 @@ class DeadLetterQueue:
             return lines
 
     def _read(self) -> builtins.list[Entry]:
+        return [e for _, e in self._read_located()]
+
+    def _read_located(self) -> builtins.list[tuple[int, Entry]]:
+        """Every entry (a JSON object), oldest first, with the byte offset of its line."""
         if not self.path.exists():
             return []
         out = []
+        start = 0
         with open(self.path, "rb") as fh:
             for line in fh:
+                at, start = start, start + len(line)
                 line = line.strip()
                 if not line:
                     continue
                 try:
-                    out.append(_dec.decode(line))
+                    entry = _dec.decode(line)
                 except msgspec.DecodeError:  # a torn line from a crash: skip it
                     continue
+                if isinstance(entry, dict):
+                    out.append((at, entry))
         return out
 
-    def _rewrite(self, entries: builtins.list[Entry]) -> None:
-        """Replace the file with ``entries`` at once; with ``fsync`` the file and the rename are durable (a
-        power loss after a replay must not bring back the entries it accepted, nor lose the others)."""
-        write_atomic(self.path, (_enc.encode(e) + b"\n" for e in entries), fsync=self.fsync)
+    def _rewrite(self, located: builtins.list[tuple[int, Entry]]) -> None:
+        """Replace the file with the entries of ``located`` (from :meth:`_read_located`) at once; with
+        ``fsync`` the file and the rename are durable (a power loss after a replay must not bring back the
+        entries it accepted, nor lose the others). The index keeps each kept entry's sequence number (its
+        place in listings)."""
+        index = self._index
+        index.sync(self.path)  # (under the lock, as _read_located: the same file)
+        seq_at = dict(zip(index.starts, index.seqs, strict=True))
+        lines = [(_enc.encode(e), e.get("tenant_id"), e.get("reason"), seq_at.get(at)) for at, e in located]
+        write_atomic(self.path, (line + b"\n" for line, _, _, _ in lines), fsync=self.fsync)
         self._rewrites += 1
+        stat = self.path.stat()
+        index.rebuild((stat.st_dev, stat.st_ino), ((len(line), t, r, seq) for line, t, r, seq in lines))
 
     def _drop_oldest_half(self) -> None:
-        entries = self._read()
-        half = len(entries) // 2
+        located = self._read_located()
+        half = len(located) // 2
         self.dropped += half
-        self._rewrite(entries[half:])
+        self._rewrite(located[half:])
+
+
+def _entry_at(fh: Any, view: IndexView, position: int) -> Entry:
+    """The entry at index ``position`` of ``view``, read from the open file ``fh``."""
+    fh.seek(view.starts[position])
+    entry: Entry = _dec.decode(fh.read(view.lengths[position]))
+    return entry
+
+
+class _no_file:
+    """The open file of an empty queue (no file yet): nothing is read from it."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -36,6 +36,9 @@ ANOMALIES_SQL = """CREATE TABLE IF NOT EXISTS analytics_anomalies (
 _DERIVED_SCHEMA = pa.schema([("tenant_id", pa.string()), ("ts", pa.timestamp("us")), ("name", pa.string()),
                              ("value", pa.float64()), ("labels", pa.string()), ("model", pa.string()),
                              ("created_at", pa.timestamp("us"))])  # fmt: skip
+#: Where a derived row lies in the order :meth:`DerivedRepository.read_series` reads them: (time in µs, name,
+#: model, labels JSON; "" for a null model or labels). Rows can share one (a page skips those it has sent).
+SeriesKey = tuple[int, str, str, str]
 _ANOMALY_FIELDS = ("id", "tenant_id", "query", "model_alias", "labels", "ts", "value", "anomaly_score", "severity",
                    "confidence", "detected_by", "yhat", "yhat_lower", "yhat_upper", "explanation", "is_alert")  # fmt: skip
 
@@ -160,8 +163,19 @@ class DerivedRepository:
                     model_alias: str | None = None, start_s: float | None = None,
                     end_s: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
         """Rows as dicts (``ts`` in epoch seconds, ``labels`` decoded), oldest first; at most ``limit``."""
+        return [row for _, row in self.read_series_keyed(tenant, name, query=query, model_alias=model_alias,
+                                                          start_s=start_s, end_s=end_s, limit=limit)]  # fmt: skip
+
+    def read_series_keyed(self, tenant: str, name: str | None = None, *, query: str | None = None,
+                          model_alias: str | None = None, start_s: float | None = None, end_s: float | None = None,
+                          limit: int | None = None, after: SeriesKey | None = None,
+                          ) -> list[tuple[SeriesKey, dict[str, Any]]]:  # fmt: skip
+        """:meth:`read_series` with each row's :data:`SeriesKey` (its place in the order of the rows: time,
+        then name, model and labels), from the key ``after`` on (the rows of that key included: a caller
+        paging on skips those it has)."""
         self.ensure()
-        sql = "SELECT epoch_us(ts), name, value, labels, model FROM derived_series WHERE tenant_id = ?"
+        sql = ("SELECT epoch_us(ts), name, value, labels, model, coalesce(model, ''), coalesce(labels, '') "
+               "FROM derived_series WHERE tenant_id = ?")  # fmt: skip
         params: list[Any] = [tenant]
         for cond, val in (("name = ?", name), ("json_extract_string(labels, '$.for') = ?", query),
                           ("json_extract_string(labels, '$.model_alias') = ?", model_alias)):  # fmt: skip
@@ -174,14 +188,20 @@ class DerivedRepository:
         if end_s is not None:
             sql += " AND ts < make_timestamp(CAST(? AS BIGINT))"
             params.append(_us(end_s))
-        sql += " ORDER BY ts, name"
+        if after is not None:
+            sql += (" AND (epoch_us(ts), name, coalesce(model, ''), coalesce(labels, '')) >= "
+                    "(CAST(? AS BIGINT), ?, ?, ?)")  # fmt: skip
+            params.extend(after)
+        sql += " ORDER BY ts, name, coalesce(model, ''), coalesce(labels, ''), value"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
         rows = self.store.read(sql, params).fetchall()
         return [
-            {"ts": r[0] / 1e6, "name": r[1], "value": r[2], "labels": json.loads(r[3]), "model": r[4]} for r in rows
-        ]
+            ((r[0], r[1], r[5], r[6]),
+             {"ts": r[0] / 1e6, "name": r[1], "value": r[2], "labels": json.loads(r[3]), "model": r[4]})
+            for r in rows
+        ]  # fmt: skip
 
     # -- anomalies -----------------------------------------------------------------------------------
     def replace_anomalies(self, tenant: str, query: str, model_alias: str, start_s: float,

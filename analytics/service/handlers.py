@@ -260,36 +260,66 @@ _TRANSFORMS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "move_traffic": (MoveTraffic, ("source", "target", "share")),
     "add_instances": (AddInstances, ("model", "count")),
 }
+#: What each transform field takes: every error about one says so, as ``scenario[i].<field>: must be ...``.
+_FIELD_TAKES = {
+    "factor": "a number >= 0 (the traffic multiplier)",
+    "percent": "a number >= -100 (the price change in percent)",
+    "share": "a number from 0 to 1 (the share of source's traffic moved)",
+    "source": "a model name (a model with traffic)",
+    "target": "a model name other than source (a model with a price)",
+    "model": "a model name",
+    "count": "a whole number of instances to add (negative removes; at least 1 must remain)",
+}
+#: The transforms whose ``model`` is optional (null or absent: every model).
+_MODEL_OPTIONAL = ("scale_traffic", "price_change")
+
+
+def _takes(kind: str) -> str:
+    """What transform ``kind`` takes, in words: ``scale_traffic takes factor (a number >= 0 ...), model ...``."""
+    fields = _TRANSFORMS[kind][1]
+    parts = [f"{k} ({_FIELD_TAKES[k]}{', or null for every model' if k == 'model' and kind in _MODEL_OPTIONAL else ''})"
+             for k in fields]  # fmt: skip
+    return f"{kind} takes {', '.join(parts)}"
 
 
 def _scenario(raw: Any) -> Scenario:
+    """The scenario of a what-if body; each error names ``scenario[i].<field>`` and what the field takes."""
     if not isinstance(raw, list) or not raw:
-        raise _bad("scenario", f"must be a non-empty list of transforms ({', '.join(_TRANSFORMS)})")
+        raise _bad("scenario", f"must be a non-empty list of transforms ({', '.join(_TRANSFORMS)}), got {raw!r}")
     out = []
     for i, t in enumerate(raw):
-        if not isinstance(t, dict) or t.get("type") not in _TRANSFORMS:
-            raise _bad(f"scenario[{i}].type", f"must be one of {', '.join(_TRANSFORMS)}")
-        cls, fields = _TRANSFORMS[t["type"]]
+        if not isinstance(t, dict):
+            raise _bad(f"scenario[{i}]", f'must be an object such as {{"type": "scale_traffic", "factor": 2}}, got {t!r}')
+        if "type" not in t:
+            raise _bad(f"scenario[{i}].type", f"missing; one of {', '.join(_TRANSFORMS)}")
+        if t["type"] not in _TRANSFORMS:
+            raise _bad(f"scenario[{i}].type", f"must be one of {', '.join(_TRANSFORMS)}, got {t['type']!r}")
+        kind = t["type"]
+        cls, fields = _TRANSFORMS[kind]
         extra = sorted(set(t) - {"type", *fields})
         if extra:
-            raise _bad(f"scenario[{i}].{extra[0]}", f"unknown field; {t['type']} takes {', '.join(fields)}")
+            raise _bad(f"scenario[{i}].{extra[0]}", f"unknown field; {_takes(kind)}")
         for k in fields:
             v = t.get(k)
+            if k not in t and not (k == "model" and kind in _MODEL_OPTIONAL):
+                raise _bad(f"scenario[{i}].{k}", f"missing; {_takes(kind)}")
             want_str = k in ("model", "source", "target")
-            ok = (v is None and k == "model" and t["type"] != "add_instances") or (
+            ok = (v is None and k == "model" and kind in _MODEL_OPTIONAL) or (
                 isinstance(v, str) and bool(v)
                 if want_str
                 else isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
             )
-            if k == "count" and not isinstance(v, int):
+            if k == "count" and (not isinstance(v, int) or isinstance(v, bool)):
                 ok = False
             if not ok:
-                kind = "a model name" if want_str else "an integer" if k == "count" else "a number"
-                raise _bad(f"scenario[{i}].{k}", f"must be {kind}, got {v!r}")
+                raise _bad(f"scenario[{i}].{k}", f"must be {_FIELD_TAKES[k]}, got {v!r}")
         try:
             out.append(cls(**{k: t[k] for k in fields if k in t}))
-        except (TypeError, ValueError) as exc:
-            raise _bad(f"scenario[{i}]", str(exc)) from None
+        except (TypeError, ValueError) as exc:  # a range the transform checks: "factor must be ..., got -2"
+            field = next((k for k in fields if str(exc).startswith(f"{k} ")), None)
+            if field is None:
+                raise _bad(f"scenario[{i}]", str(exc)) from None
+            raise _bad(f"scenario[{i}].{field}", f"must be {_FIELD_TAKES[field]}, got {t[field]!r}") from None
     return Scenario(out)
 
 
@@ -367,7 +397,7 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
     except KeyError as exc:
         raise _bad("scenario", str(exc.args[0] if exc.args else exc)) from None
     except ScenarioError as exc:  # before ValueError: a transform's error is the scenario's, not the history's
-        raise _bad("scenario", str(exc)) from None
+        raise _bad(exc.where, str(exc)) from None
     except (ForecastInputError, ValueError) as exc:
         raise _bad("history", str(exc)) from None
     table = result.table

@@ -22,6 +22,8 @@ the stored budget sets is a 422 (PUT replaces the whole budget).
 
 from __future__ import annotations
 
+import difflib
+import itertools
 import threading
 import time
 from typing import Annotated, Any
@@ -35,6 +37,7 @@ from analytics.service.budgets import Budget, BudgetNameTaken
 from analytics.service.config import DERIVED_SERIES
 from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
 from analytics.service.teams import anomaly_teams, teaches_other_teams
+from api.cursors import encode_cursor, listing_scope, read_series_cursor
 from api.deps import (
     audit_target,
     check_known_params,
@@ -63,6 +66,8 @@ MAX_SERIES_ROWS = 50_000
 #: The query parameters of a route that takes none of its own: the tenant, and ``team``, which the app-wide
 #: permission guard reads (rule 4 on ``?team=``); any other (a typo) is a 422 ``unknown_parameter``.
 _TENANT_TEAM = ("tenant", "team")
+#: What ``POST /anomalies/{id}/feedback`` takes.
+_FEEDBACK_FIELDS = ("label", "detector", "scope")
 
 
 def get_service(request: Request, state: ApiState) -> AnalyticsService:
@@ -151,18 +156,28 @@ async def anomaly_feedback(
         body = await _body(request)
     except QueryError as exc:
         return error_response(exc.status, exc.reason, str(exc))
-    if not isinstance(body, dict) or body.get("label") != "false_positive":
-        return error_response(422, "invalid_feedback", 'label: must be "false_positive" (the only feedback taught)')
-    unknown = sorted(set(body) - {"label", "detector", "scope"})
+    # (an unknown field first: {"lable": ...} is a typo of label, not a wrong label)
+    if not isinstance(body, dict):
+        return error_response(422, "invalid_feedback", 'body: must be a JSON object such as {"label": '
+                              '"false_positive"}; the body takes label, detector, scope', field="body")  # fmt: skip
+    unknown = sorted(set(body) - set(_FEEDBACK_FIELDS))
     if unknown:
-        return error_response(422, "invalid_feedback",
-                              f"{unknown[0]}: unknown field; the body takes label, detector, scope")  # fmt: skip
+        close = difflib.get_close_matches(unknown[0], _FEEDBACK_FIELDS, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return error_response(422, "invalid_feedback", f"{unknown[0]}: unknown field{hint}; the body takes "
+                              "label, detector, scope", field=unknown[0])  # fmt: skip
+    if "label" not in body:
+        return error_response(422, "invalid_feedback", 'label: missing; the body takes label ("false_positive"), '
+                              "detector, scope", field="label")  # fmt: skip
+    if body["label"] != "false_positive":
+        return error_response(422, "invalid_feedback", 'label: must be "false_positive" (the only feedback taught), '
+                              f"got {body['label']!r}", field="label")  # fmt: skip
     detector, scope = body.get("detector"), body.get("scope")
     if detector is not None and not isinstance(detector, str):
-        return error_response(422, "invalid_feedback", "detector: must be a detector name or null")
+        return error_response(422, "invalid_feedback", "detector: must be a detector name or null", field="detector")
     if scope not in (None, "team", "query"):
         return error_response(422, "invalid_feedback", 'scope: must be "team" (the series\' team\'s state), "query" '
-                                                       f"(every series of the query) or null, got {scope!r}")  # fmt: skip
+                              f"(every series of the query) or null, got {scope!r}", field="scope")  # fmt: skip
     if scope == "query" and team_limited(request):
         return error_response(403, "forbidden", 'scope: "query" teaches every team\'s series of the query and needs '
                                                 "teams:all; leave it out to teach your team's state")  # fmt: skip
@@ -465,36 +480,46 @@ async def delete_budget(budget_id: str, request: Request, state: Annotated[ApiSt
 async def derived_series(
     request: Request, state: Annotated[ApiState, Depends(get_state)], name: str | None = None,
     query: str | None = None, start: str | None = None, end: str | None = None, tenant: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_SERIES_ROWS)] = 10_000,
+    limit: Annotated[int, Query(ge=1, le=MAX_SERIES_ROWS)] = 10_000, cursor: str | None = None,
 ) -> Response:  # fmt: skip
-    """Rows of ``derived_series``, oldest first, at most ``limit``; when more match, ``truncated`` is true
-    and ``next_start`` is where the next page starts (the page holds every row before it)."""
-    check_known_params(request, ("name", "query", "start", "end", "tenant", "team", "limit"))
+    """Rows of ``derived_series``, oldest first, at most ``limit``; when more match, ``truncated`` is true,
+    ``next_cursor`` resumes exactly after the last row, and ``next_start`` is where the next page starts
+    (the page holds every row before it). A page splits a timestamp's rows only when they are more than
+    ``limit``: its ``next_start`` is null then (``next_cursor`` goes on inside the timestamp)."""
+    check_known_params(request, ("name", "query", "start", "end", "tenant", "team", "limit", "cursor"))
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
 
     def run() -> dict[str, Any]:
         if name is not None and name not in DERIVED_SERIES:
-            raise InvalidParameter(f"name: unknown derived series {name!r}; the service writes {', '.join(DERIVED_SERIES)}")
+            raise InvalidParameter(
+                f"name: unknown derived series {name!r}; the service writes {', '.join(DERIVED_SERIES)}"
+            )
         if query is not None and query not in svc.config.queries:
-            raise InvalidParameter(f"query: unknown query alias {query!r}; configured: {', '.join(sorted(svc.config.queries))}")
+            raise InvalidParameter(
+                f"query: unknown query alias {query!r}; configured: {', '.join(sorted(svc.config.queries))}"
+            )
+        scope = listing_scope(t, name, query)
+        after, sent = read_series_cursor(cursor, scope, MAX_SERIES_ROWS) if cursor is not None else (None, 0)
         end_s = parse_time_param(end, "end", time.time() + 30 * 86_400)
         start_s = parse_time_param(start, "start", time.time() - 86_400)
-        rows = svc.repo.read_series(t, name, query=query, start_s=start_s, end_s=end_s, limit=limit + 1)
-        if len(rows) <= limit:
-            return {"series": rows, "truncated": False, "next_start": None}
-        boundary = rows[limit]["ts"]
-        page = [r for r in rows[:limit] if r["ts"] < boundary]  # a timestamp's rows are never split
-        if not page:  # name the limit that holds them (it had to be found by trial)
-            n = len(svc.repo.read_series(t, name, query=query, start_s=boundary, end_s=boundary + 1e-6,
-                                         limit=MAX_SERIES_ROWS + 1))  # fmt: skip
-            narrow = " or ".join(p for p, v in (("name=", name), ("query=", query)) if v is None)
-            raise InvalidParameter(
-                f"limit: {n if n <= MAX_SERIES_ROWS else f'more than {MAX_SERIES_ROWS}'} rows share the timestamp "
-                f"{iso_s(boundary)} (a page never splits one); "
-                + (f"raise limit to {n}" if n <= MAX_SERIES_ROWS else "no page can hold them")
-                + (f", or narrow with {narrow}" if narrow else "")
-            )
-        return {"series": page, "truncated": True, "next_start": iso_s(boundary)}
+        keyed = svc.repo.read_series_keyed(t, name, query=query, start_s=start_s, end_s=end_s, after=after,
+                                           limit=limit + 1 + sent)  # fmt: skip
+        skip = 0
+        while skip < min(sent, len(keyed)) and keyed[skip][0] == after:  # the rows of the cursor's key it sent
+            skip += 1
+        keyed = keyed[skip:]
+        if len(keyed) <= limit:
+            return {"series": [row for _, row in keyed], "truncated": False, "next_start": None, "next_cursor": None}
+        boundary = keyed[limit][1]["ts"]
+        page = [kr for kr in keyed[:limit] if kr[1]["ts"] < boundary]  # whole timestamps where they fit
+        next_start: str | None = iso_s(boundary)
+        if not page:  # one timestamp's rows alone are more than limit: split them (the cursor goes on inside)
+            page, next_start = keyed[:limit], None
+        last = page[-1][0]
+        n = sum(1 for _ in itertools.takewhile(lambda kr: kr[0] == last, reversed(page)))
+        n += sent if last == after and n == len(page) else 0
+        return {"series": [row for _, row in page], "truncated": True, "next_start": next_start,
+                "next_cursor": encode_cursor("series", {"k": list(last), "n": n}, scope)}  # fmt: skip
 
     return await _answer(run)

@@ -4,6 +4,12 @@ A tenant admin manages its own tenant's keys; a platform admin may name another 
 The secret is returned once, at creation. A key's ``created_at``, ``expires_at`` and ``revoked_at`` are
 ISO-8601 UTC strings (:func:`hubcore.times.iso_s`; ``null`` when not set), as ``hub keys list --json`` prints
 them (they were epoch seconds before: a response-format change).
+
+The creation body takes the names of the other interfaces too: ``tenant`` for ``tenant_id`` (the CLI's
+``--tenant``, the query body's ``"tenant"``) and ``expires_in``, a duration such as ``"90m"`` or ``"30d"``
+(the CLI's ``--expires-in``; a number is seconds), for ``expires_in_seconds``; a body names each at most
+once. A body error is a 422 ``validation_error`` whose ``field`` names the culprit and whose message lists
+the fields the body takes (and the closest one to an unknown field).
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ from starlette.responses import Response
 
 from api.deps import audit_target, check_known_params, ensure_tenant_access, get_state, principal_of, read_tenant
 from api.errors import error_response, json_response
+from api.jsonbody import struct_error
 from api.openapi_bodies import Schema, struct_body
 from api.state import ApiState
+from hubcore.durations import DurationError, parse_duration
 from hubcore.security.apikeys import MAX_KEY_LIFETIME_S, MIN_KEY_LIFETIME_S, ApiKeyInfo, lifetime_error
 from hubcore.security.rbac import ForbiddenError
 from hubcore.times import iso_s
@@ -30,15 +38,46 @@ router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
     role: Annotated[str, msgspec.Meta(max_length=128)]
     tenant_id: str | None = None
+    #: ``tenant_id`` by the name the CLI (``--tenant``) and the query body use
+    tenant: str | None = None
     team: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
     description: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     #: seconds, 1 to 10 years (checked after decoding, for one message naming both bounds)
     expires_in_seconds: float | None = None
+    #: the lifetime as the CLI's ``--expires-in`` takes it: ``"90m"``, ``"12h"``, ``"30d"``, ``"1y"`` (a number: seconds)
+    expires_in: str | float | None = None
+
+
+#: The fields of :class:`CreateKey`, and how an error lists them (each alias beside its field).
+_FIELDS = ("role", "tenant_id", "tenant", "team", "description", "expires_in_seconds", "expires_in")
+_LISTING = 'role, tenant_id (or tenant), team, description, expires_in_seconds (or expires_in, e.g. "90m")'
 
 
 def _lifetime_bounds(schema: Schema) -> None:
     bounds = {"minimum": MIN_KEY_LIFETIME_S, "maximum": MAX_KEY_LIFETIME_S}
     schema["properties"]["expires_in_seconds"]["anyOf"][0].update(bounds)  # checked after decoding
+
+
+def _one_of(req: CreateKey, name: str, alias: str) -> Response | None:
+    """A 422 when the body gives both ``name`` and its ``alias``."""
+    if getattr(req, name) is not None and getattr(req, alias) is not None:
+        return error_response(422, "validation_error", f"{alias}: the same as {name}; give one of them",
+                              field=alias)  # fmt: skip
+    return None
+
+
+def _lifetime(req: CreateKey) -> float | Response | None:
+    """The key's lifetime in seconds (None: never expires), or the 422 naming the field at fault."""
+    name, value = "expires_in_seconds", req.expires_in_seconds
+    if req.expires_in is not None:
+        name = "expires_in"
+        try:
+            value = parse_duration(req.expires_in)
+        except DurationError as exc:
+            return error_response(422, "validation_error", f"expires_in: {exc}", field="expires_in")
+    if value is not None and not MIN_KEY_LIFETIME_S <= value <= MAX_KEY_LIFETIME_S:
+        return error_response(422, "validation_error", lifetime_error(name, value), field=name)
+    return value
 
 
 _CREATE_BODY = struct_body(
@@ -66,26 +105,31 @@ def key_json(info: ApiKeyInfo) -> dict[str, object]:
                      "content": {"application/json": {"example": {"key": "lah_3f9a1c2e5b7d4a60_…", **_KEY_EXAMPLE}}}}},
 )  # fmt: skip
 async def create_key(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> Response:
-    check_known_params(request, (), hint=" (the tenant goes in the body's tenant_id)")
+    check_known_params(request, (), hint=" (the tenant goes in the body's tenant_id, or tenant)")
     store = state.security.key_store
     if store is None:
         return error_response(404, "not_found", "API keys are disabled (service.auth.api_keys: false)")
     try:
         req = msgspec.json.decode(await request.body(), type=CreateKey)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
-        return error_response(422, "validation_error", f"body: {exc}")
-    tenant = read_tenant(request, state, req.tenant_id)
+    except msgspec.ValidationError as exc:  # {"tenantid": ...}, {"role": 1}, {}
+        field, message = struct_error(exc, _FIELDS, listing=_LISTING)
+        return error_response(422, "validation_error", message, field=field)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return error_response(422, "validation_error", f"body: {exc}; the body is a JSON object of {_LISTING}")
+    both = _one_of(req, "tenant_id", "tenant") or _one_of(req, "expires_in_seconds", "expires_in")
+    if both is not None:
+        return both
+    tenant = read_tenant(request, state, req.tenant_id if req.tenant_id is not None else req.tenant)
     caller = principal_of(request)
     if caller is not None and req.role == "platform_admin" and "platform_admin" not in caller.roles:
         raise ForbiddenError("denied: only a platform_admin may create platform_admin keys")
-    lifetime = req.expires_in_seconds
-    if lifetime is not None and not MIN_KEY_LIFETIME_S <= lifetime <= MAX_KEY_LIFETIME_S:
-        return error_response(422, "validation_error", lifetime_error("expires_in_seconds", lifetime),
-                              field="expires_in_seconds")  # fmt: skip
+    lifetime = _lifetime(req)
+    if isinstance(lifetime, Response):
+        return lifetime
     try:
         created = await run_in_threadpool(
             store.create, tenant_id=tenant, role=req.role, team=req.team, description=req.description,
-            expires_in=req.expires_in_seconds,
+            expires_in=lifetime,
         )  # fmt: skip
     except ValueError as exc:
         return error_response(422, "validation_error", str(exc))

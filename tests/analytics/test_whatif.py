@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -148,7 +149,7 @@ def test_transforms_that_make_no_sense_are_rejected() -> None:
         ScaleTraffic(-2.0)
     with pytest.raises(ValueError, match="percent must be at least -100"):
         PriceChange(-150.0)
-    with pytest.raises(ValueError, match="source and target must be different"):
+    with pytest.raises(ValueError, match="target must be a model other than source"):
         MoveTraffic("big", "big", share=0.5)
     with pytest.raises(ValueError, match="service_rate must be a positive number"):
         Fleet(instances=1, service_rate=float("nan"))
@@ -159,3 +160,22 @@ def test_transforms_that_make_no_sense_are_rejected() -> None:
     ):
         with pytest.raises(ScenarioError, match=re.escape(needle)):
             what_if(_usage(24 * 3), PRICES, Scenario([transform]), h=6, fleet={"big": Fleet(2, 1.0)})
+
+
+@pytest.mark.parametrize(
+    ("transform", "where", "needle"),
+    [
+        (ScaleTraffic(2.0, model="nope"), "scenario[1].model", "unknown model 'nope'; models with traffic: big, small"),
+        (PriceChange(5.0, model="nope"), "scenario[1].model", "unknown model 'nope'; models with a price: big, small"),
+        # the source and the target of a move had been told apart ("unknown source model" / "no price for target")
+        (MoveTraffic("nope", "big", 0.5), "scenario[1].source", "unknown model 'nope'; models with traffic: big, small"),
+        (MoveTraffic("big", "gpt-5", 0.5), "scenario[1].target", "unknown model 'gpt-5'; models with a price: big, small"),
+        (AddInstances("small", 1), "scenario[1].model", "unknown model 'small'; models with a fleet: big"),
+        (AddInstances("big", -2), "scenario[1].count", "'big' has 2 instance(s): adding -2 leaves none"),
+    ],
+)  # fmt: skip
+def test_a_transform_that_cannot_apply_names_its_place_and_field(transform: Any, where: str, needle: str) -> None:
+    scenario = Scenario([ScaleTraffic(1.0), transform])
+    with pytest.raises(ScenarioError, match=re.escape(needle)) as caught:
+        what_if(_usage(24 * 3), PRICES, scenario, h=6, fleet={"big": Fleet(2, 1.0)})
+    assert caught.value.where == where

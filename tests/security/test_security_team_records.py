@@ -174,7 +174,8 @@ def test_dlq_listing_shows_a_team_limited_caller_its_teams_entries_only(hub: Run
     assert [len(p["entries"]) for p in pages] == [1, 1, 0] and {p["total"] for p in pages} == {2}
     assert pages[0]["names"] | pages[1]["names"] == {"ml", "none"}
     assert listing(ml_key, "?reason=no-such-reason") | {"names": None} == {
-        "entries": [], "total": 0, "limit": 100, "offset": 0, "hidden_other_teams": 0, "names": None}  # fmt: skip
+        "entries": [], "total": 0, "limit": 100, "offset": 0, "hidden_other_teams": 0, "next_cursor": None,
+        "names": None}  # fmt: skip
 
 
 # -- anomaly feedback --------------------------------------------------------------------------------------
