@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from api.console import router as console_router
+from api.console.fast import StaticFastPath
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.middleware import RequestMetricsMiddleware
 from api.openapi_bodies import install as install_body_schemas
@@ -18,6 +19,7 @@ from api.routers import (
     analytics,
     correlations,
     dlq,
+    docs,
     events,
     health,
     keys,
@@ -37,6 +39,11 @@ def create_app(state: ApiState) -> FastAPI:
         description="Ingestion, events, schemas and the dead-letter queue of the LLM Analytics Hub.",
         dependencies=[Depends(guard)],
         responses=ERROR_RESPONSES,
+        # /docs is api/routers/docs.py (Swagger UI from vendored files: FastAPI's loads it from a CDN);
+        # ReDoc, which loads from a CDN too, is off
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.hub = state
     install_error_handlers(app)
@@ -49,5 +56,7 @@ def create_app(state: ApiState) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(analytics.router)
     app.include_router(console_router)
-    app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics)
+    app.include_router(docs.router)
+    app.add_middleware(StaticFastPath)  # console static files before the routing (api/console/fast.py)
+    app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics)  # the outer: counts those too
     return app

@@ -23,7 +23,7 @@ from hubcore.security.principal import Principal
 from hubcore.security.rbac import ForbiddenError, Resource, decide
 
 #: Routes that need no credential (probes; the docs and the OpenAPI schema describe no data).
-PUBLIC = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}) | frozenset(
+PUBLIC = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json"}) | frozenset(
     {
         # The web console's page shells and static files (api/console): like /docs they hold no data; their
         # JavaScript calls /api/v1/* with the user's own credential. api.console.PUBLIC_PATHS is the same set.

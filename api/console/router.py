@@ -6,6 +6,7 @@
 * ``GET /console/static/{path}`` — CSS, JavaScript and the vendored ECharts (public, no data). The
   pages link them as ``{path}?v=<content hash>``: such a URL never changes meaning, so it is cached
   for a year without revalidation (``immutable``); without ``v`` (or with a stale one) ``no-cache``.
+  In the hub's app :mod:`api.console.fast` answers them before FastAPI's routing, with the same function.
 * ``HEAD`` of a page or a static file answers the GET's status and headers without a body (load
   balancers and uptime checkers probe with HEAD).
 * ``GET /console/stream`` — Server-Sent Events: ``event: summary`` with fresh headline numbers every
@@ -55,9 +56,13 @@ class _Asset(NamedTuple):
     version: str  # sha256 prefix of the content: the ``v`` of the asset's URL and its ETag
     raw: bytes
     gzipped: bytes | None
+    media: str  # the Content-Type
 
 
 _assets: dict[str, _Asset] = {}
+#: requested name -> the file's name relative to STATIC, for names that were found (checked once)
+_found: dict[str, str] = {}
+_FOUND_MAX = 1024  # other spellings of the same files ("./x.js") are checked every time past this
 
 
 def _asset(path: str) -> _Asset:
@@ -68,9 +73,28 @@ def _asset(path: str) -> _Asset:
     if known is None or known.mtime != mtime:
         raw = target.read_bytes()
         gz = gzip.compress(raw, 9, mtime=0) if target.suffix in GZIP_TYPES else None
-        known = _Asset(mtime, hashlib.sha256(raw).hexdigest()[:12], raw, gz)
+        media = "text/javascript" if target.suffix == ".js" else mimetypes.guess_type(target.name)[0]
+        known = _Asset(mtime, hashlib.sha256(raw).hexdigest()[:12], raw, gz, media or "application/octet-stream")
         _assets[path] = known
     return known
+
+
+def _find(path: str) -> str | None:
+    """``path``'s file relative to STATIC, or None: no such file, a folder, or a name leaving the folder."""
+    name = _found.get(path)
+    if name is not None:
+        return name
+    try:
+        target = (STATIC / path).resolve()
+        found = target.is_relative_to(STATIC) and target.is_file()
+    except (ValueError, OSError):  # a NUL byte in the name, a name too long for the file system
+        found = False
+    if not found:
+        return None
+    name = str(target.relative_to(STATIC))
+    if len(_found) < _FOUND_MAX:
+        _found[path] = name
+    return name
 
 
 def asset_version(path: str) -> str:
@@ -154,31 +178,38 @@ for _name, _page in PAGES.items():
 _add_page("summary", "/console")
 
 
+def static_answer(path: str, v: str | None, if_none_match: str | None, accept_encoding: str | None) -> Response:
+    """The answer to ``GET /console/static/<path>?v=<v>``, from memory (the route and :mod:`api.console.fast`).
+
+    Text assets go gzip-compressed to clients that accept it (compressed once, not per request);
+    ``If-None-Match`` with the current ETag gets ``304 Not Modified`` (what a browser's revalidation of an
+    unversioned URL costs)."""
+    try:
+        name = _find(path)
+        asset = _asset(name) if name is not None else None
+    except OSError:  # removed since it was found
+        _found.pop(path, None)
+        asset = None
+    if asset is None:
+        return error_response(404, "not_found", f"no console asset {path[:200]!r}")
+    cache = "public, max-age=31536000, immutable" if v == asset.version else "no-cache"
+    headers = {**SECURITY_HEADERS, "Cache-Control": cache, "ETag": f'"{asset.version}"', "Vary": "Accept-Encoding"}
+    if if_none_match and f'"{asset.version}"' in if_none_match:
+        return Response(status_code=304, headers=headers)
+    coding = preferred_encoding(accept_encoding, ("gzip", "identity"))
+    if asset.gzipped is not None and coding == "gzip":  # q-values honoured: "gzip;q=0" refuses it
+        return Response(asset.gzipped, media_type=asset.media, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(asset.raw, media_type=asset.media, headers=headers)
+
+
 @router.get(STATIC_ROUTE, name="console_static")
 async def static_file(request: Request, path: str, v: str | None = None) -> Response:
     """A file under ``api/console/static`` (no directory listing, no escape from the folder).
 
-    Text assets go gzip-compressed to clients that accept it; ``If-None-Match`` with the current ETag
-    gets ``304 Not Modified`` (what a browser's revalidation of an unversioned URL costs)."""
-    try:
-        target = (STATIC / path).resolve()
-        found = target.is_relative_to(STATIC) and target.is_file()
-    except (ValueError, OSError):  # a NUL byte in the name, a name too long for the file system
-        found = False
-    if not found:
-        return error_response(404, "not_found", f"no console asset {path[:200]!r}")
-    media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    if target.suffix == ".js":
-        media = "text/javascript"
-    asset = _asset(str(target.relative_to(STATIC)))
-    cache = "public, max-age=31536000, immutable" if v == asset.version else "no-cache"
-    headers = {**SECURITY_HEADERS, "Cache-Control": cache, "ETag": f'"{asset.version}"', "Vary": "Accept-Encoding"}
-    if f'"{asset.version}"' in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    coding = preferred_encoding(request.headers.get("accept-encoding"), ("gzip", "identity"))
-    if asset.gzipped is not None and coding == "gzip":  # q-values honoured: "gzip;q=0" refuses it
-        return Response(asset.gzipped, media_type=media, headers={**headers, "Content-Encoding": "gzip"})
-    return Response(asset.raw, media_type=media, headers=headers)
+    In the hub's app :class:`api.console.fast.StaticFastPath` answers these before FastAPI's routing;
+    this route is what it answers like (and what the route table, OpenAPI and the auth tables list)."""
+    h = request.headers
+    return static_answer(path, v, h.get("if-none-match"), h.get("accept-encoding"))
 
 
 @router.head(STATIC_ROUTE, name="console_static_head")
