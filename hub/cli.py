@@ -53,7 +53,7 @@ class _VersionAction(argparse.Action):
 DELEGATED: dict[str, tuple[str, str]] = {
     "simulate": ("hub.simulate.cli", "send realistic traffic from all six modules to a hub"),
     "detect": ("analytics.anomaly.cli", "score a timestamp,value (or ds,y) CSV for anomalies"),
-    "forecast": ("analytics.forecast.cli", "forecast a ds,y (or timestamp,value) CSV with 95%% intervals"),
+    "forecast": ("analytics.forecast.cli", "forecast a CSV series with 95%% intervals"),
     "keys": ("hub.keys_cli", "create, list and revoke API keys (hub keys create --tenant T --role R)"),
     "audit": ("hub.audit_cli", "verify or list the hash-chained audit log"),
     "eval": ("hub.eval_cli", "evaluate correlation and root-cause analysis on injected incidents"),
