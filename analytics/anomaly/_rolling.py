@@ -287,6 +287,32 @@ def persistent(flags: np.ndarray, scores: np.ndarray, persist: int, extreme: flo
     return flags & ((run >= persist) | (np.nan_to_num(np.asarray(scores, dtype=float)) >= extreme))
 
 
+def beyond_history(x: np.ndarray, persist: int, widen: float = 0.25) -> np.ndarray:
+    """Where the last ``persist`` values all lie above the range of every value before them, or all
+    below it, the range widened by ``widen`` of its width on each side (a run of new extremes: what a
+    series with less than a day of history cannot have seen as normal). Causal.
+
+    >>> beyond_history(np.array([5.0, 3.0, 4.0, 9.0, 8.0, 7.0, 2.0]), 3).tolist()
+    [False, False, False, False, False, True, False]
+    >>> beyond_history(np.array([5.0, 3.0, 4.0, 9.0, 8.0, 5.4, 2.0]), 3).tolist()  # 5.4 < 5 + 0.25 * (5 - 3)
+    [False, False, False, False, False, False, False]
+    """
+    x = np.asarray(x, dtype=float)
+    out = np.zeros(x.size, dtype=bool)
+    if persist < 1 or x.size <= persist:
+        return out
+    high = np.fmax.accumulate(np.where(np.isnan(x), -np.inf, x))  # the largest value up to each point
+    low = np.fmin.accumulate(np.where(np.isnan(x), np.inf, x))
+    with np.errstate(invalid="ignore", over="ignore"):  # (no value yet: inf - inf)
+        pad = widen * (high - low)
+        high, low = high + np.nan_to_num(pad), low - np.nan_to_num(pad)
+    run = pd.Series(x).rolling(persist, min_periods=persist)
+    run_min, run_max = run.min().to_numpy(), run.max().to_numpy()
+    with np.errstate(invalid="ignore"):  # a NaN in the run: not a run of extremes
+        out[persist:] = (run_min[persist:] > high[:-persist]) | (run_max[persist:] < low[:-persist])
+    return out
+
+
 def long_run_range(
     x: np.ndarray, day: int, band: float = 0.05, stride: int = STRIDE
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ import pandas as pd
 from analytics.timestamps import parse_timestamps
 
 from ._rolling import (
+    beyond_history,
     holding,
     long_run_range,
     median_step_seconds,
@@ -101,8 +102,10 @@ class AnomalyDetector:
     the event escalates to ``escalate`` times the score of its last alert (``None``: never) — and
     ``anomaly_score`` still shows every anomalous point. An anomalous point is alert-worthy when it is
     the ``persist``-th anomalous point in a row or scores at least ``extreme`` (debounce), when the
-    series is not merely moving back into its long-run range after an excursion (``recovery``), and
-    once ``warmup`` points are in (``None``: one day of points, at least 100). With ``recovery`` the
+    series is not merely moving back into its long-run range after an excursion (``recovery``), and,
+    in the first ``warmup`` points (``None``: one day of points, at least 100), only when it is both:
+    the ``persist``-th point in a row scoring at least ``extreme``, the run's values all beyond every
+    value before them. With ``recovery`` the
     aftermath of an announced incident is not anomalous either (``anomaly_score`` capped below 1): the
     points of its event whose value is back inside the expected range after an alert outside it, and
     the points moving back into the long-run range (see :func:`settled`). ``raw_cache`` (a
@@ -244,8 +247,17 @@ class AnomalyDetector:
             flagged = persistent((untaught > 1.0) & ~recovering_now, untaught, self.persist, self.extreme)
             context = marked_events(flagged, marked, self.refractory if self.refractory is not None else self._day)
         is_anomaly = self.alerts(worthy, combined, context, untaught)
-        # No alerts during warm-up; an event already under way when it ends is not announced late.
-        is_anomaly[: self.warmup if self.warmup is not None else max(100, self._day)] = False
+        # During warm-up (bars and ranges learned from less than a day) an event is announced only when it
+        # is sure: ``persist`` points in a row that each score at least ``extreme`` (both halves of the
+        # debounce, not either) and whose values all lie beyond every value seen before them (a run of
+        # 1s in a sparse count, or a trailing statistic's run, is not); a 5x latency spike in the first
+        # day of a series had not paged at all. An event already under way when the warm-up ends is not
+        # announced late.
+        warm = self.warmup if self.warmup is not None else max(100, self._day)
+        if warm > 0:
+            sure = persistent(worthy & (combined >= self.extreme), np.zeros(n), self.persist, np.inf)
+            sure &= beyond_history(frame.target, self.persist)
+            is_anomaly[:warm] = self.alerts(sure, combined, context, untaught)[:warm]
 
         yhat, raw_lower, raw_upper = _expected(outputs, n)
         # the expected range shown and held against: an incident does not widen it (see steady_band)

@@ -48,6 +48,7 @@ import msgspec
 from analytics.anomaly.names import DETECTOR_NAMES
 from hubcore import durations
 from hubcore.errors import ConfigError
+from hubcore.query.composite import COMPOSITES
 from hubcore.query.model import BUCKETS, FUNCTIONS
 
 __all__ = [
@@ -56,10 +57,12 @@ __all__ = [
     "DERIVED_SERIES",
     "FORECAST_SERIES",
     "AnalyticsConfig",
+    "ForecastWarmSpec",
     "ModelSpec",
     "QuerySpec",
     "SchedulerSpec",
     "default_config",
+    "default_min_samples",
     "parse_duration",
 ]
 
@@ -80,6 +83,20 @@ MULTIVARIATE = ("iforest",)
 #: (a scheduler's fit_window, a forecast's or what-if's history, a budget period) is checked against it,
 #: so that one request or setting cannot make the hub read and hold an unbounded grid.
 MAX_SERIES_BUCKETS = 200_000
+#: Fewest events a bucket of these aggregations needs before its value is scored (``min_samples``
+#: unset): a quantile ``q`` needs ``1 / (1 - q)`` events for one of them to lie above it (a p95 of 2
+#: requests is their maximum), a mean or an extreme a few. Counts, sums and rates have no floor: a
+#: bucket with few events is a low count, which is data.
+MIN_SAMPLES_DEFAULTS: dict[str, int] = {"p99": 100, "p95": 20, "p50": 5, "avg": 5, "min": 5, "max": 5, "stddev": 5}
+
+
+def default_min_samples(aggregation: str | None) -> int:
+    """``min_samples`` of a query of ``aggregation`` that does not set it.
+
+    >>> default_min_samples("p95"), default_min_samples("count"), default_min_samples(None)
+    (20, 0, 0)
+    """
+    return MIN_SAMPLES_DEFAULTS.get(aggregation or "", 0)
 
 
 def parse_duration(text: str | float | int, key: str) -> float:
@@ -107,6 +124,15 @@ class QuerySpec(_Base):
     reporting. An error rate or a latency that drops is good news: with ``high`` a point at or below its
     expected value scores at most 0.999 and is never an anomaly (a run of zero error rates had scored 19,
     "critical").
+    ``min_samples``: a bucket with fewer events is missing for the models (not scored, never an
+    anomaly or an alert; see :data:`MIN_SAMPLES_DEFAULTS` for the default per aggregation, 0 for none);
+    the query reads each bucket's event count alongside its value (one more function, the same scan).
+    Not for composites (a ratio's events are of two kinds).
+
+    >>> QuerySpec(aggregation="p95").sample_floor(), QuerySpec(aggregation="p95", min_samples=0).sample_floor()
+    (20, 0)
+    >>> QuerySpec(aggregation="sum").sample_floor(), QuerySpec(aggregation="sum", min_samples=3).sample_floor()
+    (0, 3)
     """
 
     event_type: str | None = None
@@ -122,12 +148,35 @@ class QuerySpec(_Base):
     prom_labels: bool = True
     query: dict[str, Any] | None = None
     alert_on: Literal["both", "high", "low"] = "both"
+    min_samples: int | None = None
 
     @property
     def step_seconds(self) -> int:
         return BUCKETS[self.step]
 
+    def _function(self) -> str | None:
+        """The one aggregation function of the spec (None: a composite, or not exactly one function)."""
+        if self.query is not None:
+            metric = self.query.get("metric")
+            if (isinstance(metric, str) and metric in COMPOSITES) or (isinstance(metric, dict) and "composite" in metric):
+                return None  # a composite by name or object: already an aggregate
+            funcs = (self.query.get("aggregation") or {}).get("functions")
+            funcs = ["count"] if funcs is None else funcs
+            return str(funcs[0]) if isinstance(funcs, list) and len(funcs) == 1 else None
+        return None if self.composite is not None else self.aggregation
+
+    def sample_floor(self) -> int:
+        """Fewest events a bucket needs to be scored: ``min_samples``, else the default of the aggregation;
+        0 (no floor, no count read) for a composite or a spec that is not one function."""
+        fn = self._function()
+        if fn is None:
+            return 0
+        return self.min_samples if self.min_samples is not None else default_min_samples(fn)
+
     def validate(self, key: str) -> None:
+        ms = self.min_samples
+        if ms is not None and (isinstance(ms, bool) or not isinstance(ms, int) or ms < 0):
+            raise ConfigError(f"{key}.min_samples", f"must be a whole number of events, 0 or more; got {ms!r}")
         if not isinstance(self.step, str) or self.step not in BUCKETS:  # a mapping is unhashable: not a 500
             raise ConfigError(f"{key}.step", f"must be one of {', '.join(BUCKETS)}; got {self.step!r}")
         if self.query is not None:
@@ -136,16 +185,28 @@ class QuerySpec(_Base):
             simple = [k for k in ("event_type", "name", "field", "composite") if getattr(self, k) is not None]
             if simple:
                 raise ConfigError(key, f"give either query or {sorted(simple)}, not both")
+            if ms and self._function() is None:
+                raise ConfigError(f"{key}.min_samples", "needs a query of one aggregation function (a composite "
+                                  "or several functions have no event count per bucket); remove it")  # fmt: skip
             return
+        if ms and self.composite is not None:
+            raise ConfigError(f"{key}.min_samples", f"composite {self.composite!r} is a ratio of two kinds of events, "
+                              "with no one event count per bucket; remove min_samples")  # fmt: skip
         if self.composite is None and self.aggregation not in FUNCTIONS:
             raise ConfigError(f"{key}.aggregation", f"must be one of {', '.join(FUNCTIONS)}; got {self.aggregation!r}")
 
-    def body(self, start_s: float, end_s: float) -> dict[str, Any]:
-        """The unified-query body for ``[start_s, end_s)`` (epoch seconds)."""
+    def body(self, start_s: float, end_s: float, *, with_count: bool = False) -> dict[str, Any]:
+        """The unified-query body for ``[start_s, end_s)`` (epoch seconds). ``with_count``: each bucket's
+        event count as a second function (after the value; nothing added to a ``count`` query, a
+        composite or several functions)."""
         tr = {"start": start_s, "end": end_s}
+        fn = self._function()
+        extra = ["count"] if with_count and fn is not None and fn != "count" else []
         if self.query is not None:
             body = dict(self.query)
             agg = dict(body.get("aggregation") or {})
+            if extra:
+                agg["functions"] = [fn, *extra]
             agg["time_bucket"] = self.step
             body["aggregation"] = agg
             body["time_range"] = tr
@@ -157,7 +218,7 @@ class QuerySpec(_Base):
         else:
             metric = {k: v for k, v in (("event_type", self.event_type), ("name", self.name),
                                         ("field", self.field)) if v is not None}  # fmt: skip
-            functions = [self.aggregation]
+            functions = [self.aggregation, *extra]
         simple: dict[str, Any] = {"time_bucket": self.step, "group_by": list(self.group_by)}
         if functions:
             simple["functions"] = functions
@@ -243,6 +304,42 @@ class SchedulerSpec(_Base):
                 parse_duration(self.fit_window, f"{key}.fit_window"))  # fmt: skip
 
 
+class ForecastWarmSpec(_Base):
+    """``forecast_warm``: keep the forecasts asked for through ``GET /api/v1/forecast`` warm
+    (:mod:`analytics.service.warm`). Each one asked for in the last ``keep`` (at most ``max_entries``, the
+    least recently asked out first) is computed again by the scheduler, between its passes, ``settle``
+    after its query's next bucket completes, so the next call is answered from the forecast cache.
+
+    >>> ForecastWarmSpec().seconds("forecast_warm")
+    (3600.0, 30.0)
+    >>> ForecastWarmSpec(max_entries=0).validate("forecast_warm")
+    Traceback (most recent call last):
+    hubcore.errors.ConfigError: forecast_warm.max_entries: must be between 1 and 1,000, got 0 (enabled: false turns it off)
+    """
+
+    enabled: bool = True
+    keep: str = "1h"
+    max_entries: int = 16
+    settle: str = "30s"
+
+    def seconds(self, key: str) -> tuple[float, float]:
+        """``(keep, settle)`` in seconds (validated)."""
+        keep = parse_duration(self.keep, f"{key}.keep")
+        if not 0 < keep <= 7 * 86_400:
+            raise ConfigError(f"{key}.keep", f"must be more than 0 and at most 7d, got {self.keep!r}")
+        zero = str(self.settle).strip() in ("0", "0s")  # (a duration is positive; no settle time is 0s)
+        settle = 0.0 if zero else parse_duration(self.settle, f"{key}.settle")
+        if not 0 <= settle <= 3600:
+            raise ConfigError(f"{key}.settle", f"must be between 0s and 1h, got {self.settle!r}")
+        return keep, settle
+
+    def validate(self, key: str) -> None:
+        self.seconds(key)
+        if isinstance(self.max_entries, bool) or not 1 <= self.max_entries <= 1000:
+            raise ConfigError(f"{key}.max_entries", f"must be between 1 and 1,000, got {self.max_entries} "
+                              "(enabled: false turns it off)")  # fmt: skip
+
+
 class AnalyticsConfig(_Base):
     """``processors.analytics``: the scheduled analytic processors (see the module docstring).
 
@@ -253,7 +350,9 @@ class AnalyticsConfig(_Base):
     rules); ``retention_days``: derived rows older than that are deleted; ``warm_up``: at start, in
     background threads, build the API's routes (the hub: FastAPI builds them on the first request) and
     forecast a small synthetic series (:func:`analytics.forecast.warm.warm_up`), so that the first budget
-    or forecast request does not pay for either (on by default; the test hubs turn it off).
+    or forecast request does not pay for either (on by default; the test hubs turn it off);
+    ``forecast_warm``: the API's recent forecasts recomputed as their queries' buckets complete
+    (:class:`ForecastWarmSpec`).
     """
 
     enabled: bool = True
@@ -266,6 +365,7 @@ class AnalyticsConfig(_Base):
     retention_days: int = 30
     query_timeout_s: float = 30.0
     warm_up: bool = True
+    forecast_warm: ForecastWarmSpec = msgspec.field(default_factory=ForecastWarmSpec)
 
     def validate(self, key: str = "processors.analytics") -> AnalyticsConfig:
         """Check every entry and the cross-references (models → queries, schedulers)."""
@@ -307,6 +407,7 @@ class AnalyticsConfig(_Base):
         if self.max_series < 1 or self.bulk_threshold < 1 or self.retention_days < 1:
             raise ConfigError(key, "max_series, bulk_threshold and retention_days must be positive")
         parse_duration(self.budget_every, f"{key}.budget_every")
+        self.forecast_warm.validate(f"{key}.forecast_warm")
         return self
 
     def model_queries(self, model: str) -> list[str]:

@@ -102,8 +102,11 @@ def run_anomaly(
         for name in ("anomaly_score", "yhat", "yhat_lower", "yhat_upper"):
             if name in provide:
                 col = frame[name].to_numpy(dtype=float)
+                # a bucket with no value (empty, or below the query's min_samples) has no score: a 0 would
+                # read as "normal" (the bulk path leaves it out too); its expected range is still written
+                keep = new & np.isfinite(s.values) if name == "anomaly_score" else new
                 rows += [DerivedRow(tenant, float(t), name, float(v), labels, "anomaly")
-                         for t, v in zip(ts[new], col[new], strict=True) if np.isfinite(v)]  # fmt: skip
+                         for t, v in zip(ts[keep], col[keep], strict=True) if np.isfinite(v)]  # fmt: skip
         scores = frame["anomaly_score"].to_numpy(dtype=float)
         # an empty bucket (value carried forward by the detectors) is not reported as an anomaly
         for i in np.flatnonzero((np.nan_to_num(scores) > 1.0) & np.isfinite(s.values)):

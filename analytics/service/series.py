@@ -4,11 +4,15 @@ A query spec becomes a unified-query body (``QuerySpec.body``), is parsed with
 ``hubcore.query.model.parse_query`` for the tenant and run by ``EmbeddedBackend.run`` — the same IR and
 compiler as ``POST /api/v1/query``. Rows (``bucket, group fields..., value``) are split into series by
 their group values and put on a regular grid of ``step`` seconds; only complete buckets are kept.
+A query with a sample floor (``QuerySpec.sample_floor``: ``min_samples``, by default 20 events for a p95)
+also reads each bucket's event count, as a second function of the same query (one scan), and a bucket
+with fewer events is missing (NaN): the models neither score it nor see its value.
 
     from analytics.service.series import load_series
     series = load_series(store, spec, "acme", start_s, end_s)
     series[0].labels      # {"environment": "production", "gen_ai_request_model": "gpt-4o"}
     series[0].ts, series[0].values    # epoch seconds (int64), floats (NaN where a bucket is empty)
+    series[0].counts                  # events per bucket (None when the query has no sample floor)
 """
 
 from __future__ import annotations
@@ -49,12 +53,14 @@ def check_window(span_s: float, step_s: float, field: str) -> int:
 
 @dataclass(frozen=True)
 class Series:
-    """One input series: its labels, bucket start times (epoch s) and values."""
+    """One input series: its labels, bucket start times (epoch s) and values; ``counts``: the events of
+    each bucket when the query has a sample floor (its buckets with fewer events have a NaN value)."""
 
     labels: dict[str, str]
     ts: np.ndarray
     values: np.ndarray
     step: int
+    counts: np.ndarray | None = None
 
     @property
     def key(self) -> str:
@@ -87,7 +93,8 @@ def load_series(
     """The series of ``spec`` for ``tenant`` over ``[start_s, end_s)``, complete buckets only.
 
     Raises :class:`hubcore.query.model.QueryError` (a 422 naming the field) for a bad spec or a window of
-    more than :data:`MAX_SERIES_BUCKETS` buckets.
+    more than :data:`MAX_SERIES_BUCKETS` buckets. A bucket with fewer events than ``spec.sample_floor()``
+    is NaN (and its count is in ``Series.counts``).
     """
     step = spec.step_seconds
     check_window(end_s - start_s, step, "time_range")
@@ -95,27 +102,33 @@ def load_series(
     last = int(end_s // step) * step - step  # the last complete bucket
     if last < first:
         return []
+    floor = spec.sample_floor()
     rows: list[tuple[Any, ...]] = []
     # the query layer caps a query at MAX_BUCKETS buckets: a long window is read in chunks
     for lo in range(first, last + step, CHUNK_BUCKETS * step):
         hi = min(lo + CHUNK_BUCKETS * step, last + step)
-        query = parse_query(spec.body(float(lo), float(hi)), tenant=tenant, now_us=int(end_s * 1e6), paged=False)
-        if len(query.value_columns) != 1:
+        body = spec.body(float(lo), float(hi), with_count=floor > 0)
+        query = parse_query(body, tenant=tenant, now_us=int(end_s * 1e6), paged=False)
+        if len(query.value_columns) != 1 + (floor > 0 and query.value_columns[0] != "count"):
             raise QueryError("aggregation.functions", "an analytics query needs exactly one function per bucket")
         if query.aggregation.time_bucket is None:
             raise QueryError("aggregation.time_bucket", "an analytics query needs a time bucket")
         rows += EmbeddedBackend(store).run(query, timeout_s=timeout_s).rows
+    # the value, then (with a floor, unless the value is the count itself) the bucket's event count
+    n_values = len(query.value_columns)
     groups = [g.label for g in query.aggregation.group_by]
     names = [_label_name(g, spec) for g in groups]
     zero = spec.per_second or (not query.metric.composite and query.aggregation.functions[0] in _ZERO_FILLED)
     grid = np.arange(first, last + step, step, dtype=np.int64)
-    by_group: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
+    by_group: dict[tuple[Any, ...], list[tuple[int, float, float]]] = {}
     for row in rows:
-        bucket, value = row[0], row[-1]
+        bucket, value, count = row[0], row[-n_values], row[-1]
         t = int(np.datetime64(bucket, "s").astype(np.int64))
         if t < first or t > last:
             continue
-        by_group.setdefault(tuple(row[1:-1]), []).append((t, float("nan") if value is None else float(value)))
+        by_group.setdefault(tuple(row[1:-n_values]), []).append(
+            (t, float("nan") if value is None else float(value), float(count or 0))
+        )
     out: list[Series] = []
     # Counts and sums fill empty buckets with 0, but only from the query's first data on: before it the
     # hub had nothing (a fresh install, a backfill), which is no data rather than zero requests or spend.
@@ -125,10 +138,15 @@ def load_series(
         values[grid < known] = np.nan
         idx = ((np.array([p[0] for p in points]) - first) // step).astype(np.int64)
         values[idx] = [p[1] for p in points]
+        counts = None
+        if floor > 0:  # too few events: no value (an empty bucket has none either)
+            counts = np.zeros(grid.size)
+            counts[idx] = [p[2] for p in points]
+            values[counts < floor] = np.nan
         if spec.per_second:
             values = values / step
         labels = {n: "" if v is None else str(v) for n, v in zip(names, gvals, strict=True)}
-        out.append(Series(labels, grid, values, step))
+        out.append(Series(labels, grid, values, step, counts))
         if len(out) >= max_series:
             break
     return out

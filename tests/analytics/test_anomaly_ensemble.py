@@ -353,3 +353,35 @@ def test_gaps_are_neither_scored_nor_a_flat_line() -> None:
     x = y.copy()
     x[3000] = np.inf  # an infinite value is data, and anomalous
     assert AnomalyDetector().score(pd.DataFrame({"timestamp": ts, "value": x}))["is_anomaly"].iloc[3000]
+
+
+def test_in_warm_up_only_a_sure_incident_is_announced() -> None:
+    """In its first day a series' bars come from little history: a point is announced only when it is the
+    third in a row scoring at least 1.5 (both halves of the debounce). Before, nothing was announced in
+    the first day: a 5x, 30-minute latency spike 22 hours into the quick start's history never paged."""
+    rng = np.random.default_rng(4)
+    base = 100 + rng.normal(0, 5, 400)
+
+    def alerts(n: int, at: slice) -> tuple[list[int], float]:
+        x = base[:n].copy()
+        x[at] = 500.0
+        df = pd.DataFrame({"timestamp": pd.date_range("2026-11-01", periods=n, freq="5min"), "value": x})
+        scored = fast_ensemble().score(df)
+        return np.flatnonzero(scored.is_anomaly.to_numpy()).tolist(), float(scored.anomaly_score[at].min())
+
+    # under a day of 5-minute points (warm-up: 288)
+    spike, score = alerts(260, slice(200, 206))  # 30 minutes at 5x: announced at its third point
+    assert spike == [202] and score > 1.5
+    spike, score = alerts(260, slice(200, 201))  # one extreme point: anomalous, not announced in warm-up
+    assert spike == [] and score > 1.5
+    assert alerts(400, slice(350, 351))[0] == [350]  # after the warm-up: announced at once, as before
+
+
+def test_in_warm_up_a_run_of_values_already_seen_is_not_announced() -> None:
+    """A sparse count's first day (Poisson 0.2): runs of 1s score above 1.5 on bars learned from a few
+    hours, but 1 is a value the series has shown; announcing such runs (persistence and score alone) made
+    first-day alerts in 6 of 8 seeds of this series, and in 6 of 30 pure-noise series of the benchmark."""
+    for seed in range(4):
+        x = np.random.default_rng(seed).poisson(0.2, 260).astype(float)
+        df = pd.DataFrame({"timestamp": pd.date_range("2026-11-01", periods=x.size, freq="5min"), "value": x})
+        assert not fast_ensemble().score(df).is_anomaly.any(), seed

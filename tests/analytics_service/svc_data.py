@@ -33,8 +33,9 @@ def svc_config() -> AnalyticsConfig:
     """Latency p95 per model every 5 minutes (anomaly + forecast) and hourly cost (forecast)."""
     return AnalyticsConfig(
         queries={
+            # one request per bucket (below a p95's default min_samples of 20): scored without a floor
             "latency": QuerySpec(event_type="telemetry", name="gen_ai.client.operation.duration", field="value",
-                                 aggregation="p95", group_by=["model"], step="5m"),
+                                 aggregation="p95", group_by=["model"], step="5m", min_samples=0),
             "cost_usd_hourly": QuerySpec(event_type="cost", field="value", aggregation="sum", group_by=["team"],
                                          step="1h"),
         },

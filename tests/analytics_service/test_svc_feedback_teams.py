@@ -34,8 +34,9 @@ QUERY = "latency_by_team"
 
 def _config() -> AnalyticsConfig:
     return AnalyticsConfig(
+        # one request per team and bucket: scored without a floor (a p95's default min_samples is 20)
         queries={QUERY: QuerySpec(event_type="telemetry", name="gen_ai.client.operation.duration", field="value",
-                                  aggregation="p95", group_by=["team"], step="5m")},
+                                  aggregation="p95", group_by=["team"], step="5m", min_samples=0)},
         models={"anomaly": ModelSpec(model_class="anomaly", params={"detectors": ["robust"], "min_periods": 30})},
         schedulers={"periodic": SchedulerSpec(fit_every="1h", infer_every="1m", fit_window="1d")},
     ).validate()  # fmt: skip

@@ -142,8 +142,9 @@ def test_the_scheduler_scores_a_query_with_its_related_series(tmp_path: Path, mo
         add_latency(store, T0, 48, ("gpt-4o", "gpt-4o-mini"))
         cfg = AnalyticsConfig(
             queries={
+                # one request per model and bucket: scored without a floor (a p95's default min_samples is 20)
                 "latency": QuerySpec(event_type="telemetry", name="gen_ai.client.operation.duration", field="value",
-                                     aggregation="p95", group_by=["model"], step="5m"),
+                                     aggregation="p95", group_by=["model"], step="5m", min_samples=0),
                 "requests": QuerySpec(event_type="telemetry", aggregation="count", group_by=["model"], step="1h"),
             },
             models={"joint": ModelSpec(model_class="anomaly", queries=["latency", "requests"], related=["requests"],
