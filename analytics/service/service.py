@@ -13,8 +13,15 @@ reading a budget's status (:meth:`AnalyticsService.budget_status`) writes nothin
     svc.run_once(force=True)        # one synchronous pass (tests, `hub analytics run-once`)
     svc.shutdown()                  # idempotent; safe without start
 
+Between passes the scheduler also recomputes the forecasts the API was asked for recently, as their
+queries' buckets complete (``forecast_warm``; :meth:`AnalyticsService.warm_forecasts`), so that the next
+call is answered from the forecast cache.
+
 Counters: ``hub_analytics_runs_total{model,result}``, ``hub_analytics_derived_rows_total{name}``,
-``hub_analytics_run_seconds``.
+``hub_analytics_run_seconds``, ``hub_analytics_forecast_warm_total{result}`` (warm recomputes: ok, error,
+deferred when an anomaly or forecast run fell due first), ``hub_analytics_forecast_warm_entries``, and the
+forecast cache's ``hub_analytics_forecast_cache_{hits,misses}_total`` (a miss is a fit) and
+``hub_analytics_forecast_cache_{entries,bytes}``.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from analytics.anomaly import FeedbackState
 from analytics.anomaly.raw_cache import RawScoreCache
@@ -41,6 +50,7 @@ from analytics.service.models import anomaly_id as anomaly_id_of
 from analytics.service.related import related_columns
 from analytics.service.series import Series, labels_key, load_series, tenants_with_data
 from analytics.service.teams import check_team, series_team, team_dimensions
+from analytics.service.warm import WarmForecasts
 from hubcore.errors import InvalidParameter, PermanentError
 from hubcore.security.rbac import ForbiddenError
 from hubcore.storage.embedded import EmbeddedStore
@@ -72,6 +82,24 @@ def _warm_up() -> None:
     log.info("forecast warm-up done", extra={"seconds": round(seconds, 3)})
 
 
+class _ForecastCacheCollector(Collector):
+    """The forecast cache's counts as hub metrics, read at scrape time."""
+
+    def __init__(self, cache: ForecastCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> list[Metric]:
+        stats = self.cache.stats()
+        hits = CounterMetricFamily("hub_analytics_forecast_cache_hits", "Forecasts answered from the cache")
+        misses = CounterMetricFamily("hub_analytics_forecast_cache_misses", "Forecasts not in the cache (fitted)")
+        entries = GaugeMetricFamily("hub_analytics_forecast_cache_entries", "Forecasts held in the cache")
+        size = GaugeMetricFamily("hub_analytics_forecast_cache_bytes", "Bytes the cached forecasts hold")
+        for family, value in ((hits, stats["hits"]), (misses, stats["misses"]), (entries, stats["entries"]),
+                              (size, stats["bytes"])):  # fmt: skip
+            family.add_metric([], float(value))
+        return [hits, misses, entries, size]
+
+
 class AnalyticsService:
     """Scheduler + stores of the analytic processors (see the module docstring)."""
 
@@ -98,6 +126,7 @@ class AnalyticsService:
         self._budget_writes = threading.Lock()
         self._warm_thread: threading.Thread | None = None
         self._last_run: dict[tuple[str, str, str], float] = {}
+        self._next_run_at = float("inf")  # (run_once: when a run of its work list is due again)
         self._last_fit: dict[tuple[str, str, str], float] = {}
         self._alert_written: dict[tuple[str, str], tuple[float, float]] = {}
         self._written: dict[tuple[str, str, str], dict[str, float]] = {}
@@ -108,14 +137,25 @@ class AnalyticsService:
         # data (before the query's next bucket completes) is not fitted again. Values are keyed by their
         # leading bits: a sum read twice differs in its last bits (DuckDB adds in parallel, in no fixed order).
         self.forecasts = ForecastCache(mantissa_bits=QUERY_MANTISSA_BITS)
+        # The forecasts asked for through the API recently: recomputed between passes as their buckets
+        # complete (warm_forecasts), so that the next call finds them in self.forecasts.
+        warm = self.config.forecast_warm
+        keep_s, settle_s = warm.seconds("processors.analytics.forecast_warm")
+        self.warm = WarmForecasts(keep_s, warm.max_entries if warm.enabled else 0, settle_s)
         self._last_budgets = float("-inf")
         self._last_prune = float("-inf")
         reg = metrics_registry if metrics_registry is not None else CollectorRegistry()
+        self.registry = reg
         self.m_runs = Counter(
             "hub_analytics_runs", "Model runs on one query and tenant", ["model", "result"], registry=reg
         )
         self.m_rows = Counter("hub_analytics_derived_rows", "Derived samples written", ["name"], registry=reg)
         self.m_seconds = Histogram("hub_analytics_run_seconds", "Seconds per model run", registry=reg)
+        self.m_warm = Counter("hub_analytics_forecast_warm", "Forecasts recomputed for the API between passes",
+                              ["result"], registry=reg)  # fmt: skip
+        Gauge("hub_analytics_forecast_warm_entries", "Forecasts kept warm (asked for recently)",
+              registry=reg).set_function(lambda: len(self.warm))  # fmt: skip
+        reg.register(_ForecastCacheCollector(self.forecasts))
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def add_series_listener(self, listener: SeriesListener) -> None:
@@ -162,6 +202,11 @@ class AnalyticsService:
                 self.run_once()
             except Exception:  # a failed pass is logged and retried at the next tick
                 log.exception("analytics pass failed")
+                continue
+            # the API's recent forecasts, after the pass and only while no run is due (low priority); one
+            # that gave way to a due run: that run at once
+            if self.warm_forecasts() == "deferred":
+                delay = 0.0
 
     # -- one pass -------------------------------------------------------------------------------------
     def window(self, model: str) -> tuple[float, float, float]:
@@ -186,13 +231,16 @@ class AnalyticsService:
         with self._pass_lock:
             longest = max((self.fit_window(m, q) for m in self.config.models for q in self.config.model_queries(m)),
                           default=86_400.0)  # fmt: skip
+            next_due = float("inf")  # when the earliest run of this pass's work list falls due again
             for tenant in tenants if tenants is not None else tenants_with_data(self.store, now - longest):
                 for model in self.config.models:
                     _, infer_every, _ = self.window(model)
                     for query in self.config.model_queries(model):
                         key = (tenant, model, query)
                         if not force and now - self._last_run.get(key, float("-inf")) < infer_every:
+                            next_due = min(next_due, self._last_run[key] + infer_every)
                             continue
+                        next_due = min(next_due, now + infer_every)
                         self._last_run[key] = now
                         if self._stop.is_set():
                             return stats
@@ -200,6 +248,8 @@ class AnalyticsService:
                         stats["runs"] += 1
                         stats["rows"] += rows
                         stats["anomalies"] += anomalies
+            if tenants is None:
+                self._next_run_at = next_due
             if force or now - self._last_budgets >= parse_duration(self.config.budget_every, "budget_every"):
                 self._last_budgets = now
                 stats["budgets"] = self.run_budgets(now, tenants)
@@ -208,6 +258,38 @@ class AnalyticsService:
                 self.repo.prune(now - self.config.retention_days * 86_400)
                 self._forget_stale(now)
         return stats
+
+    def _runs_due(self, now: float) -> bool:
+        """Whether a model run of the last full pass's work list (tenants with data, models, queries) is due
+        again (its ``infer_every`` passed): the scheduler's next pass would run it."""
+        return now >= self._next_run_at
+
+    def warm_forecasts(self, now: float | None = None, *, yield_to_runs: bool = True) -> str:
+        """Recompute, one at a time, the forecasts asked for through the API whose query completed a bucket
+        since (:class:`analytics.service.warm.WarmForecasts`), filling ``self.forecasts``. Low priority:
+        with ``yield_to_runs`` it stops as soon as a model run is due (the scheduler runs it first) or the
+        service is stopping. Returns ``"done"``, ``"deferred"`` (stopped for a due run) or ``"stopped"``."""
+        for entry in self.warm.due(self.clock() if now is None else now):
+            if self._stop.is_set():
+                return "stopped"
+            at = self.clock() if now is None else now
+            if yield_to_runs and self._runs_due(at):
+                self.m_warm.labels("deferred").inc()
+                return "deferred"
+            try:
+                entry.compute()
+            except PermanentError:  # the request would now fail too (its query's data is gone, ...)
+                self.warm.forget(entry.key)
+                self.m_warm.labels("error").inc()
+                continue
+            except Exception:  # (a query timeout, ...): tried again when the next bucket completes
+                log.exception("forecast warm recompute failed", extra={"tenant": entry.key[0]})
+                self.warm.computed(entry.key, at)
+                self.m_warm.labels("error").inc()
+                continue
+            self.warm.computed(entry.key, at)
+            self.m_warm.labels("ok").inc()
+        return "done"
 
     def _forget_stale(self, now: float) -> None:
         """Drop the bookkeeping of series that are gone (relabelled, retired), so that it does not grow
