@@ -430,14 +430,36 @@ def what_if(svc: AnalyticsService, tenant: str, body: Any) -> dict[str, Any]:
         {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
         for row in result.summary.sort_values(["model", "metric"]).to_dict(orient="records")
     ]
-    note = (f"no cost events for {', '.join(unpriced)} in the history: price 0 USD per request, so its cost and "
-            "any price_change on it are 0; pass prices to set one") if unpriced else None  # fmt: skip
+    notes = [_short_history_note(usable, span, now, body.get("history", "14d"))]
+    if unpriced:
+        notes.append(f"no cost events for {', '.join(unpriced)} in the history: price 0 USD per request, so its cost "
+                     "and any price_change on it are 0; pass prices to set one")  # fmt: skip
     answer: dict[str, Any] = {"horizon_steps": h, "step": step, "level": level, "prices": prices, "summary": summary,
-                              "note": note}  # fmt: skip
+                              "note": "; ".join(n for n in notes if n) or None}  # fmt: skip
     if body.get("include_series"):
         t = table.assign(ds=table["ds"].map(lambda d: d.isoformat() + "Z"))
         answer["series"] = json.loads(t.to_json(orient="records"))
     return answer
+
+
+def _short_history_note(usage: list[Any], span: float, now: float, asked: Any) -> str | None:
+    """A note when the request history the what-if rests on covers under 90 % of the ``history`` asked for
+    (``"14d"`` on a hub with one day of data had been answered without a word), else ``None``.
+
+        >>> from types import SimpleNamespace
+        >>> s = SimpleNamespace(ts=np.array([0, 3600, 7200]), values=np.array([np.nan, 1.0, 2.0]))
+        >>> _short_history_note([s], 86_400.0, 10_800.0, "1d")
+        'history: 1d asked, the request data covers 2.0 h of it (from 1970-01-01T01:00:00Z): the forecasts rest on that'
+    """
+    firsts = [float(s.ts[i]) for s in usage if (i := first_finite(s.values)) < len(s.values)]
+    if not firsts:
+        return None
+    covered = now - min(firsts)
+    if covered >= 0.9 * span:
+        return None
+    amount = f"{covered / 86_400:.1f} d" if covered >= 86_400 else f"{covered / 3600:.1f} h"
+    return (f"history: {asked} asked, the request data covers {amount} of it (from {_iso(min(firsts))}): "
+            "the forecasts rest on that")
 
 
 def _usage_frame(s: Any) -> pd.DataFrame:

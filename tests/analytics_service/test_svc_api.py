@@ -387,6 +387,8 @@ def test_whatif_traffic_times_two_doubles_cost(hub: Any) -> None:
     assert 0 < total["diff_lower"] <= total["diff_upper"]
     lat = rows[("gpt-4o", "latency_s")]
     assert lat["scenario"] > lat["baseline"] > 0 and rows[("gpt-4o", "capacity_rps")]["baseline"] == 1.0
+    # 3 days asked of a hub with 2 days of data: answered, and said (it had been answered without a word)
+    assert r.json()["note"].startswith("history: 3d asked, the request data covers 2.0 d of it (from "), r.text
 
 
 def test_anomaly_probability_of_a_future_window(hub: Any) -> None:
