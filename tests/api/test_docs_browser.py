@@ -5,27 +5,18 @@ tests are)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
+from tests.helpers.browser import require_browser, start_chrome
 from tests.helpers.hub import RunningHub, running_hub
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
-if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-    pytest.skip(
-        "chromium/chromedriver are not installed (apt-get install chromium chromium-driver)", allow_module_level=True
-    )
+require_browser()
 
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 
 #: every host name but the hub's address fails to resolve: what a machine without internet sees
 OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
@@ -41,16 +32,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ARGS:
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    except Exception as exc:  # a broken browser install is a skip, not a failure of the page
-        pytest.skip(f"headless chromium did not start: {exc}")
-    driver.set_page_load_timeout(30)
+    driver = start_chrome(ARGS, "the page")
     yield driver
     driver.quit()
 

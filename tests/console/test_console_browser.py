@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -24,20 +23,13 @@ import pytest
 
 from api.console.router import PAGES
 from tests.console.conftest import PERIOD_MODELS, XSS, Periods, Seeded, post, seed
+from tests.helpers.browser import require_browser, start_chrome
 from tests.helpers.events import make_event, now_iso
 from tests.helpers.hub import running_hub
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
-if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-    pytest.skip(
-        "chromium/chromedriver are not installed (apt-get install chromium chromium-driver)", allow_module_level=True
-    )
+require_browser()
 
-from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
@@ -59,16 +51,7 @@ CHARTS = {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ARGS:
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    except Exception as exc:  # a broken browser install is a skip, not a failure of the console
-        pytest.skip(f"headless chromium did not start: {exc}")
-    driver.set_page_load_timeout(30)
+    driver = start_chrome(ARGS, "the console")
     yield driver
     driver.quit()
 
