@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import pandas as pd
@@ -51,6 +52,7 @@ _INCIDENT_COLS = (
 #: what a stored row that cannot be read back raises (damaged JSON, a NULL, a value of the wrong type)
 _UNREADABLE = (msgspec.DecodeError, TypeError, ValueError)
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _impact(raw: Any) -> dict[str, Any]:
@@ -89,6 +91,22 @@ def _incident(tenant: str, r: tuple[Any, ...]) -> Incident:
     return Incident(str(r[0]), tenant, _dec(r[6], type=list[str]), _dec(r[5], type=list[str]),
                     _dec(r[7], type=list[str]), int(r[1]), int(r[2]), float(r[3]), str(r[4] or ""),
                     _impact(r[8]))  # fmt: skip
+
+
+def _readable(rows: list[tuple[Any, ...]], read: Callable[[tuple[Any, ...]], T], what: str, tenant: str) -> list[T]:
+    """``read`` of each of ``rows`` (stored rows whose first column is the id); a row it cannot read (one of
+    ``_UNREADABLE``) is skipped and logged with its id, and stays stored as it is."""
+    out: list[T] = []
+    bad: list[str] = []
+    for r in rows:
+        try:
+            out.append(read(r))
+        except _UNREADABLE:
+            bad.append(str(r[0]))
+    if bad:
+        log.warning("stored %s of tenant %r skipped, their rows cannot be read back: %s", what, tenant,
+                    ", ".join(bad[:20]))  # fmt: skip
+    return out
 
 
 def _release_superseded(cur: Any, incidents: list[Incident]) -> None:
@@ -282,17 +300,8 @@ class CorrelationRepository:
             return []
         rows = self.store.read(f"SELECT {_COLS} FROM correlations WHERE tenant_id = ? AND list_contains(?, id)",
                                [tenant, sorted(set(ids))]).fetchall()  # fmt: skip
-        out: list[tuple[Correlation, str | None]] = []
-        bad: list[str] = []
-        for r in rows:
-            try:
-                out.append((_correlation(tenant, r), None if r[11] is None else str(r[11])))
-            except _UNREADABLE:
-                bad.append(str(r[0]))
-        if bad:
-            log.warning("stored correlations of tenant %r skipped, their rows cannot be read back: %s", tenant,
-                        ", ".join(bad[:20]))  # fmt: skip
-        return out
+        return _readable(rows, lambda r: (_correlation(tenant, r), None if r[11] is None else str(r[11])),
+                         "correlations", tenant)  # fmt: skip
 
     def load_incidents(self, tenant: str, ids: list[str], since_us: int, until_us: int, limit: int) -> list[Incident]:
         """The stored incidents of ``tenant`` named in ``ids`` or overlapping ``[since_us, until_us]``, those
@@ -304,17 +313,7 @@ class CorrelationRepository:
             "(end_ts >= make_timestamp(?) AND start_ts <= make_timestamp(?))) "
             "ORDER BY list_contains(?::VARCHAR[], id) DESC, end_ts DESC, id LIMIT ?",
             [tenant, named, since_us, until_us, named, limit]).fetchall()  # fmt: skip
-        out: list[Incident] = []
-        bad: list[str] = []
-        for r in rows:
-            try:
-                out.append(_incident(tenant, r))
-            except _UNREADABLE:
-                bad.append(str(r[0]))
-        if bad:
-            log.warning("stored incidents of tenant %r skipped, their rows cannot be read back: %s", tenant,
-                        ", ".join(bad[:20]))  # fmt: skip
-        return out
+        return _readable(rows, lambda r: _incident(tenant, r), "incidents", tenant)
 
     def load_events(self, tenant: str, event_ids: list[str], start_us: int, end_us: int) -> list[tuple[Any, ...]]:
         """Stored event rows (``SELECT_SQL``'s columns) of ``event_ids`` within ``[start_us, end_us]``."""
