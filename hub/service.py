@@ -182,10 +182,6 @@ class HubService:
         if self.analytics.config.warm_up:  # (the forecast warm-up is the analytics service's own)
             threading.Thread(target=_warm_api, args=(self.app,), name="hub-api-warm-up", daemon=True).start()
         await asyncio.to_thread(self.correlation.start)
-        if self.pipeline.correlation is not None:
-            self._corr_stop.clear()
-            self._corr_thread = threading.Thread(target=self._flush_correlations, name="hub-correlation", daemon=True)
-            self._corr_thread.start()
         self.metrics.bind_queue("store_pending_rows", lambda: float(self.store.stats.pending_rows))
         self.metrics.bind_store(lambda: self.store.stats)
         self.metrics.bind_queue("wal_bytes", lambda: float(self.store.wal_bytes()))
@@ -194,6 +190,10 @@ class HubService:
         await self._start_http("api", self.app, api.host, api.port)
         await self._start_grpc()
         await self._start_otlp_http()
+        if self.pipeline.correlation is not None:  # once serving: its first refill does not delay readiness
+            self._corr_stop.clear()
+            self._corr_thread = threading.Thread(target=self._flush_correlations, name="hub-correlation", daemon=True)
+            self._corr_thread.start()
         self._started = True
         log.info(
             "hub started",
@@ -386,7 +386,15 @@ class HubService:
     def _flush_correlations(self) -> None:
         """Close the streaming engine's windows every ``processors.correlation.flush_interval`` seconds,
         or less often when a flush is slow: the engine spends at most ``CORRELATION_DUTY`` of the time
-        analysing, so a traffic peak slows correlation down instead of ingest."""
+        analysing, so a traffic peak slows correlation down instead of ingest. First, the windows are refilled
+        with the events stored in the last ``window_s`` (the hub serves meanwhile: see ``CorrelationEngine.refill``)."""
+        try:
+            stats = self.correlation.refill(stop=self._corr_stop)
+            log.info("correlation windows refilled from the store", extra={
+                "tenants": stats.tenants, "rows": stats.kept, "read_rows": stats.read, "failed_reads": stats.failed,
+                "seconds": round(stats.seconds, 3)})  # fmt: skip
+        except Exception:  # never stop flushing: the windows fill from the stream
+            log.exception("correlation windows could not be refilled")
         wait = self._corr_flush_interval
         while not self._corr_stop.wait(wait):
             started = time.monotonic()

@@ -15,7 +15,8 @@ On demand::
 Memory is bounded: at most ``max_events_per_window`` rows per tenant (oldest evicted first), at most
 ``max_events_per_key`` per correlation id, events older than ``window_s`` behind the newest evicted,
 and at most ``max_tenants`` tenants (least recently active evicted). After a restart, the stored correlations
-and incidents an analysis continues are read back from the store (bounded: see ``_restore_incidents``).
+and incidents an analysis continues are read back from the store (bounded: see ``_restore_incidents``), and
+``refill()`` puts the events stored in the last ``window_s`` back in the windows (see ``refill``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from analytics.correlation.frame import (
 from analytics.correlation.model import AnomalyRecord, Correlation, EngineConfig, Incident, stable_id
 from analytics.correlation.persist import CorrelationRepository, StoreLike
 from analytics.correlation.rca import build_incident, group_incidents, rank_hypotheses, shares_dimension
+from analytics.correlation.refill import RefillStats, refill_windows
 from analytics.correlation.window import LIST_COLUMNS, EventWindow, as_ts
 
 MAX_ANALYZE_ROWS = 500_000
@@ -148,6 +150,28 @@ class CorrelationEngine:
             for win in self._windows.values():
                 self._evict(win)
         return kept
+
+    def refill(self, now_us: int | None = None, stop: threading.Event | None = None) -> RefillStats:
+        """After a restart: put each tenant's events stored in the last ``window_s`` back in its window (at most
+        ``max_events_per_window`` per tenant, its newest, and ``max_tenants`` tenants), in front of what was
+        streamed meanwhile; an event already held is not added again. Call it once the write-ahead log's
+        replay is applied, from any thread, while ``ingest`` goes on; a store that cannot answer is logged."""
+        if self.store is None:
+            return RefillStats()
+        return refill_windows(self.store, self.config, self._merge_stored, now_us=now_us, stop=stop)
+
+    def _merge_stored(self, tenant: str, columns: dict[str, list[Any]], ts: Any, now_us: int) -> int:
+        cfg = self.config
+        with self._lock:
+            win = self._windows.get(tenant)
+            if win is None:
+                if len(self._windows) >= cfg.max_tenants:  # the tenants streaming now keep their windows
+                    return 0
+                win = self._windows[tenant] = EventWindow()
+                self._windows.move_to_end(tenant, last=False)  # less recently active than those streaming now
+            kept = win.prepend(columns, ts, cfg.max_events_per_window, cfg.max_events_per_key, now_us=now_us)
+            self._evict(win)
+            return kept
 
     def _window(self, tenant: str) -> EventWindow:
         win = self._windows.get(tenant)

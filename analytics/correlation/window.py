@@ -30,6 +30,7 @@ from analytics.correlation.frame import COLUMNS, Baselines
 #: The columns held as lists (``ts`` is held as an ``int64`` array).
 LIST_COLUMNS: Final = tuple(c for c in COLUMNS if c != "ts")
 _CID: Final = LIST_COLUMNS.index("correlation_id")
+_EID: Final = LIST_COLUMNS.index("event_id")
 #: A batch of fewer rows than this is appended to the last block while that one holds fewer than
 #: ``BLOCK_ROWS``, so that a stream of small batches does not hold a block (a list per column) per event.
 SMALL_BATCH: Final = 256
@@ -136,6 +137,48 @@ class EventWindow:
         self.size += n
         self.dirty = True
         return n
+
+    def prepend(self, columns: Mapping[str, Sequence[Any]], ts: array[int], max_rows: int, max_per_key: int, *,
+                now_us: int) -> int:  # fmt: skip
+        """Put older rows (``columns`` / ``ts`` in time order, e.g. read back from the store after a restart)
+        in front of the rows held; returns rows kept.
+
+        Rows whose ``event_id`` the window already holds are left out (an event streamed meanwhile is not
+        counted twice), and so is what would take the window past ``max_rows`` rows or a correlation id past
+        ``max_per_key``: the newest of ``columns`` are kept first."""
+        n = len(ts)
+        ids = columns.get("event_id") or [None] * n
+        keys = columns.get("correlation_id") or [None] * n
+        room = max_rows - self.size
+        if n == 0 or room <= 0 or len(ids) != n or len(keys) != n:
+            return 0
+        held = set(itertools.chain.from_iterable(b.cols[_EID] for b in self.blocks))
+        per_key = Counter(self.per_key)
+        keep: list[int] = []
+        for i in range(n - 1, -1, -1):
+            if len(keep) >= room:
+                break
+            eid, key = ids[i], keys[i]
+            if eid in held or (key is not None and per_key[key] >= max_per_key):
+                continue
+            held.add(eid)
+            per_key[key] += 1
+            keep.append(i)
+        if not keep:
+            return 0
+        keep.reverse()
+        if len(keep) == n:  # all of them (the usual case): the lists as they are
+            cols = [list(columns[c]) if c in columns else [None] * n for c in LIST_COLUMNS]
+            stamps = array("q", ts)
+        else:
+            cols = [[columns[c][i] for i in keep] if c in columns else [None] * len(keep) for c in LIST_COLUMNS]
+            stamps = array("q", [ts[i] for i in keep])
+        self.blocks.appendleft(_Block(cols, stamps))
+        self.per_key = per_key
+        self.size += len(keep)
+        self.max_ts = max(self.max_ts, min(ts[keep[-1]], now_us))
+        self.dirty = True
+        return len(keep)
 
     def evict(self, horizon: int, max_rows: int) -> None:
         """Drop rows from the front while more than ``max_rows`` are held or the first is older than
