@@ -88,6 +88,11 @@ MAX_SERIES_BUCKETS = 200_000
 #: requests is their maximum), a mean or an extreme a few. Counts, sums and rates have no floor: a
 #: bucket with few events is a low count, which is data.
 MIN_SAMPLES_DEFAULTS: dict[str, int] = {"p99": 100, "p95": 20, "p50": 5, "avg": 5, "min": 5, "max": 5, "stddev": 5}
+#: The same for the composites, counted in their samples (the events of their denominator,
+#: :attr:`hubcore.query.composite.Composite.samples`): an error rate needs 20 requests for one error to
+#: be 5 % rather than 50 %; a cost per request or per 1k tokens is a mean over requests, as ``avg``.
+#: ``error_adjusted_throughput`` (per second of the bucket: a rate) has none, and takes no ``min_samples``.
+COMPOSITE_MIN_SAMPLES: dict[str, int] = {"error_rate": 20, "cost_per_request": 5, "cost_per_1k_tokens": 5}
 
 
 def default_min_samples(aggregation: str | None) -> int:
@@ -97,6 +102,12 @@ def default_min_samples(aggregation: str | None) -> int:
     (20, 0, 0)
     """
     return MIN_SAMPLES_DEFAULTS.get(aggregation or "", 0)
+
+
+def _composite_samples(name: str) -> str | None:
+    """What counts as a sample of composite ``name`` (its denominator's part), None if nothing does."""
+    composite = COMPOSITES.get(name)
+    return None if composite is None else composite.samples
 
 
 def parse_duration(text: str | float | int, key: str) -> float:
@@ -127,12 +138,16 @@ class QuerySpec(_Base):
     ``min_samples``: a bucket with fewer events is missing for the models (not scored, never an
     anomaly or an alert; see :data:`MIN_SAMPLES_DEFAULTS` for the default per aggregation, 0 for none);
     the query reads each bucket's event count alongside its value (one more function, the same scan).
-    Not for composites (a ratio's events are of two kinds).
+    A ratio composite counts its denominator's events (an ``error_rate``'s requests; default
+    :data:`COMPOSITE_MIN_SAMPLES`, read as a second column of the same scan); ``error_adjusted_throughput``
+    (per second: a rate) has no floor and refuses ``min_samples``.
 
     >>> QuerySpec(aggregation="p95").sample_floor(), QuerySpec(aggregation="p95", min_samples=0).sample_floor()
     (20, 0)
     >>> QuerySpec(aggregation="sum").sample_floor(), QuerySpec(aggregation="sum", min_samples=3).sample_floor()
     (0, 3)
+    >>> QuerySpec(composite="error_rate").sample_floor(), QuerySpec(composite="error_adjusted_throughput").sample_floor()
+    (20, 0)
     """
 
     event_type: str | None = None
@@ -154,20 +169,36 @@ class QuerySpec(_Base):
     def step_seconds(self) -> int:
         return BUCKETS[self.step]
 
+    def _composite(self) -> str | None:
+        """The composite the spec reads, by ``composite`` or in its ``query`` (by name or object), or None."""
+        if self.query is None:
+            return self.composite
+        metric = self.query.get("metric")
+        if isinstance(metric, str) and metric in COMPOSITES:
+            return metric
+        if isinstance(metric, dict) and "composite" in metric:
+            return str(metric["composite"])
+        return None
+
     def _function(self) -> str | None:
         """The one aggregation function of the spec (None: a composite, or not exactly one function)."""
+        if self._composite() is not None:
+            return None  # a composite by name or object: already an aggregate
         if self.query is not None:
-            metric = self.query.get("metric")
-            if (isinstance(metric, str) and metric in COMPOSITES) or (isinstance(metric, dict) and "composite" in metric):
-                return None  # a composite by name or object: already an aggregate
             funcs = (self.query.get("aggregation") or {}).get("functions")
             funcs = ["count"] if funcs is None else funcs
             return str(funcs[0]) if isinstance(funcs, list) and len(funcs) == 1 else None
-        return None if self.composite is not None else self.aggregation
+        return self.aggregation
 
     def sample_floor(self) -> int:
-        """Fewest events a bucket needs to be scored: ``min_samples``, else the default of the aggregation;
-        0 (no floor, no count read) for a composite or a spec that is not one function."""
+        """Fewest events a bucket needs to be scored: ``min_samples``, else the default of the aggregation
+        or composite (a ratio's samples are its denominator's events); 0 (no floor, no count read) for
+        ``error_adjusted_throughput`` or a spec that is not one function."""
+        composite = self._composite()
+        if composite is not None:
+            if _composite_samples(composite) is None:
+                return 0
+            return self.min_samples if self.min_samples is not None else COMPOSITE_MIN_SAMPLES.get(composite, 0)
         fn = self._function()
         if fn is None:
             return 0
@@ -179,26 +210,29 @@ class QuerySpec(_Base):
             raise ConfigError(f"{key}.min_samples", f"must be a whole number of events, 0 or more; got {ms!r}")
         if not isinstance(self.step, str) or self.step not in BUCKETS:  # a mapping is unhashable: not a 500
             raise ConfigError(f"{key}.step", f"must be one of {', '.join(BUCKETS)}; got {self.step!r}")
+        composite = self._composite()
+        if ms and composite in COMPOSITES and _composite_samples(composite) is None:
+            raise ConfigError(f"{key}.min_samples", f"composite {composite!r} is a rate per second of the bucket, "
+                              "with no events it is divided by (a bucket with few requests is a low rate, which "
+                              "is data); remove min_samples")  # fmt: skip
         if self.query is not None:
             if not isinstance(self.query, dict) or not isinstance(self.query.get("aggregation") or {}, dict):
                 raise ConfigError(f"{key}.query", "must be a unified-query body (a mapping, aggregation a mapping)")
             simple = [k for k in ("event_type", "name", "field", "composite") if getattr(self, k) is not None]
             if simple:
                 raise ConfigError(key, f"give either query or {sorted(simple)}, not both")
-            if ms and self._function() is None:
-                raise ConfigError(f"{key}.min_samples", "needs a query of one aggregation function (a composite "
-                                  "or several functions have no event count per bucket); remove it")  # fmt: skip
+            if ms and composite is None and self._function() is None:
+                raise ConfigError(f"{key}.min_samples", "needs a query of one aggregation function or a ratio "
+                                  "composite (several functions have no one event count per bucket); remove "
+                                  "it")  # fmt: skip
             return
-        if ms and self.composite is not None:
-            raise ConfigError(f"{key}.min_samples", f"composite {self.composite!r} is a ratio of two kinds of events, "
-                              "with no one event count per bucket; remove min_samples")  # fmt: skip
         if self.composite is None and self.aggregation not in FUNCTIONS:
             raise ConfigError(f"{key}.aggregation", f"must be one of {', '.join(FUNCTIONS)}; got {self.aggregation!r}")
 
     def body(self, start_s: float, end_s: float, *, with_count: bool = False) -> dict[str, Any]:
         """The unified-query body for ``[start_s, end_s)`` (epoch seconds). ``with_count``: each bucket's
         event count as a second function (after the value; nothing added to a ``count`` query, a
-        composite or several functions)."""
+        composite — ``load_series`` asks the parsed query for its samples — or several functions)."""
         tr = {"start": start_s, "end": end_s}
         fn = self._function()
         extra = ["count"] if with_count and fn is not None and fn != "count" else []

@@ -6,7 +6,8 @@ compiler as ``POST /api/v1/query``. Rows (``bucket, group fields..., value``) ar
 their group values and put on a regular grid of ``step`` seconds; only complete buckets are kept.
 A query with a sample floor (``QuerySpec.sample_floor``: ``min_samples``, by default 20 events for a p95)
 also reads each bucket's event count, as a second function of the same query (one scan), and a bucket
-with fewer events is missing (NaN): the models neither score it nor see its value.
+with fewer events is missing (NaN): the models neither score it nor see its value. A ratio composite's
+count is its denominator's events (an ``error_rate``'s requests: ``hubcore.query.model.with_samples``).
 
     from analytics.service.series import load_series
     series = load_series(store, spec, "acme", start_s, end_s)
@@ -26,7 +27,7 @@ import numpy as np
 from analytics.service.config import MAX_SERIES_BUCKETS, QuerySpec
 from hubcore.query.compile_promql import COMMON_LABELS
 from hubcore.query.executor import EmbeddedBackend
-from hubcore.query.model import QueryError, parse_query
+from hubcore.query.model import QueryError, parse_query, with_samples
 from hubcore.storage.embedded import EmbeddedStore
 
 __all__ = ["MAX_SERIES_BUCKETS", "Series", "check_window", "labels_key", "load_series", "tenants_with_data"]
@@ -109,6 +110,8 @@ def load_series(
         hi = min(lo + CHUNK_BUCKETS * step, last + step)
         body = spec.body(float(lo), float(hi), with_count=floor > 0)
         query = parse_query(body, tenant=tenant, now_us=int(end_s * 1e6), paged=False)
+        if floor > 0 and query.metric.composite:  # a ratio's samples: its denominator's events, same scan
+            query = with_samples(query)
         if len(query.value_columns) != 1 + (floor > 0 and query.value_columns[0] != "count"):
             raise QueryError("aggregation.functions", "an analytics query needs exactly one function per bucket")
         if query.aggregation.time_bucket is None:

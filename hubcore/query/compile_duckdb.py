@@ -144,12 +144,18 @@ def where_sql(query: Query, *, extra: list[tuple[str, list[Any]]] | None = None)
     return " AND ".join(c for c, _ in conds), [p for _, ps in conds for p in ps]
 
 
-def _part_sql(part: Part) -> tuple[str, list[Any]]:
+def _part_cond(part: Part) -> tuple[str, list[Any]]:
+    """The condition that selects the events of ``part``, and its parameters."""
     cond, params = "event_type = ?", [part.event_type]
     if part.name is not None:
         cond, params = cond + " AND name = ?", [*params, part.name]
     if part.status is not None:
         cond, params = cond + " AND status = ?", [*params, part.status]
+    return cond, params
+
+
+def _part_sql(part: Part) -> tuple[str, list[Any]]:
+    cond, params = _part_cond(part)
     if part.value is None:
         return f"count(*) FILTER (WHERE {cond})", params
     if part.value == "tokens":  # integers: a HUGEINT sum, exact in any order
@@ -335,6 +341,10 @@ def _select(
         den = comp.denominator.format(**texts)
         outer.append(f"CAST({num} AS DOUBLE) / nullif({den}, 0) AS a0")
         outer_params += formula_params
+        if query.samples and comp.samples is not None:  # its denominator's events, in the same scan
+            cond, cond_params = _part_cond(comp.parts[comp.samples])
+            outer.append(f"count(*) FILTER (WHERE {cond}) AS a1")
+            outer_params += cond_params
     else:
         fld = query.metric.field
         if fld is None:

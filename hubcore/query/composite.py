@@ -15,6 +15,15 @@ Definitions (a *request* is one ``gen_ai.client.operation.duration`` telemetry e
 * ``cost_per_1k_tokens``: USD of cost events / (input + output tokens of requests) * 1000.
 * ``error_rate``: requests with ``status = "error"`` / requests (0..1).
 * ``error_adjusted_throughput``: successful requests per second over the bucket (or the whole range).
+
+A ratio's *samples* (:attr:`Composite.samples`) are the events of its denominator's part: the requests
+of an error rate or a cost per request, the requests whose tokens a cost per 1k tokens sums. How many
+there were in a bucket says how much its value can be trusted (1 error in 2 requests is a 50 % error
+rate). ``error_adjusted_throughput`` divides by the bucket's length, not by events: it has none.
+
+    >>> [(c.name, c.samples) for c in COMPOSITES.values()]  # doctest: +NORMALIZE_WHITESPACE
+    [('cost_per_request', 'requests'), ('cost_per_1k_tokens', 'tokens'), ('error_rate', 'requests'),
+     ('error_adjusted_throughput', None)]
 """
 
 from __future__ import annotations
@@ -46,6 +55,9 @@ class Composite:
     parts: dict[str, Part] = field(default_factory=dict)
     numerator: str = ""
     denominator: str = ""
+    #: The part whose events are a value's samples (its denominator's), or None: a denominator that is no
+    #: events (the bucket's length, ``{seconds}``).
+    samples: str | None = None
 
     @property
     def formula(self) -> str:
@@ -71,6 +83,7 @@ COMPOSITES: Final[dict[str, Composite]] = {
             {"cost": _COST, "requests": _REQUESTS},
             "{cost}",
             "{requests}",
+            "requests",
         ),
         Composite(
             "cost_per_1k_tokens",
@@ -79,6 +92,7 @@ COMPOSITES: Final[dict[str, Composite]] = {
             {"cost": _COST, "tokens": _TOKENS},
             "{cost} * 1000",
             "{tokens}",
+            "tokens",
         ),
         Composite(
             "error_rate",
@@ -87,6 +101,7 @@ COMPOSITES: Final[dict[str, Composite]] = {
             {"errors": _ERRORS, "requests": _REQUESTS},
             "{errors}",
             "{requests}",
+            "requests",
         ),
         Composite(
             "error_adjusted_throughput",

@@ -166,11 +166,15 @@ class Query:
     after: tuple[Any, ...] | None = None
     #: Only events received by then (and those without a receipt time) are read: the first page's time.
     received_by_us: int | None = None
+    #: A composite's samples (:attr:`~hubcore.query.composite.Composite.samples`: its denominator's events)
+    #: per row as a second value column, ``samples``, of the same scan: the analytics service's sample
+    #: floor. Not part of a request body; the embedded store's compiler only (:func:`with_samples`).
+    samples: bool = False
 
     @property
     def value_columns(self) -> list[str]:
         if self.metric.composite:
-            return [self.metric.composite]
+            return [self.metric.composite, *(["samples"] if self.samples else [])]
         return list(self.aggregation.functions)
 
     @property
@@ -193,6 +197,8 @@ class Query:
         }  # fmt: skip
         if self.metric.near_composite is not None:  # refused unless stored: not the answer of {"name": ...}
             data["near"] = self.metric.near_composite
+        if self.samples:  # one more column: not the answer of the same body without it
+            data["samples"] = True
         if with_page:
             data["page"] = [self.limit, self.offset]
             if self.after is not None:  # a later page: where it resumes, and on which window and events
@@ -504,3 +510,19 @@ def parse_query(
 
         q = resume_page(q, body["cursor"])
     return q
+
+
+def with_samples(query: Query) -> Query:
+    """``query`` (a composite's) with its samples per row as a second value column, ``samples``, of the same
+    scan (:attr:`Query.samples`). A :class:`QueryError` on ``metric`` for a query that is not a composite's,
+    or a composite with no samples (``error_adjusted_throughput`` divides by the bucket's length).
+
+        >>> q = parse_query({"metric": "error_rate", "aggregation": {"time_bucket": "5m"}}, tenant="t", now_us=10**15)
+        >>> with_samples(q).output_columns
+        ['bucket', 'error_rate', 'samples']
+    """
+    composite = COMPOSITES.get(query.metric.composite or "")
+    if composite is None or composite.samples is None:
+        what = f"composite {composite.name!r}" if composite else "a query that is not a composite's"
+        raise QueryError("metric", f"{what} has no samples (events of its denominator) to count")
+    return replace(query, samples=True)

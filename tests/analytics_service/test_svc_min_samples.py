@@ -150,7 +150,8 @@ def test_the_bulk_path_masks_thin_buckets_the_same_way(store: EmbeddedStore) -> 
 def test_defaults_by_aggregation_and_the_query_body_form() -> None:
     assert [QuerySpec(aggregation=a).sample_floor() for a in ("p99", "p95", "p50", "avg", "max", "count", "sum")] == [
         100, 20, 5, 5, 5, 0, 0]  # fmt: skip
-    assert QuerySpec(composite="error_rate").sample_floor() == 0
+    assert QuerySpec(composite="error_rate").sample_floor() == 20  # its requests (test_svc_composite_floor.py)
+    assert QuerySpec(composite="error_adjusted_throughput").sample_floor() == 0  # a rate: no floor
     assert QuerySpec(aggregation="count", per_second=True).sample_floor() == 0  # a rate: no floor
     body_spec = QuerySpec(query={"metric": {"name": "gen_ai.client.operation.duration", "field": "value"},
                                  "aggregation": {"functions": ["p95"], "group_by": ["model"]}}, min_samples=8)
@@ -170,8 +171,10 @@ def test_defaults_by_aggregation_and_the_query_body_form() -> None:
         ({"aggregation": "p95", "min_samples": 2.5}, "min_samples"),
         ({"aggregation": "p95", "min_samples": "many"}, "min_samples"),
         ({"aggregation": "p95", "min_samples": True}, "min_samples"),
-        ({"composite": "error_rate", "min_samples": 5}, "ratio of two kinds of events"),
-        ({"query": {"metric": "error_rate"}, "min_samples": 5}, "needs a query of one aggregation function"),
+        ({"composite": "error_adjusted_throughput", "min_samples": 5}, "rate per second of the bucket"),
+        ({"query": {"metric": {"name": "gen_ai.client.operation.duration", "field": "value"},
+                    "aggregation": {"functions": ["p95", "p99"]}}, "min_samples": 5},
+         "needs a query of one aggregation function"),
     ],
 )
 def test_bad_min_samples_is_a_config_error_naming_the_key(query: dict[str, Any], needle: str) -> None:

@@ -162,3 +162,19 @@ def test_a_partial_put_of_a_custom_budget_names_every_field_it_sets(hub: Any) ->
         assert r.status_code == 200 and _stored(h, bid)["amount"] == 70, r.text
     finally:
         httpx.delete(f"{h.api}/api/v1/budgets/{bid}", timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ('{"composite": "error_adjusted_throughput", "min_samples": 5, "step": "5m"}', "rate per second of the bucket"),
+        ('{"composite": "error_rate", "min_samples": -2, "step": "5m"}', "must be a whole number of events"),
+    ],
+)
+def test_a_bad_min_samples_on_an_ad_hoc_composite_is_a_422_naming_it(hub: Any, spec: str, needle: str) -> None:
+    h, _ = hub
+    r = httpx.get(f"{h.api}/api/v1/forecast", params={"query": spec, "horizon": "1h"}, timeout=60)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "invalid_parameter" and "query.min_samples" in error["message"], error
+    assert needle in error["message"], error
