@@ -27,6 +27,7 @@ from hubcore.query.otlp import (
     SpanListQuery,
     check_trace_id,
     log_dicts,
+    parents_first,
     span_dicts,
     trace_sql,
 )
@@ -91,7 +92,7 @@ async def get_trace(
     if not rows:
         return error_response(404, "not_found", f"no span of trace {tid} is stored for tenant {tenant_id!r}")
     truncated = len(rows) > MAX_TRACE_SPANS
-    spans = span_dicts(rows[:MAX_TRACE_SPANS])
+    spans = span_dicts(parents_first(rows[:MAX_TRACE_SPANS]))
     return json_response({"trace_id": tid, "spans": spans, "span_count": len(spans), "truncated": truncated})
 
 

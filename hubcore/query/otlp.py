@@ -272,8 +272,8 @@ def severity_floor(value: str) -> int:
 
 
 def trace_sql(tenant_id: str, trace_id: str) -> tuple[str, list[Any]]:
-    """Every span of one trace (at most :data:`MAX_TRACE_SPANS` + 1), by start time (a parent before a child
-    that starts with it): the OTLP spans and those mapped from the tenant's native events of the trace
+    """Every span of one trace (at most :data:`MAX_TRACE_SPANS` + 1), by start time (roots first among spans
+    that start together; :func:`parents_first` puts every parent before its children): the OTLP spans and those mapped from the tenant's native events of the trace
     (:data:`hubcore.mapping.EVENTS_TO_SPANS_SQL` over the events whose stored ``trace_key`` is this trace's —
     a 4-byte compare per event, none is hashed — with the synthetic root span they hang under; an event of
     another trace with the same key maps onto that trace's id and is left out)."""
@@ -329,6 +329,40 @@ def _iso(dt: datetime | None) -> str | None:
 
 def _json(text: str | None, empty: Any) -> Any:
     return msgspec.json.decode(text) if text else empty
+
+
+def parents_first(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows of :func:`trace_sql` by start time, a span after its parent where they start at the same time
+    (a policy check and the request span around it often do: the SQL order put only the root first).
+    A span whose parent is not among ``rows`` counts as a root; a parent cycle is cut where it closes.
+
+        >>> n = len(_SPAN_COLUMNS)
+        >>> def row(span, parent, start):
+        ...     r = [None] * (n + 2)
+        ...     r[2], r[3], r[n] = span, parent, start
+        ...     return tuple(r)
+        >>> [r[2] for r in parents_first([row("root", None, 1), row("c", "b", 2), row("b", "root", 2)])]
+        ['root', 'b', 'c']
+    """
+    start_col = len(_SPAN_COLUMNS)
+    parent_of = {r[2]: r[3] for r in rows}
+    depth: dict[Any, int] = {}
+
+    def depth_of(span: Any) -> int:
+        chain: list[Any] = []
+        seen: set[Any] = set()
+        while span in parent_of and span not in depth and span not in seen:
+            seen.add(span)
+            chain.append(span)
+            span = parent_of[span]
+        d = depth.get(span, -1) if span in depth else -1
+        for s in reversed(chain):
+            d += 1
+            depth[s] = d
+        return depth[chain[0]] if chain else depth.get(span, 0)
+
+    keyed = [(r[start_col], depth_of(r[2]), i) for i, r in enumerate(rows)]
+    return [rows[k[2]] for k in sorted(keyed, key=lambda k: (k[0] is None, k[0] or 0, k[1], k[2]))]
 
 
 def span_dicts(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:

@@ -119,3 +119,21 @@ def test_a_bad_trace_id_is_a_422_naming_it(hub: RunningHub, bad: str) -> None:
     assert r.status_code == 422, r.text
     err = r.json()["error"]
     assert "trace_id" in err["message"] and err["code"]
+
+
+def test_a_span_comes_after_its_parent_when_they_start_together() -> None:
+    # the SQL put only roots first: a policy check starting with the request span around it came before it
+    from hubcore.query.otlp import _SPAN_COLUMNS, parents_first
+
+    n = len(_SPAN_COLUMNS)
+
+    def row(span: str, parent: str | None, start: int) -> tuple[Any, ...]:
+        r: list[Any] = [None] * (n + 2)
+        r[2], r[3], r[n] = span, parent, start
+        return tuple(r)
+
+    rows = [row("root", None, 1), row("rule", "eval", 5), row("eval", "root", 5), row("late", "root", 9),
+            row("orphan", "gone", 5), row("x", "y", 7), row("y", "x", 7)]  # fmt: skip
+    got = [r[2] for r in parents_first(rows)]
+    assert got[:4] == ["root", "orphan", "eval", "rule"] and got[6] == "late"
+    assert sorted(got[4:6]) == ["x", "y"]  # a parent cycle (bad data) is cut somewhere, and nothing is lost
