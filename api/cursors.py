@@ -60,14 +60,14 @@ def decode_cursor(raw: str, kind: str, scope: str) -> dict[str, Any] | None:
 
 def read_series_cursor(raw: str, scope: str, max_rows: int) -> tuple[tuple[int, str, str, str], int]:
     """The row key (:data:`analytics.service.derived.SeriesKey`) and count of a ``GET /api/v1/analytics/series``
-    cursor ``raw`` (at most ``max_rows`` rows of the key sent); a 422 ``invalid_cursor`` naming ``cursor`` if it
+    cursor ``raw`` (at most ``max_rows`` rows of the key sent); a 422 ``bad_cursor`` naming ``cursor`` if it
     is not one of a listing of ``scope``."""
-    not_one = QueryError("cursor", "not a cursor of this API; pass next_cursor unchanged", reason="invalid_cursor")
+    not_one = QueryError("cursor", "not a cursor of this API; pass next_cursor unchanged", reason="bad_cursor")
     try:
         data = decode_cursor(raw, "series", scope)
     except ForeignCursor:
         raise QueryError("cursor", "belongs to another listing: send it with the same tenant, name and query",
-                         reason="invalid_cursor") from None  # fmt: skip
+                         reason="bad_cursor") from None  # fmt: skip
     if data is None:
         raise not_one
     key, sent = data.get("k"), data.get("n")

@@ -21,7 +21,7 @@ A listing reads only its page from the queue's file (:mod:`hubcore.dlq_index`; i
 on each call, 1-1.5 s at 234,000 entries). Its ``next_cursor`` (null on the last page) resumes it exactly, a
 replay that removed entries meanwhile included: the next page starts at the newest entry older than the last
 one shown. A cursor is bound to its listing (tenant, ``reason``, the caller's team scope): another listing's,
-a damaged one, one with an ``offset``, or one from before the hub restarted is a 422 ``invalid_cursor``.
+a damaged one, one with an ``offset``, or one from before the hub restarted is a 422 ``bad_cursor``.
 
 An entry's ``received_at`` is an ISO-8601 UTC string (:func:`hubcore.times.iso_s`), as the other times in the API's
 answers; it was epoch seconds before (a response-format change). The queue's file keeps epoch seconds.
@@ -97,7 +97,7 @@ async def list_dlq(
     before = None
     if cursor is not None:
         if "offset" in request.query_params:
-            return error_response(422, "invalid_cursor", "offset: a listing resumed with cursor takes no offset "
+            return error_response(422, "bad_cursor", "offset: a listing resumed with cursor takes no offset "
                                   "(the cursor says where the page starts)", field="offset")  # fmt: skip
         try:
             position = decode_cursor(cursor, "dlq", scope)
@@ -105,7 +105,7 @@ async def list_dlq(
             position = None
         before = position.get("p") if position is not None else None
         if not isinstance(before, str):
-            return error_response(422, "invalid_cursor", "cursor: not a cursor of this listing; pass next_cursor "
+            return error_response(422, "bad_cursor", "cursor: not a cursor of this listing; pass next_cursor "
                                   "unchanged, with the same tenant and reason", field="cursor")  # fmt: skip
     try:
         page = await run_in_threadpool(
@@ -115,7 +115,7 @@ async def list_dlq(
             )
         )  # fmt: skip
     except StalePosition:
-        return error_response(422, "invalid_cursor", "cursor: the queue was indexed afresh since (the hub restarted, "
+        return error_response(422, "bad_cursor", "cursor: the queue was indexed afresh since (the hub restarted, "
                               "or another process replaced its file), or the cursor is damaged; list again without "
                               "cursor", field="cursor")  # fmt: skip
     shown = [entry_json(e) for e in page.entries]

@@ -190,7 +190,7 @@ def test_series_pages_are_exact_with_rows_that_share_everything(hub: Any) -> Non
         r = httpx.get(f"{h.api}/api/v1/analytics/series", params={**params, **other, "cursor": first["next_cursor"]},
                       headers=other_headers, timeout=30)  # fmt: skip
         error = r.json()["error"]
-        assert r.status_code == 422 and error["code"] == "invalid_cursor" and error["field"] == "cursor", r.text
+        assert r.status_code == 422 and error["code"] == "bad_cursor" and error["field"] == "cursor", r.text
         assert "belongs to another listing" in error["message"]
 
 

@@ -126,7 +126,7 @@ def test_entries_written_by_another_process_are_listed(tmp_path: Path) -> None:
     other.replay(lambda entries: [True] * len(entries), tenant_id="t1", ids=[listed["entries"][1]["id"]])
     stale = client.get("/api/v1/dlq", params={"cursor": page["next_cursor"]}, headers=T1)
     error = stale.json()["error"]
-    assert stale.status_code == 422 and error["code"] == "invalid_cursor" and error["field"] == "cursor"
+    assert stale.status_code == 422 and error["code"] == "bad_cursor" and error["field"] == "cursor"
     assert "list again without cursor" in error["message"]
     assert [_n(e) for e in client.get("/api/v1/dlq", headers=T1).json()["entries"]] == [100, 2, 1, 0]
     for damaged in ("nope:1", f"{queue._index.epoch}:²", f"{queue._index.epoch}:{'9' * 5000}", "", ":"):
@@ -155,7 +155,7 @@ def test_bad_cursors_are_a_422_naming_the_field(
     r = client.get("/api/v1/dlq", params={k: good if v == "OTHER" else v for k, v in params.items()},
                    headers=headers)  # fmt: skip
     assert r.status_code == 422, r.text
-    assert r.json()["error"]["code"] == "invalid_cursor" and r.json()["error"]["field"] == field
+    assert r.json()["error"]["code"] == "bad_cursor" and r.json()["error"]["field"] == field
 
 
 def test_an_empty_queue_lists_nothing(tmp_path: Path) -> None:
