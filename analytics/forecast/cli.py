@@ -129,7 +129,7 @@ def check(args: argparse.Namespace) -> None:
         raise ForecastInputError(_missing(path, header, layouts(args)))
     split_horizon(args.horizon)
     try:
-        check_output(Path(args.output), path, create_parents=False)
+        check_output(Path(args.output), path, create_parents=True)
     except FileCheckError as exc:
         raise ForecastInputError(str(exc)) from None
 
@@ -230,6 +230,7 @@ def run(args: argparse.Namespace) -> None:
                   "range); those yhat_lower/yhat_upper cells are empty")  # fmt: skip
     columns = [time_col, "yhat", "yhat_lower", "yhat_upper", "model"]
     try:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # as hub detect does
         out[columns].to_csv(args.output, index=False)
     except OSError as exc:
         raise ForecastInputError(f"cannot write {args.output}: {exc}") from None

@@ -208,7 +208,6 @@ def test_a_wide_file_gets_a_short_message(tmp_path: Path, capsys: pytest.Capture
 @pytest.mark.parametrize(
     ("output", "message"),
     [
-        ("{tmp}/nowhere/out.csv", "cannot write {tmp}/nowhere/out.csv: directory {tmp}/nowhere does not exist"),
         ("{tmp}", "--output {tmp} is a directory; give a file name"),
         ("{src}", "--output {src} is the input file; write the result to another file"),
         ("{src}/out.csv", "cannot write {src}/out.csv: {src} is not a directory"),
@@ -255,3 +254,10 @@ def test_an_unwritable_output_is_refused_before_the_model_is_fitted(tmp_path: Pa
     monkeypatch.setattr(os, "open", real_open)
     cli.check_output(out, src, create_parents=False)  # writable: checked, and left as it was
     assert out.read_text() == "old\n"
+
+
+def test_missing_output_directories_are_created_as_hub_detect_does(tmp_path: Path) -> None:
+    # hub forecast refused a missing directory that hub detect creates
+    src, dst = _write(tmp_path / "in.csv"), tmp_path / "a" / "b" / "out.csv"
+    assert main(["--input", str(src), "--horizon", "1d", "--output", str(dst)]) == 0
+    assert list(pd.read_csv(dst).columns) == ["ds", "yhat", "yhat_lower", "yhat_upper", "model"]
