@@ -197,6 +197,8 @@ def test_backfill_spreads_history_that_ends_now(stub: StubHub, capsys: pytest.Ca
     [analyze] = [r[0] for r in stub.requests if r[0].startswith("/api/v1/correlations/analyze")]
     query = dict(p.split("=") for p in analyze.split("?", 1)[1].split("&"))
     assert float(query["start"]) == pytest.approx(started - 7200, abs=5) and float(query["end"]) >= started
+    # seconds: the hub's analysis time; wall_seconds: the client's, as its progress lines say
+    assert s["correlated"].pop("wall_seconds") >= 0
     assert s["correlated"] == {"incidents": 1, "correlations": 1, "events": 9, "calls": 1, "seconds": 0.5,
                                "truncated": 0}  # fmt: skip
     stamps = sorted(
@@ -271,6 +273,7 @@ def test_correlating_a_backfill_goes_span_by_span_and_halves_busy_spans() -> Non
                          progress=lines.append)  # fmt: skip
     h = 3600.0
     assert spans == [(0.0, 6 * h), busy, (6 * h, 9 * h), (9 * h, 12 * h), (12 * h, 15 * h)]
+    assert out.pop("wall_seconds") >= 0
     assert out == {"incidents": 4, "correlations": 0, "events": 12, "calls": 5, "seconds": 1.0, "truncated": 0}
     # a line to start and one per finished span (the halved busy span is not one): the user sees it move
     assert lines[0].startswith("correlating the backfilled span (15.0 h)") and len(lines) == 5
