@@ -412,6 +412,7 @@ def _parse_aggregation(raw: Any, metric: Metric, tr: TimeRange) -> Aggregation:
     raw = {} if raw is None else raw  # (0, "" or [] are not "no aggregation": a 422 below)
     if not isinstance(raw, dict):
         raise QueryError("aggregation", "must be an object {time_bucket, functions, group_by}")
+    _no_unknown_keys(raw, ("time_bucket", "functions", "group_by"), "aggregation")  # a typo first: not its default
     bucket = raw.get("time_bucket")
     if bucket is not None:
         if not isinstance(bucket, str):
@@ -447,10 +448,17 @@ def _parse_aggregation(raw: Any, metric: Metric, tr: TimeRange) -> Aggregation:
     refs = tuple(parse_field(g, f"aggregation.group_by[{i}]", allow_numeric=False) for i, g in enumerate(groups))
     if len({r.label for r in refs}) != len(refs):
         raise QueryError("aggregation.group_by", "lists a field twice")
-    unknown = set(raw) - {"time_bucket", "functions", "group_by"}
-    if unknown:
-        raise QueryError("aggregation", f"unknown key(s) {sorted(unknown)}")
     return Aggregation(bucket, tuple(funcs), refs)
+
+
+def _no_unknown_keys(raw: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    """A :class:`QueryError` naming ``where.<key>`` for a key of ``raw`` not in ``known``, with the closest
+    known one and the list (``aggregation.function: unknown key (did you mean functions?); ...``)."""
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise QueryError(f"{where}.{unknown[0]}", f"unknown key{hint}; {where} takes {', '.join(known)}")
 
 
 def parse_query(
@@ -478,8 +486,11 @@ def parse_query(
     tr = _parse_range(body.get("time_range"), now_us)
     raw_filters = body.get("filters")
     raw_filters = [] if raw_filters is None else raw_filters  # {}, 0 or "" had meant "no filters"
-    if not isinstance(raw_filters, list) or len(raw_filters) > 50:
-        raise QueryError("filters", "must be a list of at most 50 filters")
+    if not isinstance(raw_filters, list):
+        one = " (one filter is a list of one: [{...}])" if isinstance(raw_filters, dict) else ""
+        raise QueryError("filters", f"must be a list of filters, got {type(raw_filters).__name__}{one}")
+    if len(raw_filters) > 50:
+        raise QueryError("filters", f"must be a list of at most 50 filters, got {len(raw_filters)}")
     filters = tuple(_parse_filter(f, i) for i, f in enumerate(raw_filters))
     metric = _parse_metric(body.get("metric"))
     agg = _parse_aggregation(body.get("aggregation"), metric, tr)

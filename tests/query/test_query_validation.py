@@ -71,7 +71,10 @@ CASES: list[tuple[str, Any, int, str]] = [
     ("timeout out of range", {"timeout_ms": 0}, 422, "timeout_ms: must be an integer between 1 and 60000"),
     ("not an object", [1, 2], 400, "the body must be a JSON object"),
     # a falsy value of the wrong type had meant "none" (0, "", {} for a list; 0, "", [] for an object)
-    ("filters an empty object", {"filters": {}}, 422, "filters: must be a list of at most 50 filters"),
+    ("filters an empty object", {"filters": {}}, 422, "filters: must be a list of filters, got dict (one filter is a list of one: [{...}])"),
+    ("filters one object", {"filters": {"field": "model", "op": "eq", "value": "x"}}, 422, "filters: must be a list of filters, got dict"),
+    ("filters too many", {"filters": [{"field": "model", "op": "eq", "value": "x"}] * 51}, 422, "filters: must be a list of at most 50 filters, got 51"),
+    ("aggregation key typo", {"aggregation": {"function": ["p95"]}}, 422, "aggregation.function: unknown key (did you mean functions?); aggregation takes time_bucket, functions, group_by"),
     ("filters zero", {"filters": 0}, 422, "filters: must be a list"),
     ("sort an empty string", {"sort": ""}, 422, "sort: must be a list of {field, order}"),
     ("sort false", {"sort": False}, 422, "sort: must be a list"),
