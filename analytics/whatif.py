@@ -100,9 +100,14 @@ class ScenarioError(ValueError):
         return f"{at}.{self.field}" if self.field and self.index is not None else at
 
 
-def _known(model: str | None, models: Mapping[str, object], what: str, field: str = "model") -> None:
+def _known(model: str | None, models: Mapping[str, object], what: str, field: str = "model",
+           seen: Mapping[str, object] | None = None) -> None:  # fmt: skip
+    """Refuse a ``model`` not in ``models`` (those with ``what``); one in ``seen`` (a model the scenario
+    knows otherwise, e.g. by its traffic) is not called unknown, only said to lack ``what``."""
     if model is not None and model not in models:
         known = f"models with {what}: {', '.join(sorted(models))}" if models else f"no model has {what}"
+        if seen is not None and model in seen:
+            raise ScenarioError(f"model {model!r} has no {what.removeprefix('a ')} ({known})", field=field)
         raise ScenarioError(f"unknown model {model!r}; {known}", field=field)
 
 
@@ -139,7 +144,7 @@ class PriceChange:
             raise ValueError(f"percent must be at least -100, got {self.percent}")
 
     def apply(self, state: State) -> State:
-        _known(self.model, state.prices, "a price")
+        _known(self.model, state.prices, "a price", seen=state.traffic)
         factor = 1.0 + self.percent / 100.0
         prices = {m: p * factor if self.model in (None, m) else p for m, p in state.prices.items()}
         return replace(state, prices=prices)
@@ -162,7 +167,7 @@ class MoveTraffic:
     def apply(self, state: State) -> State:
         # (the same words on both sides: the source had been "unknown source model", the target "no price")
         _known(self.source, state.traffic, "traffic", "source")
-        _known(self.target, state.prices, "a price", "target")
+        _known(self.target, state.prices, "a price", "target", seen=state.traffic)
         traffic = dict(state.traffic)
         moved = traffic[self.source] * self.share
         traffic[self.source] = traffic[self.source] - moved
@@ -178,7 +183,7 @@ class AddInstances:
     count: int
 
     def apply(self, state: State) -> State:
-        _known(self.model, state.fleet, "a fleet", "model")
+        _known(self.model, state.fleet, "a fleet", "model", seen=state.traffic)
         if state.fleet[self.model].instances + self.count < 1:
             raise ScenarioError(
                 f"{self.model!r} has {state.fleet[self.model].instances} instance(s): adding "

@@ -170,7 +170,9 @@ def test_transforms_that_make_no_sense_are_rejected() -> None:
         # the source and the target of a move had been told apart ("unknown source model" / "no price for target")
         (MoveTraffic("nope", "big", 0.5), "scenario[1].source", "unknown model 'nope'; models with traffic: big, small"),
         (MoveTraffic("big", "gpt-5", 0.5), "scenario[1].target", "unknown model 'gpt-5'; models with a price: big, small"),
-        (AddInstances("small", 1), "scenario[1].model", "unknown model 'small'; models with a fleet: big"),
+        # a model the scenario knows (by its traffic) is not "unknown": it has no fleet
+        (AddInstances("small", 1), "scenario[1].model", "model 'small' has no fleet (models with a fleet: big)"),
+        (AddInstances("nope", 1), "scenario[1].model", "unknown model 'nope'; models with a fleet: big"),
         (AddInstances("big", -2), "scenario[1].count", "'big' has 2 instance(s): adding -2 leaves none"),
     ],
 )  # fmt: skip

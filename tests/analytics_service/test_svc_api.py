@@ -610,7 +610,7 @@ def test_tenant_b_sees_nothing_of_a(hub: Any) -> None:
          "scenario[0].source: unknown model 'gpt-5'; models with traffic: gpt-4o"),  # was "unknown source model"
         ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "add_instances", "model": "gpt-4o", "count": 1}],
                                              "horizon": "6h", "history": "2d"}}, 422,
-         "scenario[0].model: unknown model 'gpt-4o'; no model has a fleet"),
+         "scenario[0].model: model 'gpt-4o' has no fleet (no model has a fleet)"),
         ("post", "/api/v1/budgets", {"json": {"amount": -5}}, 422, "amount"),
         ("post", "/api/v1/budgets", {"json": {"amount": 5, "period": "weekly"}}, 422, "period"),
         ("post", "/api/v1/budgets", {"json": {"amount": 5, "period": "custom"}}, 422, "start"),
