@@ -24,7 +24,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketState
 
-from hubcore.errors import PermanentError, RetryableError
+from hubcore.errors import InvalidParameter, PermanentError, RetryableError
 
 
 class ErrorDetail(BaseModel):
@@ -127,7 +127,8 @@ def install_error_handlers(app: Any) -> None:
     @app.exception_handler(PermanentError)
     async def _permanent(conn: HTTPConnection, exc: PermanentError) -> Response | None:
         # a bad parameter value is a 422 (InvalidParameter, QueryError carry theirs), an unreadable request 400
-        return await deliver(conn, error_response(getattr(exc, "status", 400), exc.reason, str(exc)), str(exc))
+        field = {"field": exc.field} if isinstance(exc, InvalidParameter) and exc.field else {}
+        return await deliver(conn, error_response(getattr(exc, "status", 400), exc.reason, str(exc), **field), str(exc))
 
     @app.exception_handler(RetryableError)
     async def _retryable(conn: HTTPConnection, exc: RetryableError) -> Response | None:

@@ -32,8 +32,9 @@ class InvalidParameter(PermanentError):
 
     status = 422
 
-    def __init__(self, message: str, *, reason: str = "invalid_parameter") -> None:
+    def __init__(self, message: str, *, reason: str = "invalid_parameter", field: str | None = None) -> None:
         super().__init__(message, reason=reason)
+        self.field = field  # the parameter at fault, where one is: the answer's ``error.field``
 
 
 class RetryableError(HubError):

@@ -46,7 +46,7 @@ def check_enumerated(key: str, value: str) -> None:
     """
     allowed = ENUMERATED.get(key)
     if allowed is not None and value not in allowed:
-        raise InvalidParameter(f"{key} must be one of {', '.join(allowed)}, got {value[:64]!r}")
+        raise InvalidParameter(f"{key} must be one of {', '.join(allowed)}, got {value[:64]!r}", field=key)
 
 
 _COLUMNS = ("event_id", "ts", "received_at", "tenant_id", "source_module", "event_type", "severity",

@@ -195,6 +195,7 @@ def test_a_typo_of_an_enumerated_filter_is_a_422_naming_the_allowed_values(
     error = r.json()["error"]
     assert error["code"] == "invalid_parameter" and name in error["message"] and repr(value) in error["message"]
     assert allowed in error["message"], error
+    assert error["field"] == name  # as /events/export and the query's errors name it
     fixed = {"severity": "critical", "event_type": "cost", "source_module": "llm-costops"}[name]
     assert client.get("/api/v1/events", params={name: fixed}).status_code == 200
 
