@@ -122,6 +122,8 @@ def check_startable(cfg: HubConfig) -> None:
         )
 
 
+#: The setting that holds each listener's port (the API's host and port are two keys), named when it is taken.
+PORT_KEYS = {"service.api.host": "service.api.port"}
 #: The flag that moves each listener, named when its port is taken.
 PORT_FLAGS = {
     "service.api.host": "--api-port",
@@ -156,7 +158,7 @@ def port_conflict(cfg: HubConfig) -> str | None:
     for key, (host, port) in cfg.listeners().items():
         reason = port_unavailable(host, port)
         if reason is not None:
-            return (f"cannot listen on {host}:{port} ({key}): {reason}; is another hub running? "
+            return (f"cannot listen on {host}:{port} ({PORT_KEYS.get(key, key)}): {reason}; is another hub running? "
                     f"{PORT_FLAGS[key]} chooses another port")  # fmt: skip
     return None
 

@@ -96,7 +96,7 @@ def test_a_port_in_use_exits_1_in_one_line_before_opening_the_store(tmp_path: Pa
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert out.returncode == 1, out.stderr
-    assert f"hub run: cannot listen on 127.0.0.1:{port} (service.api.host): address already in use" in out.stderr
+    assert f"hub run: cannot listen on 127.0.0.1:{port} (service.api.port): address already in use" in out.stderr
     assert "--api-port chooses another port" in out.stderr and "Traceback" not in out.stderr
     # refused before the service is loaded (it had come after "hub starting" and "hub loaded", seconds later),
     # and before anything is written to the data directory (the key store, the DLQ and the audit log had been)

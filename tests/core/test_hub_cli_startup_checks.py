@@ -131,7 +131,7 @@ def test_a_taken_port_is_refused_before_the_service_is_imported(tmp_path: Path) 
                                 "--otlp-http-port", "0")  # fmt: skip
     assert result["code"] == 1
     (line,) = stderr.strip().splitlines()
-    assert line.startswith(f"hub run: cannot listen on 127.0.0.1:{port} (service.api.host): ")
+    assert line.startswith(f"hub run: cannot listen on 127.0.0.1:{port} (service.api.port): ")
     assert line.endswith("is another hub running? --api-port chooses another port")
     assert _heavy(result["modules"]) == []
     assert not data.exists()
