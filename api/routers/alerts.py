@@ -118,7 +118,8 @@ async def list_alerts(
     check_known_params(request, ("state", "severity", "tenant", "team", "limit", "inhibited"))
     t = read_tenant(request, state, tenant, all_tenants=True)
     if inhibited.lower() not in _INHIBITED:
-        return error_response(422, "bad_inhibited", f"inhibited must be false, true or any, got {inhibited!r}")
+        return error_response(422, "invalid_parameter", f"inhibited must be false, true or any, got {inhibited!r}",
+                              field="inhibited")  # (its code had been bad_inhibited: one code for a bad value)
     only = _INHIBITED[inhibited.lower()]
     svc = get_service(request, state)
 
@@ -129,7 +130,7 @@ async def list_alerts(
     try:
         alerts, count = await run_in_threadpool(page)
     except ValueError as exc:
-        return error_response(422, "bad_state", str(exc))
+        return error_response(422, "invalid_parameter", str(exc), field="state")  # (had been bad_state)
     return json_response({"alerts": alerts, "inhibited_count": count})
 
 

@@ -108,7 +108,9 @@ def test_acknowledge_then_resolve(hub: RunningHub, keys: dict[str, dict[str, str
     r = httpx.get(f"{api}/api/v1/alerts?state=acknowledged&severity=critical", headers=keys["a_viewer"])
     assert [a["id"] for a in r.json()["alerts"]] == [aid]
     assert httpx.get(f"{api}/api/v1/alerts?state=firing", headers=keys["a_viewer"]).json()["alerts"] == []
-    assert httpx.get(f"{api}/api/v1/alerts?state=bogus", headers=keys["a_viewer"]).status_code == 422
+    bad = httpx.get(f"{api}/api/v1/alerts?state=bogus", headers=keys["a_viewer"])
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "state"
+    assert bad.json()["error"]["code"] == "invalid_parameter"  # (it had been bad_state)
     r = httpx.post(f"{api}/api/v1/alerts/{aid}/acknowledge", headers=keys["a_editor"], json={"by": 3})
     assert r.status_code == 422
     r = httpx.post(f"{api}/api/v1/alerts/{aid}/resolve", headers=keys["a_editor"], json={"by": "mallory"})
@@ -275,7 +277,8 @@ def test_inhibited_alerts_are_listed_on_request(hub: RunningHub, keys: dict[str,
     assert listed("&inhibited=any")[0] == [("claude", "warning"), ("gpt-4o", "critical"), ("gpt-4o", "warning")]
     assert listed("&severity=critical") == ([("gpt-4o", "critical")], 0)
     r = httpx.get(f"{url}?tenant=tenant-c&inhibited=maybe", headers=platform)
-    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_inhibited"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_parameter"
+    assert r.json()["error"]["field"] == "inhibited"
     [warn] = httpx.get(f"{url}?tenant=tenant-c&inhibited=true", headers=platform).json()["alerts"]
     one = httpx.get(f"{url}/{warn['id']}?tenant=tenant-c", headers=platform).json()["alert"]
     assert one["inhibited"] and one["inhibited_by"] == "c-critical-gpt-4o" and one["inhibited_by_id"]
