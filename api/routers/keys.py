@@ -131,9 +131,16 @@ async def create_key(request: Request, state: Annotated[ApiState, Depends(get_st
             store.create, tenant_id=tenant, role=req.role, team=req.team, description=req.description,
             expires_in=lifetime,
         )  # fmt: skip
-    except ValueError as exc:
-        return error_response(422, "validation_error", str(exc))
+    except ValueError as exc:  # the store's checks: each message starts with what it is about
+        text = str(exc)
+        field = next((f for f, lead in _STORE_FIELDS if text.startswith(lead)), None)
+        return error_response(422, "validation_error", text, **({"field": field} if field else {}))
     return json_response({"key": created.key, **key_json(created.info)}, 201)
+
+
+#: The body field each of the key store's refusals is about, by how its message begins.
+_STORE_FIELDS = (("role", "unknown role"), ("tenant_id", "bad tenant"), ("expires_in_seconds", "expires_in"),
+                 ("team", "team "))  # fmt: skip
 
 
 @router.get(

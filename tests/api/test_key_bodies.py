@@ -90,3 +90,13 @@ def test_an_unreadable_body_is_a_422_saying_what_the_body_is(app: Any) -> None:
     client, _, admin, _ = app
     r = client.post("/api/v1/keys", content=b"{nope", headers={**admin, "Content-Type": "application/json"})
     assert r.status_code == 422 and "the body is a JSON object of role" in r.json()["error"]["message"], r.text
+
+
+def test_a_refusal_of_the_key_store_names_its_field(app: Any) -> None:
+    # an unknown role had been a 422 with no field, unlike the body's other errors
+    client, _, admin, _ = app
+    r = client.post("/api/v1/keys", json={"role": "root"}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "role", r.text
+    assert r.json()["error"]["message"].startswith("unknown role 'root' (known: ")
+    r = client.post("/api/v1/keys", json={"role": "ingest", "team": ""}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "team", r.text
