@@ -133,8 +133,8 @@ async def create_key(request: Request, state: Annotated[ApiState, Depends(get_st
         )  # fmt: skip
     except ValueError as exc:  # the store's checks: each message starts with what it is about
         text = str(exc)
-        field = next((f for f, lead in _STORE_FIELDS if text.startswith(lead)), None)
-        return error_response(422, "validation_error", text, **({"field": field} if field else {}))
+        culprit = next((f for f, lead in _STORE_FIELDS if text.startswith(lead)), None)
+        return error_response(422, "validation_error", text, **({"field": culprit} if culprit else {}))
     return json_response({"key": created.key, **key_json(created.info)}, 201)
 
 
