@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from hubcore.errors import PermanentError, QueueFullError
 from hubcore.storage.embedded import EmbeddedStore
 from processors.native_events import NativeEventsProcessor
 from tests.helpers.events import EVENT_TYPES, make_event
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def events_columns(events: list[dict[str, object]], tenant: str = "t1") -> dict[str, list[object]]:
@@ -303,3 +307,46 @@ def test_an_idle_store_still_enforces_retention(tmp_path: Path) -> None:
         assert s.read("SELECT count(*) FROM events").fetchone() == (1,)
     finally:
         s.shutdown()
+
+
+def test_duckdb_checkpoints_past_64_mib_of_its_log_and_keeps_the_memory_limit(tmp_path: Path) -> None:
+    # DuckDB's default (16 MiB) checkpointed every ~45,000 events, compressing the last row group again each time
+    s = EmbeddedStore(tmp_path, wal_fsync=False, memory_limit="300MB")
+    s.start()
+    try:
+        threshold, memory = s.read(
+            "SELECT current_setting('checkpoint_threshold'), current_setting('memory_limit')"
+        ).fetchone()  # type: ignore[misc]
+    finally:
+        s.shutdown()
+    assert threshold == "64.0 MiB"
+    assert memory.startswith("286.") and memory.endswith("MiB")  # 300 MB
+
+
+def test_rows_applied_but_not_yet_checkpointed_survive_a_crash(tmp_path: Path) -> None:
+    # the applied batch is committed in DuckDB's log only (no checkpoint before 64 MiB), and the hub's own log no
+    # longer holds it: the process dies without shutting down, and the rows are still there after a restart
+    child = (
+        "import os, sys\n"
+        "from hubcore.storage.embedded import EmbeddedStore\n"
+        "from tests.core.test_store import events_columns\n"
+        "from tests.helpers.events import make_event\n"
+        "s = EmbeddedStore(sys.argv[1], wal_fsync=True, flush_interval=0.01)\n"
+        "s.start()\n"
+        "s.append('events', events_columns([make_event('cost') for _ in range(5)]))\n"
+        "assert s.flush(10)\n"
+        "print(os.path.getsize(os.path.join(sys.argv[1], 'hub.duckdb.wal')), flush=True)\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child, str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) > 0  # the rows were in DuckDB's log, not yet in hub.duckdb
+    again = EmbeddedStore(tmp_path, wal_fsync=False)
+    again.start()
+    try:
+        assert again.read("SELECT count(*) FROM events").fetchone() == (5,)
+        assert again.stats.pending_rows == 0  # nothing left to replay from the hub's log either
+    finally:
+        again.shutdown()
