@@ -409,6 +409,11 @@ def since_alert(worthy: np.ndarray, alerts: np.ndarray, refractory: int) -> np.n
     return np.where(in_event & (last_alert >= 0) & (last_alert >= start_at), last_alert, -1)
 
 
+#: How far beyond its range a point of an announced event must stay, as a share of the alert's own excess,
+#: for the event to go on (:func:`holding`).
+HOLD_SHARE = 0.25
+
+
 def holding(
     x: np.ndarray, last_alert: np.ndarray, low: np.ndarray, high: np.ndarray, anomalous: np.ndarray
 ) -> np.ndarray:
@@ -419,14 +424,23 @@ def holding(
     >>> x = np.array([5.0, 30.0, 28.0, 6.0, 29.0])
     >>> holding(x, np.array([-1, 1, 1, 1, 1]), np.full(5, 0.0), np.full(5, 10.0), np.zeros(5, dtype=bool)).tolist()
     [False, True, True, False, False]
+
+    A point must stay beyond the range by :data:`HOLD_SHARE` of the alert's own excess: after a burst to
+    100 over a range ending at 10, values of 11 and 12 are the burst over, not going on.
+
+    >>> x = np.array([5.0, 100.0, 12.0, 11.0, 40.0])
+    >>> holding(x, np.array([-1, 1, 1, 1, 1]), np.full(5, 0.0), np.full(5, 10.0), np.zeros(5, dtype=bool)).tolist()
+    [False, True, False, False, False]
     """
     x = np.asarray(x, dtype=float)
     if not x.size:
         return np.zeros(0, dtype=bool)
     at = np.maximum(last_alert, 0)
-    with np.errstate(invalid="ignore"):
-        above = (x[at] > high[at]) & (x > high)
-        below = (x[at] < low[at]) & (x < low)
+    with np.errstate(invalid="ignore", over="ignore"):
+        # beyond the range by at least a quarter of what the alert's value was: a value back near the
+        # range's edge is the incident ending, not going on
+        above = (x[at] > high[at]) & (x - high >= HOLD_SHARE * (x[at] - high[at]))
+        below = (x[at] < low[at]) & (low - x >= HOLD_SHARE * (low[at] - x[at]))
     beyond = (last_alert >= 0) & (above | below)
     going = beyond | np.asarray(anomalous, dtype=bool)
     pos = np.arange(x.size)
