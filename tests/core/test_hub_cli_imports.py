@@ -97,8 +97,8 @@ CASES: list[tuple[list[str], int, str]] = [
      "hub forecast: error: missing column(s) ds, y in {wide}; found 961 columns: V1, V2, V3, V4, V5, ..., V961. "
      "Expected one row per time step with a time column and a value column (ds,y or timestamp,value; --time-col "
      "and --target-col name others); this looks like a wide file"),
-    (["forecast", "--input", "{daily}", "--horizon", "7d", "--output", "{no_data_dir}/x.csv"], 2,
-     "hub forecast: error: cannot write {no_data_dir}/x.csv: directory {no_data_dir} does not exist\n"),
+    (["forecast", "--input", "{daily}", "--horizon", "7d", "--output", "{daily}/x.csv"], 2,
+     "hub forecast: error: cannot write {daily}/x.csv: {daily} is not a directory\n"),
     (["forecast", "--input", "{daily}", "--horizon", "7d", "--output", "{daily}"], 2,
      "hub forecast: error: --output {daily} is the input file"),
     (["keys", "--help"], 0, "usage: hub keys"),
