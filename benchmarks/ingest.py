@@ -5,11 +5,15 @@ Starts ``hub run`` as a subprocess on free ports with a fresh data directory, se
 accepted event is stored (the store's pending-rows gauge reaches 0) and counts the rows in DuckDB.
 In the same run it measures the bare decode rate of the same bodies with msgspec (the baseline), and
 the CPU time the hub process used per stored event (user + system, all its threads, from the load's start
-to the last row stored): on a shared machine the rates follow the neighbours' load, the CPU per event much
-less so.
+to the last row stored; ``loop_thread_cpu_us_per_event``: its main thread's, the event loop's, alone): on a
+shared machine the rates follow the neighbours' load, the CPU per event much less so.
 
     .venv/bin/python benchmarks/ingest.py --duration 10
     .venv/bin/python benchmarks/ingest.py --quick
+    .venv/bin/python benchmarks/ingest.py --duration 10 --event-loop asyncio   # the hub on asyncio's own loop
+
+The hub is started as ``hub run`` is (``hub.cli``: the loop ``service.event_loop`` names, uvloop by default);
+the JSON says which loop served (``event_loop``, resolved from the flag and the config as ``hub run`` does).
 
 The last line printed is one JSON object with the figures.
 """
@@ -33,6 +37,8 @@ import httpx
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hub.cli import resolve_event_loop
+from hubcore.config import load_config
 from hubcore.model.events import PAYLOAD_TYPES, AnalyticsEvent
 from tests.helpers.events import make_event
 from tests.helpers.hub import start_hub_process, stop_hub_process
@@ -111,10 +117,12 @@ def pending_rows(api: str) -> float:
     return float("nan")
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; NaN elsewhere)."""
+def process_cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU seconds of process ``pid`` so far, or of its thread ``tid`` only (Linux ``/proc``; NaN
+    elsewhere). The main thread (``tid == pid``) runs the event loop: uvicorn, Starlette, the gRPC server."""
+    stat = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
@@ -128,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-fsync", action="store_true", help="run the hub without WAL fsync")
     ap.add_argument("--quick", action="store_true", help="3 s run for CI")
     ap.add_argument("--config", help="hub YAML config (e.g. to switch analytics off and see the bare ingest path)")
+    ap.add_argument(
+        "--event-loop", choices=["auto", "asyncio", "uvloop"], help="hub run --event-loop (default: the config's)"
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.duration = 3.0
@@ -137,9 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     baseline = bare_decode_rate(sample, args.batch, 1.0 if args.quick else 3.0)
     tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     extra = ["--config", args.config] if args.config else []
+    event_loop = resolve_event_loop(args.event_loop or load_config(args.config).service.event_loop)
+    if args.event_loop:
+        extra += ["--event-loop", args.event_loop]
     hp = start_hub_process(tmp / "data", "--log-level", "warning", *extra, fsync=not args.no_fsync)
     try:
         cpu0 = process_cpu_seconds(hp.proc.pid)
+        loop0 = process_cpu_seconds(hp.proc.pid, hp.proc.pid)
         t0 = time.perf_counter()
         stats = asyncio.run(load(hp.api, parts, args.duration, args.connections))
         sent_s = time.perf_counter() - t0
@@ -147,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.05)
         stored_s = time.perf_counter() - t0
         hub_cpu = process_cpu_seconds(hp.proc.pid) - cpu0
+        loop_cpu = process_cpu_seconds(hp.proc.pid, hp.proc.pid) - loop0
     finally:
         stop_hub_process(hp)
     con = duckdb.connect(str(tmp / "data" / "hub.duckdb"), read_only=True)
@@ -170,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         "bare_msgspec_decode_per_s": round(baseline),
         "ratio_to_bare_decode": round((stored / stored_s) / baseline, 3),
         "hub_cpu_us_per_event": round(hub_cpu / max(stored, 1) * 1e6, 1),
+        "loop_thread_cpu_us_per_event": round(loop_cpu / max(stored, 1) * 1e6, 2),
         "bytes_per_event_on_disk": round(size / max(stored, 1), 1),
         "fsync": not args.no_fsync,
+        "event_loop": event_loop,
         "cpus": os.cpu_count(),
     }
     assert stored == stats["accepted"], f"stored {stored} != accepted {stats['accepted']}"

@@ -2,6 +2,7 @@
 
 hub --version
 hub run [--config FILE] [--data-dir DIR] [--host H] [--api-port P] [--otlp-grpc-port P] [--otlp-http-port P]
+        [--event-loop auto|asyncio|uvloop]
 hub simulate --api URL [--otlp URL] --rate N --duration S
 hub detect --input FILE.csv --output OUT.csv
 hub forecast --input FILE.csv --horizon H --level 95 --output OUT.csv
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import asyncio
+
     from hubcore.config import HubConfig
 
 # Imports are deferred to the command that needs them: ``hub --help``, ``hub --version`` and ``hub run --help``
@@ -80,6 +83,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # 
     p.add_argument("--tls-cert", help="server certificate (PEM): TLS on every listener")
     p.add_argument("--tls-key", help="server private key (PEM)")
     p.add_argument("--tls-client-ca", help="CA (PEM) that client certificates must chain to: mTLS")
+    p.add_argument("--event-loop", choices=["auto", "asyncio", "uvloop"],
+                   help="the event loop the hub runs on (default auto: uvloop when installed, else asyncio)")  # fmt: skip
     return p
 
 
@@ -124,6 +129,8 @@ def apply_flags(cfg: HubConfig, args: argparse.Namespace) -> HubConfig:
         emb["wal_fsync"] = False
     if args.log_level:
         service.setdefault("telemetry", {})["log_level"] = args.log_level
+    if args.event_loop:
+        service["event_loop"] = args.event_loop
     if args.auth:
         service.setdefault("auth", {})["enabled"] = args.auth == "on"
     if args.tls_cert or args.tls_key:
@@ -149,6 +156,41 @@ def apply_flags(cfg: HubConfig, args: argparse.Namespace) -> HubConfig:
     return config_from_dict(data)
 
 
+def resolve_event_loop(choice: str) -> str:
+    """The loop ``service.event_loop`` = ``choice`` runs the hub on: ``"uvloop"`` or ``"asyncio"``. ``auto`` is
+    uvloop when it is installed (``uvicorn[standard]`` installs it on Linux and macOS); ``uvloop`` without it
+    is a :class:`~hubcore.errors.ConfigError` naming the key. Finds the module without importing it.
+
+    >>> resolve_event_loop("asyncio")
+    'asyncio'
+    """
+    from importlib.util import find_spec
+
+    from hubcore.errors import ConfigError
+
+    if choice == "asyncio":
+        return "asyncio"
+    installed = find_spec("uvloop") is not None
+    if choice == "uvloop" and not installed:
+        raise ConfigError("service.event_loop", "uvloop is not installed (pip install uvloop), or set auto or asyncio")
+    return "uvloop" if installed else "asyncio"
+
+
+def new_event_loop(name: str) -> asyncio.AbstractEventLoop:
+    """A new loop of the kind :func:`resolve_event_loop` named (``asyncio.Runner``'s ``loop_factory``).
+
+    >>> loop = new_event_loop("asyncio"); type(loop).__module__.split(".")[0]; loop.close()
+    'asyncio'
+    """
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    import asyncio
+
+    return asyncio.new_event_loop()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from hub.components import check_startable, startup_conflict, validate_components
     from hubcore.config import load_config
@@ -156,6 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         cfg = apply_flags(load_config(args.config), args)
+        loop_name = resolve_event_loop(cfg.service.event_loop)
     except ConfigError as exc:
         print(f"hub run: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -180,13 +223,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     # follows with startup_seconds); before, `hub run` was silent for about 5 s
     began = time.perf_counter()
     logging.getLogger("hub").info("hub starting", extra={"data_dir": cfg.exporters.embedded.data_dir,
-                                                         "api": f"{cfg.service.api.host}:{cfg.service.api.port}"})  # fmt: skip
+                                                         "api": f"{cfg.service.api.host}:{cfg.service.api.port}",
+                                                         "event_loop": loop_name})  # fmt: skip
     try:
         validate_components(cfg)  # the stack exporters' and analytic processors' sections (errors name the key)
     except ConfigError as exc:
         print(f"hub run: invalid configuration: {exc}", file=sys.stderr)
         return 2
     import asyncio
+    import functools
     import sqlite3
 
     import duckdb
@@ -196,7 +241,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.getLogger("hub").info("hub loaded", extra={"load_seconds": round(time.perf_counter() - began, 3)})
 
     try:
-        asyncio.run(HubService(cfg).run())
+        # uvicorn's own loop choice never applies: it serves inside this loop (the knob: service.event_loop)
+        with asyncio.Runner(loop_factory=functools.partial(new_event_loop, loop_name)) as runner:
+            runner.run(HubService(cfg).run())
     except ConfigError as exc:
         print(f"hub run: refusing to start: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,8 @@ servers first (no new input), then the store flushes what it holds and closes.
     >>> from hubcore.config import HubConfig
     >>> svc = HubService(HubConfig())   # doctest: +SKIP
     >>> asyncio.run(svc.run())          # doctest: +SKIP
+
+``hub run`` runs it on the loop ``service.event_loop`` names (uvloop by default: ``hub.cli.new_event_loop``).
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ _REPLAY_POLL_SECONDS = 0.25
 #: The store's shutdown deadline when the hub never served: nothing was acknowledged by this process, and the
 #: write-ahead log keeps whatever the startup replay has not applied yet.
 UNSERVED_STORE_TIMEOUT = 2.0
+
+
+def _loop_kind(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop`` or ``asyncio``: the loop the hub serves on (the ``hub started`` line says which)."""
+    return "uvloop" if type(loop).__module__.partition(".")[0] == "uvloop" else "asyncio"
 
 
 class _Server(uvicorn.Server):
@@ -200,6 +207,7 @@ class HubService:
             extra={
                 "ports": self.bound,
                 "data_dir": str(self.store.data_dir),
+                "event_loop": _loop_kind(asyncio.get_running_loop()),
                 "startup_seconds": round(time.perf_counter() - started, 3),
             },
         )

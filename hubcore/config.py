@@ -223,7 +223,17 @@ def _default_pipelines() -> dict[str, PipelineConfig]:
     }
 
 
+#: ``service.event_loop`` values: ``auto`` runs on uvloop when it is importable (it is with ``uvicorn[standard]``
+#: on Linux and macOS), else on asyncio's own loop.
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+
+
 class ServiceConfig(_Base):
+    """``service``. ``event_loop``: the loop the whole hub runs on (the API, every receiver and the gRPC server):
+    ``auto`` (uvloop when installed, else asyncio), ``asyncio`` or ``uvloop`` (refused at start when uvloop is
+    not installed). ``hub run --event-loop`` overrides it."""
+
+    event_loop: str = "auto"
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     pipelines: dict[str, PipelineConfig] = msgspec.field(default_factory=_default_pipelines)
@@ -261,6 +271,10 @@ class HubConfig(_Base):
         self.receivers.otlp.protocols.grpc.host_port("receivers.otlp.protocols.grpc.endpoint")
         self.receivers.otlp.protocols.http.host_port("receivers.otlp.protocols.http.endpoint")
         self.exporters.embedded.validate()
+        if self.service.event_loop not in EVENT_LOOPS:
+            raise ConfigError(
+                "service.event_loop", f"expected one of {', '.join(EVENT_LOOPS)}; got {self.service.event_loop!r}"
+            )
         self.service.auth.validate()
         self.service.tls.validate()
         self.service.quotas.validate()

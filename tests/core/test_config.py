@@ -29,6 +29,7 @@ def test_defaults_need_no_file() -> None:
     assert cfg.receivers.otlp.protocols.grpc.endpoint == "127.0.0.1:4317"
     assert cfg.receivers.otlp.protocols.http.endpoint == "127.0.0.1:4318"
     assert cfg.exporters.embedded.retention_days == 30
+    assert cfg.service.event_loop == "auto"
 
 
 def test_a_full_file_with_env_substitution() -> None:
@@ -44,6 +45,8 @@ def test_a_full_file_with_env_substitution() -> None:
 BAD = [
     ("service: {api: {port: 'x'}}", "service.api.port"),
     ("service: {api: {port: 70000}}", "service.api.port"),
+    ("service: {event_loop: trio}", "service.event_loop"),
+    ("service: {event_loop: 1}", "service.event_loop"),
     ("receivers: {kafka: {}}", "receivers.kafka"),
     ("exporters: {embedded: {retention_days: 0}}", "exporters.embedded.retention_days"),
     ("exporters: {embedded: {memory_limit: lots}}", "exporters.embedded.memory_limit"),

@@ -5,6 +5,11 @@
         hub.flush()
 
 Ports are chosen by the OS (port 0) in-process; subprocesses get free ports picked beforehand.
+
+In-process hubs run on the loop their config's ``service.event_loop`` names, and :func:`hub_config` names
+asyncio's own unless a test sets ``service__event_loop`` or the environment sets ``HUB_TEST_EVENT_LOOP``
+(``HUB_TEST_EVENT_LOOP=uvloop pytest tests/receivers`` runs those on uvloop). ``hub run`` subprocesses get the
+default, ``auto``: uvloop, as in production.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from hub.cli import new_event_loop, resolve_event_loop
 from hub.service import HubService
 from hubcore.config import HubConfig, config_from_dict
 
@@ -52,6 +58,9 @@ def hub_config(data_dir: Path, *, grpc: bool = True, otlp_http: bool = True, **o
         for part in path:
             node = node.setdefault(part, {})
         node[last] = value
+    service = data.setdefault("service", {})
+    if isinstance(service, dict):
+        service.setdefault("event_loop", os.environ.get("HUB_TEST_EVENT_LOOP", "asyncio"))
     # no forecast warm-up thread per test hub (tests that want it set processors__analytics={"warm_up": True})
     processors = data.setdefault("processors", {})
     analytics = processors.get("analytics") or {}
@@ -90,7 +99,7 @@ class RunningHub:
 def running_hub(data_dir: Path, config: HubConfig | None = None, **kwargs: Any) -> Iterator[RunningHub]:
     cfg = config or hub_config(data_dir, **kwargs)
     service = HubService(cfg, install_signal_handlers=False)
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop(resolve_event_loop(cfg.service.event_loop))
     ready = threading.Event()
     failure: list[BaseException] = []
 
