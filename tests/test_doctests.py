@@ -41,6 +41,7 @@ MODULES = [
     "api.negotiation",
     "api.deps",
     "hubcore.query.model",
+    "hubcore.query.ir",
     "hubcore.query.export",
     "hub.pipeline",
     "exporters.embedded",
@@ -55,11 +56,14 @@ MODULES = [
     "analytics.anomaly._rolling",
     "analytics.anomaly.feedback",
     "analytics.anomaly.ensemble",
+    "analytics.anomaly.inputs",
+    "analytics.anomaly.bands",
     "analytics.anomaly.raw_cache",
     "analytics.service.series",
     "analytics.service.teams",
     "analytics.service.feedback",
     "hub.service",
+    "hub.cli",
 ]
 
 

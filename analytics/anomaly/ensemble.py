@@ -11,12 +11,15 @@ Usage::
     alerts = scored[scored.is_anomaly]
     detector.mark_false_positive(alerts.timestamp.iloc[0])           # learn from feedback
     state_json = detector.feedback.to_json()                         # persist; AnomalyDetector(feedback=...)
+
+The pieces it uses live beside it: :mod:`.voting` (default detectors and weights, vote windows, the events
+a mark silences), :mod:`.inputs` (the normalised input, gap filling), :mod:`.bands` (the expected range)
+and :mod:`.explain` (the explanation line); their names are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -35,16 +38,28 @@ from ._rolling import (
     settled,
     since_alert,
 )
-from .autoencoder import AutoencoderDetector
+from .bands import _expected, _outside_any, steady_band
+from .explain import explain, number
 from .feedback import FeedbackState
-from .iforest import IsolationForestDetector
+from .inputs import SeriesFrame, _naive_utc, fill_gaps
 from .model import AnomalyScore, Detector, DetectorOutput, Severity, severities
 from .raw_cache import RawScoreCache
-from .statistical import RobustDeviationDetector, SeasonalResidualDetector
+from .voting import DEFAULT_WEIGHTS, _trailing_max, default_detectors, marked_events, weights_from_accuracy
 
-#: Relative weights: each detector's F1 alone on the NAB benchmark (``benchmarks/anomaly_eval.py``,
-#: ``per_detector_overall``; see docs/anomaly.md).
-DEFAULT_WEIGHTS: dict[str, float] = {"robust": 0.667, "seasonal": 0.471, "iforest": 0.511, "autoencoder": 0.4}
+#: Moved to their own modules (bands, explain, inputs, voting); still importable from here.
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "OUTPUT_COLUMNS",
+    "AnomalyDetector",
+    "SeriesFrame",
+    "default_detectors",
+    "explain",
+    "fill_gaps",
+    "marked_events",
+    "number",
+    "steady_band",
+    "weights_from_accuracy",
+]
 
 OUTPUT_COLUMNS = [
     "timestamp",
@@ -59,32 +74,6 @@ OUTPUT_COLUMNS = [
     "yhat_upper",
     "explanation",
 ]
-
-
-def default_detectors() -> list[Detector]:
-    """The default detectors: robust multi-scale, seasonal residual, Isolation Forest, autoencoder."""
-    return [
-        RobustDeviationDetector(),
-        SeasonalResidualDetector(),
-        IsolationForestDetector(),
-        AutoencoderDetector(),
-    ]
-
-
-def weights_from_accuracy(f1_by_detector: Mapping[str, float], floor: float = 0.05) -> dict[str, float]:
-    """Turn measured accuracies (e.g. F1 per detector on labelled data) into weights summing to 1."""
-    raw = {name: max(floor, float(f1)) for name, f1 in f1_by_detector.items()}
-    total = sum(raw.values())
-    return {name: w / total for name, w in raw.items()}
-
-
-@dataclass(frozen=True)
-class SeriesFrame:
-    """The input once normalised: timestamps (or None), target values, all value columns."""
-
-    timestamps: np.ndarray | None
-    target: np.ndarray
-    values: np.ndarray
 
 
 class AnomalyDetector:
@@ -440,123 +429,3 @@ class AnomalyDetector:
         self.feedback.record_false_positive(
             str(timestamp), shown, float(self._last["anomaly_score"].iat[i]), detector, self.series
         )
-
-
-def marked_events(flagged: np.ndarray, marked: np.ndarray, refractory: int) -> np.ndarray:
-    """The ``flagged`` points of the events (flags at most ``refractory`` apart) that contain a point of
-    ``marked``; all False when none does."""
-    out = np.zeros(flagged.size, dtype=bool)
-    idx = np.flatnonzero(flagged)
-    if not idx.size or not marked.size:
-        return out
-    event = np.cumsum(np.diff(idx, prepend=-(refractory + 2)) > max(refractory, 0))
-    hit = np.unique(event[np.isin(idx, marked)])
-    out[idx[np.isin(event, hit)]] = True
-    return out
-
-
-def fill_gaps(values: np.ndarray, day: int) -> np.ndarray:
-    """Stand-ins for missing values, causal: the value one day earlier where there is one (a gap keeps
-    the series' daily shape and spread), else the last value seen; a leading gap takes the first value.
-
-    A flat stand-in (the last value alone) made every gap look like a stalled sensor to the volatility
-    statistics and the window models, and the first real points after it like a burst.
-
-    >>> fill_gaps(np.array([[1.0], [2.0], [3.0], [np.nan], [np.nan], [4.0]]), day=2).ravel().tolist()
-    [1.0, 2.0, 3.0, 2.0, 3.0, 4.0]
-    """
-    out = np.array(values, dtype=float, copy=True)
-    for col in range(out.shape[1]):
-        x = out[:, col]
-        for i in np.flatnonzero(np.isnan(x)):  # (an infinite value is data: the detectors score it)
-            if i >= day and not np.isnan(x[i - day]):
-                x[i] = x[i - day]
-            elif i > 0:
-                x[i] = x[i - 1]
-    return pd.DataFrame(out).bfill().fillna(0.0).to_numpy()
-
-
-def _naive_utc(index: pd.DatetimeIndex) -> np.ndarray:
-    """A DatetimeIndex as naive-UTC ``datetime64[ns]`` values (an aware index is converted to UTC)."""
-    if index.tz is not None:
-        index = index.tz_convert("UTC").tz_localize(None)
-    return index.to_numpy(dtype="datetime64[ns]")
-
-
-def _trailing_max(mat: np.ndarray, width: int) -> np.ndarray:
-    """Row-wise causal maximum over the last ``width`` columns."""
-    if width <= 1 or mat.size == 0:
-        return mat
-    return pd.DataFrame(mat.T).rolling(width, min_periods=1).max().to_numpy().T
-
-
-def _outside_any(x: np.ndarray, bands: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Where ``x`` lies outside any of ``bands`` (a NaN bound does not count)."""
-    out = np.zeros(x.size, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        for lo, hi in bands:
-            out |= (x < lo) | (x > hi)
-    return out
-
-
-def _expected(outputs: Mapping[str, DetectorOutput], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Expected value and band: per point, the first detector (in order) that provides one."""
-    yhat, lower, upper = (np.full(n, np.nan) for _ in range(3))
-    for name in ("seasonal", "robust", *outputs):
-        if name not in outputs:
-            continue
-        o = outputs[name]
-        fill = ~np.isfinite(yhat) & np.isfinite(o.yhat)
-        yhat[fill], lower[fill], upper[fill] = o.yhat[fill], o.yhat_lower[fill], o.yhat_upper[fill]
-    return yhat, lower, upper
-
-
-def steady_band(
-    yhat: np.ndarray, lower: np.ndarray, upper: np.ndarray, day: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The expected range with each side's width replaced by its median over the last day of points
-    (causal), so that an incident does not widen the range it is judged against.
-
-    A detector's band is its forecast plus or minus its threshold times the trailing scale of its
-    residuals; an incident's large residuals raise both within a few points (a daily cycle of 70-130
-    showed the range [56, 204] 20 minutes into a 3-hour drop), so the incident looked "inside the
-    expected range". The day's median of the width follows a lasting change of volatility within half
-    a day and ignores shorter ones.
-
-    >>> y = np.zeros(6); w = np.array([1.0, 1, 1, 1, 9, 9])
-    >>> steady_band(y, y - w, y + w, 4)[1].tolist()
-    [1.0, 1.0, 1.0, 1.0, 1.0, 5.0]
-    """
-    with np.errstate(invalid="ignore", over="ignore"):
-        below, above = yhat - lower, upper - yhat
-    width = max(1, int(day))
-    below_s = pd.Series(below).rolling(width, min_periods=1).median().to_numpy()
-    above_s = pd.Series(above).rolling(width, min_periods=1).median().to_numpy()
-    keep = ~np.isfinite(yhat)
-    with np.errstate(invalid="ignore", over="ignore"):
-        lo = np.where(keep | ~np.isfinite(below_s), lower, yhat - below_s)
-        hi = np.where(keep | ~np.isfinite(above_s), upper, yhat + above_s)
-    return lo, hi
-
-
-def number(v: float) -> str:
-    """A value as people read it: ``53,700``, ``812``, ``3.142``, ``0.0125``; ``1.2e+20`` beyond 1e15."""
-    if not np.isfinite(v):
-        return str(v)
-    if 1000 <= abs(v) < 1e15:
-        return f"{v:,.0f}"
-    return f"{v:.4g}"
-
-
-def explain(value: float, lower: float, upper: float, severity: str, score: float, by: Sequence[str]) -> str:
-    """One human line about an anomaly, e.g. ``high anomaly (score 3.10): 53,700 is above the expected
-    range [310, 20,250]; flagged by robust, iforest``."""
-    who = ", ".join(by)
-    band = f"[{number(lower)}, {number(upper)}]"
-    if np.isfinite(upper) and value > upper:
-        where = f"{number(value)} is above the expected range {band}"
-    elif np.isfinite(lower) and value < lower:
-        where = f"{number(value)} is below the expected range {band}"
-    else:
-        where = f"the recent pattern around {number(value)} is unusual"
-    return f"{severity} anomaly (score {score:.2f}): {where}; flagged by {who}"
