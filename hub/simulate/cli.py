@@ -12,6 +12,10 @@ abandons those too. The summary is one JSON line on stdout; progress goes to std
 
 The arguments are checked before the senders (httpx, gRPC) and the trace loader are imported, so
 ``--help`` and a typo are answered at once.
+
+The options and their checks are in :mod:`hub.simulate.arguments`, the progress line and the summary's
+account of unsent events in :mod:`hub.simulate.progress`, the correlation of a backfilled span in
+:mod:`hub.simulate.correlate`; their public names are importable from here too.
 """
 
 from __future__ import annotations
@@ -20,256 +24,42 @@ import argparse
 import bisect
 import contextlib
 import math
-import os
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
+from hub.simulate.arguments import (
+    DEFAULT_MAX_AGE_S,
+    MAX_BATCH,
+    OTLP_AUTO_REQUESTS_PER_S,
+    _UsageError,
+    _validate,
+    build_parser,
+)
+from hub.simulate.correlate import ANALYZE_CHUNK_S, ANALYZE_MIN_S, correlate_span
+from hub.simulate.progress import Progress, _err, _graceful_interrupt, explain_unsent, unsent
 from hub.simulate.scenarios import SCENARIOS, Scenario, ScenarioError, make_scenario
-from hubcore import durations
 
 if TYPE_CHECKING:
-    import httpx
-
     from hub.simulate.generator import Event
     from hub.simulate.senders import ConcurrentSender, FileSink, GrpcSender, OtlpSender, RestSender
 
-MAX_BATCH = 1000
-#: the hub's default processors.native_events.max_age (hubcore.config): the oldest event it accepts
-DEFAULT_MAX_AGE_S = 7 * 86_400.0
-OTLP_AUTO_REQUESTS_PER_S = 2000
-
-
-_N = TypeVar("_N", int, float)
-
-
-class _UsageError(Exception):
-    pass
-
-
-def _number(text: str, cast: Callable[[str], _N], what: str) -> _N:
-    try:
-        return cast(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-
-
-def _positive_float(text: str) -> float:
-    v = _number(text, float, "a number")
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    v = _number(text, int, "an integer")
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return v
-
-
-def _fraction(text: str) -> float:
-    v = _number(text, float, "a number")
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return v
-
-
-def _start_time(text: str) -> float:
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time (e.g. 2026-01-01T00:00:00Z)") from None
-    if dt.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a time zone (e.g. a trailing Z)")
-    return dt.timestamp()
-
-
-def _span(text: str) -> float:
-    """``2d``, ``12h``, ``90m``, ``3600s`` or plain seconds → seconds (positive;
-    :func:`hubcore.durations.parse_duration`)."""
-    try:
-        return durations.parse_duration(text)
-    except durations.DurationError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration (e.g. 2d, 12h, 90m): {exc}") from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="hub simulate",
-        description="Send realistic native events (and optionally OTLP) from the six LLM platform modules.",
-        epilog="Scenarios: " + "; ".join(f"{k}: {v.description}" for k, v in sorted(SCENARIOS.items())),
-    )
-    dest = p.add_argument_group("destination")
-    dest.add_argument("--api", metavar="URL", help="hub API base URL (events go to POST {api}/api/v1/events)")
-    dest.add_argument("--grpc", metavar="HOST:PORT",
-                      help="send native events to the hub's gRPC receiver instead of --api")  # fmt: skip
-    dest.add_argument("--otlp", metavar="URL", help="OTLP/HTTP base URL, e.g. http://127.0.0.1:4318 (optional)")
-    dest.add_argument("--tenant", metavar="T", help="tenant id: X-Scope-OrgID header (and tags.tenant_id)")
-    dest.add_argument("--token", metavar="TOKEN", default=os.environ.get("HUB_API_TOKEN"),
-                      help="bearer token for the API (default $HUB_API_TOKEN)")  # fmt: skip
-    dest.add_argument("--dry-run", action="store_true", help="write events to --output instead of sending")
-    dest.add_argument("--output", metavar="FILE.jsonl", help="JSON Lines file for --dry-run")
-    load = p.add_argument_group("load")
-    load.add_argument("--rate", type=_positive_float, default=100.0, metavar="N",
-                      help="native events per second overall (default 100)")  # fmt: skip
-    load.add_argument("--duration", type=_positive_float, metavar="S", help="seconds to run")
-    load.add_argument("--count", type=_positive_int, metavar="N", help="send exactly N events")
-    load.add_argument("--batch", type=_positive_int, default=500, metavar="N",
-                      help=f"events per request, at most {MAX_BATCH} (default 500)")  # fmt: skip
-    load.add_argument("--unpaced", action="store_true",
-                      help="send as fast as possible (benchmarks); timestamps are the wall clock")  # fmt: skip
-    load.add_argument("--backfill", type=_span, metavar="SPAN",
-                      help="send SPAN of history that ends now (e.g. 2d) as fast as the hub takes it, timestamps "
-                           "spread over it at --rate events per simulated second, then exit; the hub rejects "
-                           "events older than its max_age (7 days by default: --max-age)")  # fmt: skip
-    load.add_argument("--max-age", type=_span, default=DEFAULT_MAX_AGE_S, metavar="SPAN",
-                      help="the oldest event the hub accepts (its processors.native_events.max_age; default 7d): "
-                           "a longer --backfill is refused before anything is sent")  # fmt: skip
-    load.add_argument("--concurrency", type=_positive_int, default=1, metavar="N",
-                      help="batches in flight at once (default 1; 2-4 for benchmarks)")  # fmt: skip
-    load.add_argument("--flush-interval", type=_positive_float, default=0.5, metavar="S",
-                      help="send a partial batch after this long (default 0.5)")  # fmt: skip
-    load.add_argument("--max-retries", type=int, default=5, metavar="N",
-                      help="retries of a batch on connection errors / 5xx (default 5)")  # fmt: skip
-    real = p.add_argument_group("realism")
-    real.add_argument("--seed", type=int, help="random seed (same seed → same events)")
-    real.add_argument("--scenario", default="none", metavar="NAME[:k=v,...]",
-                      help=f"incident to inject: {', '.join(sorted(SCENARIOS))} (default none)")  # fmt: skip
-    real.add_argument("--truth", metavar="FILE.json", help="write the scenario's ground truth here")
-    real.add_argument("--traces-dir", metavar="DIR",
-                      help="LLM traces (default $HUB_TRACES_DIR or <repo>/../shared/data/llm_traces)")  # fmt: skip
-    real.add_argument("--start-time", type=_start_time, metavar="ISO",
-                      help="timestamp of the first event (default now)")  # fmt: skip
-    otlp = p.add_argument_group("OTLP")
-    otlp.add_argument("--span-sample", type=_fraction, default=0.01, metavar="F",
-                      help="fraction of requests also sent as spans (default 0.01)")  # fmt: skip
-    otlp.add_argument("--otlp-sample", default="auto", metavar="F|auto",
-                      help="fraction of requests recorded as OTLP metrics (default auto: all up to "
-                           f"{OTLP_AUTO_REQUESTS_PER_S:,} requests/s, then a sample)")  # fmt: skip
-    otlp.add_argument("--otlp-interval", type=_positive_float, default=5.0, metavar="S",
-                      help="metric export interval (default 5)")  # fmt: skip
-    out = p.add_argument_group("output")
-    out.add_argument("--progress-interval", type=_positive_float, default=5.0, metavar="S",
-                     help="seconds between progress lines when stderr is not a terminal (default 5)")  # fmt: skip
-    out.add_argument("--quiet", action="store_true", help="no progress display")
-    out.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
-    return p
-
-
-def _validate(args: argparse.Namespace) -> None:
-    if args.list_scenarios:
-        return
-    if args.backfill is not None:
-        for flag, value in (("--duration", args.duration), ("--start-time", args.start_time)):
-            if value is not None:
-                raise _UsageError(f"--backfill sets the time span itself: leave out {flag}")
-        if args.unpaced:
-            raise _UsageError("--backfill is already unpaced (its timestamps are simulated): leave out --unpaced")
-        if args.backfill > args.max_age:  # the hub would dead-letter the older part (a 10d backfill: 1.3 M events)
-            raise _UsageError(
-                f"--backfill {args.backfill / 86_400:g}d reaches further back than the hub accepts (--max-age "
-                f"{args.max_age / 86_400:g}d, the hub's processors.native_events.max_age): the older events would be "
-                "rejected into its dead-letter queue; shorten --backfill, or raise --max-age to match a hub "
-                "configured to keep older events"
-            )
-    elif args.duration is None and args.count is None:
-        raise _UsageError("give --duration S or --count N (or --backfill SPAN)")
-    if args.batch > MAX_BATCH:
-        raise _UsageError(f"--batch must be at most {MAX_BATCH}")
-    if args.max_retries < 0:
-        raise _UsageError("--max-retries must be >= 0")
-    if args.dry_run:
-        if not args.output:
-            raise _UsageError("--dry-run needs --output FILE.jsonl")
-    elif not args.api and not args.grpc:
-        raise _UsageError("give --api URL (or --grpc HOST:PORT, or --dry-run --output FILE.jsonl)")
-    if args.api and args.grpc:
-        raise _UsageError("give --api or --grpc, not both")
-    if args.otlp_sample != "auto":
-        try:
-            args.otlp_sample = _fraction(args.otlp_sample)
-        except argparse.ArgumentTypeError as exc:
-            raise _UsageError(f"--otlp-sample: {exc}") from None
-    for name in ("api", "otlp"):
-        url = getattr(args, name)
-        if url and not url.startswith(("http://", "https://")):
-            raise _UsageError(f"--{name} must be an http:// or https:// URL, got {url!r}")
-
-
-class Progress:
-    """A single updating line on a terminal, periodic lines otherwise."""
-
-    def __init__(self, stream: IO[str], *, quiet: bool, interval: float) -> None:
-        self.stream = stream
-        self.quiet = quiet
-        try:
-            self.tty = stream.isatty()
-        except (AttributeError, ValueError):
-            self.tty = False
-        self.interval = 0.25 if self.tty else interval
-        self.last = time.monotonic()
-        self.wrote_tty = False
-
-    def line(self, s: dict[str, Any]) -> str:
-        return (
-            f"hub simulate: {s['elapsed_s']:7.1f}s  sent {s['sent']:,}  accepted {s['accepted']:,}  "
-            f"rejected {s['rejected']:,}  throttled {s['throttled']:,}  errors {s['errors']:,}  "
-            f"rate {s['achieved_rate']:,.0f}/s (target {s['target_rate']:,.0f}/s)"
-            + (f"  behind {s['lag_s']:.1f}s" if s.get("lag_s", 0.0) > 1.0 else "")
-        )
-
-    def update(self, s: dict[str, Any], *, force: bool = False) -> None:
-        if self.quiet:
-            return
-        now = time.monotonic()
-        if not force and now - self.last < self.interval:
-            return
-        self.last = now
-        if self.tty:
-            self.stream.write("\r\x1b[K" + self.line(s))
-            self.wrote_tty = True
-        else:
-            self.stream.write(self.line(s) + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.wrote_tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _graceful_interrupt(stop: threading.Event) -> Callable[[], None]:
-    """Make the first SIGINT set ``stop`` (and the next raise KeyboardInterrupt); returns the undo.
-
-    Outside the main thread (signals cannot be handled there) it changes nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = signal.getsignal(signal.SIGINT)
-
-    def on_sigint(signum: int, frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        _err("interrupted: finishing the batches in flight (Ctrl-C again to abandon them)")
-
-    signal.signal(signal.SIGINT, on_sigint)
-
-    def restore() -> None:
-        signal.signal(signal.SIGINT, previous)
-
-    return restore
-
-
-def _err(msg: str) -> None:
-    sys.stderr.write(f"hub simulate: {msg}\n")
-    sys.stderr.flush()
+#: what this module defined before the split, importable from here as before
+__all__ = [
+    "ANALYZE_CHUNK_S",
+    "ANALYZE_MIN_S",
+    "DEFAULT_MAX_AGE_S",
+    "MAX_BATCH",
+    "OTLP_AUTO_REQUESTS_PER_S",
+    "Progress",
+    "build_parser",
+    "correlate_span",
+    "explain_unsent",
+    "main",
+    "unsent",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,102 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         _err(f"error: --scenario: {exc}")
         return 2
     return _run(args, scenario)
-
-
-#: Spans sent to the hub's analyze endpoint: six hours, halved (down to ten minutes) while the hub says
-#: a call was truncated (it reads at most ``max_events`` events per call).
-ANALYZE_CHUNK_S = 6 * 3600.0
-ANALYZE_MIN_S = 600.0
-
-
-def correlate_span(api: str, start_s: float, end_s: float, *, tenant: str | None, token: str | None,
-                   transport: httpx.BaseTransport | None = None,
-                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Ask the hub to correlate ``[start_s, end_s)`` (``POST /api/v1/correlations/analyze``, span by span):
-    its streaming engine sees only live data, so a backfilled span gets its incidents this way.
-    Returns ``{"incidents", "correlations", "events", "calls", "seconds", "truncated"}`` or ``{"error": ...}``.
-    ``progress`` gets a line after each span (this takes about as long as sending the backfill did)."""
-    import httpx
-
-    headers = {"User-Agent": "hub-simulate/1.0", **({"X-Scope-OrgID": tenant} if tenant else {}),
-               **({"Authorization": f"Bearer {token}"} if token else {})}  # fmt: skip
-    out: dict[str, Any] = {"incidents": 0, "correlations": 0, "events": 0, "calls": 0, "seconds": 0.0, "truncated": 0}
-    spans = []
-    lo = start_s
-    while lo < end_s:
-        hi = min(end_s, lo + ANALYZE_CHUNK_S)
-        if end_s - hi < ANALYZE_MIN_S:  # a short rest joins this span (a 1 s one had its own call and line)
-            hi = end_s
-        spans.append((lo, hi))
-        lo = hi
-    began, done_s, total_s = time.monotonic(), 0.0, max(end_s - start_s, 0.0)
-    if progress is not None:
-        progress(f"correlating the backfilled span ({total_s / 3600:.1f} h) with POST /api/v1/correlations/analyze, "
-                 f"up to {ANALYZE_CHUNK_S / 3600:.0f} h per call")  # fmt: skip
-    try:
-        with httpx.Client(headers=headers, timeout=300.0, transport=transport) as client:
-            while spans:
-                lo, hi = spans.pop(0)
-                r = client.post(f"{api.rstrip('/')}/api/v1/correlations/analyze", params={"start": lo, "end": hi})
-                out["calls"] += 1
-                if r.status_code != 200:
-                    return {"error": f"HTTP {r.status_code}: {r.text[:200]}"}
-                body = r.json()
-                if body.get("truncated") and hi - lo > ANALYZE_MIN_S:  # too busy for one call: halve it
-                    mid = (lo + hi) / 2
-                    spans[:0] = [(lo, mid), (mid, hi)]
-                    continue
-                out["truncated"] += bool(body.get("truncated"))
-                out["incidents"] += len(body.get("incidents", []))
-                out["correlations"] += len(body.get("correlations", []))
-                out["events"] += int(body.get("events", 0))
-                out["seconds"] += float(body.get("seconds", 0.0))
-                done_s += hi - lo
-                if progress is not None:
-                    progress(f"correlated {done_s / 3600:.1f} h of {total_s / 3600:.1f} h in "
-                             f"{time.monotonic() - began:.1f}s: {out['incidents']:,} incidents, "
-                             f"{out['correlations']:,} correlations")  # fmt: skip
-    except (httpx.HTTPError, ValueError) as exc:
-        return {"error": str(exc)}
-    out["seconds"] = round(out["seconds"], 3)  # the hub's analysis time, summed over the calls
-    out["wall_seconds"] = round(time.monotonic() - began, 3)  # what the progress lines show
-    return out
-
-
-def unsent(generated: int, handed: int, sent: int, given_up: int, late: int = 0) -> dict[str, int]:
-    """Why ``generated - sent`` events were not sent (``total``), so that none goes missing silently:
-
-    * ``after_end``: generated ahead (a batch at a time) but due after the run ended (the end of
-      ``--duration``, a Ctrl-C, a failure): never handed to the sender;
-    * ``late``: due before a wall-clock end of ``--duration`` that came while the sender was behind
-      schedule (the destination could not keep up: see ``lag_s``);
-    * ``given_up``: handed over and given up after the retries (5xx, throttled 60 times in a row);
-    * ``abandoned``: handed over and never answered (a second Ctrl-C, or the destination failed).
-
-    >>> unsent(10_500, 10_008, 10_008, 0)
-    {'total': 492, 'after_end': 492, 'late': 0, 'given_up': 0, 'abandoned': 0}
-    """
-    return {"total": generated - sent, "after_end": generated - handed - late, "late": late, "given_up": given_up,
-            "abandoned": max(0, handed - sent - given_up)}  # fmt: skip
-
-
-def explain_unsent(s: dict[str, Any], not_sent: dict[str, int]) -> str:
-    """The stderr line that says where the events ``generated`` but not ``sent`` went (:func:`unsent`).
-
-    >>> explain_unsent({"generated": 10_500, "sent": 10_008, "accepted": 10_000, "rejected": 8, "duplicates": 0},
-    ...                unsent(10_500, 10_008, 10_008, 0))  # doctest: +NORMALIZE_WHITESPACE
-    'generated 10,500, sent 10,008 (accepted 10,000, rejected 8, duplicates 0); 492 not sent:
-    492 generated ahead, due only after the run ended (so not part of it: nothing was lost)'
-    """
-    reasons = {
-        "after_end": "generated ahead, due only after the run ended (so not part of it: nothing was lost)",
-        "late": "due before --duration ran out, but the destination was behind schedule (see lag_s)",
-        "given_up": "given up after the retries (see last_error)",
-        "abandoned": "handed over but never answered (a second Ctrl-C, or the destination failed)",
-    }
-    parts = [f"{not_sent[k]:,} {why}" for k, why in reasons.items() if not_sent[k]]
-    return (f"generated {s['generated']:,}, sent {s['sent']:,} (accepted {s['accepted']:,}, rejected "
-            f"{s['rejected']:,}, duplicates {s['duplicates']:,}); {not_sent['total']:,} not sent: {'; '.join(parts)}")
 
 
 def _run(args: argparse.Namespace, scenario: Scenario) -> int:

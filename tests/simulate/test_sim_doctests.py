@@ -25,6 +25,8 @@ import pytest
         "hub.simulate.senders.rest",
         "hub.simulate.senders.file",
         "hub.simulate.senders.concurrent",
+        "hub.simulate.arguments",
+        "hub.simulate.progress",
     ],
 )
 def test_docstring_examples(name: str) -> None:
