@@ -230,7 +230,7 @@ def test_derived_series_reach_victoriametrics(tmp_path: Path) -> None:
         assert float(df["value"].iloc[0]) == 2.5
         assert df["gen_ai_request_model"].iloc[0] == "gpt-4o" and df["model_alias"].iloc[0] == "ensemble"
         # the series the LLMAnomalyDetected vmalert rule reads, under the same labels
-        alert = reader.query('max_over_time(anomaly_alert{tenant_id="d-t", for="latency_p95"}[10m]) > 0')
+        alert = reader.query('last_over_time(anomaly_alert{tenant_id="d-t", for="latency_p95"}[10m]) > 0')
         assert len(alert) == 1 and float(alert["value"].iloc[0]) == 2.5
 
 

@@ -1,6 +1,7 @@
 """The derived series and anomaly tables, in the same DuckDB as the events (created idempotently).
 
-``derived_series``: one row per (tenant, time, series name, label set) — ``anomaly_score``, ``yhat``,
+``derived_series``: one row per (tenant, time, series name, label set; a write replaces the row of the same
+key, so a rescored bucket reads as its newest score) — ``anomaly_score``, ``yhat``,
 ``yhat_lower``, ``yhat_upper``, ``forecast_breach``, ``budget_exhaustion_timestamp_seconds``... with
 ``labels`` = the input series' labels + ``for`` (query alias) + ``model_alias`` as JSON.
 ``analytics_anomalies``: the anomalous points with their severity, confidence and explanation, for
@@ -106,27 +107,48 @@ class DerivedRepository:
 
     # -- derived series ------------------------------------------------------------------------------
     def write(self, rows: Sequence[DerivedRow]) -> int:
-        """Append ``rows`` (NaN values are skipped); returns how many were written."""
+        """Write ``rows`` (NaN values are skipped); returns how many were written. A row replaces the stored
+        one of the same tenant, time, name and labels (a bucket scored again reads as its newest score), and
+        of several such rows in ``rows`` the last is kept."""
         self.ensure()
-        keep = [r for r in rows if _finite(float(r.value)) is not None]
-        if not keep:
+        newest: dict[tuple[str, int, str, str], tuple[float, str]] = {}
+        for r in rows:
+            if _finite(float(r.value)) is not None:
+                key = (r.tenant_id, _us(r.ts), r.name, json.dumps(r.labels, sort_keys=True))
+                newest[key] = (float(r.value), r.model)
+        if not newest:
             return 0
         now = _us(time.time())
+        keys, values = list(newest), list(newest.values())
         table = pa.Table.from_pydict(
-            {"tenant_id": [r.tenant_id for r in keep], "ts": [_us(r.ts) for r in keep], "name": [r.name for r in keep],
-             "value": [float(r.value) for r in keep],
-             "labels": [json.dumps(r.labels, sort_keys=True) for r in keep], "model": [r.model for r in keep],
-             "created_at": [now] * len(keep)},
+            {"tenant_id": [k[0] for k in keys], "ts": [k[1] for k in keys], "name": [k[2] for k in keys],
+             "value": [v[0] for v in values], "labels": [k[3] for k in keys], "model": [v[1] for v in values],
+             "created_at": [now] * len(keys)},
             schema=_DERIVED_SCHEMA,
         )  # fmt: skip
+        # the time range and names bound the delete's scan (DuckDB skips the row groups outside them)
+        lo, hi = min(k[1] for k in keys), max(k[1] for k in keys)
         cur = self.store.cursor()
         try:
             cur.register("derived_batch", table)
-            cur.execute("INSERT INTO derived_series SELECT * FROM derived_batch")
+            cur.execute("BEGIN")
+            try:
+                cur.execute(
+                    "DELETE FROM derived_series AS d WHERE d.ts BETWEEN make_timestamp(CAST(? AS BIGINT)) AND "
+                    "make_timestamp(CAST(? AS BIGINT)) AND list_contains(?, d.name) AND EXISTS (SELECT 1 FROM "
+                    "derived_batch AS b WHERE b.ts = d.ts AND b.name = d.name AND b.tenant_id = d.tenant_id AND "
+                    "b.labels = d.labels)",
+                    [lo, hi, sorted({k[2] for k in keys})],
+                )  # fmt: skip
+                cur.execute("INSERT INTO derived_series SELECT * FROM derived_batch")
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
             cur.unregister("derived_batch")
         finally:
             cur.close()
-        return len(keep)
+        return len(keys)
 
     def delete(self, tenant: str, *, query: str, model_alias: str, names: Sequence[str], since_s: float | None = None,
                labels: str | None = None) -> None:  # fmt: skip

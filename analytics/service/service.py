@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -60,7 +61,28 @@ __all__ = ["AnalyticsService", "NotFound", "SeriesListener"]
 log = logging.getLogger("hub.analytics")
 #: A series whose ``anomaly_alert`` stays 0 gets a row this often (the alert rules look back 10 minutes).
 ALERT_REFRESH_S = 300.0
+#: The newest points of a series whose values a run remembers: a written bucket among them whose value has
+#: changed by the next run (late data, e.g. a backfill that had sent part of it) is scored and written again.
+RESCORE_POINTS = 12
 SeriesListener = Callable[[Sequence[DerivedRow]], None]
+
+
+def first_changed(before: tuple[np.ndarray, np.ndarray] | None, ts: np.ndarray, values: np.ndarray) -> float | None:
+    """The earliest time of ``before`` (times, values a run saw) whose value ``values`` now holds otherwise
+    (an empty bucket that got a value counts; the last bits of a sum read twice do not), or None.
+
+    >>> first_changed((np.array([0.0, 60.0, 120.0]), np.array([1.0, np.nan, 5.0])),
+    ...               np.array([60.0, 120.0, 180.0]), np.array([2.0, 5.0 + 1e-13, 7.0]))
+    60.0
+    >>> first_changed(None, np.array([60.0]), np.array([2.0])) is None
+    True
+    """
+    if before is None or not ts.size:
+        return None
+    old_ts, old_values = before
+    common, i, j = np.intersect1d(old_ts, ts.astype(float), return_indices=True)
+    differs = ~np.isclose(old_values[i], values[j].astype(float), rtol=1e-9, atol=0.0, equal_nan=True)
+    return float(common[differs].min()) if differs.any() else None
 
 
 class NotFound(PermanentError):
@@ -129,7 +151,11 @@ class AnalyticsService:
         self._next_run_at = float("inf")  # (run_once: when a run of its work list is due again)
         self._last_fit: dict[tuple[str, str, str], float] = {}
         self._alert_written: dict[tuple[str, str], tuple[float, float]] = {}
+        # the labels of the series whose anomaly_alert is up, by (tenant, model, query)
+        self._announced: dict[tuple[str, str, str], dict[str, dict[str, str]]] = {}
         self._written: dict[tuple[str, str, str], dict[str, float]] = {}
+        # the newest RESCORE_POINTS (times, values) of each series a run scored, by (tenant, model, query)
+        self._inputs: dict[tuple[str, str, str], dict[str, tuple[np.ndarray, np.ndarray]]] = {}
         # The detectors' raw outputs by detectors and exact data: the rescoring of a false-positive mark
         # (a new threshold, the same data) reuses those of the last run instead of recomputing them.
         self.raw_scores = RawScoreCache()
@@ -297,6 +323,7 @@ class AnalyticsService:
         series with no point inside its model's fit window (a run could not load it any more; if it comes
         back, its new points are all unwritten)."""
         self._alert_written = {k: v for k, v in self._alert_written.items() if now - v[1] < 86_400}
+        self._announced = {k: v for k, v in self._announced.items() if v}
         for key in list(self._written):
             model = key[1]
             horizon = self.fit_window(model, key[2]) if model in self.config.models else 0.0
@@ -305,6 +332,9 @@ class AnalyticsService:
                 self._written[key] = kept
             else:
                 del self._written[key]
+        self._inputs = {
+            k: {s: v for s, v in seen.items() if s in self._written.get(k, {})} for k, seen in self._inputs.items()
+        }
 
     def run_model(self, tenant: str, model: str, query: str, now: float, *, refit: bool = False) -> tuple[int, int]:
         """Run one model on one query for one tenant; returns ``(rows written, anomalies)``."""
@@ -322,6 +352,12 @@ class AnalyticsService:
                     written.update({s.key: last for s in series if last is not None})
                 feedback = self.feedback.load(tenant, query)
                 related = self.load_related(tenant, model, query, now - fit_window, now)
+                seen = self._inputs.setdefault(key, {})
+                write_from = dict(written)
+                for s in series:  # a written bucket whose value changed since the last run is written again
+                    changed = first_changed(seen.get(s.key), s.ts, s.values)
+                    if changed is not None and s.key in write_from and changed <= write_from[s.key]:
+                        write_from[s.key] = float(np.nextafter(changed, -np.inf))
                 rows, records, scored_from = run_anomaly(
                     tenant,
                     query,
@@ -329,7 +365,7 @@ class AnalyticsService:
                     spec,
                     series,
                     feedback,
-                    write_from=dict(written),
+                    write_from=write_from,
                     bulk_threshold=self.config.bulk_threshold,
                     related=related,
                     alert_on=self.config.queries[query].alert_on,
@@ -338,11 +374,13 @@ class AnalyticsService:
                 )
                 if scored_from is not None:
                     self.repo.replace_anomalies(tenant, query, model, scored_from, records)
-                    if "anomaly_alert" in spec.series():
-                        rows += self._alert_rows(alert_state_rows(tenant, query, model, series, records, now))
+                if "anomaly_alert" in spec.series():  # (nothing scored: nothing announced)
+                    state = alert_state_rows(tenant, query, model, series, records, now)
+                    rows += self._alert_rows(state + self._vanished(key, state, now))
                 for s in series:
                     if s.ts.size:
                         written[s.key] = max(written.get(s.key, float("-inf")), float(s.ts[-1]))
+                        seen[s.key] = (s.ts[-RESCORE_POINTS:].astype(float), s.values[-RESCORE_POINTS:].astype(float))
                 n_anomalies = len(records)
             else:
                 rows = self._breaches(tenant, model, query, series)
@@ -389,6 +427,16 @@ class AnalyticsService:
                 keep.append(r)
                 self._alert_written[key] = (r.value, r.ts)
         return keep
+
+    def _vanished(self, key: tuple[str, str, str], state: list[DerivedRow], now: float) -> list[DerivedRow]:
+        """A 0 for each series whose ``anomaly_alert`` was up and that this run did not find (its query no
+        longer yields it): the run withdraws its announcement, as it would a scored one's."""
+        announced = self._announced.get(key, {})
+        found = {labels_key(r.labels) for r in state}
+        gone = [DerivedRow(key[0], now, "anomaly_alert", 0.0, labels, "anomaly")
+                for k, labels in announced.items() if k not in found]  # fmt: skip
+        self._announced[key] = {labels_key(r.labels): r.labels for r in state if r.value > 0}
+        return gone
 
     def _breaches(self, tenant: str, model: str, query: str, series: Sequence[Series]) -> list[DerivedRow]:
         """``forecast_breach`` (1 outside the stored band, else 0) for actual points not yet checked."""

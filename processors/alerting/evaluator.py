@@ -153,8 +153,10 @@ class Evaluator:
         sel_labels = f"CAST({labels_col} AS VARCHAR)" if labels_col else "NULL"
         if labels_col and cols[labels_col].startswith("MAP"):
             sel_labels = f"CAST(to_json({labels_col}) AS VARCHAR)"
+        # "last": the newest point's value (the highest of a timestamp's points, should it have several)
+        agg = f"arg_max(value, ({ts_expr}, value))" if cond.aggregation == "last" else "max(value)"
         sql = (
-            f"SELECT {sel_tenant} AS t, {sel_labels} AS l, max(value) AS v FROM derived_series "
+            f"SELECT {sel_tenant} AS t, {sel_labels} AS l, {agg} AS v FROM derived_series "
             f"WHERE {' AND '.join(where)} GROUP BY t, l"
         )
         rows = cur.execute(sql, params).fetchall()

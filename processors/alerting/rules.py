@@ -3,7 +3,8 @@
 A rule is ``{"name", "condition", "for", "severity", "labels", "annotations"}``; the condition is one of
 
 * ``threshold``: an aggregation of ``events`` over a window compared with a value, per group;
-* ``anomaly``: ``max(anomaly_score)`` of the ``derived_series`` table over a window (> 1 = anomalous);
+* ``anomaly``: ``max(anomaly_score)`` of the ``derived_series`` table over a window (> 1 = anomalous), or
+  its newest value there (``"aggregation": "last"``, PromQL's ``last_over_time``);
 * ``composite``: ``{"op": "and" | "or", "conditions": [...]}`` of the above (matched on shared labels).
 
 >>> r = parse_rule({"name": "GPT4oSlow", "for": "5m", "condition": {"type": "threshold",
@@ -50,6 +51,8 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
 }
 EVENT_TYPES = ("telemetry", "security", "cost", "governance", "metadata", "policy")
 AGGREGATIONS = ("avg", "count", "max", "min", "p50", "p90", "p95", "p99", "rate", "ratio", "sum")
+#: An anomaly condition's reduction of its window: the highest point, or the newest one.
+ANOMALY_AGGREGATIONS = ("max", "last")
 OPS = (">", ">=", "<", "<=", "==", "!=")
 SEVERITIES = ("info", "warning", "critical")
 RESERVED_LABELS = frozenset({"alertname", "severity", "tenant_id", "escalated"})
@@ -87,6 +90,7 @@ class Anomaly:
     window_s: float = 300.0
     series: str = "anomaly_score"
     filters: tuple[tuple[str, str], ...] = ()
+    aggregation: str = "max"  # "last": the newest point in the window (PromQL's last_over_time)
 
 
 @dataclass(frozen=True)
@@ -207,7 +211,7 @@ def _threshold(data: dict[str, Any], key: str) -> Threshold:
 
 
 def _anomaly(data: dict[str, Any], key: str) -> Anomaly:
-    _obj(data, key, {"type", "series", "filters", "window", "op", "value"})
+    _obj(data, key, {"type", "series", "filters", "window", "op", "value", "aggregation"})
     filters = data.get("filters") or {}
     if not isinstance(filters, dict) or not all(isinstance(v, str) for v in filters.values()):
         raise RuleError(_k(key, "filters"), f"must be an object of label -> string, got {filters!r}")
@@ -220,7 +224,7 @@ def _anomaly(data: dict[str, Any], key: str) -> Anomaly:
     return Anomaly(
         op=_choice(data, "op", key, OPS, ">"), value=_number(data, "value", key, 1.0),
         window_s=parse_duration(data.get("window", 300.0), _k(key, "window")), series=series,
-        filters=tuple(sorted(filters.items())),
+        filters=tuple(sorted(filters.items())), aggregation=_choice(data, "aggregation", key, ANOMALY_AGGREGATIONS, "max"),
     )  # fmt: skip
 
 
@@ -284,7 +288,8 @@ def _anomaly_rule(severity: str, op: str, value: float, summary: str, what: str)
     """A tier of the built-in ``LLMAnomalyDetected`` rule (``anomaly_alert`` compared with ``value``)."""
     return {
         "name": "LLMAnomalyDetected",
-        "condition": {"type": "anomaly", "series": "anomaly_alert", "op": op, "value": value, "window": "10m"},
+        "condition": {"type": "anomaly", "series": "anomaly_alert", "aggregation": "last", "op": op, "value": value,
+                      "window": "10m"},
         "for": "0s", "severity": severity, "labels": {"team": "llm-platform"},
         "annotations": {
             "summary": summary + " {{ $labels.for }} (model {{ $labels.model_alias }}, tenant {{ $labels.tenant_id }})",
@@ -322,8 +327,10 @@ BUILTIN_RULE_SPECS: tuple[dict[str, Any], ...] = (
     },
     # anomaly_alert is written by the analytics service's anomaly models at each run, per series: the
     # newest anomaly_score while the detector has announced that anomaly (its debounce, recovery and
-    # one-alert-per-event rules), else 0. The window spans several runs, so one late run does not
-    # resolve it; the stack's vmalert rules of this name fire on the same series.
+    # one-alert-per-event rules), else 0. The rule follows the newest point of the window (PromQL's
+    # last_over_time): the run that withdraws an announcement (a 0) resolves it at once, and the window
+    # spans several runs, so one late run does not; the stack's vmalert rules of this name fire on the
+    # same series with the same expression.
     _anomaly_rule("warning", ">", 0, "Anomalous", "an anomaly"),
     # The detector's critical severity (score >= 4): in benchmarks/anomaly_eval.py 65-100 % of critical
     # alerts fall in a labelled window (NAB 5 of 6, real LLM traffic 17 of 21, M4 76 of 80, operational

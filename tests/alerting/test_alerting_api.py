@@ -140,6 +140,7 @@ BAD_RULES: list[tuple[dict[str, Any], str]] = [
     ({"name": "X", "condition": {"type": "composite", "op": "xor", "conditions": []}}, "condition.op"),
     ({"name": "X", "condition": {"type": "composite", "op": "and", "conditions": [{"type": "anomaly"}]}},
      "condition.conditions"),
+    ({"name": "X", "condition": {"type": "anomaly", "aggregation": "p95"}}, "condition.aggregation"),
     ({"name": "X", "condition": {"type": "anomaly"}, "severity": "page-me"}, "severity"),
     ({"name": "X", "condition": {"type": "anomaly"}, "for": -5}, "for"),
     ({"name": "X", "condition": {"type": "anomaly"}, "labels": {"tenant_id": "tenant-b"}}, "labels.tenant_id"),

@@ -88,9 +88,8 @@ def test_a_critical_inhibits_only_the_warning_of_the_same_series(store: Embedded
 
 
 def test_critical_resolving_first_releases_the_warning_which_escalates_only_later(store: EmbeddedStore) -> None:
-    anomaly(store, T0, 6.5)
-    for minute in range(1, 30):  # then a lower score: the warning still holds once the critical ends
-        anomaly(store, T0 + 60 * minute, 2.0)
+    for minute in range(30):  # 6.5 for 10 minutes, then a lower score: the warning holds once the critical ends
+        anomaly(store, T0 + 60 * minute, 6.5 if minute < 10 else 2.0)
     am = FakeAlertmanager()
     svc = service(store, am, escalate_after="5m")
     svc.evaluate_once(T0 + 30)
@@ -102,7 +101,7 @@ def test_critical_resolving_first_releases_the_warning_which_escalates_only_late
     assert warn["inhibited"] and not warn["escalated"] and warn["severity"] == "warning"
     assert not any(key(a)[2] == "warning" for a in am.fired)
 
-    svc.evaluate_once(T0 + 60 * 10 + 30)  # the 10-minute window no longer holds the 6.5: the critical resolves
+    svc.evaluate_once(T0 + 60 * 10 + 30)  # the newest score is 2.0: the critical resolves
     alerts = by_key(svc.list_alerts("acme"))
     crit = next(a for k, a in alerts.items() if k[2] == "critical")
     assert crit["state"] == "resolved" and crit["resolved_by"] == "auto"

@@ -259,7 +259,7 @@ def test_builtin_anomaly_rule_fires_while_the_model_reports_an_announced_anomaly
                     DerivedRow("acme", T0 + 60 * minute, "anomaly_alert", 0.0, quiet, "anomaly")])  # fmt: skip
         svc.evaluate_once(T0 + 60 * minute + 30)
         firing = svc.list_alerts("acme", state="firing")
-        assert len(firing) == (1 if 10 <= minute < 29 else 0), minute  # then held by the 10-minute window
+        assert len(firing) == (1 if 10 <= minute < 20 else 0), minute  # resolved by the run that writes 0
     [alert] = svc.list_alerts("acme")  # a score of 3.2 is below the critical tier (4)
     assert alert["alertname"] == "LLMAnomalyDetected" and alert["severity"] == "warning"
     assert alert["labels"]["for"] == "latency_p95" and alert["labels"]["team"] == "llm-platform"
@@ -268,6 +268,32 @@ def test_builtin_anomaly_rule_fires_while_the_model_reports_an_announced_anomaly
     assert alert["annotations"]["runbook_url"] == "docs/runbooks/LLMAnomalyDetected.md"
     assert alert["state"] == "resolved" and alert["resolved_by"] == "auto"
     assert svc.list_alerts("globex") == []
+
+
+def test_builtin_anomaly_rule_resolves_on_the_withdrawing_run_and_rides_out_a_late_run(store: EmbeddedStore) -> None:
+    """A stale run's announcement (110.9, critical) withdrawn by the next run (0) resolves both tiers at the
+    next evaluation, not 10 minutes later; a series whose announcement stands keeps firing through a run
+    that is 6 minutes late (no new point), and resolves only when its point leaves the 10-minute window."""
+    from analytics.service.derived import DerivedRepository, DerivedRow
+
+    repo = DerivedRepository(store)
+    burst = {"for": "requests_rate", "model_alias": "anomaly_ensemble", "gen_ai_request_model": "claude"}
+    slow = {"for": "latency_p95", "model_alias": "anomaly_ensemble", "gen_ai_request_model": "gpt-4o"}
+    svc = AlertingService(AlertingConfig(enabled=False), store, None)
+    repo.write([DerivedRow("acme", T0, "anomaly_alert", 110.9, burst, "anomaly"),
+                DerivedRow("acme", T0, "anomaly_alert", 2.5, slow, "anomaly")])  # fmt: skip
+    svc.evaluate_once(T0 + 30)
+    firing = {(a["labels"]["for"], a["severity"]) for a in svc.list_alerts("acme", state="firing")}
+    assert firing == {("requests_rate", "warning"), ("requests_rate", "critical"), ("latency_p95", "warning")}
+    repo.write([DerivedRow("acme", T0 + 60, "anomaly_alert", 0.0, burst, "anomaly")])  # the next run withdraws it
+    for minute in (1, 3, 7):  # the latency run is late: its last point (2.5) stands
+        svc.evaluate_once(T0 + 60 * minute + 30)
+        firing = {(a["labels"]["for"], a["severity"]) for a in svc.list_alerts("acme", state="firing")}
+        assert firing == {("latency_p95", "warning")}, minute
+    resolved = [a for a in svc.list_alerts("acme") if a["labels"]["for"] == "requests_rate"]
+    assert {a["state"] for a in resolved} == {"resolved"} and len(resolved) == 2
+    svc.evaluate_once(T0 + 60 * 11)  # no point of it in the last 10 minutes: resolved
+    assert svc.list_alerts("acme", state="firing") == []
 
 
 def test_builtin_anomaly_rule_pages_at_the_critical_severity(store: EmbeddedStore) -> None:

@@ -169,14 +169,19 @@ def test_a_limit_below_one_timestamps_rows_pages_inside_it(hub: Any) -> None:
 
 
 def test_series_pages_are_exact_with_rows_that_share_everything(hub: Any) -> None:
-    """Rows can share time, name, model and labels (the table has no key): the cursor counts those it sent."""
+    """Rows can share time, name, model and labels (written before a write replaced the row of its key: the
+    table has no key constraint): the cursor counts those it sent."""
     h, svc, _ = hub
     tenant, t0 = "tenant-pages", time.time() - 600
-    rows = [DerivedRow(tenant, t0, "anomaly_alert", 1.0, {"for": "latency", "k": "same"}, "anomaly")] * 5
-    rows += [DerivedRow(tenant, t0, "anomaly_alert", float(i), {"for": "latency", "k": f"v{i}"}, "anomaly")
-             for i in range(7)]  # fmt: skip
-    rows += [DerivedRow(tenant, t0 + 60, "anomaly_score", float(i), {"for": "latency"}, "anomaly") for i in range(3)]
+    rows = [DerivedRow(tenant, t0, "anomaly_alert", float(i), {"for": "latency", "k": f"v{i}"}, "anomaly")
+            for i in range(7)]  # fmt: skip
+    rows += [DerivedRow(tenant, t0 + 60, "anomaly_score", float(i), {"for": "latency", "k": f"s{i}"}, "anomaly")
+             for i in range(3)]  # fmt: skip
     svc.repo.write(rows)
+    svc.store.cursor().execute(
+        "INSERT INTO derived_series SELECT ?, make_timestamp(CAST(? AS BIGINT)), 'anomaly_alert', 1.0, ?, 'anomaly', "
+        "now() FROM range(5)", [tenant, round(t0 * 1e6), json.dumps({"for": "latency", "k": "same"})],
+    )  # fmt: skip
     headers = {"X-Scope-OrgID": tenant}
     params: dict[str, Any] = {"start": "-1h"}
     whole = httpx.get(f"{h.api}/api/v1/analytics/series", params={**params, "limit": 100}, headers=headers).json()
@@ -192,6 +197,27 @@ def test_series_pages_are_exact_with_rows_that_share_everything(hub: Any) -> Non
         error = r.json()["error"]
         assert r.status_code == 422 and error["code"] == "bad_cursor" and error["field"] == "cursor", r.text
         assert "belongs to another listing" in error["message"]
+
+
+def test_a_rescored_point_reads_as_its_newest_score(hub: Any) -> None:
+    """A bucket written again (a later pass rescored it) replaces its row: the series and its records agree."""
+    h, svc, _ = hub
+    tenant, t0 = "tenant-rescored", float(int(time.time()) - 900)
+    labels = {"for": "requests_rate", "model_alias": "anomaly_ensemble", "gen_ai_request_model": "claude"}
+    other = {**labels, "gen_ai_request_model": "gpt-4o"}
+    svc.repo.write([DerivedRow(tenant, t0, "anomaly_score", 88.65, labels, "anomaly"),
+                    DerivedRow(tenant, t0, "yhat_upper", 0.2, labels, "anomaly"),
+                    DerivedRow(tenant, t0, "anomaly_score", 3.0, other, "anomaly")])  # fmt: skip
+    svc.repo.write([DerivedRow(tenant, t0, "anomaly_score", 38.45, labels, "anomaly"),
+                    DerivedRow(tenant, t0, "yhat_upper", 0.479, labels, "anomaly"),
+                    DerivedRow(tenant, t0 + 300, "anomaly_score", 0.5, labels, "anomaly"),
+                    DerivedRow(tenant, t0 + 300, "anomaly_score", 0.7, labels, "anomaly")])  # fmt: skip
+    r = httpx.get(f"{h.api}/api/v1/analytics/series", params={"start": "-1h"}, headers={"X-Scope-OrgID": tenant})
+    assert r.status_code == 200, r.text
+    got = [(row["ts"] - t0, row["name"], row["labels"]["gen_ai_request_model"], row["value"])
+           for row in r.json()["series"]]  # fmt: skip
+    assert got == [(0, "anomaly_score", "claude", 38.45), (0, "anomaly_score", "gpt-4o", 3.0),
+                   (0, "yhat_upper", "claude", 0.479), (300, "anomaly_score", "claude", 0.7)]  # fmt: skip
 
 
 #: the spike the test below marks (its id, and its score once marked: 1.0 when no longer anomalous)

@@ -438,3 +438,87 @@ def test_the_hourly_cost_query_is_read_far_enough_back_for_the_seasonal_detector
     assert out.anomaly_score[i] > 1 and np.isfinite(out.yhat[-1])
     short = SeasonalResidualDetector(min_periods=30).score(x[-96:, None], ts[-96:])
     assert short.anomaly_score.max() == 0  # 4 days: never started
+
+
+def test_a_bucket_whose_value_changed_is_rescored_and_its_points_replaced(tmp_path: Any) -> None:
+    """A pass that ran while a backfill had sent part of a bucket scored it high; the next pass sees the
+    whole bucket: its anomaly_score and yhat* points are written again and read as the new ones (one row
+    each), matching its anomaly record, and buckets whose value did not change are not written again."""
+    from analytics.service import AnalyticsService
+    from analytics.service.series import Series
+    from hubcore.storage.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path, wal_fsync=False)
+    store.start()
+    try:
+        svc = AnalyticsService(None, store)
+        svc.config.bulk_threshold = 2  # the vectorised path: fast, and scores the newest points
+        rng = np.random.default_rng(3)
+        ts = np.arange(0, 400 * 60, 60, dtype=np.int64) + 1_700_000_000
+        base = [rng.normal(50, 2, ts.size) for _ in range(3)]
+        bucket = float(ts[-1])
+        data: list[list[Series]] = []
+
+        def load(tenant: str, query: str, start_s: float, end_s: float) -> list[Series]:
+            return data[-1]
+
+        svc.load = load  # type: ignore[method-assign]
+        first = [v.copy() for v in base]
+        first[0][-1] = 900.0  # the stale pass: a burst, as far as it could see
+        data.append([Series({"model": f"m{i}"}, ts, v, 60) for i, v in enumerate(first)])
+        svc.run_model("t", "anomaly_ensemble", "requests_rate", bucket + 30)
+        data.append([Series({"model": f"m{i}"}, ts, v, 60) for i, v in enumerate(base)])  # the whole bucket: normal
+        rows, _ = svc.run_model("t", "anomaly_ensemble", "requests_rate", bucket + 90)
+
+        def points(name: str, model: str) -> list[float]:
+            return [r["value"] for r in svc.repo.read_series("t", name, query="requests_rate", start_s=bucket,
+                                                              end_s=bucket + 1) if r["labels"]["model"] == model]  # fmt: skip
+
+        [score] = points("anomaly_score", "m0")
+        assert score < 1.0, score  # the rescored value, not the stale pass's
+        assert all(len(points(n, "m0")) == 1 for n in ("yhat", "yhat_lower", "yhat_upper"))
+        assert not [a for a in svc.repo.list_anomalies("t", start_s=bucket, end_s=bucket + 1)
+                    if a["labels"]["model"] == "m0"]  # fmt: skip
+        # only m0's changed bucket was written again (4 points), with the 0 that withdraws its announcement
+        # (the quiet series' 0 is not stored again within ALERT_REFRESH_S)
+        alert = svc.repo.read_series("t", "anomaly_alert", query="requests_rate", start_s=bucket)
+        m0 = [(r["ts"] - bucket, r["value"] > 0) for r in alert if r["labels"]["model"] == "m0"]
+        assert m0 == [(30, True), (90, False)]
+        assert rows == 4 + 1
+        again, _ = svc.run_model("t", "anomaly_ensemble", "requests_rate", bucket + 150)
+        assert again <= 3  # nothing changed: no point written again
+        svc.shutdown()
+    finally:
+        store.shutdown()
+
+
+def test_a_run_that_no_longer_finds_an_announced_series_withdraws_its_anomaly_alert(tmp_path: Any) -> None:
+    """An announced series that the query no longer yields (or that has too few points to be scored) gets
+    its 0 on the next run, so the alert rule (which follows the newest point) resolves then."""
+    from analytics.service import AnalyticsService
+    from analytics.service.series import Series
+    from hubcore.storage.embedded import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path, wal_fsync=False)
+    store.start()
+    try:
+        svc = AnalyticsService(None, store)
+        svc.config.bulk_threshold = 2
+        rng = np.random.default_rng(4)
+        ts = np.arange(0, 400 * 60, 60, dtype=np.int64) + 1_700_000_000
+        values = [rng.normal(50, 2, ts.size) for _ in range(3)]
+        values[0][-1] = 900.0
+        data = [Series({"model": f"m{i}"}, ts, v, 60) for i, v in enumerate(values)]
+        svc.load = lambda *_: data  # type: ignore[method-assign]
+        now = float(ts[-1]) + 30
+        svc.run_model("t", "anomaly_ensemble", "requests_rate", now)
+        data = data[1:]  # m0 is gone
+        svc.run_model("t", "anomaly_ensemble", "requests_rate", now + 60)
+        data = []  # nothing left to score
+        svc.run_model("t", "anomaly_ensemble", "requests_rate", now + 120)
+        m0 = [(r["ts"] - now, r["value"] > 0) for r in svc.repo.read_series("t", "anomaly_alert", start_s=now)
+              if r["labels"]["model"] == "m0"]  # fmt: skip
+        assert m0 == [(0, True), (60, False)]
+        svc.shutdown()
+    finally:
+        store.shutdown()

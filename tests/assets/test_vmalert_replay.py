@@ -92,3 +92,42 @@ def test_alerts_raised_by_vmalert(replayed: tuple[VMHandle, float]) -> None:
     assert not names & NOT_EXPECTED, f"unexpected: {sorted(names & NOT_EXPECTED)}"
     for r in results:  # routing labels survive vmalert's label templating
         assert r["metric"].get("severity") in {"critical", "warning"} and r["metric"].get("team"), r
+
+
+def test_vmalert_resolves_a_withdrawn_anomaly_on_the_next_run_and_rides_out_a_late_one(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """LLMAnomalyDetected on VictoriaMetrics' engine follows the newest anomaly_alert sample: a stale run's
+    110.9 withdrawn by the next run's 0 stops firing at that run (it had fired 10 minutes more on
+    ``max_over_time``); a 2.5 whose next run is 6 minutes late keeps firing through the gap."""
+    vmalert = require_binary("vmalert")
+    start_s = (int(time.time()) // 60) * 60 - 60 * 60
+    labels = {"__name__": "anomaly_alert", "model_alias": "anomaly_ensemble", "tenant_id": "acme"}
+    withdrawn = {minute: 110.9 if minute == 10 else 0.0 for minute in range(40)}
+    late = {minute: 2.5 if minute in (10, 17) else 0.0 for minute in range(40) if not 10 < minute < 17}
+    lines = [json.dumps({"metric": {**labels, "for": query}, "values": list(points.values()),
+                         "timestamps": [(start_s + 60 * m) * 1000 for m in points]})
+             for query, points in (("requests_rate", withdrawn), ("latency_p95", late))]  # fmt: skip
+    with run_victoriametrics(tmp_path_factory.mktemp("vm-withdraw")) as vm:
+        req = urllib.request.Request(f"{vm.url}/api/v1/import", data="\n".join(lines).encode(), method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+        vm.flush()
+        result = subprocess.run(
+            [vmalert, f"-rule={REPO / 'rules' / 'prometheus' / 'alerts.yaml'}", f"-datasource.url={vm.url}",
+             f"-remoteWrite.url={vm.url}", f"-replay.timeFrom={_rfc3339(start_s)}",
+             f"-replay.timeTo={_rfc3339(start_s + 40 * 60)}", "-replay.disableProgressBar", "-replay.rulesDelay=0s",
+             "-datasource.queryStep=1m", "-loggerLevel=WARN"],  # (replay's step: 5m by default)
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        vm.flush()
+        params = urllib.parse.urlencode({"match[]": 'ALERTS{alertname="LLMAnomalyDetected"}'})
+        with urllib.request.urlopen(f"{vm.url}/api/v1/export?{params}", timeout=10) as resp:
+            exported = [json.loads(line) for line in resp.read().decode().splitlines() if line]
+    firing: dict[tuple[str, str], set[int]] = {}
+    for series in exported:
+        key = (series["metric"]["for"], series["metric"]["severity"])
+        firing.setdefault(key, set()).update(round(t / 1000 - start_s) // 60 for t in series["timestamps"])
+    assert firing[("requests_rate", "critical")] == firing[("requests_rate", "warning")] == {10}, firing
+    assert firing[("latency_p95", "warning")] == set(range(10, 18)), firing
+    assert ("latency_p95", "critical") not in firing
