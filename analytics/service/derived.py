@@ -109,46 +109,59 @@ class DerivedRepository:
     def write(self, rows: Sequence[DerivedRow]) -> int:
         """Write ``rows`` (NaN values are skipped); returns how many were written. A row replaces the stored
         one of the same tenant, time, name and labels (a bucket scored again reads as its newest score), and
-        of several such rows in ``rows`` the last is kept."""
+        of several such rows in ``rows`` the last is kept.
+
+        Most writes hold only new buckets: the stored rows are deleted only when some lie in the batch's time
+        range under its names, and the batch is deduplicated only when it repeats a key (both checked in SQL).
+        """
         self.ensure()
-        newest: dict[tuple[str, int, str, str], tuple[float, str]] = {}
-        for r in rows:
-            if _finite(float(r.value)) is not None:
-                key = (r.tenant_id, _us(r.ts), r.name, json.dumps(r.labels, sort_keys=True))
-                newest[key] = (float(r.value), r.model)
-        if not newest:
+        keep = [r for r in rows if _finite(float(r.value)) is not None]
+        if not keep:
             return 0
         now = _us(time.time())
-        keys, values = list(newest), list(newest.values())
+        ts = [_us(r.ts) for r in keep]
         table = pa.Table.from_pydict(
-            {"tenant_id": [k[0] for k in keys], "ts": [k[1] for k in keys], "name": [k[2] for k in keys],
-             "value": [v[0] for v in values], "labels": [k[3] for k in keys], "model": [v[1] for v in values],
-             "created_at": [now] * len(keys)},
-            schema=_DERIVED_SCHEMA,
+            {"tenant_id": [r.tenant_id for r in keep], "ts": ts, "name": [r.name for r in keep],
+             "value": [float(r.value) for r in keep],
+             "labels": [json.dumps(r.labels, sort_keys=True) for r in keep], "model": [r.model for r in keep],
+             "created_at": [now] * len(keep), "_i": list(range(len(keep)))},
+            schema=_DERIVED_SCHEMA.append(pa.field("_i", pa.int64())),
         )  # fmt: skip
-        # the time range and names bound the delete's scan (DuckDB skips the row groups outside them)
-        lo, hi = min(k[1] for k in keys), max(k[1] for k in keys)
+        # the time range and names bound the scans (DuckDB skips the row groups outside them)
+        bounds = [min(ts), max(ts), sorted({r.name for r in keep})]
+        in_range = ("d.ts BETWEEN make_timestamp(CAST(? AS BIGINT)) AND make_timestamp(CAST(? AS BIGINT)) "
+                    "AND list_contains(?, d.name)")  # fmt: skip
+        columns = "tenant_id, ts, name, value, labels, model, created_at"
         cur = self.store.cursor()
         try:
             cur.register("derived_batch", table)
             cur.execute("BEGIN")
             try:
-                cur.execute(
-                    "DELETE FROM derived_series AS d WHERE d.ts BETWEEN make_timestamp(CAST(? AS BIGINT)) AND "
-                    "make_timestamp(CAST(? AS BIGINT)) AND list_contains(?, d.name) AND EXISTS (SELECT 1 FROM "
-                    "derived_batch AS b WHERE b.ts = d.ts AND b.name = d.name AND b.tenant_id = d.tenant_id AND "
-                    "b.labels = d.labels)",
-                    [lo, hi, sorted({k[2] for k in keys})],
-                )  # fmt: skip
-                cur.execute("INSERT INTO derived_series SELECT * FROM derived_batch")
+                stored = cur.execute(f"SELECT 1 FROM derived_series AS d WHERE {in_range} LIMIT 1", bounds).fetchone()
+                if stored is not None:
+                    cur.execute(
+                        f"DELETE FROM derived_series AS d WHERE {in_range} AND EXISTS (SELECT 1 FROM derived_batch AS b "
+                        "WHERE b.ts = d.ts AND b.name = d.name AND b.tenant_id = d.tenant_id AND b.labels = d.labels)",
+                        bounds,
+                    )
+                (repeats,) = cur.execute(
+                    "SELECT count(*) - count(DISTINCT (tenant_id, ts, name, labels)) FROM derived_batch"
+                ).fetchone() or (0,)
+                if repeats:  # the last of a key's rows is kept
+                    cur.execute(
+                        f"INSERT INTO derived_series SELECT {columns} FROM derived_batch QUALIFY "
+                        "row_number() OVER (PARTITION BY tenant_id, ts, name, labels ORDER BY _i DESC) = 1"
+                    )
+                else:
+                    cur.execute(f"INSERT INTO derived_series SELECT {columns} FROM derived_batch")
                 cur.execute("COMMIT")
             except Exception:
                 cur.execute("ROLLBACK")
                 raise
             cur.unregister("derived_batch")
+            return len(keep) - int(repeats)
         finally:
             cur.close()
-        return len(keys)
 
     def delete(self, tenant: str, *, query: str, model_alias: str, names: Sequence[str], since_s: float | None = None,
                labels: str | None = None) -> None:  # fmt: skip
