@@ -339,11 +339,12 @@ BUILTIN_RULE_SPECS: tuple[dict[str, Any], ...] = (
     {
         # budget_exhaustion_alert is written by the analytics service each time it re-evaluates a budget
         # (``budget_every``, 2 minutes by default, and on POST/PUT; never on a read): 1 while exhaustion is
-        # predicted within the budget's own alert_within_days. The window spans several evaluations so that
-        # one late run does not resolve it.
+        # predicted within the budget's own alert_within_days. The rule follows the newest value in the
+        # window: the evaluation that writes 0 (a raised amount, slower spend) resolves it at once, and the
+        # window spans several evaluations so that one late run does not.
         "name": "LLMBudgetExhaustionPredicted",
-        "condition": {"type": "anomaly", "series": "budget_exhaustion_alert", "op": ">=", "value": 1,
-                      "window": "10m"},
+        "condition": {"type": "anomaly", "series": "budget_exhaustion_alert", "aggregation": "last", "op": ">=",
+                      "value": 1, "window": "10m"},
         "for": "0s", "severity": "warning", "labels": {"team": "finops"},
         "annotations": {"summary": "Budget {{ $labels.budget_id }} is predicted to run out within its alert window",
                         "runbook_url": "docs/runbooks/LLMBudgetExhaustionPredicted.md"},

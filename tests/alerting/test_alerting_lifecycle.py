@@ -235,10 +235,10 @@ def test_builtin_budget_rule_fires_on_the_budget_series_and_resolves(store: Embe
     assert alert["labels"]["budget_id"] == "b-1" and alert["labels"]["team"] == "search"  # the budget's team
     assert "project" not in alert["labels"]  # empty labels are dropped
     assert alert["annotations"]["summary"] == "Budget b-1 is predicted to run out within its alert window"
-    repo.write(budget_rows(budget, later, T0 + 300))  # re-evaluated: no longer within the alert window
-    svc.evaluate_once(T0 + 320)
-    assert svc.list_alerts("acme")[0]["state"] == "firing"  # the window still holds the first sample
-    svc.evaluate_once(T0 + 700)
+    svc.evaluate_once(T0 + 310)  # the next evaluation is late (no new sample): the last one stands
+    assert svc.list_alerts("acme")[0]["state"] == "firing"
+    repo.write(budget_rows(budget, later, T0 + 320))  # re-evaluated: no longer within the alert window
+    svc.evaluate_once(T0 + 330)  # resolved by that evaluation, not when the first sample leaves the window
     [alert] = svc.list_alerts("acme")
     assert alert["state"] == "resolved" and alert["resolved_by"] == "auto"
     assert svc.list_alerts("globex") == []
