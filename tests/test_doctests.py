@@ -63,6 +63,11 @@ MODULES = [
     "analytics.service.teams",
     "analytics.service.feedback",
     "hub.service",
+    "hub.servers",
+    "hub.startup_replay",
+    "hub.shutdown",
+    "hub.exporter_hooks",
+    "hub.security_setup",
     "hub.cli",
 ]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import hub.service as service_mod
+import hub.startup_replay as replay_mod  # the module whose constants the replay reads
 from hub.service import HubService
 from tests.helpers.hub import hub_config
 
@@ -28,7 +28,7 @@ def test_a_stop_during_the_startup_replay_stops_without_serving_and_progress_is_
 ) -> None:
     # The replay used to be one store.flush(300.0) that ignored the stop event, after which the servers were bound
     # and "hub started" was logged although a stop had been requested; nothing said how far the replay was.
-    monkeypatch.setattr(service_mod, "REPLAY_PROGRESS_SECONDS", 0.05)
+    monkeypatch.setattr(replay_mod, "REPLAY_PROGRESS_SECONDS", 0.05)
     svc = HubService(hub_config(tmp_path / "data"), install_signal_handlers=False)
     waits: list[float] = []
 
@@ -59,11 +59,11 @@ def test_a_stop_during_the_startup_replay_stops_without_serving_and_progress_is_
     assert any(m.startswith("stop requested during the write-ahead log replay") for m in messages), messages
     assert "hub started" not in messages
     assert svc.bound == {} and not svc._servers and svc._grpc is None
-    assert waits[0] <= service_mod._REPLAY_POLL_SECONDS  # the replay is waited for in short slices
+    assert waits[0] <= replay_mod._REPLAY_POLL_SECONDS  # the replay is waited for in short slices
 
 
 def test_a_replay_that_ends_starts_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service_mod, "REPLAY_PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(replay_mod, "REPLAY_PROGRESS_SECONDS", 0.0)
     svc = HubService(hub_config(tmp_path / "data"), install_signal_handlers=False)
     real_flush = svc.store.flush
     answers = iter([False, False])

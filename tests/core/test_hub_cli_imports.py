@@ -24,7 +24,8 @@ HEAVY = ("torch", "sklearn", "scipy", "statsforecast", "statsmodels", "numba", "
          "duckdb", "httpx", "grpc", "jwt", "fastapi", "uvicorn", "prometheus_client", "hub.service",
          "hub.simulate.generator", "hub.simulate.senders", "hub.simulate.traces", "analytics.anomaly.ensemble",
          "analytics.anomaly.registry", "analytics.forecast.ensemble", "analytics.forecast.frequency",
-         "analytics.timestamps", "processors", "api")  # fmt: skip
+         "analytics.timestamps", "processors", "api", "hub.servers", "hub.startup_replay", "hub.shutdown",
+         "hub.exporter_hooks", "hub.security_setup")  # fmt: skip
 
 
 def _probe(*argv: str) -> tuple[int | str | None, str, str, list[str]]:

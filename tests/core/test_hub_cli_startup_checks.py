@@ -17,7 +17,8 @@ from tests.helpers.hub import hub_config
 
 #: Packages the service needs and a refusal or a usage text does not (top-level names or dotted modules).
 HEAVY = ("scipy", "statsforecast", "statsmodels", "sklearn", "pandas", "numpy", "duckdb", "fastapi", "uvicorn",
-         "grpc", "analytics", "api", "hub.service", "processors")  # fmt: skip
+         "grpc", "analytics", "api", "hub.service", "processors", "hub.servers", "hub.startup_replay",
+         "hub.shutdown", "hub.exporter_hooks", "hub.security_setup")  # fmt: skip
 
 
 def _probe(*argv: str) -> tuple[dict[str, Any], str]:
