@@ -42,14 +42,17 @@ class AuditScope:
     tenants: set[str] = field(default_factory=set)
 
 
-def get_state(request: Request) -> ApiState:
-    state: ApiState = request.app.state.hub
-    return state
-
-
-def get_state_conn(conn: HTTPConnection) -> ApiState:
+def state_of(conn: HTTPConnection) -> ApiState:
+    """The hub's API state, for code that is not a dependency (a ``def`` dependency of its own, a helper)."""
     state: ApiState = conn.app.state.hub
     return state
+
+
+async def get_state(request: Request) -> ApiState:
+    """The route dependency. ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in the thread
+    pool, a hand-off to a worker thread and back on every request, here for one attribute read. Only
+    dependencies that may block stay ``def`` (the guard: key lookups, audit appends)."""
+    return state_of(request)
 
 
 def principal_of(conn: HTTPConnection) -> Principal | None:

@@ -10,12 +10,9 @@ The caller's principal lands in ``request.state.principal``; :func:`api.deps.rea
 
 # No ``from __future__ import annotations``: FastAPI resolves these signatures at runtime.
 
-from typing import Annotated
-
-from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from api.deps import AuditScope, get_state_conn, header_tenant
+from api.deps import AuditScope, header_tenant, state_of
 from api.state import ApiState
 from hubcore.errors import HubError
 from hubcore.security.asgi_tls import client_cert_subject
@@ -122,10 +119,14 @@ def is_read(action: str) -> bool:
     return action.endswith(":read") or action in READ_ACTIONS
 
 
-def guard(conn: HTTPConnection, state: Annotated[ApiState, Depends(get_state_conn)]) -> Principal:
+def guard(conn: HTTPConnection) -> Principal:
     """The app-wide dependency. Raises AuthError (401), RateLimited (429), ForbiddenError (403); for a
-    WebSocket the error handlers answer the handshake with that status (:func:`api.errors.deliver`)."""
-    return _guard(conn, state)
+    WebSocket the error handlers answer the handshake with that status (:func:`api.errors.deliver`).
+
+    A plain ``def``, so FastAPI runs it in the thread pool: authenticating may read the key store or fetch
+    JWKS, and the audit append writes a file. It reads the state itself rather than through a sub-dependency
+    (each one resolved costs every request of every route)."""
+    return _guard(conn, state_of(conn))
 
 
 def _metrics_public(state: ApiState) -> bool:

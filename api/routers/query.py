@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import audit_target, check_known_params, get_state, principal_of, read_tenant
+from api.deps import audit_target, check_known_params, get_state, principal_of, read_tenant, state_of
 from api.errors import error_response, json_response
 from api.jsonbody import BadJsonError, decode_json
 from api.negotiation import NotAcceptable
@@ -133,7 +133,7 @@ def get_executor(request: Request) -> QueryExecutor:
         with _engine_lock:
             executor = getattr(app_state, "query_executor", None)
             if executor is None:
-                state: ApiState = get_state(request)
+                state: ApiState = state_of(request)
                 redis_url = state.config.service.query.redis_url or os.environ.get(REDIS_URL_ENV) or None
                 cache = QueryCache(redis_url=redis_url)
                 state.store.add_listener(cache.on_commit)
