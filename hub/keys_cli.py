@@ -46,12 +46,12 @@ def load_registry(config: str | None) -> RoleRegistry:
     """Built-in roles plus ``service.auth.roles`` of the YAML file ``config`` (env substituted)."""
     if config is None:
         return RoleRegistry.from_config({})
-    from hubcore.config import substitute_env
+    from hubcore.config import convert_expanded, parse_config_text
 
-    data = yaml.safe_load(substitute_env(Path(config).read_text())) or {}
-    auth = ((data.get("service") or {}).get("auth")) or {}
+    expanded = parse_config_text(Path(config).read_text())
+    auth = ((expanded.data.get("service") or {}).get("auth")) or {}
     try:
-        cfg = msgspec.convert(auth, AuthConfig, strict=False)
+        cfg = convert_expanded(auth, AuthConfig, expanded.raw, ("service", "auth"))
     except msgspec.ValidationError as exc:
         raise ConfigError("service.auth", str(exc)) from None
     return RoleRegistry.from_config(cfg.roles)

@@ -16,7 +16,9 @@
         events: {receivers: [native], processors: [native_events], exporters: [embedded]}
         otlp: {receivers: [otlp], exporters: [embedded]}
 
-``${env:VAR}`` and ``${env:VAR:-default}`` are substituted before parsing. Errors name the YAML key:
+``${env:VAR}`` and ``${env:VAR:-default}`` are expanded after parsing, in string values only (comments and
+keys are never touched; ``$$`` is a literal ``$``); a value that is exactly one reference is typed as YAML
+would type it (``port: ${env:PORT}`` is an int). Errors name the YAML key:
 
     >>> try:
     ...     load_config_text("service: {api: {port: 'x'}}")
@@ -29,8 +31,9 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 import yaml
@@ -41,6 +44,7 @@ from hubcore.tenants import TENANT_RE
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+T = TypeVar("T")
 
 #: USD per unit; override with ``processors.native_events.exchange_rates``.
 DEFAULT_EXCHANGE_RATES = {
@@ -76,7 +80,8 @@ class NativeEventsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     max_batch_events: Annotated[int, msgspec.Meta(gt=0, le=100_000)] = 1000
 
 
-_ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+#: ``$$`` (a literal ``$``) or ``${env:VAR}`` / ``${env:VAR:-default}``, as in the Collector.
+_ENV = re.compile(r"\$\$|\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class _Base(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -330,34 +335,179 @@ def memory_limit_problem(value: str) -> str | None:
     return None
 
 
-def substitute_env(text: str, env: dict[str, str] | None = None) -> str:
-    """Replace ``${env:VAR}`` / ``${env:VAR:-default}``; an unset variable without default is an error."""
+class EnvExpansion(msgspec.Struct, frozen=True):
+    """A parsed config with ``${env:...}`` expanded: ``data``, and the text of each whole-value reference.
+
+    ``raw`` maps the key path of every scalar that was exactly one reference and took a YAML type
+    (int, float, bool) to the variable's text, so that a ``str`` field gets the text back (``0123``
+    stays ``"0123"``), as the Collector's ``AsString`` does.
+    """
+
+    data: Any
+    raw: dict[tuple[str, ...], str] = {}
+
+
+def _resolve(m: re.Match[str], env: dict[str, str], path: tuple[str, ...]) -> str:
+    if m.group(0) == "$$":
+        return "$"
+    name, default = m.group(1), m.group(2)
+    if name in env:
+        return env[name]
+    if default is not None:
+        return default
+    key = ".".join(path)
+    raise ConfigError(key, f"environment variable {name} is not set (write ${{env:{name}:-default}})")
+
+
+def _yaml_typed(text: str) -> int | float | bool | None:
+    """``text`` as YAML would type it, when that is an int, float or bool written plainly; else None."""
+    if not text or text != text.strip() or "#" in text or "\n" in text:
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return value if isinstance(value, (int, float, bool)) else None
+
+
+def substitute_env(value: str, env: dict[str, str] | None = None, path: tuple[str, ...] = ()) -> str:
+    """Expand ``${env:VAR}`` / ``${env:VAR:-default}`` and the escape ``$$`` in one string value.
+
+    An unset variable without default is a :class:`ConfigError` naming ``path``:
+
+    >>> substitute_env("http://${env:HOST:-vm}:8428/$${x}", {})
+    'http://vm:8428/${x}'
+    """
     env = dict(os.environ) if env is None else env
+    return _ENV.sub(lambda m: _resolve(m, env, path), value)
 
-    def repl(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
-        if name in env:
-            return env[name]
-        if default is not None:
-            return default
-        raise ConfigError("", f"environment variable {name} is not set (write ${{env:{name}:-default}})")
 
-    return _ENV.sub(repl, text)
+def expand_env(data: Any, env: dict[str, str] | None = None) -> EnvExpansion:
+    """Expand env references in the string scalars of parsed YAML (keys untouched), as the Collector does.
+
+    A scalar that is exactly one ``${env:VAR}`` takes the value typed as YAML types it; an embedded one
+    is text. Values are never re-parsed as YAML structure, so ``#``, ``: `` and newlines stay verbatim.
+
+    >>> expand_env({"api": {"port": "${env:PORT}", "url": "http://h:${env:PORT}/"}}, {"PORT": "9000"}).data
+    {'api': {'port': 9000, 'url': 'http://h:9000/'}}
+    """
+    env = dict(os.environ) if env is None else env
+    raw: dict[tuple[str, ...], str] = {}
+
+    def walk(node: Any, path: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, (*path, str(k))) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, (*path, str(i))) for i, v in enumerate(node)]
+        if not isinstance(node, str) or "$" not in node:
+            return node
+        text = substitute_env(node, env, path)
+        m = _ENV.fullmatch(node)
+        if m is not None and m.group(0) != "$$":
+            typed = _yaml_typed(text)
+            if typed is not None:
+                raw[path] = text
+                return typed
+        return text
+
+    return EnvExpansion(walk(data, ()), raw)
+
+
+#: A reference as written in the file (with any ``$$`` before it), hidden from the YAML parser.
+_REF_IN_TEXT = re.compile(r"\$+\{env:[^}\n]*\}")
+
+
+def parse_config_text(text: str, env: dict[str, str] | None = None) -> EnvExpansion:
+    """Parse YAML ``text``, then expand env references in its string values (see :func:`expand_env`).
+
+    Before parsing, each reference is swapped for an opaque word, so that ``{port: ${env:PORT}}``
+    parses in flow style too and a reference in a comment goes away with the comment; the words are
+    swapped back in the parsed values and keys, never in the text.
+    """
+    nonce = secrets.token_hex(4)
+    while nonce in text:
+        nonce = secrets.token_hex(4)
+    refs: list[str] = []
+
+    def hide(m: re.Match[str]) -> str:
+        refs.append(m.group(0))
+        return f"hubenv{nonce}r{len(refs) - 1}e"
+
+    hidden = re.compile(f"hubenv{nonce}r(\\d+)e")
+
+    def unhide(value: str) -> str:
+        return hidden.sub(lambda m: refs[int(m.group(1))], value)
+
+    try:
+        data = yaml.safe_load(_REF_IN_TEXT.sub(hide, text)) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"not valid YAML: {unhide(str(exc))}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("", "the top level must be a mapping (receivers:, processors:, exporters:, service:)")
+
+    def restore(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {restore(k): restore(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [restore(v) for v in node]
+        return unhide(node) if isinstance(node, str) and refs else node
+
+    return expand_env(restore(data), env)
 
 
 def load_config_text(text: str, env: dict[str, str] | None = None) -> HubConfig:
-    try:
-        data = yaml.safe_load(substitute_env(text, env)) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError("", "the top level must be a mapping (receivers:, processors:, exporters:, service:)")
-    return config_from_dict(data)
+    expanded = parse_config_text(text, env)
+    return config_from_dict(expanded.data, expanded.raw)
 
 
-def config_from_dict(data: dict[str, Any]) -> HubConfig:
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[(\.\.\.)\]")
+
+
+def _error_path(exc: msgspec.ValidationError) -> list[str] | None:
+    """The path of a msgspec error (``*`` for a dict key msgspec writes as ``[...]``)."""
+    m = re.search(r" - at `\$(.*)`$", str(exc))
+    if m is None:
+        return None
+    parts = [a or b or "*" for a, b, _ in _PATH_PART.findall(m.group(1))]
+    return parts
+
+
+def convert_expanded(data: Any, typ: type[T], raw: dict[tuple[str, ...], str], prefix: tuple[str, ...] = ()) -> T:
+    """``msgspec.convert`` of expanded config ``data`` (found at ``prefix``) into ``typ``.
+
+    Where a ``str`` field got a YAML-typed whole-value reference, its text is put back and the
+    conversion retried, so ``hs256_secret: ${env:S}`` with ``S=0123...`` stays a string.
+    """
+    pending = {p[len(prefix) :]: text for p, text in raw.items() if p[: len(prefix)] == prefix}
+    while True:
+        try:
+            return msgspec.convert(data, typ, strict=False)
+        except msgspec.ValidationError as exc:
+            parts = _error_path(exc)
+            if parts is None or not str(exc).startswith("Expected `str"):
+                raise
+            hits = [
+                p for p in pending if len(p) == len(parts) and all(a in ("*", b) for a, b in zip(parts, p, strict=True))
+            ]
+            if not hits:
+                raise
+            for path in hits:
+                data = _put(data, path, pending.pop(path))
+
+
+def _put(node: Any, path: tuple[str, ...], value: str) -> Any:
+    """A copy of ``node`` with ``value`` at ``path`` (keys compared as text)."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(node, list):
+        return [_put(v, rest, value) if str(i) == head else v for i, v in enumerate(node)]
+    return {k: _put(v, rest, value) if str(k) == head else v for k, v in node.items()}
+
+
+def config_from_dict(data: dict[str, Any], raw: dict[tuple[str, ...], str] | None = None) -> HubConfig:
     try:
-        cfg = msgspec.convert(data, HubConfig, strict=False)
+        cfg = convert_expanded(data, HubConfig, raw or {})
     except msgspec.ValidationError as exc:
         raise config_error(exc) from None
     return cfg.validate()
@@ -399,5 +549,3 @@ def config_error(exc: msgspec.ValidationError, prefix: str = "") -> ConfigError:
     if unknown:
         return ConfigError(f"{key}.{unknown.group(1)}".lstrip("."), "unknown key")
     return ConfigError(key, text)
-
-

@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -25,6 +26,8 @@ from analytics.correlation.engine import MAX_ANALYZE_ROWS
 from analytics.correlation.timeutil import parse_time
 from api.deps import check_known_params, get_state, read_tenant
 from api.errors import error_response, json_response
+from api.jsonbody import body_field
+from api.openapi_bodies import struct_body
 from api.state import ApiState
 from hubcore.errors import InvalidParameter
 from hubcore.times import iso_s
@@ -77,12 +80,41 @@ async def list_correlations(
     return json_response({"correlations": rows[:limit], "truncated": len(rows) > limit})
 
 
-@router.post("/correlations/analyze", summary="Correlate the stored events of [start, end) now and store results")
+class AnalyzeRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The optional body of ``POST /correlations/analyze``: the same ``start`` / ``end`` as the query."""
+
+    start: str | None = None
+    end: str | None = None
+
+
+_ANALYZE_BODY_FORM = '{"start": "<time>", "end": "<time>"} (both optional) or empty'
+
+
+@router.post(
+    "/correlations/analyze", summary="Correlate the stored events of [start, end) now and store results",
+    openapi_extra=struct_body(AnalyzeRequest, required=False, example={"start": "-6h", "end": "-5h"},
+                              description="optional: start and end as in the query (ISO-8601, epoch seconds or "
+                                          "-6h); no body (or no keys) means the query's, or the last hour"),
+)  # fmt: skip
 async def analyze(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, tenant: str | None = None,
 ) -> Response:  # fmt: skip
     check_known_params(request, ("start", "end", "tenant"))
+    raw = await request.body()
+    try:
+        body = msgspec.json.decode(raw, type=AnalyzeRequest) if raw.strip() else AnalyzeRequest()
+    except msgspec.ValidationError as exc:  # {"start": 1}, {"begin": "-1h"}, []
+        return error_response(422, "validation_error", f"body: {exc}; the body is {_ANALYZE_BODY_FORM}",
+                              field=body_field(exc))  # fmt: skip
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        return error_response(400, "bad_json", f"body must be {_ANALYZE_BODY_FORM}: {exc}")
+    for name, query_value, body_value in (("start", start, body.start), ("end", end, body.end)):
+        if query_value is not None and body_value is not None and query_value != body_value:
+            return error_response(422, "conflicting_parameter", f"{name}: given as ?{name}={query_value} and in "
+                                  f"the body as {body_value!r}; give it once", field=name)  # fmt: skip
+    start = start if start is not None else body.start
+    end = end if end is not None else body.end
     t = read_tenant(request, state, tenant)
     start_us, end_us = _range(start, end, 3600)
     if end_us - start_us > MAX_ANALYZE_S * 1_000_000:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hubcore.config import ConfigError, HubConfig, load_config, load_config_text
+from hubcore.config import ConfigError, HubConfig, expand_env, load_config, load_config_text
 
 GOOD = """
 receivers:
@@ -58,7 +58,7 @@ BAD = [
     ("service: {pipelines: {p: {receivers: [x], exporters: [embedded]}}}", "service.pipelines.p.receivers"),
     ("service: {pipelines: {p: {receivers: [otlp], exporters: [loki]}}}", "service.pipelines.p.exporters"),
     ("service: {pipelines: {p: {receivers: [otlp], exporters: []}}}", "service.pipelines.p"),
-    ("exporters: {embedded: {data_dir: '${env:HUB_UNSET_VAR}'}}", ""),
+    ("exporters: {embedded: {data_dir: '${env:HUB_UNSET_VAR}'}}", "exporters.embedded.data_dir"),
     ("- a list", ""),
     ("receivers: [unclosed", ""),
 ]
@@ -120,3 +120,89 @@ def test_component_sections_name_their_keys(text: str, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         validate_components(load_config_text(text, env={}))
     assert info.value.key == key, str(info.value)
+
+
+# ${env:...} is expanded after parsing, in string values only, as the Collector's confmap does.
+
+
+def test_a_commented_out_env_reference_is_ignored() -> None:
+    text = "service:\n  api: {port: 8080}   # ${env:HUB_UNSET_VAR}\n  # hs256_secret: ${env:HUB_JWT_SECRET}\n"
+    assert load_config_text(text, env={}).service.api.port == 8080
+
+
+def test_a_whole_value_reference_is_typed_as_yaml_types_it() -> None:
+    text = "service: {api: {port: '${env:PORT}'}}\nreceivers: {otlp: {protocols: {http: {enabled: ${env:ON}}}}}"
+    cfg = load_config_text(text, env={"PORT": "9000", "ON": "false"})
+    assert cfg.service.api.port == 9000
+    assert cfg.receivers.otlp.protocols.http.enabled is False
+    assert expand_env({"a": "${env:N}", "b": "${env:F}", "c": "${env:S}"}, {"N": "7", "F": "1.5", "S": "x"}).data == {
+        "a": 7,
+        "b": 1.5,
+        "c": "x",
+    }
+
+
+def test_a_typed_value_stays_text_in_a_string_field() -> None:
+    secret = "1234567890" * 4  # YAML would read it as an int; the field is a str
+    text = """
+service:
+  auth:
+    enabled: true
+    jwt:
+      issuer: i
+      audience: a
+      algorithms: [HS256]
+      hs256_secret: ${env:S}
+"""
+    cfg = load_config_text(text, env={"S": secret})
+    assert cfg.service.auth.jwt is not None and cfg.service.auth.jwt.hs256_secret == secret
+
+
+def test_an_embedded_reference_interpolates_as_text() -> None:
+    text = "receivers: {otlp: {protocols: {grpc: {endpoint: '${env:H}:${env:P}'}}}}"
+    cfg = load_config_text(text, env={"H": "0.0.0.0", "P": "14317"})
+    assert cfg.receivers.otlp.protocols.grpc.endpoint == "0.0.0.0:14317"
+
+
+@pytest.mark.parametrize("value", ["/data/a # not a comment", "/data/b: c", "/data/c\nd: e", " /data/d ", "{x: 1}"])
+def test_a_value_is_kept_verbatim(value: str) -> None:
+    text = "exporters:\n  embedded:\n    data_dir: ${env:D}\n    retention_days: 9\n"
+    cfg = load_config_text(text, env={"D": value})
+    assert cfg.exporters.embedded.data_dir == value
+    assert cfg.exporters.embedded.retention_days == 9  # the document's structure is unchanged
+
+
+def test_an_unset_variable_names_the_key_path() -> None:
+    text = "service:\n  auth:\n    jwt:\n      hs256_secret: ${env:HUB_JWT_SECRET}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, env={})
+    assert info.value.key == "service.auth.jwt.hs256_secret"
+    assert str(info.value) == (
+        "service.auth.jwt.hs256_secret: environment variable HUB_JWT_SECRET is not set"
+        " (write ${env:HUB_JWT_SECRET:-default})"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config_text("service: {pipelines: {p: {receivers: [otlp, '${env:NOPE}'], exporters: [embedded]}}}", env={})
+    assert info.value.key == "service.pipelines.p.receivers.1"
+
+
+def test_the_default_syntax() -> None:
+    text = "service: {api: {port: '${env:PORT:-8181}', host: '${env:HOST:-}'}}"
+    assert load_config_text(text, env={}).service.api.port == 8181
+    assert load_config_text(text, env={"PORT": "8282"}).service.api.port == 8282
+    assert expand_env({"a": "${env:X:-}", "b": "p-${env:X:-d}-s"}, {}).data == {"a": "", "b": "p-d-s"}
+
+
+def test_dollar_dollar_is_a_literal_dollar() -> None:
+    data = {"a": "$${env:HOME}", "b": "pa$$word", "c": "$5 and $${x}", "d": "$$"}
+    assert expand_env(data, {"HOME": "/h"}).data == {"a": "${env:HOME}", "b": "pa$word", "c": "$5 and ${x}", "d": "$"}
+
+
+def test_keys_are_not_expanded() -> None:
+    assert expand_env({"${env:K}": "v"}, {}).data == {"${env:K}": "v"}
+
+
+def test_an_unquoted_reference_in_flow_style_still_parses() -> None:
+    text = "exporters: {embedded: {data_dir: ${env:D:-./data}, retention_days: ${env:R}}}"
+    cfg = load_config_text(text, env={"R": "12"})
+    assert (cfg.exporters.embedded.data_dir, cfg.exporters.embedded.retention_days) == ("./data", 12)
