@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import threading
 import time
 from typing import Annotated, Any
 
@@ -32,35 +31,36 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from analytics.service import AnalyticsService, NotFound
+from analytics.service import NotFound
 from analytics.service.budgets import Budget, BudgetNameTaken
 from analytics.service.config import DERIVED_SERIES
 from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
-from analytics.service.teams import anomaly_teams, teaches_other_teams
 from api.cursors import encode_cursor, listing_scope, read_series_cursor
-from api.deps import (
-    audit_target,
-    check_known_params,
-    ensure_team_access,
-    get_state,
-    principal_of,
-    read_tenant,
-    team_limited,
-    write_tenant,
-)
-from api.errors import ErrorBody, error_response, json_response
-from api.jsonbody import BadJsonError, decode_json
+from api.deps import check_known_params, get_state, principal_of, read_tenant, team_limited
+from api.errors import error_response
 from api.openapi_bodies import request_body
+from api.routers.analytics_access import MAX_BODY, _answer, _body, get_service
+from api.routers.budget_bodies import (
+    _BUDGET_EXAMPLE,
+    _NAME_TAKEN,
+    _NULLABLE,
+    _budget_tenant,
+    _check_team,
+    _left_out,
+    _name_taken,
+    _stored,
+)
+from api.routers.feedback_scope import _check_anomaly_team, _feedback_team
 from api.state import ApiState
-from hubcore.errors import ConfigError, InvalidParameter, PermanentError
-from hubcore.query.executor import QueryTimeout
+from hubcore.errors import InvalidParameter, PermanentError
 from hubcore.query.model import QueryError
-from hubcore.security.rbac import ForbiddenError
 from hubcore.times import iso_s
 
+# MAX_BODY, get_service (analytics_access), the budget body helpers (budget_bodies) and the feedback scope
+# checks (feedback_scope) were defined here: still importable from this module
+__all__ = ["MAX_BODY", "MAX_SERIES_ROWS", "get_service", "router"]
+
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
-_lock = threading.Lock()
-MAX_BODY = 256 * 1024
 #: Rows one ``GET /analytics/series`` answer holds at most (``limit``; page on with ``next_start``).
 MAX_SERIES_ROWS = 50_000
 #: The query parameters of a route that takes none of its own: the tenant, and ``team``, which the app-wide
@@ -68,44 +68,6 @@ MAX_SERIES_ROWS = 50_000
 _TENANT_TEAM = ("tenant", "team")
 #: What ``POST /anomalies/{id}/feedback`` takes.
 _FEEDBACK_FIELDS = ("label", "detector", "scope")
-
-
-def get_service(request: Request, state: ApiState) -> AnalyticsService:
-    svc: AnalyticsService | None = getattr(request.app.state, "analytics", None)
-    if svc is None:
-        with _lock:
-            svc = getattr(request.app.state, "analytics", None)
-            if svc is None:
-                # no background thread here (nothing would stop it before the store closes): without a
-                # service wired by the hub, GET /anomalies runs the due models of the caller's tenant
-                svc = AnalyticsService(None, state.store, state.metrics.registry)
-                request.app.state.analytics = svc
-    return svc
-
-
-async def _body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise QueryError("", f"the body exceeds {MAX_BODY} bytes", status=413, reason="body_too_large")
-    try:
-        return decode_json(raw)
-    except BadJsonError as exc:
-        raise QueryError("", str(exc), status=400, reason="bad_json") from None
-
-
-async def _answer(fn: Any, *args: Any, status: int = 200, **kwargs: Any) -> Response:
-    try:
-        return json_response(await run_in_threadpool(fn, *args, **kwargs), status)
-    except NotFound as exc:
-        return error_response(404, "not_found", str(exc))
-    except QueryError as exc:
-        return error_response(exc.status, exc.reason, str(exc), field=exc.field)
-    except QueryTimeout as exc:
-        return error_response(504, "query_timeout", str(exc), timeout_s=exc.timeout_s)
-    except PermanentError as exc:
-        return error_response(422, exc.reason, str(exc))
-    except ConfigError as exc:  # a duration or spec that does not parse
-        return error_response(422, "invalid_parameter", str(exc))
 
 
 # -- anomalies -----------------------------------------------------------------------------------------
@@ -187,30 +149,6 @@ async def anomaly_feedback(
     return await _answer(svc.mark_false_positive, t, anomaly_id, detector, scope)
 
 
-async def _check_anomaly_team(
-    request: Request, svc: AnalyticsService, tenant: str, anomaly_id: str, *, marked: bool = False
-) -> None:
-    """Rule 4 on the anomaly's own team (its series' team label, the query's team filter), not on ?team=;
-    anomaly ids are derived from (tenant, query, model, series, time), so the record cannot change meanwhile.
-    ``marked`` (an undo): also a point a mark made no longer anomalous, as the service finds it. An unknown
-    id passes (the service answers 404). A series naming no team in a query of teams' series is scored with
-    the query-wide state, which scores every team's series: marking it, or undoing its mark, needs
-    teams:all (as ``"scope": "query"`` does), else a 403 that says why (audited)."""
-    rec = await run_in_threadpool(lambda: svc.find_anomaly(tenant, anomaly_id, marked=marked))
-    if rec is None:
-        return
-    spec = svc.config.queries.get(rec["query"])
-    for team in sorted(anomaly_teams(spec, rec["labels"], tenant)):
-        ensure_team_access(request, "anomalies:feedback", "anomalies", tenant, team, what=f"anomaly {anomaly_id!r}")
-    p = principal_of(request)
-    if p is not None and team_limited(request) and teaches_other_teams(spec, rec["labels"], tenant):
-        reason = (f"anomaly {anomaly_id!r}: its series names no team, so its mark is kept in the query-wide feedback "
-                  f"state of query {rec['query']!r}, which scores every team's series of the query; "
-                  f"{'undoing' if marked else 'marking'} it needs teams:all")  # fmt: skip
-        audit_target(request, p, tenant, denied=reason)
-        raise ForbiddenError(reason)
-
-
 @router.delete("/anomalies/{anomaly_id}/feedback", summary="Undo the false-positive mark of an anomaly")
 async def undo_anomaly_feedback(
     anomaly_id: str, request: Request, state: Annotated[ApiState, Depends(get_state)]
@@ -220,28 +158,6 @@ async def undo_anomaly_feedback(
     svc = get_service(request, state)
     await _check_anomaly_team(request, svc, t, anomaly_id, marked=True)
     return await _answer(svc.undo_false_positive, t, anomaly_id, query_wide=not team_limited(request))
-
-
-def _feedback_team(
-    request: Request, svc: AnalyticsService, tenant: str, query: str, team: str | None, verb: str
-) -> str | Response | None:
-    """The team whose feedback state a GET/DELETE is about: ``team=``, or for a caller limited to a team
-    (no teams:all) its own team (when the query can hold it), and never another (403). None: the query."""
-    if not team_limited(request):
-        return team
-    p = principal_of(request)
-    own = p.team if p is not None else None
-    if team is not None and team != own:
-        return error_response(403, "forbidden", f"team: a caller limited to team {own!r} {verb} only its own team's "
-                                                f"feedback state, not team {team!r}'s (or needs teams:all)")  # fmt: skip
-    if team is None and own is not None and not svc.holds_team(query, own, tenant):
-        own = None  # a query whose series name no team (or only others): its state is query-wide
-    if own is None and verb == "resets":
-        # the query-wide state serves every team's series of the query: resetting it is not one team's call
-        return error_response(403, "forbidden", "resetting a query's feedback needs teams:all (it is shared by every "
-                                                "team's series of the query); undo single marks with DELETE "
-                                                "/api/v1/anomalies/{id}/feedback")  # fmt: skip
-    return own
 
 
 @router.get("/anomalies/feedback", summary="What a query's (or one team's) anomaly model learned from feedback")
@@ -308,47 +224,6 @@ async def post_whatif(request: Request, state: Annotated[ApiState, Depends(get_s
 
 
 # -- budgets -------------------------------------------------------------------------------------------
-def _check_team(request: Request, tenant: str, team: str | None) -> None:
-    ensure_team_access(request, "budgets:write", "budgets", tenant, team)
-
-
-def _name_taken(exc: BudgetNameTaken) -> QueryError:
-    """The 409 of a name another budget of the tenant has (the repository checks and writes atomically)."""
-    budget, other = exc.budget, exc.other
-    return QueryError("name", f"a budget named {budget.name!r} already exists (id {other.id}); PUT "
-                      f"/api/v1/budgets/{other.id} changes it, or choose another name", status=409, reason="conflict")  # fmt: skip
-
-
-def _budget_tenant(request: Request, state: ApiState) -> str:
-    return write_tenant(request, request.query_params.get("tenant")) or state.default_tenant
-
-
-#: The fields of a budget body, in the order a PUT that leaves some out names them.
-_BUDGET_FIELDS = ("name", "amount", "period", "team", "project", "model", "start", "end", "alert_within_days")
-#: Those a body may set to null to clear.
-_NULLABLE = ("team", "project", "model")
-
-
-def _stored(budget: Budget, field: str) -> Any:
-    return budget.to_dict()[field]
-
-
-def _left_out(body: Any, old: Budget) -> list[str]:
-    """The fields a PUT body leaves out whose stored value is not what leaving them out gives (the
-    default; a name derived from the body's team/project/model): PUT replaces the whole budget, so leaving
-    them out would silently rewrite them (``{"amount": 200}`` made a team budget the whole tenant's)."""
-    if not isinstance(body, dict):
-        return []  # Budget.from_body says what is wrong
-    scope = "/".join(str(body.get(k)) for k in ("team", "project", "model") if body.get(k))
-    defaults: dict[str, Any] = {"name": scope or "tenant", "period": "monthly", "team": None, "project": None,
-                                "model": None, "start": None, "end": None, "alert_within_days": 7.0}  # fmt: skip
-    return [f for f in _BUDGET_FIELDS if f not in body and (f not in defaults or getattr(old, f) != defaults[f])]
-
-
-_BUDGET_EXAMPLE = {"name": "search", "amount": 5000, "period": "monthly", "team": "search", "alert_within_days": 7}
-_NAME_TAKEN: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorBody, "description": "another budget of the tenant has this name (code conflict)"}
-}
 
 
 @router.post(

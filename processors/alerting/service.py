@@ -41,58 +41,31 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from exporters.alertmanager.client import Alert
 from processors.alerting.config import AlertingConfig
+from processors.alerting.errors import AlertConflict, AlertNotFound
 from processors.alerting.evaluator import Evaluator, Instance, StoreLike
-from processors.alerting.repository import STATES, AlertRepository, iso, to_api
-from processors.alerting.rules import SEVERITIES, Rule, builtin_rules, parse_rule
-from processors.alerting.webhook import decode_payload, ingest
+from processors.alerting.operations import AlertOperationsMixin
+from processors.alerting.repository import AlertRepository, iso
+from processors.alerting.rules import Rule, builtin_rules, parse_rule
+from processors.alerting.transitions import SOURCE, AlertmanagerLike, TransitionsMixin
+
+# AlertConflict, AlertNotFound (errors), SOURCE and AlertmanagerLike (transitions) were
+# defined here: still importable from this module
+__all__ = ["SOURCE", "AlertConflict", "AlertNotFound", "AlertingService", "AlertmanagerLike", "fingerprint", "render"]
 
 log = logging.getLogger(__name__)
-SOURCE = "rule"
 _TEMPLATE = re.compile(r"\{\{\s*\$(value|labels\.([A-Za-z_][A-Za-z0-9_]*))\s*\}\}")
-
-
-class AlertmanagerLike(Protocol):
-    """What the service needs from :class:`exporters.alertmanager.AlertmanagerExporter`."""
-
-    def start(self) -> None: ...
-    def shutdown(self, timeout: float = 30.0) -> None: ...
-    def fire(self, alerts: Iterable[Alert]) -> None: ...
-    def resolve(self, labels: Iterable[Mapping[str, str] | Alert]) -> None: ...
-    def withdraw(self, labels: Iterable[Mapping[str, str] | Alert]) -> None: ...
-
-
-class AlertNotFound(LookupError):
-    """No such alert (or rule) for this tenant (→ 404)."""
-
-
-class AlertConflict(ValueError):
-    """The transition is not allowed in the current state (→ 409)."""
 
 
 def fingerprint(rule_id: str, tenant_id: str, labels: Mapping[str, str]) -> str:
     """Identity of a rule's alert: the rule, the tenant and the labels minus severity/escalation."""
     ident = {k: v for k, v in labels.items() if k not in ("severity", "escalated")}
     return hashlib.sha256(json.dumps([rule_id, tenant_id, ident], sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _identity(alert: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """What inhibition compares: the tenant and every label but ``severity`` and ``escalated``."""
-    labels = alert["labels"] or {}
-    return alert["tenant_id"], tuple(sorted((k, v) for k, v in labels.items() if k not in ("severity", "escalated")))
-
-
-def _severity(alert: Mapping[str, Any]) -> str | None:
-    """The ``severity`` label (Alertmanager's matchers look at labels; the column defaults to warning)."""
-    labels = alert["labels"] or {}
-    severity = labels.get("severity")
-    return severity if isinstance(severity, str) else None
 
 
 def _not_deletable(rule: Rule) -> str:
@@ -131,7 +104,7 @@ class _Metrics:
                               "Open alerts (warnings) inhibited by the open critical alert of the same labels", [])  # fmt: skip
 
 
-class AlertingService:
+class AlertingService(TransitionsMixin, AlertOperationsMixin):
     """Rules → alerts in the embedded store (table ``alerts``), with an optional Alertmanager client.
 
     ``clock`` (seconds) decides "now" for evaluations and transitions; tests pass a fake one.
@@ -398,181 +371,3 @@ class AlertingService:
         # rules fire together, one alert per series): without them the log read as the same alert repeated
         log.info("alert firing", extra={"alertname": rule.name, "tenant_id": inst.tenant_id, "severity": rule.severity,
                                         "value": inst.value, "fingerprint": fp, "labels": labels})  # fmt: skip
-
-    def _resolve(self, alert: dict[str, Any], now: float, by: str) -> None:
-        self.repo.update(alert["id"], state="resolved", ends_at=now, updated_at=now, resolved_by=by)
-        self.metrics.transitions.labels(to="resolved").inc()
-        # an alert inhibited from its first evaluation on was never posted: nothing to resolve there either
-        never_sent = alert["inhibited_by"] is not None and alert["released_at"] is None and (
-            alert["inhibited_at"] == alert["starts_at"])  # fmt: skip
-        if self.alertmanager is not None and alert["source"] == SOURCE and not never_sent:
-            self.alertmanager.resolve([self._am_alert(alert, ends=now)])
-
-    def _escalate(self, now: float) -> bool:
-        """Escalate what is due; True if any. An inhibited alert is not (its critical is open); after its
-        inhibition ends, ``escalate_after`` counts from then (not from its start: that would page again at
-        once, just after the critical resolved)."""
-        after = self.config.escalate_after_s
-        if after <= 0:
-            return False
-        escalated = False
-        for alert in self.repo.open_alerts(SOURCE):
-            since = max(alert["starts_at"], alert["released_at"] or 0.0)
-            if alert["state"] != "firing" or alert["escalated"] or alert["inhibited_by"] or now - since < after:
-                continue
-            level = SEVERITIES.index(alert["severity"]) if alert["severity"] in SEVERITIES else 1
-            severity = SEVERITIES[min(level + 1, len(SEVERITIES) - 1)]
-            labels = {**alert["labels"], "severity": severity, "escalated": "true"}
-            self.repo.update(alert["id"], severity=severity, labels=labels, escalated=True, escalated_at=now,
-                             updated_at=now)  # fmt: skip
-            self.metrics.transitions.labels(to="escalated").inc()
-            escalated = True
-            # a new label set: the old one ends; the escalated one is fired by the round's _send (unless inhibited)
-            if self.alertmanager is not None:
-                self.alertmanager.resolve([self._am_alert(alert, ends=now)])
-        return escalated
-
-    def _inhibit(self, now: float) -> None:
-        """Mark (and release) the open warnings inhibited by an open critical of the same labels.
-
-        Alertmanager: withdraw newly inhibited rule alerts (no post; the one it has expires, and its own
-        inhibit rule mutes it meanwhile); fire released ones again (original ``startsAt``)."""
-        open_alerts = self.repo.open_alerts(None)
-        sources: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
-        if self.config.inhibit:
-            for alert in open_alerts:  # oldest first: the oldest open critical is named
-                if _severity(alert) == "critical":
-                    sources.setdefault(_identity(alert), alert)
-        withdrawn: list[dict[str, Any]] = []
-        released: list[dict[str, Any]] = []
-        count = 0
-        for alert in open_alerts:
-            source = sources.get(_identity(alert)) if _severity(alert) == "warning" else None
-            if source is None:
-                if alert["inhibited_by"] is not None:
-                    self.repo.update(alert["id"], inhibited_by=None, inhibited_by_id=None, inhibited_at=None,
-                                     released_at=now)  # fmt: skip
-                    self.metrics.transitions.labels(to="released").inc()
-                    released.append(alert)
-                    log.info("alert released from inhibition", extra={
-                        "alertname": alert["alertname"], "tenant_id": alert["tenant_id"], "id": alert["id"],
-                        "fingerprint": alert["fingerprint"], "labels": alert["labels"]})  # fmt: skip
-                continue
-            count += 1
-            if alert["inhibited_by_id"] == source["id"]:
-                continue
-            first = alert["inhibited_by"] is None
-            self.repo.update(alert["id"], inhibited_by=source["fingerprint"], inhibited_by_id=source["id"],
-                             inhibited_at=now if first else alert["inhibited_at"])  # fmt: skip
-            if first:
-                self.metrics.transitions.labels(to="inhibited").inc()
-                withdrawn.append(alert)
-                log.info("alert inhibited", extra={
-                    "alertname": alert["alertname"], "tenant_id": alert["tenant_id"], "id": alert["id"],
-                    "fingerprint": alert["fingerprint"], "labels": alert["labels"],
-                    "inhibited_by": source["fingerprint"], "inhibited_by_id": source["id"]})  # fmt: skip
-        self.metrics.inhibited.set(count)
-        if self.alertmanager is not None:
-            if gone := [self._am_alert(a) for a in withdrawn if a["source"] == SOURCE]:
-                self.alertmanager.withdraw(gone)
-            if back := [self._am_alert(a) for a in released if a["source"] == SOURCE]:
-                self.alertmanager.fire(back)
-
-    def _am_alert(self, alert: dict[str, Any], ends: float | None = None) -> Alert:
-        from datetime import UTC, datetime
-
-        return Alert(
-            labels=dict(alert["labels"]),
-            annotations={**alert["annotations"], "hub_alert_id": alert["id"]},
-            startsAt=datetime.fromtimestamp(alert["starts_at"], UTC),
-            endsAt=datetime.fromtimestamp(ends, UTC) if ends is not None else None,
-            generatorURL=alert["generator_url"] or "",
-        )
-
-    def _send(self, open_alerts: list[dict[str, Any]]) -> None:
-        """Every open alert not inhibited is (re)asserted; the client posts new ones at once and re-posts
-        periodically."""
-        active = [a for a in open_alerts if a["inhibited_by"] is None]
-        if self.alertmanager is not None and active:
-            self.alertmanager.fire([self._am_alert(a) for a in active])
-
-    # -- the API's operations ---------------------------------------------------------------------
-    def list_alerts(
-        self, tenant_id: str, *, state: str | None = None, severity: str | None = None, limit: int = 1000,
-        inhibited: bool | None = None,
-    ) -> list[dict[str, Any]]:  # fmt: skip
-        """Newest first. ``inhibited``: False only the alerts not inhibited, True only the inhibited ones,
-        None (the default here; the API's default is False) all."""
-        if state is not None and state not in STATES:
-            raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
-        with self._lock:
-            self._ensure_ready()
-            rows = self.repo.list_alerts(tenant_id, state=state, severity=severity, limit=limit, inhibited=inhibited)
-            return [to_api(a) for a in rows]
-
-    def count_inhibited(self, tenant_id: str, *, state: str | None = None, severity: str | None = None) -> int:
-        """How many alerts matching ``state``/``severity`` are inhibited (what ``inhibited=False`` leaves out)."""
-        if state is not None and state not in STATES:
-            raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
-        with self._lock:
-            self._ensure_ready()
-            return self.repo.count_inhibited(tenant_id, state=state, severity=severity)
-
-    def get_alert(self, tenant_id: str, alert_id: str) -> dict[str, Any]:
-        with self._lock:
-            self._ensure_ready()
-            alert = self.repo.get(tenant_id, alert_id)
-        if alert is None:
-            raise AlertNotFound(f"no alert {alert_id!r} for tenant {tenant_id!r}")
-        return to_api(alert)
-
-    def acknowledge(
-        self, tenant_id: str, alert_id: str, by: str | None = None, comment: str | None = None
-    ) -> dict[str, Any]:
-        """firing → acknowledged (idempotent); a resolved alert: :class:`AlertConflict`."""
-        with self._lock:
-            self._ensure_ready()
-            alert = self.repo.get(tenant_id, alert_id)
-            if alert is None:
-                raise AlertNotFound(f"no alert {alert_id!r} for tenant {tenant_id!r}")
-            if alert["state"] == "resolved":
-                raise AlertConflict(f"alert {alert_id} is already resolved")
-            if alert["state"] == "firing":
-                now = self.clock()
-                self.repo.update(alert_id, state="acknowledged", acknowledged_at=now, acknowledged_by=by,
-                                 ack_comment=comment, updated_at=now)  # fmt: skip
-                self.metrics.transitions.labels(to="acknowledged").inc()
-            return to_api(self.repo.get(tenant_id, alert_id) or alert)
-
-    def resolve(self, tenant_id: str, alert_id: str, by: str | None = None) -> dict[str, Any]:
-        """firing/acknowledged → resolved now (idempotent for a resolved alert)."""
-        with self._lock:
-            self._ensure_ready()
-            alert = self.repo.get(tenant_id, alert_id)
-            if alert is None:
-                raise AlertNotFound(f"no alert {alert_id!r} for tenant {tenant_id!r}")
-            if alert["state"] != "resolved":
-                now = self.clock()
-                self._resolve(alert, now, by or "api")
-                self._inhibit(now)  # a resolved critical releases its warnings at once
-            return to_api(self.repo.get(tenant_id, alert_id) or alert)
-
-    def receive_webhook(
-        self, body: bytes, allowed: Callable[[str], bool] | None = None,
-        allowed_team: Callable[[str, str], bool] | None = None,
-    ) -> dict[str, int]:  # fmt: skip
-        """An Alertmanager webhook body (version 4) → hub alerts. Raises RuleError (→ 422) when malformed.
-        ``allowed(tenant)`` / ``allowed_team(tenant, team)``: which alerts the caller may record (the others
-        are counted ``skipped_forbidden``)."""
-        payload = decode_payload(body)
-        with self._lock:
-            self._ensure_ready()
-            now = self.clock()
-            counts = ingest(self.repo, payload, default_tenant=self.default_tenant,
-                            allowed=allowed or (lambda _t: True), now=now, allowed_team=allowed_team)  # fmt: skip
-            self._inhibit(now)  # Alertmanager's alerts inhibit (and are inhibited) in the hub's list too
-        for outcome, n in counts.items():
-            self.webhook_totals[outcome] = self.webhook_totals.get(outcome, 0) + n
-            if n and outcome != "received":
-                self.metrics.webhook.labels(outcome=outcome).inc(n)
-        return counts
