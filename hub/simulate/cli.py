@@ -157,9 +157,9 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
         for ev in buf:
             t = ev["event_type"]
             by_type[t] = by_type.get(t, 0) + 1
-        sink.send(buf)
-        if otlp is not None:
+        if otlp is not None:  # first: it tags the events of the traced requests with their traceparent
             otlp.record(buf)
+        sink.send(buf)
 
     status, code, error = "ok", 0, None
     batch = args.batch

@@ -18,7 +18,12 @@ inside its parent.
 
 The trace id is the one the hub derives from the events' ``correlation_id`` (``hubcore/mapping/
 events_to_spans.sql``: the first 16 bytes of ``md5(tenant/correlation_id)``), so that a request's spans and
-its events' spans are one trace, in Tempo and in the embedded store's ``all_spans``.
+its events' spans are one trace, in Tempo and in the embedded store's ``all_spans``. The gateway's root span
+and each module's ``SERVER`` span have ids derived from the trace id and the event, so an event can name its
+parent span before the request's spans are built: :func:`traceparent` is the W3C ``traceparent`` tag the
+simulator gives the events of a traced request, which puts each event's span in the request's tree
+(:func:`event_parent_id`: under the span of the module that emitted it, or the gateway's root) instead of
+under the hub's synthetic ``correlation`` root — one tree per request.
 
     >>> import random
     >>> tel = {"event_id": "e1", "timestamp": "2026-01-01T00:00:01.000Z", "source_module": "llm-observatory",
@@ -31,6 +36,8 @@ its events' spans are one trace, in Tempo and in the embedded store's ``all_span
      ('llm-observatory', 'SERVER', 'POST /v1/chat/completions'), ('llm-observatory', 'CLIENT', 'chat gpt-4o')]
     >>> spans[-1].end_ns - spans[-1].start_ns, trace_id_for("acme", "c1") == spans[0].trace_id
     (500000000, True)
+    >>> traceparent("acme", tel) == f"00-{spans[0].trace_id:032x}-{spans[2].span_id:016x}-01"
+    True
 """
 
 from __future__ import annotations
@@ -92,6 +99,55 @@ def trace_id_for(tenant: str | None, correlation_id: str) -> int:
     return int.from_bytes(digest.digest(), "big")
 
 
+def _derived_id(*parts: str) -> int:
+    """A 64-bit span id: the first 8 bytes of ``md5("/".join(parts))`` (never 0)."""
+    digest = hashlib.md5("/".join(parts).encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "big") or 1
+
+
+def root_span_id(trace_id: int) -> int:
+    """The span id of the gateway's root ``SERVER`` span of trace ``trace_id``."""
+    return _derived_id("root", f"{trace_id:032x}")
+
+
+def server_span_id(trace_id: int, event_id: str) -> int:
+    """The span id of the module's ``SERVER`` span, in trace ``trace_id``, that handled the event ``event_id``."""
+    return _derived_id("server", f"{trace_id:032x}", event_id)
+
+
+def event_parent_id(trace_id: int, event: Mapping[str, Any]) -> int:
+    """The span id, in its request's trace ``trace_id``, of the span that ``event``'s span belongs under: the
+    ``SERVER`` span of the module that emitted it for a telemetry, cost or governance event (its instant lies
+    inside that span), else the gateway's root span — also for a policy or security event, whose module's
+    span is over before the model call starts while the event is stamped a few ms before the call ends.
+
+    >>> tid = trace_id_for("acme", "c1")
+    >>> event_parent_id(tid, {"event_type": "cost", "event_id": "e2"}) == server_span_id(tid, "e2")
+    True
+    >>> [event_parent_id(tid, {"event_type": t, "event_id": "e3"}) == root_span_id(tid) for t in ("policy", "metadata")]
+    [True, True]
+    """
+    etype = event.get("event_type")
+    if etype == "telemetry" or (etype in _MODULE_CALLS and _MODULE_CALLS[str(etype)][1] >= 0):
+        return server_span_id(trace_id, str(event.get("event_id", "")))
+    return root_span_id(trace_id)
+
+
+def traceparent(tenant: str | None, event: Mapping[str, Any]) -> str | None:
+    """The W3C ``traceparent`` (``00-<trace id>-<span id>-01``) of a traced request's ``event``: its request's
+    trace (:func:`trace_id_for` its ``correlation_id``) and its parent span there (:func:`event_parent_id`);
+    ``None`` for an event without a ``correlation_id``.
+
+    >>> traceparent("acme", {"event_type": "metadata", "event_id": "e3"}) is None
+    True
+    """
+    corr = event.get("correlation_id")
+    if not corr:
+        return None
+    tid = trace_id_for(tenant, str(corr))
+    return f"00-{tid:032x}-{event_parent_id(tid, event):016x}-01"
+
+
 def timestamp_ns(text: str) -> int:
     """An event's ISO-8601 timestamp (``...Z``) in ns since the epoch, exact to the microsecond.
 
@@ -118,21 +174,22 @@ class _Trace:
         self.trace_id, self.rng, self.spans = trace_id, rng, list[PlannedSpan]()
 
     def add(self, service: str, parent: int | None, name: str, kind: str, start: int, end: int,
-            attributes: dict[str, Any], error: str | None = None) -> int:  # fmt: skip
-        span_id = self.rng.getrandbits(64) or 1
+            attributes: dict[str, Any], error: str | None = None, span_id: int | None = None) -> int:  # fmt: skip
+        if span_id is None:
+            span_id = self.rng.getrandbits(64) or 1
         self.spans.append(PlannedSpan(service, self.trace_id, span_id, parent, name, kind, start, end,
                                       attributes, error))  # fmt: skip
         return span_id
 
     def call(self, root: int, module: str, route: str, start: int, end: int, status: int,
-             attributes: dict[str, Any], error: str | None = None) -> int:  # fmt: skip
-        """The gateway's CLIENT span around the module's SERVER span ``[start, end]``; the SERVER span's id."""
+             attributes: dict[str, Any], server_id: int, error: str | None = None) -> int:  # fmt: skip
+        """The gateway's CLIENT span around the module's SERVER span ``[start, end]`` (id ``server_id``)."""
         client = self.add(GATEWAY, root, f"POST {route}", "CLIENT", start - _HOP_NS, end + _HOP_NS,
                           {"http.request.method": "POST", "server.address": module, "url.path": route,
                            "http.response.status_code": status}, error)  # fmt: skip
         return self.add(module, client, f"POST {route}", "SERVER", start, end,
                         {"http.request.method": "POST", "http.route": route, "http.response.status_code": status,
-                         **attributes}, error)  # fmt: skip
+                         **attributes}, error, span_id=server_id)  # fmt: skip
 
 
 def request_spans(events: Sequence[Mapping[str, Any]], *, tenant: str | None, rng: random.Random) -> list[PlannedSpan]:
@@ -179,7 +236,7 @@ def request_spans(events: Sequence[Mapping[str, Any]], *, tenant: str | None, rn
                   {"http.request.method": "POST", "http.route": CHAT_ROUTE, "http.response.status_code": status,
                    "hub.correlation_id": corr, "hub.team": tags.get("team", ""),
                    "hub.project": tags.get("project", ""), "user.id": tags.get("user_id", "")},
-                  error)  # fmt: skip
+                  error, span_id=root_span_id(tr.trace_id))  # fmt: skip
     before = [(s, e, ev) for s, e, ev in calls if s < start]
     after = [(s, e, ev) for s, e, ev in calls if s >= start]
     for s, e, ev in before:
@@ -193,7 +250,7 @@ def request_spans(events: Sequence[Mapping[str, Any]], *, tenant: str | None, rn
     else:
         gen_ai["gen_ai.response.finish_reasons"] = ["stop"]
     server = tr.call(root, "llm-observatory", CHAT_ROUTE, start - _HOP_NS, end + _HOP_NS, status,
-                     {"hub.event_id": tel.get("event_id", "")}, error)  # fmt: skip
+                     {"hub.event_id": tel.get("event_id", "")}, server_span_id(tr.trace_id, str(tel.get("event_id", ""))), error)  # fmt: skip
     tr.add("llm-observatory", server, f"{operation} {model}", "CLIENT", start, end, gen_ai, error)
     for s, e, ev in after:
         _module_call(tr, root, s, e, ev)
@@ -214,7 +271,8 @@ def _module_call(tr: _Trace, root: int, start: int, end: int, ev: Mapping[str, A
         attrs.update({"hub.cost.amount": float(p.get("amount") or 0.0), "hub.cost.currency": p.get("currency", "")})
     else:
         attrs.update({"hub.governance.action": p.get("action", ""), "hub.governance.policy_id": p.get("policy_id", "")})
-    server = tr.call(root, str(ev["source_module"]), route, start, end, 200, attrs)
+    server = tr.call(root, str(ev["source_module"]), route, start, end, 200, attrs,
+                     server_span_id(tr.trace_id, str(ev.get("event_id", ""))))
     rules = [str(r) for r in p.get("rule_ids") or []] if etype == "policy" else []
     if rules:  # the engine evaluates the policy's rules one after the other
         step = (end - start) // len(rules)

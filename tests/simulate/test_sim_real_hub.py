@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -41,3 +42,44 @@ def test_grpc_receiver(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         s = json.loads(out.strip().splitlines()[-1])
         assert s["mode"] == "grpc" and s["accepted"] == 3000 and s["status_counts"] == {"OK": 3}
         assert hub.sql("SELECT count(*) FROM events WHERE tenant_id = 'acme'")[0][0] == 3000
+
+
+def test_a_traced_request_is_one_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--otlp``: the events of each request sent as spans carry a traceparent in that trace, so ``GET
+    /api/v1/traces/{id}`` has exactly one root (the gateway's); the other requests' events have none."""
+    import httpx
+
+    with hub_helpers.running_hub(tmp_path / "hub", grpc=False, otlp_http=True) as hub:
+        code = main(["--api", hub.api, "--otlp", hub.otlp_http, "--count", "400", "--batch", "37", "--rate", "5000",
+                     "--unpaced", "--tenant", "acme", "--seed", "3", "--otlp-sample", "1", "--span-sample", "0.3",
+                     "--quiet"])  # fmt: skip
+        out = capsys.readouterr().out
+        assert code == 0, out
+        s = json.loads(out.strip().splitlines()[-1])
+        assert s["accepted"] == 400 and s["otlp"]["traces"] > 5 and s["otlp"]["export_failures"]["traces"] == 0
+        rows = hub.sql("SELECT correlation_id, event_type, json_extract_string(tags, '$.traceparent') FROM events "
+                       "WHERE tenant_id = 'acme' AND correlation_id IS NOT NULL")  # fmt: skip
+        span_traces = {t for (t,) in hub.sql("SELECT DISTINCT trace_id FROM spans WHERE tenant_id = 'acme'")}
+        assert len(span_traces) == s["otlp"]["traces"]
+        traced: dict[str, set[str]] = {}
+        for corr, _etype, tp in rows:
+            if tp is not None:
+                traced.setdefault(corr, set()).add(tp.split("-")[1])
+        # every event of a traced request names the trace of the request's OTLP spans; no other event has one
+        assert {t for ts in traced.values() for t in ts} == span_traces
+        assert all(len(ts) == 1 for ts in traced.values())
+        untraced = {corr for corr, _e, tp in rows if tp is None}
+        assert untraced and not untraced & set(traced)
+        headers = {"X-Scope-OrgID": "acme"}
+        for corr, (tid,) in list(traced.items())[:5]:
+            body = httpx.get(f"{hub.api}/api/v1/traces/{tid}", headers=headers, timeout=10).json()
+            roots = [sp for sp in body["spans"] if sp["parent_span_id"] is None]
+            assert [(r["service_name"], r["source"]) for r in roots] == [("llm-gateway", "otlp")], (corr, roots)
+            ids = {sp["span_id"] for sp in body["spans"]}
+            assert all(sp["parent_span_id"] in ids for sp in body["spans"] if sp is not roots[0])
+            assert sum(sp["source"] == "event" for sp in body["spans"]) == sum(c == corr for c, _e, _t in rows)
+        # a request without spans keeps its events under the synthetic correlation root
+        corr = sorted(untraced)[0]
+        tid = hashlib.md5(f"acme/{corr}".encode()).hexdigest()
+        body = httpx.get(f"{hub.api}/api/v1/traces/{tid}", headers=headers, timeout=10).json()
+        assert [sp["source"] for sp in body["spans"] if sp["parent_span_id"] is None] == ["event_root"]

@@ -199,3 +199,31 @@ def test_a_trace_needs_the_requests_telemetry_and_keeps_to_its_correlation_id() 
 def test_latency_units(unit: str, value: float, ns: int) -> None:
     payload: dict[str, Any] = {"value": value, "unit": unit}
     assert latency_ns(payload) == ns
+
+
+def test_each_events_traceparent_names_a_planned_span_that_holds_it() -> None:
+    """An event's ``traceparent`` (what ``hub simulate --otlp`` tags a traced request's events with) is in its
+    request's trace and names one of the request's spans whose time range holds the event's instant: its
+    module's SERVER span for telemetry, cost and governance, the gateway's root for a policy check or scan."""
+    from hub.simulate.spans import traceparent
+
+    by_corr = _requests(3000, seed=12, tenant="acme")
+    plans = _plan(by_corr, "acme")
+    seen: set[str] = set()
+    for corr, evs in by_corr.items():
+        spans = {s.span_id: s for s in plans[corr]}
+        for ev in evs:
+            tp = traceparent("acme", ev)
+            if not spans:  # no telemetry event (a scenario's finding): no spans, and nothing names them
+                continue
+            assert tp is not None
+            version, tid, parent_id, flags = tp.split("-")
+            assert (version, flags, int(tid, 16)) == ("00", "01", trace_id_for("acme", corr))
+            parent = spans[int(parent_id, 16)]
+            at = timestamp_ns(ev["timestamp"])
+            assert parent.start_ns <= at <= parent.end_ns, (ev["event_type"], parent)
+            expected = "llm-gateway" if ev["event_type"] in ("policy", "security") else ev["source_module"]
+            assert parent.service == expected and parent.kind == "SERVER"
+            seen.add(ev["event_type"])
+    assert seen == {"telemetry", "cost", "policy", "security", "governance"}
+    assert traceparent("acme", {"event_id": "x", "event_type": "metadata"}) is None  # no correlation id

@@ -34,14 +34,15 @@ def test_simulated_traces_are_stored_and_read_back_as_trees(tmp_path: Path) -> N
     requests = {c: evs for c, evs in by_corr.items() if any(e["event_type"] == "telemetry" for e in evs)}
     headers = {"X-Scope-OrgID": "acme", "Content-Type": "application/json"}
     with hub_helpers.running_hub(tmp_path / "hub", grpc=False, otlp_http=True) as hub:
-        r = httpx.post(f"{hub.api}/api/v1/events", content=encode_batch(events), headers=headers, timeout=30)
-        assert r.status_code == 202 and r.json()["accepted"] == len(events), r.text
         sender = OtlpSender(hub.otlp_http, tenant="acme", span_sample=1.0, sample=1.0, seed=4,
                             export_interval_s=60.0)  # fmt: skip
-        # in two batches cut inside a request: its events are joined across record() calls
+        # in two batches cut inside a request: its events are joined across record() calls; recorded before
+        # they are sent, as `hub simulate` does, so that they carry their traceparent
         cut = next(i for i, e in enumerate(events) if e["event_type"] == "cost")
         sender.record(events[:cut])
         sender.record(events[cut:])
+        r = httpx.post(f"{hub.api}/api/v1/events", content=encode_batch(events), headers=headers, timeout=30)
+        assert r.status_code == 202 and r.json()["accepted"] == len(events), r.text
         sender.shutdown()
         stats = sender.stats()
         assert stats["export_failures"]["traces"] == 0 and stats["traces"] == len(requests)
@@ -65,13 +66,24 @@ def test_simulated_traces_are_stored_and_read_back_as_trees(tmp_path: Path) -> N
             assert r.status_code == 200, r.text
             body = r.json()
             assert body["span_count"] == len(body["spans"]) and not body["truncated"]
-            # the trace also holds the spans of the request's native events, under their synthetic root
+            # the trace also holds the spans of the request's native events, in the request's tree (their
+            # traceparent): under the SERVER span of the module that emitted them, a policy check's or security
+            # scan's (over before the model call starts) under the gateway's root; no synthetic `correlation` root
             by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for sp in body["spans"]:
                 by_source[sp["source"]].append(sp)
-            (root,) = by_source["event_root"]
+            assert set(by_source) == {"otlp", "event"}
+            (root,) = [sp for sp in body["spans"] if sp["parent_span_id"] is None]
+            assert (root["service_name"], root["kind"], root["source"]) == (GATEWAY, "SERVER", "otlp")
             assert {sp["event_id"] for sp in by_source["event"]} == {e["event_id"] for e in evs}
-            assert {sp["parent_span_id"] for sp in by_source["event"]} == {root["span_id"]}
+            emitter = {sp["attributes"].get("hub.event_id"): sp for sp in by_source["otlp"] if sp["kind"] == "SERVER"}
+            etype = {e["event_id"]: e["event_type"] for e in evs}
+            for sp in by_source["event"]:
+                parent = root if etype[sp["event_id"]] in ("policy", "security") else emitter[sp["event_id"]]
+                assert sp["parent_span_id"] == parent["span_id"] and sp["trace_id"] == tid
+                assert parent["start_time"] <= sp["start_time"] <= sp["end_time"] <= parent["end_time"], (parent, sp)
+                if parent is not root:
+                    assert parent["service_name"] == sp["service_name"]
             spans = from_api(by_source["otlp"])
             api_spans += spans
             # a span per module call: the gateway's root, a CLIENT and a SERVER span per event of the request,

@@ -4,7 +4,10 @@ sample), one trace for each of a sample of those, log records for errors and sec
 The SDK is imported when a sender is built; ``record`` reads the native events the generator made, so
 OTLP always describes the same requests as the native events. A traced request's spans (one tree across
 the modules that reported on it: :mod:`hub.simulate.spans`) are built once all of its events have been
-recorded — they come together, so when the next request's telemetry arrives (or at ``shutdown``).
+recorded — they come together, so when the next request's telemetry arrives (or at ``shutdown``). ``record``
+gives each event of a traced request a W3C ``traceparent`` tag naming the span that emitted it
+(:func:`hub.simulate.spans.traceparent`), so the hub puts the events' spans in the request's tree: call it
+before the events are sent.
 
     >>> sender = OtlpSender("http://127.0.0.1:4318", tenant="acme", sample=0.5, seed=1)  # doctest: +SKIP
     >>> sender.record(events); sender.stats()["requests"]                                 # doctest: +SKIP
@@ -23,7 +26,7 @@ from typing import Any
 import msgspec
 
 from hub.simulate.events import Event
-from hub.simulate.spans import PlannedSpan, request_spans
+from hub.simulate.spans import PlannedSpan, request_spans, traceparent
 
 SPAN_QUEUE_SIZE = 32_768  # spans waiting for export; the SDK drops (silently) beyond it
 
@@ -152,7 +155,8 @@ class OtlpSender:
 
     def record(self, events: Sequence[Event]) -> None:
         """Record the batch's requests (telemetry events; a ``sample`` of them), security findings, and the
-        traces of ``span_sample`` of the recorded requests."""
+        traces of ``span_sample`` of the recorded requests; each event of a traced request gets its
+        ``tags.traceparent`` (a new ``tags`` dict), so record the events before sending them."""
         now_ns = time.time_ns()
         rnd = self._rng.random
         sample = self.sample
@@ -162,6 +166,7 @@ class OtlpSender:
             if opened and etype != "telemetry":
                 corr = ev.get("correlation_id")
                 if corr is not None and corr in opened:
+                    self._stamp(ev)
                     opened[corr].append(ev)
             if etype == "security":
                 self._log(ev, now_ns)
@@ -185,7 +190,14 @@ class OtlpSender:
             if error:
                 self._log(ev, now_ns)
             if rnd() < self.span_sample and ev.get("correlation_id"):
+                self._stamp(ev)
                 opened[ev["correlation_id"]] = [ev]
+
+    def _stamp(self, ev: Event) -> None:
+        """Put ``ev`` (an event of a traced request) under the span that emitted it: its ``traceparent`` tag."""
+        tp = traceparent(self.tenant, ev)
+        if tp is not None:
+            ev["tags"] = {**(ev.get("tags") or {}), "traceparent": tp}
 
     def _close_traces(self) -> None:
         """Send the spans of the traced requests recorded so far."""
