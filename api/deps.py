@@ -23,7 +23,7 @@ from hubcore.security.audit import AuditLog
 from hubcore.security.context import authenticated
 from hubcore.security.principal import Principal
 from hubcore.security.rbac import ForbiddenError, Resource, decide
-from hubcore.tenants import ALL_TENANTS, TENANT_RE, TENANT_RULE
+from hubcore.tenants import ALL_TENANTS, INTERNAL_TENANT, TENANT_RE, TENANT_RULE
 
 
 @dataclass
@@ -59,13 +59,14 @@ def principal_of(conn: HTTPConnection) -> Principal | None:
     return getattr(conn.state, "principal", None)
 
 
-def header_tenant(conn: HTTPConnection) -> str | None:
-    """The tenant named by ``X-Scope-OrgID`` (validated), or None."""
+def header_tenant(conn: HTTPConnection, *, hub_tenant: bool = False) -> str | None:
+    """The tenant named by ``X-Scope-OrgID`` (validated), or None. ``hub_tenant``: the route also takes the
+    hub's own tenant (``_hub``, see :func:`read_tenant`)."""
     value = conn.headers.get("x-scope-orgid")
     if value is None:
         return None
     value = value.strip()
-    if not TENANT_RE.match(value):
+    if not TENANT_RE.match(value) and not (hub_tenant and value == INTERNAL_TENANT):
         raise PermanentError(f"X-Scope-OrgID must be {TENANT_RULE}", reason="bad_tenant")
     return value
 
@@ -75,8 +76,9 @@ def ensure_tenant_access(conn: HTTPConnection, tenant: str) -> str:
     return _check(conn, tenant)
 
 
-def _check(conn: HTTPConnection, tenant: str) -> str:
-    if tenant != ALL_TENANTS and not TENANT_RE.match(tenant):
+def _check(conn: HTTPConnection, tenant: str, *, hub_tenant: bool = False) -> str:
+    named = tenant == ALL_TENANTS or (hub_tenant and tenant == INTERNAL_TENANT) or TENANT_RE.match(tenant)
+    if not named:
         raise PermanentError(f"tenant must be {TENANT_RULE}", reason="bad_tenant")
     p = principal_of(conn)
     if p is not None and tenant != p.tenant_id and not p.cross_tenant:
@@ -142,16 +144,26 @@ def ensure_team_access(
 
 
 def read_tenant(
-    request: HTTPConnection, state: ApiState, requested: str | None = None, *, all_tenants: bool = False
+    request: HTTPConnection,
+    state: ApiState,
+    requested: str | None = None,
+    *,
+    all_tenants: bool = False,
+    hub_tenant: bool = False,
 ) -> str:
     """The tenant a read is scoped to: the header, else ``requested`` (``?tenant=``), else the caller's.
 
     ``"*"`` (every tenant) only where the route reads every tenant (``all_tenants``: alerts, audit, event
     export) and only for a principal allowed to cross tenants (platform admins); elsewhere it is a 422 rather
     than a literal tenant that matches nothing (an erasure of ``*`` had answered 200, deleting nothing).
+
+    ``"_hub"`` (the hub's own traces, :data:`hubcore.tenants.INTERNAL_TENANT`) only where the route reads
+    OTLP data back (``hub_tenant``: spans, traces, logs, metric points; the guard lets the header through on
+    the same routes, :data:`api.security.HUB_TENANT_ROUTES`) and, like ``"*"``, only for a principal allowed
+    to cross tenants (the 403 of a foreign tenant otherwise); elsewhere it stays a 400 ``bad_tenant``.
     """
     p = principal_of(request)
-    asked = header_tenant(request) or requested
+    asked = header_tenant(request, hub_tenant=hub_tenant) or requested
     if asked == ALL_TENANTS and not all_tenants:
         raise InvalidParameter('tenant "*" (every tenant) is not supported here; name one tenant')
     if asked is None:
@@ -159,7 +171,7 @@ def read_tenant(
             return state.default_tenant
         audit_target(request, p, p.tenant_id)
         return p.tenant_id
-    return _check(request, asked)
+    return _check(request, asked, hub_tenant=hub_tenant)
 
 
 def write_tenant(conn: HTTPConnection, requested: str | None = None) -> str | None:

@@ -90,6 +90,18 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
+#: The routes that read OTLP data back and so also take the hub's own tenant, ``_hub`` (its self-traces,
+#: :mod:`hub.selftrace`), in ``X-Scope-OrgID`` or ``?tenant=``: a platform-level read, decided like any other
+#: tenant's (only a principal allowed to cross tenants, and audited as such). Their handlers pass
+#: ``hub_tenant=True`` to :func:`api.deps.read_tenant`; every other route refuses ``_hub`` (400 ``bad_tenant``).
+HUB_TENANT_ROUTES = frozenset(
+    {
+        ("GET", "/api/v1/traces/{trace_id}"), ("GET", "/api/v1/spans"), ("GET", "/api/v1/logs"),
+        ("GET", "/api/v1/metrics"), ("GET", "/api/v1/metrics/names"),
+    }
+)  # fmt: skip
+
+
 class RateLimited(HubError):
     def __init__(self, retry_after: float, message: str) -> None:
         super().__init__(message)
@@ -103,9 +115,11 @@ def route_key(conn: HTTPConnection) -> tuple[str, str]:
     return method, path
 
 
-def requested_tenant(conn: HTTPConnection) -> str | None:
-    """The tenant a request asks for: the path's ``tenant_id``, ``X-Scope-OrgID`` or ``?tenant=``."""
-    return conn.path_params.get("tenant_id") or header_tenant(conn) or conn.query_params.get("tenant") or None
+def requested_tenant(conn: HTTPConnection, *, hub_tenant: bool = False) -> str | None:
+    """The tenant a request asks for: the path's ``tenant_id``, ``X-Scope-OrgID`` or ``?tenant=``
+    (``hub_tenant``: a route of :data:`HUB_TENANT_ROUTES`, whose header may name ``_hub``)."""
+    header = header_tenant(conn, hub_tenant=hub_tenant)
+    return conn.path_params.get("tenant_id") or header or conn.query_params.get("tenant") or None
 
 
 #: Actions that only read data: their allowed calls are audited with ``service.audit.log_reads`` only
@@ -153,7 +167,7 @@ def _guard(conn: HTTPConnection, state: ApiState) -> Principal:
     if needed is None:
         raise ForbiddenError(f"denied: route {method} {path} has no permission mapping (fail closed)")
     action, rtype = needed
-    asked = requested_tenant(conn)
+    asked = requested_tenant(conn, hub_tenant=(method, path) in HUB_TENANT_ROUTES)
     tenant = asked or principal.tenant_id
     resource = Resource(rtype, tenant, team=conn.query_params.get("team"))
     decision = decide(principal, action, resource, cross_tenant=tenant != principal.tenant_id)

@@ -1,9 +1,12 @@
 """OpenTelemetry traces of the hub itself.
 
-The hub is an OTel product, so it traces its own work (one span per ingested batch, per query, per
-store flush). Spans go to an OTLP endpoint when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+The hub is an OTel product, so it traces its own work (one span per ingested batch of native events,
+``ingest native events``). Spans go to an OTLP endpoint when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, and otherwise into the hub's own store under the
-tenant ``_hub``, where ``GET /api/v1/...`` and SQL can see them.
+tenant ``_hub``. A caller allowed to read every tenant (a platform admin; anyone when auth is off) reads them
+with ``GET /api/v1/spans?tenant=_hub`` and ``GET /api/v1/traces/{trace_id}?tenant=_hub`` (or
+``X-Scope-OrgID: _hub``; only the OTLP read routes take it, :data:`api.security.HUB_TENANT_ROUTES`); SQL
+sees them with the hub stopped (DuckDB locks other processes out while it runs).
 
     >>> provider = configure_tracing(store=None)   # doctest: +SKIP
 """

@@ -2,7 +2,9 @@
 ``GET /api/v1/traces/{trace_id}``, ``GET /api/v1/spans``, ``GET /api/v1/logs`` and ``GET /api/v1/metrics``
 (newest first, cursor pagination: a cursor is bound to the filters, tenant and ``start``/``end`` it was
 made for, and is a 422 ``bad_cursor`` with others), and ``GET /api/v1/metrics/names``, scoped to the
-caller's tenant like ``GET /api/v1/events``.
+caller's tenant like ``GET /api/v1/events``. A caller allowed to cross tenants (a platform admin; anyone on a
+hub with auth off) may also name the hub's own tenant, ``_hub`` (``?tenant=_hub`` or ``X-Scope-OrgID: _hub``),
+to read the hub's self-traces (:mod:`hub.selftrace`); no other route takes it.
 
 In stack mode, where no pipeline keeps OTLP data in the embedded store, they answer 501: read traces from
 Tempo, logs from Loki and metrics from VictoriaMetrics.
@@ -42,6 +44,13 @@ _LOG_PARAMS = ("service", "severity", "trace_id", "contains")
 _METRIC_PARAMS = ("name", "service", "label")
 _NAMES_PARAMS = ("service", "prefix", "tenant", "start", "end", "limit")
 _COMMON = ("tenant", "start", "end", "limit", "cursor")
+
+
+def _tenant(request: Request, state: ApiState, tenant: str | None) -> str:
+    """The read's tenant (:func:`api.deps.read_tenant`); these routes also take the hub's own, ``_hub`` (its
+    self-traces, :mod:`hub.selftrace`), for a caller allowed to cross tenants (the guard lets the header through
+    on :data:`api.security.HUB_TENANT_ROUTES`)."""
+    return read_tenant(request, state, tenant, hub_tenant=True)
 
 
 def keeps_otlp(state: ApiState) -> bool:
@@ -84,7 +93,7 @@ async def get_trace(
     synthetic root of their correlation id, ``source`` ``event_root``, or their traceparent's span)."""
     check_known_params(request, ("tenant",))
     tid = check_trace_id(trace_id)
-    tenant_id = read_tenant(request, state, tenant)
+    tenant_id = _tenant(request, state, tenant)
     if not keeps_otlp(state):
         return _not_stored("spans", "Tempo")
     sql, params = trace_sql(tenant_id, tid)
@@ -116,7 +125,7 @@ async def list_spans(
     """``{"spans": [...], "next_cursor"}``; ``status`` is UNSET, OK or ERROR (any case)."""
     check_known_params(request, _SPAN_PARAMS + _COMMON)
     q = SpanListQuery(
-        read_tenant(request, state, tenant), service=service, name=name, status=status, model=model,
+        _tenant(request, state, tenant), service=service, name=name, status=status, model=model,
         trace_id=trace_id, min_duration_ms=min_duration_ms, start_us=parse_time(start, "start"),
         end_us=parse_time(end, "end"), limit=limit, cursor=cursor, window=(start, end),
     )  # fmt: skip
@@ -142,7 +151,7 @@ async def list_logs(
     ``contains``: a case-insensitive substring of the body (1-256 characters)."""
     check_known_params(request, _LOG_PARAMS + _COMMON)
     q = LogListQuery(
-        read_tenant(request, state, tenant), service=service, severity=severity, trace_id=trace_id,
+        _tenant(request, state, tenant), service=service, severity=severity, trace_id=trace_id,
         contains=contains, start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit,
         cursor=cursor, window=(start, end),
     )  # fmt: skip
@@ -167,7 +176,7 @@ async def list_metric_points(
     on the point's attributes (``key=`` matches points without it). An unknown name lists nothing."""
     check_known_params(request, _METRIC_PARAMS + _COMMON, repeatable=("label",))
     q = MetricListQuery(
-        read_tenant(request, state, tenant), name=name, service=service, labels=label,
+        _tenant(request, state, tenant), name=name, service=service, labels=label,
         start_us=parse_time(start, "start"), end_us=parse_time(end, "end"), limit=limit, cursor=cursor,
         window=(start, end),
     )  # fmt: skip
@@ -190,7 +199,7 @@ async def list_metric_names(
     by name: one entry per (name, kind, unit) with points in [start, end) (every stored point by default)."""
     check_known_params(request, _NAMES_PARAMS)
     sql, params = metric_names_sql(
-        read_tenant(request, state, tenant), service=service, prefix=prefix, start_us=parse_time(start, "start"),
+        _tenant(request, state, tenant), service=service, prefix=prefix, start_us=parse_time(start, "start"),
         end_us=parse_time(end, "end"), limit=limit,
     )  # fmt: skip
     if not keeps_otlp(state):
