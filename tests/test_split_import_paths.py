@@ -11,6 +11,8 @@ import importlib.util
 
 import pytest
 
+from tests.helpers.splits import check_listed, check_moved
+
 #: (the module that held the names, the module that holds them now, the names moved)
 MOVED: list[tuple[str, str, tuple[str, ...]]] = [
     ("grafana.generator.dashboards", "grafana.generator.queries",
@@ -49,18 +51,12 @@ def _params(items: list[tuple[str, ...]]) -> list[object]:
 
 @pytest.mark.parametrize(("old", "new", "names"), _params(MOVED), ids=[f"{o}->{n}" for o, n, _ in MOVED])
 def test_moved_names_are_still_importable_from_their_old_module(old: str, new: str, names: tuple[str, ...]) -> None:
-    before, after = importlib.import_module(old), importlib.import_module(new)
-    for name in names:
-        assert getattr(before, name) is getattr(after, name), f"{old}.{name} is not {new}.{name}"
+    check_moved(old, new, names)
 
 
 @pytest.mark.parametrize("old", _params([(o,) for o in sorted({o for o, _, _ in MOVED})]))
 def test_a_split_module_lists_the_public_names_moved_out(old: str) -> None:
-    module = importlib.import_module(old)
-    listed = set(module.__all__)
-    assert not [n for n in listed if not hasattr(module, n)]
-    moved = {n for o, _, names in MOVED if o == old for n in names if not n.startswith("_")}
-    assert moved <= listed, sorted(moved - listed)
+    check_listed(old, MOVED)
 
 
 def test_the_queued_exporter_inherits_the_per_tenant_delivery_unchanged() -> None:
