@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "hubcore.config",
+    "hubcore.config_env",
     "hubcore.contracts",
     "hubcore.dlq",
     "hubcore.durations",
