@@ -349,8 +349,9 @@ class AlertingService(TransitionsMixin, AlertOperationsMixin):
 
     def _fire(self, rule: Rule, inst: Instance, labels: dict[str, str], fp: str, now: float) -> None:
         open_ = self.repo.find_open(inst.tenant_id, SOURCE, fp)
-        if open_ is not None:
-            self.repo.update(open_["id"], value=inst.value, updated_at=now)
+        annotations = {k: render(v, labels, inst.value) for k, v in rule.annotations.items()}
+        if open_ is not None:  # re-rendered at each evaluation, as Prometheus does: "score 19.76" follows the value
+            self.repo.update(open_["id"], value=inst.value, annotations=annotations, updated_at=now)
             return
         last = self.repo.last_resolved(inst.tenant_id, SOURCE, fp)
         suppress = self.config.repeat_suppress_s
@@ -358,7 +359,6 @@ class AlertingService(TransitionsMixin, AlertOperationsMixin):
             self.repo.update(last["id"], suppressed=int(last["suppressed"] or 0) + 1)
             self.metrics.transitions.labels(to="suppressed").inc()
             return
-        annotations = {k: render(v, labels, inst.value) for k, v in rule.annotations.items()}
         self.repo.insert({
             "id": uuid.uuid4().hex, "tenant_id": inst.tenant_id, "source": SOURCE, "rule_id": rule.id,
             "alertname": rule.name, "fingerprint": fp, "state": "firing", "severity": rule.severity,

@@ -64,6 +64,9 @@ class TransitionsMixin:
     def _resolve(self, alert: dict[str, Any], now: float, by: str) -> None:
         self.repo.update(alert["id"], state="resolved", ends_at=now, updated_at=now, resolved_by=by)
         self.metrics.transitions.labels(to="resolved").inc()
+        log.info("alert resolved", extra={"alertname": alert["alertname"], "tenant_id": alert["tenant_id"],
+                                          "severity": alert["severity"], "resolved_by": by,
+                                          "fingerprint": alert["fingerprint"], "labels": alert["labels"]})  # fmt: skip
         # an alert inhibited from its first evaluation on was never posted: nothing to resolve there either
         never_sent = alert["inhibited_by"] is not None and alert["released_at"] is None and (
             alert["inhibited_at"] == alert["starts_at"])  # fmt: skip

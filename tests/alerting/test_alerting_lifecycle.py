@@ -318,6 +318,31 @@ def test_builtin_anomaly_rule_pages_at_the_critical_severity(store: EmbeddedStor
         "builtin-LLMAnomalyDetected-warning", "builtin-LLMAnomalyDetected-critical"}  # fmt: skip
 
 
+def test_an_open_alerts_description_follows_its_value_and_its_resolution_is_logged(
+    store: EmbeddedStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The description was rendered once, when the alert fired: a walkthrough saw "(score 19.76)" beside a
+    value of 6.58. It is re-rendered at each evaluation (as Prometheus does); a resolution logs a line."""
+    from analytics.service.derived import DerivedRepository, DerivedRow
+
+    repo = DerivedRepository(store)
+    labels = {"for": "requests_rate", "model_alias": "anomaly_ensemble", "gen_ai_request_model": "claude"}
+    svc = AlertingService(AlertingConfig(enabled=False), store, None)
+    repo.write([DerivedRow("acme", T0, "anomaly_alert", 19.76, labels, "anomaly")])
+    svc.evaluate_once(T0 + 30)
+    repo.write([DerivedRow("acme", T0 + 60, "anomaly_alert", 2.5, labels, "anomaly")])
+    svc.evaluate_once(T0 + 90)
+    [alert] = svc.list_alerts("acme", state="firing")  # the critical tier resolved (2.5 < 4)
+    assert alert["severity"] == "warning" and alert["value"] == 2.5
+    assert alert["annotations"]["description"].endswith("(score 2.5).")
+    repo.write([DerivedRow("acme", T0 + 120, "anomaly_alert", 0.0, labels, "anomaly")])
+    with caplog.at_level(logging.INFO, logger="processors.alerting.service"):
+        svc.evaluate_once(T0 + 150)
+    resolved = [r for r in caplog.records if r.getMessage() == "alert resolved"]
+    assert [(r.severity, r.resolved_by) for r in resolved] == [("warning", "auto")]  # type: ignore[attr-defined]
+    assert resolved[0].labels["for"] == "requests_rate"  # type: ignore[attr-defined]
+
+
 def test_deleting_a_built_in_or_configured_rule_says_which_key_removes_it(store: EmbeddedStore) -> None:
     # the 409 said "disable it in processors.alerting", a section without a key of that name
     from processors.alerting.service import AlertConflict
