@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/forecast_warm.py          # both, one after the other (about 40 s on 2 cores)
     python benchmarks/forecast_warm.py --pool   # also: the 18 series' fits in a pool of 2 processes
+    python benchmarks/forecast_warm.py --restart   # only: the first call after a restart (about 40 s)
 
 Two days of simulated requests (18 series: 3 environments x 6 models), forecast 7 days ahead on 5-minute
 steps (2,016), through ``analytics.service.handlers.forecast`` (the route's handler) on a service with a
@@ -12,6 +13,12 @@ bucket of events, the clock past its settle time, the service's warm pass (``war
 with ``forecast_warm.enabled: false``) and the call, timed, with the fits it made (cache misses).
 ``--pool`` fits the same series in this process and in 2 worker processes (``fork`` and ``spawn``) and
 says whether the forecasts are bit-identical.
+
+``--restart``: a service answers the call and its warm pass writes ``analytics/forecast_warm.json``; then,
+as after a restart, a new service on the same data directory (an empty forecast cache) answers its first
+call three ways, twice each: without the file (what a restart did before the file existed), after its
+first warm pass with the file (the scheduler's thread, after its first pass: timed apart), and after its
+first warm pass with ``forecast_warm.preload`` naming the forecast and no file.
 """
 
 from __future__ import annotations
@@ -99,6 +106,44 @@ def run(warm_on: bool) -> None:
     store.shutdown()
 
 
+def restart(rounds: int = 2) -> None:
+    store = _store()
+    clock = [NOW + 100]
+    warm_up()
+    preload = [{"query": "requests_rate", "horizon": "7d", "tenant": "acme"}]
+    path = store.data_dir / "analytics" / "forecast_warm.json"
+
+    def service(**warm: Any) -> AnalyticsService:
+        return AnalyticsService({"warm_up": False, "forecast_warm": warm}, store, CollectorRegistry(),
+                                clock=lambda: clock[0])  # fmt: skip
+
+    def first_call(svc: AnalyticsService, label: str) -> None:
+        t = time.perf_counter()
+        svc.warm_forecasts(yield_to_runs=False)  # (the scheduler's first warm pass; loads the file and the preload)
+        pass_s = time.perf_counter() - t
+        fits = svc.forecasts.misses
+        t = time.perf_counter()
+        forecast(svc, "acme", "requests_rate", horizon="7d")
+        print(f"  {label}: warm pass {pass_s:.2f} s ({fits} fits); first call {time.perf_counter() - t:.3f} s, "
+              f"{svc.forecasts.misses - fits} fits")  # fmt: skip
+
+    before = service()
+    forecast(before, "acme", "requests_rate", horizon="7d")
+    before.warm_forecasts(yield_to_runs=False)  # writes the file (as the scheduler's pass would)
+    saved = path.read_bytes()
+    print(f"restart: {path.name} {len(saved)} bytes")
+    for r in range(rounds):
+        print(f" round {r + 1}")
+        path.unlink()
+        first_call(service(), "no file (before)")
+        path.write_bytes(saved)
+        first_call(service(), "with the file")
+        path.unlink()
+        first_call(service(preload=preload), "preload, no file")
+        path.write_bytes(saved)
+    store.shutdown()
+
+
 def _fit(df: Any) -> dict[str, tuple[np.ndarray, ...]]:
     fc = EnsembleForecaster(freq="300s", level=95.0, config=EnsembleConfig.bulk())
     fc.forecast(df, h=2016)
@@ -138,7 +183,11 @@ def pool() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pool", action="store_true", help="also time the fits in a pool of 2 processes")
+    ap.add_argument("--restart", action="store_true", help="only: the first call after a restart, with and without")
     args = ap.parse_args()
+    if args.restart:
+        restart()
+        return
     run(False)
     run(True)
     if args.pool:

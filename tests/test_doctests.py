@@ -47,6 +47,8 @@ MODULES = [
     "hub.pipeline",
     "exporters.embedded",
     "analytics.service.config",
+    "analytics.service.warm_config",
+    "analytics.service.warm_file",
     "analytics.service.related",
     "analytics.correlation.timeutil",
     "analytics.correlation.window",

@@ -4,8 +4,10 @@ saw and wrote, and which series' ``anomaly_alert`` is up.
 :class:`AlertStateMixin` keeps the ``anomaly_alert`` rows worth storing (:meth:`~AlertStateMixin._alert_rows`),
 withdraws the announcements of series a run no longer finds (:meth:`~AlertStateMixin._vanished`) and drops
 the bookkeeping of series that are gone (:meth:`~AlertStateMixin._forget_stale`). The state it works on is
-created by ``AnalyticsService.__init__`` and used by its ``run_model``; :func:`first_changed` tells a run
-which written bucket changed since the last one (late data):
+created by ``AnalyticsService.__init__`` and used by its ``run_model``, which restores it after a restart
+on the first run of each (tenant, model, query) (:meth:`~AlertStateMixin._restore`: the alerts from the
+stored ``anomaly_alert`` rows, the input points from :class:`~analytics.service.run_state.RunStateStore`);
+:func:`first_changed` tells a run which written bucket changed since the last one (late data):
 
     >>> import numpy as np
     >>> first_changed((np.array([0.0, 60.0]), np.array([1.0, 2.0])), np.array([0.0, 60.0]), np.array([1.0, 3.0]))
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from analytics.service.config import AnalyticsConfig
-from analytics.service.derived import DerivedRow
+from analytics.service.derived import DerivedRepository, DerivedRow
+from analytics.service.run_state import RunStateStore, last_alerts
 from analytics.service.series import labels_key
 
 #: A series whose ``anomaly_alert`` stays 0 gets a row this often (the alert rules look back 10 minutes).
@@ -55,10 +58,33 @@ class AlertStateMixin:
     _announced: dict[tuple[str, str, str], dict[str, dict[str, str]]]
     _written: dict[tuple[str, str, str], dict[str, float]]
     _inputs: dict[tuple[str, str, str], dict[str, tuple[np.ndarray, np.ndarray]]]
+    _restored: set[tuple[str, str, str]]
+    repo: DerivedRepository
+    run_state: RunStateStore
 
     if TYPE_CHECKING:
 
         def fit_window(self, model: str, query: str) -> float: ...
+
+    def _restore(self, key: tuple[str, str, str], now: float) -> None:
+        """Once per (tenant, model, query) and process, before its first run: what a service that ran
+        before a restart knew of it. The newest ``anomaly_alert`` row of each series written in the last
+        day says whether its alert is up (a series that then vanishes gets its 0) and when it was last
+        written (a quiet series' 0 is not stored again before :data:`ALERT_REFRESH_S`); the saved input
+        points let the run find a written bucket whose value changed (late data). What this process
+        already holds is kept."""
+        if key in self._restored:
+            return
+        self._restored.add(key)
+        tenant, model, query = key
+        for labels, value, ts in last_alerts(self.repo, tenant, model, query, now - 86_400):
+            series = labels_key(labels)
+            self._alert_written.setdefault((tenant, series), (value, ts))
+            if value > 0:
+                self._announced.setdefault(key, {}).setdefault(series, labels)
+        seen = self._inputs.setdefault(key, {})
+        for series, inputs in self.run_state.load(tenant, model, query).items():
+            seen.setdefault(series, inputs)
 
     def _forget_stale(self, now: float) -> None:
         """Drop the bookkeeping of series that are gone (relabelled, retired), so that it does not grow
@@ -68,16 +94,28 @@ class AlertStateMixin:
         self._alert_written = {k: v for k, v in self._alert_written.items() if now - v[1] < 86_400}
         self._announced = {k: v for k, v in self._announced.items() if v}
         for key in list(self._written):
-            model = key[1]
-            horizon = self.fit_window(model, key[2]) if model in self.config.models else 0.0
-            kept = {s: ts for s, ts in self._written[key].items() if now - ts <= max(horizon, 86_400)}
+            keep_s = self._keep_s(key[1], key[2])
+            kept = {s: ts for s, ts in self._written[key].items() if now - ts <= keep_s}
             if kept:
                 self._written[key] = kept
             else:
                 del self._written[key]
+        before = self._inputs
         self._inputs = {
             k: {s: v for s, v in seen.items() if s in self._written.get(k, {})} for k, seen in self._inputs.items()
         }
+        for k, seen in self._inputs.items():  # the saved points follow (a file left without series goes)
+            if len(seen) != len(before[k]) or not seen:
+                self.run_state.save(*k, seen)
+        # the files of keys no run of this process loaded (a model or query gone from the config, a tenant
+        # without data since the restart): the same rule, on each series' newest saved point
+        self.run_state.prune(now, self._keep_s, skip=self._restored)
+
+    def _keep_s(self, model: str, query: str) -> float:
+        """How long the last-written point of a series of (model, query) is remembered: its fit window (of
+        a model still configured), at least a day."""
+        horizon = self.fit_window(model, query) if model in self.config.models else 0.0
+        return max(horizon, 86_400)
 
     def _alert_rows(self, rows: list[DerivedRow]) -> list[DerivedRow]:
         """The ``anomaly_alert`` rows worth storing: every run while a series is announced (the alert rules

@@ -46,6 +46,7 @@ from typing import Any, Literal
 import msgspec
 
 from analytics.anomaly.names import DETECTOR_NAMES
+from analytics.service.warm_config import PreloadSpec, check_preload
 from hubcore import durations
 from hubcore.errors import ConfigError
 from hubcore.query.composite import COMPOSITES
@@ -343,6 +344,7 @@ class ForecastWarmSpec(_Base):
     (:mod:`analytics.service.warm`). Each one asked for in the last ``keep`` (at most ``max_entries``, the
     least recently asked out first) is computed again by the scheduler, between its passes, ``settle``
     after its query's next bucket completes, so the next call is answered from the forecast cache.
+    ``preload``: forecasts kept warm from the start, never forgotten (:mod:`analytics.service.warm_config`).
 
     >>> ForecastWarmSpec().seconds("forecast_warm")
     (3600.0, 30.0)
@@ -355,6 +357,7 @@ class ForecastWarmSpec(_Base):
     keep: str = "1h"
     max_entries: int = 16
     settle: str = "30s"
+    preload: list[PreloadSpec] = []
 
     def seconds(self, key: str) -> tuple[float, float]:
         """``(keep, settle)`` in seconds (validated)."""
@@ -442,6 +445,7 @@ class AnalyticsConfig(_Base):
             raise ConfigError(key, "max_series, bulk_threshold and retention_days must be positive")
         parse_duration(self.budget_every, f"{key}.budget_every")
         self.forecast_warm.validate(f"{key}.forecast_warm")
+        check_preload(self, f"{key}.forecast_warm")
         return self
 
     def model_queries(self, model: str) -> list[str]:

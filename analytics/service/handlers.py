@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from analytics.service.config import ModelSpec, QuerySpec, parse_duration
 from analytics.service.models import first_finite, horizon_steps, run_forecast
 from analytics.service.series import check_window, load_series
 from analytics.service.service import AnalyticsService
+from analytics.service.warm import ForecastKey
 from analytics.whatif import (
     AddInstances,
     Fleet,
@@ -40,7 +42,7 @@ from hubcore.query.executor import EmbeddedBackend
 from hubcore.query.model import BUCKETS, parse_query
 from hubcore.times import parse_time_s
 
-__all__ = ["forecast", "parse_time_param", "resolve_query", "what_if"]
+__all__ = ["forecast", "forecast_computer", "parse_time_param", "resolve_query", "what_if"]
 
 MAX_FORECAST_SERIES = 50
 MAX_HORIZON_STEPS = 10_000
@@ -209,16 +211,26 @@ def forecast(
     (and exceedance probabilities) computed. The answer depends on the tenant and these parameters only
     (every series of the query, whoever asks: no team scope), so they are the key."""
 
-    def at(now: float) -> tuple[dict[str, Any], int, bool]:
-        return _forecast(svc, tenant, query, now, horizon=horizon, level=level, history=history, threshold=threshold,
-                         window_start=window_start, window_end=window_end, step=step)  # fmt: skip
-
+    key = ForecastKey(tenant, query, horizon, float(level), history, threshold, window_start, window_end, step)
+    at = forecast_computer(svc, key)
     now = svc.clock()
     answer, step_s, cached = at(now)
     if cached:  # (the bulk path caches nothing: fast anyway)
-        key = (tenant, query, horizon, float(level), history, threshold, window_start, window_end, step)
         svc.warm.remember(key, step_s, now, lambda: at(svc.clock()))
     return answer
+
+
+def forecast_computer(svc: AnalyticsService, key: ForecastKey) -> Callable[[float], tuple[dict[str, Any], int, bool]]:
+    """The forecast ``key`` names (what :func:`forecast` was called with), at a given time: ``at(now)``
+    returns the answer, the seconds of the step forecast on and whether it went through ``svc.forecasts``.
+    The warm pass computes the remembered, restored and configured (``preload``) entries with it."""
+
+    def at(now: float) -> tuple[dict[str, Any], int, bool]:
+        return _forecast(svc, key.tenant, key.query, now, horizon=key.horizon, level=key.level, history=key.history,
+                         threshold=key.threshold, window_start=key.window_start, window_end=key.window_end,
+                         step=key.step)  # fmt: skip
+
+    return at
 
 
 def _forecast(

@@ -47,8 +47,10 @@ from analytics.service.errors import NotFound
 from analytics.service.feedback import FeedbackStore
 from analytics.service.feedback_ops import FeedbackOpsMixin
 from analytics.service.models import alert_state_rows, run_anomaly, run_forecast
+from analytics.service.run_state import RunStateStore
 from analytics.service.series import Series, labels_key, load_series, tenants_with_data
 from analytics.service.warm import WarmForecasts
+from analytics.service.warm_file import WarmFile
 from analytics.service.warm_pass import WarmPassMixin, _warm_up
 from hubcore.storage.embedded import EmbeddedStore
 
@@ -92,8 +94,12 @@ class AnalyticsService(AlertStateMixin, WarmPassMixin, BudgetRunsMixin, Feedback
         # the labels of the series whose anomaly_alert is up, by (tenant, model, query)
         self._announced: dict[tuple[str, str, str], dict[str, dict[str, str]]] = {}
         self._written: dict[tuple[str, str, str], dict[str, float]] = {}
-        # the newest RESCORE_POINTS (times, values) of each series a run scored, by (tenant, model, query)
+        # the newest RESCORE_POINTS (times, values) of each series a run scored, by (tenant, model, query);
+        # saved in run_state after each run. A key's first run in this process restores it, _announced and
+        # _alert_written (_restore): a restart loses neither an alert that is up nor the late-data check.
         self._inputs: dict[tuple[str, str, str], dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+        self.run_state = RunStateStore(data_dir or store.data_dir)
+        self._restored: set[tuple[str, str, str]] = set()
         # The detectors' raw outputs by detectors and exact data: the rescoring of a false-positive mark
         # (a new threshold, the same data) reuses those of the last run instead of recomputing them.
         self.raw_scores = RawScoreCache()
@@ -106,6 +112,7 @@ class AnalyticsService(AlertStateMixin, WarmPassMixin, BudgetRunsMixin, Feedback
         warm = self.config.forecast_warm
         keep_s, settle_s = warm.seconds("processors.analytics.forecast_warm")
         self.warm = WarmForecasts(keep_s, warm.max_entries if warm.enabled else 0, settle_s)
+        self.warm_file = WarmFile.in_dir(data_dir or store.data_dir)  # (kept over restarts: warm_pass.load_warm)
         self._last_budgets = float("-inf")
         self._last_prune = float("-inf")
         reg = metrics_registry if metrics_registry is not None else CollectorRegistry()
@@ -143,6 +150,8 @@ class AnalyticsService(AlertStateMixin, WarmPassMixin, BudgetRunsMixin, Feedback
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if not self._thread.is_alive():  # the entries asked for since its last pass (once it loaded the file)
+                self.save_warm()
             self._thread = None
 
     @property
@@ -233,6 +242,7 @@ class AnalyticsService(AlertStateMixin, WarmPassMixin, BudgetRunsMixin, Feedback
             series = self.load(tenant, query, now - fit_window, now)
             key = (tenant, model, query)
             if spec.model_class == "anomaly":
+                self._restore(key, now)
                 written = self._written.setdefault(key, {})
                 if not written:
                     last = self.repo.last_ts(tenant, query, model)
@@ -282,6 +292,8 @@ class AnalyticsService(AlertStateMixin, WarmPassMixin, BudgetRunsMixin, Feedback
                                          since_s=first)  # fmt: skip
                     rows += forecast_rows
             self.emit(rows)
+            if spec.model_class == "anomaly":  # the points it saw, once its rows are written
+                self.run_state.save(tenant, model, query, self._inputs[key])
             self.m_runs.labels(model, "ok").inc()
             return len(rows), n_anomalies
         except Exception:
