@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from analytics.service import AnalyticsService
     from api.state import SecurityContext
     from hub.servers import _Server
+    from hubcore.dlq import DeadLetterQueue
     from hubcore.storage.embedded import EmbeddedStore
     from processors.alerting.service import AlertingService
 
@@ -42,6 +43,7 @@ class ShutdownMixin:
     """Stopping the hub (part of :class:`~hub.service.HubService`, which sets this state)."""
 
     store: EmbeddedStore
+    dlq: DeadLetterQueue
     security: SecurityContext
     analytics: AnalyticsService
     alerting: AlertingService
@@ -92,6 +94,7 @@ class ShutdownMixin:
             await asyncio.gather(*(asyncio.to_thread(ex.shutdown, left()) for _name, ex in self.stack_exporters))
         # never served (a stop during the startup replay): no flush to wait for, the WAL keeps the rest
         await asyncio.to_thread(self.store.shutdown, left() if self._started else min(left(), UNSERVED_STORE_TIMEOUT))
+        await asyncio.to_thread(self.dlq.close)  # its index, saved: the next start reads only what is appended after
         if self._started:
             log.info("hub stopped", extra={"applied_rows": self.store.stats.applied_rows,
                                            "seconds": round(timeout - (deadline - time.monotonic()), 2)})  # fmt: skip

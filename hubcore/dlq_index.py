@@ -7,10 +7,14 @@ appends, lines appended by anyone else are read (only the new bytes, and only th
 on the next :meth:`sync`, and a file replaced behind its back is indexed afresh. A rewrite by the queue
 (replay, the size bound) hands over the entries it kept with their sequence numbers.
 
-Sequence numbers grow with the file's order and survive the queue's rewrites, so a position in a listing
-(:meth:`page` ``before``) stays exact when a replay removes entries: the next page starts at the first
-entry older than the last one shown that is still there. They are numbered afresh (a new :attr:`epoch`)
-when the file is indexed afresh (a new process, a file replaced by another one).
+Sequence numbers grow with the file's order and are the file's own: each line carries its ``seq`` (written
+by the queue), and a line without one (written before they were, or torn) or out of order takes the one after
+the line before it, so indexing the same file always numbers it the same way, in a new process too. A
+position in a listing (``before``) therefore stays exact across restarts and when a replay removes entries:
+the next page starts at the first entry older than the last one shown that is still there.
+
+:meth:`DeadLetterIndex.snapshot` and :meth:`DeadLetterIndex.restore` keep the index in a file beside the
+queue's, so that a new process reads only the lines appended since it was saved, not the whole file.
 
     >>> idx = DeadLetterIndex()
     >>> idx.add(0, 10, "t", "bad")
@@ -24,8 +28,11 @@ when the file is indexed afresh (a new process, a file replaced by another one).
 
 from __future__ import annotations
 
+import logging
 import os
-import secrets
+import sys
+import threading
+import zlib
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
@@ -34,31 +41,63 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from hubcore.files import write_atomic
+
 
 class _Head(msgspec.Struct):
     """What the index keeps of a line (msgspec skips the rest, ``raw`` included, without building it)."""
 
     tenant_id: Any = None
     reason: Any = None
+    seq: Any = None
 
 
 _head = msgspec.json.Decoder(_Head)
+log = logging.getLogger("hubcore.dlq")
+#: The largest sequence number a line may carry (a larger one, or a non-integer, is renumbered).
+MAX_SEQ = 2**62
+
+
+class _Saved(msgspec.Struct):
+    """The index as :meth:`DeadLetterIndex.snapshot` writes it (msgpack): the file it describes (device, inode,
+    bytes indexed, CRC-32 of the first and the last 4 KiB indexed), the epoch of its numbering and the columns."""
+
+    version: int
+    epoch: str
+    device: int
+    inode: int
+    indexed: int
+    head_crc: int
+    tail_crc: int
+    byteorder: str
+    starts: bytes
+    lengths: bytes
+    seqs: bytes
+    tenants: bytes
+    reasons: bytes
+    tenant_names: list[str]
+    reason_names: list[str]
+
+
+_SAVED_VERSION = 1
+_CHECK_BYTES = 4096
 
 
 class DeadLetterIndex:
     """Byte ranges, tenants, reasons and sequence numbers of the entries of one queue file, in file order.
     Not thread-safe: the queue calls it under its lock."""
 
-    def __init__(self) -> None:
-        self._next_seq = 0
+    def __init__(self, epoch: str = "") -> None:
+        #: the queue's numbering (:class:`hubcore.dlq.DeadLetterQueue`), named in its positions
+        self.epoch = epoch
         self.reset(None)
 
     def reset(self, identity: tuple[int, int] | None) -> None:
-        """Forget every entry: the file ``identity`` (device, inode) is indexed from its start, under a new
-        :attr:`epoch` (positions of the old numbering mean nothing in it)."""
+        """Forget every entry: the file ``identity`` (device, inode) is indexed from its start (its lines keep
+        their sequence numbers: the file's own)."""
         self.identity = identity
         self.indexed = 0  # bytes of the file indexed (always at a line's end)
-        self.epoch = secrets.token_hex(4)
+        self.last_seq = -1  # the sequence number of the last entry indexed
         self.starts = array("q")
         self.lengths = array("q")
         self.seqs = array("q")
@@ -75,12 +114,12 @@ class DeadLetterIndex:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def add(self, start: int, length: int, tenant: Any, reason: Any, seq: int | None = None) -> None:
-        """Index the line at ``start`` (``length`` bytes, without its newline); ``seq``: its sequence number
-        when it keeps one across a rewrite, else the next one."""
-        if seq is None:
-            seq = self._next_seq
-        self._next_seq = max(self._next_seq, seq + 1)
+    def add(self, start: int, length: int, tenant: Any, reason: Any, seq: Any = None) -> None:
+        """Index the line at ``start`` (``length`` bytes, without its newline); ``seq``: the sequence number
+        it carries, kept if it is an integer above the last entry's, else the one after the last entry's."""
+        if type(seq) is not int or not self.last_seq < seq <= MAX_SEQ:
+            seq = self.last_seq + 1
+        self.last_seq = seq
         tenant_key = tenant if isinstance(tenant, str) else ""
         reason_key = reason if isinstance(reason, str) else ""
         tenant_code = self._tenant_codes.setdefault(tenant_key, len(self._tenant_codes))
@@ -135,20 +174,15 @@ class DeadLetterIndex:
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             self.indexed = start + len(line) + 1
             return
-        self.add(start, len(line), head.tenant_id, head.reason)
+        self.add(start, len(line), head.tenant_id, head.reason, head.seq)
 
     def rebuild(self, identity: tuple[int, int] | None, lines: Iterable[tuple[int, Any, Any, int | None]]) -> None:
         """After the queue rewrote the file (``identity``): its entries as (line length, tenant, reason,
-        sequence number kept, None for a line it had not indexed), in order. The epoch stays: positions keep their meaning."""
-        kept = list(lines)
-        epoch = self.epoch
+        sequence number written in the line), in order."""
         self.reset(identity)
-        renumber = any(seq is None for _, _, _, seq in kept)
-        if not renumber:  # (else a new epoch: a line it had not indexed has no place in the old numbering)
-            self.epoch = epoch
         start = 0
-        for length, tenant, reason, seq in kept:
-            self.add(start, length, tenant, reason, None if renumber else seq)
+        for length, tenant, reason, seq in lines:
+            self.add(start, length, tenant, reason, seq)
             start += length + 1
 
     def matching(self, tenant: str | None, reason_contains: str | None) -> list[int]:
@@ -181,6 +215,160 @@ class DeadLetterIndex:
                 code = self._team_codes[teams] = len(self.team_sets)
                 self.team_sets.append(teams)
             self.teams[position] = code
+
+    def snapshot(self, path: Path) -> bytes | None:
+        """The index of the file at ``path`` as bytes for :meth:`restore` (None unless it describes that file):
+        the columns and names, and what :meth:`restore` checks the file against. Cheap (a copy of the columns
+        and 8 KiB read): take it under the queue's lock, write it outside."""
+        try:
+            with open(path, "rb") as fh:
+                stat = os.fstat(fh.fileno())
+                if (stat.st_dev, stat.st_ino) != self.identity or stat.st_size < self.indexed:
+                    return None
+                head, tail = _check_crcs(fh, self.indexed)
+        except OSError:
+            return None
+        assert self.identity is not None
+        return msgspec.msgpack.encode(
+            _Saved(
+                _SAVED_VERSION, self.epoch, self.identity[0], self.identity[1], self.indexed, head, tail,
+                sys.byteorder, self.starts.tobytes(), self.lengths.tobytes(), self.seqs.tobytes(),
+                self.tenants.tobytes(), self.reasons.tobytes(), list(self._tenant_codes), list(self.reason_names),
+            )
+        )  # fmt: skip
+
+    @classmethod
+    def restore(cls, data: bytes, path: Path, epoch: str) -> DeadLetterIndex | None:
+        """The index :meth:`snapshot` gave, if it still describes the file at ``path`` (same device and
+        inode, at least as long, the same first and last 4 KiB indexed) under numbering ``epoch``; else None
+        (the file was replaced, truncated or rewritten since: index it afresh)."""
+        try:
+            saved = msgspec.msgpack.decode(data, type=_Saved)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        if saved.version != _SAVED_VERSION or saved.epoch != epoch or saved.byteorder != sys.byteorder:
+            return None
+        try:
+            with open(path, "rb") as fh:
+                stat = os.fstat(fh.fileno())
+                if (stat.st_dev, stat.st_ino) != (saved.device, saved.inode) or stat.st_size < saved.indexed:
+                    return None
+                if _check_crcs(fh, saved.indexed) != (saved.head_crc, saved.tail_crc):
+                    return None
+        except OSError:
+            return None
+        idx = cls(epoch)
+        idx.reset((saved.device, saved.inode))
+        columns = (idx.starts, idx.lengths, idx.seqs, idx.tenants, idx.reasons)
+        for column, raw in zip(columns, (saved.starts, saved.lengths, saved.seqs, saved.tenants, saved.reasons),
+                               strict=True):  # fmt: skip
+            try:
+                column.frombytes(raw)
+            except ValueError:
+                return None
+        n = len(idx.starts)
+        if any(len(c) != n for c in columns):
+            return None
+        if n and (max(idx.tenants) >= len(saved.tenant_names) or max(idx.reasons) >= len(saved.reason_names)
+                  or min(idx.tenants) < 0 or min(idx.reasons) < 0):  # fmt: skip
+            return None
+        idx.indexed = saved.indexed
+        idx.last_seq = idx.seqs[-1] if n else -1
+        idx.teams = array("l", [-1]) * n
+        idx._tenant_codes = {name: code for code, name in enumerate(saved.tenant_names)}
+        idx._reason_codes = {name: code for code, name in enumerate(saved.reason_names)}
+        idx.reason_names = list(saved.reason_names)
+        by_tenant: dict[int, array[int]] = {}
+        for position, code in enumerate(idx.tenants):
+            positions = by_tenant.get(code)
+            if positions is None:
+                positions = by_tenant[code] = array("l")
+            positions.append(position)
+        idx._by_tenant = by_tenant
+        return idx
+
+
+def _check_crcs(fh: Any, indexed: int) -> tuple[int, int]:
+    """CRC-32 of the first and of the last (up to) 4 KiB of the ``indexed`` bytes of the open file ``fh``."""
+    size = min(indexed, _CHECK_BYTES)
+    fh.seek(0)
+    head = zlib.crc32(fh.read(size))
+    fh.seek(indexed - size)
+    return head, zlib.crc32(fh.read(size))
+
+
+class IndexFile:
+    """Where and when a queue saves its index between processes (``dlq.index``): :meth:`due` takes a snapshot
+    (under the queue's lock) once the index holds ``every`` entries more than the one saved, and a quarter
+    more; :meth:`write` writes it (outside the lock), without fsync: a cache, checked against the file when
+    read (:meth:`load`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.saved: tuple[int, int] | None = None  # (entries, bytes indexed) of the index saved of this file
+        self._lock = threading.Lock()  # one writer at a time
+
+    def load(self, file_path: Path, epoch: str) -> DeadLetterIndex | None:
+        """The index saved, if it still describes ``file_path`` under numbering ``epoch``
+        (:meth:`DeadLetterIndex.restore`)."""
+        try:
+            idx = DeadLetterIndex.restore(self.path.read_bytes(), file_path, epoch)
+        except OSError:
+            return None
+        if idx is not None:
+            self.saved = (len(idx), idx.indexed)
+        return idx
+
+    def due(self, idx: DeadLetterIndex, file_path: Path, every: int) -> bytes | None:
+        """A snapshot of ``idx`` (the index of ``file_path``) if one is due, else None."""
+        if self.saved is None:
+            if len(idx) < every:
+                return None
+        else:
+            entries, indexed = self.saved
+            quarter = entries // 4 if every > 1 else 0
+            if idx.indexed == indexed or len(idx) - entries < max(every, quarter):
+                return None
+        snapshot = idx.snapshot(file_path)
+        if snapshot is not None:
+            self.saved = (len(idx), idx.indexed)
+        return snapshot
+
+    def write(self, snapshot: bytes | None) -> None:
+        """Save ``snapshot`` (None: nothing to save)."""
+        if snapshot is None:
+            return
+        with self._lock:
+            try:
+                write_atomic(self.path, snapshot, fsync=False)
+            except OSError as exc:  # (a full disk: the next process indexes the file afresh)
+                log.warning("dead-letter queue: could not save its index", extra={"error": str(exc)})
+
+
+def with_seq(line: bytes, seq: int | None) -> bytes:
+    """The JSON object ``line`` with its sequence number ``seq`` as its last key (None: as it is).
+
+    >>> with_seq(b'{"id":"a"}', 7), with_seq(b"{}", 0)
+    (b'{"id":"a","seq":7}', b'{"seq":0}')
+    """
+    if seq is None:
+        return line
+    return line[:-1] + (b'"seq":%d}' if line == b"{}" else b',"seq":%d}') % seq
+
+
+def read_numbering(path: Path) -> tuple[str, int] | None:
+    """The (epoch, floor) of a queue's numbering file (``dlq.numbering``: the epoch its positions name, the
+    lowest number a new entry may take); None if there is none or it cannot be read."""
+    try:
+        data = msgspec.json.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    epoch, floor = data.get("epoch"), data.get("floor")
+    if not (isinstance(epoch, str) and epoch and type(floor) is int and floor >= 0):
+        return None
+    return epoch, floor
 
 
 class IndexView(NamedTuple):

@@ -20,8 +20,11 @@ replay of every entry answers 200 with ``replayed: 0`` on an empty queue. Withou
 A listing reads only its page from the queue's file (:mod:`hubcore.dlq_index`; it had decoded the whole file
 on each call, 1-1.5 s at 234,000 entries). Its ``next_cursor`` (null on the last page) resumes it exactly, a
 replay that removed entries meanwhile included: the next page starts at the newest entry older than the last
-one shown. A cursor is bound to its listing (tenant, ``reason``, the caller's team scope): another listing's,
-a damaged one, one with an ``offset``, or one from before the hub restarted is a 422 ``bad_cursor``.
+one shown. It outlives the hub: the position is an entry's sequence number, kept in the queue's file
+(:mod:`hubcore.dlq`), so a cursor from before a restart resumes exactly; the first listing after a start
+reads only the entries appended since the queue's index was saved (``dlq.index``). A cursor is bound to its
+listing (tenant, ``reason``, the caller's team scope): another listing's, a damaged one, one with an
+``offset``, or one of a queue whose file was removed since (a new numbering) is a 422 ``bad_cursor``.
 
 An entry's ``received_at`` is an ISO-8601 UTC string (:func:`hubcore.times.iso_s`), as the other times in the API's
 answers; it was epoch seconds before (a response-format change). The queue's file keeps epoch seconds.
@@ -115,9 +118,9 @@ async def list_dlq(
             )
         )  # fmt: skip
     except StalePosition:
-        return error_response(422, "bad_cursor", "cursor: the queue was indexed afresh since (the hub restarted, "
-                              "or another process replaced its file), or the cursor is damaged; list again without "
-                              "cursor", field="cursor")  # fmt: skip
+        return error_response(422, "bad_cursor", "cursor: the dead-letter queue was started afresh since (its file "
+                              "was removed), or the cursor is damaged; list again without cursor",
+                              field="cursor")  # fmt: skip
     shown = [entry_json(e) for e in page.entries]
     next_cursor = encode_cursor("dlq", {"p": page.next_position}, scope) if page.next_position else None
     answer: dict[str, Any] = {"entries": shown, "total": page.total, "limit": limit, "offset": offset,

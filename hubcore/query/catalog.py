@@ -18,6 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 from hubcore.query.composite import COMPOSITES
+from hubcore.query.ir import misspelt_composite
 from hubcore.query.model import (
     ALL_TENANTS,
     BUCKETS,
@@ -135,13 +136,8 @@ def stored_name_probe(query: Query) -> tuple[str, list[Any]] | None:
 def unknown_name_error(query: Query) -> QueryError:
     """The 422 on ``metric`` for a bare-string name close to a composite's that the tenant never stored: a typo
     of the composite, which had read as a metric with no data (200, count 0)."""
-    name = query.metric.name
-    return QueryError(
-        "metric",
-        f"{name!r} is neither a composite metric nor a metric name stored for this tenant; did you mean "
-        f"{query.metric.near_composite!r}? (composites: {', '.join(COMPOSITES)}; a name not yet stored is read "
-        f'with "metric": {{"name": {json.dumps(name)}}})',
-    )
+    read_as = f'a name not yet stored is read with "metric": {{"name": {json.dumps(query.metric.name)}}}'
+    return misspelt_composite(query.metric, "a metric name stored for this tenant", read_as)
 
 
 def _metric_labels(cur: Any, points_src: str, where: str, params: list[Any]) -> list[str]:

@@ -15,12 +15,14 @@ event as JSON, which ``| json`` flattens (``payload.threat_type`` → ``payload_
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Final
 
 from hubcore.query.compile_promql import duration, quote, re_escape
 from hubcore.query.composite import COMPOSITES, Part
+from hubcore.query.ir import misspelt_composite
 from hubcore.query.model import BUCKETS, FieldRef, Filter, Query, QueryError
 
 STREAM_LABELS: Final = ("tenant_id", "source_module", "event_type", "severity", "environment")
@@ -127,7 +129,26 @@ def _part(query: Query, part: Part, groups: tuple[str, ...], window: str) -> str
     return terms[0] if len(terms) == 1 else "(" + " + ".join(terms) + ")"
 
 
+def check_name(query: Query) -> None:
+    """A 422 naming the composite (as the embedded store's, :func:`hubcore.query.catalog.unknown_name_error`)
+    for a name given as a bare string close to a composite's (``"metric": "error_rat"``): Loki reads a metric
+    name only with its event type (the label it is in depends on it), which the string form never has.
+
+        >>> from hubcore.query.model import parse_query
+        >>> check_name(parse_query({"metric": "cost_per_reqest"}, tenant="t", now_us=0))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        hubcore.query.ir.QueryError: metric: ... did you mean 'cost_per_request'? ...
+    """
+    m = query.metric
+    if m.near_composite is not None and m.event_type is None:
+        raise misspelt_composite(
+            m, "a metric name the loki backend reads without its event type",
+            f'a metric name is read with "metric": {{"event_type": "telemetry", "name": {json.dumps(m.name)}}}',
+        )  # fmt: skip
+
+
 def compile_logql(query: Query) -> LogPlan:
+    check_name(query)
     agg = query.aggregation
     window = agg.time_bucket or duration(query.time_range.seconds)
     step = BUCKETS[agg.time_bucket] if agg.time_bucket else None

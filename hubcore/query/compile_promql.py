@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from hubcore.query.composite import COMPOSITES, Part
+from hubcore.query.ir import misspelt_composite
 from hubcore.query.model import BUCKETS, FieldRef, Filter, Query, QueryError
 
 #: event field (label form) → Prometheus label, on every hub series
@@ -190,7 +191,28 @@ def _part(query: Query, part: Part, groups: tuple[str, ...], window: str) -> str
     return total
 
 
+def check_name(query: Query) -> None:
+    """A 422 naming the composite (as the embedded store's, :func:`hubcore.query.catalog.unknown_name_error`)
+    for a name given as a bare string close to a composite's (``"metric": "error_rat"``) that is not a
+    histogram of the metric contract: the only metric names this backend reads (a name of another series
+    VictoriaMetrics holds is refused too, ``metric.name`` "not in the metric contract"), so it is a typo.
+
+        >>> from hubcore.query.model import parse_query
+        >>> check_name(parse_query({"metric": "error_rat"}, tenant="t", now_us=0))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        hubcore.query.ir.QueryError: metric: 'error_rat' is neither a composite metric nor ... did you mean 'error_rate'? ...
+    """
+    m = query.metric
+    if m.near_composite is not None and m.name not in HISTOGRAMS:
+        raise misspelt_composite(
+            m, f"a metric name of the metric contract ({', '.join(HISTOGRAMS)})",
+            'the contract\'s counters are read by event type, "metric": {"event_type": "cost"} '
+            f"({', '.join(COUNTERS)})",
+        )  # fmt: skip
+
+
 def compile_promql(query: Query) -> PromPlan:
+    check_name(query)
     agg = query.aggregation
     window = agg.time_bucket or duration(query.time_range.seconds)
     step = BUCKETS[agg.time_bucket] if agg.time_bucket else None

@@ -112,6 +112,23 @@ def closest_composite(name: str) -> str | None:
     return close[0] if close else None
 
 
+def misspelt_composite(metric: Metric, neither: str, read_as: str) -> QueryError:
+    """The 422 on ``metric`` for a name given as a bare string close to a composite's (``metric.near_composite``)
+    that the backend cannot read as a metric name either: a typo of the composite. Every backend words it the
+    same way and suggests the same composite; ``neither`` says which metric names the backend reads,
+    ``read_as`` how to ask for the name as a metric on it.
+
+        >>> m = Metric(name="error_rat", near_composite="error_rate")
+        >>> print(misspelt_composite(m, "a stored metric name", "..."))  # doctest: +ELLIPSIS
+        metric: 'error_rat' is neither a composite metric nor a stored metric name; did you mean 'error_rate'? ...
+    """
+    return QueryError(
+        "metric",
+        f"{metric.name!r} is neither a composite metric nor {neither}; did you mean {metric.near_composite!r}? "
+        f"(composites: {', '.join(COMPOSITES)}; {read_as})",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class TimeRange:
     start_us: int

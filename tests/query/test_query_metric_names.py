@@ -1,5 +1,7 @@
 """A metric name given as a bare string that is close to a composite's: a typo (422, naming the composite)
-unless the tenant has stored events of that name (:func:`hubcore.query.catalog.stored_name_probe`)."""
+unless the tenant has stored events of that name (:func:`hubcore.query.catalog.stored_name_probe`); on
+VictoriaMetrics unless it is a metric of the contract, on Loki always (it reads a name only with its event type).
+tests/query/test_query_metric_names_stack.py runs the hub against a real VictoriaMetrics."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from hubcore.query.cache import QueryCache
-from hubcore.query.executor import EmbeddedBackend, QueryExecutor
+from hubcore.query.executor import EmbeddedBackend, LokiBackend, PromBackend, QueryExecutor
 from hubcore.query.model import ALL_TENANTS, QueryError, parse_query
 from hubcore.storage.embedded import EmbeddedStore
 
@@ -70,3 +72,27 @@ def test_a_cached_answer_of_the_object_form_does_not_answer_the_string_form(stor
     string = parse_query({"time_range": {"last": "1h"}, "metric": "error_ratio"}, tenant="other", now_us=NOW_US)
     with pytest.raises(QueryError, match="did you mean 'error_rate'"):
         ex.execute(string)
+
+
+class _NoReader:
+    """A PromReader/LokiReader that must not be asked: a typo is refused before any request."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the backend was asked ({name}) for a query it should have refused")
+
+
+@pytest.mark.parametrize("backend", [PromBackend(_NoReader()), LokiBackend(_NoReader())], ids=lambda b: b.name)
+@pytest.mark.parametrize(("name", "meant"), [("error_rat", "error_rate"), ("Cost_Per_Reqest", "cost_per_request"),
+                                             ("error_ratio", "error_rate")])  # fmt: skip
+def test_a_name_close_to_a_composite_is_a_422_naming_it_on_the_stack_backends(
+    backend: PromBackend | LokiBackend, name: str, meant: str
+) -> None:
+    ex = QueryExecutor(backend, QueryCache())
+    q = parse_query({"time_range": {"last": "1h"}, "metric": name}, tenant="t", now_us=NOW_US)
+    with pytest.raises(QueryError) as info:  # had been a 422 on metric.name: "not in the metric contract",
+        ex.execute(q)  # or "needs metric.event_type", without the composite meant
+    assert info.value.field == "metric" and info.value.status == 422 and info.value.reason == "invalid_query"
+    assert f"{name!r} is neither a composite metric nor " in str(info.value)
+    assert f"did you mean {meant!r}?" in str(info.value)
+    with pytest.raises(QueryError, match=f"did you mean {meant!r}"):  # an export too
+        ex.stream(q)
