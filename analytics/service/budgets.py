@@ -32,6 +32,7 @@ from analytics.budget import forecast_budget, historic_exhaustion
 from analytics.forecast import EnsembleConfig, EnsembleForecaster, ForecastInputError
 from analytics.service.config import QuerySpec
 from analytics.service.derived import DerivedRow
+from analytics.service.errors import json_text
 from analytics.service.series import load_series
 from hubcore.errors import PermanentError
 from hubcore.query.executor import EmbeddedBackend
@@ -72,7 +73,7 @@ def _time(value: Any, field: str) -> float:
         try:
             dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            raise _bad(field, f"not an ISO-8601 time: {value!r}") from None
+            raise _bad(field, f"not an ISO-8601 time: {json_text(value)}") from None
         seconds = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
     if not 0 <= seconds <= 4_102_444_800:
         raise _bad(field, "must be between 1970-01-01 and 2100-01-01")
@@ -113,10 +114,10 @@ class Budget:
             raise _bad(unknown[0], f"unknown field; a budget takes {', '.join(sorted(known))}")
         amount = body.get("amount")
         if isinstance(amount, bool) or not isinstance(amount, int | float) or not math.isfinite(amount) or amount <= 0:
-            raise _bad("amount", f"must be a positive number of USD, got {amount!r}")
+            raise _bad("amount", f"must be a positive number of USD, got {json_text(amount)}")
         period = body.get("period", "monthly")
         if period not in PERIODS:
-            raise _bad("period", f"must be one of {', '.join(PERIODS)}, got {period!r}")
+            raise _bad("period", f"must be one of {', '.join(PERIODS)}, got {json_text(period)}")
         start = end = None
         if period == "custom":
             if body.get("start") is None or body.get("end") is None:
@@ -130,7 +131,7 @@ class Budget:
             raise _bad("start", f"start/end are only for period 'custom' (period is {period!r})")
         within = body.get("alert_within_days", 7)
         if isinstance(within, bool) or not isinstance(within, int | float) or not 0 <= within <= 366:
-            raise _bad("alert_within_days", f"must be a number of days between 0 and 366, got {within!r}")
+            raise _bad("alert_within_days", f"must be a number of days between 0 and 366, got {json_text(within)}")
         for key in ("name", "team", "project", "model"):
             v = body.get(key)
             if v is not None and (not isinstance(v, str) or not v or len(v) > 200):

@@ -40,6 +40,12 @@ _DERIVED_SCHEMA = pa.schema([("tenant_id", pa.string()), ("ts", pa.timestamp("us
 #: Where a derived row lies in the order :meth:`DerivedRepository.read_series` reads them: (time in µs, name,
 #: model, labels JSON; "" for a null model or labels). Rows can share one (a page skips those it has sent).
 SeriesKey = tuple[int, str, str, str]
+#: Where an anomaly lies in the order :meth:`DerivedRepository.list_anomalies_keyed` lists them, newest first:
+#: (time in µs, id; one time's anomalies by id). A row's key never changes (the id is a digest of its point).
+AnomalyKey = tuple[int, str]
+#: Where each query's anomalies name a team (:meth:`DerivedRepository.list_anomalies_keyed`): (query alias or
+#: None for every other query, the label names holding a team, whether the query's own filter names the team).
+AnomalyTeamPlaces = Sequence[tuple[str | None, Sequence[str], bool]]
 _ANOMALY_FIELDS = ("id", "tenant_id", "query", "model_alias", "labels", "ts", "value", "anomaly_score", "severity",
                    "confidence", "detected_by", "yhat", "yhat_lower", "yhat_upper", "explanation", "is_alert")  # fmt: skip
 
@@ -284,7 +290,24 @@ class DerivedRepository:
                        min_severity: Sequence[str] | None = None, limit: int = 1000,
                        alerts_only: bool = False) -> list[dict[str, Any]]:  # fmt: skip
         """Anomalies of ``tenant`` in ``[start_s, end_s)``, newest first, as API dicts (``alerts_only``: only
-        the points that announced an event, ``is_alert``)."""
+        the points that announced an event, ``is_alert``); at most ``limit``."""
+        keyed = self.list_anomalies_keyed(tenant, start_s=start_s, end_s=end_s, query=query,
+                                          min_severity=min_severity, limit=limit, alerts_only=alerts_only)  # fmt: skip
+        # one time's anomalies the highest score first (null: too large for JSON, the highest)
+        keyed.sort(key=lambda kr: (-kr[0][0], -(kr[1]["anomaly_score"] if kr[1]["anomaly_score"] is not None
+                                                 else float("inf"))))  # fmt: skip
+        return [row for _, row in keyed]
+
+    def list_anomalies_keyed(self, tenant: str, *, start_s: float, end_s: float, query: str | None = None,
+                             min_severity: Sequence[str] | None = None, limit: int = 1000, alerts_only: bool = False,
+                             after: AnomalyKey | None = None, team: str | None = None,
+                             team_places: AnomalyTeamPlaces = (),
+                             ) -> list[tuple[AnomalyKey, dict[str, Any]]]:  # fmt: skip
+        """:meth:`list_anomalies` with each row's :data:`AnomalyKey`, in the order of the keys (newest first;
+        one time's rows by id), from after the key ``after`` on (a page resumed: the rows of a listing never
+        move in that order, whatever is rescored or added meanwhile). ``team``: only the anomalies of that
+        team's series, found where ``team_places`` says each query keeps its team (``(alias, label names,
+        the query's own team filter names the team)``; alias None: every query not listed)."""
         self.ensure()
         sql = (f"SELECT {', '.join(_ANOMALY_FIELDS[:5])}, epoch_us(ts), {', '.join(_ANOMALY_FIELDS[6:])} "
                "FROM analytics_anomalies WHERE tenant_id = ? AND ts >= make_timestamp(CAST(? AS BIGINT)) "
@@ -298,9 +321,16 @@ class DerivedRepository:
             params.append(list(min_severity))
         if alerts_only:
             sql += " AND is_alert"
-        sql += " ORDER BY ts DESC, anomaly_score DESC LIMIT ?"
+        if team is not None:
+            cond, cond_params = _team_condition(team, team_places)
+            sql += f" AND {cond}"
+            params.extend(cond_params)
+        if after is not None:
+            sql += " AND (epoch_us(ts) < ? OR (epoch_us(ts) = ? AND id > ?))"
+            params.extend([after[0], after[0], after[1]])
+        sql += " ORDER BY ts DESC, id LIMIT ?"
         params.append(int(limit))
-        return [_anomaly_dict(r) for r in self.store.read(sql, params).fetchall()]
+        return [((r[5], r[0]), _anomaly_dict(r)) for r in self.store.read(sql, params).fetchall()]
 
     def get_anomaly(self, tenant: str, anomaly_id: str) -> dict[str, Any] | None:
         self.ensure()
@@ -337,3 +367,24 @@ def _anomaly_dict(r: tuple[Any, ...]) -> dict[str, Any]:
         "detected_by": [d for d in (detected_by or "").split(",") if d], "expected_range": [lower, upper],
         "yhat": yhat, "explanation": explanation, "is_alert": bool(is_alert),
     }  # fmt: skip
+
+
+def _team_condition(team: str, places: AnomalyTeamPlaces) -> tuple[str, list[Any]]:
+    """The SQL condition (and its parameters) that keeps the anomalies of ``team``'s series (see
+    :meth:`DerivedRepository.list_anomalies_keyed`); ``false`` when no query can hold one."""
+    listed = [alias for alias, _, _ in places if alias is not None]
+    conds: list[str] = []
+    params: list[Any] = []
+    for alias, labels, filtered in places:
+        head, head_params = ("query = ?", [alias]) if alias is not None else ("NOT list_contains(?, query)", [listed])
+        if filtered:  # every series of the query is that team's
+            conds.append(head)
+            params.extend(head_params)
+            continue
+        names = [n for n in labels if '"' not in n]  # (a label name with a quote cannot be a JSON path here)
+        if names:
+            conds.append(f"({head} AND ({' OR '.join(['json_extract_string(labels, ?) = ?'] * len(names))}))")
+            params.extend(head_params)
+            for name in names:
+                params.extend([f'$."{name}"', team])
+    return (f"({' OR '.join(conds)})" if conds else "false"), params

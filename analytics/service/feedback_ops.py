@@ -20,9 +20,9 @@ import pandas as pd
 
 from analytics.anomaly import FeedbackState
 from analytics.anomaly.raw_cache import RawScoreCache
-from analytics.service.config import AnalyticsConfig
+from analytics.service.config import DEFAULT_DETECTORS, AnalyticsConfig
 from analytics.service.derived import DerivedRepository
-from analytics.service.errors import NotFound
+from analytics.service.errors import NotFound, json_text
 from analytics.service.feedback import FeedbackStore, mark_time_iso, state_answer
 from analytics.service.models import anomaly_id as anomaly_id_of
 from analytics.service.models import build_detector, score_series
@@ -30,6 +30,7 @@ from analytics.service.related import related_columns
 from analytics.service.series import Series, labels_key
 from analytics.service.teams import check_team, series_team, team_dimensions
 from hubcore.errors import InvalidParameter, PermanentError
+from hubcore.query.model import QueryError
 from hubcore.security.rbac import ForbiddenError
 
 
@@ -216,12 +217,15 @@ class FeedbackOpsMixin:
         if model not in self.config.models or query not in self.config.queries:
             raise NotFound(f"anomaly {anomaly_id!r} belongs to query {query!r} / model {model!r}, no longer configured")
         if scope not in (None, "team", "query"):
-            raise InvalidParameter(f'scope: must be "team", "query" or null, got {scope!r}', reason="invalid_feedback")
+            raise InvalidParameter(f'scope: must be "team", "query" or null, got {json_text(scope)}',
+                                   reason="invalid_feedback")  # fmt: skip
         if scope == "team" and team is None:
             raise InvalidParameter(f"scope: the series of anomaly {anomaly_id!r} names no team; its feedback is "
                                    'query-wide ("query" or null)', reason="invalid_feedback")  # fmt: skip
         learner = None if scope == "query" else team
         spec = self.config.models[model]
+        if detector is not None:
+            _check_blamed(anomaly_id, detector, rec["detected_by"], spec.params.get("detectors") or DEFAULT_DETECTORS)
         ts = pd.Timestamp(rec["timestamp"]).tz_localize(None)
         state = self.feedback.effective(tenant, query, team)  # what scored the series
         now: float | None = None
@@ -254,3 +258,18 @@ class FeedbackOpsMixin:
         return {"anomaly": anomaly_id, "query": query, "model_alias": model, "team": learner,
                 "scope": "query" if learner is None else "team",
                 "feedback": state_answer(self.feedback.effective(tenant, query, team))}  # fmt: skip
+
+
+def _check_blamed(anomaly_id: str, detector: str, flagged_by: Sequence[str], detectors: Sequence[str]) -> None:
+    """422 naming ``detector`` unless it flagged the anomaly (its ``detected_by``): a mark aimed at another
+    detector would raise that detector's threshold for nothing (one that gave the point a score of 0 had its
+    threshold raised to 1.1), and leave the detectors that did flag it as they were."""
+    if detector in flagged_by:
+        return
+    by = ", ".join(flagged_by) or "none"
+    if detector not in detectors:
+        raise PermanentError(f"detector: unknown detector {detector!r}; known: {sorted(detectors)} (anomaly "
+                             f"{anomaly_id!r} was flagged by {by})", reason="bad_detector")  # fmt: skip
+    raise QueryError("detector", f"{detector} did not flag anomaly {anomaly_id!r}; it was flagged by {by}: name one "
+                                 "of those, or leave detector out to blame the detectors that flagged it",
+                     reason="invalid_feedback")  # fmt: skip

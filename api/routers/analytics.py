@@ -4,14 +4,15 @@ The :class:`analytics.service.AnalyticsService` comes from ``app.state.analytics
 service, which also starts and stops its scheduler); without one, one is created on first use over the
 same store with the built-in config, and ``GET /anomalies`` runs the caller's due models itself.
 
-* ``GET  /api/v1/anomalies?start=&end=&query=&severity=&limit=&alerts=``
+* ``GET  /api/v1/anomalies?start=&end=&query=&severity=&limit=&alerts=&team=&cursor=`` (paged, ``team=`` filters:
+  :mod:`api.routers.analytics_listing`)
 * ``POST /api/v1/anomalies/{anomaly_id}/feedback``  ``{"label": "false_positive", "detector": null, "scope": null}``
   (a team's series teaches its team's state; ``"scope": "query"``, teams:all only, every series'; so does a
   series naming no team in a query of teams' series, also teams:all only)
 * ``DELETE /api/v1/anomalies/{anomaly_id}/feedback`` (undo that mark),
   ``GET|DELETE /api/v1/anomalies/feedback?query=&team=`` (what a query, or one team, learned; forget it)
 * ``GET  /api/v1/forecast?query=requests_rate&horizon=7d&level=95&step=&threshold=&window_start=&window_end=``
-* ``POST|GET /api/v1/budgets``, ``GET|PUT|DELETE /api/v1/budgets/{budget_id}``
+* ``POST|GET /api/v1/budgets`` (``GET ?team=``: that team's budgets), ``GET|PUT|DELETE /api/v1/budgets/{budget_id}``
 * ``POST /api/v1/whatif``
 * ``GET  /api/v1/analytics/series?name=&query=&start=&end=``
 
@@ -34,12 +35,14 @@ from starlette.responses import Response
 from analytics.service import NotFound
 from analytics.service.budgets import Budget, BudgetNameTaken
 from analytics.service.config import DERIVED_SERIES
-from analytics.service.handlers import SEVERITIES, forecast, parse_time_param, what_if
+from analytics.service.errors import json_text
+from analytics.service.handlers import forecast, parse_time_param, what_if
 from api.cursors import encode_cursor, listing_scope, read_series_cursor
 from api.deps import check_known_params, get_state, principal_of, read_tenant, team_limited
 from api.errors import error_response
 from api.openapi_bodies import request_body
 from api.routers.analytics_access import MAX_BODY, _answer, _body, get_service
+from api.routers.analytics_listing import anomaly_page, check_team_name
 from api.routers.budget_bodies import (
     _BUDGET_EXAMPLE,
     _NAME_TAKEN,
@@ -71,38 +74,29 @@ _FEEDBACK_FIELDS = ("label", "detector", "scope")
 
 
 # -- anomalies -----------------------------------------------------------------------------------------
-@router.get("/anomalies", summary="Anomalous points found by the scheduled anomaly models")
+@router.get(
+    "/anomalies", summary="Anomalous points found by the scheduled anomaly models, newest first (paged)",
+    responses={200: {"description": "at most limit anomalies, newest first; truncated: more match, and "
+                                    "next_cursor (passed as cursor with the same parameters) resumes right after "
+                                    "the last one",
+                     "content": {"application/json": {"example": {"anomalies": [], "truncated": False,
+                                                                  "next_cursor": None}}}}},
+)  # fmt: skip
 async def list_anomalies(
     request: Request, state: Annotated[ApiState, Depends(get_state)], start: str | None = None,
     end: str | None = None, query: str | None = None, severity: str | None = None, tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     alerts: Annotated[bool, Query(description="only the points that announced an event (is_alert): one per "
                                               "incident, what the paging rule fires on")] = False,
+    team: Annotated[str | None, Query(description="only the anomalies of this team's series (a query grouped "
+                                                  "by team, or filtering on it)")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:  # fmt: skip
-    check_known_params(request, ("start", "end", "query", "severity", "tenant", "team", "limit", "alerts"))
+    check_known_params(request, ("start", "end", "query", "severity", "tenant", "team", "limit", "alerts", "cursor"))
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
-
-    def run() -> dict[str, Any]:
-        now = time.time()
-        end_s = parse_time_param(end, "end", now + 1)
-        start_s = parse_time_param(start, "start", end_s - 86_400)
-        if end_s <= start_s:
-            raise InvalidParameter("end: must be after start", reason="bad_time")
-        if severity is not None and severity not in SEVERITIES:
-            raise InvalidParameter(f"severity: must be one of {', '.join(SEVERITIES)} (the minimum shown), "
-                                   f"got {severity!r}")  # fmt: skip
-        if query is not None and query not in svc.config.queries:
-            raise InvalidParameter(f"query: unknown query alias {query!r}; configured: "
-                                   f"{', '.join(sorted(svc.config.queries))}")  # fmt: skip
-        if not svc.running:
-            svc.run_once(tenants=[t])
-        shown = SEVERITIES[SEVERITIES.index(severity) :] if severity else None
-        rows = svc.repo.list_anomalies(t, start_s=start_s, end_s=end_s, query=query, min_severity=shown, limit=limit,
-                                       alerts_only=alerts)  # fmt: skip
-        return {"anomalies": rows}
-
-    return await _answer(run)
+    return await _answer(anomaly_page, svc, t, start=start, end=end, query=query, severity=severity, limit=limit,
+                         alerts=alerts, team=team, cursor=cursor)  # fmt: skip
 
 
 @router.post(
@@ -133,13 +127,14 @@ async def anomaly_feedback(
                               "detector, scope", field="label")  # fmt: skip
     if body["label"] != "false_positive":
         return error_response(422, "invalid_feedback", 'label: must be "false_positive" (the only feedback taught), '
-                              f"got {body['label']!r}", field="label")  # fmt: skip
+                              f"got {json_text(body['label'])}", field="label")  # fmt: skip
     detector, scope = body.get("detector"), body.get("scope")
     if detector is not None and not isinstance(detector, str):
-        return error_response(422, "invalid_feedback", "detector: must be a detector name or null", field="detector")
+        return error_response(422, "invalid_feedback", "detector: must be a detector name or null, got "
+                              f"{json_text(detector)}", field="detector")  # fmt: skip
     if scope not in (None, "team", "query"):
         return error_response(422, "invalid_feedback", 'scope: must be "team" (the series\' team\'s state), "query" '
-                              f"(every series of the query) or null, got {scope!r}", field="scope")  # fmt: skip
+                              f"(every series of the query) or null, got {json_text(scope)}", field="scope")  # fmt: skip
     if scope == "query" and team_limited(request):
         return error_response(403, "forbidden", 'scope: "query" teaches every team\'s series of the query and needs '
                                                 "teams:all; leave it out to teach your team's state")  # fmt: skip
@@ -260,14 +255,21 @@ async def create_budget(request: Request, state: Annotated[ApiState, Depends(get
 
 @router.get("/budgets", summary="Budgets of the tenant with spend, forecast and predicted exhaustion (writes nothing)")
 async def list_budgets(
-    request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None
-) -> Response:
+    request: Request, state: Annotated[ApiState, Depends(get_state)], tenant: str | None = None,
+    team: Annotated[str | None, Query(description="only the budgets of this team")] = None,
+) -> Response:  # fmt: skip
     check_known_params(request, _TENANT_TEAM)
     # a read evaluates and writes nothing: the budget_* series come from the scheduler (budget_every) and
     # from POST/PUT (AnalyticsService.refresh_budget)
     t = read_tenant(request, state, tenant)
     svc = get_service(request, state)
-    return await _answer(lambda: {"budgets": [svc.budget_status(b) for b in svc.budgets.list(t)]})
+
+    def run() -> dict[str, Any]:
+        if team is not None:
+            check_team_name(team)
+        return {"budgets": [svc.budget_status(b) for b in svc.budgets.list(t) if team is None or b.team == team]}
+
+    return await _answer(run)
 
 
 @router.get("/budgets/{budget_id}", summary="One budget's status (writes nothing)")

@@ -608,7 +608,7 @@ def test_tenant_b_sees_nothing_of_a(hub: Any) -> None:
         ("post", "/api/v1/anomalies/nope/feedback", {"json": {}}, 422, "label: missing; the body takes label"),
         ("post", "/api/v1/anomalies/nope/feedback", {"json": ["false_positive"]}, 422, "body: must be a JSON object"),
         ("post", "/api/v1/budgets", {"json": {"amout": 5}}, 422, "amout: unknown field; a budget takes"),
-        ("post", "/api/v1/budgets", {"json": {"name": "x"}}, 422, "amount: must be a positive number of USD, got None"),
+        ("post", "/api/v1/budgets", {"json": {"name": "x"}}, 422, "amount: must be a positive number of USD, got null"),
         # every what-if transform error names scenario[i].<field> and what the field takes
         ("post", "/api/v1/whatif", {"json": {"scenario": [{"type": "scale_traffic"}]}}, 422,
          "scenario[0].factor: missing; scale_traffic takes factor (a number >= 0 (the traffic multiplier)), "
