@@ -126,9 +126,11 @@ def teaches_other_teams(
 MAX_TEAM_LEN = 200
 
 
-def check_team(query: str, spec: QuerySpec, team: str, tenant: str) -> str:
+def check_team(query: str, spec: QuerySpec, team: str, tenant: str, *,
+               teamless: str = "its feedback is query-wide") -> str:
     """``team`` if some series of query ``spec`` (alias ``query``) can belong to it (the query groups by
-    a team, or filters on it); else :class:`InvalidParameter` (422) naming what the query holds."""
+    a team, or filters on it); else :class:`InvalidParameter` (422) naming what the query holds
+    (``teamless`` says what that means when the query has no team label at all)."""
     if not team.strip() or len(team) > MAX_TEAM_LEN:
         raise InvalidParameter(f"team: must be a team name (1 to {MAX_TEAM_LEN} characters), got {team!r}")
     dims = team_dimensions(spec, tenant)
@@ -137,4 +139,4 @@ def check_team(query: str, spec: QuerySpec, team: str, tenant: str) -> str:
     if dims.filtered:
         raise InvalidParameter(f"team: unknown team {team!r} for query {query!r}: its series are team "
                                f"{', '.join(sorted(dims.filtered))}'s")  # fmt: skip
-    raise InvalidParameter(f"team: query {query!r} has no team label; its feedback is query-wide (leave out team)")
+    raise InvalidParameter(f"team: query {query!r} has no team label; {teamless} (leave out team)")

@@ -56,7 +56,7 @@ def anomaly_team_places(config: AnalyticsConfig, tenant: str, team: str, query: 
     check_team_name(team)
     if query is not None:
         try:
-            check_team(query, config.queries[query], team, tenant)
+            check_team(query, config.queries[query], team, tenant, teamless="its anomalies are no team's")
         except InvalidParameter as exc:
             raise QueryError("team", str(exc).removeprefix("team: "), reason="invalid_parameter") from None
     places: list[tuple[str | None, tuple[str, ...], bool]] = []

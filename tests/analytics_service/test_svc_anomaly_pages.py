@@ -215,7 +215,7 @@ def test_team_filters_the_anomalies_to_that_teams_series(hub: Any) -> None:
         ({"team": ""}, "team: must be a team name (1 to 200 characters), got ''"),
         ({"team": "  "}, "team: must be a team name"),
         ({"team": "x" * 201}, "team: must be a team name"),
-        ({"team": "ml", "query": "latency"}, "team: query 'latency' has no team label"),
+        ({"team": "ml", "query": "latency"}, "team: query 'latency' has no team label; its anomalies are no team's"),
         ({"team": "ml", "query": "search_cost"}, "team: unknown team 'ml' for query 'search_cost'"),
     ],
 )

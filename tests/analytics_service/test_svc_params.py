@@ -99,7 +99,7 @@ def test_the_parameters_spelled_right_still_work(hub: Any, budget: str) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["level"] == 50 and r.json()["horizon_steps"] == 6
     params: list[tuple[str, dict[str, Any]]] = [
-        ("/api/v1/anomalies", {"query": "latency_p95", "severity": "high", "start": "-1d", "limit": 5,
+        ("/api/v1/anomalies", {"query": "cost_usd_hourly", "severity": "high", "start": "-1d", "limit": 5,
                                "alerts": "true", "team": "search"}),
         ("/api/v1/analytics/series", {"name": "budget_limit_usd", "start": "-1d", "end": "now", "limit": 10}),
         ("/api/v1/budgets", {"tenant": "default", "team": "search"}),
