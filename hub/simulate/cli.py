@@ -258,7 +258,9 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> int:
     correlated: dict[str, Any] | None = None
     if backfill and code == 0 and not args.dry_run:
         if args.api and not args.grpc:
-            correlated = correlate_span(args.api, t0, t0 + args.backfill + 1.0, tenant=args.tenant, token=args.token,
+            # events carry millisecond timestamps: a sub-millisecond start would leave t0's first millisecond out
+            span_start = math.floor(t0 * 1000.0) / 1000.0
+            correlated = correlate_span(args.api, span_start, t0 + args.backfill + 1.0, tenant=args.tenant, token=args.token,
                                         progress=None if args.quiet else _err)  # fmt: skip
             if "error" in correlated:  # the events are in: resending them would duplicate the history
                 _err(f"error: the events were delivered, but the backfilled span could not be correlated: "

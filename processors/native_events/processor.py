@@ -335,8 +335,10 @@ class NativeEventsProcessor:
         usd = p.amount * rate
         if not math.isfinite(usd):
             raise _Reject(f"payload.amount {p.amount} {currency} is out of range once converted to USD")
-        changed = (msgspec.structs.replace(p, amount=usd, currency="USD", original_amount=p.amount,
-                                           original_currency=currency, exchange_rate=rate)
+        # "currency" is spelled out: it is the struct's default, which msgspec would leave out of the stored payload
+        changed = ({**msgspec.to_builtins(msgspec.structs.replace(p, amount=usd, original_amount=p.amount,
+                                                                  original_currency=currency, exchange_rate=rate)),
+                    "currency": "USD"}
                    if currency != "USD" else None)  # fmt: skip
         return (p.cost_type, usd, "USD", None, p.model, p.provider, p.asset_id, p.input_tokens, p.output_tokens,
                 p.team or tags.get("team"), p.project or tags.get("project"), tags.get("user_id"), ev.severity,

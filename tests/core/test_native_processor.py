@@ -115,7 +115,7 @@ def test_units_and_currencies_are_normalised() -> None:
     assert res.columns["value"] == [1250.0, 15.0, 2000.0]
     assert res.columns["unit"] == ["ms", "USD", "ms"]
     stored = msgspec.json.decode(res.columns["payload"][1])
-    assert stored["amount"] == 15.0 and stored.get("currency", "USD") == "USD"  # USD is the default
+    assert stored["amount"] == 15.0 and stored["currency"] == "USD"  # spelled out: queries group by payload.currency
     # what was sent is kept (a conversion is not undone by a later rate: the sent figure would be lost)
     assert (stored["original_amount"], stored["original_currency"], stored["exchange_rate"]) == (10.0, "EUR", 1.5)
     usd = msgspec.json.decode(res.columns["payload"][1])

@@ -208,6 +208,9 @@ def test_backfill_spreads_history_that_ends_now(stub: StubHub, capsys: pytest.Ca
     )
     assert stamps[0] == pytest.approx(started - 7200, abs=5)  # the history starts SPAN ago ...
     assert started - 300 < stamps[-1] <= time.time()  # ... and ends about now, never in the future
+    # the events' stamps are whole milliseconds: the analysed span starts on one, so none falls before it
+    start_ms = float(query["start"]) * 1000.0
+    assert start_ms == pytest.approx(round(start_ms), abs=1e-3) and float(query["start"]) <= stamps[0]
     hours = np.histogram(stamps, bins=2)[0]
     assert min(hours) > 0.3 * max(hours)  # spread over the span, not bunched at one end
 
