@@ -137,6 +137,19 @@ class ProcessResult:
         return list(zip(self.columns["tenant_id"], self.columns["event_id"], strict=True))
 
 
+def _converted(payload: msgspec.Struct, **fields: Any) -> dict[str, Any]:
+    """The payload to store once ``fields`` were converted: every one of them spelled out, also a value equal
+    to the struct's default (``currency="USD"``, ``evaluation_time_unit="ms"``), which ``omit_defaults``
+    would leave out, so the stored payload says what it was converted to, as one sent that way does.
+
+    >>> from hubcore.model.events import PolicyPayload
+    >>> _converted(PolicyPayload(policy_id="p", result="pass", evaluation_time=2.0, evaluation_time_unit="s"),
+    ...            evaluation_time=2000.0, evaluation_time_unit="ms")["evaluation_time_unit"]
+    'ms'
+    """
+    return {**msgspec.to_builtins(msgspec.structs.replace(payload, **fields)), **fields}
+
+
 class _Reject(Exception):
     pass
 
@@ -335,10 +348,8 @@ class NativeEventsProcessor:
         usd = p.amount * rate
         if not math.isfinite(usd):
             raise _Reject(f"payload.amount {p.amount} {currency} is out of range once converted to USD")
-        # "currency" is spelled out: it is the struct's default, which msgspec would leave out of the stored payload
-        changed = ({**msgspec.to_builtins(msgspec.structs.replace(p, amount=usd, original_amount=p.amount,
-                                                                  original_currency=currency, exchange_rate=rate)),
-                    "currency": "USD"}
+        changed = (_converted(p, currency="USD", amount=usd, original_amount=p.amount, original_currency=currency,
+                              exchange_rate=rate)
                    if currency != "USD" else None)  # fmt: skip
         return (p.cost_type, usd, "USD", None, p.model, p.provider, p.asset_id, p.input_tokens, p.output_tokens,
                 p.team or tags.get("team"), p.project or tags.get("project"), tags.get("user_id"), ev.severity,
@@ -374,11 +385,8 @@ class NativeEventsProcessor:
             raise _Reject(
                 f"payload.evaluation_time must be a finite duration (got {p.evaluation_time} {p.evaluation_time_unit})"
             )
-        changed = (
-            msgspec.structs.replace(p, evaluation_time=ms, evaluation_time_unit="ms")
-            if p.evaluation_time_unit != "ms"
-            else None
-        )
+        changed = (_converted(p, evaluation_time=ms, evaluation_time_unit="ms")
+                   if p.evaluation_time_unit != "ms" else None)  # fmt: skip
         return (p.policy_id, ms, "ms", p.result, p.model, None, p.asset_id, None, None, tags.get("team"),
                 tags.get("project"), tags.get("user_id"), ev.severity, changed, None)  # fmt: skip
 

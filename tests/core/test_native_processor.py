@@ -118,8 +118,9 @@ def test_units_and_currencies_are_normalised() -> None:
     assert stored["amount"] == 15.0 and stored["currency"] == "USD"  # spelled out: queries group by payload.currency
     # what was sent is kept (a conversion is not undone by a later rate: the sent figure would be lost)
     assert (stored["original_amount"], stored["original_currency"], stored["exchange_rate"]) == (10.0, "EUR", 1.5)
-    usd = msgspec.json.decode(res.columns["payload"][1])
-    assert "original_amount" in usd  # (the EUR event) and a USD one carries none:
+    policy = msgspec.json.decode(res.columns["payload"][2])
+    assert (policy["evaluation_time"], policy["evaluation_time_unit"]) == (2000.0, "ms")  # "ms" spelled out too
+    # a USD cost carries no original_amount:
     _, plain = run([make_event("cost", payload={"amount": 3.0})], config=cfg)
     assert "original_amount" not in msgspec.json.decode(plain.columns["payload"][0])
 
